@@ -1,0 +1,149 @@
+//! CPAY applet: the seed-000 prior art ("Card to Card", [0004]-[0008]), a card with its own
+//! P-256 key that signs ID, date, amount and the reader's random (S24).
+//!
+//! Beyond the seed: the debit that follows S38 must carry the reader's signature over a fresh
+//! card nonce, so only a reader whose certificate the card checked in S21 can take value.
+
+use super::ins::*;
+use super::{be32, status, Reply, VirtualCard};
+use crate::apdu::{Command, Response};
+use crate::crypto::{cert, sig};
+use crate::sw;
+use p256::ecdsa::SigningKey;
+
+pub fn sign_message(id: &[u8; 8], date: u32, amount: u32, reader_random: &[u8]) -> Vec<u8> {
+    [
+        DOM_CPAY_SIGN.as_slice(),
+        id,
+        &date.to_be_bytes(),
+        &amount.to_be_bytes(),
+        reader_random,
+    ]
+    .concat()
+}
+
+pub fn debit_message(id: &[u8; 8], price: u32, date: u32, card_nonce: &[u8]) -> Vec<u8> {
+    [
+        DOM_CPAY_DEBIT.as_slice(),
+        id,
+        &price.to_be_bytes(),
+        &date.to_be_bytes(),
+        card_nonce,
+    ]
+    .concat()
+}
+
+impl VirtualCard {
+    pub(crate) fn cpay(&mut self, cmd: &Command) -> Reply {
+        match cmd.ins {
+            READ_FIELD => {
+                let img = self.nvm.get();
+                let data = match (cmd.p1, cmd.p2) {
+                    (FIELD_ID, 0) => img.card_id.to_vec(),
+                    (FIELD_VALUE, 0) => {
+                        [img.cpay.amount.to_be_bytes(), img.cpay.date.to_be_bytes()].concat()
+                    }
+                    (FIELD_CERTIFICATE, 0) => img.cpay.certificate.clone(),
+                    _ => return status(sw::WRONG_P1P2),
+                };
+                if data.is_empty() {
+                    return status(sw::REF_DATA_NOT_FOUND);
+                }
+                Response::ok(data).into()
+            }
+            CPAY_VERIFY_READER => {
+                if (cmd.p1, cmd.p2) != (0x00, 0xBE) {
+                    return status(sw::WRONG_P1P2);
+                }
+                // S21-S23: the card checks the reader's certified key with the center key.
+                self.ram.cpay_reader = None;
+                let Some(center) = self.nvm.get().cpay.center_key else {
+                    return status(sw::CONDITIONS_NOT_SATISFIED);
+                };
+                let Ok(center) = sig::decode_point(&center) else {
+                    return status(sw::NO_DIAGNOSIS);
+                };
+                let Ok(c) = cert::Certificate::parse(&cmd.data) else {
+                    return status(sw::WRONG_DATA);
+                };
+                if c.verify_signature(&center).is_err() || c.body.role != cert::Role::PaymentMachine
+                {
+                    return status(sw::SECURITY_NOT_SATISFIED);
+                }
+                match c.public_key() {
+                    Ok(k) => {
+                        self.ram.cpay_reader = Some(k);
+                        status(sw::OK)
+                    }
+                    Err(_) => status(sw::WRONG_DATA),
+                }
+            }
+            CPAY_SIGN => {
+                // S24: sign ID, date, amount and the reader's random.
+                if cmd.data.len() != 16 {
+                    return status(sw::WRONG_LENGTH);
+                }
+                if self.ram.cpay_reader.is_none() {
+                    return status(sw::COMMAND_NOT_ALLOWED);
+                }
+                let img = self.nvm.get();
+                let Some(key) = img
+                    .cpay
+                    .key
+                    .as_ref()
+                    .and_then(|k| SigningKey::from_slice(k.expose()).ok())
+                else {
+                    return status(sw::CONDITIONS_NOT_SATISFIED);
+                };
+                let (id, date, amount) = (img.card_id, img.cpay.date, img.cpay.amount);
+                let signature = sig::sign(&key, &sign_message(&id, date, amount, &cmd.data));
+                let nonce = self.random16();
+                self.ram.cpay_nonce = Some(nonce);
+                let mut out = Vec::with_capacity(8 + 8 + 16 + 64);
+                out.extend_from_slice(&id);
+                out.extend_from_slice(&date.to_be_bytes());
+                out.extend_from_slice(&amount.to_be_bytes());
+                out.extend_from_slice(&nonce);
+                out.extend_from_slice(&signature);
+                Response::ok(out).into()
+            }
+            CPAY_DEBIT => {
+                if cmd.data.len() != 8 + 64 {
+                    return status(sw::WRONG_LENGTH);
+                }
+                // The nonce is single-use whatever happens next.
+                let (Some(nonce), Some(reader)) =
+                    (self.ram.cpay_nonce.take(), self.ram.cpay_reader)
+                else {
+                    return status(sw::COMMAND_NOT_ALLOWED);
+                };
+                let (price, date) = (be32(&cmd.data, 0), be32(&cmd.data, 4));
+                let id = self.nvm.get().card_id;
+                if sig::verify(
+                    &reader,
+                    &debit_message(&id, price, date, &nonce),
+                    &cmd.data[8..],
+                )
+                .is_err()
+                {
+                    return status(sw::SECURITY_NOT_SATISFIED);
+                }
+                if price == 0 {
+                    return status(sw::WRONG_DATA);
+                }
+                match self.commit(|img| {
+                    if img.cpay.amount < price {
+                        return Err(sw::NOT_ENOUGH_MEMORY);
+                    }
+                    img.cpay.amount -= price;
+                    img.cpay.date = date;
+                    Ok(img.cpay.amount)
+                }) {
+                    Ok(a) => Response::ok(a.to_be_bytes().to_vec()).into(),
+                    Err(r) => r,
+                }
+            }
+            _ => status(sw::INS_NOT_SUPPORTED),
+        }
+    }
+}

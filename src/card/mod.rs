@@ -1,0 +1,293 @@
+//! The reference virtual card: three applets (PURSE, CPAY, XFER) over one NVM image.
+//!
+//! `VirtualCard::process` is the whole card as seen from the contacts: bytes in, bytes out,
+//! with the T=0 / T=1 response-delivery rules applied here so the terminal's procedure-byte
+//! handling meets the same behaviour as on silicon. It never panics on any input.
+
+pub mod cpay;
+pub mod image;
+pub mod ins;
+pub mod nvm;
+pub mod perso;
+pub mod purse;
+pub mod xfer;
+
+use crate::apdu::{Command, Response};
+use crate::sw;
+use image::CardImage;
+use nvm::{Nvm, NvmFailure};
+use p256::ecdsa::VerifyingKey;
+use rand_chacha::ChaCha20Rng;
+use rand_core::{RngCore, SeedableRng};
+
+/// Transmission protocol the card announces in its ATR and follows for response delivery.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize, serde::Serialize)]
+pub enum Protocol {
+    #[serde(rename = "T=0")]
+    T0,
+    #[serde(rename = "T=1")]
+    T1,
+}
+
+impl Protocol {
+    pub fn name(self) -> &'static str {
+        match self {
+            Protocol::T0 => "T=0",
+            Protocol::T1 => "T=1",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Applet {
+    Purse,
+    Cpay,
+    Xfer,
+}
+
+/// Volatile state: lost on every power-off or reset, like card RAM.
+#[derive(Debug, Default)]
+pub(crate) struct Ram {
+    pub selected: Option<Applet>,
+    pub get_response: Option<Vec<u8>>,
+    pub cpay_reader: Option<VerifyingKey>,
+    pub cpay_nonce: Option<[u8; 16]>,
+    pub key_update: Option<xfer::KeyUpdateSession>,
+    pub send: Option<xfer::SendSession>,
+}
+
+/// Outcome of one applet command: a response, or the card going mute (power cut mid-write).
+pub(crate) enum Reply {
+    Answer(Response),
+    Mute,
+}
+
+impl From<Response> for Reply {
+    fn from(r: Response) -> Self {
+        Reply::Answer(r)
+    }
+}
+
+pub(crate) fn status(sw: u16) -> Reply {
+    Reply::Answer(Response::status(sw))
+}
+
+pub struct VirtualCard {
+    pub(crate) nvm: Nvm<CardImage>,
+    pub(crate) ram: Ram,
+    pub(crate) rng: ChaCha20Rng,
+    protocol: Protocol,
+    powered: bool,
+}
+
+impl std::fmt::Debug for VirtualCard {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "VirtualCard({})",
+            hex::encode_upper(self.nvm.get().card_id)
+        )
+    }
+}
+
+impl VirtualCard {
+    /// A blank, unlocked card. `rng_seed` makes its randoms reproducible (same trace on
+    /// every run); `None` draws them from the OS.
+    pub fn blank(protocol: Protocol, rng_seed: Option<[u8; 32]>) -> Self {
+        let rng = match rng_seed {
+            Some(s) => ChaCha20Rng::from_seed(s),
+            None => ChaCha20Rng::from_entropy(),
+        };
+        VirtualCard {
+            nvm: Nvm::new(CardImage::default()),
+            ram: Ram::default(),
+            rng,
+            protocol,
+            powered: false,
+        }
+    }
+
+    pub fn image(&self) -> &CardImage {
+        self.nvm.get()
+    }
+
+    pub fn card_id(&self) -> [u8; 8] {
+        self.nvm.get().card_id
+    }
+
+    pub fn protocol(&self) -> Protocol {
+        self.protocol
+    }
+
+    pub fn nvm_mut(&mut self) -> &mut Nvm<CardImage> {
+        &mut self.nvm
+    }
+
+    pub fn is_powered(&self) -> bool {
+        self.powered
+    }
+
+    /// ATR: direct convention, TD1 announcing the protocol, historical bytes "CARDBENCH".
+    pub fn atr(&self) -> Vec<u8> {
+        let hist = b"CARDBENCH";
+        let t = match self.protocol {
+            Protocol::T0 => 0x00,
+            Protocol::T1 => 0x01,
+        };
+        // TS, T0 (TD1 present, K = 9), TD1 (protocol t, nothing follows).
+        let mut atr = vec![0x3B, 0x80 | hist.len() as u8, t];
+        atr.extend_from_slice(hist);
+        if t != 0 {
+            // TCK is present whenever a protocol other than T=0 is indicated (7816-3 §8.2.5).
+            let tck = atr[1..].iter().fold(0u8, |a, b| a ^ b);
+            atr.push(tck);
+        }
+        atr
+    }
+
+    pub fn power_on(&mut self) -> Vec<u8> {
+        self.ram = Ram::default();
+        self.powered = true;
+        self.atr()
+    }
+
+    pub fn power_off(&mut self) {
+        self.ram = Ram::default();
+        self.powered = false;
+    }
+
+    /// One command in, one response out; `None` when the card does not answer (unpowered,
+    /// or power was cut in the middle of an NVM write).
+    pub fn process(&mut self, bytes: &[u8]) -> Option<Vec<u8>> {
+        if !self.powered {
+            return None;
+        }
+        let cmd = match Command::parse(bytes) {
+            Ok(c) => c,
+            Err(_) => return Some(Response::status(sw::WRONG_LENGTH).to_bytes()),
+        };
+        if cmd.cla == ins::CLA_ISO && cmd.ins == ins::GET_RESPONSE {
+            return Some(self.get_response(&cmd).to_bytes());
+        }
+        self.ram.get_response = None;
+        match self.dispatch(&cmd) {
+            Reply::Answer(r) => Some(self.deliver(&cmd, r).to_bytes()),
+            Reply::Mute => {
+                self.power_off();
+                None
+            }
+        }
+    }
+
+    fn dispatch(&mut self, cmd: &Command) -> Reply {
+        match (cmd.cla, cmd.ins) {
+            (ins::CLA_ISO, ins::SELECT) => self.select(cmd),
+            (ins::CLA_PROP, ins::PERSO_PUT | ins::PERSO_LOCK | ins::PERSO_STATUS) => {
+                self.perso(cmd)
+            }
+            (ins::CLA_ISO | ins::CLA_PROP, _) => match self.ram.selected {
+                Some(Applet::Purse) => self.purse(cmd),
+                Some(Applet::Cpay) => self.cpay(cmd),
+                Some(Applet::Xfer) => self.xfer(cmd),
+                None => status(sw::COMMAND_NOT_ALLOWED),
+            },
+            _ => status(sw::CLA_NOT_SUPPORTED),
+        }
+    }
+
+    fn select(&mut self, cmd: &Command) -> Reply {
+        if cmd.p1 != 0x04 || cmd.p2 & 0xF3 != 0x00 {
+            return status(sw::WRONG_P1P2);
+        }
+        let applet = match cmd.data.as_slice() {
+            a if a == ins::AID_PURSE => Applet::Purse,
+            a if a == ins::AID_CPAY => Applet::Cpay,
+            a if a == ins::AID_XFER => Applet::Xfer,
+            _ => return status(sw::FILE_NOT_FOUND),
+        };
+        // Selecting ends every session of the previously selected applet.
+        self.ram = Ram {
+            selected: Some(applet),
+            ..Ram::default()
+        };
+        status(sw::OK)
+    }
+
+    /// Response delivery rules. T=0: a case-3/4 command with response data answers 61xx and
+    /// leaves the data for GET RESPONSE; a case-2 command with the wrong Le answers 6Cxx.
+    /// T=1: data beyond Ne is left for GET RESPONSE with 61xx.
+    fn deliver(&mut self, cmd: &Command, r: Response) -> Response {
+        if r.data.is_empty() {
+            return r;
+        }
+        let len = r.data.len();
+        match (self.protocol, cmd.data.is_empty(), cmd.le) {
+            (Protocol::T0, true, Some(le)) if le != len && len <= 256 => {
+                Response::status(0x6C00 | (len as u16 & 0xFF))
+            }
+            (Protocol::T0, false, _) | (_, _, None) => {
+                self.ram.get_response = Some(r.data);
+                Response::status(0x6100 | (len.min(256) as u16 & 0xFF))
+            }
+            (_, _, Some(le)) => {
+                if len <= le {
+                    r
+                } else {
+                    let (now, later) = r.data.split_at(le);
+                    let rest = later.len();
+                    self.ram.get_response = Some(later.to_vec());
+                    Response::new(now.to_vec(), 0x6100 | (rest.min(256) as u16 & 0xFF))
+                }
+            }
+        }
+    }
+
+    fn get_response(&mut self, cmd: &Command) -> Response {
+        let Some(mut pending) = self.ram.get_response.take() else {
+            return Response::status(sw::COMMAND_NOT_ALLOWED);
+        };
+        let le = cmd.le.unwrap_or(256).min(256);
+        if le > pending.len() {
+            let n = pending.len();
+            self.ram.get_response = Some(pending);
+            return Response::status(0x6C00 | (n as u16 & 0xFF));
+        }
+        let rest = pending.split_off(le);
+        if rest.is_empty() {
+            Response::ok(pending)
+        } else {
+            let sw = 0x6100 | (rest.len().min(256) as u16 & 0xFF);
+            self.ram.get_response = Some(rest);
+            Response::new(pending, sw)
+        }
+    }
+
+    /// Commit an NVM update; a torn commit makes the card mute.
+    pub(crate) fn commit<R>(
+        &mut self,
+        f: impl FnOnce(&mut CardImage) -> Result<R, u16>,
+    ) -> Result<R, Reply> {
+        match self.nvm.update(f) {
+            Ok(r) => Ok(r),
+            Err(NvmFailure::Refused(sw)) => Err(status(sw)),
+            Err(NvmFailure::Torn) => Err(Reply::Mute),
+        }
+    }
+
+    pub(crate) fn random16(&mut self) -> [u8; 16] {
+        let mut r = [0u8; 16];
+        self.rng.fill_bytes(&mut r);
+        r
+    }
+}
+
+/// Big-endian u32 at `off`; callers check lengths first.
+pub(crate) fn be32(b: &[u8], off: usize) -> u32 {
+    u32::from_be_bytes([b[off], b[off + 1], b[off + 2], b[off + 3]])
+}
+
+pub(crate) fn arr16(b: &[u8], off: usize) -> [u8; 16] {
+    let mut a = [0u8; 16];
+    a.copy_from_slice(&b[off..off + 16]);
+    a
+}

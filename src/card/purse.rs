@@ -1,0 +1,101 @@
+//! PURSE applet (seed 000): a memory card with a backward counter and no crypto.
+//!
+//! The counter is the only thing the card enforces: every value write decrements it by
+//! exactly one in the same NVM transaction, and nothing can set it. The signature and
+//! certificate areas are plain storage; their meaning is checked by the terminals.
+
+use super::ins::*;
+use super::{be32, status, Reply, VirtualCard};
+use crate::apdu::{Command, Response};
+use crate::sw;
+
+/// Byte layout of READ ALL; also used by the terminal to parse it.
+pub fn encode_record(img: &super::image::CardImage) -> Vec<u8> {
+    let p = &img.purse;
+    let mut v = Vec::with_capacity(8 + 12 + 2 + p.signature.len() + p.certificate.len());
+    v.extend_from_slice(&img.card_id);
+    v.extend_from_slice(&p.counter.to_be_bytes());
+    v.extend_from_slice(&p.amount.to_be_bytes());
+    v.extend_from_slice(&p.date.to_be_bytes());
+    v.push(p.signature.len() as u8);
+    v.extend_from_slice(&p.signature);
+    v.push(p.certificate.len() as u8);
+    v.extend_from_slice(&p.certificate);
+    v
+}
+
+impl VirtualCard {
+    pub(crate) fn purse(&mut self, cmd: &Command) -> Reply {
+        let img = self.nvm.get();
+        match cmd.ins {
+            PURSE_READ_ALL => {
+                if cmd.p1 != 0 || cmd.p2 != 0 {
+                    return status(sw::WRONG_P1P2);
+                }
+                Response::ok(encode_record(img)).into()
+            }
+            READ_FIELD => {
+                if cmd.p2 != 0 {
+                    return status(sw::WRONG_P1P2);
+                }
+                let p = &img.purse;
+                let data = match cmd.p1 {
+                    FIELD_ID => img.card_id.to_vec(),
+                    FIELD_COUNTER => p.counter.to_be_bytes().to_vec(),
+                    FIELD_VALUE => [p.amount.to_be_bytes(), p.date.to_be_bytes()].concat(),
+                    FIELD_SIGNATURE => p.signature.clone(),
+                    FIELD_CERTIFICATE => p.certificate.clone(),
+                    _ => return status(sw::WRONG_P1P2),
+                };
+                if data.is_empty() {
+                    return status(sw::REF_DATA_NOT_FOUND);
+                }
+                Response::ok(data).into()
+            }
+            PURSE_WRITE_VALUE => {
+                if cmd.data.len() != 8 {
+                    return status(sw::WRONG_LENGTH);
+                }
+                let (amount, date) = (be32(&cmd.data, 0), be32(&cmd.data, 4));
+                // S1 + S2: value and counter step land together or not at all.
+                match self.commit(|img| {
+                    let p = &mut img.purse;
+                    if p.counter == 0 {
+                        return Err(sw::NOT_ENOUGH_MEMORY);
+                    }
+                    p.counter -= 1;
+                    p.amount = amount;
+                    p.date = date;
+                    Ok(p.counter)
+                }) {
+                    Ok(c) => Response::ok(c.to_be_bytes().to_vec()).into(),
+                    Err(r) => r,
+                }
+            }
+            PURSE_WRITE_SIGNATURE | PURSE_WRITE_CERTIFICATE => {
+                let sig = cmd.ins == PURSE_WRITE_SIGNATURE;
+                let ok_len = if sig {
+                    cmd.data.len() == 64
+                } else {
+                    (1..=255).contains(&cmd.data.len())
+                };
+                if !ok_len {
+                    return status(sw::WRONG_LENGTH);
+                }
+                let data = cmd.data.clone();
+                match self.commit(move |img| {
+                    if sig {
+                        img.purse.signature = data;
+                    } else {
+                        img.purse.certificate = data;
+                    }
+                    Ok(())
+                }) {
+                    Ok(()) => status(sw::OK),
+                    Err(r) => r,
+                }
+            }
+            _ => status(sw::INS_NOT_SUPPORTED),
+        }
+    }
+}

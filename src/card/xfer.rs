@@ -1,0 +1,495 @@
+//! XFER applet (seed 002): transfer-key update (embodiments 1-5) and card-to-card value
+//! transfer (Fig. 4), with the receiving side's pending credit kept in NVM.
+
+use super::image::{LastDebit, PendingCredit};
+use super::ins::*;
+use super::{arr16, be32, status, Reply, VirtualCard};
+use crate::apdu::{Command, Response};
+use crate::crypto::{ae, cert, ecies, mac, sig};
+use crate::secret::Secret;
+use crate::sw;
+use p256::ecdsa::{SigningKey, VerifyingKey};
+
+/// A key-update permission handed out by this card (S1102A, S3102A, …): single use.
+#[derive(Debug, Clone)]
+pub struct KeyUpdateSession {
+    pub mode: u8,
+    pub random: [u8; 16],
+    pub peer: Option<VerifyingKey>,
+}
+
+/// The sending card's tentative debit between S2101A and S2104A: RAM only, so a reset
+/// discards it and the balance never moves before the transmission challenge verifies.
+#[derive(Debug, Clone)]
+pub struct SendSession {
+    pub paid: u32,
+    pub date: u32,
+    pub rnd_send: [u8; 16],
+}
+
+/// Transmission (tag 01) and reception (tag 02) challenges: AES-CMAC under the transfer key.
+pub fn challenge(tk: &[u8; 16], tag: u8, paid: u32, date: u32, random: &[u8; 16]) -> [u8; 16] {
+    mac::cmac(
+        tk,
+        &[&[tag], &paid.to_be_bytes(), &date.to_be_bytes(), random],
+    )
+}
+
+/// Associated data of the key-transport AE (common and multi-key modes).
+pub fn transport_aad(mode: u8) -> Vec<u8> {
+    [DOM_XFER_KEY.as_slice(), &[mode]].concat()
+}
+
+/// What the sending card signs in the public-key modes (S3103B / S8103B).
+pub fn transport_signed(mode: u8, ciphertext: &[u8], random: &[u8]) -> Vec<u8> {
+    [DOM_XFER_KEY.as_slice(), &[mode], ciphertext, random].concat()
+}
+
+/// A key ID with its key, as decrypted from a key-transport message.
+type IdKey = (u32, [u8; 16]);
+
+fn is_public(mode: u8) -> bool {
+    mode == MODE_PUBLIC || mode == MODE_PUBLIC_UK
+}
+
+impl VirtualCard {
+    pub(crate) fn xfer(&mut self, cmd: &Command) -> Reply {
+        let r = match cmd.ins {
+            XFER_GET_INFO => self.xfer_info(cmd),
+            XFER_UPDATE_PERMISSION => self.xfer_update_permission(cmd),
+            XFER_GET_TRANSFER_KEY => self.xfer_get_transfer_key(cmd),
+            XFER_UPDATE_TRANSFER_KEY => self.xfer_update_transfer_key(cmd),
+            XFER_SEND_PERMISSION => self.xfer_send_permission(cmd),
+            XFER_RECEIVE_PERMISSION => self.xfer_receive_permission(cmd),
+            XFER_SEND => self.xfer_send(cmd),
+            XFER_RECEIVE => self.xfer_receive(cmd),
+            XFER_READ_STATE => self.xfer_read_state(cmd),
+            XFER_CANCEL_PENDING => self.xfer_cancel(cmd),
+            _ => Err(status(sw::INS_NOT_SUPPORTED)),
+        };
+        r.unwrap_or_else(|e| e)
+    }
+
+    fn xfer_info(&mut self, cmd: &Command) -> Result<Reply, Reply> {
+        let img = self.nvm.get();
+        let x = &img.xfer;
+        let data = match (cmd.p1, cmd.p2) {
+            (0x00, 0x00) => {
+                let mut v = Vec::with_capacity(40);
+                v.extend_from_slice(&img.card_id);
+                for n in [
+                    x.validity,
+                    x.balance,
+                    x.ukid,
+                    x.tkid,
+                    x.ukid_limit,
+                    x.tkid_limit,
+                ] {
+                    v.extend_from_slice(&n.to_be_bytes());
+                }
+                let flags = u8::from(x.uk.is_some())
+                    | u8::from(x.card_key.is_some()) << 1
+                    | u8::from(x.pending_credit.is_some()) << 2
+                    | u8::from(x.last_debit.is_some()) << 3;
+                v.push(flags);
+                v.push(x.slots.len() as u8);
+                for (id, _) in &x.slots {
+                    v.extend_from_slice(&id.to_be_bytes());
+                }
+                v
+            }
+            (0x01, 0x00) if !x.certificate.is_empty() => x.certificate.clone(),
+            (0x01, 0x00) => return Err(status(sw::REF_DATA_NOT_FOUND)),
+            _ => return Err(status(sw::WRONG_P1P2)),
+        };
+        Ok(Response::ok(data).into())
+    }
+
+    fn card_signing_key(&self) -> Result<SigningKey, Reply> {
+        self.nvm
+            .get()
+            .xfer
+            .card_key
+            .as_ref()
+            .and_then(|k| SigningKey::from_slice(k.expose()).ok())
+            .ok_or_else(|| status(sw::CONDITIONS_NOT_SATISFIED))
+    }
+
+    /// Parse a peer certificate and check it against the CA key stored at personalization.
+    fn verified_peer(&self, bytes: &[u8]) -> Result<VerifyingKey, Reply> {
+        let ca = self
+            .nvm
+            .get()
+            .xfer
+            .ca_key
+            .ok_or_else(|| status(sw::CONDITIONS_NOT_SATISFIED))?;
+        let ca = sig::decode_point(&ca).map_err(|_| status(sw::NO_DIAGNOSIS))?;
+        let c = cert::Certificate::parse(bytes).map_err(|_| status(sw::WRONG_DATA))?;
+        if c.verify_signature(&ca).is_err() || c.body.role != cert::Role::XferCard {
+            return Err(status(sw::SECURITY_NOT_SATISFIED));
+        }
+        c.public_key().map_err(|_| status(sw::WRONG_DATA))
+    }
+
+    fn mode_of(cmd: &Command) -> Result<u8, Reply> {
+        match cmd.p1 {
+            MODE_COMMON | MODE_PUBLIC | MODE_MULTI | MODE_PUBLIC_UK if cmd.p2 == 0 => Ok(cmd.p1),
+            _ => Err(status(sw::WRONG_P1P2)),
+        }
+    }
+
+    /// S1102A / S3102A / S6102A / S8102A: hand out a fresh update random.
+    fn xfer_update_permission(&mut self, cmd: &Command) -> Result<Reply, Reply> {
+        let mode = Self::mode_of(cmd)?;
+        self.ram.key_update = None;
+        let peer = if is_public(mode) {
+            self.card_signing_key()?;
+            Some(self.verified_peer(&cmd.data)?)
+        } else {
+            if !cmd.data.is_empty() {
+                return Err(status(sw::WRONG_LENGTH));
+            }
+            if self.nvm.get().xfer.uk.is_none() {
+                return Err(status(sw::CONDITIONS_NOT_SATISFIED));
+            }
+            None
+        };
+        let random = self.random16();
+        self.ram.key_update = Some(KeyUpdateSession { mode, random, peer });
+        Ok(Response::ok(random.to_vec()).into())
+    }
+
+    /// S1102B / S3102B+S3103B / S6102B / S8102B+S8103B: export the transfer key, protected.
+    fn xfer_get_transfer_key(&mut self, cmd: &Command) -> Result<Reply, Reply> {
+        let mode = Self::mode_of(cmd)?;
+        if cmd.data.len() < 16 || (!is_public(mode) && cmd.data.len() != 16) {
+            return Err(status(sw::WRONG_LENGTH));
+        }
+        let random = arr16(&cmd.data, 0);
+        let x = self.nvm.get().xfer.clone();
+        let tk =
+            x.tk.as_ref()
+                .ok_or_else(|| status(sw::CONDITIONS_NOT_SATISFIED))?;
+        let out = if is_public(mode) {
+            let peer = self.verified_peer(&cmd.data[16..])?;
+            let key = self.card_signing_key()?;
+            let mut pt = Vec::with_capacity(40);
+            pt.extend_from_slice(&x.tkid.to_be_bytes());
+            pt.extend_from_slice(tk.expose());
+            if mode == MODE_PUBLIC_UK {
+                let uk =
+                    x.uk.as_ref()
+                        .ok_or_else(|| status(sw::CONDITIONS_NOT_SATISFIED))?;
+                pt.extend_from_slice(&x.ukid.to_be_bytes());
+                pt.extend_from_slice(uk.expose());
+            }
+            let ct = ecies::encrypt(&mut self.rng, &p256::PublicKey::from(&peer), &pt);
+            let signature = sig::sign(&key, &transport_signed(mode, &ct, &random));
+            [ct, signature.to_vec()].concat()
+        } else {
+            let uk =
+                x.uk.as_ref()
+                    .ok_or_else(|| status(sw::CONDITIONS_NOT_SATISFIED))?;
+            let mut pt = Vec::with_capacity(36);
+            pt.extend_from_slice(&random);
+            pt.extend_from_slice(&x.tkid.to_be_bytes());
+            if mode == MODE_COMMON {
+                pt.extend_from_slice(tk.expose());
+            }
+            let iv = self.random16();
+            ae::seal(
+                &ae::AeKeys::from_key(uk.expose()),
+                &iv,
+                &transport_aad(mode),
+                &pt,
+            )
+        };
+        Ok(Response::ok(out).into())
+    }
+
+    /// S1103A-S1104A / S3103A-S3105A / S6103A-S6104A / S8103A-S8105A.
+    fn xfer_update_transfer_key(&mut self, cmd: &Command) -> Result<Reply, Reply> {
+        let mode = Self::mode_of(cmd)?;
+        // The permission is consumed by any attempt, so a random is never accepted twice.
+        let session = self
+            .ram
+            .key_update
+            .take()
+            .ok_or_else(|| status(sw::COMMAND_NOT_ALLOWED))?;
+        if session.mode != mode {
+            return Err(status(sw::COMMAND_NOT_ALLOWED));
+        }
+        let x = self.nvm.get().xfer.clone();
+        let refused = || status(sw::SECURITY_NOT_SATISFIED);
+        let (tkid, tk, uk): (u32, [u8; 16], Option<IdKey>) = if is_public(mode) {
+            if cmd.data.len() < ecies::OVERHEAD + 64 {
+                return Err(status(sw::WRONG_LENGTH));
+            }
+            let (ct, signature) = cmd.data.split_at(cmd.data.len() - 64);
+            let peer = session.peer.ok_or_else(refused)?;
+            sig::verify(
+                &peer,
+                &transport_signed(mode, ct, &session.random),
+                signature,
+            )
+            .map_err(|_| refused())?;
+            let key = self.card_signing_key()?;
+            let pt = ecies::decrypt(&p256::SecretKey::from(key), ct).map_err(|_| refused())?;
+            match (mode, pt.len()) {
+                (MODE_PUBLIC, 20) => (be32(&pt, 0), arr16(&pt, 4), None),
+                (MODE_PUBLIC_UK, 40) => (
+                    be32(&pt, 0),
+                    arr16(&pt, 4),
+                    Some((be32(&pt, 20), arr16(&pt, 24))),
+                ),
+                _ => return Err(status(sw::WRONG_DATA)),
+            }
+        } else {
+            let uk =
+                x.uk.as_ref()
+                    .ok_or_else(|| status(sw::CONDITIONS_NOT_SATISFIED))?;
+            let pt = ae::open(
+                &ae::AeKeys::from_key(uk.expose()),
+                &transport_aad(mode),
+                &cmd.data,
+            )
+            .map_err(|_| refused())?;
+            let want = if mode == MODE_COMMON { 36 } else { 20 };
+            if pt.len() != want {
+                return Err(status(sw::WRONG_DATA));
+            }
+            if pt[..16] != session.random {
+                return Err(refused());
+            }
+            let tkid = be32(&pt, 16);
+            let tk = if mode == MODE_COMMON {
+                arr16(&pt, 20)
+            } else {
+                let slot = x.slots.iter().find(|(id, _)| *id == tkid);
+                *slot
+                    .ok_or_else(|| status(sw::REF_DATA_NOT_USABLE))?
+                    .1
+                    .expose()
+            };
+            (tkid, tk, None)
+        };
+        // Range checks: current < new <= upper limit, for every ID that moves.
+        if !(x.tkid < tkid && tkid <= x.tkid_limit) {
+            return Err(status(sw::REF_DATA_NOT_USABLE));
+        }
+        if let Some((ukid, _)) = uk {
+            if !(x.ukid < ukid && ukid <= x.ukid_limit) {
+                return Err(status(sw::REF_DATA_NOT_USABLE));
+            }
+        }
+        self.commit(|img| {
+            img.xfer.tkid = tkid;
+            img.xfer.tk = Some(Secret::new(tk));
+            if let Some((ukid, uk)) = uk {
+                img.xfer.ukid = ukid;
+                img.xfer.uk = Some(Secret::new(uk));
+            }
+            Ok(())
+        })?;
+        Ok(status(sw::OK))
+    }
+
+    fn transfer_key(&self) -> Result<[u8; 16], Reply> {
+        self.nvm
+            .get()
+            .xfer
+            .tk
+            .as_ref()
+            .map(|k| *k.expose())
+            .ok_or_else(|| status(sw::CONDITIONS_NOT_SATISFIED))
+    }
+
+    /// Common checks of both permissions: key present, amount and validity.
+    fn transfer_preconditions(
+        &self,
+        data: &[u8],
+        len: usize,
+    ) -> Result<(u32, u32, [u8; 16]), Reply> {
+        if data.len() != len {
+            return Err(status(sw::WRONG_LENGTH));
+        }
+        let tk = self.transfer_key()?;
+        let (paid, date) = (be32(data, 0), be32(data, 4));
+        if paid == 0 {
+            return Err(status(sw::WRONG_DATA));
+        }
+        if date > self.nvm.get().xfer.validity {
+            return Err(status(sw::CONDITIONS_NOT_SATISFIED));
+        }
+        Ok((paid, date, tk))
+    }
+
+    /// S2101A-S2102A: tentative debit (RAM) and the transmission random.
+    fn xfer_send_permission(&mut self, cmd: &Command) -> Result<Reply, Reply> {
+        self.ram.send = None;
+        let (paid, date, _) = self.transfer_preconditions(&cmd.data, 8)?;
+        if self.nvm.get().xfer.balance < paid {
+            return Err(status(sw::NOT_ENOUGH_MEMORY));
+        }
+        let rnd_send = self.random16();
+        self.ram.send = Some(SendSession {
+            paid,
+            date,
+            rnd_send,
+        });
+        Ok(Response::ok(rnd_send.to_vec()).into())
+    }
+
+    /// S2101B-S2103B: tentative credit kept in NVM, transmission challenge, reception random.
+    fn xfer_receive_permission(&mut self, cmd: &Command) -> Result<Reply, Reply> {
+        let (paid, date, tk) = self.transfer_preconditions(&cmd.data, 24)?;
+        let rnd_send = arr16(&cmd.data, 8);
+        let x = &self.nvm.get().xfer;
+        if x.pending_credit.is_some() {
+            return Err(status(sw::COMMAND_NOT_ALLOWED));
+        }
+        if x.balance
+            .checked_add(paid)
+            .map_or(true, |b| b > x.balance_cap())
+        {
+            return Err(status(sw::NOT_ENOUGH_MEMORY));
+        }
+        let rnd_recv = self.random16();
+        let chal = challenge(&tk, TAG_TRANSMISSION, paid, date, &rnd_send);
+        self.commit(|img| {
+            img.xfer.pending_credit = Some(PendingCredit {
+                paid,
+                date,
+                rnd_send,
+                rnd_recv,
+            });
+            Ok(())
+        })?;
+        Ok(Response::ok([chal, rnd_recv].concat()).into())
+    }
+
+    /// S2103A-S2105A: verify the transmission challenge, commit the debit, answer the
+    /// reception challenge.
+    fn xfer_send(&mut self, cmd: &Command) -> Result<Reply, Reply> {
+        if cmd.data.len() != 32 {
+            return Err(status(sw::WRONG_LENGTH));
+        }
+        let s = self
+            .ram
+            .send
+            .take()
+            .ok_or_else(|| status(sw::COMMAND_NOT_ALLOWED))?;
+        let tk = self.transfer_key()?;
+        let parts: [&[u8]; 4] = [
+            &[TAG_TRANSMISSION],
+            &s.paid.to_be_bytes(),
+            &s.date.to_be_bytes(),
+            &s.rnd_send,
+        ];
+        if !mac::verify(&tk, &parts, &cmd.data[..16]) {
+            return Err(status(sw::SECURITY_NOT_SATISFIED));
+        }
+        let rnd_recv = arr16(&cmd.data, 16);
+        let chal = challenge(&tk, TAG_RECEPTION, s.paid, s.date, &rnd_recv);
+        self.commit(|img| {
+            if img.xfer.balance < s.paid {
+                return Err(sw::NOT_ENOUGH_MEMORY);
+            }
+            img.xfer.balance -= s.paid;
+            img.xfer.last_debit = Some(LastDebit {
+                paid: s.paid,
+                date: s.date,
+                rnd_send: s.rnd_send,
+                rnd_recv,
+                challenge: chal,
+            });
+            Ok(())
+        })?;
+        Ok(Response::ok(chal.to_vec()).into())
+    }
+
+    /// S2104B-S2105B: verify the reception challenge, commit the credit.
+    fn xfer_receive(&mut self, cmd: &Command) -> Result<Reply, Reply> {
+        if cmd.data.len() != 16 {
+            return Err(status(sw::WRONG_LENGTH));
+        }
+        let tk = self.transfer_key()?;
+        let p = self
+            .nvm
+            .get()
+            .xfer
+            .pending_credit
+            .clone()
+            .ok_or_else(|| status(sw::COMMAND_NOT_ALLOWED))?;
+        let parts: [&[u8]; 4] = [
+            &[TAG_RECEPTION],
+            &p.paid.to_be_bytes(),
+            &p.date.to_be_bytes(),
+            &p.rnd_recv,
+        ];
+        if !mac::verify(&tk, &parts, &cmd.data) {
+            return Err(status(sw::SECURITY_NOT_SATISFIED));
+        }
+        let balance = self.commit(|img| {
+            let x = &mut img.xfer;
+            let b = x
+                .balance
+                .checked_add(p.paid)
+                .filter(|b| *b <= x.balance_cap())
+                .ok_or(sw::NOT_ENOUGH_MEMORY)?;
+            x.balance = b;
+            x.pending_credit = None;
+            Ok(b)
+        })?;
+        Ok(Response::ok(balance.to_be_bytes().to_vec()).into())
+    }
+
+    fn xfer_read_state(&mut self, cmd: &Command) -> Result<Reply, Reply> {
+        let x = &self.nvm.get().xfer;
+        let data = match (cmd.p1, cmd.p2) {
+            (0x01, 0) => {
+                let p = x
+                    .pending_credit
+                    .as_ref()
+                    .ok_or_else(|| status(sw::REF_DATA_NOT_FOUND))?;
+                [
+                    &p.paid.to_be_bytes()[..],
+                    &p.date.to_be_bytes(),
+                    &p.rnd_send,
+                    &p.rnd_recv,
+                ]
+                .concat()
+            }
+            (0x02, 0) => {
+                let d = x
+                    .last_debit
+                    .as_ref()
+                    .ok_or_else(|| status(sw::REF_DATA_NOT_FOUND))?;
+                [
+                    &d.paid.to_be_bytes()[..],
+                    &d.date.to_be_bytes(),
+                    &d.rnd_send,
+                    &d.rnd_recv,
+                    &d.challenge,
+                ]
+                .concat()
+            }
+            _ => return Err(status(sw::WRONG_P1P2)),
+        };
+        Ok(Response::ok(data).into())
+    }
+
+    fn xfer_cancel(&mut self, cmd: &Command) -> Result<Reply, Reply> {
+        if cmd.p1 != 0 || cmd.p2 != 0 {
+            return Err(status(sw::WRONG_P1P2));
+        }
+        if self.nvm.get().xfer.pending_credit.is_none() {
+            return Err(status(sw::REF_DATA_NOT_FOUND));
+        }
+        self.commit(|img| {
+            img.xfer.pending_credit = None;
+            Ok(())
+        })?;
+        Ok(status(sw::OK))
+    }
+}

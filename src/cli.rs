@@ -1,0 +1,221 @@
+//! Command-line edges: parse arguments, resolve them into a validated run, map results to
+//! exit codes (0 all passed, 1 a test failed, 2 the bench could not run).
+
+use crate::event::{Event, Recorder};
+use crate::keys::Keyset;
+use crate::lab::Lab;
+use crate::plan::Plan;
+use crate::runner::{run_plan, RunReport};
+use crate::sinks::{self, Console, Sink};
+use crate::trace::TraceCsv;
+use anyhow::{Context, Result};
+use clap::{Parser, Subcommand};
+use sha2::{Digest, Sha256};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "cardbench",
+    version,
+    about = "Smart-card bench: conformance plans, APDU traces, timing"
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub cmd: Cmd,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Cmd {
+    /// Run a plan of protocol-engine steps on a profile's heads.
+    Run {
+        /// Plan file (test-plans/*.toml).
+        plan: PathBuf,
+        /// Lab profile (profiles/*.toml).
+        #[arg(long, short)]
+        profile: PathBuf,
+        /// Run identifier (default: UTC time + plan id + random suffix).
+        #[arg(long)]
+        run_id: Option<String>,
+        /// Directory for run folders (default: the profile's `logs`, else ./logs).
+        #[arg(long)]
+        logs: Option<PathBuf>,
+        /// Only the summary line.
+        #[arg(long, short)]
+        quiet: bool,
+    },
+    /// Test keys and PKI.
+    Keys {
+        #[command(subcommand)]
+        cmd: KeysCmd,
+    },
+    /// List a profile's heads with card presence and ATR.
+    Heads {
+        #[arg(long, short)]
+        profile: PathBuf,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum KeysCmd {
+    /// Create a test PKI and key set in DIR (keyset.toml mode 0600 plus public files).
+    Init {
+        dir: PathBuf,
+        /// Overwrite an existing keyset.
+        #[arg(long)]
+        force: bool,
+    },
+}
+
+/// Bad input or a bench failure: exit 2 with one line.
+struct BenchError(anyhow::Error);
+
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match dispatch(cli) {
+        Ok(code) => code,
+        Err(BenchError(e)) => {
+            let chain: Vec<String> = e.chain().map(|c| c.to_string()).collect();
+            eprintln!("cardbench: error: {}", chain.join(": "));
+            ExitCode::from(2)
+        }
+    }
+}
+
+fn dispatch(cli: Cli) -> Result<ExitCode, BenchError> {
+    match cli.cmd {
+        Cmd::Run {
+            plan,
+            profile,
+            run_id,
+            logs,
+            quiet,
+        } => run(&plan, &profile, run_id, logs, quiet),
+        Cmd::Keys {
+            cmd: KeysCmd::Init { dir, force },
+        } => keys_init(&dir, force).map_err(BenchError),
+        Cmd::Heads { profile } => heads(&profile).map_err(BenchError),
+    }
+}
+
+fn keys_init(dir: &Path, force: bool) -> Result<ExitCode> {
+    let ks = Keyset::generate();
+    let files = ks.save(dir, force)?;
+    println!("test keyset written (TEST KEYS ONLY):");
+    for f in files {
+        println!("  {}", f.display());
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn heads(profile: &Path) -> Result<ExitCode> {
+    let loaded = crate::profile::load(profile)?;
+    let mut lab = Lab::from_profile(&loaded)?;
+    println!(
+        "{:<8} {:<8} {:<20} {:<8} {:<6} ATR",
+        "HEAD", "DRIVER", "READER", "ROLE", "CARD"
+    );
+    for h in lab.heads.iter_mut() {
+        let present = h.head.card_present();
+        let atr = match present {
+            Ok(true) => h
+                .head
+                .power_on()
+                .map(hex::encode_upper)
+                .unwrap_or_else(|e| format!("({e})")),
+            Ok(false) => String::new(),
+            Err(ref e) => format!("({e})"),
+        };
+        let info = h.head.info().clone();
+        let card = match present {
+            Ok(true) => "yes",
+            Ok(false) => "no",
+            Err(_) => "?",
+        };
+        println!(
+            "{:<8} {:<8} {:<20} {:<8} {:<6} {atr}",
+            info.name, info.driver, info.reader, h.role, card
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn default_run_id(plan_id: &str) -> String {
+    let suffix: u16 = rand_core::RngCore::next_u32(&mut rand_core::OsRng) as u16;
+    format!(
+        "{}-{plan_id}-{suffix:04x}",
+        chrono::Utc::now().format("%Y%m%dT%H%M%SZ")
+    )
+}
+
+fn run(
+    plan: &Path,
+    profile: &Path,
+    run_id: Option<String>,
+    logs: Option<PathBuf>,
+    quiet: bool,
+) -> Result<ExitCode, BenchError> {
+    // Everything is validated before a directory is made or a byte is sent.
+    let prepared = (|| -> Result<_> {
+        let loaded = crate::profile::load(profile)?;
+        let lab = Lab::from_profile(&loaded)?;
+        let plan = Plan::load(plan)?;
+        plan.bind(|n| lab.head_index(n).is_some())?;
+        Ok((lab, plan))
+    })();
+    let (mut lab, plan) = prepared.map_err(BenchError)?;
+    let run_id = run_id.unwrap_or_else(|| default_run_id(&plan.meta.id));
+    if run_id.is_empty() || run_id.contains(['/', '\\']) || run_id.starts_with('.') {
+        return Err(BenchError(anyhow::anyhow!(
+            "run id '{run_id}' must be a plain folder name"
+        )));
+    }
+    let dir = logs.unwrap_or_else(|| lab.logs.clone()).join(&run_id);
+    std::fs::create_dir_all(&dir)
+        .with_context(|| format!("cannot create {}", dir.display()))
+        .map_err(BenchError)?;
+    let trace_path = dir.join("trace.csv");
+    let trace = TraceCsv::create(&trace_path, &run_id, &plan.meta.id)
+        .with_context(|| format!("cannot create {}", trace_path.display()))
+        .map_err(BenchError)?;
+    let (rec, rx) = Recorder::new(&plan.meta.id);
+    let sink_list: Vec<Box<dyn Sink>> = vec![
+        Box::new(trace),
+        Box::new(Console::new(std::io::stdout(), quiet)),
+    ];
+    let sinks = sinks::spawn(rx, sink_list);
+    rec.send(Event::RunStarted {
+        run_id: run_id.clone(),
+        plan: plan.path.display().to_string(),
+        profile: profile.display().to_string(),
+    });
+    let now = lab
+        .clock
+        .unwrap_or_else(|| chrono::Utc::now().timestamp() as u32);
+    let seed: [u8; 32] = Sha256::new()
+        .chain_update(b"cardbench terminal")
+        .chain_update(&plan.meta.id)
+        .finalize()
+        .into();
+    let report: RunReport = run_plan(&plan, &mut lab, &rec, now, seed);
+    drop(rec);
+    let sink_errors = sinks
+        .join()
+        .unwrap_or_else(|_| vec!["sink thread panicked".into()]);
+    println!(
+        "{}: {} steps, {} passed, {} failed; trace {}",
+        plan.meta.id,
+        report.steps.len(),
+        report.passed(),
+        report.failed(),
+        trace_path.display()
+    );
+    if let Some(e) = sink_errors.first() {
+        return Err(BenchError(anyhow::anyhow!("writing run output: {e}")));
+    }
+    Ok(if report.failed() == 0 {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
+}

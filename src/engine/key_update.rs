@@ -1,0 +1,368 @@
+//! Seed 002 transfer-key update, embodiments 1-5 (Figs. 3, 7, 10, 11, 14, 17, 18).
+//!
+//! Step labels follow the seed: terminal steps S<e>001-S<e>006, card steps S<e>1xxA/B, where
+//! <e> is 1 (common key), 3 (public key), 4/5 (3rd embodiment: common / public chosen by
+//! update-key IDs), 6 (multi-key) or 7/8 (5th: common / public moving the update key too).
+//! "A" is always the card being updated and "B" the card holding the newer key, as in the
+//! seed's figures.
+
+use super::{
+    be32, finish, ok_data, reject, EngineError, Flow, Outcome, RejectKind, Stop, Terminal,
+};
+use crate::apdu::Response;
+use crate::card::ins::*;
+use crate::cmds;
+use crate::crypto::cert::{Certificate, Role};
+use crate::link::Link;
+use crate::sw;
+
+/// Which embodiment the terminal runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum UpdateMode {
+    /// 1st embodiment: shared update key.
+    Common,
+    /// 2nd: card key pairs and CA-signed certificates.
+    Public,
+    /// 3rd: common if the update-key IDs match, else public.
+    Auto,
+    /// 4th: preloaded transfer keys, only the ID moves.
+    Multi,
+    /// 5th: like Auto, and the public path moves the update key as well.
+    Rollover,
+}
+
+/// GET CARD INFO (P1=00) as the terminal reads it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CardInfo {
+    pub card_id: [u8; 8],
+    pub validity: u32,
+    pub balance: u32,
+    pub ukid: u32,
+    pub tkid: u32,
+    pub ukid_limit: u32,
+    pub tkid_limit: u32,
+    pub flags: u8,
+    pub slots: Vec<u32>,
+}
+
+impl CardInfo {
+    pub fn parse(b: &[u8]) -> Option<CardInfo> {
+        if b.len() < 34 {
+            return None;
+        }
+        let n = b[33] as usize;
+        if b.len() != 34 + 4 * n {
+            return None;
+        }
+        Some(CardInfo {
+            card_id: b[..8].try_into().ok()?,
+            validity: be32(b, 8),
+            balance: be32(b, 12),
+            ukid: be32(b, 16),
+            tkid: be32(b, 20),
+            ukid_limit: be32(b, 24),
+            tkid_limit: be32(b, 28),
+            flags: b[32],
+            slots: (0..n).map(|i| be32(b, 34 + 4 * i)).collect(),
+        })
+    }
+
+    pub fn has_pending_credit(&self) -> bool {
+        self.flags & 0x04 != 0
+    }
+}
+
+/// Select XFER and read the card information (S1101A/B and their twins).
+pub(crate) fn read_info(link: &mut Link, select_step: &str, step: &str) -> Flow<CardInfo> {
+    ok_data(link, select_step, &cmds::select(&AID_XFER))?;
+    read_info_selected(link, step)
+}
+
+pub(crate) fn read_info_selected(link: &mut Link, step: &str) -> Flow<CardInfo> {
+    let data = ok_data(link, step, &cmds::xfer_info())?;
+    match CardInfo::parse(&data) {
+        Some(i) => {
+            link.card_id = hex::encode_upper(i.card_id);
+            Ok(i)
+        }
+        None => reject(step, RejectKind::MalformedResponse, "GET CARD INFO layout"),
+    }
+}
+
+/// Terminal-side certificate checks (S3003): CA signature, role, subject, expiry, CRL.
+fn check_card_cert(t: &Terminal, step: &str, bytes: &[u8], info: &CardInfo) -> Flow<()> {
+    let side = hex::encode_upper(info.card_id);
+    let Ok(cert) = Certificate::parse(bytes) else {
+        return reject(
+            step,
+            RejectKind::CertificateInvalid,
+            format!("card {side}: certificate does not parse"),
+        );
+    };
+    if cert.verify_signature(&t.keys.ca_public()).is_err() || cert.body.role != Role::XferCard {
+        return reject(
+            step,
+            RejectKind::CertificateInvalid,
+            format!("card {side}: certificate not issued by the CA"),
+        );
+    }
+    if cert.body.subject != info.card_id {
+        return reject(
+            step,
+            RejectKind::CertificateInvalid,
+            format!("card {side}: certificate names another card"),
+        );
+    }
+    if cert.is_expired(t.now) {
+        return reject(
+            step,
+            RejectKind::CertificateExpired,
+            format!("card {side}: certificate expired"),
+        );
+    }
+    let crl = &t.keys.crl;
+    if crl.verify_signature(&t.keys.ca_public()).is_err() {
+        return reject(
+            step,
+            RejectKind::CertificateInvalid,
+            "terminal CRL is not signed by the CA",
+        );
+    }
+    if crl.is_revoked(cert.body.serial) {
+        return reject(
+            step,
+            RejectKind::CertificateRevoked,
+            format!(
+                "card {side}: certificate serial {} is on the CRL",
+                cert.body.serial
+            ),
+        );
+    }
+    Ok(())
+}
+
+pub fn key_update(
+    a: &mut Link,
+    b: &mut Link,
+    t: &mut Terminal,
+    mode: UpdateMode,
+) -> Result<Outcome, EngineError> {
+    let mut failed_head = a.head_name();
+    let r = flow(a, b, t, mode, &mut failed_head);
+    finish(&failed_head, r)
+}
+
+fn flow(
+    x: &mut Link,
+    y: &mut Link,
+    t: &mut Terminal,
+    mode: UpdateMode,
+    failed: &mut String,
+) -> Flow<Outcome> {
+    let e = match mode {
+        UpdateMode::Common => 1,
+        UpdateMode::Public => 3,
+        UpdateMode::Auto => 4,
+        UpdateMode::Multi => 6,
+        UpdateMode::Rollover => 7,
+    };
+    let s = |e: u32, n: &str| format!("S{e}{n}");
+    // Which side failed matters for the error message only.
+    macro_rules! on {
+        ($link:expr, $body:expr) => {{
+            let r = $body;
+            if let Err(Stop::Head(_)) = &r {
+                *failed = $link.head_name();
+            }
+            r?
+        }};
+    }
+    let ix = on!(x, read_info(x, &s(e, "001"), &format!("S{e}002/S{e}101A")));
+    let iy = on!(y, read_info(y, &s(e, "001"), &format!("S{e}002/S{e}101B")));
+    let needs_certs = matches!(
+        mode,
+        UpdateMode::Public | UpdateMode::Auto | UpdateMode::Rollover
+    );
+    let (cx, cy) = if needs_certs {
+        (
+            on!(
+                x,
+                ok_data(x, &format!("S{e}002/S{e}101A"), &cmds::xfer_certificate())
+            ),
+            on!(
+                y,
+                ok_data(y, &format!("S{e}002/S{e}101B"), &cmds::xfer_certificate())
+            ),
+        )
+    } else {
+        (Vec::new(), Vec::new())
+    };
+    // S?003: validity, then which card is older.
+    let check = s(e, "003");
+    for i in [&ix, &iy] {
+        if t.now > i.validity {
+            return reject(
+                &check,
+                RejectKind::CardExpired,
+                format!(
+                    "card {} expired (validity {})",
+                    hex::encode_upper(i.card_id),
+                    i.validity
+                ),
+            );
+        }
+    }
+    if ix.tkid == iy.tkid {
+        x.note_step(&check, "same transfer key ID: no update");
+        return Ok(Outcome::Skipped(format!(
+            "both cards hold transfer key ID {}",
+            ix.tkid
+        )));
+    }
+    // The seed's A is the card being updated, B the one with the newer key.
+    if ix.tkid < iy.tkid {
+        update_older(x, y, t, mode, (&ix, &cx), (&iy, &cy), failed)
+    } else {
+        update_older(y, x, t, mode, (&iy, &cy), (&ix, &cx), failed)
+    }
+}
+
+/// S?003 (mode choice, certificate checks) to the final check, with A the older card.
+fn update_older(
+    ta: &mut Link,
+    tb: &mut Link,
+    t: &mut Terminal,
+    mode: UpdateMode,
+    (ia, ca): (&CardInfo, &Vec<u8>),
+    (ib, cb): (&CardInfo, &Vec<u8>),
+    failed: &mut String,
+) -> Flow<Outcome> {
+    let s = |e: u32, n: &str| format!("S{e}{n}");
+    let check = s(
+        match mode {
+            UpdateMode::Common => 1,
+            UpdateMode::Public => 3,
+            UpdateMode::Auto => 4,
+            UpdateMode::Multi => 6,
+            UpdateMode::Rollover => 7,
+        },
+        "003",
+    );
+    macro_rules! on {
+        ($link:expr, $body:expr) => {{
+            let r = $body;
+            if let Err(Stop::Head(_)) = &r {
+                *failed = $link.head_name();
+            }
+            r?
+        }};
+    }
+    let (card_mode, e) = match mode {
+        UpdateMode::Common => (MODE_COMMON, 1),
+        UpdateMode::Public => (MODE_PUBLIC, 3),
+        UpdateMode::Multi => (MODE_MULTI, 6),
+        UpdateMode::Auto if ia.ukid == ib.ukid => (MODE_COMMON, 4),
+        UpdateMode::Auto => (MODE_PUBLIC, 5),
+        UpdateMode::Rollover if ia.ukid == ib.ukid => (MODE_COMMON, 7),
+        UpdateMode::Rollover => (MODE_PUBLIC_UK, 8),
+    };
+    let public = matches!(card_mode, MODE_PUBLIC | MODE_PUBLIC_UK);
+    if public {
+        check_card_cert(t, &check, ca, ia)?;
+        check_card_cert(t, &check, cb, ib)?;
+    }
+    ta.note_step(
+        &check,
+        &format!(
+            "update card {} from transfer key ID {} to {} (mode {card_mode:02X})",
+            hex::encode_upper(ia.card_id),
+            ia.tkid,
+            ib.tkid
+        ),
+    );
+    let (pa, pb) = if public {
+        (cb.as_slice(), ca.as_slice())
+    } else {
+        (&[][..], &[][..])
+    };
+    // S?004 → A answers a fresh update random (S?102A).
+    let random = on!(
+        ta,
+        ok_data(
+            ta,
+            &format!("S{e}004/S{e}102A"),
+            &cmds::xfer_update_permission(card_mode, pa)
+        )
+    );
+    if random.len() != 16 {
+        return reject(
+            &s(e, "102A"),
+            RejectKind::MalformedResponse,
+            "update random is not 16 bytes",
+        );
+    }
+    // S?005 → B exports its key protected for A (S?102B, plus S?103B signature in public modes).
+    let b_step = if public {
+        format!("S{e}005/S{e}102B-S{e}103B")
+    } else {
+        format!("S{e}005/S{e}102B")
+    };
+    let blob = on!(
+        tb,
+        ok_data(
+            tb,
+            &b_step,
+            &cmds::xfer_get_transfer_key(card_mode, &random, pb)
+        )
+    );
+    // S?006 → A authenticates, decrypts, range-checks and applies.
+    let (auth_step, final_step) = if public {
+        (s(e, "103A"), s(e, "105A"))
+    } else {
+        (s(e, "103A"), s(e, "104A"))
+    };
+    let r: Response = on!(
+        ta,
+        ta.exec(
+            &format!("S{e}006/{auth_step}"),
+            &cmds::xfer_update_transfer_key(card_mode, &blob)
+        )
+        .map_err(Stop::from)
+    );
+    if r.sw != sw::OK {
+        let at = if r.sw == sw::REF_DATA_NOT_USABLE {
+            &final_step
+        } else {
+            &auth_step
+        };
+        return reject(
+            at,
+            RejectKind::CardRefused(r.sw),
+            format!("card A refused the update: {}", sw::describe(r.sw)),
+        );
+    }
+    let after = on!(ta, read_info_selected(ta, &final_step));
+    let moved_uk = card_mode == MODE_PUBLIC_UK;
+    if after.tkid != ib.tkid || (moved_uk && after.ukid != ib.ukid) {
+        return reject(
+            &final_step,
+            RejectKind::StateMismatch,
+            format!(
+                "card A acknowledged but holds transfer key ID {} (expected {})",
+                after.tkid, ib.tkid
+            ),
+        );
+    }
+    let uk = if moved_uk {
+        format!(", update key ID {} → {}", ia.ukid, after.ukid)
+    } else {
+        String::new()
+    };
+    Ok(Outcome::Success(format!(
+        "card {} transfer key ID {} → {}{uk} (S{e}xxx)",
+        hex::encode_upper(ia.card_id),
+        ia.tkid,
+        after.tkid
+    )))
+}

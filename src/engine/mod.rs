@@ -1,0 +1,184 @@
+//! Terminal protocol engines: each a plain function of (links, keys, parameters) that
+//! returns a typed outcome. A card that refuses or misbehaves is an outcome (`Rejected`,
+//! naming the seed step); only the bench itself failing (a head error) is an `Err`.
+
+pub mod cpay;
+pub mod key_update;
+pub mod purse;
+pub mod transfer;
+
+use crate::apdu::{Command, Response};
+use crate::head::HeadError;
+use crate::link::Link;
+use crate::sw;
+use std::fmt;
+use thiserror::Error;
+
+/// What a terminal check found wrong. `code()` is what plans write after `rejected:`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RejectKind {
+    /// The card answered a status word other than 9000.
+    CardRefused(u16),
+    /// The card's answer does not have the documented layout.
+    MalformedResponse,
+    /// No value record on the card (blank purse).
+    NoRecord,
+    /// A certificate is not signed by the expected authority or has the wrong role.
+    CertificateInvalid,
+    CertificateExpired,
+    CertificateRevoked,
+    /// The value record's signature does not match ID, counter, date and amount: a tampered
+    /// amount, a record cloned from another card, or a rollback to an earlier record.
+    RecordSignatureInvalid,
+    /// The card's own signature (card-signed payment) does not verify.
+    CardSignatureInvalid,
+    InsufficientValue,
+    CardExpired,
+    /// The card did not do what it acknowledged (counter, balance or key ID not as expected).
+    StateMismatch,
+    TransferKeysDiffer,
+}
+
+impl RejectKind {
+    pub fn code(&self) -> String {
+        match self {
+            RejectKind::CardRefused(sw) => format!("card-refused-{sw:04X}"),
+            RejectKind::MalformedResponse => "malformed-response".into(),
+            RejectKind::NoRecord => "no-record".into(),
+            RejectKind::CertificateInvalid => "certificate-invalid".into(),
+            RejectKind::CertificateExpired => "certificate-expired".into(),
+            RejectKind::CertificateRevoked => "certificate-revoked".into(),
+            RejectKind::RecordSignatureInvalid => "record-signature-invalid".into(),
+            RejectKind::CardSignatureInvalid => "card-signature-invalid".into(),
+            RejectKind::InsufficientValue => "insufficient-value".into(),
+            RejectKind::CardExpired => "card-expired".into(),
+            RejectKind::StateMismatch => "state-mismatch".into(),
+            RejectKind::TransferKeysDiffer => "transfer-keys-differ".into(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Rejection {
+    /// Seed step at which the terminal stopped (e.g. "S12", "S2103A").
+    pub step: String,
+    pub kind: RejectKind,
+    pub detail: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    Success(String),
+    Skipped(String),
+    Rejected(Rejection),
+}
+
+impl Outcome {
+    /// The word plans compare against: `success`, `skipped` or `rejected:<code>`.
+    pub fn verdict(&self) -> String {
+        match self {
+            Outcome::Success(_) => "success".into(),
+            Outcome::Skipped(_) => "skipped".into(),
+            Outcome::Rejected(r) => format!("rejected:{}", r.kind.code()),
+        }
+    }
+
+    pub fn detail(&self) -> String {
+        match self {
+            Outcome::Success(s) | Outcome::Skipped(s) => s.clone(),
+            Outcome::Rejected(r) => format!("at {}: {}", r.step, r.detail),
+        }
+    }
+}
+
+impl fmt::Display for Outcome {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} ({})", self.verdict(), self.detail())
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+pub enum EngineError {
+    #[error("head {head}: {source}")]
+    Head { head: String, source: HeadError },
+}
+
+/// Internal control flow: stop with a rejection, or with a bench failure.
+pub(crate) enum Stop {
+    Reject(Rejection),
+    Head(HeadError),
+}
+
+impl From<HeadError> for Stop {
+    fn from(e: HeadError) -> Self {
+        Stop::Head(e)
+    }
+}
+
+pub(crate) type Flow<T> = Result<T, Stop>;
+
+pub(crate) fn reject<T>(step: &str, kind: RejectKind, detail: impl Into<String>) -> Flow<T> {
+    Err(Stop::Reject(Rejection {
+        step: step.into(),
+        kind,
+        detail: detail.into(),
+    }))
+}
+
+/// Turn an engine body's result into the public outcome, naming the head for bench errors.
+pub(crate) fn finish(head: &str, r: Flow<Outcome>) -> Result<Outcome, EngineError> {
+    match r {
+        Ok(o) => Ok(o),
+        Err(Stop::Reject(r)) => Ok(Outcome::Rejected(r)),
+        Err(Stop::Head(source)) => Err(EngineError::Head {
+            head: head.into(),
+            source,
+        }),
+    }
+}
+
+/// Send a command and require 9000; any other status word is the card refusing at `step`.
+pub(crate) fn ok_data(link: &mut Link, step: &str, cmd: &Command) -> Flow<Vec<u8>> {
+    let r: Response = link.exec(step, cmd)?;
+    if r.sw != sw::OK {
+        return reject(
+            step,
+            RejectKind::CardRefused(r.sw),
+            format!("card answered {:04X}: {}", r.sw, sw::describe(r.sw)),
+        );
+    }
+    Ok(r.data)
+}
+
+/// Require an exact response length.
+pub(crate) fn exact_len(step: &str, data: &[u8], len: usize, what: &str) -> Flow<()> {
+    if data.len() != len {
+        return reject(
+            step,
+            RejectKind::MalformedResponse,
+            format!("{what}: {} bytes, expected {len}", data.len()),
+        );
+    }
+    Ok(())
+}
+
+pub(crate) fn be32(b: &[u8], off: usize) -> u32 {
+    u32::from_be_bytes([b[off], b[off + 1], b[off + 2], b[off + 3]])
+}
+
+/// Terminal-side context shared by every engine: keys, clock and randomness.
+pub struct Terminal<'k> {
+    pub keys: &'k crate::keys::Keyset,
+    /// Transaction date written to cards and checked against validity (seconds, UTC).
+    pub now: u32,
+    pub rng: rand_chacha::ChaCha20Rng,
+}
+
+impl Terminal<'_> {
+    pub fn random16(&mut self) -> [u8; 16] {
+        use rand_core::RngCore;
+        let mut r = [0u8; 16];
+        self.rng.fill_bytes(&mut r);
+        r
+    }
+}

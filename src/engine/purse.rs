@@ -1,0 +1,221 @@
+//! Seed 000: the charge machine (S1-S4) and the payment machine (S11-S18).
+
+use super::{be32, finish, ok_data, reject, EngineError, Flow, Outcome, RejectKind, Terminal};
+use crate::card::ins::{AID_PURSE, DOM_PURSE_RECORD};
+use crate::cmds;
+use crate::crypto::cert::{Certificate, Role};
+use crate::crypto::sig;
+use crate::keys::Party;
+use crate::link::Link;
+
+/// The PURSE record as READ ALL returns it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Record {
+    pub card_id: [u8; 8],
+    pub counter: u32,
+    pub amount: u32,
+    pub date: u32,
+    pub signature: Vec<u8>,
+    pub certificate: Vec<u8>,
+}
+
+impl Record {
+    pub fn parse(b: &[u8]) -> Option<Record> {
+        if b.len() < 22 {
+            return None;
+        }
+        let sig_len = b[20] as usize;
+        let cert_at = 21 + sig_len;
+        let cert_len = *b.get(cert_at)? as usize;
+        if b.len() != cert_at + 1 + cert_len {
+            return None;
+        }
+        Some(Record {
+            card_id: b[..8].try_into().ok()?,
+            counter: be32(b, 8),
+            amount: be32(b, 12),
+            date: be32(b, 16),
+            signature: b[21..cert_at].to_vec(),
+            certificate: b[cert_at + 1..].to_vec(),
+        })
+    }
+
+    pub fn is_blank(&self) -> bool {
+        self.signature.is_empty() && self.certificate.is_empty()
+    }
+}
+
+/// The message a writer signs (S3): domain tag, card ID, counter, date, amount.
+pub fn record_message(card_id: &[u8; 8], counter: u32, date: u32, amount: u32) -> Vec<u8> {
+    [
+        DOM_PURSE_RECORD.as_slice(),
+        card_id,
+        &counter.to_be_bytes(),
+        &date.to_be_bytes(),
+        &amount.to_be_bytes(),
+    ]
+    .concat()
+}
+
+fn read_record(link: &mut Link, step: &str) -> Flow<Record> {
+    let data = ok_data(link, step, &cmds::purse_read_all())?;
+    match Record::parse(&data) {
+        Some(r) => {
+            link.card_id = hex::encode_upper(r.card_id);
+            Ok(r)
+        }
+        None => reject(step, RejectKind::MalformedResponse, "READ ALL layout"),
+    }
+}
+
+/// S11-S16: check the writer's certificate with the center key, then the record signature
+/// with the writer's key. `prefix` labels the steps when a charge machine re-verifies.
+fn verify_record(link: &mut Link, t: &Terminal, prefix: &str) -> Flow<Record> {
+    let s = |n: &str| format!("{prefix}{n}");
+    let rec = read_record(link, &s("S11"))?;
+    if rec.is_blank() {
+        return reject(
+            &s("S11"),
+            RejectKind::NoRecord,
+            "card holds no signed value record",
+        );
+    }
+    let Ok(cert) = Certificate::parse(&rec.certificate) else {
+        return reject(
+            &s("S12"),
+            RejectKind::CertificateInvalid,
+            "writer certificate does not parse (S13)",
+        );
+    };
+    if cert.verify_signature(&t.keys.center_public()).is_err()
+        || !matches!(cert.body.role, Role::ChargeMachine | Role::PaymentMachine)
+    {
+        return reject(
+            &s("S12"),
+            RejectKind::CertificateInvalid,
+            "writer certificate not signed by the center (S13)",
+        );
+    }
+    if cert.is_expired(t.now) {
+        return reject(
+            &s("S12"),
+            RejectKind::CertificateExpired,
+            "writer certificate expired (S13)",
+        );
+    }
+    let Ok(writer) = cert.public_key() else {
+        return reject(
+            &s("S12"),
+            RejectKind::CertificateInvalid,
+            "writer public key invalid (S13)",
+        );
+    };
+    link.note_step(&s("S12"), "writer certificate verified with the center key");
+    let msg = record_message(&rec.card_id, rec.counter, rec.date, rec.amount);
+    if sig::verify(&writer, &msg, &rec.signature).is_err() {
+        return reject(
+            &s("S15"),
+            RejectKind::RecordSignatureInvalid,
+            "signature over ID, counter, date and amount does not verify: tampered, cloned or rolled back (S16)",
+        );
+    }
+    link.note_step(&s("S15"), "record signature verified with the writer key");
+    Ok(rec)
+}
+
+/// S1-S4 as one machine writes them: value + date, counter step checked, sign, certificate.
+fn write_signed_value(
+    link: &mut Link,
+    t: &Terminal,
+    me: &Party,
+    amount: u32,
+    before: u32,
+    p: &str,
+) -> Flow<u32> {
+    let step = |n: &str| format!("{p}{n}");
+    let data = ok_data(link, &step("S1"), &cmds::purse_write_value(amount, t.now))?;
+    super::exact_len(&step("S2"), &data, 4, "new counter")?;
+    let counter = be32(&data, 0);
+    if before.checked_sub(1) != Some(counter) {
+        return reject(
+            &step("S2"),
+            RejectKind::StateMismatch,
+            format!("counter {before} → {counter}, expected one less"),
+        );
+    }
+    link.note_step(
+        &step("S2"),
+        &format!("card decremented its counter to {counter}"),
+    );
+    let rec = read_record(link, &step("S3"))?;
+    if (rec.counter, rec.amount, rec.date) != (counter, amount, t.now) {
+        return reject(
+            &step("S3"),
+            RejectKind::StateMismatch,
+            "card does not hold the value just written",
+        );
+    }
+    let signature = sig::sign(
+        &me.key,
+        &record_message(&rec.card_id, counter, t.now, amount),
+    );
+    ok_data(link, &step("S3"), &cmds::purse_write_signature(&signature))?;
+    ok_data(
+        link,
+        &step("S4"),
+        &cmds::purse_write_certificate(me.cert.encode()),
+    )?;
+    Ok(counter)
+}
+
+/// Charge machine: adds `amount` to the purse (a blank card starts at zero).
+pub fn charge(link: &mut Link, t: &mut Terminal, amount: u32) -> Result<Outcome, EngineError> {
+    let head = link.head_name();
+    finish(&head, charge_flow(link, t, amount))
+}
+
+fn charge_flow(link: &mut Link, t: &mut Terminal, amount: u32) -> Flow<Outcome> {
+    ok_data(link, "select", &cmds::select(&AID_PURSE))?;
+    let current = read_record(link, "S1")?;
+    let (old, counter) = if current.is_blank() {
+        (0, current.counter)
+    } else {
+        let r = verify_record(link, t, "charge.")?;
+        (r.amount, r.counter)
+    };
+    let Some(new) = old.checked_add(amount) else {
+        return reject(
+            "S1",
+            RejectKind::InsufficientValue,
+            "charge would overflow the value field",
+        );
+    };
+    let counter = write_signed_value(link, t, &t.keys.charge, new, counter, "")?;
+    Ok(Outcome::Success(format!(
+        "charged {amount}: value {new}, counter {counter}"
+    )))
+}
+
+/// Payment machine: verifies the record, takes `price`, re-signs as the new writer.
+pub fn pay(link: &mut Link, t: &mut Terminal, price: u32) -> Result<Outcome, EngineError> {
+    let head = link.head_name();
+    finish(&head, pay_flow(link, t, price))
+}
+
+fn pay_flow(link: &mut Link, t: &mut Terminal, price: u32) -> Flow<Outcome> {
+    ok_data(link, "select", &cmds::select(&AID_PURSE))?;
+    let rec = verify_record(link, t, "")?;
+    if rec.amount < price {
+        return reject(
+            "S18",
+            RejectKind::InsufficientValue,
+            format!("value {} < price {price}", rec.amount),
+        );
+    }
+    link.note_step("S18", &format!("service provided, {price} subtracted"));
+    let new = rec.amount - price;
+    let counter = write_signed_value(link, t, &t.keys.payment, new, rec.counter, "S18.")?;
+    Ok(Outcome::Success(format!(
+        "paid {price}: value {new}, counter {counter}"
+    )))
+}

@@ -1,0 +1,162 @@
+//! Seed 002 Fig. 4: card-to-card value transfer, S2001-S2004 with card steps S2101A-S2105B.
+
+use super::key_update::{read_info, read_info_selected, CardInfo};
+use super::{
+    exact_len, finish, ok_data, reject, EngineError, Flow, Outcome, RejectKind, Stop, Terminal,
+};
+use crate::apdu::Response;
+use crate::cmds;
+use crate::link::Link;
+use crate::sw;
+
+pub fn value_transfer(
+    from: &mut Link,
+    to: &mut Link,
+    t: &mut Terminal,
+    amount: u32,
+) -> Result<Outcome, EngineError> {
+    let mut failed = from.head_name();
+    let r = flow(from, to, t, amount, &mut failed);
+    finish(&failed, r)
+}
+
+fn flow(
+    a: &mut Link,
+    b: &mut Link,
+    t: &mut Terminal,
+    paid: u32,
+    failed: &mut String,
+) -> Flow<Outcome> {
+    macro_rules! on {
+        ($link:expr, $body:expr) => {{
+            let r = $body;
+            if let Err(Stop::Head(_)) = &r {
+                *failed = $link.head_name();
+            }
+            r?
+        }};
+    }
+    let ia: CardInfo = on!(a, read_info(a, "select", "info"));
+    let ib: CardInfo = on!(b, read_info(b, "select", "info"));
+    for i in [&ia, &ib] {
+        if t.now > i.validity {
+            return reject(
+                "S2001",
+                RejectKind::CardExpired,
+                format!("card {} expired", hex::encode_upper(i.card_id)),
+            );
+        }
+    }
+    if ia.tkid != ib.tkid {
+        return reject(
+            "S2001",
+            RejectKind::TransferKeysDiffer,
+            format!(
+                "transfer key IDs {} and {}: run a key update first",
+                ia.tkid, ib.tkid
+            ),
+        );
+    }
+    if ia.balance < paid {
+        return reject(
+            "S2001",
+            RejectKind::InsufficientValue,
+            format!("balance {} < {paid}", ia.balance),
+        );
+    }
+    // S2001 → A: tentative debit, transmission random (S2101A-S2102A).
+    let rnd_send = on!(
+        a,
+        ok_data(
+            a,
+            "S2001/S2101A-S2102A",
+            &cmds::xfer_send_permission(paid, t.now)
+        )
+    );
+    exact_len("S2102A", &rnd_send, 16, "transmission random")?;
+    // S2002 → B: tentative credit, transmission challenge, reception random (S2101B-S2103B).
+    let rb = on!(
+        b,
+        ok_data(
+            b,
+            "S2002/S2101B-S2103B",
+            &cmds::xfer_receive_permission(paid, t.now, &rnd_send)
+        )
+    );
+    exact_len(
+        "S2103B",
+        &rb,
+        32,
+        "transmission challenge + reception random",
+    )?;
+    // S2003 → A: checks the transmission challenge, commits, answers the reception challenge.
+    let r: Response = on!(
+        a,
+        a.exec(
+            "S2003/S2103A-S2105A",
+            &cmds::xfer_send(&rb[..16], &rb[16..])
+        )
+        .map_err(Stop::from)
+    );
+    if r.sw != sw::OK {
+        // Nothing was debited: release B's pending credit so neither card changes.
+        let c: Response = on!(
+            b,
+            b.exec("S2003/cancel", &cmds::xfer_cancel_pending())
+                .map_err(Stop::from)
+        );
+        let cancelled = if c.sw == sw::OK {
+            "pending credit cancelled"
+        } else {
+            "cancel refused"
+        };
+        return reject(
+            "S2103A",
+            RejectKind::CardRefused(r.sw),
+            format!(
+                "sending card refused the transmission challenge: {}; {cancelled}",
+                sw::describe(r.sw)
+            ),
+        );
+    }
+    exact_len("S2105A", &r.data, 16, "reception challenge")?;
+    // S2004 → B: checks the reception challenge, commits the credit.
+    let r: Response = on!(
+        b,
+        b.exec("S2004/S2104B-S2105B", &cmds::xfer_receive(&r.data))
+            .map_err(Stop::from)
+    );
+    if r.sw != sw::OK {
+        // A has committed its debit; B keeps the pending credit for recovery.
+        return reject(
+            "S2104B",
+            RejectKind::CardRefused(r.sw),
+            format!(
+                "receiving card refused the reception challenge: {}; credit left pending",
+                sw::describe(r.sw)
+            ),
+        );
+    }
+    let after_a = on!(a, read_info_selected(a, "verify"));
+    let after_b = on!(b, read_info_selected(b, "verify"));
+    if after_a.balance != ia.balance - paid || Some(after_b.balance) != ib.balance.checked_add(paid)
+    {
+        return reject(
+            "S2105B",
+            RejectKind::StateMismatch,
+            format!(
+                "balances {}→{} and {}→{} do not conserve the transfer of {paid}",
+                ia.balance, after_a.balance, ib.balance, after_b.balance
+            ),
+        );
+    }
+    Ok(Outcome::Success(format!(
+        "transferred {paid}: {} {}→{}, {} {}→{}",
+        hex::encode_upper(ia.card_id),
+        ia.balance,
+        after_a.balance,
+        hex::encode_upper(ib.card_id),
+        ib.balance,
+        after_b.balance
+    )))
+}

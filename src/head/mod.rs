@@ -1,0 +1,82 @@
+//! Reader heads: one trait for every transport (in-process virtual, PC/SC, serial).
+//!
+//! A head moves bytes and measures the wire time; it knows nothing about T=0 procedure
+//! bytes, which `crate::link` handles once for all heads.
+
+pub mod virtual_head;
+
+use std::time::Duration;
+use thiserror::Error;
+
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+pub enum HeadError {
+    #[error("no card in the reader")]
+    NoCard,
+    #[error("card removed")]
+    CardRemoved,
+    #[error("card is mute (no answer)")]
+    Mute,
+    #[error("card not powered")]
+    Unpowered,
+    #[error("reader gone: {0}")]
+    ReaderGone(String),
+    #[error("reader service stopped")]
+    ServiceStopped,
+    #[error("timeout after {0:?}")]
+    Timeout(Duration),
+    #[error("transport error: {0}")]
+    Transport(String),
+    #[error("protocol error: {0}")]
+    Protocol(String),
+    #[error("{0} is not supported by this head")]
+    Unsupported(&'static str),
+}
+
+/// Who a head is, for traces and the TUI.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HeadInfo {
+    /// Name given in the profile (e.g. "A"); used in every trace row.
+    pub name: String,
+    /// Driver kind: "virtual", "pcsc", "pn532".
+    pub driver: &'static str,
+    /// Reader or port the driver talks to.
+    pub reader: String,
+}
+
+/// One exchange on the wire: raw response bytes and the time the transport call took.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Wire {
+    pub response: Vec<u8>,
+    pub duration: Duration,
+}
+
+pub trait Head: Send {
+    fn info(&self) -> &HeadInfo;
+
+    /// True when a card sits in the reader (powered or not).
+    fn card_present(&mut self) -> Result<bool, HeadError>;
+
+    /// ATR of the powered card, if any.
+    fn atr(&self) -> Option<Vec<u8>>;
+
+    /// Cold reset: power the card and return its ATR.
+    fn power_on(&mut self) -> Result<Vec<u8>, HeadError>;
+
+    fn power_off(&mut self) -> Result<(), HeadError>;
+
+    /// Warm reset. Heads that cannot do one natively cycle power.
+    fn warm_reset(&mut self) -> Result<Vec<u8>, HeadError> {
+        self.power_off()?;
+        self.power_on()
+    }
+
+    /// Send one command APDU and return the raw response (data + SW1 SW2). The duration is
+    /// measured with the monotonic clock around the transport call only.
+    fn transmit(&mut self, apdu: &[u8]) -> Result<Wire, HeadError>;
+
+    /// Virtual heads expose their slot so tests and feeders can insert, remove and inspect
+    /// cards; real transports answer `None`.
+    fn as_virtual(&mut self) -> Option<&mut virtual_head::VirtualHead> {
+        None
+    }
+}

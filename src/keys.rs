@@ -1,0 +1,391 @@
+//! Software SAM keys: the test PKI and symmetric key sets a lab profile points to.
+//!
+//! A keyset is either derived in memory from a seed (the virtual lab: nothing to set up,
+//! nothing secret on disk) or loaded from a `keyset.toml` written by `cardbench keys init`.
+//! Secret fields never reach Debug output, traces or the screen.
+
+use crate::crypto::cert::{CertBody, Certificate, Crl, Role};
+use crate::crypto::sig;
+use crate::secret::Key16;
+use p256::ecdsa::{SigningKey, VerifyingKey};
+use rand_core::{OsRng, RngCore};
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use thiserror::Error;
+
+pub const CENTER_REF: [u8; 8] = *b"CBCENTER";
+pub const CA_REF: [u8; 8] = *b"CBXFERCA";
+/// Far enough for a lab, close enough to be a real date: 2036-01-01T00:00:00Z.
+pub const MACHINE_CERT_EXPIRY: u32 = 2_082_758_400;
+pub const UPDATE_KEY_COUNT: u32 = 4;
+pub const TRANSFER_KEY_COUNT: u32 = 8;
+
+#[derive(Debug, Error)]
+pub enum KeyError {
+    #[error("{path}: {msg}")]
+    File { path: PathBuf, msg: String },
+    #[error("{0} exists; pass --force to overwrite it")]
+    Exists(PathBuf),
+}
+
+/// A terminal identity: key pair plus the certificate the center issued for it.
+pub struct Party {
+    pub key: SigningKey,
+    pub cert: Certificate,
+}
+
+pub struct Keyset {
+    pub test_keys: bool,
+    /// Seed 000 center (KC): certifies charge and payment machines and CPAY cards.
+    pub center: SigningKey,
+    /// Seed 002 certification authority: certifies XFER cards, signs the CRL.
+    pub ca: SigningKey,
+    pub charge: Party,
+    pub payment: Party,
+    pub crl: Crl,
+    pub update_keys: BTreeMap<u32, Key16>,
+    pub transfer_keys: BTreeMap<u32, Key16>,
+    card_seed: [u8; 32],
+}
+
+impl std::fmt::Debug for Keyset {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Keyset")
+            .field("test_keys", &self.test_keys)
+            .field(
+                "update_key_ids",
+                &self.update_keys.keys().collect::<Vec<_>>(),
+            )
+            .field(
+                "transfer_key_ids",
+                &self.transfer_keys.keys().collect::<Vec<_>>(),
+            )
+            .finish_non_exhaustive()
+    }
+}
+
+/// The secret material a keyset is built from; everything public is derived from it.
+struct Material {
+    center: [u8; 32],
+    ca: [u8; 32],
+    charge: [u8; 32],
+    payment: [u8; 32],
+    card_seed: [u8; 32],
+    revoked: Vec<u32>,
+    update_keys: BTreeMap<u32, [u8; 16]>,
+    transfer_keys: BTreeMap<u32, [u8; 16]>,
+}
+
+fn machine_cert(
+    issuer: &SigningKey,
+    subject: &[u8; 8],
+    role: Role,
+    key: &SigningKey,
+    serial: u32,
+) -> Certificate {
+    Certificate::issue(
+        CertBody {
+            issuer: CENTER_REF,
+            subject: *subject,
+            role,
+            public_key: sig::encode_point(key.verifying_key()),
+            expiry: MACHINE_CERT_EXPIRY,
+            serial,
+        },
+        issuer,
+    )
+}
+
+impl Keyset {
+    fn build(m: Material) -> Keyset {
+        let sk = |b: &[u8; 32]| {
+            SigningKey::from_slice(b).expect("scalar validated when material was made")
+        };
+        let center = sk(&m.center);
+        let ca = sk(&m.ca);
+        let charge_key = sk(&m.charge);
+        let payment_key = sk(&m.payment);
+        let charge = Party {
+            cert: machine_cert(&center, b"CHARGE01", Role::ChargeMachine, &charge_key, 1),
+            key: charge_key,
+        };
+        let payment = Party {
+            cert: machine_cert(&center, b"PAYMNT01", Role::PaymentMachine, &payment_key, 2),
+            key: payment_key,
+        };
+        let crl = Crl::issue(CA_REF, 1_767_225_600, m.revoked.clone(), &ca);
+        Keyset {
+            test_keys: true,
+            center,
+            ca,
+            charge,
+            payment,
+            crl,
+            update_keys: m
+                .update_keys
+                .into_iter()
+                .map(|(i, k)| (i, Key16::new(k)))
+                .collect(),
+            transfer_keys: m
+                .transfer_keys
+                .into_iter()
+                .map(|(i, k)| (i, Key16::new(k)))
+                .collect(),
+            card_seed: m.card_seed,
+        }
+    }
+
+    /// Deterministic test keys from a seed: the same seed gives the same PKI every run.
+    pub fn from_seed(seed: &str, revoked: Vec<u32>) -> Keyset {
+        let s = seed.as_bytes();
+        let scalar = |label: &str| sig::key_from_seed(s, label).to_bytes().into();
+        let mut card_seed = [0u8; 32];
+        card_seed[..16].copy_from_slice(&sig::key128_from_seed(s, "card-seed-1"));
+        card_seed[16..].copy_from_slice(&sig::key128_from_seed(s, "card-seed-2"));
+        Keyset::build(Material {
+            center: scalar("center"),
+            ca: scalar("ca"),
+            charge: scalar("charge"),
+            payment: scalar("payment"),
+            card_seed,
+            revoked,
+            update_keys: (1..=UPDATE_KEY_COUNT)
+                .map(|i| (i, sig::key128_from_seed(s, &format!("update-{i}"))))
+                .collect(),
+            transfer_keys: (1..=TRANSFER_KEY_COUNT)
+                .map(|i| (i, sig::key128_from_seed(s, &format!("transfer-{i}"))))
+                .collect(),
+        })
+    }
+
+    /// Fresh random test keys (for `keys init`).
+    pub fn generate() -> Keyset {
+        let scalar = || SigningKey::random(&mut OsRng).to_bytes().into();
+        let k16 = || {
+            let mut k = [0u8; 16];
+            OsRng.fill_bytes(&mut k);
+            k
+        };
+        let mut card_seed = [0u8; 32];
+        OsRng.fill_bytes(&mut card_seed);
+        Keyset::build(Material {
+            center: scalar(),
+            ca: scalar(),
+            charge: scalar(),
+            payment: scalar(),
+            card_seed,
+            revoked: Vec::new(),
+            update_keys: (1..=UPDATE_KEY_COUNT).map(|i| (i, k16())).collect(),
+            transfer_keys: (1..=TRANSFER_KEY_COUNT).map(|i| (i, k16())).collect(),
+        })
+    }
+
+    pub fn center_public(&self) -> VerifyingKey {
+        *self.center.verifying_key()
+    }
+
+    pub fn ca_public(&self) -> VerifyingKey {
+        *self.ca.verifying_key()
+    }
+
+    /// A card's own key pair, derived from the keyset's card seed and the card ID, so an
+    /// issuer can re-create any card's certificate without storing per-card secrets.
+    pub fn card_key(&self, card_id: &[u8; 8], applet: &str) -> SigningKey {
+        let mut seed = self.card_seed.to_vec();
+        seed.extend_from_slice(card_id);
+        sig::key_from_seed(&seed, applet)
+    }
+
+    /// Certificate for a card key: CPAY cards by the center, XFER cards by the CA.
+    pub fn card_cert(&self, card_id: &[u8; 8], role: Role, expiry: u32) -> Certificate {
+        let (issuer, issuer_ref, applet) = match role {
+            Role::SigningCard => (&self.center, CENTER_REF, "cpay"),
+            _ => (&self.ca, CA_REF, "xfer"),
+        };
+        let key = self.card_key(card_id, applet);
+        Certificate::issue(
+            CertBody {
+                issuer: issuer_ref,
+                subject: *card_id,
+                role,
+                public_key: sig::encode_point(key.verifying_key()),
+                expiry,
+                serial: card_serial(card_id),
+            },
+            issuer,
+        )
+    }
+
+    pub fn update_key(&self, id: u32) -> Option<&Key16> {
+        self.update_keys.get(&id)
+    }
+
+    pub fn transfer_key(&self, id: u32) -> Option<&Key16> {
+        self.transfer_keys.get(&id)
+    }
+
+    /// Load a keyset written by `keys init`.
+    pub fn load(path: &Path) -> Result<Keyset, KeyError> {
+        let err = |msg: String| KeyError::File {
+            path: path.to_path_buf(),
+            msg,
+        };
+        let text = std::fs::read_to_string(path).map_err(|e| err(e.to_string()))?;
+        let f: KeysetFile =
+            toml::from_str(&text).map_err(|e| err(crate::profile::toml_error(&text, &e)))?;
+        if !f.test_keys {
+            return Err(err(
+                "test_keys must be true: cardbench only handles test keys".into(),
+            ));
+        }
+        let h32 = |name: &str, v: &str| -> Result<[u8; 32], KeyError> {
+            let b = hex::decode(v).map_err(|e| err(format!("{name}: {e}")))?;
+            let a: [u8; 32] = b
+                .try_into()
+                .map_err(|_| err(format!("{name}: expected 32 bytes")))?;
+            SigningKey::from_slice(&a)
+                .map_err(|_| err(format!("{name}: not a valid P-256 scalar")))?;
+            Ok(a)
+        };
+        let h16 = |name: String, v: &str| -> Result<[u8; 16], KeyError> {
+            let b = hex::decode(v).map_err(|e| err(format!("{name}: {e}")))?;
+            b.try_into()
+                .map_err(|_| err(format!("{name}: expected 16 bytes")))
+        };
+        let card_seed = hex::decode(&f.card_seed)
+            .ok()
+            .and_then(|b| <[u8; 32]>::try_from(b).ok())
+            .ok_or_else(|| err("card_seed: expected 32 bytes of hex".into()))?;
+        let mut update_keys = BTreeMap::new();
+        for k in &f.update_key {
+            update_keys.insert(k.id, h16(format!("update_key {}", k.id), &k.key)?);
+        }
+        let mut transfer_keys = BTreeMap::new();
+        for k in &f.transfer_key {
+            transfer_keys.insert(k.id, h16(format!("transfer_key {}", k.id), &k.key)?);
+        }
+        Ok(Keyset::build(Material {
+            center: h32("center", &f.center)?,
+            ca: h32("ca", &f.ca)?,
+            charge: h32("charge", &f.charge)?,
+            payment: h32("payment", &f.payment)?,
+            card_seed,
+            revoked: f.revoked,
+            update_keys,
+            transfer_keys,
+        }))
+    }
+
+    /// Write `keyset.toml` (mode 0600) and the public parts beside it.
+    pub fn save(&self, dir: &Path, force: bool) -> Result<Vec<PathBuf>, KeyError> {
+        let err = |p: &Path, e: std::io::Error| KeyError::File {
+            path: p.to_path_buf(),
+            msg: e.to_string(),
+        };
+        std::fs::create_dir_all(dir).map_err(|e| err(dir, e))?;
+        let main = dir.join("keyset.toml");
+        if main.exists() && !force {
+            return Err(KeyError::Exists(main));
+        }
+        let hx = |k: &SigningKey| hex::encode(k.to_bytes());
+        let file = KeysetFile {
+            test_keys: true,
+            created: chrono::Utc::now().to_rfc3339(),
+            center: hx(&self.center),
+            ca: hx(&self.ca),
+            charge: hx(&self.charge.key),
+            payment: hx(&self.payment.key),
+            card_seed: hex::encode(self.card_seed),
+            revoked: self.crl.revoked.clone(),
+            update_key: self
+                .update_keys
+                .iter()
+                .map(|(i, k)| IdKey {
+                    id: *i,
+                    key: hex::encode(k.expose()),
+                })
+                .collect(),
+            transfer_key: self
+                .transfer_keys
+                .iter()
+                .map(|(i, k)| IdKey {
+                    id: *i,
+                    key: hex::encode(k.expose()),
+                })
+                .collect(),
+        };
+        let body = toml::to_string(&file).expect("keyset serializes");
+        let text = format!(
+            "# cardbench keyset: TEST KEYS ONLY. Never load production secrets here.\n{body}"
+        );
+        let mut written = vec![main.clone()];
+        write_private(&main, text.as_bytes()).map_err(|e| err(&main, e))?;
+        let public: [(&str, Vec<u8>); 5] = [
+            (
+                "center.pub",
+                sig::encode_point(self.center.verifying_key()).to_vec(),
+            ),
+            (
+                "ca.pub",
+                sig::encode_point(self.ca.verifying_key()).to_vec(),
+            ),
+            ("charge.cvc", self.charge.cert.encode().to_vec()),
+            ("payment.cvc", self.payment.cert.encode().to_vec()),
+            ("crl.bin", self.crl.encode().to_vec()),
+        ];
+        for (name, bytes) in public {
+            let p = dir.join(name);
+            std::fs::write(&p, bytes).map_err(|e| err(&p, e))?;
+            written.push(p);
+        }
+        Ok(written)
+    }
+}
+
+/// Serial number of a card certificate: the last four bytes of the card ID.
+pub fn card_serial(card_id: &[u8; 8]) -> u32 {
+    u32::from_be_bytes([card_id[4], card_id[5], card_id[6], card_id[7]])
+}
+
+/// Create with 0600 from the start (never world-readable, even briefly), via a temp file
+/// renamed into place so a failure leaves no half-written keyset.
+fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let tmp = path.with_extension("toml.tmp");
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(&tmp)?;
+    f.write_all(bytes)?;
+    f.sync_all()?;
+    std::fs::rename(&tmp, path)
+}
+
+#[derive(serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct KeysetFile {
+    test_keys: bool,
+    #[serde(default)]
+    created: String,
+    center: String,
+    ca: String,
+    charge: String,
+    payment: String,
+    card_seed: String,
+    #[serde(default)]
+    revoked: Vec<u32>,
+    #[serde(default)]
+    update_key: Vec<IdKey>,
+    #[serde(default)]
+    transfer_key: Vec<IdKey>,
+}
+
+#[derive(serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct IdKey {
+    id: u32,
+    key: String,
+}

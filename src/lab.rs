@@ -1,0 +1,193 @@
+//! A lab built from a profile: the keyset and the heads, with virtual cards personalized.
+
+use crate::card::VirtualCard;
+use crate::head::virtual_head::VirtualHead;
+use crate::head::Head;
+use crate::issuance::{self, CardPlan};
+use crate::keys::Keyset;
+use crate::profile::{parse_day_end, parse_instant, CardSpec, ConfigError, Loaded};
+use sha2::{Digest, Sha256};
+use std::path::PathBuf;
+use std::time::Duration;
+
+pub struct LabHead {
+    pub name: String,
+    pub role: String,
+    pub head: Box<dyn Head>,
+}
+
+pub struct Lab {
+    pub name: String,
+    pub keyset: Keyset,
+    pub heads: Vec<LabHead>,
+    /// Lab clock (seconds, UTC) when the profile fixes one.
+    pub clock: Option<u32>,
+    pub logs: PathBuf,
+}
+
+impl Lab {
+    pub fn from_profile(l: &Loaded) -> Result<Lab, ConfigError> {
+        let p = &l.profile;
+        let keyset = match (&p.keyset.seed, &p.keyset.path) {
+            (Some(seed), None) => Keyset::from_seed(seed, p.keyset.revoked.clone()),
+            (None, Some(path)) => {
+                let base = l.path.parent().unwrap_or_else(|| std::path::Path::new("."));
+                Keyset::load(&base.join(path.get_ref()))
+                    .map_err(|e| l.err(path.span(), e.to_string()))?
+            }
+            _ => {
+                return Err(ConfigError::at(
+                    &l.path,
+                    &l.text,
+                    0,
+                    "[keyset] needs exactly one of `seed` or `path`",
+                ))
+            }
+        };
+        let clock = match &p.defaults.clock {
+            Some(c) => Some(parse_instant(c.get_ref()).ok_or_else(|| {
+                l.err(
+                    c.span(),
+                    format!("clock '{}' is not an RFC 3339 time", c.get_ref()),
+                )
+            })?),
+            None => None,
+        };
+        let mut heads = Vec::new();
+        for h in &p.heads {
+            let span = h.span();
+            let h = h.get_ref();
+            if heads.iter().any(|x: &LabHead| x.name == h.name) {
+                return Err(l.err(span, format!("head '{}' is defined twice", h.name)));
+            }
+            let head: Box<dyn Head> = match h.driver.get_ref().as_str() {
+                "virtual" => {
+                    let mut vh = VirtualHead::new(&h.name)
+                        .with_service_time(Duration::from_micros(h.service_time_us));
+                    if let Some(card) = &h.card {
+                        let spec = p
+                            .cards
+                            .iter()
+                            .find(|c| c.get_ref().name == *card.get_ref())
+                            .ok_or_else(|| {
+                                l.err(
+                                    card.span(),
+                                    format!("no [[card]] named '{}'", card.get_ref()),
+                                )
+                            })?;
+                        vh.insert(build_card(l, spec, &keyset)?);
+                    }
+                    Box::new(vh)
+                }
+                other => {
+                    return Err(l.err(
+                        h.driver.span(),
+                        format!("unknown head driver '{other}' (this build has: virtual)"),
+                    ))
+                }
+            };
+            heads.push(LabHead {
+                name: h.name.clone(),
+                role: h.role.clone(),
+                head,
+            });
+        }
+        let logs = PathBuf::from(p.defaults.logs.clone().unwrap_or_else(|| "logs".into()));
+        Ok(Lab {
+            name: p.name.clone(),
+            keyset,
+            heads,
+            clock,
+            logs,
+        })
+    }
+
+    pub fn head_index(&self, name: &str) -> Option<usize> {
+        find_head(&self.heads, name)
+    }
+}
+
+/// A head by name, or by role when no head has that name.
+pub fn find_head(heads: &[LabHead], name: &str) -> Option<usize> {
+    heads.iter().position(|h| h.name == name).or_else(|| {
+        heads
+            .iter()
+            .position(|h| !h.role.is_empty() && h.role == name)
+    })
+}
+
+/// Resolve a profile card entry into an issuance plan.
+pub fn card_plan(l: &Loaded, spec: &toml::Spanned<CardSpec>) -> Result<CardPlan, ConfigError> {
+    let c = spec.get_ref();
+    let id_hex = c.id.get_ref();
+    let card_id: [u8; 8] = hex::decode(id_hex)
+        .ok()
+        .and_then(|b| b.try_into().ok())
+        .ok_or_else(|| {
+            l.err(
+                c.id.span(),
+                format!("card id '{id_hex}' is not 16 hex digits"),
+            )
+        })?;
+    let day = |s: &toml::Spanned<String>| {
+        parse_day_end(s.get_ref()).ok_or_else(|| {
+            l.err(
+                s.span(),
+                format!("'{}' is not a YYYY-MM-DD date", s.get_ref()),
+            )
+        })
+    };
+    Ok(CardPlan {
+        card_id,
+        purse_counter: c.purse_counter,
+        cpay_amount: c.cpay_amount,
+        balance: c.balance,
+        max_balance: c.max_balance,
+        validity: day(&c.validity)?,
+        update_key: c.update_key,
+        transfer_key: c.transfer_key,
+        transfer_key_limit: c.transfer_key_limit,
+        update_key_limit: c.update_key_limit,
+        slots: c.slots.clone(),
+        cert_expiry: day(&c.cert_expiry)?,
+    })
+}
+
+fn build_card(
+    l: &Loaded,
+    spec: &toml::Spanned<CardSpec>,
+    keys: &Keyset,
+) -> Result<VirtualCard, ConfigError> {
+    let plan = card_plan(l, spec)?;
+    personalize_virtual(&plan, spec.get_ref().protocol, keys).map_err(|e| l.err(spec.span(), e))
+}
+
+/// A blank virtual card run through the issuance script, in process (no trace rows: the
+/// script carries secrets and is the issuer's business, not the bench run's).
+pub fn personalize_virtual(
+    plan: &CardPlan,
+    protocol: crate::card::Protocol,
+    keys: &Keyset,
+) -> Result<VirtualCard, String> {
+    let seed: [u8; 32] = Sha256::new()
+        .chain_update(b"cardbench card rng")
+        .chain_update(plan.card_id)
+        .finalize()
+        .into();
+    let mut card = VirtualCard::blank(protocol, Some(seed));
+    card.power_on();
+    for (cmd, _) in issuance::script(plan, keys).map_err(|e| e.to_string())? {
+        let bytes = cmd.to_bytes().map_err(|e| e.to_string())?;
+        let resp = card
+            .process(&bytes)
+            .ok_or("card went mute during personalization")?;
+        if resp[resp.len() - 2..] != [0x90, 0x00] {
+            return Err(format!(
+                "personalization command {:02X} {:02X} refused",
+                cmd.ins, cmd.p1
+            ));
+        }
+    }
+    card.power_off();
+    Ok(card)
+}

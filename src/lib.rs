@@ -1,0 +1,25 @@
+//! cardbench: a bench for smart-card test labs.
+//!
+//! Data flows one way: profile → heads → plan runner → protocol engines → trace/report sinks.
+
+#![forbid(unsafe_code)]
+
+pub mod apdu;
+pub mod card;
+pub mod cli;
+pub mod cmds;
+pub mod crypto;
+pub mod engine;
+pub mod event;
+pub mod head;
+pub mod issuance;
+pub mod keys;
+pub mod lab;
+pub mod link;
+pub mod plan;
+pub mod profile;
+pub mod runner;
+pub mod secret;
+pub mod sinks;
+pub mod sw;
+pub mod trace;

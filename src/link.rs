@@ -1,0 +1,171 @@
+//! The one place where APDUs go on the wire: T=0 procedure handling (61xx → GET RESPONSE,
+//! 6Cxx → re-send with the right Le) above every head, and one trace row per wire exchange.
+
+use crate::apdu::{Command, Response};
+use crate::event::{Event, Exchange, Recorder};
+use crate::head::{Head, HeadError};
+use std::time::Instant;
+
+/// Upper bound on GET RESPONSE rounds: a card that keeps answering 61xx is broken, and the
+/// bench must not loop forever on it.
+const MAX_CHAIN: usize = 300;
+
+pub struct Link<'a> {
+    pub head: &'a mut dyn Head,
+    rec: Recorder,
+    pub card_id: String,
+    pub test_step: String,
+}
+
+impl<'a> Link<'a> {
+    pub fn new(head: &'a mut dyn Head, rec: &Recorder) -> Self {
+        Link {
+            head,
+            rec: rec.clone(),
+            card_id: String::new(),
+            test_step: String::new(),
+        }
+    }
+
+    pub fn head_name(&self) -> String {
+        self.head.info().name.clone()
+    }
+
+    pub fn recorder(&self) -> &Recorder {
+        &self.rec
+    }
+
+    /// Record a seed step the terminal performs without talking to the card.
+    pub fn note_step(&self, protocol_step: &str, what: &str) {
+        if self.rec.enabled() {
+            self.rec.send(Event::ProtocolStep {
+                head: self.head_name(),
+                test_step: self.test_step.clone(),
+                protocol_step: protocol_step.into(),
+                what: what.into(),
+            });
+        }
+    }
+
+    /// Execute a command, following procedure bytes until a final status word.
+    pub fn exec(&mut self, step: &str, cmd: &Command) -> Result<Response, HeadError> {
+        self.exec_inner(step, cmd, false)
+    }
+
+    /// Same as `exec` for commands carrying secret keys: the trace keeps the header and
+    /// the length but zeroes the data field.
+    pub fn exec_secret(&mut self, step: &str, cmd: &Command) -> Result<Response, HeadError> {
+        self.exec_inner(step, cmd, true)
+    }
+
+    fn exec_inner(
+        &mut self,
+        step: &str,
+        cmd: &Command,
+        secret: bool,
+    ) -> Result<Response, HeadError> {
+        let mut last = cmd.clone();
+        let mut resp = self.wire(step, &last, secret, "")?;
+        let mut data = Vec::new();
+        let mut resent = false;
+        for _ in 0..MAX_CHAIN {
+            match resp.sw1() {
+                0x6C if !resent => {
+                    let le = if resp.sw2() == 0 {
+                        256
+                    } else {
+                        resp.sw2() as usize
+                    };
+                    last = last.clone().le(le);
+                    resent = true;
+                    let note = format!("re-sent with Le={le} after 6C{:02X}", resp.sw2());
+                    resp = self.wire(step, &last, secret && last.ins == cmd.ins, &note)?;
+                }
+                0x61 => {
+                    data.extend_from_slice(&resp.data);
+                    let le = if resp.sw2() == 0 {
+                        256
+                    } else {
+                        resp.sw2() as usize
+                    };
+                    last = Command::new(cmd.cla & 0x03, 0xC0, 0, 0).le(le);
+                    resent = false;
+                    resp = self.wire(step, &last, false, "GET RESPONSE")?;
+                }
+                _ => {
+                    data.extend_from_slice(&resp.data);
+                    return Ok(Response { data, sw: resp.sw });
+                }
+            }
+        }
+        Err(HeadError::Protocol(format!(
+            "card still answering procedure bytes after {MAX_CHAIN} rounds"
+        )))
+    }
+
+    fn wire(
+        &mut self,
+        step: &str,
+        cmd: &Command,
+        secret: bool,
+        note: &str,
+    ) -> Result<Response, HeadError> {
+        let bytes = cmd
+            .to_bytes()
+            .map_err(|e| HeadError::Protocol(e.to_string()))?;
+        let wall = chrono::Utc::now();
+        let at = Instant::now();
+        let wire = self.head.transmit(&bytes);
+        let wire = match wire {
+            Ok(w) => w,
+            Err(e) => {
+                self.rec.send(Event::HeadError {
+                    head: self.head_name(),
+                    error: e.to_string(),
+                });
+                return Err(e);
+            }
+        };
+        let resp =
+            Response::parse(&wire.response).map_err(|e| HeadError::Protocol(e.to_string()))?;
+        if self.rec.enabled() {
+            let mut command = bytes;
+            let mut note = note.to_string();
+            if secret {
+                let start = command.len() - cmd.data.len() - trailer_len(cmd);
+                command[start..start + cmd.data.len()]
+                    .iter_mut()
+                    .for_each(|b| *b = 0);
+                note = if note.is_empty() {
+                    "data redacted".into()
+                } else {
+                    format!("{note}; data redacted")
+                };
+            }
+            self.rec.send(Event::Exchange(Box::new(Exchange {
+                seq: self.rec.next_seq(),
+                wall,
+                mono_ns: self.rec.mono_ns(at),
+                head: self.head_name(),
+                card_id: self.card_id.clone(),
+                test_step: self.test_step.clone(),
+                protocol_step: step.to_string(),
+                command,
+                response: resp.data.clone(),
+                sw: resp.sw,
+                duration_ns: wire.duration.as_nanos() as u64,
+                note,
+            })));
+        }
+        Ok(resp)
+    }
+}
+
+/// Bytes after the data field: the Le field.
+fn trailer_len(cmd: &Command) -> usize {
+    match cmd.le {
+        None => 0,
+        Some(_) if cmd.is_extended() => 2,
+        Some(_) => 1,
+    }
+}

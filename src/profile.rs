@@ -1,0 +1,203 @@
+//! Lab profiles (`profiles/*.toml`): heads, the cards in virtual heads, keyset, defaults.
+//! Every error names file:line:col.
+
+use serde::Deserialize;
+use std::path::{Path, PathBuf};
+use thiserror::Error;
+use toml::Spanned;
+
+#[derive(Debug, Error)]
+#[error("{path}:{line}:{col}: {msg}")]
+pub struct ConfigError {
+    pub path: String,
+    pub line: usize,
+    pub col: usize,
+    pub msg: String,
+}
+
+impl ConfigError {
+    pub fn at(path: &Path, text: &str, offset: usize, msg: impl Into<String>) -> Self {
+        let (line, col) = line_col(text, offset);
+        ConfigError {
+            path: path.display().to_string(),
+            line,
+            col,
+            msg: msg.into(),
+        }
+    }
+
+    pub fn whole_file(path: &Path, msg: impl Into<String>) -> Self {
+        ConfigError {
+            path: path.display().to_string(),
+            line: 1,
+            col: 1,
+            msg: msg.into(),
+        }
+    }
+
+    pub fn from_toml(path: &Path, text: &str, e: &toml::de::Error) -> Self {
+        let off = e.span().map_or(0, |s| s.start);
+        ConfigError::at(path, text, off, e.message().replace('\n', " "))
+    }
+}
+
+/// 1-based line and column of a byte offset.
+pub fn line_col(text: &str, offset: usize) -> (usize, usize) {
+    let upto = &text[..offset.min(text.len())];
+    let line = upto.matches('\n').count() + 1;
+    let col = upto
+        .rfind('\n')
+        .map_or(upto.chars().count(), |i| upto[i + 1..].chars().count())
+        + 1;
+    (line, col)
+}
+
+/// "line:col: message" for TOML errors in files that have their own path handling.
+pub fn toml_error(text: &str, e: &toml::de::Error) -> String {
+    let (l, c) = line_col(text, e.span().map_or(0, |s| s.start));
+    format!("{l}:{c}: {}", e.message().replace('\n', " "))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Profile {
+    pub name: String,
+    #[serde(default)]
+    pub description: String,
+    pub keyset: KeysetRef,
+    #[serde(default)]
+    pub defaults: Defaults,
+    #[serde(rename = "head")]
+    pub heads: Vec<Spanned<HeadSpec>>,
+    #[serde(default, rename = "card")]
+    pub cards: Vec<Spanned<CardSpec>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct KeysetRef {
+    /// Derive test keys in memory from this seed (no files, no set-up).
+    pub seed: Option<String>,
+    /// Or load a keyset written by `cardbench keys init`, relative to the profile.
+    pub path: Option<Spanned<String>>,
+    /// Certificate serials on the terminal's CRL (seeded keysets only).
+    #[serde(default)]
+    pub revoked: Vec<u32>,
+}
+
+#[derive(Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct Defaults {
+    /// Where runs write `<run-id>/trace.csv`, relative to the working directory.
+    pub logs: Option<String>,
+    /// Lab clock for transaction dates (RFC 3339). Absent: the wall clock.
+    pub clock: Option<Spanned<String>>,
+}
+
+#[derive(Debug, Deserialize, Clone)]
+#[serde(deny_unknown_fields)]
+pub struct HeadSpec {
+    pub name: String,
+    pub driver: Spanned<String>,
+    #[serde(default)]
+    pub role: String,
+    /// Virtual heads: the card in the slot at start.
+    pub card: Option<Spanned<String>>,
+    /// Virtual heads: modelled card service time per command, microseconds.
+    #[serde(default)]
+    pub service_time_us: u64,
+}
+
+#[derive(Debug, Deserialize, Clone)]
+#[serde(deny_unknown_fields)]
+pub struct CardSpec {
+    pub name: String,
+    /// Card ID, 8 bytes as 16 hex digits.
+    pub id: Spanned<String>,
+    #[serde(default = "default_protocol")]
+    pub protocol: crate::card::Protocol,
+    #[serde(default = "default_counter")]
+    pub purse_counter: u32,
+    #[serde(default)]
+    pub cpay_amount: u32,
+    #[serde(default)]
+    pub balance: u32,
+    #[serde(default)]
+    pub max_balance: u32,
+    /// Term of validity (YYYY-MM-DD, end of that day UTC).
+    #[serde(default = "default_validity")]
+    pub validity: Spanned<String>,
+    #[serde(default = "one")]
+    pub update_key: u32,
+    #[serde(default = "one")]
+    pub transfer_key: u32,
+    #[serde(default = "default_tk_limit")]
+    pub transfer_key_limit: u32,
+    #[serde(default = "default_uk_limit")]
+    pub update_key_limit: u32,
+    /// Preloaded transfer-key IDs (4th embodiment).
+    #[serde(default)]
+    pub slots: Vec<u32>,
+    /// Card certificate expiry (YYYY-MM-DD).
+    #[serde(default = "default_cert_expiry")]
+    pub cert_expiry: Spanned<String>,
+}
+
+fn default_protocol() -> crate::card::Protocol {
+    crate::card::Protocol::T0
+}
+fn default_counter() -> u32 {
+    1000
+}
+fn default_validity() -> Spanned<String> {
+    Spanned::new(0..0, "2030-12-31".into())
+}
+fn default_cert_expiry() -> Spanned<String> {
+    Spanned::new(0..0, "2035-12-31".into())
+}
+fn one() -> u32 {
+    1
+}
+fn default_tk_limit() -> u32 {
+    crate::keys::TRANSFER_KEY_COUNT
+}
+fn default_uk_limit() -> u32 {
+    crate::keys::UPDATE_KEY_COUNT
+}
+
+/// A profile together with the text it came from, for located errors.
+pub struct Loaded {
+    pub path: PathBuf,
+    pub text: String,
+    pub profile: Profile,
+}
+
+impl Loaded {
+    pub fn err(&self, span: std::ops::Range<usize>, msg: impl Into<String>) -> ConfigError {
+        ConfigError::at(&self.path, &self.text, span.start, msg)
+    }
+}
+
+pub fn load(path: &Path) -> Result<Loaded, ConfigError> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| ConfigError::whole_file(path, format!("cannot read: {e}")))?;
+    let profile: Profile =
+        toml::from_str(&text).map_err(|e| ConfigError::from_toml(path, &text, &e))?;
+    Ok(Loaded {
+        path: path.to_path_buf(),
+        text,
+        profile,
+    })
+}
+
+/// End of the given day (YYYY-MM-DD) in seconds since the epoch, UTC.
+pub fn parse_day_end(s: &str) -> Option<u32> {
+    let d = chrono::NaiveDate::parse_from_str(s, "%Y-%m-%d").ok()?;
+    let t = d.and_hms_opt(23, 59, 59)?.and_utc().timestamp();
+    u32::try_from(t).ok()
+}
+
+pub fn parse_instant(s: &str) -> Option<u32> {
+    let t = chrono::DateTime::parse_from_rfc3339(s).ok()?.timestamp();
+    u32::try_from(t).ok()
+}
