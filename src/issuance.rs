@@ -26,6 +26,27 @@ pub struct CardPlan {
     pub cert_expiry: u32,
 }
 
+impl CardPlan {
+    /// A card with the profile defaults: counter 1000, no value, keys 1/1, limits 8/4,
+    /// validity to 2030-12-31, certificate to 2035-12-31.
+    pub fn new(card_id: [u8; 8]) -> CardPlan {
+        CardPlan {
+            card_id,
+            purse_counter: 1000,
+            cpay_amount: 0,
+            balance: 0,
+            max_balance: 0,
+            validity: 1_924_991_999,
+            update_key: 1,
+            transfer_key: 1,
+            transfer_key_limit: crate::keys::TRANSFER_KEY_COUNT,
+            update_key_limit: crate::keys::UPDATE_KEY_COUNT,
+            slots: Vec::new(),
+            cert_expiry: 2_082_758_399,
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum IssuanceError {
     #[error("keyset has no update key with ID {0}")]
