@@ -205,7 +205,7 @@ fn exhausted_counter_stops_the_charge_machine_at_s1() {
     let mut t = term(keys());
     assert_eq!(run_charge(&mut h, &mut t, 10).verdict(), "success");
     let o = run_charge(&mut h, &mut t, 10);
-    assert_eq!(rejected(&o), ("S1", &RejectKind::CardRefused(0x6A84)));
+    assert_eq!(rejected(&o), ("S1/S2", &RejectKind::CardRefused(0x6A84)));
     assert_eq!(record(&mut h).amount, 10);
 }
 

@@ -72,7 +72,7 @@ fn read_record(link: &mut Link, step: &str) -> Flow<Record> {
 /// with the writer's key. `prefix` labels the steps when a charge machine re-verifies.
 fn verify_record(link: &mut Link, t: &Terminal, prefix: &str) -> Flow<Record> {
     let s = |n: &str| format!("{prefix}{n}");
-    let rec = read_record(link, &s("S11"))?;
+    let rec = read_record(link, &s("S11-S14"))?;
     if rec.is_blank() {
         return reject(
             &s("S11"),
@@ -133,7 +133,11 @@ fn write_signed_value(
     p: &str,
 ) -> Flow<u32> {
     let step = |n: &str| format!("{p}{n}");
-    let data = ok_data(link, &step("S1"), &cmds::purse_write_value(amount, t.now))?;
+    let data = ok_data(
+        link,
+        &step("S1/S2"),
+        &cmds::purse_write_value(amount, t.now),
+    )?;
     super::exact_len(&step("S2"), &data, 4, "new counter")?;
     let counter = be32(&data, 0);
     if before.checked_sub(1) != Some(counter) {
