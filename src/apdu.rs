@@ -277,7 +277,7 @@ mod tests {
         rt("00D6000003010203", Case::Three);
         rt("00A4040007A000000777010000", Case::Four);
         rt("00B0000000FFFF", Case::Two);
-        rt("00B0000000000000", Case::Two);
+        rt("00B00000000000", Case::Two);
         let long = format!("80D40000000100{}", "AB".repeat(256));
         rt(&long, Case::Three);
         let long4 = format!("80D40000000100{}0000", "AB".repeat(256));

@@ -12,6 +12,10 @@ pub fn perso_put(object: u8, data: &[u8]) -> Command {
     Command::new(CLA_PROP, PERSO_PUT, object, 0).data(data.to_vec())
 }
 
+pub fn perso_status() -> Command {
+    Command::new(CLA_PROP, PERSO_STATUS, 0, 0).le(1)
+}
+
 pub fn perso_lock() -> Command {
     Command::new(CLA_PROP, PERSO_LOCK, 0, 0)
 }
@@ -117,7 +121,7 @@ pub fn xfer_cancel_pending() -> Command {
 pub fn name(cla: u8, ins: u8) -> &'static str {
     match (cla, ins) {
         (CLA_ISO, SELECT) => "SELECT",
-        (_, GET_RESPONSE) if cla & 0xFC == 0 => "GET RESPONSE",
+        (CLA_ISO, GET_RESPONSE) => "GET RESPONSE",
         (CLA_PROP, PERSO_PUT) => "PERSO PUT",
         (CLA_PROP, PERSO_LOCK) => "PERSO LOCK",
         (CLA_PROP, PERSO_STATUS) => "PERSO STATUS",

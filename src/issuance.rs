@@ -101,7 +101,7 @@ pub fn script(plan: &CardPlan, keys: &Keyset) -> Result<Vec<(Command, bool)>, Is
         (
             perso_put(
                 PO_XFER_LIMITS,
-                &[be(plan.transfer_key_limit), be(plan.update_key_limit)].concat(),
+                &[be(plan.update_key_limit), be(plan.transfer_key_limit)].concat(),
             ),
             false,
         ),

@@ -88,7 +88,7 @@ impl<'a> Link<'a> {
                     } else {
                         resp.sw2() as usize
                     };
-                    last = Command::new(cmd.cla & 0x03, 0xC0, 0, 0).le(le);
+                    last = Command::new(0x00, 0xC0, 0, 0).le(le);
                     resent = false;
                     resp = self.wire(step, &last, false, "GET RESPONSE")?;
                 }

@@ -56,7 +56,9 @@ impl VirtualCard {
                     return status(sw::WRONG_P1P2);
                 }
                 // S21-S23: the card checks the reader's certified key with the center key.
+                // A new reader invalidates any nonce issued under the previous one.
                 self.ram.cpay_reader = None;
+                self.ram.cpay_nonce = None;
                 let Some(center) = self.nvm.get().cpay.center_key else {
                     return status(sw::CONDITIONS_NOT_SATISFIED);
                 };

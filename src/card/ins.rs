@@ -11,7 +11,7 @@ pub const AID_XFER: [u8; 7] = [0xA0, 0x00, 0x00, 0x07, 0x77, 0x00, 0x03];
 pub const SELECT: u8 = 0xA4;
 pub const GET_RESPONSE: u8 = 0xC0;
 
-// Personalization (any applet selected, until LOCK).
+// Personalization (with or without an applet selected, until LOCK).
 pub const PERSO_PUT: u8 = 0xE0;
 pub const PERSO_LOCK: u8 = 0xEE;
 pub const PERSO_STATUS: u8 = 0xEC;

@@ -185,12 +185,29 @@ impl VirtualCard {
             (ins::CLA_PROP, ins::PERSO_PUT | ins::PERSO_LOCK | ins::PERSO_STATUS) => {
                 self.perso(cmd)
             }
-            (ins::CLA_ISO | ins::CLA_PROP, _) => match self.ram.selected {
-                Some(Applet::Purse) => self.purse(cmd),
-                Some(Applet::Cpay) => self.cpay(cmd),
-                Some(Applet::Xfer) => self.xfer(cmd),
-                None => status(sw::COMMAND_NOT_ALLOWED),
-            },
+            (ins::CLA_ISO | ins::CLA_PROP, _) => {
+                let Some(applet) = self.ram.selected else {
+                    return status(sw::COMMAND_NOT_ALLOWED);
+                };
+                // Proprietary commands are CLA 80 only; the one interindustry command of an
+                // applet (PSO VERIFY CERTIFICATE in CPAY) is CLA 00 only.
+                let iso = applet == Applet::Cpay && cmd.ins == ins::CPAY_VERIFY_READER;
+                if (cmd.cla == ins::CLA_ISO) != iso {
+                    return status(sw::INS_NOT_SUPPORTED);
+                }
+                if !params_used(applet, cmd.ins) && (cmd.p1, cmd.p2) != (0, 0) {
+                    return status(sw::WRONG_P1P2);
+                }
+                // An issued card only: before LOCK the counter and keys are still settable.
+                if !self.nvm.get().locked {
+                    return status(sw::CONDITIONS_NOT_SATISFIED);
+                }
+                match applet {
+                    Applet::Purse => self.purse(cmd),
+                    Applet::Cpay => self.cpay(cmd),
+                    Applet::Xfer => self.xfer(cmd),
+                }
+            }
             _ => status(sw::CLA_NOT_SUPPORTED),
         }
     }
@@ -243,6 +260,9 @@ impl VirtualCard {
     }
 
     fn get_response(&mut self, cmd: &Command) -> Response {
+        if (cmd.p1, cmd.p2) != (0, 0) {
+            return Response::status(sw::WRONG_P1P2);
+        }
         let Some(mut pending) = self.ram.get_response.take() else {
             return Response::status(sw::COMMAND_NOT_ALLOWED);
         };
@@ -278,6 +298,22 @@ impl VirtualCard {
         let mut r = [0u8; 16];
         self.rng.fill_bytes(&mut r);
         r
+    }
+}
+
+/// Commands whose P1/P2 carry a parameter; every other applet command requires P1 = P2 = 00.
+fn params_used(applet: Applet, ins: u8) -> bool {
+    match applet {
+        Applet::Purse => matches!(ins, ins::READ_FIELD),
+        Applet::Cpay => matches!(ins, ins::READ_FIELD | ins::CPAY_VERIFY_READER),
+        Applet::Xfer => matches!(
+            ins,
+            ins::XFER_GET_INFO
+                | ins::XFER_UPDATE_PERMISSION
+                | ins::XFER_GET_TRANSFER_KEY
+                | ins::XFER_UPDATE_TRANSFER_KEY
+                | ins::XFER_READ_STATE
+        ),
     }
 }
 

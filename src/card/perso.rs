@@ -8,6 +8,9 @@ use crate::sw;
 
 impl VirtualCard {
     pub(crate) fn perso(&mut self, cmd: &Command) -> Reply {
+        if cmd.ins != PERSO_PUT && (cmd.p1, cmd.p2) != (0, 0) {
+            return status(sw::WRONG_P1P2);
+        }
         if cmd.ins == PERSO_STATUS {
             let img = self.nvm.get();
             return Response::ok(vec![u8::from(img.locked)]).into();
@@ -49,6 +52,7 @@ impl VirtualCard {
                 }
                 PO_CPAY_KEY => {
                     want(32)?;
+                    valid_scalar(&d)?;
                     img.cpay.key = Secret::from_slice(&d);
                 }
                 PO_CPAY_CERT => {
@@ -59,6 +63,7 @@ impl VirtualCard {
                 }
                 PO_CPAY_CENTER_KEY => {
                     want(65)?;
+                    valid_point(&d)?;
                     img.cpay.center_key = <[u8; 65]>::try_from(d.as_slice()).ok();
                 }
                 PO_CPAY_VALUE => {
@@ -90,11 +95,13 @@ impl VirtualCard {
                 }
                 PO_XFER_LIMITS => {
                     want(8)?;
-                    img.xfer.tkid_limit = be32(&d, 0);
-                    img.xfer.ukid_limit = be32(&d, 4);
+                    // Same order as GET CARD INFO: update-key limit, then transfer-key limit.
+                    img.xfer.ukid_limit = be32(&d, 0);
+                    img.xfer.tkid_limit = be32(&d, 4);
                 }
                 PO_XFER_CA_KEY => {
                     want(65)?;
+                    valid_point(&d)?;
                     img.xfer.ca_key = <[u8; 65]>::try_from(d.as_slice()).ok();
                 }
                 PO_XFER_CERT => {
@@ -105,6 +112,7 @@ impl VirtualCard {
                 }
                 PO_XFER_CARD_KEY => {
                     want(32)?;
+                    valid_scalar(&d)?;
                     img.xfer.card_key = Secret::from_slice(&d);
                 }
                 PO_XFER_SLOT => {
@@ -129,4 +137,18 @@ impl VirtualCard {
             Err(r) => r,
         }
     }
+}
+
+/// Keys are checked when they are written, so a bad personalization fails at PUT (6A80)
+/// rather than later in the field.
+fn valid_scalar(d: &[u8]) -> Result<(), u16> {
+    p256::ecdsa::SigningKey::from_slice(d)
+        .map(|_| ())
+        .map_err(|_| sw::WRONG_DATA)
+}
+
+fn valid_point(d: &[u8]) -> Result<(), u16> {
+    crate::crypto::sig::decode_point(d)
+        .map(|_| ())
+        .map_err(|_| sw::WRONG_DATA)
 }

@@ -239,16 +239,6 @@ fn update_older(
     failed: &mut String,
 ) -> Flow<Outcome> {
     let s = |e: u32, n: &str| format!("S{e}{n}");
-    let check = s(
-        match mode {
-            UpdateMode::Common => 1,
-            UpdateMode::Public => 3,
-            UpdateMode::Auto => 4,
-            UpdateMode::Multi => 6,
-            UpdateMode::Rollover => 7,
-        },
-        "003",
-    );
     macro_rules! on {
         ($link:expr, $body:expr) => {{
             let r = $body;
@@ -268,6 +258,8 @@ fn update_older(
         UpdateMode::Rollover => (MODE_PUBLIC_UK, 8),
     };
     let public = matches!(card_mode, MODE_PUBLIC | MODE_PUBLIC_UK);
+    // The 3rd and 5th embodiments' public paths number their check S5003 / S8003.
+    let check = s(e, "003");
     if public {
         check_card_cert(t, &check, ca, ia)?;
         check_card_cert(t, &check, cb, ib)?;
@@ -318,7 +310,7 @@ fn update_older(
     );
     // S?006 → A authenticates, decrypts, range-checks and applies.
     let (auth_step, final_step) = if public {
-        (s(e, "103A"), s(e, "105A"))
+        (format!("S{e}103A-S{e}104A"), s(e, "105A"))
     } else {
         (s(e, "103A"), s(e, "104A"))
     };

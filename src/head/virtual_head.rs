@@ -33,7 +33,10 @@ impl VirtualHead {
     pub fn insert(&mut self, card: VirtualCard) -> Option<VirtualCard> {
         let mut card = card;
         card.power_off();
-        self.card.replace(card)
+        self.card.replace(card).map(|mut old| {
+            old.power_off();
+            old
+        })
     }
 
     pub fn remove(&mut self) -> Option<VirtualCard> {
