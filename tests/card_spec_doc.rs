@@ -1,76 +1,296 @@
-use cardbench::card::{Protocol, VirtualCard};
-use cardbench::issuance::CardPlan;
-use cardbench::keys::Keyset;
-use cardbench::lab::personalize_virtual;
+//! docs/card-spec.md must keep up with the card: every constant of `src/card/ins.rs`
+//! (instruction bytes, P1 values, perso objects, modes, tags, AIDs, domain tags) must appear
+//! in a table row of the spec together with its value, and every status word the card code
+//! returns (`sw::NAME` in `src/card/*.rs`) must have a row in the spec's status-word table.
+//!
+//! Parsing is deliberately simple string scanning: table rows are lines starting with `|`,
+//! tokens are runs of ASCII letters, digits and `_`.
 
-fn x(c: &mut VirtualCard, h: &str) -> String {
-    let b = hex::decode(h.replace(' ', "")).unwrap();
-    match c.process(&b) {
-        Some(r) => {
-            let s = hex::encode_upper(&r);
-            println!("> {h}\n< {s}");
-            s
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+
+fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+fn read(rel: &str) -> String {
+    let p = root().join(rel);
+    std::fs::read_to_string(&p).unwrap_or_else(|e| panic!("cannot read {}: {e}", p.display()))
+}
+
+/// Tokens of a line, upper-cased, with a leading `0X` stripped from hex literals.
+fn tokens(line: &str) -> BTreeSet<String> {
+    line.split(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+        .filter(|t| !t.is_empty())
+        .map(|t| {
+            let u = t.to_ascii_uppercase();
+            match u.strip_prefix("0X") {
+                Some(rest) if !rest.is_empty() => rest.to_string(),
+                _ => u,
+            }
+        })
+        .collect()
+}
+
+fn table_rows(text: &str) -> Vec<&str> {
+    text.lines()
+        .filter(|l| l.trim_start().starts_with('|'))
+        .collect()
+}
+
+/// `pub const NAME: TYPE = VALUE;` items of a Rust source (one statement may span lines).
+fn pub_consts(src: &str) -> Vec<(String, String, String)> {
+    let mut out = Vec::new();
+    let mut rest = src;
+    while let Some(i) = rest.find("pub const ") {
+        let after = &rest[i + "pub const ".len()..];
+        let Some(end) = after.find(';') else { break };
+        let stmt = &after[..end];
+        rest = &after[end..];
+        let (Some(colon), Some(eq)) = (stmt.find(':'), stmt.find('=')) else {
+            continue;
+        };
+        if colon > eq {
+            continue;
         }
-        None => {
-            println!("> {h}\n< (mute)");
-            String::new()
+        let name = stmt[..colon].trim().to_string();
+        let ty = stmt[colon + 1..eq].trim().to_string();
+        let value = stmt[eq + 1..].trim().to_string();
+        out.push((name, ty, value));
+    }
+    out
+}
+
+/// The value as the spec writes it: hex digits (upper case) for integers and byte arrays,
+/// the string itself for byte-string literals.
+fn spec_value(name: &str, value: &str) -> Result<String, String> {
+    let v = value.trim();
+    if let Some(h) = v.strip_prefix("0x").or_else(|| v.strip_prefix("0X")) {
+        let h = h.replace('_', "").to_ascii_uppercase();
+        if h.is_empty() || !h.chars().all(|c| c.is_ascii_hexdigit()) {
+            return Err(format!("{name}: cannot read hex literal {v:?}"));
+        }
+        return Ok(if h.len() % 2 == 1 { format!("0{h}") } else { h });
+    }
+    if let Some(inner) = v.strip_prefix('[').and_then(|s| s.strip_suffix(']')) {
+        let mut hex = String::new();
+        for item in inner.split(',').map(str::trim).filter(|s| !s.is_empty()) {
+            let b = spec_value(name, item)?;
+            if b.len() != 2 {
+                return Err(format!("{name}: array element {item:?} is not one byte"));
+            }
+            hex.push_str(&b);
+        }
+        return Ok(hex);
+    }
+    if let Some(s) = v.strip_prefix("b\"").and_then(|s| s.strip_suffix('"')) {
+        return Ok(s.to_ascii_uppercase());
+    }
+    Err(format!(
+        "{name}: unsupported constant value {v:?} (teach tests/card_spec_doc.rs to read it)"
+    ))
+}
+
+/// Lines of the section whose heading contains `title` (case-insensitive), up to the next
+/// heading of the same or a higher level.
+fn section<'a>(text: &'a str, title: &str) -> Option<Vec<&'a str>> {
+    let lines: Vec<&str> = text.lines().collect();
+    let level = |l: &str| l.chars().take_while(|c| *c == '#').count();
+    let start = lines.iter().position(|l| {
+        l.starts_with('#') && l.to_ascii_lowercase().contains(&title.to_ascii_lowercase())
+    })?;
+    let lvl = level(lines[start]);
+    let end = lines[start + 1..]
+        .iter()
+        .position(|l| l.starts_with('#') && level(l) <= lvl)
+        .map_or(lines.len(), |i| start + 1 + i);
+    Some(lines[start + 1..end].to_vec())
+}
+
+/// Every `sw::NAME` referenced in the card sources.
+fn sw_names_used(dir: &Path) -> BTreeMap<String, Vec<String>> {
+    let mut used: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
+        .unwrap_or_else(|e| panic!("cannot list {}: {e}", dir.display()))
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|x| x == "rs"))
+        .collect();
+    files.sort();
+    for f in files {
+        let src = std::fs::read_to_string(&f).unwrap();
+        let file = f.file_name().unwrap().to_string_lossy().to_string();
+        let mut rest = src.as_str();
+        while let Some(i) = rest.find("sw::") {
+            let after = &rest[i + 4..];
+            let name: String = after
+                .chars()
+                .take_while(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || *c == '_')
+                .collect();
+            if !name.is_empty() {
+                let files = used.entry(name).or_default();
+                if !files.contains(&file) {
+                    files.push(file.clone());
+                }
+            }
+            rest = after;
         }
     }
+    used
 }
-fn data(s: &str) -> String { s[..s.len()-4].to_string() }
 
 #[test]
-fn explore() {
-    let keys = Keyset::from_seed("cardbench virtual lab", vec![]);
-    let mut pa = CardPlan::new([0xCB, 0, 0, 0, 0, 0, 0x0A, 0x01]);
-    pa.balance = 10000;
-    let mut pb = CardPlan::new([0xCB, 0, 0, 0, 0, 0, 0x0B, 0x02]);
-    pb.balance = 5000; pb.transfer_key = 2; pb.slots = vec![3,4];
-    let mut a = personalize_virtual(&pa, Protocol::T1, &keys).unwrap();
-    let mut b = personalize_virtual(&pb, Protocol::T1, &keys).unwrap();
-    a.power_on(); b.power_on();
-    let sel = "00A40400 07 A0000007770003";
-    x(&mut a, sel); x(&mut b, sel);
-    println!("--- key update A(1) <- B(2), mode 01");
-    x(&mut a, "80240100 04 00000000");
-    let r = data(&x(&mut a, "80200100 10"));
-    let blob = data(&x(&mut b, &format!("80220100 10 {r} 00")));
-    x(&mut a, &format!("80240300 {:02X} {blob}", blob.len()/2));
-    x(&mut a, &format!("80240100 {:02X} {blob}", blob.len()/2));
-    let _r2 = data(&x(&mut a, "80200100 10"));
-    x(&mut a, &format!("80240100 {:02X} {blob}", blob.len()/2));
-    let r3 = data(&x(&mut a, "80200100 10"));
-    let blob3 = data(&x(&mut b, &format!("80220100 10 {r3} 00")));
-    x(&mut a, &format!("80240100 {:02X} {blob3}", blob3.len()/2));
-    let r4 = data(&x(&mut a, "80200100 10"));
-    let blob4 = data(&x(&mut b, &format!("80220100 10 {r4} 00")));
-    x(&mut a, &format!("80240100 {:02X} {blob4}", blob4.len()/2));
-    x(&mut a, "80200100 01 00 10");
-    x(&mut a, "80200500 10");
-    x(&mut a, "80200200 10");
-    x(&mut a, "80220300 10 00112233445566778899AABBCCDDEEFF 00");
-    println!("--- transfer A -> B 300, B receive lost");
-    let rs = data(&x(&mut a, "80300000 08 0000012C6A1D7440 10"));
-    let rb = data(&x(&mut b, &format!("80320000 18 0000012C6A1D7440{rs} 20")));
-    x(&mut b, &format!("80320000 18 0000012C6A1D7440{rs} 20"));
-    let ch = data(&x(&mut a, &format!("80340000 20 {rb} 10")));
-    x(&mut a, &format!("80340000 20 {rb} 10"));
-    let _ = ch;
-    b.power_off(); b.power_on(); x(&mut b, sel);
-    let pend = data(&x(&mut b, "80380100 00"));
-    let last = data(&x(&mut a, "80380200 00"));
-    println!("pend rnd_recv {} last rnd_recv {}", &pend[48..80], &last[48..80]);
-    x(&mut b, "80360000 10 00000000000000000000000000000000 04");
-    x(&mut b, &format!("80360000 10 {} 04", &last[80..112]));
-    x(&mut b, &format!("80360000 10 {} 04", &last[80..112]));
-    x(&mut b, "80380100 00");
-    x(&mut b, "80100000 00");
-    println!("--- cpay");
-    x(&mut b, "00A40400 07 A0000007770002");
-    x(&mut b, "80880000 10 00112233445566778899AABBCCDDEEFF 00");
-    x(&mut b, "80D60000 48 000000016A1D7440 00000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000 04");
-    x(&mut b, "002A00BE 01 00");
-    x(&mut b, "002A00BF 01 00");
-    x(&mut b, "80B20200 00");
-    x(&mut b, "80B20300 00");
+fn every_ins_constant_is_in_a_spec_table() {
+    let spec = read("docs/card-spec.md");
+    let ins = read("src/card/ins.rs");
+    let rows: Vec<BTreeSet<String>> = table_rows(&spec).into_iter().map(tokens).collect();
+    let consts = pub_consts(&ins);
+    assert!(
+        consts.len() >= 40,
+        "found only {} pub consts in src/card/ins.rs: parser out of date?",
+        consts.len()
+    );
+    let mut missing = Vec::new();
+    for (name, _ty, value) in &consts {
+        let want = match spec_value(name, value) {
+            Ok(v) => v,
+            Err(e) => {
+                missing.push(e);
+                continue;
+            }
+        };
+        let found = rows
+            .iter()
+            .any(|r| r.contains(&name.to_ascii_uppercase()) && r.contains(&want));
+        if !found {
+            missing.push(format!(
+                "ins.rs constant {name} = {value}: no table row in docs/card-spec.md names it with `{want}`"
+            ));
+        }
+    }
+    assert!(
+        missing.is_empty(),
+        "docs/card-spec.md is missing {} constant(s):\n  {}",
+        missing.len(),
+        missing.join("\n  ")
+    );
+}
+
+#[test]
+fn every_status_word_the_card_returns_is_in_the_sw_table() {
+    let spec = read("docs/card-spec.md");
+    let sw_src = read("src/sw.rs");
+    let values: BTreeMap<String, String> = pub_consts(&sw_src)
+        .into_iter()
+        .filter(|(_, ty, _)| ty == "u16")
+        .filter_map(|(n, _, v)| spec_value(&n, &v).ok().map(|v| (n, v)))
+        .collect();
+    assert!(
+        values.contains_key("OK"),
+        "src/sw.rs: no `pub const OK: u16`"
+    );
+
+    let table = section(&spec, "status words")
+        .expect("docs/card-spec.md has no section whose heading contains \"Status words\"");
+    // The SW is the first cell of its row.
+    let first_cells: Vec<BTreeSet<String>> = table
+        .iter()
+        .filter(|l| l.trim_start().starts_with('|'))
+        .filter_map(|l| l.split('|').nth(1).map(tokens))
+        .collect();
+    let has = |tok: &str| first_cells.iter().any(|c| c.contains(tok));
+
+    let used = sw_names_used(&root().join("src/card"));
+    assert!(
+        used.len() >= 5,
+        "found only {} sw:: names in src/card: scanner out of date?",
+        used.len()
+    );
+    let mut missing = Vec::new();
+    for (name, files) in &used {
+        match values.get(name) {
+            None => missing.push(format!(
+                "sw::{name} (used in src/card/{}) is not a u16 constant of src/sw.rs",
+                files.join(", src/card/")
+            )),
+            Some(v) if v.len() != 4 => {
+                missing.push(format!("sw::{name} = {v} is not 4 hex digits"))
+            }
+            Some(v) if !has(v) => missing.push(format!(
+                "sw::{name} = {v} (used in src/card/{}) has no row in the status-word table",
+                files.join(", src/card/")
+            )),
+            Some(_) => {}
+        }
+    }
+    // Status words built from literals by the response-delivery rules.
+    let card_src: String = ["mod.rs", "purse.rs", "cpay.rs", "xfer.rs", "perso.rs"]
+        .iter()
+        .map(|f| std::fs::read_to_string(root().join("src/card").join(f)).unwrap_or_default())
+        .collect();
+    for (literal, row) in [("0x6100", "61XX"), ("0x6C00", "6CXX")] {
+        if card_src.contains(literal) && !has(row) {
+            missing.push(format!(
+                "the card builds {row} ({literal} in src/card) but the status-word table has no `{row}` row"
+            ));
+        }
+    }
+    assert!(
+        missing.is_empty(),
+        "docs/card-spec.md status-word table is missing {} entr(y/ies):\n  {}",
+        missing.len(),
+        missing.join("\n  ")
+    );
+}
+
+#[test]
+fn spec_quotes_the_atr_of_both_protocols() {
+    use cardbench::card::{Protocol, VirtualCard};
+    let spec = read("docs/card-spec.md");
+    let compact: String = spec.chars().filter(|c| !c.is_whitespace()).collect();
+    let mut missing = Vec::new();
+    for p in [Protocol::T0, Protocol::T1] {
+        let atr = hex::encode_upper(VirtualCard::blank(p, Some([0; 32])).atr());
+        if !compact.contains(&atr) {
+            missing.push(format!("{} ATR {atr}", p.name()));
+        }
+    }
+    assert!(
+        missing.is_empty(),
+        "docs/card-spec.md does not quote: {}",
+        missing.join(", ")
+    );
+}
+
+#[test]
+fn spec_names_every_command() {
+    // Names come from `cmds::name`, the one the trace uses, so the spec and the trace agree.
+    let spec = read("docs/card-spec.md");
+    let ins = read("src/card/ins.rs");
+    let not_ins = ["CLA_", "FIELD_", "MODE_", "TAG_", "PO_", "AID_", "DOM_"];
+    let mut missing = Vec::new();
+    for (name, ty, value) in pub_consts(&ins) {
+        if ty != "u8" || not_ins.iter().any(|p| name.starts_with(p)) {
+            continue;
+        }
+        let Ok(hex) = spec_value(&name, &value) else {
+            continue;
+        };
+        let Ok(byte) = u8::from_str_radix(&hex, 16) else {
+            continue;
+        };
+        let label = [0x80u8, 0x00]
+            .iter()
+            .map(|cla| cardbench::cmds::name(*cla, byte))
+            .find(|n| *n != "UNKNOWN");
+        if let Some(label) = label {
+            if !spec.contains(label) {
+                missing.push(format!("{name} ({hex}): command name \"{label}\""));
+            }
+        }
+    }
+    assert!(
+        missing.is_empty(),
+        "docs/card-spec.md never mentions:\n  {}",
+        missing.join("\n  ")
+    );
 }
