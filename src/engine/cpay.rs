@@ -1,7 +1,8 @@
 //! Seed 000 prior art ([0006]-[0008]): card-signed payment, S21-S38.
 
 use super::{
-    be32, exact_len, finish, ok_data, reject, EngineError, Flow, Outcome, RejectKind, Terminal,
+    be32, exact_len, exec, finish, ok_data, reject, EngineError, Flow, Outcome, RejectKind,
+    Terminal,
 };
 use crate::apdu::Response;
 use crate::card::cpay::{debit_message, sign_message};
@@ -17,14 +18,14 @@ pub fn card_signed_payment(
     t: &mut Terminal,
     price: u32,
 ) -> Result<Outcome, EngineError> {
-    let head = link.head_name();
-    finish(&head, flow(link, t, price))
+    finish(flow(link, t, price))
 }
 
 fn flow(link: &mut Link, t: &mut Terminal, price: u32) -> Flow<Outcome> {
     ok_data(link, "select", &cmds::select(&AID_CPAY))?;
     // S21-S23 run on the card: it checks our certified key with the center key.
-    let r: Response = link.exec(
+    let r: Response = exec(
+        link,
         "S21",
         &cmds::cpay_verify_reader(t.keys.payment.cert.encode()),
     )?;

@@ -7,7 +7,7 @@
 //! seed's figures.
 
 use super::{
-    be32, finish, ok_data, reject, EngineError, Flow, Outcome, RejectKind, Stop, Terminal,
+    be32, exec, finish, ok_data, reject, EngineError, Flow, Outcome, RejectKind, Terminal,
 };
 use crate::apdu::Response;
 use crate::card::ins::*;
@@ -148,18 +148,10 @@ pub fn key_update(
     t: &mut Terminal,
     mode: UpdateMode,
 ) -> Result<Outcome, EngineError> {
-    let mut failed_head = a.head_name();
-    let r = flow(a, b, t, mode, &mut failed_head);
-    finish(&failed_head, r)
+    finish(flow(a, b, t, mode))
 }
 
-fn flow(
-    x: &mut Link,
-    y: &mut Link,
-    t: &mut Terminal,
-    mode: UpdateMode,
-    failed: &mut String,
-) -> Flow<Outcome> {
+fn flow(x: &mut Link, y: &mut Link, t: &mut Terminal, mode: UpdateMode) -> Flow<Outcome> {
     let e = match mode {
         UpdateMode::Common => 1,
         UpdateMode::Public => 3,
@@ -168,32 +160,16 @@ fn flow(
         UpdateMode::Rollover => 7,
     };
     let s = |e: u32, n: &str| format!("S{e}{n}");
-    // Which side failed matters for the error message only.
-    macro_rules! on {
-        ($link:expr, $body:expr) => {{
-            let r = $body;
-            if let Err(Stop::Head(_)) = &r {
-                *failed = $link.head_name();
-            }
-            r?
-        }};
-    }
-    let ix = on!(x, read_info(x, &s(e, "001"), &format!("S{e}002/S{e}101A")));
-    let iy = on!(y, read_info(y, &s(e, "001"), &format!("S{e}002/S{e}101B")));
+    let ix = read_info(x, &s(e, "001"), &format!("S{e}002/S{e}101A"))?;
+    let iy = read_info(y, &s(e, "001"), &format!("S{e}002/S{e}101B"))?;
     let needs_certs = matches!(
         mode,
         UpdateMode::Public | UpdateMode::Auto | UpdateMode::Rollover
     );
     let (cx, cy) = if needs_certs {
         (
-            on!(
-                x,
-                ok_data(x, &format!("S{e}002/S{e}101A"), &cmds::xfer_certificate())
-            ),
-            on!(
-                y,
-                ok_data(y, &format!("S{e}002/S{e}101B"), &cmds::xfer_certificate())
-            ),
+            ok_data(x, &format!("S{e}002/S{e}101A"), &cmds::xfer_certificate())?,
+            ok_data(y, &format!("S{e}002/S{e}101B"), &cmds::xfer_certificate())?,
         )
     } else {
         (Vec::new(), Vec::new())
@@ -222,9 +198,9 @@ fn flow(
     }
     // The seed's A is the card being updated, B the one with the newer key.
     if ix.tkid < iy.tkid {
-        update_older(x, y, t, mode, (&ix, &cx), (&iy, &cy), failed)
+        update_older(x, y, t, mode, (&ix, &cx), (&iy, &cy))
     } else {
-        update_older(y, x, t, mode, (&iy, &cy), (&ix, &cx), failed)
+        update_older(y, x, t, mode, (&iy, &cy), (&ix, &cx))
     }
 }
 
@@ -236,18 +212,8 @@ fn update_older(
     mode: UpdateMode,
     (ia, ca): (&CardInfo, &Vec<u8>),
     (ib, cb): (&CardInfo, &Vec<u8>),
-    failed: &mut String,
 ) -> Flow<Outcome> {
     let s = |e: u32, n: &str| format!("S{e}{n}");
-    macro_rules! on {
-        ($link:expr, $body:expr) => {{
-            let r = $body;
-            if let Err(Stop::Head(_)) = &r {
-                *failed = $link.head_name();
-            }
-            r?
-        }};
-    }
     let (card_mode, e) = match mode {
         UpdateMode::Common => (MODE_COMMON, 1),
         UpdateMode::Public => (MODE_PUBLIC, 3),
@@ -279,14 +245,11 @@ fn update_older(
         (&[][..], &[][..])
     };
     // S?004 → A answers a fresh update random (S?102A).
-    let random = on!(
+    let random = ok_data(
         ta,
-        ok_data(
-            ta,
-            &format!("S{e}004/S{e}102A"),
-            &cmds::xfer_update_permission(card_mode, pa)
-        )
-    );
+        &format!("S{e}004/S{e}102A"),
+        &cmds::xfer_update_permission(card_mode, pa),
+    )?;
     if random.len() != 16 {
         return reject(
             &s(e, "102A"),
@@ -300,28 +263,22 @@ fn update_older(
     } else {
         format!("S{e}005/S{e}102B")
     };
-    let blob = on!(
+    let blob = ok_data(
         tb,
-        ok_data(
-            tb,
-            &b_step,
-            &cmds::xfer_get_transfer_key(card_mode, &random, pb)
-        )
-    );
+        &b_step,
+        &cmds::xfer_get_transfer_key(card_mode, &random, pb),
+    )?;
     // S?006 → A authenticates, decrypts, range-checks and applies.
     let (auth_step, final_step) = if public {
         (format!("S{e}103A-S{e}104A"), s(e, "105A"))
     } else {
         (s(e, "103A"), s(e, "104A"))
     };
-    let r: Response = on!(
+    let r: Response = exec(
         ta,
-        ta.exec(
-            &format!("S{e}006/{auth_step}"),
-            &cmds::xfer_update_transfer_key(card_mode, &blob)
-        )
-        .map_err(Stop::from)
-    );
+        &format!("S{e}006/{auth_step}"),
+        &cmds::xfer_update_transfer_key(card_mode, &blob),
+    )?;
     if r.sw != sw::OK {
         let at = if r.sw == sw::REF_DATA_NOT_USABLE {
             &final_step
@@ -334,7 +291,7 @@ fn update_older(
             format!("card A refused the update: {}", sw::describe(r.sw)),
         );
     }
-    let after = on!(ta, read_info_selected(ta, &final_step));
+    let after = read_info_selected(ta, &final_step)?;
     let moved_uk = card_mode == MODE_PUBLIC_UK;
     if after.tkid != ib.tkid || (moved_uk && after.ukid != ib.ukid) {
         return reject(

@@ -106,13 +106,7 @@ pub enum EngineError {
 /// Internal control flow: stop with a rejection, or with a bench failure.
 pub(crate) enum Stop {
     Reject(Rejection),
-    Head(HeadError),
-}
-
-impl From<HeadError> for Stop {
-    fn from(e: HeadError) -> Self {
-        Stop::Head(e)
-    }
+    Head { head: String, source: HeadError },
 }
 
 pub(crate) type Flow<T> = Result<T, Stop>;
@@ -125,21 +119,26 @@ pub(crate) fn reject<T>(step: &str, kind: RejectKind, detail: impl Into<String>)
     }))
 }
 
-/// Turn an engine body's result into the public outcome, naming the head for bench errors.
-pub(crate) fn finish(head: &str, r: Flow<Outcome>) -> Result<Outcome, EngineError> {
+/// Turn an engine body's result into the public outcome.
+pub(crate) fn finish(r: Flow<Outcome>) -> Result<Outcome, EngineError> {
     match r {
         Ok(o) => Ok(o),
         Err(Stop::Reject(r)) => Ok(Outcome::Rejected(r)),
-        Err(Stop::Head(source)) => Err(EngineError::Head {
-            head: head.into(),
-            source,
-        }),
+        Err(Stop::Head { head, source }) => Err(EngineError::Head { head, source }),
     }
+}
+
+/// Send a command; a head failure stops the engine naming the head.
+pub(crate) fn exec(link: &mut Link, step: &str, cmd: &Command) -> Flow<Response> {
+    link.exec(step, cmd).map_err(|source| Stop::Head {
+        head: link.head_name(),
+        source,
+    })
 }
 
 /// Send a command and require 9000; any other status word is the card refusing at `step`.
 pub(crate) fn ok_data(link: &mut Link, step: &str, cmd: &Command) -> Flow<Vec<u8>> {
-    let r: Response = link.exec(step, cmd)?;
+    let r = exec(link, step, cmd)?;
     if r.sw != sw::OK {
         return reject(
             step,

@@ -174,8 +174,7 @@ fn write_signed_value(
 
 /// Charge machine: adds `amount` to the purse (a blank card starts at zero).
 pub fn charge(link: &mut Link, t: &mut Terminal, amount: u32) -> Result<Outcome, EngineError> {
-    let head = link.head_name();
-    finish(&head, charge_flow(link, t, amount))
+    finish(charge_flow(link, t, amount))
 }
 
 fn charge_flow(link: &mut Link, t: &mut Terminal, amount: u32) -> Flow<Outcome> {
@@ -202,8 +201,7 @@ fn charge_flow(link: &mut Link, t: &mut Terminal, amount: u32) -> Flow<Outcome> 
 
 /// Payment machine: verifies the record, takes `price`, re-signs as the new writer.
 pub fn pay(link: &mut Link, t: &mut Terminal, price: u32) -> Result<Outcome, EngineError> {
-    let head = link.head_name();
-    finish(&head, pay_flow(link, t, price))
+    finish(pay_flow(link, t, price))
 }
 
 fn pay_flow(link: &mut Link, t: &mut Terminal, price: u32) -> Flow<Outcome> {

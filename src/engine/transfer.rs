@@ -2,7 +2,7 @@
 
 use super::key_update::{read_info, read_info_selected, CardInfo};
 use super::{
-    exact_len, finish, ok_data, reject, EngineError, Flow, Outcome, RejectKind, Stop, Terminal,
+    exact_len, exec, finish, ok_data, reject, EngineError, Flow, Outcome, RejectKind, Terminal,
 };
 use crate::apdu::Response;
 use crate::cmds;
@@ -15,29 +15,12 @@ pub fn value_transfer(
     t: &mut Terminal,
     amount: u32,
 ) -> Result<Outcome, EngineError> {
-    let mut failed = from.head_name();
-    let r = flow(from, to, t, amount, &mut failed);
-    finish(&failed, r)
+    finish(flow(from, to, t, amount))
 }
 
-fn flow(
-    a: &mut Link,
-    b: &mut Link,
-    t: &mut Terminal,
-    paid: u32,
-    failed: &mut String,
-) -> Flow<Outcome> {
-    macro_rules! on {
-        ($link:expr, $body:expr) => {{
-            let r = $body;
-            if let Err(Stop::Head(_)) = &r {
-                *failed = $link.head_name();
-            }
-            r?
-        }};
-    }
-    let ia: CardInfo = on!(a, read_info(a, "select", "info"));
-    let ib: CardInfo = on!(b, read_info(b, "select", "info"));
+fn flow(a: &mut Link, b: &mut Link, t: &mut Terminal, paid: u32) -> Flow<Outcome> {
+    let ia: CardInfo = read_info(a, "select", "info")?;
+    let ib: CardInfo = read_info(b, "select", "info")?;
     for i in [&ia, &ib] {
         if t.now > i.validity {
             return reject(
@@ -65,24 +48,18 @@ fn flow(
         );
     }
     // S2001 → A: tentative debit, transmission random (S2101A-S2102A).
-    let rnd_send = on!(
+    let rnd_send = ok_data(
         a,
-        ok_data(
-            a,
-            "S2001/S2101A-S2102A",
-            &cmds::xfer_send_permission(paid, t.now)
-        )
-    );
+        "S2001/S2101A-S2102A",
+        &cmds::xfer_send_permission(paid, t.now),
+    )?;
     exact_len("S2102A", &rnd_send, 16, "transmission random")?;
     // S2002 → B: tentative credit, transmission challenge, reception random (S2101B-S2103B).
-    let rb = on!(
+    let rb = ok_data(
         b,
-        ok_data(
-            b,
-            "S2002/S2101B-S2103B",
-            &cmds::xfer_receive_permission(paid, t.now, &rnd_send)
-        )
-    );
+        "S2002/S2101B-S2103B",
+        &cmds::xfer_receive_permission(paid, t.now, &rnd_send),
+    )?;
     exact_len(
         "S2103B",
         &rb,
@@ -90,21 +67,14 @@ fn flow(
         "transmission challenge + reception random",
     )?;
     // S2003 → A: checks the transmission challenge, commits, answers the reception challenge.
-    let r: Response = on!(
+    let r: Response = exec(
         a,
-        a.exec(
-            "S2003/S2103A-S2105A",
-            &cmds::xfer_send(&rb[..16], &rb[16..])
-        )
-        .map_err(Stop::from)
-    );
+        "S2003/S2103A-S2105A",
+        &cmds::xfer_send(&rb[..16], &rb[16..]),
+    )?;
     if r.sw != sw::OK {
         // Nothing was debited: release B's pending credit so neither card changes.
-        let c: Response = on!(
-            b,
-            b.exec("S2003/cancel", &cmds::xfer_cancel_pending())
-                .map_err(Stop::from)
-        );
+        let c: Response = exec(b, "S2003/cancel", &cmds::xfer_cancel_pending())?;
         let cancelled = if c.sw == sw::OK {
             "pending credit cancelled"
         } else {
@@ -121,11 +91,7 @@ fn flow(
     }
     exact_len("S2105A", &r.data, 16, "reception challenge")?;
     // S2004 → B: checks the reception challenge, commits the credit.
-    let r: Response = on!(
-        b,
-        b.exec("S2004/S2104B-S2105B", &cmds::xfer_receive(&r.data))
-            .map_err(Stop::from)
-    );
+    let r: Response = exec(b, "S2004/S2104B-S2105B", &cmds::xfer_receive(&r.data))?;
     if r.sw != sw::OK {
         // A has committed its debit; B keeps the pending credit for recovery.
         return reject(
@@ -137,8 +103,8 @@ fn flow(
             ),
         );
     }
-    let after_a = on!(a, read_info_selected(a, "verify"));
-    let after_b = on!(b, read_info_selected(b, "verify"));
+    let after_a = read_info_selected(a, "verify")?;
+    let after_b = read_info_selected(b, "verify")?;
     if after_a.balance != ia.balance - paid || Some(after_b.balance) != ib.balance.checked_add(paid)
     {
         return reject(
