@@ -3,6 +3,12 @@
 //! in a table row of the spec together with its value, and every status word the card code
 //! returns (`sw::NAME` in `src/card/*.rs`) must have a row in the spec's status-word table.
 //!
+//! The command summary (section 1.5) is checked both ways: its names are those of
+//! `cmds::name`, every builder of `src/cmds.rs` (e.g. `perso_status`, "PERSO STATUS") has a
+//! row with its CLA, INS, case and P1-P2, and the card answers as the summary says: `6D00` to
+//! the other CLA, `6A86` to P1-P2 ≠ `00 00` for commands without parameters, `6985` to
+//! applet commands before PERSO LOCK.
+//!
 //! Parsing is deliberately simple string scanning: table rows are lines starting with `|`,
 //! tokens are runs of ASCII letters, digits and `_`.
 
@@ -292,5 +298,261 @@ fn spec_names_every_command() {
         missing.is_empty(),
         "docs/card-spec.md never mentions:\n  {}",
         missing.join("\n  ")
+    );
+}
+
+/// One row of the spec's command summary (section "Command summary").
+struct SummaryRow {
+    cla: u8,
+    ins: u8,
+    name: String,
+    applets: Vec<String>,
+    case: String,
+    p1p2: String,
+}
+
+/// Strip the backticks and spaces of a cell like "`80 B0`" or "`00 00`".
+fn cell_hex(cell: &str) -> Option<Vec<u8>> {
+    let h: String = cell
+        .trim()
+        .trim_matches('`')
+        .chars()
+        .filter(|c| *c != ' ')
+        .collect();
+    if h.is_empty() || h.len() % 2 != 0 || !h.chars().all(|c| c.is_ascii_hexdigit()) {
+        return None;
+    }
+    hex::decode(h).ok()
+}
+
+fn command_summary(spec: &str) -> Vec<SummaryRow> {
+    let lines = section(spec, "command summary")
+        .expect("docs/card-spec.md has no section whose heading contains \"Command summary\"");
+    let header = lines
+        .iter()
+        .find(|l| l.trim_start().starts_with("| CLA INS"))
+        .expect("command summary: no header row starting with `| CLA INS`");
+    let cols: Vec<String> = header
+        .split('|')
+        .map(|c| c.trim().to_ascii_lowercase())
+        .collect();
+    let col = |name: &str| {
+        cols.iter()
+            .position(|c| c.starts_with(name))
+            .unwrap_or_else(|| panic!("command summary: no `{name}` column in {header:?}"))
+    };
+    let (c_name, c_applet, c_case, c_p1p2) =
+        (col("name"), col("applet"), col("case"), col("p1-p2"));
+    let mut rows = Vec::new();
+    for l in lines.iter().filter(|l| l.trim_start().starts_with('|')) {
+        let cells: Vec<&str> = l.split('|').collect();
+        let Some(head) = cells.get(1).and_then(|c| cell_hex(c)) else {
+            continue;
+        };
+        assert_eq!(
+            head.len(),
+            2,
+            "command summary row {l:?}: first cell is not `CLA INS`"
+        );
+        let cell = |i: usize| cells.get(i).map_or("", |c| c.trim()).to_string();
+        rows.push(SummaryRow {
+            cla: head[0],
+            ins: head[1],
+            name: cell(c_name),
+            applets: cell(c_applet)
+                .split(',')
+                .map(|a| a.trim().to_string())
+                .collect(),
+            case: cell(c_case),
+            p1p2: cell(c_p1p2),
+        });
+    }
+    assert!(
+        rows.len() >= 20,
+        "found only {} rows in the command summary: parser out of date?",
+        rows.len()
+    );
+    rows
+}
+
+/// Every builder of `src/cmds.rs`, by name, with one command it builds.
+fn builders() -> Vec<(&'static str, cardbench::apdu::Command)> {
+    use cardbench::card::ins::*;
+    use cardbench::cmds::*;
+    vec![
+        ("select", select(&AID_PURSE)),
+        ("perso_put", perso_put(PO_CARD_ID, &[0; 8])),
+        ("perso_status", perso_status()),
+        ("perso_lock", perso_lock()),
+        ("read_field", read_field(FIELD_ID, 8)),
+        ("purse_read_all", purse_read_all()),
+        ("purse_write_value", purse_write_value(1, 2)),
+        ("purse_write_signature", purse_write_signature(&[0; 64])),
+        ("purse_write_certificate", purse_write_certificate(&[0; 10])),
+        ("cpay_verify_reader", cpay_verify_reader(&[0; 10])),
+        ("cpay_sign", cpay_sign(&[0; 16])),
+        ("cpay_debit", cpay_debit(1, 2, &[0; 64])),
+        ("xfer_info", xfer_info()),
+        ("xfer_certificate", xfer_certificate()),
+        (
+            "xfer_update_permission",
+            xfer_update_permission(MODE_COMMON, &[]),
+        ),
+        (
+            "xfer_get_transfer_key",
+            xfer_get_transfer_key(MODE_COMMON, &[0; 16], &[]),
+        ),
+        (
+            "xfer_update_transfer_key",
+            xfer_update_transfer_key(MODE_COMMON, &[0; 68]),
+        ),
+        ("xfer_send_permission", xfer_send_permission(1, 2)),
+        (
+            "xfer_receive_permission",
+            xfer_receive_permission(1, 2, &[0; 16]),
+        ),
+        ("xfer_send", xfer_send(&[0; 16], &[0; 16])),
+        ("xfer_receive", xfer_receive(&[0; 16])),
+        ("xfer_read_state", xfer_read_state(1)),
+        ("xfer_cancel_pending", xfer_cancel_pending()),
+    ]
+}
+
+#[test]
+fn command_summary_agrees_with_cmds() {
+    let spec = read("docs/card-spec.md");
+    let rows = command_summary(&spec);
+    let mut bad = Vec::new();
+    for r in &rows {
+        let want = cardbench::cmds::name(r.cla, r.ins);
+        if r.name != want {
+            bad.push(format!(
+                "row `{:02X} {:02X}` says {:?}, cmds::name says {want:?}",
+                r.cla, r.ins, r.name
+            ));
+        }
+    }
+    // Every builder is listed here, so a new builder cannot slip past this check.
+    let cmds_src = read("src/cmds.rs");
+    let declared: BTreeSet<String> = cmds_src
+        .match_indices("pub fn ")
+        .map(|(i, _)| {
+            cmds_src[i + 7..]
+                .chars()
+                .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
+                .collect()
+        })
+        .filter(|n: &String| n != "name")
+        .collect();
+    let built = builders();
+    let listed: BTreeSet<String> = built.iter().map(|(n, _)| n.to_string()).collect();
+    for n in declared.difference(&listed) {
+        bad.push(format!(
+            "src/cmds.rs builder `{n}` is not in tests/card_spec_doc.rs `builders()`"
+        ));
+    }
+    for n in listed.difference(&declared) {
+        bad.push(format!(
+            "`builders()` names `{n}`, which src/cmds.rs does not declare"
+        ));
+    }
+    for (n, c) in &built {
+        let Some(r) = rows.iter().find(|r| (r.cla, r.ins) == (c.cla, c.ins)) else {
+            bad.push(format!(
+                "cmds::{n} builds CLA {:02X} INS {:02X}: no row in the command summary",
+                c.cla, c.ins
+            ));
+            continue;
+        };
+        if r.p1p2 == "`00 00`" && (c.p1, c.p2) != (0, 0) {
+            bad.push(format!(
+                "cmds::{n} builds P1-P2 {:02X} {:02X}, the summary says `00 00`",
+                c.p1, c.p2
+            ));
+        }
+        let case = match (c.data.is_empty(), c.le.is_some()) {
+            (true, false) => "1",
+            (true, true) => "2",
+            (false, false) => "3",
+            (false, true) => "4",
+        };
+        if !r.case.split(" or ").any(|k| k.trim() == case) {
+            bad.push(format!(
+                "cmds::{n} builds a case-{case} command, the summary says case {}",
+                r.case
+            ));
+        }
+    }
+    assert!(
+        bad.is_empty(),
+        "docs/card-spec.md command summary disagrees with src/cmds.rs:\n  {}",
+        bad.join("\n  ")
+    );
+}
+
+#[test]
+fn card_enforces_the_command_summary_cla_p1p2_and_lock() {
+    use cardbench::card::ins::{AID_CPAY, AID_PURSE, AID_XFER};
+    use cardbench::card::{Protocol, VirtualCard};
+    let spec = read("docs/card-spec.md");
+    let rows = command_summary(&spec);
+    let sw = |card: &mut VirtualCard, apdu: &[u8]| -> u16 {
+        let r = card.process(apdu).expect("powered card answers");
+        u16::from_be_bytes([r[r.len() - 2], r[r.len() - 1]])
+    };
+    let fresh = |applet: &str, locked: bool| {
+        let mut c = VirtualCard::blank(Protocol::T1, Some([7; 32]));
+        c.power_on();
+        if locked {
+            assert_eq!(sw(&mut c, &[0x80, 0xEE, 0, 0]), 0x9000, "PERSO LOCK");
+        }
+        let aid = match applet {
+            "PURSE" | "all" => AID_PURSE,
+            "CPAY" => AID_CPAY,
+            "XFER" => AID_XFER,
+            other => panic!("command summary: unknown applet {other:?}"),
+        };
+        let select = [&[0x00, 0xA4, 0x04, 0x00, 0x07][..], &aid].concat();
+        assert_eq!(sw(&mut c, &select), 0x9000, "SELECT {applet}");
+        c
+    };
+    let mut bad = Vec::new();
+    for r in &rows {
+        for applet in &r.applets {
+            let tag = format!("`{:02X} {:02X}` {} in {applet}", r.cla, r.ins, r.name);
+            // The other CLA of the two this card knows: always 6D00 (section 1.2).
+            let other = if r.cla == 0x00 { 0x80 } else { 0x00 };
+            let got = sw(&mut fresh(applet, true), &[other, r.ins, 0, 0]);
+            if got != 0x6D00 {
+                bad.push(format!(
+                    "{tag}: with CLA {other:02X} answers {got:04X}, not 6D00"
+                ));
+            }
+            // No parameters: anything but 00 00 is 6A86 (section 1.6).
+            if r.p1p2 == "`00 00`" {
+                for (p1, p2) in [(0x01, 0x00), (0x00, 0x01)] {
+                    let got = sw(&mut fresh(applet, true), &[r.cla, r.ins, p1, p2]);
+                    if got != 0x6A86 {
+                        bad.push(format!(
+                            "{tag}: P1-P2 {p1:02X} {p2:02X} answers {got:04X}, not 6A86"
+                        ));
+                    }
+                }
+            }
+            // Applet commands wait for LOCK (section 1.6).
+            if applet != "all" {
+                let got = sw(&mut fresh(applet, false), &[r.cla, r.ins, 0, 0]);
+                if got != 0x6985 {
+                    bad.push(format!(
+                        "{tag}: on an unlocked card answers {got:04X}, not 6985"
+                    ));
+                }
+            }
+        }
+    }
+    assert!(
+        bad.is_empty(),
+        "the card does not behave as the command summary of docs/card-spec.md says:\n  {}",
+        bad.join("\n  ")
     );
 }
