@@ -4258,7 +4258,8 @@ fn xfer_crafted_common_blobs() {
     let before = a.snap();
     let uk1 = uk(&k, 1);
     let perm = |a: &mut Bench, mode: u8| a16(&a.ok(&cmds::xfer_update_permission(mode, &[])));
-    let cases: Vec<(&str, u8, Box<dyn Fn(&[u8; 16]) -> Vec<u8>>, u16)> = vec![
+    type Blob = Box<dyn Fn(&[u8; 16]) -> Vec<u8>>;
+    let cases: Vec<(&str, u8, Blob, u16)> = vec![
         (
             "plaintext 35 bytes",
             MODE_COMMON,
