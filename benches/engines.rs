@@ -37,11 +37,7 @@ fn plan(n: u8, tk: u32, uk: u32) -> CardPlan {
 fn engines(c: &mut Criterion) {
     let keys = Keyset::from_seed("bench", vec![]);
     let rec = Recorder::disabled();
-    let term = || Terminal {
-        keys: &keys,
-        now: NOW,
-        rng: ChaCha20Rng::seed_from_u64(1),
-    };
+    let term = || Terminal { keys: &keys, now: NOW, rng: ChaCha20Rng::seed_from_u64(1) };
     let mut g = c.benchmark_group("engine");
     g.sample_size(30);
 
@@ -66,9 +62,7 @@ fn engines(c: &mut Criterion) {
     g.bench_function("card_signed_payment", |b| {
         b.iter_batched(
             || head(&keys, &plan(1, 1, 1)),
-            |mut h| {
-                cpay::card_signed_payment(&mut Link::new(&mut h, &rec), &mut term(), 100).unwrap()
-            },
+            |mut h| cpay::card_signed_payment(&mut Link::new(&mut h, &rec), &mut term(), 100).unwrap(),
             BatchSize::SmallInput,
         )
     });
@@ -82,12 +76,7 @@ fn engines(c: &mut Criterion) {
             b.iter_batched(
                 || (head(&keys, &plan(1, 1, uka)), head(&keys, &plan(2, 3, ukb))),
                 |(mut a, mut bh)| {
-                    let o = key_update(
-                        &mut Link::new(&mut a, &rec),
-                        &mut Link::new(&mut bh, &rec),
-                        &mut term(),
-                        mode,
-                    );
+                    let o = key_update(&mut Link::new(&mut a, &rec), &mut Link::new(&mut bh, &rec), &mut term(), mode);
                     assert_eq!(o.unwrap().verdict(), "success");
                 },
                 BatchSize::SmallInput,

@@ -18,9 +18,7 @@ use criterion::{criterion_group, criterion_main, Criterion};
 fn head(protocol: Protocol) -> VirtualHead {
     let keys = Keyset::from_seed("bench", vec![]);
     let mut h = VirtualHead::new("A");
-    h.insert(
-        personalize_virtual(&CardPlan::new([0xCB, 0, 0, 0, 0, 0, 0, 1]), protocol, &keys).unwrap(),
-    );
+    h.insert(personalize_virtual(&CardPlan::new([0xCB, 0, 0, 0, 0, 0, 0, 1]), protocol, &keys).unwrap());
     h.power_on().unwrap();
     h
 }
@@ -32,24 +30,18 @@ fn exchange(c: &mut Criterion) {
     {
         let rec = Recorder::disabled();
         let mut l = Link::new(&mut h, &rec);
-        l.exec("select", &cmds::select(&cardbench::card::ins::AID_PURSE))
-            .unwrap();
-        g.bench_function("read_field/trace_off", |b| {
-            b.iter(|| l.exec("bench", &read).unwrap())
-        });
+        l.exec("select", &cmds::select(&cardbench::card::ins::AID_PURSE)).unwrap();
+        g.bench_function("read_field/trace_off", |b| b.iter(|| l.exec("bench", &read).unwrap()));
     }
     {
         let dir = tempfile::tempdir().unwrap();
         let (rec, rx) = Recorder::new("bench");
-        let sink: Box<dyn Sink> =
-            Box::new(TraceCsv::create(&dir.path().join("trace.csv"), "bench", "bench").unwrap());
+        let sink: Box<dyn Sink> = Box::new(TraceCsv::create(&dir.path().join("trace.csv"), "bench", "bench").unwrap());
         let thread = sinks::spawn(rx, vec![sink]);
         {
             let mut l = Link::new(&mut h, &rec);
             l.card_id = "CB00000000000001".into();
-            g.bench_function("read_field/trace_on", |b| {
-                b.iter(|| l.exec("bench", &read).unwrap())
-            });
+            g.bench_function("read_field/trace_on", |b| b.iter(|| l.exec("bench", &read).unwrap()));
         }
         drop(rec);
         thread.join().unwrap();
@@ -58,12 +50,9 @@ fn exchange(c: &mut Criterion) {
     let mut h0 = head(Protocol::T0);
     let rec = Recorder::disabled();
     let mut l = Link::new(&mut h0, &rec);
-    l.exec("select", &cmds::select(&cardbench::card::ins::AID_PURSE))
-        .unwrap();
+    l.exec("select", &cmds::select(&cardbench::card::ins::AID_PURSE)).unwrap();
     let loose = cmds::read_field(FIELD_COUNTER, 256);
-    g.bench_function("read_field_t0_6Cxx/trace_off", |b| {
-        b.iter(|| l.exec("bench", &loose).unwrap())
-    });
+    g.bench_function("read_field_t0_6Cxx/trace_off", |b| b.iter(|| l.exec("bench", &loose).unwrap()));
     g.finish();
 }
 

@@ -55,14 +55,7 @@ pub struct Command {
 
 impl Command {
     pub fn new(cla: u8, ins: u8, p1: u8, p2: u8) -> Self {
-        Command {
-            cla,
-            ins,
-            p1,
-            p2,
-            data: Vec::new(),
-            le: None,
-        }
+        Command { cla, ins, p1, p2, data: Vec::new(), le: None }
     }
 
     pub fn data(mut self, data: impl Into<Vec<u8>>) -> Self {
@@ -138,10 +131,7 @@ impl Command {
                 let lc = body[0] as usize;
                 let rest = &body[1..];
                 if rest.len() < lc {
-                    return Err(ApduError::LcMismatch {
-                        lc,
-                        available: rest.len(),
-                    });
+                    return Err(ApduError::LcMismatch { lc, available: rest.len() });
                 }
                 cmd.data = rest[..lc].to_vec();
                 match rest.len() - lc {
@@ -166,10 +156,7 @@ impl Command {
                 }
                 let rest = &body[3..];
                 if rest.len() < lc {
-                    return Err(ApduError::LcMismatch {
-                        lc,
-                        available: rest.len(),
-                    });
+                    return Err(ApduError::LcMismatch { lc, available: rest.len() });
                 }
                 cmd.data = rest[..lc].to_vec();
                 match rest.len() - lc {
@@ -201,17 +188,11 @@ pub struct Response {
 
 impl Response {
     pub fn new(data: impl Into<Vec<u8>>, sw: u16) -> Self {
-        Response {
-            data: data.into(),
-            sw,
-        }
+        Response { data: data.into(), sw }
     }
 
     pub fn status(sw: u16) -> Self {
-        Response {
-            data: Vec::new(),
-            sw,
-        }
+        Response { data: Vec::new(), sw }
     }
 
     pub fn ok(data: impl Into<Vec<u8>>) -> Self {
@@ -223,10 +204,7 @@ impl Response {
             return Err(ApduError::NoStatusWord(b.len()));
         }
         let (data, sw) = b.split_at(b.len() - 2);
-        Ok(Response {
-            data: data.to_vec(),
-            sw: u16::from_be_bytes([sw[0], sw[1]]),
-        })
+        Ok(Response { data: data.to_vec(), sw: u16::from_be_bytes([sw[0], sw[1]]) })
     }
 
     pub fn to_bytes(&self) -> Vec<u8> {
@@ -251,10 +229,7 @@ impl Response {
 
 /// Parse hex with optional spaces or colons, as users paste APDUs.
 pub fn parse_hex(s: &str) -> Result<Vec<u8>, ApduError> {
-    let clean: String = s
-        .chars()
-        .filter(|c| !c.is_whitespace() && *c != ':')
-        .collect();
+    let clean: String = s.chars().filter(|c| !c.is_whitespace() && *c != ':').collect();
     hex::decode(&clean).map_err(|e| ApduError::Hex(e.to_string()))
 }
 
@@ -291,38 +266,17 @@ mod tests {
         let c = Command::new(0, 0xB0, 0, 0).le(65536);
         assert_eq!(c.to_bytes().unwrap(), vec![0, 0xB0, 0, 0, 0, 0, 0]);
         let c = Command::new(0, 0xB0, 0, 0).data(vec![1]).le(300);
-        assert_eq!(
-            c.to_bytes().unwrap(),
-            vec![0, 0xB0, 0, 0, 0, 0, 1, 1, 0x01, 0x2C]
-        );
+        assert_eq!(c.to_bytes().unwrap(), vec![0, 0xB0, 0, 0, 0, 0, 1, 1, 0x01, 0x2C]);
     }
 
     #[test]
     fn malformed_commands_are_typed_errors() {
         assert_eq!(Command::parse(&[0, 1, 2]), Err(ApduError::TooShort(3)));
-        assert_eq!(
-            Command::parse(&[0, 1, 2, 3, 5, 1, 2]),
-            Err(ApduError::LcMismatch {
-                lc: 5,
-                available: 2
-            })
-        );
-        assert_eq!(
-            Command::parse(&[0, 1, 2, 3, 1, 9, 0, 0]),
-            Err(ApduError::TrailingBytes(1))
-        );
-        assert_eq!(
-            Command::parse(&[0, 1, 2, 3, 0, 1]),
-            Err(ApduError::TruncatedExtendedLength)
-        );
-        assert_eq!(
-            Command::parse(&[0, 1, 2, 3, 0, 0, 0, 1]),
-            Err(ApduError::ZeroExtendedLc)
-        );
-        assert!(Command::new(0, 0, 0, 0)
-            .data(vec![0; 70000])
-            .to_bytes()
-            .is_err());
+        assert_eq!(Command::parse(&[0, 1, 2, 3, 5, 1, 2]), Err(ApduError::LcMismatch { lc: 5, available: 2 }));
+        assert_eq!(Command::parse(&[0, 1, 2, 3, 1, 9, 0, 0]), Err(ApduError::TrailingBytes(1)));
+        assert_eq!(Command::parse(&[0, 1, 2, 3, 0, 1]), Err(ApduError::TruncatedExtendedLength));
+        assert_eq!(Command::parse(&[0, 1, 2, 3, 0, 0, 0, 1]), Err(ApduError::ZeroExtendedLc));
+        assert!(Command::new(0, 0, 0, 0).data(vec![0; 70000]).to_bytes().is_err());
     }
 
     #[test]
@@ -331,9 +285,6 @@ mod tests {
         assert_eq!(r.data, vec![1, 2]);
         assert!(r.is_ok());
         assert_eq!(Response::parse(&[0x90]), Err(ApduError::NoStatusWord(1)));
-        assert_eq!(
-            Response::new(vec![7], 0x6A80).to_bytes(),
-            vec![7, 0x6A, 0x80]
-        );
+        assert_eq!(Response::new(vec![7], 0x6A80).to_bytes(), vec![7, 0x6A, 0x80]);
     }
 }

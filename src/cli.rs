@@ -4,8 +4,8 @@
 use crate::event::{Event, Recorder};
 use crate::keys::Keyset;
 use crate::lab::Lab;
-use crate::plan::Plan;
-use crate::runner::{run_plan, RunReport};
+use crate::report::CaseStatus;
+use crate::runner::run_plan;
 use crate::sinks::{self, Console, Sink};
 use crate::trace::TraceCsv;
 use anyhow::{Context, Result};
@@ -15,11 +15,7 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 #[derive(Parser, Debug)]
-#[command(
-    name = "cardbench",
-    version,
-    about = "Smart-card bench: conformance plans, APDU traces, timing"
-)]
+#[command(name = "cardbench", version, about = "Smart-card bench: conformance plans, APDU traces, timing")]
 pub struct Cli {
     #[command(subcommand)]
     pub cmd: Cmd,
@@ -43,6 +39,12 @@ pub enum Cmd {
         /// Only the summary line.
         #[arg(long, short)]
         quiet: bool,
+    },
+    /// Validate a plan without touching a card (with --profile, also its head names).
+    Check {
+        plan: PathBuf,
+        #[arg(long, short)]
+        profile: Option<PathBuf>,
     },
     /// Test keys and PKI.
     Keys {
@@ -84,18 +86,23 @@ pub fn main() -> ExitCode {
 
 fn dispatch(cli: Cli) -> Result<ExitCode, BenchError> {
     match cli.cmd {
-        Cmd::Run {
-            plan,
-            profile,
-            run_id,
-            logs,
-            quiet,
-        } => run(&plan, &profile, run_id, logs, quiet),
-        Cmd::Keys {
-            cmd: KeysCmd::Init { dir, force },
-        } => keys_init(&dir, force).map_err(BenchError),
+        Cmd::Run { plan, profile, run_id, logs, quiet } => run(&plan, &profile, run_id, logs, quiet),
+        Cmd::Check { plan, profile } => check(&plan, profile.as_deref()).map_err(BenchError),
+        Cmd::Keys { cmd: KeysCmd::Init { dir, force } } => keys_init(&dir, force).map_err(BenchError),
         Cmd::Heads { profile } => heads(&profile).map_err(BenchError),
     }
+}
+
+fn check(plan: &Path, profile: Option<&Path>) -> Result<ExitCode> {
+    let p = crate::plan::load(plan)?;
+    if let Some(profile) = profile {
+        let loaded = crate::profile::load(profile)?;
+        let lab = Lab::from_profile(&loaded)?;
+        p.bind(|n| lab.head_index(n).is_some())?;
+    }
+    let steps: usize = p.cases.iter().map(|c| c.steps.len()).sum::<usize>() + p.setup.len() + p.teardown.len();
+    println!("{}: plan {} {} is valid: {} cases, {} steps", plan.display(), p.id, p.version, p.cases.len(), steps);
+    Ok(ExitCode::SUCCESS)
 }
 
 fn keys_init(dir: &Path, force: bool) -> Result<ExitCode> {
@@ -111,18 +118,11 @@ fn keys_init(dir: &Path, force: bool) -> Result<ExitCode> {
 fn heads(profile: &Path) -> Result<ExitCode> {
     let loaded = crate::profile::load(profile)?;
     let mut lab = Lab::from_profile(&loaded)?;
-    println!(
-        "{:<8} {:<8} {:<20} {:<8} {:<6} ATR",
-        "HEAD", "DRIVER", "READER", "ROLE", "CARD"
-    );
+    println!("{:<8} {:<8} {:<20} {:<8} {:<6} ATR", "HEAD", "DRIVER", "READER", "ROLE", "CARD");
     for h in lab.heads.iter_mut() {
         let present = h.head.card_present();
         let atr = match present {
-            Ok(true) => h
-                .head
-                .power_on()
-                .map(hex::encode_upper)
-                .unwrap_or_else(|e| format!("({e})")),
+            Ok(true) => h.head.power_on().map(hex::encode_upper).unwrap_or_else(|e| format!("({e})")),
             Ok(false) => String::new(),
             Err(ref e) => format!("({e})"),
         };
@@ -132,20 +132,14 @@ fn heads(profile: &Path) -> Result<ExitCode> {
             Ok(false) => "no",
             Err(_) => "?",
         };
-        println!(
-            "{:<8} {:<8} {:<20} {:<8} {:<6} {atr}",
-            info.name, info.driver, info.reader, h.role, card
-        );
+        println!("{:<8} {:<8} {:<20} {:<8} {:<6} {atr}", info.name, info.driver, info.reader, h.role, card);
     }
     Ok(ExitCode::SUCCESS)
 }
 
 fn default_run_id(plan_id: &str) -> String {
     let suffix: u16 = rand_core::RngCore::next_u32(&mut rand_core::OsRng) as u16;
-    format!(
-        "{}-{plan_id}-{suffix:04x}",
-        chrono::Utc::now().format("%Y%m%dT%H%M%SZ")
-    )
+    format!("{}-{plan_id}-{suffix:04x}", chrono::Utc::now().format("%Y%m%dT%H%M%SZ"))
 }
 
 fn run(
@@ -159,63 +153,45 @@ fn run(
     let prepared = (|| -> Result<_> {
         let loaded = crate::profile::load(profile)?;
         let lab = Lab::from_profile(&loaded)?;
-        let plan = Plan::load(plan)?;
+        let plan = crate::plan::load(plan)?;
         plan.bind(|n| lab.head_index(n).is_some())?;
         Ok((lab, plan))
     })();
     let (mut lab, plan) = prepared.map_err(BenchError)?;
-    let run_id = run_id.unwrap_or_else(|| default_run_id(&plan.meta.id));
+    let run_id = run_id.unwrap_or_else(|| default_run_id(&plan.id));
     if run_id.is_empty() || run_id.contains(['/', '\\']) || run_id.starts_with('.') {
-        return Err(BenchError(anyhow::anyhow!(
-            "run id '{run_id}' must be a plain folder name"
-        )));
+        return Err(BenchError(anyhow::anyhow!("run id '{run_id}' must be a plain folder name")));
     }
     let dir = logs.unwrap_or_else(|| lab.logs.clone()).join(&run_id);
-    std::fs::create_dir_all(&dir)
-        .with_context(|| format!("cannot create {}", dir.display()))
-        .map_err(BenchError)?;
+    std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display())).map_err(BenchError)?;
     let trace_path = dir.join("trace.csv");
-    let trace = TraceCsv::create(&trace_path, &run_id, &plan.meta.id)
+    let trace = TraceCsv::create(&trace_path, &run_id, &plan.id)
         .with_context(|| format!("cannot create {}", trace_path.display()))
         .map_err(BenchError)?;
-    let (rec, rx) = Recorder::new(&plan.meta.id);
-    let sink_list: Vec<Box<dyn Sink>> = vec![
-        Box::new(trace),
-        Box::new(Console::new(std::io::stdout(), quiet)),
-    ];
+    let (rec, rx) = Recorder::new(&plan.id);
+    let sink_list: Vec<Box<dyn Sink>> = vec![Box::new(trace), Box::new(Console::new(std::io::stdout(), quiet))];
     let sinks = sinks::spawn(rx, sink_list);
     rec.send(Event::RunStarted {
         run_id: run_id.clone(),
         plan: plan.path.display().to_string(),
         profile: profile.display().to_string(),
     });
-    let now = lab
-        .clock
-        .unwrap_or_else(|| chrono::Utc::now().timestamp() as u32);
-    let seed: [u8; 32] = Sha256::new()
-        .chain_update(b"cardbench terminal")
-        .chain_update(&plan.meta.id)
-        .finalize()
-        .into();
-    let report: RunReport = run_plan(&plan, &mut lab, &rec, now, seed);
+    let now = lab.clock.unwrap_or_else(|| chrono::Utc::now().timestamp() as u32);
+    let seed: [u8; 32] = Sha256::new().chain_update(b"cardbench terminal").chain_update(&plan.id).finalize().into();
+    let results = run_plan(&plan, &mut lab.heads, &rec, &lab.keyset, now, seed);
     drop(rec);
-    let sink_errors = sinks
-        .join()
-        .unwrap_or_else(|_| vec!["sink thread panicked".into()]);
+    let sink_errors = sinks.join().unwrap_or_else(|_| vec!["sink thread panicked".into()]);
+    let count = |s: CaseStatus| results.iter().filter(|r| r.status == s).count();
+    let (passed, failed, skipped, errors) =
+        (count(CaseStatus::Passed), count(CaseStatus::Failed), count(CaseStatus::Skipped), count(CaseStatus::Error));
     println!(
-        "{}: {} steps, {} passed, {} failed; trace {}",
-        plan.meta.id,
-        report.steps.len(),
-        report.passed(),
-        report.failed(),
+        "{}: {} cases, {passed} passed, {failed} failed, {skipped} skipped, {errors} errors; trace {}",
+        plan.id,
+        results.len(),
         trace_path.display()
     );
     if let Some(e) = sink_errors.first() {
         return Err(BenchError(anyhow::anyhow!("writing run output: {e}")));
     }
-    Ok(if report.failed() == 0 {
-        ExitCode::SUCCESS
-    } else {
-        ExitCode::from(1)
-    })
+    Ok(if failed + errors == 0 { ExitCode::SUCCESS } else { ExitCode::from(1) })
 }

@@ -29,9 +29,7 @@ pub fn purse_read_all() -> Command {
 }
 
 pub fn purse_write_value(amount: u32, date: u32) -> Command {
-    Command::new(CLA_PROP, PURSE_WRITE_VALUE, 0, 0)
-        .data([amount.to_be_bytes(), date.to_be_bytes()].concat())
-        .le(4)
+    Command::new(CLA_PROP, PURSE_WRITE_VALUE, 0, 0).data([amount.to_be_bytes(), date.to_be_bytes()].concat()).le(4)
 }
 
 pub fn purse_write_signature(sig: &[u8]) -> Command {
@@ -47,15 +45,11 @@ pub fn cpay_verify_reader(cert: &[u8]) -> Command {
 }
 
 pub fn cpay_sign(reader_random: &[u8; 16]) -> Command {
-    Command::new(CLA_PROP, CPAY_SIGN, 0, 0)
-        .data(reader_random.to_vec())
-        .le(256)
+    Command::new(CLA_PROP, CPAY_SIGN, 0, 0).data(reader_random.to_vec()).le(256)
 }
 
 pub fn cpay_debit(price: u32, date: u32, sig: &[u8]) -> Command {
-    Command::new(CLA_PROP, CPAY_DEBIT, 0, 0)
-        .data([&price.to_be_bytes()[..], &date.to_be_bytes(), sig].concat())
-        .le(4)
+    Command::new(CLA_PROP, CPAY_DEBIT, 0, 0).data([&price.to_be_bytes()[..], &date.to_be_bytes(), sig].concat()).le(4)
 }
 
 pub fn xfer_info() -> Command {
@@ -76,9 +70,7 @@ pub fn xfer_update_permission(mode: u8, peer_cert: &[u8]) -> Command {
 }
 
 pub fn xfer_get_transfer_key(mode: u8, random: &[u8], peer_cert: &[u8]) -> Command {
-    Command::new(CLA_PROP, XFER_GET_TRANSFER_KEY, mode, 0)
-        .data([random, peer_cert].concat())
-        .le(256)
+    Command::new(CLA_PROP, XFER_GET_TRANSFER_KEY, mode, 0).data([random, peer_cert].concat()).le(256)
 }
 
 pub fn xfer_update_transfer_key(mode: u8, blob: &[u8]) -> Command {
@@ -86,9 +78,7 @@ pub fn xfer_update_transfer_key(mode: u8, blob: &[u8]) -> Command {
 }
 
 pub fn xfer_send_permission(paid: u32, date: u32) -> Command {
-    Command::new(CLA_PROP, XFER_SEND_PERMISSION, 0, 0)
-        .data([paid.to_be_bytes(), date.to_be_bytes()].concat())
-        .le(16)
+    Command::new(CLA_PROP, XFER_SEND_PERMISSION, 0, 0).data([paid.to_be_bytes(), date.to_be_bytes()].concat()).le(16)
 }
 
 pub fn xfer_receive_permission(paid: u32, date: u32, rnd_send: &[u8]) -> Command {
@@ -98,15 +88,11 @@ pub fn xfer_receive_permission(paid: u32, date: u32, rnd_send: &[u8]) -> Command
 }
 
 pub fn xfer_send(challenge: &[u8], rnd_recv: &[u8]) -> Command {
-    Command::new(CLA_PROP, XFER_SEND, 0, 0)
-        .data([challenge, rnd_recv].concat())
-        .le(16)
+    Command::new(CLA_PROP, XFER_SEND, 0, 0).data([challenge, rnd_recv].concat()).le(16)
 }
 
 pub fn xfer_receive(challenge: &[u8]) -> Command {
-    Command::new(CLA_PROP, XFER_RECEIVE, 0, 0)
-        .data(challenge.to_vec())
-        .le(4)
+    Command::new(CLA_PROP, XFER_RECEIVE, 0, 0).data(challenge.to_vec()).le(4)
 }
 
 pub fn xfer_read_state(which: u8) -> Command {

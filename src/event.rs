@@ -77,24 +77,11 @@ pub struct Recorder {
 impl Recorder {
     pub fn new(plan: &str) -> (Recorder, Receiver<Event>) {
         let (tx, rx) = crossbeam_channel::unbounded();
-        (
-            Recorder {
-                tx: Some(tx),
-                seq: Arc::new(AtomicU64::new(0)),
-                epoch: Instant::now(),
-                plan: plan.into(),
-            },
-            rx,
-        )
+        (Recorder { tx: Some(tx), seq: Arc::new(AtomicU64::new(0)), epoch: Instant::now(), plan: plan.into() }, rx)
     }
 
     pub fn disabled() -> Recorder {
-        Recorder {
-            tx: None,
-            seq: Arc::new(AtomicU64::new(0)),
-            epoch: Instant::now(),
-            plan: String::new(),
-        }
+        Recorder { tx: None, seq: Arc::new(AtomicU64::new(0)), epoch: Instant::now(), plan: String::new() }
     }
 
     pub fn enabled(&self) -> bool {

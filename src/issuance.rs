@@ -58,12 +58,8 @@ pub enum IssuanceError {
 /// Personalization commands in order, ending with LOCK. Commands carrying secrets are marked
 /// so a link sends them with `exec_secret`.
 pub fn script(plan: &CardPlan, keys: &Keyset) -> Result<Vec<(Command, bool)>, IssuanceError> {
-    let uk = keys
-        .update_key(plan.update_key)
-        .ok_or(IssuanceError::NoUpdateKey(plan.update_key))?;
-    let tk = keys
-        .transfer_key(plan.transfer_key)
-        .ok_or(IssuanceError::NoTransferKey(plan.transfer_key))?;
+    let uk = keys.update_key(plan.update_key).ok_or(IssuanceError::NoUpdateKey(plan.update_key))?;
+    let tk = keys.transfer_key(plan.transfer_key).ok_or(IssuanceError::NoTransferKey(plan.transfer_key))?;
     let id = &plan.card_id;
     let cpay_key = keys.card_key(id, "cpay");
     let xfer_key = keys.card_key(id, "xfer");
@@ -76,46 +72,20 @@ pub fn script(plan: &CardPlan, keys: &Keyset) -> Result<Vec<(Command, bool)>, Is
         (perso_put(PO_PURSE_COUNTER, &be(plan.purse_counter)), false),
         (perso_put(PO_CPAY_KEY, &cpay_key.to_bytes()), true),
         (perso_put(PO_CPAY_CERT, cpay_cert.encode()), false),
-        (
-            perso_put(
-                PO_CPAY_CENTER_KEY,
-                &sig::encode_point(&keys.center_public()),
-            ),
-            false,
-        ),
-        (
-            perso_put(PO_CPAY_VALUE, &[be(plan.cpay_amount), be(0)].concat()),
-            false,
-        ),
+        (perso_put(PO_CPAY_CENTER_KEY, &sig::encode_point(&keys.center_public())), false),
+        (perso_put(PO_CPAY_VALUE, &[be(plan.cpay_amount), be(0)].concat()), false),
         (perso_put(PO_XFER_VALIDITY, &be(plan.validity)), false),
         (perso_put(PO_XFER_BALANCE, &be(plan.balance)), false),
         (perso_put(PO_XFER_MAX_BALANCE, &be(plan.max_balance)), false),
-        (
-            perso_put(PO_XFER_UPDATE_KEY, &idk(plan.update_key, uk.expose())),
-            true,
-        ),
-        (
-            perso_put(PO_XFER_TRANSFER_KEY, &idk(plan.transfer_key, tk.expose())),
-            true,
-        ),
-        (
-            perso_put(
-                PO_XFER_LIMITS,
-                &[be(plan.update_key_limit), be(plan.transfer_key_limit)].concat(),
-            ),
-            false,
-        ),
-        (
-            perso_put(PO_XFER_CA_KEY, &sig::encode_point(&keys.ca_public())),
-            false,
-        ),
+        (perso_put(PO_XFER_UPDATE_KEY, &idk(plan.update_key, uk.expose())), true),
+        (perso_put(PO_XFER_TRANSFER_KEY, &idk(plan.transfer_key, tk.expose())), true),
+        (perso_put(PO_XFER_LIMITS, &[be(plan.update_key_limit), be(plan.transfer_key_limit)].concat()), false),
+        (perso_put(PO_XFER_CA_KEY, &sig::encode_point(&keys.ca_public())), false),
         (perso_put(PO_XFER_CERT, xfer_cert.encode()), false),
         (perso_put(PO_XFER_CARD_KEY, &xfer_key.to_bytes()), true),
     ];
     for slot in &plan.slots {
-        let k = keys
-            .transfer_key(*slot)
-            .ok_or(IssuanceError::NoTransferKey(*slot))?;
+        let k = keys.transfer_key(*slot).ok_or(IssuanceError::NoTransferKey(*slot))?;
         s.push((perso_put(PO_XFER_SLOT, &idk(*slot, k.expose())), true));
     }
     s.push((perso_lock(), false));

@@ -52,14 +52,8 @@ impl std::fmt::Debug for Keyset {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Keyset")
             .field("test_keys", &self.test_keys)
-            .field(
-                "update_key_ids",
-                &self.update_keys.keys().collect::<Vec<_>>(),
-            )
-            .field(
-                "transfer_key_ids",
-                &self.transfer_keys.keys().collect::<Vec<_>>(),
-            )
+            .field("update_key_ids", &self.update_keys.keys().collect::<Vec<_>>())
+            .field("transfer_key_ids", &self.transfer_keys.keys().collect::<Vec<_>>())
             .finish_non_exhaustive()
     }
 }
@@ -76,13 +70,7 @@ struct Material {
     transfer_keys: BTreeMap<u32, [u8; 16]>,
 }
 
-fn machine_cert(
-    issuer: &SigningKey,
-    subject: &[u8; 8],
-    role: Role,
-    key: &SigningKey,
-    serial: u32,
-) -> Certificate {
+fn machine_cert(issuer: &SigningKey, subject: &[u8; 8], role: Role, key: &SigningKey, serial: u32) -> Certificate {
     Certificate::issue(
         CertBody {
             issuer: CENTER_REF,
@@ -98,21 +86,15 @@ fn machine_cert(
 
 impl Keyset {
     fn build(m: Material) -> Keyset {
-        let sk = |b: &[u8; 32]| {
-            SigningKey::from_slice(b).expect("scalar validated when material was made")
-        };
+        let sk = |b: &[u8; 32]| SigningKey::from_slice(b).expect("scalar validated when material was made");
         let center = sk(&m.center);
         let ca = sk(&m.ca);
         let charge_key = sk(&m.charge);
         let payment_key = sk(&m.payment);
-        let charge = Party {
-            cert: machine_cert(&center, b"CHARGE01", Role::ChargeMachine, &charge_key, 1),
-            key: charge_key,
-        };
-        let payment = Party {
-            cert: machine_cert(&center, b"PAYMNT01", Role::PaymentMachine, &payment_key, 2),
-            key: payment_key,
-        };
+        let charge =
+            Party { cert: machine_cert(&center, b"CHARGE01", Role::ChargeMachine, &charge_key, 1), key: charge_key };
+        let payment =
+            Party { cert: machine_cert(&center, b"PAYMNT01", Role::PaymentMachine, &payment_key, 2), key: payment_key };
         let crl = Crl::issue(CA_REF, 1_767_225_600, m.revoked.clone(), &ca);
         Keyset {
             test_keys: true,
@@ -121,16 +103,8 @@ impl Keyset {
             charge,
             payment,
             crl,
-            update_keys: m
-                .update_keys
-                .into_iter()
-                .map(|(i, k)| (i, Key16::new(k)))
-                .collect(),
-            transfer_keys: m
-                .transfer_keys
-                .into_iter()
-                .map(|(i, k)| (i, Key16::new(k)))
-                .collect(),
+            update_keys: m.update_keys.into_iter().map(|(i, k)| (i, Key16::new(k))).collect(),
+            transfer_keys: m.transfer_keys.into_iter().map(|(i, k)| (i, Key16::new(k))).collect(),
             card_seed: m.card_seed,
         }
     }
@@ -226,31 +200,21 @@ impl Keyset {
 
     /// Load a keyset written by `keys init`.
     pub fn load(path: &Path) -> Result<Keyset, KeyError> {
-        let err = |msg: String| KeyError::File {
-            path: path.to_path_buf(),
-            msg,
-        };
+        let err = |msg: String| KeyError::File { path: path.to_path_buf(), msg };
         let text = std::fs::read_to_string(path).map_err(|e| err(e.to_string()))?;
-        let f: KeysetFile =
-            toml::from_str(&text).map_err(|e| err(crate::profile::toml_error(&text, &e)))?;
+        let f: KeysetFile = toml::from_str(&text).map_err(|e| err(crate::profile::toml_error(&text, &e)))?;
         if !f.test_keys {
-            return Err(err(
-                "test_keys must be true: cardbench only handles test keys".into(),
-            ));
+            return Err(err("test_keys must be true: cardbench only handles test keys".into()));
         }
         let h32 = |name: &str, v: &str| -> Result<[u8; 32], KeyError> {
             let b = hex::decode(v).map_err(|e| err(format!("{name}: {e}")))?;
-            let a: [u8; 32] = b
-                .try_into()
-                .map_err(|_| err(format!("{name}: expected 32 bytes")))?;
-            SigningKey::from_slice(&a)
-                .map_err(|_| err(format!("{name}: not a valid P-256 scalar")))?;
+            let a: [u8; 32] = b.try_into().map_err(|_| err(format!("{name}: expected 32 bytes")))?;
+            SigningKey::from_slice(&a).map_err(|_| err(format!("{name}: not a valid P-256 scalar")))?;
             Ok(a)
         };
         let h16 = |name: String, v: &str| -> Result<[u8; 16], KeyError> {
             let b = hex::decode(v).map_err(|e| err(format!("{name}: {e}")))?;
-            b.try_into()
-                .map_err(|_| err(format!("{name}: expected 16 bytes")))
+            b.try_into().map_err(|_| err(format!("{name}: expected 16 bytes")))
         };
         let card_seed = hex::decode(&f.card_seed)
             .ok()
@@ -278,10 +242,7 @@ impl Keyset {
 
     /// Write `keyset.toml` (mode 0600) and the public parts beside it.
     pub fn save(&self, dir: &Path, force: bool) -> Result<Vec<PathBuf>, KeyError> {
-        let err = |p: &Path, e: std::io::Error| KeyError::File {
-            path: p.to_path_buf(),
-            msg: e.to_string(),
-        };
+        let err = |p: &Path, e: std::io::Error| KeyError::File { path: p.to_path_buf(), msg: e.to_string() };
         std::fs::create_dir_all(dir).map_err(|e| err(dir, e))?;
         let main = dir.join("keyset.toml");
         if main.exists() && !force {
@@ -297,38 +258,20 @@ impl Keyset {
             payment: hx(&self.payment.key),
             card_seed: hex::encode(self.card_seed),
             revoked: self.crl.revoked.clone(),
-            update_key: self
-                .update_keys
-                .iter()
-                .map(|(i, k)| IdKey {
-                    id: *i,
-                    key: hex::encode(k.expose()),
-                })
-                .collect(),
+            update_key: self.update_keys.iter().map(|(i, k)| IdKey { id: *i, key: hex::encode(k.expose()) }).collect(),
             transfer_key: self
                 .transfer_keys
                 .iter()
-                .map(|(i, k)| IdKey {
-                    id: *i,
-                    key: hex::encode(k.expose()),
-                })
+                .map(|(i, k)| IdKey { id: *i, key: hex::encode(k.expose()) })
                 .collect(),
         };
         let body = toml::to_string(&file).expect("keyset serializes");
-        let text = format!(
-            "# cardbench keyset: TEST KEYS ONLY. Never load production secrets here.\n{body}"
-        );
+        let text = format!("# cardbench keyset: TEST KEYS ONLY. Never load production secrets here.\n{body}");
         let mut written = vec![main.clone()];
         write_private(&main, text.as_bytes()).map_err(|e| err(&main, e))?;
         let public: [(&str, Vec<u8>); 5] = [
-            (
-                "center.pub",
-                sig::encode_point(self.center.verifying_key()).to_vec(),
-            ),
-            (
-                "ca.pub",
-                sig::encode_point(self.ca.verifying_key()).to_vec(),
-            ),
+            ("center.pub", sig::encode_point(self.center.verifying_key()).to_vec()),
+            ("ca.pub", sig::encode_point(self.ca.verifying_key()).to_vec()),
             ("charge.cvc", self.charge.cert.encode().to_vec()),
             ("payment.cvc", self.payment.cert.encode().to_vec()),
             ("crl.bin", self.crl.encode().to_vec()),
@@ -353,12 +296,7 @@ fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     use std::io::Write;
     use std::os::unix::fs::OpenOptionsExt;
     let tmp = path.with_extension("toml.tmp");
-    let mut f = std::fs::OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .mode(0o600)
-        .open(&tmp)?;
+    let mut f = std::fs::OpenOptions::new().write(true).create(true).truncate(true).mode(0o600).open(&tmp)?;
     f.write_all(bytes)?;
     f.sync_all()?;
     std::fs::rename(&tmp, path)

@@ -1,5 +1,6 @@
 //! A lab built from a profile: the keyset and the heads, with virtual cards personalized.
 
+use crate::card::defects::Defects;
 use crate::card::VirtualCard;
 use crate::head::virtual_head::VirtualHead;
 use crate::head::Head;
@@ -32,25 +33,15 @@ impl Lab {
             (Some(seed), None) => Keyset::from_seed(seed, p.keyset.revoked.clone()),
             (None, Some(path)) => {
                 let base = l.path.parent().unwrap_or_else(|| std::path::Path::new("."));
-                Keyset::load(&base.join(path.get_ref()))
-                    .map_err(|e| l.err(path.span(), e.to_string()))?
+                Keyset::load(&base.join(path.get_ref())).map_err(|e| l.err(path.span(), e.to_string()))?
             }
-            _ => {
-                return Err(ConfigError::at(
-                    &l.path,
-                    &l.text,
-                    0,
-                    "[keyset] needs exactly one of `seed` or `path`",
-                ))
-            }
+            _ => return Err(ConfigError::at(&l.path, &l.text, 0, "[keyset] needs exactly one of `seed` or `path`")),
         };
         let clock = match &p.defaults.clock {
-            Some(c) => Some(parse_instant(c.get_ref()).ok_or_else(|| {
-                l.err(
-                    c.span(),
-                    format!("clock '{}' is not an RFC 3339 time", c.get_ref()),
-                )
-            })?),
+            Some(c) => Some(
+                parse_instant(c.get_ref())
+                    .ok_or_else(|| l.err(c.span(), format!("clock '{}' is not an RFC 3339 time", c.get_ref())))?,
+            ),
             None => None,
         };
         let mut heads = Vec::new();
@@ -62,44 +53,27 @@ impl Lab {
             }
             let head: Box<dyn Head> = match h.driver.get_ref().as_str() {
                 "virtual" => {
-                    let mut vh = VirtualHead::new(&h.name)
-                        .with_service_time(Duration::from_micros(h.service_time_us));
+                    let mut vh = VirtualHead::new(&h.name).with_service_time(Duration::from_micros(h.service_time_us));
                     if let Some(card) = &h.card {
                         let spec = p
                             .cards
                             .iter()
                             .find(|c| c.get_ref().name == *card.get_ref())
-                            .ok_or_else(|| {
-                                l.err(
-                                    card.span(),
-                                    format!("no [[card]] named '{}'", card.get_ref()),
-                                )
-                            })?;
+                            .ok_or_else(|| l.err(card.span(), format!("no [[card]] named '{}'", card.get_ref())))?;
                         vh.insert(build_card(l, spec, &keyset)?);
                     }
                     Box::new(vh)
                 }
                 other => {
-                    return Err(l.err(
-                        h.driver.span(),
-                        format!("unknown head driver '{other}' (this build has: virtual)"),
-                    ))
+                    return Err(
+                        l.err(h.driver.span(), format!("unknown head driver '{other}' (this build has: virtual)"))
+                    )
                 }
             };
-            heads.push(LabHead {
-                name: h.name.clone(),
-                role: h.role.clone(),
-                head,
-            });
+            heads.push(LabHead { name: h.name.clone(), role: h.role.clone(), head });
         }
         let logs = PathBuf::from(p.defaults.logs.clone().unwrap_or_else(|| "logs".into()));
-        Ok(Lab {
-            name: p.name.clone(),
-            keyset,
-            heads,
-            clock,
-            logs,
-        })
+        Ok(Lab { name: p.name.clone(), keyset, heads, clock, logs })
     }
 
     pub fn head_index(&self, name: &str) -> Option<usize> {
@@ -109,11 +83,10 @@ impl Lab {
 
 /// A head by name, or by role when no head has that name.
 pub fn find_head(heads: &[LabHead], name: &str) -> Option<usize> {
-    heads.iter().position(|h| h.name == name).or_else(|| {
-        heads
-            .iter()
-            .position(|h| !h.role.is_empty() && h.role == name)
-    })
+    heads
+        .iter()
+        .position(|h| h.name == name)
+        .or_else(|| heads.iter().position(|h| !h.role.is_empty() && h.role == name))
 }
 
 /// Resolve a profile card entry into an issuance plan.
@@ -123,19 +96,9 @@ pub fn card_plan(l: &Loaded, spec: &toml::Spanned<CardSpec>) -> Result<CardPlan,
     let card_id: [u8; 8] = hex::decode(id_hex)
         .ok()
         .and_then(|b| b.try_into().ok())
-        .ok_or_else(|| {
-            l.err(
-                c.id.span(),
-                format!("card id '{id_hex}' is not 16 hex digits"),
-            )
-        })?;
+        .ok_or_else(|| l.err(c.id.span(), format!("card id '{id_hex}' is not 16 hex digits")))?;
     let day = |s: &toml::Spanned<String>| {
-        parse_day_end(s.get_ref()).ok_or_else(|| {
-            l.err(
-                s.span(),
-                format!("'{}' is not a YYYY-MM-DD date", s.get_ref()),
-            )
-        })
+        parse_day_end(s.get_ref()).ok_or_else(|| l.err(s.span(), format!("'{}' is not a YYYY-MM-DD date", s.get_ref())))
     };
     Ok(CardPlan {
         card_id,
@@ -153,13 +116,26 @@ pub fn card_plan(l: &Loaded, spec: &toml::Spanned<CardSpec>) -> Result<CardPlan,
     })
 }
 
-fn build_card(
-    l: &Loaded,
-    spec: &toml::Spanned<CardSpec>,
-    keys: &Keyset,
-) -> Result<VirtualCard, ConfigError> {
+fn build_card(l: &Loaded, spec: &toml::Spanned<CardSpec>, keys: &Keyset) -> Result<VirtualCard, ConfigError> {
     let plan = card_plan(l, spec)?;
-    personalize_virtual(&plan, spec.get_ref().protocol, keys).map_err(|e| l.err(spec.span(), e))
+    let defects = card_defects(l, spec)?;
+    let mut card = personalize_virtual(&plan, spec.get_ref().protocol, keys).map_err(|e| l.err(spec.span(), e))?;
+    card.set_defects(defects);
+    Ok(card)
+}
+
+/// The seeded defects of a profile card entry; an unknown name is an error located at the
+/// name in the profile text.
+pub fn card_defects(l: &Loaded, spec: &toml::Spanned<CardSpec>) -> Result<Defects, ConfigError> {
+    Defects::parse(&spec.get_ref().defects).map_err(|e| {
+        let span = spec.span();
+        let within = l.text.get(span.clone()).unwrap_or("");
+        let at = ['"', '\'']
+            .iter()
+            .find_map(|q| within.find(&format!("{q}{}{q}", e.name)))
+            .map_or(span.start, |i| span.start + i);
+        l.err(at..at, e.to_string())
+    })
 }
 
 /// A blank virtual card run through the issuance script, in process (no trace rows: the
@@ -169,23 +145,14 @@ pub fn personalize_virtual(
     protocol: crate::card::Protocol,
     keys: &Keyset,
 ) -> Result<VirtualCard, String> {
-    let seed: [u8; 32] = Sha256::new()
-        .chain_update(b"cardbench card rng")
-        .chain_update(plan.card_id)
-        .finalize()
-        .into();
+    let seed: [u8; 32] = Sha256::new().chain_update(b"cardbench card rng").chain_update(plan.card_id).finalize().into();
     let mut card = VirtualCard::blank(protocol, Some(seed));
     card.power_on();
     for (cmd, _) in issuance::script(plan, keys).map_err(|e| e.to_string())? {
         let bytes = cmd.to_bytes().map_err(|e| e.to_string())?;
-        let resp = card
-            .process(&bytes)
-            .ok_or("card went mute during personalization")?;
+        let resp = card.process(&bytes).ok_or("card went mute during personalization")?;
         if resp[resp.len() - 2..] != [0x90, 0x00] {
-            return Err(format!(
-                "personalization command {:02X} {:02X} refused",
-                cmd.ins, cmd.p1
-            ));
+            return Err(format!("personalization command {:02X} {:02X} refused", cmd.ins, cmd.p1));
         }
     }
     card.power_off();

@@ -18,6 +18,7 @@ pub mod lab;
 pub mod link;
 pub mod plan;
 pub mod profile;
+pub mod report;
 pub mod runner;
 pub mod secret;
 pub mod sinks;

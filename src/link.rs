@@ -19,12 +19,7 @@ pub struct Link<'a> {
 
 impl<'a> Link<'a> {
     pub fn new(head: &'a mut dyn Head, rec: &Recorder) -> Self {
-        Link {
-            head,
-            rec: rec.clone(),
-            card_id: String::new(),
-            test_step: String::new(),
-        }
+        Link { head, rec: rec.clone(), card_id: String::new(), test_step: String::new() }
     }
 
     pub fn head_name(&self) -> String {
@@ -58,12 +53,7 @@ impl<'a> Link<'a> {
         self.exec_inner(step, cmd, true)
     }
 
-    fn exec_inner(
-        &mut self,
-        step: &str,
-        cmd: &Command,
-        secret: bool,
-    ) -> Result<Response, HeadError> {
+    fn exec_inner(&mut self, step: &str, cmd: &Command, secret: bool) -> Result<Response, HeadError> {
         let mut last = cmd.clone();
         let mut resp = self.wire(step, &last, secret, "")?;
         let mut data = Vec::new();
@@ -71,11 +61,7 @@ impl<'a> Link<'a> {
         for _ in 0..MAX_CHAIN {
             match resp.sw1() {
                 0x6C if !resent => {
-                    let le = if resp.sw2() == 0 {
-                        256
-                    } else {
-                        resp.sw2() as usize
-                    };
+                    let le = if resp.sw2() == 0 { 256 } else { resp.sw2() as usize };
                     last = last.clone().le(le);
                     resent = true;
                     let note = format!("re-sent with Le={le} after 6C{:02X}", resp.sw2());
@@ -83,11 +69,7 @@ impl<'a> Link<'a> {
                 }
                 0x61 => {
                     data.extend_from_slice(&resp.data);
-                    let le = if resp.sw2() == 0 {
-                        256
-                    } else {
-                        resp.sw2() as usize
-                    };
+                    let le = if resp.sw2() == 0 { 256 } else { resp.sw2() as usize };
                     last = Command::new(0x00, 0xC0, 0, 0).le(le);
                     resent = false;
                     resp = self.wire(step, &last, false, "GET RESPONSE")?;
@@ -98,49 +80,29 @@ impl<'a> Link<'a> {
                 }
             }
         }
-        Err(HeadError::Protocol(format!(
-            "card still answering procedure bytes after {MAX_CHAIN} rounds"
-        )))
+        Err(HeadError::Protocol(format!("card still answering procedure bytes after {MAX_CHAIN} rounds")))
     }
 
-    fn wire(
-        &mut self,
-        step: &str,
-        cmd: &Command,
-        secret: bool,
-        note: &str,
-    ) -> Result<Response, HeadError> {
-        let bytes = cmd
-            .to_bytes()
-            .map_err(|e| HeadError::Protocol(e.to_string()))?;
+    fn wire(&mut self, step: &str, cmd: &Command, secret: bool, note: &str) -> Result<Response, HeadError> {
+        let bytes = cmd.to_bytes().map_err(|e| HeadError::Protocol(e.to_string()))?;
         let wall = chrono::Utc::now();
         let at = Instant::now();
         let wire = self.head.transmit(&bytes);
         let wire = match wire {
             Ok(w) => w,
             Err(e) => {
-                self.rec.send(Event::HeadError {
-                    head: self.head_name(),
-                    error: e.to_string(),
-                });
+                self.rec.send(Event::HeadError { head: self.head_name(), error: e.to_string() });
                 return Err(e);
             }
         };
-        let resp =
-            Response::parse(&wire.response).map_err(|e| HeadError::Protocol(e.to_string()))?;
+        let resp = Response::parse(&wire.response).map_err(|e| HeadError::Protocol(e.to_string()))?;
         if self.rec.enabled() {
             let mut command = bytes;
             let mut note = note.to_string();
             if secret {
                 let start = command.len() - cmd.data.len() - trailer_len(cmd);
-                command[start..start + cmd.data.len()]
-                    .iter_mut()
-                    .for_each(|b| *b = 0);
-                note = if note.is_empty() {
-                    "data redacted".into()
-                } else {
-                    format!("{note}; data redacted")
-                };
+                command[start..start + cmd.data.len()].iter_mut().for_each(|b| *b = 0);
+                note = if note.is_empty() { "data redacted".into() } else { format!("{note}; data redacted") };
             }
             self.rec.send(Event::Exchange(Box::new(Exchange {
                 seq: self.rec.next_seq(),

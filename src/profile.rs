@@ -18,21 +18,11 @@ pub struct ConfigError {
 impl ConfigError {
     pub fn at(path: &Path, text: &str, offset: usize, msg: impl Into<String>) -> Self {
         let (line, col) = line_col(text, offset);
-        ConfigError {
-            path: path.display().to_string(),
-            line,
-            col,
-            msg: msg.into(),
-        }
+        ConfigError { path: path.display().to_string(), line, col, msg: msg.into() }
     }
 
     pub fn whole_file(path: &Path, msg: impl Into<String>) -> Self {
-        ConfigError {
-            path: path.display().to_string(),
-            line: 1,
-            col: 1,
-            msg: msg.into(),
-        }
+        ConfigError { path: path.display().to_string(), line: 1, col: 1, msg: msg.into() }
     }
 
     pub fn from_toml(path: &Path, text: &str, e: &toml::de::Error) -> Self {
@@ -45,10 +35,7 @@ impl ConfigError {
 pub fn line_col(text: &str, offset: usize) -> (usize, usize) {
     let upto = &text[..offset.min(text.len())];
     let line = upto.matches('\n').count() + 1;
-    let col = upto
-        .rfind('\n')
-        .map_or(upto.chars().count(), |i| upto[i + 1..].chars().count())
-        + 1;
+    let col = upto.rfind('\n').map_or(upto.chars().count(), |i| upto[i + 1..].chars().count()) + 1;
     (line, col)
 }
 
@@ -141,6 +128,9 @@ pub struct CardSpec {
     /// Card certificate expiry (YYYY-MM-DD).
     #[serde(default = "default_cert_expiry")]
     pub cert_expiry: Spanned<String>,
+    /// Seeded implementation defects of a virtual card (`card::defects::Defect` names).
+    #[serde(default)]
+    pub defects: Vec<String>,
 }
 
 fn default_protocol() -> crate::card::Protocol {
@@ -179,15 +169,9 @@ impl Loaded {
 }
 
 pub fn load(path: &Path) -> Result<Loaded, ConfigError> {
-    let text = std::fs::read_to_string(path)
-        .map_err(|e| ConfigError::whole_file(path, format!("cannot read: {e}")))?;
-    let profile: Profile =
-        toml::from_str(&text).map_err(|e| ConfigError::from_toml(path, &text, &e))?;
-    Ok(Loaded {
-        path: path.to_path_buf(),
-        text,
-        profile,
-    })
+    let text = std::fs::read_to_string(path).map_err(|e| ConfigError::whole_file(path, format!("cannot read: {e}")))?;
+    let profile: Profile = toml::from_str(&text).map_err(|e| ConfigError::from_toml(path, &text, &e))?;
+    Ok(Loaded { path: path.to_path_buf(), text, profile })
 }
 
 /// End of the given day (YYYY-MM-DD) in seconds since the epoch, UTC.

@@ -1,44 +1,442 @@
-//! Runs a validated plan on a lab: binds heads, powers cards, calls the engines, and reports
-//! each step as events. A failed expectation is a result, not an error.
+//! Runs a validated plan on bound heads: setup, each case (skip conditions, steps with
+//! expectations, captures, assertions), teardown. A failed expectation is a case result,
+//! not an error; a head that cannot talk makes the case an `error`.
 
-use crate::engine::{self, EngineError, Outcome, Terminal};
+use crate::apdu::{Command, Response};
+use crate::card::{ins, Applet, VirtualCard};
+use crate::cmds;
+use crate::engine::{self, key_update::CardInfo, purse::Record, EngineError, Outcome, Terminal};
 use crate::event::{Event, Recorder};
-use crate::head::{Head, HeadError};
-use crate::lab::{find_head, Lab, LabHead};
+use crate::head::Head;
+use crate::keys::Keyset;
+use crate::lab::{find_head, LabHead};
 use crate::link::Link;
-use crate::plan::{meets, Action, Plan};
+use crate::plan::template::{mask_matches, Value, Vars};
+use crate::plan::{meets, Action, Amount, CaptureSpec, Case, DataExpect, Plan, StateKind, Step, StepKind};
+use crate::report::{CaseResult, CaseStatus, Failure};
+use crate::sw;
 use rand_chacha::ChaCha20Rng;
 use rand_core::SeedableRng;
+use std::collections::HashMap;
+use std::time::Instant;
 
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct StepResult {
-    pub id: String,
-    pub engine: &'static str,
-    pub heads: Vec<String>,
-    pub expect: String,
-    pub verdict: String,
-    pub detail: String,
-    pub passed: bool,
+/// Why a step stopped its case.
+enum StepFail {
+    /// The card did not meet an expectation: the case failed.
+    Failed(Failure),
+    /// The bench could not run the step: the case is an error.
+    Error(String),
 }
 
-#[derive(Debug, Clone, Default)]
-pub struct RunReport {
-    pub steps: Vec<StepResult>,
+type StepResult = Result<(), StepFail>;
+
+fn failed(step: &str, expected: impl Into<String>, actual: impl Into<String>) -> StepFail {
+    StepFail::Failed(Failure { step: step.into(), expected: expected.into(), actual: actual.into() })
 }
 
-impl RunReport {
-    pub fn passed(&self) -> usize {
-        self.steps.iter().filter(|s| s.passed).count()
+/// Built-in variables (docs/plan-language.md): the clock and public material of the keyset.
+pub fn builtins(keys: &Keyset, now: u32) -> Vars {
+    use crate::crypto::sig::encode_point;
+    let rogue = Keyset::from_seed("cardbench rogue center", vec![]);
+    let mut v = Vars::new();
+    v.insert("now".into(), Value::Int(now as i64));
+    v.insert("charge_cert".into(), Value::Hex(hex::encode_upper(keys.charge.cert.encode())));
+    v.insert("payment_cert".into(), Value::Hex(hex::encode_upper(keys.payment.cert.encode())));
+    v.insert("rogue_cert".into(), Value::Hex(hex::encode_upper(rogue.charge.cert.encode())));
+    v.insert("center_key".into(), Value::Hex(hex::encode_upper(encode_point(&keys.center_public()))));
+    v.insert("ca_key".into(), Value::Hex(hex::encode_upper(encode_point(&keys.ca_public()))));
+    v
+}
+
+/// Everything a running plan holds: heads, the terminal, variables, removed cards.
+pub struct Session<'a> {
+    heads: &'a mut [LabHead],
+    rec: &'a Recorder,
+    t: Terminal<'a>,
+    vars: Vars,
+    /// Card ID last seen on each head, for trace rows.
+    card_ids: HashMap<usize, String>,
+    /// Cards taken out of virtual heads by `remove`, waiting for `insert`.
+    pocket: HashMap<usize, VirtualCard>,
+    /// What the last engine step reported, shown for a passing case.
+    last_outcome: String,
+}
+
+impl<'a> Session<'a> {
+    pub fn new(heads: &'a mut [LabHead], rec: &'a Recorder, keys: &'a Keyset, now: u32, seed: [u8; 32]) -> Self {
+        let mut card_ids = HashMap::new();
+        for (i, h) in heads.iter_mut().enumerate() {
+            if let Some(c) = h.head.as_virtual().and_then(|v| v.card()) {
+                card_ids.insert(i, hex::encode_upper(c.card_id()));
+            }
+        }
+        Session {
+            heads,
+            rec,
+            t: Terminal { keys, now, rng: ChaCha20Rng::from_seed(seed) },
+            vars: builtins(keys, now),
+            card_ids,
+            pocket: HashMap::new(),
+            last_outcome: String::new(),
+        }
     }
 
-    pub fn failed(&self) -> usize {
-        self.steps.len() - self.passed()
+    fn idx(&self, name: &str) -> Result<usize, StepFail> {
+        find_head(self.heads, name).ok_or_else(|| StepFail::Error(format!("no head or role '{name}'")))
     }
+
+    /// A link to a powered card on head `i`.
+    fn link(&mut self, i: usize, test_step: &str) -> Result<Link<'_>, StepFail> {
+        let rec = self.rec;
+        let card_id = self.card_ids.get(&i).cloned().unwrap_or_default();
+        let h = self.heads[i].head.as_mut();
+        if h.atr().is_none() {
+            h.power_on().map_err(|e| StepFail::Error(format!("head {}: {e}", h.info().name)))?;
+        }
+        let mut l = Link::new(h, rec);
+        l.card_id = card_id;
+        l.test_step = test_step.to_string();
+        Ok(l)
+    }
+
+    fn exec(&mut self, i: usize, case: &Case, label: &str, cmd: &Command) -> Result<Response, StepFail> {
+        let proto = if case.reference.is_empty() { "apdu".to_string() } else { case.reference.clone() };
+        let mut l = self.link(i, &case.id)?;
+        let r = l.exec(&proto, cmd).map_err(|e| StepFail::Error(format!("{label}: head {}: {e}", l.head_name())));
+        let id = l.card_id.clone();
+        drop(l);
+        self.card_ids.insert(i, id);
+        r
+    }
+
+    fn amount(&self, a: &Amount) -> Result<u32, StepFail> {
+        match a {
+            Amount::Lit(v) => Ok(*v),
+            Amount::Var(n) => match self.vars.get(n) {
+                Some(Value::Int(i)) => {
+                    u32::try_from(*i).map_err(|_| StepFail::Error(format!("'{n}' = {i} is not a u32")))
+                }
+                _ => Err(StepFail::Error(format!("'{n}' is not a number"))),
+            },
+        }
+    }
+
+    fn power(&mut self, i: usize) -> Result<(), StepFail> {
+        let h = self.heads[i].head.as_mut();
+        if h.atr().is_none() {
+            h.power_on().map_err(|e| StepFail::Error(format!("head {}: {e}", h.info().name)))?;
+        }
+        Ok(())
+    }
+
+    fn single<F>(&mut self, i: usize, case: &Case, f: F) -> Result<Outcome, StepFail>
+    where
+        F: FnOnce(&mut Link, &mut Terminal) -> Result<Outcome, EngineError>,
+    {
+        self.power(i)?;
+        let Session { heads, rec, t, card_ids, .. } = self;
+        let mut l = Link::new(heads[i].head.as_mut(), rec);
+        l.card_id = card_ids.get(&i).cloned().unwrap_or_default();
+        l.test_step = case.id.clone();
+        let o = f(&mut l, t);
+        card_ids.insert(i, l.card_id.clone());
+        o.map_err(|e| StepFail::Error(e.to_string()))
+    }
+
+    fn pair<F>(&mut self, i: usize, j: usize, case: &Case, f: F) -> Result<Outcome, StepFail>
+    where
+        F: FnOnce(&mut Link, &mut Link, &mut Terminal) -> Result<Outcome, EngineError>,
+    {
+        self.power(i)?;
+        self.power(j)?;
+        let Session { heads, rec, t, card_ids, .. } = self;
+        let (hx, hy) = two(heads, i, j);
+        let (mut lx, mut ly) = (Link::new(hx, rec), Link::new(hy, rec));
+        lx.card_id = card_ids.get(&i).cloned().unwrap_or_default();
+        ly.card_id = card_ids.get(&j).cloned().unwrap_or_default();
+        lx.test_step = case.id.clone();
+        ly.test_step = case.id.clone();
+        let o = f(&mut lx, &mut ly, t);
+        card_ids.insert(i, lx.card_id.clone());
+        card_ids.insert(j, ly.card_id.clone());
+        o.map_err(|e| StepFail::Error(e.to_string()))
+    }
+
+    fn engine(&mut self, action: &Action, case: &Case) -> Result<Outcome, StepFail> {
+        let h: Vec<usize> = action.heads().iter().map(|n| self.idx(n)).collect::<Result<_, _>>()?;
+        match action {
+            Action::Charge { amount, .. } => {
+                let a = self.amount(amount)?;
+                self.single(h[0], case, |l, t| engine::purse::charge(l, t, a))
+            }
+            Action::Pay { price, .. } => {
+                let a = self.amount(price)?;
+                self.single(h[0], case, |l, t| engine::purse::pay(l, t, a))
+            }
+            Action::CardSignedPayment { price, .. } => {
+                let a = self.amount(price)?;
+                self.single(h[0], case, |l, t| engine::cpay::card_signed_payment(l, t, a))
+            }
+            Action::KeyUpdate { mode, .. } => {
+                let m = *mode;
+                self.pair(h[0], h[1], case, |x, y, t| engine::key_update::key_update(x, y, t, m))
+            }
+            Action::ValueTransfer { amount, .. } => {
+                let a = self.amount(amount)?;
+                self.pair(h[0], h[1], case, |x, y, t| engine::transfer::value_transfer(x, y, t, a))
+            }
+        }
+    }
+
+    fn ok_data(&mut self, i: usize, case: &Case, label: &str, cmd: &Command) -> Result<Vec<u8>, StepFail> {
+        let r = self.exec(i, case, label, cmd)?;
+        if r.sw != sw::OK {
+            return Err(failed(label, "SW 9000", format!("SW {:04X} ({})", r.sw, sw::describe(r.sw))));
+        }
+        Ok(r.data)
+    }
+
+    /// Card state read back through commands into `<prefix>.<field>` variables.
+    fn read(&mut self, i: usize, case: &Case, label: &str, state: StateKind, prefix: &str) -> StepResult {
+        let mut put = Vec::new();
+        match state {
+            StateKind::Purse => {
+                self.ok_data(i, case, label, &cmds::select(&ins::AID_PURSE))?;
+                let d = self.ok_data(i, case, label, &cmds::purse_read_all())?;
+                let r = Record::parse(&d).ok_or_else(|| failed(label, "READ ALL layout", hex::encode_upper(&d)))?;
+                put.push(("card_id", Value::Hex(hex::encode_upper(r.card_id))));
+                put.push(("counter", Value::Int(r.counter.into())));
+                put.push(("amount", Value::Int(r.amount.into())));
+                put.push(("date", Value::Int(r.date.into())));
+                put.push(("signature", Value::Hex(hex::encode_upper(&r.signature))));
+                put.push(("certificate", Value::Hex(hex::encode_upper(&r.certificate))));
+            }
+            StateKind::Cpay => {
+                self.ok_data(i, case, label, &cmds::select(&ins::AID_CPAY))?;
+                let d = self.ok_data(i, case, label, &cmds::read_field(ins::FIELD_VALUE, 8))?;
+                if d.len() != 8 {
+                    return Err(failed(label, "8-byte value field", hex::encode_upper(&d)));
+                }
+                put.push(("amount", Value::Int(be32(&d, 0))));
+                put.push(("date", Value::Int(be32(&d, 4))));
+            }
+            StateKind::Xfer => {
+                self.ok_data(i, case, label, &cmds::select(&ins::AID_XFER))?;
+                let d = self.ok_data(i, case, label, &cmds::xfer_info())?;
+                let c =
+                    CardInfo::parse(&d).ok_or_else(|| failed(label, "GET CARD INFO layout", hex::encode_upper(&d)))?;
+                put.push(("card_id", Value::Hex(hex::encode_upper(c.card_id))));
+                put.push(("validity", Value::Int(c.validity.into())));
+                put.push(("balance", Value::Int(c.balance.into())));
+                put.push(("ukid", Value::Int(c.ukid.into())));
+                put.push(("tkid", Value::Int(c.tkid.into())));
+                put.push(("ukid_limit", Value::Int(c.ukid_limit.into())));
+                put.push(("tkid_limit", Value::Int(c.tkid_limit.into())));
+                put.push(("slots", Value::Int(c.slots.len() as i64)));
+                put.push(("pending", Value::Int(i64::from(c.flags & 0x04 != 0))));
+                put.push(("debit", Value::Int(i64::from(c.flags & 0x08 != 0))));
+            }
+        }
+        for (k, v) in put {
+            self.vars.insert(format!("{prefix}.{k}"), v);
+        }
+        Ok(())
+    }
+
+    fn apdu(&mut self, case: &Case, step: &Step) -> StepResult {
+        let StepKind::Apdu { head, command, sw: want_sw, data, capture } = &step.kind else {
+            return Err(StepFail::Error("not an apdu step".into()));
+        };
+        let label = step.label.as_str();
+        let i = self.idx(head)?;
+        let bytes = command.render_bytes(&self.vars).map_err(|e| StepFail::Error(format!("{label}: {e}")))?;
+        let cmd = Command::parse(&bytes).map_err(|e| StepFail::Error(format!("{label}: not an APDU: {e}")))?;
+        let r = self.exec(i, case, label, &cmd)?;
+        if !want_sw.matches(r.sw) {
+            return Err(failed(
+                label,
+                format!("SW {}", want_sw.describe()),
+                format!("SW {:04X} ({})", r.sw, sw::describe(r.sw)),
+            ));
+        }
+        for d in data {
+            match d {
+                DataExpect::Mask(t) => {
+                    let mask = t.render(&self.vars).map_err(|e| StepFail::Error(format!("{label}: {e}")))?;
+                    if !mask_matches(&mask, &r.data) {
+                        return Err(failed(
+                            label,
+                            format!("data {mask}"),
+                            format!("data {}", hex::encode_upper(&r.data)),
+                        ));
+                    }
+                }
+                DataExpect::Len(lo, hi) => {
+                    if !(*lo..=*hi).contains(&r.data.len()) {
+                        let want = if lo == hi { format!("{lo} bytes") } else { format!("{lo}..{hi} bytes") };
+                        return Err(failed(label, want, format!("{} bytes", r.data.len())));
+                    }
+                }
+            }
+        }
+        for (name, spec) in capture {
+            let v = match spec {
+                CaptureSpec::All => Some(Value::Hex(hex::encode_upper(&r.data))),
+                CaptureSpec::Bytes { from, to } => r.data.get(*from..*to).map(|b| Value::Hex(hex::encode_upper(b))),
+                CaptureSpec::Uint { bytes, at } => r
+                    .data
+                    .get(*at..*at + *bytes)
+                    .map(|b| Value::Int(b.iter().fold(0i64, |a, x| (a << 8) | i64::from(*x)))),
+            };
+            let v = v.ok_or_else(|| {
+                failed(label, format!("response long enough to capture '{name}'"), format!("{} bytes", r.data.len()))
+            })?;
+            self.vars.insert(name.clone(), v);
+        }
+        Ok(())
+    }
+
+    fn step(&mut self, case: &Case, step: &Step) -> StepResult {
+        let label = step.label.as_str();
+        let err = |e: String| StepFail::Error(format!("{label}: {e}"));
+        match &step.kind {
+            StepKind::Apdu { .. } => self.apdu(case, step),
+            StepKind::Select { head, applet } => {
+                let i = self.idx(head)?;
+                let aid = match applet {
+                    Applet::Purse => ins::AID_PURSE,
+                    Applet::Cpay => ins::AID_CPAY,
+                    Applet::Xfer => ins::AID_XFER,
+                };
+                self.ok_data(i, case, label, &cmds::select(&aid)).map(|_| ())
+            }
+            StepKind::Engine { action, expect } => {
+                let o = self.engine(action, case)?;
+                self.last_outcome = o.to_string();
+                if meets(expect, &o.verdict()) {
+                    Ok(())
+                } else {
+                    Err(failed(label, expect.clone(), o.to_string()))
+                }
+            }
+            StepKind::Read { head, state, prefix } => {
+                let i = self.idx(head)?;
+                self.read(i, case, label, *state, prefix)
+            }
+            StepKind::Assert { that, message } => match that.eval_bool(&self.vars) {
+                Ok(true) => Ok(()),
+                Ok(false) => {
+                    let vals: Vec<String> = that
+                        .variables()
+                        .iter()
+                        .map(|v| format!("{v}={}", self.vars.get(v).map_or("?".into(), |x| x.to_string())))
+                        .collect();
+                    let want = if message.is_empty() { that.src.clone() } else { format!("{message} ({})", that.src) };
+                    Err(failed(label, want, vals.join(", ")))
+                }
+                Err(e) => Err(err(e)),
+            },
+            StepKind::Set { vars } => {
+                for (n, e) in vars {
+                    let v = e.eval(&self.vars).map_err(err)?;
+                    self.vars.insert(n.clone(), v);
+                }
+                Ok(())
+            }
+            StepKind::PowerOff { head } => {
+                let i = self.idx(head)?;
+                self.heads[i].head.power_off().map_err(|e| err(e.to_string()))
+            }
+            StepKind::PowerOn { head } => {
+                let i = self.idx(head)?;
+                self.heads[i].head.power_on().map(|_| ()).map_err(|e| err(e.to_string()))
+            }
+            StepKind::WarmReset { head } => {
+                let i = self.idx(head)?;
+                self.heads[i].head.warm_reset().map(|_| ()).map_err(|e| err(e.to_string()))
+            }
+            StepKind::Remove { head } => {
+                let i = self.idx(head)?;
+                let v = self.heads[i].head.as_virtual().ok_or_else(|| err("remove needs a virtual head".into()))?;
+                let card = v.remove().ok_or_else(|| err("no card to remove".into()))?;
+                self.pocket.insert(i, card);
+                Ok(())
+            }
+            StepKind::Insert { head } => {
+                let i = self.idx(head)?;
+                let card = self.pocket.remove(&i).ok_or_else(|| err("no removed card to insert".into()))?;
+                let v = self.heads[i].head.as_virtual().ok_or_else(|| err("insert needs a virtual head".into()))?;
+                v.insert(card);
+                Ok(())
+            }
+        }
+    }
+
+    fn steps(&mut self, case: &Case, steps: &[Step]) -> StepResult {
+        for s in steps {
+            for _ in 0..s.repeat {
+                self.step(case, s)?;
+            }
+        }
+        Ok(())
+    }
+
+    fn run_case(&mut self, case: &Case) -> CaseResult {
+        let start = Instant::now();
+        let base = self.vars.clone();
+        self.last_outcome.clear();
+        for (k, v) in &case.bindings {
+            self.vars.insert(k.clone(), v.clone());
+        }
+        let mut r = CaseResult {
+            id: case.id.clone(),
+            title: case.title.clone(),
+            reference: case.reference.clone(),
+            status: CaseStatus::Passed,
+            message: String::new(),
+            failure: None,
+            duration_ms: 0.0,
+        };
+        let skip = match &case.skip_if {
+            Some(e) => e.eval_bool(&self.vars).map_err(|e| format!("skip_if: {e}")),
+            None => Ok(false),
+        };
+        match skip {
+            Ok(true) => {
+                r.status = CaseStatus::Skipped;
+                r.message = format!("skip_if {}", case.skip_if.as_ref().map_or("", |e| e.src.as_str()));
+            }
+            Err(e) => {
+                r.status = CaseStatus::Error;
+                r.message = e;
+            }
+            Ok(false) => match self.steps(case, &case.steps) {
+                Ok(()) => r.message = std::mem::take(&mut self.last_outcome),
+                Err(StepFail::Failed(f)) => {
+                    r.status = CaseStatus::Failed;
+                    r.message = format!("{}: expected {}, got {}", f.step, f.expected, f.actual);
+                    r.failure = Some(f);
+                }
+                Err(StepFail::Error(e)) => {
+                    r.status = CaseStatus::Error;
+                    r.message = e;
+                }
+            },
+        }
+        // Case-local variables do not leak into the next case.
+        self.vars = base;
+        r.duration_ms = start.elapsed().as_secs_f64() * 1e3;
+        r
+    }
+}
+
+fn be32(b: &[u8], off: usize) -> i64 {
+    i64::from(u32::from_be_bytes([b[off], b[off + 1], b[off + 2], b[off + 3]]))
 }
 
 /// Two distinct heads of the lab, mutably.
 fn two(heads: &mut [LabHead], i: usize, j: usize) -> (&mut dyn Head, &mut dyn Head) {
-    assert_ne!(i, j, "plan binding rejects a step naming one head twice");
+    assert_ne!(i, j, "plan parsing rejects a step naming one head twice");
     if i < j {
         let (l, r) = heads.split_at_mut(j);
         (l[i].head.as_mut(), r[0].head.as_mut())
@@ -48,124 +446,80 @@ fn two(heads: &mut [LabHead], i: usize, j: usize) -> (&mut dyn Head, &mut dyn He
     }
 }
 
-fn link<'a>(head: &'a mut dyn Head, rec: &Recorder, step: &str) -> Result<Link<'a>, HeadError> {
-    if head.atr().is_none() {
-        head.power_on()?;
+fn empty_case(id: &str) -> Case {
+    Case {
+        id: id.into(),
+        title: String::new(),
+        reference: String::new(),
+        tags: vec![],
+        skip_if: None,
+        bindings: vec![],
+        steps: vec![],
     }
-    let card_id = head
-        .as_virtual()
-        .and_then(|v| v.card())
-        .map(|c| hex::encode_upper(c.card_id()))
-        .unwrap_or_default();
-    let mut l = Link::new(head, rec);
-    l.card_id = card_id;
-    l.test_step = step.to_string();
-    Ok(l)
 }
 
-fn run_action(
+/// Run setup, every case, teardown. Events report each case as it ends.
+pub fn run_plan(
+    plan: &Plan,
     heads: &mut [LabHead],
-    action: &Action,
-    t: &mut Terminal,
     rec: &Recorder,
-    step: &str,
-) -> Result<Outcome, EngineError> {
-    let idx = |name: &str| find_head(heads, name).expect("plan was bound to this lab");
-    macro_rules! one {
-        ($name:expr, $f:expr) => {{
-            let h = heads[idx($name)].head.as_mut();
-            let name = h.info().name.clone();
-            let mut l = link(h, rec, step).map_err(|e| EngineError::Head {
-                head: name,
-                source: e,
-            })?;
-            $f(&mut l)
-        }};
+    keys: &Keyset,
+    now: u32,
+    seed: [u8; 32],
+) -> Vec<CaseResult> {
+    let mut s = Session::new(heads, rec, keys, now, seed);
+    for (k, v) in &plan.vars {
+        s.vars.insert(k.clone(), v.clone());
     }
-    macro_rules! pair {
-        ($x:expr, $y:expr, $f:expr) => {{
-            let (i, j) = (idx($x), idx($y));
-            let (hx, hy) = two(heads, i, j);
-            let nx = hx.info().name.clone();
-            let ny = hy.info().name.clone();
-            let mut lx = link(hx, rec, step).map_err(|e| EngineError::Head {
-                head: nx,
-                source: e,
-            })?;
-            let mut ly = link(hy, rec, step).map_err(|e| EngineError::Head {
-                head: ny,
-                source: e,
-            })?;
-            $f(&mut lx, &mut ly)
-        }};
+    let setup = s.steps(&empty_case("setup"), &plan.setup);
+    let mut results = Vec::new();
+    for case in &plan.cases {
+        let mut names: Vec<String> = Vec::new();
+        for h in case.steps.iter().flat_map(|st| st.kind.heads()) {
+            if !names.iter().any(|x| x == h) {
+                names.push(h.to_string());
+            }
+        }
+        let head = names.join("+");
+        rec.send(Event::StepStarted { head: head.clone(), test_step: case.id.clone(), engine: "case".into() });
+        let r = match &setup {
+            Ok(()) => s.run_case(case),
+            Err(e) => CaseResult {
+                id: case.id.clone(),
+                title: case.title.clone(),
+                reference: case.reference.clone(),
+                status: CaseStatus::Error,
+                message: match e {
+                    StepFail::Failed(f) => {
+                        format!("setup failed at {}: expected {}, got {}", f.step, f.expected, f.actual)
+                    }
+                    StepFail::Error(m) => format!("setup failed: {m}"),
+                },
+                failure: None,
+                duration_ms: 0.0,
+            },
+        };
+        rec.send(Event::StepEnded {
+            head,
+            test_step: case.id.clone(),
+            engine: "case".into(),
+            verdict: status_word(&r.status).into(),
+            passed: matches!(r.status, CaseStatus::Passed | CaseStatus::Skipped),
+            detail: r.message.clone(),
+        });
+        results.push(r);
     }
-    match action {
-        Action::Charge { head, amount } => {
-            one!(head, |l: &mut Link| engine::purse::charge(l, t, *amount))
-        }
-        Action::Pay { head, price } => one!(head, |l: &mut Link| engine::purse::pay(l, t, *price)),
-        Action::CardSignedPayment { head, price } => {
-            one!(head, |l: &mut Link| engine::cpay::card_signed_payment(
-                l, t, *price
-            ))
-        }
-        Action::KeyUpdate { a, b, mode } => {
-            pair!(a, b, |x: &mut Link, y: &mut Link| {
-                engine::key_update::key_update(x, y, t, *mode)
-            })
-        }
-        Action::ValueTransfer { from, to, amount } => {
-            pair!(from, to, |x: &mut Link, y: &mut Link| {
-                engine::transfer::value_transfer(x, y, t, *amount)
-            })
-        }
-    }
+    let _ = s.steps(&empty_case("teardown"), &plan.teardown);
+    let failed = results.iter().filter(|r| matches!(r.status, CaseStatus::Failed | CaseStatus::Error)).count();
+    rec.send(Event::RunEnded { passed: results.len() - failed, failed });
+    results
 }
 
-/// Run every step in order. `now` is the transaction date; `seed` makes terminal randoms
-/// reproducible.
-pub fn run_plan(plan: &Plan, lab: &mut Lab, rec: &Recorder, now: u32, seed: [u8; 32]) -> RunReport {
-    let Lab { keyset, heads, .. } = lab;
-    let mut t = Terminal {
-        keys: keyset,
-        now,
-        rng: ChaCha20Rng::from_seed(seed),
-    };
-    let mut report = RunReport::default();
-    for step in &plan.steps {
-        let names: Vec<String> = step.action.heads().iter().map(|h| h.to_string()).collect();
-        let head_label = names.join("+");
-        rec.send(Event::StepStarted {
-            head: head_label.clone(),
-            test_step: step.id.clone(),
-            engine: step.action.engine().into(),
-        });
-        let (verdict, detail) = match run_action(heads, &step.action, &mut t, rec, &step.id) {
-            Ok(o) => (o.verdict(), o.detail()),
-            Err(e) => ("error".to_string(), e.to_string()),
-        };
-        let passed = meets(&step.expect, &verdict);
-        rec.send(Event::StepEnded {
-            head: head_label,
-            test_step: step.id.clone(),
-            engine: step.action.engine().into(),
-            verdict: verdict.clone(),
-            passed,
-            detail: detail.clone(),
-        });
-        report.steps.push(StepResult {
-            id: step.id.clone(),
-            engine: step.action.engine(),
-            heads: names,
-            expect: step.expect.clone(),
-            verdict,
-            detail,
-            passed,
-        });
+pub fn status_word(s: &CaseStatus) -> &'static str {
+    match s {
+        CaseStatus::Passed => "passed",
+        CaseStatus::Failed => "failed",
+        CaseStatus::Skipped => "skipped",
+        CaseStatus::Error => "error",
     }
-    rec.send(Event::RunEnded {
-        passed: report.passed(),
-        failed: report.failed(),
-    });
-    report
 }

@@ -51,26 +51,18 @@ impl<W: Write + Send> Sink for Console<W> {
             return Ok(());
         }
         match e {
-            Event::RunStarted {
-                run_id,
-                plan,
-                profile,
-            } => {
+            Event::RunStarted { run_id, plan, profile } => {
                 writeln!(self.out, "run {run_id}: plan {plan} on {profile}")?;
             }
-            Event::StepEnded {
-                head,
-                test_step,
-                engine,
-                verdict,
-                passed,
-                detail,
-            } => {
-                let mark = if *passed { "PASS" } else { "FAIL" };
-                writeln!(
-                    self.out,
-                    "{mark} {test_step:<28} {engine:<20} [{head}] {verdict}: {detail}"
-                )?;
+            Event::StepEnded { head, test_step, engine, verdict, passed, detail } => {
+                let mark = match (*passed, verdict.as_str()) {
+                    (true, "skipped") => "SKIP",
+                    (true, _) => "PASS",
+                    (false, "error") => "ERR ",
+                    (false, _) => "FAIL",
+                };
+                let what = if engine == "case" { String::new() } else { format!("{engine} ") };
+                writeln!(self.out, "{mark} {test_step:<28} {what}[{head}] {detail}")?;
             }
             Event::HeadError { head, error } => writeln!(self.out, "     head {head}: {error}")?,
             _ => {}

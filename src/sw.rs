@@ -122,10 +122,7 @@ mod tests {
     #[test]
     fn catalogue_meanings() {
         assert_eq!(describe(0x9000), "normal processing");
-        assert_eq!(
-            describe(0x6112),
-            "18 response bytes still available (GET RESPONSE)"
-        );
+        assert_eq!(describe(0x6112), "18 response bytes still available (GET RESPONSE)");
         assert_eq!(describe(0x6C08), "wrong Le: exact length is 8");
         assert_eq!(describe(0x63C2), "verification failed, 2 tries left");
         assert_eq!(describe(0x6982), "security status not satisfied");

@@ -35,19 +35,11 @@ impl TraceCsv {
     /// Create the file and write the header. Fails if the file exists: a run never
     /// overwrites another run's trace.
     pub fn create(path: &Path, run_id: &str, plan: &str) -> std::io::Result<TraceCsv> {
-        let f = std::fs::OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .open(path)?;
+        let f = std::fs::OpenOptions::new().write(true).create_new(true).open(path)?;
         let mut w = csv::Writer::from_writer(f);
         w.write_record(HEADER)?;
         w.flush()?;
-        Ok(TraceCsv {
-            w,
-            run_id: run_id.into(),
-            plan: plan.into(),
-            rows: 0,
-        })
+        Ok(TraceCsv { w, run_id: run_id.into(), plan: plan.into(), rows: 0 })
     }
 
     pub fn rows(&self) -> u64 {

@@ -58,8 +58,7 @@ fn uk(keys: &Keyset, id: u32) -> [u8; 16] {
 }
 
 fn a16(b: &[u8]) -> [u8; 16] {
-    b.try_into()
-        .unwrap_or_else(|_| panic!("expected 16 bytes, got {}", b.len()))
+    b.try_into().unwrap_or_else(|_| panic!("expected 16 bytes, got {}", b.len()))
 }
 
 fn be32(b: &[u8], off: usize) -> u32 {
@@ -78,12 +77,7 @@ fn is_public(mode: u8) -> bool {
 fn snap(img: &CardImage) -> String {
     let k16 = |k: &Option<Key16>| k.as_ref().map(|k| hexs(k.expose()));
     let k32 = |k: &Option<Scalar32>| k.as_ref().map(|k| hexs(k.expose()));
-    let slots: Vec<String> = img
-        .xfer
-        .slots
-        .iter()
-        .map(|(i, k)| format!("{i}:{}", hexs(k.expose())))
-        .collect();
+    let slots: Vec<String> = img.xfer.slots.iter().map(|(i, k)| format!("{i}:{}", hexs(k.expose()))).collect();
     format!(
         "{img:?} | uk={:?} tk={:?} slots={slots:?} cpay_key={:?} xfer_key={:?}",
         k16(&img.xfer.uk),
@@ -113,12 +107,7 @@ impl Bench {
         let mut head = VirtualHead::new("A");
         assert!(head.insert(card).is_none());
         head.power_on().expect("power on");
-        Bench {
-            head,
-            rec,
-            rx,
-            responses: Vec::new(),
-        }
+        Bench { head, rec, rx, responses: Vec::new() }
     }
 
     fn try_exec(&mut self, cmd: &Command) -> Result<Response, HeadError> {
@@ -131,9 +120,7 @@ impl Bench {
     }
 
     fn exec(&mut self, cmd: &Command) -> Response {
-        self.try_exec(cmd).unwrap_or_else(|e| {
-            panic!("{} ({cmd:?}): head error {e}", cmds::name(cmd.cla, cmd.ins))
-        })
+        self.try_exec(cmd).unwrap_or_else(|e| panic!("{} ({cmd:?}): head error {e}", cmds::name(cmd.cla, cmd.ins)))
     }
 
     /// Execute and assert the status word; returns the response data.
@@ -176,13 +163,7 @@ impl Bench {
     }
 
     fn image(&mut self) -> CardImage {
-        self.head
-            .as_virtual()
-            .unwrap()
-            .card()
-            .expect("card in head")
-            .image()
-            .clone()
+        self.head.as_virtual().unwrap().card().expect("card in head").image().clone()
     }
 
     fn snap(&mut self) -> String {
@@ -224,10 +205,7 @@ fn selected(keys: &Keyset, plan: &CardPlan, proto: Protocol, aid: &[u8]) -> Benc
 
 /// Two XFER cards (A on T=0, B on T=1), XFER selected on both.
 fn xfer_pair(keys: &Keyset, pa: &CardPlan, pb: &CardPlan) -> (Bench, Bench) {
-    (
-        selected(keys, pa, Protocol::T0, &AID_XFER),
-        selected(keys, pb, Protocol::T1, &AID_XFER),
-    )
+    (selected(keys, pa, Protocol::T0, &AID_XFER), selected(keys, pb, Protocol::T1, &AID_XFER))
 }
 
 fn xfer_cert(b: &mut Bench) -> Vec<u8> {
@@ -237,11 +215,7 @@ fn xfer_cert(b: &mut Bench) -> Vec<u8> {
 /// Update card A from card B in `mode`: permission on A, key export on B, update on A.
 /// Returns A's answer to UPDATE TRANSFER KEY.
 fn update(a: &mut Bench, b: &mut Bench, mode: u8) -> Response {
-    let (ca, cb) = if is_public(mode) {
-        (xfer_cert(a), xfer_cert(b))
-    } else {
-        (Vec::new(), Vec::new())
-    };
+    let (ca, cb) = if is_public(mode) { (xfer_cert(a), xfer_cert(b)) } else { (Vec::new(), Vec::new()) };
     let random = a.ok(&cmds::xfer_update_permission(mode, &cb));
     assert_eq!(random.len(), 16);
     let blob = b.ok(&cmds::xfer_get_transfer_key(mode, &random, &ca));
@@ -250,45 +224,26 @@ fn update(a: &mut Bench, b: &mut Bench, mode: u8) -> Response {
 
 /// Permission (random) on A and B's key blob for it.
 fn permission_and_blob(a: &mut Bench, b: &mut Bench, mode: u8) -> ([u8; 16], Vec<u8>) {
-    let (ca, cb) = if is_public(mode) {
-        (xfer_cert(a), xfer_cert(b))
-    } else {
-        (Vec::new(), Vec::new())
-    };
+    let (ca, cb) = if is_public(mode) { (xfer_cert(a), xfer_cert(b)) } else { (Vec::new(), Vec::new()) };
     let random = a16(&a.ok(&cmds::xfer_update_permission(mode, &cb)));
     let blob = b.ok(&cmds::xfer_get_transfer_key(mode, &random, &ca));
     (random, blob)
 }
 
 /// The two permissions of a value transfer: (rnd_send, transmission challenge, rnd_recv).
-fn permissions(
-    s: &mut Bench,
-    r: &mut Bench,
-    paid: u32,
-    date: u32,
-) -> ([u8; 16], [u8; 16], [u8; 16]) {
+fn permissions(s: &mut Bench, r: &mut Bench, paid: u32, date: u32) -> ([u8; 16], [u8; 16], [u8; 16]) {
     let rnd_send = a16(&s.ok(&cmds::xfer_send_permission(paid, date)));
     let resp = r.ok(&cmds::xfer_receive_permission(paid, date, &rnd_send));
-    assert_eq!(
-        resp.len(),
-        32,
-        "RECEIVE PERMISSION answers challenge ‖ random"
-    );
+    assert_eq!(resp.len(), 32, "RECEIVE PERMISSION answers challenge ‖ random");
     (rnd_send, a16(&resp[..16]), a16(&resp[16..]))
 }
 
 /// A complete transfer; checks both challenges against `tk`; returns the receiver's new balance.
 fn transfer(s: &mut Bench, r: &mut Bench, paid: u32, date: u32, tk: &[u8; 16]) -> u32 {
     let (rnd_send, chal_tx, rnd_recv) = permissions(s, r, paid, date);
-    assert_eq!(
-        chal_tx,
-        xfer::challenge(tk, TAG_TRANSMISSION, paid, date, &rnd_send)
-    );
+    assert_eq!(chal_tx, xfer::challenge(tk, TAG_TRANSMISSION, paid, date, &rnd_send));
     let chal_rx = s.ok(&cmds::xfer_send(&chal_tx, &rnd_recv));
-    assert_eq!(
-        chal_rx,
-        xfer::challenge(tk, TAG_RECEPTION, paid, date, &rnd_recv)
-    );
+    assert_eq!(chal_rx, xfer::challenge(tk, TAG_RECEPTION, paid, date, &rnd_recv));
     let bal = r.ok(&cmds::xfer_receive(&chal_rx));
     assert_eq!(bal.len(), 4);
     be32(&bal, 0)
@@ -365,10 +320,7 @@ fn t0_case2_wrong_le_gets_6c_and_link_resends_with_corrected_le() {
     assert!(rows[1].note.contains("Le=8"), "note: {}", rows[1].note);
     // Raw: the card itself answers bare 6C08 to the wrong Le, and data to the right one.
     assert_eq!(b.raw(&[0x80, 0xB2, 0x01, 0x00, 0x00]), (vec![], 0x6C08));
-    assert_eq!(
-        b.raw(&[0x80, 0xB2, 0x02, 0x00, 0x04]),
-        (1000u32.to_be_bytes().to_vec(), OK)
-    );
+    assert_eq!(b.raw(&[0x80, 0xB2, 0x02, 0x00, 0x04]), (1000u32.to_be_bytes().to_vec(), OK));
 }
 
 #[test]
@@ -381,14 +333,8 @@ fn t1_case2_short_le_is_completed_with_get_response() {
     assert_eq!(b.ok(&cmds::read_field(FIELD_ID, 0x20)), p.card_id);
     assert_eq!(b.exchanges().len(), 1);
     // Le smaller than the data: Le bytes + 61xx, Link fetches the rest.
-    assert_eq!(
-        b.raw(&[0x80, 0xB2, 0x01, 0x00, 0x03]),
-        (p.card_id[..3].to_vec(), 0x6105)
-    );
-    assert_eq!(
-        b.raw(&[0x00, 0xC0, 0x00, 0x00, 0x05]),
-        (p.card_id[3..].to_vec(), OK)
-    );
+    assert_eq!(b.raw(&[0x80, 0xB2, 0x01, 0x00, 0x03]), (p.card_id[..3].to_vec(), 0x6105));
+    assert_eq!(b.raw(&[0x00, 0xC0, 0x00, 0x00, 0x05]), (p.card_id[3..].to_vec(), OK));
     assert_eq!(b.ok(&cmds::read_field(FIELD_ID, 3)), p.card_id);
     let rows = b.exchanges();
     assert_eq!(rows.len(), 2);
@@ -408,10 +354,7 @@ fn t0_case4_response_comes_via_61xx_and_get_response() {
     let rows = b.exchanges();
     assert_eq!(rows.len(), 2, "{rows:#?}");
     assert_eq!(rows[0].sw, 0x6160);
-    assert!(
-        rows[0].response.is_empty(),
-        "T=0 case 4 sends no data with 61xx"
-    );
+    assert!(rows[0].response.is_empty(), "T=0 case 4 sends no data with 61xx");
     assert_eq!(rows[1].command, vec![0x00, 0xC0, 0x00, 0x00, 0x60]);
     assert_eq!(rows[1].sw, OK);
     assert_eq!(rows[1].response, data);
@@ -422,10 +365,7 @@ fn t0_case4_response_comes_via_61xx_and_get_response() {
     assert_eq!(b.raw(&wv), (vec![], 0x6104));
     assert_eq!(b.raw(&[0x00, 0xC0, 0x00, 0x00, 0x08]), (vec![], 0x6C04));
     assert_eq!(b.raw(&[0x00, 0xC0, 0x00, 0x00, 0x02]), (vec![0, 0], 0x6102));
-    assert_eq!(
-        b.raw(&[0x00, 0xC0, 0x00, 0x00, 0x02]),
-        (vec![0x03, 0xE7], OK)
-    );
+    assert_eq!(b.raw(&[0x00, 0xC0, 0x00, 0x00, 0x02]), (vec![0x03, 0xE7], OK));
     assert_eq!(b.raw(&[0x00, 0xC0, 0x00, 0x00, 0x02]), (vec![], 0x6986));
 }
 
@@ -440,10 +380,7 @@ fn t1_case4_answers_directly_and_case3_with_data_uses_61xx() {
     let mut wv = cmds::purse_write_value(1, 2);
     wv.le = None;
     assert_eq!(b.raw(&wv.to_bytes().unwrap()), (vec![], 0x6104));
-    assert_eq!(
-        b.raw(&[0x00, 0xC0, 0x00, 0x00, 0x04]),
-        (998u32.to_be_bytes().to_vec(), OK)
-    );
+    assert_eq!(b.raw(&[0x00, 0xC0, 0x00, 0x00, 0x04]), (998u32.to_be_bytes().to_vec(), OK));
 }
 
 fn long_read_all(proto: Protocol) {
@@ -518,11 +455,7 @@ fn unknown_cla_is_6e00() {
         }
         for cla in [0x01u8, 0x04, 0x0C, 0x10, 0x81, 0x84, 0x90, 0xA0, 0xFF] {
             for ins in [0xA4u8, 0xB0, 0xB2, 0xC0, 0xE0, 0x10, 0x88] {
-                assert_eq!(
-                    b.exec(&Command::new(cla, ins, 0, 0).le(256)).sw,
-                    0x6E00,
-                    "CLA {cla:02X} INS {ins:02X}"
-                );
+                assert_eq!(b.exec(&Command::new(cla, ins, 0, 0).le(256)).sw, 0x6E00, "CLA {cla:02X} INS {ins:02X}");
             }
         }
     }
@@ -536,10 +469,7 @@ fn unknown_ins_is_6d00_on_every_applet() {
         b.select(&aid);
         for ins in [0x00u8, 0x02, 0x50, 0x7E, 0xCA, 0xF0, 0xFE] {
             b.sw(&Command::new(CLA_PROP, ins, 0, 0), 0x6D00);
-            b.sw(
-                &Command::new(CLA_PROP, ins, 0, 0).data(vec![1, 2, 3]),
-                0x6D00,
-            );
+            b.sw(&Command::new(CLA_PROP, ins, 0, 0).data(vec![1, 2, 3]), 0x6D00);
         }
     }
     // Instructions of another applet are unknown here.
@@ -596,20 +526,11 @@ fn select_unknown_aid_is_6a82_and_keeps_the_current_selection() {
     }
     b.sw(&cmds::read_field(FIELD_ID, 8), 0x6986);
     b.select(&AID_PURSE);
-    b.sw(
-        &cmds::select(&[0xA0, 0x00, 0x00, 0x07, 0x77, 0x00, 0x09]),
-        0x6A82,
-    );
+    b.sw(&cmds::select(&[0xA0, 0x00, 0x00, 0x07, 0x77, 0x00, 0x09]), 0x6A82);
     assert_eq!(b.ok(&cmds::read_field(FIELD_ID, 8)), p.card_id);
     // SELECT by something else than DF name.
-    b.sw(
-        &Command::new(CLA_ISO, SELECT, 0x00, 0x00).data(AID_PURSE.to_vec()),
-        0x6A86,
-    );
-    b.sw(
-        &Command::new(CLA_ISO, SELECT, 0x04, 0x01).data(AID_PURSE.to_vec()),
-        0x6A86,
-    );
+    b.sw(&Command::new(CLA_ISO, SELECT, 0x00, 0x00).data(AID_PURSE.to_vec()), 0x6A86);
+    b.sw(&Command::new(CLA_ISO, SELECT, 0x04, 0x01).data(AID_PURSE.to_vec()), 0x6A86);
     for aid in ALL_AIDS {
         b.select(&aid);
     }
@@ -625,9 +546,9 @@ fn malformed_apdu_bytes_are_6700() {
             &[],
             &[0x80],
             &[0x80, 0xB2, 0x01],
-            &[0x80, 0xD0, 0x00, 0x00, 0x08, 1, 2, 3], // Lc 8, 3 bytes follow
+            &[0x80, 0xD0, 0x00, 0x00, 0x08, 1, 2, 3],    // Lc 8, 3 bytes follow
             &[0x80, 0xD0, 0x00, 0x00, 0x02, 1, 2, 3, 4], // 2 bytes after Le
-            &[0x80, 0xB2, 0x01, 0x00, 0x00, 0x00],    // truncated extended Le
+            &[0x80, 0xB2, 0x01, 0x00, 0x00, 0x00],       // truncated extended Le
             &[0x80, 0xD0, 0x00, 0x00, 0x00, 0x00, 0x00, 0x01], // extended Lc = 0
             &[0x80, 0xD0, 0x00, 0x00, 0x00, 0x00, 0x08, 1, 2], // extended Lc 8, 2 bytes
         ];
@@ -636,10 +557,7 @@ fn malformed_apdu_bytes_are_6700() {
         }
         assert_eq!(b.snap(), before, "a malformed WRITE VALUE changed nothing");
         // The card still works.
-        assert_eq!(
-            b.ok(&cmds::read_field(FIELD_COUNTER, 4)),
-            1000u32.to_be_bytes()
-        );
+        assert_eq!(b.ok(&cmds::read_field(FIELD_COUNTER, 4)), 1000u32.to_be_bytes());
     }
 }
 
@@ -656,10 +574,7 @@ fn unpowered_card_gives_unpowered() {
     let rec = Recorder::disabled();
     {
         let mut link = Link::new(&mut head, &rec);
-        assert_eq!(
-            link.exec("s", &cmds::select(&AID_PURSE)),
-            Err(HeadError::Unpowered)
-        );
+        assert_eq!(link.exec("s", &cmds::select(&AID_PURSE)), Err(HeadError::Unpowered));
     }
     head.power_on().unwrap();
     assert_eq!(head.transmit(&sel).unwrap().response, vec![0x90, 0x00]);
@@ -675,29 +590,20 @@ fn removed_card_gives_no_card() {
     let card = b.head.remove().expect("card was there");
     assert!(!card.is_powered(), "removing cuts power");
     assert_eq!(b.head.card_present(), Ok(false));
-    assert_eq!(
-        b.transmit(&[0x80, 0xB2, 0x01, 0x00, 0x08]),
-        Err(HeadError::NoCard)
-    );
+    assert_eq!(b.transmit(&[0x80, 0xB2, 0x01, 0x00, 0x08]), Err(HeadError::NoCard));
     assert_eq!(b.head.power_on(), Err(HeadError::NoCard));
-    assert_eq!(
-        b.try_exec(&cmds::read_field(FIELD_ID, 8)),
-        Err(HeadError::NoCard)
-    );
+    assert_eq!(b.try_exec(&cmds::read_field(FIELD_ID, 8)), Err(HeadError::NoCard));
     assert_eq!(b.head.atr(), None);
     // Re-inserted, the card answers again (unpowered first, then nothing selected).
     b.head.insert(card);
-    assert_eq!(
-        b.transmit(&[0x80, 0xB2, 0x01, 0x00, 0x08]),
-        Err(HeadError::Unpowered)
-    );
+    assert_eq!(b.transmit(&[0x80, 0xB2, 0x01, 0x00, 0x08]), Err(HeadError::Unpowered));
     b.head.power_on().unwrap();
     b.sw(&cmds::read_field(FIELD_ID, 8), 0x6986);
 }
 
 const KNOWN_INS: [u8; 23] = [
-    0xA4, 0xC0, 0xE0, 0xEE, 0xEC, 0xB0, 0xB2, 0xD0, 0xD2, 0xD4, 0x2A, 0x88, 0xD6, 0x10, 0x20, 0x22,
-    0x24, 0x30, 0x32, 0x34, 0x36, 0x38, 0x3A,
+    0xA4, 0xC0, 0xE0, 0xEE, 0xEC, 0xB0, 0xB2, 0xD0, 0xD2, 0xD4, 0x2A, 0x88, 0xD6, 0x10, 0x20, 0x22, 0x24, 0x30, 0x32,
+    0x34, 0x36, 0x38, 0x3A,
 ];
 
 fn random_apdu(rng: &mut ChaCha20Rng) -> Vec<u8> {
@@ -722,11 +628,7 @@ fn random_apdu(rng: &mut ChaCha20Rng) -> Vec<u8> {
             _ => rng.next_u32() as u8,
         }
     };
-    let ins = if r(rng, 3) > 0 {
-        KNOWN_INS[r(rng, KNOWN_INS.len() as u32) as usize]
-    } else {
-        rng.next_u32() as u8
-    };
+    let ins = if r(rng, 3) > 0 { KNOWN_INS[r(rng, KNOWN_INS.len() as u32) as usize] } else { rng.next_u32() as u8 };
     let (p1, p2) = if plain {
         let takes_p1 = matches!(
             ins,
@@ -739,16 +641,8 @@ fn random_apdu(rng: &mut ChaCha20Rng) -> Vec<u8> {
         );
         (if takes_p1 { r(rng, 4) as u8 } else { 0 }, 0)
     } else {
-        let p1 = if r(rng, 2) == 0 {
-            r(rng, 6) as u8
-        } else {
-            rng.next_u32() as u8
-        };
-        let p2 = if r(rng, 4) > 0 {
-            0
-        } else {
-            rng.next_u32() as u8
-        };
+        let p1 = if r(rng, 2) == 0 { r(rng, 6) as u8 } else { rng.next_u32() as u8 };
+        let p2 = if r(rng, 4) > 0 { 0 } else { rng.next_u32() as u8 };
         (p1, p2)
     };
     let len = match r(rng, 6) {
@@ -787,9 +681,7 @@ fn fuzz_applet(aid: [u8; 7], proto: Protocol, seed: u64) {
     let mut b = selected(&k, &p, proto, &aid);
     let start = b.image();
     let mut rng = ChaCha20Rng::seed_from_u64(seed);
-    let verify = cmds::cpay_verify_reader(k.payment.cert.encode())
-        .to_bytes()
-        .unwrap();
+    let verify = cmds::cpay_verify_reader(k.payment.cert.encode()).to_bytes().unwrap();
     let send_perm = cmds::xfer_send_permission(10, DATE).to_bytes().unwrap();
     let mut counter = start.purse.counter;
     let mut accepted = 0;
@@ -805,45 +697,30 @@ fn fuzz_applet(aid: [u8; 7], proto: Protocol, seed: u64) {
             }
         }
         let apdu = random_apdu(&mut rng);
-        let resp = b
-            .transmit(&apdu)
-            .unwrap_or_else(|e| panic!("APDU #{i} {}: {e}", hexs(&apdu)));
+        let resp = b.transmit(&apdu).unwrap_or_else(|e| panic!("APDU #{i} {}: {e}", hexs(&apdu)));
         assert!(resp.len() >= 2, "APDU #{i} {}: no SW", hexs(&apdu));
         let sw = u16::from_be_bytes([resp[resp.len() - 2], resp[resp.len() - 1]]);
         sws.insert(sw);
         // Accepted by an applet (data ready: 9000, 61xx, or 6Cxx for a T=0 Le mismatch);
         // personalization, SELECT and GET RESPONSE do not count.
-        let applet_ins = apdu.len() >= 4
-            && !matches!(
-                apdu[1],
-                PERSO_PUT | PERSO_LOCK | PERSO_STATUS | SELECT | GET_RESPONSE
-            );
+        let applet_ins =
+            apdu.len() >= 4 && !matches!(apdu[1], PERSO_PUT | PERSO_LOCK | PERSO_STATUS | SELECT | GET_RESPONSE);
         if applet_ins && (sw == OK || matches!(sw >> 8, 0x61 | 0x6C)) {
             accepted += 1;
         }
         let img = b.image();
-        assert!(
-            img.purse.counter <= counter,
-            "counter increased by {}",
-            hexs(&apdu)
-        );
+        assert!(img.purse.counter <= counter, "counter increased by {}", hexs(&apdu));
         counter = img.purse.counter;
         assert!(img.locked);
         assert_eq!(img.card_id, start.card_id);
         assert_eq!(img.cpay.amount, start.cpay.amount, "CPAY debited by noise");
-        assert_eq!(
-            img.xfer.balance, start.xfer.balance,
-            "XFER balance moved by noise"
-        );
+        assert_eq!(img.xfer.balance, start.xfer.balance, "XFER balance moved by noise");
         assert_eq!(img.xfer.tkid, start.xfer.tkid);
         assert_eq!(img.xfer.ukid, start.xfer.ukid);
     }
     // The noise reached the applet code, not just the APDU parser.
     // (With these seeds: PURSE 90, CPAY 21, XFER T=0 16, XFER T=1 22.)
-    assert!(
-        accepted >= 12,
-        "only {accepted} accepted by the applet; SWs seen {sws:04X?}"
-    );
+    assert!(accepted >= 12, "only {accepted} accepted by the applet; SWs seen {sws:04X?}");
     assert!(sws.len() >= 6, "SWs seen {sws:04X?}");
     for a in ALL_AIDS {
         b.select(&a);
@@ -915,30 +792,16 @@ fn perso_script_before_lock_writes_every_object() {
     assert_eq!(perso_status(&mut b), vec![0x01]);
     // Secret objects went over the wire, but their trace rows have the data zeroed.
     let rows = b.exchanges();
-    let secret_rows: Vec<&Exchange> = rows
-        .iter()
-        .filter(|r| r.command[1] == PERSO_PUT && perso_object_is_secret(r.command[2]))
-        .collect();
+    let secret_rows: Vec<&Exchange> =
+        rows.iter().filter(|r| r.command[1] == PERSO_PUT && perso_object_is_secret(r.command[2])).collect();
     assert_eq!(secret_rows.len(), 4 + p.slots.len());
     for r in &secret_rows {
-        assert!(
-            r.command[5..].iter().all(|x| *x == 0),
-            "{}",
-            hexs(&r.command)
-        );
+        assert!(r.command[5..].iter().all(|x| *x == 0), "{}", hexs(&r.command));
         assert!(r.note.contains("redacted"));
     }
     for r in &rows {
-        for key in [
-            uk(&k, 2).to_vec(),
-            tk(&k, 5).to_vec(),
-            k.card_key(&p.card_id, "xfer").to_bytes().to_vec(),
-        ] {
-            assert!(
-                !leaks(&r.command, &key),
-                "a key in the trace: {}",
-                hexs(&r.command)
-            );
+        for key in [uk(&k, 2).to_vec(), tk(&k, 5).to_vec(), k.card_key(&p.card_id, "xfer").to_bytes().to_vec()] {
+            assert!(!leaks(&r.command, &key), "a key in the trace: {}", hexs(&r.command));
         }
     }
     let img = b.image();
@@ -948,18 +811,9 @@ fn perso_script_before_lock_writes_every_object() {
     assert_eq!(img.purse.counter, 77);
     assert_eq!((img.purse.amount, img.purse.date), (0, 0));
     assert!(img.purse.signature.is_empty() && img.purse.certificate.is_empty());
-    assert_eq!(
-        img.cpay.key.as_ref().unwrap().expose().to_vec(),
-        k.card_key(&id, "cpay").to_bytes().to_vec()
-    );
-    assert_eq!(
-        img.cpay.certificate,
-        k.card_cert(&id, Role::SigningCard, p.cert_expiry).encode()
-    );
-    assert_eq!(
-        img.cpay.center_key,
-        Some(sig::encode_point(&k.center_public()))
-    );
+    assert_eq!(img.cpay.key.as_ref().unwrap().expose().to_vec(), k.card_key(&id, "cpay").to_bytes().to_vec());
+    assert_eq!(img.cpay.certificate, k.card_cert(&id, Role::SigningCard, p.cert_expiry).encode());
+    assert_eq!(img.cpay.center_key, Some(sig::encode_point(&k.center_public())));
     assert_eq!((img.cpay.amount, img.cpay.date), (4321, 0));
     assert_eq!(img.xfer.validity, 1_900_000_000);
     assert_eq!(img.xfer.balance, 1234);
@@ -970,20 +824,9 @@ fn perso_script_before_lock_writes_every_object() {
     assert_eq!(img.xfer.tk.as_ref().unwrap().expose(), &tk(&k, 5));
     assert_eq!((img.xfer.tkid_limit, img.xfer.ukid_limit), (7, 3));
     assert_eq!(img.xfer.ca_key, Some(sig::encode_point(&k.ca_public())));
-    assert_eq!(
-        img.xfer.certificate,
-        k.card_cert(&id, Role::XferCard, p.cert_expiry).encode()
-    );
-    assert_eq!(
-        img.xfer.card_key.as_ref().unwrap().expose().to_vec(),
-        k.card_key(&id, "xfer").to_bytes().to_vec()
-    );
-    let slots: Vec<(u32, [u8; 16])> = img
-        .xfer
-        .slots
-        .iter()
-        .map(|(i, s)| (*i, *s.expose()))
-        .collect();
+    assert_eq!(img.xfer.certificate, k.card_cert(&id, Role::XferCard, p.cert_expiry).encode());
+    assert_eq!(img.xfer.card_key.as_ref().unwrap().expose().to_vec(), k.card_key(&id, "xfer").to_bytes().to_vec());
+    let slots: Vec<(u32, [u8; 16])> = img.xfer.slots.iter().map(|(i, s)| (*i, *s.expose())).collect();
     assert_eq!(slots, vec![(2, tk(&k, 2)), (6, tk(&k, 6))]);
     assert!(img.xfer.pending_credit.is_none() && img.xfer.last_debit.is_none());
     // The same card personalized in process is identical.
@@ -1003,25 +846,10 @@ fn perso_put_works_without_select_and_overwrites_until_lock() {
     b.ok(&cmds::perso_put(PO_XFER_BALANCE, &11u32.to_be_bytes()));
     assert_eq!(b.image().xfer.balance, 11);
     // Slots: same ID replaces, table kept sorted.
-    b.ok(&cmds::perso_put(
-        PO_XFER_SLOT,
-        &[&5u32.to_be_bytes()[..], &[1; 16]].concat(),
-    ));
-    b.ok(&cmds::perso_put(
-        PO_XFER_SLOT,
-        &[&3u32.to_be_bytes()[..], &[2; 16]].concat(),
-    ));
-    b.ok(&cmds::perso_put(
-        PO_XFER_SLOT,
-        &[&5u32.to_be_bytes()[..], &[3; 16]].concat(),
-    ));
-    let slots: Vec<(u32, [u8; 16])> = b
-        .image()
-        .xfer
-        .slots
-        .iter()
-        .map(|(i, s)| (*i, *s.expose()))
-        .collect();
+    b.ok(&cmds::perso_put(PO_XFER_SLOT, &[&5u32.to_be_bytes()[..], &[1; 16]].concat()));
+    b.ok(&cmds::perso_put(PO_XFER_SLOT, &[&3u32.to_be_bytes()[..], &[2; 16]].concat()));
+    b.ok(&cmds::perso_put(PO_XFER_SLOT, &[&5u32.to_be_bytes()[..], &[3; 16]].concat()));
+    let slots: Vec<(u32, [u8; 16])> = b.image().xfer.slots.iter().map(|(i, s)| (*i, *s.expose())).collect();
     assert_eq!(slots, vec![(3, [2; 16]), (5, [3; 16])]);
     assert_eq!(perso_status(&mut b), vec![0]);
     b.ok(&cmds::perso_lock());
@@ -1043,14 +871,8 @@ fn perso_after_lock_every_put_and_lock_is_6986() {
             b.sw(cmd, 0x6986);
         }
         // Attempts to raise value or counters, with fresh data.
-        b.sw(
-            &cmds::perso_put(PO_PURSE_COUNTER, &u32::MAX.to_be_bytes()),
-            0x6986,
-        );
-        b.sw(
-            &cmds::perso_put(PO_XFER_BALANCE, &u32::MAX.to_be_bytes()),
-            0x6986,
-        );
+        b.sw(&cmds::perso_put(PO_PURSE_COUNTER, &u32::MAX.to_be_bytes()), 0x6986);
+        b.sw(&cmds::perso_put(PO_XFER_BALANCE, &u32::MAX.to_be_bytes()), 0x6986);
         b.sw(&cmds::perso_put(PO_CPAY_VALUE, &[0xFF; 8]), 0x6986);
         b.sw(&cmds::perso_put(PO_XFER_LIMITS, &[0xFF; 8]), 0x6986);
         // Wrong lengths and unknown objects: still 6986, lock comes first.
@@ -1199,11 +1021,7 @@ fn applet_commands_answer_6985_until_lock() {
         cmds::xfer_read_state(0x02),
         cmds::xfer_cancel_pending(),
     ];
-    let applets = [
-        (AID_PURSE, &purse_cmds),
-        (AID_CPAY, &cpay_cmds),
-        (AID_XFER, &xfer_cmds),
-    ];
+    let applets = [(AID_PURSE, &purse_cmds), (AID_CPAY, &cpay_cmds), (AID_XFER, &xfer_cmds)];
     // Nothing selected: still 6986 first.
     b.sw(&cmds::read_field(FIELD_ID, 8), 0x6986);
     for (aid, list) in &applets {
@@ -1215,10 +1033,7 @@ fn applet_commands_answer_6985_until_lock() {
         b.sw(&Command::new(CLA_PROP, 0x50, 0, 0), 0x6985);
         b.sw(&Command::new(CLA_PROP, GET_RESPONSE, 0, 0).le(4), 0x6985);
         // ...but the CLA and P1-P2 checks come first.
-        b.sw(
-            &Command::new(CLA_ISO, READ_FIELD, FIELD_ID, 0).le(8),
-            0x6D00,
-        );
+        b.sw(&Command::new(CLA_ISO, READ_FIELD, FIELD_ID, 0).le(8), 0x6D00);
         b.sw(&Command::new(0x84, READ_FIELD, FIELD_ID, 0).le(8), 0x6E00);
         b.sw(&Command::new(CLA_PROP, 0x50, 1, 0), 0x6A86);
         b.sw(&Command::new(CLA_PROP, XFER_CANCEL_PENDING, 0, 1), 0x6A86);
@@ -1233,22 +1048,12 @@ fn applet_commands_answer_6985_until_lock() {
     // The same card, issued: the applets answer.
     b.select(&AID_PURSE);
     assert_eq!(b.ok(&cmds::read_field(FIELD_ID, 8)), id);
-    assert_eq!(
-        b.ok(&cmds::purse_write_value(1, DATE)),
-        999u32.to_be_bytes()
-    );
+    assert_eq!(b.ok(&cmds::purse_write_value(1, DATE)), 999u32.to_be_bytes());
     b.sw(&Command::new(CLA_PROP, 0x50, 0, 0), 0x6D00);
     b.select(&AID_CPAY);
     verify_payment(&mut b, &k);
     let nonce = sign(&mut b, &k, &id, &[1; 16]);
-    assert_eq!(
-        b.ok(&cmds::cpay_debit(
-            1,
-            DATE,
-            &debit_sig(&k, &id, 1, DATE, &nonce)
-        )),
-        999u32.to_be_bytes()
-    );
+    assert_eq!(b.ok(&cmds::cpay_debit(1, DATE, &debit_sig(&k, &id, 1, DATE, &nonce))), 999u32.to_be_bytes());
     b.select(&AID_XFER);
     assert_eq!(be32(&xfer_info(&mut b), 12), 600);
     assert_eq!(xfer_cert(&mut b).len(), 186);
@@ -1270,15 +1075,13 @@ fn applet_commands_answer_6985_until_lock() {
 }
 
 fn xfer_cert_of(k: &Keyset, p: &CardPlan) -> Vec<u8> {
-    k.card_cert(&p.card_id, Role::XferCard, p.cert_expiry)
-        .encode()
-        .to_vec()
+    k.card_cert(&p.card_id, Role::XferCard, p.cert_expiry).encode().to_vec()
 }
 
 /// P-256 group order n.
 const P256_N: [u8; 32] = [
-    0xFF, 0xFF, 0xFF, 0xFF, 0x00, 0x00, 0x00, 0x00, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF,
-    0xBC, 0xE6, 0xFA, 0xAD, 0xA7, 0x17, 0x9E, 0x84, 0xF3, 0xB9, 0xCA, 0xC2, 0xFC, 0x63, 0x25, 0x51,
+    0xFF, 0xFF, 0xFF, 0xFF, 0x00, 0x00, 0x00, 0x00, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xBC, 0xE6, 0xFA,
+    0xAD, 0xA7, 0x17, 0x9E, 0x84, 0xF3, 0xB9, 0xCA, 0xC2, 0xFC, 0x63, 0x25, 0x51,
 ];
 
 /// n + d as 32 big-endian bytes (d small, no overflow past 2^256 for these n).
@@ -1315,11 +1118,7 @@ fn perso_invalid_keys_are_6a80_and_store_nothing() {
         for good in [one, n_plus(-1)] {
             b.ok(&cmds::perso_put(obj, &good));
             let img = b.image();
-            let stored = if obj == PO_CPAY_KEY {
-                img.cpay.key
-            } else {
-                img.xfer.card_key
-            };
+            let stored = if obj == PO_CPAY_KEY { img.cpay.key } else { img.xfer.card_key };
             assert_eq!(stored.unwrap().expose(), &good);
         }
         // A refused PUT leaves the key stored before.
@@ -1376,10 +1175,7 @@ fn perso_invalid_keys_are_6a80_and_store_nothing() {
     b.sw(&c, 0x6A86);
     b.ok(&cmds::perso_lock());
     b.sw(&cmds::perso_put(PO_CPAY_KEY, &[0; 32]), 0x6986);
-    b.sw(
-        &cmds::perso_put(PO_CPAY_CENTER_KEY, &off_curve_point()),
-        0x6986,
-    );
+    b.sw(&cmds::perso_put(PO_CPAY_CENTER_KEY, &off_curve_point()), 0x6986);
     // The keys that went in work: the center key checks the payment machine.
     b.select(&AID_CPAY);
     verify_payment(&mut b, &k);
@@ -1394,10 +1190,7 @@ fn perso_limits_are_update_key_limit_then_transfer_key_limit() {
         (PO_XFER_BALANCE, 100u32.to_be_bytes().to_vec()),
         (PO_XFER_UPDATE_KEY, idk(1, &uk(&k, 1))),
         (PO_XFER_TRANSFER_KEY, idk(1, &tk(&k, 1))),
-        (
-            PO_XFER_LIMITS,
-            [2u32.to_be_bytes(), 5u32.to_be_bytes()].concat(),
-        ),
+        (PO_XFER_LIMITS, [2u32.to_be_bytes(), 5u32.to_be_bytes()].concat()),
     ]);
     let img = a.image();
     assert_eq!((img.xfer.ukid_limit, img.xfer.tkid_limit), (2, 5));
@@ -1443,14 +1236,8 @@ fn purse_read_all_layout() {
     assert_eq!(all, want);
     assert_eq!(all, purse::encode_record(&b.image()));
     // P1/P2 must be zero.
-    b.sw(
-        &Command::new(CLA_PROP, PURSE_READ_ALL, 1, 0).le(256),
-        0x6A86,
-    );
-    b.sw(
-        &Command::new(CLA_PROP, PURSE_READ_ALL, 0, 1).le(256),
-        0x6A86,
-    );
+    b.sw(&Command::new(CLA_PROP, PURSE_READ_ALL, 1, 0).le(256), 0x6A86);
+    b.sw(&Command::new(CLA_PROP, PURSE_READ_ALL, 0, 1).le(256), 0x6A86);
 }
 
 #[test]
@@ -1459,10 +1246,7 @@ fn purse_read_field_each_p1() {
     let p = plan(5);
     let mut b = selected(&k, &p, Protocol::T0, &AID_PURSE);
     assert_eq!(b.ok(&cmds::read_field(FIELD_ID, 8)), p.card_id);
-    assert_eq!(
-        b.ok(&cmds::read_field(FIELD_COUNTER, 4)),
-        1000u32.to_be_bytes()
-    );
+    assert_eq!(b.ok(&cmds::read_field(FIELD_COUNTER, 4)), 1000u32.to_be_bytes());
     assert_eq!(b.ok(&cmds::read_field(FIELD_VALUE, 8)), vec![0; 8]);
     b.sw(&cmds::read_field(FIELD_SIGNATURE, 64), 0x6A88);
     b.sw(&cmds::read_field(FIELD_CERTIFICATE, 256), 0x6A88);
@@ -1470,36 +1254,21 @@ fn purse_read_field_each_p1() {
     let sigb: Vec<u8> = (100..164).collect();
     b.ok(&cmds::purse_write_signature(&sigb));
     b.ok(&cmds::purse_write_certificate(k.charge.cert.encode()));
-    assert_eq!(
-        b.ok(&cmds::read_field(FIELD_COUNTER, 4)),
-        999u32.to_be_bytes()
-    );
-    assert_eq!(
-        b.ok(&cmds::read_field(FIELD_VALUE, 8)),
-        [250u32.to_be_bytes(), DATE.to_be_bytes()].concat()
-    );
+    assert_eq!(b.ok(&cmds::read_field(FIELD_COUNTER, 4)), 999u32.to_be_bytes());
+    assert_eq!(b.ok(&cmds::read_field(FIELD_VALUE, 8)), [250u32.to_be_bytes(), DATE.to_be_bytes()].concat());
     assert_eq!(b.ok(&cmds::read_field(FIELD_SIGNATURE, 64)), sigb);
-    assert_eq!(
-        b.ok(&cmds::read_field(FIELD_CERTIFICATE, 256)),
-        k.charge.cert.encode()
-    );
+    assert_eq!(b.ok(&cmds::read_field(FIELD_CERTIFICATE, 256)), k.charge.cert.encode());
     for p1 in [0x00u8, 0x06, 0x10, 0xFF] {
         b.sw(&cmds::read_field(p1, 8), 0x6A86);
     }
-    b.sw(
-        &Command::new(CLA_PROP, READ_FIELD, FIELD_ID, 1).le(8),
-        0x6A86,
-    );
+    b.sw(&Command::new(CLA_PROP, READ_FIELD, FIELD_ID, 1).le(8), 0x6A86);
 }
 
 #[test]
 fn purse_write_value_decrements_counter_by_one_atomically() {
     let k = keys();
     let mut b = selected(&k, &plan(5), Protocol::T0, &AID_PURSE);
-    for (i, (amount, date)) in [(10u32, 100u32), (20, 200), (0, 0), (u32::MAX, u32::MAX)]
-        .into_iter()
-        .enumerate()
-    {
+    for (i, (amount, date)) in [(10u32, 100u32), (20, 200), (0, 0), (u32::MAX, u32::MAX)].into_iter().enumerate() {
         let before = b.image().purse;
         let resp = b.ok(&cmds::purse_write_value(amount, date));
         let after = b.image().purse;
@@ -1514,10 +1283,7 @@ fn purse_write_value_decrements_counter_by_one_atomically() {
     // Counter and value survive a power cycle.
     b.power_cycle();
     b.select(&AID_PURSE);
-    assert_eq!(
-        b.ok(&cmds::read_field(FIELD_COUNTER, 4)),
-        996u32.to_be_bytes()
-    );
+    assert_eq!(b.ok(&cmds::read_field(FIELD_COUNTER, 4)), 996u32.to_be_bytes());
     assert_eq!(b.ok(&cmds::read_field(FIELD_VALUE, 8)), vec![0xFF; 8]);
 }
 
@@ -1527,12 +1293,7 @@ fn purse_write_value_wrong_length_is_6700_and_changes_nothing() {
     let mut b = selected(&k, &plan(5), Protocol::T1, &AID_PURSE);
     let before = b.snap();
     for n in [0usize, 1, 4, 7, 9, 16] {
-        b.sw(
-            &Command::new(CLA_PROP, PURSE_WRITE_VALUE, 0, 0)
-                .data(vec![1; n])
-                .le(4),
-            0x6700,
-        );
+        b.sw(&Command::new(CLA_PROP, PURSE_WRITE_VALUE, 0, 0).data(vec![1; n]).le(4), 0x6700);
     }
     assert_eq!(b.snap(), before);
 }
@@ -1551,10 +1312,7 @@ fn purse_counter_exhausted_is_6a84_and_nothing_changes() {
     }
     assert_eq!(b.snap(), before);
     let img = b.image();
-    assert_eq!(
-        (img.purse.counter, img.purse.amount, img.purse.date),
-        (0, 22, 222)
-    );
+    assert_eq!((img.purse.counter, img.purse.amount, img.purse.date), (0, 22, 222));
     // Signature and certificate areas do not use the counter.
     b.ok(&cmds::purse_write_signature(&[1; 64]));
     b.ok(&cmds::purse_write_certificate(&[2; 10]));
@@ -1568,20 +1326,14 @@ fn purse_write_signature_needs_exactly_64_bytes() {
     let mut b = selected(&k, &plan(5), Protocol::T0, &AID_PURSE);
     let before = b.snap();
     for n in [0usize, 1, 32, 63, 65, 72, 128] {
-        b.sw(
-            &Command::new(CLA_PROP, PURSE_WRITE_SIGNATURE, 0, 0).data(vec![9; n]),
-            0x6700,
-        );
+        b.sw(&Command::new(CLA_PROP, PURSE_WRITE_SIGNATURE, 0, 0).data(vec![9; n]), 0x6700);
     }
     assert_eq!(b.snap(), before);
     b.ok(&cmds::purse_write_signature(&[1; 64]));
     b.ok(&cmds::purse_write_signature(&[2; 64]));
     let img = b.image();
     assert_eq!(img.purse.signature, vec![2; 64]);
-    assert_eq!(
-        img.purse.counter, 1000,
-        "signature writes do not touch the counter"
-    );
+    assert_eq!(img.purse.counter, 1000, "signature writes do not touch the counter");
 }
 
 #[test]
@@ -1589,10 +1341,7 @@ fn purse_write_certificate_accepts_1_to_255_bytes() {
     let k = keys();
     let mut b = selected(&k, &plan(5), Protocol::T1, &AID_PURSE);
     let before = b.snap();
-    b.sw(
-        &Command::new(CLA_PROP, PURSE_WRITE_CERTIFICATE, 0, 0),
-        0x6700,
-    );
+    b.sw(&Command::new(CLA_PROP, PURSE_WRITE_CERTIFICATE, 0, 0), 0x6700);
     b.sw(&cmds::purse_write_certificate(&[7; 256]), 0x6700);
     b.sw(&cmds::purse_write_certificate(&[7; 300]), 0x6700);
     assert_eq!(b.snap(), before);
@@ -1652,15 +1401,9 @@ fn purse_nvm_tear_during_write_value_changes_nothing() {
     let mut b = selected(&k, &plan(5), Protocol::T1, &AID_PURSE);
     let before = b.snap();
     b.card_mut().nvm_mut().tear_after(Some(1));
-    assert_eq!(
-        b.try_exec(&cmds::purse_write_value(5, 5)),
-        Err(HeadError::Mute)
-    );
+    assert_eq!(b.try_exec(&cmds::purse_write_value(5, 5)), Err(HeadError::Mute));
     assert_eq!(b.snap(), before);
-    assert_eq!(
-        b.try_exec(&cmds::read_field(FIELD_COUNTER, 4)),
-        Err(HeadError::Unpowered)
-    );
+    assert_eq!(b.try_exec(&cmds::read_field(FIELD_COUNTER, 4)), Err(HeadError::Unpowered));
     b.head.power_on().unwrap();
     b.select(&AID_PURSE);
     assert_eq!(b.ok(&cmds::purse_write_value(5, 5)), 999u32.to_be_bytes());
@@ -1675,9 +1418,7 @@ fn cpay_card(k: &Keyset, n: u8, proto: Protocol) -> (Bench, [u8; 8]) {
 }
 
 fn verify_payment(b: &mut Bench, k: &Keyset) {
-    assert!(b
-        .ok(&cmds::cpay_verify_reader(k.payment.cert.encode()))
-        .is_empty());
+    assert!(b.ok(&cmds::cpay_verify_reader(k.payment.cert.encode())).is_empty());
 }
 
 /// SIGN PAYMENT, checked: returns the card nonce.
@@ -1689,12 +1430,8 @@ fn sign(b: &mut Bench, k: &Keyset, id: &[u8; 8], random: &[u8; 16]) -> [u8; 16] 
     let (date, amount) = (be32(&r, 8), be32(&r, 12));
     assert_eq!((amount, date), (img.cpay.amount, img.cpay.date));
     let card = k.card_key(id, "cpay");
-    sig::verify(
-        card.verifying_key(),
-        &cpay::sign_message(id, date, amount, random),
-        &r[32..],
-    )
-    .expect("card signature verifies over sign_message");
+    sig::verify(card.verifying_key(), &cpay::sign_message(id, date, amount, random), &r[32..])
+        .expect("card signature verifies over sign_message");
     a16(&r[16..32])
 }
 
@@ -1707,26 +1444,17 @@ fn cpay_read_fields() {
     let k = keys();
     let (mut b, id) = cpay_card(&k, 10, Protocol::T0);
     assert_eq!(b.ok(&cmds::read_field(FIELD_ID, 8)), id);
-    assert_eq!(
-        b.ok(&cmds::read_field(FIELD_VALUE, 8)),
-        [1000u32.to_be_bytes(), 0u32.to_be_bytes()].concat()
-    );
+    assert_eq!(b.ok(&cmds::read_field(FIELD_VALUE, 8)), [1000u32.to_be_bytes(), 0u32.to_be_bytes()].concat());
     let cert = b.ok(&cmds::read_field(FIELD_CERTIFICATE, 256));
     let c = Certificate::parse(&cert).unwrap();
     c.verify_signature(&k.center_public()).unwrap();
     assert_eq!(c.body.role, Role::SigningCard);
     assert_eq!(c.body.subject, id);
-    assert_eq!(
-        c.public_key().unwrap(),
-        *k.card_key(&id, "cpay").verifying_key()
-    );
+    assert_eq!(c.public_key().unwrap(), *k.card_key(&id, "cpay").verifying_key());
     for p1 in [0u8, FIELD_COUNTER, FIELD_SIGNATURE, 0x06] {
         b.sw(&cmds::read_field(p1, 8), 0x6A86);
     }
-    b.sw(
-        &Command::new(CLA_PROP, READ_FIELD, FIELD_ID, 1).le(8),
-        0x6A86,
-    );
+    b.sw(&Command::new(CLA_PROP, READ_FIELD, FIELD_ID, 1).le(8), 0x6A86);
 }
 
 #[test]
@@ -1746,37 +1474,17 @@ fn cpay_verify_rejects_wrong_role_and_wrong_issuer_with_6982() {
     let payment_body = k.payment.cert.body.clone();
     let rejected: Vec<(&str, Vec<u8>)> = vec![
         ("charge machine", k.charge.cert.encode().to_vec()),
-        (
-            "the card's own signing-card cert",
-            k.card_cert(&id, Role::SigningCard, 2_000_000_000)
-                .encode()
-                .to_vec(),
-        ),
-        (
-            "payment role signed by the XFER CA",
-            Certificate::issue(payment_body.clone(), &k.ca)
-                .encode()
-                .to_vec(),
-        ),
+        ("the card's own signing-card cert", k.card_cert(&id, Role::SigningCard, 2_000_000_000).encode().to_vec()),
+        ("payment role signed by the XFER CA", Certificate::issue(payment_body.clone(), &k.ca).encode().to_vec()),
         (
             "payment role signed by a foreign key",
-            Certificate::issue(payment_body.clone(), &foreign_key("center"))
-                .encode()
-                .to_vec(),
+            Certificate::issue(payment_body.clone(), &foreign_key("center")).encode().to_vec(),
         ),
         (
             "payment role, foreign holder, foreign issuer",
-            forged_cert(
-                b"PAYMNT99",
-                Role::PaymentMachine,
-                &foreign_key("p"),
-                &foreign_key("c"),
-            ),
+            forged_cert(b"PAYMNT99", Role::PaymentMachine, &foreign_key("p"), &foreign_key("c")),
         ),
-        (
-            "center-signed center role",
-            forged_cert(b"CBCENTER", Role::Center, &k.center, &k.center),
-        ),
+        ("center-signed center role", forged_cert(b"CBCENTER", Role::Center, &k.center, &k.center)),
     ];
     for (what, cert) in &rejected {
         // Each rejection also drops a reader verified before.
@@ -1797,23 +1505,14 @@ fn cpay_verify_rejects_wrong_role_and_wrong_issuer_with_6982() {
 fn cpay_verify_malformed_is_6a80_and_wrong_p1p2_is_6a86() {
     let k = keys();
     let (mut b, _) = cpay_card(&k, 10, Protocol::T1);
-    for junk in [
-        vec![],
-        vec![0x7F],
-        vec![0; 186],
-        k.payment.cert.encode()[..100].to_vec(),
-    ] {
+    for junk in [vec![], vec![0x7F], vec![0; 186], k.payment.cert.encode()[..100].to_vec()] {
         b.sw(&cmds::cpay_verify_reader(&junk), 0x6A80);
     }
     let mut trailing = k.payment.cert.encode().to_vec();
     trailing.push(0);
     b.sw(&cmds::cpay_verify_reader(&trailing), 0x6A80);
     for (p1, p2) in [(0x00u8, 0x00u8), (0x00, 0xBF), (0x80, 0xBE), (0x9E, 0x9A)] {
-        b.sw(
-            &Command::new(CLA_ISO, CPAY_VERIFY_READER, p1, p2)
-                .data(k.payment.cert.encode().to_vec()),
-            0x6A86,
-        );
+        b.sw(&Command::new(CLA_ISO, CPAY_VERIFY_READER, p1, p2).data(k.payment.cert.encode().to_vec()), 0x6A86);
     }
     b.sw(&cmds::cpay_sign(&[0; 16]), 0x6986);
 }
@@ -1848,19 +1547,9 @@ fn cpay_sign_layout_and_signature() {
     assert_eq!(&r[8..12], &[0, 0, 0, 0], "date");
     assert_eq!(&r[12..16], &[1, 2, 3, 4], "amount");
     let vk = *k.card_key(&p.card_id, "cpay").verifying_key();
-    sig::verify(
-        &vk,
-        &cpay::sign_message(&p.card_id, 0, 0x0102_0304, &random),
-        &r[32..],
-    )
-    .unwrap();
+    sig::verify(&vk, &cpay::sign_message(&p.card_id, 0, 0x0102_0304, &random), &r[32..]).unwrap();
     // The signature binds the reader random.
-    assert!(sig::verify(
-        &vk,
-        &cpay::sign_message(&p.card_id, 0, 0x0102_0304, &[0; 16]),
-        &r[32..]
-    )
-    .is_err());
+    assert!(sig::verify(&vk, &cpay::sign_message(&p.card_id, 0, 0x0102_0304, &[0; 16]), &r[32..]).is_err());
     // Fresh nonce on every SIGN.
     let n1 = sign(&mut b, &k, &p.card_id, &random);
     let n2 = sign(&mut b, &k, &p.card_id, &random);
@@ -1868,12 +1557,7 @@ fn cpay_sign_layout_and_signature() {
     assert_ne!(n1, a16(&r[16..32]));
     // Wrong random length.
     for n in [0usize, 15, 17, 32] {
-        b.sw(
-            &Command::new(CLA_PROP, CPAY_SIGN, 0, 0)
-                .data(vec![1; n])
-                .le(256),
-            0x6700,
-        );
+        b.sw(&Command::new(CLA_PROP, CPAY_SIGN, 0, 0).data(vec![1; n]).le(256), 0x6700);
     }
 }
 
@@ -1893,10 +1577,7 @@ fn cpay_debit_with_reader_signature_debits() {
     // The next SIGN reports the new value; debiting exactly what is left is fine.
     let nonce = sign(&mut b, &k, &id, &[4; 16]);
     let s = debit_sig(&k, &id, 700, DATE + 1, &nonce);
-    assert_eq!(
-        b.ok(&cmds::cpay_debit(700, DATE + 1, &s)),
-        0u32.to_be_bytes()
-    );
+    assert_eq!(b.ok(&cmds::cpay_debit(700, DATE + 1, &s)), 0u32.to_be_bytes());
     assert_eq!(b.image().cpay.amount, 0);
 }
 
@@ -1924,41 +1605,18 @@ fn cpay_debit_each_forged_field_is_6982() {
     let before = b.snap();
     type Forge = fn(&Keyset, &[u8; 8], &[u8; 16]) -> [u8; 64];
     let forgeries: [(&str, Forge); 6] = [
-        ("charge machine key", |k, id, n| {
-            sig::sign(&k.charge.key, &cpay::debit_message(id, 100, DATE, n))
-        }),
-        ("other price", |k, id, n| {
-            sig::sign(&k.payment.key, &cpay::debit_message(id, 101, DATE, n))
-        }),
-        ("other date", |k, id, n| {
-            sig::sign(&k.payment.key, &cpay::debit_message(id, 100, DATE + 1, n))
-        }),
-        ("other card", |k, _, n| {
-            sig::sign(
-                &k.payment.key,
-                &cpay::debit_message(&card_id(99), 100, DATE, n),
-            )
-        }),
-        ("other nonce", |k, id, _| {
-            sig::sign(
-                &k.payment.key,
-                &cpay::debit_message(id, 100, DATE, &[0; 16]),
-            )
-        }),
+        ("charge machine key", |k, id, n| sig::sign(&k.charge.key, &cpay::debit_message(id, 100, DATE, n))),
+        ("other price", |k, id, n| sig::sign(&k.payment.key, &cpay::debit_message(id, 101, DATE, n))),
+        ("other date", |k, id, n| sig::sign(&k.payment.key, &cpay::debit_message(id, 100, DATE + 1, n))),
+        ("other card", |k, _, n| sig::sign(&k.payment.key, &cpay::debit_message(&card_id(99), 100, DATE, n))),
+        ("other nonce", |k, id, _| sig::sign(&k.payment.key, &cpay::debit_message(id, 100, DATE, &[0; 16]))),
         ("garbage", |_, _, _| [0x11; 64]),
     ];
     for (what, forge) in forgeries {
         let nonce = sign(&mut b, &k, &id, &[3; 16]);
         let s = forge(&k, &id, &nonce);
-        assert_eq!(
-            b.exec(&cmds::cpay_debit(100, DATE, &s)).sw,
-            0x6982,
-            "{what}"
-        );
-        b.sw(
-            &cmds::cpay_debit(100, DATE, &debit_sig(&k, &id, 100, DATE, &nonce)),
-            0x6986,
-        );
+        assert_eq!(b.exec(&cmds::cpay_debit(100, DATE, &s)).sw, 0x6982, "{what}");
+        b.sw(&cmds::cpay_debit(100, DATE, &debit_sig(&k, &id, 100, DATE, &nonce)), 0x6986);
     }
     assert_eq!(b.snap(), before);
 }
@@ -1970,24 +1628,12 @@ fn cpay_debit_price_above_amount_is_6a84_zero_price_is_6a80() {
     verify_payment(&mut b, &k);
     let before = b.snap();
     let nonce = sign(&mut b, &k, &id, &[8; 16]);
-    b.sw(
-        &cmds::cpay_debit(1001, DATE, &debit_sig(&k, &id, 1001, DATE, &nonce)),
-        0x6A84,
-    );
-    b.sw(
-        &cmds::cpay_debit(1001, DATE, &debit_sig(&k, &id, 1001, DATE, &nonce)),
-        0x6986,
-    );
+    b.sw(&cmds::cpay_debit(1001, DATE, &debit_sig(&k, &id, 1001, DATE, &nonce)), 0x6A84);
+    b.sw(&cmds::cpay_debit(1001, DATE, &debit_sig(&k, &id, 1001, DATE, &nonce)), 0x6986);
     let nonce = sign(&mut b, &k, &id, &[8; 16]);
-    b.sw(
-        &cmds::cpay_debit(0, DATE, &debit_sig(&k, &id, 0, DATE, &nonce)),
-        0x6A80,
-    );
+    b.sw(&cmds::cpay_debit(0, DATE, &debit_sig(&k, &id, 0, DATE, &nonce)), 0x6A80);
     let nonce = sign(&mut b, &k, &id, &[8; 16]);
-    b.sw(
-        &cmds::cpay_debit(u32::MAX, DATE, &debit_sig(&k, &id, u32::MAX, DATE, &nonce)),
-        0x6A84,
-    );
+    b.sw(&cmds::cpay_debit(u32::MAX, DATE, &debit_sig(&k, &id, u32::MAX, DATE, &nonce)), 0x6A84);
     assert_eq!(b.snap(), before);
 }
 
@@ -2006,10 +1652,7 @@ fn cpay_debit_replayed_after_new_sign_is_6982() {
     // A debit prepared for a nonce that a newer SIGN replaced is refused too.
     let n3 = sign(&mut b, &k, &id, &[1; 16]);
     let _n4 = sign(&mut b, &k, &id, &[1; 16]);
-    b.sw(
-        &cmds::cpay_debit(50, DATE, &debit_sig(&k, &id, 50, DATE, &n3)),
-        0x6982,
-    );
+    b.sw(&cmds::cpay_debit(50, DATE, &debit_sig(&k, &id, 50, DATE, &n3)), 0x6982);
     assert_eq!(b.snap(), before);
 }
 
@@ -2026,16 +1669,10 @@ fn cpay_debit_without_sign_or_with_wrong_length() {
     for n in [0usize, 8, 71, 73] {
         let mut data = [&1u32.to_be_bytes()[..], &DATE.to_be_bytes(), &good].concat();
         data.resize(n, 0);
-        b.sw(
-            &Command::new(CLA_PROP, CPAY_DEBIT, 0, 0).data(data).le(4),
-            0x6700,
-        );
+        b.sw(&Command::new(CLA_PROP, CPAY_DEBIT, 0, 0).data(data).le(4), 0x6700);
     }
     // Wrong lengths did not consume the nonce.
-    assert_eq!(
-        b.ok(&cmds::cpay_debit(1, DATE, &good)),
-        999u32.to_be_bytes()
-    );
+    assert_eq!(b.ok(&cmds::cpay_debit(1, DATE, &good)), 999u32.to_be_bytes());
     assert_ne!(b.snap(), before);
 }
 
@@ -2047,10 +1684,7 @@ fn cpay_debit_after_reader_rejection_is_6986() {
     let nonce = sign(&mut b, &k, &id, &[2; 16]);
     // A failed VERIFY drops the verified reader: the pending debit cannot complete.
     b.sw(&cmds::cpay_verify_reader(k.charge.cert.encode()), 0x6982);
-    b.sw(
-        &cmds::cpay_debit(1, DATE, &debit_sig(&k, &id, 1, DATE, &nonce)),
-        0x6986,
-    );
+    b.sw(&cmds::cpay_debit(1, DATE, &debit_sig(&k, &id, 1, DATE, &nonce)), 0x6986);
     assert_eq!(b.image().cpay.amount, 1000);
 }
 
@@ -2063,22 +1697,12 @@ fn cpay_new_verify_clears_the_sign_nonce() {
     let before = b.snap();
     // The same reader verified again: the nonce of the earlier SIGN is gone.
     verify_payment(&mut b, &k);
-    b.sw(
-        &cmds::cpay_debit(10, DATE, &debit_sig(&k, &id, 10, DATE, &n1)),
-        0x6986,
-    );
+    b.sw(&cmds::cpay_debit(10, DATE, &debit_sig(&k, &id, 10, DATE, &n1)), 0x6986);
     assert_eq!(b.snap(), before);
     // A new SIGN under the re-verified reader gives a usable nonce.
     let n2 = sign(&mut b, &k, &id, &[1; 16]);
     assert_ne!(n1, n2);
-    assert_eq!(
-        b.ok(&cmds::cpay_debit(
-            10,
-            DATE,
-            &debit_sig(&k, &id, 10, DATE, &n2)
-        )),
-        990u32.to_be_bytes()
-    );
+    assert_eq!(b.ok(&cmds::cpay_debit(10, DATE, &debit_sig(&k, &id, 10, DATE, &n2))), 990u32.to_be_bytes());
     // Another payment machine (center-signed) takes over: the first reader's nonce is gone
     // and the new reader's signature is the one that counts.
     let other_key = foreign_key("payment machine 2");
@@ -2090,10 +1714,7 @@ fn cpay_new_verify_clears_the_sign_nonce() {
         b.sw(&cmds::cpay_debit(10, DATE, &s), 0x6986);
     }
     let n4 = sign(&mut b, &k, &id, &[3; 16]);
-    b.sw(
-        &cmds::cpay_debit(10, DATE, &debit_sig(&k, &id, 10, DATE, &n4)),
-        0x6982,
-    );
+    b.sw(&cmds::cpay_debit(10, DATE, &debit_sig(&k, &id, 10, DATE, &n4)), 0x6982);
     let n5 = sign(&mut b, &k, &id, &[3; 16]);
     let s = sig::sign(&other_key, &cpay::debit_message(&id, 10, DATE, &n5));
     assert_eq!(b.ok(&cmds::cpay_debit(10, DATE, &s)), 980u32.to_be_bytes());
@@ -2104,22 +1725,8 @@ fn cpay_new_verify_clears_the_sign_nonce() {
     b.sw(&cmds::cpay_debit(10, DATE, &s6), 0x6986);
     verify_payment(&mut b, &k);
     let n7 = sign(&mut b, &k, &id, &[5; 16]);
-    b.sw(
-        &with_p1p2(
-            &cmds::cpay_verify_reader(k.payment.cert.encode()),
-            0x00,
-            0xBF,
-        ),
-        0x6A86,
-    );
-    assert_eq!(
-        b.ok(&cmds::cpay_debit(
-            10,
-            DATE,
-            &debit_sig(&k, &id, 10, DATE, &n7)
-        )),
-        970u32.to_be_bytes()
-    );
+    b.sw(&with_p1p2(&cmds::cpay_verify_reader(k.payment.cert.encode()), 0x00, 0xBF), 0x6A86);
+    assert_eq!(b.ok(&cmds::cpay_debit(10, DATE, &debit_sig(&k, &id, 10, DATE, &n7))), 970u32.to_be_bytes());
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -2156,10 +1763,7 @@ fn xfer_get_card_info_layout() {
     assert_eq!(info[32..], [0x03, 0x00]);
     // P1/P2 other than 00 00 and 01 00.
     for (p1, p2) in [(0x02u8, 0u8), (0x00, 0x01), (0x01, 0x01), (0xFF, 0)] {
-        b.sw(
-            &Command::new(CLA_PROP, XFER_GET_INFO, p1, p2).le(256),
-            0x6A86,
-        );
+        b.sw(&Command::new(CLA_PROP, XFER_GET_INFO, p1, p2).le(256), 0x6A86);
     }
 }
 
@@ -2174,15 +1778,8 @@ fn xfer_get_card_info_certificate() {
     c.verify_signature(&k.ca_public()).unwrap();
     assert_eq!(c.body.role, Role::XferCard);
     assert_eq!(c.body.subject, p.card_id);
-    assert_eq!(
-        c.public_key().unwrap(),
-        *k.card_key(&p.card_id, "xfer").verifying_key()
-    );
-    assert_eq!(
-        cert,
-        k.card_cert(&p.card_id, Role::XferCard, p.cert_expiry)
-            .encode()
-    );
+    assert_eq!(c.public_key().unwrap(), *k.card_key(&p.card_id, "xfer").verifying_key());
+    assert_eq!(cert, k.card_cert(&p.card_id, Role::XferCard, p.cert_expiry).encode());
     // An issued card without a certificate answers 6A88 (before LOCK: 6985, not issued).
     let mut blank = blank_bench(Protocol::T1);
     blank.select(&AID_XFER);
@@ -2205,10 +1802,7 @@ fn xfer_update_permission_common_and_multi_give_fresh_randoms() {
         b.sw(&cmds::xfer_update_permission(mode, &[0; 16]), 0x6700);
     }
     for (p1, p2) in [(0u8, 0u8), (5, 0), (0xFF, 0), (MODE_COMMON, 1)] {
-        b.sw(
-            &Command::new(CLA_PROP, XFER_UPDATE_PERMISSION, p1, p2).le(16),
-            0x6A86,
-        );
+        b.sw(&Command::new(CLA_PROP, XFER_UPDATE_PERMISSION, p1, p2).le(16), 0x6A86);
     }
     assert_eq!(b.snap(), before, "a permission writes nothing");
 }
@@ -2218,36 +1812,18 @@ fn xfer_update_permission_public_needs_a_ca_signed_xfer_card_cert() {
     let k = keys();
     let pb = plan(25);
     let mut a = selected(&k, &plan(24), Protocol::T1, &AID_XFER);
-    let good = k
-        .card_cert(&pb.card_id, Role::XferCard, pb.cert_expiry)
-        .encode()
-        .to_vec();
+    let good = k.card_cert(&pb.card_id, Role::XferCard, pb.cert_expiry).encode().to_vec();
     let holder = k.card_key(&pb.card_id, "xfer");
     let body = Certificate::parse(&good).unwrap().body;
     let wrong: Vec<(&str, Vec<u8>)> = vec![
         (
             "CPAY card cert (center, signing card)",
-            k.card_cert(&pb.card_id, Role::SigningCard, pb.cert_expiry)
-                .encode()
-                .to_vec(),
+            k.card_cert(&pb.card_id, Role::SigningCard, pb.cert_expiry).encode().to_vec(),
         ),
         ("payment machine cert", k.payment.cert.encode().to_vec()),
-        (
-            "xfer role signed by the center",
-            Certificate::issue(body.clone(), &k.center)
-                .encode()
-                .to_vec(),
-        ),
-        (
-            "xfer role signed by a foreign key",
-            Certificate::issue(body.clone(), &foreign_key("ca"))
-                .encode()
-                .to_vec(),
-        ),
-        (
-            "signing-card role signed by the CA",
-            forged_cert(&pb.card_id, Role::SigningCard, &holder, &k.ca),
-        ),
+        ("xfer role signed by the center", Certificate::issue(body.clone(), &k.center).encode().to_vec()),
+        ("xfer role signed by a foreign key", Certificate::issue(body.clone(), &foreign_key("ca")).encode().to_vec()),
+        ("signing-card role signed by the CA", forged_cert(&pb.card_id, Role::SigningCard, &holder, &k.ca)),
         (
             "settlement terminal role signed by the CA",
             forged_cert(&pb.card_id, Role::SettlementTerminal, &holder, &k.ca),
@@ -2257,11 +1833,7 @@ fn xfer_update_permission_public_needs_a_ca_signed_xfer_card_cert() {
         let r = a.ok(&cmds::xfer_update_permission(mode, &good));
         assert_eq!(r.len(), 16);
         for (what, cert) in &wrong {
-            assert_eq!(
-                a.exec(&cmds::xfer_update_permission(mode, cert)).sw,
-                0x6982,
-                "{what}"
-            );
+            assert_eq!(a.exec(&cmds::xfer_update_permission(mode, cert)).sw, 0x6982, "{what}");
         }
         let mut flipped = good.clone();
         flipped[185] ^= 1;
@@ -2288,11 +1860,7 @@ fn xfer_key_update_common_mode() {
     assert_eq!(a1.xfer.uk, a0.xfer.uk);
     assert_eq!(a1.xfer.balance, a0.xfer.balance);
     assert_eq!(b.snap(), b_before, "the exporting card is unchanged");
-    assert_eq!(
-        be32(&xfer_info(&mut a), 20),
-        3,
-        "GET CARD INFO shows the new ID"
-    );
+    assert_eq!(be32(&xfer_info(&mut a), 20), 3, "GET CARD INFO shows the new ID");
     // The two cards now share a transfer key: a transfer works.
     assert_eq!(transfer(&mut a, &mut b, 10, DATE, &tk(&k, 3)), 510);
 }
@@ -2310,11 +1878,7 @@ fn xfer_key_update_public_mode() {
     let a1 = a.image();
     assert_eq!(a1.xfer.tkid, 4);
     assert_eq!(a1.xfer.tk.as_ref().unwrap().expose(), &tk(&k, 4));
-    assert_eq!(
-        (a1.xfer.ukid, a1.xfer.uk.clone()),
-        (1, a0.xfer.uk.clone()),
-        "mode 02 leaves the update key"
-    );
+    assert_eq!((a1.xfer.ukid, a1.xfer.uk.clone()), (1, a0.xfer.uk.clone()), "mode 02 leaves the update key");
     assert_eq!(b.snap(), b_before);
     assert_eq!(transfer(&mut b, &mut a, 25, DATE, &tk(&k, 4)), 525);
 }
@@ -2331,19 +1895,9 @@ fn xfer_key_update_multi_mode_moves_only_the_id() {
     assert_eq!(update(&mut a, &mut b, MODE_MULTI).sw, OK);
     let a1 = a.image();
     assert_eq!(a1.xfer.tkid, 6);
-    assert_eq!(
-        a1.xfer.tk.as_ref().unwrap().expose(),
-        &tk(&k, 6),
-        "key taken from slot 6"
-    );
+    assert_eq!(a1.xfer.tk.as_ref().unwrap().expose(), &tk(&k, 6), "key taken from slot 6");
     assert_eq!(a1.xfer.ukid, a0.xfer.ukid);
-    let ids = |i: &CardImage| {
-        i.xfer
-            .slots
-            .iter()
-            .map(|(n, s)| (*n, *s.expose()))
-            .collect::<Vec<_>>()
-    };
+    let ids = |i: &CardImage| i.xfer.slots.iter().map(|(n, s)| (*n, *s.expose())).collect::<Vec<_>>();
     assert_eq!(ids(&a1), ids(&a0), "the slots themselves do not change");
     assert_eq!(transfer(&mut a, &mut b, 1, DATE, &tk(&k, 6)), 501);
 }
@@ -2361,9 +1915,7 @@ fn xfer_multi_mode_blob_does_not_carry_the_key() {
         for (cmd, _) in issuance::script(&pa, &k).unwrap() {
             if cmd.ins == PERSO_LOCK {
                 let slot = [&5u32.to_be_bytes()[..], &[0x55; 16]].concat();
-                let r = c
-                    .process(&cmds::perso_put(PO_XFER_SLOT, &slot).to_bytes().unwrap())
-                    .unwrap();
+                let r = c.process(&cmds::perso_put(PO_XFER_SLOT, &slot).to_bytes().unwrap()).unwrap();
                 assert_eq!(r, vec![0x90, 0x00]);
             }
             let r = c.process(&cmd.to_bytes().unwrap()).unwrap();
@@ -2414,18 +1966,12 @@ fn xfer_get_transfer_key_checks_lengths_and_peer_cert() {
     let pa = plan(41);
     let mut b = selected(&k, &plan(42), Protocol::T0, &AID_XFER);
     let before = b.snap();
-    let cert_a = k
-        .card_cert(&pa.card_id, Role::XferCard, pa.cert_expiry)
-        .encode()
-        .to_vec();
+    let cert_a = k.card_cert(&pa.card_id, Role::XferCard, pa.cert_expiry).encode().to_vec();
     for mode in [MODE_COMMON, MODE_MULTI] {
         for n in [0usize, 15, 17, 32] {
             b.sw(&cmds::xfer_get_transfer_key(mode, &vec![1; n], &[]), 0x6700);
         }
-        b.sw(
-            &cmds::xfer_get_transfer_key(mode, &[1; 16], &cert_a),
-            0x6700,
-        );
+        b.sw(&cmds::xfer_get_transfer_key(mode, &[1; 16], &cert_a), 0x6700);
         let blob = b.ok(&cmds::xfer_get_transfer_key(mode, &[1; 16], &[]));
         let pt_len = if mode == MODE_COMMON { 36 } else { 20 };
         assert_eq!(blob.len(), 16 + pt_len + 16, "IV ‖ CT ‖ TAG");
@@ -2433,25 +1979,14 @@ fn xfer_get_transfer_key_checks_lengths_and_peer_cert() {
     for mode in [MODE_PUBLIC, MODE_PUBLIC_UK] {
         b.sw(&cmds::xfer_get_transfer_key(mode, &[1; 15], &[]), 0x6700);
         b.sw(&cmds::xfer_get_transfer_key(mode, &[1; 16], &[]), 0x6A80);
-        b.sw(
-            &cmds::xfer_get_transfer_key(mode, &[1; 16], k.payment.cert.encode()),
-            0x6982,
-        );
+        b.sw(&cmds::xfer_get_transfer_key(mode, &[1; 16], k.payment.cert.encode()), 0x6982);
         let wrong = Certificate::issue(Certificate::parse(&cert_a).unwrap().body, &k.center);
-        b.sw(
-            &cmds::xfer_get_transfer_key(mode, &[1; 16], wrong.encode()),
-            0x6982,
-        );
+        b.sw(&cmds::xfer_get_transfer_key(mode, &[1; 16], wrong.encode()), 0x6982);
         let blob = b.ok(&cmds::xfer_get_transfer_key(mode, &[1; 16], &cert_a));
         let pt_len = if mode == MODE_PUBLIC { 20 } else { 40 };
         assert_eq!(blob.len(), 65 + 16 + pt_len + 16 + 64, "ECIES ‖ signature");
     }
-    b.sw(
-        &Command::new(CLA_PROP, XFER_GET_TRANSFER_KEY, 0x05, 0)
-            .data(vec![0; 16])
-            .le(256),
-        0x6A86,
-    );
+    b.sw(&Command::new(CLA_PROP, XFER_GET_TRANSFER_KEY, 0x05, 0).data(vec![0; 16]).le(256), 0x6A86);
     assert_eq!(b.snap(), before, "exporting writes nothing");
 }
 
@@ -2491,11 +2026,7 @@ fn xfer_permission_is_single_use() {
         let after = a.snap();
         a.sw(&cmds::xfer_update_transfer_key(mode, &blob), 0x6986);
         // Even under a new permission the old blob is refused (its random is stale).
-        let cb = if is_public(mode) {
-            xfer_cert(&mut b)
-        } else {
-            vec![]
-        };
+        let cb = if is_public(mode) { xfer_cert(&mut b) } else { vec![] };
         a.ok(&cmds::xfer_update_permission(mode, &cb));
         a.sw(&cmds::xfer_update_transfer_key(mode, &blob), 0x6982);
         assert_eq!(a.snap(), after);
@@ -2533,31 +2064,15 @@ fn xfer_blob_for_a_stale_random_is_6982() {
         let (mut a, mut b) = xfer_pair(&k, &pa, &pb);
         let before = a.snap();
         let (r1, stale) = permission_and_blob(&mut a, &mut b, mode);
-        let cb = if is_public(mode) {
-            xfer_cert(&mut b)
-        } else {
-            vec![]
-        };
+        let cb = if is_public(mode) { xfer_cert(&mut b) } else { vec![] };
         let r2 = a.ok(&cmds::xfer_update_permission(mode, &cb));
         assert_ne!(r1.to_vec(), r2);
-        assert_eq!(
-            a.exec(&cmds::xfer_update_transfer_key(mode, &stale)).sw,
-            0x6982,
-            "mode {mode}"
-        );
+        assert_eq!(a.exec(&cmds::xfer_update_transfer_key(mode, &stale)).sw, 0x6982, "mode {mode}");
         // A blob for a random the card never issued.
-        let ca = if is_public(mode) {
-            xfer_cert(&mut a)
-        } else {
-            vec![]
-        };
+        let ca = if is_public(mode) { xfer_cert(&mut a) } else { vec![] };
         a.ok(&cmds::xfer_update_permission(mode, &cb));
         let forged = b.ok(&cmds::xfer_get_transfer_key(mode, &[0xEE; 16], &ca));
-        assert_eq!(
-            a.exec(&cmds::xfer_update_transfer_key(mode, &forged)).sw,
-            0x6982,
-            "mode {mode}"
-        );
+        assert_eq!(a.exec(&cmds::xfer_update_transfer_key(mode, &forged)).sw, 0x6982, "mode {mode}");
         assert_eq!(a.snap(), before);
     }
 }
@@ -2587,11 +2102,7 @@ fn xfer_tampered_blob_is_6982() {
         let (_, blob) = permission_and_blob(&mut a, &mut b, mode);
         let mut longer = blob.clone();
         longer.push(0);
-        assert_eq!(
-            a.exec(&cmds::xfer_update_transfer_key(mode, &longer)).sw,
-            0x6982,
-            "mode {mode} +1"
-        );
+        assert_eq!(a.exec(&cmds::xfer_update_transfer_key(mode, &longer)).sw, 0x6982, "mode {mode} +1");
         assert_eq!(a.snap(), before);
         // And the genuine one still works afterwards.
         assert_eq!(update(&mut a, &mut b, mode).sw, OK, "mode {mode}");
@@ -2672,11 +2183,7 @@ fn range_case(k: &Keyset, mode: u8, a_tk: u32, a_limit: u32, b_tk: u32) -> u16 {
         assert_eq!(img.xfer.tkid, b_tk);
         assert_eq!(img.xfer.tk.as_ref().unwrap().expose(), &tk(k, b_tk));
     } else {
-        assert_eq!(
-            a.snap(),
-            a_before,
-            "mode {mode}: a refused update changed A"
-        );
+        assert_eq!(a.snap(), a_before, "mode {mode}: a refused update changed A");
     }
     assert_eq!(b.snap(), b_before);
     sw
@@ -2697,11 +2204,7 @@ fn xfer_range_checks_every_boundary() {
             (8, 0x6984, "far above the upper limit"),
         ];
         for (b_tk, want, what) in cases {
-            assert_eq!(
-                range_case(&k, mode, 3, 6, b_tk),
-                want,
-                "mode {mode:02X}: new ID {b_tk} {what}"
-            );
+            assert_eq!(range_case(&k, mode, 3, 6, b_tk), want, "mode {mode:02X}: new ID {b_tk} {what}");
         }
     }
     // Limit equal to the current ID: nothing can be accepted.
@@ -2762,42 +2265,14 @@ fn rollover_case(k: &Keyset, b_uk: u32, a_uk_limit: u32, b_tk: u32) -> u16 {
 fn xfer_rollover_checks_the_update_key_range_too() {
     let k = keys();
     // Update key: current 2, limit 3. Transfer key: current 2, limit 6.
-    assert_eq!(
-        rollover_case(&k, 1, 3, 4),
-        0x6984,
-        "update key below current"
-    );
-    assert_eq!(
-        rollover_case(&k, 2, 3, 4),
-        0x6984,
-        "update key equal to current"
-    );
-    assert_eq!(
-        rollover_case(&k, 3, 3, 4),
-        OK,
-        "update key one above = limit"
-    );
-    assert_eq!(
-        rollover_case(&k, 4, 3, 4),
-        0x6984,
-        "update key above the limit"
-    );
-    assert_eq!(
-        rollover_case(&k, 4, 4, 4),
-        OK,
-        "update key equal to a higher limit"
-    );
+    assert_eq!(rollover_case(&k, 1, 3, 4), 0x6984, "update key below current");
+    assert_eq!(rollover_case(&k, 2, 3, 4), 0x6984, "update key equal to current");
+    assert_eq!(rollover_case(&k, 3, 3, 4), OK, "update key one above = limit");
+    assert_eq!(rollover_case(&k, 4, 3, 4), 0x6984, "update key above the limit");
+    assert_eq!(rollover_case(&k, 4, 4, 4), OK, "update key equal to a higher limit");
     // Update key fine, transfer key out of range: nothing moves.
-    assert_eq!(
-        rollover_case(&k, 3, 3, 2),
-        0x6984,
-        "transfer key equal to current"
-    );
-    assert_eq!(
-        rollover_case(&k, 3, 3, 7),
-        0x6984,
-        "transfer key above the limit"
-    );
+    assert_eq!(rollover_case(&k, 3, 3, 2), 0x6984, "transfer key equal to current");
+    assert_eq!(rollover_case(&k, 3, 3, 7), 0x6984, "transfer key above the limit");
     assert_eq!(rollover_case(&k, 3, 3, 6), OK, "transfer key at the limit");
 }
 
@@ -2813,33 +2288,15 @@ fn xfer_rejected_key_update_steps_change_nothing() {
     let cb = xfer_cert(&mut b);
     let ca = xfer_cert(&mut a);
     // A mix of every refusal of the three commands.
-    a.sw(
-        &cmds::xfer_update_permission(MODE_PUBLIC, k.charge.cert.encode()),
-        0x6982,
-    );
+    a.sw(&cmds::xfer_update_permission(MODE_PUBLIC, k.charge.cert.encode()), 0x6982);
     a.sw(&cmds::xfer_update_permission(MODE_COMMON, &cb), 0x6700);
-    a.sw(
-        &cmds::xfer_update_transfer_key(MODE_PUBLIC, &[0; 200]),
-        0x6986,
-    );
+    a.sw(&cmds::xfer_update_transfer_key(MODE_PUBLIC, &[0; 200]), 0x6986);
     a.ok(&cmds::xfer_update_permission(MODE_PUBLIC, &cb));
-    a.sw(
-        &cmds::xfer_update_transfer_key(MODE_PUBLIC, &[0; 100]),
-        0x6700,
-    );
+    a.sw(&cmds::xfer_update_transfer_key(MODE_PUBLIC, &[0; 100]), 0x6700);
     a.ok(&cmds::xfer_update_permission(MODE_PUBLIC, &cb));
-    a.sw(
-        &cmds::xfer_update_transfer_key(MODE_PUBLIC, &[0; 200]),
-        0x6982,
-    );
-    b.sw(
-        &cmds::xfer_get_transfer_key(MODE_PUBLIC, &[1; 16], k.payment.cert.encode()),
-        0x6982,
-    );
-    b.sw(
-        &cmds::xfer_get_transfer_key(MODE_COMMON, &[1; 16], &ca),
-        0x6700,
-    );
+    a.sw(&cmds::xfer_update_transfer_key(MODE_PUBLIC, &[0; 200]), 0x6982);
+    b.sw(&cmds::xfer_get_transfer_key(MODE_PUBLIC, &[1; 16], k.payment.cert.encode()), 0x6982);
+    b.sw(&cmds::xfer_get_transfer_key(MODE_COMMON, &[1; 16], &ca), 0x6700);
     assert_eq!(update(&mut a, &mut b, MODE_COMMON).sw, 0x6982);
     assert_eq!(a.snap(), a_before);
     assert_eq!(b.snap(), b_before);
@@ -2871,25 +2328,12 @@ fn xfer_value_transfer_full_sequence() {
     let rnd_send = a16(&s.ok(&cmds::xfer_send_permission(paid, date)));
     let resp = r.ok(&cmds::xfer_receive_permission(paid, date, &rnd_send));
     let (chal_tx, rnd_recv) = (a16(&resp[..16]), a16(&resp[16..]));
-    assert_eq!(
-        chal_tx,
-        xfer::challenge(&key, TAG_TRANSMISSION, paid, date, &rnd_send)
-    );
-    assert_eq!(
-        r.image().xfer.pending_credit.as_ref().unwrap().rnd_recv,
-        rnd_recv
-    );
+    assert_eq!(chal_tx, xfer::challenge(&key, TAG_TRANSMISSION, paid, date, &rnd_send));
+    assert_eq!(r.image().xfer.pending_credit.as_ref().unwrap().rnd_recv, rnd_recv);
     assert_eq!(xfer_info(&mut r)[32], 0x07, "pending-credit flag");
     let chal_rx = a16(&s.ok(&cmds::xfer_send(&chal_tx, &rnd_recv)));
-    assert_eq!(
-        chal_rx,
-        xfer::challenge(&key, TAG_RECEPTION, paid, date, &rnd_recv)
-    );
-    assert_eq!(
-        balance(&mut s),
-        380,
-        "sender committed after the transmission challenge"
-    );
+    assert_eq!(chal_rx, xfer::challenge(&key, TAG_RECEPTION, paid, date, &rnd_recv));
+    assert_eq!(balance(&mut s), 380, "sender committed after the transmission challenge");
     assert_eq!(xfer_info(&mut s)[32], 0x0B, "last-debit flag");
     assert_eq!(r.ok(&cmds::xfer_receive(&chal_rx)), 320u32.to_be_bytes());
     assert_eq!((balance(&mut s), balance(&mut r)), (380, 320));
@@ -2914,21 +2358,11 @@ fn xfer_wrong_transmission_challenge_is_6982_and_sender_unchanged() {
     let key = tk(&k, 1);
     type Wrong = fn(&[u8; 16], &[u8; 16], &[u8; 16]) -> [u8; 16];
     let wrong: [(&str, Wrong); 7] = [
-        ("other key", |_, rs, _| {
-            xfer::challenge(&[0x42; 16], TAG_TRANSMISSION, 100, DATE, rs)
-        }),
-        ("reception tag", |k, rs, _| {
-            xfer::challenge(k, TAG_RECEPTION, 100, DATE, rs)
-        }),
-        ("other amount", |k, rs, _| {
-            xfer::challenge(k, TAG_TRANSMISSION, 101, DATE, rs)
-        }),
-        ("other date", |k, rs, _| {
-            xfer::challenge(k, TAG_TRANSMISSION, 100, DATE - 1, rs)
-        }),
-        ("receiver's random", |k, _, rr| {
-            xfer::challenge(k, TAG_TRANSMISSION, 100, DATE, rr)
-        }),
+        ("other key", |_, rs, _| xfer::challenge(&[0x42; 16], TAG_TRANSMISSION, 100, DATE, rs)),
+        ("reception tag", |k, rs, _| xfer::challenge(k, TAG_RECEPTION, 100, DATE, rs)),
+        ("other amount", |k, rs, _| xfer::challenge(k, TAG_TRANSMISSION, 101, DATE, rs)),
+        ("other date", |k, rs, _| xfer::challenge(k, TAG_TRANSMISSION, 100, DATE - 1, rs)),
+        ("receiver's random", |k, _, rr| xfer::challenge(k, TAG_TRANSMISSION, 100, DATE, rr)),
         ("zeros", |_, _, _| [0; 16]),
         ("one bit off", |k, rs, _| {
             let mut c = xfer::challenge(k, TAG_TRANSMISSION, 100, DATE, rs);
@@ -2973,10 +2407,7 @@ fn xfer_failed_value_send_consumes_the_session() {
     for n in [0usize, 16, 31, 33] {
         let mut d = [chal_tx, rnd_recv].concat();
         d.resize(n, 0);
-        s.sw(
-            &Command::new(CLA_PROP, XFER_SEND, 0, 0).data(d).le(16),
-            0x6700,
-        );
+        s.sw(&Command::new(CLA_PROP, XFER_SEND, 0, 0).data(d).le(16), 0x6700);
     }
     s.ok(&cmds::xfer_send(&chal_tx, &rnd_recv));
     assert_eq!(balance(&mut s), 400);
@@ -3003,12 +2434,7 @@ fn xfer_wrong_reception_challenge_is_6982_and_pending_kept() {
         assert_eq!(r.snap(), before, "balance unchanged, pending credit kept");
     }
     for n in [0usize, 15, 17, 32] {
-        r.sw(
-            &Command::new(CLA_PROP, XFER_RECEIVE, 0, 0)
-                .data(vec![0; n])
-                .le(4),
-            0x6700,
-        );
+        r.sw(&Command::new(CLA_PROP, XFER_RECEIVE, 0, 0).data(vec![0; n]).le(4), 0x6700);
     }
     assert_eq!(r.snap(), before);
     assert_eq!(r.ok(&cmds::xfer_receive(&chal_rx)), 150u32.to_be_bytes());
@@ -3043,11 +2469,7 @@ fn xfer_overflow_is_6a84() {
     let rnd = s.ok(&cmds::xfer_send_permission(101, DATE));
     r.sw(&cmds::xfer_receive_permission(101, DATE, &rnd), 0x6A84);
     assert_eq!(r.snap(), before, "no pending credit recorded");
-    assert_eq!(
-        transfer(&mut s, &mut r, 100, DATE, &tk(&k, 1)),
-        1000,
-        "up to the cap exactly"
-    );
+    assert_eq!(transfer(&mut s, &mut r, 100, DATE, &tk(&k, 1)), 1000, "up to the cap exactly");
     let rnd = s.ok(&cmds::xfer_send_permission(1, DATE));
     r.sw(&cmds::xfer_receive_permission(1, DATE, &rnd), 0x6A84);
     // No cap: u32 overflow.
@@ -3072,10 +2494,7 @@ fn xfer_expired_transaction_date_is_6985() {
     let (sb, rb) = (s.snap(), r.snap());
     s.sw(&cmds::xfer_send_permission(10, DATE + 1), 0x6985);
     s.sw(&cmds::xfer_send_permission(10, u32::MAX), 0x6985);
-    r.sw(
-        &cmds::xfer_receive_permission(10, DATE + 11, &[1; 16]),
-        0x6985,
-    );
+    r.sw(&cmds::xfer_receive_permission(10, DATE + 11, &[1; 16]), 0x6985);
     assert_eq!((s.snap(), r.snap()), (sb, rb));
     // The validity date itself is still valid, on both sides.
     assert_eq!(transfer(&mut s, &mut r, 10, DATE, &tk(&k, 1)), 510);
@@ -3098,20 +2517,10 @@ fn xfer_permission_wrong_lengths_are_6700() {
     let (mut s, mut r) = transfer_pair(&k, 500, 0);
     let (sb, rb) = (s.snap(), r.snap());
     for n in [0usize, 4, 7, 9, 16] {
-        s.sw(
-            &Command::new(CLA_PROP, XFER_SEND_PERMISSION, 0, 0)
-                .data(vec![1; n])
-                .le(16),
-            0x6700,
-        );
+        s.sw(&Command::new(CLA_PROP, XFER_SEND_PERMISSION, 0, 0).data(vec![1; n]).le(16), 0x6700);
     }
     for n in [0usize, 8, 23, 25, 32] {
-        r.sw(
-            &Command::new(CLA_PROP, XFER_RECEIVE_PERMISSION, 0, 0)
-                .data(vec![1; n])
-                .le(32),
-            0x6700,
-        );
+        r.sw(&Command::new(CLA_PROP, XFER_RECEIVE_PERMISSION, 0, 0).data(vec![1; n]).le(32), 0x6700);
     }
     assert_eq!((s.snap(), r.snap()), (sb, rb));
 }
@@ -3126,10 +2535,7 @@ fn xfer_tentative_balances_are_not_committed_early() {
     assert_eq!(snap(&s1), snap(&s0), "SEND PERMISSION writes no NVM");
     assert_eq!((s1.xfer.balance, r1.xfer.balance), (500, 200));
     assert!(r0.xfer.pending_credit.is_none() && r1.xfer.pending_credit.is_some());
-    assert_eq!(
-        r1.xfer.balance, r0.xfer.balance,
-        "the pending credit is not in the balance"
-    );
+    assert_eq!(r1.xfer.balance, r0.xfer.balance, "the pending credit is not in the balance");
     assert_eq!(be32(&xfer_info(&mut s), 12), 500);
     assert_eq!(be32(&xfer_info(&mut r), 12), 200);
     // Power cycle of the sender: the send session is gone.
@@ -3138,10 +2544,7 @@ fn xfer_tentative_balances_are_not_committed_early() {
     s.sw(&cmds::xfer_send(&chal_tx, &rnd_recv), 0x6986);
     assert_eq!(snap(&s.image()), snap(&s0));
     assert_eq!(balance(&mut r), 200);
-    assert!(
-        r.image().xfer.pending_credit.is_some(),
-        "the receiver still holds its pending credit"
-    );
+    assert!(r.image().xfer.pending_credit.is_some(), "the receiver still holds its pending credit");
 }
 
 #[test]
@@ -3168,10 +2571,7 @@ fn xfer_second_receive_permission_while_pending_is_6986() {
     let pending = r.image().xfer.pending_credit.unwrap();
     let rnd = s.ok(&cmds::xfer_send_permission(20, DATE));
     r.sw(&cmds::xfer_receive_permission(20, DATE, &rnd), 0x6986);
-    r.sw(
-        &cmds::xfer_receive_permission(10, DATE, &pending.rnd_send),
-        0x6986,
-    );
+    r.sw(&cmds::xfer_receive_permission(10, DATE, &pending.rnd_send), 0x6986);
     assert_eq!(r.snap(), before);
     // Also after a power cycle: the pending credit is in NVM.
     r.power_cycle();
@@ -3190,40 +2590,18 @@ fn xfer_read_transfer_state_layouts() {
         for p1 in [0x00u8, 0x03, 0xFF] {
             b.sw(&cmds::xfer_read_state(p1), 0x6A86);
         }
-        b.sw(
-            &Command::new(CLA_PROP, XFER_READ_STATE, 1, 1).le(256),
-            0x6A86,
-        );
+        b.sw(&Command::new(CLA_PROP, XFER_READ_STATE, 1, 1).le(256), 0x6A86);
     }
     let (paid, date) = (0x0123u32, DATE);
     let (rnd_send, chal_tx, rnd_recv) = permissions(&mut s, &mut r, paid, date);
     let pend = r.ok(&cmds::xfer_read_state(0x01));
     assert_eq!(pend.len(), 40);
-    assert_eq!(
-        pend,
-        [
-            &paid.to_be_bytes()[..],
-            &date.to_be_bytes(),
-            &rnd_send,
-            &rnd_recv
-        ]
-        .concat()
-    );
+    assert_eq!(pend, [&paid.to_be_bytes()[..], &date.to_be_bytes(), &rnd_send, &rnd_recv].concat());
     s.sw(&cmds::xfer_read_state(0x02), 0x6A88);
     let chal_rx = s.ok(&cmds::xfer_send(&chal_tx, &rnd_recv));
     let last = s.ok(&cmds::xfer_read_state(0x02));
     assert_eq!(last.len(), 56);
-    assert_eq!(
-        last,
-        [
-            &paid.to_be_bytes()[..],
-            &date.to_be_bytes(),
-            &rnd_send,
-            &rnd_recv,
-            &chal_rx
-        ]
-        .concat()
-    );
+    assert_eq!(last, [&paid.to_be_bytes()[..], &date.to_be_bytes(), &rnd_send, &rnd_recv, &chal_rx].concat());
     s.sw(&cmds::xfer_read_state(0x01), 0x6A88);
     r.ok(&cmds::xfer_receive(&chal_rx));
     r.sw(&cmds::xfer_read_state(0x01), 0x6A88);
@@ -3245,11 +2623,7 @@ fn xfer_cancel_pending_clears_it() {
     r.sw(&Command::new(CLA_PROP, XFER_CANCEL_PENDING, 0, 1), 0x6A86);
     assert!(r.image().xfer.pending_credit.is_some());
     assert!(r.ok(&cmds::xfer_cancel_pending()).is_empty());
-    assert_eq!(
-        r.snap(),
-        before,
-        "back to the image before RECEIVE PERMISSION"
-    );
+    assert_eq!(r.snap(), before, "back to the image before RECEIVE PERMISSION");
     r.sw(&cmds::xfer_read_state(0x01), 0x6A88);
     r.sw(&cmds::xfer_cancel_pending(), 0x6A88);
     // A cancelled credit cannot be claimed any more.
@@ -3269,18 +2643,11 @@ fn xfer_interrupted_transfer_is_completed_from_the_senders_last_debit() {
     assert_eq!(balance(&mut s), 425);
     // Receiver pulled before VALUE RECEIVE.
     r.head.power_off().unwrap();
-    assert_eq!(
-        r.try_exec(&cmds::xfer_read_state(1)),
-        Err(HeadError::Unpowered)
-    );
+    assert_eq!(r.try_exec(&cmds::xfer_read_state(1)), Err(HeadError::Unpowered));
     r.head.power_on().unwrap();
     r.select(&AID_XFER);
     assert_eq!(balance(&mut r), 200);
-    assert_eq!(
-        xfer_info(&mut r)[32] & 0x04,
-        0x04,
-        "pending credit survived"
-    );
+    assert_eq!(xfer_info(&mut r)[32] & 0x04, 0x04, "pending credit survived");
     // Terminal recovery: read both states, match randoms, forward the sender's challenge.
     let pend = r.ok(&cmds::xfer_read_state(0x01));
     let last = s.ok(&cmds::xfer_read_state(0x02));
@@ -3326,14 +2693,8 @@ fn xfer_tear_during_value_send_makes_the_card_mute_and_changes_nothing() {
     let before = s.snap();
     s.card_mut().nvm_mut().tear_after(Some(1));
     s.exchanges();
-    assert_eq!(
-        s.try_exec(&cmds::xfer_send(&chal_tx, &rnd_recv)),
-        Err(HeadError::Mute)
-    );
-    assert!(s
-        .rx
-        .try_iter()
-        .any(|e| matches!(e, Event::HeadError { ref error, .. } if error.contains("mute"))));
+    assert_eq!(s.try_exec(&cmds::xfer_send(&chal_tx, &rnd_recv)), Err(HeadError::Mute));
+    assert!(s.rx.try_iter().any(|e| matches!(e, Event::HeadError { ref error, .. } if error.contains("mute"))));
     assert_eq!(s.snap(), before, "balance and last debit unchanged");
     assert!(!s.head.card().unwrap().is_powered());
     assert_eq!(s.try_exec(&cmds::xfer_info()), Err(HeadError::Unpowered));
@@ -3356,10 +2717,7 @@ fn xfer_tear_during_value_receive_keeps_the_pending_credit() {
     let chal_rx = s.ok(&cmds::xfer_send(&chal_tx, &rnd_recv));
     let before = r.snap();
     r.card_mut().nvm_mut().tear_after(Some(1));
-    assert_eq!(
-        r.try_exec(&cmds::xfer_receive(&chal_rx)),
-        Err(HeadError::Mute)
-    );
+    assert_eq!(r.try_exec(&cmds::xfer_receive(&chal_rx)), Err(HeadError::Mute));
     assert_eq!(r.snap(), before);
     r.head.power_on().unwrap();
     r.select(&AID_XFER);
@@ -3374,10 +2732,7 @@ fn xfer_tear_during_receive_permission_and_key_update() {
     let rnd = s.ok(&cmds::xfer_send_permission(5, DATE));
     let before = r.snap();
     r.card_mut().nvm_mut().tear_after(Some(1));
-    assert_eq!(
-        r.try_exec(&cmds::xfer_receive_permission(5, DATE, &rnd)),
-        Err(HeadError::Mute)
-    );
+    assert_eq!(r.try_exec(&cmds::xfer_receive_permission(5, DATE, &rnd)), Err(HeadError::Mute));
     assert_eq!(r.snap(), before, "no pending credit");
     // Key update torn at its commit.
     let mut pb = plan(79);
@@ -3386,10 +2741,7 @@ fn xfer_tear_during_receive_permission_and_key_update() {
     let before = a.snap();
     let (_, blob) = permission_and_blob(&mut a, &mut b, MODE_COMMON);
     a.card_mut().nvm_mut().tear_after(Some(1));
-    assert_eq!(
-        a.try_exec(&cmds::xfer_update_transfer_key(MODE_COMMON, &blob)),
-        Err(HeadError::Mute)
-    );
+    assert_eq!(a.try_exec(&cmds::xfer_update_transfer_key(MODE_COMMON, &blob)), Err(HeadError::Mute));
     assert_eq!(a.snap(), before);
     a.head.power_on().unwrap();
     a.select(&AID_XFER);
@@ -3402,22 +2754,15 @@ fn xfer_tear_during_receive_permission_and_key_update() {
 
 /// Every 8-byte window of `secret` searched in `hay`.
 fn leaks(hay: &[u8], secret: &[u8]) -> bool {
-    secret
-        .windows(8)
-        .any(|w| hay.len() >= 8 && hay.windows(8).any(|h| h == w))
+    secret.windows(8).any(|w| hay.len() >= 8 && hay.windows(8).any(|h| h == w))
 }
 
 #[test]
 fn no_response_ever_contains_a_secret() {
     let k = keys();
     let (rec, rx) = Recorder::new("secrets");
-    let mk = |p: &CardPlan, proto| {
-        Bench::with_recorder(
-            personalize_virtual(p, proto, &k).unwrap(),
-            rec.clone(),
-            rx.clone(),
-        )
-    };
+    let mk =
+        |p: &CardPlan, proto| Bench::with_recorder(personalize_virtual(p, proto, &k).unwrap(), rec.clone(), rx.clone());
     let mut pa = plan(90);
     pa.slots = (1..=8).collect();
     let mut pb = plan(91);
@@ -3429,20 +2774,8 @@ fn no_response_ever_contains_a_secret() {
     let mut pe = plan(94);
     (pe.update_key, pe.transfer_key) = (2, 5);
     let plans = [pa, pb, pc, pd, pe];
-    let mut cards: Vec<Bench> = plans
-        .iter()
-        .enumerate()
-        .map(|(i, p)| {
-            mk(
-                p,
-                if i % 2 == 0 {
-                    Protocol::T0
-                } else {
-                    Protocol::T1
-                },
-            )
-        })
-        .collect();
+    let mut cards: Vec<Bench> =
+        plans.iter().enumerate().map(|(i, p)| mk(p, if i % 2 == 0 { Protocol::T0 } else { Protocol::T1 })).collect();
     // Personalization status, PURSE and CPAY on every card, successes and refusals.
     for (b, p) in cards.iter_mut().zip(&plans) {
         let id = p.card_id;
@@ -3464,11 +2797,7 @@ fn no_response_ever_contains_a_secret() {
         b.sw(&cmds::cpay_sign(&[1; 16]), 0x6986);
         verify_payment(b, &k);
         let nonce = sign(b, &k, &id, &[2; 16]);
-        b.ok(&cmds::cpay_debit(
-            10,
-            DATE,
-            &debit_sig(&k, &id, 10, DATE, &nonce),
-        ));
+        b.ok(&cmds::cpay_debit(10, DATE, &debit_sig(&k, &id, 10, DATE, &nonce)));
         sign(b, &k, &id, &[3; 16]);
         b.sw(&cmds::cpay_debit(10, DATE, &[0x44; 64]), 0x6982);
         b.select(&AID_XFER);
@@ -3481,19 +2810,11 @@ fn no_response_ever_contains_a_secret() {
     let certs: Vec<Vec<u8>> = cards.iter_mut().map(xfer_cert).collect();
     for (i, b) in cards.iter_mut().enumerate() {
         for mode in [MODE_COMMON, MODE_PUBLIC, MODE_MULTI, MODE_PUBLIC_UK] {
-            let peer = if is_public(mode) {
-                certs[(i + 1) % 5].clone()
-            } else {
-                vec![]
-            };
+            let peer = if is_public(mode) { certs[(i + 1) % 5].clone() } else { vec![] };
             b.ok(&cmds::xfer_get_transfer_key(mode, &[i as u8; 16], &peer));
             b.ok(&cmds::xfer_update_permission(
                 mode,
-                &if is_public(mode) {
-                    certs[(i + 1) % 5].clone()
-                } else {
-                    vec![]
-                },
+                &if is_public(mode) { certs[(i + 1) % 5].clone() } else { vec![] },
             ));
         }
     }
@@ -3547,28 +2868,16 @@ fn no_response_ever_contains_a_secret() {
             ));
         }
     }
-    for (name, key) in [
-        ("center", &k.center),
-        ("ca", &k.ca),
-        ("charge", &k.charge.key),
-        ("payment", &k.payment.key),
-    ] {
+    for (name, key) in [("center", &k.center), ("ca", &k.ca), ("charge", &k.charge.key), ("payment", &k.payment.key)] {
         secrets.push((name.to_string(), key.to_bytes().to_vec()));
     }
     for (name, secret) in &secrets {
         for resp in &seen {
-            assert!(
-                !leaks(resp, secret),
-                "{name} appears in a response: {}",
-                hexs(resp)
-            );
+            assert!(!leaks(resp, secret), "{name} appears in a response: {}", hexs(resp));
         }
     }
     // The check itself can see a key when there is one.
-    assert!(leaks(
-        &[&[1, 2][..], &tk(&k, 3)[4..14], &[3]].concat(),
-        &tk(&k, 3)
-    ));
+    assert!(leaks(&[&[1, 2][..], &tk(&k, 3)[4..14], &[3]].concat(), &tk(&k, 3)));
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -3613,10 +2922,7 @@ fn long_response_to_case1_and_short_le_is_reassembled() {
         if proto == Protocol::T1 {
             // T=1 with a short Le: 16 bytes now, then 256, then 69.
             b.exchanges();
-            assert_eq!(
-                b.ok(&Command::new(CLA_PROP, PURSE_READ_ALL, 0, 0).le(16)),
-                want
-            );
+            assert_eq!(b.ok(&Command::new(CLA_PROP, PURSE_READ_ALL, 0, 0).le(16)), want);
             let rows = b.exchanges();
             let shape: Vec<(usize, u16)> = rows.iter().map(|r| (r.response.len(), r.sw)).collect();
             assert_eq!(shape, vec![(16, 0x6100), (256, 0x6145), (69, OK)]);
@@ -3634,19 +2940,12 @@ fn malformed_apdu_keeps_the_get_response_buffer_and_cla80_c0_is_not_get_response
     let wv = cmds::purse_write_value(1, 1).to_bytes().unwrap();
     assert_eq!(b.raw(&wv), (vec![], 0x6104));
     assert_eq!(b.raw(&[0x80, 0xD0, 0x00, 0x00, 0x08, 1]), (vec![], 0x6700));
-    assert_eq!(
-        b.raw(&[0x80, 0xC0, 0x00, 0x00, 0x04]),
-        (vec![], 0x6D00),
-        "CLA 80 C0 goes to the applet"
-    );
+    assert_eq!(b.raw(&[0x80, 0xC0, 0x00, 0x00, 0x04]), (vec![], 0x6D00), "CLA 80 C0 goes to the applet");
     // ...which was a parsed command, so the buffer is gone now.
     assert_eq!(b.raw(&[0x00, 0xC0, 0x00, 0x00, 0x04]), (vec![], 0x6986));
     assert_eq!(b.raw(&wv), (vec![], 0x6104));
     assert_eq!(b.raw(&[0x80]), (vec![], 0x6700));
-    assert_eq!(
-        b.raw(&[0x00, 0xC0, 0x00, 0x00, 0x04]),
-        (998u32.to_be_bytes().to_vec(), OK)
-    );
+    assert_eq!(b.raw(&[0x00, 0xC0, 0x00, 0x00, 0x04]), (998u32.to_be_bytes().to_vec(), OK));
     // A SELECT or a reset drops it too.
     assert_eq!(b.raw(&wv), (vec![], 0x6104));
     b.select(&AID_PURSE);
@@ -3662,28 +2961,16 @@ fn refused_p1p2_keeps_sessions() {
     // CPAY: a PSO VERIFY with bad P1-P2 keeps the verified reader.
     let (mut c, id) = cpay_card(&k, 18, Protocol::T1);
     verify_payment(&mut c, &k);
-    c.sw(
-        &Command::new(CLA_ISO, CPAY_VERIFY_READER, 0, 0).data(k.charge.cert.encode().to_vec()),
-        0x6A86,
-    );
+    c.sw(&Command::new(CLA_ISO, CPAY_VERIFY_READER, 0, 0).data(k.charge.cert.encode().to_vec()), 0x6A86);
     sign(&mut c, &k, &id, &[1; 16]);
     // XFER: bad P1-P2 on KEY UPDATE PERMISSION / UPDATE TRANSFER KEY keeps the permission.
     let mut pb = plan(19);
     pb.transfer_key = 2;
     let (mut a, mut b) = xfer_pair(&k, &plan(18), &pb);
     let (_, blob) = permission_and_blob(&mut a, &mut b, MODE_COMMON);
-    a.sw(
-        &Command::new(CLA_PROP, XFER_UPDATE_PERMISSION, 0x07, 0).le(16),
-        0x6A86,
-    );
-    a.sw(
-        &Command::new(CLA_PROP, XFER_UPDATE_TRANSFER_KEY, 0x01, 0x01).data(blob.clone()),
-        0x6A86,
-    );
-    a.sw(
-        &Command::new(CLA_PROP, XFER_UPDATE_TRANSFER_KEY, 0x00, 0x00).data(blob.clone()),
-        0x6A86,
-    );
+    a.sw(&Command::new(CLA_PROP, XFER_UPDATE_PERMISSION, 0x07, 0).le(16), 0x6A86);
+    a.sw(&Command::new(CLA_PROP, XFER_UPDATE_TRANSFER_KEY, 0x01, 0x01).data(blob.clone()), 0x6A86);
+    a.sw(&Command::new(CLA_PROP, XFER_UPDATE_TRANSFER_KEY, 0x00, 0x00).data(blob.clone()), 0x6A86);
     a.ok(&cmds::xfer_update_transfer_key(MODE_COMMON, &blob));
     assert_eq!(a.image().xfer.tkid, 2);
     // A failed SELECT keeps the send session.
@@ -3718,13 +3005,7 @@ fn cla_00_is_only_select_get_response_and_pso_verify() {
     let mut b = bench(&k, &p, Protocol::T1);
     let before = b.snap();
     // Without an applet, CLA 00 on anything but SELECT / GET RESPONSE is 6986 as with 80.
-    for ins in [
-        PERSO_PUT,
-        PERSO_LOCK,
-        PERSO_STATUS,
-        READ_FIELD,
-        CPAY_VERIFY_READER,
-    ] {
+    for ins in [PERSO_PUT, PERSO_LOCK, PERSO_STATUS, READ_FIELD, CPAY_VERIFY_READER] {
         b.sw(&Command::new(CLA_ISO, ins, 0, 0), 0x6986);
     }
     let cert = xfer_cert_of(&k, &plan(101));
@@ -3741,11 +3022,7 @@ fn cla_00_is_only_select_get_response_and_pso_verify() {
         ),
         (
             &AID_CPAY,
-            vec![
-                cmds::read_field(FIELD_ID, 8),
-                cmds::cpay_sign(&[1; 16]),
-                cmds::cpay_debit(1, DATE, &[1; 64]),
-            ],
+            vec![cmds::read_field(FIELD_ID, 8), cmds::cpay_sign(&[1; 16]), cmds::cpay_debit(1, DATE, &[1; 64])],
         ),
         (
             &AID_XFER,
@@ -3774,18 +3051,13 @@ fn cla_00_is_only_select_get_response_and_pso_verify() {
         // Every INS of the card other than SELECT, GET RESPONSE (and PSO VERIFY in CPAY),
         // with CLA 00, whatever P1-P2: personalization included.
         for ins in KNOWN_INS {
-            let iso_here = ins == SELECT
-                || ins == GET_RESPONSE
-                || (**aid == AID_CPAY && ins == CPAY_VERIFY_READER);
+            let iso_here = ins == SELECT || ins == GET_RESPONSE || (**aid == AID_CPAY && ins == CPAY_VERIFY_READER);
             if iso_here {
                 continue;
             }
             for (p1, p2) in [(0u8, 0u8), (1, 0), (0, 0xBE), (0xFF, 0xFF)] {
                 b.sw(&Command::new(CLA_ISO, ins, p1, p2).le(256), 0x6D00);
-                b.sw(
-                    &Command::new(CLA_ISO, ins, p1, p2).data(vec![0; 20]),
-                    0x6D00,
-                );
+                b.sw(&Command::new(CLA_ISO, ins, p1, p2).data(vec![0; 20]), 0x6D00);
             }
         }
         b.sw(&Command::new(CLA_ISO, 0x50, 0, 0), 0x6D00);
@@ -3814,10 +3086,7 @@ fn cla_00_is_only_select_get_response_and_pso_verify() {
     pr.balance = 0;
     let (mut s, mut r) = xfer_pair(&k, &plan(103), &pr);
     let (_, chal_tx, rnd_recv) = permissions(&mut s, &mut r, 10, DATE);
-    s.sw(
-        &with_cla(&cmds::xfer_send(&chal_tx, &rnd_recv), CLA_ISO),
-        0x6D00,
-    );
+    s.sw(&with_cla(&cmds::xfer_send(&chal_tx, &rnd_recv), CLA_ISO), 0x6D00);
     let chal_rx = s.ok(&cmds::xfer_send(&chal_tx, &rnd_recv));
     r.sw(&with_cla(&cmds::xfer_receive(&chal_rx), CLA_ISO), 0x6D00);
     assert_eq!(r.ok(&cmds::xfer_receive(&chal_rx)), 10u32.to_be_bytes());
@@ -3856,10 +3125,7 @@ fn commands_without_parameters_need_p1_p2_00() {
     b.sw(&cmds::xfer_certificate(), 0x6A86);
     b.sw(&cmds::xfer_read_state(0x01), 0x6A86);
     // CLA comes before P1-P2.
-    b.sw(
-        &with_p1p2(&with_cla(&cmds::purse_read_all(), CLA_ISO), 1, 1),
-        0x6D00,
-    );
+    b.sw(&with_p1p2(&with_cla(&cmds::purse_read_all(), CLA_ISO), 1, 1), 0x6D00);
 
     // CPAY: SIGN and DEBIT; the refused ones neither replace nor consume the nonce.
     let (mut c, id) = cpay_card(&k, 105, Protocol::T1);
@@ -3883,27 +3149,15 @@ fn commands_without_parameters_need_p1_p2_00() {
     s.sw(&cmds::read_field(FIELD_ID, 8), 0x6A86);
     s.sw(&with_p1p2(&cmds::read_field(FIELD_ID, 8), 0, 0), 0x6D00);
     for (p1, p2) in bad {
-        s.sw(
-            &with_p1p2(&cmds::xfer_send_permission(10, DATE), p1, p2),
-            0x6A86,
-        );
-        r.sw(
-            &with_p1p2(&cmds::xfer_receive_permission(10, DATE, &[1; 16]), p1, p2),
-            0x6A86,
-        );
+        s.sw(&with_p1p2(&cmds::xfer_send_permission(10, DATE), p1, p2), 0x6A86);
+        r.sw(&with_p1p2(&cmds::xfer_receive_permission(10, DATE, &[1; 16]), p1, p2), 0x6A86);
     }
     assert_eq!((s.snap(), r.snap()), (sb.clone(), rb));
     let (_, chal_tx, rnd_recv) = permissions(&mut s, &mut r, 10, DATE);
     let rb = r.snap();
     for (p1, p2) in bad {
-        s.sw(
-            &with_p1p2(&cmds::xfer_send(&chal_tx, &rnd_recv), p1, p2),
-            0x6A86,
-        );
-        s.sw(
-            &with_p1p2(&cmds::xfer_send_permission(10, DATE), p1, p2),
-            0x6A86,
-        );
+        s.sw(&with_p1p2(&cmds::xfer_send(&chal_tx, &rnd_recv), p1, p2), 0x6A86);
+        s.sw(&with_p1p2(&cmds::xfer_send_permission(10, DATE), p1, p2), 0x6A86);
         r.sw(&with_p1p2(&cmds::xfer_cancel_pending(), p1, p2), 0x6A86);
     }
     assert_eq!((s.snap(), r.snap()), (sb, rb.clone()));
@@ -3926,10 +3180,7 @@ fn get_response_perso_lock_and_perso_status_need_p1_p2_00() {
     for (p1, p2) in [(1u8, 0u8), (0, 1), (0xFF, 0xFF)] {
         assert_eq!(b.raw(&[0x00, 0xC0, p1, p2, 0x04]), (vec![], 0x6A86));
     }
-    assert_eq!(
-        b.raw(&[0x00, 0xC0, 0x00, 0x00, 0x04]),
-        (999u32.to_be_bytes().to_vec(), OK)
-    );
+    assert_eq!(b.raw(&[0x00, 0xC0, 0x00, 0x00, 0x04]), (999u32.to_be_bytes().to_vec(), OK));
     // PERSO STATUS and LOCK on a locked card: 6A86 before the lock check.
     for (p1, p2) in [(1u8, 0u8), (0, 1), (0xFF, 0xFF)] {
         b.sw(&Command::new(CLA_PROP, PERSO_STATUS, p1, p2).le(1), 0x6A86);
@@ -3970,12 +3221,7 @@ fn link_get_response_is_always_cla_00() {
         let gr: Vec<&Exchange> = rows.iter().filter(|r| r.command[1] == 0xC0).collect();
         assert!(gr.len() >= 6, "{proto:?}: {} GET RESPONSE rows", gr.len());
         for r in &gr {
-            assert_eq!(
-                r.command[..4],
-                [0x00, 0xC0, 0x00, 0x00],
-                "{}",
-                hexs(&r.command)
-            );
+            assert_eq!(r.command[..4], [0x00, 0xC0, 0x00, 0x00], "{}", hexs(&r.command));
             assert_eq!(r.command.len(), 5, "GET RESPONSE is case 2");
         }
     }
@@ -4034,9 +3280,7 @@ fn cpay_without_keys_is_6985_and_bad_center_key_is_6f00() {
     assert_eq!(b.image().cpay.center_key, None);
     // ...so only an image changed behind the card's back has one: 6F00.
     let mut b = custom_card(&[]);
-    poke(&mut b, |img| {
-        img.cpay.center_key = Some(bad_point.as_slice().try_into().unwrap())
-    });
+    poke(&mut b, |img| img.cpay.center_key = Some(bad_point.as_slice().try_into().unwrap()));
     b.select(&AID_CPAY);
     b.sw(&cmds::cpay_verify_reader(k.payment.cert.encode()), 0x6F00);
     b.sw(&cmds::cpay_sign(&[1; 16]), 0x6986);
@@ -4062,10 +3306,8 @@ fn cpay_without_keys_is_6985_and_bad_center_key_is_6f00() {
         b.sw(&cmds::cpay_sign(&[1; 16]), 0x6985);
     }
     // With a good key it signs (the key is the one of card_id(0xEE)).
-    let mut b = custom_card(&[
-        (PO_CPAY_CENTER_KEY, center),
-        (PO_CPAY_KEY, k.card_key(&id, "cpay").to_bytes().to_vec()),
-    ]);
+    let mut b =
+        custom_card(&[(PO_CPAY_CENTER_KEY, center), (PO_CPAY_KEY, k.card_key(&id, "cpay").to_bytes().to_vec())]);
     b.select(&AID_CPAY);
     verify_payment(&mut b, &k);
     sign(&mut b, &k, &id, &[1; 16]);
@@ -4075,10 +3317,7 @@ fn cpay_without_keys_is_6985_and_bad_center_key_is_6f00() {
 fn xfer_without_keys_is_6985_and_bad_ca_key_is_6f00() {
     let k = keys();
     let peer = plan(2);
-    let peer_cert = k
-        .card_cert(&peer.card_id, Role::XferCard, peer.cert_expiry)
-        .encode()
-        .to_vec();
+    let peer_cert = k.card_cert(&peer.card_id, Role::XferCard, peer.cert_expiry).encode().to_vec();
     let own_key = k.card_key(&card_id(0xEE), "xfer").to_bytes().to_vec();
     let ca = sig::encode_point(&k.ca_public()).to_vec();
     // Nothing but an ID.
@@ -4091,20 +3330,10 @@ fn xfer_without_keys_is_6985_and_bad_ca_key_is_6f00() {
     assert_eq!(xfer_info(&mut b)[32..], [0x00, 0x00], "no keys, no slots");
     b.sw(&cmds::xfer_update_permission(MODE_COMMON, &[]), 0x6985);
     b.sw(&cmds::xfer_update_permission(MODE_MULTI, &[]), 0x6985);
-    b.sw(
-        &cmds::xfer_update_permission(MODE_PUBLIC, &peer_cert),
-        0x6985,
-    );
-    b.sw(
-        &cmds::xfer_update_permission(MODE_PUBLIC_UK, &peer_cert),
-        0x6985,
-    );
+    b.sw(&cmds::xfer_update_permission(MODE_PUBLIC, &peer_cert), 0x6985);
+    b.sw(&cmds::xfer_update_permission(MODE_PUBLIC_UK, &peer_cert), 0x6985);
     for mode in [MODE_COMMON, MODE_PUBLIC, MODE_MULTI, MODE_PUBLIC_UK] {
-        let c = if is_public(mode) {
-            peer_cert.clone()
-        } else {
-            vec![]
-        };
+        let c = if is_public(mode) { peer_cert.clone() } else { vec![] };
         b.sw(&cmds::xfer_get_transfer_key(mode, &[1; 16], &c), 0x6985);
     }
     b.sw(&cmds::xfer_send_permission(10, DATE), 0x6985);
@@ -4117,10 +3346,7 @@ fn xfer_without_keys_is_6985_and_bad_ca_key_is_6f00() {
     // Card key but no CA key.
     let mut b = custom_card(&[(PO_XFER_CARD_KEY, own_key.clone())]);
     b.select(&AID_XFER);
-    b.sw(
-        &cmds::xfer_update_permission(MODE_PUBLIC, &peer_cert),
-        0x6985,
-    );
+    b.sw(&cmds::xfer_update_permission(MODE_PUBLIC, &peer_cert), 0x6985);
     // An invalid CA key is refused at PUT (6A80, nothing stored); one in the image anyway
     // (changed behind the card's back) answers 6F00.
     let bad_point = off_curve_point();
@@ -4128,23 +3354,12 @@ fn xfer_without_keys_is_6985_and_bad_ca_key_is_6f00() {
     b.sw(&cmds::perso_put(PO_XFER_CA_KEY, &bad_point), 0x6A80);
     assert_eq!(b.image().xfer.ca_key, None);
     let mut b = custom_card(&[(PO_XFER_CARD_KEY, own_key.clone())]);
-    poke(&mut b, |img| {
-        img.xfer.ca_key = Some(bad_point.as_slice().try_into().unwrap())
-    });
+    poke(&mut b, |img| img.xfer.ca_key = Some(bad_point.as_slice().try_into().unwrap()));
     b.select(&AID_XFER);
-    b.sw(
-        &cmds::xfer_update_permission(MODE_PUBLIC, &peer_cert),
-        0x6F00,
-    );
-    b.sw(
-        &cmds::xfer_update_permission(MODE_PUBLIC_UK, &peer_cert),
-        0x6F00,
-    );
+    b.sw(&cmds::xfer_update_permission(MODE_PUBLIC, &peer_cert), 0x6F00);
+    b.sw(&cmds::xfer_update_permission(MODE_PUBLIC_UK, &peer_cert), 0x6F00);
     // (No transfer key on this card: GET TRANSFER KEY stops there, before the CA key.)
-    b.sw(
-        &cmds::xfer_get_transfer_key(MODE_PUBLIC, &[1; 16], &peer_cert),
-        0x6985,
-    );
+    b.sw(&cmds::xfer_get_transfer_key(MODE_PUBLIC, &[1; 16], &peer_cert), 0x6985);
     // Likewise an unusable card key: refused at PUT, and 6985 if it is in the image.
     for bad in [[0u8; 32], [0xFF; 32]] {
         let mut b = blank_bench(Protocol::T1);
@@ -4153,19 +3368,10 @@ fn xfer_without_keys_is_6985_and_bad_ca_key_is_6f00() {
         b.ok(&cmds::perso_put(PO_XFER_CA_KEY, &ca));
         b.ok(&cmds::perso_lock());
         b.select(&AID_XFER);
-        b.sw(
-            &cmds::xfer_update_permission(MODE_PUBLIC, &peer_cert),
-            0x6985,
-        );
+        b.sw(&cmds::xfer_update_permission(MODE_PUBLIC, &peer_cert), 0x6985);
         poke(&mut b, |img| img.xfer.card_key = Some(Scalar32::new(bad)));
-        b.sw(
-            &cmds::xfer_update_permission(MODE_PUBLIC, &peer_cert),
-            0x6985,
-        );
-        b.sw(
-            &cmds::xfer_update_permission(MODE_PUBLIC_UK, &peer_cert),
-            0x6985,
-        );
+        b.sw(&cmds::xfer_update_permission(MODE_PUBLIC, &peer_cert), 0x6985);
+        b.sw(&cmds::xfer_update_permission(MODE_PUBLIC_UK, &peer_cert), 0x6985);
     }
 
     // Transfer key, card key and CA key, but no update key: mode 02 exports, 04 does not.
@@ -4175,27 +3381,10 @@ fn xfer_without_keys_is_6985_and_bad_ca_key_is_6f00() {
         (PO_XFER_CA_KEY, ca.clone()),
     ]);
     b.select(&AID_XFER);
-    assert_eq!(
-        b.ok(&cmds::xfer_get_transfer_key(
-            MODE_PUBLIC,
-            &[1; 16],
-            &peer_cert
-        ))
-        .len(),
-        181
-    );
-    b.sw(
-        &cmds::xfer_get_transfer_key(MODE_PUBLIC_UK, &[1; 16], &peer_cert),
-        0x6985,
-    );
-    b.sw(
-        &cmds::xfer_get_transfer_key(MODE_COMMON, &[1; 16], &[]),
-        0x6985,
-    );
-    b.sw(
-        &cmds::xfer_get_transfer_key(MODE_MULTI, &[1; 16], &[]),
-        0x6985,
-    );
+    assert_eq!(b.ok(&cmds::xfer_get_transfer_key(MODE_PUBLIC, &[1; 16], &peer_cert)).len(), 181);
+    b.sw(&cmds::xfer_get_transfer_key(MODE_PUBLIC_UK, &[1; 16], &peer_cert), 0x6985);
+    b.sw(&cmds::xfer_get_transfer_key(MODE_COMMON, &[1; 16], &[]), 0x6985);
+    b.sw(&cmds::xfer_get_transfer_key(MODE_MULTI, &[1; 16], &[]), 0x6985);
     // Transfer and update key, no card key: public export refused.
     let mut b = custom_card(&[
         (PO_XFER_TRANSFER_KEY, idk(3, &tk(&k, 3))),
@@ -4203,19 +3392,9 @@ fn xfer_without_keys_is_6985_and_bad_ca_key_is_6f00() {
         (PO_XFER_CA_KEY, ca.clone()),
     ]);
     b.select(&AID_XFER);
-    b.sw(
-        &cmds::xfer_get_transfer_key(MODE_PUBLIC, &[1; 16], &peer_cert),
-        0x6985,
-    );
-    b.sw(
-        &cmds::xfer_update_permission(MODE_PUBLIC, &peer_cert),
-        0x6985,
-    );
-    assert_eq!(
-        b.ok(&cmds::xfer_get_transfer_key(MODE_COMMON, &[1; 16], &[]))
-            .len(),
-        68
-    );
+    b.sw(&cmds::xfer_get_transfer_key(MODE_PUBLIC, &[1; 16], &peer_cert), 0x6985);
+    b.sw(&cmds::xfer_update_permission(MODE_PUBLIC, &peer_cert), 0x6985);
+    assert_eq!(b.ok(&cmds::xfer_get_transfer_key(MODE_COMMON, &[1; 16], &[])).len(), 68);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -4223,30 +3402,15 @@ fn xfer_without_keys_is_6985_and_bad_ca_key_is_6f00() {
 
 fn common_blob(key: &[u8; 16], mode: u8, pt: &[u8]) -> Vec<u8> {
     use cardbench::crypto::ae;
-    ae::seal(
-        &ae::AeKeys::from_key(key),
-        &[0x5A; 16],
-        &xfer::transport_aad(mode),
-        pt,
-    )
+    ae::seal(&ae::AeKeys::from_key(key), &[0x5A; 16], &xfer::transport_aad(mode), pt)
 }
 
-fn public_blob(
-    k: &Keyset,
-    to: &[u8; 8],
-    from: &[u8; 8],
-    mode: u8,
-    random: &[u8],
-    pt: &[u8],
-) -> Vec<u8> {
+fn public_blob(k: &Keyset, to: &[u8; 8], from: &[u8; 8], mode: u8, random: &[u8], pt: &[u8]) -> Vec<u8> {
     use cardbench::crypto::ecies;
     let mut rng = ChaCha20Rng::seed_from_u64(99);
     let to_pub = p256::PublicKey::from(k.card_key(to, "xfer").verifying_key());
     let ct = ecies::encrypt(&mut rng, &to_pub, pt);
-    let s = sig::sign(
-        &k.card_key(from, "xfer"),
-        &xfer::transport_signed(mode, &ct, random),
-    );
+    let s = sig::sign(&k.card_key(from, "xfer"), &xfer::transport_signed(mode, &ct, random));
     [ct, s.to_vec()].concat()
 }
 
@@ -4288,64 +3452,30 @@ fn xfer_crafted_common_blobs() {
             }),
             0x6982,
         ),
-        (
-            "ID 0",
-            MODE_COMMON,
-            Box::new(|r: &[u8; 16]| [&r[..], &idk(0, &[7; 16])].concat()),
-            0x6984,
-        ),
-        (
-            "ID 9 > limit 8",
-            MODE_COMMON,
-            Box::new(|r: &[u8; 16]| [&r[..], &idk(9, &[7; 16])].concat()),
-            0x6984,
-        ),
-        (
-            "ID u32::MAX",
-            MODE_COMMON,
-            Box::new(|r: &[u8; 16]| [&r[..], &idk(u32::MAX, &[7; 16])].concat()),
-            0x6984,
-        ),
-        (
-            "empty",
-            MODE_COMMON,
-            Box::new(|_: &[u8; 16]| vec![]),
-            0x6A80,
-        ),
+        ("ID 0", MODE_COMMON, Box::new(|r: &[u8; 16]| [&r[..], &idk(0, &[7; 16])].concat()), 0x6984),
+        ("ID 9 > limit 8", MODE_COMMON, Box::new(|r: &[u8; 16]| [&r[..], &idk(9, &[7; 16])].concat()), 0x6984),
+        ("ID u32::MAX", MODE_COMMON, Box::new(|r: &[u8; 16]| [&r[..], &idk(u32::MAX, &[7; 16])].concat()), 0x6984),
+        ("empty", MODE_COMMON, Box::new(|_: &[u8; 16]| vec![]), 0x6A80),
     ];
     for (what, mode, pt, want) in &cases {
         let r = perm(&mut a, *mode);
         let blob = common_blob(&uk1, *mode, &pt(&r));
-        assert_eq!(
-            a.exec(&cmds::xfer_update_transfer_key(*mode, &blob)).sw,
-            *want,
-            "{what}"
-        );
+        assert_eq!(a.exec(&cmds::xfer_update_transfer_key(*mode, &blob)).sw, *want, "{what}");
         assert_eq!(a.snap(), before, "{what}");
     }
     // Sealed under another update key, or shorter than the AE overhead.
     let r = perm(&mut a, MODE_COMMON);
-    let blob = common_blob(
-        &uk(&k, 2),
-        MODE_COMMON,
-        &[&r[..], &idk(5, &[7; 16])].concat(),
-    );
+    let blob = common_blob(&uk(&k, 2), MODE_COMMON, &[&r[..], &idk(5, &[7; 16])].concat());
     a.sw(&cmds::xfer_update_transfer_key(MODE_COMMON, &blob), 0x6982);
     perm(&mut a, MODE_COMMON);
-    a.sw(
-        &cmds::xfer_update_transfer_key(MODE_COMMON, &[0; 31]),
-        0x6982,
-    );
+    a.sw(&cmds::xfer_update_transfer_key(MODE_COMMON, &[0; 31]), 0x6982);
     assert_eq!(a.snap(), before);
     // A well-formed blob: the card stores exactly the key it carries.
     let r = perm(&mut a, MODE_COMMON);
     let blob = common_blob(&uk1, MODE_COMMON, &[&r[..], &idk(8, &[0x77; 16])].concat());
     a.ok(&cmds::xfer_update_transfer_key(MODE_COMMON, &blob));
     let img = a.image();
-    assert_eq!(
-        (img.xfer.tkid, *img.xfer.tk.as_ref().unwrap().expose()),
-        (8, [0x77; 16])
-    );
+    assert_eq!((img.xfer.tkid, *img.xfer.tk.as_ref().unwrap().expose()), (8, [0x77; 16]));
 }
 
 #[test]
@@ -4355,62 +3485,25 @@ fn xfer_crafted_public_blobs() {
     let pb = plan(83);
     let (ida, idb) = (pa.card_id, pb.card_id);
     let mut a = selected(&k, &pa, Protocol::T1, &AID_XFER);
-    let cert_b = k
-        .card_cert(&idb, Role::XferCard, pb.cert_expiry)
-        .encode()
-        .to_vec();
+    let cert_b = k.card_cert(&idb, Role::XferCard, pb.cert_expiry).encode().to_vec();
     let before = a.snap();
     let perm = |a: &mut Bench, mode: u8| a16(&a.ok(&cmds::xfer_update_permission(mode, &cert_b)));
     let tk_pt = |id: u32, key: u8| idk(id, &[key; 16]);
     let uk_pt = |tid: u32, uid: u32| [tk_pt(tid, 0x61), idk(uid, &[0x62; 16])].concat();
     let cases: Vec<(&str, u8, Vec<u8>, u16)> = vec![
-        (
-            "mode 02, 40-byte plaintext",
-            MODE_PUBLIC,
-            uk_pt(5, 3),
-            0x6A80,
-        ),
-        (
-            "mode 02, 19-byte plaintext",
-            MODE_PUBLIC,
-            tk_pt(5, 1)[..19].to_vec(),
-            0x6A80,
-        ),
-        (
-            "mode 04, 20-byte plaintext",
-            MODE_PUBLIC_UK,
-            tk_pt(5, 1),
-            0x6A80,
-        ),
-        (
-            "mode 02, ID equal to current",
-            MODE_PUBLIC,
-            tk_pt(1, 1),
-            0x6984,
-        ),
+        ("mode 02, 40-byte plaintext", MODE_PUBLIC, uk_pt(5, 3), 0x6A80),
+        ("mode 02, 19-byte plaintext", MODE_PUBLIC, tk_pt(5, 1)[..19].to_vec(), 0x6A80),
+        ("mode 04, 20-byte plaintext", MODE_PUBLIC_UK, tk_pt(5, 1), 0x6A80),
+        ("mode 02, ID equal to current", MODE_PUBLIC, tk_pt(1, 1), 0x6984),
         ("mode 02, ID above limit", MODE_PUBLIC, tk_pt(9, 1), 0x6984),
-        (
-            "mode 04, UK ID above limit",
-            MODE_PUBLIC_UK,
-            uk_pt(5, 5),
-            0x6984,
-        ),
+        ("mode 04, UK ID above limit", MODE_PUBLIC_UK, uk_pt(5, 5), 0x6984),
         ("mode 04, UK ID equal", MODE_PUBLIC_UK, uk_pt(5, 1), 0x6984),
-        (
-            "mode 04, TK ID out of range",
-            MODE_PUBLIC_UK,
-            uk_pt(9, 3),
-            0x6984,
-        ),
+        ("mode 04, TK ID out of range", MODE_PUBLIC_UK, uk_pt(9, 3), 0x6984),
     ];
     for (what, mode, pt, want) in &cases {
         let r = perm(&mut a, *mode);
         let blob = public_blob(&k, &ida, &idb, *mode, &r, pt);
-        assert_eq!(
-            a.exec(&cmds::xfer_update_transfer_key(*mode, &blob)).sw,
-            *want,
-            "{what}"
-        );
+        assert_eq!(a.exec(&cmds::xfer_update_transfer_key(*mode, &blob)).sw, *want, "{what}");
         assert_eq!(a.snap(), before, "{what}");
     }
     // Signed by A itself (not the peer named in the permission), or over the other mode.
@@ -4422,24 +3515,15 @@ fn xfer_crafted_public_blobs() {
     a.sw(&cmds::xfer_update_transfer_key(MODE_PUBLIC, &blob), 0x6982);
     // Too short for ciphertext + signature.
     perm(&mut a, MODE_PUBLIC);
-    a.sw(
-        &cmds::xfer_update_transfer_key(MODE_PUBLIC, &[0; 160]),
-        0x6700,
-    );
+    a.sw(&cmds::xfer_update_transfer_key(MODE_PUBLIC, &[0; 160]), 0x6700);
     assert_eq!(a.snap(), before);
     // Well-formed mode 04: both keys land exactly as sent.
     let r = perm(&mut a, MODE_PUBLIC_UK);
     let blob = public_blob(&k, &ida, &idb, MODE_PUBLIC_UK, &r, &uk_pt(8, 4));
     a.ok(&cmds::xfer_update_transfer_key(MODE_PUBLIC_UK, &blob));
     let img = a.image();
-    assert_eq!(
-        (img.xfer.tkid, *img.xfer.tk.as_ref().unwrap().expose()),
-        (8, [0x61; 16])
-    );
-    assert_eq!(
-        (img.xfer.ukid, *img.xfer.uk.as_ref().unwrap().expose()),
-        (4, [0x62; 16])
-    );
+    assert_eq!((img.xfer.tkid, *img.xfer.tk.as_ref().unwrap().expose()), (8, [0x61; 16]));
+    assert_eq!((img.xfer.ukid, *img.xfer.uk.as_ref().unwrap().expose()), (4, [0x62; 16]));
 }
 
 #[test]
@@ -4475,10 +3559,7 @@ fn warm_reset_and_card_swap() {
     let other = personalize_virtual(&p2, Protocol::T1, &k).unwrap();
     let old = b.head.insert(other).expect("previous card returned");
     assert_eq!(old.card_id(), p1.card_id);
-    assert_eq!(
-        b.try_exec(&cmds::select(&AID_PURSE)),
-        Err(HeadError::Unpowered)
-    );
+    assert_eq!(b.try_exec(&cmds::select(&AID_PURSE)), Err(HeadError::Unpowered));
     assert_eq!(b.head.power_on().unwrap()[2], 0x01);
     b.select(&AID_PURSE);
     assert_eq!(b.ok(&cmds::read_field(FIELD_ID, 8)), p2.card_id);
@@ -4492,16 +3573,9 @@ fn head_insert_over_a_card_returns_the_old_card_unpowered() {
     // Swap another card into the sender's head: the sender leaves the reader.
     let other = personalize_virtual(&plan(88), Protocol::T0, &k).unwrap();
     let mut old = s.head.insert(other).expect("previous card returned");
-    assert!(
-        !old.is_powered(),
-        "a card taken out of the reader has no power"
-    );
+    assert!(!old.is_powered(), "a card taken out of the reader has no power");
     // Consequence: its RAM send session must be gone, not usable outside any reader.
     let send = cmds::xfer_send(&chal_tx, &rnd_recv).to_bytes().unwrap();
-    assert_eq!(
-        old.process(&send),
-        None,
-        "an unpowered card does not answer"
-    );
+    assert_eq!(old.process(&send), None, "an unpowered card does not answer");
     assert_eq!(old.image().xfer.balance, 500);
 }

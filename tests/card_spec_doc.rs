@@ -39,9 +39,7 @@ fn tokens(line: &str) -> BTreeSet<String> {
 }
 
 fn table_rows(text: &str) -> Vec<&str> {
-    text.lines()
-        .filter(|l| l.trim_start().starts_with('|'))
-        .collect()
+    text.lines().filter(|l| l.trim_start().starts_with('|')).collect()
 }
 
 /// `pub const NAME: TYPE = VALUE;` items of a Rust source (one statement may span lines).
@@ -92,9 +90,7 @@ fn spec_value(name: &str, value: &str) -> Result<String, String> {
     if let Some(s) = v.strip_prefix("b\"").and_then(|s| s.strip_suffix('"')) {
         return Ok(s.to_ascii_uppercase());
     }
-    Err(format!(
-        "{name}: unsupported constant value {v:?} (teach tests/card_spec_doc.rs to read it)"
-    ))
+    Err(format!("{name}: unsupported constant value {v:?} (teach tests/card_spec_doc.rs to read it)"))
 }
 
 /// Lines of the section whose heading contains `title` (case-insensitive), up to the next
@@ -102,9 +98,9 @@ fn spec_value(name: &str, value: &str) -> Result<String, String> {
 fn section<'a>(text: &'a str, title: &str) -> Option<Vec<&'a str>> {
     let lines: Vec<&str> = text.lines().collect();
     let level = |l: &str| l.chars().take_while(|c| *c == '#').count();
-    let start = lines.iter().position(|l| {
-        l.starts_with('#') && l.to_ascii_lowercase().contains(&title.to_ascii_lowercase())
-    })?;
+    let start = lines
+        .iter()
+        .position(|l| l.starts_with('#') && l.to_ascii_lowercase().contains(&title.to_ascii_lowercase()))?;
     let lvl = level(lines[start]);
     let end = lines[start + 1..]
         .iter()
@@ -128,10 +124,8 @@ fn sw_names_used(dir: &Path) -> BTreeMap<String, Vec<String>> {
         let mut rest = src.as_str();
         while let Some(i) = rest.find("sw::") {
             let after = &rest[i + 4..];
-            let name: String = after
-                .chars()
-                .take_while(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || *c == '_')
-                .collect();
+            let name: String =
+                after.chars().take_while(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || *c == '_').collect();
             if !name.is_empty() {
                 let files = used.entry(name).or_default();
                 if !files.contains(&file) {
@@ -150,11 +144,7 @@ fn every_ins_constant_is_in_a_spec_table() {
     let ins = read("src/card/ins.rs");
     let rows: Vec<BTreeSet<String>> = table_rows(&spec).into_iter().map(tokens).collect();
     let consts = pub_consts(&ins);
-    assert!(
-        consts.len() >= 40,
-        "found only {} pub consts in src/card/ins.rs: parser out of date?",
-        consts.len()
-    );
+    assert!(consts.len() >= 40, "found only {} pub consts in src/card/ins.rs: parser out of date?", consts.len());
     let mut missing = Vec::new();
     for (name, _ty, value) in &consts {
         let want = match spec_value(name, value) {
@@ -164,9 +154,7 @@ fn every_ins_constant_is_in_a_spec_table() {
                 continue;
             }
         };
-        let found = rows
-            .iter()
-            .any(|r| r.contains(&name.to_ascii_uppercase()) && r.contains(&want));
+        let found = rows.iter().any(|r| r.contains(&name.to_ascii_uppercase()) && r.contains(&want));
         if !found {
             missing.push(format!(
                 "ins.rs constant {name} = {value}: no table row in docs/card-spec.md names it with `{want}`"
@@ -190,10 +178,7 @@ fn every_status_word_the_card_returns_is_in_the_sw_table() {
         .filter(|(_, ty, _)| ty == "u16")
         .filter_map(|(n, _, v)| spec_value(&n, &v).ok().map(|v| (n, v)))
         .collect();
-    assert!(
-        values.contains_key("OK"),
-        "src/sw.rs: no `pub const OK: u16`"
-    );
+    assert!(values.contains_key("OK"), "src/sw.rs: no `pub const OK: u16`");
 
     let table = section(&spec, "status words")
         .expect("docs/card-spec.md has no section whose heading contains \"Status words\"");
@@ -206,11 +191,7 @@ fn every_status_word_the_card_returns_is_in_the_sw_table() {
     let has = |tok: &str| first_cells.iter().any(|c| c.contains(tok));
 
     let used = sw_names_used(&root().join("src/card"));
-    assert!(
-        used.len() >= 5,
-        "found only {} sw:: names in src/card: scanner out of date?",
-        used.len()
-    );
+    assert!(used.len() >= 5, "found only {} sw:: names in src/card: scanner out of date?", used.len());
     let mut missing = Vec::new();
     for (name, files) in &used {
         match values.get(name) {
@@ -218,9 +199,7 @@ fn every_status_word_the_card_returns_is_in_the_sw_table() {
                 "sw::{name} (used in src/card/{}) is not a u16 constant of src/sw.rs",
                 files.join(", src/card/")
             )),
-            Some(v) if v.len() != 4 => {
-                missing.push(format!("sw::{name} = {v} is not 4 hex digits"))
-            }
+            Some(v) if v.len() != 4 => missing.push(format!("sw::{name} = {v} is not 4 hex digits")),
             Some(v) if !has(v) => missing.push(format!(
                 "sw::{name} = {v} (used in src/card/{}) has no row in the status-word table",
                 files.join(", src/card/")
@@ -260,11 +239,7 @@ fn spec_quotes_the_atr_of_both_protocols() {
             missing.push(format!("{} ATR {atr}", p.name()));
         }
     }
-    assert!(
-        missing.is_empty(),
-        "docs/card-spec.md does not quote: {}",
-        missing.join(", ")
-    );
+    assert!(missing.is_empty(), "docs/card-spec.md does not quote: {}", missing.join(", "));
 }
 
 #[test]
@@ -284,21 +259,14 @@ fn spec_names_every_command() {
         let Ok(byte) = u8::from_str_radix(&hex, 16) else {
             continue;
         };
-        let label = [0x80u8, 0x00]
-            .iter()
-            .map(|cla| cardbench::cmds::name(*cla, byte))
-            .find(|n| *n != "UNKNOWN");
+        let label = [0x80u8, 0x00].iter().map(|cla| cardbench::cmds::name(*cla, byte)).find(|n| *n != "UNKNOWN");
         if let Some(label) = label {
             if !spec.contains(label) {
                 missing.push(format!("{name} ({hex}): command name \"{label}\""));
             }
         }
     }
-    assert!(
-        missing.is_empty(),
-        "docs/card-spec.md never mentions:\n  {}",
-        missing.join("\n  ")
-    );
+    assert!(missing.is_empty(), "docs/card-spec.md never mentions:\n  {}", missing.join("\n  "));
 }
 
 /// One row of the spec's command summary (section "Command summary").
@@ -313,12 +281,7 @@ struct SummaryRow {
 
 /// Strip the backticks and spaces of a cell like "`80 B0`" or "`00 00`".
 fn cell_hex(cell: &str) -> Option<Vec<u8>> {
-    let h: String = cell
-        .trim()
-        .trim_matches('`')
-        .chars()
-        .filter(|c| *c != ' ')
-        .collect();
+    let h: String = cell.trim().trim_matches('`').chars().filter(|c| *c != ' ').collect();
     if h.is_empty() || h.len() % 2 != 0 || !h.chars().all(|c| c.is_ascii_hexdigit()) {
         return None;
     }
@@ -332,46 +295,31 @@ fn command_summary(spec: &str) -> Vec<SummaryRow> {
         .iter()
         .find(|l| l.trim_start().starts_with("| CLA INS"))
         .expect("command summary: no header row starting with `| CLA INS`");
-    let cols: Vec<String> = header
-        .split('|')
-        .map(|c| c.trim().to_ascii_lowercase())
-        .collect();
+    let cols: Vec<String> = header.split('|').map(|c| c.trim().to_ascii_lowercase()).collect();
     let col = |name: &str| {
         cols.iter()
             .position(|c| c.starts_with(name))
             .unwrap_or_else(|| panic!("command summary: no `{name}` column in {header:?}"))
     };
-    let (c_name, c_applet, c_case, c_p1p2) =
-        (col("name"), col("applet"), col("case"), col("p1-p2"));
+    let (c_name, c_applet, c_case, c_p1p2) = (col("name"), col("applet"), col("case"), col("p1-p2"));
     let mut rows = Vec::new();
     for l in lines.iter().filter(|l| l.trim_start().starts_with('|')) {
         let cells: Vec<&str> = l.split('|').collect();
         let Some(head) = cells.get(1).and_then(|c| cell_hex(c)) else {
             continue;
         };
-        assert_eq!(
-            head.len(),
-            2,
-            "command summary row {l:?}: first cell is not `CLA INS`"
-        );
+        assert_eq!(head.len(), 2, "command summary row {l:?}: first cell is not `CLA INS`");
         let cell = |i: usize| cells.get(i).map_or("", |c| c.trim()).to_string();
         rows.push(SummaryRow {
             cla: head[0],
             ins: head[1],
             name: cell(c_name),
-            applets: cell(c_applet)
-                .split(',')
-                .map(|a| a.trim().to_string())
-                .collect(),
+            applets: cell(c_applet).split(',').map(|a| a.trim().to_string()).collect(),
             case: cell(c_case),
             p1p2: cell(c_p1p2),
         });
     }
-    assert!(
-        rows.len() >= 20,
-        "found only {} rows in the command summary: parser out of date?",
-        rows.len()
-    );
+    assert!(rows.len() >= 20, "found only {} rows in the command summary: parser out of date?", rows.len());
     rows
 }
 
@@ -394,23 +342,11 @@ fn builders() -> Vec<(&'static str, cardbench::apdu::Command)> {
         ("cpay_debit", cpay_debit(1, 2, &[0; 64])),
         ("xfer_info", xfer_info()),
         ("xfer_certificate", xfer_certificate()),
-        (
-            "xfer_update_permission",
-            xfer_update_permission(MODE_COMMON, &[]),
-        ),
-        (
-            "xfer_get_transfer_key",
-            xfer_get_transfer_key(MODE_COMMON, &[0; 16], &[]),
-        ),
-        (
-            "xfer_update_transfer_key",
-            xfer_update_transfer_key(MODE_COMMON, &[0; 68]),
-        ),
+        ("xfer_update_permission", xfer_update_permission(MODE_COMMON, &[])),
+        ("xfer_get_transfer_key", xfer_get_transfer_key(MODE_COMMON, &[0; 16], &[])),
+        ("xfer_update_transfer_key", xfer_update_transfer_key(MODE_COMMON, &[0; 68])),
         ("xfer_send_permission", xfer_send_permission(1, 2)),
-        (
-            "xfer_receive_permission",
-            xfer_receive_permission(1, 2, &[0; 16]),
-        ),
+        ("xfer_receive_permission", xfer_receive_permission(1, 2, &[0; 16])),
         ("xfer_send", xfer_send(&[0; 16], &[0; 16])),
         ("xfer_receive", xfer_receive(&[0; 16])),
         ("xfer_read_state", xfer_read_state(1)),
@@ -426,49 +362,31 @@ fn command_summary_agrees_with_cmds() {
     for r in &rows {
         let want = cardbench::cmds::name(r.cla, r.ins);
         if r.name != want {
-            bad.push(format!(
-                "row `{:02X} {:02X}` says {:?}, cmds::name says {want:?}",
-                r.cla, r.ins, r.name
-            ));
+            bad.push(format!("row `{:02X} {:02X}` says {:?}, cmds::name says {want:?}", r.cla, r.ins, r.name));
         }
     }
     // Every builder is listed here, so a new builder cannot slip past this check.
     let cmds_src = read("src/cmds.rs");
     let declared: BTreeSet<String> = cmds_src
         .match_indices("pub fn ")
-        .map(|(i, _)| {
-            cmds_src[i + 7..]
-                .chars()
-                .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
-                .collect()
-        })
+        .map(|(i, _)| cmds_src[i + 7..].chars().take_while(|c| c.is_ascii_alphanumeric() || *c == '_').collect())
         .filter(|n: &String| n != "name")
         .collect();
     let built = builders();
     let listed: BTreeSet<String> = built.iter().map(|(n, _)| n.to_string()).collect();
     for n in declared.difference(&listed) {
-        bad.push(format!(
-            "src/cmds.rs builder `{n}` is not in tests/card_spec_doc.rs `builders()`"
-        ));
+        bad.push(format!("src/cmds.rs builder `{n}` is not in tests/card_spec_doc.rs `builders()`"));
     }
     for n in listed.difference(&declared) {
-        bad.push(format!(
-            "`builders()` names `{n}`, which src/cmds.rs does not declare"
-        ));
+        bad.push(format!("`builders()` names `{n}`, which src/cmds.rs does not declare"));
     }
     for (n, c) in &built {
         let Some(r) = rows.iter().find(|r| (r.cla, r.ins) == (c.cla, c.ins)) else {
-            bad.push(format!(
-                "cmds::{n} builds CLA {:02X} INS {:02X}: no row in the command summary",
-                c.cla, c.ins
-            ));
+            bad.push(format!("cmds::{n} builds CLA {:02X} INS {:02X}: no row in the command summary", c.cla, c.ins));
             continue;
         };
         if r.p1p2 == "`00 00`" && (c.p1, c.p2) != (0, 0) {
-            bad.push(format!(
-                "cmds::{n} builds P1-P2 {:02X} {:02X}, the summary says `00 00`",
-                c.p1, c.p2
-            ));
+            bad.push(format!("cmds::{n} builds P1-P2 {:02X} {:02X}, the summary says `00 00`", c.p1, c.p2));
         }
         let case = match (c.data.is_empty(), c.le.is_some()) {
             (true, false) => "1",
@@ -477,17 +395,10 @@ fn command_summary_agrees_with_cmds() {
             (false, true) => "4",
         };
         if !r.case.split(" or ").any(|k| k.trim() == case) {
-            bad.push(format!(
-                "cmds::{n} builds a case-{case} command, the summary says case {}",
-                r.case
-            ));
+            bad.push(format!("cmds::{n} builds a case-{case} command, the summary says case {}", r.case));
         }
     }
-    assert!(
-        bad.is_empty(),
-        "docs/card-spec.md command summary disagrees with src/cmds.rs:\n  {}",
-        bad.join("\n  ")
-    );
+    assert!(bad.is_empty(), "docs/card-spec.md command summary disagrees with src/cmds.rs:\n  {}", bad.join("\n  "));
 }
 
 #[test]
@@ -524,18 +435,14 @@ fn card_enforces_the_command_summary_cla_p1p2_and_lock() {
             let other = if r.cla == 0x00 { 0x80 } else { 0x00 };
             let got = sw(&mut fresh(applet, true), &[other, r.ins, 0, 0]);
             if got != 0x6D00 {
-                bad.push(format!(
-                    "{tag}: with CLA {other:02X} answers {got:04X}, not 6D00"
-                ));
+                bad.push(format!("{tag}: with CLA {other:02X} answers {got:04X}, not 6D00"));
             }
             // No parameters: anything but 00 00 is 6A86 (section 1.6).
             if r.p1p2 == "`00 00`" {
                 for (p1, p2) in [(0x01, 0x00), (0x00, 0x01)] {
                     let got = sw(&mut fresh(applet, true), &[r.cla, r.ins, p1, p2]);
                     if got != 0x6A86 {
-                        bad.push(format!(
-                            "{tag}: P1-P2 {p1:02X} {p2:02X} answers {got:04X}, not 6A86"
-                        ));
+                        bad.push(format!("{tag}: P1-P2 {p1:02X} {p2:02X} answers {got:04X}, not 6A86"));
                     }
                 }
             }
@@ -543,9 +450,7 @@ fn card_enforces_the_command_summary_cla_p1p2_and_lock() {
             if applet != "all" {
                 let got = sw(&mut fresh(applet, false), &[r.cla, r.ins, 0, 0]);
                 if got != 0x6985 {
-                    bad.push(format!(
-                        "{tag}: on an unlocked card answers {got:04X}, not 6985"
-                    ));
+                    bad.push(format!("{tag}: on an unlocked card answers {got:04X}, not 6985"));
                 }
             }
         }

@@ -26,26 +26,13 @@ fn rows(path: &Path) -> Vec<csv::StringRecord> {
 fn smoke_plan_runs_green_and_leaves_a_schema_conformant_trace() {
     let logs = tempfile::tempdir().unwrap();
     let out = bin()
-        .args([
-            "run",
-            "test-plans/smoke.toml",
-            "--profile",
-            "profiles/virtual-lab.toml",
-            "--run-id",
-            "R1",
-            "--logs",
-        ])
+        .args(["run", "test-plans/smoke.toml", "--profile", "profiles/virtual-lab.toml", "--run-id", "R1", "--logs"])
         .arg(logs.path())
         .output()
         .unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{stdout}\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert!(stdout.contains("13 steps, 13 passed, 0 failed"), "{stdout}");
+    assert_eq!(out.status.code(), Some(0), "{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
+    assert!(stdout.contains("13 cases, 13 passed, 0 failed"), "{stdout}");
     let rows = rows(&logs.path().join("R1/trace.csv"));
     assert!(rows.len() > 100, "{} rows", rows.len());
     let mut steps = BTreeSet::new();
@@ -57,12 +44,7 @@ fn smoke_plan_runs_green_and_leaves_a_schema_conformant_trace() {
         assert_eq!(seq, last_seq + 1, "sequence numbers are dense and ordered");
         last_seq = seq;
         chrono::DateTime::parse_from_rfc3339(&r[2]).expect("wall time is RFC 3339");
-        assert_eq!(
-            r[2].split('.').nth(1).map(|f| f.len()),
-            Some(7),
-            "microseconds + Z: {}",
-            &r[2]
-        );
+        assert_eq!(r[2].split('.').nth(1).map(|f| f.len()), Some(7), "microseconds + Z: {}", &r[2]);
         let mono: u64 = r[3].parse().unwrap();
         assert!(mono >= last_mono, "monotonic offsets never go back");
         last_mono = mono;
@@ -126,10 +108,7 @@ fn smoke_plan_runs_green_and_leaves_a_schema_conformant_trace() {
         "S2004/S2104B-S2105B",
     ];
     let missing: Vec<_> = expected.iter().filter(|s| !steps.contains(**s)).collect();
-    assert!(
-        missing.is_empty(),
-        "protocol steps missing from the trace: {missing:?}\nseen: {steps:?}"
-    );
+    assert!(missing.is_empty(), "protocol steps missing from the trace: {missing:?}\nseen: {steps:?}");
     // Procedure bytes were exercised: 6Cxx re-sends and 61xx GET RESPONSE rows.
     assert!(rows.iter().any(|r| r[11].starts_with("6C")));
     assert!(rows.iter().any(|r| &r[14] == "GET RESPONSE"));
@@ -139,23 +118,13 @@ fn smoke_plan_runs_green_and_leaves_a_schema_conformant_trace() {
 fn trace_never_contains_a_secret() {
     let logs = tempfile::tempdir().unwrap();
     let st = bin()
-        .args([
-            "run",
-            "test-plans/smoke.toml",
-            "--profile",
-            "profiles/virtual-lab.toml",
-            "-q",
-            "--run-id",
-            "S",
-        ])
+        .args(["run", "test-plans/smoke.toml", "--profile", "profiles/virtual-lab.toml", "-q", "--run-id", "S"])
         .arg("--logs")
         .arg(logs.path())
         .status()
         .unwrap();
     assert!(st.success());
-    let text = std::fs::read_to_string(logs.path().join("S/trace.csv"))
-        .unwrap()
-        .to_uppercase();
+    let text = std::fs::read_to_string(logs.path().join("S/trace.csv")).unwrap().to_uppercase();
     let keys = Keyset::from_seed("cardbench virtual lab", vec![]);
     let mut secrets: Vec<Vec<u8>> = Vec::new();
     secrets.extend(keys.update_keys.values().map(|k| k.expose().to_vec()));
@@ -163,12 +132,7 @@ fn trace_never_contains_a_secret() {
     for k in [&keys.center, &keys.ca, &keys.charge.key, &keys.payment.key] {
         secrets.push(k.to_bytes().to_vec());
     }
-    for id in [
-        "CB00000000000A01",
-        "CB00000000000B02",
-        "CB00000000000C03",
-        "CB00000000000D04",
-    ] {
+    for id in ["CB00000000000A01", "CB00000000000B02", "CB00000000000C03", "CB00000000000D04"] {
         let id: [u8; 8] = hex::decode(id).unwrap().try_into().unwrap();
         secrets.push(keys.card_key(&id, "cpay").to_bytes().to_vec());
         secrets.push(keys.card_key(&id, "xfer").to_bytes().to_vec());
@@ -176,10 +140,7 @@ fn trace_never_contains_a_secret() {
     for s in secrets {
         // Any 8-byte window of a key would be a leak.
         for w in s.windows(8) {
-            assert!(
-                !text.contains(&hex::encode_upper(w)),
-                "secret bytes in the trace"
-            );
+            assert!(!text.contains(&hex::encode_upper(w)), "secret bytes in the trace");
         }
     }
 }
@@ -196,40 +157,21 @@ fn expect_bad_input(args: &[&str], logs: &Path, needle: &str) {
     assert_eq!(out.status.code(), Some(2), "stderr: {err}");
     assert_eq!(err.trim_end().lines().count(), 1, "one line: {err}");
     assert!(err.contains(needle), "expected '{needle}' in: {err}");
-    assert_eq!(
-        std::fs::read_dir(logs).unwrap().count(),
-        0,
-        "no run folder for bad input"
-    );
+    assert_eq!(std::fs::read_dir(logs).unwrap().count(), 0, "no run folder for bad input");
 }
 
 #[test]
 fn plan_typos_give_file_line_col_exit_2_and_no_output() {
     let dir = tempfile::tempdir().unwrap();
     let logs = tempfile::tempdir().unwrap();
-    let smoke = std::fs::read_to_string(
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("test-plans/smoke.toml"),
-    )
-    .unwrap();
+    let smoke = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("test-plans/smoke.toml")).unwrap();
     let cases = [
-        (
-            "engine = \"charge\"",
-            "engine = \"chrage\"",
-            "unknown engine 'chrage'",
-        ),
+        ("engine = \"charge\"", "engine = \"chrage\"", "unknown engine 'chrage'"),
         ("head = \"B\"", "head = \"Z\"", "no head or role 'Z'"),
-        (
-            "mode = \"public\"",
-            "mode = \"publik\"",
-            "unknown key_update mode 'publik'",
-        ),
-        ("amount = 5000", "amount = \"5000\"", "invalid type"),
+        ("mode = \"public\"", "mode = \"publik\"", "unknown key_update mode 'publik'"),
+        ("amount = 5000", "amount = \"5000\"", "variable '5000' is not defined"),
         ("expect = \"skipped\"", "expect = \"skip\"", "expect 'skip'"),
-        (
-            "title = \"Charge machine",
-            "tittle = \"Charge machine",
-            "unknown field `tittle`",
-        ),
+        ("title = \"Charge machine", "tittle = \"Charge machine", "unknown field `tittle`"),
     ];
     for (from, to, needle) in cases {
         assert!(smoke.contains(from), "{from}");
@@ -238,11 +180,7 @@ fn plan_typos_give_file_line_col_exit_2_and_no_output() {
         let p = write(dir.path(), "bad.toml", &bad);
         let ps = p.to_str().unwrap();
         let loc = format!("{ps}:{line}:");
-        expect_bad_input(
-            &["run", ps, "--profile", "profiles/virtual-lab.toml"],
-            logs.path(),
-            needle,
-        );
+        expect_bad_input(&["run", ps, "--profile", "profiles/virtual-lab.toml"], logs.path(), needle);
         let out = bin()
             .args(["run", ps, "--profile", "profiles/virtual-lab.toml"])
             .arg("--logs")
@@ -250,10 +188,7 @@ fn plan_typos_give_file_line_col_exit_2_and_no_output() {
             .output()
             .unwrap();
         let err = String::from_utf8_lossy(&out.stderr);
-        assert!(
-            err.contains(&loc),
-            "'{to}' should be located at {loc}: {err}"
-        );
+        assert!(err.contains(&loc), "'{to}' should be located at {loc}: {err}");
     }
 }
 
@@ -261,46 +196,24 @@ fn plan_typos_give_file_line_col_exit_2_and_no_output() {
 fn profile_errors_are_located_too() {
     let dir = tempfile::tempdir().unwrap();
     let logs = tempfile::tempdir().unwrap();
-    let lab = std::fs::read_to_string(
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("profiles/virtual-lab.toml"),
-    )
-    .unwrap();
+    let lab = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("profiles/virtual-lab.toml")).unwrap();
     let bad = lab.replacen("id = \"CB00000000000B02\"", "id = \"CB0000000000B02\"", 1);
     let p = write(dir.path(), "lab.toml", &bad);
-    let line = bad
-        .lines()
-        .position(|l| l.contains("CB0000000000B02"))
-        .unwrap()
-        + 1;
+    let line = bad.lines().position(|l| l.contains("CB0000000000B02")).unwrap() + 1;
     expect_bad_input(
-        &[
-            "run",
-            "test-plans/smoke.toml",
-            "--profile",
-            p.to_str().unwrap(),
-        ],
+        &["run", "test-plans/smoke.toml", "--profile", p.to_str().unwrap()],
         logs.path(),
         &format!("lab.toml:{line}:6: card id 'CB0000000000B02' is not 16 hex digits"),
     );
     let bad = lab.replacen("driver = \"virtual\"", "driver = \"usb\"", 1);
     let p = write(dir.path(), "lab2.toml", &bad);
     expect_bad_input(
-        &[
-            "run",
-            "test-plans/smoke.toml",
-            "--profile",
-            p.to_str().unwrap(),
-        ],
+        &["run", "test-plans/smoke.toml", "--profile", p.to_str().unwrap()],
         logs.path(),
         "unknown head driver 'usb'",
     );
     expect_bad_input(
-        &[
-            "run",
-            "test-plans/smoke.toml",
-            "--profile",
-            "profiles/does-not-exist.toml",
-        ],
+        &["run", "test-plans/smoke.toml", "--profile", "profiles/does-not-exist.toml"],
         logs.path(),
         "does-not-exist.toml:1:1: cannot read",
     );
@@ -315,27 +228,25 @@ fn a_failing_expectation_exits_1_with_the_step_named() {
 id = "overspend"
 version = "1"
 
-[[step]]
+[[case]]
 id = "charge"
+[[case.step]]
+do = "engine"
 engine = "charge"
 head = "A"
 amount = 10
 
-[[step]]
+[[case]]
 id = "pay-too-much"
+[[case.step]]
+do = "engine"
 engine = "pay"
 head = "A"
 amount = 11
 "#;
     let p = write(dir.path(), "p.toml", plan);
     let out = bin()
-        .args([
-            "run",
-            p.to_str().unwrap(),
-            "--profile",
-            "profiles/virtual-lab.toml",
-            "--logs",
-        ])
+        .args(["run", p.to_str().unwrap(), "--profile", "profiles/virtual-lab.toml", "--logs"])
         .arg(logs.path())
         .output()
         .unwrap();
@@ -344,20 +255,9 @@ amount = 11
     assert!(stdout.contains("FAIL pay-too-much"), "{stdout}");
     assert!(stdout.contains("rejected:insufficient-value"), "{stdout}");
     // Expecting the rejection turns it into a pass.
-    let p = write(
-        dir.path(),
-        "p2.toml",
-        &format!("{plan}expect = \"rejected:insufficient-value\"\n"),
-    );
+    let p = write(dir.path(), "p2.toml", &format!("{plan}expect = \"rejected:insufficient-value\"\n"));
     let st = bin()
-        .args([
-            "run",
-            p.to_str().unwrap(),
-            "--profile",
-            "profiles/virtual-lab.toml",
-            "-q",
-            "--logs",
-        ])
+        .args(["run", p.to_str().unwrap(), "--profile", "profiles/virtual-lab.toml", "-q", "--logs"])
         .arg(logs.path())
         .status()
         .unwrap();
@@ -370,67 +270,37 @@ fn keys_init_writes_a_private_keyset_that_profiles_can_load() {
     let dir = tempfile::tempdir().unwrap();
     let kd = dir.path().join("keys");
     let out = bin().args(["keys", "init"]).arg(&kd).output().unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let mode = std::fs::metadata(kd.join("keyset.toml"))
-        .unwrap()
-        .permissions()
-        .mode()
-        & 0o777;
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let mode = std::fs::metadata(kd.join("keyset.toml")).unwrap().permissions().mode() & 0o777;
     assert_eq!(mode, 0o600);
     let text = std::fs::read_to_string(kd.join("keyset.toml")).unwrap();
     assert!(text.starts_with("# cardbench keyset: TEST KEYS ONLY"));
     assert!(text.contains("test_keys = true"));
-    for f in [
-        "center.pub",
-        "ca.pub",
-        "charge.cvc",
-        "payment.cvc",
-        "crl.bin",
-    ] {
+    for f in ["center.pub", "ca.pub", "charge.cvc", "payment.cvc", "crl.bin"] {
         assert!(kd.join(f).exists(), "{f}");
     }
     let cvc = std::fs::read(kd.join("charge.cvc")).unwrap();
     let cert = cardbench::crypto::cert::Certificate::parse(&cvc).unwrap();
-    let center =
-        cardbench::crypto::sig::decode_point(&std::fs::read(kd.join("center.pub")).unwrap())
-            .unwrap();
+    let center = cardbench::crypto::sig::decode_point(&std::fs::read(kd.join("center.pub")).unwrap()).unwrap();
     cert.verify_signature(&center).unwrap();
     // Nothing secret on stdout.
     let stdout = String::from_utf8_lossy(&out.stdout);
     let ks = Keyset::load(&kd.join("keyset.toml")).unwrap();
-    assert!(!stdout
-        .to_uppercase()
-        .contains(&hex::encode_upper(ks.center.to_bytes())));
+    assert!(!stdout.to_uppercase().contains(&hex::encode_upper(ks.center.to_bytes())));
     // A second init refuses to overwrite.
     let again = bin().args(["keys", "init"]).arg(&kd).output().unwrap();
     assert_eq!(again.status.code(), Some(2));
     // A profile using the file keyset runs the smoke plan.
-    let lab = std::fs::read_to_string(
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("profiles/virtual-lab.toml"),
-    )
-    .unwrap();
-    let lab = lab
-        .replacen(
-            "seed = \"cardbench virtual lab\"",
-            "path = \"keys/keyset.toml\"",
-            1,
-        )
-        .replacen("revoked = [0x0000EE05]", "", 1);
+    let lab = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("profiles/virtual-lab.toml")).unwrap();
+    let lab = lab.replacen("seed = \"cardbench virtual lab\"", "path = \"keys/keyset.toml\"", 1).replacen(
+        "revoked = [0x0000EE05]",
+        "",
+        1,
+    );
     let p = write(dir.path(), "lab.toml", &lab);
     let logs = dir.path().join("logs");
     let out = bin()
-        .args([
-            "run",
-            "test-plans/smoke.toml",
-            "--profile",
-            p.to_str().unwrap(),
-            "-q",
-            "--logs",
-        ])
+        .args(["run", "test-plans/smoke.toml", "--profile", p.to_str().unwrap(), "-q", "--logs"])
         .arg(&logs)
         .output()
         .unwrap();
@@ -445,15 +315,9 @@ fn keys_init_writes_a_private_keyset_that_profiles_can_load() {
 
 #[test]
 fn heads_lists_the_virtual_lab_with_atrs() {
-    let out = bin()
-        .args(["heads", "--profile", "profiles/virtual-lab.toml"])
-        .output()
-        .unwrap();
+    let out = bin().args(["heads", "--profile", "profiles/virtual-lab.toml"]).output().unwrap();
     assert!(out.status.success());
     let s = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        s.lines().filter(|l| l.contains("virtual")).count() == 4,
-        "{s}"
-    );
+    assert!(s.lines().filter(|l| l.contains("virtual")).count() == 4, "{s}");
     assert!(s.contains("3B89004341524442454E4348"), "T=0 ATR: {s}");
 }

@@ -21,9 +21,7 @@ fn h16(s: &str) -> [u8; 16] {
 }
 
 /// 000102…0F, the fixed key of our own vectors.
-const KEY: Key128 = [
-    0x00, 0x01, 0x02, 0x03, 0x04, 0x05, 0x06, 0x07, 0x08, 0x09, 0x0a, 0x0b, 0x0c, 0x0d, 0x0e, 0x0f,
-];
+const KEY: Key128 = [0x00, 0x01, 0x02, 0x03, 0x04, 0x05, 0x06, 0x07, 0x08, 0x09, 0x0a, 0x0b, 0x0c, 0x0d, 0x0e, 0x0f];
 
 // ---------------------------------------------------------------------------
 // RFC 4493, section 4 (AES-128 test vectors).
@@ -39,17 +37,8 @@ const RFC4493_TAG64: &str = "51f0bebf7e3b9d92fc49741779363cfe";
 fn rfc4493_aes128_cmac() {
     let key = h16(RFC4493_KEY);
     let msg = h(RFC4493_MSG64);
-    for (len, tag) in [
-        (0, RFC4493_TAG0),
-        (16, RFC4493_TAG16),
-        (40, RFC4493_TAG40),
-        (64, RFC4493_TAG64),
-    ] {
-        assert_eq!(
-            mac::cmac(&key, &[&msg[..len]]).to_vec(),
-            h(tag),
-            "Mlen = {len}"
-        );
+    for (len, tag) in [(0, RFC4493_TAG0), (16, RFC4493_TAG16), (40, RFC4493_TAG40), (64, RFC4493_TAG64)] {
+        assert_eq!(mac::cmac(&key, &[&msg[..len]]).to_vec(), h(tag), "Mlen = {len}");
         assert!(mac::verify(&key, &[&msg[..len]], &h(tag)));
         // Split into parts: same MAC.
         let (a, b) = msg[..len].split_at(len / 3);
@@ -111,14 +100,8 @@ const RFC6979_TEST_SIG: &str = "f1abb023518351cd71d881567b1ea663ed3efcf6c5132b35
 #[test]
 fn rfc6979_p256_sha256() {
     let key = SigningKey::from_slice(&h(RFC6979_X)).unwrap();
-    assert_eq!(
-        hex::encode(sig::encode_point(key.verifying_key())),
-        RFC6979_UX_UY
-    );
-    for (msg, expected) in [
-        (&b"sample"[..], RFC6979_SAMPLE_SIG),
-        (&b"test"[..], RFC6979_TEST_SIG),
-    ] {
+    assert_eq!(hex::encode(sig::encode_point(key.verifying_key())), RFC6979_UX_UY);
+    for (msg, expected) in [(&b"sample"[..], RFC6979_SAMPLE_SIG), (&b"test"[..], RFC6979_TEST_SIG)] {
         let s = sig::sign(&key, msg);
         assert_eq!(hex::encode(s), expected);
         assert_eq!(sig::verify(key.verifying_key(), msg, &s), Ok(()));
@@ -160,23 +143,9 @@ fn ae_vectors() {
     let keys = ae::AeKeys::from_key(&KEY);
     let sealed = ae::seal(&keys, &h16(AE_IV), AE_AAD, AE_PLAINTEXT);
     assert_eq!(hex::encode(&sealed), AE_SEALED);
-    assert_eq!(
-        ae::seal(
-            &ae::AeKeys::from_parts(enc, mac_key),
-            &h16(AE_IV),
-            AE_AAD,
-            AE_PLAINTEXT
-        ),
-        sealed
-    );
-    assert_eq!(
-        ae::open(&keys, AE_AAD, &h(AE_SEALED)).unwrap(),
-        AE_PLAINTEXT
-    );
-    assert_eq!(
-        ae::open(&keys, b"other aad", &h(AE_SEALED)),
-        Err(CryptoError::TagMismatch)
-    );
+    assert_eq!(ae::seal(&ae::AeKeys::from_parts(enc, mac_key), &h16(AE_IV), AE_AAD, AE_PLAINTEXT), sealed);
+    assert_eq!(ae::open(&keys, AE_AAD, &h(AE_SEALED)).unwrap(), AE_PLAINTEXT);
+    assert_eq!(ae::open(&keys, b"other aad", &h(AE_SEALED)), Err(CryptoError::TagMismatch));
 }
 
 const SEED: &[u8] = b"vector";
@@ -215,17 +184,10 @@ fn seeded_key_vectors() {
     for (label, scalar, point) in SEEDED_KEYS {
         let key = sig::key_from_seed(SEED, label);
         assert_eq!(hex::encode(key.to_bytes()), scalar, "{label}");
-        assert_eq!(
-            hex::encode(sig::encode_point(key.verifying_key())),
-            point,
-            "{label}"
-        );
+        assert_eq!(hex::encode(sig::encode_point(key.verifying_key())), point, "{label}");
         assert_eq!(sig::decode_point(&h(point)).unwrap(), *key.verifying_key());
     }
-    assert_eq!(
-        hex::encode(sig::key128_from_seed(SEED, "transfer")),
-        KEY128_TRANSFER
-    );
+    assert_eq!(hex::encode(sig::key128_from_seed(SEED, "transfer")), KEY128_TRANSFER);
 }
 
 const SIG_MESSAGE: &[u8] = b"cardbench signature vector";
@@ -235,10 +197,7 @@ const SIG_VECTOR: &str = "fd4026e6f0b7054267ef9a6f5ac2ab57f0ad220b55b860048026af
 fn signature_vector() {
     let key = sig::key_from_seed(SEED, "signer");
     assert_eq!(hex::encode(sig::sign(&key, SIG_MESSAGE)), SIG_VECTOR);
-    assert_eq!(
-        sig::verify(key.verifying_key(), SIG_MESSAGE, &h(SIG_VECTOR)),
-        Ok(())
-    );
+    assert_eq!(sig::verify(key.verifying_key(), SIG_MESSAGE, &h(SIG_VECTOR)), Ok(()));
 }
 
 const ECIES_IV: &str = "101112131415161718191a1b1c1d1e1f";
@@ -268,10 +227,7 @@ fn ecies_vector() {
     assert_eq!(hex::encode(&ct), ECIES_CIPHERTEXT);
     assert_eq!(ct.len(), ECIES_PLAINTEXT.len() + ecies::OVERHEAD);
     let keys = ae::AeKeys::from_parts(okm[..16].try_into().unwrap(), okm[16..].try_into().unwrap());
-    assert_eq!(
-        ct[65..],
-        ae::seal(&keys, &h16(ECIES_IV), b"", ECIES_PLAINTEXT)[..]
-    );
+    assert_eq!(ct[65..], ae::seal(&keys, &h16(ECIES_IV), b"", ECIES_PLAINTEXT)[..]);
     assert_eq!(ecies::decrypt(&rcp, &ct).unwrap(), ECIES_PLAINTEXT);
 }
 
@@ -309,12 +265,7 @@ const CRL_VECTOR: &str = "e160e01b420843424341303030315f25046553f100c30800000102
 #[test]
 fn crl_vector() {
     let ca = sig::key_from_seed(SEED, "ca");
-    let crl = Crl::issue(
-        *b"CBCA0001",
-        CRL_ISSUED,
-        vec![CERT_SERIAL, 0x0A0B_0C0D],
-        &ca,
-    );
+    let crl = Crl::issue(*b"CBCA0001", CRL_ISSUED, vec![CERT_SERIAL, 0x0A0B_0C0D], &ca);
     assert_eq!(hex::encode(crl.encode()), CRL_VECTOR);
     let parsed = Crl::parse(&h(CRL_VECTOR)).unwrap();
     assert_eq!(parsed, crl);
@@ -332,16 +283,10 @@ const CHALLENGE_RX_S2105A: &str = "8e3656dd2acfb356e153e5b30605eb63";
 
 #[test]
 fn transfer_challenge_vectors() {
-    for (tag, random, expected) in [
-        (0x01u8, [0xA5u8; 16], CHALLENGE_TX_S2102B),
-        (0x02, [0x5A; 16], CHALLENGE_RX_S2105A),
-    ] {
-        let parts: [&[u8]; 4] = [
-            &[tag],
-            &CHALLENGE_VALUE.to_be_bytes(),
-            &CHALLENGE_DATE.to_be_bytes(),
-            &random,
-        ];
+    for (tag, random, expected) in
+        [(0x01u8, [0xA5u8; 16], CHALLENGE_TX_S2102B), (0x02, [0x5A; 16], CHALLENGE_RX_S2105A)]
+    {
+        let parts: [&[u8]; 4] = [&[tag], &CHALLENGE_VALUE.to_be_bytes(), &CHALLENGE_DATE.to_be_bytes(), &random];
         assert_eq!(hex::encode(mac::cmac(&KEY, &parts)), expected);
         assert!(mac::verify(&KEY, &parts, &h(expected)));
         // The same bytes as one message.

@@ -44,11 +44,7 @@ fn head(plan: CardPlan) -> VirtualHead {
 }
 
 fn term(keys: &Keyset) -> Terminal<'_> {
-    Terminal {
-        keys,
-        now: NOW,
-        rng: ChaCha20Rng::seed_from_u64(7),
-    }
+    Terminal { keys, now: NOW, rng: ChaCha20Rng::seed_from_u64(7) }
 }
 
 fn image(h: &mut VirtualHead) -> CardImage {
@@ -129,11 +125,7 @@ fn tampered_amount_is_rejected_at_s15() {
     let before = image(&mut h);
     let o = run_pay(&mut h, &mut t, 10);
     assert_eq!(rejected(&o), ("S15", &RejectKind::RecordSignatureInvalid));
-    assert_eq!(
-        image(&mut h).purse.amount,
-        before.purse.amount,
-        "a rejected pay writes nothing"
-    );
+    assert_eq!(image(&mut h).purse.amount, before.purse.amount, "a rejected pay writes nothing");
     assert_eq!(image(&mut h).purse.counter, before.purse.counter);
 }
 
@@ -146,11 +138,7 @@ fn record_cloned_onto_another_card_is_rejected() {
     run_charge(&mut src, &mut t, 700);
     let r = record(&mut src);
     forge(&mut dst, r.amount, r.date, &r.signature, &r.certificate);
-    assert_eq!(
-        record(&mut dst).counter,
-        r.counter,
-        "clone shares the counter value"
-    );
+    assert_eq!(record(&mut dst).counter, r.counter, "clone shares the counter value");
     let o = run_pay(&mut dst, &mut t, 10);
     assert_eq!(rejected(&o), ("S15", &RejectKind::RecordSignatureInvalid));
 }
@@ -163,13 +151,7 @@ fn rollback_to_an_earlier_record_is_rejected() {
     let rich = record(&mut h);
     run_pay(&mut h, &mut t, 900);
     // Restore the earlier, richer record: the counter has moved on and cannot be set back.
-    forge(
-        &mut h,
-        rich.amount,
-        rich.date,
-        &rich.signature,
-        &rich.certificate,
-    );
+    forge(&mut h, rich.amount, rich.date, &rich.signature, &rich.certificate);
     let now = record(&mut h);
     assert_eq!(now.amount, 1000);
     assert!(now.counter < rich.counter);
@@ -270,12 +252,7 @@ fn xfer(n: u8, tk: u32, uk: u32) -> CardPlan {
     p
 }
 
-fn run_update(
-    a: &mut VirtualHead,
-    b: &mut VirtualHead,
-    t: &mut Terminal,
-    mode: UpdateMode,
-) -> Outcome {
+fn run_update(a: &mut VirtualHead, b: &mut VirtualHead, t: &mut Terminal, mode: UpdateMode) -> Outcome {
     let rec = Recorder::disabled();
     key_update(&mut Link::new(a, &rec), &mut Link::new(b, &rec), t, mode).unwrap()
 }
@@ -305,10 +282,7 @@ fn every_mode_brings_the_older_card_up_in_either_direction() {
             assert!(o.detail().contains(&format!("({series}xxx)")), "{o}");
             let ia = image(&mut a);
             assert_eq!(ia.xfer.tkid, 5, "{mode:?}");
-            assert_eq!(
-                ia.xfer.tk.as_ref().unwrap().expose(),
-                keys().transfer_key(5).unwrap().expose()
-            );
+            assert_eq!(ia.xfer.tk.as_ref().unwrap().expose(), keys().transfer_key(5).unwrap().expose());
             let expect_uk = if series == "S8" { ukb } else { uka };
             assert_eq!(ia.xfer.ukid, expect_uk, "{mode:?} {series}");
             assert_eq!(image(&mut b).xfer.tkid, 5);
@@ -326,10 +300,7 @@ fn multi_key_moves_only_the_id_to_a_preloaded_slot() {
     assert_eq!(o.verdict(), "success", "{o}");
     let ia = image(&mut a);
     assert_eq!(ia.xfer.tkid, 6);
-    assert_eq!(
-        ia.xfer.tk.as_ref().unwrap().expose(),
-        keys().transfer_key(6).unwrap().expose()
-    );
+    assert_eq!(ia.xfer.tk.as_ref().unwrap().expose(), keys().transfer_key(6).unwrap().expose());
 }
 
 #[test]
@@ -363,11 +334,7 @@ fn range_check_boundaries_at_the_upper_limit() {
             assert_eq!(o.verdict(), "success", "new {newer}: {o}");
             assert_eq!(image(&mut a).xfer.tkid, newer);
         } else {
-            assert_eq!(
-                rejected(&o),
-                ("S1104A", &RejectKind::CardRefused(0x6984)),
-                "new {newer}"
-            );
+            assert_eq!(rejected(&o), ("S1104A", &RejectKind::CardRefused(0x6984)), "new {newer}");
             assert_eq!(image(&mut a).xfer.tkid, 2);
         }
     }
@@ -382,11 +349,7 @@ fn rollover_checks_the_update_key_range_too() {
     let o = run_update(&mut a, &mut b, &mut term(keys()), UpdateMode::Rollover);
     assert_eq!(rejected(&o), ("S8105A", &RejectKind::CardRefused(0x6984)));
     let ia = image(&mut a);
-    assert_eq!(
-        (ia.xfer.tkid, ia.xfer.ukid),
-        (2, 1),
-        "nothing moves when one range check fails"
-    );
+    assert_eq!((ia.xfer.tkid, ia.xfer.ukid), (2, 1), "nothing moves when one range check fails");
 }
 
 #[test]
@@ -464,22 +427,10 @@ fn transfer_conserves_the_sum_in_both_directions() {
     let mut a = head(xfer(0x60, 3, 1));
     let mut b = head(xfer(0x61, 3, 2));
     let mut t = term(keys());
-    assert_eq!(
-        run_transfer(&mut a, &mut b, &mut t, 250).verdict(),
-        "success"
-    );
-    assert_eq!(
-        (image(&mut a).xfer.balance, image(&mut b).xfer.balance),
-        (750, 1250)
-    );
-    assert_eq!(
-        run_transfer(&mut b, &mut a, &mut t, 1250).verdict(),
-        "success"
-    );
-    assert_eq!(
-        (image(&mut a).xfer.balance, image(&mut b).xfer.balance),
-        (2000, 0)
-    );
+    assert_eq!(run_transfer(&mut a, &mut b, &mut t, 250).verdict(), "success");
+    assert_eq!((image(&mut a).xfer.balance, image(&mut b).xfer.balance), (750, 1250));
+    assert_eq!(run_transfer(&mut b, &mut a, &mut t, 1250).verdict(), "success");
+    assert_eq!((image(&mut a).xfer.balance, image(&mut b).xfer.balance), (2000, 0));
     assert!(image(&mut b).xfer.last_debit.is_some());
     assert!(image(&mut a).xfer.pending_credit.is_none());
 }
@@ -502,14 +453,8 @@ fn insufficient_balance_and_overflow_change_nothing() {
     let o = run_transfer(&mut a, &mut b, &mut t, 1001);
     assert_eq!(rejected(&o), ("S2001", &RejectKind::InsufficientValue));
     let o = run_transfer(&mut a, &mut b, &mut t, 101);
-    assert_eq!(
-        rejected(&o),
-        ("S2002/S2101B-S2103B", &RejectKind::CardRefused(0x6A84))
-    );
-    assert_eq!(
-        (image(&mut a).xfer.balance, image(&mut b).xfer.balance),
-        (1000, 1000)
-    );
+    assert_eq!(rejected(&o), ("S2002/S2101B-S2103B", &RejectKind::CardRefused(0x6A84)));
+    assert_eq!((image(&mut a).xfer.balance, image(&mut b).xfer.balance), (1000, 1000));
 }
 
 #[test]
@@ -556,35 +501,23 @@ impl Head for Corrupt {
 
 #[test]
 fn bad_transmission_challenge_is_refused_and_nothing_moves() {
-    let mut a = Corrupt {
-        inner: head(xfer(0x68, 3, 1)),
-        ins: cardbench::card::ins::XFER_SEND,
-    };
+    let mut a = Corrupt { inner: head(xfer(0x68, 3, 1)), ins: cardbench::card::ins::XFER_SEND };
     let mut b = head(xfer(0x69, 3, 1));
     let o = run_transfer(&mut a, &mut b, &mut term(keys()), 100);
     assert_eq!(rejected(&o), ("S2103A", &RejectKind::CardRefused(0x6982)));
     let (ia, ib) = (image(&mut a.inner), image(&mut b));
     assert_eq!((ia.xfer.balance, ib.xfer.balance), (1000, 1000));
-    assert!(
-        ib.xfer.pending_credit.is_none(),
-        "the terminal cancels the receiver's pending credit"
-    );
+    assert!(ib.xfer.pending_credit.is_none(), "the terminal cancels the receiver's pending credit");
 }
 
 #[test]
 fn bad_reception_challenge_keeps_the_credit_pending_for_recovery() {
     let mut a = head(xfer(0x6A, 3, 1));
-    let mut b = Corrupt {
-        inner: head(xfer(0x6B, 3, 1)),
-        ins: cardbench::card::ins::XFER_RECEIVE,
-    };
+    let mut b = Corrupt { inner: head(xfer(0x6B, 3, 1)), ins: cardbench::card::ins::XFER_RECEIVE };
     let o = run_transfer(&mut a, &mut b, &mut term(keys()), 100);
     assert_eq!(rejected(&o), ("S2104B", &RejectKind::CardRefused(0x6982)));
     let (ia, ib) = (image(&mut a), image(&mut b.inner));
-    assert_eq!(
-        ia.xfer.balance, 900,
-        "the sender committed after the transmission challenge verified"
-    );
+    assert_eq!(ia.xfer.balance, 900, "the sender committed after the transmission challenge verified");
     assert_eq!(ib.xfer.balance, 1000);
     let pending = ib.xfer.pending_credit.expect("credit kept in NVM");
     let debit = ia.xfer.last_debit.expect("sender keeps its last debit");
@@ -592,10 +525,7 @@ fn bad_reception_challenge_keeps_the_credit_pending_for_recovery() {
     // Recovery: deliver the sender's recorded reception challenge to the receiver.
     let r = raw(&mut b.inner, &cmds::xfer_receive(&debit.challenge));
     assert!(r.is_ok(), "{:04X}", r.sw);
-    assert_eq!(
-        image(&mut b.inner).xfer.balance + image(&mut a).xfer.balance,
-        2000
-    );
+    assert_eq!(image(&mut b.inner).xfer.balance + image(&mut a).xfer.balance, 2000);
 }
 
 #[test]
@@ -603,11 +533,7 @@ fn random_transfers_conserve_the_sum_and_rejections_change_nothing() {
     let mut heads: Vec<VirtualHead> = (0..3u8).map(|i| head(xfer(0x70 + i, 3, 1))).collect();
     let mut rng = ChaCha20Rng::seed_from_u64(2026);
     let mut t = term(keys());
-    let total = |hs: &mut Vec<VirtualHead>| {
-        hs.iter_mut()
-            .map(|h| image(h).xfer.balance as u64)
-            .sum::<u64>()
-    };
+    let total = |hs: &mut Vec<VirtualHead>| hs.iter_mut().map(|h| image(h).xfer.balance as u64).sum::<u64>();
     let start = total(&mut heads);
     let (mut ok, mut refused) = (0, 0);
     for _ in 0..40 {
@@ -616,11 +542,7 @@ fn random_transfers_conserve_the_sum_and_rejections_change_nothing() {
         let amount = rng.next_u32() % 1500;
         let before: Vec<u32> = heads.iter_mut().map(|h| image(h).xfer.balance).collect();
         let (l, r) = heads.split_at_mut(i.max(j));
-        let (x, y) = if i < j {
-            (&mut l[i], &mut r[0])
-        } else {
-            (&mut r[0], &mut l[j])
-        };
+        let (x, y) = if i < j { (&mut l[i], &mut r[0]) } else { (&mut r[0], &mut l[j]) };
         let o = run_transfer(x, y, &mut t, amount);
         let after: Vec<u32> = heads.iter_mut().map(|h| image(h).xfer.balance).collect();
         match o {
@@ -636,8 +558,5 @@ fn random_transfers_conserve_the_sum_and_rejections_change_nothing() {
         }
         assert_eq!(total(&mut heads), start);
     }
-    assert!(
-        ok > 10 && refused > 0,
-        "the sequence exercised both paths ({ok} ok, {refused} refused)"
-    );
+    assert!(ok > 10 && refused > 0, "the sequence exercised both paths ({ok} ok, {refused} refused)");
 }

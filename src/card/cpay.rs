@@ -4,6 +4,7 @@
 //! Beyond the seed: the debit that follows S38 must carry the reader's signature over a fresh
 //! card nonce, so only a reader whose certificate the card checked in S21 can take value.
 
+use super::defects::Defect;
 use super::ins::*;
 use super::{be32, status, Reply, VirtualCard};
 use crate::apdu::{Command, Response};
@@ -12,25 +13,11 @@ use crate::sw;
 use p256::ecdsa::SigningKey;
 
 pub fn sign_message(id: &[u8; 8], date: u32, amount: u32, reader_random: &[u8]) -> Vec<u8> {
-    [
-        DOM_CPAY_SIGN.as_slice(),
-        id,
-        &date.to_be_bytes(),
-        &amount.to_be_bytes(),
-        reader_random,
-    ]
-    .concat()
+    [DOM_CPAY_SIGN.as_slice(), id, &date.to_be_bytes(), &amount.to_be_bytes(), reader_random].concat()
 }
 
 pub fn debit_message(id: &[u8; 8], price: u32, date: u32, card_nonce: &[u8]) -> Vec<u8> {
-    [
-        DOM_CPAY_DEBIT.as_slice(),
-        id,
-        &price.to_be_bytes(),
-        &date.to_be_bytes(),
-        card_nonce,
-    ]
-    .concat()
+    [DOM_CPAY_DEBIT.as_slice(), id, &price.to_be_bytes(), &date.to_be_bytes(), card_nonce].concat()
 }
 
 impl VirtualCard {
@@ -40,9 +27,7 @@ impl VirtualCard {
                 let img = self.nvm.get();
                 let data = match (cmd.p1, cmd.p2) {
                     (FIELD_ID, 0) => img.card_id.to_vec(),
-                    (FIELD_VALUE, 0) => {
-                        [img.cpay.amount.to_be_bytes(), img.cpay.date.to_be_bytes()].concat()
-                    }
+                    (FIELD_VALUE, 0) => [img.cpay.amount.to_be_bytes(), img.cpay.date.to_be_bytes()].concat(),
                     (FIELD_CERTIFICATE, 0) => img.cpay.certificate.clone(),
                     _ => return status(sw::WRONG_P1P2),
                 };
@@ -68,8 +53,11 @@ impl VirtualCard {
                 let Ok(c) = cert::Certificate::parse(&cmd.data) else {
                     return status(sw::WRONG_DATA);
                 };
-                if c.verify_signature(&center).is_err() || c.body.role != cert::Role::PaymentMachine
-                {
+                let signature_ok =
+                    self.defects.has(Defect::CpayReaderSignatureUnchecked) || c.verify_signature(&center).is_ok();
+                let role_ok =
+                    self.defects.has(Defect::CpayReaderRoleUnchecked) || c.body.role == cert::Role::PaymentMachine;
+                if !signature_ok || !role_ok {
                     return status(sw::SECURITY_NOT_SATISFIED);
                 }
                 match c.public_key() {
@@ -89,16 +77,12 @@ impl VirtualCard {
                     return status(sw::COMMAND_NOT_ALLOWED);
                 }
                 let img = self.nvm.get();
-                let Some(key) = img
-                    .cpay
-                    .key
-                    .as_ref()
-                    .and_then(|k| SigningKey::from_slice(k.expose()).ok())
-                else {
+                let Some(key) = img.cpay.key.as_ref().and_then(|k| SigningKey::from_slice(k.expose()).ok()) else {
                     return status(sw::CONDITIONS_NOT_SATISFIED);
                 };
                 let (id, date, amount) = (img.card_id, img.cpay.date, img.cpay.amount);
-                let signature = sig::sign(&key, &sign_message(&id, date, amount, &cmd.data));
+                let random: &[u8] = if self.defects.has(Defect::CpaySignsZeroRandom) { &[0; 16] } else { &cmd.data };
+                let signature = sig::sign(&key, &sign_message(&id, date, amount, random));
                 let nonce = self.random16();
                 self.ram.cpay_nonce = Some(nonce);
                 let mut out = Vec::with_capacity(8 + 8 + 16 + 64);
@@ -114,30 +98,30 @@ impl VirtualCard {
                     return status(sw::WRONG_LENGTH);
                 }
                 // The nonce is single-use whatever happens next.
-                let (Some(nonce), Some(reader)) =
-                    (self.ram.cpay_nonce.take(), self.ram.cpay_reader)
-                else {
+                let nonce = if self.defects.has(Defect::CpayNonceReusable) {
+                    self.ram.cpay_nonce
+                } else {
+                    self.ram.cpay_nonce.take()
+                };
+                let (Some(nonce), Some(reader)) = (nonce, self.ram.cpay_reader) else {
                     return status(sw::COMMAND_NOT_ALLOWED);
                 };
                 let (price, date) = (be32(&cmd.data, 0), be32(&cmd.data, 4));
                 let id = self.nvm.get().card_id;
-                if sig::verify(
-                    &reader,
-                    &debit_message(&id, price, date, &nonce),
-                    &cmd.data[8..],
-                )
-                .is_err()
+                if !self.defects.has(Defect::CpayDebitSignatureUnchecked)
+                    && sig::verify(&reader, &debit_message(&id, price, date, &nonce), &cmd.data[8..]).is_err()
                 {
                     return status(sw::SECURITY_NOT_SATISFIED);
                 }
                 if price == 0 {
                     return status(sw::WRONG_DATA);
                 }
+                let overdraft = self.defects.has(Defect::CpayOverdraft);
                 match self.commit(|img| {
-                    if img.cpay.amount < price {
+                    if img.cpay.amount < price && !overdraft {
                         return Err(sw::NOT_ENOUGH_MEMORY);
                     }
-                    img.cpay.amount -= price;
+                    img.cpay.amount = img.cpay.amount.wrapping_sub(price);
                     img.cpay.date = date;
                     Ok(img.cpay.amount)
                 }) {

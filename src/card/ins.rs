@@ -84,8 +84,5 @@ pub const PO_XFER_MAX_BALANCE: u8 = 0x39;
 
 /// Personalization objects whose data is a secret key: traces redact their data field.
 pub fn perso_object_is_secret(p1: u8) -> bool {
-    matches!(
-        p1,
-        PO_CPAY_KEY | PO_XFER_UPDATE_KEY | PO_XFER_TRANSFER_KEY | PO_XFER_CARD_KEY | PO_XFER_SLOT
-    )
+    matches!(p1, PO_CPAY_KEY | PO_XFER_UPDATE_KEY | PO_XFER_TRANSFER_KEY | PO_XFER_CARD_KEY | PO_XFER_SLOT)
 }

@@ -5,6 +5,7 @@
 //! handling meets the same behaviour as on silicon. It never panics on any input.
 
 pub mod cpay;
+pub mod defects;
 pub mod image;
 pub mod ins;
 pub mod nvm;
@@ -14,6 +15,7 @@ pub mod xfer;
 
 use crate::apdu::{Command, Response};
 use crate::sw;
+use defects::Defects;
 use image::CardImage;
 use nvm::{Nvm, NvmFailure};
 use p256::ecdsa::VerifyingKey;
@@ -78,15 +80,14 @@ pub struct VirtualCard {
     pub(crate) rng: ChaCha20Rng,
     protocol: Protocol,
     powered: bool,
+    /// Seeded implementation defects (none on the reference card). Not NVM: a property of
+    /// the card's firmware, set by the lab.
+    pub(crate) defects: Defects,
 }
 
 impl std::fmt::Debug for VirtualCard {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(
-            f,
-            "VirtualCard({})",
-            hex::encode_upper(self.nvm.get().card_id)
-        )
+        write!(f, "VirtualCard({})", hex::encode_upper(self.nvm.get().card_id))
     }
 }
 
@@ -104,7 +105,17 @@ impl VirtualCard {
             rng,
             protocol,
             powered: false,
+            defects: Defects::NONE,
         }
+    }
+
+    /// Give this card seeded implementation defects (`Defects::NONE`: the reference card).
+    pub fn set_defects(&mut self, d: Defects) {
+        self.defects = d;
+    }
+
+    pub fn defects(&self) -> &Defects {
+        &self.defects
     }
 
     pub fn image(&self) -> &CardImage {
@@ -182,9 +193,7 @@ impl VirtualCard {
     fn dispatch(&mut self, cmd: &Command) -> Reply {
         match (cmd.cla, cmd.ins) {
             (ins::CLA_ISO, ins::SELECT) => self.select(cmd),
-            (ins::CLA_PROP, ins::PERSO_PUT | ins::PERSO_LOCK | ins::PERSO_STATUS) => {
-                self.perso(cmd)
-            }
+            (ins::CLA_PROP, ins::PERSO_PUT | ins::PERSO_LOCK | ins::PERSO_STATUS) => self.perso(cmd),
             (ins::CLA_ISO | ins::CLA_PROP, _) => {
                 let Some(applet) = self.ram.selected else {
                     return status(sw::COMMAND_NOT_ALLOWED);
@@ -223,10 +232,7 @@ impl VirtualCard {
             _ => return status(sw::FILE_NOT_FOUND),
         };
         // Selecting ends every session of the previously selected applet.
-        self.ram = Ram {
-            selected: Some(applet),
-            ..Ram::default()
-        };
+        self.ram = Ram { selected: Some(applet), ..Ram::default() };
         status(sw::OK)
     }
 
@@ -239,9 +245,7 @@ impl VirtualCard {
         }
         let len = r.data.len();
         match (self.protocol, cmd.data.is_empty(), cmd.le) {
-            (Protocol::T0, true, Some(le)) if le != len && len <= 256 => {
-                Response::status(0x6C00 | (len as u16 & 0xFF))
-            }
+            (Protocol::T0, true, Some(le)) if le != len && len <= 256 => Response::status(0x6C00 | (len as u16 & 0xFF)),
             (Protocol::T0, false, _) | (_, _, None) => {
                 self.ram.get_response = Some(r.data);
                 Response::status(0x6100 | (len.min(256) as u16 & 0xFF))
@@ -283,10 +287,7 @@ impl VirtualCard {
     }
 
     /// Commit an NVM update; a torn commit makes the card mute.
-    pub(crate) fn commit<R>(
-        &mut self,
-        f: impl FnOnce(&mut CardImage) -> Result<R, u16>,
-    ) -> Result<R, Reply> {
+    pub(crate) fn commit<R>(&mut self, f: impl FnOnce(&mut CardImage) -> Result<R, u16>) -> Result<R, Reply> {
         match self.nvm.update(f) {
             Ok(r) => Ok(r),
             Err(NvmFailure::Refused(sw)) => Err(status(sw)),

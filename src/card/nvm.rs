@@ -25,11 +25,7 @@ pub enum NvmFailure {
 
 impl<T: Clone> Nvm<T> {
     pub fn new(image: T) -> Self {
-        Nvm {
-            committed: image,
-            commits: 0,
-            tear_after: None,
-        }
+        Nvm { committed: image, commits: 0, tear_after: None }
     }
 
     pub fn get(&self) -> &T {

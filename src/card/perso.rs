@@ -1,5 +1,6 @@
 //! Issuer personalization: PUT objects until LOCK. Nothing here ever reads a key back.
 
+use super::defects::Defect;
 use super::ins::*;
 use super::{be32, status, Reply, VirtualCard};
 use crate::apdu::{Command, Response};
@@ -15,7 +16,10 @@ impl VirtualCard {
             let img = self.nvm.get();
             return Response::ok(vec![u8::from(img.locked)]).into();
         }
-        if self.nvm.get().locked {
+        // Defect: the lock check forgets the counter object.
+        let counter_hole =
+            self.defects.has(Defect::CounterSettableAfterLock) && cmd.ins == PERSO_PUT && cmd.p1 == PO_PURSE_COUNTER;
+        if self.nvm.get().locked && !counter_hole {
             return status(sw::COMMAND_NOT_ALLOWED);
         }
         if cmd.ins == PERSO_LOCK {
@@ -122,10 +126,7 @@ impl VirtualCard {
                         return Err(sw::NOT_ENOUGH_MEMORY);
                     }
                     img.xfer.slots.retain(|(i, _)| *i != id);
-                    img.xfer.slots.push((
-                        id,
-                        Secret::from_slice(&d[4..]).expect("20-byte slot checked"),
-                    ));
+                    img.xfer.slots.push((id, Secret::from_slice(&d[4..]).expect("20-byte slot checked")));
                     img.xfer.slots.sort_by_key(|(i, _)| *i);
                 }
                 _ => return Err(sw::WRONG_P1P2),
@@ -142,13 +143,9 @@ impl VirtualCard {
 /// Keys are checked when they are written, so a bad personalization fails at PUT (6A80)
 /// rather than later in the field.
 fn valid_scalar(d: &[u8]) -> Result<(), u16> {
-    p256::ecdsa::SigningKey::from_slice(d)
-        .map(|_| ())
-        .map_err(|_| sw::WRONG_DATA)
+    p256::ecdsa::SigningKey::from_slice(d).map(|_| ()).map_err(|_| sw::WRONG_DATA)
 }
 
 fn valid_point(d: &[u8]) -> Result<(), u16> {
-    crate::crypto::sig::decode_point(d)
-        .map(|_| ())
-        .map_err(|_| sw::WRONG_DATA)
+    crate::crypto::sig::decode_point(d).map(|_| ()).map_err(|_| sw::WRONG_DATA)
 }

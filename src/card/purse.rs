@@ -4,6 +4,7 @@
 //! exactly one in the same NVM transaction, and nothing can set it. The signature and
 //! certificate areas are plain storage; their meaning is checked by the terminals.
 
+use super::defects::Defect;
 use super::ins::*;
 use super::{be32, status, Reply, VirtualCard};
 use crate::apdu::{Command, Response};
@@ -53,17 +54,35 @@ impl VirtualCard {
                 Response::ok(data).into()
             }
             PURSE_WRITE_VALUE => {
+                let defects = self.defects;
                 if cmd.data.len() != 8 {
+                    if defects.has(Defect::CounterDecrementedOnRefusedWrite) {
+                        // Defect: the counter step is its own transaction, done before the
+                        // command is validated.
+                        if let Err(r) = self.commit(|img| {
+                            img.purse.counter = img.purse.counter.saturating_sub(1);
+                            Ok(())
+                        }) {
+                            return r;
+                        }
+                    }
                     return status(sw::WRONG_LENGTH);
                 }
                 let (amount, date) = (be32(&cmd.data, 0), be32(&cmd.data, 4));
+                let step = if defects.has(Defect::CounterNotDecremented) {
+                    0
+                } else if defects.has(Defect::CounterDecrementedTwice) {
+                    2
+                } else {
+                    1
+                };
                 // S1 + S2: value and counter step land together or not at all.
                 match self.commit(|img| {
                     let p = &mut img.purse;
-                    if p.counter == 0 {
+                    if p.counter == 0 && !defects.has(Defect::CounterWraps) {
                         return Err(sw::NOT_ENOUGH_MEMORY);
                     }
-                    p.counter -= 1;
+                    p.counter = p.counter.wrapping_sub(step);
                     p.amount = amount;
                     p.date = date;
                     Ok(p.counter)
@@ -74,11 +93,7 @@ impl VirtualCard {
             }
             PURSE_WRITE_SIGNATURE | PURSE_WRITE_CERTIFICATE => {
                 let sig = cmd.ins == PURSE_WRITE_SIGNATURE;
-                let ok_len = if sig {
-                    cmd.data.len() == 64
-                } else {
-                    (1..=255).contains(&cmd.data.len())
-                };
+                let ok_len = if sig { cmd.data.len() == 64 } else { (1..=255).contains(&cmd.data.len()) };
                 if !ok_len {
                     return status(sw::WRONG_LENGTH);
                 }

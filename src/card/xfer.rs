@@ -1,6 +1,7 @@
 //! XFER applet (seed 002): transfer-key update (embodiments 1-5) and card-to-card value
 //! transfer (Fig. 4), with the receiving side's pending credit kept in NVM.
 
+use super::defects::Defect;
 use super::image::{LastDebit, PendingCredit};
 use super::ins::*;
 use super::{arr16, be32, status, Reply, VirtualCard};
@@ -29,10 +30,7 @@ pub struct SendSession {
 
 /// Transmission (tag 01) and reception (tag 02) challenges: AES-CMAC under the transfer key.
 pub fn challenge(tk: &[u8; 16], tag: u8, paid: u32, date: u32, random: &[u8; 16]) -> [u8; 16] {
-    mac::cmac(
-        tk,
-        &[&[tag], &paid.to_be_bytes(), &date.to_be_bytes(), random],
-    )
+    mac::cmac(tk, &[&[tag], &paid.to_be_bytes(), &date.to_be_bytes(), random])
 }
 
 /// Associated data of the key-transport AE (common and multi-key modes).
@@ -77,14 +75,7 @@ impl VirtualCard {
             (0x00, 0x00) => {
                 let mut v = Vec::with_capacity(40);
                 v.extend_from_slice(&img.card_id);
-                for n in [
-                    x.validity,
-                    x.balance,
-                    x.ukid,
-                    x.tkid,
-                    x.ukid_limit,
-                    x.tkid_limit,
-                ] {
+                for n in [x.validity, x.balance, x.ukid, x.tkid, x.ukid_limit, x.tkid_limit] {
                     v.extend_from_slice(&n.to_be_bytes());
                 }
                 let flags = u8::from(x.uk.is_some())
@@ -117,15 +108,11 @@ impl VirtualCard {
 
     /// Parse a peer certificate and check it against the CA key stored at personalization.
     fn verified_peer(&self, bytes: &[u8]) -> Result<VerifyingKey, Reply> {
-        let ca = self
-            .nvm
-            .get()
-            .xfer
-            .ca_key
-            .ok_or_else(|| status(sw::CONDITIONS_NOT_SATISFIED))?;
+        let ca = self.nvm.get().xfer.ca_key.ok_or_else(|| status(sw::CONDITIONS_NOT_SATISFIED))?;
         let ca = sig::decode_point(&ca).map_err(|_| status(sw::NO_DIAGNOSIS))?;
         let c = cert::Certificate::parse(bytes).map_err(|_| status(sw::WRONG_DATA))?;
-        if c.verify_signature(&ca).is_err() || c.body.role != cert::Role::XferCard {
+        let signature_ok = self.defects.has(Defect::PeerCertUnchecked) || c.verify_signature(&ca).is_ok();
+        if !signature_ok || c.body.role != cert::Role::XferCard {
             return Err(status(sw::SECURITY_NOT_SATISFIED));
         }
         c.public_key().map_err(|_| status(sw::WRONG_DATA))
@@ -167,9 +154,7 @@ impl VirtualCard {
         }
         let random = arr16(&cmd.data, 0);
         let x = self.nvm.get().xfer.clone();
-        let tk =
-            x.tk.as_ref()
-                .ok_or_else(|| status(sw::CONDITIONS_NOT_SATISFIED))?;
+        let tk = x.tk.as_ref().ok_or_else(|| status(sw::CONDITIONS_NOT_SATISFIED))?;
         let out = if is_public(mode) {
             let peer = self.verified_peer(&cmd.data[16..])?;
             let key = self.card_signing_key()?;
@@ -177,9 +162,7 @@ impl VirtualCard {
             pt.extend_from_slice(&x.tkid.to_be_bytes());
             pt.extend_from_slice(tk.expose());
             if mode == MODE_PUBLIC_UK {
-                let uk =
-                    x.uk.as_ref()
-                        .ok_or_else(|| status(sw::CONDITIONS_NOT_SATISFIED))?;
+                let uk = x.uk.as_ref().ok_or_else(|| status(sw::CONDITIONS_NOT_SATISFIED))?;
                 pt.extend_from_slice(&x.ukid.to_be_bytes());
                 pt.extend_from_slice(uk.expose());
             }
@@ -187,9 +170,7 @@ impl VirtualCard {
             let signature = sig::sign(&key, &transport_signed(mode, &ct, &random));
             [ct, signature.to_vec()].concat()
         } else {
-            let uk =
-                x.uk.as_ref()
-                    .ok_or_else(|| status(sw::CONDITIONS_NOT_SATISFIED))?;
+            let uk = x.uk.as_ref().ok_or_else(|| status(sw::CONDITIONS_NOT_SATISFIED))?;
             let mut pt = Vec::with_capacity(36);
             pt.extend_from_slice(&random);
             pt.extend_from_slice(&x.tkid.to_be_bytes());
@@ -197,12 +178,7 @@ impl VirtualCard {
                 pt.extend_from_slice(tk.expose());
             }
             let iv = self.random16();
-            ae::seal(
-                &ae::AeKeys::from_key(uk.expose()),
-                &iv,
-                &transport_aad(mode),
-                &pt,
-            )
+            ae::seal(&ae::AeKeys::from_key(uk.expose()), &iv, &transport_aad(mode), &pt)
         };
         Ok(Response::ok(out).into())
     }
@@ -211,11 +187,12 @@ impl VirtualCard {
     fn xfer_update_transfer_key(&mut self, cmd: &Command) -> Result<Reply, Reply> {
         let mode = Self::mode_of(cmd)?;
         // The permission is consumed by any attempt, so a random is never accepted twice.
-        let session = self
-            .ram
-            .key_update
-            .take()
-            .ok_or_else(|| status(sw::COMMAND_NOT_ALLOWED))?;
+        let session = if self.defects.has(Defect::UpdatePermissionReusable) {
+            self.ram.key_update.clone()
+        } else {
+            self.ram.key_update.take()
+        }
+        .ok_or_else(|| status(sw::COMMAND_NOT_ALLOWED))?;
         if session.mode != mode {
             return Err(status(sw::COMMAND_NOT_ALLOWED));
         }
@@ -227,38 +204,33 @@ impl VirtualCard {
             }
             let (ct, signature) = cmd.data.split_at(cmd.data.len() - 64);
             let peer = session.peer.ok_or_else(refused)?;
-            sig::verify(
-                &peer,
-                &transport_signed(mode, ct, &session.random),
-                signature,
-            )
-            .map_err(|_| refused())?;
+            sig::verify(&peer, &transport_signed(mode, ct, &session.random), signature).map_err(|_| refused())?;
             let key = self.card_signing_key()?;
             let pt = ecies::decrypt(&p256::SecretKey::from(key), ct).map_err(|_| refused())?;
             match (mode, pt.len()) {
                 (MODE_PUBLIC, 20) => (be32(&pt, 0), arr16(&pt, 4), None),
-                (MODE_PUBLIC_UK, 40) => (
-                    be32(&pt, 0),
-                    arr16(&pt, 4),
-                    Some((be32(&pt, 20), arr16(&pt, 24))),
-                ),
+                (MODE_PUBLIC_UK, 40) => (be32(&pt, 0), arr16(&pt, 4), Some((be32(&pt, 20), arr16(&pt, 24)))),
                 _ => return Err(status(sw::WRONG_DATA)),
             }
         } else {
-            let uk =
-                x.uk.as_ref()
-                    .ok_or_else(|| status(sw::CONDITIONS_NOT_SATISFIED))?;
-            let pt = ae::open(
-                &ae::AeKeys::from_key(uk.expose()),
-                &transport_aad(mode),
-                &cmd.data,
-            )
-            .map_err(|_| refused())?;
+            let uk = x.uk.as_ref().ok_or_else(|| status(sw::CONDITIONS_NOT_SATISFIED))?;
+            let pt = match ae::open(&ae::AeKeys::from_key(uk.expose()), &transport_aad(mode), &cmd.data) {
+                Ok(pt) => pt,
+                // Defect: "mode 03 moves only an ID", so a plain random ‖ ID is taken too.
+                Err(_)
+                    if mode == MODE_MULTI
+                        && cmd.data.len() == 20
+                        && self.defects.has(Defect::MultiKeyUnauthenticated) =>
+                {
+                    cmd.data.clone()
+                }
+                Err(_) => return Err(refused()),
+            };
             let want = if mode == MODE_COMMON { 36 } else { 20 };
             if pt.len() != want {
                 return Err(status(sw::WRONG_DATA));
             }
-            if pt[..16] != session.random {
+            if pt[..16] != session.random && !self.defects.has(Defect::UpdateRandomUnchecked) {
                 return Err(refused());
             }
             let tkid = be32(&pt, 16);
@@ -266,19 +238,23 @@ impl VirtualCard {
                 arr16(&pt, 20)
             } else {
                 let slot = x.slots.iter().find(|(id, _)| *id == tkid);
-                *slot
-                    .ok_or_else(|| status(sw::REF_DATA_NOT_USABLE))?
-                    .1
-                    .expose()
+                *slot.ok_or_else(|| status(sw::REF_DATA_NOT_USABLE))?.1.expose()
             };
             (tkid, tk, None)
         };
         // Range checks: current < new <= upper limit, for every ID that moves.
-        if !(x.tkid < tkid && tkid <= x.tkid_limit) {
+        let d = self.defects;
+        let above_current = if d.has(Defect::TkidAcceptsCurrent) { x.tkid <= tkid } else { x.tkid < tkid };
+        let within_limit = if d.has(Defect::TkidLimitOffByOne) {
+            tkid <= x.tkid_limit.saturating_add(1)
+        } else {
+            tkid <= x.tkid_limit
+        };
+        if !(above_current && within_limit) && !d.has(Defect::TkidRangeUnchecked) {
             return Err(status(sw::REF_DATA_NOT_USABLE));
         }
         if let Some((ukid, _)) = uk {
-            if !(x.ukid < ukid && ukid <= x.ukid_limit) {
+            if !(x.ukid < ukid && ukid <= x.ukid_limit) && !d.has(Defect::UkidLimitUnchecked) {
                 return Err(status(sw::REF_DATA_NOT_USABLE));
             }
         }
@@ -294,22 +270,31 @@ impl VirtualCard {
         Ok(status(sw::OK))
     }
 
+    /// A challenge as this card computes it: `challenge`, or without the date under
+    /// `Defect::ChallengeOmitsDate`.
+    fn card_challenge(&self, tk: &[u8; 16], tag: u8, paid: u32, date: u32, random: &[u8; 16]) -> [u8; 16] {
+        if self.defects.has(Defect::ChallengeOmitsDate) {
+            mac::cmac(tk, &[&[tag], &paid.to_be_bytes(), random])
+        } else {
+            challenge(tk, tag, paid, date, random)
+        }
+    }
+
+    /// Constant-time check of a peer's challenge against `card_challenge`.
+    fn card_challenge_ok(&self, tk: &[u8; 16], tag: u8, paid: u32, date: u32, random: &[u8; 16], got: &[u8]) -> bool {
+        if self.defects.has(Defect::ChallengeOmitsDate) {
+            return mac::verify(tk, &[&[tag], &paid.to_be_bytes(), random], got);
+        }
+        let parts: [&[u8]; 4] = [&[tag], &paid.to_be_bytes(), &date.to_be_bytes(), random];
+        mac::verify(tk, &parts, got)
+    }
+
     fn transfer_key(&self) -> Result<[u8; 16], Reply> {
-        self.nvm
-            .get()
-            .xfer
-            .tk
-            .as_ref()
-            .map(|k| *k.expose())
-            .ok_or_else(|| status(sw::CONDITIONS_NOT_SATISFIED))
+        self.nvm.get().xfer.tk.as_ref().map(|k| *k.expose()).ok_or_else(|| status(sw::CONDITIONS_NOT_SATISFIED))
     }
 
     /// Common checks of both permissions: key present, amount and validity.
-    fn transfer_preconditions(
-        &self,
-        data: &[u8],
-        len: usize,
-    ) -> Result<(u32, u32, [u8; 16]), Reply> {
+    fn transfer_preconditions(&self, data: &[u8], len: usize) -> Result<(u32, u32, [u8; 16]), Reply> {
         if data.len() != len {
             return Err(status(sw::WRONG_LENGTH));
         }
@@ -318,7 +303,7 @@ impl VirtualCard {
         if paid == 0 {
             return Err(status(sw::WRONG_DATA));
         }
-        if date > self.nvm.get().xfer.validity {
+        if date > self.nvm.get().xfer.validity && !self.defects.has(Defect::ValidityIgnored) {
             return Err(status(sw::CONDITIONS_NOT_SATISFIED));
         }
         Ok((paid, date, tk))
@@ -328,15 +313,18 @@ impl VirtualCard {
     fn xfer_send_permission(&mut self, cmd: &Command) -> Result<Reply, Reply> {
         self.ram.send = None;
         let (paid, date, _) = self.transfer_preconditions(&cmd.data, 8)?;
-        if self.nvm.get().xfer.balance < paid {
+        if self.nvm.get().xfer.balance < paid && !self.defects.has(Defect::OverdraftAllowed) {
             return Err(status(sw::NOT_ENOUGH_MEMORY));
         }
+        if self.defects.has(Defect::DebitAtSendPermission) {
+            // Defect: the tentative debit goes straight to NVM.
+            self.commit(|img| {
+                img.xfer.balance = img.xfer.balance.wrapping_sub(paid);
+                Ok(())
+            })?;
+        }
         let rnd_send = self.random16();
-        self.ram.send = Some(SendSession {
-            paid,
-            date,
-            rnd_send,
-        });
+        self.ram.send = Some(SendSession { paid, date, rnd_send });
         Ok(Response::ok(rnd_send.to_vec()).into())
     }
 
@@ -344,25 +332,22 @@ impl VirtualCard {
     fn xfer_receive_permission(&mut self, cmd: &Command) -> Result<Reply, Reply> {
         let (paid, date, tk) = self.transfer_preconditions(&cmd.data, 24)?;
         let rnd_send = arr16(&cmd.data, 8);
+        let d = self.defects;
         let x = &self.nvm.get().xfer;
-        if x.pending_credit.is_some() {
+        if x.pending_credit.is_some() && !d.has(Defect::PendingCreditOverwritten) {
             return Err(status(sw::COMMAND_NOT_ALLOWED));
         }
-        if x.balance
-            .checked_add(paid)
-            .map_or(true, |b| b > x.balance_cap())
-        {
+        if x.balance.checked_add(paid).map_or(true, |b| b > x.balance_cap()) && !d.has(Defect::BalanceCapUnchecked) {
             return Err(status(sw::NOT_ENOUGH_MEMORY));
         }
         let rnd_recv = self.random16();
-        let chal = challenge(&tk, TAG_TRANSMISSION, paid, date, &rnd_send);
+        let chal = self.card_challenge(&tk, TAG_TRANSMISSION, paid, date, &rnd_send);
         self.commit(|img| {
-            img.xfer.pending_credit = Some(PendingCredit {
-                paid,
-                date,
-                rnd_send,
-                rnd_recv,
-            });
+            if d.has(Defect::CreditAtReceivePermission) {
+                // Defect: the credit lands now; the pending record only waits for the MAC.
+                img.xfer.balance = img.xfer.balance.wrapping_add(paid);
+            }
+            img.xfer.pending_credit = Some(PendingCredit { paid, date, rnd_send, rnd_recv });
             Ok(())
         })?;
         Ok(Response::ok([chal, rnd_recv].concat()).into())
@@ -374,35 +359,26 @@ impl VirtualCard {
         if cmd.data.len() != 32 {
             return Err(status(sw::WRONG_LENGTH));
         }
-        let s = self
-            .ram
-            .send
-            .take()
-            .ok_or_else(|| status(sw::COMMAND_NOT_ALLOWED))?;
+        let s = self.ram.send.take().ok_or_else(|| status(sw::COMMAND_NOT_ALLOWED))?;
         let tk = self.transfer_key()?;
-        let parts: [&[u8]; 4] = [
-            &[TAG_TRANSMISSION],
-            &s.paid.to_be_bytes(),
-            &s.date.to_be_bytes(),
-            &s.rnd_send,
-        ];
-        if !mac::verify(&tk, &parts, &cmd.data[..16]) {
+        let d = self.defects;
+        if !d.has(Defect::SendChallengeUnchecked)
+            && !self.card_challenge_ok(&tk, TAG_TRANSMISSION, s.paid, s.date, &s.rnd_send, &cmd.data[..16])
+        {
             return Err(status(sw::SECURITY_NOT_SATISFIED));
         }
         let rnd_recv = arr16(&cmd.data, 16);
-        let chal = challenge(&tk, TAG_RECEPTION, s.paid, s.date, &rnd_recv);
+        let chal = self.card_challenge(&tk, TAG_RECEPTION, s.paid, s.date, &rnd_recv);
         self.commit(|img| {
-            if img.xfer.balance < s.paid {
-                return Err(sw::NOT_ENOUGH_MEMORY);
+            // Defect debit-at-send-permission: the balance already moved.
+            if !d.has(Defect::DebitAtSendPermission) {
+                if img.xfer.balance < s.paid && !d.has(Defect::OverdraftAllowed) {
+                    return Err(sw::NOT_ENOUGH_MEMORY);
+                }
+                img.xfer.balance = img.xfer.balance.wrapping_sub(s.paid);
             }
-            img.xfer.balance -= s.paid;
-            img.xfer.last_debit = Some(LastDebit {
-                paid: s.paid,
-                date: s.date,
-                rnd_send: s.rnd_send,
-                rnd_recv,
-                challenge: chal,
-            });
+            img.xfer.last_debit =
+                Some(LastDebit { paid: s.paid, date: s.date, rnd_send: s.rnd_send, rnd_recv, challenge: chal });
             Ok(())
         })?;
         Ok(Response::ok(chal.to_vec()).into())
@@ -414,31 +390,24 @@ impl VirtualCard {
             return Err(status(sw::WRONG_LENGTH));
         }
         let tk = self.transfer_key()?;
-        let p = self
-            .nvm
-            .get()
-            .xfer
-            .pending_credit
-            .clone()
-            .ok_or_else(|| status(sw::COMMAND_NOT_ALLOWED))?;
-        let parts: [&[u8]; 4] = [
-            &[TAG_RECEPTION],
-            &p.paid.to_be_bytes(),
-            &p.date.to_be_bytes(),
-            &p.rnd_recv,
-        ];
-        if !mac::verify(&tk, &parts, &cmd.data) {
+        let p = self.nvm.get().xfer.pending_credit.clone().ok_or_else(|| status(sw::COMMAND_NOT_ALLOWED))?;
+        if !self.card_challenge_ok(&tk, TAG_RECEPTION, p.paid, p.date, &p.rnd_recv, &cmd.data) {
             return Err(status(sw::SECURITY_NOT_SATISFIED));
         }
+        let d = self.defects;
         let balance = self.commit(|img| {
             let x = &mut img.xfer;
-            let b = x
-                .balance
-                .checked_add(p.paid)
-                .filter(|b| *b <= x.balance_cap())
-                .ok_or(sw::NOT_ENOUGH_MEMORY)?;
+            let b = if d.has(Defect::CreditAtReceivePermission) {
+                x.balance
+            } else if d.has(Defect::BalanceCapUnchecked) {
+                x.balance.wrapping_add(p.paid)
+            } else {
+                x.balance.checked_add(p.paid).filter(|b| *b <= x.balance_cap()).ok_or(sw::NOT_ENOUGH_MEMORY)?
+            };
             x.balance = b;
-            x.pending_credit = None;
+            if !d.has(Defect::ReceiveReplay) {
+                x.pending_credit = None;
+            }
             Ok(b)
         })?;
         Ok(Response::ok(balance.to_be_bytes().to_vec()).into())
@@ -448,31 +417,12 @@ impl VirtualCard {
         let x = &self.nvm.get().xfer;
         let data = match (cmd.p1, cmd.p2) {
             (0x01, 0) => {
-                let p = x
-                    .pending_credit
-                    .as_ref()
-                    .ok_or_else(|| status(sw::REF_DATA_NOT_FOUND))?;
-                [
-                    &p.paid.to_be_bytes()[..],
-                    &p.date.to_be_bytes(),
-                    &p.rnd_send,
-                    &p.rnd_recv,
-                ]
-                .concat()
+                let p = x.pending_credit.as_ref().ok_or_else(|| status(sw::REF_DATA_NOT_FOUND))?;
+                [&p.paid.to_be_bytes()[..], &p.date.to_be_bytes(), &p.rnd_send, &p.rnd_recv].concat()
             }
             (0x02, 0) => {
-                let d = x
-                    .last_debit
-                    .as_ref()
-                    .ok_or_else(|| status(sw::REF_DATA_NOT_FOUND))?;
-                [
-                    &d.paid.to_be_bytes()[..],
-                    &d.date.to_be_bytes(),
-                    &d.rnd_send,
-                    &d.rnd_recv,
-                    &d.challenge,
-                ]
-                .concat()
+                let d = x.last_debit.as_ref().ok_or_else(|| status(sw::REF_DATA_NOT_FOUND))?;
+                [&d.paid.to_be_bytes()[..], &d.date.to_be_bytes(), &d.rnd_send, &d.rnd_recv, &d.challenge].concat()
             }
             _ => return Err(status(sw::WRONG_P1P2)),
         };

@@ -178,10 +178,7 @@ mod tests {
         let k = keys();
         let sealed = seal(&k, &IV, b"header", b"payload");
         let other = AeKeys::from_key(&[0x43; 16]);
-        assert_eq!(
-            open(&other, b"header", &sealed),
-            Err(CryptoError::TagMismatch)
-        );
+        assert_eq!(open(&other, b"header", &sealed), Err(CryptoError::TagMismatch));
         assert_eq!(open(&k, b"headeR", &sealed), Err(CryptoError::TagMismatch));
         assert_eq!(open(&k, b"", &sealed), Err(CryptoError::TagMismatch));
         // Swapped enc/mac keys are different keys.
@@ -192,10 +189,7 @@ mod tests {
         let same = AeKeys::from_parts(enc, mac);
         assert_eq!(open(&same, b"header", &sealed).unwrap(), b"payload");
         let swapped = AeKeys::from_parts(mac, enc);
-        assert_eq!(
-            open(&swapped, b"header", &sealed),
-            Err(CryptoError::TagMismatch)
-        );
+        assert_eq!(open(&swapped, b"header", &sealed), Err(CryptoError::TagMismatch));
     }
 
     #[test]

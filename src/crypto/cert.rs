@@ -192,10 +192,7 @@ fn tag_hex(t: &Tag) -> String {
 
 fn parse_top(bytes: &[u8], max_len: usize, t: u16, name: &str) -> Result<Tlv, String> {
     if bytes.len() > max_len {
-        return Err(format!(
-            "{} bytes, more than the {max_len}-byte limit",
-            bytes.len()
-        ));
+        return Err(format!("{} bytes, more than the {max_len}-byte limit", bytes.len()));
     }
     let (tlv, rest) = Tlv::parse(bytes);
     let tlv = tlv.map_err(|e| format!("invalid BER-TLV: {e}"))?;
@@ -212,11 +209,7 @@ fn parse_top(bytes: &[u8], max_len: usize, t: u16, name: &str) -> Result<Tlv, St
 fn expect_tag(tlv: &Tlv, t: u16, name: &str) -> Result<(), String> {
     let want = tag(t);
     if *tlv.tag() != want {
-        return Err(format!(
-            "expected tag {} ({name}), found {}",
-            tag_hex(&want),
-            tag_hex(tlv.tag())
-        ));
+        return Err(format!("expected tag {} ({name}), found {}", tag_hex(&want), tag_hex(tlv.tag())));
     }
     Ok(())
 }
@@ -225,15 +218,10 @@ fn children<'a>(tlv: &'a Tlv, t: u16, name: &str, count: usize) -> Result<&'a [T
     expect_tag(tlv, t, name)?;
     match tlv.value() {
         Value::Constructed(c) if c.len() == count => Ok(c),
-        Value::Constructed(c) => Err(format!(
-            "{name} ({}) holds {} data objects, expected {count}",
-            tag_hex(tlv.tag()),
-            c.len()
-        )),
-        Value::Primitive(_) => Err(format!(
-            "{name} ({}) is not constructed",
-            tag_hex(tlv.tag())
-        )),
+        Value::Constructed(c) => {
+            Err(format!("{name} ({}) holds {} data objects, expected {count}", tag_hex(tlv.tag()), c.len()))
+        }
+        Value::Primitive(_) => Err(format!("{name} ({}) is not constructed", tag_hex(tlv.tag()))),
     }
 }
 
@@ -247,13 +235,7 @@ fn value<'a>(tlv: &'a Tlv, t: u16, name: &str) -> Result<&'a [u8], String> {
 
 fn fixed<const N: usize>(tlv: &Tlv, t: u16, name: &str) -> Result<[u8; N], String> {
     let v = value(tlv, t, name)?;
-    <[u8; N]>::try_from(v).map_err(|_| {
-        format!(
-            "{name} ({}) has {} bytes, expected {N}",
-            tag_hex(tlv.tag()),
-            v.len()
-        )
-    })
+    <[u8; N]>::try_from(v).map_err(|_| format!("{name} ({}) has {} bytes, expected {N}", tag_hex(tlv.tag()), v.len()))
 }
 
 // ---------------------------------------------------------------------------
@@ -279,12 +261,7 @@ impl Certificate {
             ],
         );
         let (signature, body_der, raw) = signed(T_CERT, body_tlv, issuer_key);
-        Certificate {
-            body,
-            signature,
-            body_der,
-            raw,
-        }
+        Certificate { body, signature, body_der, raw }
     }
 
     /// Strictly decodes a certificate (see the module documentation).
@@ -317,20 +294,12 @@ impl Certificate {
             unreachable!("children() checked the count")
         };
         let public_key = fixed::<65>(point, T_POINT, "public key point")?;
-        sig::decode_point(&public_key)
-            .map_err(|_| "public key is not a valid uncompressed P-256 point".to_string())?;
+        sig::decode_point(&public_key).map_err(|_| "public key is not a valid uncompressed P-256 point".to_string())?;
         let expiry = u32::from_be_bytes(fixed::<4>(expiry, T_EXPIRY, "expiry")?);
         let serial = u32::from_be_bytes(fixed::<4>(serial, T_SERIAL, "serial number")?);
         let signature = fixed::<64>(sig_tlv, T_SIGNATURE, "signature")?;
         Ok(Certificate {
-            body: CertBody {
-                issuer,
-                subject,
-                role,
-                public_key,
-                expiry,
-                serial,
-            },
+            body: CertBody { issuer, subject, role, public_key, expiry, serial },
             signature,
             body_der: body_tlv.to_vec(),
             raw: bytes.to_vec(),
@@ -382,21 +351,10 @@ impl Crl {
         let list: Vec<u8> = revoked.iter().flat_map(|s| s.to_be_bytes()).collect();
         let body_tlv = constructed(
             T_CRL_BODY,
-            vec![
-                primitive(T_ISSUER, &issuer),
-                primitive(T_ISSUED, &issued.to_be_bytes()),
-                primitive(T_REVOKED, &list),
-            ],
+            vec![primitive(T_ISSUER, &issuer), primitive(T_ISSUED, &issued.to_be_bytes()), primitive(T_REVOKED, &list)],
         );
         let (signature, body_der, raw) = signed(T_CRL, body_tlv, key);
-        Crl {
-            issuer,
-            issued,
-            revoked,
-            signature,
-            body_der,
-            raw,
-        }
+        Crl { issuer, issued, revoked, signature, body_der, raw }
     }
 
     /// Strictly decodes a CRL (see the module documentation). Does not
@@ -419,27 +377,14 @@ impl Crl {
         let issued = u32::from_be_bytes(fixed::<4>(issued, T_ISSUED, "issue date")?);
         let list = value(revoked, T_REVOKED, "revoked serial numbers")?;
         if list.len() % 4 != 0 {
-            return Err(format!(
-                "revoked serial numbers (C3) have {} bytes, not a multiple of 4",
-                list.len()
-            ));
+            return Err(format!("revoked serial numbers (C3) have {} bytes, not a multiple of 4", list.len()));
         }
         if list.len() / 4 > MAX_REVOKED {
             return Err(format!("more than {MAX_REVOKED} revoked serial numbers"));
         }
-        let revoked = list
-            .chunks_exact(4)
-            .map(|c| u32::from_be_bytes([c[0], c[1], c[2], c[3]]))
-            .collect();
+        let revoked = list.chunks_exact(4).map(|c| u32::from_be_bytes([c[0], c[1], c[2], c[3]])).collect();
         let signature = fixed::<64>(sig_tlv, T_SIGNATURE, "signature")?;
-        Ok(Crl {
-            issuer,
-            issued,
-            revoked,
-            signature,
-            body_der: body_tlv.to_vec(),
-            raw: bytes.to_vec(),
-        })
+        Ok(Crl { issuer, issued, revoked, signature, body_der: body_tlv.to_vec(), raw: bytes.to_vec() })
     }
 
     /// The complete encoding (the `E1` TLV).
@@ -510,18 +455,12 @@ mod tests {
     fn certificate_round_trip() {
         let c = cert();
         assert_eq!(c.encode().len(), CERT_LEN);
-        assert!(c
-            .encode()
-            .windows(c.body_bytes().len())
-            .any(|w| w == c.body_bytes()));
+        assert!(c.encode().windows(c.body_bytes().len()).any(|w| w == c.body_bytes()));
         let p = Certificate::parse(c.encode()).unwrap();
         assert_eq!(p, c);
         assert_eq!(p.body, body());
         assert_eq!(p.verify_signature(ca().verifying_key()), Ok(()));
-        assert_eq!(
-            p.public_key().unwrap(),
-            *key_from_seed(b"unit", "card").verifying_key()
-        );
+        assert_eq!(p.public_key().unwrap(), *key_from_seed(b"unit", "card").verifying_key());
         for role in Role::ALL {
             let c = Certificate::issue(CertBody { role, ..body() }, &ca());
             assert_eq!(Certificate::parse(c.encode()).unwrap().body.role, role);
@@ -538,10 +477,7 @@ mod tests {
         assert_eq!(&body[..3], &[0x7F, 0x4E, 0x70]);
         assert_eq!(&raw[4..4 + body.len()], body);
         assert_eq!(&body[3..7], &[0x5F, 0x29, 0x01, 0x00]);
-        assert_eq!(
-            &raw[4 + body.len()..4 + body.len() + 3],
-            &[0x5F, 0x37, 0x40]
-        );
+        assert_eq!(&raw[4 + body.len()..4 + body.len() + 3], &[0x5F, 0x37, 0x40]);
         assert_eq!(&raw[raw.len() - 64..], &c.signature);
     }
 
@@ -566,11 +502,7 @@ mod tests {
             let mut raw = c.encode().to_vec();
             raw[4 + i] ^= 0x01;
             if let Ok(p) = Certificate::parse(&raw) {
-                assert_eq!(
-                    p.verify_signature(&vk),
-                    Err(CryptoError::BadSignature),
-                    "byte {i}"
-                );
+                assert_eq!(p.verify_signature(&vk), Err(CryptoError::BadSignature), "byte {i}");
             }
         }
     }
@@ -579,10 +511,7 @@ mod tests {
     fn certificate_signed_by_another_key_fails() {
         let other = key_from_seed(b"unit", "rogue ca");
         let c = Certificate::issue(body(), &other);
-        assert_eq!(
-            c.verify_signature(ca().verifying_key()),
-            Err(CryptoError::BadSignature)
-        );
+        assert_eq!(c.verify_signature(ca().verifying_key()), Err(CryptoError::BadSignature));
         assert_eq!(c.verify_signature(other.verifying_key()), Ok(()));
     }
 
@@ -616,11 +545,7 @@ mod tests {
         let mut p = raw.to_vec();
         p[10] = 0x01;
         assert!(err(&p).contains("profile"));
-        let role_at = raw
-            .windows(3)
-            .position(|w| w == [0x5F, 0x4C, 0x01])
-            .unwrap()
-            + 3;
+        let role_at = raw.windows(3).position(|w| w == [0x5F, 0x4C, 0x01]).unwrap() + 3;
         let mut r = raw.to_vec();
         r[role_at] = 9;
         assert!(err(&r).contains("role"));
@@ -662,9 +587,7 @@ mod tests {
         let (_, _, raw) = signed(T_CERT, body_tlv, &ca());
         assert_eq!(
             Certificate::parse(&raw),
-            Err(CryptoError::MalformedCertificate(
-                "issuer (42) has 7 bytes, expected 8".into()
-            ))
+            Err(CryptoError::MalformedCertificate("issuer (42) has 7 bytes, expected 8".into()))
         );
         // Fields out of order.
         let body_tlv = constructed(
@@ -682,9 +605,7 @@ mod tests {
         let (_, _, raw) = signed(T_CERT, body_tlv, &ca());
         assert_eq!(
             Certificate::parse(&raw),
-            Err(CryptoError::MalformedCertificate(
-                "expected tag 42 (issuer), found 5F20".into()
-            ))
+            Err(CryptoError::MalformedCertificate("expected tag 42 (issuer), found 5F20".into()))
         );
         // Missing serial number.
         let body_tlv = constructed(
@@ -741,10 +662,7 @@ mod tests {
             let c = crl((0..n as u32).collect());
             assert_eq!(Crl::parse(c.encode()).as_ref(), Ok(&c), "n = {n}");
         }
-        assert_eq!(
-            crl((0..MAX_REVOKED as u32).collect()).encode().len(),
-            MAX_CRL_LEN
-        );
+        assert_eq!(crl((0..MAX_REVOKED as u32).collect()).encode().len(), MAX_CRL_LEN);
     }
 
     #[test]
@@ -766,9 +684,7 @@ mod tests {
         }
         let mut long = c.encode().to_vec();
         long.push(0);
-        assert!(
-            matches!(Crl::parse(&long), Err(CryptoError::MalformedCrl(m)) if m.contains("trailing"))
-        );
+        assert!(matches!(Crl::parse(&long), Err(CryptoError::MalformedCrl(m)) if m.contains("trailing")));
         assert!(
             matches!(Crl::parse(cert().encode()), Err(CryptoError::MalformedCrl(m)) if m.contains("expected tag E1"))
         );
@@ -782,9 +698,7 @@ mod tests {
             ],
         );
         let (_, _, raw) = signed(T_CRL, body_tlv, &ca());
-        assert!(
-            matches!(Crl::parse(&raw), Err(CryptoError::MalformedCrl(m)) if m.contains("multiple of 4"))
-        );
+        assert!(matches!(Crl::parse(&raw), Err(CryptoError::MalformedCrl(m)) if m.contains("multiple of 4")));
         assert!(
             matches!(Crl::parse(&vec![0xE1; MAX_CRL_LEN + 1]), Err(CryptoError::MalformedCrl(m)) if m.contains("limit"))
         );

@@ -64,12 +64,7 @@ pub fn encrypt<R: CryptoRngCore>(rng: &mut R, recipient: &PublicKey, plaintext: 
 
 /// Deterministic variant of [`encrypt`] with a caller-chosen ephemeral key
 /// and IV (for test vectors; never reuse an ephemeral key in real use).
-pub fn encrypt_with(
-    ephemeral: &SecretKey,
-    iv: &[u8; 16],
-    recipient: &PublicKey,
-    plaintext: &[u8],
-) -> Vec<u8> {
+pub fn encrypt_with(ephemeral: &SecretKey, iv: &[u8; 16], recipient: &PublicKey, plaintext: &[u8]) -> Vec<u8> {
     let e = encode(&ephemeral.public_key());
     let r = encode(recipient);
     let keys = keys(ephemeral, recipient, &e, &r);
@@ -145,10 +140,7 @@ mod tests {
             let r = decrypt(&sk, &bad);
             if i < POINT_LEN {
                 // A modified ephemeral point is either off the curve or yields other keys.
-                assert!(
-                    r == Err(CryptoError::BadPublicKey) || r == Err(CryptoError::TagMismatch),
-                    "byte {i}: {r:?}"
-                );
+                assert!(r == Err(CryptoError::BadPublicKey) || r == Err(CryptoError::TagMismatch), "byte {i}: {r:?}");
             } else {
                 assert_eq!(r, Err(CryptoError::TagMismatch), "byte {i}");
             }

@@ -39,10 +39,7 @@ mod tests {
 
     #[test]
     fn parts_are_concatenated() {
-        assert_eq!(
-            cmac(&KEY, &[b"hello ", b"", b"world"]),
-            cmac(&KEY, &[b"hello world"])
-        );
+        assert_eq!(cmac(&KEY, &[b"hello ", b"", b"world"]), cmac(&KEY, &[b"hello world"]));
         assert_eq!(cmac(&KEY, &[]), cmac(&KEY, &[b""]));
     }
 

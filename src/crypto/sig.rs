@@ -56,9 +56,7 @@ pub fn decode_point(bytes: &[u8]) -> Result<VerifyingKey, CryptoError> {
 }
 
 fn seed_len(seed: &[u8]) -> [u8; 2] {
-    u16::try_from(seed.len())
-        .expect("test-key seed longer than 65535 bytes")
-        .to_be_bytes()
+    u16::try_from(seed.len()).expect("test-key seed longer than 65535 bytes").to_be_bytes()
 }
 
 /// Deterministic P-256 key for tests and simulators (never for production):
@@ -136,10 +134,7 @@ mod tests {
             );
         }
         let other = key_from_seed(b"unit", "other");
-        assert_eq!(
-            verify(other.verifying_key(), b"message", &sig),
-            Err(CryptoError::BadSignature)
-        );
+        assert_eq!(verify(other.verifying_key(), b"message", &sig), Err(CryptoError::BadSignature));
     }
 
     #[test]
@@ -147,28 +142,13 @@ mod tests {
         let key = key_from_seed(b"unit", "signer");
         let vk = key.verifying_key();
         let sig = sign(&key, b"m");
-        assert_eq!(
-            verify(vk, b"m", &sig[..63]),
-            Err(CryptoError::BadSignatureEncoding)
-        );
+        assert_eq!(verify(vk, b"m", &sig[..63]), Err(CryptoError::BadSignatureEncoding));
         let mut long = sig.to_vec();
         long.push(0);
-        assert_eq!(
-            verify(vk, b"m", &long),
-            Err(CryptoError::BadSignatureEncoding)
-        );
-        assert_eq!(
-            verify(vk, b"m", &[0u8; 64]),
-            Err(CryptoError::BadSignatureEncoding)
-        );
-        assert_eq!(
-            verify(vk, b"m", &[0xffu8; 64]),
-            Err(CryptoError::BadSignatureEncoding)
-        );
-        assert_eq!(
-            verify(vk, b"m", &[]),
-            Err(CryptoError::BadSignatureEncoding)
-        );
+        assert_eq!(verify(vk, b"m", &long), Err(CryptoError::BadSignatureEncoding));
+        assert_eq!(verify(vk, b"m", &[0u8; 64]), Err(CryptoError::BadSignatureEncoding));
+        assert_eq!(verify(vk, b"m", &[0xffu8; 64]), Err(CryptoError::BadSignatureEncoding));
+        assert_eq!(verify(vk, b"m", &[]), Err(CryptoError::BadSignatureEncoding));
     }
 
     #[test]
@@ -180,10 +160,7 @@ mod tests {
         assert_eq!(decode_point(&enc), Ok(vk));
         // Compressed form is refused.
         let compressed = vk.to_encoded_point(true);
-        assert_eq!(
-            decode_point(compressed.as_bytes()),
-            Err(CryptoError::BadPublicKey)
-        );
+        assert_eq!(decode_point(compressed.as_bytes()), Err(CryptoError::BadPublicKey));
         // Wrong length, wrong prefix, point off the curve, identity.
         assert_eq!(decode_point(&enc[..64]), Err(CryptoError::BadPublicKey));
         assert_eq!(decode_point(&[]), Err(CryptoError::BadPublicKey));
@@ -206,10 +183,7 @@ mod tests {
         assert_ne!(a.to_bytes(), key_from_seed(b"seed", "b").to_bytes());
         assert_ne!(a.to_bytes(), key_from_seed(b"seed2", "a").to_bytes());
         // The length prefix separates seed from label.
-        assert_ne!(
-            key_from_seed(b"ab", "c").to_bytes(),
-            key_from_seed(b"a", "bc").to_bytes()
-        );
+        assert_ne!(key_from_seed(b"ab", "c").to_bytes(), key_from_seed(b"a", "bc").to_bytes());
         let first = Sha256::new()
             .chain_update(b"cardbench test key")
             .chain_update([0u8, 4])

@@ -1,9 +1,6 @@
 //! Seed 000 prior art ([0006]-[0008]): card-signed payment, S21-S38.
 
-use super::{
-    be32, exact_len, exec, finish, ok_data, reject, EngineError, Flow, Outcome, RejectKind,
-    Terminal,
-};
+use super::{be32, exact_len, exec, finish, ok_data, reject, EngineError, Flow, Outcome, RejectKind, Terminal};
 use crate::apdu::Response;
 use crate::card::cpay::{debit_message, sign_message};
 use crate::card::ins::{AID_CPAY, FIELD_CERTIFICATE};
@@ -13,60 +10,30 @@ use crate::crypto::sig;
 use crate::link::Link;
 use crate::sw;
 
-pub fn card_signed_payment(
-    link: &mut Link,
-    t: &mut Terminal,
-    price: u32,
-) -> Result<Outcome, EngineError> {
+pub fn card_signed_payment(link: &mut Link, t: &mut Terminal, price: u32) -> Result<Outcome, EngineError> {
     finish(flow(link, t, price))
 }
 
 fn flow(link: &mut Link, t: &mut Terminal, price: u32) -> Flow<Outcome> {
     ok_data(link, "select", &cmds::select(&AID_CPAY))?;
     // S21-S23 run on the card: it checks our certified key with the center key.
-    let r: Response = exec(
-        link,
-        "S21",
-        &cmds::cpay_verify_reader(t.keys.payment.cert.encode()),
-    )?;
+    let r: Response = exec(link, "S21", &cmds::cpay_verify_reader(t.keys.payment.cert.encode()))?;
     if r.sw != sw::OK {
-        return reject(
-            "S22",
-            RejectKind::CardRefused(r.sw),
-            "card rejected the reader certificate (S23)",
-        );
+        return reject("S22", RejectKind::CardRefused(r.sw), "card rejected the reader certificate (S23)");
     }
     // S31-S33: we check the card's certified key.
     let cert_bytes = ok_data(link, "S31", &cmds::read_field(FIELD_CERTIFICATE, 256))?;
     let Ok(cert) = Certificate::parse(&cert_bytes) else {
-        return reject(
-            "S32",
-            RejectKind::CertificateInvalid,
-            "card certificate does not parse (S33)",
-        );
+        return reject("S32", RejectKind::CertificateInvalid, "card certificate does not parse (S33)");
     };
-    if cert.verify_signature(&t.keys.center_public()).is_err()
-        || cert.body.role != Role::SigningCard
-    {
-        return reject(
-            "S32",
-            RejectKind::CertificateInvalid,
-            "card certificate not signed by the center (S33)",
-        );
+    if cert.verify_signature(&t.keys.center_public()).is_err() || cert.body.role != Role::SigningCard {
+        return reject("S32", RejectKind::CertificateInvalid, "card certificate not signed by the center (S33)");
     }
     if cert.is_expired(t.now) {
-        return reject(
-            "S32",
-            RejectKind::CertificateExpired,
-            "card certificate expired (S33)",
-        );
+        return reject("S32", RejectKind::CertificateExpired, "card certificate expired (S33)");
     }
     let Ok(card_key) = cert.public_key() else {
-        return reject(
-            "S32",
-            RejectKind::CertificateInvalid,
-            "card public key invalid (S33)",
-        );
+        return reject("S32", RejectKind::CertificateInvalid, "card public key invalid (S33)");
     };
     // S34: our random; S24 on the card: it signs ID, date, amount and the random.
     let random = t.random16();
@@ -83,13 +50,7 @@ fn flow(link: &mut Link, t: &mut Terminal, price: u32) -> Flow<Outcome> {
             "signed card ID differs from the certificate subject (S37)",
         );
     }
-    if sig::verify(
-        &card_key,
-        &sign_message(&id, date, amount, &random),
-        &data[32..],
-    )
-    .is_err()
-    {
+    if sig::verify(&card_key, &sign_message(&id, date, amount, &random), &data[32..]).is_err() {
         return reject(
             "S36",
             RejectKind::CardSignatureInvalid,
@@ -99,16 +60,9 @@ fn flow(link: &mut Link, t: &mut Terminal, price: u32) -> Flow<Outcome> {
     link.note_step("S35", "card signature verified");
     // S38: amount remitted to the host; the service is paid by debiting the card.
     if amount < price {
-        return reject(
-            "S38",
-            RejectKind::InsufficientValue,
-            format!("card value {amount} < price {price}"),
-        );
+        return reject("S38", RejectKind::InsufficientValue, format!("card value {amount} < price {price}"));
     }
-    let auth = sig::sign(
-        &t.keys.payment.key,
-        &debit_message(&id, price, t.now, nonce),
-    );
+    let auth = sig::sign(&t.keys.payment.key, &debit_message(&id, price, t.now, nonce));
     let left = ok_data(link, "S38", &cmds::cpay_debit(price, t.now, &auth))?;
     exact_len("S38", &left, 4, "DEBIT response")?;
     let left = be32(&left, 0);
@@ -116,13 +70,8 @@ fn flow(link: &mut Link, t: &mut Terminal, price: u32) -> Flow<Outcome> {
         return reject(
             "S38",
             RejectKind::StateMismatch,
-            format!(
-                "card reports {left} after debit, expected {}",
-                amount - price
-            ),
+            format!("card reports {left} after debit, expected {}", amount - price),
         );
     }
-    Ok(Outcome::Success(format!(
-        "card-signed payment of {price}: value {left}"
-    )))
+    Ok(Outcome::Success(format!("card-signed payment of {price}: value {left}")))
 }

@@ -6,9 +6,7 @@
 //! "A" is always the card being updated and "B" the card holding the newer key, as in the
 //! seed's figures.
 
-use super::{
-    be32, exec, finish, ok_data, reject, EngineError, Flow, Outcome, RejectKind, Terminal,
-};
+use super::{be32, exec, finish, ok_data, reject, EngineError, Flow, Outcome, RejectKind, Terminal};
 use crate::apdu::Response;
 use crate::card::ins::*;
 use crate::cmds;
@@ -94,60 +92,32 @@ pub(crate) fn read_info_selected(link: &mut Link, step: &str) -> Flow<CardInfo> 
 fn check_card_cert(t: &Terminal, step: &str, bytes: &[u8], info: &CardInfo) -> Flow<()> {
     let side = hex::encode_upper(info.card_id);
     let Ok(cert) = Certificate::parse(bytes) else {
-        return reject(
-            step,
-            RejectKind::CertificateInvalid,
-            format!("card {side}: certificate does not parse"),
-        );
+        return reject(step, RejectKind::CertificateInvalid, format!("card {side}: certificate does not parse"));
     };
     if cert.verify_signature(&t.keys.ca_public()).is_err() || cert.body.role != Role::XferCard {
-        return reject(
-            step,
-            RejectKind::CertificateInvalid,
-            format!("card {side}: certificate not issued by the CA"),
-        );
+        return reject(step, RejectKind::CertificateInvalid, format!("card {side}: certificate not issued by the CA"));
     }
     if cert.body.subject != info.card_id {
-        return reject(
-            step,
-            RejectKind::CertificateInvalid,
-            format!("card {side}: certificate names another card"),
-        );
+        return reject(step, RejectKind::CertificateInvalid, format!("card {side}: certificate names another card"));
     }
     if cert.is_expired(t.now) {
-        return reject(
-            step,
-            RejectKind::CertificateExpired,
-            format!("card {side}: certificate expired"),
-        );
+        return reject(step, RejectKind::CertificateExpired, format!("card {side}: certificate expired"));
     }
     let crl = &t.keys.crl;
     if crl.verify_signature(&t.keys.ca_public()).is_err() {
-        return reject(
-            step,
-            RejectKind::CertificateInvalid,
-            "terminal CRL is not signed by the CA",
-        );
+        return reject(step, RejectKind::CertificateInvalid, "terminal CRL is not signed by the CA");
     }
     if crl.is_revoked(cert.body.serial) {
         return reject(
             step,
             RejectKind::CertificateRevoked,
-            format!(
-                "card {side}: certificate serial {} is on the CRL",
-                cert.body.serial
-            ),
+            format!("card {side}: certificate serial {} is on the CRL", cert.body.serial),
         );
     }
     Ok(())
 }
 
-pub fn key_update(
-    a: &mut Link,
-    b: &mut Link,
-    t: &mut Terminal,
-    mode: UpdateMode,
-) -> Result<Outcome, EngineError> {
+pub fn key_update(a: &mut Link, b: &mut Link, t: &mut Terminal, mode: UpdateMode) -> Result<Outcome, EngineError> {
     finish(flow(a, b, t, mode))
 }
 
@@ -162,10 +132,7 @@ fn flow(x: &mut Link, y: &mut Link, t: &mut Terminal, mode: UpdateMode) -> Flow<
     let s = |e: u32, n: &str| format!("S{e}{n}");
     let ix = read_info(x, &s(e, "001"), &format!("S{e}002/S{e}101A"))?;
     let iy = read_info(y, &s(e, "001"), &format!("S{e}002/S{e}101B"))?;
-    let needs_certs = matches!(
-        mode,
-        UpdateMode::Public | UpdateMode::Auto | UpdateMode::Rollover
-    );
+    let needs_certs = matches!(mode, UpdateMode::Public | UpdateMode::Auto | UpdateMode::Rollover);
     let (cx, cy) = if needs_certs {
         (
             ok_data(x, &format!("S{e}002/S{e}101A"), &cmds::xfer_certificate())?,
@@ -181,20 +148,13 @@ fn flow(x: &mut Link, y: &mut Link, t: &mut Terminal, mode: UpdateMode) -> Flow<
             return reject(
                 &check,
                 RejectKind::CardExpired,
-                format!(
-                    "card {} expired (validity {})",
-                    hex::encode_upper(i.card_id),
-                    i.validity
-                ),
+                format!("card {} expired (validity {})", hex::encode_upper(i.card_id), i.validity),
             );
         }
     }
     if ix.tkid == iy.tkid {
         x.note_step(&check, "same transfer key ID: no update");
-        return Ok(Outcome::Skipped(format!(
-            "both cards hold transfer key ID {}",
-            ix.tkid
-        )));
+        return Ok(Outcome::Skipped(format!("both cards hold transfer key ID {}", ix.tkid)));
     }
     // The seed's A is the card being updated, B the one with the newer key.
     if ix.tkid < iy.tkid {
@@ -239,57 +199,22 @@ fn update_older(
             ib.tkid
         ),
     );
-    let (pa, pb) = if public {
-        (cb.as_slice(), ca.as_slice())
-    } else {
-        (&[][..], &[][..])
-    };
+    let (pa, pb) = if public { (cb.as_slice(), ca.as_slice()) } else { (&[][..], &[][..]) };
     // S?004 → A answers a fresh update random (S?102A).
-    let random = ok_data(
-        ta,
-        &format!("S{e}004/S{e}102A"),
-        &cmds::xfer_update_permission(card_mode, pa),
-    )?;
+    let random = ok_data(ta, &format!("S{e}004/S{e}102A"), &cmds::xfer_update_permission(card_mode, pa))?;
     if random.len() != 16 {
-        return reject(
-            &s(e, "102A"),
-            RejectKind::MalformedResponse,
-            "update random is not 16 bytes",
-        );
+        return reject(&s(e, "102A"), RejectKind::MalformedResponse, "update random is not 16 bytes");
     }
     // S?005 → B exports its key protected for A (S?102B, plus S?103B signature in public modes).
-    let b_step = if public {
-        format!("S{e}005/S{e}102B-S{e}103B")
-    } else {
-        format!("S{e}005/S{e}102B")
-    };
-    let blob = ok_data(
-        tb,
-        &b_step,
-        &cmds::xfer_get_transfer_key(card_mode, &random, pb),
-    )?;
+    let b_step = if public { format!("S{e}005/S{e}102B-S{e}103B") } else { format!("S{e}005/S{e}102B") };
+    let blob = ok_data(tb, &b_step, &cmds::xfer_get_transfer_key(card_mode, &random, pb))?;
     // S?006 → A authenticates, decrypts, range-checks and applies.
-    let (auth_step, final_step) = if public {
-        (format!("S{e}103A-S{e}104A"), s(e, "105A"))
-    } else {
-        (s(e, "103A"), s(e, "104A"))
-    };
-    let r: Response = exec(
-        ta,
-        &format!("S{e}006/{auth_step}"),
-        &cmds::xfer_update_transfer_key(card_mode, &blob),
-    )?;
+    let (auth_step, final_step) =
+        if public { (format!("S{e}103A-S{e}104A"), s(e, "105A")) } else { (s(e, "103A"), s(e, "104A")) };
+    let r: Response = exec(ta, &format!("S{e}006/{auth_step}"), &cmds::xfer_update_transfer_key(card_mode, &blob))?;
     if r.sw != sw::OK {
-        let at = if r.sw == sw::REF_DATA_NOT_USABLE {
-            &final_step
-        } else {
-            &auth_step
-        };
-        return reject(
-            at,
-            RejectKind::CardRefused(r.sw),
-            format!("card A refused the update: {}", sw::describe(r.sw)),
-        );
+        let at = if r.sw == sw::REF_DATA_NOT_USABLE { &final_step } else { &auth_step };
+        return reject(at, RejectKind::CardRefused(r.sw), format!("card A refused the update: {}", sw::describe(r.sw)));
     }
     let after = read_info_selected(ta, &final_step)?;
     let moved_uk = card_mode == MODE_PUBLIC_UK;
@@ -297,17 +222,10 @@ fn update_older(
         return reject(
             &final_step,
             RejectKind::StateMismatch,
-            format!(
-                "card A acknowledged but holds transfer key ID {} (expected {})",
-                after.tkid, ib.tkid
-            ),
+            format!("card A acknowledged but holds transfer key ID {} (expected {})", after.tkid, ib.tkid),
         );
     }
-    let uk = if moved_uk {
-        format!(", update key ID {} → {}", ia.ukid, after.ukid)
-    } else {
-        String::new()
-    };
+    let uk = if moved_uk { format!(", update key ID {} → {}", ia.ukid, after.ukid) } else { String::new() };
     Ok(Outcome::Success(format!(
         "card {} transfer key ID {} → {}{uk} (S{e}xxx)",
         hex::encode_upper(ia.card_id),

@@ -112,11 +112,7 @@ pub(crate) enum Stop {
 pub(crate) type Flow<T> = Result<T, Stop>;
 
 pub(crate) fn reject<T>(step: &str, kind: RejectKind, detail: impl Into<String>) -> Flow<T> {
-    Err(Stop::Reject(Rejection {
-        step: step.into(),
-        kind,
-        detail: detail.into(),
-    }))
+    Err(Stop::Reject(Rejection { step: step.into(), kind, detail: detail.into() }))
 }
 
 /// Turn an engine body's result into the public outcome.
@@ -130,10 +126,7 @@ pub(crate) fn finish(r: Flow<Outcome>) -> Result<Outcome, EngineError> {
 
 /// Send a command; a head failure stops the engine naming the head.
 pub(crate) fn exec(link: &mut Link, step: &str, cmd: &Command) -> Flow<Response> {
-    link.exec(step, cmd).map_err(|source| Stop::Head {
-        head: link.head_name(),
-        source,
-    })
+    link.exec(step, cmd).map_err(|source| Stop::Head { head: link.head_name(), source })
 }
 
 /// Send a command and require 9000; any other status word is the card refusing at `step`.
@@ -152,11 +145,7 @@ pub(crate) fn ok_data(link: &mut Link, step: &str, cmd: &Command) -> Flow<Vec<u8
 /// Require an exact response length.
 pub(crate) fn exact_len(step: &str, data: &[u8], len: usize, what: &str) -> Flow<()> {
     if data.len() != len {
-        return reject(
-            step,
-            RejectKind::MalformedResponse,
-            format!("{what}: {} bytes, expected {len}", data.len()),
-        );
+        return reject(step, RejectKind::MalformedResponse, format!("{what}: {} bytes, expected {len}", data.len()));
     }
     Ok(())
 }

@@ -47,14 +47,7 @@ impl Record {
 
 /// The message a writer signs (S3): domain tag, card ID, counter, date, amount.
 pub fn record_message(card_id: &[u8; 8], counter: u32, date: u32, amount: u32) -> Vec<u8> {
-    [
-        DOM_PURSE_RECORD.as_slice(),
-        card_id,
-        &counter.to_be_bytes(),
-        &date.to_be_bytes(),
-        &amount.to_be_bytes(),
-    ]
-    .concat()
+    [DOM_PURSE_RECORD.as_slice(), card_id, &counter.to_be_bytes(), &date.to_be_bytes(), &amount.to_be_bytes()].concat()
 }
 
 fn read_record(link: &mut Link, step: &str) -> Flow<Record> {
@@ -74,41 +67,21 @@ fn verify_record(link: &mut Link, t: &Terminal, prefix: &str) -> Flow<Record> {
     let s = |n: &str| format!("{prefix}{n}");
     let rec = read_record(link, &s("S11-S14"))?;
     if rec.is_blank() {
-        return reject(
-            &s("S11"),
-            RejectKind::NoRecord,
-            "card holds no signed value record",
-        );
+        return reject(&s("S11"), RejectKind::NoRecord, "card holds no signed value record");
     }
     let Ok(cert) = Certificate::parse(&rec.certificate) else {
-        return reject(
-            &s("S12"),
-            RejectKind::CertificateInvalid,
-            "writer certificate does not parse (S13)",
-        );
+        return reject(&s("S12"), RejectKind::CertificateInvalid, "writer certificate does not parse (S13)");
     };
     if cert.verify_signature(&t.keys.center_public()).is_err()
         || !matches!(cert.body.role, Role::ChargeMachine | Role::PaymentMachine)
     {
-        return reject(
-            &s("S12"),
-            RejectKind::CertificateInvalid,
-            "writer certificate not signed by the center (S13)",
-        );
+        return reject(&s("S12"), RejectKind::CertificateInvalid, "writer certificate not signed by the center (S13)");
     }
     if cert.is_expired(t.now) {
-        return reject(
-            &s("S12"),
-            RejectKind::CertificateExpired,
-            "writer certificate expired (S13)",
-        );
+        return reject(&s("S12"), RejectKind::CertificateExpired, "writer certificate expired (S13)");
     }
     let Ok(writer) = cert.public_key() else {
-        return reject(
-            &s("S12"),
-            RejectKind::CertificateInvalid,
-            "writer public key invalid (S13)",
-        );
+        return reject(&s("S12"), RejectKind::CertificateInvalid, "writer public key invalid (S13)");
     };
     link.note_step(&s("S12"), "writer certificate verified with the center key");
     let msg = record_message(&rec.card_id, rec.counter, rec.date, rec.amount);
@@ -124,20 +97,9 @@ fn verify_record(link: &mut Link, t: &Terminal, prefix: &str) -> Flow<Record> {
 }
 
 /// S1-S4 as one machine writes them: value + date, counter step checked, sign, certificate.
-fn write_signed_value(
-    link: &mut Link,
-    t: &Terminal,
-    me: &Party,
-    amount: u32,
-    before: u32,
-    p: &str,
-) -> Flow<u32> {
+fn write_signed_value(link: &mut Link, t: &Terminal, me: &Party, amount: u32, before: u32, p: &str) -> Flow<u32> {
     let step = |n: &str| format!("{p}{n}");
-    let data = ok_data(
-        link,
-        &step("S1/S2"),
-        &cmds::purse_write_value(amount, t.now),
-    )?;
+    let data = ok_data(link, &step("S1/S2"), &cmds::purse_write_value(amount, t.now))?;
     super::exact_len(&step("S2"), &data, 4, "new counter")?;
     let counter = be32(&data, 0);
     if before.checked_sub(1) != Some(counter) {
@@ -147,28 +109,14 @@ fn write_signed_value(
             format!("counter {before} → {counter}, expected one less"),
         );
     }
-    link.note_step(
-        &step("S2"),
-        &format!("card decremented its counter to {counter}"),
-    );
+    link.note_step(&step("S2"), &format!("card decremented its counter to {counter}"));
     let rec = read_record(link, &step("S3"))?;
     if (rec.counter, rec.amount, rec.date) != (counter, amount, t.now) {
-        return reject(
-            &step("S3"),
-            RejectKind::StateMismatch,
-            "card does not hold the value just written",
-        );
+        return reject(&step("S3"), RejectKind::StateMismatch, "card does not hold the value just written");
     }
-    let signature = sig::sign(
-        &me.key,
-        &record_message(&rec.card_id, counter, t.now, amount),
-    );
+    let signature = sig::sign(&me.key, &record_message(&rec.card_id, counter, t.now, amount));
     ok_data(link, &step("S3"), &cmds::purse_write_signature(&signature))?;
-    ok_data(
-        link,
-        &step("S4"),
-        &cmds::purse_write_certificate(me.cert.encode()),
-    )?;
+    ok_data(link, &step("S4"), &cmds::purse_write_certificate(me.cert.encode()))?;
     Ok(counter)
 }
 
@@ -187,16 +135,10 @@ fn charge_flow(link: &mut Link, t: &mut Terminal, amount: u32) -> Flow<Outcome> 
         (r.amount, r.counter)
     };
     let Some(new) = old.checked_add(amount) else {
-        return reject(
-            "S1",
-            RejectKind::InsufficientValue,
-            "charge would overflow the value field",
-        );
+        return reject("S1", RejectKind::InsufficientValue, "charge would overflow the value field");
     };
     let counter = write_signed_value(link, t, &t.keys.charge, new, counter, "")?;
-    Ok(Outcome::Success(format!(
-        "charged {amount}: value {new}, counter {counter}"
-    )))
+    Ok(Outcome::Success(format!("charged {amount}: value {new}, counter {counter}")))
 }
 
 /// Payment machine: verifies the record, takes `price`, re-signs as the new writer.
@@ -208,16 +150,10 @@ fn pay_flow(link: &mut Link, t: &mut Terminal, price: u32) -> Flow<Outcome> {
     ok_data(link, "select", &cmds::select(&AID_PURSE))?;
     let rec = verify_record(link, t, "")?;
     if rec.amount < price {
-        return reject(
-            "S18",
-            RejectKind::InsufficientValue,
-            format!("value {} < price {price}", rec.amount),
-        );
+        return reject("S18", RejectKind::InsufficientValue, format!("value {} < price {price}", rec.amount));
     }
     link.note_step("S18", &format!("service provided, {price} subtracted"));
     let new = rec.amount - price;
     let counter = write_signed_value(link, t, &t.keys.payment, new, rec.counter, "S18.")?;
-    Ok(Outcome::Success(format!(
-        "paid {price}: value {new}, counter {counter}"
-    )))
+    Ok(Outcome::Success(format!("paid {price}: value {new}, counter {counter}")))
 }

@@ -1,20 +1,13 @@
 //! Seed 002 Fig. 4: card-to-card value transfer, S2001-S2004 with card steps S2101A-S2105B.
 
 use super::key_update::{read_info, read_info_selected, CardInfo};
-use super::{
-    exact_len, exec, finish, ok_data, reject, EngineError, Flow, Outcome, RejectKind, Terminal,
-};
+use super::{exact_len, exec, finish, ok_data, reject, EngineError, Flow, Outcome, RejectKind, Terminal};
 use crate::apdu::Response;
 use crate::cmds;
 use crate::link::Link;
 use crate::sw;
 
-pub fn value_transfer(
-    from: &mut Link,
-    to: &mut Link,
-    t: &mut Terminal,
-    amount: u32,
-) -> Result<Outcome, EngineError> {
+pub fn value_transfer(from: &mut Link, to: &mut Link, t: &mut Terminal, amount: u32) -> Result<Outcome, EngineError> {
     finish(flow(from, to, t, amount))
 }
 
@@ -23,70 +16,35 @@ fn flow(a: &mut Link, b: &mut Link, t: &mut Terminal, paid: u32) -> Flow<Outcome
     let ib: CardInfo = read_info(b, "select", "info")?;
     for i in [&ia, &ib] {
         if t.now > i.validity {
-            return reject(
-                "S2001",
-                RejectKind::CardExpired,
-                format!("card {} expired", hex::encode_upper(i.card_id)),
-            );
+            return reject("S2001", RejectKind::CardExpired, format!("card {} expired", hex::encode_upper(i.card_id)));
         }
     }
     if ia.tkid != ib.tkid {
         return reject(
             "S2001",
             RejectKind::TransferKeysDiffer,
-            format!(
-                "transfer key IDs {} and {}: run a key update first",
-                ia.tkid, ib.tkid
-            ),
+            format!("transfer key IDs {} and {}: run a key update first", ia.tkid, ib.tkid),
         );
     }
     if ia.balance < paid {
-        return reject(
-            "S2001",
-            RejectKind::InsufficientValue,
-            format!("balance {} < {paid}", ia.balance),
-        );
+        return reject("S2001", RejectKind::InsufficientValue, format!("balance {} < {paid}", ia.balance));
     }
     // S2001 → A: tentative debit, transmission random (S2101A-S2102A).
-    let rnd_send = ok_data(
-        a,
-        "S2001/S2101A-S2102A",
-        &cmds::xfer_send_permission(paid, t.now),
-    )?;
+    let rnd_send = ok_data(a, "S2001/S2101A-S2102A", &cmds::xfer_send_permission(paid, t.now))?;
     exact_len("S2102A", &rnd_send, 16, "transmission random")?;
     // S2002 → B: tentative credit, transmission challenge, reception random (S2101B-S2103B).
-    let rb = ok_data(
-        b,
-        "S2002/S2101B-S2103B",
-        &cmds::xfer_receive_permission(paid, t.now, &rnd_send),
-    )?;
-    exact_len(
-        "S2103B",
-        &rb,
-        32,
-        "transmission challenge + reception random",
-    )?;
+    let rb = ok_data(b, "S2002/S2101B-S2103B", &cmds::xfer_receive_permission(paid, t.now, &rnd_send))?;
+    exact_len("S2103B", &rb, 32, "transmission challenge + reception random")?;
     // S2003 → A: checks the transmission challenge, commits, answers the reception challenge.
-    let r: Response = exec(
-        a,
-        "S2003/S2103A-S2105A",
-        &cmds::xfer_send(&rb[..16], &rb[16..]),
-    )?;
+    let r: Response = exec(a, "S2003/S2103A-S2105A", &cmds::xfer_send(&rb[..16], &rb[16..]))?;
     if r.sw != sw::OK {
         // Nothing was debited: release B's pending credit so neither card changes.
         let c: Response = exec(b, "S2003/cancel", &cmds::xfer_cancel_pending())?;
-        let cancelled = if c.sw == sw::OK {
-            "pending credit cancelled"
-        } else {
-            "cancel refused"
-        };
+        let cancelled = if c.sw == sw::OK { "pending credit cancelled" } else { "cancel refused" };
         return reject(
             "S2103A",
             RejectKind::CardRefused(r.sw),
-            format!(
-                "sending card refused the transmission challenge: {}; {cancelled}",
-                sw::describe(r.sw)
-            ),
+            format!("sending card refused the transmission challenge: {}; {cancelled}", sw::describe(r.sw)),
         );
     }
     exact_len("S2105A", &r.data, 16, "reception challenge")?;
@@ -97,16 +55,12 @@ fn flow(a: &mut Link, b: &mut Link, t: &mut Terminal, paid: u32) -> Flow<Outcome
         return reject(
             "S2104B",
             RejectKind::CardRefused(r.sw),
-            format!(
-                "receiving card refused the reception challenge: {}; credit left pending",
-                sw::describe(r.sw)
-            ),
+            format!("receiving card refused the reception challenge: {}; credit left pending", sw::describe(r.sw)),
         );
     }
     let after_a = read_info_selected(a, "verify")?;
     let after_b = read_info_selected(b, "verify")?;
-    if after_a.balance != ia.balance - paid || Some(after_b.balance) != ib.balance.checked_add(paid)
-    {
+    if after_a.balance != ia.balance - paid || Some(after_b.balance) != ib.balance.checked_add(paid) {
         return reject(
             "S2105B",
             RejectKind::StateMismatch,

@@ -14,11 +14,7 @@ pub struct VirtualHead {
 impl VirtualHead {
     pub fn new(name: &str) -> Self {
         VirtualHead {
-            info: HeadInfo {
-                name: name.to_string(),
-                driver: "virtual",
-                reader: format!("virtual:{name}"),
-            },
+            info: HeadInfo { name: name.to_string(), driver: "virtual", reader: format!("virtual:{name}") },
             card: None,
             service_time: Duration::ZERO,
         }
@@ -65,10 +61,7 @@ impl Head for VirtualHead {
     }
 
     fn atr(&self) -> Option<Vec<u8>> {
-        self.card
-            .as_ref()
-            .filter(|c| c.is_powered())
-            .map(|c| c.atr())
+        self.card.as_ref().filter(|c| c.is_powered()).map(|c| c.atr())
     }
 
     fn power_on(&mut self) -> Result<Vec<u8>, HeadError> {

@@ -1,0 +1,194 @@
+//! Conformance plans (`test-plans/*.toml`, docs/plan-language.md): parsed and validated
+//! completely before anything is sent to a card.
+//!
+//! `parse` turns TOML into these types with file:line:col errors; `template` renders APDU
+//! templates and evaluates expressions; the runner executes them.
+
+pub mod parse;
+pub mod template;
+
+use crate::engine::key_update::UpdateMode;
+use std::ops::Range;
+use std::path::PathBuf;
+use template::{Expr, Template};
+
+/// A protocol-engine invocation.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Action {
+    Charge { head: String, amount: Amount },
+    Pay { head: String, price: Amount },
+    CardSignedPayment { head: String, price: Amount },
+    KeyUpdate { a: String, b: String, mode: UpdateMode },
+    ValueTransfer { from: String, to: String, amount: Amount },
+}
+
+/// An amount: a literal or a variable.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Amount {
+    Lit(u32),
+    Var(String),
+}
+
+impl Action {
+    pub fn engine(&self) -> &'static str {
+        match self {
+            Action::Charge { .. } => "charge",
+            Action::Pay { .. } => "pay",
+            Action::CardSignedPayment { .. } => "card_signed_payment",
+            Action::KeyUpdate { .. } => "key_update",
+            Action::ValueTransfer { .. } => "value_transfer",
+        }
+    }
+
+    pub fn heads(&self) -> Vec<&str> {
+        match self {
+            Action::Charge { head, .. } | Action::Pay { head, .. } | Action::CardSignedPayment { head, .. } => {
+                vec![head]
+            }
+            Action::KeyUpdate { a, b, .. } => vec![a, b],
+            Action::ValueTransfer { from, to, .. } => vec![from, to],
+        }
+    }
+}
+
+/// Status-word expectation: any of the patterns, each 4 hex digits with `X` wildcards.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SwExpect(pub Vec<String>);
+
+impl SwExpect {
+    pub fn matches(&self, sw: u16) -> bool {
+        let actual = format!("{sw:04X}");
+        self.0.iter().any(|p| p.chars().zip(actual.chars()).all(|(e, a)| e == 'X' || e == a))
+    }
+
+    pub fn describe(&self) -> String {
+        self.0.join(" or ")
+    }
+}
+
+/// Response-data expectation.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DataExpect {
+    /// Hex template with `X` nibble wildcards; `${var}` substituted at run time.
+    Mask(Template),
+    /// Inclusive length range.
+    Len(usize, usize),
+}
+
+/// Where a capture takes its value from the response data.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CaptureSpec {
+    /// Big-endian unsigned integer of 1, 2 or 4 bytes at an offset.
+    Uint { bytes: usize, at: usize },
+    /// Bytes `from..to` as hex.
+    Bytes { from: usize, to: usize },
+    /// The whole response data as hex.
+    All,
+}
+
+/// Card state read back through commands into `<as>.<field>` variables.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StateKind {
+    Purse,
+    Cpay,
+    Xfer,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StepKind {
+    Apdu { head: String, command: Template, sw: SwExpect, data: Vec<DataExpect>, capture: Vec<(String, CaptureSpec)> },
+    Select { head: String, applet: crate::card::Applet },
+    Engine { action: Action, expect: String },
+    Read { head: String, state: StateKind, prefix: String },
+    Assert { that: Expr, message: String },
+    Set { vars: Vec<(String, Expr)> },
+    PowerOff { head: String },
+    PowerOn { head: String },
+    WarmReset { head: String },
+    Remove { head: String },
+    Insert { head: String },
+}
+
+impl StepKind {
+    pub fn name(&self) -> &'static str {
+        match self {
+            StepKind::Apdu { .. } => "apdu",
+            StepKind::Select { .. } => "select",
+            StepKind::Engine { .. } => "engine",
+            StepKind::Read { .. } => "read",
+            StepKind::Assert { .. } => "assert",
+            StepKind::Set { .. } => "set",
+            StepKind::PowerOff { .. } => "power_off",
+            StepKind::PowerOn { .. } => "power_on",
+            StepKind::WarmReset { .. } => "warm_reset",
+            StepKind::Remove { .. } => "remove",
+            StepKind::Insert { .. } => "insert",
+        }
+    }
+
+    /// Head or role names the step talks to.
+    pub fn heads(&self) -> Vec<&str> {
+        match self {
+            StepKind::Apdu { head, .. }
+            | StepKind::Select { head, .. }
+            | StepKind::Read { head, .. }
+            | StepKind::PowerOff { head }
+            | StepKind::PowerOn { head }
+            | StepKind::WarmReset { head }
+            | StepKind::Remove { head }
+            | StepKind::Insert { head } => vec![head],
+            StepKind::Engine { action, .. } => action.heads(),
+            StepKind::Assert { .. } | StepKind::Set { .. } => vec![],
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct Step {
+    /// Position label for reports: "<case id> step <n>" with an optional name.
+    pub label: String,
+    pub kind: StepKind,
+    /// How many times to run the step in a row.
+    pub repeat: u32,
+    /// Where the step's head names are, for binding errors.
+    pub(crate) head_span: Located,
+}
+
+/// A source position, for errors found after parsing (binding to a lab).
+#[derive(Debug, Clone, Default)]
+pub struct Located {
+    pub file: PathBuf,
+    pub span: Range<usize>,
+}
+
+#[derive(Debug, Clone)]
+pub struct Case {
+    pub id: String,
+    pub title: String,
+    pub reference: String,
+    pub tags: Vec<String>,
+    pub skip_if: Option<Expr>,
+    /// Variables fixed for this instance by `for_each`.
+    pub bindings: Vec<(String, template::Value)>,
+    pub steps: Vec<Step>,
+}
+
+#[derive(Debug, Clone)]
+pub struct Plan {
+    pub path: PathBuf,
+    pub id: String,
+    pub version: String,
+    pub title: String,
+    pub roles: Vec<(String, Located)>,
+    pub vars: Vec<(String, template::Value)>,
+    pub setup: Vec<Step>,
+    pub cases: Vec<Case>,
+    pub teardown: Vec<Step>,
+}
+
+pub use parse::{load, parse_str};
+
+/// Does an engine outcome's verdict meet an expectation?
+pub fn meets(expect: &str, verdict: &str) -> bool {
+    expect == verdict || (expect == "rejected" && verdict.starts_with("rejected:"))
+}

@@ -1,0 +1,704 @@
+//! TOML → `Plan`, with every error located as file:line:col. Nothing here touches a card.
+
+use super::template::{Expr, Template, Value};
+use super::*;
+use crate::card::Applet;
+use crate::profile::ConfigError;
+use serde::Deserialize;
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::Path;
+use toml::Spanned;
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileRaw {
+    plan: MetaRaw,
+    #[serde(default)]
+    vars: BTreeMap<String, Spanned<toml::Value>>,
+    #[serde(default)]
+    setup: Vec<Spanned<StepRaw>>,
+    #[serde(default)]
+    teardown: Vec<Spanned<StepRaw>>,
+    #[serde(default, rename = "case")]
+    cases: Vec<Spanned<CaseRaw>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct MetaRaw {
+    id: String,
+    version: String,
+    #[serde(default)]
+    title: String,
+    /// Informational: the applet(s) the plan exercises.
+    #[serde(default)]
+    applet: String,
+    #[serde(default)]
+    roles: Vec<Spanned<String>>,
+    #[serde(default)]
+    include: Vec<Spanned<String>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CaseRaw {
+    id: Spanned<String>,
+    #[serde(default)]
+    title: String,
+    #[serde(default, rename = "ref")]
+    reference: String,
+    #[serde(default)]
+    tags: Vec<String>,
+    skip_if: Option<Spanned<String>>,
+    for_each: Option<Spanned<BTreeMap<String, Vec<toml::Value>>>>,
+    #[serde(rename = "step")]
+    steps: Vec<Spanned<StepRaw>>,
+}
+
+#[derive(Debug, Deserialize, Clone)]
+#[serde(deny_unknown_fields)]
+struct StepRaw {
+    #[serde(rename = "do")]
+    kind: Spanned<String>,
+    name: Option<String>,
+    repeat: Option<Spanned<u32>>,
+    head: Option<Spanned<String>>,
+    heads: Option<Spanned<Vec<String>>>,
+    from: Option<Spanned<String>>,
+    to: Option<Spanned<String>>,
+    engine: Option<Spanned<String>>,
+    amount: Option<Spanned<toml::Value>>,
+    mode: Option<Spanned<String>>,
+    expect: Option<Spanned<String>>,
+    command: Option<Spanned<String>>,
+    sw: Option<Spanned<toml::Value>>,
+    data: Option<Spanned<String>>,
+    len: Option<Spanned<toml::Value>>,
+    capture: Option<Spanned<BTreeMap<String, String>>>,
+    applet: Option<Spanned<String>>,
+    state: Option<Spanned<String>>,
+    #[serde(rename = "as")]
+    prefix: Option<Spanned<String>>,
+    that: Option<Spanned<String>>,
+    message: Option<String>,
+    vars: Option<Spanned<BTreeMap<String, String>>>,
+}
+
+/// Variables every plan can use without defining them.
+pub const BUILTINS: &[&str] = &["now", "charge_cert", "payment_cert", "rogue_cert", "center_key", "ca_key"];
+
+/// Fields a `read` step defines, per state.
+pub fn state_fields(s: StateKind) -> &'static [&'static str] {
+    match s {
+        StateKind::Purse => &["card_id", "counter", "amount", "date", "signature", "certificate"],
+        StateKind::Cpay => &["amount", "date"],
+        StateKind::Xfer => {
+            &["card_id", "validity", "balance", "ukid", "tkid", "ukid_limit", "tkid_limit", "slots", "pending", "debit"]
+        }
+    }
+}
+
+const ENGINES: &str = "charge, pay, card_signed_payment, key_update, value_transfer";
+const KINDS: &str = "apdu, select, engine, read, assert, set, power_off, power_on, warm_reset, remove, insert";
+
+/// One source file being parsed: errors are located in it.
+struct Src<'a> {
+    path: &'a Path,
+    text: &'a str,
+}
+
+impl Src<'_> {
+    fn err(&self, span: Range<usize>, msg: impl Into<String>) -> ConfigError {
+        ConfigError::at(self.path, self.text, span.start, msg)
+    }
+
+    fn loc(&self, span: Range<usize>) -> Located {
+        Located { file: self.path.to_path_buf(), span }
+    }
+}
+
+pub fn load(path: &Path) -> Result<Plan, ConfigError> {
+    let mut seen = Vec::new();
+    load_inner(path, &mut seen)
+}
+
+fn load_inner(path: &Path, seen: &mut Vec<PathBuf>) -> Result<Plan, ConfigError> {
+    let text = std::fs::read_to_string(path).map_err(|e| ConfigError::whole_file(path, format!("cannot read: {e}")))?;
+    let canon = path.canonicalize().unwrap_or_else(|_| path.to_path_buf());
+    if seen.contains(&canon) {
+        return Err(ConfigError::whole_file(path, "plan includes itself (include cycle)"));
+    }
+    seen.push(canon);
+    let r = parse_with(path, &text, seen);
+    seen.pop();
+    r
+}
+
+/// Parse plan text that includes nothing from disk relative to `path` except its includes.
+pub fn parse_str(path: &Path, text: &str) -> Result<Plan, ConfigError> {
+    parse_with(path, text, &mut Vec::new())
+}
+
+fn parse_with(path: &Path, text: &str, seen: &mut Vec<PathBuf>) -> Result<Plan, ConfigError> {
+    let src = Src { path, text };
+    let raw: FileRaw = toml::from_str(text).map_err(|e| ConfigError::from_toml(path, text, &e))?;
+    let mut plan = Plan {
+        path: path.to_path_buf(),
+        id: raw.plan.id.clone(),
+        version: raw.plan.version.clone(),
+        title: raw.plan.title.clone(),
+        roles: raw.plan.roles.iter().map(|r| (r.get_ref().clone(), src.loc(r.span()))).collect(),
+        vars: Vec::new(),
+        setup: Vec::new(),
+        cases: Vec::new(),
+        teardown: Vec::new(),
+    };
+    let _ = &raw.plan.applet;
+    // Included plans first: their variables, setup and cases come before ours.
+    for inc in &raw.plan.include {
+        let p = path.parent().unwrap_or(Path::new(".")).join(inc.get_ref());
+        if !p.exists() {
+            return Err(src.err(inc.span(), format!("included plan '{}' not found", inc.get_ref())));
+        }
+        let sub = load_inner(&p, seen)?;
+        merge(&mut plan, sub, &src, inc.span())?;
+    }
+    for (name, v) in &raw.vars {
+        check_name(&src, v.span(), name)?;
+        let value = match v.get_ref() {
+            toml::Value::Integer(i) => Value::Int(*i),
+            toml::Value::String(s) => {
+                let clean: String = s.chars().filter(|c| !c.is_whitespace()).collect();
+                if clean.len() % 2 != 0 || hex::decode(&clean).is_err() {
+                    return Err(src.err(v.span(), format!("variable '{name}': strings must be hex bytes")));
+                }
+                Value::Hex(clean.to_uppercase())
+            }
+            other => {
+                return Err(src
+                    .err(v.span(), format!("variable '{name}': {} is not an integer or hex string", other.type_str())))
+            }
+        };
+        if plan.vars.iter().any(|(n, _)| n == name) {
+            return Err(src.err(v.span(), format!("variable '{name}' is already defined by an included plan")));
+        }
+        plan.vars.push((name.clone(), value));
+    }
+    let mut known: BTreeSet<String> = BUILTINS.iter().map(|s| s.to_string()).collect();
+    known.extend(plan.vars.iter().map(|(n, _)| n.clone()));
+    for s in &plan.setup {
+        define(&s.kind, &mut known);
+    }
+    for (i, s) in raw.setup.iter().enumerate() {
+        let step = step(&src, s, &format!("setup #{}", i + 1), &BTreeMap::new(), &mut known)?;
+        plan.setup.push(step);
+    }
+    for c in &raw.cases {
+        for case in cases(&src, c, &known)? {
+            if plan.cases.iter().any(|x| x.id == case.id) {
+                return Err(src.err(c.get_ref().id.span(), format!("case id '{}' is used twice", case.id)));
+            }
+            plan.cases.push(case);
+        }
+    }
+    for (i, s) in raw.teardown.iter().enumerate() {
+        let mut k = known.clone();
+        plan.teardown.push(step(&src, s, &format!("teardown #{}", i + 1), &BTreeMap::new(), &mut k)?);
+    }
+    if plan.cases.is_empty() {
+        return Err(ConfigError::whole_file(path, "plan has no [[case]]"));
+    }
+    Ok(plan)
+}
+
+fn merge(plan: &mut Plan, sub: Plan, src: &Src, span: Range<usize>) -> Result<(), ConfigError> {
+    for (n, v) in sub.vars {
+        match plan.vars.iter().find(|(x, _)| *x == n) {
+            Some((_, old)) if *old != v => {
+                return Err(src.err(span, format!("included plan '{}' redefines variable '{n}'", sub.id)))
+            }
+            Some(_) => {}
+            None => plan.vars.push((n, v)),
+        }
+    }
+    for c in sub.cases {
+        if plan.cases.iter().any(|x| x.id == c.id) {
+            return Err(src.err(span.clone(), format!("included plan '{}' repeats case id '{}'", sub.id, c.id)));
+        }
+        plan.cases.push(c);
+    }
+    for r in sub.roles {
+        if !plan.roles.iter().any(|(x, _)| *x == r.0) {
+            plan.roles.push(r);
+        }
+    }
+    plan.setup.extend(sub.setup);
+    plan.teardown.extend(sub.teardown);
+    Ok(())
+}
+
+fn check_name(src: &Src, span: Range<usize>, name: &str) -> Result<(), ConfigError> {
+    let ok = name.chars().next().is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+        && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '.');
+    if ok {
+        Ok(())
+    } else {
+        Err(src.err(span, format!("'{name}' is not a valid variable name")))
+    }
+}
+
+/// Variables a step defines for the steps after it.
+fn define(k: &StepKind, known: &mut BTreeSet<String>) {
+    match k {
+        StepKind::Apdu { capture, .. } => known.extend(capture.iter().map(|(n, _)| n.clone())),
+        StepKind::Read { state, prefix, .. } => {
+            known.extend(state_fields(*state).iter().map(|f| format!("{prefix}.{f}")));
+        }
+        StepKind::Set { vars } => known.extend(vars.iter().map(|(n, _)| n.clone())),
+        _ => {}
+    }
+}
+
+fn toml_scalar(v: &toml::Value) -> Option<Value> {
+    match v {
+        toml::Value::Integer(i) => Some(Value::Int(*i)),
+        toml::Value::String(s) => Some(Value::Hex(s.clone())),
+        _ => None,
+    }
+}
+
+fn cases(src: &Src, c: &Spanned<CaseRaw>, known: &BTreeSet<String>) -> Result<Vec<Case>, ConfigError> {
+    let raw = c.get_ref();
+    let id = raw.id.get_ref().clone();
+    if id.is_empty() || id.contains(char::is_whitespace) {
+        return Err(src.err(raw.id.span(), "case id must be non-empty and without spaces"));
+    }
+    // for_each: the cartesian product of the listed values, in name order.
+    let mut instances: Vec<BTreeMap<String, Value>> = vec![BTreeMap::new()];
+    if let Some(fe) = &raw.for_each {
+        for (name, values) in fe.get_ref() {
+            check_name(src, fe.span(), name)?;
+            if values.is_empty() {
+                return Err(src.err(fe.span(), format!("for_each '{name}' has no values")));
+            }
+            let mut next = Vec::new();
+            for inst in &instances {
+                for v in values {
+                    let v = toml_scalar(v).ok_or_else(|| {
+                        src.err(fe.span(), format!("for_each '{name}': values must be integers or strings"))
+                    })?;
+                    let mut i = inst.clone();
+                    i.insert(name.clone(), v);
+                    next.push(i);
+                }
+            }
+            instances = next;
+        }
+    }
+    let mut out = Vec::new();
+    for b in instances {
+        let case_id = if b.is_empty() {
+            id.clone()
+        } else {
+            let tag: Vec<String> = b.iter().map(|(k, v)| format!("{k}={v}")).collect();
+            format!("{id}[{}]", tag.join(","))
+        };
+        let mut k = known.clone();
+        k.extend(b.keys().cloned());
+        let skip_if = match &raw.skip_if {
+            Some(s) => Some(expr(src, s, &k)?),
+            None => None,
+        };
+        let mut steps = Vec::new();
+        for (i, s) in raw.steps.iter().enumerate() {
+            steps.push(step(src, s, &format!("{case_id} #{}", i + 1), &b, &mut k)?);
+        }
+        if steps.is_empty() {
+            return Err(src.err(c.span(), format!("case '{id}' has no [[case.step]]")));
+        }
+        out.push(Case {
+            id: case_id,
+            title: raw.title.clone(),
+            reference: raw.reference.clone(),
+            tags: raw.tags.clone(),
+            skip_if,
+            bindings: b.into_iter().collect(),
+            steps,
+        });
+    }
+    Ok(out)
+}
+
+fn expr(src: &Src, s: &Spanned<String>, known: &BTreeSet<String>) -> Result<Expr, ConfigError> {
+    let e = Expr::parse(s.get_ref()).map_err(|e| src.err(s.span(), format!("expression '{}': {e}", s.get_ref())))?;
+    for v in e.variables() {
+        if !known.contains(&v) {
+            return Err(src.err(s.span(), format!("expression uses '{v}', which no earlier step defines")));
+        }
+    }
+    Ok(e)
+}
+
+fn template(src: &Src, s: &Spanned<String>, mask: bool, known: &BTreeSet<String>) -> Result<Template, ConfigError> {
+    let t = Template::parse(s.get_ref(), mask).map_err(|e| src.err(s.span(), e))?;
+    for v in t.variables() {
+        if !known.contains(v) {
+            return Err(src.err(s.span(), format!("'${{{v}}}' is not defined before this step")));
+        }
+    }
+    Ok(t)
+}
+
+/// Replace `${name}` of for_each bindings in a scalar field (mode, expect, head names).
+fn subst(s: &str, b: &BTreeMap<String, Value>) -> String {
+    let mut out = s.to_string();
+    for (k, v) in b {
+        out = out.replace(&format!("${{{k}}}"), &v.to_string());
+    }
+    out
+}
+
+fn step(
+    src: &Src,
+    s: &Spanned<StepRaw>,
+    label: &str,
+    b: &BTreeMap<String, Value>,
+    known: &mut BTreeSet<String>,
+) -> Result<Step, ConfigError> {
+    let r = s.get_ref();
+    let kind_name = r.kind.get_ref().as_str();
+    let span = s.span();
+    // Which optional fields are present, to refuse ones that do not apply to this kind.
+    let present: Vec<(&str, Range<usize>)> = [
+        ("head", r.head.as_ref().map(|x| x.span())),
+        ("heads", r.heads.as_ref().map(|x| x.span())),
+        ("from", r.from.as_ref().map(|x| x.span())),
+        ("to", r.to.as_ref().map(|x| x.span())),
+        ("engine", r.engine.as_ref().map(|x| x.span())),
+        ("amount", r.amount.as_ref().map(|x| x.span())),
+        ("mode", r.mode.as_ref().map(|x| x.span())),
+        ("expect", r.expect.as_ref().map(|x| x.span())),
+        ("command", r.command.as_ref().map(|x| x.span())),
+        ("sw", r.sw.as_ref().map(|x| x.span())),
+        ("data", r.data.as_ref().map(|x| x.span())),
+        ("len", r.len.as_ref().map(|x| x.span())),
+        ("capture", r.capture.as_ref().map(|x| x.span())),
+        ("applet", r.applet.as_ref().map(|x| x.span())),
+        ("state", r.state.as_ref().map(|x| x.span())),
+        ("as", r.prefix.as_ref().map(|x| x.span())),
+        ("that", r.that.as_ref().map(|x| x.span())),
+        ("vars", r.vars.as_ref().map(|x| x.span())),
+    ]
+    .into_iter()
+    .filter_map(|(n, s)| s.map(|s| (n, s)))
+    .collect();
+    let allowed: &[&str] = match kind_name {
+        "apdu" => &["head", "command", "sw", "data", "len", "capture"],
+        "select" => &["head", "applet"],
+        "engine" => &["engine", "head", "heads", "from", "to", "amount", "mode", "expect"],
+        "read" => &["head", "state", "as"],
+        "assert" => &["that"],
+        "set" => &["vars"],
+        "power_off" | "power_on" | "warm_reset" | "remove" | "insert" => &["head"],
+        other => return Err(src.err(r.kind.span(), format!("unknown step kind '{other}' (one of: {KINDS})"))),
+    };
+    if let Some((f, fs)) = present.iter().find(|(f, _)| !allowed.contains(f)) {
+        return Err(src.err(fs.clone(), format!("field `{f}` does not apply to `{kind_name}` steps")));
+    }
+    let need_head = || -> Result<(String, Range<usize>), ConfigError> {
+        r.head
+            .as_ref()
+            .map(|h| (subst(h.get_ref(), b), h.span()))
+            .ok_or_else(|| src.err(span.clone(), format!("{label}: `{kind_name}` needs `head`")))
+    };
+    let amount = |what: &str| -> Result<Amount, ConfigError> {
+        let a =
+            r.amount.as_ref().ok_or_else(|| src.err(span.clone(), format!("{label}: engine {what} needs `amount`")))?;
+        match a.get_ref() {
+            toml::Value::Integer(i) => u32::try_from(*i)
+                .map(Amount::Lit)
+                .map_err(|_| src.err(a.span(), format!("amount {i} is not a 32-bit unsigned value"))),
+            toml::Value::String(s) => {
+                let name = s.trim_start_matches("${").trim_end_matches('}');
+                if !known.contains(name) {
+                    return Err(src.err(a.span(), format!("amount '{s}': variable '{name}' is not defined")));
+                }
+                Ok(Amount::Var(name.to_string()))
+            }
+            other => Err(src.err(a.span(), format!("amount: {} is not an integer or a variable", other.type_str()))),
+        }
+    };
+    let mut head_span = span.clone();
+    let kind = match kind_name {
+        "apdu" => {
+            let (head, hs) = need_head()?;
+            head_span = hs;
+            let c =
+                r.command.as_ref().ok_or_else(|| src.err(span.clone(), format!("{label}: `apdu` needs `command`")))?;
+            let command = template(src, c, false, known)?;
+            let sw = match &r.sw {
+                None => SwExpect(vec!["9000".into()]),
+                Some(v) => {
+                    let list: Vec<String> = match v.get_ref() {
+                        toml::Value::String(s) => vec![s.clone()],
+                        toml::Value::Array(a) => a.iter().filter_map(|x| x.as_str().map(str::to_string)).collect(),
+                        _ => vec![],
+                    };
+                    let ok = !list.is_empty()
+                        && list.iter().all(|p| p.len() == 4 && p.chars().all(|c| c.is_ascii_hexdigit() || c == 'X'));
+                    if !ok {
+                        return Err(src.err(v.span(), "sw must be 4 hex digits (X = any nibble) or a list of them"));
+                    }
+                    SwExpect(list.into_iter().map(|p| p.to_uppercase().replace('x', "X")).collect())
+                }
+            };
+            let mut data = Vec::new();
+            if let Some(d) = &r.data {
+                data.push(DataExpect::Mask(template(src, d, true, known)?));
+            }
+            if let Some(l) = &r.len {
+                let bad = || src.err(l.span(), "len must be a number or \"min..max\"");
+                let (lo, hi) = match l.get_ref() {
+                    toml::Value::Integer(n) => {
+                        (usize::try_from(*n).map_err(|_| bad())?, usize::try_from(*n).map_err(|_| bad())?)
+                    }
+                    toml::Value::String(s) => {
+                        let (a, z) = s.split_once("..").ok_or_else(bad)?;
+                        (a.trim().parse().map_err(|_| bad())?, z.trim().parse().map_err(|_| bad())?)
+                    }
+                    _ => return Err(bad()),
+                };
+                if lo > hi {
+                    return Err(bad());
+                }
+                data.push(DataExpect::Len(lo, hi));
+            }
+            let mut capture = Vec::new();
+            if let Some(c) = &r.capture {
+                for (name, spec) in c.get_ref() {
+                    check_name(src, c.span(), name)?;
+                    let cs = capture_spec(spec).ok_or_else(|| {
+                        src.err(
+                            c.span(),
+                            format!("capture '{name}': '{spec}' is not u8@N, u16@N, u32@N, bytes@A..B or hex"),
+                        )
+                    })?;
+                    capture.push((name.clone(), cs));
+                }
+            }
+            StepKind::Apdu { head, command, sw, data, capture }
+        }
+        "select" => {
+            let (head, hs) = need_head()?;
+            head_span = hs;
+            let a =
+                r.applet.as_ref().ok_or_else(|| src.err(span.clone(), format!("{label}: `select` needs `applet`")))?;
+            let applet = match subst(a.get_ref(), b).as_str() {
+                "purse" => Applet::Purse,
+                "cpay" => Applet::Cpay,
+                "xfer" => Applet::Xfer,
+                other => return Err(src.err(a.span(), format!("unknown applet '{other}' (purse, cpay, xfer)"))),
+            };
+            StepKind::Select { head, applet }
+        }
+        "read" => {
+            let (head, hs) = need_head()?;
+            head_span = hs;
+            let st = r.state.as_ref().ok_or_else(|| src.err(span.clone(), format!("{label}: `read` needs `state`")))?;
+            let state = match st.get_ref().as_str() {
+                "purse" => StateKind::Purse,
+                "cpay" => StateKind::Cpay,
+                "xfer" => StateKind::Xfer,
+                other => return Err(src.err(st.span(), format!("unknown state '{other}' (purse, cpay, xfer)"))),
+            };
+            let p = r.prefix.as_ref().ok_or_else(|| src.err(span.clone(), format!("{label}: `read` needs `as`")))?;
+            check_name(src, p.span(), p.get_ref())?;
+            StepKind::Read { head, state, prefix: p.get_ref().clone() }
+        }
+        "assert" => {
+            let t = r.that.as_ref().ok_or_else(|| src.err(span.clone(), format!("{label}: `assert` needs `that`")))?;
+            StepKind::Assert { that: expr(src, t, known)?, message: r.message.clone().unwrap_or_default() }
+        }
+        "set" => {
+            let v = r.vars.as_ref().ok_or_else(|| src.err(span.clone(), format!("{label}: `set` needs `vars`")))?;
+            let mut vars = Vec::new();
+            for (name, e) in v.get_ref() {
+                check_name(src, v.span(), name)?;
+                let sp = Spanned::new(v.span(), e.clone());
+                vars.push((name.clone(), expr(src, &sp, known)?));
+            }
+            StepKind::Set { vars }
+        }
+        "engine" => {
+            let e = r
+                .engine
+                .as_ref()
+                .ok_or_else(|| src.err(span.clone(), format!("{label}: `engine` step needs `engine`")))?;
+            let action = match e.get_ref().as_str() {
+                "charge" => {
+                    let (head, hs) = need_head()?;
+                    head_span = hs;
+                    Action::Charge { head, amount: amount("charge")? }
+                }
+                "pay" => {
+                    let (head, hs) = need_head()?;
+                    head_span = hs;
+                    Action::Pay { head, price: amount("pay")? }
+                }
+                "card_signed_payment" => {
+                    let (head, hs) = need_head()?;
+                    head_span = hs;
+                    Action::CardSignedPayment { head, price: amount("card_signed_payment")? }
+                }
+                "key_update" => {
+                    let heads = r.heads.as_ref().ok_or_else(|| {
+                        src.err(span.clone(), format!("{label}: key_update needs `heads = [\"A\", \"B\"]`"))
+                    })?;
+                    head_span = heads.span();
+                    let list: Vec<String> = heads.get_ref().iter().map(|h| subst(h, b)).collect();
+                    let [a, bb] = <[String; 2]>::try_from(list)
+                        .map_err(|_| src.err(heads.span(), "key_update needs exactly two heads"))?;
+                    if a == bb {
+                        return Err(src.err(heads.span(), "key_update needs two different heads"));
+                    }
+                    let mode = match &r.mode {
+                        None => UpdateMode::Auto,
+                        Some(m) => parse_mode(&subst(m.get_ref(), b)).ok_or_else(|| {
+                            src.err(
+                                m.span(),
+                                format!(
+                                    "unknown key_update mode '{}' (common, public, auto, multi, rollover)",
+                                    m.get_ref()
+                                ),
+                            )
+                        })?,
+                    };
+                    Action::KeyUpdate { a, b: bb, mode }
+                }
+                "value_transfer" => {
+                    let from = r
+                        .from
+                        .as_ref()
+                        .ok_or_else(|| src.err(span.clone(), format!("{label}: value_transfer needs `from`")))?;
+                    let to =
+                        r.to.as_ref()
+                            .ok_or_else(|| src.err(span.clone(), format!("{label}: value_transfer needs `to`")))?;
+                    head_span = from.span();
+                    let (f, t) = (subst(from.get_ref(), b), subst(to.get_ref(), b));
+                    if f == t {
+                        return Err(src.err(to.span(), "value_transfer needs two different heads"));
+                    }
+                    Action::ValueTransfer { from: f, to: t, amount: amount("value_transfer")? }
+                }
+                other => return Err(src.err(e.span(), format!("unknown engine '{other}' (one of: {ENGINES})"))),
+            };
+            let expect = match &r.expect {
+                None => "success".to_string(),
+                Some(e) => {
+                    let v = subst(e.get_ref(), b);
+                    let ok = matches!(v.as_str(), "success" | "skipped" | "rejected")
+                        || v.strip_prefix("rejected:").is_some_and(|c| !c.is_empty());
+                    if !ok {
+                        return Err(src.err(
+                            e.span(),
+                            format!("expect '{v}' is not success, skipped, rejected or rejected:<code>"),
+                        ));
+                    }
+                    v
+                }
+            };
+            StepKind::Engine { action, expect }
+        }
+        _ => {
+            let (head, hs) = need_head()?;
+            head_span = hs;
+            match kind_name {
+                "power_off" => StepKind::PowerOff { head },
+                "power_on" => StepKind::PowerOn { head },
+                "warm_reset" => StepKind::WarmReset { head },
+                "remove" => StepKind::Remove { head },
+                _ => StepKind::Insert { head },
+            }
+        }
+    };
+    define(&kind, known);
+    let repeat = match &r.repeat {
+        Some(n) if *n.get_ref() == 0 => return Err(src.err(n.span(), "repeat must be at least 1")),
+        Some(n) => *n.get_ref(),
+        None => 1,
+    };
+    let name = r.name.as_ref().map(|n| format!(" {n}")).unwrap_or_default();
+    Ok(Step { label: format!("{label} {kind_name}{name}"), kind, repeat, head_span: src.loc(head_span) })
+}
+
+fn capture_spec(s: &str) -> Option<CaptureSpec> {
+    if s == "hex" {
+        return Some(CaptureSpec::All);
+    }
+    let (kind, at) = s.split_once('@')?;
+    match kind {
+        "u8" | "u16" | "u32" => {
+            let bytes = match kind {
+                "u8" => 1,
+                "u16" => 2,
+                _ => 4,
+            };
+            Some(CaptureSpec::Uint { bytes, at: at.parse().ok()? })
+        }
+        "bytes" => {
+            let (a, z) = at.split_once("..")?;
+            let (from, to) = (a.parse().ok()?, z.parse().ok()?);
+            (from <= to).then_some(CaptureSpec::Bytes { from, to })
+        }
+        _ => None,
+    }
+}
+
+fn parse_mode(s: &str) -> Option<UpdateMode> {
+    Some(match s {
+        "common" => UpdateMode::Common,
+        "public" => UpdateMode::Public,
+        "auto" => UpdateMode::Auto,
+        "multi" => UpdateMode::Multi,
+        "rollover" => UpdateMode::Rollover,
+        _ => return None,
+    })
+}
+
+impl Plan {
+    /// Check every head or role a step names against the lab, before anything is sent.
+    pub fn bind(&self, has_head: impl Fn(&str) -> bool) -> Result<(), ConfigError> {
+        let located = |l: &Located, msg: String| -> ConfigError {
+            let text = std::fs::read_to_string(&l.file).unwrap_or_default();
+            ConfigError::at(&l.file, &text, l.span.start, msg)
+        };
+        for (r, l) in &self.roles {
+            if !has_head(r) {
+                return Err(located(l, format!("role '{r}' is not a head name or role in the profile")));
+            }
+        }
+        let all = self.setup.iter().chain(self.cases.iter().flat_map(|c| c.steps.iter())).chain(self.teardown.iter());
+        for s in all {
+            for h in s.kind.heads() {
+                if !has_head(h) {
+                    return Err(located(&s.head_span, format!("{}: no head or role '{h}' in the profile", s.label)));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Heads or roles the plan talks to, in first-use order.
+    pub fn head_names(&self) -> Vec<String> {
+        let mut v: Vec<String> = Vec::new();
+        let all = self.setup.iter().chain(self.cases.iter().flat_map(|c| c.steps.iter())).chain(self.teardown.iter());
+        for s in all {
+            for h in s.kind.heads() {
+                if !v.iter().any(|x| x == h) {
+                    v.push(h.to_string());
+                }
+            }
+        }
+        v
+    }
+}

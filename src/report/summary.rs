@@ -1,0 +1,91 @@
+//! Summary CSV: one row per card. Columns are described in docs/reports.md.
+
+use std::io;
+use std::path::Path;
+
+use super::atomic::write_atomically;
+use super::{BatchResult, CardResult, CaseResult, CaseStatus, Verdict};
+
+/// The header row of the summary CSV, in column order.
+pub const SUMMARY_COLUMNS: [&str; 14] = [
+    "batch_id",
+    "index",
+    "card_id",
+    "head",
+    "verdict",
+    "failing_tests",
+    "reason",
+    "cases_passed",
+    "cases_failed",
+    "cases_skipped",
+    "cases_error",
+    "duration_ms",
+    "started",
+    "trace",
+];
+
+/// How many cases of a card ended in each status.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(crate) struct CaseCounts {
+    pub passed: usize,
+    pub failed: usize,
+    pub skipped: usize,
+    pub error: usize,
+}
+
+impl CaseCounts {
+    pub fn of(cases: &[CaseResult]) -> Self {
+        let mut n = CaseCounts::default();
+        for c in cases {
+            match c.status {
+                CaseStatus::Passed => n.passed += 1,
+                CaseStatus::Failed => n.failed += 1,
+                CaseStatus::Skipped => n.skipped += 1,
+                CaseStatus::Error => n.error += 1,
+            }
+        }
+        n
+    }
+
+    pub fn total(&self) -> usize {
+        self.passed + self.failed + self.skipped + self.error
+    }
+}
+
+/// Write the summary CSV of `b` to `path` atomically (via `path.tmp`, fsync, rename).
+/// The header row is written even when the batch has no cards.
+pub fn write_summary_csv(path: &Path, b: &BatchResult) -> io::Result<()> {
+    write_atomically(path, |out| {
+        let mut w = csv::Writer::from_writer(out);
+        w.write_record(SUMMARY_COLUMNS)?;
+        for card in &b.cards {
+            w.write_record(row(&b.batch_id, card))?;
+        }
+        w.flush()
+    })
+}
+
+fn row(batch_id: &str, card: &CardResult) -> [String; 14] {
+    let (failing, reason) = match &card.verdict {
+        Verdict::Pass => (String::new(), String::new()),
+        Verdict::Fail { failing } => (failing.join(";"), String::new()),
+        Verdict::Aborted { reason } => (String::new(), reason.clone()),
+    };
+    let n = CaseCounts::of(&card.cases);
+    [
+        batch_id.to_string(),
+        card.index.to_string(),
+        card.card_id.clone(),
+        card.head.clone(),
+        card.verdict.word().to_string(),
+        failing,
+        reason,
+        n.passed.to_string(),
+        n.failed.to_string(),
+        n.skipped.to_string(),
+        n.error.to_string(),
+        format!("{:.3}", card.duration_ms),
+        card.started.clone(),
+        card.trace.clone(),
+    ]
+}
