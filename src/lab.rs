@@ -130,10 +130,13 @@ pub fn card_defects(l: &Loaded, spec: &toml::Spanned<CardSpec>) -> Result<Defect
     Defects::parse(&spec.get_ref().defects).map_err(|e| {
         let span = spec.span();
         let within = l.text.get(span.clone()).unwrap_or("");
+        // The quoted name, searched from the `defects` key on (a card's other strings come
+        // first in most profiles); the card entry itself when not found.
+        let from = within.find("defects").unwrap_or(0);
         let at = ['"', '\'']
             .iter()
-            .find_map(|q| within.find(&format!("{q}{}{q}", e.name)))
-            .map_or(span.start, |i| span.start + i);
+            .find_map(|q| within[from..].find(&format!("{q}{}{q}", e.name)))
+            .map_or(span.start, |i| span.start + from + i);
         l.err(at..at, e.to_string())
     })
 }

@@ -362,6 +362,15 @@ impl<'a> Session<'a> {
                 self.pocket.insert(i, card);
                 Ok(())
             }
+            StepKind::InsertCard { head, card, protocol } => {
+                let i = self.idx(head)?;
+                let fresh = crate::lab::personalize_virtual(card, *protocol, self.t.keys).map_err(err)?;
+                let v =
+                    self.heads[i].head.as_virtual().ok_or_else(|| err("insert_card needs a virtual head".into()))?;
+                v.insert(fresh);
+                self.card_ids.insert(i, hex::encode_upper(card.card_id));
+                Ok(())
+            }
             StepKind::Insert { head } => {
                 let i = self.idx(head)?;
                 let card = self.pocket.remove(&i).ok_or_else(|| err("no removed card to insert".into()))?;

@@ -96,17 +96,55 @@ pub enum StateKind {
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum StepKind {
-    Apdu { head: String, command: Template, sw: SwExpect, data: Vec<DataExpect>, capture: Vec<(String, CaptureSpec)> },
-    Select { head: String, applet: crate::card::Applet },
-    Engine { action: Action, expect: String },
-    Read { head: String, state: StateKind, prefix: String },
-    Assert { that: Expr, message: String },
-    Set { vars: Vec<(String, Expr)> },
-    PowerOff { head: String },
-    PowerOn { head: String },
-    WarmReset { head: String },
-    Remove { head: String },
-    Insert { head: String },
+    Apdu {
+        head: String,
+        command: Template,
+        sw: SwExpect,
+        data: Vec<DataExpect>,
+        capture: Vec<(String, CaptureSpec)>,
+    },
+    Select {
+        head: String,
+        applet: crate::card::Applet,
+    },
+    Engine {
+        action: Action,
+        expect: String,
+    },
+    Read {
+        head: String,
+        state: StateKind,
+        prefix: String,
+    },
+    Assert {
+        that: Expr,
+        message: String,
+    },
+    Set {
+        vars: Vec<(String, Expr)>,
+    },
+    PowerOff {
+        head: String,
+    },
+    PowerOn {
+        head: String,
+    },
+    WarmReset {
+        head: String,
+    },
+    Remove {
+        head: String,
+    },
+    Insert {
+        head: String,
+    },
+    /// Put a freshly personalized reference card into a virtual head (the previous card is
+    /// discarded): how a plan gets a peer in the state a case needs.
+    InsertCard {
+        head: String,
+        card: Box<crate::issuance::CardPlan>,
+        protocol: crate::card::Protocol,
+    },
 }
 
 impl StepKind {
@@ -123,6 +161,7 @@ impl StepKind {
             StepKind::WarmReset { .. } => "warm_reset",
             StepKind::Remove { .. } => "remove",
             StepKind::Insert { .. } => "insert",
+            StepKind::InsertCard { .. } => "insert_card",
         }
     }
 
@@ -136,7 +175,8 @@ impl StepKind {
             | StepKind::PowerOn { head }
             | StepKind::WarmReset { head }
             | StepKind::Remove { head }
-            | StepKind::Insert { head } => vec![head],
+            | StepKind::Insert { head }
+            | StepKind::InsertCard { head, .. } => vec![head],
             StepKind::Engine { action, .. } => action.heads(),
             StepKind::Assert { .. } | StepKind::Set { .. } => vec![],
         }

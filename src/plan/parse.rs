@@ -82,6 +82,26 @@ struct StepRaw {
     that: Option<Spanned<String>>,
     message: Option<String>,
     vars: Option<Spanned<BTreeMap<String, String>>>,
+    card: Option<Spanned<CardRaw>>,
+}
+
+/// An inline reference card for `insert_card`; absent fields take `CardPlan::new` defaults.
+#[derive(Debug, Deserialize, Clone)]
+#[serde(deny_unknown_fields)]
+struct CardRaw {
+    id: String,
+    protocol: Option<crate::card::Protocol>,
+    purse_counter: Option<u32>,
+    cpay_amount: Option<u32>,
+    balance: Option<u32>,
+    max_balance: Option<u32>,
+    validity: Option<String>,
+    update_key: Option<u32>,
+    transfer_key: Option<u32>,
+    transfer_key_limit: Option<u32>,
+    update_key_limit: Option<u32>,
+    slots: Option<Vec<u32>>,
+    cert_expiry: Option<String>,
 }
 
 /// Variables every plan can use without defining them.
@@ -99,7 +119,8 @@ pub fn state_fields(s: StateKind) -> &'static [&'static str] {
 }
 
 const ENGINES: &str = "charge, pay, card_signed_payment, key_update, value_transfer";
-const KINDS: &str = "apdu, select, engine, read, assert, set, power_off, power_on, warm_reset, remove, insert";
+const KINDS: &str =
+    "apdu, select, engine, read, assert, set, power_off, power_on, warm_reset, remove, insert, insert_card";
 
 /// One source file being parsed: errors are located in it.
 struct Src<'a> {
@@ -388,6 +409,7 @@ fn step(
         ("as", r.prefix.as_ref().map(|x| x.span())),
         ("that", r.that.as_ref().map(|x| x.span())),
         ("vars", r.vars.as_ref().map(|x| x.span())),
+        ("card", r.card.as_ref().map(|x| x.span())),
     ]
     .into_iter()
     .filter_map(|(n, s)| s.map(|s| (n, s)))
@@ -400,6 +422,7 @@ fn step(
         "assert" => &["that"],
         "set" => &["vars"],
         "power_off" | "power_on" | "warm_reset" | "remove" | "insert" => &["head"],
+        "insert_card" => &["head", "card"],
         other => return Err(src.err(r.kind.span(), format!("unknown step kind '{other}' (one of: {KINDS})"))),
     };
     if let Some((f, fs)) = present.iter().find(|(f, _)| !allowed.contains(f)) {
@@ -609,6 +632,14 @@ fn step(
             };
             StepKind::Engine { action, expect }
         }
+        "insert_card" => {
+            let (head, hs) = need_head()?;
+            head_span = hs;
+            let c =
+                r.card.as_ref().ok_or_else(|| src.err(span.clone(), format!("{label}: `insert_card` needs `card`")))?;
+            let (card, protocol) = card_plan(src, c)?;
+            StepKind::InsertCard { head, card: Box::new(card), protocol }
+        }
         _ => {
             let (head, hs) = need_head()?;
             head_span = hs;
@@ -629,6 +660,36 @@ fn step(
     };
     let name = r.name.as_ref().map(|n| format!(" {n}")).unwrap_or_default();
     Ok(Step { label: format!("{label} {kind_name}{name}"), kind, repeat, head_span: src.loc(head_span) })
+}
+
+fn card_plan(
+    src: &Src,
+    c: &Spanned<CardRaw>,
+) -> Result<(crate::issuance::CardPlan, crate::card::Protocol), ConfigError> {
+    let r = c.get_ref();
+    let id: [u8; 8] = hex::decode(&r.id)
+        .ok()
+        .and_then(|b| b.try_into().ok())
+        .ok_or_else(|| src.err(c.span(), format!("card id '{}' is not 16 hex digits", r.id)))?;
+    let day = |s: &Option<String>, dflt: u32| match s {
+        None => Ok(dflt),
+        Some(d) => {
+            crate::profile::parse_day_end(d).ok_or_else(|| src.err(c.span(), format!("'{d}' is not a YYYY-MM-DD date")))
+        }
+    };
+    let mut p = crate::issuance::CardPlan::new(id);
+    p.validity = day(&r.validity, p.validity)?;
+    p.cert_expiry = day(&r.cert_expiry, p.cert_expiry)?;
+    p.purse_counter = r.purse_counter.unwrap_or(p.purse_counter);
+    p.cpay_amount = r.cpay_amount.unwrap_or(p.cpay_amount);
+    p.balance = r.balance.unwrap_or(p.balance);
+    p.max_balance = r.max_balance.unwrap_or(p.max_balance);
+    p.update_key = r.update_key.unwrap_or(p.update_key);
+    p.transfer_key = r.transfer_key.unwrap_or(p.transfer_key);
+    p.transfer_key_limit = r.transfer_key_limit.unwrap_or(p.transfer_key_limit);
+    p.update_key_limit = r.update_key_limit.unwrap_or(p.update_key_limit);
+    p.slots = r.slots.clone().unwrap_or_default();
+    Ok((p, r.protocol.unwrap_or(crate::card::Protocol::T1)))
 }
 
 fn capture_spec(s: &str) -> Option<CaptureSpec> {

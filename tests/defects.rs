@@ -1,0 +1,771 @@
+//! Every seeded card defect is real and terminal-observable.
+//!
+//! For each `Defect` one test personalizes a correct card and a defective card from the same
+//! plan (same card ID, so the same random stream), drives both through `VirtualHead` + `Link`
+//! with the same commands, and asserts the difference a terminal sees: status words,
+//! response bytes, or state read back with commands. The test of defect `foo-bar` is the
+//! function `foo_bar` (checked by `every_defect_has_a_test_and_a_doc_row`).
+
+use cardbench::apdu::{Command, Response};
+use cardbench::card::defects::{Defect, Defects};
+use cardbench::card::ins::*;
+use cardbench::card::{cpay, xfer, Protocol, VirtualCard};
+use cardbench::cmds;
+use cardbench::crypto::cert::{CertBody, Certificate, Role};
+use cardbench::crypto::{ae, ecies, sig};
+use cardbench::event::Recorder;
+use cardbench::head::virtual_head::VirtualHead;
+use cardbench::head::Head;
+use cardbench::issuance::CardPlan;
+use cardbench::keys::{Keyset, CA_REF, CENTER_REF};
+use cardbench::lab::{personalize_virtual, Lab};
+use cardbench::link::Link;
+use cardbench::sw;
+use p256::ecdsa::SigningKey;
+use rand_chacha::rand_core::{RngCore, SeedableRng};
+use rand_chacha::ChaCha20Rng;
+
+// ---------------------------------------------------------------------------------------------
+// Helpers
+
+const OK: u16 = sw::OK;
+/// A transaction date well inside the default validity (2030-12-31).
+const DATE: u32 = 1_800_000_000;
+
+fn keys() -> Keyset {
+    Keyset::from_seed("defect-tests", vec![])
+}
+
+fn card_id(n: u8) -> [u8; 8] {
+    [0xDE, 0xFE, 0xC7, 0x00, 0x00, 0x00, 0x01, n]
+}
+
+/// Profile defaults plus some value on CPAY and XFER.
+fn plan(n: u8) -> CardPlan {
+    let mut p = CardPlan::new(card_id(n));
+    p.cpay_amount = 1000;
+    p.balance = 500;
+    p
+}
+
+fn be32(b: &[u8], off: usize) -> u32 {
+    u32::from_be_bytes(b[off..off + 4].try_into().unwrap())
+}
+
+fn a16(b: &[u8]) -> [u8; 16] {
+    b.try_into().unwrap_or_else(|_| panic!("expected 16 bytes, got {}", b.len()))
+}
+
+/// One head with one card, powered; every command goes through `Link`.
+struct Bench {
+    head: VirtualHead,
+    rec: Recorder,
+}
+
+impl Bench {
+    fn new(k: &Keyset, plan: &CardPlan, defects: Defects) -> Bench {
+        let mut card: VirtualCard = personalize_virtual(plan, Protocol::T0, k).expect("personalization");
+        card.set_defects(defects);
+        assert_eq!(*card.defects(), defects);
+        let mut head = VirtualHead::new("A");
+        assert!(head.insert(card).is_none());
+        head.power_on().expect("power on");
+        Bench { head, rec: Recorder::disabled() }
+    }
+
+    fn exec(&mut self, cmd: &Command) -> Response {
+        Link::new(&mut self.head, &self.rec)
+            .exec("defect-test", cmd)
+            .unwrap_or_else(|e| panic!("{} ({cmd:?}): {e}", cmds::name(cmd.cla, cmd.ins)))
+    }
+
+    fn sw(&mut self, cmd: &Command) -> u16 {
+        self.exec(cmd).sw
+    }
+
+    /// Execute, assert 9000, return the data.
+    fn ok(&mut self, cmd: &Command) -> Vec<u8> {
+        let r = self.exec(cmd);
+        assert_eq!(r.sw, OK, "{} {:02X} {:02X}: SW {:04X}", cmds::name(cmd.cla, cmd.ins), cmd.p1, cmd.p2, r.sw);
+        r.data
+    }
+
+    fn select(&mut self, aid: &[u8]) {
+        self.ok(&cmds::select(aid));
+    }
+
+    fn power_cycle(&mut self) {
+        self.head.power_off().unwrap();
+        self.head.power_on().unwrap();
+    }
+
+    fn counter(&mut self) -> u32 {
+        be32(&self.ok(&cmds::read_field(FIELD_COUNTER, 4)), 0)
+    }
+
+    /// XFER card information (GET CARD INFO P1 = 00).
+    fn info(&mut self) -> Info {
+        let d = self.ok(&cmds::xfer_info());
+        Info { balance: be32(&d, 12), ukid: be32(&d, 16), tkid: be32(&d, 20), pending: d[32] & 0x04 != 0 }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Info {
+    balance: u32,
+    ukid: u32,
+    tkid: u32,
+    pending: bool,
+}
+
+/// A correct card and a card with `defect`, same plan, `aid` selected on both.
+fn pair(k: &Keyset, plan: &CardPlan, aid: &[u8], defect: Defect) -> (Bench, Bench) {
+    let mut good = Bench::new(k, plan, Defects::NONE);
+    let mut bad = Bench::new(k, plan, defect.into());
+    good.select(aid);
+    bad.select(aid);
+    (good, bad)
+}
+
+/// Run the same terminal scenario on a correct and on a defective card under test, each
+/// time with a fresh correct peer card (same plans, so the same randoms both times).
+fn with_peer<T>(
+    k: &Keyset,
+    dut: &CardPlan,
+    peer: &CardPlan,
+    defect: Defect,
+    scenario: impl Fn(&mut Bench, &mut Bench) -> T,
+) -> (T, T) {
+    let run = |d: Defects| {
+        let mut a = Bench::new(k, dut, d);
+        let mut b = Bench::new(k, peer, Defects::NONE);
+        a.select(&AID_XFER);
+        b.select(&AID_XFER);
+        scenario(&mut a, &mut b)
+    };
+    (run(Defects::NONE), run(defect.into()))
+}
+
+fn foreign_key(label: &str) -> SigningKey {
+    sig::key_from_seed(b"not the keyset", label)
+}
+
+/// A well-formed certificate for `holder`, signed by whatever `issuer` is.
+fn cert_by(subject: [u8; 8], role: Role, holder: &SigningKey, issuer: &SigningKey) -> Vec<u8> {
+    Certificate::issue(
+        CertBody {
+            issuer: if role == Role::XferCard { CA_REF } else { CENTER_REF },
+            subject,
+            role,
+            public_key: sig::encode_point(holder.verifying_key()),
+            expiry: 2_082_758_399,
+            serial: 77,
+        },
+        issuer,
+    )
+    .encode()
+    .to_vec()
+}
+
+/// The payment machine's DEBIT authorization over `nonce`.
+fn debit(k: &Keyset, id: &[u8; 8], price: u32, nonce: &[u8]) -> Command {
+    let s = sig::sign(&k.payment.key, &cpay::debit_message(id, price, DATE, nonce));
+    cmds::cpay_debit(price, DATE, &s)
+}
+
+/// CPAY: verify the real payment machine, SIGN PAYMENT, return the card nonce.
+fn cpay_nonce(b: &mut Bench, k: &Keyset) -> Vec<u8> {
+    b.ok(&cmds::cpay_verify_reader(k.payment.cert.encode()));
+    b.ok(&cmds::cpay_sign(&[7; 16]))[16..32].to_vec()
+}
+
+/// Key update of `a` from `b` in `mode`; returns A's SW to UPDATE TRANSFER KEY.
+fn key_update(a: &mut Bench, b: &mut Bench, mode: u8) -> u16 {
+    let public = mode == MODE_PUBLIC || mode == MODE_PUBLIC_UK;
+    let (ca, cb) = if public {
+        (a.ok(&cmds::xfer_certificate()), b.ok(&cmds::xfer_certificate()))
+    } else {
+        (Vec::new(), Vec::new())
+    };
+    let random = a.ok(&cmds::xfer_update_permission(mode, &cb));
+    let blob = b.ok(&cmds::xfer_get_transfer_key(mode, &random, &ca));
+    a.sw(&cmds::xfer_update_transfer_key(mode, &blob))
+}
+
+/// SW of each step of a value transfer from `s` to `r`, stopping at the first refusal; the
+/// receiver's answer to VALUE RECEIVE last (its data: the new balance).
+fn transfer(s: &mut Bench, r: &mut Bench, paid: u32, date: u32) -> Vec<u16> {
+    let mut sws = Vec::new();
+    let p = s.exec(&cmds::xfer_send_permission(paid, date));
+    sws.push(p.sw);
+    if p.sw != OK {
+        return sws;
+    }
+    let q = r.exec(&cmds::xfer_receive_permission(paid, date, &p.data));
+    sws.push(q.sw);
+    if q.sw != OK {
+        return sws;
+    }
+    let t = s.exec(&cmds::xfer_send(&q.data[..16], &q.data[16..]));
+    sws.push(t.sw);
+    if t.sw != OK {
+        return sws;
+    }
+    sws.push(r.sw(&cmds::xfer_receive(&t.data)));
+    sws
+}
+
+// ---------------------------------------------------------------------------------------------
+// The defect list itself
+
+#[test]
+fn all_names_round_trip_and_are_unique() {
+    let mut names = std::collections::BTreeSet::new();
+    for d in Defect::ALL {
+        assert!(names.insert(d.name()), "duplicate name {}", d.name());
+        assert_eq!(d.name().parse::<Defect>(), Ok(*d));
+        assert_eq!(d.to_string(), d.name());
+        assert!(
+            d.name().chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-'),
+            "{} is not kebab-case",
+            d.name()
+        );
+        assert!(!d.description().is_empty());
+        assert!(["PURSE", "CPAY", "XFER"].contains(&d.applet()));
+    }
+    assert!(Defect::ALL.len() >= 14);
+    let e = "no-such-defect".parse::<Defect>().unwrap_err().to_string();
+    assert!(e.contains("unknown defect 'no-such-defect'"), "{e}");
+    for d in Defect::ALL {
+        assert!(e.contains(d.name()), "{e} lacks {}", d.name());
+    }
+}
+
+#[test]
+fn every_defect_has_a_test_and_a_doc_row() {
+    let tests = include_str!("defects.rs");
+    let doc = include_str!("../docs/defects.md");
+    for d in Defect::ALL {
+        let f = format!("fn {}()", d.name().replace('-', "_"));
+        assert!(tests.contains(&f), "no test `{f}` for {}", d.name());
+        let row = format!("| `{}` |", d.name());
+        assert!(doc.contains(&row), "docs/defects.md has no row {row}");
+    }
+}
+
+#[test]
+fn default_card_has_no_defects() {
+    let k = keys();
+    let c = personalize_virtual(&plan(1), Protocol::T1, &k).unwrap();
+    assert!(c.defects().is_empty());
+    assert_eq!(c.defects().to_string(), "none");
+}
+
+/// A card with every defect at once never panics, whatever it is sent.
+#[test]
+fn all_defects_at_once_never_panic() {
+    let k = keys();
+    let all: Defects = Defect::ALL.iter().copied().collect();
+    let mut rng = ChaCha20Rng::seed_from_u64(0xDEFEC7);
+    let inss: &[u8] = &[
+        0xB0, 0xB2, 0xD0, 0xD2, 0xD4, 0x2A, 0x88, 0xD6, 0x10, 0x20, 0x22, 0x24, 0x30, 0x32, 0x34, 0x36, 0x38, 0x3A,
+        0xE0, 0xEE, 0xEC,
+    ];
+    for aid in [AID_PURSE, AID_CPAY, AID_XFER] {
+        let mut p = plan(9);
+        p.purse_counter = 2;
+        p.slots = vec![3];
+        let mut b = Bench::new(&k, &p, all);
+        b.select(&aid);
+        for i in 0..1500 {
+            let ins = inss[(rng.next_u32() as usize) % inss.len()];
+            let cla = if ins == 0x2A { CLA_ISO } else { CLA_PROP };
+            let p1 = [0u8, 1, 2, 3, 4, 5, 0x10][(rng.next_u32() % 7) as usize];
+            let p2 = if ins == 0x2A { 0xBE } else { 0 };
+            let len = [0usize, 7, 8, 16, 20, 24, 32, 72, 186][(rng.next_u32() % 9) as usize];
+            let mut data = vec![0u8; len];
+            rng.fill_bytes(&mut data);
+            if rng.next_u32() % 3 == 0 {
+                data.iter_mut().for_each(|x| *x = 0xFF);
+            }
+            let mut cmd = Command::new(cla, ins, p1, p2).le(256);
+            if !data.is_empty() {
+                cmd = cmd.data(data);
+            }
+            let r = b.exec(&cmd);
+            assert!(r.sw == OK || r.sw >> 12 == 6, "{i}: SW {:04X}", r.sw);
+            if i % 200 == 199 {
+                b.power_cycle();
+                b.select(&aid);
+            }
+        }
+    }
+}
+
+#[test]
+fn profile_defects_are_applied_and_unknown_names_located() {
+    let dir = tempfile::tempdir().unwrap();
+    let profile = |defects: &str| {
+        format!(
+            "name = \"t\"\n[keyset]\nseed = \"defect-tests\"\n\n[[head]]\nname = \"A\"\n\
+             driver = \"virtual\"\ncard = \"c\"\n\n[[card]]\nname = \"c\"\n\
+             id = \"DEFEC70000000101\"\n{defects}\n"
+        )
+    };
+    let path = dir.path().join("p.toml");
+
+    std::fs::write(&path, profile("")).unwrap();
+    let mut lab = Lab::from_profile(&cardbench::profile::load(&path).unwrap()).unwrap();
+    let v = lab.heads[0].head.as_virtual().unwrap();
+    assert!(v.card().unwrap().defects().is_empty());
+
+    std::fs::write(&path, profile("defects = [\"counter-wraps\", \"receive-replay\"]")).unwrap();
+    let mut lab = Lab::from_profile(&cardbench::profile::load(&path).unwrap()).unwrap();
+    let v = lab.heads[0].head.as_virtual().unwrap();
+    assert_eq!(*v.card().unwrap().defects(), Defects::from(Defect::CounterWraps).with(Defect::ReceiveReplay));
+
+    std::fs::write(&path, profile("defects = [\"counter-wraps\", \"counter-went-missing\"]")).unwrap();
+    let e =
+        Lab::from_profile(&cardbench::profile::load(&path).unwrap()).err().expect("unknown defect refused").to_string();
+    // Line 13 is the defects line; column 29 is the opening quote of the unknown name.
+    let want = format!("{}:13:29: unknown defect 'counter-went-missing' (valid: ", path.display());
+    assert!(e.starts_with(&want), "{e}\nwant prefix {want}");
+    for d in Defect::ALL {
+        assert!(e.contains(d.name()), "{e} lacks {}", d.name());
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// PURSE
+
+#[test]
+fn counter_not_decremented() {
+    let k = keys();
+    let (mut good, mut bad) = pair(&k, &plan(1), &AID_PURSE, Defect::CounterNotDecremented);
+    assert_eq!(good.ok(&cmds::purse_write_value(5, DATE)), 999u32.to_be_bytes());
+    assert_eq!(bad.ok(&cmds::purse_write_value(5, DATE)), 1000u32.to_be_bytes());
+    assert_eq!((good.counter(), bad.counter()), (999, 1000));
+    // The value itself was written on both.
+    let value = [5u32.to_be_bytes(), DATE.to_be_bytes()].concat();
+    assert_eq!(good.ok(&cmds::read_field(FIELD_VALUE, 8)), value);
+    assert_eq!(bad.ok(&cmds::read_field(FIELD_VALUE, 8)), value);
+}
+
+#[test]
+fn counter_decremented_twice() {
+    let k = keys();
+    let (mut good, mut bad) = pair(&k, &plan(1), &AID_PURSE, Defect::CounterDecrementedTwice);
+    assert_eq!(good.ok(&cmds::purse_write_value(5, DATE)), 999u32.to_be_bytes());
+    assert_eq!(bad.ok(&cmds::purse_write_value(5, DATE)), 998u32.to_be_bytes());
+    assert_eq!((good.counter(), bad.counter()), (999, 998));
+}
+
+#[test]
+fn counter_wraps() {
+    let k = keys();
+    let mut p = plan(1);
+    p.purse_counter = 1;
+    let (mut good, mut bad) = pair(&k, &p, &AID_PURSE, Defect::CounterWraps);
+    for b in [&mut good, &mut bad] {
+        assert_eq!(b.ok(&cmds::purse_write_value(5, DATE)), [0, 0, 0, 0]);
+    }
+    assert_eq!(good.sw(&cmds::purse_write_value(6, DATE)), sw::NOT_ENOUGH_MEMORY);
+    assert_eq!(good.counter(), 0);
+    assert_eq!(bad.ok(&cmds::purse_write_value(6, DATE)), [0xFF; 4]);
+    assert_eq!(bad.counter(), u32::MAX);
+}
+
+#[test]
+fn counter_settable_after_lock() {
+    let k = keys();
+    let (mut good, mut bad) = pair(&k, &plan(1), &AID_PURSE, Defect::CounterSettableAfterLock);
+    for b in [&mut good, &mut bad] {
+        b.ok(&cmds::purse_write_value(5, DATE));
+        assert_eq!(b.ok(&cmds::perso_status()), [1], "card is locked");
+    }
+    let reset = cmds::perso_put(PO_PURSE_COUNTER, &1000u32.to_be_bytes());
+    assert_eq!(good.sw(&reset), sw::COMMAND_NOT_ALLOWED);
+    assert_eq!(bad.sw(&reset), OK);
+    assert_eq!((good.counter(), bad.counter()), (999, 1000));
+    // Only the counter object leaks: the other objects stay locked.
+    assert_eq!(bad.sw(&cmds::perso_put(PO_XFER_BALANCE, &[0, 0, 0, 1])), sw::COMMAND_NOT_ALLOWED);
+}
+
+#[test]
+fn counter_decremented_on_refused_write() {
+    let k = keys();
+    let (mut good, mut bad) = pair(&k, &plan(1), &AID_PURSE, Defect::CounterDecrementedOnRefusedWrite);
+    let short = Command::new(CLA_PROP, PURSE_WRITE_VALUE, 0, 0).data(vec![0, 0, 0, 5, 0, 0, 0]).le(4);
+    assert_eq!(good.sw(&short), sw::WRONG_LENGTH);
+    assert_eq!(bad.sw(&short), sw::WRONG_LENGTH);
+    assert_eq!((good.counter(), bad.counter()), (1000, 999));
+    // The value area did not move on either card.
+    assert_eq!(good.ok(&cmds::read_field(FIELD_VALUE, 8)), [0; 8]);
+    assert_eq!(bad.ok(&cmds::read_field(FIELD_VALUE, 8)), [0; 8]);
+}
+
+// ---------------------------------------------------------------------------------------------
+// CPAY
+
+#[test]
+fn cpay_reader_signature_unchecked() {
+    let k = keys();
+    let p = plan(1);
+    let (mut good, mut bad) = pair(&k, &p, &AID_CPAY, Defect::CpayReaderSignatureUnchecked);
+    let thief = foreign_key("thief");
+    let forged = cert_by(*b"THIEF001", Role::PaymentMachine, &thief, &thief);
+    assert_eq!(good.sw(&cmds::cpay_verify_reader(&forged)), sw::SECURITY_NOT_SATISFIED);
+    assert_eq!(bad.sw(&cmds::cpay_verify_reader(&forged)), OK);
+    assert_eq!(good.sw(&cmds::cpay_sign(&[1; 16])), sw::COMMAND_NOT_ALLOWED);
+    // The forged reader takes value from the defective card.
+    let nonce = bad.ok(&cmds::cpay_sign(&[1; 16]))[16..32].to_vec();
+    let s = sig::sign(&thief, &cpay::debit_message(&p.card_id, 999, DATE, &nonce));
+    assert_eq!(bad.ok(&cmds::cpay_debit(999, DATE, &s)), 1u32.to_be_bytes());
+}
+
+#[test]
+fn cpay_reader_role_unchecked() {
+    let k = keys();
+    let (mut good, mut bad) = pair(&k, &plan(1), &AID_CPAY, Defect::CpayReaderRoleUnchecked);
+    // Center-signed, but a charge machine, not a payment machine.
+    let charge = cmds::cpay_verify_reader(k.charge.cert.encode());
+    assert_eq!(good.sw(&charge), sw::SECURITY_NOT_SATISFIED);
+    assert_eq!(bad.sw(&charge), OK);
+    assert_eq!(good.sw(&cmds::cpay_sign(&[1; 16])), sw::COMMAND_NOT_ALLOWED);
+    assert_eq!(bad.ok(&cmds::cpay_sign(&[1; 16])).len(), 96);
+}
+
+#[test]
+fn cpay_signs_zero_random() {
+    let k = keys();
+    let p = plan(1);
+    let (mut good, mut bad) = pair(&k, &p, &AID_CPAY, Defect::CpaySignsZeroRandom);
+    let card_key = *k.card_key(&p.card_id, "cpay").verifying_key();
+    let random = [0x5A; 16];
+    let msg = |r: &[u8]| cpay::sign_message(&p.card_id, 0, 1000, r);
+    let mut sigs = Vec::new();
+    for b in [&mut good, &mut bad] {
+        b.ok(&cmds::cpay_verify_reader(k.payment.cert.encode()));
+        let r = b.ok(&cmds::cpay_sign(&random));
+        assert_eq!(&r[..16], &msg(&[])[8..24], "id, date, amount");
+        sigs.push(r[32..].to_vec());
+    }
+    assert!(sig::verify(&card_key, &msg(&random), &sigs[0]).is_ok());
+    assert!(sig::verify(&card_key, &msg(&random), &sigs[1]).is_err());
+    assert!(sig::verify(&card_key, &msg(&[0; 16]), &sigs[1]).is_ok());
+}
+
+#[test]
+fn cpay_nonce_reusable() {
+    let k = keys();
+    let p = plan(1);
+    let (mut good, mut bad) = pair(&k, &p, &AID_CPAY, Defect::CpayNonceReusable);
+    for (b, second) in [(&mut good, None), (&mut bad, Some(800u32))] {
+        let nonce = cpay_nonce(b, &k);
+        let d = debit(&k, &p.card_id, 100, &nonce);
+        assert_eq!(b.ok(&d), 900u32.to_be_bytes());
+        // The same authorization, replayed.
+        match second {
+            None => assert_eq!(b.sw(&d), sw::COMMAND_NOT_ALLOWED),
+            Some(left) => assert_eq!(b.ok(&d), left.to_be_bytes()),
+        }
+    }
+    assert_eq!(good.ok(&cmds::read_field(FIELD_VALUE, 8))[..4], 900u32.to_be_bytes());
+    assert_eq!(bad.ok(&cmds::read_field(FIELD_VALUE, 8))[..4], 800u32.to_be_bytes());
+}
+
+#[test]
+fn cpay_debit_signature_unchecked() {
+    let k = keys();
+    let (mut good, mut bad) = pair(&k, &plan(1), &AID_CPAY, Defect::CpayDebitSignatureUnchecked);
+    let junk = cmds::cpay_debit(100, DATE, &[0x11; 64]);
+    cpay_nonce(&mut good, &k);
+    cpay_nonce(&mut bad, &k);
+    assert_eq!(good.sw(&junk), sw::SECURITY_NOT_SATISFIED);
+    assert_eq!(bad.ok(&junk), 900u32.to_be_bytes());
+}
+
+#[test]
+fn cpay_overdraft() {
+    let k = keys();
+    let p = plan(1);
+    let (mut good, mut bad) = pair(&k, &p, &AID_CPAY, Defect::CpayOverdraft);
+    let n = cpay_nonce(&mut good, &k);
+    assert_eq!(good.sw(&debit(&k, &p.card_id, 1500, &n)), sw::NOT_ENOUGH_MEMORY);
+    let n = cpay_nonce(&mut bad, &k);
+    let left = 1000u32.wrapping_sub(1500);
+    assert_eq!(bad.ok(&debit(&k, &p.card_id, 1500, &n)), left.to_be_bytes());
+    assert_eq!(good.ok(&cmds::read_field(FIELD_VALUE, 8))[..4], 1000u32.to_be_bytes());
+}
+
+// ---------------------------------------------------------------------------------------------
+// XFER key update
+
+/// Card A (being updated) on transfer key `tka`, card B on `tkb`; update key 1 on both.
+fn key_plans(tka: u32, tkb: u32) -> (CardPlan, CardPlan) {
+    let mut a = plan(0xA1);
+    a.transfer_key = tka;
+    let mut b = plan(0xB2);
+    b.transfer_key = tkb;
+    (a, b)
+}
+
+#[test]
+fn update_permission_reusable() {
+    let k = keys();
+    let (pa, pb) = key_plans(1, 2);
+    let (good, bad) = with_peer(&k, &pa, &pb, Defect::UpdatePermissionReusable, |a, b| {
+        let random = a.ok(&cmds::xfer_update_permission(MODE_COMMON, &[]));
+        let blob = b.ok(&cmds::xfer_get_transfer_key(MODE_COMMON, &random, &[]));
+        let mut broken = blob.clone();
+        *broken.last_mut().unwrap() ^= 1;
+        let first = a.sw(&cmds::xfer_update_transfer_key(MODE_COMMON, &broken));
+        let second = a.sw(&cmds::xfer_update_transfer_key(MODE_COMMON, &blob));
+        (first, second, a.info().tkid)
+    });
+    assert_eq!(good, (sw::SECURITY_NOT_SATISFIED, sw::COMMAND_NOT_ALLOWED, 1));
+    assert_eq!(bad, (sw::SECURITY_NOT_SATISFIED, OK, 2));
+}
+
+#[test]
+fn update_random_unchecked() {
+    let k = keys();
+    let (pa, pb) = key_plans(1, 2);
+    let (good, bad) = with_peer(&k, &pa, &pb, Defect::UpdateRandomUnchecked, |a, b| {
+        let old = a.ok(&cmds::xfer_update_permission(MODE_COMMON, &[]));
+        let old_blob = b.ok(&cmds::xfer_get_transfer_key(MODE_COMMON, &old, &[]));
+        // A new permission: the old blob (recorded earlier) is replayed against it.
+        let new = a.ok(&cmds::xfer_update_permission(MODE_COMMON, &[]));
+        assert_ne!(old, new);
+        let sw = a.sw(&cmds::xfer_update_transfer_key(MODE_COMMON, &old_blob));
+        (sw, a.info().tkid)
+    });
+    assert_eq!(good, (sw::SECURITY_NOT_SATISFIED, 1));
+    assert_eq!(bad, (OK, 2));
+}
+
+#[test]
+fn tkid_range_unchecked() {
+    let k = keys();
+    // A holds the newer key 3; B offers the older key 2.
+    let (pa, pb) = key_plans(3, 2);
+    let (good, bad) =
+        with_peer(&k, &pa, &pb, Defect::TkidRangeUnchecked, |a, b| (key_update(a, b, MODE_COMMON), a.info().tkid));
+    assert_eq!(good, (sw::REF_DATA_NOT_USABLE, 3));
+    assert_eq!(bad, (OK, 2), "rolled back to an older transfer key");
+}
+
+#[test]
+fn tkid_accepts_current() {
+    let k = keys();
+    let (pa, pb) = key_plans(2, 2);
+    let (good, bad) =
+        with_peer(&k, &pa, &pb, Defect::TkidAcceptsCurrent, |a, b| (key_update(a, b, MODE_COMMON), a.info().tkid));
+    assert_eq!(good, (sw::REF_DATA_NOT_USABLE, 2));
+    assert_eq!(bad, (OK, 2));
+}
+
+#[test]
+fn tkid_limit_off_by_one() {
+    let k = keys();
+    let (mut pa, pb) = key_plans(1, 3);
+    pa.transfer_key_limit = 2;
+    let (good, bad) =
+        with_peer(&k, &pa, &pb, Defect::TkidLimitOffByOne, |a, b| (key_update(a, b, MODE_COMMON), a.info().tkid));
+    assert_eq!(good, (sw::REF_DATA_NOT_USABLE, 1));
+    assert_eq!(bad, (OK, 3), "beyond the upper limit 2");
+}
+
+#[test]
+fn ukid_limit_unchecked() {
+    let k = keys();
+    let (mut pa, mut pb) = key_plans(1, 2);
+    pa.update_key_limit = 1;
+    pb.update_key = 2;
+    let (good, bad) = with_peer(&k, &pa, &pb, Defect::UkidLimitUnchecked, |a, b| {
+        let sw = key_update(a, b, MODE_PUBLIC_UK);
+        let i = a.info();
+        (sw, i.ukid, i.tkid)
+    });
+    assert_eq!(good, (sw::REF_DATA_NOT_USABLE, 1, 1));
+    assert_eq!(bad, (OK, 2, 2), "update key moved beyond its limit 1");
+}
+
+#[test]
+fn peer_cert_unchecked() {
+    let k = keys();
+    let p = plan(1);
+    let (mut good, mut bad) = pair(&k, &p, &AID_XFER, Defect::PeerCertUnchecked);
+    let thief = foreign_key("thief");
+    let forged = cert_by(*b"THIEF002", Role::XferCard, &thief, &thief);
+    // As the card being updated: a forged peer gets an update permission.
+    let perm = cmds::xfer_update_permission(MODE_PUBLIC, &forged);
+    assert_eq!(good.sw(&perm), sw::SECURITY_NOT_SATISFIED);
+    assert_eq!(bad.ok(&perm).len(), 16);
+    // As the key holder: the transfer key is encrypted to the forger's key.
+    let get = cmds::xfer_get_transfer_key(MODE_PUBLIC, &[3; 16], &forged);
+    assert_eq!(good.sw(&get), sw::SECURITY_NOT_SATISFIED);
+    let blob = bad.ok(&get);
+    let ct = &blob[..blob.len() - 64];
+    let pt = ecies::decrypt(&p256::SecretKey::from(thief), ct).expect("forger decrypts");
+    assert_eq!(be32(&pt, 0), p.transfer_key);
+    assert_eq!(&pt[4..20], k.transfer_key(p.transfer_key).unwrap().expose(), "the transfer key leaked");
+}
+
+#[test]
+fn multi_key_unauthenticated() {
+    let k = keys();
+    let mut p = plan(1);
+    p.slots = vec![3];
+    let (mut good, mut bad) = pair(&k, &p, &AID_XFER, Defect::MultiKeyUnauthenticated);
+    for (b, want) in [(&mut good, sw::SECURITY_NOT_SATISFIED), (&mut bad, OK)] {
+        let random = b.ok(&cmds::xfer_update_permission(MODE_MULTI, &[]));
+        // No update key involved: random ‖ new ID in clear.
+        let plain = [&random[..], &3u32.to_be_bytes()].concat();
+        assert_eq!(b.sw(&cmds::xfer_update_transfer_key(MODE_MULTI, &plain)), want);
+    }
+    assert_eq!((good.info().tkid, bad.info().tkid), (1, 3));
+    // The sealed form is still accepted by the correct card.
+    let uk = *k.update_key(1).unwrap().expose();
+    let random = good.ok(&cmds::xfer_update_permission(MODE_MULTI, &[]));
+    let pt = [&random[..], &3u32.to_be_bytes()].concat();
+    let sealed = ae::seal(&ae::AeKeys::from_key(&uk), &[9; 16], &xfer::transport_aad(MODE_MULTI), &pt);
+    assert_eq!(good.sw(&cmds::xfer_update_transfer_key(MODE_MULTI, &sealed)), OK);
+}
+
+// ---------------------------------------------------------------------------------------------
+// XFER value transfer
+
+#[test]
+fn send_challenge_unchecked() {
+    let k = keys();
+    let (mut good, mut bad) = pair(&k, &plan(1), &AID_XFER, Defect::SendChallengeUnchecked);
+    for (b, want) in [(&mut good, sw::SECURITY_NOT_SATISFIED), (&mut bad, OK)] {
+        b.ok(&cmds::xfer_send_permission(100, DATE));
+        assert_eq!(b.sw(&cmds::xfer_send(&[0; 16], &[9; 16])), want);
+    }
+    assert_eq!((good.info().balance, bad.info().balance), (500, 400));
+}
+
+#[test]
+fn debit_at_send_permission() {
+    let k = keys();
+    let (mut good, mut bad) = pair(&k, &plan(1), &AID_XFER, Defect::DebitAtSendPermission);
+    for b in [&mut good, &mut bad] {
+        assert_eq!(b.ok(&cmds::xfer_send_permission(100, DATE)).len(), 16);
+    }
+    assert_eq!((good.info().balance, bad.info().balance), (500, 400));
+    // The transfer is abandoned: the reset loses the session, and on the defective card
+    // the value with it.
+    for b in [&mut good, &mut bad] {
+        b.power_cycle();
+        b.select(&AID_XFER);
+    }
+    assert_eq!((good.info().balance, bad.info().balance), (500, 400));
+}
+
+#[test]
+fn credit_at_receive_permission() {
+    let k = keys();
+    let (mut good, mut bad) = pair(&k, &plan(1), &AID_XFER, Defect::CreditAtReceivePermission);
+    for b in [&mut good, &mut bad] {
+        assert_eq!(b.ok(&cmds::xfer_receive_permission(100, DATE, &[4; 16])).len(), 32);
+        assert!(b.info().pending);
+    }
+    assert_eq!((good.info().balance, bad.info().balance), (500, 600));
+    // No debit ever happened; cancelling keeps the credit on the defective card.
+    for b in [&mut good, &mut bad] {
+        b.ok(&cmds::xfer_cancel_pending());
+    }
+    assert_eq!((good.info().balance, bad.info().balance), (500, 600));
+}
+
+#[test]
+fn challenge_omits_date() {
+    let k = keys();
+    let p = plan(1);
+    let tk = *k.transfer_key(p.transfer_key).unwrap().expose();
+    let (mut good, mut bad) = pair(&k, &p, &AID_XFER, Defect::ChallengeOmitsDate);
+    let rnd_send = [6; 16];
+    let want = xfer::challenge(&tk, TAG_TRANSMISSION, 100, DATE, &rnd_send);
+    let g = good.ok(&cmds::xfer_receive_permission(100, DATE, &rnd_send));
+    let b = bad.ok(&cmds::xfer_receive_permission(100, DATE, &rnd_send));
+    assert_eq!(a16(&g[..16]), want);
+    assert_ne!(a16(&b[..16]), want);
+    // Against a correct sending card, the defective receiver's challenge is refused.
+    let (pa, pb) = (plan(2), plan(3));
+    let (good, bad) = with_peer(&k, &pb, &pa, Defect::ChallengeOmitsDate, |r, s| transfer(s, r, 100, DATE));
+    assert_eq!(good, [OK, OK, OK, OK]);
+    assert_eq!(bad, [OK, OK, sw::SECURITY_NOT_SATISFIED]);
+}
+
+#[test]
+fn overdraft_allowed() {
+    let k = keys();
+    let (pa, pb) = (plan(1), plan(2));
+    let (good, bad) = with_peer(&k, &pa, &pb, Defect::OverdraftAllowed, |s, r| {
+        let sws = transfer(s, r, 600, DATE);
+        (sws, s.info().balance, r.info().balance)
+    });
+    assert_eq!(good, (vec![sw::NOT_ENOUGH_MEMORY], 500, 500));
+    assert_eq!(bad, (vec![OK, OK, OK, OK], 500u32.wrapping_sub(600), 1100));
+}
+
+#[test]
+fn balance_cap_unchecked() {
+    let k = keys();
+    let (pa, mut pb) = (plan(1), plan(2));
+    pb.max_balance = 550;
+    let (good, bad) = with_peer(&k, &pb, &pa, Defect::BalanceCapUnchecked, |r, s| {
+        let sws = transfer(s, r, 100, DATE);
+        (sws, r.info().balance)
+    });
+    assert_eq!(good, (vec![OK, sw::NOT_ENOUGH_MEMORY], 500));
+    assert_eq!(bad, (vec![OK, OK, OK, OK], 600), "above the cap 550");
+}
+
+#[test]
+fn validity_ignored() {
+    let k = keys();
+    let p = plan(1);
+    let late = p.validity + 1;
+    let (mut good, mut bad) = pair(&k, &p, &AID_XFER, Defect::ValidityIgnored);
+    let send = cmds::xfer_send_permission(100, late);
+    let recv = cmds::xfer_receive_permission(100, late, &[1; 16]);
+    assert_eq!(good.sw(&send), sw::CONDITIONS_NOT_SATISFIED);
+    assert_eq!(good.sw(&recv), sw::CONDITIONS_NOT_SATISFIED);
+    assert_eq!(bad.sw(&send), OK);
+    assert_eq!(bad.sw(&recv), OK);
+    assert!(!good.info().pending);
+    assert!(bad.info().pending);
+}
+
+#[test]
+fn pending_credit_overwritten() {
+    let k = keys();
+    let (mut good, mut bad) = pair(&k, &plan(1), &AID_XFER, Defect::PendingCreditOverwritten);
+    for b in [&mut good, &mut bad] {
+        b.ok(&cmds::xfer_receive_permission(100, DATE, &[1; 16]));
+    }
+    let second = cmds::xfer_receive_permission(200, DATE, &[2; 16]);
+    assert_eq!(good.sw(&second), sw::COMMAND_NOT_ALLOWED);
+    assert_eq!(bad.sw(&second), OK);
+    let state = |b: &mut Bench| be32(&b.ok(&cmds::xfer_read_state(1)), 0);
+    assert_eq!((state(&mut good), state(&mut bad)), (100, 200));
+}
+
+#[test]
+fn receive_replay() {
+    let k = keys();
+    let (pa, pb) = (plan(1), plan(2));
+    let (good, bad) = with_peer(&k, &pb, &pa, Defect::ReceiveReplay, |r, s| {
+        let sws = transfer(s, r, 100, DATE);
+        assert_eq!(sws, [OK, OK, OK, OK]);
+        // A's last debit record holds the reception challenge; send it again.
+        let last = s.ok(&cmds::xfer_read_state(2));
+        let again = r.sw(&cmds::xfer_receive(&last[40..56]));
+        (again, s.info().balance, r.info().balance)
+    });
+    assert_eq!(good, (sw::COMMAND_NOT_ALLOWED, 400, 600));
+    assert_eq!(bad, (OK, 400, 700), "one debit, two credits");
+}
