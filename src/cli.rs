@@ -40,6 +40,25 @@ pub enum Cmd {
         #[arg(long, short)]
         quiet: bool,
     },
+    /// Certify a batch of cards: one worker per DUT head, per-card traces, summary CSV,
+    /// JUnit XML and JSON; an interrupted batch resumes where it stopped.
+    Batch {
+        #[arg(long, short)]
+        profile: PathBuf,
+        #[arg(long)]
+        plan: PathBuf,
+        #[arg(long)]
+        batch_id: String,
+        /// Cards in the batch (default: the profile's [batch] count).
+        #[arg(long)]
+        count: Option<u64>,
+        /// Directory for batch folders (default: the profile's `logs`, else ./logs).
+        #[arg(long)]
+        logs: Option<PathBuf>,
+        /// No progress output, only the summary line.
+        #[arg(long, short)]
+        quiet: bool,
+    },
     /// Validate a plan without touching a card (with --profile, also its head names).
     Check {
         plan: PathBuf,
@@ -87,10 +106,42 @@ pub fn main() -> ExitCode {
 fn dispatch(cli: Cli) -> Result<ExitCode, BenchError> {
     match cli.cmd {
         Cmd::Run { plan, profile, run_id, logs, quiet } => run(&plan, &profile, run_id, logs, quiet),
+        Cmd::Batch { profile, plan, batch_id, count, logs, quiet } => {
+            batch(&profile, &plan, batch_id, count, logs, quiet).map_err(BenchError)
+        }
         Cmd::Check { plan, profile } => check(&plan, profile.as_deref()).map_err(BenchError),
         Cmd::Keys { cmd: KeysCmd::Init { dir, force } } => keys_init(&dir, force).map_err(BenchError),
         Cmd::Heads { profile } => heads(&profile).map_err(BenchError),
     }
+}
+
+fn batch(
+    profile: &Path,
+    plan: &Path,
+    batch_id: String,
+    count: Option<u64>,
+    logs: Option<PathBuf>,
+    quiet: bool,
+) -> Result<ExitCode> {
+    let loaded = crate::profile::load(profile)?;
+    let lab = Lab::from_profile(&loaded)?;
+    let p = crate::plan::load(plan)?;
+    p.bind(|n| n == "dut" || n == "peer")?;
+    let logs = logs.unwrap_or_else(|| lab.logs.clone());
+    let opts = crate::batch::BatchOptions { batch_id, count, logs, quiet };
+    let out = crate::batch::run_batch(&loaded, lab, &p, &opts)?;
+    let r = &out.result;
+    println!(
+        "batch {}: {} cards ({} certified now), {} pass, {} fail, {} aborted; {}",
+        r.batch_id,
+        r.cards.len(),
+        out.certified_now,
+        r.count("pass"),
+        r.count("fail"),
+        r.count("aborted"),
+        out.dir.join("summary.csv").display()
+    );
+    Ok(if r.cards.iter().all(|c| c.verdict.word() == "pass") { ExitCode::SUCCESS } else { ExitCode::from(1) })
 }
 
 fn check(plan: &Path, profile: Option<&Path>) -> Result<ExitCode> {

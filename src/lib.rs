@@ -5,6 +5,7 @@
 #![forbid(unsafe_code)]
 
 pub mod apdu;
+pub mod batch;
 pub mod card;
 pub mod cli;
 pub mod cmds;

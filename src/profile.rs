@@ -58,6 +58,37 @@ pub struct Profile {
     pub heads: Vec<Spanned<HeadSpec>>,
     #[serde(default, rename = "card")]
     pub cards: Vec<Spanned<CardSpec>>,
+    /// How `cardbench batch` makes and certifies virtual DUT cards.
+    pub batch: Option<Spanned<BatchSpec>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BatchSpec {
+    /// `[[card]]` template of every DUT card; its `id` is replaced per card.
+    pub dut_card: Spanned<String>,
+    /// `[[card]]` template of the reference card a worker's peer head gets fresh per DUT.
+    pub peer_card: Spanned<String>,
+    /// Card IDs: these 4 bytes (8 hex digits) followed by the card's index as 4 bytes.
+    pub id_prefix: Spanned<String>,
+    /// Default `--count`.
+    #[serde(default = "default_count")]
+    pub count: u64,
+    /// Seeded defects: card `i` (1-based) carries `defects` when `i % every == offset`.
+    #[serde(default, rename = "defect")]
+    pub defects: Vec<Spanned<DefectRule>>,
+}
+
+#[derive(Debug, Deserialize, Clone)]
+#[serde(deny_unknown_fields)]
+pub struct DefectRule {
+    pub every: u64,
+    pub offset: u64,
+    pub defects: Vec<String>,
+}
+
+fn default_count() -> u64 {
+    100
 }
 
 #[derive(Debug, Deserialize)]

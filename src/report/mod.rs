@@ -1,7 +1,7 @@
 //! Results of a batch and the files they are written to: summary CSV, JUnit XML, JSON.
 //! The batch runner fills these types; the writers only read them.
 
-mod atomic;
+pub(crate) mod atomic;
 pub mod json;
 pub mod junit;
 pub mod summary;

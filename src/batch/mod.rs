@@ -1,0 +1,365 @@
+//! Batch certification: one worker per DUT head, in parallel; a feeder hands each worker the
+//! next card of the batch; every card gets the whole plan, its own trace and a verdict; the
+//! journal makes a killed batch resumable with no card lost and none certified twice.
+
+pub mod journal;
+
+use crate::card::defects::Defects;
+use crate::event::Recorder;
+use crate::head::virtual_head::VirtualHead;
+use crate::issuance::CardPlan;
+use crate::lab::{card_defects, card_plan, personalize_virtual, Lab, LabHead};
+use crate::plan::Plan;
+use crate::profile::{ConfigError, Loaded};
+use crate::report::{BatchResult, CardResult, CaseStatus, Verdict};
+use crate::sinks::{self, Sink};
+use crate::trace::TraceCsv;
+use anyhow::{bail, Context, Result};
+use journal::{BatchMeta, Journal};
+use sha2::{Digest, Sha256};
+use std::collections::VecDeque;
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+use std::time::Instant;
+
+/// Everything a worker needs to make the next virtual card.
+struct Factory {
+    dut: CardPlan,
+    dut_protocol: crate::card::Protocol,
+    dut_defects: Defects,
+    peer: CardPlan,
+    peer_protocol: crate::card::Protocol,
+    prefix: [u8; 4],
+    rules: Vec<(u64, u64, Defects)>,
+}
+
+impl Factory {
+    fn from_profile(l: &Loaded) -> Result<Factory, ConfigError> {
+        let p = &l.profile;
+        let b = p.batch.as_ref().ok_or_else(|| ConfigError::whole_file(&l.path, "profile has no [batch] section"))?;
+        let bs = b.get_ref();
+        let find = |name: &toml::Spanned<String>| {
+            p.cards
+                .iter()
+                .find(|c| c.get_ref().name == *name.get_ref())
+                .ok_or_else(|| l.err(name.span(), format!("no [[card]] named '{}'", name.get_ref())))
+        };
+        let (dut_spec, peer_spec) = (find(&bs.dut_card)?, find(&bs.peer_card)?);
+        let prefix: [u8; 4] = hex::decode(bs.id_prefix.get_ref())
+            .ok()
+            .and_then(|v| v.try_into().ok())
+            .ok_or_else(|| l.err(bs.id_prefix.span(), "id_prefix must be 8 hex digits"))?;
+        let mut rules = Vec::new();
+        for r in &bs.defects {
+            let d = r.get_ref();
+            if d.every == 0 || d.offset >= d.every {
+                return Err(l.err(r.span(), "a defect rule needs every > 0 and offset < every"));
+            }
+            let set = Defects::parse(&d.defects).map_err(|e| l.err(r.span(), e.to_string()))?;
+            rules.push((d.every, d.offset, set));
+        }
+        Ok(Factory {
+            dut: card_plan(l, dut_spec)?,
+            dut_protocol: dut_spec.get_ref().protocol,
+            dut_defects: card_defects(l, dut_spec)?,
+            peer: card_plan(l, peer_spec)?,
+            peer_protocol: peer_spec.get_ref().protocol,
+            prefix,
+            rules,
+        })
+    }
+
+    fn card_id(&self, index: u64) -> [u8; 8] {
+        let mut id = [0u8; 8];
+        id[..4].copy_from_slice(&self.prefix);
+        id[4..].copy_from_slice(&(index as u32).to_be_bytes());
+        id
+    }
+
+    fn defects(&self, index: u64) -> Defects {
+        let hit: Vec<&Defects> =
+            self.rules.iter().filter(|(every, offset, _)| index % every == *offset).map(|(_, _, d)| d).collect();
+        crate::card::defects::Defect::ALL
+            .iter()
+            .copied()
+            .filter(|d| self.dut_defects.has(*d) || hit.iter().any(|s| s.has(*d)))
+            .collect()
+    }
+}
+
+pub struct BatchOptions {
+    pub batch_id: String,
+    pub count: Option<u64>,
+    pub logs: PathBuf,
+    pub quiet: bool,
+}
+
+/// What a run of `cardbench batch` did: the whole batch (earlier runs included) and where.
+pub struct BatchOutcome {
+    pub result: BatchResult,
+    pub dir: PathBuf,
+    pub certified_now: usize,
+}
+
+fn now_rfc3339() -> String {
+    chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+}
+
+fn verdict(cases: &[crate::report::CaseResult]) -> Verdict {
+    if let Some(e) = cases.iter().find(|c| c.status == CaseStatus::Error) {
+        return Verdict::Aborted { reason: format!("{}: {}", e.id, e.message) };
+    }
+    let failing: Vec<String> = cases.iter().filter(|c| c.status == CaseStatus::Failed).map(|c| c.id.clone()).collect();
+    if failing.is_empty() {
+        Verdict::Pass
+    } else {
+        Verdict::Fail { failing }
+    }
+}
+
+/// Certify one card on a worker's heads (`heads[0]` DUT, `heads[1]` its peer).
+#[allow(clippy::too_many_arguments)]
+fn certify(
+    heads: &mut [LabHead],
+    f: &Factory,
+    plan: &Plan,
+    keys: &crate::keys::Keyset,
+    now: u32,
+    batch_id: &str,
+    dir: &Path,
+    index: u64,
+) -> Result<CardResult> {
+    let started = now_rfc3339();
+    let t0 = Instant::now();
+    let id = f.card_id(index);
+    let card_hex = hex::encode_upper(id);
+    let rel = format!("cards/{index:05}-{card_hex}");
+    let card_dir = dir.join(&rel);
+    // A folder left by a killed run belongs to a card that never reached the journal.
+    if card_dir.exists() {
+        std::fs::remove_dir_all(&card_dir).with_context(|| format!("clearing {}", card_dir.display()))?;
+    }
+    std::fs::create_dir_all(&card_dir).with_context(|| format!("creating {}", card_dir.display()))?;
+    let mut dut = f.dut.clone();
+    dut.card_id = id;
+    let mut card = personalize_virtual(&dut, f.dut_protocol, keys).map_err(anyhow::Error::msg)?;
+    card.set_defects(f.defects(index));
+    let peer = personalize_virtual(&f.peer, f.peer_protocol, keys).map_err(anyhow::Error::msg)?;
+    // The feeder inserts the card; the worker sees it arrive, like a presence event.
+    heads[0].head.as_virtual().context("batch DUT heads must be virtual")?.insert(card);
+    heads[1].head.as_virtual().context("peer head is virtual")?.insert(peer);
+    if !heads[0].head.card_present()? {
+        bail!("card {card_hex} not detected in head {}", heads[0].name);
+    }
+    let trace_rel = format!("{rel}/trace.csv");
+    let trace = TraceCsv::create(&dir.join(&trace_rel), batch_id, &plan.id)?;
+    let (rec, rx) = Recorder::new(&plan.id);
+    let sinks = sinks::spawn(rx, vec![Box::new(trace) as Box<dyn Sink>]);
+    let seed: [u8; 32] =
+        Sha256::new().chain_update(b"cardbench batch").chain_update(batch_id).chain_update(index.to_be_bytes()).finalize().into();
+    let cases = crate::runner::run_plan(plan, heads, &rec, keys, now, seed);
+    drop(rec);
+    let errors = sinks.join().unwrap_or_else(|_| vec!["trace thread panicked".into()]);
+    if let Some(e) = errors.first() {
+        bail!("trace of card {card_hex}: {e}");
+    }
+    // Swap: the card leaves the head before the next one comes.
+    heads[0].head.as_virtual().context("virtual")?.remove();
+    Ok(CardResult {
+        index,
+        card_id: card_hex,
+        head: heads[0].name.clone(),
+        verdict: verdict(&cases),
+        cases,
+        trace: trace_rel,
+        started,
+        duration_ms: t0.elapsed().as_secs_f64() * 1e3,
+    })
+}
+
+pub fn run_batch(l: &Loaded, lab: Lab, plan: &Plan, opts: &BatchOptions) -> Result<BatchOutcome> {
+    let factory = Factory::from_profile(l)?;
+    let batch = l.profile.batch.as_ref().map(|b| b.get_ref()).context("no [batch]")?;
+    let count = opts.count.unwrap_or(batch.count);
+    if count == 0 || count > u32::MAX as u64 {
+        bail!("--count must be between 1 and {}", u32::MAX);
+    }
+    let Lab { keyset, heads, clock, .. } = lab;
+    let now = clock.unwrap_or_else(|| chrono::Utc::now().timestamp() as u32);
+    let (mut duts, _others): (Vec<LabHead>, Vec<LabHead>) = heads.into_iter().partition(|h| h.role == "dut");
+    if duts.is_empty() {
+        bail!("{}: no head with role \"dut\"", l.path.display());
+    }
+    if opts.batch_id.is_empty() || opts.batch_id.contains(['/', '\\']) || opts.batch_id.starts_with('.') {
+        bail!("batch id '{}' must be a plain folder name", opts.batch_id);
+    }
+    let dir = opts.logs.join(&opts.batch_id);
+    std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+    let meta = BatchMeta {
+        batch_id: opts.batch_id.clone(),
+        plan_id: plan.id.clone(),
+        plan_version: plan.version.clone(),
+        plan_path: plan.path.display().to_string(),
+        profile: l.path.display().to_string(),
+        count,
+        started: now_rfc3339(),
+    };
+    let meta_path = dir.join("batch.json");
+    let meta = if meta_path.exists() {
+        let old: BatchMeta = serde_json::from_slice(&std::fs::read(&meta_path)?)
+            .with_context(|| format!("{}: not a batch description", meta_path.display()))?;
+        if (&old.plan_id, &old.plan_version, &old.profile, old.count)
+            != (&meta.plan_id, &meta.plan_version, &meta.profile, meta.count)
+        {
+            bail!(
+                "batch {} was started with plan {} {}, profile {}, count {}; resume it with the same parameters",
+                old.batch_id,
+                old.plan_id,
+                old.plan_version,
+                old.profile,
+                old.count
+            );
+        }
+        old
+    } else {
+        crate::report::atomic::write_atomically(&meta_path, |w| {
+            serde_json::to_writer_pretty(&mut *w, &meta).map_err(std::io::Error::other)
+        })?;
+        meta
+    };
+    let (mut journal, done) = Journal::open(&dir.join("journal.jsonl"))?;
+    let done_idx: std::collections::BTreeSet<u64> = done.iter().map(|r| r.index).collect();
+    let queue: Mutex<VecDeque<u64>> = Mutex::new((1..=count).filter(|i| !done_idx.contains(i)).collect());
+    let todo = count as usize - done_idx.len();
+    let progress = Progress::new(count, &done, opts.quiet);
+    let (tx, rx) = crossbeam_channel::unbounded::<Result<CardResult>>();
+    let mut fresh = Vec::new();
+    let mut first_error = None;
+    std::thread::scope(|scope| {
+        for dut in duts.drain(..) {
+            let tx = tx.clone();
+            let (queue, factory, keyset, dir) = (&queue, &factory, &keyset, &dir);
+            let peer_name = format!("{}.peer", dut.name);
+            scope.spawn(move || {
+                let mut heads =
+                    vec![dut, LabHead { name: peer_name.clone(), role: "peer".into(), head: Box::new(VirtualHead::new(&peer_name)) }];
+                loop {
+                    let Some(index) = queue.lock().expect("queue lock").pop_front() else { break };
+                    let r = certify(&mut heads, factory, plan, keyset, now, &opts.batch_id, dir, index);
+                    let stop = r.is_err();
+                    if tx.send(r).is_err() || stop {
+                        break;
+                    }
+                }
+            });
+        }
+        drop(tx);
+        for r in rx {
+            match r {
+                Ok(card) => {
+                    if let Err(e) = journal.append(&card) {
+                        first_error.get_or_insert(anyhow::Error::from(e).context("appending to the journal"));
+                        queue.lock().expect("queue lock").clear();
+                        continue;
+                    }
+                    progress.card(&card);
+                    fresh.push(card);
+                }
+                Err(e) => {
+                    // A bench failure stops the batch; what is journaled stays valid.
+                    queue.lock().expect("queue lock").clear();
+                    first_error.get_or_insert(e);
+                }
+            }
+        }
+    });
+    progress.finish();
+    if let Some(e) = first_error {
+        return Err(e);
+    }
+    debug_assert_eq!(fresh.len(), todo);
+    let certified_now = fresh.len();
+    let mut cards = done;
+    cards.extend(fresh);
+    cards.sort_by_key(|c| c.index);
+    let result = BatchResult {
+        batch_id: opts.batch_id.clone(),
+        plan_id: plan.id.clone(),
+        plan_version: plan.version.clone(),
+        profile: l.path.display().to_string(),
+        started: meta.started,
+        finished: now_rfc3339(),
+        cards,
+    };
+    crate::report::summary::write_summary_csv(&dir.join("summary.csv"), &result)?;
+    crate::report::junit::write_junit(&dir.join("junit.xml"), &result)?;
+    crate::report::json::write_json(&dir.join("results.json"), &result)?;
+    Ok(BatchOutcome { result, dir, certified_now })
+}
+
+/// Headless progress: a bar on a terminal, one line per card otherwise.
+struct Progress {
+    bar: Option<indicatif::ProgressBar>,
+    quiet: bool,
+    started: Instant,
+    counts: Mutex<(u64, u64, u64, u64)>,
+    total: u64,
+}
+
+impl Progress {
+    fn new(total: u64, done: &[CardResult], quiet: bool) -> Progress {
+        let mut c = (0, 0, 0, 0);
+        for r in done {
+            bump(&mut c, r);
+        }
+        let bar = (!quiet && std::io::IsTerminal::is_terminal(&std::io::stderr())).then(|| {
+            let b = indicatif::ProgressBar::new(total);
+            b.set_style(
+                indicatif::ProgressStyle::with_template("{bar:30} {pos}/{len} cards  {msg}  ETA {eta}")
+                    .expect("static template"),
+            );
+            b.set_position(done.len() as u64);
+            b
+        });
+        Progress { bar, quiet, started: Instant::now(), counts: Mutex::new(c), total }
+    }
+
+    fn card(&self, r: &CardResult) {
+        let mut c = self.counts.lock().expect("progress lock");
+        bump(&mut c, r);
+        c.3 += 1;
+        let per_hour = c.3 as f64 / self.started.elapsed().as_secs_f64().max(1e-9) * 3600.0;
+        let msg = format!("pass {} fail {} aborted {}  {:.0} cards/h", c.0, c.1, c.2, per_hour);
+        match &self.bar {
+            Some(b) => {
+                b.set_message(msg);
+                b.inc(1);
+            }
+            None if !self.quiet => {
+                let detail = match &r.verdict {
+                    Verdict::Pass => String::new(),
+                    Verdict::Fail { failing } => failing.join(" "),
+                    Verdict::Aborted { reason } => reason.clone(),
+                };
+                let n = c.0 + c.1 + c.2;
+                println!("[{n}/{}] card {} on {}: {} {detail}  ({msg})", self.total, r.card_id, r.head, r.verdict.word());
+            }
+            None => {}
+        }
+    }
+
+    fn finish(&self) {
+        if let Some(b) = &self.bar {
+            b.finish();
+        }
+    }
+}
+
+/// (pass, fail, aborted, certified in this run)
+fn bump(c: &mut (u64, u64, u64, u64), r: &CardResult) {
+    match r.verdict {
+        Verdict::Pass => c.0 += 1,
+        Verdict::Fail { .. } => c.1 += 1,
+        Verdict::Aborted { .. } => c.2 += 1,
+    }
+}
