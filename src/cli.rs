@@ -128,7 +128,7 @@ fn batch(
     let p = crate::plan::load(plan)?;
     p.bind(|n| n == "dut" || n == "peer")?;
     let logs = logs.unwrap_or_else(|| lab.logs.clone());
-    let opts = crate::batch::BatchOptions { batch_id, count, logs, quiet };
+    let opts = crate::batch::BatchOptions { batch_id, count, logs, quiet, observer: None, control: Default::default() };
     let out = crate::batch::run_batch(&loaded, lab, &p, &opts)?;
     let r = &out.result;
     println!(

@@ -56,7 +56,9 @@ clock = "2026-06-01T12:00:00Z"
 "#,
     );
     for h in ["D1", "D2", "D3"] {
-        s += &format!("[[head]]\nname = \"{h}\"\ndriver = \"virtual\"\nrole = \"dut\"\nservice_time_us = {service_us}\n");
+        s += &format!(
+            "[[head]]\nname = \"{h}\"\ndriver = \"virtual\"\nrole = \"dut\"\nservice_time_us = {service_us}\n"
+        );
     }
     s += r#"
 [[card]]

@@ -5,7 +5,7 @@
 pub mod journal;
 
 use crate::card::defects::Defects;
-use crate::event::Recorder;
+use crate::event::{Event, Recorder};
 use crate::head::virtual_head::VirtualHead;
 use crate::issuance::CardPlan;
 use crate::lab::{card_defects, card_plan, personalize_virtual, Lab, LabHead};
@@ -92,6 +92,69 @@ pub struct BatchOptions {
     pub count: Option<u64>,
     pub logs: PathBuf,
     pub quiet: bool,
+    /// Where a front end (the TUI) watches the batch; the batch never waits for it.
+    pub observer: Option<crossbeam_channel::Sender<BatchEvent>>,
+    /// Pause / resume / stop from a front end.
+    pub control: std::sync::Arc<Control>,
+}
+
+/// What a batch reports to an observer.
+#[derive(Debug, Clone)]
+pub enum BatchEvent {
+    Started {
+        total: u64,
+        done: u64,
+        heads: Vec<String>,
+    },
+    CardInserted {
+        head: String,
+        index: u64,
+        card_id: String,
+    },
+    /// An event of the run on one head: exchanges, cases started and ended, head errors.
+    Run {
+        head: String,
+        card_id: String,
+        event: Event,
+    },
+    CardDone(Box<CardResult>),
+    Finished {
+        stopped: bool,
+    },
+}
+
+/// Flags a front end sets; workers look at them between cards, so a stop always leaves
+/// every finished card journaled and the batch resumable.
+#[derive(Debug, Default)]
+pub struct Control {
+    pub paused: std::sync::atomic::AtomicBool,
+    pub stop: std::sync::atomic::AtomicBool,
+}
+
+impl Control {
+    fn wait_while_paused(&self) -> bool {
+        use std::sync::atomic::Ordering::Relaxed;
+        while self.paused.load(Relaxed) && !self.stop.load(Relaxed) {
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        !self.stop.load(Relaxed)
+    }
+}
+
+/// Forwards a card's run events to the observer, tagged with head and card.
+struct Forward {
+    tx: crossbeam_channel::Sender<BatchEvent>,
+    head: String,
+    card_id: String,
+}
+
+impl Sink for Forward {
+    fn event(&mut self, e: &Event) -> std::io::Result<()> {
+        // A front end that went away must not stop the batch.
+        let _ =
+            self.tx.send(BatchEvent::Run { head: self.head.clone(), card_id: self.card_id.clone(), event: e.clone() });
+        Ok(())
+    }
 }
 
 /// What a run of `cardbench batch` did: the whole batch (earlier runs included) and where.
@@ -128,6 +191,7 @@ fn certify(
     batch_id: &str,
     dir: &Path,
     index: u64,
+    observer: Option<&crossbeam_channel::Sender<BatchEvent>>,
 ) -> Result<CardResult> {
     let started = now_rfc3339();
     let t0 = Instant::now();
@@ -154,9 +218,19 @@ fn certify(
     let trace_rel = format!("{rel}/trace.csv");
     let trace = TraceCsv::create(&dir.join(&trace_rel), batch_id, &plan.id)?;
     let (rec, rx) = Recorder::new(&plan.id);
-    let sinks = sinks::spawn(rx, vec![Box::new(trace) as Box<dyn Sink>]);
-    let seed: [u8; 32] =
-        Sha256::new().chain_update(b"cardbench batch").chain_update(batch_id).chain_update(index.to_be_bytes()).finalize().into();
+    let mut sink_list = vec![Box::new(trace) as Box<dyn Sink>];
+    if let Some(tx) = observer {
+        let head = heads[0].name.clone();
+        let _ = tx.send(BatchEvent::CardInserted { head: head.clone(), index, card_id: card_hex.clone() });
+        sink_list.push(Box::new(Forward { tx: tx.clone(), head, card_id: card_hex.clone() }));
+    }
+    let sinks = sinks::spawn(rx, sink_list);
+    let seed: [u8; 32] = Sha256::new()
+        .chain_update(b"cardbench batch")
+        .chain_update(batch_id)
+        .chain_update(index.to_be_bytes())
+        .finalize()
+        .into();
     let cases = crate::runner::run_plan(plan, heads, &rec, keys, now, seed);
     drop(rec);
     let errors = sinks.join().unwrap_or_else(|_| vec!["trace thread panicked".into()]);
@@ -233,6 +307,13 @@ pub fn run_batch(l: &Loaded, lab: Lab, plan: &Plan, opts: &BatchOptions) -> Resu
     let todo = count as usize - done_idx.len();
     let progress = Progress::new(count, &done, opts.quiet);
     let (tx, rx) = crossbeam_channel::unbounded::<Result<CardResult>>();
+    if let Some(o) = &opts.observer {
+        let _ = o.send(BatchEvent::Started {
+            total: count,
+            done: done_idx.len() as u64,
+            heads: duts.iter().map(|h| h.name.clone()).collect(),
+        });
+    }
     let mut fresh = Vec::new();
     let mut first_error = None;
     std::thread::scope(|scope| {
@@ -241,11 +322,30 @@ pub fn run_batch(l: &Loaded, lab: Lab, plan: &Plan, opts: &BatchOptions) -> Resu
             let (queue, factory, keyset, dir) = (&queue, &factory, &keyset, &dir);
             let peer_name = format!("{}.peer", dut.name);
             scope.spawn(move || {
-                let mut heads =
-                    vec![dut, LabHead { name: peer_name.clone(), role: "peer".into(), head: Box::new(VirtualHead::new(&peer_name)) }];
+                let mut heads = vec![
+                    dut,
+                    LabHead {
+                        name: peer_name.clone(),
+                        role: "peer".into(),
+                        head: Box::new(VirtualHead::new(&peer_name)),
+                    },
+                ];
                 loop {
+                    if !opts.control.wait_while_paused() {
+                        break;
+                    }
                     let Some(index) = queue.lock().expect("queue lock").pop_front() else { break };
-                    let r = certify(&mut heads, factory, plan, keyset, now, &opts.batch_id, dir, index);
+                    let r = certify(
+                        &mut heads,
+                        factory,
+                        plan,
+                        keyset,
+                        now,
+                        &opts.batch_id,
+                        dir,
+                        index,
+                        opts.observer.as_ref(),
+                    );
                     let stop = r.is_err();
                     if tx.send(r).is_err() || stop {
                         break;
@@ -263,6 +363,9 @@ pub fn run_batch(l: &Loaded, lab: Lab, plan: &Plan, opts: &BatchOptions) -> Resu
                         continue;
                     }
                     progress.card(&card);
+                    if let Some(o) = &opts.observer {
+                        let _ = o.send(BatchEvent::CardDone(Box::new(card.clone())));
+                    }
                     fresh.push(card);
                 }
                 Err(e) => {
@@ -274,10 +377,14 @@ pub fn run_batch(l: &Loaded, lab: Lab, plan: &Plan, opts: &BatchOptions) -> Resu
         }
     });
     progress.finish();
+    let stopped = opts.control.stop.load(std::sync::atomic::Ordering::Relaxed);
+    if let Some(o) = &opts.observer {
+        let _ = o.send(BatchEvent::Finished { stopped });
+    }
     if let Some(e) = first_error {
         return Err(e);
     }
-    debug_assert_eq!(fresh.len(), todo);
+    debug_assert!(stopped || fresh.len() == todo);
     let certified_now = fresh.len();
     let mut cards = done;
     cards.extend(fresh);
@@ -342,7 +449,13 @@ impl Progress {
                     Verdict::Aborted { reason } => reason.clone(),
                 };
                 let n = c.0 + c.1 + c.2;
-                println!("[{n}/{}] card {} on {}: {} {detail}  ({msg})", self.total, r.card_id, r.head, r.verdict.word());
+                println!(
+                    "[{n}/{}] card {} on {}: {} {detail}  ({msg})",
+                    self.total,
+                    r.card_id,
+                    r.head,
+                    r.verdict.word()
+                );
             }
             None => {}
         }
