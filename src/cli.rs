@@ -71,9 +71,33 @@ pub enum Cmd {
         cmd: KeysCmd,
     },
     /// List a profile's heads with card presence and ATR.
+    /// List heads: a profile's heads, or (without --profile) every PC/SC reader with its
+    /// card state and ATR.
     Heads {
         #[arg(long, short)]
+        profile: Option<PathBuf>,
+    },
+    /// Simulated readers that put the reference card behind real reader stacks.
+    Sim {
+        #[command(subcommand)]
+        cmd: SimCmd,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum SimCmd {
+    /// Connect a profile's card to vsmartcard's vpcd driver, so pcscd shows it in a reader.
+    Vpcd {
+        /// Profile holding the [[card]] to serve (and the keyset to personalize it with).
+        #[arg(long, short)]
         profile: PathBuf,
+        /// Name of the [[card]] entry.
+        #[arg(long)]
+        card: String,
+        #[arg(long, default_value = "127.0.0.1")]
+        host: String,
+        #[arg(long, default_value_t = crate::sim::vpcd::DEFAULT_PORT)]
+        port: u16,
     },
 }
 
@@ -111,7 +135,11 @@ fn dispatch(cli: Cli) -> Result<ExitCode, BenchError> {
         }
         Cmd::Check { plan, profile } => check(&plan, profile.as_deref()).map_err(BenchError),
         Cmd::Keys { cmd: KeysCmd::Init { dir, force } } => keys_init(&dir, force).map_err(BenchError),
-        Cmd::Heads { profile } => heads(&profile).map_err(BenchError),
+        Cmd::Heads { profile: Some(profile) } => heads(&profile).map_err(BenchError),
+        Cmd::Heads { profile: None } => pcsc_readers().map_err(BenchError),
+        Cmd::Sim { cmd: SimCmd::Vpcd { profile, card, host, port } } => {
+            sim_vpcd(&profile, &card, &host, port).map_err(BenchError)
+        }
     }
 }
 
@@ -163,6 +191,43 @@ fn keys_init(dir: &Path, force: bool) -> Result<ExitCode> {
     for f in files {
         println!("  {}", f.display());
     }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn pcsc_readers() -> Result<ExitCode> {
+    let readers = crate::head::pcsc_head::list_readers().context("PC/SC (is pcscd running?)")?;
+    if readers.is_empty() {
+        println!("no PC/SC readers");
+    }
+    for r in readers {
+        let state = if r.present { "card" } else { "empty" };
+        println!("{:<40} {state:<6} {}", r.name, hex::encode_upper(&r.atr));
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// A personalized virtual card from a profile's [[card]] entry.
+pub fn profile_card(profile: &Path, card: &str) -> Result<crate::card::VirtualCard> {
+    let loaded = crate::profile::load(profile)?;
+    let lab = Lab::from_profile(&loaded)?;
+    let spec = loaded
+        .profile
+        .cards
+        .iter()
+        .find(|c| c.get_ref().name == card)
+        .with_context(|| format!("{}: no [[card]] named '{card}'", profile.display()))?;
+    let plan = crate::lab::card_plan(&loaded, spec)?;
+    let mut vc =
+        crate::lab::personalize_virtual(&plan, spec.get_ref().protocol, &lab.keyset).map_err(anyhow::Error::msg)?;
+    vc.set_defects(crate::lab::card_defects(&loaded, spec)?);
+    Ok(vc)
+}
+
+fn sim_vpcd(profile: &Path, card: &str, host: &str, port: u16) -> Result<ExitCode> {
+    let vc = profile_card(profile, card)?;
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    eprintln!("serving card {} to vpcd at {host}:{port}", hex::encode_upper(vc.card_id()));
+    crate::sim::vpcd::serve(host, port, vc, stop).with_context(|| format!("vpcd bridge {host}:{port}"))?;
     Ok(ExitCode::SUCCESS)
 }
 

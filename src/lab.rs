@@ -64,10 +64,12 @@ impl Lab {
                     }
                     Box::new(vh)
                 }
+                "pcsc" => Box::new(pcsc_head(l, h, span.clone())?),
                 other => {
-                    return Err(
-                        l.err(h.driver.span(), format!("unknown head driver '{other}' (this build has: virtual)"))
-                    )
+                    return Err(l.err(
+                        h.driver.span(),
+                        format!("unknown head driver '{other}' (this build has: virtual, pcsc, pn532)"),
+                    ))
                 }
             };
             heads.push(LabHead { name: h.name.clone(), role: h.role.clone(), head });
@@ -79,6 +81,29 @@ impl Lab {
     pub fn head_index(&self, name: &str) -> Option<usize> {
         find_head(&self.heads, name)
     }
+}
+
+/// A PC/SC head from its profile entry; nothing is opened until the head is used, so plans
+/// can be checked on a machine without pcscd.
+fn pcsc_head(
+    l: &Loaded,
+    h: &crate::profile::HeadSpec,
+    span: std::ops::Range<usize>,
+) -> Result<crate::head::pcsc_head::PcscHead, ConfigError> {
+    use crate::head::pcsc_head::{PcscHead, Share};
+    let reader = h.reader.as_ref().ok_or_else(|| l.err(span, "a pcsc head needs `reader` (a reader name pattern)"))?;
+    let share = match h.share.as_ref().map(|s| (s.get_ref().as_str(), s.span())) {
+        None | Some(("shared", _)) => Share::Shared,
+        Some(("exclusive", _)) => Share::Exclusive,
+        Some((other, sp)) => return Err(l.err(sp, format!("share '{other}' is not shared or exclusive"))),
+    };
+    let protocols = match h.protocol.as_ref().map(|s| (s.get_ref().as_str(), s.span())) {
+        None | Some(("any", _)) => pcsc::Protocols::ANY,
+        Some(("T=0", _)) => pcsc::Protocols::T0,
+        Some(("T=1", _)) => pcsc::Protocols::T1,
+        Some((other, sp)) => return Err(l.err(sp, format!("protocol '{other}' is not T=0, T=1 or any"))),
+    };
+    Ok(PcscHead::new(&h.name, reader.get_ref(), share, protocols))
 }
 
 /// A head by name, or by role when no head has that name.

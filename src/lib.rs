@@ -22,6 +22,7 @@ pub mod profile;
 pub mod report;
 pub mod runner;
 pub mod secret;
+pub mod sim;
 pub mod sinks;
 pub mod sw;
 pub mod trace;

@@ -124,6 +124,18 @@ pub struct HeadSpec {
     /// Virtual heads: modelled card service time per command, microseconds.
     #[serde(default)]
     pub service_time_us: u64,
+    /// PC/SC heads: reader name pattern (a substring of the reader name, as pcsc_scan shows it).
+    pub reader: Option<Spanned<String>>,
+    /// PC/SC heads: "shared" (default) or "exclusive".
+    pub share: Option<Spanned<String>>,
+    /// PC/SC heads: "T=0", "T=1" or "any" (default).
+    pub protocol: Option<Spanned<String>>,
+    /// Serial heads: port path (e.g. /dev/ttyUSB0, or the pseudo-terminal of `cardbench sim pn532`).
+    pub port: Option<Spanned<String>>,
+    /// Serial heads: baud rate (default 115200).
+    pub baud: Option<u32>,
+    /// Real heads: per-exchange timeout in milliseconds (default 5000).
+    pub timeout_ms: Option<u64>,
 }
 
 #[derive(Debug, Deserialize, Clone)]

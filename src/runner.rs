@@ -64,12 +64,7 @@ pub struct Session<'a> {
 
 impl<'a> Session<'a> {
     pub fn new(heads: &'a mut [LabHead], rec: &'a Recorder, keys: &'a Keyset, now: u32, seed: [u8; 32]) -> Self {
-        let mut card_ids = HashMap::new();
-        for (i, h) in heads.iter_mut().enumerate() {
-            if let Some(c) = h.head.as_virtual().and_then(|v| v.card()) {
-                card_ids.insert(i, hex::encode_upper(c.card_id()));
-            }
-        }
+        let card_ids = HashMap::new();
         Session {
             heads,
             rec,
@@ -85,15 +80,12 @@ impl<'a> Session<'a> {
         find_head(self.heads, name).ok_or_else(|| StepFail::Error(format!("no head or role '{name}'")))
     }
 
-    /// A link to a powered card on head `i`.
+    /// A link to a powered, identified card on head `i`.
     fn link(&mut self, i: usize, test_step: &str) -> Result<Link<'_>, StepFail> {
+        self.power(i)?;
         let rec = self.rec;
         let card_id = self.card_ids.get(&i).cloned().unwrap_or_default();
-        let h = self.heads[i].head.as_mut();
-        if h.atr().is_none() {
-            h.power_on().map_err(|e| StepFail::Error(format!("head {}: {e}", h.info().name)))?;
-        }
-        let mut l = Link::new(h, rec);
+        let mut l = Link::new(self.heads[i].head.as_mut(), rec);
         l.card_id = card_id;
         l.test_step = test_step.to_string();
         Ok(l)
@@ -121,11 +113,35 @@ impl<'a> Session<'a> {
         }
     }
 
+    /// Power the card on head `i` if needed, and learn its ID the first time: through APDUs
+    /// (PURSE card ID, else XFER card info), the same on every head kind, so traces from a
+    /// virtual head and from a real reader have the same rows.
     fn power(&mut self, i: usize) -> Result<(), StepFail> {
         let h = self.heads[i].head.as_mut();
+        let name = h.info().name.clone();
         if h.atr().is_none() {
-            h.power_on().map_err(|e| StepFail::Error(format!("head {}: {e}", h.info().name)))?;
+            h.power_on().map_err(|e| StepFail::Error(format!("head {name}: {e}")))?;
         }
+        if self.card_ids.contains_key(&i) {
+            return Ok(());
+        }
+        let mut l = Link::new(h, self.rec);
+        l.test_step = "identify".into();
+        let err = |e: crate::head::HeadError| StepFail::Error(format!("head {name}: {e}"));
+        let mut id = String::new();
+        if l.exec("identify", &cmds::select(&ins::AID_PURSE)).map_err(err)?.is_ok() {
+            let r = l.exec("identify", &cmds::read_field(ins::FIELD_ID, 8)).map_err(err)?;
+            if r.is_ok() && r.data.len() == 8 {
+                id = hex::encode_upper(&r.data);
+            }
+        }
+        if id.is_empty() && l.exec("identify", &cmds::select(&ins::AID_XFER)).map_err(err)?.is_ok() {
+            let r = l.exec("identify", &cmds::xfer_info()).map_err(err)?;
+            if let (true, Some(info)) = (r.is_ok(), CardInfo::parse(&r.data)) {
+                id = hex::encode_upper(info.card_id);
+            }
+        }
+        self.card_ids.insert(i, id);
         Ok(())
     }
 

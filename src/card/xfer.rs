@@ -250,11 +250,13 @@ impl VirtualCard {
         } else {
             tkid <= x.tkid_limit
         };
-        if !(above_current && within_limit) && !d.has(Defect::TkidRangeUnchecked) {
+        let tkid_ok = (above_current && within_limit) || d.has(Defect::TkidRangeUnchecked);
+        if !tkid_ok {
             return Err(status(sw::REF_DATA_NOT_USABLE));
         }
         if let Some((ukid, _)) = uk {
-            if !(x.ukid < ukid && ukid <= x.ukid_limit) && !d.has(Defect::UkidLimitUnchecked) {
+            let ukid_ok = (x.ukid < ukid && ukid <= x.ukid_limit) || d.has(Defect::UkidLimitUnchecked);
+            if !ukid_ok {
                 return Err(status(sw::REF_DATA_NOT_USABLE));
             }
         }

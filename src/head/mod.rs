@@ -3,6 +3,7 @@
 //! A head moves bytes and measures the wire time; it knows nothing about T=0 procedure
 //! bytes, which `crate::link` handles once for all heads.
 
+pub mod pcsc_head;
 pub mod virtual_head;
 
 use std::time::Duration;
@@ -73,6 +74,21 @@ pub trait Head: Send {
     /// Send one command APDU and return the raw response (data + SW1 SW2). The duration is
     /// measured with the monotonic clock around the transport call only.
     fn transmit(&mut self, apdu: &[u8]) -> Result<Wire, HeadError>;
+
+    /// Wait until a card is present (`present`) or gone (`!present`), up to `timeout`;
+    /// `Ok(false)` on timeout. Heads without presence events poll.
+    fn wait_for_card(&mut self, present: bool, timeout: Duration) -> Result<bool, HeadError> {
+        let deadline = std::time::Instant::now() + timeout;
+        loop {
+            if self.card_present()? == present {
+                return Ok(true);
+            }
+            if std::time::Instant::now() >= deadline {
+                return Ok(false);
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
 
     /// Virtual heads expose their slot so tests and feeders can insert, remove and inspect
     /// cards; real transports answer `None`.

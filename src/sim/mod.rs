@@ -1,0 +1,4 @@
+//! Simulated card readers that expose the reference virtual card to real reader stacks.
+
+pub mod pn532;
+pub mod vpcd;

@@ -1,0 +1,1 @@
+//! PN532 simulator (in progress).

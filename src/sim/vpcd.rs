@@ -1,0 +1,125 @@
+//! Bridge from the reference virtual card to vsmartcard's vpcd driver, so the real PC/SC
+//! stack (pcscd) shows a reader with our card in it.
+//!
+//! vpcd listens on TCP; the virtual card connects as a client. Every message in both
+//! directions is a 2-byte big-endian length and a payload. From vpcd, a 1-byte payload is a
+//! control code (00 power off, 01 power on, 02 reset, 04 get ATR, which is answered with the
+//! ATR); anything longer is a command APDU answered with the response APDU.
+//!
+//! vpcd 0.8 writes length and payload in two writes without TCP_NODELAY, so the card must
+//! re-arm TCP_QUICKACK before every read or each APDU waits ~40 ms for a delayed ACK; and the
+//! card must write length + payload in one write with TCP_NODELAY so its own answer is not
+//! held back by Nagle.
+
+use crate::card::VirtualCard;
+use socket2::SockRef;
+use std::io::{self, Read, Write};
+use std::net::{Shutdown, TcpStream};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+pub const DEFAULT_PORT: u16 = 35963;
+
+const CTRL_OFF: u8 = 0x00;
+const CTRL_ON: u8 = 0x01;
+const CTRL_RESET: u8 = 0x02;
+const CTRL_ATR: u8 = 0x04;
+
+/// Counters of what the bridge served, for logs and tests.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct Served {
+    pub connections: u64,
+    pub apdus: u64,
+}
+
+fn send(s: &mut TcpStream, payload: &[u8]) -> io::Result<()> {
+    let len = u16::try_from(payload.len()).map_err(|_| io::Error::other("message longer than 65535 bytes"))?;
+    let mut buf = Vec::with_capacity(2 + payload.len());
+    buf.extend_from_slice(&len.to_be_bytes());
+    buf.extend_from_slice(payload);
+    s.write_all(&buf)
+}
+
+fn quickack(s: &TcpStream) {
+    // Best effort: without it the bridge still works, only slower.
+    let _ = SockRef::from(s).set_quickack(true);
+}
+
+/// Read one message; `Ok(None)` when vpcd closed the connection cleanly.
+fn recv(s: &mut TcpStream) -> io::Result<Option<Vec<u8>>> {
+    let mut len = [0u8; 2];
+    quickack(s);
+    match s.read_exact(&mut len) {
+        Ok(()) => {}
+        Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => return Ok(None),
+        Err(e) => return Err(e),
+    }
+    let mut payload = vec![0u8; u16::from_be_bytes(len) as usize];
+    quickack(s);
+    s.read_exact(&mut payload)?;
+    Ok(Some(payload))
+}
+
+/// Serve one connection until vpcd closes it or `stop` is set.
+fn session(s: &mut TcpStream, card: &mut VirtualCard, stop: &AtomicBool, served: &mut Served) -> io::Result<()> {
+    s.set_nodelay(true)?;
+    // A read timeout lets the loop notice `stop`; vpcd polls often enough to keep it busy.
+    s.set_read_timeout(Some(Duration::from_millis(200)))?;
+    loop {
+        if stop.load(Ordering::Relaxed) {
+            return Ok(());
+        }
+        let msg = match recv(s) {
+            Ok(Some(m)) => m,
+            Ok(None) => return Ok(()),
+            Err(e) if matches!(e.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut) => continue,
+            Err(e) => return Err(e),
+        };
+        match msg.as_slice() {
+            [CTRL_OFF] => card.power_off(),
+            [CTRL_ON] => {
+                card.power_on();
+            }
+            [CTRL_RESET] => {
+                card.power_off();
+                card.power_on();
+            }
+            [CTRL_ATR] => send(s, &card.atr())?,
+            [_] => {} // unknown control codes carry no answer
+            apdu => {
+                served.apdus += 1;
+                // An unpowered or mute card gives vpcd an empty answer, which it reports as
+                // a transmission error rather than a response.
+                let resp = card.process(apdu).unwrap_or_default();
+                send(s, &resp)?;
+            }
+        }
+    }
+}
+
+/// Connect to vpcd at `host:port` and serve `card` until `stop` is set; reconnects when vpcd
+/// drops the connection (pcscd restarted). Returns what it served.
+pub fn serve(host: &str, port: u16, mut card: VirtualCard, stop: Arc<AtomicBool>) -> io::Result<Served> {
+    let mut served = Served::default();
+    while !stop.load(Ordering::Relaxed) {
+        let mut s = match TcpStream::connect((host, port)) {
+            Ok(s) => s,
+            Err(_) => {
+                std::thread::sleep(Duration::from_millis(100));
+                continue;
+            }
+        };
+        served.connections += 1;
+        let r = session(&mut s, &mut card, &stop, &mut served);
+        let _ = s.shutdown(Shutdown::Both);
+        if let Err(e) = r {
+            if stop.load(Ordering::Relaxed) {
+                break;
+            }
+            eprintln!("vpcd bridge {host}:{port}: {e}; reconnecting");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+    Ok(served)
+}
