@@ -98,6 +98,9 @@ pub enum SimCmd {
         host: String,
         #[arg(long, default_value_t = crate::sim::vpcd::DEFAULT_PORT)]
         port: u16,
+        /// Modelled card service time added to every APDU, microseconds.
+        #[arg(long, default_value_t = 0)]
+        delay_us: u64,
     },
 }
 
@@ -137,8 +140,8 @@ fn dispatch(cli: Cli) -> Result<ExitCode, BenchError> {
         Cmd::Keys { cmd: KeysCmd::Init { dir, force } } => keys_init(&dir, force).map_err(BenchError),
         Cmd::Heads { profile: Some(profile) } => heads(&profile).map_err(BenchError),
         Cmd::Heads { profile: None } => pcsc_readers().map_err(BenchError),
-        Cmd::Sim { cmd: SimCmd::Vpcd { profile, card, host, port } } => {
-            sim_vpcd(&profile, &card, &host, port).map_err(BenchError)
+        Cmd::Sim { cmd: SimCmd::Vpcd { profile, card, host, port, delay_us } } => {
+            sim_vpcd(&profile, &card, &host, port, delay_us).map_err(BenchError)
         }
     }
 }
@@ -223,11 +226,12 @@ pub fn profile_card(profile: &Path, card: &str) -> Result<crate::card::VirtualCa
     Ok(vc)
 }
 
-fn sim_vpcd(profile: &Path, card: &str, host: &str, port: u16) -> Result<ExitCode> {
+fn sim_vpcd(profile: &Path, card: &str, host: &str, port: u16, delay_us: u64) -> Result<ExitCode> {
     let vc = profile_card(profile, card)?;
     let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
     eprintln!("serving card {} to vpcd at {host}:{port}", hex::encode_upper(vc.card_id()));
-    crate::sim::vpcd::serve(host, port, vc, stop).with_context(|| format!("vpcd bridge {host}:{port}"))?;
+    let delay = std::time::Duration::from_micros(delay_us);
+    crate::sim::vpcd::serve(host, port, vc, delay, stop).with_context(|| format!("vpcd bridge {host}:{port}"))?;
     Ok(ExitCode::SUCCESS)
 }
 

@@ -26,6 +26,45 @@ enum StepFail {
     Failed(Failure),
     /// The bench could not run the step: the case is an error.
     Error(String),
+    /// The card or reader went away (removed, mute, reader or service lost): this case and
+    /// every later one on the card are errors, and nothing more is sent to it.
+    Gone(String),
+}
+
+/// A head failure as a step failure: gone for the kinds that end the card's session.
+fn head_fail(context: String, e: &crate::head::HeadError) -> StepFail {
+    use crate::head::HeadError as H;
+    let msg = format!("{context}: {e}");
+    match e {
+        H::NoCard | H::CardRemoved | H::Mute | H::ReaderGone(_) | H::ServiceStopped => StepFail::Gone(msg),
+        _ => StepFail::Error(msg),
+    }
+}
+
+/// Learn the ID of the card in a powered head through APDUs: PURSE card ID, else XFER card
+/// info; empty when the card has neither applet. Rows go to `rec` as test step `identify`.
+pub fn identify(h: &mut dyn Head, rec: &Recorder) -> Result<String, crate::head::HeadError> {
+    let mut l = Link::new(h, rec);
+    l.test_step = "identify".into();
+    if l.exec("identify", &cmds::select(&ins::AID_PURSE))?.is_ok() {
+        let r = l.exec("identify", &cmds::read_field(ins::FIELD_ID, 8))?;
+        if r.is_ok() && r.data.len() == 8 {
+            return Ok(hex::encode_upper(&r.data));
+        }
+    }
+    if l.exec("identify", &cmds::select(&ins::AID_XFER))?.is_ok() {
+        let r = l.exec("identify", &cmds::xfer_info())?;
+        if let (true, Some(info)) = (r.is_ok(), CardInfo::parse(&r.data)) {
+            return Ok(hex::encode_upper(info.card_id));
+        }
+    }
+    Ok(String::new())
+}
+
+fn engine_fail(e: EngineError) -> StepFail {
+    match &e {
+        EngineError::Head { head, source } => head_fail(format!("head {head}"), source),
+    }
 }
 
 type StepResult = Result<(), StepFail>;
@@ -60,6 +99,8 @@ pub struct Session<'a> {
     pocket: HashMap<usize, VirtualCard>,
     /// What the last engine step reported, shown for a passing case.
     last_outcome: String,
+    /// Set when the card went away: later cases are not run.
+    gone: Option<String>,
 }
 
 impl<'a> Session<'a> {
@@ -73,6 +114,7 @@ impl<'a> Session<'a> {
             card_ids,
             pocket: HashMap::new(),
             last_outcome: String::new(),
+            gone: None,
         }
     }
 
@@ -94,7 +136,7 @@ impl<'a> Session<'a> {
     fn exec(&mut self, i: usize, case: &Case, label: &str, cmd: &Command) -> Result<Response, StepFail> {
         let proto = if case.reference.is_empty() { "apdu".to_string() } else { case.reference.clone() };
         let mut l = self.link(i, &case.id)?;
-        let r = l.exec(&proto, cmd).map_err(|e| StepFail::Error(format!("{label}: head {}: {e}", l.head_name())));
+        let r = l.exec(&proto, cmd).map_err(|e| head_fail(format!("{label}: head {}", l.head_name()), &e));
         let id = l.card_id.clone();
         drop(l);
         self.card_ids.insert(i, id);
@@ -120,27 +162,12 @@ impl<'a> Session<'a> {
         let h = self.heads[i].head.as_mut();
         let name = h.info().name.clone();
         if h.atr().is_none() {
-            h.power_on().map_err(|e| StepFail::Error(format!("head {name}: {e}")))?;
+            h.power_on().map_err(|e| head_fail(format!("head {name}"), &e))?;
         }
         if self.card_ids.contains_key(&i) {
             return Ok(());
         }
-        let mut l = Link::new(h, self.rec);
-        l.test_step = "identify".into();
-        let err = |e: crate::head::HeadError| StepFail::Error(format!("head {name}: {e}"));
-        let mut id = String::new();
-        if l.exec("identify", &cmds::select(&ins::AID_PURSE)).map_err(err)?.is_ok() {
-            let r = l.exec("identify", &cmds::read_field(ins::FIELD_ID, 8)).map_err(err)?;
-            if r.is_ok() && r.data.len() == 8 {
-                id = hex::encode_upper(&r.data);
-            }
-        }
-        if id.is_empty() && l.exec("identify", &cmds::select(&ins::AID_XFER)).map_err(err)?.is_ok() {
-            let r = l.exec("identify", &cmds::xfer_info()).map_err(err)?;
-            if let (true, Some(info)) = (r.is_ok(), CardInfo::parse(&r.data)) {
-                id = hex::encode_upper(info.card_id);
-            }
-        }
+        let id = identify(h, self.rec).map_err(|e| head_fail(format!("head {name}"), &e))?;
         self.card_ids.insert(i, id);
         Ok(())
     }
@@ -156,7 +183,7 @@ impl<'a> Session<'a> {
         l.test_step = case.id.clone();
         let o = f(&mut l, t);
         card_ids.insert(i, l.card_id.clone());
-        o.map_err(|e| StepFail::Error(e.to_string()))
+        o.map_err(engine_fail)
     }
 
     fn pair<F>(&mut self, i: usize, j: usize, case: &Case, f: F) -> Result<Outcome, StepFail>
@@ -175,7 +202,7 @@ impl<'a> Session<'a> {
         let o = f(&mut lx, &mut ly, t);
         card_ids.insert(i, lx.card_id.clone());
         card_ids.insert(j, ly.card_id.clone());
-        o.map_err(|e| StepFail::Error(e.to_string()))
+        o.map_err(engine_fail)
     }
 
     fn engine(&mut self, action: &Action, case: &Case) -> Result<Outcome, StepFail> {
@@ -446,6 +473,11 @@ impl<'a> Session<'a> {
                     r.status = CaseStatus::Error;
                     r.message = e;
                 }
+                Err(StepFail::Gone(e)) => {
+                    r.status = CaseStatus::Error;
+                    r.message = e.clone();
+                    self.gone = Some(e);
+                }
             },
         }
         // Case-local variables do not leak into the next case.
@@ -507,9 +539,18 @@ pub fn run_plan(
         }
         let head = names.join("+");
         rec.send(Event::StepStarted { head: head.clone(), test_step: case.id.clone(), engine: "case".into() });
-        let r = match &setup {
-            Ok(()) => s.run_case(case),
-            Err(e) => CaseResult {
+        let r = match (&setup, &s.gone) {
+            (_, Some(gone)) => CaseResult {
+                id: case.id.clone(),
+                title: case.title.clone(),
+                reference: case.reference.clone(),
+                status: CaseStatus::Error,
+                message: format!("not run: {gone}"),
+                failure: None,
+                duration_ms: 0.0,
+            },
+            (Ok(()), None) => s.run_case(case),
+            (Err(e), None) => CaseResult {
                 id: case.id.clone(),
                 title: case.title.clone(),
                 reference: case.reference.clone(),
@@ -518,7 +559,7 @@ pub fn run_plan(
                     StepFail::Failed(f) => {
                         format!("setup failed at {}: expected {}, got {}", f.step, f.expected, f.actual)
                     }
-                    StepFail::Error(m) => format!("setup failed: {m}"),
+                    StepFail::Error(m) | StepFail::Gone(m) => format!("setup failed: {m}"),
                 },
                 failure: None,
                 duration_ms: 0.0,
@@ -534,7 +575,9 @@ pub fn run_plan(
         });
         results.push(r);
     }
-    let _ = s.steps(&empty_case("teardown"), &plan.teardown);
+    if s.gone.is_none() {
+        let _ = s.steps(&empty_case("teardown"), &plan.teardown);
+    }
     let failed = results.iter().filter(|r| matches!(r.status, CaseStatus::Failed | CaseStatus::Error)).count();
     rec.send(Event::RunEnded { passed: results.len() - failed, failed });
     results

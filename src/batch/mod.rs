@@ -22,6 +22,9 @@ use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use std::time::Instant;
 
+/// How long a worker on a real reader waits for the operator to insert the next card.
+const PRESENCE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(600);
+
 /// Everything a worker needs to make the next virtual card.
 struct Factory {
     dut: CardPlan,
@@ -195,8 +198,24 @@ fn certify(
 ) -> Result<CardResult> {
     let started = now_rfc3339();
     let t0 = Instant::now();
-    let id = f.card_id(index);
-    let card_hex = hex::encode_upper(id);
+    let virtual_dut = heads[0].head.as_virtual().is_some();
+    let card_hex = if virtual_dut {
+        // The feeder makes the next card of the virtual batch and inserts it; the worker sees
+        // it arrive below, like a presence event.
+        let mut dut = f.dut.clone();
+        dut.card_id = f.card_id(index);
+        let mut card = personalize_virtual(&dut, f.dut_protocol, keys).map_err(anyhow::Error::msg)?;
+        card.set_defects(f.defects(index));
+        heads[0].head.as_virtual().context("virtual")?.insert(card);
+        hex::encode_upper(dut.card_id)
+    } else {
+        // A real reader: the operator inserts the card.
+        if !heads[0].head.wait_for_card(true, PRESENCE_TIMEOUT)? {
+            bail!("no card inserted in head {} within {:?}", heads[0].name, PRESENCE_TIMEOUT);
+        }
+        heads[0].head.power_on()?;
+        crate::runner::identify(heads[0].head.as_mut(), &Recorder::disabled())?
+    };
     let rel = format!("cards/{index:05}-{card_hex}");
     let card_dir = dir.join(&rel);
     // A folder left by a killed run belongs to a card that never reached the journal.
@@ -204,13 +223,7 @@ fn certify(
         std::fs::remove_dir_all(&card_dir).with_context(|| format!("clearing {}", card_dir.display()))?;
     }
     std::fs::create_dir_all(&card_dir).with_context(|| format!("creating {}", card_dir.display()))?;
-    let mut dut = f.dut.clone();
-    dut.card_id = id;
-    let mut card = personalize_virtual(&dut, f.dut_protocol, keys).map_err(anyhow::Error::msg)?;
-    card.set_defects(f.defects(index));
     let peer = personalize_virtual(&f.peer, f.peer_protocol, keys).map_err(anyhow::Error::msg)?;
-    // The feeder inserts the card; the worker sees it arrive, like a presence event.
-    heads[0].head.as_virtual().context("batch DUT heads must be virtual")?.insert(card);
     heads[1].head.as_virtual().context("peer head is virtual")?.insert(peer);
     if !heads[0].head.card_present()? {
         bail!("card {card_hex} not detected in head {}", heads[0].name);
@@ -238,7 +251,14 @@ fn certify(
         bail!("trace of card {card_hex}: {e}");
     }
     // Swap: the card leaves the head before the next one comes.
-    heads[0].head.as_virtual().context("virtual")?.remove();
+    match heads[0].head.as_virtual() {
+        Some(v) => {
+            v.remove();
+        }
+        None => {
+            let _ = heads[0].head.power_off();
+        }
+    }
     Ok(CardResult {
         index,
         card_id: card_hex,
@@ -349,6 +369,19 @@ pub fn run_batch(l: &Loaded, lab: Lab, plan: &Plan, opts: &BatchOptions) -> Resu
                     let stop = r.is_err();
                     if tx.send(r).is_err() || stop {
                         break;
+                    }
+                    // A real reader: wait for the operator to take the card out before the
+                    // next one, unless the batch is complete.
+                    let more = !queue.lock().expect("queue lock").is_empty();
+                    if more && heads[0].head.as_virtual().is_none() {
+                        match heads[0].head.wait_for_card(false, PRESENCE_TIMEOUT) {
+                            Ok(true) => {}
+                            Ok(false) => break,
+                            Err(e) => {
+                                let _ = tx.send(Err(anyhow::anyhow!("head {}: {e}", heads[0].name)));
+                                break;
+                            }
+                        }
                     }
                 }
             });

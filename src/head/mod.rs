@@ -4,6 +4,7 @@
 //! bytes, which `crate::link` handles once for all heads.
 
 pub mod pcsc_head;
+pub mod pn532;
 pub mod virtual_head;
 
 use std::time::Duration;

@@ -62,7 +62,13 @@ fn recv(s: &mut TcpStream) -> io::Result<Option<Vec<u8>>> {
 }
 
 /// Serve one connection until vpcd closes it or `stop` is set.
-fn session(s: &mut TcpStream, card: &mut VirtualCard, stop: &AtomicBool, served: &mut Served) -> io::Result<()> {
+fn session(
+    s: &mut TcpStream,
+    card: &mut VirtualCard,
+    stop: &AtomicBool,
+    delay: Duration,
+    served: &mut Served,
+) -> io::Result<()> {
     s.set_nodelay(true)?;
     // A read timeout lets the loop notice `stop`; vpcd polls often enough to keep it busy.
     s.set_read_timeout(Some(Duration::from_millis(200)))?;
@@ -92,6 +98,9 @@ fn session(s: &mut TcpStream, card: &mut VirtualCard, stop: &AtomicBool, served:
                 // An unpowered or mute card gives vpcd an empty answer, which it reports as
                 // a transmission error rather than a response.
                 let resp = card.process(apdu).unwrap_or_default();
+                if !delay.is_zero() {
+                    std::thread::sleep(delay);
+                }
                 send(s, &resp)?;
             }
         }
@@ -99,8 +108,9 @@ fn session(s: &mut TcpStream, card: &mut VirtualCard, stop: &AtomicBool, served:
 }
 
 /// Connect to vpcd at `host:port` and serve `card` until `stop` is set; reconnects when vpcd
-/// drops the connection (pcscd restarted). Returns what it served.
-pub fn serve(host: &str, port: u16, mut card: VirtualCard, stop: Arc<AtomicBool>) -> io::Result<Served> {
+/// drops the connection (pcscd restarted). `delay` models a slow card (added to every APDU).
+/// Returns what it served.
+pub fn serve(host: &str, port: u16, mut card: VirtualCard, delay: Duration, stop: Arc<AtomicBool>) -> io::Result<Served> {
     let mut served = Served::default();
     while !stop.load(Ordering::Relaxed) {
         let mut s = match TcpStream::connect((host, port)) {
@@ -111,7 +121,7 @@ pub fn serve(host: &str, port: u16, mut card: VirtualCard, stop: Arc<AtomicBool>
             }
         };
         served.connections += 1;
-        let r = session(&mut s, &mut card, &stop, &mut served);
+        let r = session(&mut s, &mut card, &stop, delay, &mut served);
         let _ = s.shutdown(Shutdown::Both);
         if let Err(e) = r {
             if stop.load(Ordering::Relaxed) {

@@ -1,0 +1,126 @@
+//! What the batch reports, applied to the app: heads, trace window, timing, results, events.
+
+use super::app::{App, HeadRow, LogKind, Phase};
+use super::trace::command_name;
+use crate::batch::BatchEvent;
+use crate::event::Event;
+use crate::report::Verdict;
+
+impl App {
+    pub(super) fn batch_event(&mut self, e: BatchEvent) {
+        match e {
+            BatchEvent::Started { total, done, heads } => {
+                if matches!(self.batch.phase, Phase::Idle | Phase::Starting) {
+                    self.batch.phase = Phase::Running;
+                }
+                self.batch.total = total;
+                self.batch.done_before = done;
+                self.batch.started = Some(self.now.mono);
+                for h in &heads {
+                    if self.head_mut(h).is_none() {
+                        self.heads.push(HeadRow { name: h.clone(), role: "dut".into(), ..HeadRow::default() });
+                    }
+                }
+                let resumed = if done > 0 { format!(", {done} certified earlier (resumed)") } else { String::new() };
+                self.log(
+                    LogKind::Batch,
+                    format!("batch {} started: {total} cards on {}{resumed}", self.batch.id, heads.join(", ")),
+                );
+            }
+            BatchEvent::CardInserted { head, index, card_id } => {
+                if let Some(h) = self.head_mut(&head) {
+                    h.present = Some(true);
+                    h.card_id = card_id.clone();
+                    h.atr = None;
+                    h.case.clear();
+                    h.step.clear();
+                }
+                self.log(LogKind::Inserted, format!("card {card_id} (#{index}) inserted in {head}"));
+            }
+            BatchEvent::Run { head, card_id, event } => self.run_event(&head, &card_id, event),
+            BatchEvent::CardDone(card) => {
+                let card = *card;
+                self.batch.certified += 1;
+                let (word, detail) = match &card.verdict {
+                    Verdict::Pass => {
+                        self.batch.pass += 1;
+                        ("pass", String::new())
+                    }
+                    Verdict::Fail { failing } => {
+                        self.batch.fail += 1;
+                        ("fail", format!(" ({})", failing.join(", ")))
+                    }
+                    Verdict::Aborted { reason } => {
+                        self.batch.aborted += 1;
+                        ("aborted", format!(" ({reason})"))
+                    }
+                };
+                if let Some(h) = self.head_mut(&card.head) {
+                    h.present = Some(false);
+                    h.case.clear();
+                    h.step.clear();
+                    match &card.verdict {
+                        Verdict::Pass => h.pass += 1,
+                        Verdict::Fail { .. } => h.fail += 1,
+                        Verdict::Aborted { reason } => {
+                            h.aborted += 1;
+                            h.fault = reason.clone();
+                        }
+                    }
+                }
+                self.log(
+                    LogKind::Removed,
+                    format!("card {} (#{}) removed from {}: {word}{detail}", card.card_id, card.index, card.head),
+                );
+                let at = self.results.partition_point(|c| c.index < card.index);
+                if self.results.get(at).is_some_and(|c| c.index == card.index) {
+                    self.results[at] = card;
+                } else {
+                    self.results.insert(at, card);
+                }
+            }
+            BatchEvent::Finished { stopped } => {
+                self.batch.workers_done = true;
+                let how = if stopped { "stopped by the operator" } else { "every card done" };
+                self.log(LogKind::Batch, format!("workers finished ({how}); writing reports"));
+            }
+        }
+    }
+
+    fn run_event(&mut self, head: &str, card_id: &str, event: Event) {
+        match event {
+            Event::Exchange(x) => {
+                if let Some(h) = self.head_mut(head) {
+                    if h.step != x.protocol_step {
+                        h.step.clone_from(&x.protocol_step);
+                    }
+                }
+                self.timing.record(&x.head, command_name(&x.command), x.duration_ns);
+                self.trace.push(head, card_id, x);
+            }
+            Event::StepStarted { test_step, .. } => {
+                if let Some(h) = self.head_mut(head) {
+                    h.case = test_step;
+                    h.step.clear();
+                }
+            }
+            Event::ProtocolStep { protocol_step, .. } => {
+                if let Some(h) = self.head_mut(head) {
+                    h.step = protocol_step;
+                }
+            }
+            Event::StepEnded { test_step, passed, .. } => {
+                if !passed {
+                    self.trace.mark_failed(card_id, &test_step);
+                }
+            }
+            Event::HeadError { head: which, error } => {
+                if let Some(h) = self.head_mut(head) {
+                    h.fault = if which == head { error.clone() } else { format!("{which}: {error}") };
+                }
+                self.log(LogKind::Error, format!("head {which} (card {card_id}): {error}"));
+            }
+            Event::RunStarted { .. } | Event::RunEnded { .. } => {}
+        }
+    }
+}
