@@ -1,0 +1,359 @@
+//! Keys, turned into actions through the keymap and applied to the app.
+
+use super::app::{App, CardDetail, Effect, Field, Modal, Panel};
+use super::keymap::{lookup, Action, Scope};
+use super::trace::CLASSES;
+use crossterm::event::{KeyCode, KeyEvent, KeyEventKind, KeyModifiers};
+
+/// Rows a page key moves.
+const PAGE: isize = 10;
+
+#[derive(Debug, Clone, Copy)]
+enum Move {
+    By(isize),
+    Top,
+    Bottom,
+}
+
+fn moved(cur: usize, len: usize, m: Move) -> usize {
+    if len == 0 {
+        return 0;
+    }
+    match m {
+        Move::By(d) => (cur as isize + d).clamp(0, len as isize - 1) as usize,
+        Move::Top => 0,
+        Move::Bottom => len - 1,
+    }
+}
+
+impl App {
+    pub(super) fn key(&mut self, k: KeyEvent) -> Vec<Effect> {
+        if k.kind == KeyEventKind::Release {
+            return Vec::new();
+        }
+        match self.modal.clone() {
+            Modal::Edit { field, buf } => self.edit_key(field, buf, k),
+            Modal::ConfirmQuit => {
+                match lookup(&[Scope::Confirm], &k) {
+                    Some(Action::Yes) => {
+                        self.modal = Modal::None;
+                        self.batch.quit_when_done = true;
+                        if self.batch.phase.active() {
+                            self.stop();
+                        } else {
+                            self.quit = true;
+                        }
+                    }
+                    Some(Action::No) => self.modal = Modal::None,
+                    _ => {}
+                }
+                Vec::new()
+            }
+            Modal::Help { scroll } => {
+                let scroll = match lookup(&[Scope::List, Scope::Global], &k) {
+                    Some(Action::Help | Action::Back | Action::Quit) => {
+                        self.modal = Modal::None;
+                        return Vec::new();
+                    }
+                    Some(Action::Down) => scroll.saturating_add(1),
+                    Some(Action::Up) => scroll.saturating_sub(1),
+                    Some(Action::PageDown) => scroll.saturating_add(PAGE as u16),
+                    Some(Action::PageUp) => scroll.saturating_sub(PAGE as u16),
+                    Some(Action::Top) => 0,
+                    _ => scroll,
+                };
+                self.modal = Modal::Help { scroll };
+                Vec::new()
+            }
+            Modal::Picker { field, sel } => self.picker_key(field, sel, k),
+            Modal::None => {
+                let scopes: &[Scope] = match self.panel {
+                    Panel::Batch => &[Scope::Batch, Scope::List, Scope::Global],
+                    Panel::Trace => &[Scope::Trace, Scope::List, Scope::Global],
+                    Panel::Results if self.card_detail.is_some() => &[Scope::CardDetail, Scope::List, Scope::Global],
+                    Panel::Results => &[Scope::Results, Scope::List, Scope::Global],
+                    _ => &[Scope::List, Scope::Global],
+                };
+                match lookup(scopes, &k) {
+                    Some(a) => self.act(a, &k),
+                    None => Vec::new(),
+                }
+            }
+        }
+    }
+
+    fn act(&mut self, a: Action, k: &KeyEvent) -> Vec<Effect> {
+        match a {
+            Action::Quit => {
+                if self.batch.phase.active() {
+                    if self.batch.quit_when_done {
+                        // Asked twice: leave now; the journal holds every finished card.
+                        self.quit = true;
+                    } else {
+                        self.modal = Modal::ConfirmQuit;
+                    }
+                } else {
+                    self.quit = true;
+                }
+            }
+            Action::Help => self.modal = Modal::Help { scroll: 0 },
+            Action::NextPanel => self.panel = self.panel.next(),
+            Action::PrevPanel => self.panel = self.panel.prev(),
+            Action::FocusDigit => {
+                if let KeyCode::Char(c @ '1'..='6') = k.code {
+                    self.panel = Panel::ALL[c as usize - '1' as usize];
+                }
+            }
+            Action::Start => return self.start(),
+            Action::PauseResume => self.pause_resume(),
+            Action::Stop => self.stop(),
+            Action::Up => self.nav(Move::By(-1)),
+            Action::Down => self.nav(Move::By(1)),
+            Action::PageUp => self.nav(Move::By(-PAGE)),
+            Action::PageDown => self.nav(Move::By(PAGE)),
+            Action::Top => self.nav(Move::Top),
+            Action::Bottom => self.nav(Move::Bottom),
+            Action::Open => return self.open(),
+            Action::Back => self.back(),
+            Action::Follow => {
+                self.trace_sel = match self.trace_sel {
+                    Some(_) => None,
+                    None => self.trace_selected_row().map(|r| r.id),
+                };
+            }
+            Action::FilterHead => {
+                let heads = self.trace.heads();
+                self.filter.head = match &self.filter.head {
+                    None => heads.first().cloned(),
+                    Some(h) => heads.iter().position(|x| x == h).and_then(|i| heads.get(i + 1)).cloned(),
+                };
+            }
+            Action::FilterCard => {
+                self.filter.card = match self.filter.card {
+                    Some(_) => None,
+                    None => self.trace_selected_row().map(|r| r.card.clone()),
+                };
+            }
+            Action::FilterSw => {
+                self.filter.class = match self.filter.class {
+                    None => Some(CLASSES[0]),
+                    Some(c) => CLASSES.iter().position(|x| *x == c).and_then(|i| CLASSES.get(i + 1)).copied(),
+                };
+            }
+            Action::FailuresOnly => self.filter.failures_only = !self.filter.failures_only,
+            Action::ClearFilters => self.filter = Default::default(),
+            Action::CardTrace => {
+                if let Some(d) = self.card_detail.as_mut() {
+                    d.show_trace = !d.show_trace;
+                    d.exchange = None;
+                    if d.show_trace && d.trace.is_none() {
+                        let index = d.index;
+                        if let Some(path) = self.card(index).map(|c| self.trace_path(c)) {
+                            return vec![Effect::LoadTrace { index, path }];
+                        }
+                    }
+                }
+            }
+            Action::Yes | Action::No | Action::Doc => {}
+        }
+        Vec::new()
+    }
+
+    fn nav(&mut self, m: Move) {
+        match self.panel {
+            Panel::Heads => self.heads_sel = moved(self.heads_sel, self.heads.len(), m),
+            Panel::Batch => {
+                let i = Field::ALL.iter().position(|f| *f == self.form.field).unwrap_or(0);
+                self.form.field = Field::ALL[moved(i, Field::ALL.len(), m)];
+            }
+            Panel::Trace => {
+                let vis = self.trace.visible(&self.filter);
+                if vis.is_empty() {
+                    return;
+                }
+                let cur = self.trace_pos(&vis);
+                if matches!(m, Move::Bottom) && self.trace_detail.is_none() {
+                    self.trace_sel = None;
+                } else {
+                    let new = moved(cur, vis.len(), m);
+                    self.trace_sel = Some(self.trace.rows()[vis[new]].id);
+                }
+                if self.trace_detail.is_some() {
+                    self.trace_detail = self.trace_selected_row().map(|r| Box::new(r.clone()));
+                }
+            }
+            Panel::Results => {
+                let len = self.results.len();
+                let lines = self.card_detail.as_ref().and_then(|d| self.card(d.index)).map_or(0, |c| c.cases.len() * 4 + 4);
+                match self.card_detail.as_mut() {
+                    Some(d) if d.exchange.is_some() => {}
+                    Some(d) if d.show_trace => {
+                        let n = d.trace.as_ref().and_then(|t| t.as_ref().ok()).map_or(0, Vec::len);
+                        d.trace_sel = moved(d.trace_sel, n, m);
+                    }
+                    Some(d) => d.scroll = moved(d.scroll, lines, m),
+                    None => self.results_sel = moved(self.results_sel, len, m),
+                }
+            }
+            Panel::Timing => self.timing_sel = moved(self.timing_sel, self.timing.len(), m),
+            Panel::Events => {
+                let len = self.events.len();
+                let cur = self.events_sel.unwrap_or(len.saturating_sub(1));
+                self.events_sel = match m {
+                    Move::Bottom => None,
+                    _ => Some(moved(cur, len, m)),
+                };
+            }
+        }
+    }
+
+    fn open(&mut self) -> Vec<Effect> {
+        match self.panel {
+            Panel::Heads => {
+                if let Some(h) = self.heads.get(self.heads_sel) {
+                    self.filter = Default::default();
+                    self.filter.head = Some(h.name.clone());
+                    self.panel = Panel::Trace;
+                }
+            }
+            Panel::Batch => {
+                let field = self.form.field;
+                self.modal = match field {
+                    Field::Plan => Modal::Picker { field, sel: self.form.plan.unwrap_or(0) },
+                    Field::Profile => Modal::Picker { field, sel: self.form.profile.unwrap_or(0) },
+                    Field::BatchId => Modal::Edit { field, buf: self.form.batch_id.clone() },
+                    Field::Count => Modal::Edit { field, buf: self.form.count.clone() },
+                };
+            }
+            Panel::Trace => self.trace_detail = self.trace_selected_row().map(|r| Box::new(r.clone())),
+            Panel::Results => match self.card_detail.as_mut() {
+                Some(d) if d.show_trace && d.exchange.is_none() => {
+                    let x = d.trace.as_ref().and_then(|t| t.as_ref().ok()).and_then(|t| t.get(d.trace_sel));
+                    d.exchange = x.map(|x| Box::new(x.clone()));
+                }
+                Some(_) => {}
+                None => {
+                    if let Some(c) = self.results.get(self.results_sel) {
+                        self.card_detail = Some(CardDetail {
+                            index: c.index,
+                            scroll: 0,
+                            show_trace: false,
+                            trace: None,
+                            trace_sel: 0,
+                            exchange: None,
+                        });
+                    }
+                }
+            },
+            Panel::Timing | Panel::Events => {}
+        }
+        Vec::new()
+    }
+
+    fn back(&mut self) {
+        match self.panel {
+            Panel::Trace => self.trace_detail = None,
+            Panel::Results => match self.card_detail.as_mut() {
+                Some(d) if d.exchange.is_some() => d.exchange = None,
+                Some(d) if d.show_trace => d.show_trace = false,
+                _ => self.card_detail = None,
+            },
+            _ => {}
+        }
+    }
+
+    fn edit_key(&mut self, field: Field, mut buf: String, k: KeyEvent) -> Vec<Effect> {
+        let ctrl = k.modifiers.contains(KeyModifiers::CONTROL);
+        match k.code {
+            KeyCode::Enter => {
+                match field {
+                    Field::BatchId => self.form.batch_id = buf.trim().to_string(),
+                    Field::Count => {
+                        self.form.count = buf.trim().to_string();
+                        self.form.count_edited = true;
+                    }
+                    Field::Plan | Field::Profile => {}
+                }
+                self.modal = Modal::None;
+                return Vec::new();
+            }
+            KeyCode::Esc => {
+                self.modal = Modal::None;
+                return Vec::new();
+            }
+            KeyCode::Backspace => {
+                buf.pop();
+            }
+            KeyCode::Char('u') if ctrl => buf.clear(),
+            KeyCode::Char(c) if !ctrl && buf.len() < 64 => {
+                let ok = match field {
+                    Field::Count => c.is_ascii_digit(),
+                    _ => c.is_ascii_alphanumeric() || "-_.".contains(c),
+                };
+                if ok {
+                    buf.push(c);
+                }
+            }
+            _ => {}
+        }
+        self.modal = Modal::Edit { field, buf };
+        Vec::new()
+    }
+
+    fn picker_key(&mut self, field: Field, sel: usize, k: KeyEvent) -> Vec<Effect> {
+        let len = match field {
+            Field::Plan => self.form.plans.len(),
+            _ => self.form.profiles.len(),
+        };
+        let sel = match lookup(&[Scope::Picker, Scope::List, Scope::Global], &k) {
+            Some(Action::Up) => moved(sel, len, Move::By(-1)),
+            Some(Action::Down) => moved(sel, len, Move::By(1)),
+            Some(Action::PageUp) => moved(sel, len, Move::By(-PAGE)),
+            Some(Action::PageDown) => moved(sel, len, Move::By(PAGE)),
+            Some(Action::Top) => 0,
+            Some(Action::Bottom) => len.saturating_sub(1),
+            Some(Action::Back | Action::Quit) => {
+                self.modal = Modal::None;
+                return Vec::new();
+            }
+            Some(Action::Open) => {
+                self.modal = Modal::None;
+                if len == 0 {
+                    return Vec::new();
+                }
+                if field == Field::Plan {
+                    self.form.plan = Some(sel);
+                    return Vec::new();
+                }
+                if self.form.profile == Some(sel) {
+                    return Vec::new();
+                }
+                self.form.profile = Some(sel);
+                self.form.profile_note = None;
+                if !self.form.count_edited {
+                    self.form.count.clear();
+                }
+                return vec![Effect::Probe(self.form.profiles[sel].clone())];
+            }
+            _ => sel,
+        };
+        self.modal = Modal::Picker { field, sel };
+        Vec::new()
+    }
+
+    /// Position of the selected row among the visible ones (the last when following).
+    pub fn trace_pos(&self, vis: &[usize]) -> usize {
+        match self.trace_sel {
+            None => vis.len().saturating_sub(1),
+            Some(id) => {
+                let rows = self.trace.rows();
+                vis.partition_point(|&i| rows[i].id < id).min(vis.len().saturating_sub(1))
+            }
+        }
+    }
+
+    pub fn trace_selected_row(&self) -> Option<&super::trace::TraceRow> {
+        let vis = self.trace.visible(&self.filter);
+        vis.get(self.trace_pos(&vis)).map(|&i| &self.trace.rows()[i])
+    }
+}

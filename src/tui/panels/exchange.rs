@@ -1,0 +1,130 @@
+//! Exchanges as rows (live trace, a card's trace) and as a detail view with full hex.
+
+use super::{clip, offset};
+use crate::event::Exchange;
+use crate::sw::{self, SwClass};
+use crate::tui::stats::fmt_ns;
+use crate::tui::theme::Theme;
+use crate::tui::trace::{command_name, header_fields, hex_lines};
+use ratatui::layout::{Constraint, Rect};
+use ratatui::text::{Line, Span};
+use ratatui::widgets::{Cell, Paragraph, Row, Table, Wrap};
+use ratatui::Frame;
+
+/// One exchange as a table row would show it.
+pub struct RowView<'a> {
+    pub x: &'a Exchange,
+    /// Card under test.
+    pub card: &'a str,
+    pub failed: bool,
+}
+
+/// Draw rows `rows` (all of them; only a window is built) with `sel` highlighted.
+pub fn table(theme: &Theme, f: &mut Frame, area: Rect, rows: &[RowView<'_>], sel: Option<usize>) {
+    let wide = area.width >= 110;
+    let visible = area.height.saturating_sub(1) as usize;
+    let first = offset(rows.len(), sel.unwrap_or(0), visible);
+    let header: Vec<&str> = if wide {
+        vec!["", "Time", "Head", "Card", "Case", "Seed step", "Command", "SW", "Meaning", "Duration"]
+    } else {
+        vec!["", "Head", "Card", "Case", "Step", "Command", "SW", "Meaning", "Dur"]
+    };
+    let widths: Vec<Constraint> = if wide {
+        [1, 12, 8, 16, 18, 12, 24, 4, 0, 9]
+            .iter()
+            .map(|&w| if w == 0 { Constraint::Fill(1) } else { Constraint::Length(w) })
+            .collect()
+    } else {
+        [1, 7, 8, 12, 8, 14, 4, 0, 8]
+            .iter()
+            .map(|&w| if w == 0 { Constraint::Fill(1) } else { Constraint::Length(w) })
+            .collect()
+    };
+    let built: Vec<Row> = rows
+        .iter()
+        .enumerate()
+        .skip(first)
+        .take(visible)
+        .map(|(i, r)| {
+            let x = r.x;
+            let class = sw::class(x.sw);
+            let sw_style = match class {
+                SwClass::Normal => theme.text(),
+                _ => theme.warn(),
+            };
+            let mark = if r.failed { "✗" } else { " " };
+            let card = if wide { r.card.to_string() } else { tail(r.card, 8) };
+            let mut cells = vec![Cell::from(mark)];
+            if wide {
+                cells.push(Cell::from(x.wall.format("%H:%M:%S%.3f").to_string()));
+            }
+            cells.extend([
+                Cell::from(x.head.clone()),
+                Cell::from(card),
+                Cell::from(x.test_step.clone()),
+                Cell::from(x.protocol_step.clone()),
+                Cell::from(command_name(&x.command)),
+                Cell::from(Span::styled(format!("{:04X}", x.sw), sw_style)),
+                Cell::from(Span::styled(sw::describe(x.sw), sw_style)),
+                Cell::from(fmt_ns(x.duration_ns)),
+            ]);
+            let mut style = if r.failed { theme.fail() } else { theme.text() };
+            if sel == Some(i) {
+                style = style.patch(theme.selected());
+            }
+            Row::new(cells).style(style)
+        })
+        .collect();
+    let t = Table::new(built, widths).header(Row::new(header).style(theme.header())).column_spacing(1);
+    f.render_widget(t, area);
+}
+
+fn tail(s: &str, n: usize) -> String {
+    let c: Vec<char> = s.chars().collect();
+    c[c.len().saturating_sub(n)..].iter().collect()
+}
+
+/// Everything about one exchange: where it ran, the decoded header, full command and
+/// response hex, the status word's meaning, the time it took.
+pub fn detail(theme: &Theme, f: &mut Frame, area: Rect, x: &Exchange, card: &str, failed: bool) {
+    let w = area.width as usize;
+    let per_line = if w >= 60 { 16 } else { 8 };
+    let label = |s: &str| Span::styled(format!("{s:<10}"), theme.header());
+    let mut lines = vec![
+        Line::from(vec![
+            label("Exchange"),
+            Span::raw(format!("#{}  head {}  card {}", x.seq, x.head, if card.is_empty() { &x.card_id } else { card })),
+        ]),
+        Line::from(vec![label("Time"), Span::raw(format!("{}  (+{})", x.wall.format("%Y-%m-%d %H:%M:%S%.6f UTC"), fmt_ns(x.mono_ns)))]),
+        Line::from(vec![
+            label("Case"),
+            Span::styled(x.test_step.clone(), if failed { theme.fail() } else { theme.text() }),
+            Span::raw(if failed { "  (case failed)" } else { "" }),
+        ]),
+        Line::from(vec![label("Seed step"), Span::raw(x.protocol_step.clone())]),
+        Line::from(vec![label("Command"), Span::styled(command_name(&x.command), theme.accent())]),
+    ];
+    let fields: Vec<String> = header_fields(&x.command).into_iter().map(|(k, v)| format!("{k} {v}")).collect();
+    lines.push(Line::from(vec![label(""), Span::raw(clip(&fields.join("  "), w.saturating_sub(10)))]));
+    lines.push(Line::from(vec![label("Cmd hex"), Span::styled(format!("{} bytes", x.command.len()), theme.dim())]));
+    for l in hex_lines(&x.command, per_line) {
+        lines.push(Line::raw(format!("  {l}")));
+    }
+    lines.push(Line::from(vec![label("Resp hex"), Span::styled(format!("{} bytes + SW", x.response.len()), theme.dim())]));
+    for l in hex_lines(&x.response, per_line) {
+        lines.push(Line::raw(format!("  {l}")));
+    }
+    let class = sw::class(x.sw);
+    let sw_style = if class == SwClass::Normal { theme.pass() } else { theme.warn() };
+    lines.push(Line::from(vec![
+        label("SW"),
+        Span::styled(format!("{:04X}", x.sw), sw_style),
+        Span::raw(format!("  {} ({})", sw::describe(x.sw), class.name())),
+    ]));
+    lines.push(Line::from(vec![label("Duration"), Span::raw(fmt_ns(x.duration_ns))]));
+    if !x.note.is_empty() {
+        lines.push(Line::from(vec![label("Note"), Span::raw(x.note.clone())]));
+    }
+    lines.push(Line::styled("Esc back", theme.dim()));
+    f.render_widget(Paragraph::new(lines).wrap(Wrap { trim: false }), area);
+}

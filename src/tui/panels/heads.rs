@@ -1,0 +1,64 @@
+//! Heads: per head its driver, reader, role, card, ATR, card ID, current case and seed step,
+//! pass / fail / aborted counts, fault. Two lines per head so it reads in 80 columns.
+
+use super::{block, clip, fit, offset};
+use crate::tui::app::{App, HeadRow, Panel};
+use ratatui::layout::Rect;
+use ratatui::text::{Line, Span};
+use ratatui::widgets::Paragraph;
+use ratatui::Frame;
+
+pub fn render(app: &App, f: &mut Frame, area: Rect, focused: bool) {
+    let title = format!("{} heads", app.heads.len());
+    let b = block(app, Panel::Heads, title, focused);
+    let inner = b.inner(area);
+    f.render_widget(b, area);
+    let t = &app.theme;
+    let mut lines = vec![Line::styled(
+        format!(" {} {} {} {} {:<16}  {:<16} Case", fit("Head", 7), fit("Driver", 8), fit("Role", 6), "Card", "Card ID", "Pass Fail Abort"),
+        t.header(),
+    )];
+    if app.heads.is_empty() {
+        lines.push(Line::styled(" (no profile read yet: choose one in the Batch panel)", t.dim()));
+    }
+    let per_head = 2usize;
+    let visible = (inner.height as usize).saturating_sub(1) / per_head;
+    let first = offset(app.heads.len(), app.heads_sel, visible);
+    for (i, h) in app.heads.iter().enumerate().skip(first).take(visible.max(1)) {
+        let sel = focused && i == app.heads_sel;
+        let [a, b] = head_lines(app, h, inner.width as usize);
+        let style = if sel { t.selected() } else { t.text() };
+        lines.push(a.patch_style(style));
+        lines.push(b.patch_style(style));
+    }
+    f.render_widget(Paragraph::new(lines), inner);
+}
+
+fn head_lines<'a>(app: &App, h: &HeadRow, width: usize) -> [Line<'a>; 2] {
+    let t = &app.theme;
+    let card = match h.present {
+        Some(true) => "yes ",
+        Some(false) => "no  ",
+        None => "?   ",
+    };
+    let counts = format!("{:>4} {:>4} {:>5}", h.pass, h.fail, h.aborted);
+    let counts_style = if h.fail + h.aborted > 0 { t.fail() } else { t.text() };
+    let a = Line::from(vec![
+        Span::raw(format!(" {} {} {} {} {:<16}  ", fit(&h.name, 7), fit(&h.driver, 8), fit(&h.role, 6), card, clip(&h.card_id, 16))),
+        Span::styled(fit(&counts, 16), counts_style),
+        Span::raw(format!(" {}", h.case)),
+    ]);
+    let atr = match &h.atr {
+        Some(a) => clip(&hex::encode_upper(a), 28),
+        None => "—".into(),
+    };
+    let mut spans = vec![Span::styled(format!("   {} ATR {}", fit(&h.reader, 16), fit(&atr, 28)), t.dim())];
+    if !h.step.is_empty() {
+        spans.push(Span::raw(format!("  step {}", h.step)));
+    }
+    if !h.fault.is_empty() {
+        let used: usize = spans.iter().map(|s| s.content.chars().count()).sum();
+        spans.push(Span::styled(format!("  fault: {}", clip(&h.fault, width.saturating_sub(used + 9).max(8))), t.fail()));
+    }
+    [a, Line::from(spans)]
+}
