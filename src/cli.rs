@@ -102,6 +102,22 @@ pub enum SimCmd {
         #[arg(long, default_value_t = 0)]
         delay_us: u64,
     },
+    /// Simulate a PN532 (HSU) with a profile's card in its field on a pseudo-terminal; prints
+    /// the device path and serves until killed.
+    Pn532 {
+        /// Profile holding the [[card]] to serve (and the keyset to personalize it with).
+        #[arg(long, short)]
+        profile: PathBuf,
+        /// Name of the [[card]] entry.
+        #[arg(long)]
+        card: String,
+        /// Also make this symbolic link to the device (e.g. the `port` of a pn532 head).
+        #[arg(long)]
+        link: Option<PathBuf>,
+        /// Take the card out of the field after this many APDUs.
+        #[arg(long)]
+        remove_after: Option<u64>,
+    },
 }
 
 #[derive(Subcommand, Debug)]
@@ -142,6 +158,9 @@ fn dispatch(cli: Cli) -> Result<ExitCode, BenchError> {
         Cmd::Heads { profile: None } => pcsc_readers().map_err(BenchError),
         Cmd::Sim { cmd: SimCmd::Vpcd { profile, card, host, port, delay_us } } => {
             sim_vpcd(&profile, &card, &host, port, delay_us).map_err(BenchError)
+        }
+        Cmd::Sim { cmd: SimCmd::Pn532 { profile, card, link, remove_after } } => {
+            sim_pn532(&profile, &card, link.as_deref(), remove_after).map_err(BenchError)
         }
     }
 }
@@ -232,6 +251,26 @@ fn sim_vpcd(profile: &Path, card: &str, host: &str, port: u16, delay_us: u64) ->
     eprintln!("serving card {} to vpcd at {host}:{port}", hex::encode_upper(vc.card_id()));
     let delay = std::time::Duration::from_micros(delay_us);
     crate::sim::vpcd::serve(host, port, vc, delay, stop).with_context(|| format!("vpcd bridge {host}:{port}"))?;
+    Ok(ExitCode::SUCCESS)
+}
+
+fn sim_pn532(profile: &Path, card: &str, link: Option<&Path>, remove_after: Option<u64>) -> Result<ExitCode> {
+    use crate::sim::pn532::{Pn532Sim, PtySim};
+    use std::io::Write as _;
+    let vc = profile_card(profile, card)?;
+    let id = hex::encode_upper(vc.card_id());
+    let uid = hex::encode_upper(crate::sim::pn532::uid_of(vc.card_id()));
+    let mut sim = Pn532Sim::new(Some(vc));
+    sim.remove_after(remove_after);
+    let mut pty = PtySim::spawn(sim).context("cannot create a pseudo-terminal")?;
+    if let Some(l) = link {
+        pty.symlink(l).with_context(|| format!("cannot link {}", l.display()))?;
+    }
+    println!("{}", pty.path().display());
+    std::io::stdout().flush()?;
+    let shown = link.map_or_else(|| pty.path().display().to_string(), |l| l.display().to_string());
+    eprintln!("PN532 simulator on {shown}: card {id} (UID {uid}) in the field; serving until killed");
+    pty.wait().context("PN532 simulator")?;
     Ok(ExitCode::SUCCESS)
 }
 

@@ -65,6 +65,7 @@ impl Lab {
                     Box::new(vh)
                 }
                 "pcsc" => Box::new(pcsc_head(l, h, span.clone())?),
+                "pn532" => Box::new(pn532_head(l, h, span.clone())?),
                 other => {
                     return Err(l.err(
                         h.driver.span(),
@@ -104,6 +105,29 @@ fn pcsc_head(
         Some((other, sp)) => return Err(l.err(sp, format!("protocol '{other}' is not T=0, T=1 or any"))),
     };
     Ok(PcscHead::new(&h.name, reader.get_ref(), share, protocols))
+}
+
+/// A PN532 on a serial port (`port`, `baud`, `timeout_ms`); the port opens on first use.
+fn pn532_head(
+    l: &Loaded,
+    h: &crate::profile::HeadSpec,
+    span: std::ops::Range<usize>,
+) -> Result<crate::head::pn532::Pn532Head, ConfigError> {
+    use crate::head::pn532::{Pn532Config, Pn532Head};
+    let port = h.port.as_ref().ok_or_else(|| {
+        l.err(span, "a pn532 head needs `port` (a serial device, or the link made by `cardbench sim pn532 --link`)")
+    })?;
+    if let Some(card) = &h.card {
+        return Err(l.err(card.span(), "`card` is for virtual heads: a pn532 head reads the card in its field"));
+    }
+    let mut cfg = Pn532Config::new(port.get_ref());
+    if let Some(b) = h.baud {
+        cfg.baud = b;
+    }
+    if let Some(t) = h.timeout_ms {
+        cfg.timeout = Duration::from_millis(t);
+    }
+    Ok(Pn532Head::new(&h.name, cfg))
 }
 
 /// A head by name, or by role when no head has that name.

@@ -431,6 +431,8 @@ pub struct App {
     /// Selected trace row by id; None: follow the newest row.
     pub trace_sel: Option<u64>,
     pub trace_detail: Option<Box<TraceRow>>,
+    /// Scroll of an open exchange detail (live trace or a card's trace).
+    pub detail_scroll: u16,
     /// This run's cards, by index.
     pub results: Vec<CardResult>,
     pub results_sel: usize,
@@ -471,6 +473,7 @@ impl App {
             filter: TraceFilter::default(),
             trace_sel: None,
             trace_detail: None,
+            detail_scroll: 0,
             results: Vec::new(),
             results_sel: 0,
             card_detail: None,

@@ -160,6 +160,21 @@ impl App {
     }
 
     fn nav(&mut self, m: Move) {
+        let detail_open = match self.panel {
+            Panel::Trace => self.trace_detail.is_some(),
+            Panel::Results => self.card_detail.as_ref().is_some_and(|d| d.exchange.is_some()),
+            _ => false,
+        };
+        if detail_open {
+            // Pages scroll the open detail; rows move to the previous / next exchange.
+            if let Move::By(d) = m {
+                if d.abs() > 1 {
+                    self.detail_scroll = (self.detail_scroll as isize + d).clamp(0, 1000) as u16;
+                    return;
+                }
+            }
+            self.detail_scroll = 0;
+        }
         match self.panel {
             Panel::Heads => self.heads_sel = moved(self.heads_sel, self.heads.len(), m),
             Panel::Batch => {
@@ -186,10 +201,12 @@ impl App {
                 let len = self.results.len();
                 let lines = self.card_detail.as_ref().and_then(|d| self.card(d.index)).map_or(0, |c| c.cases.len() * 4 + 4);
                 match self.card_detail.as_mut() {
-                    Some(d) if d.exchange.is_some() => {}
                     Some(d) if d.show_trace => {
-                        let n = d.trace.as_ref().and_then(|t| t.as_ref().ok()).map_or(0, Vec::len);
-                        d.trace_sel = moved(d.trace_sel, n, m);
+                        let rows = d.trace.as_ref().and_then(|t| t.as_ref().ok());
+                        d.trace_sel = moved(d.trace_sel, rows.map_or(0, Vec::len), m);
+                        if d.exchange.is_some() {
+                            d.exchange = rows.and_then(|r| r.get(d.trace_sel)).map(|x| Box::new(x.clone()));
+                        }
                     }
                     Some(d) => d.scroll = moved(d.scroll, lines, m),
                     None => self.results_sel = moved(self.results_sel, len, m),
@@ -225,11 +242,15 @@ impl App {
                     Field::Count => Modal::Edit { field, buf: self.form.count.clone() },
                 };
             }
-            Panel::Trace => self.trace_detail = self.trace_selected_row().map(|r| Box::new(r.clone())),
+            Panel::Trace => {
+                self.detail_scroll = 0;
+                self.trace_detail = self.trace_selected_row().map(|r| Box::new(r.clone()));
+            }
             Panel::Results => match self.card_detail.as_mut() {
                 Some(d) if d.show_trace && d.exchange.is_none() => {
                     let x = d.trace.as_ref().and_then(|t| t.as_ref().ok()).and_then(|t| t.get(d.trace_sel));
                     d.exchange = x.map(|x| Box::new(x.clone()));
+                    self.detail_scroll = 0;
                 }
                 Some(_) => {}
                 None => {

@@ -8,7 +8,7 @@
 //! for the answer (NACK a corrupt one so the PN532 sends it again), and after a timeout send
 //! an ACK, which aborts the command in the PN532.
 
-use super::commands::{self, code, param, status, Command, Firmware, TargetA};
+use super::commands::{self, param, status, Command, Firmware, TargetA};
 use super::frame::{self, Decoder, Frame, TFI_HOST, TFI_PN532};
 use crate::head::{Head, HeadError, HeadInfo, Wire};
 use serialport::{ClearBuffer, DataBits, FlowControl, Parity, SerialPort, StopBits, TTYPort};

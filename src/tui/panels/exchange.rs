@@ -86,9 +86,9 @@ fn tail(s: &str, n: usize) -> String {
 
 /// Everything about one exchange: where it ran, the decoded header, full command and
 /// response hex, the status word's meaning, the time it took.
-pub fn detail(theme: &Theme, f: &mut Frame, area: Rect, x: &Exchange, card: &str, failed: bool) {
+pub fn detail(theme: &Theme, f: &mut Frame, area: Rect, x: &Exchange, card: &str, failed: bool, scroll: u16) {
     let w = area.width as usize;
-    let per_line = if w >= 60 { 16 } else { 8 };
+    let per_line = (w.saturating_sub(8) / 3 / 4 * 4).clamp(4, 32);
     let label = |s: &str| Span::styled(format!("{s:<10}"), theme.header());
     let mut lines = vec![
         Line::from(vec![
@@ -125,6 +125,6 @@ pub fn detail(theme: &Theme, f: &mut Frame, area: Rect, x: &Exchange, card: &str
     if !x.note.is_empty() {
         lines.push(Line::from(vec![label("Note"), Span::raw(x.note.clone())]));
     }
-    lines.push(Line::styled("Esc back", theme.dim()));
-    f.render_widget(Paragraph::new(lines).wrap(Wrap { trim: false }), area);
+    lines.push(Line::styled("Esc back   j/k previous / next   PgUp/PgDn scroll", theme.dim()));
+    f.render_widget(Paragraph::new(lines).wrap(Wrap { trim: false }).scroll((scroll, 0)), area);
 }

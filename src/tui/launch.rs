@@ -1,0 +1,114 @@
+//! The app's effects carried out off the UI thread: the batch on its own thread (the engine
+//! spawns one worker per DUT head under it), a profile's heads looked at, a card's trace read.
+
+use super::app::{BatchEnd, BatchRequest, HeadRow, Msg, Probe};
+use crate::batch::{BatchEvent, BatchOptions, Control};
+use crate::lab::Lab;
+use crossbeam_channel::{Receiver, Sender};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+
+/// A batch on its thread.
+pub struct Running {
+    pub events: Receiver<BatchEvent>,
+    pub dir: PathBuf,
+    pub control: Arc<Control>,
+    pub thread: JoinHandle<()>,
+}
+
+/// Validate the request (profile, lab, plan) and start the batch thread; it sends
+/// `Msg::Ended` on `done` when `run_batch` returns, panics included.
+pub fn start(req: &BatchRequest, done: Sender<Msg>) -> Result<Running, String> {
+    let loaded = crate::profile::load(&req.profile).map_err(|e| e.to_string())?;
+    let lab = Lab::from_profile(&loaded).map_err(|e| e.to_string())?;
+    let plan = crate::plan::load(&req.plan).map_err(|e| format!("{e:#}"))?;
+    plan.bind(|n| n == "dut" || n == "peer").map_err(|e| format!("{e:#}"))?;
+    let logs = lab.logs.clone();
+    let dir = logs.join(&req.batch_id);
+    let control = Arc::new(Control::default());
+    let (tx, events) = crossbeam_channel::unbounded();
+    let opts = BatchOptions {
+        batch_id: req.batch_id.clone(),
+        count: req.count,
+        logs,
+        // The engine's own progress output would draw over the UI.
+        quiet: true,
+        observer: Some(tx),
+        control: control.clone(),
+    };
+    let thread = std::thread::Builder::new()
+        .name("cardbench-batch".into())
+        .spawn(move || {
+            let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                crate::batch::run_batch(&loaded, lab, &plan, &opts)
+            }));
+            let stopped = opts.control.stop.load(std::sync::atomic::Ordering::Relaxed);
+            let msg = match r {
+                Ok(Ok(out)) => Ok(BatchEnd {
+                    cards: out.result.cards.len(),
+                    certified_now: out.certified_now,
+                    pass: out.result.count("pass"),
+                    fail: out.result.count("fail"),
+                    aborted: out.result.count("aborted"),
+                    dir: out.dir,
+                    stopped,
+                }),
+                Ok(Err(e)) => Err(format!("{e:#}")),
+                Err(_) => Err(super::term::take_panic().unwrap_or_else(|| "the batch thread panicked".into())),
+            };
+            let _ = done.send(Msg::Ended(msg));
+        })
+        .map_err(|e| format!("cannot start the batch thread: {e}"))?;
+    Ok(Running { events, dir, control, thread })
+}
+
+/// Read a profile and look at its heads: driver, reader, role, card presence, ATR.
+pub fn probe(path: &Path) -> Result<Probe, String> {
+    let loaded = crate::profile::load(path).map_err(|e| e.to_string())?;
+    let mut lab = Lab::from_profile(&loaded).map_err(|e| e.to_string())?;
+    let mut heads = Vec::new();
+    for h in lab.heads.iter_mut() {
+        let info = h.head.info().clone();
+        let mut row = HeadRow {
+            name: info.name,
+            driver: info.driver.to_string(),
+            reader: info.reader,
+            role: h.role.clone(),
+            ..HeadRow::default()
+        };
+        match h.head.card_present() {
+            Ok(true) => {
+                row.present = Some(true);
+                match h.head.power_on() {
+                    Ok(atr) => {
+                        row.atr = Some(atr);
+                        let _ = h.head.power_off();
+                    }
+                    Err(e) => row.fault = e.to_string(),
+                }
+                if let Some(c) = h.head.as_virtual().and_then(|v| v.card()) {
+                    row.card_id = hex::encode_upper(c.card_id());
+                }
+            }
+            Ok(false) => row.present = Some(false),
+            Err(e) => row.fault = e.to_string(),
+        }
+        heads.push(row);
+    }
+    let not_batch = if loaded.profile.batch.is_none() {
+        Some("this profile has no [batch] section: it cannot run a batch".to_string())
+    } else if !lab.heads.iter().any(|h| h.role == "dut") {
+        Some("this profile has no head with role \"dut\"".to_string())
+    } else {
+        None
+    };
+    Ok(Probe { heads, count: loaded.profile.batch.as_ref().map(|b| b.get_ref().count), not_batch })
+}
+
+/// Run `f` on a short-lived thread and send what it returns.
+pub fn in_background(tx: Sender<Msg>, f: impl FnOnce() -> Msg + Send + 'static) {
+    let _ = std::thread::Builder::new().name("cardbench-io".into()).spawn(move || {
+        let _ = tx.send(f());
+    });
+}
