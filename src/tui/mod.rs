@@ -1,0 +1,31 @@
+//! The terminal UI (`cardbench` in a terminal, `cardbench tui`): the operator's bench, a view
+//! over the same batch engine as the headless commands. See docs/tui.md.
+//!
+//! - `app`: the state and `App::event`, the only place it changes (`input` for keys, `feed`
+//!   for the batch's events);
+//! - `ui` and `panels/*`: drawing, one file per panel, reading the state only;
+//! - `runloop`: threads and channels (input, batch, ticker), bounded redraw rate;
+//! - `launch`: the batch thread and the other effects; `term`: the terminal and its restoring.
+
+pub mod app;
+mod feed;
+mod input;
+pub mod keymap;
+pub mod launch;
+pub mod panels;
+pub mod runloop;
+pub mod stats;
+pub mod term;
+pub mod theme;
+pub mod trace;
+pub mod ui;
+
+pub use app::{App, Config, Effect, Msg, Now, Panel};
+
+use std::path::PathBuf;
+
+/// Open the UI on the terminal until the operator quits.
+pub fn run(profile: Option<PathBuf>, plan: Option<PathBuf>) -> anyhow::Result<()> {
+    let app = App::new(Config::discover(plan, profile), Now::now());
+    runloop::run(app)
+}
