@@ -17,12 +17,22 @@ use std::process::ExitCode;
 #[derive(Parser, Debug)]
 #[command(name = "cardbench", version, about = "Smart-card bench: conformance plans, APDU traces, timing")]
 pub struct Cli {
+    /// No subcommand: the TUI when stdout is a terminal.
     #[command(subcommand)]
-    pub cmd: Cmd,
+    pub cmd: Option<Cmd>,
 }
 
 #[derive(Subcommand, Debug)]
 pub enum Cmd {
+    /// The operator's bench in the terminal (also `cardbench` alone in a terminal).
+    Tui {
+        /// Lab profile to start with (default: the first in profiles/).
+        #[arg(long, short)]
+        profile: Option<PathBuf>,
+        /// Plan to start with (default: the first in test-plans/).
+        #[arg(long)]
+        plan: Option<PathBuf>,
+    },
     /// Run a plan of protocol-engine steps on a profile's heads.
     Run {
         /// Plan file (test-plans/*.toml).
@@ -147,7 +157,15 @@ pub fn main() -> ExitCode {
 }
 
 fn dispatch(cli: Cli) -> Result<ExitCode, BenchError> {
-    match cli.cmd {
+    let Some(cmd) = cli.cmd else {
+        if std::io::IsTerminal::is_terminal(&std::io::stdout()) {
+            return tui(None, None);
+        }
+        let _ = <Cli as clap::CommandFactory>::command().write_long_help(&mut std::io::stderr());
+        return Ok(ExitCode::from(2));
+    };
+    match cmd {
+        Cmd::Tui { profile, plan } => tui(profile, plan),
         Cmd::Run { plan, profile, run_id, logs, quiet } => run(&plan, &profile, run_id, logs, quiet),
         Cmd::Batch { profile, plan, batch_id, count, logs, quiet } => {
             batch(&profile, &plan, batch_id, count, logs, quiet).map_err(BenchError)
@@ -163,6 +181,14 @@ fn dispatch(cli: Cli) -> Result<ExitCode, BenchError> {
             sim_pn532(&profile, &card, link.as_deref(), remove_after).map_err(BenchError)
         }
     }
+}
+
+fn tui(profile: Option<PathBuf>, plan: Option<PathBuf>) -> Result<ExitCode, BenchError> {
+    if !std::io::IsTerminal::is_terminal(&std::io::stdout()) {
+        return Err(BenchError(anyhow::anyhow!("the TUI needs a terminal; for scripts use `cardbench batch`")));
+    }
+    crate::tui::run(profile, plan).map_err(BenchError)?;
+    Ok(ExitCode::SUCCESS)
 }
 
 fn batch(

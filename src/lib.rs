@@ -26,3 +26,4 @@ pub mod sim;
 pub mod sinks;
 pub mod sw;
 pub mod trace;
+pub mod tui;

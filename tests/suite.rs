@@ -23,11 +23,49 @@ const PLANS: &[&str] = &[
 
 /// Defect → the cases that must catch it (each must be among the failed cases when the DUT
 /// carries only that defect). Keep in step with docs/defects.md, column "caught by".
-const MATRIX: &[(&str, &[&str])] = &[];
+const MATRIX: &[(&str, &[&str])] = &[
+    // PURSE
+    ("counter-not-decremented", &["PURSE-CHG-01", "PURSE-CTR-01", "PURSE-ATOM-01", "PURSE-EXH-01"]),
+    ("counter-decremented-twice", &["PURSE-CHG-01", "PURSE-CTR-01", "PURSE-ATOM-01"]),
+    ("counter-wraps", &["PURSE-EXH-01", "CERT-END-01"]),
+    ("counter-settable-after-lock", &["PURSE-CTR-SET-01"]),
+    ("counter-decremented-on-refused-write", &["PURSE-CTR-SET-01"]),
+    // CPAY
+    ("cpay-reader-signature-unchecked", &["CPAY-CERT-01"]),
+    ("cpay-reader-role-unchecked", &["CPAY-ROLE-01"]),
+    ("cpay-signs-zero-random", &["CPAY-PAY-01", "CPAY-REPLAY-01"]),
+    ("cpay-nonce-reusable", &["CPAY-DEBIT-01", "CPAY-REPLAY-01"]),
+    ("cpay-debit-signature-unchecked", &["CPAY-DEBIT-01"]),
+    // XFER key update
+    ("update-permission-reusable", &["KU-TK-EQ-01", "KU-STALE-01"]),
+    ("update-random-unchecked", &["KU-STALE-01"]),
+    ("tkid-range-unchecked", &["KU-TK-EQ-01", "KU-TK-LOW-01", "KU-TK-EQ-02", "KU-TK-ABOVE-01"]),
+    ("tkid-accepts-current", &["KU-TK-EQ-01", "KU-TK-EQ-02"]),
+    ("tkid-limit-off-by-one", &["KU-TK-ABOVE-01"]),
+    ("ukid-limit-unchecked", &["KU-UK-EQ-01"]),
+    ("peer-cert-unchecked", &["KU-CERT-FORGED-01"]),
+    ("multi-key-unauthenticated", &["KU-MULTI-PLAIN-01"]),
+    // XFER value transfer
+    ("send-challenge-unchecked", &["XFER-CHAL-01", "XFER-KEYS-01"]),
+    ("debit-at-send-permission", &["XFER-TENT-01", "XFER-CHAL-01", "XFER-OVF-02"]),
+    ("credit-at-receive-permission", &["XFER-TENT-02"]),
+    ("challenge-omits-date", &["XFER-CONS-01", "XFER-CONS-02", "XFER-TENT-01"]),
+    ("overdraft-allowed", &["XFER-INSUF-01"]),
+    ("balance-cap-unchecked", &["XFER-OVF-01"]),
+    ("validity-ignored", &["XFER-VAL-02"]),
+    ("pending-credit-overwritten", &["XFER-PEND-01"]),
+    ("receive-replay", &["XFER-CONS-02", "XFER-REPLAY-01"]),
+];
 
 /// Defects no plan can catch with the current plan language, with the reason. The matrix
-/// test asserts that they are indeed not caught, so the entry must go when a case can.
-const LANGUAGE_GAPS: &[(&str, &str)] = &[];
+/// test asserts that they are indeed not caught, so an entry must move to `MATRIX` as soon
+/// as a case can catch it.
+const LANGUAGE_GAPS: &[(&str, &str)] = &[(
+    "cpay-overdraft",
+    "DEBIT needs a payment machine's signature over the card nonce: only the \
+     card_signed_payment engine makes one, and it refuses a price above the card's value \
+     (S38) before sending DEBIT; plans can neither sign a DEBIT nor skip that check",
+)];
 
 fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
@@ -64,15 +102,180 @@ fn describe(results: &[&CaseResult]) -> String {
     results.iter().map(|r| format!("  {} {:?}: {}", r.id, r.status, r.message)).collect::<Vec<_>>().join("\n")
 }
 
+fn failing_ids(results: &[CaseResult]) -> BTreeSet<String> {
+    not_passed(results).iter().map(|r| r.id.clone()).collect()
+}
+
 #[test]
-fn print_matrix() {
+fn certification_passes_on_the_reference_dut() {
     let plan = suite();
-    for d in Defect::ALL {
-        let r = run_suite(&plan, |lab| with_defects(lab, "D1", Defects::from(*d)));
-        let f: Vec<String> = not_passed(&r).iter().map(|r| r.id.clone()).collect();
-        println!("{}: {}", d.name(), f.join(", "));
-        for x in not_passed(&r).iter().take(3) {
-            println!("      {} {}", x.id, x.message);
+    let results = run_suite(&plan, |_| {});
+    assert_eq!(results.len(), plan.cases.len());
+    let bad = not_passed(&results);
+    assert!(bad.is_empty(), "reference DUT D1 must pass every case:\n{}", describe(&bad));
+}
+
+#[test]
+fn certification_passes_on_every_dut_head_of_the_lab() {
+    // Role "dut" resolves to the first DUT head: drop the ones before to certify D2 and D3.
+    let plan = suite();
+    for (dropped, head) in [(&["D1"][..], "D2"), (&["D1", "D2"][..], "D3")] {
+        let results = run_suite(&plan, |lab| {
+            lab.heads.retain(|h| !dropped.contains(&h.name.as_str()));
+            assert_eq!(lab.heads[lab.head_index("dut").unwrap()].name, head);
+        });
+        let bad = not_passed(&results);
+        assert!(bad.is_empty(), "reference DUT {head} must pass every case:\n{}", describe(&bad));
+    }
+}
+
+#[test]
+fn every_seeded_defect_is_caught_by_the_cases_of_the_matrix() {
+    let plan = suite();
+    let ids: BTreeSet<&str> = plan.cases.iter().map(|c| c.id.as_str()).collect();
+    // The table covers every defect exactly once and names real cases.
+    let mut named: Vec<&str> = MATRIX.iter().map(|(d, _)| *d).chain(LANGUAGE_GAPS.iter().map(|(d, _)| *d)).collect();
+    named.sort_unstable();
+    let mut all: Vec<&str> = Defect::ALL.iter().map(|d| d.name()).collect();
+    all.sort_unstable();
+    assert_eq!(named, all, "MATRIX + LANGUAGE_GAPS must name every Defect once");
+    for (d, cases) in MATRIX {
+        assert!(!cases.is_empty(), "{d}: no catching case named");
+        for c in *cases {
+            assert!(ids.contains(c), "{d}: '{c}' is not a case of the suite");
         }
+    }
+    let expected: BTreeMap<&str, &[&str]> = MATRIX.iter().copied().collect();
+    let mut problems = Vec::new();
+    let mut observed = Vec::new();
+    for d in Defect::ALL {
+        let results = run_suite(&plan, |lab| with_defects(lab, "D1", Defects::from(*d)));
+        let failed = failing_ids(&results);
+        // A defective card must fail cases, never make the bench error: an error would make
+        // a batch verdict "aborted" instead of "fail" (docs/batch.md).
+        for r in results.iter().filter(|r| r.status == CaseStatus::Error) {
+            problems.push(format!("{}: case {} is an error, not a failure: {}", d.name(), r.id, r.message));
+        }
+        observed.push(format!("{:<38} {}", d.name(), failed.iter().cloned().collect::<Vec<_>>().join(", ")));
+        match expected.get(d.name()) {
+            Some(want) => {
+                if failed.is_empty() {
+                    problems.push(format!("{}: not caught by any case", d.name()));
+                }
+                for c in *want {
+                    if !failed.contains(*c) {
+                        problems.push(format!("{}: expected {c} to fail", d.name()));
+                    }
+                }
+            }
+            None => {
+                if !failed.is_empty() {
+                    problems.push(format!(
+                        "{}: listed as a language gap but caught by {:?}: move it to MATRIX",
+                        d.name(),
+                        failed
+                    ));
+                }
+            }
+        }
+    }
+    assert!(problems.is_empty(), "{}\n\nobserved failures per defect:\n{}", problems.join("\n"), observed.join("\n"));
+}
+
+#[test]
+fn every_case_has_an_id_title_reference_and_tags_in_suite_order() {
+    let plan = suite();
+    assert_eq!(plan.roles.iter().map(|(r, _)| r.as_str()).collect::<Vec<_>>(), ["dut", "peer"]);
+    let mut prefixes: Vec<&str> = Vec::new();
+    for c in &plan.cases {
+        let parts: Vec<&str> = c.id.split('-').collect();
+        let well_formed = parts.len() >= 3
+            && parts.iter().all(|p| !p.is_empty() && p.chars().all(|x| x.is_ascii_uppercase() || x.is_ascii_digit()))
+            && parts.last().is_some_and(|n| n.len() == 2 && n.chars().all(|x| x.is_ascii_digit()));
+        assert!(well_formed, "case id '{}' is not PLAN-TOPIC-NN", c.id);
+        assert!(!c.title.is_empty(), "{}: no title", c.id);
+        assert!(
+            c.reference.contains("000 ") || c.reference.contains("002 ") || c.reference.contains("card-spec"),
+            "{}: ref '{}' names no seed step or card-spec section",
+            c.id,
+            c.reference
+        );
+        assert!(!c.tags.is_empty(), "{}: no tags", c.id);
+        if prefixes.last() != Some(&parts[0]) {
+            prefixes.push(parts[0]);
+        }
+    }
+    assert_eq!(prefixes, ["PURSE", "CPAY", "KU", "XFER", "CERT"], "include order: purse, cpay, keys, transfer");
+}
+
+fn bin() -> Proc {
+    let mut c = Proc::new(env!("CARGO_BIN_EXE_cardbench"));
+    c.current_dir(root());
+    c
+}
+
+#[test]
+fn check_accepts_every_plan_of_the_suite() {
+    let loaded = cardbench::profile::load(&root().join(PROFILE)).unwrap();
+    let lab = Lab::from_profile(&loaded).unwrap();
+    for p in PLANS {
+        let plan = cardbench::plan::load(&root().join(p)).unwrap_or_else(|e| panic!("{e}"));
+        plan.bind(|n| lab.head_index(n).is_some()).unwrap_or_else(|e| panic!("{e}"));
+        let out = bin().args(["check", p, "--profile", PROFILE]).output().unwrap();
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert_eq!(out.status.code(), Some(0), "{p}: {stdout}{}", String::from_utf8_lossy(&out.stderr));
+        assert!(stdout.contains("is valid"), "{stdout}");
+    }
+}
+
+/// The suite copied into a temporary directory with one line changed in `file`.
+fn suite_with_typo(dir: &Path, file: &str, from: &str, to: &str) -> (PathBuf, usize) {
+    let mut typo_line = 0;
+    for p in PLANS {
+        let name = Path::new(p).file_name().unwrap().to_str().unwrap();
+        let mut text = std::fs::read_to_string(root().join(p)).unwrap();
+        if name == file {
+            assert!(text.contains(from), "{file} has no '{from}'");
+            text = text.replacen(from, to, 1);
+            typo_line = text.lines().position(|l| l.contains(to)).unwrap() + 1;
+        }
+        std::fs::write(dir.join(name), text).unwrap();
+    }
+    (dir.join("certification.toml"), typo_line)
+}
+
+#[test]
+fn a_typo_anywhere_in_the_suite_is_refused_with_file_line_col_before_any_card_is_touched() {
+    let cases = [
+        ("xfer-keys.toml", "do = \"insert_card\"", "do = \"insert_crad\"", "unknown step kind 'insert_crad'"),
+        ("purse.toml", "command = \"80 B2 01 00 08\"", "command = \"80 B2 01 00 0G\"", "'G' is not a hex digit"),
+        ("cpay.toml", "sw = \"6986\"", "sw = \"698\"", "sw must be 4 hex digits"),
+        ("xfer-transfer.toml", "capture = { rs = \"hex\" }", "capture = { rs = \"u64@0\" }", "capture 'rs'"),
+        ("xfer-keys.toml", "that = \"a.tkid == d.tkid\"", "that = \"a.tkid == d.tkidd\"", "uses 'd.tkidd'"),
+        ("purse.toml", "head = \"dut\"", "head = \"dtu\"", "no head or role 'dtu'"),
+        ("certification.toml", "message = \"no transfer", "mesage = \"no transfer", "unknown field `mesage`"),
+    ];
+    for (file, from, to, needle) in cases {
+        let dir = tempfile::tempdir().unwrap();
+        let logs = tempfile::tempdir().unwrap();
+        let (plan, line) = suite_with_typo(dir.path(), file, from, to);
+        let located = format!("{}:{line}:", dir.path().join(file).display());
+        for cmd in ["check", "run"] {
+            let mut c = bin();
+            c.args([cmd, plan.to_str().unwrap(), "--profile", PROFILE]);
+            if cmd == "run" {
+                c.arg("--logs").arg(logs.path());
+            }
+            let out = c.output().unwrap();
+            let err = String::from_utf8_lossy(&out.stderr);
+            assert_eq!(out.status.code(), Some(2), "{cmd} with '{to}': {err}");
+            assert_eq!(err.trim_end().lines().count(), 1, "one line: {err}");
+            assert!(err.contains(&located), "{cmd}: '{to}' should be located at {located}...: {err}");
+            let col: String =
+                err[err.find(&located).unwrap() + located.len()..].chars().take_while(char::is_ascii_digit).collect();
+            assert!(col.parse::<usize>().is_ok_and(|c| c >= 1), "{cmd}: column after {located}: {err}");
+            assert!(err.contains(needle), "{cmd}: expected '{needle}' in: {err}");
+        }
+        assert_eq!(std::fs::read_dir(logs.path()).unwrap().count(), 0, "'{to}': no run folder, no trace, no APDU");
     }
 }

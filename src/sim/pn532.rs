@@ -36,7 +36,7 @@ pub const SAK: u8 = SAK_ISO14443_4;
 pub const ATS_INTERFACE: [u8; 4] = [0x78, 0x80, 0x70, 0x02];
 
 /// A half-received frame is dropped after this long without a byte.
-pub const INTER_BYTE_TIMEOUT: Duration = Duration::from_millis(100);
+pub const INTER_BYTE_TIMEOUT: Duration = Duration::from_millis(50);
 
 /// 7-byte UID of a card: the last seven bytes of its card ID.
 pub fn uid_of(card_id: [u8; 8]) -> Vec<u8> {
@@ -255,8 +255,10 @@ impl Pn532Sim {
                     out.append(&mut self.noise);
                     out.extend_from_slice(&frame::ACK);
                     self.stats.acks_sent += 1;
-                    // A new command replaces one still in progress.
+                    // A new command replaces one still in progress; a NACK from now on
+                    // asks for the answer to this one.
                     self.pending = None;
+                    self.last_answer = None;
                     if tfi != TFI_HOST || data.is_empty() {
                         self.send_error(&mut out);
                     } else if self.stall {
@@ -636,9 +638,8 @@ impl PtySim {
     /// a PN532 driver opens.
     pub fn spawn(sim: Pn532Sim) -> io::Result<PtySim> {
         let (master, slave) = TTYPort::pair().map_err(io::Error::other)?;
-        let path = PathBuf::from(
-            slave.name().ok_or_else(|| io::Error::other("the pseudo-terminal has no device name"))?,
-        );
+        let path =
+            PathBuf::from(slave.name().ok_or_else(|| io::Error::other("the pseudo-terminal has no device name"))?);
         let sim = Arc::new(Mutex::new(sim));
         let stop = Arc::new(AtomicBool::new(false));
         let (s, st) = (sim.clone(), stop.clone());
@@ -732,7 +733,12 @@ pub fn serve(master: &mut TTYPort, sim: &Mutex<Pn532Sim>, stop: &AtomicBool) -> 
                 hangups = 0;
                 lock(sim).feed(&buf[..n], Instant::now())
             }
-            Err(e) if matches!(e.kind(), io::ErrorKind::TimedOut | io::ErrorKind::WouldBlock | io::ErrorKind::Interrupted) => {
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    io::ErrorKind::TimedOut | io::ErrorKind::WouldBlock | io::ErrorKind::Interrupted
+                ) =>
+            {
                 lock(sim).tick(Instant::now())
             }
             // Hang-up: nobody has the device end open right now (cannot last while we hold

@@ -35,7 +35,7 @@ impl App {
                     h.case.clear();
                     h.step.clear();
                 }
-                self.log(LogKind::Inserted, format!("card {card_id} (#{index}) inserted in {head}"));
+                self.log(LogKind::Inserted, format!("card {card_id} #{index} in {head}"));
             }
             BatchEvent::Run { head, card_id, event } => self.run_event(&head, &card_id, event),
             BatchEvent::CardDone(card) => {
@@ -70,7 +70,7 @@ impl App {
                 }
                 self.log(
                     LogKind::Removed,
-                    format!("card {} (#{}) removed from {}: {word}{detail}", card.card_id, card.index, card.head),
+                    format!("card {} #{} out of {}: {word}{detail}", card.card_id, card.index, card.head),
                 );
                 let at = self.results.partition_point(|c| c.index < card.index);
                 if self.results.get(at).is_some_and(|c| c.index == card.index) {

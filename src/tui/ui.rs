@@ -92,6 +92,9 @@ fn status_line(app: &App, f: &mut Frame, area: Rect) {
         spans.push(Span::styled(format!("fail {}", b.fail), if b.fail > 0 { t.fail() } else { t.text() }));
         spans.push(Span::raw(" "));
         spans.push(Span::styled(format!("aborted {}", b.aborted), if b.aborted > 0 { t.fail() } else { t.text() }));
+        if b.done_before > 0 {
+            spans.push(Span::raw(format!(" (+{} earlier)", b.done_before)));
+        }
         if let Some(r) = b.per_hour(now) {
             spans.push(Span::raw(format!("  {r:.0} cards/h")));
         }
@@ -126,7 +129,9 @@ fn hint_line(app: &App, f: &mut Frame, area: Rect) {
     };
     let t = &app.theme;
     let mut spans = Vec::new();
-    for (k, what) in hints.iter().chain([("Tab", "panel"), ("?", "help"), ("q", "quit")].iter()) {
+    let global: &[(&str, &str)] =
+        if app.modal == Modal::None { &[("Tab", "panel"), ("?", "help"), ("q", "quit")] } else { &[] };
+    for (k, what) in hints.iter().chain(global) {
         spans.push(Span::styled(format!(" {k}"), t.key()));
         spans.push(Span::raw(format!(" {what} ")));
     }

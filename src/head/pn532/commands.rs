@@ -160,23 +160,36 @@ pub enum Command {
     DiagnosePresence,
     GetFirmwareVersion,
     GetGeneralStatus,
-    SamConfiguration { mode: u8, timeout: u8, irq: Option<u8> },
+    SamConfiguration {
+        mode: u8,
+        timeout: u8,
+        irq: Option<u8>,
+    },
     /// RF field on/off (item 0x01, AutoRFCA off).
     RfField(bool),
     /// MaxRetries (item 0x05): ATR_REQ retries, PSL retries, passive activation retries
     /// (0xFF: forever, 0x00: one try).
-    RfMaxRetries { atr: u8, psl: u8, passive: u8 },
+    RfMaxRetries {
+        atr: u8,
+        psl: u8,
+        passive: u8,
+    },
     SetParameters(u8),
     ReadRegister(Vec<u16>),
     WriteRegister(Vec<(u16, u8)>),
     /// One 106 kbps type A target (MaxTg 1, BrTy 0x00).
     InListPassiveTarget106A,
     /// Tg (bit 6 = MI, more data follows in the next frame) and DataOut.
-    InDataExchange { tg: u8, data: Vec<u8> },
+    InDataExchange {
+        tg: u8,
+        data: Vec<u8>,
+    },
     InDeselect(u8),
     InRelease(u8),
     InSelect(u8),
-    PowerDown { wake_up_enable: u8 },
+    PowerDown {
+        wake_up_enable: u8,
+    },
 }
 
 impl Command {
@@ -214,7 +227,9 @@ impl Command {
                 b.extend(irq);
             }
             Command::RfField(on) => b.extend_from_slice(&[rf::FIELD, u8::from(*on)]),
-            Command::RfMaxRetries { atr, psl, passive } => b.extend_from_slice(&[rf::MAX_RETRIES, *atr, *psl, *passive]),
+            Command::RfMaxRetries { atr, psl, passive } => {
+                b.extend_from_slice(&[rf::MAX_RETRIES, *atr, *psl, *passive])
+            }
             Command::SetParameters(f) => b.push(*f),
             Command::ReadRegister(regs) => regs.iter().for_each(|r| b.extend_from_slice(&r.to_be_bytes())),
             Command::WriteRegister(regs) => regs.iter().for_each(|(r, v)| {

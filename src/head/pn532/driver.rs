@@ -5,11 +5,11 @@
 //!
 //! One command on the link: drain stale input, send the frame, wait for the ACK (resend
 //! when none comes within `ack_timeout`, or when a syntax-error frame comes instead), wait
-//! for the answer (NACK a corrupt one so the PN532 sends it again), and after a timeout send
-//! an ACK, which aborts the command in the PN532.
+//! for the answer (NACK a whole frame with a bad data checksum so the PN532 sends it again;
+//! skip line noise), and after a timeout send an ACK, which aborts the command in the PN532.
 
 use super::commands::{self, param, status, Command, Firmware, TargetA};
-use super::frame::{self, Decoder, Frame, TFI_HOST, TFI_PN532};
+use super::frame::{self, Decoder, Frame, FrameError, TFI_HOST, TFI_PN532};
 use crate::head::{Head, HeadError, HeadInfo, Wire};
 use serialport::{ClearBuffer, DataBits, FlowControl, Parity, SerialPort, StopBits, TTYPort};
 use std::io::{ErrorKind, Read, Write};
@@ -236,7 +236,7 @@ impl Pn532Head {
     }
 
     /// Next frame (or framing error) before `deadline`; `None` on timeout.
-    fn read_frame(&mut self, deadline: Instant) -> Result<Option<Result<Frame, frame::FrameError>>, HeadError> {
+    fn read_frame(&mut self, deadline: Instant) -> Result<Option<Result<Frame, FrameError>>, HeadError> {
         let mut buf = [0u8; 512];
         loop {
             let Some(link) = self.link.as_mut() else {
@@ -289,6 +289,7 @@ impl Pn532Head {
             // ACK phase.
             let ack_deadline = (Instant::now() + self.cfg.ack_timeout).min(deadline);
             let mut acked = false;
+            let mut nacks = 0;
             while let Some(f) = self.read_frame(ack_deadline)? {
                 match f {
                     Ok(Frame::Ack) => {
@@ -306,11 +307,16 @@ impl Pn532Head {
                     }
                     // A NACK or a stale answer to an earlier command: not ours.
                     Ok(_) => {}
-                    // Probably our ACK, garbled on the way: the command is running.
-                    Err(_) => {
+                    // A whole frame with a bad checksum: our answer with its ACK lost.
+                    Err(FrameError::DataChecksum { .. }) => {
                         acked = true;
+                        nacks += 1;
+                        self.stats.nacks += 1;
+                        self.write_raw(&frame::NACK)?;
                         break;
                     }
+                    // A false start code in line noise.
+                    Err(_) => {}
                 }
             }
             if !acked {
@@ -323,7 +329,6 @@ impl Pn532Head {
                 return Err(HeadError::Timeout(timeout));
             }
             // Answer phase.
-            let mut nacks = 0;
             loop {
                 match self.read_frame(deadline)? {
                     None => {
@@ -336,7 +341,9 @@ impl Pn532Head {
                         return Err(HeadError::Protocol(format!("PN532 answered {name} with a syntax-error frame")))
                     }
                     Some(Ok(_)) => {}
-                    Some(Err(e)) => {
+                    // A whole frame with a bad checksum: ask for it again. (A bad header is line
+                    // noise, or a frame nobody can delimit: waiting is all that can be done.)
+                    Some(Err(e @ FrameError::DataChecksum { .. })) => {
                         if nacks >= MAX_NACKS {
                             return Err(HeadError::Protocol(format!(
                                 "answer to {name} still corrupt after {nacks} NACKs: {e}"
@@ -346,6 +353,7 @@ impl Pn532Head {
                         self.stats.nacks += 1;
                         self.write_raw(&frame::NACK)?;
                     }
+                    Some(Err(_)) => {}
                 }
             }
         }
@@ -533,10 +541,7 @@ impl Head for Pn532Head {
         let response = self.exchange_apdu(tg, apdu)?;
         let duration = start.elapsed();
         if response.len() < 2 {
-            return Err(HeadError::Protocol(format!(
-                "card answered {} bytes, no status word",
-                response.len()
-            )));
+            return Err(HeadError::Protocol(format!("card answered {} bytes, no status word", response.len())));
         }
         Ok(Wire { response, duration })
     }

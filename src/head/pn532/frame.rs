@@ -34,7 +34,10 @@ pub enum Frame {
     /// Syntax-error frame: the PN532 refused a command at the application level.
     Error,
     /// Information frame: TFI and packet data (PD0 = command or response code).
-    Info { tfi: u8, data: Vec<u8> },
+    Info {
+        tfi: u8,
+        data: Vec<u8>,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
@@ -142,66 +145,62 @@ impl Decoder {
     }
 
     /// The next complete frame or framing error; `None` when more bytes are needed. After
-    /// a length-checksum error the decoder resumes the search one byte after the false start
-    /// code; after a data-checksum error it drops the whole (well-delimited) frame.
+    /// a bad header (length checksum, LEN 0, too long) the decoder resumes the search one byte
+    /// after the false start code; after a data-checksum error it drops the whole
+    /// (well-delimited) frame.
     pub fn next_frame(&mut self) -> Option<Result<Frame, FrameError>> {
-        loop {
-            let start = match self.buf.windows(2).position(|w| w == [0x00, 0xFF]) {
-                Some(i) => i,
-                None => {
-                    // Keep a trailing 00: it may be the first half of a start code.
-                    let keep = usize::from(self.buf.last() == Some(&0x00));
-                    self.discard(self.buf.len() - keep);
+        let Some(start) = self.buf.windows(2).position(|w| w == [0x00, 0xFF]) else {
+            // Keep a trailing 00: it may be the first half of a start code.
+            let keep = usize::from(self.buf.last() == Some(&0x00));
+            self.discard(self.buf.len() - keep);
+            return None;
+        };
+        self.discard(start);
+        // buf now starts with 00 FF.
+        let b = &self.buf;
+        if b.len() < 4 {
+            return None;
+        }
+        let (len, lcs) = (b[2], b[3]);
+        match (len, lcs) {
+            (0x00, 0xFF) => {
+                self.consume_with_postamble(4);
+                Some(Ok(Frame::Ack))
+            }
+            (0xFF, 0x00) => {
+                self.consume_with_postamble(4);
+                Some(Ok(Frame::Nack))
+            }
+            (0xFF, 0xFF) => {
+                if b.len() < 7 {
                     return None;
                 }
-            };
-            self.discard(start);
-            // buf now starts with 00 FF.
-            let b = &self.buf;
-            if b.len() < 4 {
-                return None;
+                let (m, l, lcs) = (b[4], b[5], b[6]);
+                let n = usize::from(m) << 8 | usize::from(l);
+                if m.wrapping_add(l).wrapping_add(lcs) != 0 {
+                    self.discard(1);
+                    return Some(Err(FrameError::LengthChecksum { len: n, lcs }));
+                }
+                if n > EXTENDED_MAX {
+                    self.discard(1);
+                    return Some(Err(FrameError::TooLong(n)));
+                }
+                if n == 0 {
+                    self.discard(1);
+                    return Some(Err(FrameError::Empty));
+                }
+                self.body(7, n)
             }
-            let (len, lcs) = (b[2], b[3]);
-            match (len, lcs) {
-                (0x00, 0xFF) => {
-                    self.consume_with_postamble(4);
-                    return Some(Ok(Frame::Ack));
+            _ => {
+                if len.wrapping_add(lcs) != 0 {
+                    self.discard(1);
+                    return Some(Err(FrameError::LengthChecksum { len: usize::from(len), lcs }));
                 }
-                (0xFF, 0x00) => {
-                    self.consume_with_postamble(4);
-                    return Some(Ok(Frame::Nack));
+                if len == 0 {
+                    self.discard(1);
+                    return Some(Err(FrameError::Empty));
                 }
-                (0xFF, 0xFF) => {
-                    if b.len() < 7 {
-                        return None;
-                    }
-                    let (m, l, lcs) = (b[4], b[5], b[6]);
-                    let n = usize::from(m) << 8 | usize::from(l);
-                    if m.wrapping_add(l).wrapping_add(lcs) != 0 {
-                        self.discard(1);
-                        return Some(Err(FrameError::LengthChecksum { len: n, lcs }));
-                    }
-                    if n > EXTENDED_MAX {
-                        self.discard(1);
-                        return Some(Err(FrameError::TooLong(n)));
-                    }
-                    if n == 0 {
-                        self.discard(7);
-                        return Some(Err(FrameError::Empty));
-                    }
-                    return self.body(7, n);
-                }
-                _ => {
-                    if len.wrapping_add(lcs) != 0 {
-                        self.discard(1);
-                        return Some(Err(FrameError::LengthChecksum { len: usize::from(len), lcs }));
-                    }
-                    if len == 0 {
-                        self.discard(4);
-                        return Some(Err(FrameError::Empty));
-                    }
-                    return self.body(4, usize::from(len));
-                }
+                self.body(4, usize::from(len))
             }
         }
     }

@@ -59,10 +59,10 @@ pub fn render(app: &App, f: &mut Frame, area: Rect, focused: bool) {
     if !bs.id.is_empty() {
         state.push(Span::raw(format!("  batch {}", bs.id)));
     }
-    if let Phase::Failed(e) = &bs.phase {
-        state.push(Span::styled(format!(": {e}"), t.fail()));
-    }
     lines.push(Line::from(state));
+    if let Phase::Failed(e) = &bs.phase {
+        lines.push(Line::from(vec![label("Error"), Span::styled(e.clone(), t.fail())]));
+    }
     if let Some(d) = &bs.dir {
         lines.push(Line::from(vec![label("Folder"), Span::raw(clip(&d.display().to_string(), w.saturating_sub(12)))]));
     }

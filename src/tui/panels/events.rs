@@ -18,6 +18,7 @@ pub fn render(app: &App, f: &mut Frame, area: Rect, focused: bool) {
     let sel = app.events_sel.unwrap_or(len.saturating_sub(1));
     let visible = inner.height as usize;
     let first = offset(len, sel, visible);
+    let time_fmt = if inner.width >= 100 { "%H:%M:%S%.3f " } else { "%H:%M:%S " };
     let lines: Vec<Line> = app
         .events
         .iter()
@@ -31,7 +32,7 @@ pub fn render(app: &App, f: &mut Frame, area: Rect, focused: bool) {
                 _ => t.text(),
             };
             let line = Line::from(vec![
-                Span::styled(e.wall.format("%H:%M:%S%.3f ").to_string(), t.dim()),
+                Span::styled(e.wall.format(time_fmt).to_string(), t.dim()),
                 Span::styled(format!("{:<7}", e.kind.word()), style),
                 Span::styled(e.text.clone(), if e.kind == LogKind::Error { t.fail() } else { t.text() }),
             ]);

@@ -24,22 +24,25 @@ pub fn table(theme: &Theme, f: &mut Frame, area: Rect, rows: &[RowView<'_>], sel
     let wide = area.width >= 110;
     let visible = area.height.saturating_sub(1) as usize;
     let first = offset(rows.len(), sel.unwrap_or(0), visible);
+    // Below 90 columns the card goes (it is in the detail view and the filter).
+    let with_card = area.width >= 90;
     let header: Vec<&str> = if wide {
         vec!["", "Time", "Head", "Card", "Case", "Seed step", "Command", "SW", "Meaning", "Duration"]
-    } else {
+    } else if with_card {
         vec!["", "Head", "Card", "Case", "Step", "Command", "SW", "Meaning", "Dur"]
-    };
-    let widths: Vec<Constraint> = if wide {
-        [1, 12, 8, 16, 18, 12, 24, 4, 0, 9]
-            .iter()
-            .map(|&w| if w == 0 { Constraint::Fill(1) } else { Constraint::Length(w) })
-            .collect()
     } else {
-        [1, 7, 8, 12, 8, 14, 4, 0, 8]
-            .iter()
-            .map(|&w| if w == 0 { Constraint::Fill(1) } else { Constraint::Length(w) })
-            .collect()
+        vec!["", "Head", "Case", "Step", "Command", "SW", "Meaning", "Dur"]
     };
+    // Column widths; 0 takes what is left (the SW meaning).
+    let w: &[u16] = if wide {
+        &[1, 12, 8, 16, 18, 16, 24, 4, 0, 9]
+    } else if with_card {
+        &[1, 7, 8, 14, 12, 18, 4, 0, 8]
+    } else {
+        &[1, 7, 12, 8, 14, 4, 0, 8]
+    };
+    let widths: Vec<Constraint> =
+        w.iter().map(|&w| if w == 0 { Constraint::Fill(1) } else { Constraint::Length(w) }).collect();
     let built: Vec<Row> = rows
         .iter()
         .enumerate()
@@ -58,9 +61,11 @@ pub fn table(theme: &Theme, f: &mut Frame, area: Rect, rows: &[RowView<'_>], sel
             if wide {
                 cells.push(Cell::from(x.wall.format("%H:%M:%S%.3f").to_string()));
             }
+            cells.push(Cell::from(x.head.clone()));
+            if with_card {
+                cells.push(Cell::from(card));
+            }
             cells.extend([
-                Cell::from(x.head.clone()),
-                Cell::from(card),
                 Cell::from(x.test_step.clone()),
                 Cell::from(x.protocol_step.clone()),
                 Cell::from(command_name(&x.command)),

@@ -52,7 +52,7 @@ fn head_lines<'a>(app: &App, h: &HeadRow, width: usize) -> [Line<'a>; 2] {
         Some(a) => clip(&hex::encode_upper(a), 28),
         None => "—".into(),
     };
-    let mut spans = vec![Span::styled(format!("   {} ATR {}", fit(&h.reader, 16), fit(&atr, 28)), t.dim())];
+    let mut spans = vec![Span::styled(format!("   {} ATR {atr}", fit(&h.reader, 16)), t.dim())];
     if !h.step.is_empty() {
         spans.push(Span::raw(format!("  step {}", h.step)));
     }

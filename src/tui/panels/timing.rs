@@ -29,7 +29,7 @@ pub fn render(app: &App, f: &mut Frame, area: Rect, focused: bool) {
     };
     let visible = table_area.height.saturating_sub(1) as usize;
     let first = offset(rows.len(), sel, visible);
-    let spark_w = (table_area.width as usize).saturating_sub(8 + 22 + 6 + 4 * 9 + 8).clamp(4, 48);
+    let spark_w = (table_area.width as usize).saturating_sub(8 + 22 + 6 + 4 * 8 + 8).clamp(4, 48);
     let built: Vec<Row> = rows
         .iter()
         .enumerate()
@@ -56,14 +56,15 @@ pub fn render(app: &App, f: &mut Frame, area: Rect, focused: bool) {
             }
         })
         .collect();
+    let cmd_w = if table_area.width >= 100 { 22 } else { 16 };
     let widths = [
         Constraint::Length(8),
-        Constraint::Length(22),
+        Constraint::Length(cmd_w),
         Constraint::Length(6),
-        Constraint::Length(8),
-        Constraint::Length(8),
-        Constraint::Length(8),
-        Constraint::Length(8),
+        Constraint::Length(7),
+        Constraint::Length(7),
+        Constraint::Length(7),
+        Constraint::Length(7),
         Constraint::Fill(1),
     ];
     let header = Row::new(["Head", "Command", "n", "last", "p50", "p95", "p99", "recent"]).style(t.header());
