@@ -216,9 +216,9 @@ impl<'a> Session<'a> {
                 let a = self.amount(price)?;
                 self.single(h[0], case, |l, t| engine::purse::pay(l, t, a))
             }
-            Action::CardSignedPayment { price, .. } => {
-                let a = self.amount(price)?;
-                self.single(h[0], case, |l, t| engine::cpay::card_signed_payment(l, t, a))
+            Action::CardSignedPayment { price, unchecked, .. } => {
+                let (a, u) = (self.amount(price)?, *unchecked);
+                self.single(h[0], case, |l, t| engine::cpay::card_signed_payment_with(l, t, a, u))
             }
             Action::KeyUpdate { mode, .. } => {
                 let m = *mode;

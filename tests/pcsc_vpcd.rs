@@ -27,14 +27,20 @@ impl Pcscd {
             .arg(dir)
             .output()
             .unwrap();
-        assert!(out.status.success(), "pcscd: {}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "pcscd: {}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
         Pcscd { dir: dir.to_path_buf() }
     }
 }
 
 impl Drop for Pcscd {
     fn drop(&mut self) {
-        let _ = Command::new("bash").arg(Path::new(ROOT).join("scripts/pcscd-lab.sh")).arg("stop").arg(&self.dir).status();
+        let _ =
+            Command::new("bash").arg(Path::new(ROOT).join("scripts/pcscd-lab.sh")).arg("stop").arg(&self.dir).status();
     }
 }
 
@@ -62,7 +68,8 @@ impl Drop for Bridge {
 
 fn available() -> bool {
     let root = unsafe_free_uid() == 0;
-    let have = Path::new("/usr/sbin/pcscd").exists() && Path::new("/usr/lib/pcsc/drivers/serial/libifdvpcd.so").exists();
+    let have =
+        Path::new("/usr/sbin/pcscd").exists() && Path::new("/usr/lib/pcsc/drivers/serial/libifdvpcd.so").exists();
     if !(root && have) {
         // CI installs pcscd and vpcd and runs as root (.ci/run); anywhere else, say why we skip.
         assert!(std::env::var_os("CI").is_none(), "CI must run the PC/SC test: pcscd/vpcd missing or not root");
@@ -92,7 +99,10 @@ fn wait_readers_with_cards(n: usize) -> String {
 fn trace_rows(p: &Path) -> Vec<Vec<String>> {
     let mut r = csv::Reader::from_path(p).unwrap();
     // Everything but run id, wall time, monotonic offset and duration.
-    r.records().map(|x| x.unwrap()).map(|x| [4, 5, 6, 7, 8, 9, 10, 11, 13, 14].iter().map(|i| x[*i].to_string()).collect()).collect()
+    r.records()
+        .map(|x| x.unwrap())
+        .map(|x| [4, 5, 6, 7, 8, 9, 10, 11, 13, 14].iter().map(|i| x[*i].to_string()).collect())
+        .collect()
 }
 
 #[test]
@@ -104,15 +114,27 @@ fn pcsc_through_pcscd_and_vpcd() {
     let _pcscd = Pcscd::start(6, &tmp.path().join("pcscd"));
 
     // 1. The smoke plan through PC/SC gives the same rows as in process, apart from timing.
-    let bridges: Vec<Bridge> =
-        ["card-a", "card-b", "card-c", "card-d"].iter().enumerate().map(|(i, c)| Bridge::start(c, i as u32, 0)).collect();
+    let bridges: Vec<Bridge> = ["card-a", "card-b", "card-c", "card-d"]
+        .iter()
+        .enumerate()
+        .map(|(i, c)| Bridge::start(c, i as u32, 0))
+        .collect();
     let listing = wait_readers_with_cards(4);
     assert!(listing.contains("cardbench vpcd 0 00 00"), "{listing}");
     assert!(listing.contains("3B89004341524442454E4348"), "heads lists the vpcd readers with ATRs:\n{listing}");
     let logs = tmp.path().join("logs");
     for (profile, id) in [("profiles/vpcd-lab.toml", "pcsc"), ("profiles/virtual-lab.toml", "inproc")] {
-        let out = bin().args(["run", "test-plans/smoke.toml", "-q", "--profile", profile, "--run-id", id, "--logs"]).arg(&logs).output().unwrap();
-        assert!(out.status.success(), "{profile}: {}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+        let out = bin()
+            .args(["run", "test-plans/smoke.toml", "-q", "--profile", profile, "--run-id", id, "--logs"])
+            .arg(&logs)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{profile}: {}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
     }
     let (a, b) = (trace_rows(&logs.join("pcsc/trace.csv")), trace_rows(&logs.join("inproc/trace.csv")));
     assert_eq!(a.len(), b.len());
@@ -147,7 +169,19 @@ fn pcsc_through_pcscd_and_vpcd() {
         let _f = Bridge::start("dut-f", 5, 0);
         wait_readers_with_cards(2);
         let out = bin()
-            .args(["batch", "--profile", "profiles/vpcd-lab.toml", "--plan", plan_arg, "--batch-id", "P1", "--count", "2", "-q", "--logs"])
+            .args([
+                "batch",
+                "--profile",
+                "profiles/vpcd-lab.toml",
+                "--plan",
+                plan_arg,
+                "--batch-id",
+                "P1",
+                "--count",
+                "2",
+                "-q",
+                "--logs",
+            ])
             .arg(&logs)
             .output()
             .unwrap();
@@ -167,7 +201,19 @@ fn pcsc_through_pcscd_and_vpcd() {
         let mut f = Bridge::start("dut-f", 5, 1000);
         wait_readers_with_cards(2);
         let child = bin()
-            .args(["batch", "--profile", "profiles/vpcd-lab.toml", "--plan", plan_arg, "--batch-id", "P2", "--count", "2", "-q", "--logs"])
+            .args([
+                "batch",
+                "--profile",
+                "profiles/vpcd-lab.toml",
+                "--plan",
+                plan_arg,
+                "--batch-id",
+                "P2",
+                "--count",
+                "2",
+                "-q",
+                "--logs",
+            ])
             .arg(&logs)
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
@@ -178,7 +224,9 @@ fn pcsc_through_pcscd_and_vpcd() {
             std::fs::read_dir(logs.join("P2/cards"))
                 .map(|d| {
                     d.filter_map(|e| e.ok())
-                        .map(|e| std::fs::read_to_string(e.path().join("trace.csv")).map(|s| s.lines().count()).unwrap_or(0))
+                        .map(|e| {
+                            std::fs::read_to_string(e.path().join("trace.csv")).map(|s| s.lines().count()).unwrap_or(0)
+                        })
                         .min()
                         .unwrap_or(0)
                 })
@@ -196,7 +244,9 @@ fn pcsc_through_pcscd_and_vpcd() {
         assert_eq!(out.status.code(), Some(1), "a card was aborted: {stdout}{}", String::from_utf8_lossy(&out.stderr));
         let mut r = csv::Reader::from_path(logs.join("P2/summary.csv")).unwrap();
         let rows: Vec<csv::StringRecord> = r.records().map(|x| x.unwrap()).collect();
-        let by_head = |h: &str| rows.iter().find(|x| &x[3] == h).unwrap_or_else(|| panic!("no card on head {h}: {rows:?}")).clone();
+        let by_head = |h: &str| {
+            rows.iter().find(|x| &x[3] == h).unwrap_or_else(|| panic!("no card on head {h}: {rows:?}")).clone()
+        };
         let (e, f) = (by_head("E"), by_head("F"));
         assert_eq!(&e[4], "pass", "the other head's card finished: {e:?}");
         assert_eq!(&f[4], "aborted", "{f:?}");

@@ -11,10 +11,21 @@ use crate::link::Link;
 use crate::sw;
 
 pub fn card_signed_payment(link: &mut Link, t: &mut Terminal, price: u32) -> Result<Outcome, EngineError> {
-    finish(flow(link, t, price))
+    finish(flow(link, t, price, false))
 }
 
-fn flow(link: &mut Link, t: &mut Terminal, price: u32) -> Flow<Outcome> {
+/// As `card_signed_payment`; with `unchecked` the terminal skips its own value check at S38
+/// and sends the authorized DEBIT anyway, so a conformance plan can test the card's check.
+pub fn card_signed_payment_with(
+    link: &mut Link,
+    t: &mut Terminal,
+    price: u32,
+    unchecked: bool,
+) -> Result<Outcome, EngineError> {
+    finish(flow(link, t, price, unchecked))
+}
+
+fn flow(link: &mut Link, t: &mut Terminal, price: u32, unchecked: bool) -> Flow<Outcome> {
     ok_data(link, "select", &cmds::select(&AID_CPAY))?;
     // S21-S23 run on the card: it checks our certified key with the center key.
     let r: Response = exec(link, "S21", &cmds::cpay_verify_reader(t.keys.payment.cert.encode()))?;
@@ -59,18 +70,18 @@ fn flow(link: &mut Link, t: &mut Terminal, price: u32) -> Flow<Outcome> {
     }
     link.note_step("S35", "card signature verified");
     // S38: amount remitted to the host; the service is paid by debiting the card.
-    if amount < price {
+    if amount < price && !unchecked {
         return reject("S38", RejectKind::InsufficientValue, format!("card value {amount} < price {price}"));
     }
     let auth = sig::sign(&t.keys.payment.key, &debit_message(&id, price, t.now, nonce));
     let left = ok_data(link, "S38", &cmds::cpay_debit(price, t.now, &auth))?;
     exact_len("S38", &left, 4, "DEBIT response")?;
     let left = be32(&left, 0);
-    if left != amount - price {
+    if Some(left) != amount.checked_sub(price) {
         return reject(
             "S38",
             RejectKind::StateMismatch,
-            format!("card reports {left} after debit, expected {}", amount - price),
+            format!("card reports {left} after a debit of {price} from {amount}"),
         );
     }
     Ok(Outcome::Success(format!("card-signed payment of {price}: value {left}")))

@@ -15,11 +15,30 @@ use template::{Expr, Template};
 /// A protocol-engine invocation.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Action {
-    Charge { head: String, amount: Amount },
-    Pay { head: String, price: Amount },
-    CardSignedPayment { head: String, price: Amount },
-    KeyUpdate { a: String, b: String, mode: UpdateMode },
-    ValueTransfer { from: String, to: String, amount: Amount },
+    Charge {
+        head: String,
+        amount: Amount,
+    },
+    Pay {
+        head: String,
+        price: Amount,
+    },
+    /// `unchecked`: the terminal skips its own value check (S38) so the card's is tested.
+    CardSignedPayment {
+        head: String,
+        price: Amount,
+        unchecked: bool,
+    },
+    KeyUpdate {
+        a: String,
+        b: String,
+        mode: UpdateMode,
+    },
+    ValueTransfer {
+        from: String,
+        to: String,
+        amount: Amount,
+    },
 }
 
 /// An amount: a literal or a variable.

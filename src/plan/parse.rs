@@ -83,6 +83,7 @@ struct StepRaw {
     message: Option<String>,
     vars: Option<Spanned<BTreeMap<String, String>>>,
     card: Option<Spanned<CardRaw>>,
+    unchecked: Option<Spanned<bool>>,
 }
 
 /// An inline reference card for `insert_card`; absent fields take `CardPlan::new` defaults.
@@ -410,6 +411,7 @@ fn step(
         ("that", r.that.as_ref().map(|x| x.span())),
         ("vars", r.vars.as_ref().map(|x| x.span())),
         ("card", r.card.as_ref().map(|x| x.span())),
+        ("unchecked", r.unchecked.as_ref().map(|x| x.span())),
     ]
     .into_iter()
     .filter_map(|(n, s)| s.map(|s| (n, s)))
@@ -417,7 +419,7 @@ fn step(
     let allowed: &[&str] = match kind_name {
         "apdu" => &["head", "command", "sw", "data", "len", "capture"],
         "select" => &["head", "applet"],
-        "engine" => &["engine", "head", "heads", "from", "to", "amount", "mode", "expect"],
+        "engine" => &["engine", "head", "heads", "from", "to", "amount", "mode", "expect", "unchecked"],
         "read" => &["head", "state", "as"],
         "assert" => &["that"],
         "set" => &["vars"],
@@ -571,7 +573,8 @@ fn step(
                 "card_signed_payment" => {
                     let (head, hs) = need_head()?;
                     head_span = hs;
-                    Action::CardSignedPayment { head, price: amount("card_signed_payment")? }
+                    let unchecked = r.unchecked.as_ref().is_some_and(|u| *u.get_ref());
+                    Action::CardSignedPayment { head, price: amount("card_signed_payment")?, unchecked }
                 }
                 "key_update" => {
                     let heads = r.heads.as_ref().ok_or_else(|| {

@@ -110,7 +110,13 @@ fn session(
 /// Connect to vpcd at `host:port` and serve `card` until `stop` is set; reconnects when vpcd
 /// drops the connection (pcscd restarted). `delay` models a slow card (added to every APDU).
 /// Returns what it served.
-pub fn serve(host: &str, port: u16, mut card: VirtualCard, delay: Duration, stop: Arc<AtomicBool>) -> io::Result<Served> {
+pub fn serve(
+    host: &str,
+    port: u16,
+    mut card: VirtualCard,
+    delay: Duration,
+    stop: Arc<AtomicBool>,
+) -> io::Result<Served> {
     let mut served = Served::default();
     while !stop.load(Ordering::Relaxed) {
         let mut s = match TcpStream::connect((host, port)) {

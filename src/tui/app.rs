@@ -28,7 +28,8 @@ pub enum Panel {
 }
 
 impl Panel {
-    pub const ALL: [Panel; 6] = [Panel::Heads, Panel::Batch, Panel::Trace, Panel::Results, Panel::Timing, Panel::Events];
+    pub const ALL: [Panel; 6] =
+        [Panel::Heads, Panel::Batch, Panel::Trace, Panel::Results, Panel::Timing, Panel::Events];
 
     pub fn title(self) -> &'static str {
         match self {
@@ -77,13 +78,22 @@ pub enum Msg {
     Key(KeyEvent),
     Batch(BatchEvent),
     /// The batch thread is up: where it writes, and its pause / stop flags.
-    Launched { dir: PathBuf, control: Arc<Control> },
+    Launched {
+        dir: PathBuf,
+        control: Arc<Control>,
+    },
     /// `run_batch` returned (or the batch could not start).
     Ended(Result<BatchEnd, String>),
     /// A profile was read and its heads looked at.
-    Probed { profile: PathBuf, result: Result<Probe, String> },
+    Probed {
+        profile: PathBuf,
+        result: Result<Probe, String>,
+    },
     /// A card's trace CSV was read back.
-    CardTrace { index: u64, result: Result<Vec<Exchange>, String> },
+    CardTrace {
+        index: u64,
+        result: Result<Vec<Exchange>, String>,
+    },
     Tick,
     Resize,
 }

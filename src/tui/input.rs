@@ -199,7 +199,8 @@ impl App {
             }
             Panel::Results => {
                 let len = self.results.len();
-                let lines = self.card_detail.as_ref().and_then(|d| self.card(d.index)).map_or(0, |c| c.cases.len() * 4 + 4);
+                let lines =
+                    self.card_detail.as_ref().and_then(|d| self.card(d.index)).map_or(0, |c| c.cases.len() * 4 + 4);
                 match self.card_detail.as_mut() {
                     Some(d) if d.show_trace => {
                         let rows = d.trace.as_ref().and_then(|t| t.as_ref().ok());

@@ -113,10 +113,9 @@ fn perform(
             let result = launch::probe(&path);
             Msg::Probed { profile: path, result }
         }),
-        Effect::LoadTrace { index, path } => launch::in_background(aux.clone(), move || Msg::CardTrace {
-            index,
-            result: super::trace::read_csv(&path),
-        }),
+        Effect::LoadTrace { index, path } => {
+            launch::in_background(aux.clone(), move || Msg::CardTrace { index, result: super::trace::read_csv(&path) })
+        }
     }
 }
 

@@ -161,6 +161,6 @@ mod tests {
         assert_eq!(fmt_ns(4_560_000), "4.56ms");
         assert_eq!(fmt_hms(Duration::from_secs(3723)), "1:02:03");
         assert_eq!(fmt_hms(Duration::from_secs(7)), "0:07");
-        assert_eq!(spark_text([0u64, 7, 14].into_iter()), "▁▄█");
+        assert_eq!(spark_text([0u64, 7, 14].into_iter()), "▁▅█");
     }
 }

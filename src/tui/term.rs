@@ -74,7 +74,8 @@ fn install_panic_hook() {
                 };
                 let at = info.location().map(|l| format!(" at {}:{}", l.file(), l.line())).unwrap_or_default();
                 let name = std::thread::current().name().unwrap_or("unnamed").to_string();
-                *LAST_PANIC.lock().unwrap_or_else(|e| e.into_inner()) = Some(format!("thread {name} panicked: {msg}{at}"));
+                *LAST_PANIC.lock().unwrap_or_else(|e| e.into_inner()) =
+                    Some(format!("thread {name} panicked: {msg}{at}"));
             }
         }));
     });

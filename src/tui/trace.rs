@@ -68,7 +68,13 @@ impl TraceLog {
         }
         self.next_id += 1;
         self.total += 1;
-        self.rows.push_back(TraceRow { id: self.next_id, card: card.to_string(), worker: worker.to_string(), x, failed: false });
+        self.rows.push_back(TraceRow {
+            id: self.next_id,
+            card: card.to_string(),
+            worker: worker.to_string(),
+            x,
+            failed: false,
+        });
     }
 
     /// Mark the kept exchanges of a failed case.

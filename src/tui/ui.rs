@@ -118,10 +118,18 @@ fn hint_line(app: &App, f: &mut Frame, area: Rect) {
         (_, Panel::Trace) if app.trace_detail.is_some() => {
             &[("Esc", "back"), ("j/k", "prev/next"), ("PgUp/PgDn", "scroll")]
         }
-        (_, Panel::Trace) => {
-            &[("Enter", "open"), ("f", "follow"), ("H", "head"), ("C", "card"), ("W", "SW class"), ("e", "failed"), ("F", "clear")]
+        (_, Panel::Trace) => &[
+            ("Enter", "open"),
+            ("f", "follow"),
+            ("H", "head"),
+            ("C", "card"),
+            ("W", "SW class"),
+            ("e", "failed"),
+            ("F", "clear"),
+        ],
+        (_, Panel::Results) if app.card_detail.is_some() => {
+            &[("t", "cases/trace"), ("Enter", "exchange"), ("Esc", "back")]
         }
-        (_, Panel::Results) if app.card_detail.is_some() => &[("t", "cases/trace"), ("Enter", "exchange"), ("Esc", "back")],
         (_, Panel::Results) => &[("j/k", "move"), ("Enter", "open card")],
         (_, Panel::Heads) => &[("j/k", "move"), ("Enter", "trace of the head")],
         (_, Panel::Timing) => &[("j/k", "select command")],

@@ -20,8 +20,12 @@ pub fn render(app: &App, f: &mut Frame, area: Rect, focused: bool) {
     for field in Field::ALL {
         let value = match (&app.modal, field) {
             (Modal::Edit { field: ef, buf }, _) if *ef == field => format!("{buf}▏"),
-            (_, Field::Plan) => app.form.plan_path().map_or("(none: add plans to test-plans/)".into(), |p| p.display().to_string()),
-            (_, Field::Profile) => app.form.profile_path().map_or("(none: add profiles to profiles/)".into(), |p| p.display().to_string()),
+            (_, Field::Plan) => {
+                app.form.plan_path().map_or("(none: add plans to test-plans/)".into(), |p| p.display().to_string())
+            }
+            (_, Field::Profile) => {
+                app.form.profile_path().map_or("(none: add profiles to profiles/)".into(), |p| p.display().to_string())
+            }
             (_, Field::BatchId) => app.form.batch_id.clone(),
             (_, Field::Count) if app.form.count.is_empty() => "(profile default)".into(),
             (_, Field::Count) => app.form.count.clone(),
@@ -84,7 +88,10 @@ pub fn render(app: &App, f: &mut Frame, area: Rect, focused: bool) {
         Span::styled(format!("aborted {}", bs.aborted), if bs.aborted > 0 { t.fail() } else { t.text() }),
     ]));
     if bs.done_before > 0 {
-        lines.push(Line::from(vec![label(""), Span::styled(format!("{} certified before this run (resumed)", bs.done_before), t.dim())]));
+        lines.push(Line::from(vec![
+            label(""),
+            Span::styled(format!("{} certified before this run (resumed)", bs.done_before), t.dim()),
+        ]));
     }
     let rate = bs.per_hour(now).map_or("—".into(), |r| format!("{r:.0} cards/h"));
     let eta = bs.eta(now).map_or("—".into(), fmt_hms);

@@ -100,7 +100,10 @@ pub fn detail(theme: &Theme, f: &mut Frame, area: Rect, x: &Exchange, card: &str
             label("Exchange"),
             Span::raw(format!("#{}  head {}  card {}", x.seq, x.head, if card.is_empty() { &x.card_id } else { card })),
         ]),
-        Line::from(vec![label("Time"), Span::raw(format!("{}  (+{})", x.wall.format("%Y-%m-%d %H:%M:%S%.6f UTC"), fmt_ns(x.mono_ns)))]),
+        Line::from(vec![
+            label("Time"),
+            Span::raw(format!("{}  (+{})", x.wall.format("%Y-%m-%d %H:%M:%S%.6f UTC"), fmt_ns(x.mono_ns))),
+        ]),
         Line::from(vec![
             label("Case"),
             Span::styled(x.test_step.clone(), if failed { theme.fail() } else { theme.text() }),
@@ -115,7 +118,10 @@ pub fn detail(theme: &Theme, f: &mut Frame, area: Rect, x: &Exchange, card: &str
     for l in hex_lines(&x.command, per_line) {
         lines.push(Line::raw(format!("  {l}")));
     }
-    lines.push(Line::from(vec![label("Resp hex"), Span::styled(format!("{} bytes + SW", x.response.len()), theme.dim())]));
+    lines.push(Line::from(vec![
+        label("Resp hex"),
+        Span::styled(format!("{} bytes + SW", x.response.len()), theme.dim()),
+    ]));
     for l in hex_lines(&x.response, per_line) {
         lines.push(Line::raw(format!("  {l}")));
     }

@@ -15,7 +15,15 @@ pub fn render(app: &App, f: &mut Frame, area: Rect, focused: bool) {
     f.render_widget(b, area);
     let t = &app.theme;
     let mut lines = vec![Line::styled(
-        format!(" {} {} {} {} {:<16}  {:<16} Case", fit("Head", 7), fit("Driver", 8), fit("Role", 6), "Card", "Card ID", "Pass Fail Abort"),
+        format!(
+            " {} {} {} {} {:<16}  {:<16} Case",
+            fit("Head", 7),
+            fit("Driver", 8),
+            fit("Role", 6),
+            "Card",
+            "Card ID",
+            "Pass Fail Abort"
+        ),
         t.header(),
     )];
     if app.heads.is_empty() {
@@ -44,7 +52,14 @@ fn head_lines<'a>(app: &App, h: &HeadRow, width: usize) -> [Line<'a>; 2] {
     let counts = format!("{:>4} {:>4} {:>5}", h.pass, h.fail, h.aborted);
     let counts_style = if h.fail + h.aborted > 0 { t.fail() } else { t.text() };
     let a = Line::from(vec![
-        Span::raw(format!(" {} {} {} {} {:<16}  ", fit(&h.name, 7), fit(&h.driver, 8), fit(&h.role, 6), card, clip(&h.card_id, 16))),
+        Span::raw(format!(
+            " {} {} {} {} {:<16}  ",
+            fit(&h.name, 7),
+            fit(&h.driver, 8),
+            fit(&h.role, 6),
+            card,
+            clip(&h.card_id, 16)
+        )),
         Span::styled(fit(&counts, 16), counts_style),
         Span::raw(format!(" {}", h.case)),
     ]);
@@ -58,7 +73,10 @@ fn head_lines<'a>(app: &App, h: &HeadRow, width: usize) -> [Line<'a>; 2] {
     }
     if !h.fault.is_empty() {
         let used: usize = spans.iter().map(|s| s.content.chars().count()).sum();
-        spans.push(Span::styled(format!("  fault: {}", clip(&h.fault, width.saturating_sub(used + 9).max(8))), t.fail()));
+        spans.push(Span::styled(
+            format!("  fault: {}", clip(&h.fault, width.saturating_sub(used + 9).max(8))),
+            t.fail(),
+        ));
     }
     [a, Line::from(spans)]
 }

@@ -31,9 +31,7 @@ pub fn render(app: &App, f: &mut Frame, area: Rect, scroll: u16) {
     let h = (text.len() as u16 + 2).min(area.height);
     let r = centered(area, 76, h);
     let max_scroll = (text.len() as u16 + 2).saturating_sub(r.height);
-    let b = Block::bordered()
-        .title(" Keys · j/k scroll · Esc or ? closes ")
-        .border_style(app.theme.border(true));
+    let b = Block::bordered().title(" Keys · j/k scroll · Esc or ? closes ").border_style(app.theme.border(true));
     f.render_widget(Clear, r);
     f.render_widget(Paragraph::new(text).block(b).scroll((scroll.min(max_scroll), 0)), r);
 }

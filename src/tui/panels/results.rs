@@ -91,7 +91,8 @@ fn card(app: &App, f: &mut Frame, area: Rect, c: &CardResult, d: &CardDetail) {
             return;
         }
         let rows = d.trace.as_ref().and_then(|r| r.as_ref().ok()).map(Vec::as_slice).unwrap_or(&[]);
-        let failing: Vec<&str> = c.cases.iter().filter(|k| k.status != CaseStatus::Passed).map(|k| k.id.as_str()).collect();
+        let failing: Vec<&str> =
+            c.cases.iter().filter(|k| k.status != CaseStatus::Passed).map(|k| k.id.as_str()).collect();
         let views: Vec<RowView> = rows
             .iter()
             .map(|x| RowView { x, card: &c.card_id, failed: failing.contains(&x.test_step.as_str()) })
@@ -112,11 +113,18 @@ fn card(app: &App, f: &mut Frame, area: Rect, c: &CardResult, d: &CardDetail) {
             Span::styled(c.verdict.word(), vstyle),
             Span::raw(format!("  {:.0} ms  started {}", c.duration_ms, c.started)),
         ]),
-        Line::from(vec![label("Trace"), Span::raw(clip(&app.trace_path(c).display().to_string(), w.saturating_sub(9)))]),
+        Line::from(vec![
+            label("Trace"),
+            Span::raw(clip(&app.trace_path(c).display().to_string(), w.saturating_sub(9))),
+        ]),
     ];
     match &c.verdict {
-        Verdict::Fail { failing } => lines.push(Line::from(vec![label("Failing"), Span::styled(failing.join(" "), t.fail())])),
-        Verdict::Aborted { reason } => lines.push(Line::from(vec![label("Aborted"), Span::styled(reason.clone(), t.fail())])),
+        Verdict::Fail { failing } => {
+            lines.push(Line::from(vec![label("Failing"), Span::styled(failing.join(" "), t.fail())]))
+        }
+        Verdict::Aborted { reason } => {
+            lines.push(Line::from(vec![label("Aborted"), Span::styled(reason.clone(), t.fail())]))
+        }
         Verdict::Pass => {}
     }
     lines.push(Line::styled(" t the card's trace · Esc back", t.dim()));

@@ -10,11 +10,12 @@ use ratatui::Frame;
 
 pub fn render(app: &App, f: &mut Frame, area: Rect, focused: bool) {
     let vis = app.trace.visible(&app.filter);
-    let mut title = format!("{} exchanges, last {} kept", app.trace.total, app.trace.window());
-    title.push_str(if app.trace_sel.is_none() { " · follow" } else { " · paused view" });
+    let mut title = String::new();
     if !app.filter.is_empty() {
-        title.push_str(&format!(" · {} ({} shown)", app.filter.describe(), vis.len()));
+        title.push_str(&format!("{} ({} shown) · ", app.filter.describe(), vis.len()));
     }
+    title.push_str(if app.trace_sel.is_none() { "follow · " } else { "paused · " });
+    title.push_str(&format!("{} exchanges, {} kept", app.trace.total, app.trace.window()));
     let b = block(app, Panel::Trace, title, focused);
     let inner = b.inner(area);
     f.render_widget(b, area);
