@@ -275,3 +275,72 @@ fn a_typo_anywhere_in_the_suite_is_refused_with_file_line_col_before_any_card_is
         assert_eq!(std::fs::read_dir(logs.path()).unwrap().count(), 0, "'{to}': no run folder, no trace, no APDU");
     }
 }
+
+/// The batch acceptance of the plans-and-batch issue, at half size: the virtual lab's batch
+/// with its seeded defects across three DUT heads; the summary CSV and the JUnit XML name
+/// exactly the defective cards, each with a case that catches its defect.
+#[test]
+fn virtual_lab_batch_names_exactly_the_defective_cards() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = bin()
+        .args([
+            "batch",
+            "--profile",
+            "profiles/virtual-lab.toml",
+            "--plan",
+            SUITE,
+            "--batch-id",
+            "B1",
+            "--count",
+            "100",
+            "-q",
+        ])
+        .arg("--logs")
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{stdout}{}", String::from_utf8_lossy(&out.stderr));
+    // The profile's defect rules: card i carries `defects` when i % every == offset.
+    let profile: toml::Value =
+        toml::from_str(&std::fs::read_to_string(root().join("profiles/virtual-lab.toml")).unwrap()).unwrap();
+    let rules: Vec<(i64, i64, String)> = profile["batch"]["defect"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| {
+            let d = r["defects"].as_array().unwrap();
+            assert_eq!(d.len(), 1, "one defect per rule keeps the expectation exact");
+            (r["every"].as_integer().unwrap(), r["offset"].as_integer().unwrap(), d[0].as_str().unwrap().to_string())
+        })
+        .collect();
+    let matrix: BTreeMap<&str, &[&str]> = MATRIX.iter().copied().collect();
+    let mut r = csv::Reader::from_path(dir.path().join("B1/summary.csv")).unwrap();
+    let rows: Vec<csv::StringRecord> = r.records().map(|x| x.unwrap()).collect();
+    assert_eq!(rows.len(), 100);
+    let heads: BTreeSet<&str> = rows.iter().map(|x| &x[3]).collect();
+    assert!(heads.len() >= 3, "at least three DUT heads in parallel: {heads:?}");
+    let mut defective = 0;
+    for row in &rows {
+        let i: i64 = row[1].parse().unwrap();
+        let defect = rules.iter().find(|(every, offset, _)| i % every == *offset).map(|(_, _, d)| d.as_str());
+        match defect {
+            None => assert_eq!((&row[4], &row[5]), ("pass", ""), "card {i} carries no defect"),
+            Some(d) => {
+                defective += 1;
+                assert_eq!(&row[4], "fail", "card {i} carries {d}");
+                let failing: BTreeSet<&str> = row[5].split(';').collect();
+                let catchers = matrix[d];
+                assert!(
+                    catchers.iter().any(|c| failing.contains(c)),
+                    "card {i} ({d}): failing {failing:?}, catchers {catchers:?}"
+                );
+            }
+        }
+    }
+    assert_eq!(defective, rules.len(), "every seeded defect appears once in 100 cards");
+    let junit = std::fs::read_to_string(dir.path().join("B1/junit.xml")).unwrap();
+    assert_eq!(junit.matches("<testsuite ").count(), 100);
+    let failed_suites = junit.split("<testsuite ").skip(1).filter(|s| s.contains("<failure ")).count();
+    assert_eq!(failed_suites, defective, "JUnit names the same cards");
+}

@@ -63,7 +63,7 @@ pub struct Now {
 }
 
 impl Now {
-    pub fn now() -> Now {
+    pub fn current() -> Now {
         Now { mono: Instant::now(), wall: Utc::now() }
     }
 
@@ -502,7 +502,7 @@ impl App {
     }
 
     pub fn event(&mut self, msg: Msg) -> Vec<Effect> {
-        self.event_at(msg, Now::now())
+        self.event_at(msg, Now::current())
     }
 
     /// Apply one event at a given time. Returns what the loop must do.

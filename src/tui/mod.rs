@@ -26,6 +26,6 @@ use std::path::PathBuf;
 
 /// Open the UI on the terminal until the operator quits.
 pub fn run(profile: Option<PathBuf>, plan: Option<PathBuf>) -> anyhow::Result<()> {
-    let app = App::new(Config::discover(plan, profile), Now::now());
+    let app = App::new(Config::discover(plan, profile), Now::current());
     runloop::run(app)
 }

@@ -269,12 +269,28 @@ impl Pn532Head {
         let _ = self.write_raw(&frame::ACK);
     }
 
-    /// Send one command and return the answer's parameters (after TFI and the answer code).
-    pub fn exec(&mut self, cmd: &Command, timeout: Duration) -> Result<Vec<u8>, HeadError> {
+    /// Send one command on the open link and return the answer's parameters.
+    fn exec(&mut self, cmd: &Command, timeout: Duration) -> Result<Vec<u8>, HeadError> {
         self.exchange_frame(&cmd.to_bytes(), timeout)
     }
 
     fn exchange_frame(&mut self, pd: &[u8], timeout: Duration) -> Result<Vec<u8>, HeadError> {
+        let before = (self.stats.resends, self.stats.nacks);
+        let r = self.exchange_frame_once(pd, timeout);
+        if r.is_ok() && before != (self.stats.resends, self.stats.nacks) {
+            // After a resend or a NACK a second copy of the answer may still be on its way:
+            // let it arrive and drop it, so it cannot pass for the answer to the next command.
+            self.settle();
+        }
+        r
+    }
+
+    fn settle(&mut self) {
+        let until = Instant::now() + self.cfg.ack_timeout;
+        while let Ok(Some(_)) = self.read_frame(until) {}
+    }
+
+    fn exchange_frame_once(&mut self, pd: &[u8], timeout: Duration) -> Result<Vec<u8>, HeadError> {
         let code = pd[0];
         let name = commands::name(code);
         let bytes = frame::encode(TFI_HOST, pd).map_err(|e| HeadError::Protocol(format!("{name}: {e}")))?;
@@ -359,9 +375,10 @@ impl Pn532Head {
         }
     }
 
-    /// Connect if needed, then run one command; a link failure drops the link so that the
-    /// next call reconnects.
-    fn command(&mut self, cmd: &Command, timeout: Duration) -> Result<Vec<u8>, HeadError> {
+    /// Send one PN532 command (connecting first if needed) and return the answer's
+    /// parameters, after TFI and the answer code. A link failure closes the port so that the
+    /// next call reopens it.
+    pub fn command(&mut self, cmd: &Command, timeout: Duration) -> Result<Vec<u8>, HeadError> {
         self.connect()?;
         self.exec(cmd, timeout)
     }

@@ -1,0 +1,215 @@
+//! End to end: the real binary's TUI in a detached tmux session (100×30) on the virtual lab
+//! (three DUT heads, seeded defects), a batch of 20 cards started by keystrokes, the verdicts
+//! on screen compared with the batch's summary.csv, then `q`: exit code 0 and the terminal
+//! restored. Skipped, with a notice, where tmux is not installed (CI installs it).
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::time::{Duration, Instant};
+
+struct Tmux {
+    sock: PathBuf,
+}
+
+impl Tmux {
+    fn cmd(&self, args: &[&str]) -> Output {
+        let mut c = Command::new("tmux");
+        c.arg("-S").arg(&self.sock).args(args);
+        if std::env::var_os("TERM").is_none() {
+            c.env("TERM", "xterm-256color");
+        }
+        c.output().expect("run tmux")
+    }
+
+    fn capture(&self) -> String {
+        String::from_utf8_lossy(&self.cmd(&["capture-pane", "-p", "-t", "cb"]).stdout).into_owned()
+    }
+
+    fn keys(&self, keys: &[&str]) {
+        for k in keys {
+            let out = self.cmd(&["send-keys", "-t", "cb", k]);
+            assert!(out.status.success(), "send-keys {k}: {}", String::from_utf8_lossy(&out.stderr));
+            // One key at a time: a terminal reads ESC-prefixed bursts as one key.
+            std::thread::sleep(Duration::from_millis(60));
+        }
+    }
+
+    /// Poll the screen until `pred` holds; panics with the last screen after `limit`.
+    fn wait(&self, what: &str, limit: Duration, pred: impl Fn(&str) -> bool) -> String {
+        let t0 = Instant::now();
+        loop {
+            let s = self.capture();
+            if pred(&s) {
+                return s;
+            }
+            assert!(t0.elapsed() < limit, "waited {limit:?} for {what}; screen:\n{s}");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+}
+
+impl Drop for Tmux {
+    fn drop(&mut self) {
+        let _ = self.cmd(&["kill-server"]);
+    }
+}
+
+fn tmux_installed() -> bool {
+    Command::new("tmux").arg("-V").output().map(|o| o.status.success()).unwrap_or(false)
+}
+
+fn sh_quote(p: &Path) -> String {
+    format!("'{}'", p.display().to_string().replace('\'', r"'\''"))
+}
+
+/// A Results row: `│12     CB00B0000000000C E        fail    308 ms   PURSE-CTR-SET-01 …│`.
+struct Shown {
+    index: u64,
+    card_id: String,
+    head: String,
+    verdict: String,
+    detail: String,
+}
+
+fn results_rows(screen: &str) -> Vec<Shown> {
+    screen
+        .lines()
+        .filter_map(|l| {
+            let inner = l.trim().trim_start_matches('│').trim_end_matches('│');
+            let t: Vec<&str> = inner.split_whitespace().collect();
+            let index = t.first()?.parse().ok()?;
+            let card_id = t.get(1)?;
+            if card_id.len() != 16 || !card_id.chars().all(|c| c.is_ascii_hexdigit()) || t.get(5) != Some(&"ms") {
+                return None;
+            }
+            Some(Shown {
+                index,
+                card_id: card_id.to_string(),
+                head: t[2].to_string(),
+                verdict: t[3].to_string(),
+                detail: t[6..].join(" "),
+            })
+        })
+        .collect()
+}
+
+fn words(s: &str) -> String {
+    s.split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
+#[test]
+fn tui_batch_of_20_in_tmux_shows_the_summary_verdicts_and_quits_cleanly() {
+    if !tmux_installed() {
+        eprintln!("NOTICE: tmux is not installed; skipping the TUI end-to-end test (CI installs it)");
+        return;
+    }
+    let repo = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let d = tempfile::tempdir().unwrap();
+    let work = d.path().canonicalize().unwrap();
+    let exit_file = work.join("exit");
+    let tmux = Tmux { sock: work.join("tmux.sock") };
+    let script = format!(
+        "cd {work} && {bin} tui --profile {profile} --plan {plan}; echo EXIT=$? > {exit}; echo TUI-TEST-SHELL-BACK; sleep 600",
+        work = sh_quote(&work),
+        bin = sh_quote(Path::new(env!("CARGO_BIN_EXE_cardbench"))),
+        profile = sh_quote(&repo.join("profiles/virtual-lab.toml")),
+        plan = sh_quote(&repo.join("test-plans/certification.toml")),
+        exit = sh_quote(&exit_file),
+    );
+    let out = tmux.cmd(&["new-session", "-d", "-s", "cb", "-x", "100", "-y", "30", &script]);
+    assert!(out.status.success(), "tmux new-session: {}", String::from_utf8_lossy(&out.stderr));
+    let s = tmux.wait("the TUI", Duration::from_secs(30), |s| s.contains("● idle") && s.contains("Cards    200"));
+    assert!(s.contains("2 Batch"), "{s}");
+    let alt = tmux.cmd(&["display-message", "-p", "-t", "cb", "#{alternate_on}"]);
+    assert_eq!(String::from_utf8_lossy(&alt.stdout).trim(), "1", "the TUI is on the alternate screen");
+
+    // Batch panel: third field down is the card count; type 20, start.
+    tmux.keys(&["2", "j", "j", "j", "Enter", "C-u", "2", "0", "Enter"]);
+    tmux.wait("the count", Duration::from_secs(10), |s| s.contains("Cards    20 "));
+    tmux.keys(&["s"]);
+    let s = tmux.wait("the batch to finish", Duration::from_secs(300), |s| {
+        s.contains("● finished") || s.contains("● failed") || s.contains("● stopped")
+    });
+    assert!(s.contains("● finished"), "batch did not finish cleanly:\n{s}");
+    assert!(s.contains("20/20"), "{s}");
+
+    tmux.keys(&["4"]);
+    let s = tmux.wait("the Results panel", Duration::from_secs(10), |s| s.contains("4 Results · 20 cards"));
+    let shown = results_rows(&s);
+    assert_eq!(shown.len(), 20, "20 result rows on screen:\n{s}");
+
+    let logs = work.join("logs");
+    let dirs: Vec<PathBuf> = std::fs::read_dir(&logs).unwrap().map(|e| e.unwrap().path()).collect();
+    assert_eq!(dirs.len(), 1, "one batch folder in {}", logs.display());
+    let mut csv = csv::Reader::from_path(dirs[0].join("summary.csv")).unwrap();
+    let rows: Vec<csv::StringRecord> = csv.records().map(|r| r.unwrap()).collect();
+    assert_eq!(rows.len(), 20);
+    let mut kinds = std::collections::BTreeSet::new();
+    for r in &rows {
+        let index: u64 = r[1].parse().unwrap();
+        let row = shown.iter().find(|x| x.index == index).unwrap_or_else(|| panic!("card #{index} not shown:\n{s}"));
+        assert_eq!(row.card_id, &r[2], "card #{index}");
+        assert_eq!(row.head, &r[3], "card #{index}");
+        assert_eq!(row.verdict, &r[4], "card #{index}");
+        let expected = match &r[4] {
+            "fail" => words(&r[5].replace(';', " ")),
+            "aborted" => words(&r[6]),
+            _ => String::new(),
+        };
+        assert!(expected.starts_with(&row.detail), "card #{index}: shown {:?}, summary {expected:?}", row.detail);
+        kinds.insert(r[4].to_string());
+    }
+    assert!(kinds.contains("pass") && kinds.contains("fail"), "seeded defects make some cards fail: {kinds:?}");
+
+    // q: no batch running, so no question; the process exits 0 and the shell is back.
+    tmux.keys(&["q"]);
+    let s = tmux.wait("the shell", Duration::from_secs(30), |s| s.contains("TUI-TEST-SHELL-BACK"));
+    assert!(!s.contains("1 Heads"), "the TUI's screen is gone:\n{s}");
+    assert_eq!(std::fs::read_to_string(&exit_file).unwrap().trim(), "EXIT=0");
+    let alt = tmux.cmd(&["display-message", "-p", "-t", "cb", "#{alternate_on}"]);
+    assert_eq!(String::from_utf8_lossy(&alt.stdout).trim(), "0", "the alternate screen was left");
+}
+
+#[test]
+fn quitting_while_a_batch_runs_asks_then_stops_cleanly() {
+    if !tmux_installed() {
+        eprintln!("NOTICE: tmux is not installed; skipping the TUI end-to-end test (CI installs it)");
+        return;
+    }
+    let repo = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let d = tempfile::tempdir().unwrap();
+    let work = d.path().canonicalize().unwrap();
+    let exit_file = work.join("exit");
+    let tmux = Tmux { sock: work.join("tmux.sock") };
+    let script = format!(
+        "cd {work} && {bin} tui --profile {profile} --plan {plan}; echo EXIT=$? > {exit}; echo TUI-TEST-SHELL-BACK; sleep 600",
+        work = sh_quote(&work),
+        bin = sh_quote(Path::new(env!("CARGO_BIN_EXE_cardbench"))),
+        profile = sh_quote(&repo.join("profiles/virtual-lab.toml")),
+        plan = sh_quote(&repo.join("test-plans/certification.toml")),
+        exit = sh_quote(&exit_file),
+    );
+    let out = tmux.cmd(&["new-session", "-d", "-s", "cb", "-x", "80", "-y", "24", &script]);
+    assert!(out.status.success(), "tmux new-session: {}", String::from_utf8_lossy(&out.stderr));
+    tmux.wait("the TUI", Duration::from_secs(30), |s| s.contains("● idle") && s.contains("Cards    200"));
+    // The profile's 200 cards: long enough to quit in the middle.
+    tmux.keys(&["s"]);
+    tmux.wait("cards done", Duration::from_secs(120), |s| s.contains("pass ") && !s.contains(" 0/200"));
+    tmux.keys(&["q"]);
+    let s = tmux.wait("the question", Duration::from_secs(10), |s| s.contains("Quit?"));
+    assert!(s.contains("is running"), "{s}");
+    tmux.keys(&["y"]);
+    tmux.wait("the shell", Duration::from_secs(120), |s| s.contains("TUI-TEST-SHELL-BACK"));
+    assert_eq!(std::fs::read_to_string(&exit_file).unwrap().trim(), "EXIT=0");
+    // The stop left a consistent, resumable batch: journal lines are whole cards, and the
+    // reports cover exactly the journaled cards.
+    let dir = std::fs::read_dir(work.join("logs")).unwrap().next().unwrap().unwrap().path();
+    let journal = std::fs::read_to_string(dir.join("journal.jsonl")).unwrap();
+    let n = journal.lines().count();
+    assert!(n > 0 && n < 200, "stopped in the middle: {n} cards");
+    for l in journal.lines() {
+        serde_json::from_str::<serde_json::Value>(l).expect("whole journal line");
+    }
+    let summary = csv::Reader::from_path(dir.join("summary.csv")).unwrap().records().count();
+    assert_eq!(summary, n);
+}
