@@ -319,6 +319,6 @@ fn heads_lists_the_virtual_lab_with_atrs() {
     let out = bin().args(["heads", "--profile", "profiles/virtual-lab.toml"]).output().unwrap();
     assert!(out.status.success());
     let s = String::from_utf8_lossy(&out.stdout);
-    assert!(s.lines().filter(|l| l.contains("virtual")).count() == 4, "{s}");
+    assert!(s.lines().filter(|l| l.contains("virtual")).count() == 6, "{s}");
     assert!(s.contains("3B89004341524442454E4348"), "T=0 ATR: {s}");
 }

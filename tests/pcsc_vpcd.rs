@@ -83,12 +83,13 @@ fn unsafe_free_uid() -> u32 {
     String::from_utf8_lossy(&out.stdout).trim().parse().unwrap_or(1)
 }
 
+/// Wait until exactly `n` vpcd readers hold a card.
 fn wait_readers_with_cards(n: usize) -> String {
     let t0 = Instant::now();
     loop {
         let out = bin().arg("heads").output().unwrap();
         let s = String::from_utf8_lossy(&out.stdout).to_string();
-        if s.lines().filter(|l| l.contains(" card ")).count() >= n {
+        if s.lines().filter(|l| l.contains(" card ")).count() == n {
             return s;
         }
         assert!(t0.elapsed() < Duration::from_secs(20), "cards did not appear in pcscd:\n{s}");
@@ -200,7 +201,7 @@ fn pcsc_through_pcscd_and_vpcd() {
         let _e = Bridge::start("dut-e", 4, 1000);
         let mut f = Bridge::start("dut-f", 5, 1000);
         wait_readers_with_cards(2);
-        let child = bin()
+        let mut child = bin()
             .args([
                 "batch",
                 "--profile",
@@ -235,6 +236,7 @@ fn pcsc_through_pcscd_and_vpcd() {
         let t0 = Instant::now();
         while f_trace(&logs) < 30 {
             assert!(t0.elapsed() < Duration::from_secs(30), "batch did not start");
+            assert!(child.try_wait().unwrap().is_none(), "batch ended before a card could be pulled");
             std::thread::sleep(Duration::from_millis(20));
         }
         let _ = f.0.kill();

@@ -21,7 +21,7 @@ use cardbench::lab::{personalize_virtual, Lab, LabHead};
 use cardbench::link::Link;
 use cardbench::sim::pn532::{Pn532Sim, PtySim};
 use rand_chacha::ChaCha20Rng;
-use rand_core::SeedableRng;
+use rand_core::{RngCore, SeedableRng};
 use std::io::{BufRead, BufReader, Read, Write};
 use std::path::Path;
 use std::process::{Command as Proc, Stdio};
@@ -325,6 +325,51 @@ fn simulator_waits_for_a_card_with_infinite_retries_until_the_host_aborts() {
     assert_eq!(s.stats().aborted, 1);
 }
 
+#[test]
+fn simulator_and_decoder_survive_random_input() {
+    let mut rng = ChaCha20Rng::seed_from_u64(532);
+    let mut s = awake_sim(Some(card(12, Protocol::T1)));
+    let (mut d, mut od) = (Decoder::new(), Decoder::new());
+    let t0 = Instant::now();
+    for i in 0..3000u32 {
+        let mut chunk = Vec::new();
+        match rng.next_u32() % 4 {
+            // Well-formed frames with random command codes and parameters.
+            0 | 1 => {
+                let n = (rng.next_u32() % 300) as usize;
+                let mut pd = vec![0u8; n.max(1)];
+                rng.fill_bytes(&mut pd);
+                if rng.next_u32() % 2 == 0 {
+                    pd[0] = [0x00, 0x04, 0x06, 0x08, 0x12, 0x14, 0x16, 0x32, 0x40, 0x42, 0x44, 0x4A, 0x52, 0x54, 0x60]
+                        [(rng.next_u32() % 15) as usize];
+                }
+                if let Ok(f) = frame::encode(TFI_HOST, &pd) {
+                    chunk.extend(f);
+                }
+            }
+            2 => chunk.extend([ACK, NACK][(rng.next_u32() % 2) as usize]),
+            _ => {
+                let mut g = vec![0u8; (rng.next_u32() % 40) as usize];
+                rng.fill_bytes(&mut g);
+                chunk.extend(g);
+            }
+        }
+        let now = t0 + Duration::from_millis(u64::from(i) * 7);
+        let mut out = s.feed(&chunk, now);
+        out.extend(s.tick(now));
+        od.push(&out);
+        while let Some(f) = od.next_frame() {
+            assert!(f.is_ok(), "the simulator sent a broken frame: {f:?}");
+        }
+        d.push(&chunk);
+        while d.next_frame().is_some() {}
+        if !s.is_awake() {
+            s.feed(&[0x55], now);
+        }
+    }
+    assert!(s.stats().frames > 1000, "{:?}", s.stats());
+}
+
 // ---------------------------------------------------------------------------------------------
 // Driver against the simulator on a pty pair
 
@@ -338,6 +383,8 @@ fn driver_wakes_the_pn532_checks_the_link_and_reads_the_firmware() {
     assert!(sim.sim().is_awake());
     let st = h.stats();
     assert_eq!((st.connects, st.resends, st.nacks, st.timeouts), (1, 0, 0, 0));
+    // Raw commands for diagnostics: GetGeneralStatus (no error, no field, no target, SAM ok).
+    assert_eq!(h.command(&pc::Command::GetGeneralStatus, Duration::from_secs(1)).unwrap(), [0, 0, 0, 0]);
     assert_eq!(h.info().driver, "pn532");
     assert_eq!(h.info().reader, sim.path().display().to_string());
 }
@@ -586,6 +633,14 @@ fn card_removed_mute_card_and_no_card_are_head_errors() {
     assert!(h.card_present().unwrap());
     h.power_on().unwrap();
     assert_eq!(raw(&mut h, &select).unwrap(), [0x90, 0x00]);
+    // `--remove-after 1`: one more APDU, then the card is gone.
+    sim.sim().remove_after(Some(1));
+    assert_eq!(raw(&mut h, &select).unwrap(), [0x90, 0x00]);
+    assert_eq!(raw(&mut h, &select), Err(HeadError::CardRemoved));
+    let c = sim.sim().remove_card();
+    assert!(c.is_none());
+    sim.sim().insert_card(card(9, Protocol::T1));
+    h.power_on().unwrap();
     // Presence while powered, then removal seen by the presence test.
     assert!(h.card_present().unwrap());
     sim.sim().remove_card();

@@ -535,6 +535,15 @@ fn events_panel() {
     has(&s, "card CB00B00000000001 #1 out of D1: fail (PURSE-CTR-01)");
     has(&s, "error  head D3 (card CB00B00000000003): card removed");
     has(&s, "12:00:12 remove");
+    lacks(&s, "card removed)");
+    // A selected event is shown whole under the list.
+    b.ch('k');
+    let s = screen(&b.app, 80, 24);
+    has(&s, "card removed)");
+    has(&s, "2026-06-01 12:00:36.000 remove");
+    lacks(&s, "· follow");
+    b.ch('G');
+    has(&screen(&b.app, 80, 24), "· follow");
 }
 
 #[test]

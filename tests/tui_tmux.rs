@@ -213,3 +213,34 @@ fn quitting_while_a_batch_runs_asks_then_stops_cleanly() {
     let summary = csv::Reader::from_path(dir.join("summary.csv")).unwrap().records().count();
     assert_eq!(summary, n);
 }
+
+#[test]
+fn a_panic_in_the_ui_still_restores_the_terminal() {
+    if !tmux_installed() {
+        eprintln!("NOTICE: tmux is not installed; skipping the TUI end-to-end test (CI installs it)");
+        return;
+    }
+    let repo = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let d = tempfile::tempdir().unwrap();
+    let work = d.path().canonicalize().unwrap();
+    let exit_file = work.join("exit");
+    let tmux = Tmux { sock: work.join("tmux.sock") };
+    let script = format!(
+        "cd {work} && RUST_BACKTRACE=0 CARDBENCH_TUI_TEST_PANIC=1 {bin} tui --profile {profile}; echo EXIT=$? > {exit}; echo TUI-TEST-SHELL-BACK; sleep 600",
+        work = sh_quote(&work),
+        bin = sh_quote(Path::new(env!("CARGO_BIN_EXE_cardbench"))),
+        profile = sh_quote(&repo.join("profiles/virtual-lab.toml")),
+        exit = sh_quote(&exit_file),
+    );
+    let out = tmux.cmd(&["new-session", "-d", "-s", "cb", "-x", "80", "-y", "24", &script]);
+    assert!(out.status.success(), "tmux new-session: {}", String::from_utf8_lossy(&out.stderr));
+    let s = tmux.wait("the shell", Duration::from_secs(30), |s| s.contains("TUI-TEST-SHELL-BACK"));
+    assert!(s.contains("panicking after the first frame"), "the panic message is readable:\n{s}");
+    assert!(!s.contains("1 Heads"), "{s}");
+    assert_eq!(std::fs::read_to_string(&exit_file).unwrap().trim(), "EXIT=101");
+    let alt = tmux.cmd(&["display-message", "-p", "-t", "cb", "#{alternate_on}"]);
+    assert_eq!(String::from_utf8_lossy(&alt.stdout).trim(), "0", "the alternate screen was left");
+    // Raw mode is off: the shell echoes what is typed, with its newline.
+    tmux.keys(&["echo typed-after-panic", "Enter"]);
+    let _ = tmux.wait("cooked mode", Duration::from_secs(5), |s| s.contains("typed-after-panic"));
+}

@@ -204,7 +204,20 @@ impl Head for PcscHead {
         let r = card.transmit(apdu, &mut self.buf);
         let duration = start.elapsed();
         match r {
-            Ok(resp) => Ok(Wire { response: resp.to_vec(), duration }),
+            Ok(resp) if resp.len() >= 2 => Ok(Wire { response: resp.to_vec(), duration }),
+            Ok(_) => {
+                // A reader that answers without even a status word lost the card in the middle
+                // of the exchange (vpcd does this when its card disconnects): ask pcscd which.
+                // pcscd learns of a removal from the driver's polling (about every 0.5 s for
+                // vpcd), so give it a moment before calling the card mute.
+                let e = match self.wait_presence(false, Duration::from_millis(1500)) {
+                    Ok(true) => HeadError::CardRemoved,
+                    Ok(false) => HeadError::Mute,
+                    Err(e) => e,
+                };
+                self.forget_on(&e);
+                Err(e)
+            }
             Err(e) => {
                 let e = HeadError::from(e);
                 self.forget_on(&e);

@@ -35,6 +35,8 @@ pub fn run(mut app: App) -> anyhow::Result<()> {
     }
     let mut dirty = true;
     let mut last_draw = Instant::now() - FRAME;
+    // Test hook (tests/tui_tmux.rs): a panic of the UI thread must still restore the terminal.
+    let panic_after_draw = std::env::var_os("CARDBENCH_TUI_TEST_PANIC").is_some();
     let result = loop {
         if dirty && last_draw.elapsed() >= FRAME {
             if let Err(e) = terminal.draw(|f| ui::draw(&app, f)) {
@@ -42,6 +44,9 @@ pub fn run(mut app: App) -> anyhow::Result<()> {
             }
             last_draw = Instant::now();
             dirty = false;
+            if panic_after_draw {
+                panic!("CARDBENCH_TUI_TEST_PANIC is set: panicking after the first frame");
+            }
         }
         if app.quit {
             break Ok(());

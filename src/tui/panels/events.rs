@@ -2,9 +2,9 @@
 
 use super::{block, offset};
 use crate::tui::app::{App, LogKind, Panel};
-use ratatui::layout::Rect;
+use ratatui::layout::{Constraint, Layout, Rect};
 use ratatui::text::{Line, Span};
-use ratatui::widgets::Paragraph;
+use ratatui::widgets::{Block, Borders, Paragraph, Wrap};
 use ratatui::Frame;
 
 pub fn render(app: &App, f: &mut Frame, area: Rect, focused: bool) {
@@ -16,6 +16,19 @@ pub fn render(app: &App, f: &mut Frame, area: Rect, focused: bool) {
     let t = &app.theme;
     let len = app.events.len();
     let sel = app.events_sel.unwrap_or(len.saturating_sub(1));
+    // A selected event is also shown whole, wrapped, under the list.
+    let (inner, footer) = match app.events_sel.and_then(|i| app.events.get(i)) {
+        Some(e) if inner.height >= 8 => {
+            let [list, foot] = Layout::vertical([Constraint::Fill(1), Constraint::Length(3)]).areas(inner);
+            let text = format!("{} {} {}", e.wall.format("%Y-%m-%d %H:%M:%S%.3f"), e.kind.word(), e.text);
+            (list, Some((foot, text)))
+        }
+        _ => (inner, None),
+    };
+    if let Some((area, text)) = footer {
+        let b = Block::default().borders(Borders::TOP).border_style(t.dim());
+        f.render_widget(Paragraph::new(text).wrap(Wrap { trim: false }).block(b), area);
+    }
     let visible = inner.height as usize;
     let first = offset(len, sel, visible);
     let time_fmt = if inner.width >= 100 { "%H:%M:%S%.3f " } else { "%H:%M:%S " };
