@@ -430,7 +430,7 @@ fn trace_panel_rows_filters_and_follow() {
     b.ch('G');
     has(&screen(&b.app, 80, 24), "· follow ·");
     // Wide: times and full card IDs.
-    let s = screen(&b.app, 120, 30);
+    let s = screen(&b.app, 152, 30);
     has(&s, "12:00:05.000");
     has(&s, &card_id(4));
     let s = screen(&b.app, 100, 30);
@@ -573,6 +573,8 @@ fn help_lists_every_key() {
 fn dashboard_on_a_large_terminal_shows_every_panel() {
     let b = known(Theme::colored());
     let s = screen(&b.app, 160, 48);
+    // Four heads, two lines each.
+    has(&s, "virtual:REF");
     for t in ["1 Heads", "2 Batch", "3 Trace", "4 Results", "5 Timing", "6 Events"] {
         has(&s, &format!("┌ {t}"));
     }

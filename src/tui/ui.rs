@@ -44,7 +44,9 @@ pub fn draw(app: &App, f: &mut Frame) {
 }
 
 fn dashboard(app: &App, f: &mut Frame, body: Rect) {
-    let heads_h = (app.heads.len() as u16 * 2 + 3).clamp(5, 11);
+    // Two lines per head when they fit in a third of the screen, else one.
+    let n = app.heads.len() as u16;
+    let heads_h = if n * 2 + 3 <= body.height / 3 { n * 2 + 3 } else { (n + 3).clamp(4, body.height / 3) };
     let [top, mid, bottom] =
         Layout::vertical([Constraint::Length(heads_h), Constraint::Fill(1), Constraint::Percentage(42)]).areas(body);
     let [batch, trace] = Layout::horizontal([Constraint::Length(60), Constraint::Fill(1)]).areas(mid);

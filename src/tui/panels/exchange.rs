@@ -21,7 +21,7 @@ pub struct RowView<'a> {
 
 /// Draw rows `rows` (all of them; only a window is built) with `sel` highlighted.
 pub fn table(theme: &Theme, f: &mut Frame, area: Rect, rows: &[RowView<'_>], sel: Option<usize>) {
-    let wide = area.width >= 110;
+    let wide = area.width >= 150;
     let visible = area.height.saturating_sub(1) as usize;
     let first = offset(rows.len(), sel.unwrap_or(0), visible);
     // Below 90 columns the card goes (it is in the detail view and the filter).

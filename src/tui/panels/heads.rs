@@ -29,15 +29,29 @@ pub fn render(app: &App, f: &mut Frame, area: Rect, focused: bool) {
     if app.heads.is_empty() {
         lines.push(Line::styled(" (no profile read yet: choose one in the Batch panel)", t.dim()));
     }
-    let per_head = 2usize;
-    let visible = (inner.height as usize).saturating_sub(1) / per_head;
+    // Two lines per head (reader, ATR, step and fault on the second) when there is room,
+    // else one line each with the step and fault at its end.
+    let rows = (inner.height as usize).saturating_sub(1);
+    let per_head = if rows >= app.heads.len() * 2 { 2 } else { 1 };
+    let visible = rows / per_head;
     let first = offset(app.heads.len(), app.heads_sel, visible);
     for (i, h) in app.heads.iter().enumerate().skip(first).take(visible.max(1)) {
         let sel = focused && i == app.heads_sel;
         let [a, b] = head_lines(app, h, inner.width as usize);
         let style = if sel { t.selected() } else { t.text() };
-        lines.push(a.patch_style(style));
-        lines.push(b.patch_style(style));
+        if per_head == 2 {
+            lines.push(a.patch_style(style));
+            lines.push(b.patch_style(style));
+        } else {
+            let mut a = a;
+            if !h.step.is_empty() {
+                a.spans.push(Span::raw(format!("  step {}", h.step)));
+            }
+            if !h.fault.is_empty() {
+                a.spans.push(Span::styled(format!("  fault: {}", h.fault), t.fail()));
+            }
+            lines.push(a.patch_style(style));
+        }
     }
     f.render_widget(Paragraph::new(lines), inner);
 }
