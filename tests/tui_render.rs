@@ -580,6 +580,15 @@ fn dashboard_on_a_large_terminal_shows_every_panel() {
     }
     has(&s, "WRITE VALUE");
     has(&s, "300 cards/h");
+    // More heads than fit two lines each: one line per head, step and fault at its end.
+    let mut b = b;
+    for i in 0..8 {
+        b.app.heads.push(head(&format!("X{i}"), "spare", None));
+    }
+    let s = screen(&b.app, 160, 48);
+    lacks(&s, "virtual:REF");
+    assert!(line_with(&s, " D3 ").contains("fault: PURSE-CTR-01: head D3: card removed"), "{s}");
+    assert!(line_with(&s, " D1 ").contains("step S1001"), "{s}");
 }
 
 #[test]

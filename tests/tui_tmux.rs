@@ -118,7 +118,7 @@ fn tui_batch_of_20_in_tmux_shows_the_summary_verdicts_and_quits_cleanly() {
     );
     let out = tmux.cmd(&["new-session", "-d", "-s", "cb", "-x", "100", "-y", "30", &script]);
     assert!(out.status.success(), "tmux new-session: {}", String::from_utf8_lossy(&out.stderr));
-    let s = tmux.wait("the TUI", Duration::from_secs(30), |s| s.contains("● idle") && s.contains("Cards    200"));
+    let s = tmux.wait("the TUI", Duration::from_secs(30), |s| s.contains("● idle") && !s.contains("(profile default)"));
     assert!(s.contains("2 Batch"), "{s}");
     let alt = tmux.cmd(&["display-message", "-p", "-t", "cb", "#{alternate_on}"]);
     assert_eq!(String::from_utf8_lossy(&alt.stdout).trim(), "1", "the TUI is on the alternate screen");
@@ -191,8 +191,10 @@ fn quitting_while_a_batch_runs_asks_then_stops_cleanly() {
     );
     let out = tmux.cmd(&["new-session", "-d", "-s", "cb", "-x", "80", "-y", "24", &script]);
     assert!(out.status.success(), "tmux new-session: {}", String::from_utf8_lossy(&out.stderr));
-    tmux.wait("the TUI", Duration::from_secs(30), |s| s.contains("● idle") && s.contains("Cards    200"));
-    // The profile's 200 cards: long enough to quit in the middle.
+    tmux.wait("the TUI", Duration::from_secs(30), |s| s.contains("● idle") && !s.contains("(profile default)"));
+    // 200 cards: long enough to quit in the middle.
+    tmux.keys(&["j", "j", "j", "Enter", "C-u", "2", "0", "0", "Enter"]);
+    tmux.wait("the count", Duration::from_secs(10), |s| s.contains("Cards    200 "));
     tmux.keys(&["s"]);
     tmux.wait("cards done", Duration::from_secs(120), |s| s.contains("pass ") && !s.contains(" 0/200"));
     tmux.keys(&["q"]);

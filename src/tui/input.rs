@@ -131,7 +131,7 @@ impl App {
             Action::FilterCard => {
                 self.filter.card = match self.filter.card {
                     Some(_) => None,
-                    None => self.trace_selected_row().map(|r| r.card.clone()),
+                    None => self.trace_selected_row().map(|r| r.card.to_string()),
                 };
             }
             Action::FilterSw => {

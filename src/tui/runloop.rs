@@ -3,7 +3,7 @@
 //! and ETA fresh; the loop selects over those channels, lets `App::event` change the state,
 //! carries out the effects it asks for, and redraws at a bounded rate.
 
-use super::app::{App, Effect, Msg};
+use super::app::{App, Effect, Msg, Now};
 use super::launch::{self, Running};
 use super::{term, ui};
 use crate::batch::BatchEvent;
@@ -13,12 +13,16 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-/// Smallest time between two frames (at most ~16 frames a second).
-pub const FRAME: Duration = Duration::from_millis(60);
+/// Smallest time between two frames for what the batch reports (at most 10 frames a second).
+pub const FRAME: Duration = Duration::from_millis(100);
+/// Smallest time between two frames after a key or a resize, so typing feels immediate.
+pub const KEY_FRAME: Duration = Duration::from_millis(16);
 /// Clock-driven refresh (rate, ETA, elapsed) while a batch runs.
 pub const TICK: Duration = Duration::from_millis(250);
-/// Batch events applied before the screen gets a chance to redraw.
-const DRAIN: usize = 4096;
+/// How often the batch's events are collected. The loop never blocks on the batch channel:
+/// a blocked receiver would make every send of the engine lock and wake it (tens of thousands
+/// of wake-ups a second); collected in bulk, a send is a lock-free push.
+pub const COLLECT: Duration = Duration::from_millis(40);
 
 pub fn run(mut app: App) -> anyhow::Result<()> {
     let (guard, mut terminal) = term::Guard::enter()?;
@@ -26,24 +30,27 @@ pub fn run(mut app: App) -> anyhow::Result<()> {
     let input = spawn_input(stop_input.clone());
     let (aux_tx, aux_rx) = unbounded::<Msg>();
     let ticker = crossbeam_channel::tick(TICK);
-    let never = crossbeam_channel::never::<BatchEvent>();
+    let collector = crossbeam_channel::tick(COLLECT);
+    let never = crossbeam_channel::never::<Instant>();
     let mut batch: Option<Running> = None;
     let mut events: Option<Receiver<BatchEvent>> = None;
-    let mut ended = false;
     for e in app.initial_effects() {
         perform(e, &mut app, &mut batch, &mut events, &aux_tx);
     }
     let mut dirty = true;
+    let mut urgent = false;
     let mut last_draw = Instant::now() - FRAME;
     // Test hook (tests/tui_tmux.rs): a panic of the UI thread must still restore the terminal.
     let panic_after_draw = std::env::var_os("CARDBENCH_TUI_TEST_PANIC").is_some();
     let result = loop {
-        if dirty && last_draw.elapsed() >= FRAME {
+        let gap = if urgent { KEY_FRAME } else { FRAME };
+        if dirty && last_draw.elapsed() >= gap {
             if let Err(e) = terminal.draw(|f| ui::draw(&app, f)) {
                 break Err(e.into());
             }
             last_draw = Instant::now();
             dirty = false;
+            urgent = false;
             if panic_after_draw {
                 panic!("CARDBENCH_TUI_TEST_PANIC is set: panicking after the first frame");
             }
@@ -51,24 +58,20 @@ pub fn run(mut app: App) -> anyhow::Result<()> {
         if app.quit {
             break Ok(());
         }
-        let timeout = if dirty { FRAME.saturating_sub(last_draw.elapsed()) } else { Duration::from_secs(3600) };
-        let brx = events.as_ref().unwrap_or(&never);
+        let timeout = if dirty { gap.saturating_sub(last_draw.elapsed()) } else { Duration::from_secs(3600) };
+        let collect = if events.is_some() { &collector } else { &never };
         let msgs: Vec<Msg> = select! {
             recv(input) -> m => match m {
                 Ok(m) => vec![m],
                 Err(_) => break Err(anyhow::anyhow!("the terminal input thread stopped")),
             },
-            recv(brx) -> m => match m {
-                Ok(e) => std::iter::once(e).chain(brx.try_iter().take(DRAIN)).map(Msg::Batch).collect(),
-                Err(_) => {
-                    events = None;
-                    Vec::new()
-                }
+            recv(collect) -> _ => match &events {
+                Some(rx) => rx.try_iter().map(Msg::Batch).collect(),
+                None => Vec::new(),
             },
             recv(aux_rx) -> m => match m {
                 // Every event of the batch is applied before its end.
                 Ok(m @ Msg::Ended(_)) => {
-                    ended = true;
                     let mut v: Vec<Msg> = events.take().map(|rx| rx.try_iter().map(Msg::Batch).collect()).unwrap_or_default();
                     v.push(m);
                     v
@@ -79,9 +82,12 @@ pub fn run(mut app: App) -> anyhow::Result<()> {
             recv(ticker) -> _ => vec![Msg::Tick],
             default(timeout) => Vec::new(),
         };
+        // One clock reading for everything collected at once.
+        let now = Now::current();
         for m in msgs {
             let tick = matches!(m, Msg::Tick);
-            let effects = app.event(m);
+            urgent |= matches!(m, Msg::Key(_) | Msg::Resize);
+            let effects = app.event_at(m, now);
             dirty |= !tick || app.ticking();
             for e in effects {
                 perform(e, &mut app, &mut batch, &mut events, &aux_tx);
@@ -90,7 +96,9 @@ pub fn run(mut app: App) -> anyhow::Result<()> {
     };
     stop_input.store(true, Ordering::Relaxed);
     drop(guard);
-    if let (Some(b), true) = (batch, ended) {
+    // A batch left running (quit twice while stopping) ends with the process; its journal
+    // holds every card it finished.
+    if let Some(b) = batch.filter(|b| b.thread.is_finished()) {
         let _ = b.thread.join();
     }
     result

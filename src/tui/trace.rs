@@ -4,18 +4,19 @@
 use crate::event::Exchange;
 use crate::sw::{self, SwClass};
 use std::collections::VecDeque;
+use std::sync::Arc;
 
 /// Rows kept in memory; older ones are in the per-card trace CSVs.
-pub const DEFAULT_WINDOW: usize = 2000;
+pub const DEFAULT_WINDOW: usize = 10_000;
 
 #[derive(Debug, Clone)]
 pub struct TraceRow {
     /// Position in the UI's stream, increasing; survives eviction of earlier rows.
     pub id: u64,
     /// The card under test this exchange belongs to (for a peer head too).
-    pub card: String,
+    pub card: Arc<str>,
     /// The DUT head (worker) the exchange ran for.
-    pub worker: String,
+    pub worker: Arc<str>,
     pub x: Box<Exchange>,
     /// The test case this exchange ran in failed.
     pub failed: bool,
@@ -45,6 +46,9 @@ pub struct TraceLog {
     next_id: u64,
     /// Exchanges seen since the UI started (kept or not).
     pub total: u64,
+    /// Per worker: its name and its current card, shared by its rows (no allocation per
+    /// row), and the id of the card's first row.
+    names: Vec<(Arc<str>, Arc<str>, u64)>,
 }
 
 impl Default for TraceLog {
@@ -55,7 +59,13 @@ impl Default for TraceLog {
 
 impl TraceLog {
     pub fn with_window(cap: usize) -> TraceLog {
-        TraceLog { rows: VecDeque::with_capacity(cap.min(4096)), cap: cap.max(1), next_id: 0, total: 0 }
+        TraceLog {
+            rows: VecDeque::with_capacity(cap.min(4096)),
+            cap: cap.max(1),
+            next_id: 0,
+            total: 0,
+            names: Vec::new(),
+        }
     }
 
     pub fn window(&self) -> usize {
@@ -68,19 +78,33 @@ impl TraceLog {
         }
         self.next_id += 1;
         self.total += 1;
-        self.rows.push_back(TraceRow {
-            id: self.next_id,
-            card: card.to_string(),
-            worker: worker.to_string(),
-            x,
-            failed: false,
-        });
+        let (worker, card) = self.names(worker, card);
+        self.rows.push_back(TraceRow { id: self.next_id, card, worker, x, failed: false });
     }
 
-    /// Mark the kept exchanges of a failed case.
+    fn names(&mut self, worker: &str, card: &str) -> (Arc<str>, Arc<str>) {
+        let id = self.next_id;
+        match self.names.iter_mut().find(|(w, _, _)| &**w == worker) {
+            Some((w, c, first)) => {
+                if &**c != card {
+                    *c = Arc::from(card);
+                    *first = id;
+                }
+                (w.clone(), c.clone())
+            }
+            None => {
+                let (w, c) = (Arc::<str>::from(worker), Arc::<str>::from(card));
+                self.names.push((w.clone(), c.clone(), id));
+                (w, c)
+            }
+        }
+    }
+
+    /// Mark the kept exchanges of a failed case (only the card's own rows are looked at).
     pub fn mark_failed(&mut self, card: &str, test_step: &str) {
-        for r in self.rows.iter_mut().rev() {
-            if r.card == card && r.x.test_step == test_step {
+        let first = self.names.iter().find(|(_, c, _)| &**c == card).map_or(0, |(_, _, f)| *f);
+        for r in self.rows.iter_mut().rev().take_while(|r| r.id >= first) {
+            if &*r.card == card && r.x.test_step == test_step {
                 r.failed = true;
             }
         }
@@ -127,7 +151,7 @@ pub struct TraceFilter {
 impl TraceFilter {
     pub fn matches(&self, r: &TraceRow) -> bool {
         self.head.as_ref().map_or(true, |h| *h == r.x.head)
-            && self.card.as_ref().map_or(true, |c| *c == r.card)
+            && self.card.as_deref().map_or(true, |c| c == &*r.card)
             && self.class.map_or(true, |c| c == r.class())
             && (!self.failures_only || r.failed)
     }
