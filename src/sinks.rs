@@ -8,6 +8,12 @@ use std::thread::JoinHandle;
 
 pub trait Sink: Send {
     fn event(&mut self, e: &Event) -> std::io::Result<()>;
+
+    /// The last sink of the list gets each event by value, so a sink that forwards events
+    /// (to a front end) does not copy every exchange.
+    fn event_owned(&mut self, e: Event) -> std::io::Result<()> {
+        self.event(&e)
+    }
 }
 
 /// Drain `rx` until every sender is gone. A sink that fails is reported once and dropped;
@@ -19,12 +25,20 @@ pub fn spawn(rx: Receiver<Event>, sinks: Vec<Box<dyn Sink>>) -> JoinHandle<Vec<S
             let mut sinks: Vec<Option<Box<dyn Sink>>> = sinks.into_iter().map(Some).collect();
             let mut errors = Vec::new();
             for e in rx {
-                for slot in sinks.iter_mut() {
+                let Some(last) = sinks.iter().rposition(Option::is_some) else { continue };
+                let (before, rest) = sinks.split_at_mut(last);
+                for slot in before.iter_mut() {
                     if let Some(s) = slot {
                         if let Err(err) = s.event(&e) {
                             errors.push(err.to_string());
                             *slot = None;
                         }
+                    }
+                }
+                if let Some(s) = &mut rest[0] {
+                    if let Err(err) = s.event_owned(e) {
+                        errors.push(err.to_string());
+                        rest[0] = None;
                     }
                 }
             }

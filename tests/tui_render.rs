@@ -202,11 +202,11 @@ fn known(theme: Theme) -> Bench {
     assert_eq!(b.app.batch.phase, Phase::Starting);
     let control = b.control.clone();
     b.send(Msg::Launched { dir: PathBuf::from("logs/B1"), control });
-    b.batch(BatchEvent::Started { total: 20, done: 0, heads: vec!["D1".into(), "D2".into(), "D3".into()] });
+    b.batch(BatchEvent::Started { total: 20, done: 0, heads: vec!["D1".into(), "D2".into(), "D3".into()], earlier: vec![] });
     // Card 1 on D1: PURSE-CTR-01 fails.
     let c1 = card_id(1);
     b.at = 1.0;
-    b.batch(BatchEvent::CardInserted { head: "D1".into(), index: 1, card_id: c1.clone() });
+    b.batch(BatchEvent::CardInserted { head: "D1".into(), index: 1, card_id: c1.clone(), atr: vec![0x3B, 0x89, 0x00] });
     b.run(
         "D1",
         &c1,
@@ -228,7 +228,7 @@ fn known(theme: Theme) -> Bench {
     );
     // Card 2 on D2: passes, with a checking error the plan expected, and a peer exchange.
     let c2 = card_id(2);
-    b.batch(BatchEvent::CardInserted { head: "D2".into(), index: 2, card_id: c2.clone() });
+    b.batch(BatchEvent::CardInserted { head: "D2".into(), index: 2, card_id: c2.clone(), atr: vec![] });
     b.run(
         "D2",
         &c2,
@@ -238,7 +238,7 @@ fn known(theme: Theme) -> Bench {
     b.run("D2", &c2, exchange("D2.peer", "CB00000000000E01", "XFER-UPD-01", "S1001", &SELECT, &[], 0x9000, 4));
     // Card 3 on D3: the card goes away.
     let c3 = card_id(3);
-    b.batch(BatchEvent::CardInserted { head: "D3".into(), index: 3, card_id: c3.clone() });
+    b.batch(BatchEvent::CardInserted { head: "D3".into(), index: 3, card_id: c3.clone(), atr: vec![] });
     b.run("D3", &c3, Event::HeadError { head: "D3".into(), error: "card removed".into() });
     b.at = 12.0;
     let failure = Failure {
@@ -271,7 +271,7 @@ fn known(theme: Theme) -> Bench {
     ))));
     // Card 4 in progress on D1.
     let c4 = card_id(4);
-    b.batch(BatchEvent::CardInserted { head: "D1".into(), index: 4, card_id: c4.clone() });
+    b.batch(BatchEvent::CardInserted { head: "D1".into(), index: 4, card_id: c4.clone(), atr: vec![] });
     b.run(
         "D1",
         &c4,

@@ -108,11 +108,15 @@ pub enum BatchEvent {
         total: u64,
         done: u64,
         heads: Vec<String>,
+        /// The cards a resumed batch had already certified, from its journal.
+        earlier: Vec<CardResult>,
     },
     CardInserted {
         head: String,
         index: u64,
         card_id: String,
+        /// ATR of the card as the head reports it after power-on (empty if unknown).
+        atr: Vec<u8>,
     },
     /// An event of the run on one head: exchanges, cases started and ended, head errors.
     Run {
@@ -153,9 +157,12 @@ struct Forward {
 
 impl Sink for Forward {
     fn event(&mut self, e: &Event) -> std::io::Result<()> {
+        self.event_owned(e.clone())
+    }
+
+    fn event_owned(&mut self, e: Event) -> std::io::Result<()> {
         // A front end that went away must not stop the batch.
-        let _ =
-            self.tx.send(BatchEvent::Run { head: self.head.clone(), card_id: self.card_id.clone(), event: e.clone() });
+        let _ = self.tx.send(BatchEvent::Run { head: self.head.clone(), card_id: self.card_id.clone(), event: e });
         Ok(())
     }
 }
@@ -234,7 +241,11 @@ fn certify(
     let mut sink_list = vec![Box::new(trace) as Box<dyn Sink>];
     if let Some(tx) = observer {
         let head = heads[0].name.clone();
-        let _ = tx.send(BatchEvent::CardInserted { head: head.clone(), index, card_id: card_hex.clone() });
+        let atr = match heads[0].head.atr() {
+            Some(a) => a,
+            None => heads[0].head.power_on().unwrap_or_default(),
+        };
+        let _ = tx.send(BatchEvent::CardInserted { head: head.clone(), index, card_id: card_hex.clone(), atr });
         sink_list.push(Box::new(Forward { tx: tx.clone(), head, card_id: card_hex.clone() }));
     }
     let sinks = sinks::spawn(rx, sink_list);
@@ -332,6 +343,7 @@ pub fn run_batch(l: &Loaded, lab: Lab, plan: &Plan, opts: &BatchOptions) -> Resu
             total: count,
             done: done_idx.len() as u64,
             heads: duts.iter().map(|h| h.name.clone()).collect(),
+            earlier: done.clone(),
         });
     }
     let mut fresh = Vec::new();

@@ -9,7 +9,19 @@ use crate::report::Verdict;
 impl App {
     pub(super) fn batch_event(&mut self, e: BatchEvent) {
         match e {
-            BatchEvent::Started { total, done, heads } => {
+            BatchEvent::Started { total, done, heads, earlier } => {
+                // A resumed batch: its earlier verdicts belong in Results and the counts.
+                for card in earlier {
+                    match card.verdict {
+                        Verdict::Pass => self.batch.pass += 1,
+                        Verdict::Fail { .. } => self.batch.fail += 1,
+                        Verdict::Aborted { .. } => self.batch.aborted += 1,
+                    }
+                    let at = self.results.partition_point(|c| c.index < card.index);
+                    if !self.results.get(at).is_some_and(|c| c.index == card.index) {
+                        self.results.insert(at, card);
+                    }
+                }
                 if matches!(self.batch.phase, Phase::Idle | Phase::Starting) {
                     self.batch.phase = Phase::Running;
                 }
@@ -27,11 +39,11 @@ impl App {
                     format!("batch {} started: {total} cards on {}{resumed}", self.batch.id, heads.join(", ")),
                 );
             }
-            BatchEvent::CardInserted { head, index, card_id } => {
+            BatchEvent::CardInserted { head, index, card_id, atr } => {
                 if let Some(h) = self.head_mut(&head) {
                     h.present = Some(true);
                     h.card_id = card_id.clone();
-                    h.atr = None;
+                    h.atr = (!atr.is_empty()).then_some(atr);
                     h.case.clear();
                     h.step.clear();
                 }
