@@ -6,5 +6,5 @@ cd "$(dirname "$0")/.."
 . scripts/deps.sh
 need_packages test
 cargo build --locked --all-targets
-cargo test --locked --all-targets
 cargo test --locked --doc
+cargo test --locked --all-targets

@@ -117,6 +117,14 @@ impl Command {
     }
 
     /// Parse a command APDU, enforcing the length rules of ISO/IEC 7816-4 §5.1.
+    ///
+    /// ```
+    /// use cardbench::apdu::{Case, Command, ApduError};
+    /// let c = Command::parse(&[0x80, 0xB2, 0x02, 0x00, 0x04]).unwrap();
+    /// assert_eq!((c.case(), c.le), (Case::Two, Some(4)));
+    /// assert_eq!(Command::parse(&[0x00, 0xA4, 0x04, 0x00, 0x05, 0xA0]),
+    ///            Err(ApduError::LcMismatch { lc: 5, available: 1 }));
+    /// ```
     pub fn parse(b: &[u8]) -> Result<Command, ApduError> {
         if b.len() < 4 {
             return Err(ApduError::TooShort(b.len()));

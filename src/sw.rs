@@ -55,6 +55,11 @@ pub fn class(sw: u16) -> SwClass {
     }
 }
 
+/// ```
+/// assert_eq!(cardbench::sw::describe(0x6C04), "wrong Le: exact length is 4");
+/// assert_eq!(cardbench::sw::describe(0x6A84), "not enough memory space in the file");
+/// ```
+///
 /// Meaning of a status word per ISO/IEC 7816-4 Tables 5-6 (the card-spec meaning where the
 /// reference card gives an interindustry value a specific use is in docs/card-spec.md).
 pub fn describe(sw: u16) -> String {
