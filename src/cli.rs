@@ -59,7 +59,7 @@ pub enum Cmd {
         plan: PathBuf,
         #[arg(long)]
         batch_id: String,
-        /// Cards in the batch (default: the profile's [batch] count).
+        /// Cards in the batch (default: the profile's `[batch]` count).
         #[arg(long)]
         count: Option<u64>,
         /// Directory for batch folders (default: the profile's `logs`, else ./logs).
@@ -98,10 +98,10 @@ pub enum Cmd {
 pub enum SimCmd {
     /// Connect a profile's card to vsmartcard's vpcd driver, so pcscd shows it in a reader.
     Vpcd {
-        /// Profile holding the [[card]] to serve (and the keyset to personalize it with).
+        /// Profile holding the `[[card]]` to serve (and the keyset to personalize it with).
         #[arg(long, short)]
         profile: PathBuf,
-        /// Name of the [[card]] entry.
+        /// Name of the `[[card]]` entry.
         #[arg(long)]
         card: String,
         #[arg(long, default_value = "127.0.0.1")]
@@ -115,10 +115,10 @@ pub enum SimCmd {
     /// Simulate a PN532 (HSU) with a profile's card in its field on a pseudo-terminal; prints
     /// the device path and serves until killed.
     Pn532 {
-        /// Profile holding the [[card]] to serve (and the keyset to personalize it with).
+        /// Profile holding the `[[card]]` to serve (and the keyset to personalize it with).
         #[arg(long, short)]
         profile: PathBuf,
-        /// Name of the [[card]] entry.
+        /// Name of the `[[card]]` entry.
         #[arg(long)]
         card: String,
         /// Also make this symbolic link to the device (e.g. the `port` of a pn532 head).
@@ -254,7 +254,7 @@ fn pcsc_readers() -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-/// A personalized virtual card from a profile's [[card]] entry.
+/// A personalized virtual card from a profile's `[[card]]` entry.
 pub fn profile_card(profile: &Path, card: &str) -> Result<crate::card::VirtualCard> {
     let loaded = crate::profile::load(profile)?;
     let lab = Lab::from_profile(&loaded)?;

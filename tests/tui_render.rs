@@ -202,7 +202,12 @@ fn known(theme: Theme) -> Bench {
     assert_eq!(b.app.batch.phase, Phase::Starting);
     let control = b.control.clone();
     b.send(Msg::Launched { dir: PathBuf::from("logs/B1"), control });
-    b.batch(BatchEvent::Started { total: 20, done: 0, heads: vec!["D1".into(), "D2".into(), "D3".into()], earlier: vec![] });
+    b.batch(BatchEvent::Started {
+        total: 20,
+        done: 0,
+        heads: vec!["D1".into(), "D2".into(), "D3".into()],
+        earlier: vec![],
+    });
     // Card 1 on D1: PURSE-CTR-01 fails.
     let c1 = card_id(1);
     b.at = 1.0;

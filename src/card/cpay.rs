@@ -1,4 +1,4 @@
-//! CPAY applet: the seed-000 prior art ("Card to Card", [0004]-[0008]), a card with its own
+//! CPAY applet: the seed-000 prior art ("Card to Card", \[0004\]-\[0008\]), a card with its own
 //! P-256 key that signs ID, date, amount and the reader's random (S24).
 //!
 //! Beyond the seed: the debit that follows S38 must carry the reader's signature over a fresh

@@ -23,7 +23,7 @@ pub struct PurseImage {
     pub certificate: Vec<u8>,
 }
 
-/// Seed 000 prior art ([0004]-[0008]): a card with its own key pair that signs payments.
+/// Seed 000 prior art (\[0004\]-\[0008\]): a card with its own key pair that signs payments.
 #[derive(Debug, Clone, Default)]
 pub struct CpayImage {
     pub key: Option<Scalar32>,

@@ -1,4 +1,4 @@
-//! Seed 000 prior art ([0006]-[0008]): card-signed payment, S21-S38.
+//! Seed 000 prior art (\[0006\]-\[0008\]): card-signed payment, S21-S38.
 
 use super::{be32, exact_len, exec, finish, ok_data, reject, EngineError, Flow, Outcome, RejectKind, Terminal};
 use crate::apdu::Response;

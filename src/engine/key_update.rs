@@ -1,7 +1,7 @@
 //! Seed 002 transfer-key update, embodiments 1-5 (Figs. 3, 7, 10, 11, 14, 17, 18).
 //!
-//! Step labels follow the seed: terminal steps S<e>001-S<e>006, card steps S<e>1xxA/B, where
-//! <e> is 1 (common key), 3 (public key), 4/5 (3rd embodiment: common / public chosen by
+//! Step labels follow the seed: terminal steps `S<e>001`-`S<e>006`, card steps `S<e>1xxA`/`B`, where
+//! `<e>` is 1 (common key), 3 (public key), 4/5 (3rd embodiment: common / public chosen by
 //! update-key IDs), 6 (multi-key) or 7/8 (5th: common / public moving the update key too).
 //! "A" is always the card being updated and "B" the card holding the newer key, as in the
 //! seed's figures.

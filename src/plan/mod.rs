@@ -204,7 +204,7 @@ impl StepKind {
 
 #[derive(Debug, Clone)]
 pub struct Step {
-    /// Position label for reports: "<case id> step <n>" with an optional name.
+    /// Position label for reports: `<case id> #<n> <kind>` with an optional name.
     pub label: String,
     pub kind: StepKind,
     /// How many times to run the step in a row.

@@ -1,4 +1,4 @@
-//! Styles of the UI, in one place. With `NO_COLOR` set (https://no-color.org) no style carries
+//! Styles of the UI, in one place. With `NO_COLOR` set (<https://no-color.org>) no style carries
 //! a colour: emphasis is left to modifiers (bold, reversed, dim) and to text markers.
 
 use ratatui::style::{Color, Modifier, Style};
