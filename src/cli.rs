@@ -86,6 +86,13 @@ pub enum Cmd {
     Heads {
         #[arg(long, short)]
         profile: Option<PathBuf>,
+        /// Keep watching PC/SC readers: one line per reader added or removed and per card
+        /// inserted or removed (like pcsc_scan), until interrupted or --seconds pass.
+        #[arg(long, conflicts_with = "profile")]
+        watch: bool,
+        /// With --watch: stop after this many seconds.
+        #[arg(long, requires = "watch")]
+        seconds: Option<u64>,
     },
     /// Simulated readers that put the reference card behind real reader stacks.
     Sim {
@@ -172,8 +179,9 @@ fn dispatch(cli: Cli) -> Result<ExitCode, BenchError> {
         }
         Cmd::Check { plan, profile } => check(&plan, profile.as_deref()).map_err(BenchError),
         Cmd::Keys { cmd: KeysCmd::Init { dir, force } } => keys_init(&dir, force).map_err(BenchError),
-        Cmd::Heads { profile: Some(profile) } => heads(&profile).map_err(BenchError),
-        Cmd::Heads { profile: None } => pcsc_readers().map_err(BenchError),
+        Cmd::Heads { profile: Some(profile), .. } => heads(&profile).map_err(BenchError),
+        Cmd::Heads { profile: None, watch: true, seconds } => watch_readers(seconds).map_err(BenchError),
+        Cmd::Heads { profile: None, .. } => pcsc_readers().map_err(BenchError),
         Cmd::Sim { cmd: SimCmd::Vpcd { profile, card, host, port, delay_us } } => {
             sim_vpcd(&profile, &card, &host, port, delay_us).map_err(BenchError)
         }
@@ -238,6 +246,49 @@ fn keys_init(dir: &Path, force: bool) -> Result<ExitCode> {
     println!("test keyset written (TEST KEYS ONLY):");
     for f in files {
         println!("  {}", f.display());
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn watch_readers(seconds: Option<u64>) -> Result<ExitCode> {
+    use crate::head::pcsc_head::{watch, PresenceEvent};
+    use std::io::Write;
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let (tx, rx) = crossbeam_channel::unbounded();
+    let s2 = stop.clone();
+    let watcher = std::thread::spawn(move || watch(tx, &s2, std::time::Duration::from_millis(200)));
+    let deadline = seconds.map(|s| std::time::Instant::now() + std::time::Duration::from_secs(s));
+    let mut out = std::io::stdout();
+    loop {
+        let wait = deadline.map_or(std::time::Duration::from_millis(500), |d| {
+            d.saturating_duration_since(std::time::Instant::now()).min(std::time::Duration::from_millis(500))
+        });
+        match rx.recv_timeout(wait) {
+            Ok(e) => {
+                let line = match e {
+                    PresenceEvent::ReaderAdded(r) => format!("reader added    {r}"),
+                    PresenceEvent::ReaderRemoved(r) => format!("reader removed  {r}"),
+                    PresenceEvent::CardInserted { reader, atr } => {
+                        format!("card inserted   {reader}  {}", hex::encode_upper(atr))
+                    }
+                    PresenceEvent::CardRemoved(r) => format!("card removed    {r}"),
+                };
+                let stamp = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+                if writeln!(out, "{stamp} {line}").and_then(|_| out.flush()).is_err() {
+                    break; // stdout closed (a pipe): nothing more to tell anyone
+                }
+            }
+            Err(crossbeam_channel::RecvTimeoutError::Timeout) => {}
+            Err(crossbeam_channel::RecvTimeoutError::Disconnected) => break,
+        }
+        if deadline.is_some_and(|d| std::time::Instant::now() >= d) {
+            break;
+        }
+    }
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    match watcher.join() {
+        Ok(r) => r.context("PC/SC (is pcscd running?)")?,
+        Err(_) => anyhow::bail!("reader watcher panicked"),
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -114,6 +114,23 @@ fn pcsc_through_pcscd_and_vpcd() {
     let tmp = tempfile::tempdir().unwrap();
     let _pcscd = Pcscd::start(6, &tmp.path().join("pcscd"));
 
+    // 0. Presence events: readers at start, then a card inserted and removed (a bridge started
+    //    and stopped), as `cardbench heads --watch` reports them.
+    {
+        let watch = bin().args(["heads", "--watch", "--seconds", "5"]).stdout(Stdio::piped()).spawn().unwrap();
+        std::thread::sleep(Duration::from_millis(800));
+        let b = Bridge::start("card-a", 3, 0);
+        wait_readers_with_cards(1);
+        drop(b);
+        wait_readers_with_cards(0);
+        let out = String::from_utf8(watch.wait_with_output().unwrap().stdout).unwrap();
+        let pos = |needle: &str| out.find(needle).unwrap_or_else(|| panic!("'{needle}' not in:\n{out}"));
+        let added = pos("reader added    cardbench vpcd 3 00 00");
+        let inserted = pos("card inserted   cardbench vpcd 3 00 00  3B89004341524442454E4348");
+        let removed = pos("card removed    cardbench vpcd 3 00 00");
+        assert!(added < inserted && inserted < removed, "events in order:\n{out}");
+    }
+
     // 1. The smoke plan through PC/SC gives the same rows as in process, apart from timing.
     let bridges: Vec<Bridge> = ["card-a", "card-b", "card-c", "card-d"]
         .iter()

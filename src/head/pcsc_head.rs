@@ -260,3 +260,71 @@ pub fn list_readers() -> Result<Vec<ReaderListing>, HeadError> {
         })
         .collect())
 }
+
+/// What changed in pcscd's reader list or in a reader's slot.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PresenceEvent {
+    ReaderAdded(String),
+    ReaderRemoved(String),
+    CardInserted { reader: String, atr: Vec<u8> },
+    CardRemoved(String),
+}
+
+/// Watch every reader and pcscd's plug-and-play notifications until `stop` is set, sending
+/// each change (the state at start included, as insertions). Ends with an error if pcscd goes
+/// away. `SCardGetStatusChange` waits at most `poll` so `stop` is honoured.
+pub fn watch(
+    tx: crossbeam_channel::Sender<PresenceEvent>,
+    stop: &std::sync::atomic::AtomicBool,
+    poll: Duration,
+) -> Result<(), HeadError> {
+    use std::sync::atomic::Ordering;
+    let ctx = Context::establish(Scope::User)?;
+    // Readers, then the plug-and-play pseudo reader; each keeps its last seen state so the
+    // next call blocks until something changes.
+    let mut states: Vec<ReaderState> = vec![ReaderState::new(pcsc::PNP_NOTIFICATION(), State::UNAWARE)];
+    let mut present: std::collections::HashMap<CString, bool> = Default::default();
+    while !stop.load(Ordering::Relaxed) {
+        let names = match ctx.list_readers_owned() {
+            Ok(n) => n,
+            Err(pcsc::Error::NoReadersAvailable) => Vec::new(),
+            Err(e) => return Err(e.into()),
+        };
+        let pnp = states.pop().expect("the PnP entry is always last");
+        states.retain(|r| {
+            let keep = names.iter().any(|n| n.as_c_str() == r.name());
+            if !keep {
+                present.remove(r.name());
+                let _ = tx.send(PresenceEvent::ReaderRemoved(r.name().to_string_lossy().into_owned()));
+            }
+            keep
+        });
+        for n in &names {
+            if !states.iter().any(|r| r.name() == n.as_c_str()) {
+                states.push(ReaderState::new(n.clone(), State::UNAWARE));
+                let _ = tx.send(PresenceEvent::ReaderAdded(n.to_string_lossy().into_owned()));
+            }
+        }
+        states.push(pnp);
+        match ctx.get_status_change(poll, &mut states) {
+            Ok(()) | Err(pcsc::Error::Timeout) => {}
+            Err(e) => return Err(e.into()),
+        }
+        let last = states.len() - 1;
+        for s in &mut states[..last] {
+            let name = s.name().to_owned();
+            let now = s.event_state().contains(State::PRESENT);
+            let was = present.insert(name.clone(), now).unwrap_or(false);
+            let reader = name.to_string_lossy().into_owned();
+            if now && !was {
+                let _ = tx.send(PresenceEvent::CardInserted { reader, atr: s.atr().to_vec() });
+            } else if !now && was {
+                let _ = tx.send(PresenceEvent::CardRemoved(reader));
+            }
+        }
+        for s in &mut states {
+            s.sync_current_state();
+        }
+    }
+    Ok(())
+}
