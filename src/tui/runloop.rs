@@ -127,7 +127,7 @@ fn perform(
             Msg::Probed { profile: path, result }
         }),
         Effect::LoadTrace { index, path } => {
-            launch::in_background(aux.clone(), move || Msg::CardTrace { index, result: super::trace::read_csv(&path) })
+            launch::in_background(aux.clone(), move || Msg::CardTrace { index, result: crate::trace::read(&path) })
         }
     }
 }
