@@ -118,6 +118,13 @@ pub enum SimCmd {
         /// Modelled card service time added to every APDU, microseconds.
         #[arg(long, default_value_t = 0)]
         delay_us: u64,
+        /// Stall after answering N APDUs: the next APDU is never answered and the connection
+        /// stays open (a hung card), until the bridge is stopped.
+        #[arg(long, value_name = "N")]
+        stall_after: Option<u64>,
+        /// Stall on the first APDU that arrives once FILE exists.
+        #[arg(long, value_name = "FILE")]
+        stall_file: Option<PathBuf>,
     },
     /// Simulate a PN532 (HSU) with a profile's card in its field on a pseudo-terminal; prints
     /// the device path and serves until killed.
@@ -182,8 +189,13 @@ fn dispatch(cli: Cli) -> Result<ExitCode, BenchError> {
         Cmd::Heads { profile: Some(profile), .. } => heads(&profile).map_err(BenchError),
         Cmd::Heads { profile: None, watch: true, seconds } => watch_readers(seconds).map_err(BenchError),
         Cmd::Heads { profile: None, .. } => pcsc_readers().map_err(BenchError),
-        Cmd::Sim { cmd: SimCmd::Vpcd { profile, card, host, port, delay_us } } => {
-            sim_vpcd(&profile, &card, &host, port, delay_us).map_err(BenchError)
+        Cmd::Sim { cmd: SimCmd::Vpcd { profile, card, host, port, delay_us, stall_after, stall_file } } => {
+            let how = crate::sim::vpcd::Behaviour {
+                delay: std::time::Duration::from_micros(delay_us),
+                stall_after,
+                stall_file,
+            };
+            sim_vpcd(&profile, &card, &host, port, &how).map_err(BenchError)
         }
         Cmd::Sim { cmd: SimCmd::Pn532 { profile, card, link, remove_after } } => {
             sim_pn532(&profile, &card, link.as_deref(), remove_after).map_err(BenchError)
@@ -322,12 +334,11 @@ pub fn profile_card(profile: &Path, card: &str) -> Result<crate::card::VirtualCa
     Ok(vc)
 }
 
-fn sim_vpcd(profile: &Path, card: &str, host: &str, port: u16, delay_us: u64) -> Result<ExitCode> {
+fn sim_vpcd(profile: &Path, card: &str, host: &str, port: u16, how: &crate::sim::vpcd::Behaviour) -> Result<ExitCode> {
     let vc = profile_card(profile, card)?;
     let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
     eprintln!("serving card {} to vpcd at {host}:{port}", hex::encode_upper(vc.card_id()));
-    let delay = std::time::Duration::from_micros(delay_us);
-    crate::sim::vpcd::serve(host, port, vc, delay, stop).with_context(|| format!("vpcd bridge {host}:{port}"))?;
+    crate::sim::vpcd::serve(host, port, vc, how, stop).with_context(|| format!("vpcd bridge {host}:{port}"))?;
     Ok(ExitCode::SUCCESS)
 }
 

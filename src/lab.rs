@@ -104,7 +104,24 @@ fn pcsc_head(
         Some(("T=1", _)) => pcsc::Protocols::T1,
         Some((other, sp)) => return Err(l.err(sp, format!("protocol '{other}' is not T=0, T=1 or any"))),
     };
-    Ok(PcscHead::new(&h.name, reader.get_ref(), share, protocols))
+    let mut head = PcscHead::new(&h.name, reader.get_ref(), share, protocols);
+    if let Some(t) = &h.timeout_ms {
+        head = head.with_timeout(pcsc_timeout(l, t)?);
+    }
+    Ok(head)
+}
+
+/// Longest deadline a PC/SC head accepts: a card that needs more than this for one command is
+/// better treated as hung.
+const PCSC_TIMEOUT_MAX_MS: u64 = 600_000;
+
+fn pcsc_timeout(l: &Loaded, t: &toml::Spanned<u64>) -> Result<Duration, ConfigError> {
+    match *t.get_ref() {
+        ms @ 1..=PCSC_TIMEOUT_MAX_MS => Ok(Duration::from_millis(ms)),
+        ms => {
+            Err(l.err(t.span(), format!("timeout_ms {ms} is out of range (1 to {PCSC_TIMEOUT_MAX_MS} milliseconds)")))
+        }
+    }
 }
 
 /// A PN532 on a serial port (`port`, `baud`, `timeout_ms`); the port opens on first use.
@@ -124,8 +141,8 @@ fn pn532_head(
     if let Some(b) = h.baud {
         cfg.baud = b;
     }
-    if let Some(t) = h.timeout_ms {
-        cfg.timeout = Duration::from_millis(t);
+    if let Some(t) = &h.timeout_ms {
+        cfg.timeout = Duration::from_millis(*t.get_ref());
     }
     Ok(Pn532Head::new(&h.name, cfg))
 }

@@ -135,7 +135,7 @@ pub struct HeadSpec {
     /// Serial heads: baud rate (default 115200).
     pub baud: Option<u32>,
     /// Real heads: per-exchange timeout in milliseconds (default 5000).
-    pub timeout_ms: Option<u64>,
+    pub timeout_ms: Option<Spanned<u64>>,
 }
 
 #[derive(Debug, Deserialize, Clone)]
