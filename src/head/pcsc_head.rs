@@ -227,6 +227,20 @@ impl PcscHead {
     /// thread of its own because the reader may still be held by the abandoned call for
     /// longer than any deadline. At most one such thread per head.
     fn power_on_after_timeout(&mut self) -> Result<Vec<u8>, HeadError> {
+        // A result that is already waiting is older than this call: if it is a failure (the
+        // card was gone while the reader was stuck), try again rather than report it.
+        let mut ready = None;
+        if let Some(rx) = &self.resetting {
+            match rx.try_recv() {
+                Ok(Ok(r)) => ready = Some(r),
+                Ok(Err(_)) | Err(crossbeam_channel::TryRecvError::Disconnected) => self.resetting = None,
+                Err(crossbeam_channel::TryRecvError::Empty) => {}
+            }
+        }
+        if let Some(r) = ready {
+            self.resetting = None;
+            return Ok(self.adopt(r));
+        }
         let rx = match self.resetting.take() {
             Some(rx) => rx,
             None => {
@@ -245,15 +259,7 @@ impl PcscHead {
         };
         let start = Instant::now();
         match rx.recv_timeout(self.timeout) {
-            Ok(Ok(r)) => {
-                self.info.reader = r.reader.to_string_lossy().into_owned();
-                self.ctx = Some(r.gc);
-                self.reader = Some(r.reader);
-                self.card = Some(r.card);
-                self.atr = Some(r.atr.clone());
-                self.must_reset = false;
-                Ok(r.atr)
-            }
+            Ok(Ok(r)) => Ok(self.adopt(r)),
             Ok(Err(e)) => {
                 // The reset failed (no card, reader or service gone): the next power_on
                 // starts a new attempt; the card still has to be reset first.
@@ -268,6 +274,19 @@ impl PcscHead {
                 Err(HeadError::Transport("the reset thread ended without an answer".into()))
             }
         }
+    }
+}
+
+impl PcscHead {
+    /// Take over the reset thread's connection: the card was cold-reset on it.
+    fn adopt(&mut self, r: Reconnected) -> Vec<u8> {
+        self.info.reader = r.reader.to_string_lossy().into_owned();
+        self.ctx = Some(r.gc);
+        self.reader = Some(r.reader);
+        self.card = Some(r.card);
+        self.atr = Some(r.atr.clone());
+        self.must_reset = false;
+        r.atr
     }
 }
 
@@ -387,25 +406,32 @@ impl Head for PcscHead {
         let duration = start.elapsed();
         match r {
             Ok(response) if response.len() >= 2 => Ok(Wire { response, duration }),
-            Ok(_) => {
-                // A reader that answers without even a status word lost the card in the middle
-                // of the exchange (vpcd does this when its card disconnects): ask pcscd which.
-                // pcscd learns of a removal from the driver's polling (about every 0.5 s for
-                // vpcd), so give it a moment before calling the card mute.
-                let e = match self.wait_presence(false, Duration::from_millis(1500)) {
-                    Ok(true) => HeadError::CardRemoved,
-                    Ok(false) => HeadError::Mute,
-                    Err(e) => e,
-                };
-                self.forget_on(&e);
-                Err(e)
-            }
+            // A reader that answers without even a status word, or whose driver failed the
+            // exchange, may have lost the card in the middle of it (vpcd does either when its
+            // card disconnects, depending on the moment): ask pcscd which. pcscd learns of a
+            // removal from the driver's polling (about every 0.5 s for vpcd), so give it a
+            // moment before deciding.
+            Ok(_) => Err(self.removed_or(HeadError::Mute)),
+            Err(e) if e == HeadError::from(pcsc::Error::NotTransacted) => Err(self.removed_or(e)),
             Err(e) => Err(e),
         }
     }
 
     fn wait_for_card(&mut self, present: bool, timeout: Duration) -> Result<bool, HeadError> {
         self.wait_presence(present, timeout)
+    }
+}
+
+impl PcscHead {
+    /// `CardRemoved` if the card leaves the reader within a moment, else `otherwise`.
+    fn removed_or(&mut self, otherwise: HeadError) -> HeadError {
+        let e = match self.wait_presence(false, Duration::from_millis(1500)) {
+            Ok(true) => HeadError::CardRemoved,
+            Ok(false) => otherwise,
+            Err(e) => e,
+        };
+        self.forget_on(&e);
+        e
     }
 }
 
