@@ -36,9 +36,16 @@ fn cpu_now() -> Duration {
     tv(u.user_time()) + tv(u.system_time())
 }
 
-/// Time `n` calls of `one`, each on its own and all together, with the process CPU they used
-/// (`settle` runs before the second CPU reading, e.g. to join the sink thread).
-fn measure(n: usize, mut one: impl FnMut(), settle: impl FnOnce()) -> Figures {
+/// Wall figures of `n` calls of `one` (each on its own and all together) and the process
+/// CPU reading taken before them; `Figures::finish` takes the second reading.
+struct Timed {
+    median: Duration,
+    mean: Duration,
+    cpu0: Duration,
+    n: usize,
+}
+
+fn measure(n: usize, mut one: impl FnMut()) -> Timed {
     let mut d = Vec::with_capacity(n);
     let (cpu0, t0) = (cpu_now(), Instant::now());
     for _ in 0..n {
@@ -46,11 +53,16 @@ fn measure(n: usize, mut one: impl FnMut(), settle: impl FnOnce()) -> Figures {
         one();
         d.push(t.elapsed());
     }
-    let total = t0.elapsed();
-    settle();
-    let cpu = cpu_now() - cpu0;
+    let mean = t0.elapsed() / n as u32;
     d.sort();
-    Figures { median: d[n / 2], mean: total / n as u32, cpu: cpu / n as u32 }
+    Timed { median: d[n / 2], mean, cpu0, n }
+}
+
+impl Timed {
+    /// Call when everything the calls caused is done (e.g. the sink thread joined).
+    fn finish(self) -> Figures {
+        Figures { median: self.median, mean: self.mean, cpu: (cpu_now() - self.cpu0) / self.n as u32 }
+    }
 }
 
 fn c_loop(path: &str, reader: &str, select: &[u8], read: &[u8], n: usize) -> Figures {
@@ -78,14 +90,11 @@ fn bare(reader: &str, select: &[u8], read: &[u8], n: usize) -> Figures {
     let card = ctx.connect(&name, pcsc::ShareMode::Shared, pcsc::Protocols::ANY).expect("card in reader");
     let mut buf = [0u8; pcsc::MAX_BUFFER_SIZE];
     card.transmit(select, &mut buf).unwrap();
-    measure(
-        n,
-        || {
-            let r = card.transmit(read, &mut buf).unwrap();
-            assert_eq!(r.len(), 6);
-        },
-        || {},
-    )
+    measure(n, || {
+        let r = card.transmit(read, &mut buf).unwrap();
+        assert_eq!(r.len(), 6);
+    })
+    .finish()
 }
 
 fn cardbench_path(reader: &str, n: usize, trace_dir: &std::path::Path, round: usize) -> Figures {
@@ -100,19 +109,15 @@ fn cardbench_path(reader: &str, n: usize, trace_dir: &std::path::Path, round: us
     link.card_id = "CB00000000000A01".into();
     link.test_step = "bench".into();
     link.exec("select", &cmds::select(&AID_PURSE)).unwrap();
-    let f = measure(
-        n,
-        || {
-            let r = link.exec("read", &read).unwrap();
-            assert!(r.is_ok());
-        },
-        || {
-            drop(link);
-            drop(rec);
-            let errors = sink_thread.join().unwrap();
-            assert!(errors.is_empty(), "{errors:?}");
-        },
-    );
+    let t = measure(n, || {
+        let r = link.exec("read", &read).unwrap();
+        assert!(r.is_ok());
+    });
+    drop(link);
+    drop(rec);
+    let errors = sink_thread.join().unwrap();
+    assert!(errors.is_empty(), "{errors:?}");
+    let f = t.finish();
     let rows = std::fs::read_to_string(&path).unwrap().lines().count();
     assert!(rows > n, "the trace holds every exchange ({rows} lines for {n})");
     f
