@@ -296,3 +296,60 @@ fn a_virtual_lab_run_records_its_terminal_seed() {
     let rng = header["terminal_rng"].as_str().unwrap();
     assert!(rng.starts_with("seeded:") && rng.len() == 7 + 64, "{rng}");
 }
+
+#[test]
+fn a_run_killed_mid_trace_leaves_a_trace_that_reads_up_to_the_kill() {
+    let dir = tempfile::tempdir().unwrap();
+    let plan = dir.path().join("long.toml");
+    std::fs::write(
+        &plan,
+        r#"[plan]
+id = "long"
+version = "1"
+title = "Reads until killed"
+roles = ["A"]
+
+[[case]]
+id = "reads"
+title = "many reads"
+[[case.step]]
+do = "apdu"
+head = "A"
+command = "00 A4 04 00 07 A0 00 00 07 77 00 01"
+sw = "9000"
+[[case.step]]
+do = "apdu"
+head = "A"
+command = "80 B2 01 00 08"
+sw = "9000"
+repeat = 100000
+"#,
+    )
+    .unwrap();
+    let logs = dir.path().join("logs");
+    let mut child = bin()
+        .args(["run"])
+        .arg(&plan)
+        .args(["--profile", "profiles/virtual-lab.toml", "--run-id", "K", "-q", "--logs"])
+        .arg(&logs)
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let path = logs.join("K/trace.csv");
+    // Wait for a state: the trace holds a good number of rows (or the run ended first).
+    loop {
+        let len = std::fs::metadata(&path).map(|m| m.len()).unwrap_or(0);
+        if len > 200_000 || child.try_wait().unwrap().is_some() {
+            break;
+        }
+        std::thread::yield_now();
+    }
+    let _ = child.kill();
+    let status = child.wait().unwrap();
+    let t = trace::read_trace(&path).unwrap();
+    assert!(!status.success() || t.rows.len() > 100_000, "killed or finished");
+    assert!(t.rows.len() > 1000, "{} rows", t.rows.len());
+    for (i, r) in t.rows.iter().enumerate() {
+        assert_eq!(r.seq, i as u64 + 1, "dense sequence up to the kill");
+    }
+}
