@@ -5,7 +5,7 @@ use super::*;
 use crate::card::Applet;
 use crate::profile::ConfigError;
 use serde::Deserialize;
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::path::Path;
 use toml::Spanned;
 
@@ -123,6 +123,15 @@ const ENGINES: &str = "charge, pay, card_signed_payment, key_update, value_trans
 const KINDS: &str =
     "apdu, select, engine, read, assert, set, power_off, power_on, warm_reset, remove, insert, insert_card";
 
+/// Limits on what a plan may expand into, checked from the sizes written in the file before
+/// anything is expanded: a `for_each` over 9 variables of 10 values each is a billion cases,
+/// which would exhaust memory long before a card saw one.
+pub const MAX_CASES: u64 = 100_000;
+/// Step executions of a whole run: every step of setup, cases and teardown times its `repeat`.
+pub const MAX_STEP_RUNS: u64 = 10_000_000;
+/// Nesting of `include`.
+pub const MAX_INCLUDE_DEPTH: usize = 16;
+
 /// One source file being parsed: errors are located in it.
 struct Src<'a> {
     path: &'a Path,
@@ -177,13 +186,30 @@ fn parse_with(path: &Path, text: &str, seen: &mut Vec<PathBuf>) -> Result<Plan, 
     };
     let _ = &raw.plan.applet;
     // Included plans first: their variables, setup and cases come before ours.
+    let mut ids: HashSet<String> = HashSet::new();
+    let mut step_runs = 0u64;
     for inc in &raw.plan.include {
         let p = path.parent().unwrap_or(Path::new(".")).join(inc.get_ref());
         if !p.exists() {
             return Err(src.err(inc.span(), format!("included plan '{}' not found", inc.get_ref())));
         }
+        if seen.len() >= MAX_INCLUDE_DEPTH {
+            return Err(src.err(inc.span(), format!("includes nest deeper than {MAX_INCLUDE_DEPTH} plans")));
+        }
         let sub = load_inner(&p, seen)?;
-        merge(&mut plan, sub, &src, inc.span())?;
+        step_runs = step_runs.saturating_add(plan_step_runs(&sub));
+        merge(&mut plan, sub, &src, inc.span(), &mut ids)?;
+        if plan.cases.len() as u64 > MAX_CASES || step_runs > MAX_STEP_RUNS {
+            return Err(src.err(
+                inc.span(),
+                format!(
+                    "with '{}' the plan has {} cases and {step_runs} step runs; a plan may have at most \
+                     {MAX_CASES} cases and {MAX_STEP_RUNS} step runs",
+                    inc.get_ref(),
+                    plan.cases.len()
+                ),
+            ));
+        }
     }
     for (name, v) in &raw.vars {
         check_name(&src, v.span(), name)?;
@@ -215,9 +241,11 @@ fn parse_with(path: &Path, text: &str, seen: &mut Vec<PathBuf>) -> Result<Plan, 
         let step = step(&src, s, &format!("setup #{}", i + 1), &BTreeMap::new(), &mut known)?;
         plan.setup.push(step);
     }
+    step_runs = step_runs.saturating_add(raw_step_runs(&raw.setup)).saturating_add(raw_step_runs(&raw.teardown));
     for c in &raw.cases {
+        step_runs = step_runs.saturating_add(check_expansion(&src, c, plan.cases.len() as u64, step_runs)?);
         for case in cases(&src, c, &known)? {
-            if plan.cases.iter().any(|x| x.id == case.id) {
+            if !ids.insert(case.id.clone()) {
                 return Err(src.err(c.get_ref().id.span(), format!("case id '{}' is used twice", case.id)));
             }
             plan.cases.push(case);
@@ -233,7 +261,67 @@ fn parse_with(path: &Path, text: &str, seen: &mut Vec<PathBuf>) -> Result<Plan, 
     Ok(plan)
 }
 
-fn merge(plan: &mut Plan, sub: Plan, src: &Src, span: Range<usize>) -> Result<(), ConfigError> {
+/// Step runs of a parsed plan: each step times its `repeat`.
+fn plan_step_runs(p: &Plan) -> u64 {
+    let steps = p.setup.iter().chain(p.cases.iter().flat_map(|c| c.steps.iter())).chain(p.teardown.iter());
+    steps.fold(0u64, |n, s| n.saturating_add(u64::from(s.repeat)))
+}
+
+/// Step runs of steps as written (one instance).
+fn raw_step_runs(steps: &[Spanned<StepRaw>]) -> u64 {
+    steps.iter().fold(0u64, |n, s| n.saturating_add(s.get_ref().repeat.as_ref().map_or(1, |r| u64::from(*r.get_ref()))))
+}
+
+/// Refuse a case whose expansion would pass the plan's limits, from the sizes in the file
+/// alone (value counts, step counts, repeats); returns the step runs it adds.
+fn check_expansion(src: &Src, c: &Spanned<CaseRaw>, cases_so_far: u64, runs_so_far: u64) -> Result<u64, ConfigError> {
+    let raw = c.get_ref();
+    let counts: Vec<(String, u64)> = raw
+        .for_each
+        .as_ref()
+        .map(|fe| fe.get_ref().iter().map(|(n, v)| (n.clone(), v.len() as u64)).collect())
+        .unwrap_or_default();
+    let instances = counts.iter().fold(1u64, |n, (_, k)| n.saturating_mul(*k));
+    let runs = instances.saturating_mul(raw_step_runs(&raw.steps));
+    let at = raw.for_each.as_ref().map_or(raw.id.span(), |fe| fe.span());
+    let product = || {
+        let f: Vec<String> = counts.iter().map(|(n, k)| format!("{k} {n}")).collect();
+        f.join(" × ")
+    };
+    if cases_so_far.saturating_add(instances) > MAX_CASES {
+        return Err(src.err(
+            at,
+            format!(
+                "for_each makes {instances} cases of '{}' ({}); a plan may have at most {MAX_CASES} cases{}",
+                raw.id.get_ref(),
+                product(),
+                if cases_so_far > 0 { format!(" ({cases_so_far} before this one)") } else { String::new() }
+            ),
+        ));
+    }
+    if runs_so_far.saturating_add(runs) > MAX_STEP_RUNS {
+        let how = if counts.is_empty() { String::new() } else { format!("{instances} cases ({}) × ", product()) };
+        return Err(src.err(
+            at,
+            format!(
+                "case '{}' runs {runs} steps ({how}{} step runs with repeats); a plan may run at most \
+                 {MAX_STEP_RUNS} steps{}",
+                raw.id.get_ref(),
+                raw_step_runs(&raw.steps),
+                if runs_so_far > 0 { format!(" ({runs_so_far} before this case)") } else { String::new() }
+            ),
+        ));
+    }
+    Ok(runs)
+}
+
+fn merge(
+    plan: &mut Plan,
+    sub: Plan,
+    src: &Src,
+    span: Range<usize>,
+    ids: &mut HashSet<String>,
+) -> Result<(), ConfigError> {
     for (n, v) in sub.vars {
         match plan.vars.iter().find(|(x, _)| *x == n) {
             Some((_, old)) if *old != v => {
@@ -244,7 +332,7 @@ fn merge(plan: &mut Plan, sub: Plan, src: &Src, span: Range<usize>) -> Result<()
         }
     }
     for c in sub.cases {
-        if plan.cases.iter().any(|x| x.id == c.id) {
+        if !ids.insert(c.id.clone()) {
             return Err(src.err(span.clone(), format!("included plan '{}' repeats case id '{}'", sub.id, c.id)));
         }
         plan.cases.push(c);

@@ -91,6 +91,7 @@ impl App {
                     self.results.insert(at, card);
                 }
             }
+            BatchEvent::Notice(msg) => self.log(LogKind::Info, msg),
             BatchEvent::Finished { stopped } => {
                 self.batch.workers_done = true;
                 let how = if stopped { "stopped by the operator" } else { "every card done" };

@@ -52,7 +52,8 @@ pub fn start(req: &BatchRequest, done: Sender<Msg>) -> Result<Running, String> {
                     fail: out.result.count("fail"),
                     aborted: out.result.count("aborted"),
                     dir: out.dir,
-                    stopped,
+                    // Workers that gave up waiting for cards leave the batch resumable, as a stop does.
+                    stopped: stopped || !out.missing.is_empty(),
                 }),
                 Ok(Err(e)) => Err(format!("{e:#}")),
                 Err(_) => Err(super::term::take_panic().unwrap_or_else(|| "the batch thread panicked".into())),
