@@ -217,7 +217,7 @@ fn parse_with(path: &Path, text: &str, seen: &mut Vec<PathBuf>) -> Result<Plan, 
             toml::Value::Integer(i) => Value::Int(*i),
             toml::Value::String(s) => {
                 let clean: String = s.chars().filter(|c| !c.is_whitespace()).collect();
-                if clean.len() % 2 != 0 || hex::decode(&clean).is_err() {
+                if !clean.len().is_multiple_of(2) || hex::decode(&clean).is_err() {
                     return Err(src.err(v.span(), format!("variable '{name}': strings must be hex bytes")));
                 }
                 Value::Hex(clean.to_uppercase())
