@@ -28,6 +28,9 @@ pub fn start(req: &BatchRequest, done: Sender<Msg>) -> Result<Running, String> {
     let dir = logs.join(&req.batch_id);
     let control = Arc::new(Control::default());
     let (tx, events) = crossbeam_channel::unbounded();
+    if let Some(w) = lab.seeded_keys_on_real_heads() {
+        let _ = tx.send(BatchEvent::Notice(format!("warning: {w}")));
+    }
     let opts = BatchOptions {
         batch_id: req.batch_id.clone(),
         count: req.count,
