@@ -39,7 +39,7 @@ fn a_for_each_of_a_billion_cases_is_refused_with_its_size_before_expanding() {
         stderr.contains(&format!("{}:7:12: for_each makes 1000000000 cases of 'BIG'", p.display())),
         "file:line:col and the size: {stderr}"
     );
-    assert!(stderr.contains("at most 100000 cases"), "{stderr}");
+    assert!(stderr.contains("the plan would have 1000000000 cases; a plan may have at most 100000 cases"), "{stderr}");
     // `run` refuses it the same way, before a run folder exists.
     let logs = d.path().join("logs");
     let out = bin()
@@ -67,7 +67,8 @@ fn repeats_and_includes_that_pass_the_limits_are_refused_where_they_are_written(
     assert_eq!(out.status.code(), Some(2), "{stderr}");
     assert!(
         stderr.contains(&format!(
-            "{}:7:12: case 'R' runs 12000000000 steps (3 cases (3 n) × 4000000000 step runs with repeats)",
+            "{}:7:12: for_each makes 3 cases of 'R' (3 n) with 1 step and 4000000000 step runs each: the plan \
+             would have 12000000000 step runs (with repeats); a plan may run at most 100000000 steps",
             p.display()
         )),
         "{stderr}"
@@ -85,9 +86,43 @@ fn repeats_and_includes_that_pass_the_limits_are_refused_where_they_are_written(
     let out = bin().arg("check").arg(&p).output().unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(2), "{stderr}");
-    assert!(stderr.contains(&format!("{}:4:22: with 'b.toml' the plan has 120000 cases", p.display())), "{stderr}");
+    assert!(
+        stderr.contains(&format!(
+            "{}:4:22: with 'b.toml' the plan would have 120000 cases; a plan may have at most 100000 cases",
+            p.display()
+        )),
+        "{stderr}"
+    );
     let out = bin().arg("check").arg(d.path().join("a.toml")).output().unwrap();
     assert!(String::from_utf8_lossy(&out.stdout).contains("is valid: 60000 cases"), "{out:?}");
+    // Steps held in memory: 10000 instances of a case of 101 steps.
+    let steps = "[[case.step]]\ndo = \"power_on\"\nhead = \"A\"\n".repeat(101);
+    let list: Vec<String> = (0..100).map(|v| v.to_string()).collect();
+    let wide = format!(
+        "[plan]\nid = \"w\"\nversion = \"1\"\n[[case]]\nid = \"W\"\nfor_each = {{ m = [{l}], n = [{l}] }}\n{steps}",
+        l = list.join(", ")
+    );
+    let p = write(d.path(), "wide.toml", &wide);
+    let out = bin().arg("check").arg(&p).output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains(&format!(
+            "{}:6:12: for_each makes 10000 cases of 'W' (100 m × 100 n) with 101 steps and 101 step runs each: the \
+             plan would have 1010000 steps; a plan may have at most 1000000 steps",
+            p.display()
+        )),
+        "{stderr}"
+    );
+    // A repeat in setup is located at the repeat.
+    let setup =
+        "[plan]\nid = \"s\"\nversion = \"1\"\n[[setup]]\ndo = \"power_on\"\nhead = \"A\"\nrepeat = 4000000000\n\
+                 [[case]]\nid = \"S\"\n[[case.step]]\ndo = \"power_on\"\nhead = \"A\"\n";
+    let p = write(d.path(), "setup.toml", setup);
+    let out = bin().arg("check").arg(&p).output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let at = format!("{}:7:10: with its setup and teardown the plan would have 4000000000 step runs", p.display());
+    assert!(stderr.contains(&at), "{stderr}");
 }
 
 fn trace_cases(trace: &Path) -> std::collections::BTreeSet<String> {
