@@ -17,9 +17,11 @@ use std::process::ExitCode;
 // Everything this module prints goes through `crate::print`: a pipe closed early
 // (`cardbench run … | head -2`) stops the printing, never the work, and never panics.
 macro_rules! println {
+    () => { $crate::print::out(format_args!("")) };
     ($($t:tt)*) => { $crate::print::out(format_args!($($t)*)) };
 }
 macro_rules! eprintln {
+    () => { $crate::print::err(format_args!("")) };
     ($($t:tt)*) => { $crate::print::err(format_args!($($t)*)) };
 }
 
