@@ -14,6 +14,17 @@ use sha2::{Digest, Sha256};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
+// Everything this module prints goes through `crate::print`: a pipe closed early
+// (`cardbench run … | head -2`) stops the printing, never the work, and never panics.
+macro_rules! println {
+    () => { $crate::print::out(format_args!("")) };
+    ($($t:tt)*) => { $crate::print::out(format_args!($($t)*)) };
+}
+macro_rules! eprintln {
+    () => { $crate::print::err(format_args!("")) };
+    ($($t:tt)*) => { $crate::print::err(format_args!($($t)*)) };
+}
+
 #[derive(Parser, Debug)]
 #[command(name = "cardbench", version, about = "Smart-card bench: conformance plans, APDU traces, timing")]
 pub struct Cli {
@@ -211,6 +222,9 @@ fn batch(
     let lab = Lab::from_profile(&loaded)?;
     let p = crate::plan::load(plan)?;
     p.bind(|n| n == "dut" || n == "peer")?;
+    if let Some(w) = lab.seeded_keys_on_real_heads() {
+        eprintln!("cardbench: warning: {w}");
+    }
     let logs = logs.unwrap_or_else(|| lab.logs.clone());
     let opts = crate::batch::BatchOptions { batch_id, count, logs, quiet, observer: None, control: Default::default() };
     let out = crate::batch::run_batch(&loaded, lab, &p, &opts)?;
@@ -225,6 +239,18 @@ fn batch(
         r.count("aborted"),
         out.dir.join("summary.csv").display()
     );
+    // An incomplete batch is not a pass: exit 1, like a failing card, and say what is missing.
+    if !out.missing.is_empty() {
+        let why = if out.stalled.is_empty() { String::new() } else { format!(" ({})", out.stalled.join("; ")) };
+        eprintln!(
+            "cardbench: batch {} is incomplete: {} of {} cards have no verdict: {}{why}; run the same command again to resume",
+            r.batch_id,
+            out.missing.len(),
+            r.cards.len() + out.missing.len(),
+            crate::batch::list_indices(&out.missing)
+        );
+        return Ok(ExitCode::from(1));
+    }
     Ok(if r.cards.iter().all(|c| c.verdict.word() == "pass") { ExitCode::SUCCESS } else { ExitCode::from(1) })
 }
 
@@ -417,6 +443,9 @@ fn run(
         Ok((lab, plan))
     })();
     let (mut lab, plan) = prepared.map_err(BenchError)?;
+    if let Some(w) = lab.seeded_keys_on_real_heads() {
+        eprintln!("cardbench: warning: {w}");
+    }
     let run_id = run_id.unwrap_or_else(|| default_run_id(&plan.id));
     if run_id.is_empty() || run_id.contains(['/', '\\']) || run_id.starts_with('.') {
         return Err(BenchError(anyhow::anyhow!("run id '{run_id}' must be a plain folder name")));
@@ -428,7 +457,7 @@ fn run(
         .with_context(|| format!("cannot create {}", trace_path.display()))
         .map_err(BenchError)?;
     let (rec, rx) = Recorder::new(&plan.id);
-    let sink_list: Vec<Box<dyn Sink>> = vec![Box::new(trace), Box::new(Console::new(std::io::stdout(), quiet))];
+    let sink_list: Vec<Box<dyn Sink>> = vec![Box::new(trace), Box::new(Console::new(crate::print::Stdout, quiet))];
     let sinks = sinks::spawn(rx, sink_list);
     rec.send(Event::RunStarted {
         run_id: run_id.clone(),

@@ -128,6 +128,21 @@ impl Lab {
     pub fn head_index(&self, name: &str) -> Option<usize> {
         find_head(&self.heads, name)
     }
+
+    /// A warning when keys derived from the profile's seed would meet real readers: those
+    /// cards get personalization and session keys anyone holding the profile can compute.
+    pub fn seeded_keys_on_real_heads(&self) -> Option<String> {
+        let real: Vec<&str> =
+            self.heads.iter().filter(|h| h.head.info().driver != "virtual").map(|h| h.name.as_str()).collect();
+        (self.keyset.from_seed && !real.is_empty()).then(|| {
+            format!(
+                "profile '{}' uses test keys derived from its [keyset] seed with real heads ({}); anyone with the \
+                 profile has these keys: use `cardbench keys init` and [keyset] path for real cards",
+                self.name,
+                real.join(", ")
+            )
+        })
+    }
 }
 
 /// A PC/SC head from its profile entry; nothing is opened until the head is used, so plans

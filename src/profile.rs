@@ -74,6 +74,9 @@ pub struct BatchSpec {
     /// Default `--count`.
     #[serde(default = "default_count")]
     pub count: u64,
+    /// Real DUT heads: how long a worker waits for the operator to insert or take out a card
+    /// before it stops (default 600).
+    pub presence_timeout_s: Option<Spanned<u64>>,
     /// Seeded defects: card `i` (1-based) carries `defects` when `i % every == offset`.
     #[serde(default, rename = "defect")]
     pub defects: Vec<Spanned<DefectRule>>,
