@@ -54,25 +54,20 @@ impl TerminalRng {
     }
 }
 
+/// The terminal's random source for a run on `heads`: `reproducible` derives the seed when
+/// every head is virtual; any real head gets the OS RNG.
+pub fn terminal_rng(heads: &[LabHead], reproducible: impl FnOnce() -> [u8; 32]) -> TerminalRng {
+    if heads.iter().all(|h| h.head.info().driver == "virtual") {
+        TerminalRng::Seeded(reproducible())
+    } else {
+        use rand_core::RngCore;
+        let mut s = [0u8; 32];
+        rand_core::OsRng.fill_bytes(&mut s);
+        TerminalRng::Os(s)
+    }
+}
+
 impl Lab {
-    /// True when every head is an in-process virtual head.
-    pub fn all_virtual(&self) -> bool {
-        self.heads.iter().all(|h| h.head.info().driver == "virtual")
-    }
-
-    /// The terminal's random source for a run: `reproducible` derives the seed (virtual lab
-    /// only); any real head gets the OS RNG.
-    pub fn terminal_rng(&self, reproducible: impl FnOnce() -> [u8; 32]) -> TerminalRng {
-        if self.all_virtual() {
-            TerminalRng::Seeded(reproducible())
-        } else {
-            use rand_core::RngCore;
-            let mut s = [0u8; 32];
-            rand_core::OsRng.fill_bytes(&mut s);
-            TerminalRng::Os(s)
-        }
-    }
-
     pub fn from_profile(l: &Loaded) -> Result<Lab, ConfigError> {
         let p = &l.profile;
         let keyset = match (&p.keyset.seed, &p.keyset.path) {

@@ -282,13 +282,17 @@ fn certify(
         sink_list.push(Box::new(Forward { tx: tx.clone(), head, card_id: card_hex.clone() }));
     }
     let sinks = sinks::spawn(rx, sink_list);
-    let seed: [u8; 32] = Sha256::new()
-        .chain_update(b"cardbench batch")
-        .chain_update(batch_id)
-        .chain_update(index.to_be_bytes())
-        .finalize()
-        .into();
-    let cases = crate::runner::run_plan(plan, heads, &rec, keys, now, seed);
+    let rng = crate::lab::terminal_rng(heads, || {
+        Sha256::new()
+            .chain_update(b"cardbench batch")
+            .chain_update(batch_id)
+            .chain_update(index.to_be_bytes())
+            .finalize()
+            .into()
+    });
+    crate::trace::write_run_header(&card_dir, batch_id, plan, &format!("batch {batch_id} card {index}"), &rng)
+        .with_context(|| format!("writing {}", card_dir.join("run.json").display()))?;
+    let cases = crate::runner::run_plan(plan, heads, &rec, keys, now, rng.seed());
     drop(rec);
     let errors = sinks.join().unwrap_or_else(|_| vec!["trace thread panicked".into()]);
     if let Some(e) = errors.first() {
