@@ -19,6 +19,7 @@ pub mod lab;
 pub mod link;
 pub mod plan;
 pub mod profile;
+pub mod queue;
 pub mod report;
 pub mod runner;
 pub mod secret;

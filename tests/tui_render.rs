@@ -123,6 +123,8 @@ fn exchange(
         sw,
         duration_ns: us * 1000,
         note: String::new(),
+        kind: Default::default(),
+        error: String::new(),
     }))
 }
 
