@@ -266,7 +266,7 @@ impl Pn532Head {
 
     fn write_raw(&mut self, bytes: &[u8]) -> Result<(), HeadError> {
         let Some(link) = self.link.as_mut() else {
-            return Err(HeadError::ReaderGone(format!("{}: not open", self.cfg.port)));
+            return Err(not_sent(format!("{}: not open", self.cfg.port)));
         };
         let r = link.port.write_all(bytes).and_then(|_| link.port.flush());
         r.map_err(|e| self.gone("write", e))
@@ -569,7 +569,7 @@ impl Pn532Head {
 
 /// An error for a command the driver did not write: the card cannot have seen it.
 fn not_sent(msg: String) -> HeadError {
-    HeadError::Transport(msg)
+    HeadError::NotSent(msg)
 }
 
 impl Head for Pn532Head {
