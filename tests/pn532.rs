@@ -978,6 +978,44 @@ fn profile_heads_with_driver_pn532_need_a_port() {
     assert!(e.contains(&format!("p.toml:{}:", line)), "located at the head entry: {e}");
 }
 
+#[test]
+fn profile_pn532_baud_and_timeout_are_checked_with_their_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let base = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("profiles/pn532-sim.toml")).unwrap();
+    let p = dir.path().join("p.toml");
+    let cases = [
+        ("baud = 115200", "baud = 115201", "baud 115201 is not a PN532 serial rate (one of 9600, 19200, 38400, 57600, 115200, 230400, 460800, 921600, 1288000)"),
+        ("baud = 115200", "baud = 0", "baud 0 is not a PN532 serial rate"),
+        ("timeout_ms = 5000", "timeout_ms = 0", "timeout_ms 0 is out of range (50 to 600000 milliseconds)"),
+        ("timeout_ms = 5000", "timeout_ms = 86400000", "timeout_ms 86400000 is out of range (50 to 600000 milliseconds)"),
+    ];
+    for (good, bad, msg) in cases {
+        // The third head's entry: the error must name that line, not the first head's.
+        let at = base.match_indices(good).nth(2).unwrap().0;
+        let text = format!("{}{bad}{}", &base[..at], &base[at + good.len()..]);
+        std::fs::write(&p, &text).unwrap();
+        let line = text[..at].matches('\n').count() + 1;
+        let e = Lab::from_profile(&cardbench::profile::load(&p).unwrap()).err().unwrap().to_string();
+        assert!(e.contains(&format!("p.toml:{line}:")), "{bad}: {e}");
+        assert!(e.contains(msg), "{bad}: {e}");
+        let out = bin().args(["heads", "--profile"]).arg(&p).output().unwrap();
+        assert_eq!(out.status.code(), Some(2), "{bad}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(err.lines().count(), 1, "{err}");
+        assert!(err.contains(&format!("p.toml:{line}:")) && err.contains(msg), "{err}");
+    }
+    // Every allowed rate and both ends of the range load.
+    for (good, ok) in [
+        ("baud = 115200", "baud = 9600"),
+        ("baud = 115200", "baud = 1288000"),
+        ("timeout_ms = 5000", "timeout_ms = 50"),
+        ("timeout_ms = 5000", "timeout_ms = 600000"),
+    ] {
+        std::fs::write(&p, base.replace(good, ok)).unwrap();
+        assert!(Lab::from_profile(&cardbench::profile::load(&p).unwrap()).is_ok(), "{ok}");
+    }
+}
+
 fn bin() -> Proc {
     let mut c = Proc::new(env!("CARGO_BIN_EXE_cardbench"));
     c.current_dir(env!("CARGO_MANIFEST_DIR"));
