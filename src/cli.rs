@@ -393,6 +393,29 @@ fn heads(profile: &Path) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
+/// `run.json` beside the trace: what a run was, so a trace can be tied to its plan, tool
+/// and terminal randomness (the seed of a reproducible virtual-lab run).
+fn write_run_header(
+    dir: &Path,
+    run_id: &str,
+    plan: &crate::plan::Plan,
+    profile: &Path,
+    rng: &crate::lab::TerminalRng,
+) -> Result<()> {
+    let header = serde_json::json!({
+        "run_id": run_id,
+        "tool": concat!("cardbench ", env!("CARGO_PKG_VERSION")),
+        "started": chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Micros, true),
+        "plan": plan.id,
+        "plan_path": plan.path.display().to_string(),
+        "profile": profile.display().to_string(),
+        "terminal_rng": rng.describe(),
+    });
+    let path = dir.join("run.json");
+    std::fs::write(&path, serde_json::to_string_pretty(&header)? + "\n")
+        .with_context(|| format!("cannot write {}", path.display()))
+}
+
 fn default_run_id(plan_id: &str) -> String {
     let suffix: u16 = rand_core::RngCore::next_u32(&mut rand_core::OsRng) as u16;
     format!("{}-{plan_id}-{suffix:04x}", chrono::Utc::now().format("%Y%m%dT%H%M%SZ"))
@@ -433,8 +456,10 @@ fn run(
         profile: profile.display().to_string(),
     });
     let now = lab.clock.unwrap_or_else(|| chrono::Utc::now().timestamp() as u32);
-    let seed: [u8; 32] = Sha256::new().chain_update(b"cardbench terminal").chain_update(&plan.id).finalize().into();
-    let results = run_plan(&plan, &mut lab.heads, &rec, &lab.keyset, now, seed);
+    let rng =
+        lab.terminal_rng(|| Sha256::new().chain_update(b"cardbench terminal").chain_update(&plan.id).finalize().into());
+    write_run_header(&dir, &run_id, &plan, profile, &rng).map_err(BenchError)?;
+    let results = run_plan(&plan, &mut lab.heads, &rec, &lab.keyset, now, rng.seed());
     drop(rec);
     let sink_errors = sinks.join().unwrap_or_else(|_| vec!["sink thread panicked".into()]);
     let count = |s: CaseStatus| results.iter().filter(|r| r.status == s).count();

@@ -26,7 +26,53 @@ pub struct Lab {
     pub logs: PathBuf,
 }
 
+/// Where the terminal's randoms come from in a run.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TerminalRng {
+    /// Every head is virtual: a stream seeded from the plan (or batch) so two runs give the
+    /// same trace. The seed is recorded with the run.
+    Seeded([u8; 32]),
+    /// A real reader is in the lab: the OS RNG, so the terminal's randoms (S34, challenges)
+    /// are fresh on every run and replay-protection tests of silicon mean something.
+    Os([u8; 32]),
+}
+
+impl TerminalRng {
+    /// The 32-byte seed of the terminal's ChaCha20 stream.
+    pub fn seed(&self) -> [u8; 32] {
+        match self {
+            TerminalRng::Seeded(s) | TerminalRng::Os(s) => *s,
+        }
+    }
+
+    /// How a run header records it: the seed of a reproducible run, never an OS seed.
+    pub fn describe(&self) -> String {
+        match self {
+            TerminalRng::Seeded(s) => format!("seeded:{}", hex::encode_upper(s)),
+            TerminalRng::Os(_) => "os".into(),
+        }
+    }
+}
+
 impl Lab {
+    /// True when every head is an in-process virtual head.
+    pub fn all_virtual(&self) -> bool {
+        self.heads.iter().all(|h| h.head.info().driver == "virtual")
+    }
+
+    /// The terminal's random source for a run: `reproducible` derives the seed (virtual lab
+    /// only); any real head gets the OS RNG.
+    pub fn terminal_rng(&self, reproducible: impl FnOnce() -> [u8; 32]) -> TerminalRng {
+        if self.all_virtual() {
+            TerminalRng::Seeded(reproducible())
+        } else {
+            use rand_core::RngCore;
+            let mut s = [0u8; 32];
+            rand_core::OsRng.fill_bytes(&mut s);
+            TerminalRng::Os(s)
+        }
+    }
+
     pub fn from_profile(l: &Loaded) -> Result<Lab, ConfigError> {
         let p = &l.profile;
         let keyset = match (&p.keyset.seed, &p.keyset.path) {
