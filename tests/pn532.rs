@@ -1084,6 +1084,53 @@ fn smoke_plan_runs_green_through_four_simulator_processes() {
     assert_eq!(heads.matches("3B8980014341524442454E4348").count(), 4, "{heads}");
 }
 
+/// The whole stack through processes: `cardbench run` on four simulated PN532s, one of which
+/// holds an answer back beyond its head's timeout. The trace marks that command in doubt and
+/// the other heads go on.
+#[test]
+fn a_run_whose_pn532_answer_is_late_records_the_command_in_doubt() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut profile =
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("profiles/pn532-sim.toml")).unwrap();
+    // Head B (the second entry) waits 300 ms per exchange.
+    let at = profile.match_indices("timeout_ms = 5000").nth(1).unwrap().0;
+    profile.replace_range(at..at + "timeout_ms = 5000".len(), "timeout_ms = 300");
+    let mut sims = Vec::new();
+    for c in ["a", "b", "c", "d"] {
+        let link = dir.path().join(format!("pn532-{c}"));
+        profile = profile.replace(&format!("/tmp/cardbench-pn532-{c}"), link.to_str().unwrap());
+        let mut cmd = bin();
+        cmd.args(["sim", "pn532", "--profile", "profiles/pn532-sim.toml", "--card", &format!("card-{c}"), "--link"])
+            .arg(&link);
+        if c == "b" {
+            // B's 6th InDataExchange: inside the card-signed payment, B's first case.
+            cmd.args(["--fault", "answer-delay=3600000@6"]);
+        }
+        sims.push(SimProc::spawn(cmd));
+    }
+    let p = dir.path().join("lab.toml");
+    std::fs::write(&p, profile).unwrap();
+    let out = bin()
+        .args(["run", "test-plans/smoke.toml", "--run-id", "D1", "--quiet", "--profile"])
+        .arg(&p)
+        .arg("--logs")
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
+    let rows = cardbench::trace::read(&dir.path().join("D1/trace.csv")).unwrap();
+    let doubt: Vec<_> = rows.iter().enumerate().filter(|(_, r)| r.kind == RowKind::InDoubt).collect();
+    assert_eq!(doubt.len(), 1, "{doubt:?}");
+    let (i, row) = doubt[0];
+    assert_eq!(row.head, "B");
+    assert!(row.response.is_empty() && row.sw == 0, "{row:?}");
+    assert!(row.error.starts_with("timeout after"), "{}", row.error);
+    // The B row before it is B's 5th exchange: the in-doubt command is the 6th.
+    assert_eq!(rows[..i].iter().filter(|r| r.head == "B" && r.kind.is_wire()).count(), 5);
+    assert!(rows[i + 1..].iter().any(|r| r.head != "B" && r.kind == RowKind::Command), "the other heads went on");
+}
+
 #[test]
 fn nfc_list_from_libnfc_lists_the_simulated_card() {
     if Proc::new("nfc-list").arg("-h").stdout(Stdio::null()).stderr(Stdio::null()).status().is_err() {

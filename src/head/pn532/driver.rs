@@ -389,7 +389,9 @@ impl Pn532Head {
         let name = commands::name(code);
         let bytes = frame::encode(TFI_HOST, pd).map_err(|e| not_sent(format!("{name}: {e}")))?;
         self.drain().map_err(|e| not_sent(e.to_string()))?;
-        let need_ack = self.line != LineState::Clean;
+        // The resync echo identifies itself; other answers need their ACK while a duplicate or a
+        // late answer may be on the line.
+        let need_ack = exact.is_none() && self.line != LineState::Clean;
         let sent = Instant::now();
         let deadline = sent + timeout;
         // A write that fails may have put part of the frame, or all of it, on the line.
