@@ -413,6 +413,9 @@ impl Pn532Head {
                     data.remove(0);
                     return Ok(data);
                 }
+                // While proving the line clean, an error frame before the echo's ACK is the
+                // failed command's (or garbage's): skipped like its late answer would be.
+                Rx::Frame(Frame::Error) if exact.is_some() && !acked => self.stats.stale_frames += 1,
                 // The syntax-error frame. Before our ACK it may be the PN532 refusing line
                 // garbage that came before our frame, with our ACK and answer still to come:
                 // the command is in doubt either way and is not sent again.
