@@ -135,8 +135,8 @@ pub enum SimCmd {
         #[arg(long)]
         remove_after: Option<u64>,
         /// Inject a link fault into InDataExchange frames (repeatable): ack-delay=MS,
-        /// answer-delay=MS, noise, no-ack, bad-lcs, bad-dcs, truncate, drop-command; `@N` for the
-        /// Nth frame only (docs/pn532.md).
+        /// answer-delay=MS, noise, ghost-after-ack, no-ack, bad-lcs, bad-dcs, truncate,
+        /// drop-command; `@N` for the Nth frame only (docs/pn532.md).
         #[arg(long = "fault", value_name = "FAULT", value_parser = parse_fault)]
         faults: Vec<crate::sim::pn532::FaultRule>,
     },

@@ -18,7 +18,7 @@ use crate::head::pn532::commands::{
 };
 use crate::head::pn532::frame::{self, Decoder, Frame, FrameError, TFI_HOST, TFI_PN532};
 pub use crate::sim::pn532_faults::{Fault, FaultRule};
-use crate::sim::pn532_faults::{Hit, NOISE};
+use crate::sim::pn532_faults::{Hit, GHOST_FRAME, NOISE};
 use serialport::{SerialPort, TTYPort};
 use std::collections::HashMap;
 use std::collections::VecDeque;
@@ -255,6 +255,14 @@ impl Pn532Sim {
         }
     }
 
+    /// Send the first write a delay fault holds back now, keep the others.
+    pub fn release_next_delayed(&mut self) {
+        let now = Instant::now();
+        if let Some((due, _, _)) = self.outbox.front_mut() {
+            *due = (*due).min(now);
+        }
+    }
+
     /// Writes still held back by a delay fault.
     pub fn delayed_pending(&self) -> usize {
         self.outbox.len()
@@ -352,6 +360,9 @@ impl Pn532Sim {
         if !hit.no_ack {
             head.extend_from_slice(&frame::ACK);
             self.stats.acks_sent += 1;
+        }
+        if hit.ghost {
+            head.extend_from_slice(&GHOST_FRAME);
         }
         let ack_at = later(now, hit.ack_delay);
         self.emit(head, ack_at, !hit.ack_delay.is_zero());

@@ -14,6 +14,11 @@ use std::time::Duration;
 /// start code that runs into the ACK. A driver must skip it and still see the ACK.
 pub const NOISE: [u8; 9] = [0x13, 0x00, 0xFF, 0x07, 0x07, 0x55, 0xAA, 0x00, 0xFF];
 
+/// Line garbage that looks like a whole answer frame with a broken data checksum (D5 41,
+/// DCS AA instead of EA): a driver that sees it after the ACK NACKs it, and the PN532 then
+/// sends its real answer a second time.
+pub const GHOST_FRAME: [u8; 9] = [0x00, 0x00, 0xFF, 0x02, 0xFE, 0xD5, 0x41, 0xAA, 0x00];
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Fault {
     /// The ACK (and the answer behind it) leave this long after the frame came in; the
@@ -24,6 +29,8 @@ pub enum Fault {
     AnswerDelay(Duration),
     /// `NOISE` on the line before the ACK.
     Noise,
+    /// `GHOST_FRAME` on the line between the ACK and the answer.
+    GhostAfterAck,
     /// The ACK is lost; the command runs and its answer comes.
     NoAck,
     /// The answer's length checksum is broken (a NACK gets the good answer).
@@ -59,7 +66,7 @@ impl FaultRule {
 }
 
 pub const KINDS: &str =
-    "ack-delay=MS, answer-delay=MS, noise, no-ack, bad-lcs, bad-dcs, truncate, drop-command (each optionally @N)";
+    "ack-delay=MS, answer-delay=MS, noise, ghost-after-ack, no-ack, bad-lcs, bad-dcs, truncate, drop-command (each optionally @N)";
 
 impl FromStr for FaultRule {
     type Err = String;
@@ -88,6 +95,7 @@ impl FromStr for FaultRule {
             "ack-delay" => Fault::AckDelay(ms(value)?),
             "answer-delay" => Fault::AnswerDelay(ms(value)?),
             "noise" => plain(Fault::Noise)?,
+            "ghost-after-ack" => plain(Fault::GhostAfterAck)?,
             "no-ack" => plain(Fault::NoAck)?,
             "bad-lcs" => plain(Fault::BadLcs)?,
             "bad-dcs" => plain(Fault::BadDcs)?,
@@ -105,6 +113,7 @@ impl fmt::Display for FaultRule {
             Fault::AckDelay(d) => write!(f, "ack-delay={}", d.as_millis())?,
             Fault::AnswerDelay(d) => write!(f, "answer-delay={}", d.as_millis())?,
             Fault::Noise => f.write_str("noise")?,
+            Fault::GhostAfterAck => f.write_str("ghost-after-ack")?,
             Fault::NoAck => f.write_str("no-ack")?,
             Fault::BadLcs => f.write_str("bad-lcs")?,
             Fault::BadDcs => f.write_str("bad-dcs")?,
@@ -124,6 +133,7 @@ pub struct Hit {
     pub ack_delay: Duration,
     pub answer_delay: Duration,
     pub noise: bool,
+    pub ghost: bool,
     pub no_ack: bool,
     pub bad_lcs: bool,
     pub bad_dcs: bool,
@@ -139,6 +149,7 @@ impl Hit {
                 Fault::AckDelay(d) => h.ack_delay = h.ack_delay.max(d),
                 Fault::AnswerDelay(d) => h.answer_delay = h.answer_delay.max(d),
                 Fault::Noise => h.noise = true,
+                Fault::GhostAfterAck => h.ghost = true,
                 Fault::NoAck => h.no_ack = true,
                 Fault::BadLcs => h.bad_lcs = true,
                 Fault::BadDcs => h.bad_dcs = true,
@@ -185,6 +196,7 @@ mod tests {
             "ack-delay=150",
             "answer-delay=1000@3",
             "noise",
+            "ghost-after-ack@4",
             "no-ack@1",
             "bad-lcs",
             "bad-dcs@2",
