@@ -145,6 +145,11 @@ pub enum SimCmd {
         /// Take the card out of the field after this many APDUs.
         #[arg(long)]
         remove_after: Option<u64>,
+        /// Inject a link fault into InDataExchange frames (repeatable): ack-delay=MS,
+        /// answer-delay=MS, noise, ghost-after-ack, no-ack, bad-lcs, bad-dcs, truncate,
+        /// drop-command; `@N` for the Nth frame only (docs/pn532.md).
+        #[arg(long = "fault", value_name = "FAULT", value_parser = parse_fault)]
+        faults: Vec<crate::sim::pn532::FaultRule>,
     },
 }
 
@@ -196,8 +201,8 @@ fn dispatch(cli: Cli) -> Result<ExitCode, BenchError> {
         Cmd::Sim { cmd: SimCmd::Vpcd { profile, card, host, port, delay_us } } => {
             sim_vpcd(&profile, &card, &host, port, delay_us).map_err(BenchError)
         }
-        Cmd::Sim { cmd: SimCmd::Pn532 { profile, card, link, remove_after } } => {
-            sim_pn532(&profile, &card, link.as_deref(), remove_after).map_err(BenchError)
+        Cmd::Sim { cmd: SimCmd::Pn532 { profile, card, link, remove_after, faults } } => {
+            sim_pn532(&profile, &card, link.as_deref(), remove_after, faults).map_err(BenchError)
         }
     }
 }
@@ -357,7 +362,17 @@ fn sim_vpcd(profile: &Path, card: &str, host: &str, port: u16, delay_us: u64) ->
     Ok(ExitCode::SUCCESS)
 }
 
-fn sim_pn532(profile: &Path, card: &str, link: Option<&Path>, remove_after: Option<u64>) -> Result<ExitCode> {
+fn parse_fault(s: &str) -> std::result::Result<crate::sim::pn532::FaultRule, String> {
+    s.parse()
+}
+
+fn sim_pn532(
+    profile: &Path,
+    card: &str,
+    link: Option<&Path>,
+    remove_after: Option<u64>,
+    faults: Vec<crate::sim::pn532::FaultRule>,
+) -> Result<ExitCode> {
     use crate::sim::pn532::{Pn532Sim, PtySim};
     use std::io::Write as _;
     let vc = profile_card(profile, card)?;
@@ -365,6 +380,8 @@ fn sim_pn532(profile: &Path, card: &str, link: Option<&Path>, remove_after: Opti
     let uid = hex::encode_upper(crate::sim::pn532::uid_of(vc.card_id()));
     let mut sim = Pn532Sim::new(Some(vc));
     sim.remove_after(remove_after);
+    let shown_faults: Vec<String> = faults.iter().map(ToString::to_string).collect();
+    sim.set_faults(faults);
     let mut pty = PtySim::spawn(sim).context("cannot create a pseudo-terminal")?;
     if let Some(l) = link {
         pty.symlink(l).with_context(|| format!("cannot link {}", l.display()))?;
@@ -373,6 +390,9 @@ fn sim_pn532(profile: &Path, card: &str, link: Option<&Path>, remove_after: Opti
     std::io::stdout().flush()?;
     let shown = link.map_or_else(|| pty.path().display().to_string(), |l| l.display().to_string());
     eprintln!("PN532 simulator on {shown}: card {id} (UID {uid}) in the field; serving until killed");
+    if !shown_faults.is_empty() {
+        eprintln!("injecting link faults: {}", shown_faults.join(", "));
+    }
     pty.wait().context("PN532 simulator")?;
     Ok(ExitCode::SUCCESS)
 }

@@ -177,11 +177,11 @@ fn pn532_head(
         return Err(l.err(card.span(), "`card` is for virtual heads: a pn532 head reads the card in its field"));
     }
     let mut cfg = Pn532Config::new(port.get_ref());
-    if let Some(b) = h.baud {
+    if let Some(b) = h.pn532_baud(l)? {
         cfg.baud = b;
     }
-    if let Some(t) = h.timeout_ms {
-        cfg.timeout = Duration::from_millis(t);
+    if let Some(t) = h.pn532_timeout(l)? {
+        cfg.timeout = t;
     }
     Ok(Pn532Head::new(&h.name, cfg))
 }
