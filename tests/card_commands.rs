@@ -18,9 +18,9 @@ use cardbench::issuance::{self, CardPlan};
 use cardbench::keys::{Keyset, CENTER_REF};
 use cardbench::lab::personalize_virtual;
 use cardbench::link::Link;
+use cardbench::queue::Receiver;
 use cardbench::secret::{Key16, Scalar32};
 use cardbench::sw;
-use crossbeam_channel::Receiver;
 use p256::ecdsa::SigningKey;
 use rand_chacha::rand_core::{RngCore, SeedableRng};
 use rand_chacha::ChaCha20Rng;
@@ -91,7 +91,7 @@ fn snap(img: &CardImage) -> String {
 struct Bench {
     head: VirtualHead,
     rec: Recorder,
-    rx: Receiver<Event>,
+    rx: Receiver,
     /// Data of every response `exec` returned (after Link reassembly).
     responses: Vec<Vec<u8>>,
 }
@@ -103,7 +103,7 @@ impl Bench {
         Bench::with_recorder(card, rec, rx)
     }
 
-    fn with_recorder(card: VirtualCard, rec: Recorder, rx: Receiver<Event>) -> Bench {
+    fn with_recorder(card: VirtualCard, rec: Recorder, rx: Receiver) -> Bench {
         let mut head = VirtualHead::new("A");
         assert!(head.insert(card).is_none());
         head.power_on().expect("power on");
