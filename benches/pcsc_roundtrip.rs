@@ -4,7 +4,8 @@
 //! - `c-loop`: benches/c/pcsc_bare_loop.c, libpcsclite and nothing else (path in `C_LOOP`);
 //! - `bare`: a bare pcsc-crate `transmit` loop;
 //! - `cardbench`: what `cardbench run` does per APDU: `PcscHead` behind `Link::exec`, the
-//!   recorder, and the sink thread writing a real trace CSV.
+//!   recorder, and the sink thread writing a real trace CSV;
+//! - `head+link`: the same without tracing, to tell the head's cost from the trace's.
 //!
 //! Wall time is measured around each exchange; client CPU is getrusage(RUSAGE_SELF) user +
 //! system of the whole process (every thread, the sink thread included, which is joined
@@ -123,6 +124,21 @@ fn cardbench_path(reader: &str, n: usize, trace_dir: &std::path::Path, round: us
     f
 }
 
+/// The head and the link alone (recorder disabled): what the PC/SC head itself adds.
+fn head_only(reader: &str, n: usize) -> Figures {
+    let read = cmds::read_field(FIELD_COUNTER, 4);
+    let mut head = PcscHead::new("bench", reader, Share::Shared, pcsc::Protocols::ANY);
+    head.power_on().unwrap();
+    let rec = Recorder::disabled();
+    let mut link = Link::new(&mut head, &rec);
+    link.exec("select", &cmds::select(&AID_PURSE)).unwrap();
+    measure(n, || {
+        let r = link.exec("read", &read).unwrap();
+        assert!(r.is_ok());
+    })
+    .finish()
+}
+
 fn us(d: Duration) -> f64 {
     d.as_secs_f64() * 1e6
 }
@@ -148,13 +164,15 @@ fn main() {
 
     println!("{n} READ FIELD exchanges per client per round, {rounds} rounds");
     println!("{:<10} {:>5} {:>13} {:>11} {:>14}", "client", "round", "wall median", "wall mean", "CPU per APDU");
-    let mut all: Vec<(&str, Vec<Figures>)> = vec![("c-loop", vec![]), ("bare", vec![]), ("cardbench", vec![])];
+    let mut all: Vec<(&str, Vec<Figures>)> =
+        vec![("c-loop", vec![]), ("bare", vec![]), ("cardbench", vec![]), ("head+link", vec![])];
     for r in 1..=rounds {
         if let Some(p) = &c_path {
             all[0].1.push(c_loop(p, &reader, &select, &read, n));
         }
         all[1].1.push(bare(&reader, &select, &read, n));
         all[2].1.push(cardbench_path(&reader, n, dir.path(), r));
+        all[3].1.push(head_only(&reader, n));
         for (name, v) in &all {
             if let Some(f) = v.last().filter(|_| v.len() == r) {
                 println!("{name:<10} {r:>5} {:>10.1} µs {:>8.1} µs {:>11.2} µs", us(f.median), us(f.mean), us(f.cpu));
@@ -178,6 +196,12 @@ fn main() {
     match ratio(2, 0, |f| f.cpu) {
         Some(x) => println!("client CPU per APDU, cardbench / bare C loop:         {x:.3}  (target <= 1.3)"),
         None => println!("client CPU per APDU: no C loop (set C_LOOP; scripts/pcsc-bench.sh builds it)"),
+    }
+    if let Some(x) = ratio(3, 1, |f| f.median) {
+        println!("wall per APDU, head+link (no trace) / bare pcsc crate (median): {x:.3}");
+    }
+    if let Some(x) = ratio(3, 0, |f| f.cpu) {
+        println!("client CPU per APDU, head+link (no trace) / bare C loop: {x:.3}");
     }
     if let Some(x) = ratio(1, 0, |f| f.cpu) {
         println!("client CPU per APDU, bare pcsc crate / bare C loop:   {x:.3}");
