@@ -261,8 +261,12 @@ impl PcscHead {
         match rx.recv_timeout(self.timeout) {
             Ok(Ok(r)) => Ok(self.adopt(r)),
             Ok(Err(e)) => {
-                // The reset failed (no card, reader or service gone): the next power_on
-                // starts a new attempt; the card still has to be reset first.
+                // The reset failed: the next power_on starts a new attempt. A card that left
+                // the reader needs no reset any more; otherwise (reader or service gone) it
+                // still has to be reset first.
+                if matches!(e, HeadError::NoCard | HeadError::CardRemoved) {
+                    self.must_reset = false;
+                }
                 self.forget_on(&e);
                 Err(e)
             }
@@ -356,6 +360,16 @@ impl Head for PcscHead {
     }
 
     fn power_off(&mut self) -> Result<(), HeadError> {
+        if self.must_reset {
+            // The card is still powered in the reader (pcscd leaves a shared card powered when
+            // it cleans up the abandoned connection): it can only be unpowered once the reader
+            // answers again, through the reset thread's connection.
+            match self.power_on_after_timeout() {
+                Ok(_) => {}
+                Err(HeadError::NoCard | HeadError::CardRemoved) => return Ok(()),
+                Err(e) => return Err(e),
+            }
+        }
         self.atr = None;
         let Some(card) = self.card.take() else { return Ok(()) };
         let g = self.dog.run(self.ctx.as_ref().expect("a card has a context"), self.timeout, |_| {
@@ -397,6 +411,9 @@ impl Head for PcscHead {
     fn transmit(&mut self, apdu: &[u8]) -> Result<Wire, HeadError> {
         // Without a card (never powered, or dropped after a timeout or a lost service) the
         // command never leaves the host.
+        if self.must_reset {
+            return Err(HeadError::NotSent("the card has not been reset since an exchange timed out".into()));
+        }
         if self.card.is_none() {
             return Err(HeadError::Unpowered);
         }
