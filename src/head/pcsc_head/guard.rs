@@ -130,7 +130,7 @@ impl Watchdog {
             st.flight = Some((fd, deadline, false));
             // Wake the watchdog only if it would otherwise look later than this deadline: in a
             // run of calls with one limit the deadlines only grow, so this is rare.
-            if !st.wakes_at.is_some_and(|w| w <= deadline) {
+            if st.wakes_at.is_none_or(|w| deadline < w) {
                 self.shared.wake.notify_one();
             }
         }
