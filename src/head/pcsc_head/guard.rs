@@ -117,9 +117,16 @@ impl Watchdog {
         limit: Duration,
         call: impl FnOnce(&pcsc::Context) -> T,
     ) -> Guarded<T> {
-        let Some(fd) = gc.sock else {
+        self.run_on(gc.sock, limit, || call(&gc.ctx))
+    }
+
+    /// Run `call`, which blocks on the socket `sock`, and shut that socket down if `call` has
+    /// not returned after `limit`. `sock` must stay open until this returns. Without a socket
+    /// the call runs unguarded.
+    fn run_on<T>(&mut self, sock: Option<RawFd>, limit: Duration, call: impl FnOnce() -> T) -> Guarded<T> {
+        let Some(fd) = sock else {
             let start = Instant::now();
-            let result = call(&gc.ctx);
+            let result = call();
             return Guarded { result, waited: start.elapsed(), cut: false };
         };
         self.ensure_thread();
@@ -134,7 +141,7 @@ impl Watchdog {
                 self.shared.wake.notify_one();
             }
         }
-        let result = call(&gc.ctx);
+        let result = call();
         let waited = start.elapsed();
         let cut = self.lock().flight.take().is_some_and(|f| f.2);
         Guarded { result, waited, cut }
@@ -191,5 +198,46 @@ fn watch(shared: &Shared) {
                 st = shared.wake.wait(st).unwrap_or_else(|p| p.into_inner());
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::{Read, Write};
+    use std::os::fd::AsRawFd;
+    use std::os::unix::net::UnixStream;
+
+    /// A blocking read on a socket nobody writes to (as pcsc-lite waits for pcscd's answer).
+    fn blocked_read(s: &UnixStream) -> usize {
+        let mut b = [0u8; 8];
+        (&*s).read(&mut b).unwrap_or(0)
+    }
+
+    #[test]
+    fn a_call_past_its_deadline_is_cut_and_reports_the_time_waited() {
+        let (ours, _peer) = UnixStream::pair().unwrap();
+        let mut dog = Watchdog::new("t");
+        let limit = Duration::from_millis(50);
+        let g = dog.run_on(Some(ours.as_raw_fd()), limit, || blocked_read(&ours));
+        assert!(g.cut);
+        assert_eq!(g.result, 0, "the read saw EOF");
+        assert!(g.waited >= limit, "{:?}", g.waited);
+    }
+
+    #[test]
+    fn calls_that_return_in_time_are_not_cut_and_the_socket_stays_usable() {
+        let (ours, mut peer) = UnixStream::pair().unwrap();
+        let mut dog = Watchdog::new("t");
+        for i in 0..100u8 {
+            peer.write_all(&[i]).unwrap();
+            let g = dog.run_on(Some(ours.as_raw_fd()), Duration::from_secs(60), || blocked_read(&ours));
+            assert!(!g.cut);
+            assert_eq!(g.result, 1);
+        }
+        // A later call with a shorter deadline than the one the watchdog sleeps towards is
+        // still cut on time.
+        let g = dog.run_on(Some(ours.as_raw_fd()), Duration::from_millis(20), || blocked_read(&ours));
+        assert!(g.cut && g.result == 0);
     }
 }
