@@ -2565,9 +2565,12 @@ fn xfer_tentative_balances_are_not_committed_early() {
     s.power_cycle();
     s.select(&AID_XFER);
     s.sw(&cmds::xfer_send(&chal_tx, &rnd_recv), 0x6986);
-    assert_eq!(snap(&s.image()), snap(&s0));
+    assert_eq!(snap(&s.image()), snap(&s1), "only RAM was lost; the send log keeps the open session");
     assert_eq!(balance(&mut r), 200);
     assert!(r.image().xfer.pending_credit.is_some(), "the receiver still holds its pending credit");
+    // Which is what lets the sender prove, after the reset, that it never debited.
+    cancel(&mut s, &mut r);
+    assert!(r.image().xfer.pending_credit.is_none());
 }
 
 #[test]
