@@ -514,3 +514,26 @@ fn card_signed_payment_with_a_lost_debit_answer_is_never_debited_twice() {
     // The three double debits: cut after DEBIT, before and after its GET RESPONSE.
     assert_eq!(took_effect, 3);
 }
+
+#[test]
+fn a_torn_record_is_re_signed_from_the_trace_after_the_card_moved_to_another_reader() {
+    let rec = Recorder::disabled();
+    let mut h = purse_head();
+    charge(&mut Link::new(&mut h, &rec), &mut term(), 5000).unwrap();
+    let (recd, rx) = Recorder::new("recover-tests");
+    h.cut_power(Some(PowerCut { at: 4, point: CutPoint::AfterCommand }));
+    assert!(pay(&mut Link::new(&mut h, &recd), &mut term(), 1200).is_err());
+    let trace = rows(&rx);
+    assert!(trace.iter().any(|r| r.kind == cardbench::event::RowKind::InDoubt), "the lost answer has its row");
+    // Another process, another reader: only the trace tells what was written.
+    let mut other = VirtualHead::new("Q");
+    other.insert(h.remove().unwrap());
+    other.power_on().unwrap();
+    let mut t = term();
+    t.journal = Journal::from_trace(&trace);
+    let out = run_recover(&mut [&mut other], &mut t, &rec);
+    assert_eq!(out.verdict(), "re-signed", "{out}");
+    let r = read_record(&mut other);
+    assert!(record_verifies(&t, &r));
+    assert_eq!((r.amount, r.counter), (3800, 998));
+}
