@@ -537,3 +537,59 @@ fn a_torn_record_is_re_signed_from_the_trace_after_the_card_moved_to_another_rea
     assert!(record_verifies(&t, &r));
     assert_eq!((r.amount, r.counter), (3800, 998));
 }
+
+/// Recovery cut by a power loss of its own, at every exchange, then run again: what it sends
+/// is safe to repeat, and the second run settles the cards exactly as one run would.
+#[test]
+fn recovery_interrupted_at_every_exchange_settles_on_the_next_run() {
+    let rec = Recorder::disabled();
+    // The fault points whose recovery sends state-changing commands.
+    let interesting = [
+        // B's VALUE RECEIVE answer lost before it was sent (stranded: complete).
+        Fault::Cut { head: 1, at: 4, point: CutPoint::BeforeCommand },
+        // A torn at its debit commit (blocked: cancel with proof).
+        Fault::Tear { head: 0, commit: 2 },
+    ];
+    let mut runs = 0;
+    for f in interesting {
+        // How many exchanges recovery makes on each head for this fault.
+        let fresh = || {
+            let (mut a, mut b) = transfer_pair();
+            let mut t = term();
+            arm(&mut [&mut a, &mut b], f);
+            assert!(run_transfer(&mut a, &mut b, &mut t, &rec, PAID).is_err());
+            repower(&mut a);
+            repower(&mut b);
+            (a, b, t)
+        };
+        let (mut a, mut b, mut t) = fresh();
+        let (ta, tb) = (a.transmits(), b.transmits());
+        let once = run_recover(&mut [&mut b, &mut a], &mut t, &rec);
+        let want = (image(&a).xfer.balance, image(&b).xfer.balance);
+        let per = [a.transmits() - ta, b.transmits() - tb];
+        assert!(once.verdict() == "completed" || once.verdict() == "cancelled", "{f:?}: {once}");
+        for (head, n) in per.iter().enumerate() {
+            for at in 1..=*n {
+                for point in [CutPoint::BeforeCommand, CutPoint::AfterCommand] {
+                    let (mut a, mut b, mut t) = fresh();
+                    [&mut a, &mut b][head].cut_power(Some(PowerCut { at, point }));
+                    {
+                        let mut links = [Link::new(&mut b, &rec), Link::new(&mut a, &rec)];
+                        let [lb, la] = &mut links;
+                        let first = recover(&mut [lb, la], &mut t);
+                        assert!(first.is_err() || first.as_ref().is_ok_and(|r| r.settled()), "{first:?}");
+                    }
+                    repower(&mut a);
+                    repower(&mut b);
+                    let again = run_recover(&mut [&mut b, &mut a], &mut t, &rec);
+                    assert!(again.settled(), "{f:?} cut {head}/{at}/{point:?}: {again}");
+                    let got = (image(&a).xfer.balance, image(&b).xfer.balance);
+                    assert_eq!(got, want, "{f:?} cut {head}/{at}/{point:?}: {again}");
+                    assert!(image(&b).xfer.pending_credit.is_none(), "{f:?} cut {head}/{at}/{point:?}");
+                    runs += 1;
+                }
+            }
+        }
+    }
+    eprintln!("recovery cut at {runs} points, each settled by the next run");
+}
