@@ -121,7 +121,7 @@ pub fn state_fields(s: StateKind) -> &'static [&'static str] {
 
 const ENGINES: &str = "charge, pay, card_signed_payment, key_update, value_transfer";
 const KINDS: &str =
-    "apdu, select, engine, read, assert, set, power_off, power_on, warm_reset, remove, insert, insert_card";
+    "apdu, select, engine, recover, read, assert, set, power_off, power_on, warm_reset, remove, insert, insert_card";
 
 /// Limits on what a plan may expand into, checked from the sizes written in the file before
 /// anything is expanded: a `for_each` over 9 variables of 10 values each is a billion cases,
@@ -533,6 +533,7 @@ fn step(
         "set" => &["vars"],
         "power_off" | "power_on" | "warm_reset" | "remove" | "insert" => &["head"],
         "insert_card" => &["head", "card"],
+        "recover" => &["head", "heads", "expect"],
         other => return Err(src.err(r.kind.span(), format!("unknown step kind '{other}' (one of: {KINDS})"))),
     };
     if let Some((f, fs)) = present.iter().find(|(f, _)| !allowed.contains(f)) {
@@ -742,6 +743,39 @@ fn step(
                 }
             };
             StepKind::Engine { action, expect }
+        }
+        "recover" => {
+            let (heads, hs) = match (&r.head, &r.heads) {
+                (Some(h), None) => (vec![subst(h.get_ref(), b)], h.span()),
+                (None, Some(hs)) => (hs.get_ref().iter().map(|h| subst(h, b)).collect::<Vec<_>>(), hs.span()),
+                (Some(_), Some(hs)) => return Err(src.err(hs.span(), "`recover` takes `head` or `heads`, not both")),
+                (None, None) => {
+                    return Err(
+                        src.err(span.clone(), format!("{label}: `recover` needs `head` or `heads = [\"A\", \"B\"]`"))
+                    )
+                }
+            };
+            if heads.is_empty() || heads.len() > 2 {
+                return Err(src.err(hs, "recover takes one or two heads"));
+            }
+            if heads.len() == 2 && heads[0] == heads[1] {
+                return Err(src.err(hs, "recover needs two different heads"));
+            }
+            head_span = hs;
+            let expect = match &r.expect {
+                None => "settled".to_string(),
+                Some(e) => {
+                    let v = subst(e.get_ref(), b);
+                    if !crate::plan::RECOVER_EXPECT.contains(&v.as_str()) {
+                        return Err(src.err(
+                            e.span(),
+                            format!("recover expect '{v}' is not one of {}", crate::plan::RECOVER_EXPECT.join(", ")),
+                        ));
+                    }
+                    v
+                }
+            };
+            StepKind::Recover { heads, expect }
         }
         "insert_card" => {
             let (head, hs) = need_head()?;
