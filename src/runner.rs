@@ -105,6 +105,8 @@ pub struct Session<'a> {
     last_outcome: String,
     /// Heads (by index) that later cases must not use, and why.
     blocked: HashMap<usize, String>,
+    /// Blocked heads whose cards the runner already tried to read and settle.
+    recovery_tried: std::collections::HashSet<usize>,
     /// Set when the trace can no longer be written: nothing more is run.
     halted: Option<String>,
 }
@@ -121,6 +123,7 @@ impl<'a> Session<'a> {
             pocket: HashMap::new(),
             last_outcome: String::new(),
             blocked: HashMap::new(),
+            recovery_tried: Default::default(),
             halted: None,
         }
     }
@@ -265,6 +268,47 @@ impl<'a> Session<'a> {
             _ => return Err(StepFail::Error("recover takes one or two heads".into())),
         };
         r.map_err(engine_fail)
+    }
+
+    /// Before a blocked head is used again: power its card, read the state of every card an
+    /// open intent on it involves, and settle it (`engine::recover`). The head is unblocked
+    /// only when recovery says everything is settled; one attempt per block, so a card that
+    /// stays mute costs one timeout, not one per case.
+    fn settle_blocked(&mut self, i: usize) {
+        if i == usize::MAX || !self.recovery_tried.insert(i) {
+            return;
+        }
+        let name = self.heads[i].head.info().name.clone();
+        let mut names = vec![name.clone()];
+        for intent in self.t.journal.intents() {
+            let hs = intent.heads();
+            if hs.contains(&name.as_str()) {
+                for h in hs {
+                    if !names.iter().any(|n| n == h) {
+                        names.push(h.to_string());
+                    }
+                }
+            }
+        }
+        if names.len() > 2 {
+            names.truncate(2);
+        }
+        let idx: Vec<usize> = names.iter().filter_map(|n| find_head(self.heads, n)).collect();
+        // The other card of a pair may be blocked too, and is settled by the same recovery.
+        let (settled, detail) = match self.recover(&names, &empty_case("recover")) {
+            Ok(r) => (r.settled(), r.to_string()),
+            Err(StepFail::Failed(f)) => (false, format!("{}: {}", f.step, f.actual)),
+            Err(StepFail::Error(m) | StepFail::Blocked { msg: m, .. }) => (false, m),
+        };
+        self.rec.send_urgent(Event::Recovered { head: names.join("+"), detail: detail.clone(), settled });
+        if settled {
+            for j in idx {
+                self.blocked.remove(&j);
+                self.recovery_tried.remove(&j);
+            }
+        } else if let Some(why) = self.blocked.get_mut(&i) {
+            why.push_str(&format!("; recovery: {detail}"));
+        }
     }
 
     fn ok_data(&mut self, i: usize, case: &Case, label: &str, cmd: &Command) -> Result<Vec<u8>, StepFail> {
@@ -593,7 +637,15 @@ pub fn run_plan(
             s.halted = rec.failure().map(|why| format!("the trace cannot be written ({why})"));
         }
         // A blocked head ends only the cases that use it (usize::MAX: a head the lab could
-        // not name, which blocks everything).
+        // not name, which blocks everything); before that, its cards are read and settled.
+        let used: Vec<usize> = names.iter().filter_map(|n| find_head(s.heads, n)).collect();
+        if s.halted.is_none() {
+            for i in used {
+                if s.blocked.contains_key(&i) {
+                    s.settle_blocked(i);
+                }
+            }
+        }
         let blocked = names
             .iter()
             .filter_map(|n| find_head(s.heads, n))
