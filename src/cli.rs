@@ -69,6 +69,24 @@ pub enum Cmd {
         #[arg(long, short)]
         quiet: bool,
     },
+    /// Tear campaign (docs/tear.md): cut power at every wire exchange and NVM commit of each
+    /// sequence on fresh virtual cards, settle, check the invariants; exit 1 on a violation.
+    Tear {
+        /// A plan (every engine step is a sequence) or a built-in sequence name, or `all`.
+        target: String,
+        #[arg(long, short)]
+        profile: PathBuf,
+        /// Only these built-in sequences (or, with a plan, cases with these IDs).
+        #[arg(long = "sequence")]
+        sequences: Vec<String>,
+        /// What the terminal does after a fault: read-back (read the cards and leave them) or
+        /// rerun (run the interrupted step again).
+        #[arg(long, default_value = "read-back")]
+        settle: String,
+        /// Only the violations and the totals.
+        #[arg(long, short)]
+        quiet: bool,
+    },
     /// Validate a plan without touching a card (with --profile, also its head names).
     Check {
         plan: PathBuf,
@@ -178,6 +196,9 @@ fn dispatch(cli: Cli) -> Result<ExitCode, BenchError> {
             batch(&profile, &plan, batch_id, count, logs, quiet).map_err(BenchError)
         }
         Cmd::Check { plan, profile } => check(&plan, profile.as_deref()).map_err(BenchError),
+        Cmd::Tear { target, profile, sequences, settle, quiet } => {
+            tear(&target, &profile, &sequences, &settle, quiet).map_err(BenchError)
+        }
         Cmd::Keys { cmd: KeysCmd::Init { dir, force } } => keys_init(&dir, force).map_err(BenchError),
         Cmd::Heads { profile: Some(profile), .. } => heads(&profile).map_err(BenchError),
         Cmd::Heads { profile: None, watch: true, seconds } => watch_readers(seconds).map_err(BenchError),
@@ -238,6 +259,50 @@ fn check(plan: &Path, profile: Option<&Path>) -> Result<ExitCode> {
     let steps: usize = p.cases.iter().map(|c| c.steps.len()).sum::<usize>() + p.setup.len() + p.teardown.len();
     println!("{}: plan {} {} is valid: {} cases, {} steps", plan.display(), p.id, p.version, p.cases.len(), steps);
     Ok(ExitCode::SUCCESS)
+}
+
+fn tear(target: &str, profile: &Path, only: &[String], settle: &str, quiet: bool) -> Result<ExitCode> {
+    use crate::tear::{campaign, matrix, sequence, settle as st};
+    let settle = st::by_name(settle).with_context(|| format!("--settle {settle}: one of {}", st::NAMES))?;
+    let loaded = crate::profile::load(profile)?;
+    let mut lab = Lab::from_profile(&loaded)?;
+    let templates = campaign::templates(&loaded)?;
+    let seqs = if target.ends_with(".toml") || Path::new(target).is_file() {
+        let plan = crate::plan::load(Path::new(target))?;
+        plan.bind(|n| lab.head_index(n).is_some())?;
+        let names: Vec<String> = lab.heads.iter().map(|h| h.name.clone()).collect();
+        let resolve = |n: &str| lab.head_index(n).map(|i| names[i].clone());
+        let all = sequence::from_plan(&plan, resolve)?;
+        let keep =
+            |s: &sequence::Sequence| only.is_empty() || only.iter().any(|c| s.name.starts_with(&format!("{c} ")));
+        all.into_iter().filter(keep).collect()
+    } else {
+        let slots: Vec<sequence::Slot> =
+            templates.iter().map(|t| sequence::Slot { head: t.head.clone(), card: t.card.clone() }).collect();
+        let mut names: Vec<String> = only.to_vec();
+        if target != "all" {
+            names.insert(0, target.to_string());
+        }
+        sequence::builtin(&slots, &lab.keyset, &names)?
+    };
+    anyhow::ensure!(!seqs.is_empty(), "no sequence left to fault (--sequence {})", only.join(" "));
+    let now = lab.clock.unwrap_or_else(|| chrono::Utc::now().timestamp() as u32);
+    let mut out = std::io::stdout().lock();
+    let rows = campaign::Campaign::new(&mut lab, templates, now, settle.as_ref()).run(&seqs, |_| {})?;
+    let printed = (|| -> std::io::Result<matrix::Totals> {
+        use std::io::Write;
+        matrix::write_rows(&mut out, &rows, quiet)?;
+        writeln!(out)?;
+        let t = matrix::write_totals(&mut out, &rows)?;
+        writeln!(out, "{}", matrix::summary(&t, seqs.len(), settle.name()))?;
+        Ok(t)
+    })();
+    let totals = match printed {
+        Ok(t) => t,
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => matrix::Totals::of(&rows),
+        Err(e) => return Err(e).context("writing the report"),
+    };
+    Ok(if totals.violations() == 0 { ExitCode::SUCCESS } else { ExitCode::from(1) })
 }
 
 fn keys_init(dir: &Path, force: bool) -> Result<ExitCode> {
