@@ -255,6 +255,7 @@ fn check(plan: &Path, profile: Option<&Path>) -> Result<ExitCode> {
         let loaded = crate::profile::load(profile)?;
         let lab = Lab::from_profile(&loaded)?;
         p.bind(|n| lab.head_index(n).is_some())?;
+        p.bind_tears(|n| lab.head_index(n).is_some_and(|i| lab.heads[i].head.info().driver == "virtual"))?;
     }
     let steps: usize = p.cases.iter().map(|c| c.steps.len()).sum::<usize>() + p.setup.len() + p.teardown.len();
     println!("{}: plan {} {} is valid: {} cases, {} steps", plan.display(), p.id, p.version, p.cases.len(), steps);
@@ -456,6 +457,7 @@ fn run(
         let lab = Lab::from_profile(&loaded)?;
         let plan = crate::plan::load(plan)?;
         plan.bind(|n| lab.head_index(n).is_some())?;
+        plan.bind_tears(|n| lab.head_index(n).is_some_and(|i| lab.heads[i].head.info().driver == "virtual"))?;
         Ok((lab, plan))
     })();
     let (mut lab, plan) = prepared.map_err(BenchError)?;

@@ -119,32 +119,102 @@ impl Head for CutHead<'_> {
             [cla, ins, ..] => crate::cmds::name(*cla, *ins).to_string(),
             _ => "UNKNOWN".to_string(),
         };
-        let now = match self.cut.as_mut() {
-            Some(c) if c.at == 1 => self.cut.take().map(|c| c.point),
-            Some(c) => {
-                c.at -= 1;
-                None
-            }
-            None => None,
-        };
-        let r = match now {
-            Some(CutPoint::BeforeCommand) => {
-                self.fired = true;
-                self.inner.power_off()?;
-                Err(HeadError::Mute)
-            }
-            Some(CutPoint::AfterCommand) => {
-                self.fired = true;
-                let r = self.inner.transmit(apdu);
-                self.inner.power_off()?;
-                // The answer (if any) never reaches the terminal.
-                r.and(Err(HeadError::Mute))
-            }
-            None => self.inner.transmit(apdu),
-        };
+        let r = cut_transmit(self.inner, &mut self.cut, &mut self.fired, apdu);
         let commits_after = self.commits();
         self.seen.push(Seen { command, commits_after });
         r
+    }
+
+    fn wait_for_card(&mut self, present: bool, timeout: Duration) -> Result<bool, HeadError> {
+        self.inner.wait_for_card(present, timeout)
+    }
+
+    fn as_virtual(&mut self) -> Option<&mut crate::head::virtual_head::VirtualHead> {
+        self.inner.as_virtual()
+    }
+}
+
+/// One transmit through `inner`, cutting power when `cut` falls on it.
+fn cut_transmit(
+    inner: &mut dyn Head,
+    cut: &mut Option<PowerCut>,
+    fired: &mut bool,
+    apdu: &[u8],
+) -> Result<Wire, HeadError> {
+    let now = match cut.as_mut() {
+        Some(c) if c.at == 1 => cut.take().map(|c| c.point),
+        Some(c) => {
+            c.at -= 1;
+            None
+        }
+        None => None,
+    };
+    match now {
+        Some(CutPoint::BeforeCommand) => {
+            *fired = true;
+            inner.power_off()?;
+            Err(HeadError::Mute)
+        }
+        Some(CutPoint::AfterCommand) => {
+            *fired = true;
+            let r = inner.transmit(apdu);
+            inner.power_off()?;
+            // The answer (if any) never reaches the terminal.
+            r.and(Err(HeadError::Mute))
+        }
+        None => inner.transmit(apdu),
+    }
+}
+
+/// The state a plan's `tear` step shares with the head it armed.
+#[derive(Debug, Default)]
+pub struct CutControl {
+    pub cut: Option<PowerCut>,
+    pub fired: bool,
+}
+
+/// A lab head (any driver) that a plan can arm with a power cut at an exchange boundary;
+/// transparent while nothing is armed.
+pub struct ArmedHead {
+    inner: Box<dyn Head>,
+    ctl: std::sync::Arc<std::sync::Mutex<CutControl>>,
+}
+
+impl ArmedHead {
+    pub fn new(inner: Box<dyn Head>, ctl: std::sync::Arc<std::sync::Mutex<CutControl>>) -> Self {
+        ArmedHead { inner, ctl }
+    }
+}
+
+impl Head for ArmedHead {
+    fn info(&self) -> &HeadInfo {
+        self.inner.info()
+    }
+
+    fn card_present(&mut self) -> Result<bool, HeadError> {
+        self.inner.card_present()
+    }
+
+    fn atr(&self) -> Option<Vec<u8>> {
+        self.inner.atr()
+    }
+
+    fn power_on(&mut self) -> Result<Vec<u8>, HeadError> {
+        self.inner.power_on()
+    }
+
+    fn power_off(&mut self) -> Result<(), HeadError> {
+        self.inner.power_off()
+    }
+
+    fn warm_reset(&mut self) -> Result<Vec<u8>, HeadError> {
+        self.inner.warm_reset()
+    }
+
+    fn transmit(&mut self, apdu: &[u8]) -> Result<Wire, HeadError> {
+        let mut ctl = self.ctl.lock().unwrap_or_else(|p| p.into_inner());
+        let CutControl { cut, fired } = &mut *ctl;
+        cut_transmit(self.inner.as_mut(), cut, fired, apdu)
     }
 
     fn wait_for_card(&mut self, present: bool, timeout: Duration) -> Result<bool, HeadError> {

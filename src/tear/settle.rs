@@ -64,9 +64,10 @@ impl Settle for Rerun {
     }
 
     fn settle(&self, seq: &Sequence, links: &mut [Link], t: &mut Terminal) -> Result<Settled, EngineError> {
+        // A refused re-run settles nothing and marks nothing on the card.
         Ok(match run_action(seq.action(), links, t)? {
             Outcome::Success(s) => Settled::Completed(format!("re-run: {s}")),
-            other => Settled::Reported(format!("re-run: {other}")),
+            _ => Settled::Nothing,
         })
     }
 }
