@@ -117,7 +117,7 @@ impl<'a> Session<'a> {
         Session {
             heads,
             rec,
-            t: Terminal { keys, now, rng: ChaCha20Rng::from_seed(seed) },
+            t: Terminal::new(keys, now, ChaCha20Rng::from_seed(seed)),
             vars: builtins(keys, now),
             card_ids,
             pocket: HashMap::new(),
