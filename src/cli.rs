@@ -79,9 +79,9 @@ pub enum Cmd {
         /// Only these built-in sequences (or, with a plan, cases with these IDs).
         #[arg(long = "sequence")]
         sequences: Vec<String>,
-        /// What the terminal does after a fault: read-back (read the cards and leave them) or
-        /// rerun (run the interrupted step again).
-        #[arg(long, default_value = "read-back")]
+        /// What the terminal does after a fault: recover (engine::recover), read-back (read
+        /// the cards and leave them) or rerun (run the interrupted step again).
+        #[arg(long, default_value = "recover")]
         settle: String,
         /// Only the violations and the totals.
         #[arg(long, short)]

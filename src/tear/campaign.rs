@@ -157,7 +157,15 @@ impl<'a> Campaign<'a> {
                     self.power_cycle(&names);
                     let p = self.part(&names, &arm, &mut t, |links, t| settle.settle(seq, links, t));
                     notes.push(format!("faulted {}: {}", settle.name(), settle_note(&p.result)));
-                    (p.fired, p.result.unwrap_or(Settled::Nothing))
+                    // The cards start from an interrupted sequence here, so whatever changed
+                    // them before the final settling was this interrupted settling run.
+                    let first = match p.result {
+                        Ok(Settled::Nothing) | Err(_) => {
+                            Settled::Completed(format!("by the interrupted {} run", settle.name()))
+                        }
+                        Ok(s) => s,
+                    };
+                    (p.fired, first)
                 }
             };
             self.power_cycle(&names);
@@ -264,7 +272,7 @@ impl<'a> Campaign<'a> {
     fn terminal(&self, seq: &Sequence) -> Terminal<'a> {
         let seed: [u8; 32] =
             Sha256::new().chain_update(b"cardbench tear").chain_update(seq.name.as_bytes()).finalize().into();
-        Terminal { keys: self.keys, now: self.now, rng: ChaCha20Rng::from_seed(seed) }
+        Terminal::new(self.keys, self.now, ChaCha20Rng::from_seed(seed))
     }
 
     fn virtual_head(&mut self, name: &str) -> Option<&mut VirtualHead> {

@@ -35,6 +35,32 @@ pub trait Settle {
     fn settle(&self, seq: &Sequence, links: &mut [Link], t: &mut Terminal) -> Result<Settled, EngineError>;
 }
 
+/// The terminal's recovery engine (`engine::recover`): completes or cancels an interrupted
+/// transfer, re-signs a purse record this terminal wrote, reports what it cannot settle.
+pub struct Recover;
+
+impl Settle for Recover {
+    fn name(&self) -> &'static str {
+        "recover"
+    }
+
+    fn settle(&self, _seq: &Sequence, links: &mut [Link], t: &mut Terminal) -> Result<Settled, EngineError> {
+        use crate::engine::recover::Finding;
+        let mut refs: Vec<&mut Link> = links.iter_mut().collect();
+        let r = crate::engine::recover::recover(&mut refs, t)?;
+        let any = |f: fn(&Finding) -> bool| r.findings.iter().any(f);
+        Ok(if !r.settled() {
+            Settled::Reported(r.to_string())
+        } else if any(|f| matches!(f, Finding::CreditCompleted { .. } | Finding::RecordResigned { .. })) {
+            Settled::Completed(r.to_string())
+        } else if any(|f| matches!(f, Finding::CreditCancelled { .. })) {
+            Settled::Cancelled(r.to_string())
+        } else {
+            Settled::Nothing
+        })
+    }
+}
+
 /// What an operator can do without a recovery engine: read the cards back and leave them.
 pub struct ReadBack;
 
@@ -75,10 +101,11 @@ impl Settle for Rerun {
 /// The procedure `--settle NAME` names.
 pub fn by_name(name: &str) -> Option<Box<dyn Settle>> {
     match name {
+        "recover" => Some(Box::new(Recover)),
         "read-back" => Some(Box::new(ReadBack)),
         "rerun" => Some(Box::new(Rerun)),
         _ => None,
     }
 }
 
-pub const NAMES: &str = "read-back, rerun";
+pub const NAMES: &str = "recover, read-back, rerun";
