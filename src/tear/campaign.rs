@@ -127,6 +127,16 @@ impl<'a> Campaign<'a> {
 
     /// Every fault point of one sequence.
     pub fn sequence(&mut self, seq: &Sequence) -> Result<Vec<PointResult>, TearError> {
+        self.sequence_where(seq, |_, _| true)
+    }
+
+    /// The fault points of one sequence for which `pick(index, count)` is true (a property
+    /// test picks one at random).
+    pub fn sequence_where(
+        &mut self,
+        seq: &Sequence,
+        mut pick: impl FnMut(usize, usize) -> bool,
+    ) -> Result<Vec<PointResult>, TearError> {
         let names = seq.heads();
         for n in &names {
             self.template(n)?;
@@ -135,7 +145,11 @@ impl<'a> Campaign<'a> {
         let states = States { before: &before, complete: &complete };
         let settle = self.settle;
         let mut out = Vec::new();
-        for point in points {
+        let count = points.len();
+        for (index, point) in points.into_iter().enumerate() {
+            if !pick(index, count) {
+                continue;
+            }
             let mut t = self.terminal(seq);
             self.fresh(&names)?;
             self.setup(seq, &names, &mut t)?;

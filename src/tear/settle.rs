@@ -80,8 +80,9 @@ impl Settle for ReadBack {
     }
 }
 
-/// Run the interrupted engine step again, as an operator would without in-doubt handling:
-/// the naive procedure the tear campaign exists to catch (double charges, double transfers).
+/// Run the interrupted engine step again from a new terminal session (the interrupted run's
+/// journal is gone), as an operator does by starting the run again: the naive procedure the
+/// tear campaign exists to catch (double charges, double transfers).
 pub struct Rerun;
 
 impl Settle for Rerun {
@@ -90,8 +91,9 @@ impl Settle for Rerun {
     }
 
     fn settle(&self, seq: &Sequence, links: &mut [Link], t: &mut Terminal) -> Result<Settled, EngineError> {
+        let mut fresh = Terminal::new(t.keys, t.now, t.rng.clone());
         // A refused re-run settles nothing and marks nothing on the card.
-        Ok(match run_action(seq.action(), links, t)? {
+        Ok(match run_action(seq.action(), links, &mut fresh)? {
             Outcome::Success(s) => Settled::Completed(format!("re-run: {s}")),
             _ => Settled::Nothing,
         })
