@@ -250,7 +250,7 @@ proptest! {
             Action::KeyUpdate { a: "A".into(), b: "B".into(), mode: UpdateMode::Auto },
         ];
         setup.extend(ops[..ops.len() - 1].iter().map(action));
-        let seq = Sequence { name: "random".into(), setup, body: Body::Engine(action(ops.last().unwrap())) };
+        let seq = Sequence { name: "random".into(), cards: vec![], setup, body: Body::Engine(action(ops.last().unwrap())) };
         let mut c = Campaign::new(&mut lab, tpl, now, &Recover);
         let rows = match c.sequence_where(&seq, |i, n| i == at.index(n)) {
             Ok(rows) => rows,

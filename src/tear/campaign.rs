@@ -97,6 +97,17 @@ impl Arm {
     }
 }
 
+/// What the fault-free runs of a sequence established.
+struct Baseline {
+    before: Vec<CardState>,
+    complete: Vec<CardState>,
+    points: Vec<FaultPoint>,
+    /// The cut that interrupts a recovery sequence's engine step.
+    prep: Option<Arm>,
+    /// Whether the pair can be updated and transfer after the fault-free run.
+    pair_works: bool,
+}
+
 /// What one part of a run saw: per head, the exchanges; whether the armed fault fired.
 struct Part<R> {
     result: R,
@@ -138,10 +149,10 @@ impl<'a> Campaign<'a> {
         mut pick: impl FnMut(usize, usize) -> bool,
     ) -> Result<Vec<PointResult>, TearError> {
         let names = seq.heads();
-        for n in &names {
+        for n in names.iter().filter(|n| !seq.cards.iter().any(|c| c.head == **n)) {
             self.template(n)?;
         }
-        let (before, complete, points, prep) = self.baseline(seq, &names)?;
+        let Baseline { before, complete, points, prep, pair_works } = self.baseline(seq, &names)?;
         let states = States { before: &before, complete: &complete };
         let settle = self.settle;
         let mut out = Vec::new();
@@ -151,7 +162,7 @@ impl<'a> Campaign<'a> {
                 continue;
             }
             let mut t = self.terminal(seq);
-            self.fresh(&names)?;
+            self.fresh(seq, &names)?;
             self.setup(seq, &names, &mut t)?;
             self.snapshots(&names).map_err(|e| TearError::Baseline { seq: seq.name.clone(), detail: e })?;
             let arm = Arm::of(&point.fault);
@@ -203,7 +214,7 @@ impl<'a> Campaign<'a> {
                 Ok(after) => {
                     broken.extend(violations(&states, &after, &settled));
                     if broken.is_empty() {
-                        if let Some(e) = self.pair_check(seq, &after, &mut t) {
+                        if let Some(e) = self.pair_check(seq, &after, &mut t).filter(|_| pair_works) {
                             broken.push(e);
                         }
                     }
@@ -231,14 +242,10 @@ impl<'a> Campaign<'a> {
 
     /// Fault-free runs: the state before and after the sequence, and its fault points (for a
     /// recovery sequence also the cut that interrupts the engine step).
-    fn baseline(
-        &mut self,
-        seq: &Sequence,
-        names: &[String],
-    ) -> Result<(Vec<CardState>, Vec<CardState>, Vec<FaultPoint>, Option<Arm>), TearError> {
+    fn baseline(&mut self, seq: &Sequence, names: &[String]) -> Result<Baseline, TearError> {
         let failed = |detail: String| TearError::Baseline { seq: seq.name.clone(), detail };
         let mut t = self.terminal(seq);
-        self.fresh(names)?;
+        self.fresh(seq, names)?;
         self.setup(seq, names, &mut t)?;
         let before = self.snapshots(names).map_err(failed)?;
         let commits0 = self.commits(names);
@@ -249,8 +256,12 @@ impl<'a> Campaign<'a> {
         }
         self.power_cycle(names);
         let complete = self.snapshots(names).map_err(failed)?;
+        // Negative cases (an expired or revoked card, a key at its limit) leave a pair that
+        // cannot be updated even without a fault: that is not the fault's doing.
+        let pair_works = self.pair_check(seq, &complete, &mut t).is_none();
         let Body::Recovery { head, command, point, .. } = &seq.body else {
-            return Ok((before, complete, fault_points(names, &p.seen, &commits0), None));
+            let points = fault_points(names, &p.seen, &commits0);
+            return Ok(Baseline { before, complete, points, prep: None, pair_works });
         };
         // Recovery: interrupt the engine step where asked, then fault the settling run.
         let hi = names.iter().position(|n| n == head).expect("the recovery head is in the sequence");
@@ -262,7 +273,7 @@ impl<'a> Campaign<'a> {
             + 1;
         let prep = Arm { cut: Some((head.clone(), PowerCut { at: n, point: *point })), tear: None };
         let mut t = self.terminal(seq);
-        self.fresh(names)?;
+        self.fresh(seq, names)?;
         self.setup(seq, names, &mut t)?;
         self.snapshots(names).map_err(failed)?;
         self.part(names, &prep, &mut t, |links, t| run_action(&action, links, t));
@@ -273,7 +284,8 @@ impl<'a> Campaign<'a> {
         if let Err(e) = &s.result {
             return Err(failed(format!("{} without a fault: {e}", settle.name())));
         }
-        Ok((before, complete, fault_points(names, &s.seen, &commits0), Some(prep)))
+        let points = fault_points(names, &s.seen, &commits0);
+        Ok(Baseline { before, complete, points, prep: Some(prep), pair_works })
     }
 
     fn template(&self, head: &str) -> Result<&Template, TearError> {
@@ -294,9 +306,14 @@ impl<'a> Campaign<'a> {
     }
 
     /// Fresh personalized cards from the templates into the sequence's heads.
-    fn fresh(&mut self, names: &[String]) -> Result<(), TearError> {
+    fn fresh(&mut self, seq: &Sequence, names: &[String]) -> Result<(), TearError> {
         for n in names {
-            let tpl = self.template(n)?.clone();
+            let tpl = match seq.cards.iter().find(|c| c.head == *n) {
+                Some(c) => {
+                    Template { head: n.clone(), card: c.card.clone(), protocol: c.protocol, defects: Defects::NONE }
+                }
+                None => self.template(n)?.clone(),
+            };
             let mut card = crate::lab::personalize_virtual(&tpl.card, tpl.protocol, self.keys)
                 .map_err(|e| TearError::Unfit(format!("head {n}: card template: {e}")))?;
             card.set_defects(tpl.defects);

@@ -26,8 +26,18 @@ pub enum Body {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Sequence {
     pub name: String,
+    /// Cards a plan puts in heads (`insert_card`), instead of the profile's templates.
+    pub cards: Vec<PlanCard>,
     pub setup: Vec<Action>,
     pub body: Body,
+}
+
+/// A reference card a plan inserts into a head before the sequence.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PlanCard {
+    pub head: String,
+    pub card: CardPlan,
+    pub protocol: crate::card::Protocol,
 }
 
 impl Sequence {
@@ -99,11 +109,13 @@ pub fn builtin(slots: &[Slot], keys: &Keyset, names: &[String]) -> Result<Vec<Se
         let seq = match name {
             "charge" => Sequence {
                 name: name.into(),
+                cards: vec![],
                 setup: vec![],
                 body: Body::Engine(Action::Charge { head: first.head.clone(), amount: Amount::Lit(CHARGE) }),
             },
             "pay" => Sequence {
                 name: name.into(),
+                cards: vec![],
                 setup: vec![Action::Charge { head: first.head.clone(), amount: Amount::Lit(CHARGE) }],
                 body: Body::Engine(Action::Pay { head: first.head.clone(), price: Amount::Lit(PRICE) }),
             },
@@ -114,6 +126,7 @@ pub fn builtin(slots: &[Slot], keys: &Keyset, names: &[String]) -> Result<Vec<Se
                     .ok_or_else(|| missing(&format!("card with a CPAY value of at least {CPAY_PRICE}")))?;
                 Sequence {
                     name: name.into(),
+                    cards: vec![],
                     setup: vec![],
                     body: Body::Engine(Action::CardSignedPayment {
                         head: s.head.clone(),
@@ -134,7 +147,7 @@ pub fn builtin(slots: &[Slot], keys: &Keyset, names: &[String]) -> Result<Vec<Se
                     // and the answer never came back.
                     Body::Recovery { action, head: from, command: "VALUE SEND".into(), point: CutPoint::AfterCommand }
                 };
-                Sequence { name: name.into(), setup, body }
+                Sequence { name: name.into(), cards: vec![], setup, body }
             }
             other => {
                 let mode = other.strip_prefix("key-update-").and_then(parse_mode).ok_or_else(|| {
@@ -142,7 +155,12 @@ pub fn builtin(slots: &[Slot], keys: &Keyset, names: &[String]) -> Result<Vec<Se
                 })?;
                 let (a, b) =
                     key_update_pair(slots, keys, mode).ok_or_else(|| missing("pair of cards for this mode"))?;
-                Sequence { name: name.into(), setup: vec![], body: Body::Engine(Action::KeyUpdate { a, b, mode }) }
+                Sequence {
+                    name: name.into(),
+                    cards: vec![],
+                    setup: vec![],
+                    body: Body::Engine(Action::KeyUpdate { a, b, mode }),
+                }
             }
         };
         out.push(seq);
@@ -221,26 +239,50 @@ fn transfer_pair(slots: &[Slot], keys: &Keyset) -> Option<(Vec<Action>, String, 
     None
 }
 
-/// One sequence per engine step of the plan: the case's earlier engine steps are its setup.
-/// `resolve` maps a plan's head or role name to the profile head name.
-pub fn from_plan(plan: &Plan, resolve: impl Fn(&str) -> Option<String>) -> Result<Vec<Sequence>, TearError> {
+/// One sequence per engine step of the plan: the case's earlier engine steps are its setup,
+/// its `insert_card` steps give the cards of those heads. `resolve` maps a plan's head or
+/// role name to the profile head name. Engine steps a campaign cannot run on their own (an
+/// amount computed by earlier steps) are listed as skipped, with the reason.
+pub fn from_plan(
+    plan: &Plan,
+    resolve: impl Fn(&str) -> Option<String>,
+) -> Result<(Vec<Sequence>, Vec<String>), TearError> {
     let mut out = Vec::new();
+    let mut skipped = Vec::new();
     for case in &plan.cases {
         let mut setup: Vec<Action> = Vec::new();
+        let mut cards: Vec<PlanCard> = Vec::new();
         for step in &case.steps {
+            if let StepKind::InsertCard { head, card, protocol } = &step.kind {
+                let head =
+                    resolve(head).ok_or_else(|| TearError::Unfit(format!("{}: no head '{head}'", step.label)))?;
+                cards.retain(|c| c.head != head);
+                cards.push(PlanCard { head, card: (**card).clone(), protocol: *protocol });
+                continue;
+            }
             let StepKind::Engine { action, .. } = &step.kind else { continue };
             let vars =
                 |n: &str| case.bindings.iter().chain(plan.vars.iter()).find(|(k, _)| k == n).map(|(_, v)| v.clone());
-            let action = concrete(action, &resolve, &vars)
-                .map_err(|e| TearError::Unfit(format!("{}: {}: {e}", plan.path.display(), step.label)))?;
-            out.push(Sequence { name: step.label.clone(), setup: setup.clone(), body: Body::Engine(action.clone()) });
+            let action = match concrete(action, &resolve, &vars) {
+                Ok(a) => a,
+                Err(e) => {
+                    skipped.push(format!("{}: {e}", step.label));
+                    break;
+                }
+            };
+            out.push(Sequence {
+                name: step.label.clone(),
+                cards: cards.clone(),
+                setup: setup.clone(),
+                body: Body::Engine(action.clone()),
+            });
             setup.push(action);
         }
     }
     if out.is_empty() {
         return Err(TearError::Unfit(format!("{}: the plan has no engine steps to fault", plan.path.display())));
     }
-    Ok(out)
+    Ok((out, skipped))
 }
 
 /// An action with profile head names and literal amounts.
