@@ -131,7 +131,7 @@ pub fn verdict(s: &States, after: &[CardState], settled: &Settled, broken: &mut 
                 .iter()
                 .zip(s.before)
                 .filter(|(x, b)| x.view() != b.view())
-                .map(|(x, b)| format!("{}: {:?} → {:?}", x.head, b.view(), x.view()))
+                .map(|(x, b)| format!("{}: {}", x.head, x.view().diff(&b.view())))
                 .collect();
             broken.push(format!("partial effect, neither before nor after, not reported: {}", diff.join("; ")));
             Verdict::Violation

@@ -91,6 +91,38 @@ pub struct StateView {
     pub debit: Option<u32>,
 }
 
+impl StateView {
+    /// The fields that differ from `from`, as `name a → b`.
+    pub fn diff(&self, from: &StateView) -> String {
+        let mut d = Vec::new();
+        let mut f = |name: &str, a: String, b: String| {
+            if a != b {
+                d.push(format!("{name} {a} → {b}"));
+            }
+        };
+        f("counter", from.counter.to_string(), self.counter.to_string());
+        f("value", from.amount.to_string(), self.amount.to_string());
+        f("date", from.date.to_string(), self.date.to_string());
+        f("writer certificate", hex_len(&from.certificate), hex_len(&self.certificate));
+        f("record verifies", from.record_ok.to_string(), self.record_ok.to_string());
+        f("CPAY value", from.cpay_amount.to_string(), self.cpay_amount.to_string());
+        f("balance", from.balance.to_string(), self.balance.to_string());
+        f("update key ID", from.ukid.to_string(), self.ukid.to_string());
+        f("transfer key ID", from.tkid.to_string(), self.tkid.to_string());
+        f("pending credit", format!("{:?}", from.pending), format!("{:?}", self.pending));
+        f("last debit", format!("{:?}", from.debit), format!("{:?}", self.debit));
+        d.join(", ")
+    }
+}
+
+fn hex_len(b: &[u8]) -> String {
+    if b.is_empty() {
+        "none".into()
+    } else {
+        format!("{} bytes {}…", b.len(), hex::encode_upper(&b[..b.len().min(4)]))
+    }
+}
+
 fn be32(b: &[u8], off: usize) -> u32 {
     u32::from_be_bytes([b[off], b[off + 1], b[off + 2], b[off + 3]])
 }
