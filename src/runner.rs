@@ -241,6 +241,34 @@ impl<'a> Session<'a> {
         }
     }
 
+    /// Recovery on one or two heads with the intents this run's engines left in doubt.
+    fn recover(&mut self, names: &[String], case: &Case) -> Result<engine::recover::Recovery, StepFail> {
+        let h: Vec<usize> = names.iter().map(|n| self.idx(n)).collect::<Result<_, _>>()?;
+        for &i in &h {
+            self.power(i)?;
+        }
+        let Session { heads, rec, t, card_ids, .. } = self;
+        let r = match h[..] {
+            [i] => {
+                let mut l = Link::new(heads[i].head.as_mut(), rec);
+                l.card_id = card_ids.get(&i).cloned().unwrap_or_default();
+                l.test_step = case.id.clone();
+                engine::recover::recover(&mut [&mut l], t)
+            }
+            [i, j] => {
+                let (hx, hy) = two(heads, i, j);
+                let (mut lx, mut ly) = (Link::new(hx, rec), Link::new(hy, rec));
+                lx.card_id = card_ids.get(&i).cloned().unwrap_or_default();
+                ly.card_id = card_ids.get(&j).cloned().unwrap_or_default();
+                lx.test_step = case.id.clone();
+                ly.test_step = case.id.clone();
+                engine::recover::recover(&mut [&mut lx, &mut ly], t)
+            }
+            _ => return Err(StepFail::Error("recover takes one or two heads".into())),
+        };
+        r.map_err(engine_fail)
+    }
+
     fn ok_data(&mut self, i: usize, case: &Case, label: &str, cmd: &Command) -> Result<Vec<u8>, StepFail> {
         let r = self.exec(i, case, label, cmd)?;
         if r.sw != sw::OK {
@@ -377,6 +405,16 @@ impl<'a> Session<'a> {
                     Ok(())
                 } else {
                     Err(failed(label, expect.clone(), o.to_string()))
+                }
+            }
+            StepKind::Recover { heads, expect } => {
+                let r = self.recover(heads, case)?;
+                self.last_outcome = r.to_string();
+                let ok = if expect == "settled" { r.settled() } else { r.verdict() == expect };
+                if ok {
+                    Ok(())
+                } else {
+                    Err(failed(label, format!("recovery {expect}"), r.to_string()))
                 }
             }
             StepKind::Read { head, state, prefix } => {

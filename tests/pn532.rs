@@ -501,7 +501,7 @@ fn long_responses_and_long_commands_are_chained_both_ways() {
     // A charge leaves a signature and a certificate in the record.
     let ks = keys();
     for hd in [&mut h as &mut dyn Head, &mut v] {
-        let mut t = Terminal { keys: &ks, now: 1_780_315_200, rng: ChaCha20Rng::seed_from_u64(9) };
+        let mut t = Terminal::new(&ks, 1_780_315_200, ChaCha20Rng::seed_from_u64(9));
         let rec = Recorder::disabled();
         let o = charge(&mut Link::new(hd, &rec), &mut t, 700).unwrap();
         assert!(matches!(o, Outcome::Success(_)), "{o}");

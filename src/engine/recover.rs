@@ -16,7 +16,10 @@
 //! * **Purse (seed 000).** A record that does not verify is re-signed (WRITE SIGNATURE, WRITE
 //!   CERTIFICATE) only when it is exactly the record the journal says this terminal wrote:
 //!   same card, amount and date, and the counter that write answered (or, unanswered, the
-//!   counter read before it minus one). Any other unverifiable record is reported.
+//!   counter read before it minus one). Otherwise it is reported when a write of this
+//!   terminal to the card is in doubt, or when it is a value with no signature at all (a
+//!   first write cut short); a signed record that merely fails to verify, with nothing of
+//!   ours in doubt, is tampering for payment to refuse (S15), not a recovery matter.
 //! * **Card-signed payment.** A DEBIT that got no answer took effect if the card's value is
 //!   the signed value minus the price (with the DEBIT's date), and did not if the value is
 //!   still the signed one; recovery reports which and never debits.
@@ -424,6 +427,9 @@ fn purse(link: &mut Link, t: &mut Terminal, out: &mut Recovery) -> Flow<()> {
             what: format!("the interrupted write of amount {amount} is not on card {card_id}; its record verifies"),
         }),
         (false, _, Some((writer, ..))) => return resign(link, t, &rec, writer, out),
+        // A signed record that does not verify, with no write of ours in doubt, is not an
+        // interrupted write: payment refuses it (S15), recovery has nothing to settle.
+        (false, None, None) if !rec.is_unsigned_value() => {}
         (false, _, None) => out.findings.push(Finding::Unrecoverable {
             head,
             step: "S15".into(),

@@ -124,7 +124,7 @@ pub fn state_fields(s: StateKind) -> &'static [&'static str] {
 
 const ENGINES: &str = "charge, pay, card_signed_payment, key_update, value_transfer";
 const KINDS: &str =
-    "apdu, select, engine, read, assert, set, power_off, power_on, warm_reset, remove, insert, insert_card, tear";
+    "apdu, select, engine, recover, read, assert, set, power_off, power_on, warm_reset, remove, insert, insert_card, tear";
 
 /// One source file being parsed: errors are located in it.
 struct Src<'a> {
@@ -452,6 +452,7 @@ fn step(
         "power_off" | "power_on" | "warm_reset" | "remove" | "insert" => &["head"],
         "insert_card" => &["head", "card"],
         "tear" => &["head", "at", "point", "commit"],
+        "recover" => &["head", "heads", "expect"],
         other => return Err(src.err(r.kind.span(), format!("unknown step kind '{other}' (one of: {KINDS})"))),
     };
     if let Some((f, fs)) = present.iter().find(|(f, _)| !allowed.contains(f)) {
@@ -687,6 +688,39 @@ fn step(
                 }
             };
             StepKind::Tear { head, at }
+        }
+        "recover" => {
+            let (heads, hs) = match (&r.head, &r.heads) {
+                (Some(h), None) => (vec![subst(h.get_ref(), b)], h.span()),
+                (None, Some(hs)) => (hs.get_ref().iter().map(|h| subst(h, b)).collect::<Vec<_>>(), hs.span()),
+                (Some(_), Some(hs)) => return Err(src.err(hs.span(), "`recover` takes `head` or `heads`, not both")),
+                (None, None) => {
+                    return Err(
+                        src.err(span.clone(), format!("{label}: `recover` needs `head` or `heads = [\"A\", \"B\"]`"))
+                    )
+                }
+            };
+            if heads.is_empty() || heads.len() > 2 {
+                return Err(src.err(hs, "recover takes one or two heads"));
+            }
+            if heads.len() == 2 && heads[0] == heads[1] {
+                return Err(src.err(hs, "recover needs two different heads"));
+            }
+            head_span = hs;
+            let expect = match &r.expect {
+                None => "settled".to_string(),
+                Some(e) => {
+                    let v = subst(e.get_ref(), b);
+                    if !crate::plan::RECOVER_EXPECT.contains(&v.as_str()) {
+                        return Err(src.err(
+                            e.span(),
+                            format!("recover expect '{v}' is not one of {}", crate::plan::RECOVER_EXPECT.join(", ")),
+                        ));
+                    }
+                    v
+                }
+            };
+            StepKind::Recover { heads, expect }
         }
         "insert_card" => {
             let (head, hs) = need_head()?;
