@@ -14,6 +14,17 @@ use sha2::{Digest, Sha256};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
+// Everything this module prints goes through `crate::print`: a pipe closed early
+// (`cardbench run … | head -2`) stops the printing, never the work, and never panics.
+macro_rules! println {
+    () => { $crate::print::out(format_args!("")) };
+    ($($t:tt)*) => { $crate::print::out(format_args!($($t)*)) };
+}
+macro_rules! eprintln {
+    () => { $crate::print::err(format_args!("")) };
+    ($($t:tt)*) => { $crate::print::err(format_args!($($t)*)) };
+}
+
 #[derive(Parser, Debug)]
 #[command(name = "cardbench", version, about = "Smart-card bench: conformance plans, APDU traces, timing")]
 pub struct Cli {
@@ -173,6 +184,11 @@ pub enum SimCmd {
         /// Take the card out of the field after this many APDUs.
         #[arg(long)]
         remove_after: Option<u64>,
+        /// Inject a link fault into InDataExchange frames (repeatable): ack-delay=MS,
+        /// answer-delay=MS, noise, ghost-after-ack, no-ack, bad-lcs, bad-dcs, truncate,
+        /// drop-command; `@N` for the Nth frame only (docs/pn532.md).
+        #[arg(long = "fault", value_name = "FAULT", value_parser = parse_fault)]
+        faults: Vec<crate::sim::pn532::FaultRule>,
     },
 }
 
@@ -230,8 +246,8 @@ fn dispatch(cli: Cli) -> Result<ExitCode, BenchError> {
         Cmd::Sim { cmd: SimCmd::Vpcd { profile, card, host, port, delay_us } } => {
             sim_vpcd(&profile, &card, &host, port, delay_us).map_err(BenchError)
         }
-        Cmd::Sim { cmd: SimCmd::Pn532 { profile, card, link, remove_after } } => {
-            sim_pn532(&profile, &card, link.as_deref(), remove_after).map_err(BenchError)
+        Cmd::Sim { cmd: SimCmd::Pn532 { profile, card, link, remove_after, faults } } => {
+            sim_pn532(&profile, &card, link.as_deref(), remove_after, faults).map_err(BenchError)
         }
     }
 }
@@ -256,6 +272,9 @@ fn batch(
     let lab = Lab::from_profile(&loaded)?;
     let p = crate::plan::load(plan)?;
     p.bind(|n| n == "dut" || n == "peer")?;
+    if let Some(w) = lab.seeded_keys_on_real_heads() {
+        eprintln!("cardbench: warning: {w}");
+    }
     let logs = logs.unwrap_or_else(|| lab.logs.clone());
     let opts = crate::batch::BatchOptions { batch_id, count, logs, quiet, observer: None, control: Default::default() };
     let out = crate::batch::run_batch(&loaded, lab, &p, &opts)?;
@@ -270,6 +289,18 @@ fn batch(
         r.count("aborted"),
         out.dir.join("summary.csv").display()
     );
+    // An incomplete batch is not a pass: exit 1, like a failing card, and say what is missing.
+    if !out.missing.is_empty() {
+        let why = if out.stalled.is_empty() { String::new() } else { format!(" ({})", out.stalled.join("; ")) };
+        eprintln!(
+            "cardbench: batch {} is incomplete: {} of {} cards have no verdict: {}{why}; run the same command again to resume",
+            r.batch_id,
+            out.missing.len(),
+            r.cards.len() + out.missing.len(),
+            crate::batch::list_indices(&out.missing)
+        );
+        return Ok(ExitCode::from(1));
+    }
     Ok(if r.cards.iter().all(|c| c.verdict.word() == "pass") { ExitCode::SUCCESS } else { ExitCode::from(1) })
 }
 
@@ -518,7 +549,17 @@ fn sim_vpcd(profile: &Path, card: &str, host: &str, port: u16, delay_us: u64) ->
     Ok(ExitCode::SUCCESS)
 }
 
-fn sim_pn532(profile: &Path, card: &str, link: Option<&Path>, remove_after: Option<u64>) -> Result<ExitCode> {
+fn parse_fault(s: &str) -> std::result::Result<crate::sim::pn532::FaultRule, String> {
+    s.parse()
+}
+
+fn sim_pn532(
+    profile: &Path,
+    card: &str,
+    link: Option<&Path>,
+    remove_after: Option<u64>,
+    faults: Vec<crate::sim::pn532::FaultRule>,
+) -> Result<ExitCode> {
     use crate::sim::pn532::{Pn532Sim, PtySim};
     use std::io::Write as _;
     let vc = profile_card(profile, card)?;
@@ -526,6 +567,8 @@ fn sim_pn532(profile: &Path, card: &str, link: Option<&Path>, remove_after: Opti
     let uid = hex::encode_upper(crate::sim::pn532::uid_of(vc.card_id()));
     let mut sim = Pn532Sim::new(Some(vc));
     sim.remove_after(remove_after);
+    let shown_faults: Vec<String> = faults.iter().map(ToString::to_string).collect();
+    sim.set_faults(faults);
     let mut pty = PtySim::spawn(sim).context("cannot create a pseudo-terminal")?;
     if let Some(l) = link {
         pty.symlink(l).with_context(|| format!("cannot link {}", l.display()))?;
@@ -534,6 +577,9 @@ fn sim_pn532(profile: &Path, card: &str, link: Option<&Path>, remove_after: Opti
     std::io::stdout().flush()?;
     let shown = link.map_or_else(|| pty.path().display().to_string(), |l| l.display().to_string());
     eprintln!("PN532 simulator on {shown}: card {id} (UID {uid}) in the field; serving until killed");
+    if !shown_faults.is_empty() {
+        eprintln!("injecting link faults: {}", shown_faults.join(", "));
+    }
     pty.wait().context("PN532 simulator")?;
     Ok(ExitCode::SUCCESS)
 }
@@ -582,6 +628,9 @@ fn run(
         Ok((lab, plan))
     })();
     let (mut lab, plan) = prepared.map_err(BenchError)?;
+    if let Some(w) = lab.seeded_keys_on_real_heads() {
+        eprintln!("cardbench: warning: {w}");
+    }
     let run_id = run_id.unwrap_or_else(|| default_run_id(&plan.id));
     if run_id.is_empty() || run_id.contains(['/', '\\']) || run_id.starts_with('.') {
         return Err(BenchError(anyhow::anyhow!("run id '{run_id}' must be a plain folder name")));
@@ -593,7 +642,7 @@ fn run(
         .with_context(|| format!("cannot create {}", trace_path.display()))
         .map_err(BenchError)?;
     let (rec, rx) = Recorder::new(&plan.id);
-    let sink_list: Vec<Box<dyn Sink>> = vec![Box::new(trace), Box::new(Console::new(std::io::stdout(), quiet))];
+    let sink_list: Vec<Box<dyn Sink>> = vec![Box::new(trace), Box::new(Console::new(crate::print::Stdout, quiet))];
     let sinks = sinks::spawn(rx, sink_list);
     rec.send(Event::RunStarted {
         run_id: run_id.clone(),
@@ -601,8 +650,13 @@ fn run(
         profile: profile.display().to_string(),
     });
     let now = lab.clock.unwrap_or_else(|| chrono::Utc::now().timestamp() as u32);
-    let seed: [u8; 32] = Sha256::new().chain_update(b"cardbench terminal").chain_update(&plan.id).finalize().into();
-    let results = run_plan(&plan, &mut lab.heads, &rec, &lab.keyset, now, seed);
+    let rng = crate::lab::terminal_rng(&lab.heads, || {
+        Sha256::new().chain_update(b"cardbench terminal").chain_update(&plan.id).finalize().into()
+    });
+    crate::trace::write_run_header(&dir, &run_id, &plan, &profile.display().to_string(), &rng)
+        .with_context(|| format!("cannot write {}", dir.join("run.json").display()))
+        .map_err(BenchError)?;
+    let results = run_plan(&plan, &mut lab.heads, &rec, &lab.keyset, now, rng.seed());
     drop(rec);
     let sink_errors = sinks.join().unwrap_or_else(|_| vec!["sink thread panicked".into()]);
     let count = |s: CaseStatus| results.iter().filter(|r| r.status == s).count();

@@ -183,6 +183,11 @@ impl Recorder {
         self.tx.as_ref().and_then(|t| t.failure())
     }
 
+    /// Events sent but not yet written and flushed (how far the trace lags behind).
+    pub fn backlog(&self) -> u64 {
+        self.tx.as_ref().map_or(0, |t| t.backlog())
+    }
+
     pub fn failed(&self) -> bool {
         self.tx.as_ref().is_some_and(|t| t.failed())
     }

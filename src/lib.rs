@@ -18,6 +18,7 @@ pub mod keys;
 pub mod lab;
 pub mod link;
 pub mod plan;
+pub mod print;
 pub mod profile;
 pub mod queue;
 pub mod report;

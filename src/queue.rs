@@ -180,6 +180,12 @@ impl Sender {
         self.q.lock().failure.clone()
     }
 
+    /// Events handed over but not yet written and flushed by the sinks.
+    pub fn backlog(&self) -> u64 {
+        let st = self.q.lock();
+        st.pushed - st.done
+    }
+
     /// Cheap check for the hot path.
     pub fn failed(&self) -> bool {
         self.q.failed.load(Ordering::Acquire)

@@ -30,18 +30,22 @@ enum StepFail {
     Failed(Failure),
     /// The bench could not run the step: the case is an error.
     Error(String),
-    /// The card or reader went away (removed, mute, reader or service lost): this case and
-    /// every later one on the card are errors, and nothing more is sent to it.
-    Gone(String),
+    /// The head named can no longer be used: its card or reader went away (removed, mute,
+    /// reader or service lost), or a command on it is in doubt (it may have run on the card,
+    /// no answer came back). This case is an error, and nothing more is sent to that head in
+    /// this run: an in-doubt card must be read and settled (`cardbench recover`) before any
+    /// sequence starts on it again. Cases on other heads go on.
+    Blocked { head: String, msg: String },
 }
 
-/// A head failure as a step failure: gone for the kinds that end the card's session.
-fn head_fail(context: String, e: &crate::head::HeadError) -> StepFail {
-    use crate::head::HeadError as H;
+/// A head failure as a step failure: the head is blocked for the kinds that end the card's
+/// session or leave a command's outcome unknown; a command that never left is a case error.
+fn head_fail(head: &str, context: String, e: &crate::head::HeadError) -> StepFail {
     let msg = format!("{context}: {e}");
-    match e {
-        H::NoCard | H::CardRemoved | H::Mute | H::ReaderGone(_) | H::ServiceStopped => StepFail::Gone(msg),
-        _ => StepFail::Error(msg),
+    if e.card_gone() || e.maybe_delivered() {
+        StepFail::Blocked { head: head.to_string(), msg }
+    } else {
+        StepFail::Error(msg)
     }
 }
 
@@ -67,7 +71,7 @@ pub fn identify(h: &mut dyn Head, rec: &Recorder) -> Result<String, crate::head:
 
 fn engine_fail(e: EngineError) -> StepFail {
     match &e {
-        EngineError::Head { head, source } => head_fail(format!("head {head}"), source),
+        EngineError::Head { head, source } => head_fail(head, format!("head {head}"), source),
     }
 }
 
@@ -103,8 +107,10 @@ pub struct Session<'a> {
     pocket: HashMap<usize, VirtualCard>,
     /// What the last engine step reported, shown for a passing case.
     last_outcome: String,
-    /// Set when the card went away: later cases are not run.
-    gone: Option<String>,
+    /// Heads (by index) that later cases must not use, and why.
+    blocked: HashMap<usize, String>,
+    /// Set when the trace can no longer be written: nothing more is run.
+    halted: Option<String>,
     /// Power cuts armed by `tear` steps for the next engine step.
     armed: Vec<(usize, TearAt)>,
     /// Real heads wrapped so a `tear` can cut them at an exchange boundary.
@@ -122,7 +128,8 @@ impl<'a> Session<'a> {
             card_ids,
             pocket: HashMap::new(),
             last_outcome: String::new(),
-            gone: None,
+            blocked: HashMap::new(),
+            halted: None,
             armed: Vec::new(),
             cut_controls: HashMap::new(),
         }
@@ -146,7 +153,8 @@ impl<'a> Session<'a> {
     fn exec(&mut self, i: usize, case: &Case, label: &str, cmd: &Command) -> Result<Response, StepFail> {
         let proto = if case.reference.is_empty() { "apdu".to_string() } else { case.reference.clone() };
         let mut l = self.link(i, &case.id)?;
-        let r = l.exec(&proto, cmd).map_err(|e| head_fail(format!("{label}: head {}", l.head_name()), &e));
+        let name = l.head_name();
+        let r = l.exec(&proto, cmd).map_err(|e| head_fail(&name, format!("{label}: head {name}"), &e));
         let id = l.card_id.clone();
         drop(l);
         self.card_ids.insert(i, id);
@@ -172,12 +180,12 @@ impl<'a> Session<'a> {
         let h = self.heads[i].head.as_mut();
         let name = h.info().name.clone();
         if h.atr().is_none() {
-            h.power_on().map_err(|e| head_fail(format!("head {name}"), &e))?;
+            h.power_on().map_err(|e| head_fail(&name, format!("head {name}"), &e))?;
         }
         if self.card_ids.contains_key(&i) {
             return Ok(());
         }
-        let id = identify(h, self.rec).map_err(|e| head_fail(format!("head {name}"), &e))?;
+        let id = identify(h, self.rec).map_err(|e| head_fail(&name, format!("head {name}"), &e))?;
         self.card_ids.insert(i, id);
         Ok(())
     }
@@ -542,6 +550,7 @@ impl<'a> Session<'a> {
     /// causes is the verdict `in-doubt` (the command's outcome is unknown), not a lost card.
     fn torn_engine(&mut self, action: &Action, expect: &str, label: &str, case: &Case) -> StepResult {
         let o = self.engine(action, case);
+        let torn: Vec<String> = self.armed.iter().map(|(i, _)| self.heads[*i].name.clone()).collect();
         let missed = self.disarm();
         if !missed.is_empty() {
             return Err(failed(
@@ -552,8 +561,12 @@ impl<'a> Session<'a> {
         }
         let (verdict, detail) = match o {
             Ok(o) => (o.verdict(), o.to_string()),
-            Err(StepFail::Gone(m) | StepFail::Error(m)) => ("in-doubt".to_string(), format!("in-doubt ({m})")),
-            Err(f @ StepFail::Failed(_)) => return Err(f),
+            // The head error the cut caused: the command's outcome is unknown, which is what the
+            // case set out to produce; it reads the cards back and recovers next.
+            Err(StepFail::Blocked { head, msg }) if torn.contains(&head) => {
+                ("in-doubt".to_string(), format!("in-doubt ({msg})"))
+            }
+            Err(f) => return Err(f),
         };
         self.last_outcome = detail.clone();
         if meets(expect, &verdict) {
@@ -612,10 +625,11 @@ impl<'a> Session<'a> {
                     r.status = CaseStatus::Error;
                     r.message = e;
                 }
-                Err(StepFail::Gone(e)) => {
+                Err(StepFail::Blocked { head, msg }) => {
                     r.status = CaseStatus::Error;
-                    r.message = e.clone();
-                    self.gone = Some(e);
+                    r.message = msg.clone();
+                    let i = find_head(self.heads, &head);
+                    self.blocked.insert(i.unwrap_or(usize::MAX), msg);
                 }
             },
         }
@@ -670,6 +684,9 @@ pub fn run_plan(
         s.vars.insert(k.clone(), v.clone());
     }
     let setup = s.steps(&empty_case("setup"), &plan.setup);
+    if let Err(StepFail::Blocked { head, msg }) = &setup {
+        s.blocked.insert(find_head(s.heads, head).unwrap_or(usize::MAX), msg.clone());
+    }
     let mut results = Vec::new();
     for case in &plan.cases {
         let mut names: Vec<String> = Vec::new();
@@ -680,32 +697,36 @@ pub fn run_plan(
         }
         let head = names.join("+");
         rec.send(Event::StepStarted { head: head.clone(), test_step: case.id.clone(), engine: "case".into() });
-        let r = match (&setup, &s.gone) {
-            (_, Some(gone)) => CaseResult {
-                id: case.id.clone(),
-                title: case.title.clone(),
-                reference: case.reference.clone(),
-                status: CaseStatus::Error,
-                message: format!("not run: {gone}"),
-                failure: None,
-                duration_ms: 0.0,
-            },
-            (Ok(()), None) => s.run_case(case),
-            (Err(e), None) => CaseResult {
-                id: case.id.clone(),
-                title: case.title.clone(),
-                reference: case.reference.clone(),
-                status: CaseStatus::Error,
-                message: match e {
-                    StepFail::Failed(f) => {
-                        format!("setup failed at {}: expected {}, got {}", f.step, f.expected, f.actual)
-                    }
-                    StepFail::Error(m) | StepFail::Gone(m) => format!("setup failed: {m}"),
-                },
-                failure: None,
-                duration_ms: 0.0,
-            },
+        if s.halted.is_none() {
+            s.halted = rec.failure().map(|why| format!("the trace cannot be written ({why})"));
+        }
+        // A blocked head ends only the cases that use it (usize::MAX: a head the lab could
+        // not name, which blocks everything).
+        let blocked = names
+            .iter()
+            .filter_map(|n| find_head(s.heads, n))
+            .chain([usize::MAX])
+            .find_map(|i| s.blocked.get(&i).cloned());
+        let not_run = |message: String| CaseResult {
+            id: case.id.clone(),
+            title: case.title.clone(),
+            reference: case.reference.clone(),
+            status: CaseStatus::Error,
+            message,
+            failure: None,
+            duration_ms: 0.0,
         };
+        let r = match (&setup, &s.halted, blocked) {
+            (_, Some(why), _) => not_run(format!("not run: {why}")),
+            (_, None, Some(why)) => not_run(format!("not run: {why}")),
+            (Ok(()), None, None) => s.run_case(case),
+            (Err(e), None, None) => not_run(match e {
+                StepFail::Failed(f) => format!("setup failed at {}: expected {}, got {}", f.step, f.expected, f.actual),
+                StepFail::Error(m) | StepFail::Blocked { msg: m, .. } => format!("setup failed: {m}"),
+            }),
+        };
+        // A case's verdict never goes out before its evidence: its rows are on disk first.
+        rec.sync();
         rec.send(Event::StepEnded {
             head,
             test_step: case.id.clone(),
@@ -716,7 +737,7 @@ pub fn run_plan(
         });
         results.push(r);
     }
-    if s.gone.is_none() {
+    if s.blocked.is_empty() && s.halted.is_none() && rec.failure().is_none() {
         let _ = s.steps(&empty_case("teardown"), &plan.teardown);
     }
     let failed = results.iter().filter(|r| matches!(r.status, CaseStatus::Failed | CaseStatus::Error)).count();

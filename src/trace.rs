@@ -85,6 +85,27 @@ impl TraceCsv {
     }
 }
 
+/// `run.json` beside a trace: what the run was, so a trace can be tied to its plan, tool and
+/// terminal randomness (the seed of a reproducible virtual-lab run; `os` otherwise).
+pub fn write_run_header(
+    dir: &Path,
+    run_id: &str,
+    plan: &crate::plan::Plan,
+    profile: &str,
+    rng: &crate::lab::TerminalRng,
+) -> std::io::Result<()> {
+    let header = serde_json::json!({
+        "run_id": run_id,
+        "tool": concat!("cardbench ", env!("CARGO_PKG_VERSION")),
+        "started": chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Micros, true),
+        "plan": plan.id,
+        "plan_path": plan.path.display().to_string(),
+        "profile": profile,
+        "terminal_rng": rng.describe(),
+    });
+    std::fs::write(dir.join("run.json"), serde_json::to_string_pretty(&header)? + "\n")
+}
+
 /// A trace that cannot be read, located.
 #[derive(Debug, Error)]
 pub enum TraceError {

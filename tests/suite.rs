@@ -256,6 +256,9 @@ fn a_typo_anywhere_in_the_suite_is_refused_with_file_line_col_before_any_card_is
         ("xfer-keys.toml", "that = \"a.tkid == d.tkid\"", "that = \"a.tkid == d.tkidd\"", "uses 'd.tkidd'"),
         ("purse.toml", "head = \"dut\"", "head = \"dtu\"", "no head or role 'dtu'"),
         ("certification.toml", "message = \"no transfer", "mesage = \"no transfer", "unknown field `mesage`"),
+        ("xfer-transfer.toml", "expect = \"completed\"", "expect = \"complete\"", "recover expect 'complete'"),
+        ("xfer-transfer.toml", "heads = [\"peer\", \"dut\"]", "heads = [\"peer\", \"peer\"]", "two different heads"),
+        ("xfer-transfer.toml", "heads = [\"dut\", \"peer\"]", "heads = [\"dut\", \"peer\", \"x\"]", "one or two heads"),
     ];
     for (file, from, to, needle) in cases {
         let dir = tempfile::tempdir().unwrap();

@@ -201,14 +201,16 @@ fn head_card(link: &Link) -> (String, String) {
     (link.head_name(), link.card_id.clone())
 }
 
+/// An intent's card is this card: the same ID, or no ID recorded (then the head decides).
 fn same_card(intent_card: &str, card: &str) -> bool {
-    intent_card.is_empty() || card.is_empty() || intent_card.eq_ignore_ascii_case(card)
+    intent_card.is_empty() || intent_card.eq_ignore_ascii_case(card)
 }
 
 // ---------------------------------------------------------------- value transfer (9.4)
 
-/// XFER state of one card: its pending credit (READ TRANSFER STATE 01), when it has one.
+/// XFER state of one card: its ID and its pending credit (READ TRANSFER STATE 01), if any.
 struct XferState {
+    card_id: String,
     pending: Option<Vec<u8>>,
 }
 
@@ -227,7 +229,7 @@ fn read_xfer(link: &mut Link) -> Flow<Option<XferState>> {
     } else {
         None
     };
-    Ok(Some(XferState { pending }))
+    Ok(Some(XferState { card_id: hex::encode_upper(info.card_id), pending }))
 }
 
 fn transfers(links: &mut [&mut Link], t: &mut Terminal, out: &mut Recovery) -> Flow<()> {
@@ -242,21 +244,29 @@ fn transfers(links: &mut [&mut Link], t: &mut Terminal, out: &mut Recovery) -> F
         let sender = (0..links.len()).find(|&j| j != recv && states[j].is_some());
         settle_credit(links, recv, sender, &pending, t, out)?;
     }
-    // Journal transfers with no pending credit left: did the interrupted one happen?
+    // Journal transfers with no pending credit left: did the interrupted one happen? A card
+    // is found by its ID (it may sit in another reader now), else by the head it was in.
     let heads: Vec<String> = links.iter().map(|l| l.head_name()).collect();
+    let find = |card: &str, head: &str| {
+        states
+            .iter()
+            .position(|s| !card.is_empty() && s.as_ref().is_some_and(|s| s.card_id.eq_ignore_ascii_case(card)))
+            .or_else(|| heads.iter().position(|h| h == head))
+    };
     let intents: Vec<Intent> = t.journal.intents().to_vec();
     for i in intents {
-        let Intent::Transfer { from_head, to_head, paid, rnd_send, .. } = &i else { continue };
-        let (Some(a), Some(b)) = (heads.iter().position(|h| h == from_head), heads.iter().position(|h| h == to_head))
-        else {
+        let Intent::Transfer { from_head, to_head, from_card, to_card, paid, rnd_send, challenge, .. } = &i else {
             continue;
         };
-        if states[b].as_ref().is_some_and(|s| s.pending.is_some()) || settled_any {
+        let (Some(a), Some(b)) = (find(from_card, from_head), find(to_card, to_head)) else { continue };
+        if a == b || settled_any || states[b].as_ref().is_some_and(|s| s.pending.is_some()) {
             continue; // settled above
         }
         let last = last_debit(links[a])?;
         let head = links[b].head_name();
-        if last.as_ref().is_some_and(|d| d[8..24] == rnd_send[..]) {
+        // The sender debited for it (its last debit, or VALUE SEND answered) and the receiver
+        // holds no credit for it any more: the transfer went through.
+        if challenge.is_some() || last.as_ref().is_some_and(|d| d[8..24] == rnd_send[..]) {
             out.findings.push(Finding::AlreadyDone {
                 head,
                 what: format!("the interrupted transfer of {paid} had completed (sender debited, receiver credited)"),
@@ -402,7 +412,7 @@ fn purse(link: &mut Link, t: &mut Terminal, out: &mut Recovery) -> Flow<()> {
     link.card_id = card_id.clone();
     let intent = t.journal.intents().iter().rev().find_map(|i| match i {
         Intent::PurseWrite { head: h, card_id: c, writer, counter_before, counter_after, amount, date }
-            if *h == head && same_card(c, &card_id) =>
+            if same_card(c, &card_id) && (!c.is_empty() || *h == head) =>
         {
             Some((*writer, *counter_before, *counter_after, *amount, *date))
         }
@@ -479,16 +489,23 @@ fn resign(link: &mut Link, t: &mut Terminal, rec: &Record, writer: Writer, out: 
 
 fn cpay(link: &mut Link, t: &mut Terminal, out: &mut Recovery) -> Flow<()> {
     let head = link.head_name();
+    if !t.journal.intents().iter().any(|i| matches!(i, Intent::CpayDebit { .. })) {
+        return Ok(());
+    }
+    if send(link, "recover.select", &cmds::select(&AID_CPAY))?.sw != sw::OK {
+        return Ok(());
+    }
+    let id = send(link, "recover.S31", &cmds::read_field(FIELD_ID, 8))?;
+    let here = if id.sw == sw::OK { hex::encode_upper(&id.data) } else { String::new() };
     let intent = t.journal.intents().iter().rev().find_map(|i| match i {
-        Intent::CpayDebit { head: h, card_id, price, date, amount_before, date_before } if *h == head => {
+        Intent::CpayDebit { head: h, card_id, price, date, amount_before, date_before }
+            if (!card_id.is_empty() && card_id.eq_ignore_ascii_case(&here)) || (card_id.is_empty() && *h == head) =>
+        {
             Some((card_id.clone(), *price, *date, *amount_before, *date_before))
         }
         _ => None,
     });
     let Some((card_id, price, date, amount_before, date_before)) = intent else { return Ok(()) };
-    if send(link, "recover.select", &cmds::select(&AID_CPAY))?.sw != sw::OK {
-        return Ok(());
-    }
     let r = send(link, "recover.S38", &cmds::read_field(FIELD_VALUE, 8))?;
     if r.sw != sw::OK || r.data.len() != 8 {
         out.findings.push(Finding::Unrecoverable {
