@@ -80,6 +80,45 @@ pub enum Cmd {
         #[arg(long, short)]
         quiet: bool,
     },
+    /// Tear campaign (docs/tear.md): cut power at every wire exchange and NVM commit of each
+    /// sequence on fresh virtual cards, settle, check the invariants; exit 1 on a violation.
+    Tear {
+        /// A plan (every engine step is a sequence) or a built-in sequence name, or `all`.
+        target: String,
+        #[arg(long, short)]
+        profile: PathBuf,
+        /// Only these built-in sequences (or, with a plan, cases with these IDs).
+        #[arg(long = "sequence")]
+        sequences: Vec<String>,
+        /// What the terminal does after a fault: recover (engine::recover), read-back (read
+        /// the cards and leave them) or rerun (run the interrupted step again).
+        #[arg(long, default_value = "recover")]
+        settle: String,
+        /// Only the violations and the totals.
+        #[arg(long, short)]
+        quiet: bool,
+    },
+    /// Terminal recovery: read the cards in one or two heads and settle what an interrupted
+    /// run left (complete or cancel a pending credit, re-sign a purse record this terminal
+    /// wrote, tell whether a DEBIT took effect). Exit 0 settled, 1 a state was reported
+    /// unrecoverable, 2 the bench could not run.
+    Recover {
+        #[arg(long, short)]
+        profile: PathBuf,
+        /// Head (name or role); give the receiving and the sending card's heads for a transfer.
+        #[arg(long = "head", required = true, num_args = 1)]
+        heads: Vec<String>,
+        /// Trace of the interrupted run: what the terminal sent (its WRITE VALUE, DEBIT and
+        /// VALUE SEND, answered or in doubt) is what recovery may complete or re-sign.
+        #[arg(long)]
+        trace: Option<PathBuf>,
+        /// Run identifier of the recovery's own trace (default: UTC time + "recover").
+        #[arg(long)]
+        run_id: Option<String>,
+        /// Directory for run folders (default: the profile's `logs`, else ./logs).
+        #[arg(long)]
+        logs: Option<PathBuf>,
+    },
     /// Validate a plan without touching a card (with --profile, also its head names).
     Check {
         plan: PathBuf,
@@ -201,6 +240,12 @@ fn dispatch(cli: Cli) -> Result<ExitCode, BenchError> {
             batch(&profile, &plan, batch_id, count, logs, quiet).map_err(BenchError)
         }
         Cmd::Check { plan, profile } => check(&plan, profile.as_deref()).map_err(BenchError),
+        Cmd::Tear { target, profile, sequences, settle, quiet } => {
+            tear(&target, &profile, &sequences, &settle, quiet).map_err(BenchError)
+        }
+        Cmd::Recover { profile, heads, trace, run_id, logs } => {
+            recover(&profile, &heads, trace.as_deref(), run_id, logs).map_err(BenchError)
+        }
         Cmd::Keys { cmd: KeysCmd::Init { dir, force } } => keys_init(&dir, force).map_err(BenchError),
         Cmd::Heads { profile: Some(profile), .. } => heads(&profile).map_err(BenchError),
         Cmd::Heads { profile: None, watch: true, seconds } => watch_readers(seconds).map_err(BenchError),
@@ -277,10 +322,152 @@ fn check(plan: &Path, profile: Option<&Path>) -> Result<ExitCode> {
         let loaded = crate::profile::load(profile)?;
         let lab = Lab::from_profile(&loaded)?;
         p.bind(|n| lab.head_index(n).is_some())?;
+        p.bind_tears(|n| lab.head_index(n).is_some_and(|i| lab.heads[i].head.info().driver == "virtual"))?;
     }
     let steps: usize = p.cases.iter().map(|c| c.steps.len()).sum::<usize>() + p.setup.len() + p.teardown.len();
     println!("{}: plan {} {} is valid: {} cases, {} steps", plan.display(), p.id, p.version, p.cases.len(), steps);
     Ok(ExitCode::SUCCESS)
+}
+
+fn tear(target: &str, profile: &Path, only: &[String], settle: &str, quiet: bool) -> Result<ExitCode> {
+    use crate::tear::{campaign, matrix, sequence, settle as st, TearError};
+    let settle = st::by_name(settle).with_context(|| format!("--settle {settle}: one of {}", st::NAMES))?;
+    let loaded = crate::profile::load(profile)?;
+    let mut lab = Lab::from_profile(&loaded)?;
+    let templates = campaign::templates(&loaded)?;
+    let plan_mode = target.ends_with(".toml") || Path::new(target).is_file();
+    let (seqs, mut skipped) = if plan_mode {
+        let plan = crate::plan::load(Path::new(target))?;
+        plan.bind(|n| lab.head_index(n).is_some())?;
+        let names: Vec<String> = lab.heads.iter().map(|h| h.name.clone()).collect();
+        let resolve = |n: &str| lab.head_index(n).map(|i| names[i].clone());
+        let (all, skipped) = sequence::from_plan(&plan, resolve)?;
+        let keep =
+            |s: &sequence::Sequence| only.is_empty() || only.iter().any(|c| s.name.starts_with(&format!("{c} ")));
+        (all.into_iter().filter(keep).collect(), skipped)
+    } else {
+        let slots: Vec<sequence::Slot> =
+            templates.iter().map(|t| sequence::Slot { head: t.head.clone(), card: t.card.clone() }).collect();
+        let mut names: Vec<String> = only.to_vec();
+        if target != "all" {
+            names.insert(0, target.to_string());
+        }
+        (sequence::builtin(&slots, &lab.keyset, &names)?, Vec::new())
+    };
+    anyhow::ensure!(!seqs.is_empty(), "no sequence left to fault (--sequence {})", only.join(" "));
+    let now = lab.clock.unwrap_or_else(|| chrono::Utc::now().timestamp() as u32);
+    let mut c = campaign::Campaign::new(&mut lab, templates, now, settle.as_ref());
+    let mut rows = Vec::new();
+    let mut ran = 0;
+    for s in &seqs {
+        match c.sequence(s) {
+            Ok(r) => {
+                rows.extend(r);
+                ran += 1;
+            }
+            // A plan's case may depend on state earlier cases left on the card: its steps
+            // then cannot run from fresh cards, which the report says.
+            Err(e @ (TearError::Setup { .. } | TearError::Baseline { .. })) if plan_mode => skipped.push(e.to_string()),
+            Err(e) => return Err(e.into()),
+        }
+    }
+    let mut out = std::io::stdout().lock();
+    let printed = (|| -> std::io::Result<matrix::Totals> {
+        use std::io::Write;
+        matrix::write_rows(&mut out, &rows, quiet)?;
+        writeln!(out)?;
+        let t = matrix::write_totals(&mut out, &rows)?;
+        for s in &skipped {
+            writeln!(out, "skipped: {s}")?;
+        }
+        let mut line = matrix::summary(&t, ran, settle.name());
+        if !skipped.is_empty() {
+            line.push_str(&format!(" ({} engine steps skipped)", skipped.len()));
+        }
+        writeln!(out, "{line}")?;
+        Ok(t)
+    })();
+    let totals = match printed {
+        Ok(t) => t,
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => matrix::Totals::of(&rows),
+        Err(e) => return Err(e).context("writing the report"),
+    };
+    Ok(if totals.violations() == 0 { ExitCode::SUCCESS } else { ExitCode::from(1) })
+}
+
+fn recover(
+    profile: &Path,
+    heads: &[String],
+    trace: Option<&Path>,
+    run_id: Option<String>,
+    logs: Option<PathBuf>,
+) -> Result<ExitCode> {
+    use crate::engine::{journal::Journal, recover::recover, Terminal};
+    use crate::link::Link;
+    use rand_core::SeedableRng;
+    let loaded = crate::profile::load(profile)?;
+    let mut lab = Lab::from_profile(&loaded)?;
+    if heads.len() > 2 {
+        anyhow::bail!("recover takes one or two --head");
+    }
+    let mut idx = Vec::new();
+    for h in heads {
+        let i = lab.head_index(h).with_context(|| format!("{}: no head or role '{h}'", profile.display()))?;
+        if idx.contains(&i) {
+            anyhow::bail!("--head {h} names the same head twice");
+        }
+        idx.push(i);
+    }
+    // What the terminal knows of the interrupted run, read before any card is touched.
+    let journal = match trace {
+        Some(t) => Journal::from_trace(&crate::trace::read(t).map_err(|e| anyhow::anyhow!("{e}"))?),
+        None => Journal::new(),
+    };
+    let run_id = run_id.unwrap_or_else(|| default_run_id("recover"));
+    if run_id.is_empty() || run_id.contains(['/', '\\']) || run_id.starts_with('.') {
+        anyhow::bail!("run id '{run_id}' must be a plain folder name");
+    }
+    let dir = logs.unwrap_or_else(|| lab.logs.clone()).join(&run_id);
+    std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    let trace_path = dir.join("trace.csv");
+    let sink = TraceCsv::create(&trace_path, &run_id, "recover")
+        .with_context(|| format!("cannot create {}", trace_path.display()))?;
+    let (rec, rx) = Recorder::new("recover");
+    let sinks = sinks::spawn(rx, vec![Box::new(sink)]);
+    let now = lab.clock.unwrap_or_else(|| chrono::Utc::now().timestamp() as u32);
+    let seed: [u8; 32] =
+        Sha256::new().chain_update(b"cardbench recover").chain_update(run_id.as_bytes()).finalize().into();
+    let mut t = Terminal::new(&lab.keyset, now, rand_chacha::ChaCha20Rng::from_seed(seed));
+    t.journal = journal;
+    let result = (|| -> Result<_> {
+        let mut open: Vec<&mut crate::lab::LabHead> = Vec::new();
+        for (n, h) in lab.heads.iter_mut().enumerate() {
+            if idx.contains(&n) {
+                open.push(h);
+            }
+        }
+        // Keep the order the operator gave (receiver and sender are told apart by the cards).
+        open.sort_by_key(|h| heads.iter().position(|x| *x == h.name || *x == h.role));
+        for h in open.iter_mut() {
+            if h.head.atr().is_none() {
+                h.head.power_on().with_context(|| format!("head {}", h.name))?;
+            }
+        }
+        let mut links: Vec<Link> = open.into_iter().map(|h| Link::new(h.head.as_mut(), &rec)).collect();
+        let mut refs: Vec<&mut Link> = links.iter_mut().collect();
+        Ok(recover(&mut refs, &mut t)?)
+    })();
+    drop(rec);
+    let sink_errors = sinks.join().unwrap_or_else(|_| vec!["sink thread panicked".into()]);
+    let r = result?;
+    if let Some(e) = sink_errors.first() {
+        anyhow::bail!("writing {}: {e}", trace_path.display());
+    }
+    for f in &r.findings {
+        println!("{f}");
+    }
+    println!("recover: {}; trace {}", r.verdict(), trace_path.display());
+    Ok(if r.settled() { ExitCode::SUCCESS } else { ExitCode::from(1) })
 }
 
 fn keys_init(dir: &Path, force: bool) -> Result<ExitCode> {
@@ -448,6 +635,7 @@ fn run(
         let lab = Lab::from_profile(&loaded)?;
         let plan = crate::plan::load(plan)?;
         plan.bind(|n| lab.head_index(n).is_some())?;
+        plan.bind_tears(|n| lab.head_index(n).is_some_and(|i| lab.heads[i].head.info().driver == "virtual"))?;
         Ok((lab, plan))
     })();
     let (mut lab, plan) = prepared.map_err(BenchError)?;

@@ -18,6 +18,7 @@ const PLANS: &[&str] = &[
     "test-plans/cpay.toml",
     "test-plans/xfer-keys.toml",
     "test-plans/xfer-transfer.toml",
+    "test-plans/tear-cases.toml",
     "test-plans/certification.toml",
 ];
 
@@ -55,6 +56,7 @@ const MATRIX: &[(&str, &[&str])] = &[
     ("validity-ignored", &["XFER-VAL-02"]),
     ("pending-credit-overwritten", &["XFER-PEND-01"]),
     ("receive-replay", &["XFER-CONS-02", "XFER-REPLAY-01"]),
+    ("cancel-proof-unchecked", &["XFER-CHAL-02", "XFER-RECOVER-03"]),
     ("cpay-overdraft", &["CPAY-OVER-02"]),
 ];
 
@@ -201,7 +203,11 @@ fn every_case_has_an_id_title_reference_and_tags_in_suite_order() {
             prefixes.push(parts[0]);
         }
     }
-    assert_eq!(prefixes, ["PURSE", "CPAY", "KU", "XFER", "CERT"], "include order: purse, cpay, keys, transfer");
+    assert_eq!(
+        prefixes,
+        ["PURSE", "CPAY", "KU", "XFER", "TEAR", "CERT"],
+        "include order: purse, cpay, keys, transfer, tear"
+    );
 }
 
 fn bin() -> Proc {
@@ -250,6 +256,9 @@ fn a_typo_anywhere_in_the_suite_is_refused_with_file_line_col_before_any_card_is
         ("xfer-keys.toml", "that = \"a.tkid == d.tkid\"", "that = \"a.tkid == d.tkidd\"", "uses 'd.tkidd'"),
         ("purse.toml", "head = \"dut\"", "head = \"dtu\"", "no head or role 'dtu'"),
         ("certification.toml", "message = \"no transfer", "mesage = \"no transfer", "unknown field `mesage`"),
+        ("xfer-transfer.toml", "expect = \"completed\"", "expect = \"complete\"", "recover expect 'complete'"),
+        ("xfer-transfer.toml", "heads = [\"peer\", \"dut\"]", "heads = [\"peer\", \"peer\"]", "two different heads"),
+        ("xfer-transfer.toml", "heads = [\"dut\", \"peer\"]", "heads = [\"dut\", \"peer\", \"x\"]", "one or two heads"),
     ];
     for (file, from, to, needle) in cases {
         let dir = tempfile::tempdir().unwrap();
