@@ -1,9 +1,12 @@
 //! PC/SC reader heads over pcsc-lite (the `pcsc` crate): one reader selected by a name
 //! pattern, shared or exclusive, T=0 / T=1 / any.
 //!
-//! The pcsc crate's rule is one `Context` per thread; each head owns its own context and
-//! is used by one worker thread at a time. Every pcsc error becomes a `HeadError` naming
-//! what a lab operator needs to know (no card, card removed, reader gone, service stopped).
+//! Each head owns its own context and is used by one worker thread at a time. Every call on
+//! the reader runs under the head's deadline (`guard`: a watchdog cuts the context's socket
+//! when pcsc-lite does not return in time), and a timed-out card is cold-reset before it takes
+//! another command. Every pcsc error becomes a `HeadError` naming what a lab operator needs to
+//! know (no card, card removed, reader gone, service stopped, timeout). docs/pcsc.md has the
+//! reasoning.
 
 mod guard;
 
