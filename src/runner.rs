@@ -17,7 +17,7 @@ use crate::plan::TearAt;
 use crate::plan::{meets, Action, Amount, CaptureSpec, Case, DataExpect, Plan, StateKind, Step, StepKind};
 use crate::report::{CaseResult, CaseStatus, Failure};
 use crate::sw;
-use crate::tear::fault::{ArmedHead, CutControl};
+use crate::tear::fault::{Armed, ArmedHead, CutControl};
 use rand_chacha::ChaCha20Rng;
 use rand_core::SeedableRng;
 use std::collections::HashMap;
@@ -548,7 +548,7 @@ impl<'a> Session<'a> {
                 let ctl = self.cut_controls.entry(i).or_insert_with(|| {
                     let ctl = Arc::new(Mutex::new(CutControl::default()));
                     let inner = std::mem::replace(&mut h.head, Box::new(VirtualHead::new(&h.name)));
-                    h.head = Box::new(ArmedHead::new(inner, ctl.clone()));
+                    h.head = Box::new(ArmedHead::owned(inner, Armed(ctl.clone())));
                     ctl
                 });
                 *ctl.lock().unwrap_or_else(|p| p.into_inner()) =

@@ -5,6 +5,7 @@
 use cardbench::card::Protocol;
 use cardbench::cmds;
 use cardbench::event::{Event, Recorder, RowKind};
+use cardbench::head::tap::{Hook, Tapped};
 use cardbench::head::virtual_head::{CutPoint, PowerCut, VirtualHead};
 use cardbench::head::{Head, HeadError};
 use cardbench::issuance::CardPlan;
@@ -97,12 +98,11 @@ fn a_cut_before_the_command_is_in_doubt_too_and_changes_nothing() {
 
 /// A reader that dies for good after `left` more transmits (pulled cable, dead driver).
 struct Dying {
-    inner: Box<dyn Head>,
     left: u64,
 }
 
 impl Dying {
-    fn alive(&mut self) -> Result<(), HeadError> {
+    fn alive(&self) -> Result<(), HeadError> {
         if self.left == 0 {
             return Err(HeadError::ReaderGone("reader unplugged".into()));
         }
@@ -110,38 +110,31 @@ impl Dying {
     }
 }
 
-impl Head for Dying {
-    fn info(&self) -> &cardbench::head::HeadInfo {
-        self.inner.info()
-    }
-    fn card_present(&mut self) -> Result<bool, HeadError> {
-        self.alive()?;
-        self.inner.card_present()
-    }
-    fn atr(&self) -> Option<Vec<u8>> {
-        if self.left == 0 {
-            None
-        } else {
-            self.inner.atr()
-        }
-    }
-    fn power_on(&mut self) -> Result<Vec<u8>, HeadError> {
-        self.alive()?;
-        self.inner.power_on()
-    }
-    fn power_off(&mut self) -> Result<(), HeadError> {
-        self.alive()?;
-        self.inner.power_off()
-    }
-    fn transmit(&mut self, apdu: &[u8]) -> Result<cardbench::head::Wire, HeadError> {
+impl Hook for Dying {
+    fn transmit(&mut self, inner: &mut dyn Head, apdu: &[u8]) -> Result<cardbench::head::Wire, HeadError> {
         self.alive()?;
         self.left -= 1;
         if self.left == 0 {
             // The command went out; the answer never comes back.
-            let _ = self.inner.transmit(apdu);
+            let _ = inner.transmit(apdu);
             return Err(HeadError::ReaderGone("reader unplugged".into()));
         }
-        self.inner.transmit(apdu)
+        inner.transmit(apdu)
+    }
+    fn power_on(&mut self, inner: &mut dyn Head) -> Result<Vec<u8>, HeadError> {
+        self.alive()?;
+        inner.power_on()
+    }
+    fn power_off(&mut self, inner: &mut dyn Head) -> Result<(), HeadError> {
+        self.alive()?;
+        inner.power_off()
+    }
+    fn card_present(&mut self, inner: &mut dyn Head) -> Result<bool, HeadError> {
+        self.alive()?;
+        inner.card_present()
+    }
+    fn atr(&self, inner: &dyn Head) -> Option<Vec<u8>> {
+        self.alive().ok().and_then(|_| inner.atr())
     }
 }
 
@@ -187,7 +180,7 @@ fn a_head_fault_ends_only_the_cases_that_use_that_head() {
     // Head B's reader dies at its 6th transmit: inside the card-signed payment (B's first case).
     let (results, events) = smoke_with("B", |h| {
         let inner = std::mem::replace(&mut h.head, Box::new(VirtualHead::new("placeholder")));
-        h.head = Box::new(Dying { inner, left: 6 });
+        h.head = Box::new(Tapped::owned(inner, Dying { left: 6 }));
     });
     let hit = results.iter().position(|r| uses(r, "B")).unwrap();
     let first = &results[hit];

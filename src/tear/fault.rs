@@ -7,10 +7,10 @@
 //! n-th exchange, before sending the command or after the card answered it (the answer is
 //! dropped, so the terminal sees the same in-doubt command as after a torn answer).
 
+use crate::head::tap::{Hook, Tapped};
 use crate::head::virtual_head::{CutPoint, PowerCut};
-use crate::head::{Head, HeadError, HeadInfo, Wire};
+use crate::head::{Head, HeadError, Wire};
 use std::fmt;
-use std::time::Duration;
 
 /// Where a campaign injects one fault.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -62,75 +62,43 @@ pub struct Seen {
     pub commits_after: Option<u64>,
 }
 
-/// Any head, with an optional power cut at an exchange boundary and a log of the exchanges.
-pub struct CutHead<'a> {
-    inner: &'a mut dyn Head,
+/// A power cut at an exchange boundary and a log of the exchanges, on any head
+/// (`CutHead::new`).
+pub struct CutLog {
     cut: Option<PowerCut>,
     fired: bool,
     seen: Vec<Seen>,
 }
 
-impl<'a> CutHead<'a> {
+/// Any head, with an optional power cut at an exchange boundary and a log of the exchanges.
+pub type CutHead<'a> = Tapped<'a, CutLog>;
+
+impl<'a> Tapped<'a, CutLog> {
     pub fn new(inner: &'a mut dyn Head, cut: Option<PowerCut>) -> Self {
-        CutHead { inner, cut: cut.filter(|c| c.at > 0), fired: false, seen: Vec::new() }
+        Tapped::borrowed(inner, CutLog { cut: cut.filter(|c| c.at > 0), fired: false, seen: Vec::new() })
     }
 
     /// Whether the armed cut has fired.
     pub fn fired(&self) -> bool {
-        self.fired
+        self.hook.fired
     }
 
     pub fn seen(&self) -> &[Seen] {
-        &self.seen
-    }
-
-    fn commits(&mut self) -> Option<u64> {
-        self.inner.as_virtual().and_then(|v| v.card().map(|c| c.nvm().commits()))
+        &self.hook.seen
     }
 }
 
-impl Head for CutHead<'_> {
-    fn info(&self) -> &HeadInfo {
-        self.inner.info()
-    }
-
-    fn card_present(&mut self) -> Result<bool, HeadError> {
-        self.inner.card_present()
-    }
-
-    fn atr(&self) -> Option<Vec<u8>> {
-        self.inner.atr()
-    }
-
-    fn power_on(&mut self) -> Result<Vec<u8>, HeadError> {
-        self.inner.power_on()
-    }
-
-    fn power_off(&mut self) -> Result<(), HeadError> {
-        self.inner.power_off()
-    }
-
-    fn warm_reset(&mut self) -> Result<Vec<u8>, HeadError> {
-        self.inner.warm_reset()
-    }
-
-    fn transmit(&mut self, apdu: &[u8]) -> Result<Wire, HeadError> {
+impl Hook for CutLog {
+    fn transmit(&mut self, inner: &mut dyn Head, apdu: &[u8]) -> Result<Wire, HeadError> {
         let command = match apdu {
             [cla, ins, ..] => crate::cmds::name(*cla, *ins).to_string(),
             _ => "UNKNOWN".to_string(),
         };
-        let r = cut_transmit(self.inner, &mut self.cut, &mut self.fired, apdu);
-        let commits_after = self.commits();
+        let r = cut_transmit(inner, &mut self.cut, &mut self.fired, apdu);
+        // Commits are named by the command that made them.
+        let commits_after = inner.as_virtual().and_then(|v| v.card().map(|c| c.nvm().commits()));
         self.seen.push(Seen { command, commits_after });
         r
-    }
-
-    fn wait_for_card(&mut self, present: bool, timeout: Duration) -> Result<bool, HeadError> {
-        self.inner.wait_for_card(present, timeout)
-    }
-
-    fn as_virtual(&mut self) -> Option<&mut crate::head::virtual_head::VirtualHead> {
-        self.inner.as_virtual()
     }
 }
 
@@ -173,55 +141,17 @@ pub struct CutControl {
     pub fired: bool,
 }
 
-/// A lab head (any driver) that a plan can arm with a power cut at an exchange boundary;
-/// transparent while nothing is armed.
-pub struct ArmedHead {
-    inner: Box<dyn Head>,
-    ctl: std::sync::Arc<std::sync::Mutex<CutControl>>,
-}
+/// The hook of a lab head (any driver) that a plan can arm with a power cut at an exchange
+/// boundary; transparent while nothing is armed.
+pub struct Armed(pub std::sync::Arc<std::sync::Mutex<CutControl>>);
 
-impl ArmedHead {
-    pub fn new(inner: Box<dyn Head>, ctl: std::sync::Arc<std::sync::Mutex<CutControl>>) -> Self {
-        ArmedHead { inner, ctl }
-    }
-}
+/// A lab head wrapped once so a plan's `tear` step can arm it (`ArmedHead::owned`).
+pub type ArmedHead = Tapped<'static, Armed>;
 
-impl Head for ArmedHead {
-    fn info(&self) -> &HeadInfo {
-        self.inner.info()
-    }
-
-    fn card_present(&mut self) -> Result<bool, HeadError> {
-        self.inner.card_present()
-    }
-
-    fn atr(&self) -> Option<Vec<u8>> {
-        self.inner.atr()
-    }
-
-    fn power_on(&mut self) -> Result<Vec<u8>, HeadError> {
-        self.inner.power_on()
-    }
-
-    fn power_off(&mut self) -> Result<(), HeadError> {
-        self.inner.power_off()
-    }
-
-    fn warm_reset(&mut self) -> Result<Vec<u8>, HeadError> {
-        self.inner.warm_reset()
-    }
-
-    fn transmit(&mut self, apdu: &[u8]) -> Result<Wire, HeadError> {
-        let mut ctl = self.ctl.lock().unwrap_or_else(|p| p.into_inner());
+impl Hook for Armed {
+    fn transmit(&mut self, inner: &mut dyn Head, apdu: &[u8]) -> Result<Wire, HeadError> {
+        let mut ctl = self.0.lock().unwrap_or_else(|p| p.into_inner());
         let CutControl { cut, fired } = &mut *ctl;
-        cut_transmit(self.inner.as_mut(), cut, fired, apdu)
-    }
-
-    fn wait_for_card(&mut self, present: bool, timeout: Duration) -> Result<bool, HeadError> {
-        self.inner.wait_for_card(present, timeout)
-    }
-
-    fn as_virtual(&mut self) -> Option<&mut crate::head::virtual_head::VirtualHead> {
-        self.inner.as_virtual()
+        cut_transmit(inner, cut, fired, apdu)
     }
 }
