@@ -193,9 +193,9 @@ impl<'a> Session<'a> {
         Ok(())
     }
 
-    fn single<F>(&mut self, i: usize, case: &Case, f: F) -> Result<Outcome, StepFail>
+    fn single<R, F>(&mut self, i: usize, case: &Case, f: F) -> Result<R, StepFail>
     where
-        F: FnOnce(&mut Link, &mut Terminal) -> Result<Outcome, EngineError>,
+        F: FnOnce(&mut Link, &mut Terminal) -> Result<R, EngineError>,
     {
         self.power(i)?;
         let Session { heads, rec, t, card_ids, .. } = self;
@@ -207,9 +207,9 @@ impl<'a> Session<'a> {
         o.map_err(engine_fail)
     }
 
-    fn pair<F>(&mut self, i: usize, j: usize, case: &Case, f: F) -> Result<Outcome, StepFail>
+    fn pair<R, F>(&mut self, i: usize, j: usize, case: &Case, f: F) -> Result<R, StepFail>
     where
-        F: FnOnce(&mut Link, &mut Link, &mut Terminal) -> Result<Outcome, EngineError>,
+        F: for<'h> FnOnce(&mut Link<'h>, &mut Link<'h>, &mut Terminal) -> Result<R, EngineError>,
     {
         self.power(i)?;
         self.power(j)?;
@@ -255,29 +255,11 @@ impl<'a> Session<'a> {
     /// Recovery on one or two heads with the intents this run's engines left in doubt.
     fn recover(&mut self, names: &[String], case: &Case) -> Result<engine::recover::Recovery, StepFail> {
         let h: Vec<usize> = names.iter().map(|n| self.idx(n)).collect::<Result<_, _>>()?;
-        for &i in &h {
-            self.power(i)?;
+        match h[..] {
+            [i] => self.single(i, case, |l, t| engine::recover::recover(&mut [l], t)),
+            [i, j] => self.pair(i, j, case, |x, y, t| engine::recover::recover(&mut [x, y], t)),
+            _ => Err(StepFail::Error("recover takes one or two heads".into())),
         }
-        let Session { heads, rec, t, card_ids, .. } = self;
-        let r = match h[..] {
-            [i] => {
-                let mut l = Link::new(heads[i].head.as_mut(), rec);
-                l.card_id = card_ids.get(&i).cloned().unwrap_or_default();
-                l.test_step = case.id.clone();
-                engine::recover::recover(&mut [&mut l], t)
-            }
-            [i, j] => {
-                let (hx, hy) = two(heads, i, j);
-                let (mut lx, mut ly) = (Link::new(hx, rec), Link::new(hy, rec));
-                lx.card_id = card_ids.get(&i).cloned().unwrap_or_default();
-                ly.card_id = card_ids.get(&j).cloned().unwrap_or_default();
-                lx.test_step = case.id.clone();
-                ly.test_step = case.id.clone();
-                engine::recover::recover(&mut [&mut lx, &mut ly], t)
-            }
-            _ => return Err(StepFail::Error("recover takes one or two heads".into())),
-        };
-        r.map_err(engine_fail)
     }
 
     /// Before a blocked head is used again: power its card, read the state of every card an

@@ -319,6 +319,27 @@ fn reconnect_cold(pattern: &str, share: ShareMode, protocols: Protocols) -> Resu
     Ok(Reconnected { gc, reader, card, atr })
 }
 
+impl PcscHead {
+    /// Reconnect the held card with `how` (cold or warm reset) under the deadline; the card
+    /// stays held, and a cut or a lost service is handled as for every other call.
+    fn reconnect(&mut self, mut card: Card, how: Disposition) -> Result<(), HeadError> {
+        let (share, protocols) = (self.share_mode(), self.protocols);
+        let g = self.dog.run(self.ctx.as_ref().expect("a card has a context"), self.timeout, |_| {
+            card.reconnect(share, protocols, how)
+        });
+        self.card = Some(card);
+        if g.cut {
+            self.cut_off();
+            return Err(HeadError::Timeout(g.waited));
+        }
+        g.result.map_err(|e| {
+            let e = HeadError::from(e);
+            self.forget_on(&e);
+            e
+        })
+    }
+}
+
 impl Head for PcscHead {
     fn info(&self) -> &HeadInfo {
         &self.info
@@ -340,20 +361,8 @@ impl Head for PcscHead {
             return self.power_on_after_timeout();
         }
         let (share, protocols) = (self.share_mode(), self.protocols);
-        if let Some(mut card) = self.card.take() {
-            let g = self.dog.run(self.ctx.as_ref().expect("a card has a context"), self.timeout, |_| {
-                card.reconnect(share, protocols, Disposition::UnpowerCard)
-            });
-            self.card = Some(card);
-            if g.cut {
-                self.cut_off();
-                return Err(HeadError::Timeout(g.waited));
-            }
-            if let Err(e) = g.result {
-                let e = HeadError::from(e);
-                self.forget_on(&e);
-                return Err(e);
-            }
+        if let Some(card) = self.card.take() {
+            self.reconnect(card, Disposition::UnpowerCard)?;
         } else {
             let reader = self.reader()?;
             let card = self.guarded(self.timeout, |ctx, _, _| ctx.connect(&reader, share, protocols))?;
@@ -393,21 +402,8 @@ impl Head for PcscHead {
         if self.must_reset {
             return self.power_on_after_timeout();
         }
-        let (share, protocols) = (self.share_mode(), self.protocols);
-        let mut card = self.card.take().ok_or(HeadError::Unpowered)?;
-        let g = self.dog.run(self.ctx.as_ref().expect("a card has a context"), self.timeout, |_| {
-            card.reconnect(share, protocols, Disposition::ResetCard)
-        });
-        self.card = Some(card);
-        if g.cut {
-            self.cut_off();
-            return Err(HeadError::Timeout(g.waited));
-        }
-        if let Err(e) = g.result {
-            let e = HeadError::from(e);
-            self.forget_on(&e);
-            return Err(e);
-        }
+        let card = self.card.take().ok_or(HeadError::Unpowered)?;
+        self.reconnect(card, Disposition::ResetCard)?;
         self.read_atr()
     }
 
