@@ -346,8 +346,10 @@ fn tear(target: &str, profile: &Path, only: &[String], settle: &str, quiet: bool
             |s: &sequence::Sequence| only.is_empty() || only.iter().any(|c| s.name.starts_with(&format!("{c} ")));
         (all.into_iter().filter(keep).collect(), skipped)
     } else {
-        let slots: Vec<sequence::Slot> =
+        let now = lab.clock.unwrap_or_else(|| chrono::Utc::now().timestamp() as u32);
+        let mut slots: Vec<sequence::Slot> =
             templates.iter().map(|t| sequence::Slot { head: t.head.clone(), card: t.card.clone() }).collect();
+        slots.extend(campaign::live_slots(&loaded, &mut lab, now));
         let mut names: Vec<String> = only.to_vec();
         if target != "all" {
             names.insert(0, target.to_string());
@@ -379,6 +381,9 @@ fn tear(target: &str, profile: &Path, only: &[String], settle: &str, quiet: bool
         let t = matrix::write_totals(&mut out, &rows)?;
         for s in &skipped {
             writeln!(out, "skipped: {s}")?;
+        }
+        for n in c.notes() {
+            writeln!(out, "not run: {n}")?;
         }
         let mut line = matrix::summary(&t, ran, settle.name());
         if !skipped.is_empty() {
