@@ -247,6 +247,7 @@ impl<'a> Campaign<'a> {
                 Body::Engine(action) => {
                     let p = self.part(&names, &arm, &mut t, |links, t| run_action(action, links, t));
                     notes.push(engine_note(&p.result));
+                    notes.extend(shifted(&names, &p.seen, &point));
                     (p.fired, Settled::Nothing)
                 }
                 Body::Recovery { action, .. } => {
@@ -258,6 +259,7 @@ impl<'a> Campaign<'a> {
                     self.power_cycle(&names);
                     let p = self.part(&names, &arm, &mut t, |links, t| settle.settle(seq, links, t));
                     notes.push(format!("faulted {}: {}", settle.name(), settle_note(&p.result)));
+                    notes.extend(shifted(&names, &p.seen, &point));
                     // The cards start from an interrupted sequence here, so whatever changed
                     // them before the final settling was this interrupted settling run.
                     let first = match p.result {
@@ -328,7 +330,16 @@ impl<'a> Campaign<'a> {
             if let Some(why) = drift::unsettled(&s) {
                 return Err(TearError::Unfit(format!("{}: {why}: settle it first (cardbench recover)", seq.name)));
             }
-            s
+            // The exchanges depend on the cards' state (a first charge reads a blank record,
+            // shorter than a signed one): one warm-up run brings the cards to the state every
+            // point starts from, so the points counted next are the ones the points meet.
+            self.setup(seq, names, &mut t)?;
+            let action = seq.action().clone();
+            if let Err(e) = self.part(names, &Arm::default(), &mut t, |links, t| run_action(&action, links, t)).result {
+                return Err(failed(format!("{} without a fault: {e}", action.engine())));
+            }
+            self.power_cycle(names);
+            self.snapshots(names).map_err(failed)?
         } else {
             self.fresh(seq, names)?;
             Vec::new()
@@ -595,6 +606,15 @@ fn settled_word(s: &Settled) -> String {
         Settled::Cancelled(m) => format!("cancelled ({m})"),
         Settled::Reported(m) => format!("reported ({m})"),
     }
+}
+
+/// The faulted run met another command at the cut than the fault-free run did (the cards'
+/// state changed the exchanges): said in the row, so the point is read for what it cut.
+fn shifted(names: &[String], seen: &[Vec<Seen>], point: &FaultPoint) -> Option<String> {
+    let Fault::Exchange { head, n, .. } = &point.fault else { return None };
+    let log = &seen[names.iter().position(|x| x == head)?];
+    let met = log.get(*n as usize - 1).map_or("no exchange", |s| s.command.as_str());
+    (met != point.command).then(|| format!("exchange {n} was {met} in this run"))
 }
 
 /// Before and after every exchange of every head, then every commit of every card (not on
