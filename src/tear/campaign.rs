@@ -210,6 +210,12 @@ impl<'a> Campaign<'a> {
         }
         let Baseline { before: before0, complete: complete0, points, prep, pair_works, drain } =
             self.baseline(seq, &names, real)?;
+        if real && before0.iter().zip(&complete0).all(|(b, c)| b.view() == c.view()) {
+            self.notes.push(format!(
+                "{}: the fault-free run changes nothing on these cards (done already?): its points prove nothing",
+                seq.name
+            ));
+        }
         let settle = self.settle;
         let mut out = Vec::new();
         let count = points.len();
@@ -326,7 +332,8 @@ impl<'a> Campaign<'a> {
         let failed = |detail: String| TearError::Baseline { seq: seq.name.clone(), detail };
         let mut t = self.terminal(seq, None);
         let start = if real {
-            let s = self.snapshots(names).map_err(failed)?;
+            // A reader that does not answer is the bench's fault, not this sequence's.
+            let s = self.snapshots(names).map_err(|e| TearError::Unfit(format!("{}: {e}", seq.name)))?;
             if let Some(why) = drift::unsettled(&s) {
                 return Err(TearError::Unfit(format!("{}: {why}: settle it first (cardbench recover)", seq.name)));
             }
