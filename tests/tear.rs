@@ -277,6 +277,59 @@ fn on_pn532_heads_read_back_only_is_a_violation_and_stops_the_sequence_on_the_le
     );
 }
 
+/// `cardbench sim pn532` serving one card of a profile on a pty; killed when dropped.
+struct SimProcess(std::process::Child);
+
+impl SimProcess {
+    fn spawn(profile: &Path, card: &str, link: &Path) -> SimProcess {
+        use std::io::BufRead;
+        let mut child = bin()
+            .args(["sim", "pn532", "--profile", profile.to_str().unwrap(), "--card", card, "--link"])
+            .arg(link)
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut lines = std::io::BufReader::new(child.stdout.take().unwrap()).lines();
+        let sim = SimProcess(child);
+        // It prints its pty once the link exists.
+        let pty = lines.next().expect("the simulator ended").unwrap();
+        assert!(pty.starts_with("/dev/"), "{pty}");
+        sim
+    }
+}
+
+impl Drop for SimProcess {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+#[test]
+fn the_cli_runs_a_campaign_on_a_pn532_reader_and_exits_1_without_recovery() {
+    let dir = tempfile::tempdir().unwrap();
+    let link = dir.path().join("pn532-a");
+    let text = std::fs::read_to_string(root().join("profiles/pn532-sim.toml")).unwrap();
+    let profile = dir.path().join("pn532.toml");
+    std::fs::write(&profile, text.replace("/tmp/cardbench-pn532-a", link.to_str().unwrap())).unwrap();
+    let _sim = SimProcess::spawn(&profile, "card-a", &link);
+    let tear = |settle: &str| {
+        let out = bin()
+            .args(["tear", "charge", "--profile", profile.to_str().unwrap(), "--settle", settle])
+            .output()
+            .unwrap();
+        (out.status.code(), String::from_utf8_lossy(&out.stdout).into_owned())
+    };
+    let (code, stdout) = tear("recover");
+    assert_eq!(code, Some(0), "{stdout}");
+    assert!(stdout.contains("charge    A#6 WRITE VALUE after-command"), "{stdout}");
+    assert!(stdout.contains("not run: charge: NVM commit fault points not supported on real heads"), "{stdout}");
+    assert!(stdout.lines().last().unwrap().ends_with(", 0 VIOLATION"), "{stdout}");
+    let (code, stdout) = tear("read-back");
+    assert_eq!(code, Some(1), "{stdout}");
+    assert!(stdout.contains("not reported") && stdout.contains("points not run"), "{stdout}");
+}
+
 #[test]
 fn on_pn532_heads_a_sequence_stops_when_the_card_runs_dry() {
     // A sends 300 per point from 10000: the transfer campaign outlives the balance when it is
