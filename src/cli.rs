@@ -397,7 +397,14 @@ fn tear(target: &str, profile: &Path, only: &[String], settle: &str, quiet: bool
         Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => matrix::Totals::of(&rows),
         Err(e) => return Err(e).context("writing the report"),
     };
-    Ok(if totals.violations() == 0 { ExitCode::SUCCESS } else { ExitCode::from(1) })
+    Ok(if totals.violations() > 0 {
+        ExitCode::from(1)
+    } else if rows.is_empty() {
+        // Nothing was faulted (e.g. real cards left unsettled): the campaign did not run.
+        ExitCode::from(2)
+    } else {
+        ExitCode::SUCCESS
+    })
 }
 
 fn recover(
