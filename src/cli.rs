@@ -346,8 +346,10 @@ fn tear(target: &str, profile: &Path, only: &[String], settle: &str, quiet: bool
             |s: &sequence::Sequence| only.is_empty() || only.iter().any(|c| s.name.starts_with(&format!("{c} ")));
         (all.into_iter().filter(keep).collect(), skipped)
     } else {
-        let slots: Vec<sequence::Slot> =
+        let now = lab.clock.unwrap_or_else(|| chrono::Utc::now().timestamp() as u32);
+        let mut slots: Vec<sequence::Slot> =
             templates.iter().map(|t| sequence::Slot { head: t.head.clone(), card: t.card.clone() }).collect();
+        slots.extend(campaign::live_slots(&loaded, &mut lab, now));
         let mut names: Vec<String> = only.to_vec();
         if target != "all" {
             names.insert(0, target.to_string());
@@ -362,8 +364,9 @@ fn tear(target: &str, profile: &Path, only: &[String], settle: &str, quiet: bool
     for s in &seqs {
         match c.sequence(s) {
             Ok(r) => {
+                // On real heads a sequence may have no point run (its `not run:` line says why).
+                ran += usize::from(!r.is_empty());
                 rows.extend(r);
-                ran += 1;
             }
             // A plan's case may depend on state earlier cases left on the card: its steps
             // then cannot run from fresh cards, which the report says.
@@ -380,6 +383,9 @@ fn tear(target: &str, profile: &Path, only: &[String], settle: &str, quiet: bool
         for s in &skipped {
             writeln!(out, "skipped: {s}")?;
         }
+        for n in c.notes() {
+            writeln!(out, "not run: {n}")?;
+        }
         let mut line = matrix::summary(&t, ran, settle.name());
         if !skipped.is_empty() {
             line.push_str(&format!(" ({} engine steps skipped)", skipped.len()));
@@ -392,7 +398,14 @@ fn tear(target: &str, profile: &Path, only: &[String], settle: &str, quiet: bool
         Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => matrix::Totals::of(&rows),
         Err(e) => return Err(e).context("writing the report"),
     };
-    Ok(if totals.violations() == 0 { ExitCode::SUCCESS } else { ExitCode::from(1) })
+    Ok(if totals.violations() > 0 {
+        ExitCode::from(1)
+    } else if rows.is_empty() {
+        // Nothing was faulted (e.g. real cards left unsettled): the campaign did not run.
+        ExitCode::from(2)
+    } else {
+        ExitCode::SUCCESS
+    })
 }
 
 fn recover(

@@ -6,12 +6,14 @@
 use cardbench::engine::key_update::UpdateMode;
 use cardbench::engine::{EngineError, Terminal};
 use cardbench::event::Recorder;
+use cardbench::head::pn532::{Pn532Config, Pn532Head};
 use cardbench::head::virtual_head::{CutPoint, VirtualHead};
 use cardbench::head::{Head, HeadError, HeadInfo, Wire};
 use cardbench::lab::{Lab, LabHead};
 use cardbench::link::Link;
 use cardbench::plan::{Action, Amount};
 use cardbench::report::CaseStatus;
+use cardbench::sim::pn532::{Pn532Sim, PtySim};
 use cardbench::tear::campaign::{templates, Campaign, PointResult};
 use cardbench::tear::fault::Fault;
 use cardbench::tear::invariants::Verdict;
@@ -183,11 +185,174 @@ fn a_card_that_debits_at_send_permission_loses_value_under_a_tear() {
 }
 
 #[test]
-fn a_campaign_refuses_a_head_without_fresh_cards() {
-    let out = bin().args(["tear", "test-plans/smoke.toml", "--profile", "profiles/vpcd-lab.toml"]).output().unwrap();
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(2), "{stderr}");
-    assert!(stderr.contains("pcsc head") && stderr.contains("plan step `tear`"), "{stderr}");
+fn a_campaign_on_a_reader_that_does_not_answer_exits_2() {
+    let dir = tempfile::tempdir().unwrap();
+    let text = std::fs::read_to_string(root().join("profiles/pn532-sim.toml")).unwrap();
+    let gone = dir.path().join("no-such-port");
+    let profile = dir.path().join("gone.toml");
+    std::fs::write(&profile, text.replace("/tmp/cardbench-pn532-a", gone.to_str().unwrap())).unwrap();
+    for target in ["charge", "test-plans/smoke.toml"] {
+        let out = bin().args(["tear", target, "--profile", profile.to_str().unwrap()]).output().unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{target}: {stderr}");
+        assert!(stderr.contains("head with a card") || stderr.contains("head A"), "{target}: {stderr}");
+    }
+}
+
+/// The virtual lab's cards in heads `names` moved behind PN532 simulators on ptys: the same
+/// cards for every fault point, as on real readers.
+fn pn532_lab(names: &[&str]) -> (cardbench::profile::Loaded, Lab, Vec<PtySim>) {
+    let (loaded, mut lab) = lab(&root().join(LAB));
+    let mut sims = Vec::new();
+    for h in lab.heads.iter_mut().filter(|h| names.contains(&h.name.as_str())) {
+        let card = h.head.as_virtual().unwrap().remove().unwrap();
+        let sim = PtySim::spawn(Pn532Sim::new(Some(card))).unwrap();
+        let mut cfg = Pn532Config::new(sim.path().to_str().unwrap());
+        cfg.timeout = std::time::Duration::from_secs(5);
+        h.head = Box::new(Pn532Head::new(&h.name, cfg));
+        sims.push(sim);
+    }
+    (loaded, lab, sims)
+}
+
+fn pn532_campaign(names: &[&str], seqs: &[&str], settle: &dyn Settle) -> (Vec<PointResult>, Vec<String>) {
+    let (loaded, mut lab, sims) = pn532_lab(names);
+    let now = lab.clock.unwrap();
+    let slots = cardbench::tear::campaign::live_slots(&loaded, &mut lab, now);
+    assert_eq!(slots.iter().map(|s| s.head.as_str()).collect::<Vec<_>>(), names);
+    let wanted: Vec<String> = seqs.iter().map(|s| s.to_string()).collect();
+    let seqs = sequence::builtin(&slots, &lab.keyset, &wanted).unwrap();
+    let mut c = Campaign::new(&mut lab, Vec::new(), now, settle);
+    let rows = c.run(&seqs, |_| {}).unwrap();
+    let notes = c.notes().to_vec();
+    drop(c);
+    drop(sims);
+    (rows, notes)
+}
+
+#[test]
+fn on_pn532_heads_every_exchange_is_cut_on_the_same_cards_and_recovery_leaves_no_violation() {
+    let (rows, notes) = pn532_campaign(&["A", "B"], &["charge", "pay", "transfer"], &Recover);
+    assert_eq!(violations(&rows), Vec::<String>::new());
+    for s in ["charge", "pay", "transfer"] {
+        // Exchanges 1..=n of each head, before and after the command; no commit points.
+        let mut by_head: BTreeMap<&str, Vec<(u64, CutPoint)>> = BTreeMap::new();
+        for r in rows.iter().filter(|r| r.sequence == s) {
+            assert!(r.fired, "{s} {}: the cut was never reached", r.point);
+            match &r.point.fault {
+                Fault::Exchange { head, n, point } => by_head.entry(head.as_str()).or_default().push((*n, *point)),
+                Fault::Commit { .. } => panic!("{s}: a commit fault point on a real head"),
+            }
+        }
+        assert!(!by_head.is_empty(), "{s}: no fault point");
+        for (h, v) in &by_head {
+            let n = v.len() as u64 / 2;
+            let want: Vec<(u64, CutPoint)> =
+                (1..=n).flat_map(|i| [(i, CutPoint::BeforeCommand), (i, CutPoint::AfterCommand)]).collect();
+            assert_eq!(v, &want, "{s} on {h}");
+        }
+        assert!(
+            notes.iter().any(|n| n.starts_with(&format!("{s}: NVM commit fault points not supported"))),
+            "{notes:#?}"
+        );
+        assert!(!notes.iter().any(|n| n.starts_with(&format!("{s}: ")) && n.contains("points not run")), "{notes:#?}");
+    }
+    // The interrupted writes and transfers were there to settle, and recovery settled them.
+    let recovered = |s: &str| rows.iter().filter(|r| r.sequence == s && r.verdict == Verdict::Recovered).count();
+    assert!(recovered("charge") > 0 && recovered("pay") > 0 && recovered("transfer") > 0);
+    assert!(rows.iter().any(|r| r.sequence == "transfer" && r.point.to_string() == "A#6 VALUE SEND after-command"));
+}
+
+#[test]
+fn on_pn532_heads_read_back_only_is_a_violation_and_stops_the_sequence_on_the_left_state() {
+    let (rows, notes) = pn532_campaign(&["A"], &["charge"], &cardbench::tear::settle::ReadBack);
+    let v = violations(&rows);
+    assert_eq!(v.len(), 1, "{v:#?}");
+    assert!(v[0].contains("WRITE VALUE after-command") && v[0].contains("not reported"), "{v:#?}");
+    // The torn record stays on the card: the points after it are not judged on it.
+    assert!(
+        notes.iter().any(|n| n.starts_with("charge: card A: left with a PURSE record no terminal accepts")
+            && n.contains("points not run")),
+        "{notes:#?}"
+    );
+}
+
+/// `cardbench sim pn532` serving one card of a profile on a pty; killed when dropped.
+struct SimProcess(std::process::Child);
+
+impl SimProcess {
+    fn spawn(profile: &Path, card: &str, link: &Path) -> SimProcess {
+        use std::io::BufRead;
+        let mut child = bin()
+            .args(["sim", "pn532", "--profile", profile.to_str().unwrap(), "--card", card, "--link"])
+            .arg(link)
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut lines = std::io::BufReader::new(child.stdout.take().unwrap()).lines();
+        let sim = SimProcess(child);
+        // It prints its pty once the link exists.
+        let pty = lines.next().expect("the simulator ended").unwrap();
+        assert!(pty.starts_with("/dev/"), "{pty}");
+        sim
+    }
+}
+
+impl Drop for SimProcess {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+#[test]
+fn the_cli_runs_a_campaign_on_a_pn532_reader_and_exits_1_without_recovery() {
+    let dir = tempfile::tempdir().unwrap();
+    let link = dir.path().join("pn532-a");
+    let text = std::fs::read_to_string(root().join("profiles/pn532-sim.toml")).unwrap();
+    let profile = dir.path().join("pn532.toml");
+    std::fs::write(&profile, text.replace("/tmp/cardbench-pn532-a", link.to_str().unwrap())).unwrap();
+    let _sim = SimProcess::spawn(&profile, "card-a", &link);
+    let tear = |settle: &str| {
+        let out = bin()
+            .args(["tear", "charge", "--profile", profile.to_str().unwrap(), "--settle", settle])
+            .output()
+            .unwrap();
+        (out.status.code(), String::from_utf8_lossy(&out.stdout).into_owned())
+    };
+    let (code, stdout) = tear("recover");
+    assert_eq!(code, Some(0), "{stdout}");
+    assert!(stdout.contains("charge    A#6 WRITE VALUE after-command"), "{stdout}");
+    assert!(stdout.contains("not run: charge: NVM commit fault points not supported on real heads"), "{stdout}");
+    assert!(stdout.lines().last().unwrap().ends_with(", 0 VIOLATION"), "{stdout}");
+    let (code, stdout) = tear("read-back");
+    assert_eq!(code, Some(1), "{stdout}");
+    assert!(stdout.contains("not reported") && stdout.contains("points not run"), "{stdout}");
+}
+
+#[test]
+fn on_pn532_heads_a_sequence_stops_when_the_card_runs_dry() {
+    // A sends 300 per point from 10000: the transfer campaign outlives the balance when it is
+    // run often enough.
+    let (loaded, mut lab, sims) = pn532_lab(&["A", "B"]);
+    let now = lab.clock.unwrap();
+    let slots = cardbench::tear::campaign::live_slots(&loaded, &mut lab, now);
+    let seqs = sequence::builtin(&slots, &lab.keyset, &["transfer".to_string()]).unwrap();
+    let mut c = Campaign::new(&mut lab, Vec::new(), now, &Recover);
+    let mut runs = 0;
+    while !c.notes().iter().any(|n| n.contains("exhausted")) {
+        runs += 1;
+        assert!(runs <= 5, "{:#?}", c.notes());
+        let rows = c.run(&seqs, |_| {}).unwrap();
+        assert_eq!(violations(&rows), Vec::<String>::new());
+    }
+    let dry = c.notes().iter().find(|n| n.contains("exhausted")).unwrap().clone();
+    assert!(
+        dry.starts_with("transfer: card A: transfer balance exhausted (") && dry.ends_with("points not run"),
+        "{dry}"
+    );
+    drop(c);
+    drop(sims);
 }
 
 #[test]

@@ -1,6 +1,11 @@
 //! The campaign driver: for each fault point, fresh cards from the profile's templates, the
 //! sequence with the fault armed, a power cycle, settling, then the invariants.
+//!
+//! On real heads (any head of the sequence that is not virtual) the cards cannot be replaced:
+//! the fault points run one after the other on the same cards, each judged against the state
+//! read just before it (`drift`), and only exchange boundaries can be cut.
 
+use super::drift::{self, Drain};
 use super::fault::{CutHead, Fault, FaultPoint, Seen};
 use super::invariants::{verdict, violations, States, Verdict};
 use super::sequence::{run_action, Body, Sequence};
@@ -58,6 +63,26 @@ pub fn templates(l: &Loaded) -> Result<Vec<Template>, ConfigError> {
     Ok(out)
 }
 
+/// The cards in the profile's other heads (PC/SC, PN532), as read from them: a card whose ID
+/// is a `[[card]]` of the profile takes its key slots and limits from there. Heads without a
+/// card that answers are left out.
+pub fn live_slots(l: &Loaded, lab: &mut Lab, now: u32) -> Vec<super::sequence::Slot> {
+    let mut out = Vec::new();
+    for h in lab.heads.iter_mut().filter(|h| h.head.info().driver != "virtual") {
+        let Ok(s) = snapshot(h.head.as_mut(), &lab.keyset, now) else { continue };
+        let spec =
+            l.profile.cards.iter().find(|c| hex::decode(c.get_ref().id.get_ref()).ok() == Some(s.card_id.to_vec()));
+        let mut card = spec.and_then(|c| crate::lab::card_plan(l, c).ok()).unwrap_or_else(|| CardPlan::new(s.card_id));
+        card.purse_counter = s.purse.counter;
+        card.cpay_amount = s.cpay_amount;
+        card.balance = s.xfer.balance;
+        card.update_key = s.xfer.ukid;
+        card.transfer_key = s.xfer.tkid;
+        out.push(super::sequence::Slot { head: h.name.clone(), card });
+    }
+    out
+}
+
 /// One fault point's result.
 #[derive(Debug, Clone)]
 pub struct PointResult {
@@ -77,6 +102,7 @@ pub struct Campaign<'a> {
     keys: &'a Keyset,
     now: u32,
     settle: &'a dyn Settle,
+    notes: Vec<String>,
 }
 
 /// Which head gets which fault, for one run of a sequence's faulted part.
@@ -106,6 +132,8 @@ struct Baseline {
     prep: Option<Arm>,
     /// Whether the pair can be updated and transfer after the fault-free run.
     pair_works: bool,
+    /// Real heads: what one point (setup and body) takes from each card.
+    drain: Vec<Drain>,
 }
 
 /// What one part of a run saw: per head, the exchanges; whether the armed fault fired.
@@ -117,7 +145,21 @@ struct Part<R> {
 
 impl<'a> Campaign<'a> {
     pub fn new(lab: &'a mut Lab, templates: Vec<Template>, now: u32, settle: &'a dyn Settle) -> Self {
-        Campaign { heads: &mut lab.heads, templates, keys: &lab.keyset, now, settle }
+        Campaign { heads: &mut lab.heads, templates, keys: &lab.keyset, now, settle, notes: Vec::new() }
+    }
+
+    /// What the report must say besides the rows: on real heads, the fault points that are not
+    /// supported and the sequences stopped because the cards ran dry.
+    pub fn notes(&self) -> &[String] {
+        &self.notes
+    }
+
+    /// Whether the sequence runs on the same cards point after point (a head that is not
+    /// virtual: its card cannot be replaced by a fresh one).
+    fn real(&mut self, names: &[String]) -> bool {
+        names
+            .iter()
+            .any(|n| self.heads.iter_mut().find(|h| h.name == *n).is_some_and(|h| h.head.as_virtual().is_none()))
     }
 
     /// Every fault point of every sequence, in order; `progress` sees each result.
@@ -149,11 +191,40 @@ impl<'a> Campaign<'a> {
         mut pick: impl FnMut(usize, usize) -> bool,
     ) -> Result<Vec<PointResult>, TearError> {
         let names = seq.heads();
-        for n in names.iter().filter(|n| !seq.cards.iter().any(|c| c.head == **n)) {
-            self.template(n)?;
+        let real = self.real(&names);
+        if real {
+            if let Some(c) = seq.cards.first() {
+                return Err(TearError::Unfit(format!(
+                    "{}: inserts a card into head {}, which is not virtual",
+                    seq.name, c.head
+                )));
+            }
+            self.notes.push(format!(
+                "{}: NVM commit fault points not supported on real heads (a host can only cut between exchanges)",
+                seq.name
+            ));
+            // An earlier sequence (or run) may have left a state nothing settled.
+            let now = self.snapshots(&names).map_err(|e| TearError::Unfit(format!("{}: {e}", seq.name)))?;
+            if let Some(why) = drift::unsettled(&now) {
+                self.notes.push(format!("{}: {why}: not run (settle it first: cardbench recover)", seq.name));
+                return Ok(Vec::new());
+            }
+        } else {
+            for n in names.iter().filter(|n| !seq.cards.iter().any(|c| c.head == **n)) {
+                self.template(n)?;
+            }
         }
-        let Baseline { before, complete, points, prep, pair_works } = self.baseline(seq, &names)?;
-        let states = States { before: &before, complete: &complete };
+        let Baseline { before: before0, complete: complete0, points, prep, pair_works, drain } =
+            self.baseline(seq, &names, real)?;
+        // A key moves forward once: on the same cards a key update is done after its first run.
+        if real && before0.iter().zip(&complete0).all(|(b, c)| b.view() == c.view()) {
+            self.notes.push(format!(
+                "{}: the fault-free run changes nothing on these cards (done already?): its {} points not run",
+                seq.name,
+                points.len()
+            ));
+            return Ok(Vec::new());
+        }
         let settle = self.settle;
         let mut out = Vec::new();
         let count = points.len();
@@ -161,16 +232,37 @@ impl<'a> Campaign<'a> {
             if !pick(index, count) {
                 continue;
             }
-            let mut t = self.terminal(seq);
-            self.fresh(seq, &names)?;
-            self.setup(seq, &names, &mut t)?;
-            self.snapshots(&names).map_err(|e| TearError::Baseline { seq: seq.name.clone(), detail: e })?;
+            let mut t = self.terminal(seq, real.then_some(index));
+            let (before, complete) = if real {
+                match self.live_before(seq, &names, &drain, &mut t) {
+                    Ok(before) => {
+                        let complete = drift::expected(&before, &before0, &complete0);
+                        (before, complete)
+                    }
+                    Err(why) => {
+                        self.notes.push(format!(
+                            "{}: {why} after {} points; {} points not run",
+                            seq.name,
+                            out.len(),
+                            count - index
+                        ));
+                        break;
+                    }
+                }
+            } else {
+                self.fresh(seq, &names)?;
+                self.setup(seq, &names, &mut t)?;
+                self.snapshots(&names).map_err(|e| TearError::Baseline { seq: seq.name.clone(), detail: e })?;
+                (before0.clone(), complete0.clone())
+            };
+            let states = States { before: &before, complete: &complete };
             let arm = Arm::of(&point.fault);
             let mut notes = Vec::new();
             let (fired, first) = match &seq.body {
                 Body::Engine(action) => {
                     let p = self.part(&names, &arm, &mut t, |links, t| run_action(action, links, t));
                     notes.push(engine_note(&p.result));
+                    notes.extend(shifted(&names, &p.seen, &point));
                     (p.fired, Settled::Nothing)
                 }
                 Body::Recovery { action, .. } => {
@@ -182,6 +274,7 @@ impl<'a> Campaign<'a> {
                     self.power_cycle(&names);
                     let p = self.part(&names, &arm, &mut t, |links, t| settle.settle(seq, links, t));
                     notes.push(format!("faulted {}: {}", settle.name(), settle_note(&p.result)));
+                    notes.extend(shifted(&names, &p.seen, &point));
                     // The cards start from an interrupted sequence here, so whatever changed
                     // them before the final settling was this interrupted settling run.
                     let first = match p.result {
@@ -242,10 +335,26 @@ impl<'a> Campaign<'a> {
 
     /// Fault-free runs: the state before and after the sequence, and its fault points (for a
     /// recovery sequence also the cut that interrupts the engine step).
-    fn baseline(&mut self, seq: &Sequence, names: &[String]) -> Result<Baseline, TearError> {
+    /// On real heads the cards are the ones in the heads (no fresh cards), the points are the
+    /// exchanges only, and the drain of one point is measured.
+    fn baseline(&mut self, seq: &Sequence, names: &[String], real: bool) -> Result<Baseline, TearError> {
         let failed = |detail: String| TearError::Baseline { seq: seq.name.clone(), detail };
-        let mut t = self.terminal(seq);
-        self.fresh(seq, names)?;
+        let mut t = self.terminal(seq, None);
+        let start = if real {
+            // The exchanges depend on the cards' state (a first charge reads a blank record,
+            // shorter than a signed one): one warm-up run brings the cards to the state every
+            // point starts from, so the points counted next are the ones the points meet.
+            self.setup(seq, names, &mut t)?;
+            let action = seq.action().clone();
+            if let Err(e) = self.part(names, &Arm::default(), &mut t, |links, t| run_action(&action, links, t)).result {
+                return Err(failed(format!("{} without a fault: {e}", action.engine())));
+            }
+            self.power_cycle(names);
+            self.snapshots(names).map_err(failed)?
+        } else {
+            self.fresh(seq, names)?;
+            Vec::new()
+        };
         self.setup(seq, names, &mut t)?;
         let before = self.snapshots(names).map_err(failed)?;
         let commits0 = self.commits(names);
@@ -259,9 +368,10 @@ impl<'a> Campaign<'a> {
         // Negative cases (an expired or revoked card, a key at its limit) leave a pair that
         // cannot be updated even without a fault: that is not the fault's doing.
         let pair_works = self.pair_check(seq, &complete, &mut t).is_none();
+        let drain = if real { drift::drain(&start, &complete) } else { Vec::new() };
         let Body::Recovery { head, command, point, .. } = &seq.body else {
-            let points = fault_points(names, &p.seen, &commits0);
-            return Ok(Baseline { before, complete, points, prep: None, pair_works });
+            let points = fault_points(names, &p.seen, &commits0, real);
+            return Ok(Baseline { before, complete, points, prep: None, pair_works, drain });
         };
         // Recovery: interrupt the engine step where asked, then fault the settling run.
         let hi = names.iter().position(|n| n == head).expect("the recovery head is in the sequence");
@@ -272,8 +382,10 @@ impl<'a> Campaign<'a> {
             as u64
             + 1;
         let prep = Arm { cut: Some((head.clone(), PowerCut { at: n, point: *point })), tear: None };
-        let mut t = self.terminal(seq);
-        self.fresh(seq, names)?;
+        let mut t = self.terminal(seq, None);
+        if !real {
+            self.fresh(seq, names)?;
+        }
         self.setup(seq, names, &mut t)?;
         self.snapshots(names).map_err(failed)?;
         self.part(names, &prep, &mut t, |links, t| run_action(&action, links, t));
@@ -284,8 +396,25 @@ impl<'a> Campaign<'a> {
         if let Err(e) = &s.result {
             return Err(failed(format!("{} without a fault: {e}", settle.name())));
         }
-        let points = fault_points(names, &s.seen, &commits0);
-        Ok(Baseline { before, complete, points, prep: Some(prep), pair_works })
+        let points = fault_points(names, &s.seen, &commits0, real);
+        Ok(Baseline { before, complete, points, prep: Some(prep), pair_works, drain })
+    }
+
+    /// Real heads, before a point: the cards can still run the sequence, then the setup, then
+    /// the state this point is judged against. `Err` says why the sequence stops here.
+    fn live_before(
+        &mut self,
+        seq: &Sequence,
+        names: &[String],
+        drain: &[Drain],
+        t: &mut Terminal,
+    ) -> Result<Vec<CardState>, String> {
+        let now = self.snapshots(names)?;
+        if let Some(why) = drift::unsettled(&now).or_else(|| drift::exhausted(&now, drain)) {
+            return Err(why);
+        }
+        self.setup(seq, names, t).map_err(|e| e.to_string())?;
+        self.snapshots(names)
     }
 
     fn template(&self, head: &str) -> Result<&Template, TearError> {
@@ -295,9 +424,14 @@ impl<'a> Campaign<'a> {
         })
     }
 
-    fn terminal(&self, seq: &Sequence) -> Terminal<'a> {
-        let seed: [u8; 32] =
-            Sha256::new().chain_update(b"cardbench tear").chain_update(seq.name.as_bytes()).finalize().into();
+    /// A seeded terminal; on real heads each point (`salt`) gets its own randoms, as the same
+    /// cards see every point.
+    fn terminal(&self, seq: &Sequence, salt: Option<usize>) -> Terminal<'a> {
+        let mut h = Sha256::new().chain_update(b"cardbench tear").chain_update(seq.name.as_bytes());
+        if let Some(i) = salt {
+            h.update((i as u64).to_be_bytes());
+        }
+        let seed: [u8; 32] = h.finalize().into();
         Terminal::new(self.keys, self.now, ChaCha20Rng::from_seed(seed))
     }
 
@@ -394,14 +528,22 @@ impl<'a> Campaign<'a> {
                 slots[i].take().expect("distinct heads").head.as_mut()
             })
             .collect();
-        let mut cuts: Vec<CutHead> = picked.into_iter().map(|h| CutHead::new(h, None)).collect();
+        // A virtual head cuts power itself (armed above); any other head is cut by the wrapper.
+        let mut cuts: Vec<CutHead> = picked
+            .into_iter()
+            .zip(names)
+            .map(|(h, n)| {
+                let cut = arm.cut.as_ref().filter(|(a, _)| a == n && h.as_virtual().is_none()).map(|(_, c)| *c);
+                CutHead::new(h, cut)
+            })
+            .collect();
         let result = {
             let mut links: Vec<Link> = cuts.iter_mut().map(|c| Link::new(c as &mut dyn Head, &rec)).collect();
             f(&mut links, t)
         };
         let seen: Vec<Vec<Seen>> = cuts.iter().map(|c| c.seen().to_vec()).collect();
+        let mut fired = (arm.cut.is_none() && arm.tear.is_none()) || cuts.iter().any(|c| c.fired());
         drop(cuts);
-        let mut fired = arm.cut.is_none() && arm.tear.is_none();
         for n in names {
             if let Some(v) = self.virtual_head(n) {
                 let armed_here = arm.cut.as_ref().is_some_and(|(h, _)| h == n);
@@ -477,8 +619,18 @@ fn settled_word(s: &Settled) -> String {
     }
 }
 
-/// Before and after every exchange of every head, then every commit of every card.
-fn fault_points(names: &[String], seen: &[Vec<Seen>], commits0: &[u64]) -> Vec<FaultPoint> {
+/// The faulted run met another command at the cut than the fault-free run did (the cards'
+/// state changed the exchanges): said in the row, so the point is read for what it cut.
+fn shifted(names: &[String], seen: &[Vec<Seen>], point: &FaultPoint) -> Option<String> {
+    let Fault::Exchange { head, n, .. } = &point.fault else { return None };
+    let log = &seen[names.iter().position(|x| x == head)?];
+    let met = log.get(*n as usize - 1).map_or("no exchange", |s| s.command.as_str());
+    (met != point.command).then(|| format!("exchange {n} was {met} in this run"))
+}
+
+/// Before and after every exchange of every head, then every commit of every card (not on
+/// real heads: `real`).
+fn fault_points(names: &[String], seen: &[Vec<Seen>], commits0: &[u64], real: bool) -> Vec<FaultPoint> {
     let mut out = Vec::new();
     for (head, log) in names.iter().zip(seen) {
         for (i, s) in log.iter().enumerate() {
@@ -489,6 +641,9 @@ fn fault_points(names: &[String], seen: &[Vec<Seen>], commits0: &[u64]) -> Vec<F
                 });
             }
         }
+    }
+    if real {
+        return out;
     }
     for ((head, log), c0) in names.iter().zip(seen).zip(commits0) {
         let last = log.iter().filter_map(|s| s.commits_after).max().unwrap_or(*c0);

@@ -2,11 +2,12 @@
 //! sequence, settle the cards, and check that no value, key or record was lost or doubled.
 //!
 //! `fault` (fault points, a power cut at exchange boundaries for any head), `sequence` (what
-//! is faulted), `state` (card state read back), `settle` (what the terminal does after a
-//! fault), `invariants` (the checks and the verdict), `campaign` (the driver), `matrix`
-//! (the report).
+//! is faulted), `state` (card state read back), `drift` (the same cards point after point on
+//! real heads), `settle` (what the terminal does after a fault), `invariants` (the checks and
+//! the verdict), `campaign` (the driver), `matrix` (the report).
 
 pub mod campaign;
+pub mod drift;
 pub mod fault;
 pub mod invariants;
 pub mod matrix;
@@ -22,9 +23,8 @@ pub enum TearError {
     #[error("{0}")]
     Unfit(String),
     #[error(
-        "head {head} is a {driver} head: a campaign puts fresh cards from the profile's templates in its heads for \
-         every fault point, so it runs on virtual heads with a card; for a device under test use the plan step `tear` \
-         (docs/tear.md)"
+        "head {head} ({driver}) has no card in the profile: a campaign on virtual heads puts fresh cards from the \
+         profile's templates in them for every fault point (docs/tear.md)"
     )]
     NotVirtual { head: String, driver: &'static str },
     #[error("sequence {seq}: setup failed: {detail}")]

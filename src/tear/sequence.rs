@@ -105,7 +105,8 @@ pub fn builtin(slots: &[Slot], keys: &Keyset, names: &[String]) -> Result<Vec<Se
     let mut out = Vec::new();
     for name in want {
         let missing = |what: &str| TearError::Unfit(format!("sequence {name}: the profile has no {what}"));
-        let first = slots.first().ok_or_else(|| missing("virtual head with a card"))?;
+        let first =
+            slots.first().ok_or_else(|| missing("head with a card (virtual, or a reader whose card answers)"))?;
         let seq = match name {
             "charge" => Sequence {
                 name: name.into(),
