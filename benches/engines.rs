@@ -37,7 +37,7 @@ fn plan(n: u8, tk: u32, uk: u32) -> CardPlan {
 fn engines(c: &mut Criterion) {
     let keys = Keyset::from_seed("bench", vec![]);
     let rec = Recorder::disabled();
-    let term = || Terminal { keys: &keys, now: NOW, rng: ChaCha20Rng::seed_from_u64(1) };
+    let term = || Terminal::new(&keys, NOW, ChaCha20Rng::seed_from_u64(1));
     let mut g = c.benchmark_group("engine");
     g.sample_size(30);
 

@@ -14,6 +14,17 @@ use sha2::{Digest, Sha256};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
+// Everything this module prints goes through `crate::print`: a pipe closed early
+// (`cardbench run … | head -2`) stops the printing, never the work, and never panics.
+macro_rules! println {
+    () => { $crate::print::out(format_args!("")) };
+    ($($t:tt)*) => { $crate::print::out(format_args!($($t)*)) };
+}
+macro_rules! eprintln {
+    () => { $crate::print::err(format_args!("")) };
+    ($($t:tt)*) => { $crate::print::err(format_args!($($t)*)) };
+}
+
 #[derive(Parser, Debug)]
 #[command(name = "cardbench", version, about = "Smart-card bench: conformance plans, APDU traces, timing")]
 pub struct Cli {
@@ -68,6 +79,27 @@ pub enum Cmd {
         /// No progress output, only the summary line.
         #[arg(long, short)]
         quiet: bool,
+    },
+    /// Terminal recovery: read the cards in one or two heads and settle what an interrupted
+    /// run left (complete or cancel a pending credit, re-sign a purse record this terminal
+    /// wrote, tell whether a DEBIT took effect). Exit 0 settled, 1 a state was reported
+    /// unrecoverable, 2 the bench could not run.
+    Recover {
+        #[arg(long, short)]
+        profile: PathBuf,
+        /// Head (name or role); give the receiving and the sending card's heads for a transfer.
+        #[arg(long = "head", required = true, num_args = 1)]
+        heads: Vec<String>,
+        /// Trace of the interrupted run: what the terminal sent (its WRITE VALUE, DEBIT and
+        /// VALUE SEND, answered or in doubt) is what recovery may complete or re-sign.
+        #[arg(long)]
+        trace: Option<PathBuf>,
+        /// Run identifier of the recovery's own trace (default: UTC time + "recover").
+        #[arg(long)]
+        run_id: Option<String>,
+        /// Directory for run folders (default: the profile's `logs`, else ./logs).
+        #[arg(long)]
+        logs: Option<PathBuf>,
     },
     /// Validate a plan without touching a card (with --profile, also its head names).
     Check {
@@ -134,6 +166,11 @@ pub enum SimCmd {
         /// Take the card out of the field after this many APDUs.
         #[arg(long)]
         remove_after: Option<u64>,
+        /// Inject a link fault into InDataExchange frames (repeatable): ack-delay=MS,
+        /// answer-delay=MS, noise, ghost-after-ack, no-ack, bad-lcs, bad-dcs, truncate,
+        /// drop-command; `@N` for the Nth frame only (docs/pn532.md).
+        #[arg(long = "fault", value_name = "FAULT", value_parser = parse_fault)]
+        faults: Vec<crate::sim::pn532::FaultRule>,
     },
 }
 
@@ -178,6 +215,9 @@ fn dispatch(cli: Cli) -> Result<ExitCode, BenchError> {
             batch(&profile, &plan, batch_id, count, logs, quiet).map_err(BenchError)
         }
         Cmd::Check { plan, profile } => check(&plan, profile.as_deref()).map_err(BenchError),
+        Cmd::Recover { profile, heads, trace, run_id, logs } => {
+            recover(&profile, &heads, trace.as_deref(), run_id, logs).map_err(BenchError)
+        }
         Cmd::Keys { cmd: KeysCmd::Init { dir, force } } => keys_init(&dir, force).map_err(BenchError),
         Cmd::Heads { profile: Some(profile), .. } => heads(&profile).map_err(BenchError),
         Cmd::Heads { profile: None, watch: true, seconds } => watch_readers(seconds).map_err(BenchError),
@@ -185,8 +225,8 @@ fn dispatch(cli: Cli) -> Result<ExitCode, BenchError> {
         Cmd::Sim { cmd: SimCmd::Vpcd { profile, card, host, port, delay_us } } => {
             sim_vpcd(&profile, &card, &host, port, delay_us).map_err(BenchError)
         }
-        Cmd::Sim { cmd: SimCmd::Pn532 { profile, card, link, remove_after } } => {
-            sim_pn532(&profile, &card, link.as_deref(), remove_after).map_err(BenchError)
+        Cmd::Sim { cmd: SimCmd::Pn532 { profile, card, link, remove_after, faults } } => {
+            sim_pn532(&profile, &card, link.as_deref(), remove_after, faults).map_err(BenchError)
         }
     }
 }
@@ -211,6 +251,9 @@ fn batch(
     let lab = Lab::from_profile(&loaded)?;
     let p = crate::plan::load(plan)?;
     p.bind(|n| n == "dut" || n == "peer")?;
+    if let Some(w) = lab.seeded_keys_on_real_heads() {
+        eprintln!("cardbench: warning: {w}");
+    }
     let logs = logs.unwrap_or_else(|| lab.logs.clone());
     let opts = crate::batch::BatchOptions { batch_id, count, logs, quiet, observer: None, control: Default::default() };
     let out = crate::batch::run_batch(&loaded, lab, &p, &opts)?;
@@ -225,6 +268,18 @@ fn batch(
         r.count("aborted"),
         out.dir.join("summary.csv").display()
     );
+    // An incomplete batch is not a pass: exit 1, like a failing card, and say what is missing.
+    if !out.missing.is_empty() {
+        let why = if out.stalled.is_empty() { String::new() } else { format!(" ({})", out.stalled.join("; ")) };
+        eprintln!(
+            "cardbench: batch {} is incomplete: {} of {} cards have no verdict: {}{why}; run the same command again to resume",
+            r.batch_id,
+            out.missing.len(),
+            r.cards.len() + out.missing.len(),
+            crate::batch::list_indices(&out.missing)
+        );
+        return Ok(ExitCode::from(1));
+    }
     Ok(if r.cards.iter().all(|c| c.verdict.word() == "pass") { ExitCode::SUCCESS } else { ExitCode::from(1) })
 }
 
@@ -238,6 +293,81 @@ fn check(plan: &Path, profile: Option<&Path>) -> Result<ExitCode> {
     let steps: usize = p.cases.iter().map(|c| c.steps.len()).sum::<usize>() + p.setup.len() + p.teardown.len();
     println!("{}: plan {} {} is valid: {} cases, {} steps", plan.display(), p.id, p.version, p.cases.len(), steps);
     Ok(ExitCode::SUCCESS)
+}
+
+fn recover(
+    profile: &Path,
+    heads: &[String],
+    trace: Option<&Path>,
+    run_id: Option<String>,
+    logs: Option<PathBuf>,
+) -> Result<ExitCode> {
+    use crate::engine::{journal::Journal, recover::recover, Terminal};
+    use crate::link::Link;
+    use rand_core::SeedableRng;
+    let loaded = crate::profile::load(profile)?;
+    let mut lab = Lab::from_profile(&loaded)?;
+    if heads.len() > 2 {
+        anyhow::bail!("recover takes one or two --head");
+    }
+    let mut idx = Vec::new();
+    for h in heads {
+        let i = lab.head_index(h).with_context(|| format!("{}: no head or role '{h}'", profile.display()))?;
+        if idx.contains(&i) {
+            anyhow::bail!("--head {h} names the same head twice");
+        }
+        idx.push(i);
+    }
+    // What the terminal knows of the interrupted run, read before any card is touched.
+    let journal = match trace {
+        Some(t) => Journal::from_trace(&crate::trace::read(t).map_err(|e| anyhow::anyhow!("{e}"))?),
+        None => Journal::new(),
+    };
+    let run_id = run_id.unwrap_or_else(|| default_run_id("recover"));
+    if run_id.is_empty() || run_id.contains(['/', '\\']) || run_id.starts_with('.') {
+        anyhow::bail!("run id '{run_id}' must be a plain folder name");
+    }
+    let dir = logs.unwrap_or_else(|| lab.logs.clone()).join(&run_id);
+    std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    let trace_path = dir.join("trace.csv");
+    let sink = TraceCsv::create(&trace_path, &run_id, "recover")
+        .with_context(|| format!("cannot create {}", trace_path.display()))?;
+    let (rec, rx) = Recorder::new("recover");
+    let sinks = sinks::spawn(rx, vec![Box::new(sink)]);
+    let now = lab.clock.unwrap_or_else(|| chrono::Utc::now().timestamp() as u32);
+    let seed: [u8; 32] =
+        Sha256::new().chain_update(b"cardbench recover").chain_update(run_id.as_bytes()).finalize().into();
+    let mut t = Terminal::new(&lab.keyset, now, rand_chacha::ChaCha20Rng::from_seed(seed));
+    t.journal = journal;
+    let result = (|| -> Result<_> {
+        let mut open: Vec<&mut crate::lab::LabHead> = Vec::new();
+        for (n, h) in lab.heads.iter_mut().enumerate() {
+            if idx.contains(&n) {
+                open.push(h);
+            }
+        }
+        // Keep the order the operator gave (receiver and sender are told apart by the cards).
+        open.sort_by_key(|h| heads.iter().position(|x| *x == h.name || *x == h.role));
+        for h in open.iter_mut() {
+            if h.head.atr().is_none() {
+                h.head.power_on().with_context(|| format!("head {}", h.name))?;
+            }
+        }
+        let mut links: Vec<Link> = open.into_iter().map(|h| Link::new(h.head.as_mut(), &rec)).collect();
+        let mut refs: Vec<&mut Link> = links.iter_mut().collect();
+        Ok(recover(&mut refs, &mut t)?)
+    })();
+    drop(rec);
+    let sink_errors = sinks.join().unwrap_or_else(|_| vec!["sink thread panicked".into()]);
+    let r = result?;
+    if let Some(e) = sink_errors.first() {
+        anyhow::bail!("writing {}: {e}", trace_path.display());
+    }
+    for f in &r.findings {
+        println!("{f}");
+    }
+    println!("recover: {}; trace {}", r.verdict(), trace_path.display());
+    Ok(if r.settled() { ExitCode::SUCCESS } else { ExitCode::from(1) })
 }
 
 fn keys_init(dir: &Path, force: bool) -> Result<ExitCode> {
@@ -331,7 +461,17 @@ fn sim_vpcd(profile: &Path, card: &str, host: &str, port: u16, delay_us: u64) ->
     Ok(ExitCode::SUCCESS)
 }
 
-fn sim_pn532(profile: &Path, card: &str, link: Option<&Path>, remove_after: Option<u64>) -> Result<ExitCode> {
+fn parse_fault(s: &str) -> std::result::Result<crate::sim::pn532::FaultRule, String> {
+    s.parse()
+}
+
+fn sim_pn532(
+    profile: &Path,
+    card: &str,
+    link: Option<&Path>,
+    remove_after: Option<u64>,
+    faults: Vec<crate::sim::pn532::FaultRule>,
+) -> Result<ExitCode> {
     use crate::sim::pn532::{Pn532Sim, PtySim};
     use std::io::Write as _;
     let vc = profile_card(profile, card)?;
@@ -339,6 +479,8 @@ fn sim_pn532(profile: &Path, card: &str, link: Option<&Path>, remove_after: Opti
     let uid = hex::encode_upper(crate::sim::pn532::uid_of(vc.card_id()));
     let mut sim = Pn532Sim::new(Some(vc));
     sim.remove_after(remove_after);
+    let shown_faults: Vec<String> = faults.iter().map(ToString::to_string).collect();
+    sim.set_faults(faults);
     let mut pty = PtySim::spawn(sim).context("cannot create a pseudo-terminal")?;
     if let Some(l) = link {
         pty.symlink(l).with_context(|| format!("cannot link {}", l.display()))?;
@@ -347,6 +489,9 @@ fn sim_pn532(profile: &Path, card: &str, link: Option<&Path>, remove_after: Opti
     std::io::stdout().flush()?;
     let shown = link.map_or_else(|| pty.path().display().to_string(), |l| l.display().to_string());
     eprintln!("PN532 simulator on {shown}: card {id} (UID {uid}) in the field; serving until killed");
+    if !shown_faults.is_empty() {
+        eprintln!("injecting link faults: {}", shown_faults.join(", "));
+    }
     pty.wait().context("PN532 simulator")?;
     Ok(ExitCode::SUCCESS)
 }
@@ -394,6 +539,9 @@ fn run(
         Ok((lab, plan))
     })();
     let (mut lab, plan) = prepared.map_err(BenchError)?;
+    if let Some(w) = lab.seeded_keys_on_real_heads() {
+        eprintln!("cardbench: warning: {w}");
+    }
     let run_id = run_id.unwrap_or_else(|| default_run_id(&plan.id));
     if run_id.is_empty() || run_id.contains(['/', '\\']) || run_id.starts_with('.') {
         return Err(BenchError(anyhow::anyhow!("run id '{run_id}' must be a plain folder name")));
@@ -405,7 +553,7 @@ fn run(
         .with_context(|| format!("cannot create {}", trace_path.display()))
         .map_err(BenchError)?;
     let (rec, rx) = Recorder::new(&plan.id);
-    let sink_list: Vec<Box<dyn Sink>> = vec![Box::new(trace), Box::new(Console::new(std::io::stdout(), quiet))];
+    let sink_list: Vec<Box<dyn Sink>> = vec![Box::new(trace), Box::new(Console::new(crate::print::Stdout, quiet))];
     let sinks = sinks::spawn(rx, sink_list);
     rec.send(Event::RunStarted {
         run_id: run_id.clone(),
@@ -413,8 +561,13 @@ fn run(
         profile: profile.display().to_string(),
     });
     let now = lab.clock.unwrap_or_else(|| chrono::Utc::now().timestamp() as u32);
-    let seed: [u8; 32] = Sha256::new().chain_update(b"cardbench terminal").chain_update(&plan.id).finalize().into();
-    let results = run_plan(&plan, &mut lab.heads, &rec, &lab.keyset, now, seed);
+    let rng = crate::lab::terminal_rng(&lab.heads, || {
+        Sha256::new().chain_update(b"cardbench terminal").chain_update(&plan.id).finalize().into()
+    });
+    crate::trace::write_run_header(&dir, &run_id, &plan, &profile.display().to_string(), &rng)
+        .with_context(|| format!("cannot write {}", dir.join("run.json").display()))
+        .map_err(BenchError)?;
+    let results = run_plan(&plan, &mut lab.heads, &rec, &lab.keyset, now, rng.seed());
     drop(rec);
     let sink_errors = sinks.join().unwrap_or_else(|_| vec!["sink thread panicked".into()]);
     let count = |s: CaseStatus| results.iter().filter(|r| r.status == s).count();

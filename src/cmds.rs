@@ -99,8 +99,15 @@ pub fn xfer_read_state(which: u8) -> Command {
     Command::new(CLA_PROP, XFER_READ_STATE, which, 0).le(256)
 }
 
-pub fn xfer_cancel_pending() -> Command {
-    Command::new(CLA_PROP, XFER_CANCEL_PENDING, 0, 0)
+/// CANCEL PENDING CREDIT with the sending card's cancel proof (16 bytes).
+pub fn xfer_cancel_pending(proof: &[u8]) -> Command {
+    Command::new(CLA_PROP, XFER_CANCEL_PENDING, 0, 0).data(proof.to_vec())
+}
+
+/// CANCEL PROOF to the sending card, with the receiver's pending credit as READ TRANSFER
+/// STATE 01 returns it: paid ‖ date ‖ rnd_send ‖ rnd_recv (40 bytes).
+pub fn xfer_cancel_proof(pending: &[u8]) -> Command {
+    Command::new(CLA_PROP, XFER_CANCEL_PROOF, 0, 0).data(pending.to_vec()).le(16)
 }
 
 /// Name of a command for traces and the TUI, from its header alone.
@@ -129,6 +136,7 @@ pub fn name(cla: u8, ins: u8) -> &'static str {
         (CLA_PROP, XFER_RECEIVE) => "VALUE RECEIVE",
         (CLA_PROP, XFER_READ_STATE) => "READ TRANSFER STATE",
         (CLA_PROP, XFER_CANCEL_PENDING) => "CANCEL PENDING CREDIT",
+        (CLA_PROP, XFER_CANCEL_PROOF) => "CANCEL PROOF",
         _ => "UNKNOWN",
     }
 }

@@ -1,13 +1,70 @@
 //! What a run reports, as events on a channel. The CSV trace, the console and the TUI are
 //! consumers; engines and the link only send.
 
+use crate::queue::{self, Delivery, Receiver, Sender};
 use chrono::{DateTime, Utc};
-use crossbeam_channel::{Receiver, Sender};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
 
-/// One wire exchange, exactly as the trace stores it.
+/// What a trace row records (docs/trace-format.md, column `kind`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub enum RowKind {
+    /// A command the terminal asked for, answered.
+    #[default]
+    Command,
+    /// GET RESPONSE sent by the link after `61xx`.
+    GetResponse,
+    /// The same command re-sent by the link with the Le of a `6Cxx` answer.
+    Resend6C,
+    /// A command that may have reached the card but got no (complete) answer: its outcome is
+    /// unknown. `error` says what happened; `response` and `sw` are empty.
+    InDoubt,
+    PowerOn,
+    PowerOff,
+    WarmReset,
+    Insert,
+    Remove,
+}
+
+impl RowKind {
+    pub const ALL: [RowKind; 9] = [
+        RowKind::Command,
+        RowKind::GetResponse,
+        RowKind::Resend6C,
+        RowKind::InDoubt,
+        RowKind::PowerOn,
+        RowKind::PowerOff,
+        RowKind::WarmReset,
+        RowKind::Insert,
+        RowKind::Remove,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RowKind::Command => "command",
+            RowKind::GetResponse => "get-response",
+            RowKind::Resend6C => "resend-6c",
+            RowKind::InDoubt => "in-doubt",
+            RowKind::PowerOn => "power-on",
+            RowKind::PowerOff => "power-off",
+            RowKind::WarmReset => "warm-reset",
+            RowKind::Insert => "insert",
+            RowKind::Remove => "remove",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<RowKind> {
+        RowKind::ALL.into_iter().find(|k| k.as_str() == s)
+    }
+
+    /// Rows that carry a command APDU (the others are card and power events).
+    pub fn is_wire(self) -> bool {
+        matches!(self, RowKind::Command | RowKind::GetResponse | RowKind::Resend6C | RowKind::InDoubt)
+    }
+}
+
+/// One wire exchange (or card/power event), exactly as the trace stores it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Exchange {
     pub seq: u64,
@@ -24,6 +81,9 @@ pub struct Exchange {
     pub sw: u16,
     pub duration_ns: u64,
     pub note: String,
+    pub kind: RowKind,
+    /// Why an in-doubt row got no answer (the head error); empty otherwise.
+    pub error: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -68,15 +128,15 @@ pub enum Event {
 /// (benchmarks with tracing off).
 #[derive(Clone)]
 pub struct Recorder {
-    tx: Option<Sender<Event>>,
+    tx: Option<Sender>,
     seq: Arc<AtomicU64>,
     epoch: Instant,
     pub plan: String,
 }
 
 impl Recorder {
-    pub fn new(plan: &str) -> (Recorder, Receiver<Event>) {
-        let (tx, rx) = crossbeam_channel::unbounded();
+    pub fn new(plan: &str) -> (Recorder, Receiver) {
+        let (tx, rx) = queue::bounded();
         (Recorder { tx: Some(tx), seq: Arc::new(AtomicU64::new(0)), epoch: Instant::now(), plan: plan.into() }, rx)
     }
 
@@ -88,11 +148,48 @@ impl Recorder {
         self.tx.is_some()
     }
 
+    /// Hand an event to the sinks (written within `queue::GATHER`). A consumer that went
+    /// away must not stop the bench.
     pub fn send(&self, e: Event) {
         if let Some(tx) = &self.tx {
-            // A consumer that went away must not stop the bench.
-            let _ = tx.send(e);
+            tx.send(e, Delivery::Normal);
         }
+    }
+
+    /// Hand an event over and wait until the sinks have written and flushed it.
+    pub fn send_durable(&self, e: Event) {
+        if let Some(tx) = &self.tx {
+            tx.send(e, Delivery::Durable);
+        }
+    }
+
+    /// Hand an event over and wake the sinks now (front ends see it at once).
+    pub fn send_urgent(&self, e: Event) {
+        if let Some(tx) = &self.tx {
+            tx.send(e, Delivery::Urgent);
+        }
+    }
+
+    /// Wait until everything sent so far is written and flushed.
+    pub fn sync(&self) {
+        if let Some(tx) = &self.tx {
+            tx.sync();
+        }
+    }
+
+    /// Set once an essential sink (the trace file) failed: nothing more may be sent to a
+    /// card, since its exchanges could not be recorded.
+    pub fn failure(&self) -> Option<String> {
+        self.tx.as_ref().and_then(|t| t.failure())
+    }
+
+    /// Events sent but not yet written and flushed (how far the trace lags behind).
+    pub fn backlog(&self) -> u64 {
+        self.tx.as_ref().map_or(0, |t| t.backlog())
+    }
+
+    pub fn failed(&self) -> bool {
+        self.tx.as_ref().is_some_and(|t| t.failed())
     }
 
     pub fn next_seq(&self) -> u64 {

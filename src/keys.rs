@@ -36,6 +36,8 @@ pub struct Party {
 
 pub struct Keyset {
     pub test_keys: bool,
+    /// Derived from a seed in a profile: anyone with the profile has every key.
+    pub from_seed: bool,
     /// Seed 000 center (KC): certifies charge and payment machines and CPAY cards.
     pub center: SigningKey,
     /// Seed 002 certification authority: certifies XFER cards, signs the CRL.
@@ -98,6 +100,7 @@ impl Keyset {
         let crl = Crl::issue(CA_REF, 1_767_225_600, m.revoked.clone(), &ca);
         Keyset {
             test_keys: true,
+            from_seed: false,
             center,
             ca,
             charge,
@@ -116,7 +119,7 @@ impl Keyset {
         let mut card_seed = [0u8; 32];
         card_seed[..16].copy_from_slice(&sig::key128_from_seed(s, "card-seed-1"));
         card_seed[16..].copy_from_slice(&sig::key128_from_seed(s, "card-seed-2"));
-        Keyset::build(Material {
+        let mut ks = Keyset::build(Material {
             center: scalar("center"),
             ca: scalar("ca"),
             charge: scalar("charge"),
@@ -129,7 +132,9 @@ impl Keyset {
             transfer_keys: (1..=TRANSFER_KEY_COUNT)
                 .map(|i| (i, sig::key128_from_seed(s, &format!("transfer-{i}"))))
                 .collect(),
-        })
+        });
+        ks.from_seed = true;
+        ks
     }
 
     /// Fresh random test keys (for `keys init`).
@@ -201,7 +206,7 @@ impl Keyset {
     /// Load a keyset written by `keys init`.
     pub fn load(path: &Path) -> Result<Keyset, KeyError> {
         let err = |msg: String| KeyError::File { path: path.to_path_buf(), msg };
-        let text = std::fs::read_to_string(path).map_err(|e| err(e.to_string()))?;
+        let text = read_private(path).map_err(err)?;
         let f: KeysetFile = toml::from_str(&text).map_err(|e| err(crate::profile::toml_error(&text, &e)))?;
         if !f.test_keys {
             return Err(err("test_keys must be true: cardbench only handles test keys".into()));
@@ -290,13 +295,41 @@ pub fn card_serial(card_id: &[u8; 8]) -> u32 {
     u32::from_be_bytes([card_id[4], card_id[5], card_id[6], card_id[7]])
 }
 
-/// Create with 0600 from the start (never world-readable, even briefly), via a temp file
-/// renamed into place so a failure leaves no half-written keyset.
+/// Read a keyset only if no one but its owner can read or change it: secret keys that
+/// others can read are no longer the lab's, and keys others can write are not the ones
+/// the lab made. The mode is checked on the open file, so a swap after the check is no help.
+fn read_private(path: &Path) -> Result<String, String> {
+    use std::io::Read;
+    use std::os::unix::fs::PermissionsExt;
+    let mut f = std::fs::File::open(path).map_err(|e| e.to_string())?;
+    let mode = f.metadata().map_err(|e| e.to_string())?.permissions().mode() & 0o777;
+    if mode & 0o077 != 0 {
+        return Err(format!(
+            "mode {mode:04o} lets group or others read or write this keyset; run `chmod 600 {}`",
+            path.display()
+        ));
+    }
+    let mut text = String::new();
+    f.read_to_string(&mut text).map_err(|e| e.to_string())?;
+    Ok(text)
+}
+
+/// Write through a temp file renamed into place, so a failure leaves no half-written keyset.
+/// The temp file is made new, exclusively and with mode 0600 from its first byte: a stale
+/// temp file left by an interrupted run (whatever its mode) or a symbolic link planted in its
+/// place is removed, never written through. `create_new` is O_CREAT|O_EXCL, which fails on
+/// any existing name, a symbolic link included (open(2) does not follow it), so a link made
+/// between the removal and the creation is refused too.
 fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     use std::io::Write;
     use std::os::unix::fs::OpenOptionsExt;
     let tmp = path.with_extension("toml.tmp");
-    let mut f = std::fs::OpenOptions::new().write(true).create(true).truncate(true).mode(0o600).open(&tmp)?;
+    match std::fs::remove_file(&tmp) {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => return Err(std::io::Error::new(e.kind(), format!("cannot remove stale {}: {e}", tmp.display()))),
+    }
+    let mut f = std::fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(&tmp)?;
     f.write_all(bytes)?;
     f.sync_all()?;
     std::fs::rename(&tmp, path)

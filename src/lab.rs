@@ -26,6 +26,47 @@ pub struct Lab {
     pub logs: PathBuf,
 }
 
+/// Where the terminal's randoms come from in a run.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TerminalRng {
+    /// Every head is virtual: a stream seeded from the plan (or batch) so two runs give the
+    /// same trace. The seed is recorded with the run.
+    Seeded([u8; 32]),
+    /// A real reader is in the lab: the OS RNG, so the terminal's randoms (S34, challenges)
+    /// are fresh on every run and replay-protection tests of silicon mean something.
+    Os([u8; 32]),
+}
+
+impl TerminalRng {
+    /// The 32-byte seed of the terminal's ChaCha20 stream.
+    pub fn seed(&self) -> [u8; 32] {
+        match self {
+            TerminalRng::Seeded(s) | TerminalRng::Os(s) => *s,
+        }
+    }
+
+    /// How a run header records it: the seed of a reproducible run, never an OS seed.
+    pub fn describe(&self) -> String {
+        match self {
+            TerminalRng::Seeded(s) => format!("seeded:{}", hex::encode_upper(s)),
+            TerminalRng::Os(_) => "os".into(),
+        }
+    }
+}
+
+/// The terminal's random source for a run on `heads`: `reproducible` derives the seed when
+/// every head is virtual; any real head gets the OS RNG.
+pub fn terminal_rng(heads: &[LabHead], reproducible: impl FnOnce() -> [u8; 32]) -> TerminalRng {
+    if heads.iter().all(|h| h.head.info().driver == "virtual") {
+        TerminalRng::Seeded(reproducible())
+    } else {
+        use rand_core::RngCore;
+        let mut s = [0u8; 32];
+        rand_core::OsRng.fill_bytes(&mut s);
+        TerminalRng::Os(s)
+    }
+}
+
 impl Lab {
     pub fn from_profile(l: &Loaded) -> Result<Lab, ConfigError> {
         let p = &l.profile;
@@ -82,6 +123,21 @@ impl Lab {
     pub fn head_index(&self, name: &str) -> Option<usize> {
         find_head(&self.heads, name)
     }
+
+    /// A warning when keys derived from the profile's seed would meet real readers: those
+    /// cards get personalization and session keys anyone holding the profile can compute.
+    pub fn seeded_keys_on_real_heads(&self) -> Option<String> {
+        let real: Vec<&str> =
+            self.heads.iter().filter(|h| h.head.info().driver != "virtual").map(|h| h.name.as_str()).collect();
+        (self.keyset.from_seed && !real.is_empty()).then(|| {
+            format!(
+                "profile '{}' uses test keys derived from its [keyset] seed with real heads ({}); anyone with the \
+                 profile has these keys: use `cardbench keys init` and [keyset] path for real cards",
+                self.name,
+                real.join(", ")
+            )
+        })
+    }
 }
 
 /// A PC/SC head from its profile entry; nothing is opened until the head is used, so plans
@@ -121,11 +177,11 @@ fn pn532_head(
         return Err(l.err(card.span(), "`card` is for virtual heads: a pn532 head reads the card in its field"));
     }
     let mut cfg = Pn532Config::new(port.get_ref());
-    if let Some(b) = h.baud {
+    if let Some(b) = h.pn532_baud(l)? {
         cfg.baud = b;
     }
-    if let Some(t) = h.timeout_ms {
-        cfg.timeout = Duration::from_millis(t);
+    if let Some(t) = h.pn532_timeout(l)? {
+        cfg.timeout = t;
     }
     Ok(Pn532Head::new(&h.name, cfg))
 }

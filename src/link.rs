@@ -1,8 +1,13 @@
 //! The one place where APDUs go on the wire: T=0 procedure handling (61xx → GET RESPONSE,
 //! 6Cxx → re-send with the right Le) above every head, and one trace row per wire exchange.
+//!
+//! A command that may have reached the card but got no complete answer is *in doubt*: the
+//! link writes its row (kind `in-doubt`, with the error) and waits until that row is on disk
+//! before it returns the error, and it never re-sends it. What the card did is for the
+//! caller to find out by reading the card's state (`engine::recover`), never by retrying.
 
 use crate::apdu::{Command, Response};
-use crate::event::{Event, Exchange, Recorder};
+use crate::event::{Event, Exchange, Recorder, RowKind};
 use crate::head::{Head, HeadError};
 use std::time::Instant;
 
@@ -55,7 +60,7 @@ impl<'a> Link<'a> {
 
     fn exec_inner(&mut self, step: &str, cmd: &Command, secret: bool) -> Result<Response, HeadError> {
         let mut last = cmd.clone();
-        let mut resp = self.wire(step, &last, secret, "")?;
+        let mut resp = self.wire(step, &last, secret, RowKind::Command, "")?;
         let mut data = Vec::new();
         let mut resent = false;
         for _ in 0..MAX_CHAIN {
@@ -65,14 +70,14 @@ impl<'a> Link<'a> {
                     last = last.clone().le(le);
                     resent = true;
                     let note = format!("re-sent with Le={le} after 6C{:02X}", resp.sw2());
-                    resp = self.wire(step, &last, secret && last.ins == cmd.ins, &note)?;
+                    resp = self.wire(step, &last, secret && last.ins == cmd.ins, RowKind::Resend6C, &note)?;
                 }
                 0x61 => {
                     data.extend_from_slice(&resp.data);
                     let le = if resp.sw2() == 0 { 256 } else { resp.sw2() as usize };
                     last = Command::new(0x00, 0xC0, 0, 0).le(le);
                     resent = false;
-                    resp = self.wire(step, &last, false, "GET RESPONSE")?;
+                    resp = self.wire(step, &last, false, RowKind::GetResponse, "GET RESPONSE")?;
                 }
                 _ => {
                     data.extend_from_slice(&resp.data);
@@ -83,19 +88,34 @@ impl<'a> Link<'a> {
         Err(HeadError::Protocol(format!("card still answering procedure bytes after {MAX_CHAIN} rounds")))
     }
 
-    fn wire(&mut self, step: &str, cmd: &Command, secret: bool, note: &str) -> Result<Response, HeadError> {
-        let bytes = cmd.to_bytes().map_err(|e| HeadError::Protocol(e.to_string()))?;
+    fn wire(
+        &mut self,
+        step: &str,
+        cmd: &Command,
+        secret: bool,
+        kind: RowKind,
+        note: &str,
+    ) -> Result<Response, HeadError> {
+        let bytes = cmd.to_bytes().map_err(|e| HeadError::NotSent(e.to_string()))?;
+        if let Some(why) = self.rec.failure() {
+            return Err(HeadError::NotSent(format!("the trace cannot be written ({why})")));
+        }
         let wall = chrono::Utc::now();
         let at = Instant::now();
-        let wire = self.head.transmit(&bytes);
-        let wire = match wire {
-            Ok(w) => w,
+        let answer = self.head.transmit(&bytes).and_then(|w| match Response::parse(&w.response) {
+            Ok(r) => Ok((r, w.duration)),
+            Err(e) => Err(HeadError::Protocol(format!("malformed answer {}: {e}", hex::encode_upper(&w.response)))),
+        });
+        let (resp, duration, error) = match answer {
+            Ok((r, d)) => (r, d, None),
             Err(e) => {
-                self.rec.send(Event::HeadError { head: self.head_name(), error: e.to_string() });
-                return Err(e);
+                if !e.maybe_delivered() {
+                    self.rec.send_urgent(Event::HeadError { head: self.head_name(), error: e.to_string() });
+                    return Err(e);
+                }
+                (Response { data: Vec::new(), sw: 0 }, at.elapsed(), Some(e))
             }
         };
-        let resp = Response::parse(&wire.response).map_err(|e| HeadError::Protocol(e.to_string()))?;
         if self.rec.enabled() {
             let mut command = bytes;
             let mut note = note.to_string();
@@ -104,7 +124,7 @@ impl<'a> Link<'a> {
                 command[start..start + cmd.data.len()].iter_mut().for_each(|b| *b = 0);
                 note = if note.is_empty() { "data redacted".into() } else { format!("{note}; data redacted") };
             }
-            self.rec.send(Event::Exchange(Box::new(Exchange {
+            let row = Exchange {
                 seq: self.rec.next_seq(),
                 wall,
                 mono_ns: self.rec.mono_ns(at),
@@ -115,11 +135,26 @@ impl<'a> Link<'a> {
                 command,
                 response: resp.data.clone(),
                 sw: resp.sw,
-                duration_ns: wire.duration.as_nanos() as u64,
+                duration_ns: duration.as_nanos() as u64,
                 note,
-            })));
+                kind: if error.is_some() { RowKind::InDoubt } else { kind },
+                error: error.as_ref().map(ToString::to_string).unwrap_or_default(),
+            };
+            if error.is_some() {
+                // The in-doubt row is the record that this command may have run: it must be on
+                // disk before the caller can do anything else.
+                self.rec.send_durable(Event::Exchange(Box::new(row)));
+            } else {
+                self.rec.send(Event::Exchange(Box::new(row)));
+            }
         }
-        Ok(resp)
+        match error {
+            Some(e) => {
+                self.rec.send_urgent(Event::HeadError { head: self.head_name(), error: e.to_string() });
+                Err(e)
+            }
+            None => Ok(resp),
+        }
     }
 }
 

@@ -74,6 +74,9 @@ pub struct BatchSpec {
     /// Default `--count`.
     #[serde(default = "default_count")]
     pub count: u64,
+    /// Real DUT heads: how long a worker waits for the operator to insert or take out a card
+    /// before it stops (default 600).
+    pub presence_timeout_s: Option<Spanned<u64>>,
     /// Seeded defects: card `i` (1-based) carries `defects` when `i % every == offset`.
     #[serde(default, rename = "defect")]
     pub defects: Vec<Spanned<DefectRule>>,
@@ -132,10 +135,48 @@ pub struct HeadSpec {
     pub protocol: Option<Spanned<String>>,
     /// Serial heads: port path (e.g. /dev/ttyUSB0, or the pseudo-terminal of `cardbench sim pn532`).
     pub port: Option<Spanned<String>>,
-    /// Serial heads: baud rate (default 115200).
-    pub baud: Option<u32>,
-    /// Real heads: per-exchange timeout in milliseconds (default 5000).
-    pub timeout_ms: Option<u64>,
+    /// Serial heads: baud rate (default 115200; one of `PN532_BAUD_RATES`).
+    pub baud: Option<Spanned<u32>>,
+    /// Real heads: per-exchange timeout in milliseconds (default 5000; pn532 heads:
+    /// `PN532_TIMEOUT_MS`).
+    pub timeout_ms: Option<Spanned<u64>>,
+}
+
+/// Baud rates a PN532 HSU runs at (SetSerialBaudRate, UM0701-02 §7.2.5).
+pub const PN532_BAUD_RATES: [u32; 9] = crate::head::pn532::driver::BAUD_RATES;
+
+/// Exchange timeouts a pn532 head accepts, in milliseconds: below 50 ms not even a short
+/// frame and its ACK cross a 9600-baud line; above 10 minutes a stuck reader blocks a run
+/// for longer than anyone waits for a card.
+pub const PN532_TIMEOUT_MS: std::ops::RangeInclusive<u64> = 50..=600_000;
+
+impl HeadSpec {
+    /// The `baud` of a pn532 head, checked against the PN532's rates.
+    pub fn pn532_baud(&self, l: &Loaded) -> Result<Option<u32>, ConfigError> {
+        let Some(b) = &self.baud else { return Ok(None) };
+        if PN532_BAUD_RATES.contains(b.get_ref()) {
+            return Ok(Some(*b.get_ref()));
+        }
+        let list: Vec<String> = PN532_BAUD_RATES.iter().map(u32::to_string).collect();
+        Err(l.err(b.span(), format!("baud {} is not a PN532 serial rate (one of {})", b.get_ref(), list.join(", "))))
+    }
+
+    /// The `timeout_ms` of a pn532 head, checked against `PN532_TIMEOUT_MS`.
+    pub fn pn532_timeout(&self, l: &Loaded) -> Result<Option<std::time::Duration>, ConfigError> {
+        let Some(t) = &self.timeout_ms else { return Ok(None) };
+        if PN532_TIMEOUT_MS.contains(t.get_ref()) {
+            return Ok(Some(std::time::Duration::from_millis(*t.get_ref())));
+        }
+        Err(l.err(
+            t.span(),
+            format!(
+                "timeout_ms {} is out of range ({} to {} milliseconds)",
+                t.get_ref(),
+                PN532_TIMEOUT_MS.start(),
+                PN532_TIMEOUT_MS.end()
+            ),
+        ))
+    }
 }
 
 #[derive(Debug, Deserialize, Clone)]

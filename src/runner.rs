@@ -26,18 +26,22 @@ enum StepFail {
     Failed(Failure),
     /// The bench could not run the step: the case is an error.
     Error(String),
-    /// The card or reader went away (removed, mute, reader or service lost): this case and
-    /// every later one on the card are errors, and nothing more is sent to it.
-    Gone(String),
+    /// The head named can no longer be used: its card or reader went away (removed, mute,
+    /// reader or service lost), or a command on it is in doubt (it may have run on the card,
+    /// no answer came back). This case is an error, and nothing more is sent to that head in
+    /// this run: an in-doubt card must be read and settled (`cardbench recover`) before any
+    /// sequence starts on it again. Cases on other heads go on.
+    Blocked { head: String, msg: String },
 }
 
-/// A head failure as a step failure: gone for the kinds that end the card's session.
-fn head_fail(context: String, e: &crate::head::HeadError) -> StepFail {
-    use crate::head::HeadError as H;
+/// A head failure as a step failure: the head is blocked for the kinds that end the card's
+/// session or leave a command's outcome unknown; a command that never left is a case error.
+fn head_fail(head: &str, context: String, e: &crate::head::HeadError) -> StepFail {
     let msg = format!("{context}: {e}");
-    match e {
-        H::NoCard | H::CardRemoved | H::Mute | H::ReaderGone(_) | H::ServiceStopped => StepFail::Gone(msg),
-        _ => StepFail::Error(msg),
+    if e.card_gone() || e.maybe_delivered() {
+        StepFail::Blocked { head: head.to_string(), msg }
+    } else {
+        StepFail::Error(msg)
     }
 }
 
@@ -63,7 +67,7 @@ pub fn identify(h: &mut dyn Head, rec: &Recorder) -> Result<String, crate::head:
 
 fn engine_fail(e: EngineError) -> StepFail {
     match &e {
-        EngineError::Head { head, source } => head_fail(format!("head {head}"), source),
+        EngineError::Head { head, source } => head_fail(head, format!("head {head}"), source),
     }
 }
 
@@ -99,8 +103,10 @@ pub struct Session<'a> {
     pocket: HashMap<usize, VirtualCard>,
     /// What the last engine step reported, shown for a passing case.
     last_outcome: String,
-    /// Set when the card went away: later cases are not run.
-    gone: Option<String>,
+    /// Heads (by index) that later cases must not use, and why.
+    blocked: HashMap<usize, String>,
+    /// Set when the trace can no longer be written: nothing more is run.
+    halted: Option<String>,
 }
 
 impl<'a> Session<'a> {
@@ -109,12 +115,13 @@ impl<'a> Session<'a> {
         Session {
             heads,
             rec,
-            t: Terminal { keys, now, rng: ChaCha20Rng::from_seed(seed) },
+            t: Terminal::new(keys, now, ChaCha20Rng::from_seed(seed)),
             vars: builtins(keys, now),
             card_ids,
             pocket: HashMap::new(),
             last_outcome: String::new(),
-            gone: None,
+            blocked: HashMap::new(),
+            halted: None,
         }
     }
 
@@ -136,7 +143,8 @@ impl<'a> Session<'a> {
     fn exec(&mut self, i: usize, case: &Case, label: &str, cmd: &Command) -> Result<Response, StepFail> {
         let proto = if case.reference.is_empty() { "apdu".to_string() } else { case.reference.clone() };
         let mut l = self.link(i, &case.id)?;
-        let r = l.exec(&proto, cmd).map_err(|e| head_fail(format!("{label}: head {}", l.head_name()), &e));
+        let name = l.head_name();
+        let r = l.exec(&proto, cmd).map_err(|e| head_fail(&name, format!("{label}: head {name}"), &e));
         let id = l.card_id.clone();
         drop(l);
         self.card_ids.insert(i, id);
@@ -162,12 +170,12 @@ impl<'a> Session<'a> {
         let h = self.heads[i].head.as_mut();
         let name = h.info().name.clone();
         if h.atr().is_none() {
-            h.power_on().map_err(|e| head_fail(format!("head {name}"), &e))?;
+            h.power_on().map_err(|e| head_fail(&name, format!("head {name}"), &e))?;
         }
         if self.card_ids.contains_key(&i) {
             return Ok(());
         }
-        let id = identify(h, self.rec).map_err(|e| head_fail(format!("head {name}"), &e))?;
+        let id = identify(h, self.rec).map_err(|e| head_fail(&name, format!("head {name}"), &e))?;
         self.card_ids.insert(i, id);
         Ok(())
     }
@@ -229,6 +237,34 @@ impl<'a> Session<'a> {
                 self.pair(h[0], h[1], case, |x, y, t| engine::transfer::value_transfer(x, y, t, a))
             }
         }
+    }
+
+    /// Recovery on one or two heads with the intents this run's engines left in doubt.
+    fn recover(&mut self, names: &[String], case: &Case) -> Result<engine::recover::Recovery, StepFail> {
+        let h: Vec<usize> = names.iter().map(|n| self.idx(n)).collect::<Result<_, _>>()?;
+        for &i in &h {
+            self.power(i)?;
+        }
+        let Session { heads, rec, t, card_ids, .. } = self;
+        let r = match h[..] {
+            [i] => {
+                let mut l = Link::new(heads[i].head.as_mut(), rec);
+                l.card_id = card_ids.get(&i).cloned().unwrap_or_default();
+                l.test_step = case.id.clone();
+                engine::recover::recover(&mut [&mut l], t)
+            }
+            [i, j] => {
+                let (hx, hy) = two(heads, i, j);
+                let (mut lx, mut ly) = (Link::new(hx, rec), Link::new(hy, rec));
+                lx.card_id = card_ids.get(&i).cloned().unwrap_or_default();
+                ly.card_id = card_ids.get(&j).cloned().unwrap_or_default();
+                lx.test_step = case.id.clone();
+                ly.test_step = case.id.clone();
+                engine::recover::recover(&mut [&mut lx, &mut ly], t)
+            }
+            _ => return Err(StepFail::Error("recover takes one or two heads".into())),
+        };
+        r.map_err(engine_fail)
     }
 
     fn ok_data(&mut self, i: usize, case: &Case, label: &str, cmd: &Command) -> Result<Vec<u8>, StepFail> {
@@ -362,6 +398,16 @@ impl<'a> Session<'a> {
                     Err(failed(label, expect.clone(), o.to_string()))
                 }
             }
+            StepKind::Recover { heads, expect } => {
+                let r = self.recover(heads, case)?;
+                self.last_outcome = r.to_string();
+                let ok = if expect == "settled" { r.settled() } else { r.verdict() == expect };
+                if ok {
+                    Ok(())
+                } else {
+                    Err(failed(label, format!("recovery {expect}"), r.to_string()))
+                }
+            }
             StepKind::Read { head, state, prefix } => {
                 let i = self.idx(head)?;
                 self.read(i, case, label, *state, prefix)
@@ -473,10 +519,11 @@ impl<'a> Session<'a> {
                     r.status = CaseStatus::Error;
                     r.message = e;
                 }
-                Err(StepFail::Gone(e)) => {
+                Err(StepFail::Blocked { head, msg }) => {
                     r.status = CaseStatus::Error;
-                    r.message = e.clone();
-                    self.gone = Some(e);
+                    r.message = msg.clone();
+                    let i = find_head(self.heads, &head);
+                    self.blocked.insert(i.unwrap_or(usize::MAX), msg);
                 }
             },
         }
@@ -529,6 +576,9 @@ pub fn run_plan(
         s.vars.insert(k.clone(), v.clone());
     }
     let setup = s.steps(&empty_case("setup"), &plan.setup);
+    if let Err(StepFail::Blocked { head, msg }) = &setup {
+        s.blocked.insert(find_head(s.heads, head).unwrap_or(usize::MAX), msg.clone());
+    }
     let mut results = Vec::new();
     for case in &plan.cases {
         let mut names: Vec<String> = Vec::new();
@@ -539,32 +589,36 @@ pub fn run_plan(
         }
         let head = names.join("+");
         rec.send(Event::StepStarted { head: head.clone(), test_step: case.id.clone(), engine: "case".into() });
-        let r = match (&setup, &s.gone) {
-            (_, Some(gone)) => CaseResult {
-                id: case.id.clone(),
-                title: case.title.clone(),
-                reference: case.reference.clone(),
-                status: CaseStatus::Error,
-                message: format!("not run: {gone}"),
-                failure: None,
-                duration_ms: 0.0,
-            },
-            (Ok(()), None) => s.run_case(case),
-            (Err(e), None) => CaseResult {
-                id: case.id.clone(),
-                title: case.title.clone(),
-                reference: case.reference.clone(),
-                status: CaseStatus::Error,
-                message: match e {
-                    StepFail::Failed(f) => {
-                        format!("setup failed at {}: expected {}, got {}", f.step, f.expected, f.actual)
-                    }
-                    StepFail::Error(m) | StepFail::Gone(m) => format!("setup failed: {m}"),
-                },
-                failure: None,
-                duration_ms: 0.0,
-            },
+        if s.halted.is_none() {
+            s.halted = rec.failure().map(|why| format!("the trace cannot be written ({why})"));
+        }
+        // A blocked head ends only the cases that use it (usize::MAX: a head the lab could
+        // not name, which blocks everything).
+        let blocked = names
+            .iter()
+            .filter_map(|n| find_head(s.heads, n))
+            .chain([usize::MAX])
+            .find_map(|i| s.blocked.get(&i).cloned());
+        let not_run = |message: String| CaseResult {
+            id: case.id.clone(),
+            title: case.title.clone(),
+            reference: case.reference.clone(),
+            status: CaseStatus::Error,
+            message,
+            failure: None,
+            duration_ms: 0.0,
         };
+        let r = match (&setup, &s.halted, blocked) {
+            (_, Some(why), _) => not_run(format!("not run: {why}")),
+            (_, None, Some(why)) => not_run(format!("not run: {why}")),
+            (Ok(()), None, None) => s.run_case(case),
+            (Err(e), None, None) => not_run(match e {
+                StepFail::Failed(f) => format!("setup failed at {}: expected {}, got {}", f.step, f.expected, f.actual),
+                StepFail::Error(m) | StepFail::Blocked { msg: m, .. } => format!("setup failed: {m}"),
+            }),
+        };
+        // A case's verdict never goes out before its evidence: its rows are on disk first.
+        rec.sync();
         rec.send(Event::StepEnded {
             head,
             test_step: case.id.clone(),
@@ -575,7 +629,7 @@ pub fn run_plan(
         });
         results.push(r);
     }
-    if s.gone.is_none() {
+    if s.blocked.is_empty() && s.halted.is_none() && rec.failure().is_none() {
         let _ = s.steps(&empty_case("teardown"), &plan.teardown);
     }
     let failed = results.iter().filter(|r| matches!(r.status, CaseStatus::Failed | CaseStatus::Error)).count();

@@ -1,13 +1,25 @@
-//! Consumers of run events: the CSV trace, the console, later the TUI. One thread drains
-//! the channel and hands every event to each sink in order.
+//! Consumers of run events: the CSV trace, the console, the TUI. One thread drains the
+//! queue batch by batch (`crate::queue`) and hands every event to each sink in order, then
+//! flushes every sink once per batch.
 
 use crate::event::Event;
-use crossbeam_channel::Receiver;
+use crate::queue::Receiver;
 use std::io::Write;
 use std::thread::JoinHandle;
 
 pub trait Sink: Send {
     fn event(&mut self, e: &Event) -> std::io::Result<()>;
+
+    /// Make everything handed over so far durable (called once per batch).
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+
+    /// An essential sink's failure stops the bench: the trace is the record a lab signs,
+    /// so no card may be sent a command once its exchanges cannot be written.
+    fn essential(&self) -> bool {
+        false
+    }
 
     /// The last sink of the list gets each event by value, so a sink that forwards events
     /// (to a front end) does not copy every exchange.
@@ -17,30 +29,42 @@ pub trait Sink: Send {
 }
 
 /// Drain `rx` until every sender is gone. A sink that fails is reported once and dropped;
-/// the others carry on.
-pub fn spawn(rx: Receiver<Event>, sinks: Vec<Box<dyn Sink>>) -> JoinHandle<Vec<String>> {
+/// the others carry on. When an essential sink fails, the queue is marked failed so links
+/// stop sending to cards.
+pub fn spawn(rx: Receiver, sinks: Vec<Box<dyn Sink>>) -> JoinHandle<Vec<String>> {
+    rx.drained_by_thread();
     std::thread::Builder::new()
         .name("cardbench-sinks".into())
         .spawn(move || {
             let mut sinks: Vec<Option<Box<dyn Sink>>> = sinks.into_iter().map(Some).collect();
             let mut errors = Vec::new();
-            for e in rx {
-                let Some(last) = sinks.iter().rposition(Option::is_some) else { continue };
-                let (before, rest) = sinks.split_at_mut(last);
-                for slot in before.iter_mut() {
-                    if let Some(s) = slot {
-                        if let Err(err) = s.event(&e) {
-                            errors.push(err.to_string());
-                            *slot = None;
+            let mut batch = Vec::with_capacity(crate::queue::CAPACITY);
+            let fail = |slot: &mut Option<Box<dyn Sink>>, err: std::io::Error, errors: &mut Vec<String>| {
+                if slot.as_ref().is_some_and(|s| s.essential()) {
+                    rx.fail(err.to_string());
+                }
+                errors.push(err.to_string());
+                *slot = None;
+            };
+            while let Some(upto) = rx.recv_batch(&mut batch) {
+                for e in batch.drain(..) {
+                    let Some(last) = sinks.iter().rposition(Option::is_some) else { continue };
+                    let (before, rest) = sinks.split_at_mut(last);
+                    for slot in before.iter_mut() {
+                        if let Some(Err(err)) = slot.as_mut().map(|s| s.event(&e)) {
+                            fail(slot, err, &mut errors);
                         }
                     }
-                }
-                if let Some(s) = &mut rest[0] {
-                    if let Err(err) = s.event_owned(e) {
-                        errors.push(err.to_string());
-                        rest[0] = None;
+                    if let Some(Err(err)) = rest[0].as_mut().map(|s| s.event_owned(e)) {
+                        fail(&mut rest[0], err, &mut errors);
                     }
                 }
+                for slot in sinks.iter_mut() {
+                    if let Some(Err(err)) = slot.as_mut().map(|s| s.flush()) {
+                        fail(slot, err, &mut errors);
+                    }
+                }
+                rx.done(upto);
             }
             errors
         })
@@ -81,6 +105,10 @@ impl<W: Write + Send> Sink for Console<W> {
             Event::HeadError { head, error } => writeln!(self.out, "     head {head}: {error}")?,
             _ => {}
         }
+        Ok(())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
         self.out.flush()
     }
 }

@@ -1,12 +1,15 @@
-//! The CSV trace (docs/trace-format.md): one row per wire exchange, written and flushed one
-//! by one so a crash leaves a parseable file.
+//! The CSV trace (docs/trace-format.md): one row per wire exchange or card event, written
+//! batch by batch by the sinks thread and flushed after every batch, so a crash or a kill
+//! leaves a parseable file that lacks at most the last `queue::GATHER` of rows, and never an
+//! in-doubt row (the link waits until that one is flushed).
 
-use crate::event::{Event, Exchange};
+use crate::event::{Event, Exchange, RowKind};
 use crate::sinks::Sink;
 use std::fs::File;
-use std::path::Path;
+use std::path::{Path, PathBuf};
+use thiserror::Error;
 
-pub const HEADER: [&str; 15] = [
+pub const HEADER: [&str; 17] = [
     "run_id",
     "seq",
     "wall_time",
@@ -22,6 +25,8 @@ pub const HEADER: [&str; 15] = [
     "duration_ns",
     "note",
     "command_name",
+    "kind",
+    "error",
 ];
 
 pub struct TraceCsv {
@@ -51,6 +56,7 @@ impl TraceCsv {
             [cla, ins, ..] => crate::cmds::name(*cla, *ins),
             _ => "UNKNOWN",
         };
+        let sw = if x.kind.is_wire() && x.kind != RowKind::InDoubt { format!("{:04X}", x.sw) } else { String::new() };
         self.w.write_record([
             self.run_id.as_str(),
             &x.seq.to_string(),
@@ -63,58 +69,160 @@ impl TraceCsv {
             &x.protocol_step,
             &hex::encode_upper(&x.command),
             &hex::encode_upper(&x.response),
-            &format!("{:04X}", x.sw),
+            &sw,
             &x.duration_ns.to_string(),
             &x.note,
-            name,
+            if x.kind.is_wire() { name } else { "" },
+            x.kind.as_str(),
+            &x.error,
         ])?;
-        self.w.flush()?;
         self.rows += 1;
         Ok(())
     }
+
+    pub fn flush(&mut self) -> std::io::Result<()> {
+        self.w.flush()
+    }
 }
 
-/// Read a card's trace CSV (docs/trace-format.md) back into exchanges.
-pub fn read(path: &Path) -> Result<Vec<Exchange>, String> {
-    let mut r = csv::Reader::from_path(path).map_err(|e| format!("{}: {e}", path.display()))?;
-    let headers = r.headers().map_err(|e| e.to_string())?.clone();
-    let col = |name: &str| headers.iter().position(|h| h == name).ok_or_else(|| format!("no column {name}"));
-    let c = [
-        "seq",
-        "wall_time",
-        "mono_ns",
-        "head",
-        "card_id",
-        "test_step",
-        "protocol_step",
-        "command",
-        "response",
-        "sw",
-        "duration_ns",
-        "note",
-    ]
-    .map(col);
-    let mut idx = [0usize; 12];
-    for (i, x) in c.into_iter().enumerate() {
-        idx[i] = x?;
+/// `run.json` beside a trace: what the run was, so a trace can be tied to its plan, tool and
+/// terminal randomness (the seed of a reproducible virtual-lab run; `os` otherwise).
+pub fn write_run_header(
+    dir: &Path,
+    run_id: &str,
+    plan: &crate::plan::Plan,
+    profile: &str,
+    rng: &crate::lab::TerminalRng,
+) -> std::io::Result<()> {
+    let header = serde_json::json!({
+        "run_id": run_id,
+        "tool": concat!("cardbench ", env!("CARGO_PKG_VERSION")),
+        "started": chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Micros, true),
+        "plan": plan.id,
+        "plan_path": plan.path.display().to_string(),
+        "profile": profile,
+        "terminal_rng": rng.describe(),
+    });
+    std::fs::write(dir.join("run.json"), serde_json::to_string_pretty(&header)? + "\n")
+}
+
+/// A trace that cannot be read, located.
+#[derive(Debug, Error)]
+pub enum TraceError {
+    #[error("{}: {source}", path.display())]
+    Io { path: PathBuf, source: std::io::Error },
+    #[error("{}:{line}: {what}", path.display())]
+    Bad { path: PathBuf, line: u64, what: String },
+}
+
+/// A trace read back: every whole row, and whether a cut last row (a kill mid-write) was
+/// left out.
+#[derive(Debug, Clone, Default)]
+pub struct Trace {
+    pub rows: Vec<Exchange>,
+    pub cut_last_row: Option<u64>,
+}
+
+/// Read a trace CSV (docs/trace-format.md) back into rows; see `read_trace`.
+pub fn read(path: &Path) -> Result<Vec<Exchange>, TraceError> {
+    read_trace(path).map(|t| t.rows)
+}
+
+/// Read a trace CSV. Every field is checked: a bad one is an error naming the file, the
+/// line and the column. The one exception is the last line when it is cut short (no
+/// newline, too few fields): the trace of a killed run is read up to it. Traces written
+/// before the `kind` and `error` columns existed are read too (the kind comes from `note`).
+pub fn read_trace(path: &Path) -> Result<Trace, TraceError> {
+    let bytes = std::fs::read(path).map_err(|source| TraceError::Io { path: path.into(), source })?;
+    read_bytes(path, &bytes)
+}
+
+/// `read_trace` over bytes already in memory; `path` only names them in errors.
+pub fn read_bytes(path: &Path, bytes: &[u8]) -> Result<Trace, TraceError> {
+    let bad = |line: u64, what: String| TraceError::Bad { path: path.into(), line, what };
+    let ends_whole = bytes.last().map_or(true, |b| *b == b'\n');
+    let mut r = csv::ReaderBuilder::new().flexible(true).from_reader(bytes);
+    let headers = r.headers().map_err(|e| bad(1, format!("header: {e}")))?.clone();
+    if headers.is_empty() || headers.get(0) == Some("") {
+        return Err(bad(1, "empty file: no header row".into()));
     }
-    let mut out = Vec::new();
-    for rec in r.records() {
-        let rec = rec.map_err(|e| e.to_string())?;
+    let col = |name: &str| headers.iter().position(|h| h == name);
+    let need = |name: &str| col(name).ok_or_else(|| bad(1, format!("no column `{name}` in the header")));
+    let idx = [
+        need("seq")?,
+        need("wall_time")?,
+        need("mono_ns")?,
+        need("head")?,
+        need("card_id")?,
+        need("test_step")?,
+        need("protocol_step")?,
+        need("command")?,
+        need("response")?,
+        need("sw")?,
+        need("duration_ns")?,
+        need("note")?,
+    ];
+    let (kind_col, error_col) = (col("kind"), col("error"));
+    let mut out = Trace::default();
+    let mut records = r.records().peekable();
+    while let Some(rec) = records.next() {
+        let last = records.peek().is_none();
+        let rec = match rec {
+            Ok(rec) => rec,
+            Err(e) => {
+                let line = e.position().map_or(0, |p| p.line());
+                if last && !ends_whole {
+                    out.cut_last_row = Some(line);
+                    break;
+                }
+                return Err(bad(line, e.to_string()));
+            }
+        };
+        let line = rec.position().map_or(0, |p| p.line());
+        if rec.len() != headers.len() {
+            if last && !ends_whole && rec.len() < headers.len() {
+                out.cut_last_row = Some(line);
+                break;
+            }
+            return Err(bad(line, format!("{} fields, the header has {}", rec.len(), headers.len())));
+        }
         let f = |i: usize| rec.get(idx[i]).unwrap_or("");
-        out.push(Exchange {
-            seq: f(0).parse().unwrap_or(0),
-            wall: chrono::DateTime::parse_from_rfc3339(f(1)).map(|t| t.with_timezone(&chrono::Utc)).unwrap_or_default(),
-            mono_ns: f(2).parse().unwrap_or(0),
+        let num = |i: usize, name: &str| {
+            f(i).parse::<u64>().map_err(|_| bad(line, format!("{name} `{}` is not a whole number", f(i))))
+        };
+        let hexf = |i: usize, name: &str| {
+            hex::decode(f(i)).map_err(|_| bad(line, format!("{name} `{}` is not hex bytes", f(i))))
+        };
+        let kind = match kind_col.map(|c| rec.get(c).unwrap_or("")) {
+            Some(k) => RowKind::parse(k).ok_or_else(|| bad(line, format!("kind `{k}` is not a row kind")))?,
+            None if f(11).starts_with("GET RESPONSE") => RowKind::GetResponse,
+            None if f(11).starts_with("re-sent with Le") => RowKind::Resend6C,
+            None => RowKind::Command,
+        };
+        let sw = match f(9) {
+            "" if kind == RowKind::InDoubt || !kind.is_wire() => 0,
+            s if s.len() == 4 => {
+                u16::from_str_radix(s, 16).map_err(|_| bad(line, format!("sw `{s}` is not 4 hex digits")))?
+            }
+            s => return Err(bad(line, format!("sw `{s}` is not 4 hex digits"))),
+        };
+        out.rows.push(Exchange {
+            seq: num(0, "seq")?,
+            wall: chrono::DateTime::parse_from_rfc3339(f(1))
+                .map(|t| t.with_timezone(&chrono::Utc))
+                .map_err(|_| bad(line, format!("wall_time `{}` is not an RFC 3339 time", f(1))))?,
+            mono_ns: num(2, "mono_ns")?,
             head: f(3).into(),
             card_id: f(4).into(),
             test_step: f(5).into(),
             protocol_step: f(6).into(),
-            command: hex::decode(f(7)).unwrap_or_default(),
-            response: hex::decode(f(8)).unwrap_or_default(),
-            sw: u16::from_str_radix(f(9), 16).unwrap_or(0),
-            duration_ns: f(10).parse().unwrap_or(0),
+            command: hexf(7, "command")?,
+            response: hexf(8, "response")?,
+            sw,
+            duration_ns: num(10, "duration_ns")?,
             note: f(11).into(),
+            kind,
+            error: error_col.and_then(|c| rec.get(c)).unwrap_or("").into(),
         });
     }
     Ok(out)
@@ -126,5 +234,13 @@ impl Sink for TraceCsv {
             self.write(x)?;
         }
         Ok(())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        TraceCsv::flush(self)
+    }
+
+    fn essential(&self) -> bool {
+        true
     }
 }

@@ -184,3 +184,233 @@ fn resume_with_other_parameters_is_refused() {
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("resume it with the same parameters"));
 }
+
+/// Every file under `dir` with its bytes, for "nothing was written" checks. `batch.lock`
+/// is left out: it holds the pid of the last run that held the batch, whatever it did.
+fn snapshot(dir: &Path) -> std::collections::BTreeMap<std::path::PathBuf, Vec<u8>> {
+    let mut out = std::collections::BTreeMap::new();
+    let mut todo = vec![dir.to_path_buf()];
+    while let Some(d) = todo.pop() {
+        for e in std::fs::read_dir(&d).unwrap() {
+            let p = e.unwrap().path();
+            if p.file_name() == Some(std::ffi::OsStr::new("batch.lock")) {
+                continue;
+            }
+            if p.is_dir() {
+                out.insert(p.clone(), Vec::new());
+                todo.push(p);
+            } else {
+                out.insert(p.clone(), std::fs::read(&p).unwrap());
+            }
+        }
+    }
+    out
+}
+
+fn signal(pid: u32, sig: &str) {
+    let st = Command::new("kill").args([sig, &pid.to_string()]).status().unwrap();
+    assert!(st.success(), "kill {sig} {pid}");
+}
+
+/// SIGSTOP, then wait until every thread of the process is stopped (the signal is delivered
+/// asynchronously), so its files hold still.
+fn freeze(pid: u32) {
+    signal(pid, "-STOP");
+    let stopped = || {
+        std::fs::read_dir(format!("/proc/{pid}/task")).unwrap().all(|t| {
+            let stat = std::fs::read_to_string(t.unwrap().path().join("stat")).unwrap_or_default();
+            // The state follows the ")" that ends the command name.
+            stat.rsplit_once(')').is_some_and(|(_, rest)| rest.trim_start().starts_with('T'))
+        })
+    };
+    let t0 = Instant::now();
+    while !stopped() {
+        assert!(t0.elapsed() < Duration::from_secs(30), "process {pid} did not stop");
+        std::thread::sleep(Duration::from_millis(1));
+    }
+}
+
+#[test]
+fn a_second_batch_on_the_same_folder_is_refused_at_once_and_touches_nothing() {
+    let d = tempfile::tempdir().unwrap();
+    setup(d.path(), 500);
+    let folder = d.path().join("logs/L");
+    let journal = folder.join("journal.jsonl");
+    let mut first = batch(d.path(), "L", 40).stdout(Stdio::null()).stderr(Stdio::null()).spawn().unwrap();
+    // Wait for the first batch to be under way (a card journaled), then freeze it so the
+    // folder holds still while the second one tries.
+    let t0 = Instant::now();
+    while std::fs::read_to_string(&journal).map(|s| s.lines().count()).unwrap_or(0) < 1 {
+        assert!(t0.elapsed() < Duration::from_secs(120), "first batch made no progress");
+        assert!(first.try_wait().unwrap().is_none(), "first batch ended before the test could start a second");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    freeze(first.id());
+    let before = snapshot(&folder);
+    let second = batch(d.path(), "L", 40).output().unwrap();
+    let after = snapshot(&folder);
+    signal(first.id(), "-CONT");
+    let stderr = String::from_utf8_lossy(&second.stderr);
+    assert_eq!(second.status.code(), Some(2), "{stderr}");
+    assert_eq!(stderr.lines().count(), 1, "one line: {stderr}");
+    assert!(stderr.contains("logs/L is in use by another cardbench"), "{stderr}");
+    assert!(stderr.contains(&format!("(pid {})", first.id())), "names the holder: {stderr}");
+    let changed: Vec<_> = after.keys().filter(|k| before.get(*k) != after.get(*k)).collect();
+    assert!(before.len() == after.len() && changed.is_empty(), "the refused batch changed the folder: {changed:?}");
+    assert!(second.stdout.is_empty());
+    // The first batch carries on undisturbed: every card once.
+    let st = first.wait().unwrap();
+    assert_eq!(st.code(), Some(1), "cards 3, 10, … fail by their seeded defect");
+    let mut seen = std::collections::BTreeSet::new();
+    for l in std::fs::read_to_string(&journal).unwrap().lines() {
+        let v: serde_json::Value = serde_json::from_str(l).unwrap();
+        assert!(seen.insert(v["index"].as_u64().unwrap()), "card journaled twice: {l}");
+    }
+    assert_eq!(seen, (1..=40).collect());
+    // The lock goes with the process: the same batch resumes (nothing left to do).
+    let again = batch(d.path(), "L", 40).output().unwrap();
+    assert!(String::from_utf8_lossy(&again.stdout).contains("(0 certified now)"));
+}
+
+/// A finished batch of 6 cards whose journal the test then damages.
+fn journaled_batch(id: &str) -> (tempfile::TempDir, std::path::PathBuf, Vec<String>) {
+    let d = tempfile::tempdir().unwrap();
+    setup(d.path(), 0);
+    let out = batch(d.path(), id, 6).output().unwrap();
+    assert_eq!(out.status.code(), Some(1), "card 3 fails: {}", String::from_utf8_lossy(&out.stderr));
+    let journal = d.path().join("logs").join(id).join("journal.jsonl");
+    let lines: Vec<String> = std::fs::read_to_string(&journal).unwrap().lines().map(str::to_string).collect();
+    assert_eq!(lines.len(), 6);
+    (d, journal, lines)
+}
+
+fn index_of(line: &str) -> u64 {
+    serde_json::from_str::<serde_json::Value>(line).unwrap()["index"].as_u64().unwrap()
+}
+
+fn indices(journal: &Path) -> Vec<u64> {
+    std::fs::read_to_string(journal)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap()["index"].as_u64().unwrap())
+        .collect()
+}
+
+#[test]
+fn a_corrupt_journal_line_before_the_last_is_refused_with_its_line_number() {
+    let (d, journal, mut lines) = journaled_batch("C");
+    lines[2] = lines[2].replacen("\"verdict\":", "\"verdict\"", 1);
+    std::fs::write(&journal, lines.join("\n") + "\n").unwrap();
+    let folder = d.path().join("logs/C");
+    let before = snapshot(&folder);
+    let out = batch(d.path(), "C", 6).output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+    assert!(stderr.contains("journal.jsonl:3: not a card result"), "{stderr}");
+    assert!(snapshot(&folder) == before, "nothing written");
+}
+
+#[test]
+fn a_cut_last_journal_line_is_dropped_once_and_that_card_certified_again() {
+    let (d, journal, lines) = journaled_batch("T");
+    // A kill in the middle of the last append: the line's start, no newline.
+    let cut = format!("{}\n{}", lines[..5].join("\n"), &lines[5][..lines[5].len() / 2]);
+    std::fs::write(&journal, cut).unwrap();
+    let out = batch(d.path(), "T", 6).output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(stdout.contains("6 cards (1 certified now)"), "{stdout}");
+    assert!(
+        stderr.contains("journal.jsonl:6: dropped a cut last line")
+            && stderr.contains(&format!("card #{}, which is certified again", index_of(&lines[5]))),
+        "reported: {stderr}"
+    );
+    let mut got = indices(&journal);
+    got.sort();
+    assert_eq!(got, vec![1, 2, 3, 4, 5, 6]);
+    let text = std::fs::read_to_string(&journal).unwrap();
+    assert!(text.starts_with(&(lines[..5].join("\n") + "\n")), "earlier lines kept as they were");
+    // Reported once: the next resume finds a whole journal.
+    let again = batch(d.path(), "T", 6).output().unwrap();
+    assert!(!String::from_utf8_lossy(&again.stderr).contains("cut"), "{}", String::from_utf8_lossy(&again.stderr));
+    assert!(String::from_utf8_lossy(&again.stdout).contains("6 cards (0 certified now)"));
+}
+
+#[test]
+fn a_repeated_journal_line_counts_once_and_a_conflicting_one_is_refused() {
+    let (d, journal, lines) = journaled_batch("D");
+    let mut text = lines.join("\n") + "\n";
+    text += &format!("{}\n", lines[1]);
+    std::fs::write(&journal, &text).unwrap();
+    let out = batch(d.path(), "D", 6).output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(stdout.contains("6 cards (0 certified now), 5 pass, 1 fail"), "counted once: {stdout}");
+    let repeated = format!("journal.jsonl:7 repeats line 2 (card #{}); counted once", index_of(&lines[1]));
+    assert!(stderr.contains(&repeated), "{stderr}");
+    assert_eq!(summary(d.path(), "D").len(), 6);
+    // The same card with another result: two runs certified it; which one counts is not
+    // the bench's to guess.
+    let other = lines[3].replacen("\"duration_ms\":", "\"duration_ms\":1", 1);
+    assert_ne!(other, lines[3]);
+    text += &format!("{other}\n");
+    std::fs::write(&journal, &text).unwrap();
+    let before = snapshot(&d.path().join("logs/D"));
+    let out = batch(d.path(), "D", 6).output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    let conflict = format!("journal.jsonl:4 and line 8: two different results for card #{}", index_of(&lines[3]));
+    assert!(stderr.contains(&conflict), "{stderr}");
+    assert!(snapshot(&d.path().join("logs/D")) == before, "nothing written");
+}
+
+#[test]
+fn a_batch_whose_reader_never_gets_the_next_card_is_incomplete_and_exits_1() {
+    let d = tempfile::tempdir().unwrap();
+    let dir = d.path();
+    setup(dir, 0);
+    // One real DUT head: the PN532 simulator (its own process, on a pseudo-terminal) with a
+    // card in its field that nobody takes out, so the next card never comes.
+    let link = dir.join("pn532");
+    let profile = profile(0);
+    let heads_end = profile.find("\n[[card]]").unwrap();
+    let mut lab = String::from("name = \"pn532-batch\"\n[keyset]\nseed = \"batch test\"\n[defaults]\n");
+    lab += "clock = \"2026-06-01T12:00:00Z\"\n";
+    lab += &format!("[[head]]\nname = \"N1\"\ndriver = \"pn532\"\nrole = \"dut\"\nport = \"{}\"\n", link.display());
+    lab += &profile[heads_end..];
+    lab = lab.replace("[batch]\n", "[batch]\npresence_timeout_s = 1\n");
+    std::fs::write(dir.join("pn532-lab.toml"), lab).unwrap();
+    let mut sim = Command::new(env!("CARGO_BIN_EXE_cardbench"))
+        .current_dir(dir)
+        .args(["sim", "pn532", "--profile", "pn532-lab.toml", "--card", "dut", "--link"])
+        .arg(&link)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    // The simulator prints its device once it serves.
+    let mut line = String::new();
+    std::io::BufRead::read_line(&mut std::io::BufReader::new(sim.stdout.take().unwrap()), &mut line).unwrap();
+    assert!(line.starts_with("/dev/"), "simulator device: {line:?}");
+    let out = Command::new(env!("CARGO_BIN_EXE_cardbench"))
+        .current_dir(dir)
+        .args(["batch", "--profile", "pn532-lab.toml", "--plan", "plan.toml", "--batch-id", "P"])
+        .args(["--logs", "logs", "-q", "--count", "3"])
+        .output()
+        .unwrap();
+    let _ = sim.kill();
+    let _ = sim.wait();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "incomplete is not a pass:\n{stdout}{stderr}");
+    assert!(stdout.contains("1 cards (1 certified now), 1 pass"), "{stdout}");
+    assert!(
+        stderr.contains("batch P is incomplete: 2 of 3 cards have no verdict: #2, #3")
+            && stderr.contains("head N1: card not taken out within 1 s"),
+        "{stderr}"
+    );
+    assert_eq!(summary(dir, "P").len(), 1, "the reports cover the certified card");
+}

@@ -18,9 +18,9 @@ use cardbench::issuance::{self, CardPlan};
 use cardbench::keys::{Keyset, CENTER_REF};
 use cardbench::lab::personalize_virtual;
 use cardbench::link::Link;
+use cardbench::queue::Receiver;
 use cardbench::secret::{Key16, Scalar32};
 use cardbench::sw;
-use crossbeam_channel::Receiver;
 use p256::ecdsa::SigningKey;
 use rand_chacha::rand_core::{RngCore, SeedableRng};
 use rand_chacha::ChaCha20Rng;
@@ -87,11 +87,19 @@ fn snap(img: &CardImage) -> String {
     )
 }
 
+/// `snap` without the sender's send log: what a test means by "balances, keys and
+/// records unchanged" around a VALUE SEND PERMISSION, which logs its session (spec 8.7).
+fn snap_no_log(img: &CardImage) -> String {
+    let mut i = img.clone();
+    i.xfer.sends.clear();
+    snap(&i)
+}
+
 /// One reader head with one card, a recorder on its link, and every reassembled response.
 struct Bench {
     head: VirtualHead,
     rec: Recorder,
-    rx: Receiver<Event>,
+    rx: Receiver,
     /// Data of every response `exec` returned (after Link reassembly).
     responses: Vec<Vec<u8>>,
 }
@@ -103,7 +111,7 @@ impl Bench {
         Bench::with_recorder(card, rec, rx)
     }
 
-    fn with_recorder(card: VirtualCard, rec: Recorder, rx: Receiver<Event>) -> Bench {
+    fn with_recorder(card: VirtualCard, rec: Recorder, rx: Receiver) -> Bench {
         let mut head = VirtualHead::new("A");
         assert!(head.insert(card).is_none());
         head.power_on().expect("power on");
@@ -247,6 +255,14 @@ fn transfer(s: &mut Bench, r: &mut Bench, paid: u32, date: u32, tk: &[u8; 16]) -
     let bal = r.ok(&cmds::xfer_receive(&chal_rx));
     assert_eq!(bal.len(), 4);
     be32(&bal, 0)
+}
+
+/// Cancel the receiver's pending credit the only way the card allows: with the sending
+/// card's proof over it (CANCEL PROOF, then CANCEL PENDING CREDIT).
+fn cancel(s: &mut Bench, r: &mut Bench) {
+    let pending = r.ok(&cmds::xfer_read_state(0x01));
+    let proof = s.ok(&cmds::xfer_cancel_proof(&pending));
+    assert!(r.ok(&cmds::xfer_cancel_pending(&proof)).is_empty());
 }
 
 fn xfer_info(b: &mut Bench) -> Vec<u8> {
@@ -497,7 +513,8 @@ fn no_applet_selected_is_6986() {
         cmds::cpay_sign(&[0; 16]),
         cmds::xfer_info(),
         cmds::xfer_send_permission(1, DATE),
-        cmds::xfer_cancel_pending(),
+        cmds::xfer_cancel_pending(&[0; 16]),
+        cmds::xfer_cancel_proof(&[0; 40]),
         Command::new(CLA_PROP, 0x55, 0, 0),
     ];
     for c in &cmds_ {
@@ -601,9 +618,9 @@ fn removed_card_gives_no_card() {
     b.sw(&cmds::read_field(FIELD_ID, 8), 0x6986);
 }
 
-const KNOWN_INS: [u8; 23] = [
+const KNOWN_INS: [u8; 24] = [
     0xA4, 0xC0, 0xE0, 0xEE, 0xEC, 0xB0, 0xB2, 0xD0, 0xD2, 0xD4, 0x2A, 0x88, 0xD6, 0x10, 0x20, 0x22, 0x24, 0x30, 0x32,
-    0x34, 0x36, 0x38, 0x3A,
+    0x34, 0x36, 0x38, 0x3A, 0x3C,
 ];
 
 fn random_apdu(rng: &mut ChaCha20Rng) -> Vec<u8> {
@@ -1019,7 +1036,8 @@ fn applet_commands_answer_6985_until_lock() {
         cmds::xfer_receive(&[1; 16]),
         cmds::xfer_read_state(0x01),
         cmds::xfer_read_state(0x02),
-        cmds::xfer_cancel_pending(),
+        cmds::xfer_cancel_pending(&[0; 16]),
+        cmds::xfer_cancel_proof(&[0; 40]),
     ];
     let applets = [(AID_PURSE, &purse_cmds), (AID_CPAY, &cpay_cmds), (AID_XFER, &xfer_cmds)];
     // Nothing selected: still 6986 first.
@@ -1061,9 +1079,13 @@ fn applet_commands_answer_6985_until_lock() {
     b.sw(&cmds::xfer_read_state(0x01), 0x6A88);
     // Identical to the card the issuance script makes in one go, but for what ran since.
     let mut issued = personalize_virtual(&p, Protocol::T1, &k).unwrap();
+    let sends = b.image().xfer.sends.clone();
+    assert_eq!(sends.len(), 1, "the send session is logged");
+    assert_eq!((sends[0].paid, sends[0].state), (10, cardbench::card::image::SendState::Open));
     issued
         .nvm_mut()
         .update(|img| {
+            img.xfer.sends = sends;
             img.xfer.balance = 600;
             img.purse.counter -= 1;
             (img.purse.amount, img.purse.date) = (1, DATE);
@@ -2354,7 +2376,7 @@ fn xfer_value_transfer_full_sequence() {
 fn xfer_wrong_transmission_challenge_is_6982_and_sender_unchanged() {
     let k = keys();
     let (mut s, mut r) = transfer_pair(&k, 500, 0);
-    let before = s.snap();
+    let before = snap_no_log(&s.image());
     let key = tk(&k, 1);
     type Wrong = fn(&[u8; 16], &[u8; 16], &[u8; 16]) -> [u8; 16];
     let wrong: [(&str, Wrong); 7] = [
@@ -2373,16 +2395,16 @@ fn xfer_wrong_transmission_challenge_is_6982_and_sender_unchanged() {
     for (what, w) in wrong {
         // Each attempt gets its own session (a failed VALUE SEND consumes it).
         if r.image().xfer.pending_credit.is_some() {
-            r.ok(&cmds::xfer_cancel_pending());
+            cancel(&mut s, &mut r);
         }
         let (rnd_send, chal_tx, rnd_recv) = permissions(&mut s, &mut r, 100, DATE);
         let c = w(&key, &rnd_send, &rnd_recv);
         assert_ne!(c, chal_tx, "{what}");
         assert_eq!(s.exec(&cmds::xfer_send(&c, &rnd_recv)).sw, 0x6982, "{what}");
-        assert_eq!(s.snap(), before, "{what}: sender unchanged");
+        assert_eq!(snap_no_log(&s.image()), before, "{what}: sender unchanged");
         // The right challenge for that session no longer helps: the session is gone.
         s.sw(&cmds::xfer_send(&chal_tx, &rnd_recv), 0x6986);
-        assert_eq!(s.snap(), before);
+        assert_eq!(snap_no_log(&s.image()), before);
     }
     assert!(s.image().xfer.last_debit.is_none());
     assert_eq!(balance(&mut s), 500);
@@ -2400,7 +2422,7 @@ fn xfer_failed_value_send_consumes_the_session() {
     assert_eq!(balance(&mut s), 500);
     // Wrong length does not consume it.
     let (_, chal_tx, _) = {
-        r.ok(&cmds::xfer_cancel_pending());
+        cancel(&mut s, &mut r);
         permissions(&mut s, &mut r, 100, DATE)
     };
     let rnd_recv = r.image().xfer.pending_credit.unwrap().rnd_recv;
@@ -2532,7 +2554,8 @@ fn xfer_tentative_balances_are_not_committed_early() {
     let (s0, r0) = (s.image(), r.image());
     let (_, chal_tx, rnd_recv) = permissions(&mut s, &mut r, 150, DATE);
     let (s1, r1) = (s.image(), r.image());
-    assert_eq!(snap(&s1), snap(&s0), "SEND PERMISSION writes no NVM");
+    assert_eq!(snap_no_log(&s1), snap_no_log(&s0), "SEND PERMISSION writes only its send log");
+    assert_eq!(s1.xfer.sends.len(), s0.xfer.sends.len() + 1);
     assert_eq!((s1.xfer.balance, r1.xfer.balance), (500, 200));
     assert!(r0.xfer.pending_credit.is_none() && r1.xfer.pending_credit.is_some());
     assert_eq!(r1.xfer.balance, r0.xfer.balance, "the pending credit is not in the balance");
@@ -2542,9 +2565,12 @@ fn xfer_tentative_balances_are_not_committed_early() {
     s.power_cycle();
     s.select(&AID_XFER);
     s.sw(&cmds::xfer_send(&chal_tx, &rnd_recv), 0x6986);
-    assert_eq!(snap(&s.image()), snap(&s0));
+    assert_eq!(snap(&s.image()), snap(&s1), "only RAM was lost; the send log keeps the open session");
     assert_eq!(balance(&mut r), 200);
     assert!(r.image().xfer.pending_credit.is_some(), "the receiver still holds its pending credit");
+    // Which is what lets the sender prove, after the reset, that it never debited.
+    cancel(&mut s, &mut r);
+    assert!(r.image().xfer.pending_credit.is_none());
 }
 
 #[test]
@@ -2555,7 +2581,7 @@ fn xfer_reselect_or_new_send_permission_ends_the_send_session() {
     s.select(&AID_XFER);
     s.sw(&cmds::xfer_send(&chal_tx, &rnd_recv), 0x6986);
     // A refused SEND PERMISSION also drops the previous session.
-    r.ok(&cmds::xfer_cancel_pending());
+    cancel(&mut s, &mut r);
     let (_, chal_tx, rnd_recv) = permissions(&mut s, &mut r, 10, DATE);
     s.sw(&cmds::xfer_send_permission(0, DATE), 0x6A80);
     s.sw(&cmds::xfer_send(&chal_tx, &rnd_recv), 0x6986);
@@ -2612,26 +2638,90 @@ fn xfer_read_transfer_state_layouts() {
 }
 
 #[test]
-fn xfer_cancel_pending_clears_it() {
+fn xfer_cancel_pending_clears_it_only_with_the_senders_proof() {
     let k = keys();
     let (mut s, mut r) = transfer_pair(&k, 500, 70);
-    r.sw(&cmds::xfer_cancel_pending(), 0x6A88);
+    r.sw(&cmds::xfer_cancel_pending(&[0; 16]), 0x6A88);
     let before = r.snap();
-    let (_, chal_tx, rnd_recv) = permissions(&mut s, &mut r, 30, DATE);
+    let (rnd_send, chal_tx, rnd_recv) = permissions(&mut s, &mut r, 30, DATE);
     assert!(r.image().xfer.pending_credit.is_some());
-    r.sw(&Command::new(CLA_PROP, XFER_CANCEL_PENDING, 1, 0), 0x6A86);
-    r.sw(&Command::new(CLA_PROP, XFER_CANCEL_PENDING, 0, 1), 0x6A86);
+    r.sw(&Command::new(CLA_PROP, XFER_CANCEL_PENDING, 1, 0).data(vec![0; 16]), 0x6A86);
+    r.sw(&Command::new(CLA_PROP, XFER_CANCEL_PENDING, 0, 1).data(vec![0; 16]), 0x6A86);
+    // The old unauthenticated case-1 form, a short proof, a wrong proof: refused.
+    r.sw(&Command::new(CLA_PROP, XFER_CANCEL_PENDING, 0, 0), 0x6700);
+    r.sw(&Command::new(CLA_PROP, XFER_CANCEL_PENDING, 0, 0).data(vec![0; 15]), 0x6700);
+    let key = tk(&k, 1);
+    for wrong in [
+        [0u8; 16],
+        xfer::cancel_proof(&key, 31, DATE, &rnd_send, &rnd_recv),
+        xfer::cancel_proof(&key, 30, DATE + 1, &rnd_send, &rnd_recv),
+        xfer::cancel_proof(&key, 30, DATE, &rnd_recv, &rnd_recv),
+        xfer::cancel_proof(&key, 30, DATE, &rnd_send, &rnd_send),
+        xfer::cancel_proof(&tk(&k, 2), 30, DATE, &rnd_send, &rnd_recv),
+        xfer::challenge(&key, TAG_RECEPTION, 30, DATE, &rnd_recv),
+    ] {
+        r.sw(&cmds::xfer_cancel_pending(&wrong), 0x6982);
+    }
     assert!(r.image().xfer.pending_credit.is_some());
-    assert!(r.ok(&cmds::xfer_cancel_pending()).is_empty());
+    // The sender's proof: CMAC(tk, 03 ‖ paid ‖ date ‖ rnd_send ‖ rnd_recv), also its
+    // session is gone (it can never debit for this credit).
+    let pending = r.ok(&cmds::xfer_read_state(0x01));
+    let proof = s.ok(&cmds::xfer_cancel_proof(&pending));
+    assert_eq!(proof, xfer::cancel_proof(&key, 30, DATE, &rnd_send, &rnd_recv));
+    s.sw(&cmds::xfer_send(&chal_tx, &rnd_recv), 0x6986);
+    // Asked again (its answer lost), the sender gives the same proof without a commit.
+    let sb = s.snap();
+    assert_eq!(s.ok(&cmds::xfer_cancel_proof(&pending)), proof);
+    assert_eq!(s.snap(), sb);
+    assert!(r.ok(&cmds::xfer_cancel_pending(&proof)).is_empty());
     assert_eq!(r.snap(), before, "back to the image before RECEIVE PERMISSION");
     r.sw(&cmds::xfer_read_state(0x01), 0x6A88);
-    r.sw(&cmds::xfer_cancel_pending(), 0x6A88);
-    // A cancelled credit cannot be claimed any more.
-    let chal_rx = s.ok(&cmds::xfer_send(&chal_tx, &rnd_recv));
-    r.sw(&cmds::xfer_receive(&chal_rx), 0x6986);
-    assert_eq!(balance(&mut r), 70);
+    r.sw(&cmds::xfer_cancel_pending(&proof), 0x6A88);
+    assert_eq!((balance(&mut s), balance(&mut r)), (500, 70));
     // And a new transfer can start.
-    assert_eq!(transfer(&mut s, &mut r, 30, DATE, &tk(&k, 1)), 100);
+    assert_eq!(transfer(&mut s, &mut r, 30, DATE, &key), 100);
+}
+
+#[test]
+fn xfer_cancel_proof_is_refused_for_a_session_that_debited_or_is_not_the_senders() {
+    let k = keys();
+    let (mut s, mut r) = transfer_pair(&k, 500, 0);
+    let (_, chal_tx, rnd_recv) = permissions(&mut s, &mut r, 40, DATE);
+    let pending = r.ok(&cmds::xfer_read_state(0x01));
+    // Length and applet checks.
+    for n in [0usize, 39, 41] {
+        let mut d = pending.clone();
+        d.resize(n, 0);
+        s.sw(&Command::new(CLA_PROP, XFER_CANCEL_PROOF, 0, 0).data(d).le(16), 0x6700);
+    }
+    // Not a session of this card (the receiver's own log is empty): 6A88.
+    r.sw(&cmds::xfer_cancel_proof(&pending), 0x6A88);
+    // The session's paid value or date altered: 6A80.
+    let mut other = pending.clone();
+    other[3] ^= 1;
+    s.sw(&cmds::xfer_cancel_proof(&other), 0x6A80);
+    // Once the sender debited for it, never a proof: complete the credit instead.
+    let chal_rx = s.ok(&cmds::xfer_send(&chal_tx, &rnd_recv));
+    let sb = s.snap();
+    s.sw(&cmds::xfer_cancel_proof(&pending), 0x6986);
+    assert_eq!(s.snap(), sb);
+    // Still refused after the sender's last-debit record moved on to another transfer.
+    let mut pc = plan(72);
+    pc.balance = 0;
+    let mut c = selected(&k, &pc, Protocol::T0, &AID_XFER);
+    assert_eq!(transfer(&mut s, &mut c, 5, DATE, &tk(&k, 1)), 5);
+    s.sw(&cmds::xfer_cancel_proof(&pending), 0x6986);
+    assert_eq!(r.ok(&cmds::xfer_receive(&chal_rx)), 40u32.to_be_bytes());
+    // A session pushed out of the send log (four newer ones) can no longer be proven.
+    let (mut s, mut r) = transfer_pair(&k, 500, 0);
+    permissions(&mut s, &mut r, 10, DATE);
+    let old = r.ok(&cmds::xfer_read_state(0x01));
+    for _ in 0..4 {
+        s.ok(&cmds::xfer_send_permission(1, DATE));
+    }
+    assert_eq!(s.image().xfer.sends.len(), 4);
+    s.sw(&cmds::xfer_cancel_proof(&old), 0x6A88);
+    assert!(r.image().xfer.pending_credit.is_some(), "kept for an off-line settlement");
 }
 
 #[test]
@@ -2666,10 +2756,10 @@ fn xfer_cards_with_different_transfer_keys_cannot_transfer() {
     let mut pr = plan(78);
     pr.transfer_key = 2;
     let (mut s, mut r) = xfer_pair(&k, &ps, &pr);
-    let sb = s.snap();
+    let sb = snap_no_log(&s.image());
     let (_, chal_tx, rnd_recv) = permissions(&mut s, &mut r, 10, DATE);
     s.sw(&cmds::xfer_send(&chal_tx, &rnd_recv), 0x6982);
-    assert_eq!(s.snap(), sb);
+    assert_eq!(snap_no_log(&s.image()), sb);
 }
 
 #[test]
@@ -2703,8 +2793,8 @@ fn xfer_tear_during_value_send_makes_the_card_mute_and_changes_nothing() {
     s.select(&AID_XFER);
     s.sw(&cmds::xfer_send(&chal_tx, &rnd_recv), 0x6986);
     assert_eq!(s.snap(), before);
-    // The receiver never got value: cancel and start again.
-    r.ok(&cmds::xfer_cancel_pending());
+    // The receiver never got value: the sender proves it, the receiver cancels, start again.
+    cancel(&mut s, &mut r);
     assert_eq!(transfer(&mut s, &mut r, 60, DATE, &tk(&k, 1)), 60);
     assert_eq!(balance(&mut s), 440);
 }
@@ -2835,8 +2925,9 @@ fn no_response_ever_contains_a_secret() {
     let last = e.ok(&cmds::xfer_read_state(2));
     a.ok(&cmds::xfer_receive(&last[40..]));
     permissions(a, e, 5, DATE);
-    e.ok(&cmds::xfer_read_state(1));
-    e.ok(&cmds::xfer_cancel_pending());
+    let pending = e.ok(&cmds::xfer_read_state(1));
+    let proof = a.ok(&cmds::xfer_cancel_proof(&pending));
+    e.ok(&cmds::xfer_cancel_pending(&proof));
     a.sw(&cmds::xfer_send_permission(0, DATE), 0x6A80);
     a.sw(&cmds::xfer_send_permission(u32::MAX, DATE), 0x6A84);
     xfer_info(a);
@@ -3038,7 +3129,8 @@ fn cla_00_is_only_select_get_response_and_pso_verify() {
                 cmds::xfer_send(&[1; 16], &[2; 16]),
                 cmds::xfer_receive(&[1; 16]),
                 cmds::xfer_read_state(0x01),
-                cmds::xfer_cancel_pending(),
+                cmds::xfer_cancel_pending(&[0; 16]),
+                cmds::xfer_cancel_proof(&[0; 40]),
             ],
         ),
     ];
@@ -3152,13 +3244,14 @@ fn commands_without_parameters_need_p1_p2_00() {
         s.sw(&with_p1p2(&cmds::xfer_send_permission(10, DATE), p1, p2), 0x6A86);
         r.sw(&with_p1p2(&cmds::xfer_receive_permission(10, DATE, &[1; 16]), p1, p2), 0x6A86);
     }
-    assert_eq!((s.snap(), r.snap()), (sb.clone(), rb));
+    assert_eq!((s.snap(), r.snap()), (sb, rb));
     let (_, chal_tx, rnd_recv) = permissions(&mut s, &mut r, 10, DATE);
-    let rb = r.snap();
+    let (sb, rb) = (s.snap(), r.snap());
     for (p1, p2) in bad {
         s.sw(&with_p1p2(&cmds::xfer_send(&chal_tx, &rnd_recv), p1, p2), 0x6A86);
         s.sw(&with_p1p2(&cmds::xfer_send_permission(10, DATE), p1, p2), 0x6A86);
-        r.sw(&with_p1p2(&cmds::xfer_cancel_pending(), p1, p2), 0x6A86);
+        r.sw(&with_p1p2(&cmds::xfer_cancel_pending(&[0; 16]), p1, p2), 0x6A86);
+        s.sw(&with_p1p2(&cmds::xfer_cancel_proof(&[0; 40]), p1, p2), 0x6A86);
     }
     assert_eq!((s.snap(), r.snap()), (sb, rb.clone()));
     let chal_rx = s.ok(&cmds::xfer_send(&chal_tx, &rnd_recv));

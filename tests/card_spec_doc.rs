@@ -350,7 +350,8 @@ fn builders() -> Vec<(&'static str, cardbench::apdu::Command)> {
         ("xfer_send", xfer_send(&[0; 16], &[0; 16])),
         ("xfer_receive", xfer_receive(&[0; 16])),
         ("xfer_read_state", xfer_read_state(1)),
-        ("xfer_cancel_pending", xfer_cancel_pending()),
+        ("xfer_cancel_pending", xfer_cancel_pending(&[0; 16])),
+        ("xfer_cancel_proof", xfer_cancel_proof(&[0; 40])),
     ]
 }
 

@@ -322,3 +322,40 @@ fn heads_lists_the_virtual_lab_with_atrs() {
     assert!(s.lines().filter(|l| l.contains("virtual")).count() == 6, "{s}");
     assert!(s.contains("3B89004341524442454E4348"), "T=0 ATR: {s}");
 }
+
+#[test]
+fn recover_reads_the_cards_reports_and_exits_by_outcome() {
+    let logs = tempfile::tempdir().unwrap();
+    let out = bin()
+        .args(["recover", "--profile", "profiles/virtual-lab.toml", "--head", "A", "--head", "B", "--run-id", "RC"])
+        .arg("--logs")
+        .arg(logs.path())
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
+    assert!(stdout.contains("recover: nothing-to-do"), "{stdout}");
+    // The recovery's own exchanges are traced like a run's.
+    let rows = rows(&logs.path().join("RC/trace.csv"));
+    let steps: BTreeSet<&str> = rows.iter().map(|r| &r[8]).collect();
+    assert!(steps.contains("recover.info") && steps.contains("recover.S11-S14"), "{steps:?}");
+    // Bad input is a bench error: exit 2, one line naming what is wrong.
+    let bad = logs.path().join("bad.csv");
+    std::fs::write(&bad, "seq,wall_time\n1,2\n").unwrap();
+    for (args, want) in [
+        (vec!["--head", "A", "--head", "B", "--head", "C"], "one or two --head"),
+        (vec!["--head", "Z"], "no head or role 'Z'"),
+        (vec!["--head", "A", "--trace", bad.to_str().unwrap()], "bad.csv:1"),
+    ] {
+        let out = bin()
+            .args(["recover", "--profile", "profiles/virtual-lab.toml"])
+            .args(&args)
+            .arg("--logs")
+            .arg(logs.path())
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {stderr}");
+        assert!(stderr.contains(want) && stderr.lines().count() == 1, "{args:?}: {stderr}");
+    }
+}

@@ -297,6 +297,19 @@ fn transfer_challenge_vectors() {
     }
 }
 
+const CANCEL_PROOF: &str = "823349caf78319423b9089d3659991dc";
+
+#[test]
+fn cancel_proof_vector() {
+    let p = cardbench::card::xfer::cancel_proof(&KEY, CHALLENGE_VALUE, CHALLENGE_DATE, &[0xA5; 16], &[0x5A; 16]);
+    assert_eq!(hex::encode(p), CANCEL_PROOF);
+    let mut flat = vec![0x03];
+    flat.extend_from_slice(&h("000003e86553f100"));
+    flat.extend_from_slice(&[0xA5; 16]);
+    flat.extend_from_slice(&[0x5A; 16]);
+    assert_eq!(hex::encode(mac::cmac(&KEY, &[&flat])), CANCEL_PROOF);
+}
+
 // ---------------------------------------------------------------------------
 
 #[test]
@@ -330,6 +343,7 @@ fn docs_quote_vectors() {
         CRL_VECTOR,
         CHALLENGE_TX_S2102B,
         CHALLENGE_RX_S2105A,
+        CANCEL_PROOF,
     ];
     for (ki, fixed, ko) in &NIST_KBKDF {
         all.extend([*ki, *fixed, *ko]);

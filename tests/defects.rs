@@ -673,9 +673,13 @@ fn credit_at_receive_permission() {
         assert!(b.info().pending);
     }
     assert_eq!((good.info().balance, bad.info().balance), (500, 600));
-    // No debit ever happened; cancelling keeps the credit on the defective card.
+    // No debit ever happened; cancelling (with the proof a sending card would give for
+    // this credit) keeps the credit on the defective card.
+    let tk = *k.transfer_key(plan(1).transfer_key).unwrap().expose();
     for b in [&mut good, &mut bad] {
-        b.ok(&cmds::xfer_cancel_pending());
+        let p = b.ok(&cmds::xfer_read_state(0x01));
+        let proof = xfer::cancel_proof(&tk, 100, DATE, &a16(&p[8..24]), &a16(&p[24..40]));
+        b.ok(&cmds::xfer_cancel_pending(&proof));
     }
     assert_eq!((good.info().balance, bad.info().balance), (500, 600));
 }
@@ -768,4 +772,23 @@ fn receive_replay() {
     });
     assert_eq!(good, (sw::COMMAND_NOT_ALLOWED, 400, 600));
     assert_eq!(bad, (OK, 400, 700), "one debit, two credits");
+}
+
+#[test]
+fn cancel_proof_unchecked() {
+    let k = keys();
+    let (pa, pb) = (plan(1), plan(2));
+    let (good, bad) = with_peer(&k, &pb, &pa, Defect::CancelProofUnchecked, |r, s| {
+        // A debits for the credit (VALUE SEND), the answer to B never comes.
+        let rnd_send = s.ok(&cmds::xfer_send_permission(100, DATE));
+        let rb = r.ok(&cmds::xfer_receive_permission(100, DATE, &rnd_send));
+        s.ok(&cmds::xfer_send(&rb[..16], &rb[16..]));
+        // A refuses a proof for a session that debited; a terminal cancels anyway.
+        let pending = r.ok(&cmds::xfer_read_state(0x01));
+        assert_eq!(s.sw(&cmds::xfer_cancel_proof(&pending)), sw::COMMAND_NOT_ALLOWED);
+        let cancel = r.sw(&cmds::xfer_cancel_pending(&[0; 16]));
+        (cancel, s.info().balance, r.info().balance, r.info().pending)
+    });
+    assert_eq!(good, (sw::SECURITY_NOT_SATISFIED, 400, 500, true), "credit kept, still completable");
+    assert_eq!(bad, (OK, 400, 500, false), "value destroyed: A debited, B's credit gone");
 }

@@ -44,7 +44,7 @@ fn head(plan: CardPlan) -> VirtualHead {
 }
 
 fn term(keys: &Keyset) -> Terminal<'_> {
-    Terminal { keys, now: NOW, rng: ChaCha20Rng::seed_from_u64(7) }
+    Terminal::new(keys, NOW, ChaCha20Rng::seed_from_u64(7))
 }
 
 fn image(h: &mut VirtualHead) -> CardImage {

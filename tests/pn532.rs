@@ -9,7 +9,7 @@ use cardbench::card::{Protocol, VirtualCard};
 use cardbench::cmds;
 use cardbench::engine::purse::charge;
 use cardbench::engine::{Outcome, Terminal};
-use cardbench::event::{Event, Recorder};
+use cardbench::event::{Event, Recorder, RowKind};
 use cardbench::head::pn532::commands::{self as pc, Firmware, TargetA};
 use cardbench::head::pn532::frame::{self, Decoder, Frame, FrameError, ACK, ERROR_FRAME, NACK, TFI_HOST, TFI_PN532};
 use cardbench::head::pn532::{Pn532Config, Pn532Head};
@@ -19,7 +19,7 @@ use cardbench::issuance::CardPlan;
 use cardbench::keys::Keyset;
 use cardbench::lab::{personalize_virtual, Lab, LabHead};
 use cardbench::link::Link;
-use cardbench::sim::pn532::{Pn532Sim, PtySim};
+use cardbench::sim::pn532::{Fault, FaultRule, Pn532Sim, PtySim};
 use rand_chacha::ChaCha20Rng;
 use rand_core::{RngCore, SeedableRng};
 use std::io::{BufRead, BufReader, Read, Write};
@@ -382,7 +382,8 @@ fn driver_wakes_the_pn532_checks_the_link_and_reads_the_firmware() {
     assert_eq!(h.firmware().unwrap().to_string(), "PN532 v1.6");
     assert!(sim.sim().is_awake());
     let st = h.stats();
-    assert_eq!((st.connects, st.resends, st.nacks, st.timeouts), (1, 0, 0, 0));
+    assert_eq!((st.connects, st.nacks, st.timeouts, st.in_doubt, st.resyncs), (1, 0, 0, 0, 0));
+    assert_eq!(st.frames_sent, 5, "SAMConfiguration, Diagnose, GetFirmwareVersion, RFConfiguration, SetParameters");
     // Raw commands for diagnostics: GetGeneralStatus (no error, no field, no target, SAM ok).
     assert_eq!(h.command(&pc::Command::GetGeneralStatus, Duration::from_secs(1)).unwrap(), [0, 0, 0, 0]);
     assert_eq!(h.info().driver, "pn532");
@@ -501,7 +502,7 @@ fn long_responses_and_long_commands_are_chained_both_ways() {
     // A charge leaves a signature and a certificate in the record.
     let ks = keys();
     for hd in [&mut h as &mut dyn Head, &mut v] {
-        let mut t = Terminal { keys: &ks, now: 1_780_315_200, rng: ChaCha20Rng::seed_from_u64(9) };
+        let mut t = Terminal::new(&ks, 1_780_315_200, ChaCha20Rng::seed_from_u64(9));
         let rec = Recorder::disabled();
         let o = charge(&mut Link::new(hd, &rec), &mut t, 700).unwrap();
         assert!(matches!(o, Outcome::Success(_)), "{o}");
@@ -554,14 +555,38 @@ fn garbage_on_the_line_and_corrupt_answers_are_recovered() {
     assert_eq!(h.stats().nacks, 1);
     assert_eq!(sim.sim().stats().nacks, 1);
 
-    // Host → PN532: garbage ending in a false frame header swallows the next command frame;
-    // the PN532 answers the broken frame with the error frame, the driver sends again.
-    let mut line = std::fs::OpenOptions::new().write(true).open(sim.path()).unwrap();
-    line.write_all(&[0xDE, 0xAD, 0x00, 0xFF, 0x20, 0xE0, 0x01, 0x02]).unwrap();
-    drop(line);
+    // Host → PN532: garbage ending in a false frame header swallows the next command frame.
+    // The driver cannot tell a lost frame from a late answer, so it never sends again: the
+    // exchange fails in doubt, and the next one proves the line clean first.
+    let apdus = sim.sim().stats().apdus;
+    let garble = |bytes: &[u8]| {
+        let mut line = std::fs::OpenOptions::new().write(true).open(sim.path()).unwrap();
+        line.write_all(bytes).unwrap();
+    };
+    // A long false frame: the PN532 waits for bytes that never come and drops it (silence).
+    garble(&[0xDE, 0xAD, 0x00, 0xFF, 0x20, 0xE0, 0x01, 0x02]);
+    match raw(&mut h, &counter) {
+        Err(e @ HeadError::Timeout(_)) => assert!(e.maybe_delivered()),
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(sim.sim().stats().apdus, apdus, "the swallowed command never reached the card");
     assert_eq!(raw(&mut h, &counter).unwrap(), expected);
-    let s = sim.sim().stats();
-    assert!(s.bad_frames + s.ignored_bytes > 0, "{s:?}");
+    // A short false frame ends inside ours with a broken checksum: the PN532 answers with the
+    // syntax-error frame and no ACK. That could also be the refusal of garbage before an
+    // intact frame, whose ACK and answer are still to come: in doubt, not sent again.
+    let apdus = sim.sim().stats().apdus;
+    garble(&[0xDE, 0xAD, 0x00, 0xFF, 0x05, 0xFB, 0x01, 0x02]);
+    match raw(&mut h, &counter) {
+        Err(e @ HeadError::Protocol(_)) => {
+            assert!(e.maybe_delivered());
+            assert!(e.to_string().contains("syntax-error frame before its ACK"), "{e}");
+        }
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(sim.sim().stats().apdus, apdus, "the swallowed command never reached the card");
+    assert_eq!(sim.sim().stats().bad_frames, 1);
+    assert_eq!(raw(&mut h, &counter).unwrap(), expected);
+    assert_eq!(h.stats().resyncs, 2);
 
     // Plain garbage between exchanges.
     let mut line = std::fs::OpenOptions::new().write(true).open(sim.path()).unwrap();
@@ -579,10 +604,11 @@ fn a_silent_pn532_gives_timeouts_and_the_head_recovers_afterwards() {
     h.power_on().unwrap();
     let select = cmds::select(&AID_PURSE).to_bytes().unwrap();
     sim.sim().set_stall(true);
-    let t = Instant::now();
-    assert_eq!(raw(&mut h, &select), Err(HeadError::Timeout(Duration::from_millis(300))));
-    let took = t.elapsed();
-    assert!(took >= Duration::from_millis(300) && took < Duration::from_millis(1500), "{took:?}");
+    match raw(&mut h, &select) {
+        // The time actually waited, never less than the timeout.
+        Err(HeadError::Timeout(d)) => assert!(d >= Duration::from_millis(300), "{d:?}"),
+        other => panic!("{other:?}"),
+    }
     // The driver's ACK aborted the held command.
     let deadline = Instant::now() + Duration::from_secs(2);
     while sim.sim().stats().aborted == 0 && Instant::now() < deadline {
@@ -591,16 +617,20 @@ fn a_silent_pn532_gives_timeouts_and_the_head_recovers_afterwards() {
     assert_eq!(sim.sim().stats().aborted, 1);
     sim.sim().set_stall(false);
     assert_eq!(raw(&mut h, &select).unwrap(), [0x90, 0x00]);
-    assert_eq!(h.stats().timeouts, 1);
+    assert_eq!((h.stats().timeouts, h.stats().in_doubt, h.stats().resyncs), (1, 1, 1));
 
-    // No PN532 at all on the port: nothing ACKs, the command is sent three times, timeout.
+    // No PN532 at all on the port: nothing ACKs; the first command is sent once, and the
+    // error says how long the driver really waited.
     let (_master, slave) = serialport::TTYPort::pair().unwrap();
     let path = serialport::SerialPort::name(&slave).unwrap();
     let mut cfg = Pn532Config::new(&path);
     cfg.timeout = Duration::from_millis(300);
     let mut dead = Pn532Head::new("X", cfg);
-    assert!(matches!(dead.power_on(), Err(HeadError::Timeout(_))));
-    assert_eq!(dead.stats().resends, 2);
+    match dead.power_on() {
+        Err(HeadError::Timeout(d)) => assert!(d >= Duration::from_millis(300), "{d:?}"),
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(dead.stats().frames_sent, 1);
 
     // No port at all.
     let mut gone = Pn532Head::new("Y", Pn532Config::new("/nonexistent/ttyPN532"));
@@ -608,6 +638,292 @@ fn a_silent_pn532_gives_timeouts_and_the_head_recovers_afterwards() {
         Err(HeadError::ReaderGone(m)) => assert!(m.contains("/nonexistent/ttyPN532"), "{m}"),
         other => panic!("{other:?}"),
     }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Transport safety: a command frame goes out once; late, noisy, broken and missing answers
+
+/// SELECT the purse and read its counter (the card's own count of value writes).
+fn purse_counter(h: &mut dyn Head) -> u32 {
+    assert_eq!(exec(h, &cmds::select(&AID_PURSE)).unwrap().sw, 0x9000);
+    let r = exec(h, &cmds::read_field(cardbench::card::ins::FIELD_COUNTER, 4)).unwrap();
+    assert_eq!(r.sw, 0x9000);
+    u32::from_be_bytes(r.data[..4].try_into().unwrap())
+}
+
+/// A rig whose simulator injects `faults` into InDataExchange frames, with a powered card and
+/// the purse's counter read before the faults start.
+fn faulty_rig(last: u8, timeout_ms: u64, faults: Vec<FaultRule>) -> (PtySim, Pn532Head, u32) {
+    let sim = PtySim::spawn(Pn532Sim::new(Some(card(last, Protocol::T1)))).unwrap();
+    let mut h = head_on(&sim, timeout_ms);
+    h.power_on().unwrap();
+    let c = purse_counter(&mut h);
+    sim.sim().set_faults(faults);
+    (sim, h, c)
+}
+
+/// Three WRITE VALUEs and a charge (WRITE VALUE, signature, certificate) through a link that
+/// delays or garbles every ACK: every command runs exactly once on the card.
+fn writes_run_exactly_once_through(last: u8, fault: Fault) {
+    let (sim, mut h, before) = faulty_rig(last, 5000, vec![FaultRule::every(fault)]);
+    let (frames, exchanges) = (h.stats().frames_sent, sim.sim().stats().exchanges);
+    for i in 0..3u32 {
+        let r = exec(&mut h, &cmds::purse_write_value(10 + i, 20_260_601)).unwrap();
+        assert_eq!(r.sw, 0x9000, "WRITE VALUE {i}");
+        assert_eq!(r.data, (before - 1 - i).to_be_bytes(), "the card's counter after write {i}");
+    }
+    let ks = keys();
+    let mut t = Terminal { keys: &ks, now: 1_780_315_200, rng: ChaCha20Rng::seed_from_u64(u64::from(last)) };
+    let rec = Recorder::disabled();
+    let o = charge(&mut Link::new(&mut h, &rec), &mut t, 300).unwrap();
+    assert!(matches!(o, Outcome::Success(_)), "{o}");
+    let st = h.stats();
+    let ss = sim.sim().stats();
+    sim.sim().set_faults(vec![]);
+    assert_eq!(purse_counter(&mut h), before - 4, "one counter step per write, none twice ({fault:?})");
+    // The simulator received exactly the frames the driver wrote, each hit by the fault.
+    assert_eq!(ss.exchanges - exchanges, st.frames_sent - frames, "{fault:?}");
+    assert_eq!(ss.faulted, ss.exchanges - exchanges, "{fault:?}: {ss:?}");
+    assert_eq!((st.timeouts, st.in_doubt, st.resyncs, st.nacks), (0, 0, 0, 0), "{fault:?}: {st:?}");
+}
+
+#[test]
+fn an_ack_150_ms_late_is_waited_for_and_nothing_runs_twice() {
+    writes_run_exactly_once_through(20, Fault::AckDelay(Duration::from_millis(150)));
+}
+
+#[test]
+fn an_ack_1_s_late_is_waited_for_and_nothing_runs_twice() {
+    writes_run_exactly_once_through(21, Fault::AckDelay(Duration::from_secs(1)));
+}
+
+#[test]
+fn noise_before_the_ack_is_skipped_and_nothing_runs_twice() {
+    writes_run_exactly_once_through(22, Fault::Noise);
+}
+
+#[test]
+fn a_lost_ack_does_not_cost_the_answer() {
+    writes_run_exactly_once_through(23, Fault::NoAck);
+}
+
+/// Far beyond any exchange timeout: the test releases the held bytes when it wants them.
+const HELD: Duration = Duration::from_secs(3600);
+
+/// The next InDataExchange frame the simulator receives (faults count from 1).
+fn next_exchange(sim: &PtySim) -> u64 {
+    sim.sim().stats().exchanges + 1
+}
+
+/// Wait (for a state, not a time) until the simulator has sent what it held back.
+fn wait_until_late_bytes_sent(sim: &PtySim) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while sim.sim().delayed_pending() > 0 {
+        assert!(Instant::now() < deadline, "the simulator did not send its held-back bytes");
+        std::thread::sleep(Duration::from_millis(2));
+    }
+}
+
+/// An exchange whose ACK or answer comes after the timeout fails in doubt; the command ran
+/// once (or not at all), is not sent again, and the next command gets its own answer even
+/// when the late one arrives first. The trace has the in-doubt row.
+fn late_answer_is_in_doubt_and_never_taken_for_the_next(last: u8, fault: Fault, ran: u32, wait_for_late: bool) {
+    let dir = tempfile::tempdir().unwrap();
+    let trace_path = dir.path().join("trace.csv");
+    let trace = cardbench::trace::TraceCsv::create(&trace_path, "R1", "pn532-in-doubt").unwrap();
+    let (rec, rx) = Recorder::new("pn532-in-doubt");
+    let sinks = cardbench::sinks::spawn(rx, vec![Box::new(trace)]);
+
+    // The timeout only bounds the wait: the late bytes are held until the test releases them.
+    let (sim, mut h, before) = faulty_rig(last, 1000, vec![]);
+    let n = next_exchange(&sim);
+    sim.sim().set_faults(vec![FaultRule::at(fault, n)]);
+    let frames = h.stats().frames_sent;
+    let write = cmds::purse_write_value(50, 20_260_601);
+    let err = Link::new(&mut h, &rec).exec("write", &write).unwrap_err();
+    match &err {
+        HeadError::Timeout(d) => assert!(*d >= Duration::from_millis(1000), "{d:?}"),
+        other => panic!("{fault:?}: {other:?}"),
+    }
+    assert!(err.maybe_delivered(), "a timeout after the frame went out is in doubt");
+    assert_eq!(h.stats().frames_sent, frames + 1, "the WRITE VALUE frame went out once");
+    assert_eq!(h.stats().in_doubt, 1);
+
+    // The late ACK and answer of the WRITE VALUE reach the host either before the next
+    // command, or only once the host's next frame is in the PN532 (so they come first on
+    // the line, right where that frame's ACK and answer are expected).
+    let frames_in = sim.sim().stats().frames;
+    if wait_for_late {
+        sim.sim().release_delayed();
+        wait_until_late_bytes_sent(&sim);
+    }
+    // SELECT answers 90 00 alone; the late WRITE VALUE answer carries the counter: taking one
+    // for the other would show.
+    let r = std::thread::scope(|s| {
+        if !wait_for_late {
+            s.spawn(|| {
+                let deadline = Instant::now() + Duration::from_secs(10);
+                while sim.sim().stats().frames == frames_in {
+                    assert!(Instant::now() < deadline, "the host sent nothing after the failure");
+                    std::thread::sleep(Duration::from_millis(2));
+                }
+                sim.sim().release_delayed();
+            });
+        }
+        Link::new(&mut h, &rec).exec("select", &cmds::select(&AID_PURSE)).unwrap()
+    });
+    assert_eq!((r.sw, r.data.len()), (0x9000, 0), "{fault:?}: SELECT's own answer, not the late one");
+    assert_eq!(sim.sim().stats().exchanges, n + 1, "{fault:?}: the WRITE VALUE was not sent again");
+    assert_eq!(h.stats().resyncs, 1);
+    assert_eq!(purse_counter(&mut h), before - ran, "{fault:?}: the WRITE VALUE ran {ran} time(s)");
+    drop(rec);
+    assert!(sinks.join().unwrap().is_empty());
+
+    let rows = cardbench::trace::read(&trace_path).unwrap();
+    let kinds: Vec<_> = rows.iter().map(|r| r.kind).collect();
+    assert_eq!(kinds, [RowKind::InDoubt, RowKind::Command], "{rows:?}");
+    let doubt = &rows[0];
+    assert_eq!(doubt.command, write.to_bytes().unwrap());
+    assert!(doubt.response.is_empty());
+    assert!(doubt.error.contains("timeout after"), "{}", doubt.error);
+    assert_eq!((rows[1].response.len(), rows[1].sw), (0, 0x9000));
+}
+
+#[test]
+fn an_answer_after_the_timeout_is_in_doubt_and_the_next_command_gets_its_own() {
+    late_answer_is_in_doubt_and_never_taken_for_the_next(24, Fault::AnswerDelay(HELD), 1, false);
+    late_answer_is_in_doubt_and_never_taken_for_the_next(25, Fault::AnswerDelay(HELD), 1, true);
+}
+
+#[test]
+fn an_ack_after_the_timeout_is_in_doubt_and_the_next_command_gets_its_own() {
+    late_answer_is_in_doubt_and_never_taken_for_the_next(26, Fault::AckDelay(HELD), 1, false);
+    late_answer_is_in_doubt_and_never_taken_for_the_next(27, Fault::AckDelay(HELD), 1, true);
+}
+
+#[test]
+fn a_command_lost_on_the_line_is_in_doubt_and_ran_at_most_once() {
+    // Nothing comes back at all: the driver cannot know the frame was lost, so it is in doubt
+    // all the same; the card shows it never ran.
+    late_answer_is_in_doubt_and_never_taken_for_the_next(28, Fault::DropCommand, 0, true);
+}
+
+/// A broken or cut answer is NACKed as soon as it is seen: the PN532 sends the same answer
+/// again and the card does not run the command again.
+#[test]
+fn broken_and_cut_answers_are_nacked_at_once_and_the_command_runs_once() {
+    for (i, fault) in [Fault::BadLcs, Fault::BadDcs, Fault::Truncate].into_iter().enumerate() {
+        let last = 30 + i as u8;
+        // A long timeout: only an immediate NACK lets the exchange succeed without a timeout.
+        let (sim, mut h, before) = faulty_rig(last, 60_000, vec![]);
+        let n = next_exchange(&sim);
+        sim.sim().set_faults(vec![FaultRule::at(fault, n)]);
+        let r = exec(&mut h, &cmds::purse_write_value(7, 20_260_601)).unwrap();
+        assert_eq!((r.sw, r.data.clone()), (0x9000, (before - 1).to_be_bytes().to_vec()), "{fault:?}");
+        let st = h.stats();
+        assert_eq!((st.nacks, st.timeouts, st.in_doubt), (1, 0, 0), "{fault:?}: {st:?}");
+        assert_eq!(sim.sim().stats().nacks, 1);
+        if fault == Fault::Truncate {
+            assert_eq!(st.truncated, 1);
+        } else {
+            assert_eq!(st.bad_frames, 1);
+        }
+        assert_eq!(purse_counter(&mut h), before - 1, "{fault:?}");
+        assert_eq!(sim.sim().stats().exchanges, n + 2, "WRITE VALUE once, then READ FIELD");
+    }
+}
+
+/// Garbage after the ACK that looks like a broken answer gets a NACK, so the PN532 sends its
+/// real answer twice: the first copy is the answer, the second is never taken for the next
+/// command's, even when it arrives after that command went out.
+#[test]
+fn a_nack_for_a_ghost_frame_never_lets_the_second_copy_pass_for_the_next_answer() {
+    let (sim, mut h, before) = faulty_rig(34, 5000, vec![]);
+    let n = next_exchange(&sim);
+    // The real answer, and after it the copy the NACK asks for, wait for the test's release.
+    sim.sim().set_faults(vec![FaultRule::at(Fault::GhostAfterAck, n), FaultRule::at(Fault::AnswerDelay(HELD), n)]);
+    // Each release waits for a state of the simulator, never for a time.
+    let wait_for = |what: &str, done: &dyn Fn() -> bool| {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while !done() {
+            assert!(Instant::now() < deadline, "simulator never reached: {what}");
+            std::thread::sleep(Duration::from_millis(2));
+        }
+    };
+    let (r, select) = std::thread::scope(|s| {
+        s.spawn(|| {
+            // Once the driver has NACKed the ghost: the first copy only.
+            wait_for("the NACK", &|| sim.sim().stats().nacks == 1);
+            sim.sim().release_next_delayed();
+            // Once the SELECT frame is in: the second copy, ahead of SELECT's ACK and answer.
+            wait_for("the SELECT frame", &|| sim.sim().stats().exchanges == n + 1);
+            sim.sim().release_delayed();
+        });
+        let r = exec(&mut h, &cmds::purse_write_value(9, 20_260_601)).unwrap();
+        (r, raw(&mut h, &cmds::select(&AID_PURSE).to_bytes().unwrap()).unwrap())
+    });
+    assert_eq!((r.sw, r.data.clone()), (0x9000, (before - 1).to_be_bytes().to_vec()));
+    assert_eq!(select, [0x90, 0x00], "SELECT's own answer, not the second copy of WRITE VALUE's");
+    let st = h.stats();
+    assert_eq!((st.nacks, st.in_doubt, st.stale_frames), (1, 0, 1), "{st:?}");
+    assert_eq!(sim.sim().stats().nacks, 1);
+    assert_eq!(purse_counter(&mut h), before - 1);
+    assert_eq!(sim.sim().stats().exchanges, n + 3, "WRITE VALUE once, SELECT, SELECT, READ FIELD");
+}
+
+/// An answer that stays broken ends the exchange in doubt after a bounded number of NACKs
+/// (the command ran: its answer was lost).
+#[test]
+fn an_answer_that_stays_broken_fails_in_doubt_after_three_nacks() {
+    let (sim, mut h, before) = faulty_rig(33, 60_000, vec![]);
+    let n = next_exchange(&sim);
+    // Every transmission of that answer broken: the NACKed copies too.
+    sim.sim().set_faults(vec![FaultRule::at(Fault::BadDcs, n)]);
+    sim.sim().damage_resent_answers(true);
+    match raw(&mut h, &cmds::purse_write_value(7, 20_260_601).to_bytes().unwrap()) {
+        Err(e @ HeadError::Protocol(_)) => {
+            assert!(e.maybe_delivered());
+            assert!(e.to_string().contains("after 3 NACKs"), "{e}");
+        }
+        other => panic!("{other:?}"),
+    }
+    sim.sim().damage_resent_answers(false);
+    assert_eq!(h.stats().nacks, 3);
+    assert_eq!(purse_counter(&mut h), before - 1, "ran once, answer lost");
+}
+
+#[test]
+fn simulator_faults_from_the_command_line_reach_the_driver() {
+    let dir = tempfile::tempdir().unwrap();
+    let link = dir.path().join("pn532");
+    let mut c = bin();
+    c.args(["sim", "pn532", "--profile", "profiles/pn532-sim.toml", "--card", "card-a", "--link"]).arg(&link).args([
+        "--fault",
+        "noise",
+        "--fault",
+        "bad-lcs@2",
+        "--fault",
+        "truncate@3",
+    ]);
+    let s = SimProc::spawn(c);
+    let mut cfg = Pn532Config::new(link.to_str().unwrap());
+    cfg.timeout = Duration::from_secs(5);
+    let mut h = Pn532Head::new("F", cfg);
+    h.power_on().unwrap();
+    let c1 = purse_counter(&mut h); // exchanges 1 (SELECT, noise) and 2 (READ FIELD, bad LCS)
+    assert_eq!(purse_counter(&mut h), c1); // 3 (SELECT, cut short), 4
+    let st = h.stats();
+    assert_eq!((st.nacks, st.truncated, st.timeouts, st.in_doubt), (2, 1, 0, 0), "{st:?}");
+    assert!(st.bad_frames >= 2, "noise and the broken LCS: {st:?}");
+    drop(s);
+
+    let out = bin()
+        .args(["sim", "pn532", "--profile", "profiles/pn532-sim.toml", "--card", "card-a", "--fault", "sparks@2"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("fault 'sparks@2': unknown kind") && err.contains("ack-delay=MS"), "{err}");
 }
 
 #[test]
@@ -715,6 +1031,44 @@ fn profile_heads_with_driver_pn532_need_a_port() {
     assert!(e.contains(&format!("p.toml:{}:", line)), "located at the head entry: {e}");
 }
 
+#[test]
+fn profile_pn532_baud_and_timeout_are_checked_with_their_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let base = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("profiles/pn532-sim.toml")).unwrap();
+    let p = dir.path().join("p.toml");
+    let cases = [
+        ("baud = 115200", "baud = 115201", "baud 115201 is not a PN532 serial rate (one of 9600, 19200, 38400, 57600, 115200, 230400, 460800, 921600, 1288000)"),
+        ("baud = 115200", "baud = 0", "baud 0 is not a PN532 serial rate"),
+        ("timeout_ms = 5000", "timeout_ms = 0", "timeout_ms 0 is out of range (50 to 600000 milliseconds)"),
+        ("timeout_ms = 5000", "timeout_ms = 86400000", "timeout_ms 86400000 is out of range (50 to 600000 milliseconds)"),
+    ];
+    for (good, bad, msg) in cases {
+        // The third head's entry: the error must name that line, not the first head's.
+        let at = base.match_indices(good).nth(2).unwrap().0;
+        let text = format!("{}{bad}{}", &base[..at], &base[at + good.len()..]);
+        std::fs::write(&p, &text).unwrap();
+        let line = text[..at].matches('\n').count() + 1;
+        let e = Lab::from_profile(&cardbench::profile::load(&p).unwrap()).err().unwrap().to_string();
+        assert!(e.contains(&format!("p.toml:{line}:")), "{bad}: {e}");
+        assert!(e.contains(msg), "{bad}: {e}");
+        let out = bin().args(["heads", "--profile"]).arg(&p).output().unwrap();
+        assert_eq!(out.status.code(), Some(2), "{bad}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(err.lines().count(), 1, "{err}");
+        assert!(err.contains(&format!("p.toml:{line}:")) && err.contains(msg), "{err}");
+    }
+    // Every allowed rate and both ends of the range load.
+    for (good, ok) in [
+        ("baud = 115200", "baud = 9600"),
+        ("baud = 115200", "baud = 1288000"),
+        ("timeout_ms = 5000", "timeout_ms = 50"),
+        ("timeout_ms = 5000", "timeout_ms = 600000"),
+    ] {
+        std::fs::write(&p, base.replace(good, ok)).unwrap();
+        assert!(Lab::from_profile(&cardbench::profile::load(&p).unwrap()).is_ok(), "{ok}");
+    }
+}
+
 fn bin() -> Proc {
     let mut c = Proc::new(env!("CARGO_BIN_EXE_cardbench"));
     c.current_dir(env!("CARGO_MANIFEST_DIR"));
@@ -731,6 +1085,11 @@ impl SimProc {
         if let Some(l) = link {
             c.arg("--link").arg(l);
         }
+        SimProc::spawn(c)
+    }
+
+    /// Start a prepared `cardbench sim pn532` command; returns once it printed its device.
+    fn spawn(mut c: Proc) -> SimProc {
         let mut child = c.stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
         let mut line = String::new();
         BufReader::new(child.stdout.as_mut().unwrap()).read_line(&mut line).unwrap();
@@ -776,6 +1135,53 @@ fn smoke_plan_runs_green_through_four_simulator_processes() {
     let heads = String::from_utf8_lossy(&heads.stdout);
     assert_eq!(heads.matches(" pn532 ").count(), 4, "{heads}");
     assert_eq!(heads.matches("3B8980014341524442454E4348").count(), 4, "{heads}");
+}
+
+/// The whole stack through processes: `cardbench run` on four simulated PN532s, one of which
+/// holds an answer back beyond its head's timeout. The trace marks that command in doubt and
+/// the other heads go on.
+#[test]
+fn a_run_whose_pn532_answer_is_late_records_the_command_in_doubt() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut profile =
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("profiles/pn532-sim.toml")).unwrap();
+    // Head B (the second entry) waits 1 s per exchange.
+    let at = profile.match_indices("timeout_ms = 5000").nth(1).unwrap().0;
+    profile.replace_range(at..at + "timeout_ms = 5000".len(), "timeout_ms = 1000");
+    let mut sims = Vec::new();
+    for c in ["a", "b", "c", "d"] {
+        let link = dir.path().join(format!("pn532-{c}"));
+        profile = profile.replace(&format!("/tmp/cardbench-pn532-{c}"), link.to_str().unwrap());
+        let mut cmd = bin();
+        cmd.args(["sim", "pn532", "--profile", "profiles/pn532-sim.toml", "--card", &format!("card-{c}"), "--link"])
+            .arg(&link);
+        if c == "b" {
+            // B's 6th InDataExchange: inside the card-signed payment, B's first case.
+            cmd.args(["--fault", "answer-delay=3600000@6"]);
+        }
+        sims.push(SimProc::spawn(cmd));
+    }
+    let p = dir.path().join("lab.toml");
+    std::fs::write(&p, profile).unwrap();
+    let out = bin()
+        .args(["run", "test-plans/smoke.toml", "--run-id", "D1", "--quiet", "--profile"])
+        .arg(&p)
+        .arg("--logs")
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
+    let rows = cardbench::trace::read(&dir.path().join("D1/trace.csv")).unwrap();
+    let doubt: Vec<_> = rows.iter().enumerate().filter(|(_, r)| r.kind == RowKind::InDoubt).collect();
+    assert_eq!(doubt.len(), 1, "{doubt:?}");
+    let (i, row) = doubt[0];
+    assert_eq!(row.head, "B");
+    assert!(row.response.is_empty() && row.sw == 0, "{row:?}");
+    assert!(row.error.starts_with("timeout after"), "{}", row.error);
+    // The B row before it is B's 5th exchange: the in-doubt command is the 6th.
+    assert_eq!(rows[..i].iter().filter(|r| r.head == "B" && r.kind.is_wire()).count(), 5);
+    assert!(rows[i + 1..].iter().any(|r| r.head != "B" && r.kind == RowKind::Command), "the other heads went on");
 }
 
 #[test]

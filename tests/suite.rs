@@ -55,6 +55,7 @@ const MATRIX: &[(&str, &[&str])] = &[
     ("validity-ignored", &["XFER-VAL-02"]),
     ("pending-credit-overwritten", &["XFER-PEND-01"]),
     ("receive-replay", &["XFER-CONS-02", "XFER-REPLAY-01"]),
+    ("cancel-proof-unchecked", &["XFER-CHAL-02", "XFER-RECOVER-03"]),
     ("cpay-overdraft", &["CPAY-OVER-02"]),
 ];
 
@@ -250,6 +251,9 @@ fn a_typo_anywhere_in_the_suite_is_refused_with_file_line_col_before_any_card_is
         ("xfer-keys.toml", "that = \"a.tkid == d.tkid\"", "that = \"a.tkid == d.tkidd\"", "uses 'd.tkidd'"),
         ("purse.toml", "head = \"dut\"", "head = \"dtu\"", "no head or role 'dtu'"),
         ("certification.toml", "message = \"no transfer", "mesage = \"no transfer", "unknown field `mesage`"),
+        ("xfer-transfer.toml", "expect = \"completed\"", "expect = \"complete\"", "recover expect 'complete'"),
+        ("xfer-transfer.toml", "heads = [\"peer\", \"dut\"]", "heads = [\"peer\", \"peer\"]", "two different heads"),
+        ("xfer-transfer.toml", "heads = [\"dut\", \"peer\"]", "heads = [\"dut\", \"peer\", \"x\"]", "one or two heads"),
     ];
     for (file, from, to, needle) in cases {
         let dir = tempfile::tempdir().unwrap();

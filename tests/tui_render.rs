@@ -123,6 +123,8 @@ fn exchange(
         sw,
         duration_ns: us * 1000,
         note: String::new(),
+        kind: Default::default(),
+        error: String::new(),
     }))
 }
 
@@ -733,4 +735,25 @@ fn a_batch_that_cannot_start_says_why() {
     has(&s, "profile has no [batch] section");
     b.ch('6');
     has(&screen(&b.app, 80, 24), "error");
+}
+
+#[test]
+fn an_in_doubt_exchange_shows_no_status_word_and_its_error() {
+    let mut b = known(Theme::colored());
+    let c = card_id(9);
+    let mut e = exchange("D1", &c, "PURSE-CHG-01", "S2", &WRITE_VALUE, &[], 0, 21);
+    if let Event::Exchange(x) = &mut e {
+        x.kind = cardbench::event::RowKind::InDoubt;
+        x.error = "card is mute (no answer)".into();
+    }
+    b.run("D1", &c, e);
+    b.ch('3');
+    let s = screen(&b.app, 120, 30);
+    let row = line_with(&s, "in doubt");
+    assert!(row.contains("WRITE VALUE") && row.contains("----") && row.contains("card is mute"), "{row:?}");
+    lacks(&s, "0000  unknown");
+    b.ch('G');
+    b.key(KeyCode::Enter);
+    let s = screen(&b.app, 120, 30);
+    has(&s, "SW        none  in doubt: card is mute (no answer)");
 }

@@ -3,6 +3,7 @@
 //! journal makes a killed batch resumable with no card lost and none certified twice.
 
 pub mod journal;
+pub mod lock;
 
 use crate::card::defects::Defects;
 use crate::event::{Event, Recorder};
@@ -16,14 +17,16 @@ use crate::sinks::{self, Sink};
 use crate::trace::TraceCsv;
 use anyhow::{bail, Context, Result};
 use journal::{BatchMeta, Journal};
+use lock::BatchLock;
 use sha2::{Digest, Sha256};
 use std::collections::VecDeque;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use std::time::Instant;
 
-/// How long a worker on a real reader waits for the operator to insert the next card.
-const PRESENCE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(600);
+/// How long a worker on a real reader waits for the operator to insert or take out a card,
+/// unless the profile's `[batch] presence_timeout_s` says otherwise.
+const PRESENCE_TIMEOUT_S: u64 = 600;
 
 /// Everything a worker needs to make the next virtual card.
 struct Factory {
@@ -125,6 +128,10 @@ pub enum BatchEvent {
         event: Event,
     },
     CardDone(Box<CardResult>),
+    /// Something the operator should know that does not stop the batch: a journal line cut
+    /// by a kill and dropped, a repeated journal line counted once, a head whose worker
+    /// stopped waiting for a card.
+    Notice(String),
     Finished {
         stopped: bool,
     },
@@ -172,6 +179,35 @@ pub struct BatchOutcome {
     pub result: BatchResult,
     pub dir: PathBuf,
     pub certified_now: usize,
+    /// Card indices of the batch that have no verdict yet (an operator stop, or every worker
+    /// gave up waiting for a card): the batch is incomplete, and resumable.
+    pub missing: Vec<u64>,
+    /// Why workers stopped before the queue was empty, one line per head.
+    pub stalled: Vec<String>,
+}
+
+/// What a worker tells the collector.
+enum WorkerMsg {
+    Card(Result<CardResult>),
+    /// The worker's head waited the whole presence timeout; the worker stops, the batch
+    /// goes on with the other heads.
+    Stalled(String),
+}
+
+/// The indices of 1..=count with no result: sorted, for messages and reports.
+fn missing_cards(count: u64, cards: &[CardResult]) -> Vec<u64> {
+    let have: std::collections::HashSet<u64> = cards.iter().map(|c| c.index).collect();
+    (1..=count).filter(|i| !have.contains(i)).collect()
+}
+
+/// `#3, #4, #9` or, for long lists, the first ones and how many more.
+pub fn list_indices(v: &[u64]) -> String {
+    const SHOWN: usize = 20;
+    let mut s: Vec<String> = v.iter().take(SHOWN).map(|i| format!("#{i}")).collect();
+    if v.len() > SHOWN {
+        s.push(format!("and {} more", v.len() - SHOWN));
+    }
+    s.join(", ")
 }
 
 fn now_rfc3339() -> String {
@@ -216,10 +252,7 @@ fn certify(
         heads[0].head.as_virtual().context("virtual")?.insert(card);
         hex::encode_upper(dut.card_id)
     } else {
-        // A real reader: the operator inserts the card.
-        if !heads[0].head.wait_for_card(true, PRESENCE_TIMEOUT)? {
-            bail!("no card inserted in head {} within {:?}", heads[0].name, PRESENCE_TIMEOUT);
-        }
+        // A real reader: the worker saw the operator insert the card.
         heads[0].head.power_on()?;
         crate::runner::identify(heads[0].head.as_mut(), &Recorder::disabled())?
     };
@@ -249,13 +282,17 @@ fn certify(
         sink_list.push(Box::new(Forward { tx: tx.clone(), head, card_id: card_hex.clone() }));
     }
     let sinks = sinks::spawn(rx, sink_list);
-    let seed: [u8; 32] = Sha256::new()
-        .chain_update(b"cardbench batch")
-        .chain_update(batch_id)
-        .chain_update(index.to_be_bytes())
-        .finalize()
-        .into();
-    let cases = crate::runner::run_plan(plan, heads, &rec, keys, now, seed);
+    let rng = crate::lab::terminal_rng(heads, || {
+        Sha256::new()
+            .chain_update(b"cardbench batch")
+            .chain_update(batch_id)
+            .chain_update(index.to_be_bytes())
+            .finalize()
+            .into()
+    });
+    crate::trace::write_run_header(&card_dir, batch_id, plan, &format!("batch {batch_id} card {index}"), &rng)
+        .with_context(|| format!("writing {}", card_dir.join("run.json").display()))?;
+    let cases = crate::runner::run_plan(plan, heads, &rec, keys, now, rng.seed());
     drop(rec);
     let errors = sinks.join().unwrap_or_else(|_| vec!["trace thread panicked".into()]);
     if let Some(e) = errors.first() {
@@ -298,8 +335,15 @@ pub fn run_batch(l: &Loaded, lab: Lab, plan: &Plan, opts: &BatchOptions) -> Resu
     if opts.batch_id.is_empty() || opts.batch_id.contains(['/', '\\']) || opts.batch_id.starts_with('.') {
         bail!("batch id '{}' must be a plain folder name", opts.batch_id);
     }
+    let presence_timeout = match &batch.presence_timeout_s {
+        Some(t) if *t.get_ref() == 0 => return Err(l.err(t.span(), "presence_timeout_s must be at least 1").into()),
+        Some(t) => std::time::Duration::from_secs(*t.get_ref()),
+        None => std::time::Duration::from_secs(PRESENCE_TIMEOUT_S),
+    };
     let dir = opts.logs.join(&opts.batch_id);
     std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+    // Before anything in the folder is read or written: one process per batch.
+    let _lock = BatchLock::acquire(&dir)?;
     let meta = BatchMeta {
         batch_id: opts.batch_id.clone(),
         plan_id: plan.id.clone(),
@@ -310,7 +354,7 @@ pub fn run_batch(l: &Loaded, lab: Lab, plan: &Plan, opts: &BatchOptions) -> Resu
         started: now_rfc3339(),
     };
     let meta_path = dir.join("batch.json");
-    let meta = if meta_path.exists() {
+    let old_meta = if meta_path.exists() {
         let old: BatchMeta = serde_json::from_slice(&std::fs::read(&meta_path)?)
             .with_context(|| format!("{}: not a batch description", meta_path.display()))?;
         if (&old.plan_id, &old.plan_version, &old.profile, old.count)
@@ -325,19 +369,36 @@ pub fn run_batch(l: &Loaded, lab: Lab, plan: &Plan, opts: &BatchOptions) -> Resu
                 old.count
             );
         }
-        old
+        Some(old)
     } else {
-        crate::report::atomic::write_atomically(&meta_path, |w| {
-            serde_json::to_writer_pretty(&mut *w, &meta).map_err(std::io::Error::other)
-        })?;
-        meta
+        None
     };
-    let (mut journal, done) = Journal::open(&dir.join("journal.jsonl"))?;
+    // The journal is checked before batch.json is first written, so a refused journal leaves
+    // the folder as it was.
+    let (mut journal, opened) = Journal::open(&dir.join("journal.jsonl"), count)?;
+    let notice = |msg: String| match &opts.observer {
+        Some(o) => {
+            let _ = o.send(BatchEvent::Notice(msg));
+        }
+        None => crate::print::err(format_args!("cardbench: {msg}")),
+    };
+    for n in opened.notes {
+        notice(n);
+    }
+    let done = opened.done;
+    let meta = match old_meta {
+        Some(old) => old,
+        None => {
+            crate::report::atomic::write_atomically(&meta_path, |w| {
+                serde_json::to_writer_pretty(&mut *w, &meta).map_err(std::io::Error::other)
+            })?;
+            meta
+        }
+    };
     let done_idx: std::collections::BTreeSet<u64> = done.iter().map(|r| r.index).collect();
     let queue: Mutex<VecDeque<u64>> = Mutex::new((1..=count).filter(|i| !done_idx.contains(i)).collect());
-    let todo = count as usize - done_idx.len();
     let progress = Progress::new(count, &done, opts.quiet);
-    let (tx, rx) = crossbeam_channel::unbounded::<Result<CardResult>>();
+    let (tx, rx) = crossbeam_channel::unbounded::<WorkerMsg>();
     if let Some(o) = &opts.observer {
         let _ = o.send(BatchEvent::Started {
             total: count,
@@ -347,6 +408,7 @@ pub fn run_batch(l: &Loaded, lab: Lab, plan: &Plan, opts: &BatchOptions) -> Resu
         });
     }
     let mut fresh = Vec::new();
+    let mut stalled = Vec::new();
     let mut first_error = None;
     std::thread::scope(|scope| {
         for dut in duts.drain(..) {
@@ -362,11 +424,35 @@ pub fn run_batch(l: &Loaded, lab: Lab, plan: &Plan, opts: &BatchOptions) -> Resu
                         head: Box::new(VirtualHead::new(&peer_name)),
                     },
                 ];
+                let real = heads[0].head.as_virtual().is_none();
                 loop {
                     if !opts.control.wait_while_paused() {
                         break;
                     }
                     let Some(index) = queue.lock().expect("queue lock").pop_front() else { break };
+                    // A real reader: the operator inserts the card. A head that sees none
+                    // gives its card back to the queue (another head may take it) and stops.
+                    if real {
+                        match heads[0].head.wait_for_card(true, presence_timeout) {
+                            Ok(true) => {}
+                            Ok(false) => {
+                                queue.lock().expect("queue lock").push_front(index);
+                                let why = format!(
+                                    "head {}: no card inserted within {} s (card #{index} was next)",
+                                    heads[0].name,
+                                    presence_timeout.as_secs()
+                                );
+                                let _ = tx.send(WorkerMsg::Stalled(why));
+                                break;
+                            }
+                            Err(e) => {
+                                queue.lock().expect("queue lock").push_front(index);
+                                let e = anyhow::anyhow!("head {}: {e}", heads[0].name);
+                                let _ = tx.send(WorkerMsg::Card(Err(e)));
+                                break;
+                            }
+                        }
+                    }
                     let r = certify(
                         &mut heads,
                         factory,
@@ -379,18 +465,27 @@ pub fn run_batch(l: &Loaded, lab: Lab, plan: &Plan, opts: &BatchOptions) -> Resu
                         opts.observer.as_ref(),
                     );
                     let stop = r.is_err();
-                    if tx.send(r).is_err() || stop {
+                    if tx.send(WorkerMsg::Card(r)).is_err() || stop {
                         break;
                     }
                     // A real reader: wait for the operator to take the card out before the
                     // next one, unless the batch is complete.
                     let more = !queue.lock().expect("queue lock").is_empty();
-                    if more && heads[0].head.as_virtual().is_none() {
-                        match heads[0].head.wait_for_card(false, PRESENCE_TIMEOUT) {
+                    if more && real {
+                        match heads[0].head.wait_for_card(false, presence_timeout) {
                             Ok(true) => {}
-                            Ok(false) => break,
+                            Ok(false) => {
+                                let why = format!(
+                                    "head {}: card not taken out within {} s",
+                                    heads[0].name,
+                                    presence_timeout.as_secs()
+                                );
+                                let _ = tx.send(WorkerMsg::Stalled(why));
+                                break;
+                            }
                             Err(e) => {
-                                let _ = tx.send(Err(anyhow::anyhow!("head {}: {e}", heads[0].name)));
+                                let e = anyhow::anyhow!("head {}: {e}", heads[0].name);
+                                let _ = tx.send(WorkerMsg::Card(Err(e)));
                                 break;
                             }
                         }
@@ -399,9 +494,9 @@ pub fn run_batch(l: &Loaded, lab: Lab, plan: &Plan, opts: &BatchOptions) -> Resu
             });
         }
         drop(tx);
-        for r in rx {
-            match r {
-                Ok(card) => {
+        for m in rx {
+            match m {
+                WorkerMsg::Card(Ok(card)) => {
                     if let Err(e) = journal.append(&card) {
                         first_error.get_or_insert(anyhow::Error::from(e).context("appending to the journal"));
                         queue.lock().expect("queue lock").clear();
@@ -413,10 +508,14 @@ pub fn run_batch(l: &Loaded, lab: Lab, plan: &Plan, opts: &BatchOptions) -> Resu
                     }
                     fresh.push(card);
                 }
-                Err(e) => {
+                WorkerMsg::Card(Err(e)) => {
                     // A bench failure stops the batch; what is journaled stays valid.
                     queue.lock().expect("queue lock").clear();
                     first_error.get_or_insert(e);
+                }
+                WorkerMsg::Stalled(why) => {
+                    notice(format!("{why}; its worker stopped"));
+                    stalled.push(why);
                 }
             }
         }
@@ -429,11 +528,11 @@ pub fn run_batch(l: &Loaded, lab: Lab, plan: &Plan, opts: &BatchOptions) -> Resu
     if let Some(e) = first_error {
         return Err(e);
     }
-    debug_assert!(stopped || fresh.len() == todo);
     let certified_now = fresh.len();
     let mut cards = done;
     cards.extend(fresh);
     cards.sort_by_key(|c| c.index);
+    let missing = missing_cards(count, &cards);
     let result = BatchResult {
         batch_id: opts.batch_id.clone(),
         plan_id: plan.id.clone(),
@@ -446,7 +545,7 @@ pub fn run_batch(l: &Loaded, lab: Lab, plan: &Plan, opts: &BatchOptions) -> Resu
     crate::report::summary::write_summary_csv(&dir.join("summary.csv"), &result)?;
     crate::report::junit::write_junit(&dir.join("junit.xml"), &result)?;
     crate::report::json::write_json(&dir.join("results.json"), &result)?;
-    Ok(BatchOutcome { result, dir, certified_now })
+    Ok(BatchOutcome { result, dir, certified_now, missing, stalled })
 }
 
 /// Headless progress: a bar on a terminal, one line per card otherwise.
@@ -494,13 +593,13 @@ impl Progress {
                     Verdict::Aborted { reason } => reason.clone(),
                 };
                 let n = c.0 + c.1 + c.2;
-                println!(
+                crate::print::out(format_args!(
                     "[{n}/{}] card {} on {}: {} {detail}  ({msg})",
                     self.total,
                     r.card_id,
                     r.head,
                     r.verdict.word()
-                );
+                ));
             }
             None => {}
         }

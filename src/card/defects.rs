@@ -106,6 +106,8 @@ defects! {
         "VALUE RECEIVE PERMISSION overwrites a credit that is still pending instead of answering 6986";
     ReceiveReplay = "receive-replay", "XFER",
         "VALUE RECEIVE credits but does not clear the pending credit, so the same reception challenge credits again";
+    CancelProofUnchecked = "cancel-proof-unchecked", "XFER",
+        "CANCEL PENDING CREDIT does not verify the sending card's cancel proof: any 16 bytes cancel a pending credit, also one whose debit was committed";
 }
 
 impl fmt::Display for Defect {

@@ -55,6 +55,33 @@ pub struct XferImage {
     pub pending_credit: Option<PendingCredit>,
     /// Sending side: the last committed debit and the reception challenge it produced.
     pub last_debit: Option<LastDebit>,
+    /// Sending side: the last `SEND_LOG_LEN` send sessions this card opened, oldest first,
+    /// each marked open, debited or cancelled. It is what lets the card prove to a receiver
+    /// that a session never debited (CANCEL PROOF) without trusting its last-debit record,
+    /// which a later transfer overwrites.
+    pub sends: Vec<SendRecord>,
+}
+
+/// How many send sessions the sending card remembers (card-spec 8.13).
+pub const SEND_LOG_LEN: usize = 4;
+
+/// Where a send session stands: a session debits at most once, and a cancelled one never.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SendState {
+    /// Opened by VALUE SEND PERMISSION; no debit yet.
+    Open,
+    /// VALUE SEND committed the debit of this session.
+    Debited,
+    /// CANCEL PROOF was issued for it: it can never debit.
+    Cancelled,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SendRecord {
+    pub paid: u32,
+    pub date: u32,
+    pub rnd_send: [u8; 16],
+    pub state: SendState,
 }
 
 impl XferImage {

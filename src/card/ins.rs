@@ -47,6 +47,7 @@ pub const XFER_SEND: u8 = 0x34;
 pub const XFER_RECEIVE: u8 = 0x36;
 pub const XFER_READ_STATE: u8 = 0x38;
 pub const XFER_CANCEL_PENDING: u8 = 0x3A;
+pub const XFER_CANCEL_PROOF: u8 = 0x3C;
 
 /// Key-update modes (P1 of the three key-update commands).
 pub const MODE_COMMON: u8 = 0x01;
@@ -57,6 +58,8 @@ pub const MODE_PUBLIC_UK: u8 = 0x04;
 /// Challenge direction tags (docs/crypto.md).
 pub const TAG_TRANSMISSION: u8 = 0x01;
 pub const TAG_RECEPTION: u8 = 0x02;
+/// Tag of the sending card's cancel proof (CANCEL PROOF, checked by CANCEL PENDING CREDIT).
+pub const TAG_CANCEL: u8 = 0x03;
 
 // Domain-separation prefixes of everything signed or authenticated.
 pub const DOM_PURSE_RECORD: &[u8; 8] = b"CBPURSE1";

@@ -2,7 +2,7 @@
 //! transfer (Fig. 4), with the receiving side's pending credit kept in NVM.
 
 use super::defects::Defect;
-use super::image::{LastDebit, PendingCredit};
+use super::image::{LastDebit, PendingCredit, SendRecord, SendState, SEND_LOG_LEN};
 use super::ins::*;
 use super::{arr16, be32, status, Reply, VirtualCard};
 use crate::apdu::{Command, Response};
@@ -31,6 +31,12 @@ pub struct SendSession {
 /// Transmission (tag 01) and reception (tag 02) challenges: AES-CMAC under the transfer key.
 pub fn challenge(tk: &[u8; 16], tag: u8, paid: u32, date: u32, random: &[u8; 16]) -> [u8; 16] {
     mac::cmac(tk, &[&[tag], &paid.to_be_bytes(), &date.to_be_bytes(), random])
+}
+
+/// The sending card's proof that a send session never debited and never will (tag 03),
+/// checked by the receiving card before it cancels the matching pending credit.
+pub fn cancel_proof(tk: &[u8; 16], paid: u32, date: u32, rnd_send: &[u8; 16], rnd_recv: &[u8; 16]) -> [u8; 16] {
+    mac::cmac(tk, &[&[TAG_CANCEL], &paid.to_be_bytes(), &date.to_be_bytes(), rnd_send, rnd_recv])
 }
 
 /// Associated data of the key-transport AE (common and multi-key modes).
@@ -63,6 +69,7 @@ impl VirtualCard {
             XFER_RECEIVE => self.xfer_receive(cmd),
             XFER_READ_STATE => self.xfer_read_state(cmd),
             XFER_CANCEL_PENDING => self.xfer_cancel(cmd),
+            XFER_CANCEL_PROOF => self.xfer_cancel_proof(cmd),
             _ => Err(status(sw::INS_NOT_SUPPORTED)),
         };
         r.unwrap_or_else(|e| e)
@@ -318,14 +325,22 @@ impl VirtualCard {
         if self.nvm.get().xfer.balance < paid && !self.defects.has(Defect::OverdraftAllowed) {
             return Err(status(sw::NOT_ENOUGH_MEMORY));
         }
-        if self.defects.has(Defect::DebitAtSendPermission) {
-            // Defect: the tentative debit goes straight to NVM.
-            self.commit(|img| {
-                img.xfer.balance = img.xfer.balance.wrapping_sub(paid);
-                Ok(())
-            })?;
-        }
         let rnd_send = self.random16();
+        let early_debit = self.defects.has(Defect::DebitAtSendPermission);
+        // The session is logged in NVM (the balance does not move): after a reset the card
+        // can still tell that this session never debited (CANCEL PROOF).
+        self.commit(|img| {
+            if early_debit {
+                // Defect: the tentative debit goes straight to NVM.
+                img.xfer.balance = img.xfer.balance.wrapping_sub(paid);
+            }
+            let log = &mut img.xfer.sends;
+            if log.len() >= SEND_LOG_LEN {
+                log.remove(0);
+            }
+            log.push(SendRecord { paid, date, rnd_send, state: SendState::Open });
+            Ok(())
+        })?;
         self.ram.send = Some(SendSession { paid, date, rnd_send });
         Ok(Response::ok(rnd_send.to_vec()).into())
     }
@@ -381,6 +396,10 @@ impl VirtualCard {
             }
             img.xfer.last_debit =
                 Some(LastDebit { paid: s.paid, date: s.date, rnd_send: s.rnd_send, rnd_recv, challenge: chal });
+            // A live session is always the newest logged one (a new permission replaces both).
+            if let Some(r) = img.xfer.sends.iter_mut().rev().find(|r| r.rnd_send == s.rnd_send) {
+                r.state = SendState::Debited;
+            }
             Ok(())
         })?;
         Ok(Response::ok(chal.to_vec()).into())
@@ -431,17 +450,62 @@ impl VirtualCard {
         Ok(Response::ok(data).into())
     }
 
+    /// CANCEL PENDING CREDIT: only with the sending card's proof that it never debited.
     fn xfer_cancel(&mut self, cmd: &Command) -> Result<Reply, Reply> {
-        if cmd.p1 != 0 || cmd.p2 != 0 {
-            return Err(status(sw::WRONG_P1P2));
+        if cmd.data.len() != 16 {
+            return Err(status(sw::WRONG_LENGTH));
         }
-        if self.nvm.get().xfer.pending_credit.is_none() {
-            return Err(status(sw::REF_DATA_NOT_FOUND));
+        let tk = self.transfer_key()?;
+        let p = self.nvm.get().xfer.pending_credit.clone().ok_or_else(|| status(sw::REF_DATA_NOT_FOUND))?;
+        let parts: [&[u8]; 5] = [&[TAG_CANCEL], &p.paid.to_be_bytes(), &p.date.to_be_bytes(), &p.rnd_send, &p.rnd_recv];
+        if !mac::verify(&tk, &parts, &cmd.data) && !self.defects.has(Defect::CancelProofUnchecked) {
+            return Err(status(sw::SECURITY_NOT_SATISFIED));
         }
         self.commit(|img| {
             img.xfer.pending_credit = None;
             Ok(())
         })?;
         Ok(status(sw::OK))
+    }
+
+    /// CANCEL PROOF, on the sending card: given a receiver's pending credit, prove that the
+    /// send session it names never debited, and make sure it never will.
+    fn xfer_cancel_proof(&mut self, cmd: &Command) -> Result<Reply, Reply> {
+        if cmd.data.len() != 40 {
+            return Err(status(sw::WRONG_LENGTH));
+        }
+        let tk = self.transfer_key()?;
+        let (paid, date) = (be32(&cmd.data, 0), be32(&cmd.data, 4));
+        let (rnd_send, rnd_recv) = (arr16(&cmd.data, 8), arr16(&cmd.data, 24));
+        let x = &self.nvm.get().xfer;
+        // Only the log proves a session: a session this card has no record of (another
+        // sender's, or one pushed out of the log) might have debited.
+        let (at, rec) = x
+            .sends
+            .iter()
+            .enumerate()
+            .rev()
+            .find(|(_, r)| r.rnd_send == rnd_send)
+            .map(|(i, r)| (i, r.clone()))
+            .ok_or_else(|| status(sw::REF_DATA_NOT_FOUND))?;
+        if (rec.paid, rec.date) != (paid, date) {
+            return Err(status(sw::WRONG_DATA));
+        }
+        // Debited: the credit is to be completed, never cancelled. The last-debit check also
+        // covers a debit whose rnd_recv was paired with another session's challenge.
+        let debited_here = x.last_debit.as_ref().is_some_and(|d| d.rnd_recv == rnd_recv || d.rnd_send == rnd_send);
+        if rec.state == SendState::Debited || debited_here {
+            return Err(status(sw::COMMAND_NOT_ALLOWED));
+        }
+        if self.ram.send.as_ref().is_some_and(|s| s.rnd_send == rnd_send) {
+            self.ram.send = None;
+        }
+        if rec.state == SendState::Open {
+            self.commit(|img| {
+                img.xfer.sends[at].state = SendState::Cancelled;
+                Ok(())
+            })?;
+        }
+        Ok(Response::ok(cancel_proof(&tk, paid, date, &rnd_send, &rnd_recv).to_vec()).into())
     }
 }

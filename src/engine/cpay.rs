@@ -1,6 +1,9 @@
 //! Seed 000 prior art (\[0006\]-\[0008\]): card-signed payment, S21-S38.
 
-use super::{be32, exact_len, exec, finish, ok_data, reject, EngineError, Flow, Outcome, RejectKind, Terminal};
+use super::journal::Intent;
+use super::{
+    be32, exact_len, exec, journaled, no_open_intent, ok_data, reject, EngineError, Flow, Outcome, RejectKind, Terminal,
+};
 use crate::apdu::Response;
 use crate::card::cpay::{debit_message, sign_message};
 use crate::card::ins::{AID_CPAY, FIELD_CERTIFICATE};
@@ -11,7 +14,7 @@ use crate::link::Link;
 use crate::sw;
 
 pub fn card_signed_payment(link: &mut Link, t: &mut Terminal, price: u32) -> Result<Outcome, EngineError> {
-    finish(flow(link, t, price, false))
+    journaled(t, |t| flow(link, t, price, false))
 }
 
 /// As `card_signed_payment`; with `unchecked` the terminal skips its own value check at S38
@@ -22,10 +25,11 @@ pub fn card_signed_payment_with(
     price: u32,
     unchecked: bool,
 ) -> Result<Outcome, EngineError> {
-    finish(flow(link, t, price, unchecked))
+    journaled(t, |t| flow(link, t, price, unchecked))
 }
 
 fn flow(link: &mut Link, t: &mut Terminal, price: u32, unchecked: bool) -> Flow<Outcome> {
+    no_open_intent(t, link, "S21")?;
     ok_data(link, "select", &cmds::select(&AID_CPAY))?;
     // S21-S23 run on the card: it checks our certified key with the center key.
     let r: Response = exec(link, "S21", &cmds::cpay_verify_reader(t.keys.payment.cert.encode()))?;
@@ -74,6 +78,16 @@ fn flow(link: &mut Link, t: &mut Terminal, price: u32, unchecked: bool) -> Flow<
         return reject("S38", RejectKind::InsufficientValue, format!("card value {amount} < price {price}"));
     }
     let auth = sig::sign(&t.keys.payment.key, &debit_message(&id, price, t.now, nonce));
+    // Recorded before it goes: if the answer is lost, recovery compares the card's value
+    // with the signed one instead of debiting again.
+    t.journal.record(Intent::CpayDebit {
+        head: link.head_name(),
+        card_id: hex::encode_upper(id),
+        price,
+        date: t.now,
+        amount_before: amount,
+        date_before: date,
+    });
     let left = ok_data(link, "S38", &cmds::cpay_debit(price, t.now, &auth))?;
     exact_len("S38", &left, 4, "DEBIT response")?;
     let left = be32(&left, 0);

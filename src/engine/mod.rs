@@ -3,8 +3,10 @@
 //! naming the seed step); only the bench itself failing (a head error) is an `Err`.
 
 pub mod cpay;
+pub mod journal;
 pub mod key_update;
 pub mod purse;
+pub mod recover;
 pub mod transfer;
 
 use crate::apdu::{Command, Response};
@@ -37,6 +39,13 @@ pub enum RejectKind {
     /// The card did not do what it acknowledged (counter, balance or key ID not as expected).
     StateMismatch,
     TransferKeysDiffer,
+    /// A card holds a pending credit (an interrupted transfer): run recovery first.
+    CreditPending,
+    /// The purse holds a record that was written but not signed (an interrupted write).
+    RecordUnsettled,
+    /// An earlier state-changing command on this head got no answer: its outcome is
+    /// unknown until recovery reads the card.
+    RecoveryNeeded,
 }
 
 impl RejectKind {
@@ -54,6 +63,9 @@ impl RejectKind {
             RejectKind::CardExpired => "card-expired".into(),
             RejectKind::StateMismatch => "state-mismatch".into(),
             RejectKind::TransferKeysDiffer => "transfer-keys-differ".into(),
+            RejectKind::CreditPending => "credit-pending".into(),
+            RejectKind::RecordUnsettled => "record-unsettled".into(),
+            RejectKind::RecoveryNeeded => "recovery-needed".into(),
         }
     }
 }
@@ -154,15 +166,49 @@ pub(crate) fn be32(b: &[u8], off: usize) -> u32 {
     u32::from_be_bytes([b[off], b[off + 1], b[off + 2], b[off + 3]])
 }
 
-/// Terminal-side context shared by every engine: keys, clock and randomness.
+/// Refuse to start on a head whose earlier operation has an unknown outcome.
+pub(crate) fn no_open_intent(t: &Terminal, link: &Link, step: &str) -> Flow<()> {
+    let head = link.head_name();
+    match t.journal.open_on(&head) {
+        None => Ok(()),
+        Some(i) => reject(
+            step,
+            RejectKind::RecoveryNeeded,
+            format!("head {head}: outcome of the {} unknown (no answer): run recovery first", i.describe()),
+        ),
+    }
+}
+
+/// Run an engine body with journal bookkeeping: intents it recorded are dropped when it ends
+/// with an outcome (every card answered), and kept when a head error leaves them in doubt.
+pub(crate) fn journaled(
+    t: &mut Terminal,
+    body: impl FnOnce(&mut Terminal) -> Flow<Outcome>,
+) -> Result<Outcome, EngineError> {
+    let mark = t.journal.mark();
+    let r = finish(body(t));
+    if r.is_ok() {
+        t.journal.truncate(mark);
+    }
+    r
+}
+
+/// Terminal-side context shared by every engine: keys, clock, randomness and the journal of
+/// operations whose outcome is not known yet.
 pub struct Terminal<'k> {
     pub keys: &'k crate::keys::Keyset,
     /// Transaction date written to cards and checked against validity (seconds, UTC).
     pub now: u32,
     pub rng: rand_chacha::ChaCha20Rng,
+    /// Intents of state-changing commands still in doubt (`journal`, `recover`).
+    pub journal: journal::Journal,
 }
 
-impl Terminal<'_> {
+impl<'k> Terminal<'k> {
+    pub fn new(keys: &'k crate::keys::Keyset, now: u32, rng: rand_chacha::ChaCha20Rng) -> Self {
+        Terminal { keys, now, rng, journal: journal::Journal::new() }
+    }
+
     pub fn random16(&mut self) -> [u8; 16] {
         use rand_core::RngCore;
         let mut r = [0u8; 16];

@@ -1,6 +1,7 @@
 //! Seed 000: the charge machine (S1-S4) and the payment machine (S11-S18).
 
-use super::{be32, finish, ok_data, reject, EngineError, Flow, Outcome, RejectKind, Terminal};
+use super::journal::{Intent, Writer};
+use super::{be32, journaled, no_open_intent, ok_data, reject, EngineError, Flow, Outcome, RejectKind, Terminal};
 use crate::card::ins::{AID_PURSE, DOM_PURSE_RECORD};
 use crate::cmds;
 use crate::crypto::cert::{Certificate, Role};
@@ -43,6 +44,26 @@ impl Record {
     pub fn is_blank(&self) -> bool {
         self.signature.is_empty() && self.certificate.is_empty()
     }
+
+    /// A value (or date) without signature and certificate: a first write whose S3/S4 never
+    /// happened. Charging over it would hide the interrupted write.
+    pub fn is_unsigned_value(&self) -> bool {
+        self.is_blank() && (self.amount != 0 || self.date != 0)
+    }
+}
+
+/// Whether a record verifies as S11-S16 check it: a center-issued charge or payment machine
+/// certificate (not expired at `now`) whose key signed ID, counter, date and amount.
+pub fn record_verifies(t: &Terminal, rec: &Record) -> bool {
+    let Ok(cert) = Certificate::parse(&rec.certificate) else { return false };
+    if cert.verify_signature(&t.keys.center_public()).is_err()
+        || !matches!(cert.body.role, Role::ChargeMachine | Role::PaymentMachine)
+        || cert.is_expired(t.now)
+    {
+        return false;
+    }
+    let Ok(writer) = cert.public_key() else { return false };
+    sig::verify(&writer, &record_message(&rec.card_id, rec.counter, rec.date, rec.amount), &rec.signature).is_ok()
 }
 
 /// The message a writer signs (S3): domain tag, card ID, counter, date, amount.
@@ -50,7 +71,7 @@ pub fn record_message(card_id: &[u8; 8], counter: u32, date: u32, amount: u32) -
     [DOM_PURSE_RECORD.as_slice(), card_id, &counter.to_be_bytes(), &date.to_be_bytes(), &amount.to_be_bytes()].concat()
 }
 
-fn read_record(link: &mut Link, step: &str) -> Flow<Record> {
+pub(crate) fn read_record(link: &mut Link, step: &str) -> Flow<Record> {
     let data = ok_data(link, step, &cmds::purse_read_all())?;
     match Record::parse(&data) {
         Some(r) => {
@@ -97,11 +118,29 @@ fn verify_record(link: &mut Link, t: &Terminal, prefix: &str) -> Flow<Record> {
 }
 
 /// S1-S4 as one machine writes them: value + date, counter step checked, sign, certificate.
-fn write_signed_value(link: &mut Link, t: &Terminal, me: &Party, amount: u32, before: u32, p: &str) -> Flow<u32> {
+/// The WRITE VALUE is recorded in the journal before it is sent: if S3/S4 never happen,
+/// recovery may re-sign exactly this record and no other.
+fn write_signed_value(link: &mut Link, t: &mut Terminal, who: Writer, amount: u32, before: u32, p: &str) -> Flow<u32> {
     let step = |n: &str| format!("{p}{n}");
+    let at = t.journal.record(Intent::PurseWrite {
+        head: link.head_name(),
+        card_id: link.card_id.clone(),
+        writer: who,
+        counter_before: Some(before),
+        counter_after: None,
+        amount,
+        date: t.now,
+    });
     let data = ok_data(link, &step("S1/S2"), &cmds::purse_write_value(amount, t.now))?;
     super::exact_len(&step("S2"), &data, 4, "new counter")?;
     let counter = be32(&data, 0);
+    if let Some(Intent::PurseWrite { counter_after, .. }) = t.journal.get_mut(at) {
+        *counter_after = Some(counter);
+    }
+    let me: &Party = match who {
+        Writer::Charge => &t.keys.charge,
+        Writer::Payment => &t.keys.payment,
+    };
     if before.checked_sub(1) != Some(counter) {
         return reject(
             &step("S2"),
@@ -122,12 +161,24 @@ fn write_signed_value(link: &mut Link, t: &Terminal, me: &Party, amount: u32, be
 
 /// Charge machine: adds `amount` to the purse (a blank card starts at zero).
 pub fn charge(link: &mut Link, t: &mut Terminal, amount: u32) -> Result<Outcome, EngineError> {
-    finish(charge_flow(link, t, amount))
+    journaled(t, |t| charge_flow(link, t, amount))
 }
 
 fn charge_flow(link: &mut Link, t: &mut Terminal, amount: u32) -> Flow<Outcome> {
+    no_open_intent(t, link, "S1")?;
     ok_data(link, "select", &cmds::select(&AID_PURSE))?;
     let current = read_record(link, "S1")?;
+    if current.is_unsigned_value() {
+        return reject(
+            "S1",
+            RejectKind::RecordUnsettled,
+            format!(
+                "record holds value {} (counter {}) but no signature or certificate: an interrupted \
+                 write; run recovery before charging",
+                current.amount, current.counter
+            ),
+        );
+    }
     let (old, counter) = if current.is_blank() {
         (0, current.counter)
     } else {
@@ -137,16 +188,17 @@ fn charge_flow(link: &mut Link, t: &mut Terminal, amount: u32) -> Flow<Outcome> 
     let Some(new) = old.checked_add(amount) else {
         return reject("S1", RejectKind::InsufficientValue, "charge would overflow the value field");
     };
-    let counter = write_signed_value(link, t, &t.keys.charge, new, counter, "")?;
+    let counter = write_signed_value(link, t, Writer::Charge, new, counter, "")?;
     Ok(Outcome::Success(format!("charged {amount}: value {new}, counter {counter}")))
 }
 
 /// Payment machine: verifies the record, takes `price`, re-signs as the new writer.
 pub fn pay(link: &mut Link, t: &mut Terminal, price: u32) -> Result<Outcome, EngineError> {
-    finish(pay_flow(link, t, price))
+    journaled(t, |t| pay_flow(link, t, price))
 }
 
 fn pay_flow(link: &mut Link, t: &mut Terminal, price: u32) -> Flow<Outcome> {
+    no_open_intent(t, link, "S11")?;
     ok_data(link, "select", &cmds::select(&AID_PURSE))?;
     let rec = verify_record(link, t, "")?;
     if rec.amount < price {
@@ -154,6 +206,6 @@ fn pay_flow(link: &mut Link, t: &mut Terminal, price: u32) -> Flow<Outcome> {
     }
     link.note_step("S18", &format!("service provided, {price} subtracted"));
     let new = rec.amount - price;
-    let counter = write_signed_value(link, t, &t.keys.payment, new, rec.counter, "S18.")?;
+    let counter = write_signed_value(link, t, Writer::Payment, new, rec.counter, "S18.")?;
     Ok(Outcome::Success(format!("paid {price}: value {new}, counter {counter}")))
 }

@@ -32,6 +32,31 @@ pub enum HeadError {
     Protocol(String),
     #[error("{0} is not supported by this head")]
     Unsupported(&'static str),
+    /// The head failed before any byte of the command left the host.
+    #[error("not sent: {0}")]
+    NotSent(String),
+}
+
+impl HeadError {
+    /// Whether the card may have received (and executed) the command that got this error.
+    /// Only errors the head raises before the command leaves the host are safe; every other
+    /// failure leaves the command's outcome unknown, and nothing may re-send it blindly.
+    pub fn maybe_delivered(&self) -> bool {
+        !matches!(self, HeadError::NoCard | HeadError::Unpowered | HeadError::Unsupported(_) | HeadError::NotSent(_))
+    }
+
+    /// Whether the card or its reader is gone, so nothing more can be sent to it until it is
+    /// powered (or found) again.
+    pub fn card_gone(&self) -> bool {
+        matches!(
+            self,
+            HeadError::NoCard
+                | HeadError::CardRemoved
+                | HeadError::Mute
+                | HeadError::ReaderGone(_)
+                | HeadError::ServiceStopped
+        )
+    }
 }
 
 /// Who a head is, for traces and the TUI.

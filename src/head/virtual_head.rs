@@ -4,11 +4,31 @@ use super::{Head, HeadError, HeadInfo, Wire};
 use crate::card::VirtualCard;
 use std::time::{Duration, Instant};
 
+/// Where a scheduled power cut falls relative to one wire exchange.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CutPoint {
+    /// The card loses power before the command reaches it: nothing happens on the card.
+    BeforeCommand,
+    /// The card runs the command (and commits), then loses power before its answer reaches
+    /// the terminal: the EMV "torn transaction", the case a terminal must not retry blindly.
+    AfterCommand,
+}
+
+/// A power cut armed on a virtual head: at the `at`-th transmit from now (1 = the next one).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PowerCut {
+    pub at: u64,
+    pub point: CutPoint,
+}
+
 pub struct VirtualHead {
     info: HeadInfo,
     card: Option<VirtualCard>,
     /// Modelled card service time added to every command (a slow card, a long ECDSA).
     service_time: Duration,
+    /// Transmits since the head was made; tear campaigns count fault points with it.
+    transmits: u64,
+    cut: Option<PowerCut>,
 }
 
 impl VirtualHead {
@@ -17,7 +37,38 @@ impl VirtualHead {
             info: HeadInfo { name: name.to_string(), driver: "virtual", reader: format!("virtual:{name}") },
             card: None,
             service_time: Duration::ZERO,
+            transmits: 0,
+            cut: None,
         }
+    }
+
+    /// Arm (or with `None` disarm) a power cut at a later transmit. The cut powers the card
+    /// off and the transmit fails with `HeadError::Mute`, as a reader sees a card that lost
+    /// its field; the cut disarms itself once it fired.
+    pub fn cut_power(&mut self, cut: Option<PowerCut>) {
+        self.cut = cut.filter(|c| c.at > 0);
+    }
+
+    /// Whether an armed power cut is still waiting for its transmit.
+    pub fn cut_pending(&self) -> bool {
+        self.cut.is_some()
+    }
+
+    /// Transmits through this head so far (the ones a power cut interrupted included).
+    pub fn transmits(&self) -> u64 {
+        self.transmits
+    }
+
+    /// Which point the armed cut fires at, when the transmit now starting is its one.
+    fn fire_cut(&mut self) -> Option<CutPoint> {
+        let c = self.cut.as_mut()?;
+        c.at -= 1;
+        if c.at > 0 {
+            return None;
+        }
+        let point = c.point;
+        self.cut = None;
+        Some(point)
     }
 
     pub fn with_service_time(mut self, t: Duration) -> Self {
@@ -81,8 +132,19 @@ impl Head for VirtualHead {
         if !card.is_powered() {
             return Err(HeadError::Unpowered);
         }
+        self.transmits += 1;
+        let cut = self.fire_cut();
+        let card = self.card.as_mut().ok_or(HeadError::NoCard)?;
+        if cut == Some(CutPoint::BeforeCommand) {
+            card.power_off();
+            return Err(HeadError::Mute);
+        }
         let start = Instant::now();
         let answer = card.process(apdu);
+        if cut == Some(CutPoint::AfterCommand) {
+            card.power_off();
+            return Err(HeadError::Mute);
+        }
         if !self.service_time.is_zero() {
             // Spin rather than sleep: sleep granularity would swamp sub-millisecond models.
             while start.elapsed() < self.service_time {

@@ -157,6 +157,12 @@ pub enum StepKind {
     Insert {
         head: String,
     },
+    /// Terminal recovery (`engine::recover`) on one or two heads, with the intents the run
+    /// keeps in memory; `expect` is a recovery verdict word or `settled`.
+    Recover {
+        heads: Vec<String>,
+        expect: String,
+    },
     /// Put a freshly personalized reference card into a virtual head (the previous card is
     /// discarded): how a plan gets a peer in the state a case needs.
     InsertCard {
@@ -181,6 +187,7 @@ impl StepKind {
             StepKind::Remove { .. } => "remove",
             StepKind::Insert { .. } => "insert",
             StepKind::InsertCard { .. } => "insert_card",
+            StepKind::Recover { .. } => "recover",
         }
     }
 
@@ -197,6 +204,7 @@ impl StepKind {
             | StepKind::Insert { head }
             | StepKind::InsertCard { head, .. } => vec![head],
             StepKind::Engine { action, .. } => action.heads(),
+            StepKind::Recover { heads, .. } => heads.iter().map(String::as_str).collect(),
             StepKind::Assert { .. } | StepKind::Set { .. } => vec![],
         }
     }
@@ -246,6 +254,19 @@ pub struct Plan {
 }
 
 pub use parse::{load, parse_str};
+
+/// Verdict words of a `recover` step (`engine::recover::Finding::word`), and `settled`
+/// (anything but `unrecoverable`).
+pub const RECOVER_EXPECT: &[&str] = &[
+    "settled",
+    "nothing-to-do",
+    "already-done",
+    "not-applied",
+    "completed",
+    "cancelled",
+    "re-signed",
+    "unrecoverable",
+];
 
 /// Does an engine outcome's verdict meet an expectation?
 pub fn meets(expect: &str, verdict: &str) -> bool {

@@ -5,7 +5,7 @@ use super::*;
 use crate::card::Applet;
 use crate::profile::ConfigError;
 use serde::Deserialize;
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::path::Path;
 use toml::Spanned;
 
@@ -121,7 +121,64 @@ pub fn state_fields(s: StateKind) -> &'static [&'static str] {
 
 const ENGINES: &str = "charge, pay, card_signed_payment, key_update, value_transfer";
 const KINDS: &str =
-    "apdu, select, engine, read, assert, set, power_off, power_on, warm_reset, remove, insert, insert_card";
+    "apdu, select, engine, recover, read, assert, set, power_off, power_on, warm_reset, remove, insert, insert_card";
+
+/// Limits on what a plan may expand into, checked from the sizes written in the file before
+/// anything is expanded: a `for_each` over 9 variables of 10 values each is a billion cases,
+/// which would exhaust memory long before a card saw one.
+pub const MAX_CASES: u64 = 100_000;
+/// Steps held in memory once `for_each` is expanded (about 650 bytes each in a debug build).
+pub const MAX_STEPS: u64 = 1_000_000;
+/// Step executions of a whole run: every step of setup, cases and teardown times its
+/// `repeat` (room for an endurance test of a million writes, not for a run of years).
+pub const MAX_STEP_RUNS: u64 = 100_000_000;
+/// Nesting of `include`.
+pub const MAX_INCLUDE_DEPTH: usize = 16;
+
+/// What a plan (or a part of one) expands into.
+#[derive(Debug, Clone, Copy, Default)]
+struct Size {
+    cases: u64,
+    steps: u64,
+    runs: u64,
+}
+
+impl Size {
+    fn add(self, o: Size) -> Size {
+        Size {
+            cases: self.cases.saturating_add(o.cases),
+            steps: self.steps.saturating_add(o.steps),
+            runs: self.runs.saturating_add(o.runs),
+        }
+    }
+
+    /// Steps as written, one instance.
+    fn of_steps(steps: &[Spanned<StepRaw>]) -> Size {
+        let runs = steps
+            .iter()
+            .fold(0u64, |n, s| n.saturating_add(s.get_ref().repeat.as_ref().map_or(1, |r| u64::from(*r.get_ref()))));
+        Size { cases: 0, steps: steps.len() as u64, runs }
+    }
+
+    fn of_plan(p: &Plan) -> Size {
+        let steps = p.setup.iter().chain(p.cases.iter().flat_map(|c| c.steps.iter())).chain(p.teardown.iter());
+        let (n, runs) = steps.fold((0u64, 0u64), |(n, r), s| (n + 1, r.saturating_add(u64::from(s.repeat))));
+        Size { cases: p.cases.len() as u64, steps: n, runs }
+    }
+
+    /// The first limit passed, as "<what> <size>; a plan may have at most <limit>".
+    fn over(&self) -> Option<String> {
+        if self.cases > MAX_CASES {
+            Some(format!("{} cases; a plan may have at most {MAX_CASES} cases", self.cases))
+        } else if self.steps > MAX_STEPS {
+            Some(format!("{} steps; a plan may have at most {MAX_STEPS} steps", self.steps))
+        } else if self.runs > MAX_STEP_RUNS {
+            Some(format!("{} step runs (with repeats); a plan may run at most {MAX_STEP_RUNS} steps", self.runs))
+        } else {
+            None
+        }
+    }
+}
 
 /// One source file being parsed: errors are located in it.
 struct Src<'a> {
@@ -177,13 +234,22 @@ fn parse_with(path: &Path, text: &str, seen: &mut Vec<PathBuf>) -> Result<Plan, 
     };
     let _ = &raw.plan.applet;
     // Included plans first: their variables, setup and cases come before ours.
+    let mut ids: HashSet<String> = HashSet::new();
+    let mut size = Size::default();
     for inc in &raw.plan.include {
         let p = path.parent().unwrap_or(Path::new(".")).join(inc.get_ref());
         if !p.exists() {
             return Err(src.err(inc.span(), format!("included plan '{}' not found", inc.get_ref())));
         }
+        if seen.len() >= MAX_INCLUDE_DEPTH {
+            return Err(src.err(inc.span(), format!("includes nest deeper than {MAX_INCLUDE_DEPTH} plans")));
+        }
         let sub = load_inner(&p, seen)?;
-        merge(&mut plan, sub, &src, inc.span())?;
+        size = size.add(Size::of_plan(&sub));
+        if let Some(over) = size.over() {
+            return Err(src.err(inc.span(), format!("with '{}' the plan would have {over}", inc.get_ref())));
+        }
+        merge(&mut plan, sub, &src, inc.span(), &mut ids)?;
     }
     for (name, v) in &raw.vars {
         check_name(&src, v.span(), name)?;
@@ -191,7 +257,7 @@ fn parse_with(path: &Path, text: &str, seen: &mut Vec<PathBuf>) -> Result<Plan, 
             toml::Value::Integer(i) => Value::Int(*i),
             toml::Value::String(s) => {
                 let clean: String = s.chars().filter(|c| !c.is_whitespace()).collect();
-                if clean.len() % 2 != 0 || hex::decode(&clean).is_err() {
+                if !clean.len().is_multiple_of(2) || hex::decode(&clean).is_err() {
                     return Err(src.err(v.span(), format!("variable '{name}': strings must be hex bytes")));
                 }
                 Value::Hex(clean.to_uppercase())
@@ -215,9 +281,18 @@ fn parse_with(path: &Path, text: &str, seen: &mut Vec<PathBuf>) -> Result<Plan, 
         let step = step(&src, s, &format!("setup #{}", i + 1), &BTreeMap::new(), &mut known)?;
         plan.setup.push(step);
     }
+    size = size.add(Size::of_steps(&raw.setup)).add(Size::of_steps(&raw.teardown));
+    if let Some(over) = size.over() {
+        // Only a repeat can do that in setup or teardown: point at the largest.
+        let steps = raw.setup.iter().chain(raw.teardown.iter());
+        let worst = steps.max_by_key(|s| s.get_ref().repeat.as_ref().map_or(1, |r| *r.get_ref()));
+        let at = worst.map_or(0..0, |s| s.get_ref().repeat.as_ref().map_or(s.span(), |r| r.span()));
+        return Err(src.err(at, format!("with its setup and teardown the plan would have {over}")));
+    }
     for c in &raw.cases {
+        size = size.add(check_expansion(&src, c, size)?);
         for case in cases(&src, c, &known)? {
-            if plan.cases.iter().any(|x| x.id == case.id) {
+            if !ids.insert(case.id.clone()) {
                 return Err(src.err(c.get_ref().id.span(), format!("case id '{}' is used twice", case.id)));
             }
             plan.cases.push(case);
@@ -233,7 +308,40 @@ fn parse_with(path: &Path, text: &str, seen: &mut Vec<PathBuf>) -> Result<Plan, 
     Ok(plan)
 }
 
-fn merge(plan: &mut Plan, sub: Plan, src: &Src, span: Range<usize>) -> Result<(), ConfigError> {
+/// Refuse a case whose expansion would take the plan past a limit, from the sizes in the
+/// file alone (value counts, step counts, repeats); returns the size it adds.
+fn check_expansion(src: &Src, c: &Spanned<CaseRaw>, so_far: Size) -> Result<Size, ConfigError> {
+    let raw = c.get_ref();
+    let counts: Vec<(String, u64)> = raw
+        .for_each
+        .as_ref()
+        .map(|fe| fe.get_ref().iter().map(|(n, v)| (n.clone(), v.len() as u64)).collect())
+        .unwrap_or_default();
+    let instances = counts.iter().fold(1u64, |n, (_, k)| n.saturating_mul(*k));
+    let one = Size::of_steps(&raw.steps);
+    let size =
+        Size { cases: instances, steps: instances.saturating_mul(one.steps), runs: instances.saturating_mul(one.runs) };
+    let Some(over) = so_far.add(size).over() else { return Ok(size) };
+    let at = raw.for_each.as_ref().map_or(raw.id.span(), |fe| fe.span());
+    let steps = |n: u64, what: &str| if n == 1 { format!("1 {what}") } else { format!("{n} {what}s") };
+    let each = format!("{} and {}", steps(one.steps, "step"), steps(one.runs, "step run"));
+    let how = if counts.is_empty() {
+        format!("case '{}' with {each}", raw.id.get_ref())
+    } else {
+        let product: Vec<String> = counts.iter().map(|(n, k)| format!("{k} {n}")).collect();
+        format!("for_each makes {instances} cases of '{}' ({}) with {each} each", raw.id.get_ref(), product.join(" × "))
+    };
+    let before = if so_far.cases > 0 { " with the cases before it" } else { "" };
+    Err(src.err(at, format!("{how}: the plan{before} would have {over}")))
+}
+
+fn merge(
+    plan: &mut Plan,
+    sub: Plan,
+    src: &Src,
+    span: Range<usize>,
+    ids: &mut HashSet<String>,
+) -> Result<(), ConfigError> {
     for (n, v) in sub.vars {
         match plan.vars.iter().find(|(x, _)| *x == n) {
             Some((_, old)) if *old != v => {
@@ -244,7 +352,7 @@ fn merge(plan: &mut Plan, sub: Plan, src: &Src, span: Range<usize>) -> Result<()
         }
     }
     for c in sub.cases {
-        if plan.cases.iter().any(|x| x.id == c.id) {
+        if !ids.insert(c.id.clone()) {
             return Err(src.err(span.clone(), format!("included plan '{}' repeats case id '{}'", sub.id, c.id)));
         }
         plan.cases.push(c);
@@ -425,6 +533,7 @@ fn step(
         "set" => &["vars"],
         "power_off" | "power_on" | "warm_reset" | "remove" | "insert" => &["head"],
         "insert_card" => &["head", "card"],
+        "recover" => &["head", "heads", "expect"],
         other => return Err(src.err(r.kind.span(), format!("unknown step kind '{other}' (one of: {KINDS})"))),
     };
     if let Some((f, fs)) = present.iter().find(|(f, _)| !allowed.contains(f)) {
@@ -634,6 +743,39 @@ fn step(
                 }
             };
             StepKind::Engine { action, expect }
+        }
+        "recover" => {
+            let (heads, hs) = match (&r.head, &r.heads) {
+                (Some(h), None) => (vec![subst(h.get_ref(), b)], h.span()),
+                (None, Some(hs)) => (hs.get_ref().iter().map(|h| subst(h, b)).collect::<Vec<_>>(), hs.span()),
+                (Some(_), Some(hs)) => return Err(src.err(hs.span(), "`recover` takes `head` or `heads`, not both")),
+                (None, None) => {
+                    return Err(
+                        src.err(span.clone(), format!("{label}: `recover` needs `head` or `heads = [\"A\", \"B\"]`"))
+                    )
+                }
+            };
+            if heads.is_empty() || heads.len() > 2 {
+                return Err(src.err(hs, "recover takes one or two heads"));
+            }
+            if heads.len() == 2 && heads[0] == heads[1] {
+                return Err(src.err(hs, "recover needs two different heads"));
+            }
+            head_span = hs;
+            let expect = match &r.expect {
+                None => "settled".to_string(),
+                Some(e) => {
+                    let v = subst(e.get_ref(), b);
+                    if !crate::plan::RECOVER_EXPECT.contains(&v.as_str()) {
+                        return Err(src.err(
+                            e.span(),
+                            format!("recover expect '{v}' is not one of {}", crate::plan::RECOVER_EXPECT.join(", ")),
+                        ));
+                    }
+                    v
+                }
+            };
+            StepKind::Recover { heads, expect }
         }
         "insert_card" => {
             let (head, hs) = need_head()?;

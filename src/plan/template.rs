@@ -77,7 +77,7 @@ impl Template {
         // Odd literal nibbles are only wrong if no variable can fix them, and variables always
         // render whole bytes, so the literal nibble count must be even.
         let nibbles: usize = t.parts.iter().map(|p| if let Part::Lit(l) = p { l.len() } else { 0 }).sum();
-        if nibbles % 2 != 0 {
+        if !nibbles.is_multiple_of(2) {
             return Err(format!("odd number of hex digits in '{src}'"));
         }
         Ok(t)

@@ -17,8 +17,11 @@ use crate::head::pn532::commands::{
     STATUS_MI, TG_MI,
 };
 use crate::head::pn532::frame::{self, Decoder, Frame, FrameError, TFI_HOST, TFI_PN532};
+pub use crate::sim::pn532_faults::{Fault, FaultRule};
+use crate::sim::pn532_faults::{Hit, GHOST_FRAME, NOISE};
 use serialport::{SerialPort, TTYPort};
 use std::collections::HashMap;
+use std::collections::VecDeque;
 use std::io::{self, Read, Write};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -76,6 +79,14 @@ pub struct SimStats {
     pub aborted: u64,
     /// Times the chip went to power-down.
     pub power_downs: u64,
+    /// InDataExchange frames received (what `--fault …@N` counts).
+    pub exchanges: u64,
+    /// InDataExchange frames hit by an injected fault.
+    pub faulted: u64,
+    /// Command frames lost on purpose (`drop-command`).
+    pub dropped_commands: u64,
+    /// Writes held back by a delay fault and sent since.
+    pub delayed_sent: u64,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -121,6 +132,13 @@ pub struct Pn532Sim {
     noise: Vec<u8>,
     corrupt_next: bool,
     remove_after: Option<u64>,
+    faults: Vec<FaultRule>,
+    /// The faults that hit the last answer, and whether its NACKed copies get them too.
+    last_hit: Hit,
+    damage_resent: bool,
+    /// Bytes to send, each not before its time, in order (one serial line: nothing overtakes
+    /// a write held back by a delay fault).
+    outbox: VecDeque<(Instant, Vec<u8>, bool)>,
     stats: SimStats,
 }
 
@@ -153,6 +171,10 @@ impl Pn532Sim {
             noise: Vec::new(),
             corrupt_next: false,
             remove_after: None,
+            faults: Vec::new(),
+            last_hit: Hit::default(),
+            damage_resent: false,
+            outbox: VecDeque::new(),
             stats: SimStats::default(),
         }
     }
@@ -208,14 +230,58 @@ impl Pn532Sim {
         self.corrupt_next = true;
     }
 
+    /// Inject these link faults into InDataExchange frames from now on (replacing earlier
+    /// ones); see `pn532_faults`.
+    pub fn set_faults(&mut self, faults: Vec<FaultRule>) {
+        self.faults = faults;
+    }
+
+    /// Also break the copies of a faulted answer sent again on NACK (an answer that never
+    /// gets through).
+    pub fn damage_resent_answers(&mut self, on: bool) {
+        self.damage_resent = on;
+    }
+
+    pub fn faults(&self) -> &[FaultRule] {
+        &self.faults
+    }
+
+    /// Send everything a delay fault holds back at once (a test's way to make a late answer
+    /// arrive when it wants, instead of after a wall-clock delay).
+    pub fn release_delayed(&mut self) {
+        let now = Instant::now();
+        for (due, _, _) in self.outbox.iter_mut() {
+            *due = (*due).min(now);
+        }
+    }
+
+    /// Send the first write a delay fault holds back now, keep the others.
+    pub fn release_next_delayed(&mut self) {
+        let now = Instant::now();
+        if let Some((due, _, _)) = self.outbox.front_mut() {
+            *due = (*due).min(now);
+        }
+    }
+
+    /// Writes still held back by a delay fault.
+    pub fn delayed_pending(&self) -> usize {
+        self.outbox.len()
+    }
+
+    /// When the next held-back write is due.
+    pub fn next_due(&self) -> Option<Instant> {
+        self.outbox.front().map(|(t, _, _)| *t)
+    }
+
     pub fn is_awake(&self) -> bool {
         self.awake
     }
 
     /// Bytes from the host; returns the bytes to send back.
     pub fn feed(&mut self, bytes: &[u8], now: Instant) -> Vec<u8> {
-        let mut out = Vec::new();
         self.expire(now);
+        // Held-back writes that are due go out before anything this input causes.
+        let mut out = self.flush(now);
         let mut bytes = bytes;
         if !self.awake {
             // Power-down / LowVbat: the HSU wakes on the 0x55 byte; what came before is lost.
@@ -244,34 +310,20 @@ impl Pn532Sim {
                 }
                 Ok(Frame::Nack) => {
                     self.stats.nacks += 1;
-                    if let Some(a) = &self.last_answer {
-                        out.extend_from_slice(a);
+                    if let Some(a) = self.last_answer.clone() {
+                        let a = if self.damage_resent { self.last_hit.damage(&a) } else { a };
+                        self.emit(a, now, false);
                     }
                 }
                 // Only the PN532 sends error frames.
                 Ok(Frame::Error) => self.stats.ignored_bytes += frame::ERROR_FRAME.len() as u64,
-                Ok(Frame::Info { tfi, data }) => {
-                    self.stats.frames += 1;
-                    out.append(&mut self.noise);
-                    out.extend_from_slice(&frame::ACK);
-                    self.stats.acks_sent += 1;
-                    // A new command replaces one still in progress; a NACK from now on
-                    // asks for the answer to this one.
-                    self.pending = None;
-                    self.last_answer = None;
-                    if tfi != TFI_HOST || data.is_empty() {
-                        self.send_error(&mut out);
-                    } else if self.stall {
-                        self.pending = Some(data);
-                    } else {
-                        self.run(data, &mut out);
-                    }
-                }
+                Ok(Frame::Info { tfi, data }) => self.command(tfi, data, now),
                 Err(FrameError::DataChecksum { .. }) => {
                     // A frame that arrived broken gets the syntax-error frame instead of an ACK.
                     self.stats.bad_frames += 1;
-                    out.append(&mut self.noise);
-                    self.send_error(&mut out);
+                    let mut e = std::mem::take(&mut self.noise);
+                    e.extend_from_slice(&self.error_frame());
+                    self.emit(e, now, false);
                 }
                 // A false start code in line noise (or an oversized frame): resynchronise.
                 Err(_) => {}
@@ -280,20 +332,92 @@ impl Pn532Sim {
         if !self.awake {
             self.rx.clear();
         }
+        out.extend(self.flush(now));
+        out
+    }
+
+    /// A well-formed command frame: ACK, run, answer, with the faults that hit it.
+    fn command(&mut self, tfi: u8, data: Vec<u8>, now: Instant) {
+        self.stats.frames += 1;
+        let hit = if tfi == TFI_HOST && data.first() == Some(&code::IN_DATA_EXCHANGE) {
+            self.stats.exchanges += 1;
+            Hit::of(&self.faults, self.stats.exchanges)
+        } else {
+            Hit::default()
+        };
+        if hit.any() {
+            self.stats.faulted += 1;
+        }
+        self.last_hit = hit;
+        if hit.drop_command {
+            self.stats.dropped_commands += 1;
+            return;
+        }
+        let mut head = std::mem::take(&mut self.noise);
+        if hit.noise {
+            head.extend_from_slice(&NOISE);
+        }
+        if !hit.no_ack {
+            head.extend_from_slice(&frame::ACK);
+            self.stats.acks_sent += 1;
+        }
+        if hit.ghost {
+            head.extend_from_slice(&GHOST_FRAME);
+        }
+        let ack_at = later(now, hit.ack_delay);
+        self.emit(head, ack_at, !hit.ack_delay.is_zero());
+        // A new command replaces one still in progress; a NACK from now on asks for the
+        // answer to this one.
+        self.pending = None;
+        self.last_answer = None;
+        let answer = if tfi != TFI_HOST || data.is_empty() {
+            self.error_frame()
+        } else if self.stall {
+            self.pending = Some(data);
+            return;
+        } else {
+            self.run(data)
+        };
+        if !answer.is_empty() {
+            let delayed = !(hit.ack_delay + hit.answer_delay).is_zero();
+            self.emit(hit.damage(&answer), later(ack_at, hit.answer_delay), delayed);
+        }
+    }
+
+    /// Queue bytes for the line, not before `at` and never before bytes queued earlier.
+    fn emit(&mut self, bytes: Vec<u8>, at: Instant, delayed: bool) {
+        if bytes.is_empty() {
+            return;
+        }
+        let at = self.outbox.back().map_or(at, |(t, _, _)| at.max(*t));
+        self.outbox.push_back((at, bytes, delayed));
+    }
+
+    /// The queued bytes that are due.
+    fn flush(&mut self, now: Instant) -> Vec<u8> {
+        let mut out = Vec::new();
+        while self.outbox.front().is_some_and(|(t, _, _)| *t <= now) {
+            if let Some((_, b, delayed)) = self.outbox.pop_front() {
+                if delayed {
+                    self.stats.delayed_sent += 1;
+                }
+                out.extend_from_slice(&b);
+            }
+        }
         out
     }
 
     /// Time passing without bytes: drop a half-received frame after the inter-byte timeout,
     /// answer a held command once nothing holds it any more.
     pub fn tick(&mut self, now: Instant) -> Vec<u8> {
-        let mut out = Vec::new();
         self.expire(now);
         if !self.stall {
             if let Some(p) = self.pending.take() {
-                self.run(p, &mut out);
+                let a = self.run(p);
+                self.emit(a, now, false);
             }
         }
-        out
+        self.flush(now)
     }
 
     fn expire(&mut self, now: Instant) {
@@ -304,7 +428,9 @@ impl Pn532Sim {
         }
     }
 
-    fn run(&mut self, data: Vec<u8>, out: &mut Vec<u8>) {
+    /// Execute a command; the bytes of its answer (empty while it waits for a card).
+    fn run(&mut self, data: Vec<u8>) -> Vec<u8> {
+        let mut out = Vec::new();
         match self.execute(&data) {
             Outcome::Answer(params) => {
                 let mut pd = Vec::with_capacity(params.len() + 1);
@@ -320,22 +446,24 @@ impl Pn532Sim {
                         out.extend_from_slice(&sent);
                         self.last_answer = Some(bytes);
                     }
-                    Err(_) => self.send_error(out),
+                    Err(_) => out = self.error_frame(),
                 }
                 if std::mem::take(&mut self.sleep_after_answer) {
                     self.awake = false;
                     self.stats.power_downs += 1;
                 }
             }
-            Outcome::Syntax => self.send_error(out),
+            Outcome::Syntax => out = self.error_frame(),
             Outcome::WaitCard => self.pending = Some(data),
         }
+        out
     }
 
-    fn send_error(&mut self, out: &mut Vec<u8>) {
-        out.extend_from_slice(&frame::ERROR_FRAME);
+    /// The syntax-error frame, remembered as the last answer.
+    fn error_frame(&mut self) -> Vec<u8> {
         self.last_answer = Some(frame::ERROR_FRAME.to_vec());
         self.stats.error_frames += 1;
+        frame::ERROR_FRAME.to_vec()
     }
 
     fn execute(&mut self, d: &[u8]) -> Outcome {
@@ -755,6 +883,11 @@ pub fn serve(master: &mut TTYPort, sim: &Mutex<Pn532Sim>, stop: &AtomicBool) -> 
         }
     }
     Ok(())
+}
+
+/// `at + d`, or far in the future when that overflows (a delay meant as "until released").
+fn later(at: Instant, d: Duration) -> Instant {
+    at.checked_add(d).unwrap_or_else(|| at + Duration::from_secs(86_400 * 365))
 }
 
 fn lock(sim: &Mutex<Pn532Sim>) -> MutexGuard<'_, Pn532Sim> {

@@ -18,7 +18,7 @@ impl App {
                         Verdict::Aborted { .. } => self.batch.aborted += 1,
                     }
                     let at = self.results.partition_point(|c| c.index < card.index);
-                    if !self.results.get(at).is_some_and(|c| c.index == card.index) {
+                    if self.results.get(at).is_none_or(|c| c.index != card.index) {
                         self.results.insert(at, card);
                     }
                 }
@@ -91,6 +91,7 @@ impl App {
                     self.results.insert(at, card);
                 }
             }
+            BatchEvent::Notice(msg) => self.log(LogKind::Info, msg),
             BatchEvent::Finished { stopped } => {
                 self.batch.workers_done = true;
                 let how = if stopped { "stopped by the operator" } else { "every card done" };

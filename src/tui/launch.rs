@@ -28,6 +28,9 @@ pub fn start(req: &BatchRequest, done: Sender<Msg>) -> Result<Running, String> {
     let dir = logs.join(&req.batch_id);
     let control = Arc::new(Control::default());
     let (tx, events) = crossbeam_channel::unbounded();
+    if let Some(w) = lab.seeded_keys_on_real_heads() {
+        let _ = tx.send(BatchEvent::Notice(format!("warning: {w}")));
+    }
     let opts = BatchOptions {
         batch_id: req.batch_id.clone(),
         count: req.count,
@@ -52,7 +55,8 @@ pub fn start(req: &BatchRequest, done: Sender<Msg>) -> Result<Running, String> {
                     fail: out.result.count("fail"),
                     aborted: out.result.count("aborted"),
                     dir: out.dir,
-                    stopped,
+                    // Workers that gave up waiting for cards leave the batch resumable, as a stop does.
+                    stopped: stopped || !out.missing.is_empty(),
                 }),
                 Ok(Err(e)) => Err(format!("{e:#}")),
                 Err(_) => Err(super::term::take_panic().unwrap_or_else(|| "the batch thread panicked".into())),

@@ -126,9 +126,10 @@ fn perform(
             let result = launch::probe(&path);
             Msg::Probed { profile: path, result }
         }),
-        Effect::LoadTrace { index, path } => {
-            launch::in_background(aux.clone(), move || Msg::CardTrace { index, result: crate::trace::read(&path) })
-        }
+        Effect::LoadTrace { index, path } => launch::in_background(aux.clone(), move || Msg::CardTrace {
+            index,
+            result: crate::trace::read(&path).map_err(|e| e.to_string()),
+        }),
     }
 }
 

@@ -241,6 +241,8 @@ mod tests {
             sw,
             duration_ns: 1000,
             note: String::new(),
+            kind: Default::default(),
+            error: String::new(),
         })
     }
 

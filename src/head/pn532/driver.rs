@@ -3,10 +3,13 @@
 //! whose reader is unplugged or whose simulator is not started yet reports a head error and
 //! the rest of the lab carries on.
 //!
-//! One command on the link: drain stale input, send the frame, wait for the ACK (resend
-//! when none comes within `ack_timeout`, or when a syntax-error frame comes instead), wait
-//! for the answer (NACK a whole frame with a bad data checksum so the PN532 sends it again;
-//! skip line noise), and after a timeout send an ACK, which aborts the command in the PN532.
+//! One command on the link (docs/pn532.md, "Transport safety"): the frame is written once and
+//! never again. The driver waits for the ACK and the answer up to the exchange timeout,
+//! skipping line noise; an answer with a broken header or checksum, or one cut short, is
+//! NACKed at once (the PN532 sends the same answer again; the command does not run again).
+//! Any failure after the frame was written leaves the command in doubt: the driver aborts
+//! the PN532 (ACK) and proves the line clean again (a Diagnose echo with a fresh nonce)
+//! before its next command, so a late answer is never taken for a later command's.
 
 use super::commands::{self, param, status, Command, Firmware, TargetA};
 use super::frame::{self, Decoder, Frame, FrameError, TFI_HOST, TFI_PN532};
@@ -23,23 +26,24 @@ pub const WAKE_UP: [u8; 16] = [0x55, 0x55, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0
 /// libnfc waits 1 s for SAMConfiguration and 300-350 ms for the others.
 const CONTROL_TIMEOUT: Duration = Duration::from_secs(1);
 
-/// NACKs sent for one corrupt answer before giving up.
+/// NACKs sent for one broken answer before the exchange fails.
 const MAX_NACKS: u32 = 3;
+
+/// A frame that stops arriving for this long is cut short (at 115200 baud a byte takes
+/// 87 µs; USB serial adapters deliver in chunks up to 16 ms apart).
+const INTER_BYTE_MIN: Duration = Duration::from_millis(50);
+
+/// Baud rates of the PN532 HSU (SetSerialBaudRate BR 00-08, UM0701-02 §7.2.5).
+pub const BAUD_RATES: [u32; 9] = [9600, 19_200, 38_400, 57_600, 115_200, 230_400, 460_800, 921_600, 1_288_000];
 
 #[derive(Debug, Clone)]
 pub struct Pn532Config {
     /// Serial device (e.g. /dev/ttyUSB0, or the pseudo-terminal of `cardbench sim pn532`).
     pub port: String,
     pub baud: u32,
-    /// How long one exchange may take before `HeadError::Timeout` (the answer of
-    /// InDataExchange includes the card's processing time).
+    /// How long one exchange may take, ACK and answer together, before it fails as in doubt
+    /// (the answer of InDataExchange includes the card's processing time).
     pub timeout: Duration,
-    /// How long to wait for the ACK before sending the command frame again. The manual asks
-    /// for 15 ms; the default is larger so that a loaded machine never makes the driver send
-    /// a command twice (an APDU executed twice would corrupt a test).
-    pub ack_timeout: Duration,
-    /// Sends of one command frame (first send + resends) when no ACK comes.
-    pub attempts: u32,
     /// MxRtyPassiveActivation of RFConfiguration item 0x05: how often the PN532 retries to
     /// activate a card (0xFF: until one comes).
     pub passive_retries: u8,
@@ -51,10 +55,15 @@ impl Pn532Config {
             port: port.to_string(),
             baud: 115_200,
             timeout: Duration::from_millis(5000),
-            ack_timeout: Duration::from_millis(100),
-            attempts: 3,
             passive_retries: 0x02,
         }
+    }
+
+    /// Silence inside a frame after which the frame counts as cut short: 50 ms, or 64 byte
+    /// times at slow rates.
+    pub fn inter_byte_timeout(&self) -> Duration {
+        let byte_times = Duration::from_micros(64 * 10 * 1_000_000 / u64::from(self.baud.max(1)));
+        INTER_BYTE_MIN.max(byte_times)
     }
 }
 
@@ -63,16 +72,61 @@ impl Pn532Config {
 pub struct LinkStats {
     /// Times the port was opened and the PN532 initialised.
     pub connects: u64,
+    /// Command frames written (each exactly once).
     pub frames_sent: u64,
-    /// Command frames sent again after a missing ACK or a syntax-error frame.
-    pub resends: u64,
-    /// NACKs sent for corrupt answers.
+    /// NACKs sent for broken or cut-short answers.
     pub nacks: u64,
     /// Frames received with a broken length or data checksum.
     pub bad_frames: u64,
+    /// Frames that stopped arriving half-way (inter-byte timeout).
+    pub truncated: u64,
+    /// Whole frames skipped as not belonging to the exchange (late ACKs and answers of
+    /// aborted commands, duplicates).
+    pub stale_frames: u64,
     /// Bytes skipped outside frames (garbage, preambles, postambles), link lifetimes summed.
     pub skipped_bytes: u64,
+    /// Exchanges that ended without an answer at their timeout.
     pub timeouts: u64,
+    /// Exchanges that failed after their frame was written (the command is in doubt).
+    pub in_doubt: u64,
+    /// Diagnose echoes sent to prove the line clean after an exchange in doubt.
+    pub resyncs: u64,
+}
+
+/// What the driver knows about bytes still to come from the PN532.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum LineState {
+    /// Every command sent so far got exactly one answer: the next matching answer is ours,
+    /// with or without its ACK (an ACK hidden by noise is no reason to give up an answer).
+    Clean,
+    /// A NACK may have made the PN532 send an answer twice. The duplicate comes before the
+    /// ACK of the next command, so the next answer counts only after its own ACK.
+    Duplicate,
+    /// An exchange failed: a late ACK and answer may still come, and an ACK does not say
+    /// which command it belongs to. The line is proved clean (`resync`) before the next
+    /// command.
+    InDoubt,
+}
+
+/// How one exchange ended on the line.
+enum Failure {
+    /// Nothing complete came before the deadline.
+    Timeout,
+    /// The PN532 sent the syntax-error frame.
+    Refused { acked: bool },
+    /// The answer stayed broken after `MAX_NACKS` NACKs.
+    Broken(String),
+}
+
+/// What one read from the line gave.
+enum Rx {
+    Frame(Frame),
+    /// A frame with a broken checksum or header.
+    Bad(FrameError),
+    /// A frame that started and then stopped arriving.
+    Cut,
+    /// The deadline passed.
+    Deadline,
 }
 
 struct Link {
@@ -97,6 +151,7 @@ pub struct Pn532Head {
     info: HeadInfo,
     cfg: Pn532Config,
     link: Option<Link>,
+    line: LineState,
     active: Option<Active>,
     firmware: Option<Firmware>,
     stats: LinkStats,
@@ -109,6 +164,7 @@ impl Pn532Head {
             info: HeadInfo { name: name.to_string(), driver: "pn532", reader: cfg.port.clone() },
             cfg,
             link: None,
+            line: LineState::Clean,
             active: None,
             firmware: None,
             stats: LinkStats::default(),
@@ -156,6 +212,9 @@ impl Pn532Head {
         // Bytes sent before we opened the port belong to somebody else's dialogue.
         let _ = port.clear(ClearBuffer::All);
         self.link = Some(Link { port, rx: Decoder::new() });
+        // Input was flushed and the initialisation's answers all have other codes than
+        // InDataExchange: whatever an earlier session left in the PN532 cannot pass for one.
+        self.line = LineState::Clean;
         self.stats.connects += 1;
         let r = self.initialise();
         if r.is_err() {
@@ -207,7 +266,7 @@ impl Pn532Head {
 
     fn write_raw(&mut self, bytes: &[u8]) -> Result<(), HeadError> {
         let Some(link) = self.link.as_mut() else {
-            return Err(HeadError::ReaderGone(format!("{}: not open", self.cfg.port)));
+            return Err(not_sent(format!("{}: not open", self.cfg.port)));
         };
         let r = link.port.write_all(bytes).and_then(|_| link.port.flush());
         r.map_err(|e| self.gone("write", e))
@@ -235,30 +294,50 @@ impl Pn532Head {
         Ok(())
     }
 
-    /// Next frame (or framing error) before `deadline`; `None` on timeout.
-    fn read_frame(&mut self, deadline: Instant) -> Result<Option<Result<Frame, FrameError>>, HeadError> {
+    /// The next frame, broken frame or cut-short frame before `deadline`. A frame counts as
+    /// cut short only after a read that really waited the inter-byte timeout without a byte,
+    /// so a loaded machine that reads late never mistakes buffered bytes for a gap.
+    fn receive(&mut self, deadline: Instant) -> Result<Rx, HeadError> {
+        let gap = self.cfg.inter_byte_timeout();
         let mut buf = [0u8; 512];
+        let mut silent_since: Option<Instant> = None;
         loop {
             let Some(link) = self.link.as_mut() else {
                 return Err(HeadError::ReaderGone(format!("{}: not open", self.cfg.port)));
             };
-            if let Some(f) = link.rx.next_frame() {
-                if f.is_err() {
+            match link.rx.next_frame() {
+                Some(Ok(f)) => return Ok(Rx::Frame(f)),
+                Some(Err(e)) => {
                     self.stats.bad_frames += 1;
+                    return Ok(Rx::Bad(e));
                 }
-                return Ok(Some(f));
+                None => {}
             }
             let now = Instant::now();
-            if now >= deadline {
-                return Ok(None);
+            let open = link.rx.in_frame();
+            if open && silent_since.is_some_and(|t| now.duration_since(t) >= gap) {
+                link.rx.clear();
+                self.stats.truncated += 1;
+                return Ok(Rx::Cut);
             }
-            if link.port.set_timeout(deadline - now).is_err() {
+            if now >= deadline {
+                return Ok(Rx::Deadline);
+            }
+            let wait = if open { (deadline - now).min(gap) } else { deadline - now };
+            if link.port.set_timeout(wait).is_err() {
                 return Err(HeadError::Transport(format!("{}: cannot set the read timeout", self.cfg.port)));
             }
+            let before = Instant::now();
             match link.port.read(&mut buf) {
                 Ok(0) => return Err(self.gone("read", std::io::Error::from(ErrorKind::UnexpectedEof))),
-                Ok(n) => link.rx.push(&buf[..n]),
-                Err(e) if matches!(e.kind(), ErrorKind::TimedOut | ErrorKind::Interrupted | ErrorKind::WouldBlock) => {}
+                Ok(n) => {
+                    link.rx.push(&buf[..n]);
+                    silent_since = None;
+                }
+                Err(e) if matches!(e.kind(), ErrorKind::TimedOut | ErrorKind::WouldBlock) => {
+                    silent_since.get_or_insert(before);
+                }
+                Err(e) if e.kind() == ErrorKind::Interrupted => {}
                 Err(e) => return Err(self.gone("read", e)),
             }
         }
@@ -271,108 +350,126 @@ impl Pn532Head {
 
     /// Send one command on the open link and return the answer's parameters.
     fn exec(&mut self, cmd: &Command, timeout: Duration) -> Result<Vec<u8>, HeadError> {
-        self.exchange_frame(&cmd.to_bytes(), timeout)
+        self.resync_if_needed()?;
+        self.exchange(&cmd.to_bytes(), timeout, None)
     }
 
-    fn exchange_frame(&mut self, pd: &[u8], timeout: Duration) -> Result<Vec<u8>, HeadError> {
-        let before = (self.stats.resends, self.stats.nacks);
-        let r = self.exchange_frame_once(pd, timeout);
-        if r.is_ok() && before != (self.stats.resends, self.stats.nacks) {
-            // After a resend or a NACK a second copy of the answer may still be on its way:
-            // let it arrive and drop it, so it cannot pass for the answer to the next command.
-            self.settle();
+    /// After an exchange in doubt: abort the PN532 and send a Diagnose echo with a nonce
+    /// nobody sent before. The PN532 answers in order, so once the echo comes back every late
+    /// ACK and answer of the failed command has gone by (and been skipped). Until then no
+    /// command is sent: a failure here means the next command never left the host.
+    fn resync_if_needed(&mut self) -> Result<(), HeadError> {
+        if self.line != LineState::InDoubt {
+            return Ok(());
         }
-        r
+        self.stats.resyncs += 1;
+        let mut probe = b"resync".to_vec();
+        probe.extend_from_slice(&self.stats.resyncs.to_be_bytes());
+        probe.extend_from_slice(&self.stats.frames_sent.to_be_bytes());
+        let pd = Command::DiagnoseEcho(probe.clone()).to_bytes();
+        let mut echo = vec![0x00];
+        echo.extend_from_slice(&probe);
+        // A late answer may still be on its way: give it the longer of the two timeouts.
+        let timeout = CONTROL_TIMEOUT.max(self.cfg.timeout);
+        self.abort();
+        match self.exchange(&pd, timeout, Some(&echo)) {
+            Ok(_) => Ok(()),
+            Err(e) => Err(not_sent(format!(
+                "{}: the PN532 link could not be proved clean after an exchange in doubt: {e}",
+                self.cfg.port
+            ))),
+        }
     }
 
-    fn settle(&mut self) {
-        let until = Instant::now() + self.cfg.ack_timeout;
-        while let Ok(Some(_)) = self.read_frame(until) {}
-    }
-
-    fn exchange_frame_once(&mut self, pd: &[u8], timeout: Duration) -> Result<Vec<u8>, HeadError> {
+    /// One command frame out (exactly once) and its answer back. `exact`: the answer's
+    /// parameters must be these (the resync echo); otherwise any answer to this command code
+    /// is taken, after the ACK when a duplicate may be on the line.
+    fn exchange(&mut self, pd: &[u8], timeout: Duration, exact: Option<&[u8]>) -> Result<Vec<u8>, HeadError> {
         let code = pd[0];
         let name = commands::name(code);
-        let bytes = frame::encode(TFI_HOST, pd).map_err(|e| HeadError::Protocol(format!("{name}: {e}")))?;
-        self.drain()?;
-        let deadline = Instant::now() + timeout;
-        let is_answer = |f: &Frame| matches!(f, Frame::Info { tfi, data } if *tfi == TFI_PN532 && data.first() == Some(&code.wrapping_add(1)));
-        let mut sends = 0;
-        'send: loop {
-            sends += 1;
-            self.write_raw(&bytes)?;
-            self.stats.frames_sent += 1;
-            // ACK phase.
-            let ack_deadline = (Instant::now() + self.cfg.ack_timeout).min(deadline);
-            let mut acked = false;
-            let mut nacks = 0;
-            while let Some(f) = self.read_frame(ack_deadline)? {
-                match f {
-                    Ok(Frame::Ack) => {
-                        acked = true;
-                        break;
-                    }
-                    Ok(f) if is_answer(&f) => return Ok(answer_params(f)),
-                    Ok(Frame::Error) => {
-                        // The frame reached the PN532 broken: send it again.
-                        if sends < self.cfg.attempts {
-                            self.stats.resends += 1;
-                            continue 'send;
-                        }
-                        return Err(HeadError::Protocol(format!("PN532 answered {name} with a syntax-error frame")));
-                    }
-                    // A NACK or a stale answer to an earlier command: not ours.
-                    Ok(_) => {}
-                    // A whole frame with a bad checksum: our answer with its ACK lost.
-                    Err(FrameError::DataChecksum { .. }) => {
-                        acked = true;
-                        nacks += 1;
-                        self.stats.nacks += 1;
-                        self.write_raw(&frame::NACK)?;
-                        break;
-                    }
-                    // A false start code in line noise.
-                    Err(_) => {}
+        let bytes = frame::encode(TFI_HOST, pd).map_err(|e| not_sent(format!("{name}: {e}")))?;
+        self.drain().map_err(|e| not_sent(e.to_string()))?;
+        // The resync echo identifies itself; other answers need their ACK while a duplicate or a
+        // late answer may be on the line.
+        let need_ack = exact.is_none() && self.line != LineState::Clean;
+        let sent = Instant::now();
+        let deadline = sent + timeout;
+        // A write that fails may have put part of the frame, or all of it, on the line.
+        self.write_raw(&bytes)?;
+        self.stats.frames_sent += 1;
+        let mut acked = false;
+        let mut nacks = 0;
+        let failure = loop {
+            let rx = self.receive(deadline)?;
+            match rx {
+                Rx::Frame(Frame::Ack) => acked = true,
+                Rx::Frame(Frame::Info { tfi: TFI_PN532, data })
+                    if data.first() == Some(&code.wrapping_add(1))
+                        && (acked || !need_ack)
+                        && exact.map_or(true, |x| data[1..] == *x) =>
+                {
+                    self.line = if nacks > 0 { LineState::Duplicate } else { LineState::Clean };
+                    let mut data = data;
+                    data.remove(0);
+                    return Ok(data);
                 }
+                // While proving the line clean, an error frame before the echo's ACK is the
+                // failed command's (or garbage's): skipped like its late answer would be.
+                Rx::Frame(Frame::Error) if exact.is_some() && !acked => self.stats.stale_frames += 1,
+                // The syntax-error frame. Before our ACK it may be the PN532 refusing line
+                // garbage that came before our frame, with our ACK and answer still to come:
+                // the command is in doubt either way and is not sent again.
+                Rx::Frame(Frame::Error) => break Failure::Refused { acked },
+                // Another command's answer, an ACK or answer before our ACK while a duplicate
+                // may be on the line, a NACK (only hosts send those): not ours.
+                Rx::Frame(_) => self.stats.stale_frames += 1,
+                // Before our ACK, broken frames are line noise (a false start code). After it,
+                // the next frame is our answer: ask for it again.
+                Rx::Bad(_) | Rx::Cut if !acked => {}
+                Rx::Bad(e) => {
+                    if nacks == MAX_NACKS {
+                        break Failure::Broken(format!("answer to {name} still broken after {nacks} NACKs: {e}"));
+                    }
+                    nacks += 1;
+                    self.nack()?;
+                }
+                Rx::Cut => {
+                    if nacks == MAX_NACKS {
+                        break Failure::Broken(format!("answer to {name} still cut short after {nacks} NACKs"));
+                    }
+                    nacks += 1;
+                    self.nack()?;
+                }
+                Rx::Deadline => break Failure::Timeout,
             }
-            if !acked {
-                if sends < self.cfg.attempts && Instant::now() < deadline {
-                    self.stats.resends += 1;
-                    continue 'send;
-                }
+        };
+        // In doubt: stop the PN532 and keep the next command off the line until it is clean.
+        let waited = sent.elapsed();
+        self.abort();
+        self.line = LineState::InDoubt;
+        self.stats.in_doubt += 1;
+        Err(match failure {
+            Failure::Timeout => {
                 self.stats.timeouts += 1;
-                self.abort();
-                return Err(HeadError::Timeout(timeout));
+                // The time actually waited, to the millisecond (never less than the timeout).
+                HeadError::Timeout(Duration::from_millis(waited.as_millis() as u64))
             }
-            // Answer phase.
-            loop {
-                match self.read_frame(deadline)? {
-                    None => {
-                        self.stats.timeouts += 1;
-                        self.abort();
-                        return Err(HeadError::Timeout(timeout));
-                    }
-                    Some(Ok(f)) if is_answer(&f) => return Ok(answer_params(f)),
-                    Some(Ok(Frame::Error)) => {
-                        return Err(HeadError::Protocol(format!("PN532 answered {name} with a syntax-error frame")))
-                    }
-                    Some(Ok(_)) => {}
-                    // A whole frame with a bad checksum: ask for it again. (A bad header is line
-                    // noise, or a frame nobody can delimit: waiting is all that can be done.)
-                    Some(Err(e @ FrameError::DataChecksum { .. })) => {
-                        if nacks >= MAX_NACKS {
-                            return Err(HeadError::Protocol(format!(
-                                "answer to {name} still corrupt after {nacks} NACKs: {e}"
-                            )));
-                        }
-                        nacks += 1;
-                        self.stats.nacks += 1;
-                        self.write_raw(&frame::NACK)?;
-                    }
-                    Some(Err(_)) => {}
-                }
-            }
+            Failure::Refused { acked } => HeadError::Protocol(format!(
+                "PN532 answered {name} with a syntax-error frame{}",
+                if acked { "" } else { " before its ACK (not sent again: it may have been taken)" }
+            )),
+            Failure::Broken(m) => HeadError::Protocol(m),
+        })
+    }
+
+    /// Ask the PN532 to send its last answer again (it does not run the command again).
+    fn nack(&mut self) -> Result<(), HeadError> {
+        self.stats.nacks += 1;
+        // The rest of the broken frame is worthless; the answer comes again in full.
+        if let Some(l) = self.link.as_mut() {
+            l.rx.clear();
         }
+        self.write_raw(&frame::NACK)
     }
 
     /// Send one PN532 command (connecting first if needed) and return the answer's
@@ -475,14 +572,9 @@ impl Pn532Head {
     }
 }
 
-fn answer_params(f: Frame) -> Vec<u8> {
-    match f {
-        Frame::Info { mut data, .. } => {
-            data.remove(0);
-            data
-        }
-        _ => Vec::new(),
-    }
+/// An error for a command the driver did not write: the card cannot have seen it.
+fn not_sent(msg: String) -> HeadError {
+    HeadError::NotSent(msg)
 }
 
 impl Head for Pn532Head {
@@ -554,6 +646,8 @@ impl Head for Pn532Head {
             (Some(_), Some(a)) => a.target.tg,
             _ => return Err(HeadError::Unpowered),
         };
+        // Proving the line clean after an earlier failure is not part of this exchange.
+        self.resync_if_needed()?;
         let start = Instant::now();
         let response = self.exchange_apdu(tg, apdu)?;
         let duration = start.elapsed();

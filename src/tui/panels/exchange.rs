@@ -2,6 +2,7 @@
 
 use super::{clip, offset};
 use crate::event::Exchange;
+use crate::event::RowKind;
 use crate::sw::{self, SwClass};
 use crate::tui::stats::fmt_ns;
 use crate::tui::theme::Theme;
@@ -51,8 +52,9 @@ pub fn table(theme: &Theme, f: &mut Frame, area: Rect, rows: &[RowView<'_>], sel
         .map(|(i, r)| {
             let x = r.x;
             let class = sw::class(x.sw);
+            let doubt = x.kind == RowKind::InDoubt;
             let sw_style = match class {
-                SwClass::Normal => theme.text(),
+                SwClass::Normal if !doubt => theme.text(),
                 _ => theme.warn(),
             };
             let mark = if r.failed { "✗" } else { " " };
@@ -69,8 +71,11 @@ pub fn table(theme: &Theme, f: &mut Frame, area: Rect, rows: &[RowView<'_>], sel
                 Cell::from(x.test_step.clone()),
                 Cell::from(x.protocol_step.clone()),
                 Cell::from(command_name(&x.command)),
-                Cell::from(Span::styled(format!("{:04X}", x.sw), sw_style)),
-                Cell::from(Span::styled(sw::describe(x.sw), sw_style)),
+                Cell::from(Span::styled(if doubt { "----".into() } else { format!("{:04X}", x.sw) }, sw_style)),
+                Cell::from(Span::styled(
+                    if doubt { format!("in doubt: {}", x.error) } else { sw::describe(x.sw).to_string() },
+                    sw_style,
+                )),
                 Cell::from(fmt_ns(x.duration_ns)),
             ]);
             let mut style = if r.failed { theme.fail() } else { theme.text() };
@@ -125,13 +130,22 @@ pub fn detail(theme: &Theme, f: &mut Frame, area: Rect, x: &Exchange, card: &str
     for l in hex_lines(&x.response, per_line) {
         lines.push(Line::raw(format!("  {l}")));
     }
-    let class = sw::class(x.sw);
-    let sw_style = if class == SwClass::Normal { theme.pass() } else { theme.warn() };
-    lines.push(Line::from(vec![
-        label("SW"),
-        Span::styled(format!("{:04X}", x.sw), sw_style),
-        Span::raw(format!("  {} ({})", sw::describe(x.sw), class.name())),
-    ]));
+    if x.kind == RowKind::InDoubt {
+        // No answer came back: what the card did is unknown until its state is read.
+        lines.push(Line::from(vec![
+            label("SW"),
+            Span::styled("none", theme.warn()),
+            Span::raw(format!("  in doubt: {}", x.error)),
+        ]));
+    } else {
+        let class = sw::class(x.sw);
+        let sw_style = if class == SwClass::Normal { theme.pass() } else { theme.warn() };
+        lines.push(Line::from(vec![
+            label("SW"),
+            Span::styled(format!("{:04X}", x.sw), sw_style),
+            Span::raw(format!("  {} ({})", sw::describe(x.sw), class.name())),
+        ]));
+    }
     lines.push(Line::from(vec![label("Duration"), Span::raw(fmt_ns(x.duration_ns))]));
     if !x.note.is_empty() {
         lines.push(Line::from(vec![label("Note"), Span::raw(x.note.clone())]));
