@@ -50,8 +50,8 @@ for t in "${targets[@]}"; do
   found=$(($(ls "fuzz/artifacts/$t" | wc -l) - before))
   [ $rc -ne 0 ] && [ $found -eq 0 ] && found=1
   [ $found -gt 0 ] && crashed=1
-  runs=$(grep -o 'stat::number_of_executed_units: [0-9]*' "$log" | awk '{print $2}')
-  rate=$(grep -o 'stat::average_exec_per_sec: [0-9]*' "$log" | awk '{print $2}')
+  runs=$(awk '/^stat::number_of_executed_units:/ {print $2}' "$log")
+  rate=$(awk '/^stat::average_exec_per_sec:/ {print $2}' "$log")
   last=$(grep -E '^#[0-9]+' "$log" | tail -1)
   cov=$(grep -o 'cov: [0-9]*' <<<"$last" | awk '{print $2}')
   ft=$(grep -o 'ft: [0-9]*' <<<"$last" | awk '{print $2}')
