@@ -104,6 +104,7 @@ def main():
     for i, l in enumerate(jlines):
         write(out, "journal", "line-%d" % (i + 1), l)
     write(out, "journal", "batch-cut", jraw[:-40])
+    write(out, "journal", "batch-no-last-newline", jraw.rstrip(b"\n"))
 
     # PN532 session of a host with card A: wake-up, SAM configuration, firmware version,
     # RF field, list the target, card A's APDUs of the smoke run, release.
