@@ -33,7 +33,10 @@ fn lines(path: &std::path::Path) -> u64 {
 }
 
 fn main() {
-    let rows: u64 = std::env::args().skip(1).find_map(|a| a.parse().ok()).unwrap_or(1_000_000);
+    // `cargo bench` passes --bench; `cargo test --all-targets` runs this as a quick smoke test.
+    let full = std::env::args().any(|a| a == "--bench");
+    let rows: u64 =
+        std::env::args().skip(1).find_map(|a| a.parse().ok()).unwrap_or(if full { 1_000_000 } else { 10_000 });
     let keys = Keyset::from_seed("bench", vec![]);
     let mut h = VirtualHead::new("A");
     h.insert(personalize_virtual(&CardPlan::new([0xCB, 0, 0, 0, 0, 0, 0xBE, 1]), Protocol::T1, &keys).unwrap());

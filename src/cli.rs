@@ -80,6 +80,24 @@ pub enum Cmd {
         #[arg(long, short)]
         quiet: bool,
     },
+    /// Tear campaign (docs/tear.md): cut power at every wire exchange and NVM commit of each
+    /// sequence on fresh virtual cards, settle, check the invariants; exit 1 on a violation.
+    Tear {
+        /// A plan (every engine step is a sequence) or a built-in sequence name, or `all`.
+        target: String,
+        #[arg(long, short)]
+        profile: PathBuf,
+        /// Only these built-in sequences (or, with a plan, cases with these IDs).
+        #[arg(long = "sequence")]
+        sequences: Vec<String>,
+        /// What the terminal does after a fault: recover (engine::recover), read-back (read
+        /// the cards and leave them) or rerun (run the interrupted step again).
+        #[arg(long, default_value = "recover")]
+        settle: String,
+        /// Only the violations and the totals.
+        #[arg(long, short)]
+        quiet: bool,
+    },
     /// Terminal recovery: read the cards in one or two heads and settle what an interrupted
     /// run left (complete or cancel a pending credit, re-sign a purse record this terminal
     /// wrote, tell whether a DEBIT took effect). Exit 0 settled, 1 a state was reported
@@ -150,6 +168,13 @@ pub enum SimCmd {
         /// Modelled card service time added to every APDU, microseconds.
         #[arg(long, default_value_t = 0)]
         delay_us: u64,
+        /// Stall after answering N APDUs: the next APDU is never answered and the connection
+        /// stays open (a hung card), until the bridge is stopped.
+        #[arg(long, value_name = "N")]
+        stall_after: Option<u64>,
+        /// Stall on the first APDU that arrives once FILE exists.
+        #[arg(long, value_name = "FILE")]
+        stall_file: Option<PathBuf>,
     },
     /// Simulate a PN532 (HSU) with a profile's card in its field on a pseudo-terminal; prints
     /// the device path and serves until killed.
@@ -215,6 +240,9 @@ fn dispatch(cli: Cli) -> Result<ExitCode, BenchError> {
             batch(&profile, &plan, batch_id, count, logs, quiet).map_err(BenchError)
         }
         Cmd::Check { plan, profile } => check(&plan, profile.as_deref()).map_err(BenchError),
+        Cmd::Tear { target, profile, sequences, settle, quiet } => {
+            tear(&target, &profile, &sequences, &settle, quiet).map_err(BenchError)
+        }
         Cmd::Recover { profile, heads, trace, run_id, logs } => {
             recover(&profile, &heads, trace.as_deref(), run_id, logs).map_err(BenchError)
         }
@@ -222,8 +250,13 @@ fn dispatch(cli: Cli) -> Result<ExitCode, BenchError> {
         Cmd::Heads { profile: Some(profile), .. } => heads(&profile).map_err(BenchError),
         Cmd::Heads { profile: None, watch: true, seconds } => watch_readers(seconds).map_err(BenchError),
         Cmd::Heads { profile: None, .. } => pcsc_readers().map_err(BenchError),
-        Cmd::Sim { cmd: SimCmd::Vpcd { profile, card, host, port, delay_us } } => {
-            sim_vpcd(&profile, &card, &host, port, delay_us).map_err(BenchError)
+        Cmd::Sim { cmd: SimCmd::Vpcd { profile, card, host, port, delay_us, stall_after, stall_file } } => {
+            let how = crate::sim::vpcd::Behaviour {
+                delay: std::time::Duration::from_micros(delay_us),
+                stall_after,
+                stall_file,
+            };
+            sim_vpcd(&profile, &card, &host, port, &how).map_err(BenchError)
         }
         Cmd::Sim { cmd: SimCmd::Pn532 { profile, card, link, remove_after, faults } } => {
             sim_pn532(&profile, &card, link.as_deref(), remove_after, faults).map_err(BenchError)
@@ -289,10 +322,77 @@ fn check(plan: &Path, profile: Option<&Path>) -> Result<ExitCode> {
         let loaded = crate::profile::load(profile)?;
         let lab = Lab::from_profile(&loaded)?;
         p.bind(|n| lab.head_index(n).is_some())?;
+        p.bind_tears(|n| lab.head_index(n).is_some_and(|i| lab.heads[i].head.info().driver == "virtual"))?;
     }
     let steps: usize = p.cases.iter().map(|c| c.steps.len()).sum::<usize>() + p.setup.len() + p.teardown.len();
     println!("{}: plan {} {} is valid: {} cases, {} steps", plan.display(), p.id, p.version, p.cases.len(), steps);
     Ok(ExitCode::SUCCESS)
+}
+
+fn tear(target: &str, profile: &Path, only: &[String], settle: &str, quiet: bool) -> Result<ExitCode> {
+    use crate::tear::{campaign, matrix, sequence, settle as st, TearError};
+    let settle = st::by_name(settle).with_context(|| format!("--settle {settle}: one of {}", st::NAMES))?;
+    let loaded = crate::profile::load(profile)?;
+    let mut lab = Lab::from_profile(&loaded)?;
+    let templates = campaign::templates(&loaded)?;
+    let plan_mode = target.ends_with(".toml") || Path::new(target).is_file();
+    let (seqs, mut skipped) = if plan_mode {
+        let plan = crate::plan::load(Path::new(target))?;
+        plan.bind(|n| lab.head_index(n).is_some())?;
+        let names: Vec<String> = lab.heads.iter().map(|h| h.name.clone()).collect();
+        let resolve = |n: &str| lab.head_index(n).map(|i| names[i].clone());
+        let (all, skipped) = sequence::from_plan(&plan, resolve)?;
+        let keep =
+            |s: &sequence::Sequence| only.is_empty() || only.iter().any(|c| s.name.starts_with(&format!("{c} ")));
+        (all.into_iter().filter(keep).collect(), skipped)
+    } else {
+        let slots: Vec<sequence::Slot> =
+            templates.iter().map(|t| sequence::Slot { head: t.head.clone(), card: t.card.clone() }).collect();
+        let mut names: Vec<String> = only.to_vec();
+        if target != "all" {
+            names.insert(0, target.to_string());
+        }
+        (sequence::builtin(&slots, &lab.keyset, &names)?, Vec::new())
+    };
+    anyhow::ensure!(!seqs.is_empty(), "no sequence left to fault (--sequence {})", only.join(" "));
+    let now = lab.clock.unwrap_or_else(|| chrono::Utc::now().timestamp() as u32);
+    let mut c = campaign::Campaign::new(&mut lab, templates, now, settle.as_ref());
+    let mut rows = Vec::new();
+    let mut ran = 0;
+    for s in &seqs {
+        match c.sequence(s) {
+            Ok(r) => {
+                rows.extend(r);
+                ran += 1;
+            }
+            // A plan's case may depend on state earlier cases left on the card: its steps
+            // then cannot run from fresh cards, which the report says.
+            Err(e @ (TearError::Setup { .. } | TearError::Baseline { .. })) if plan_mode => skipped.push(e.to_string()),
+            Err(e) => return Err(e.into()),
+        }
+    }
+    let mut out = std::io::stdout().lock();
+    let printed = (|| -> std::io::Result<matrix::Totals> {
+        use std::io::Write;
+        matrix::write_rows(&mut out, &rows, quiet)?;
+        writeln!(out)?;
+        let t = matrix::write_totals(&mut out, &rows)?;
+        for s in &skipped {
+            writeln!(out, "skipped: {s}")?;
+        }
+        let mut line = matrix::summary(&t, ran, settle.name());
+        if !skipped.is_empty() {
+            line.push_str(&format!(" ({} engine steps skipped)", skipped.len()));
+        }
+        writeln!(out, "{line}")?;
+        Ok(t)
+    })();
+    let totals = match printed {
+        Ok(t) => t,
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => matrix::Totals::of(&rows),
+        Err(e) => return Err(e).context("writing the report"),
+    };
+    Ok(if totals.violations() == 0 { ExitCode::SUCCESS } else { ExitCode::from(1) })
 }
 
 fn recover(
@@ -452,12 +552,11 @@ pub fn profile_card(profile: &Path, card: &str) -> Result<crate::card::VirtualCa
     Ok(vc)
 }
 
-fn sim_vpcd(profile: &Path, card: &str, host: &str, port: u16, delay_us: u64) -> Result<ExitCode> {
+fn sim_vpcd(profile: &Path, card: &str, host: &str, port: u16, how: &crate::sim::vpcd::Behaviour) -> Result<ExitCode> {
     let vc = profile_card(profile, card)?;
     let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
     eprintln!("serving card {} to vpcd at {host}:{port}", hex::encode_upper(vc.card_id()));
-    let delay = std::time::Duration::from_micros(delay_us);
-    crate::sim::vpcd::serve(host, port, vc, delay, stop).with_context(|| format!("vpcd bridge {host}:{port}"))?;
+    crate::sim::vpcd::serve(host, port, vc, how, stop).with_context(|| format!("vpcd bridge {host}:{port}"))?;
     Ok(ExitCode::SUCCESS)
 }
 
@@ -536,6 +635,7 @@ fn run(
         let lab = Lab::from_profile(&loaded)?;
         let plan = crate::plan::load(plan)?;
         plan.bind(|n| lab.head_index(n).is_some())?;
+        plan.bind_tears(|n| lab.head_index(n).is_some_and(|i| lab.heads[i].head.info().driver == "virtual"))?;
         Ok((lab, plan))
     })();
     let (mut lab, plan) = prepared.map_err(BenchError)?;

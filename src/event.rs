@@ -118,6 +118,13 @@ pub enum Event {
         head: String,
         error: String,
     },
+    /// The runner read and settled the cards of a head whose command was left in doubt (or
+    /// whose card went away) before using it again; `settled` false keeps the head blocked.
+    Recovered {
+        head: String,
+        detail: String,
+        settled: bool,
+    },
     RunEnded {
         passed: usize,
         failed: usize,

@@ -160,7 +160,11 @@ fn pcsc_head(
         Some(("T=1", _)) => pcsc::Protocols::T1,
         Some((other, sp)) => return Err(l.err(sp, format!("protocol '{other}' is not T=0, T=1 or any"))),
     };
-    Ok(PcscHead::new(&h.name, reader.get_ref(), share, protocols))
+    let mut head = PcscHead::new(&h.name, reader.get_ref(), share, protocols);
+    if let Some(t) = h.pcsc_timeout(l)? {
+        head = head.with_timeout(t);
+    }
+    Ok(head)
 }
 
 /// A PN532 on a serial port (`port`, `baud`, `timeout_ms`); the port opens on first use.

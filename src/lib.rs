@@ -27,5 +27,6 @@ pub mod secret;
 pub mod sim;
 pub mod sinks;
 pub mod sw;
+pub mod tear;
 pub mod trace;
 pub mod tui;

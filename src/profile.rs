@@ -150,6 +150,11 @@ pub const PN532_BAUD_RATES: [u32; 9] = crate::head::pn532::driver::BAUD_RATES;
 /// for longer than anyone waits for a card.
 pub const PN532_TIMEOUT_MS: std::ops::RangeInclusive<u64> = 50..=600_000;
 
+/// Deadlines a pcsc head accepts, in milliseconds: pcscd answers in microseconds, so only a
+/// zero is meaningless below; above 10 minutes a hung card blocks a run for longer than anyone
+/// waits for it.
+pub const PCSC_TIMEOUT_MS: std::ops::RangeInclusive<u64> = 1..=600_000;
+
 impl HeadSpec {
     /// The `baud` of a pn532 head, checked against the PN532's rates.
     pub fn pn532_baud(&self, l: &Loaded) -> Result<Option<u32>, ConfigError> {
@@ -163,18 +168,26 @@ impl HeadSpec {
 
     /// The `timeout_ms` of a pn532 head, checked against `PN532_TIMEOUT_MS`.
     pub fn pn532_timeout(&self, l: &Loaded) -> Result<Option<std::time::Duration>, ConfigError> {
+        self.timeout_in(l, PN532_TIMEOUT_MS)
+    }
+
+    /// The `timeout_ms` of a pcsc head, checked against `PCSC_TIMEOUT_MS`.
+    pub fn pcsc_timeout(&self, l: &Loaded) -> Result<Option<std::time::Duration>, ConfigError> {
+        self.timeout_in(l, PCSC_TIMEOUT_MS)
+    }
+
+    fn timeout_in(
+        &self,
+        l: &Loaded,
+        range: std::ops::RangeInclusive<u64>,
+    ) -> Result<Option<std::time::Duration>, ConfigError> {
         let Some(t) = &self.timeout_ms else { return Ok(None) };
-        if PN532_TIMEOUT_MS.contains(t.get_ref()) {
+        if range.contains(t.get_ref()) {
             return Ok(Some(std::time::Duration::from_millis(*t.get_ref())));
         }
         Err(l.err(
             t.span(),
-            format!(
-                "timeout_ms {} is out of range ({} to {} milliseconds)",
-                t.get_ref(),
-                PN532_TIMEOUT_MS.start(),
-                PN532_TIMEOUT_MS.end()
-            ),
+            format!("timeout_ms {} is out of range ({} to {} milliseconds)", t.get_ref(), range.start(), range.end()),
         ))
     }
 }

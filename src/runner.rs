@@ -7,17 +7,21 @@ use crate::card::{ins, Applet, VirtualCard};
 use crate::cmds;
 use crate::engine::{self, key_update::CardInfo, purse::Record, EngineError, Outcome, Terminal};
 use crate::event::{Event, Recorder};
+use crate::head::virtual_head::{PowerCut, VirtualHead};
 use crate::head::Head;
 use crate::keys::Keyset;
 use crate::lab::{find_head, LabHead};
 use crate::link::Link;
 use crate::plan::template::{mask_matches, Value, Vars};
+use crate::plan::TearAt;
 use crate::plan::{meets, Action, Amount, CaptureSpec, Case, DataExpect, Plan, StateKind, Step, StepKind};
 use crate::report::{CaseResult, CaseStatus, Failure};
 use crate::sw;
+use crate::tear::fault::{Armed, ArmedHead, CutControl};
 use rand_chacha::ChaCha20Rng;
 use rand_core::SeedableRng;
 use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 /// Why a step stopped its case.
@@ -105,8 +109,14 @@ pub struct Session<'a> {
     last_outcome: String,
     /// Heads (by index) that later cases must not use, and why.
     blocked: HashMap<usize, String>,
+    /// Blocked heads whose cards the runner already tried to read and settle.
+    recovery_tried: std::collections::HashSet<usize>,
     /// Set when the trace can no longer be written: nothing more is run.
     halted: Option<String>,
+    /// Power cuts armed by `tear` steps for the next engine step.
+    armed: Vec<(usize, TearAt)>,
+    /// Real heads wrapped so a `tear` can cut them at an exchange boundary.
+    cut_controls: HashMap<usize, Arc<Mutex<CutControl>>>,
 }
 
 impl<'a> Session<'a> {
@@ -121,7 +131,10 @@ impl<'a> Session<'a> {
             pocket: HashMap::new(),
             last_outcome: String::new(),
             blocked: HashMap::new(),
+            recovery_tried: Default::default(),
             halted: None,
+            armed: Vec::new(),
+            cut_controls: HashMap::new(),
         }
     }
 
@@ -180,9 +193,9 @@ impl<'a> Session<'a> {
         Ok(())
     }
 
-    fn single<F>(&mut self, i: usize, case: &Case, f: F) -> Result<Outcome, StepFail>
+    fn single<R, F>(&mut self, i: usize, case: &Case, f: F) -> Result<R, StepFail>
     where
-        F: FnOnce(&mut Link, &mut Terminal) -> Result<Outcome, EngineError>,
+        F: FnOnce(&mut Link, &mut Terminal) -> Result<R, EngineError>,
     {
         self.power(i)?;
         let Session { heads, rec, t, card_ids, .. } = self;
@@ -194,9 +207,9 @@ impl<'a> Session<'a> {
         o.map_err(engine_fail)
     }
 
-    fn pair<F>(&mut self, i: usize, j: usize, case: &Case, f: F) -> Result<Outcome, StepFail>
+    fn pair<R, F>(&mut self, i: usize, j: usize, case: &Case, f: F) -> Result<R, StepFail>
     where
-        F: FnOnce(&mut Link, &mut Link, &mut Terminal) -> Result<Outcome, EngineError>,
+        F: for<'h> FnOnce(&mut Link<'h>, &mut Link<'h>, &mut Terminal) -> Result<R, EngineError>,
     {
         self.power(i)?;
         self.power(j)?;
@@ -242,29 +255,52 @@ impl<'a> Session<'a> {
     /// Recovery on one or two heads with the intents this run's engines left in doubt.
     fn recover(&mut self, names: &[String], case: &Case) -> Result<engine::recover::Recovery, StepFail> {
         let h: Vec<usize> = names.iter().map(|n| self.idx(n)).collect::<Result<_, _>>()?;
-        for &i in &h {
-            self.power(i)?;
+        match h[..] {
+            [i] => self.single(i, case, |l, t| engine::recover::recover(&mut [l], t)),
+            [i, j] => self.pair(i, j, case, |x, y, t| engine::recover::recover(&mut [x, y], t)),
+            _ => Err(StepFail::Error("recover takes one or two heads".into())),
         }
-        let Session { heads, rec, t, card_ids, .. } = self;
-        let r = match h[..] {
-            [i] => {
-                let mut l = Link::new(heads[i].head.as_mut(), rec);
-                l.card_id = card_ids.get(&i).cloned().unwrap_or_default();
-                l.test_step = case.id.clone();
-                engine::recover::recover(&mut [&mut l], t)
+    }
+
+    /// Before a blocked head is used again: power its card, read the state of every card an
+    /// open intent on it involves, and settle it (`engine::recover`). The head is unblocked
+    /// only when recovery says everything is settled; one attempt per block, so a card that
+    /// stays mute costs one timeout, not one per case.
+    fn settle_blocked(&mut self, i: usize) {
+        if i == usize::MAX || !self.recovery_tried.insert(i) {
+            return;
+        }
+        let name = self.heads[i].head.info().name.clone();
+        let mut names = vec![name.clone()];
+        for intent in self.t.journal.intents() {
+            let hs = intent.heads();
+            if hs.contains(&name.as_str()) {
+                for h in hs {
+                    if !names.iter().any(|n| n == h) {
+                        names.push(h.to_string());
+                    }
+                }
             }
-            [i, j] => {
-                let (hx, hy) = two(heads, i, j);
-                let (mut lx, mut ly) = (Link::new(hx, rec), Link::new(hy, rec));
-                lx.card_id = card_ids.get(&i).cloned().unwrap_or_default();
-                ly.card_id = card_ids.get(&j).cloned().unwrap_or_default();
-                lx.test_step = case.id.clone();
-                ly.test_step = case.id.clone();
-                engine::recover::recover(&mut [&mut lx, &mut ly], t)
-            }
-            _ => return Err(StepFail::Error("recover takes one or two heads".into())),
+        }
+        if names.len() > 2 {
+            names.truncate(2);
+        }
+        let idx: Vec<usize> = names.iter().filter_map(|n| find_head(self.heads, n)).collect();
+        // The other card of a pair may be blocked too, and is settled by the same recovery.
+        let (settled, detail) = match self.recover(&names, &empty_case("recover")) {
+            Ok(r) => (r.settled(), r.to_string()),
+            Err(StepFail::Failed(f)) => (false, format!("{}: {}", f.step, f.actual)),
+            Err(StepFail::Error(m) | StepFail::Blocked { msg: m, .. }) => (false, m),
         };
-        r.map_err(engine_fail)
+        self.rec.send_urgent(Event::Recovered { head: names.join("+"), detail: detail.clone(), settled });
+        if settled {
+            for j in idx {
+                self.blocked.remove(&j);
+                self.recovery_tried.remove(&j);
+            }
+        } else if let Some(why) = self.blocked.get_mut(&i) {
+            why.push_str(&format!("; recovery: {detail}"));
+        }
     }
 
     fn ok_data(&mut self, i: usize, case: &Case, label: &str, cmd: &Command) -> Result<Vec<u8>, StepFail> {
@@ -389,6 +425,13 @@ impl<'a> Session<'a> {
                 };
                 self.ok_data(i, case, label, &cmds::select(&aid)).map(|_| ())
             }
+            StepKind::Engine { action, expect } if !self.armed.is_empty() => {
+                self.torn_engine(action, expect, label, case)
+            }
+            StepKind::Tear { head, at } => {
+                let i = self.idx(head)?;
+                self.arm(i, *at).map_err(err)
+            }
             StepKind::Engine { action, expect } => {
                 let o = self.engine(action, case)?;
                 self.last_outcome = o.to_string();
@@ -470,6 +513,95 @@ impl<'a> Session<'a> {
         }
     }
 
+    /// `tear`: arm a power cut on head `i` for the next engine step. Virtual heads cut it
+    /// themselves (also inside an NVM commit); other heads are wrapped once and powered off
+    /// at the exchange boundary.
+    fn arm(&mut self, i: usize, at: TearAt) -> Result<(), String> {
+        let h = &mut self.heads[i];
+        match (h.head.as_virtual(), at) {
+            (Some(v), TearAt::Exchange { n, point }) => v.cut_power(Some(PowerCut { at: n, point })),
+            (Some(v), TearAt::Commit(k)) => {
+                v.card_mut().ok_or("no card in the head")?.nvm_mut().tear_after(Some(k));
+            }
+            (None, TearAt::Commit(_)) => {
+                return Err(format!("head {}: a tear at an NVM commit is not supported by this head", h.name))
+            }
+            (None, TearAt::Exchange { n, point }) => {
+                let ctl = self.cut_controls.entry(i).or_insert_with(|| {
+                    let ctl = Arc::new(Mutex::new(CutControl::default()));
+                    let inner = std::mem::replace(&mut h.head, Box::new(VirtualHead::new(&h.name)));
+                    h.head = Box::new(ArmedHead::owned(inner, Armed(ctl.clone())));
+                    ctl
+                });
+                *ctl.lock().unwrap_or_else(|p| p.into_inner()) =
+                    CutControl { cut: Some(PowerCut { at: n, point }), fired: false };
+            }
+        }
+        self.armed.push((i, at));
+        Ok(())
+    }
+
+    /// Disarm every armed cut; the names of the heads whose cut did not fire.
+    fn disarm(&mut self) -> Vec<String> {
+        let mut missed = Vec::new();
+        for (i, at) in std::mem::take(&mut self.armed) {
+            let name = self.heads[i].name.clone();
+            let fired = match (self.heads[i].head.as_virtual(), self.cut_controls.get(&i)) {
+                (Some(v), _) => {
+                    let pending = match at {
+                        TearAt::Exchange { .. } => v.cut_pending(),
+                        TearAt::Commit(_) => v.card().is_some_and(|c| c.nvm().tear_pending()),
+                    };
+                    v.cut_power(None);
+                    if let Some(c) = v.card_mut() {
+                        c.nvm_mut().tear_after(None);
+                    }
+                    !pending
+                }
+                (None, Some(ctl)) => {
+                    let mut c = ctl.lock().unwrap_or_else(|p| p.into_inner());
+                    c.cut = None;
+                    c.fired
+                }
+                (None, None) => false,
+            };
+            if !fired {
+                missed.push(name);
+            }
+        }
+        missed
+    }
+
+    /// An engine step after a `tear`: the cut must fire during it, and the head error it
+    /// causes is the verdict `in-doubt` (the command's outcome is unknown), not a lost card.
+    fn torn_engine(&mut self, action: &Action, expect: &str, label: &str, case: &Case) -> StepResult {
+        let o = self.engine(action, case);
+        let torn: Vec<String> = self.armed.iter().map(|(i, _)| self.heads[*i].name.clone()).collect();
+        let missed = self.disarm();
+        if !missed.is_empty() {
+            return Err(failed(
+                label,
+                format!("the power cut armed on {} to fire", missed.join(", ")),
+                "the engine step ended before it (fewer exchanges or commits on that head)",
+            ));
+        }
+        let (verdict, detail) = match o {
+            Ok(o) => (o.verdict(), o.to_string()),
+            // The head error the cut caused: the command's outcome is unknown, which is what the
+            // case set out to produce; it reads the cards back and recovers next.
+            Err(StepFail::Blocked { head, msg }) if torn.contains(&head) => {
+                ("in-doubt".to_string(), format!("in-doubt ({msg})"))
+            }
+            Err(f) => return Err(f),
+        };
+        self.last_outcome = detail.clone();
+        if meets(expect, &verdict) {
+            Ok(())
+        } else {
+            Err(failed(label, expect, detail))
+        }
+    }
+
     fn steps(&mut self, case: &Case, steps: &[Step]) -> StepResult {
         for s in steps {
             for _ in 0..s.repeat {
@@ -527,6 +659,8 @@ impl<'a> Session<'a> {
                 }
             },
         }
+        // A cut armed by a case that stopped before its engine step must not hit the next case.
+        self.disarm();
         // Case-local variables do not leak into the next case.
         self.vars = base;
         r.duration_ms = start.elapsed().as_secs_f64() * 1e3;
@@ -593,7 +727,15 @@ pub fn run_plan(
             s.halted = rec.failure().map(|why| format!("the trace cannot be written ({why})"));
         }
         // A blocked head ends only the cases that use it (usize::MAX: a head the lab could
-        // not name, which blocks everything).
+        // not name, which blocks everything); before that, its cards are read and settled.
+        let used: Vec<usize> = names.iter().filter_map(|n| find_head(s.heads, n)).collect();
+        if s.halted.is_none() {
+            for i in used {
+                if s.blocked.contains_key(&i) {
+                    s.settle_blocked(i);
+                }
+            }
+        }
         let blocked = names
             .iter()
             .filter_map(|n| find_head(s.heads, n))

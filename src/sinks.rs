@@ -103,6 +103,10 @@ impl<W: Write + Send> Sink for Console<W> {
                 writeln!(self.out, "{mark} {test_step:<28} {what}[{head}] {detail}")?;
             }
             Event::HeadError { head, error } => writeln!(self.out, "     head {head}: {error}")?,
+            Event::Recovered { head, detail, settled } => {
+                let what = if *settled { "settled" } else { "not settled, head stays blocked" };
+                writeln!(self.out, "     head {head}: recovery {what}: {detail}")?
+            }
             _ => {}
         }
         Ok(())

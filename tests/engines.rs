@@ -10,8 +10,9 @@ use cardbench::engine::purse::{charge, pay, Record};
 use cardbench::engine::transfer::value_transfer;
 use cardbench::engine::{cpay::card_signed_payment, Outcome, RejectKind, Terminal};
 use cardbench::event::Recorder;
+use cardbench::head::tap::{Hook, Tapped};
 use cardbench::head::virtual_head::VirtualHead;
-use cardbench::head::{Head, HeadError, HeadInfo, Wire};
+use cardbench::head::{Head, HeadError, Wire};
 use cardbench::issuance::CardPlan;
 use cardbench::keys::{card_serial, Keyset};
 use cardbench::lab::personalize_virtual;
@@ -467,45 +468,33 @@ fn expired_card_cannot_transfer() {
     assert_eq!(rejected(&o), ("S2001", &RejectKind::CardExpired));
 }
 
-/// A head that corrupts the data of one instruction in transit: the bad challenge a
-/// fraudulent card or a man in the middle would produce.
-struct Corrupt {
-    inner: VirtualHead,
+/// Corrupts the data of one instruction in transit: the bad challenge a fraudulent card or
+/// a man in the middle would produce.
+struct FlipBit {
     ins: u8,
 }
 
-impl Head for Corrupt {
-    fn info(&self) -> &HeadInfo {
-        self.inner.info()
-    }
-    fn card_present(&mut self) -> Result<bool, HeadError> {
-        self.inner.card_present()
-    }
-    fn atr(&self) -> Option<Vec<u8>> {
-        self.inner.atr()
-    }
-    fn power_on(&mut self) -> Result<Vec<u8>, HeadError> {
-        self.inner.power_on()
-    }
-    fn power_off(&mut self) -> Result<(), HeadError> {
-        self.inner.power_off()
-    }
-    fn transmit(&mut self, apdu: &[u8]) -> Result<Wire, HeadError> {
+impl Hook for FlipBit {
+    fn transmit(&mut self, inner: &mut dyn Head, apdu: &[u8]) -> Result<Wire, HeadError> {
         let mut a = apdu.to_vec();
         if a.len() > 6 && a[1] == self.ins {
             a[5] ^= 0x01;
         }
-        self.inner.transmit(&a)
+        inner.transmit(&a)
     }
+}
+
+fn corrupt(h: VirtualHead, ins: u8) -> Tapped<'static, FlipBit> {
+    Tapped::owned(Box::new(h), FlipBit { ins })
 }
 
 #[test]
 fn bad_transmission_challenge_is_refused_and_nothing_moves() {
-    let mut a = Corrupt { inner: head(xfer(0x68, 3, 1)), ins: cardbench::card::ins::XFER_SEND };
+    let mut a = corrupt(head(xfer(0x68, 3, 1)), cardbench::card::ins::XFER_SEND);
     let mut b = head(xfer(0x69, 3, 1));
     let o = run_transfer(&mut a, &mut b, &mut term(keys()), 100);
     assert_eq!(rejected(&o), ("S2103A", &RejectKind::CardRefused(0x6982)));
-    let (ia, ib) = (image(&mut a.inner), image(&mut b));
+    let (ia, ib) = (image(a.as_virtual().unwrap()), image(&mut b));
     assert_eq!((ia.xfer.balance, ib.xfer.balance), (1000, 1000));
     assert!(ib.xfer.pending_credit.is_none(), "the terminal cancels the receiver's pending credit");
 }
@@ -513,19 +502,19 @@ fn bad_transmission_challenge_is_refused_and_nothing_moves() {
 #[test]
 fn bad_reception_challenge_keeps_the_credit_pending_for_recovery() {
     let mut a = head(xfer(0x6A, 3, 1));
-    let mut b = Corrupt { inner: head(xfer(0x6B, 3, 1)), ins: cardbench::card::ins::XFER_RECEIVE };
+    let mut b = corrupt(head(xfer(0x6B, 3, 1)), cardbench::card::ins::XFER_RECEIVE);
     let o = run_transfer(&mut a, &mut b, &mut term(keys()), 100);
     assert_eq!(rejected(&o), ("S2104B", &RejectKind::CardRefused(0x6982)));
-    let (ia, ib) = (image(&mut a), image(&mut b.inner));
+    let (ia, ib) = (image(&mut a), image(b.as_virtual().unwrap()));
     assert_eq!(ia.xfer.balance, 900, "the sender committed after the transmission challenge verified");
     assert_eq!(ib.xfer.balance, 1000);
     let pending = ib.xfer.pending_credit.expect("credit kept in NVM");
     let debit = ia.xfer.last_debit.expect("sender keeps its last debit");
     assert_eq!((pending.paid, pending.rnd_recv), (100, debit.rnd_recv));
     // Recovery: deliver the sender's recorded reception challenge to the receiver.
-    let r = raw(&mut b.inner, &cmds::xfer_receive(&debit.challenge));
+    let r = raw(b.as_virtual().unwrap(), &cmds::xfer_receive(&debit.challenge));
     assert!(r.is_ok(), "{:04X}", r.sw);
-    assert_eq!(image(&mut b.inner).xfer.balance + image(&mut a).xfer.balance, 2000);
+    assert_eq!(image(b.as_virtual().unwrap()).xfer.balance + image(&mut a).xfer.balance, 2000);
 }
 
 #[test]

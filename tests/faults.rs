@@ -4,7 +4,8 @@
 
 use cardbench::card::Protocol;
 use cardbench::cmds;
-use cardbench::event::{Recorder, RowKind};
+use cardbench::event::{Event, Recorder, RowKind};
+use cardbench::head::tap::{Hook, Tapped};
 use cardbench::head::virtual_head::{CutPoint, PowerCut, VirtualHead};
 use cardbench::head::{Head, HeadError};
 use cardbench::issuance::CardPlan;
@@ -95,46 +96,138 @@ fn a_cut_before_the_command_is_in_doubt_too_and_changes_nothing() {
     assert_eq!(counter(&mut h), before);
 }
 
-/// The smoke plan on the virtual lab with a power cut armed on one head.
-fn smoke_with_cut(head: &str, at: u64) -> Vec<(String, CaseStatus, String, Vec<String>)> {
+/// A reader that dies for good after `left` more transmits (pulled cable, dead driver).
+struct Dying {
+    left: u64,
+}
+
+impl Dying {
+    fn alive(&self) -> Result<(), HeadError> {
+        if self.left == 0 {
+            return Err(HeadError::ReaderGone("reader unplugged".into()));
+        }
+        Ok(())
+    }
+}
+
+impl Hook for Dying {
+    fn transmit(&mut self, inner: &mut dyn Head, apdu: &[u8]) -> Result<cardbench::head::Wire, HeadError> {
+        self.alive()?;
+        self.left -= 1;
+        if self.left == 0 {
+            // The command went out; the answer never comes back.
+            let _ = inner.transmit(apdu);
+            return Err(HeadError::ReaderGone("reader unplugged".into()));
+        }
+        inner.transmit(apdu)
+    }
+    fn power_on(&mut self, inner: &mut dyn Head) -> Result<Vec<u8>, HeadError> {
+        self.alive()?;
+        inner.power_on()
+    }
+    fn power_off(&mut self, inner: &mut dyn Head) -> Result<(), HeadError> {
+        self.alive()?;
+        inner.power_off()
+    }
+    fn card_present(&mut self, inner: &mut dyn Head) -> Result<bool, HeadError> {
+        self.alive()?;
+        inner.card_present()
+    }
+    fn atr(&self, inner: &dyn Head) -> Option<Vec<u8>> {
+        self.alive().ok().and_then(|_| inner.atr())
+    }
+}
+
+struct SmokeCase {
+    id: String,
+    status: CaseStatus,
+    message: String,
+    heads: Vec<String>,
+}
+
+/// The smoke plan on the virtual lab with head `head` changed by `fault`; results and events.
+fn smoke_with(head: &str, fault: impl FnOnce(&mut cardbench::lab::LabHead)) -> (Vec<SmokeCase>, Vec<Event>) {
     let plan = cardbench::plan::load(&Path::new(ROOT).join("test-plans/smoke.toml")).unwrap();
     let loaded = cardbench::profile::load(&Path::new(ROOT).join("profiles/virtual-lab.toml")).unwrap();
     let mut lab = Lab::from_profile(&loaded).unwrap();
     plan.bind(|n| cardbench::lab::find_head(&lab.heads, n).is_some()).unwrap();
     let i = cardbench::lab::find_head(&lab.heads, head).unwrap();
-    lab.heads[i].head.as_virtual().unwrap().cut_power(Some(PowerCut { at, point: CutPoint::AfterCommand }));
-    let rec = Recorder::disabled();
+    fault(&mut lab.heads[i]);
+    let (rec, rx) = Recorder::new("smoke");
     let results = cardbench::runner::run_plan(&plan, &mut lab.heads, &rec, &lab.keyset, lab.clock.unwrap(), [7; 32]);
-    plan.cases
+    drop(rec);
+    let events = rx.try_iter().collect();
+    let cases = plan
+        .cases
         .iter()
         .zip(results)
-        .map(|(c, r)| {
-            let heads = c.steps.iter().flat_map(|s| s.kind.heads()).map(str::to_string).collect();
-            (r.id, r.status, r.message, heads)
+        .map(|(c, r)| SmokeCase {
+            heads: c.steps.iter().flat_map(|s| s.kind.heads()).map(str::to_string).collect(),
+            id: r.id,
+            status: r.status,
+            message: r.message,
         })
-        .collect()
+        .collect();
+    (cases, events)
+}
+
+fn uses(c: &SmokeCase, head: &str) -> bool {
+    c.heads.iter().any(|h| h == head)
 }
 
 #[test]
 fn a_head_fault_ends_only_the_cases_that_use_that_head() {
-    // Head B's 6th transmit: inside the card-signed payment (B's first case).
-    let results = smoke_with_cut("B", 6);
-    let hit = results.iter().position(|r| r.3.contains(&"B".to_string())).unwrap();
-    let (id, status, msg, _) = &results[hit];
-    assert_eq!(*status, CaseStatus::Error, "{id}: {msg}");
-    assert!(msg.contains("mute"), "{msg}");
+    // Head B's reader dies at its 6th transmit: inside the card-signed payment (B's first case).
+    let (results, events) = smoke_with("B", |h| {
+        let inner = std::mem::replace(&mut h.head, Box::new(VirtualHead::new("placeholder")));
+        h.head = Box::new(Tapped::owned(inner, Dying { left: 6 }));
+    });
+    let hit = results.iter().position(|r| uses(r, "B")).unwrap();
+    let first = &results[hit];
+    assert_eq!(first.status, CaseStatus::Error, "{}: {}", first.id, first.message);
+    assert!(first.message.contains("reader unplugged"), "{}", first.message);
     let mut later_on_b = 0;
-    for (id, status, msg, heads) in &results[hit + 1..] {
-        if heads.iter().any(|h| h == "B") {
+    for c in &results[hit + 1..] {
+        if uses(c, "B") {
             later_on_b += 1;
-            assert_eq!(*status, CaseStatus::Error, "{id}");
-            assert!(msg.starts_with("not run:") && msg.contains("head B"), "{id}: {msg}");
+            assert_eq!(c.status, CaseStatus::Error, "{}", c.id);
+            assert!(c.message.starts_with("not run:") && c.message.contains("head B"), "{}: {}", c.id, c.message);
+            assert!(c.message.contains("recovery:"), "recovery was tried once and failed: {}", c.message);
         } else {
-            assert_eq!(*status, CaseStatus::Passed, "{id} does not use B and must run: {msg}");
+            assert_eq!(c.status, CaseStatus::Passed, "{} does not use B and must run: {}", c.id, c.message);
         }
     }
     assert!(later_on_b > 0, "the plan has later cases on B");
-    assert!(results[..hit].iter().all(|r| r.1 == CaseStatus::Passed));
+    assert!(results[..hit].iter().all(|r| r.status == CaseStatus::Passed));
+    let tries = events.iter().filter(|e| matches!(e, Event::Recovered { settled: false, .. })).count();
+    assert_eq!(tries, 1, "one recovery attempt, not one per case");
+}
+
+#[test]
+fn an_in_doubt_head_is_read_and_settled_before_it_is_used_again() {
+    // B's card loses power after running its 6th command, inside the card-signed payment.
+    let (results, events) = smoke_with("B", |h| {
+        h.head.as_virtual().unwrap().cut_power(Some(PowerCut { at: 6, point: CutPoint::AfterCommand }));
+    });
+    let hit = results.iter().position(|r| uses(r, "B")).unwrap();
+    assert_eq!(results[hit].status, CaseStatus::Error, "{}", results[hit].message);
+    assert!(results[hit].message.contains("mute"), "{}", results[hit].message);
+    let recovered: Vec<&Event> = events.iter().filter(|e| matches!(e, Event::Recovered { .. })).collect();
+    assert_eq!(recovered.len(), 1, "{recovered:?}");
+    assert!(matches!(recovered[0], Event::Recovered { settled: true, .. }), "{recovered:?}");
+    for c in results.iter().filter(|c| c.id != results[hit].id) {
+        assert_eq!(c.status, CaseStatus::Passed, "{}: {}", c.id, c.message);
+    }
+    // The recovery read the card before anything else was sent to it.
+    let rows: Vec<&cardbench::event::Exchange> = events
+        .iter()
+        .filter_map(|e| match e {
+            Event::Exchange(x) if x.head == "B" => Some(&**x),
+            _ => None,
+        })
+        .collect();
+    let doubt = rows.iter().position(|x| x.kind == RowKind::InDoubt).expect("in-doubt row");
+    assert_eq!(rows[doubt + 1].test_step, "recover", "first command after the doubt is recovery's");
 }
 
 fn bin() -> Proc {

@@ -17,14 +17,22 @@ fn bin() -> Command {
 /// pcscd for the duration of the test, stopped even when an assertion fails.
 struct Pcscd {
     dir: PathBuf,
+    readers: u32,
 }
 
 impl Pcscd {
     fn start(readers: u32, dir: &Path) -> Pcscd {
+        let p = Pcscd { dir: dir.to_path_buf(), readers };
+        p.start_again();
+        p
+    }
+
+    /// Start pcscd (again, after `kill`) with the same readers and directory.
+    fn start_again(&self) {
         let out = Command::new("bash")
             .arg(Path::new(ROOT).join("scripts/pcscd-lab.sh"))
-            .args(["start", &readers.to_string()])
-            .arg(dir)
+            .args(["start", &self.readers.to_string()])
+            .arg(&self.dir)
             .output()
             .unwrap();
         assert!(
@@ -33,7 +41,21 @@ impl Pcscd {
             String::from_utf8_lossy(&out.stdout),
             String::from_utf8_lossy(&out.stderr)
         );
-        Pcscd { dir: dir.to_path_buf() }
+    }
+}
+
+impl Pcscd {
+    /// pcscd dies (SIGKILL, as in a crash): its clients' connections break.
+    fn kill(&self) {
+        let pid = std::fs::read_to_string(self.dir.join("pcscd.pid")).unwrap();
+        let st = Command::new("kill").args(["-KILL", pid.trim()]).status().unwrap();
+        assert!(st.success());
+        // Until it is reaped: pcscd-lab.sh refuses to start while any pcscd (even a zombie) exists.
+        let t0 = Instant::now();
+        while Path::new("/proc").join(pid.trim()).exists() {
+            assert!(t0.elapsed() < Duration::from_secs(30), "pcscd {pid} was not reaped");
+            std::thread::sleep(Duration::from_millis(20));
+        }
     }
 }
 
@@ -52,6 +74,21 @@ impl Bridge {
         let child = bin()
             .args(["sim", "vpcd", "--profile", "profiles/vpcd-lab.toml", "--card", card])
             .args(["--port", &port.to_string(), "--delay-us", &delay_us.to_string()])
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        Bridge(child)
+    }
+}
+
+impl Bridge {
+    /// A bridge with extra `cardbench sim vpcd` options (e.g. `--stall-after N`).
+    fn start_with(card: &str, reader: u32, extra: &[&str]) -> Bridge {
+        let port = 35963 + 2 * reader;
+        let child = bin()
+            .args(["sim", "vpcd", "--profile", "profiles/vpcd-lab.toml", "--card", card])
+            .args(["--port", &port.to_string()])
+            .args(extra)
             .stderr(Stdio::null())
             .spawn()
             .unwrap();
@@ -99,11 +136,72 @@ fn wait_readers_with_cards(n: usize) -> String {
 
 fn trace_rows(p: &Path) -> Vec<Vec<String>> {
     let mut r = csv::Reader::from_path(p).unwrap();
-    // Everything but run id, wall time, monotonic offset and duration.
+    // Everything but run id, wall time, monotonic offset and duration; of the command and the
+    // response only the header and the lengths, because a lab with a real head draws the
+    // terminal's randoms from the OS (S34, challenges), so data derived from them differs.
     r.records()
         .map(|x| x.unwrap())
-        .map(|x| [4, 5, 6, 7, 8, 9, 10, 11, 13, 14].iter().map(|i| x[*i].to_string()).collect())
+        .map(|x| {
+            let mut row: Vec<String> = [4, 5, 6, 7, 8, 11, 13, 14, 15, 16].iter().map(|i| x[*i].to_string()).collect();
+            row.push(x[9].get(..8).unwrap_or(&x[9]).to_string());
+            row.push(format!("command {} bytes, response {} bytes", x[9].len() / 2, x[10].len() / 2));
+            row
+        })
         .collect()
+}
+
+/// A plan whose cases alternate between heads A and B, `rounds` cases each: READ (select
+/// and read the purse) and an assertion on the counter.
+fn alternating_plan(rounds: usize) -> String {
+    let mut p = String::from("[plan]\nid = \"alternate\"\nversion = \"1.0.0\"\nroles = [\"A\", \"B\"]\n");
+    for i in 1..=rounds {
+        for h in ["A", "B"] {
+            p += &format!(
+                "\n[[case]]\nid = \"{h}-{i}\"\ntitle = \"purse on {h}\"\n[[case.step]]\ndo = \"read\"\nhead = \"{h}\"\n\
+                 state = \"purse\"\nas = \"p\"\n[[case.step]]\ndo = \"assert\"\nthat = \"p.counter > 0\"\n"
+            );
+        }
+    }
+    p
+}
+
+/// profiles/vpcd-lab.toml with `timeout_ms` on every PC/SC head.
+fn lab_with_timeout(dir: &Path, ms: u64) -> PathBuf {
+    let lab = std::fs::read_to_string(Path::new(ROOT).join("profiles/vpcd-lab.toml")).unwrap();
+    let lab = lab.replace("\nreader = \"cardbench vpcd", &format!("\ntimeout_ms = {ms}\nreader = \"cardbench vpcd"));
+    let p = dir.join("lab-timeout.toml");
+    std::fs::write(&p, lab).unwrap();
+    p
+}
+
+/// Wait for a child, failing only if it is truly hung (the guard is not a timing assertion:
+/// the run takes a few seconds).
+fn wait_guarded(mut child: Child, what: &str) -> std::process::Output {
+    let t0 = Instant::now();
+    while child.try_wait().unwrap().is_none() {
+        if t0.elapsed() > Duration::from_secs(60) {
+            let _ = child.kill();
+            panic!("{what} hung");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    child.wait_with_output().unwrap()
+}
+
+#[test]
+fn pcsc_timeout_ms_is_validated_with_its_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = lab_with_timeout(dir.path(), 0);
+    let text = std::fs::read_to_string(&p).unwrap();
+    let line = text.lines().position(|l| l.starts_with("timeout_ms = 0")).unwrap() + 1;
+    let out = bin().args(["check", "test-plans/smoke.toml", "--profile"]).arg(&p).output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert_eq!(err.trim_end().lines().count(), 1, "one line: {err}");
+    assert!(
+        err.contains(&format!("lab-timeout.toml:{line}:14: timeout_ms 0 is out of range (1 to 600000 milliseconds)")),
+        "{err}"
+    );
 }
 
 #[test]
@@ -112,7 +210,7 @@ fn pcsc_through_pcscd_and_vpcd() {
         return;
     }
     let tmp = tempfile::tempdir().unwrap();
-    let _pcscd = Pcscd::start(6, &tmp.path().join("pcscd"));
+    let pcscd = Pcscd::start(6, &tmp.path().join("pcscd"));
 
     // 0. Presence events: readers at start, then a card inserted and removed (a bridge started
     //    and stopped), as `cardbench heads --watch` reports them.
@@ -159,6 +257,9 @@ fn pcsc_through_pcscd_and_vpcd() {
     for (i, (x, y)) in a.iter().zip(&b).enumerate() {
         assert_eq!(x, y, "row {} differs between PC/SC and in-process", i + 1);
     }
+    let rng = |id: &str| std::fs::read_to_string(logs.join(id).join("run.json")).unwrap();
+    assert!(rng("pcsc").contains("\"terminal_rng\": \"os\""), "{}", rng("pcsc"));
+    assert!(rng("inproc").contains("\"terminal_rng\": \"seeded:"), "{}", rng("inproc"));
 
     // 2. pcsc-tools' scriptor talks to the vpcd-bridged reference card.
     if Path::new("/usr/bin/scriptor").exists() {
@@ -275,4 +376,141 @@ fn pcsc_through_pcscd_and_vpcd() {
         let mut tr = csv::Reader::from_path(&t).unwrap();
         assert!(tr.records().all(|x| x.is_ok()), "{} parses", t.display());
     }
+
+    wait_readers_with_cards(0);
+
+    // 5. A stalled card (the bridge stops answering, connection open) on head A of a run over
+    //    heads A and B: A's exchange ends at the profile's deadline with a timeout, B goes on.
+    let timeout_ms = 1500;
+    let lab = lab_with_timeout(tmp.path(), timeout_ms);
+    let plan = tmp.path().join("alternate.toml");
+    std::fs::write(&plan, alternating_plan(4)).unwrap();
+    {
+        // Head A answers identify (2 APDUs) and case A-1 (3: SELECT, READ ALL, its 6C re-send).
+        let _a = Bridge::start_with("card-a", 0, &["--stall-after", "5"]);
+        let _b = Bridge::start("card-b", 1, 0);
+        wait_readers_with_cards(2);
+        let child = bin()
+            .args(["run", plan.to_str().unwrap(), "--profile", lab.to_str().unwrap(), "--run-id", "stall", "--logs"])
+            .arg(&logs)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let out = wait_guarded(child, "a run with a stalled card");
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert_eq!(out.status.code(), Some(1), "{stdout}{}", String::from_utf8_lossy(&out.stderr));
+        let line = |id: &str| {
+            stdout
+                .lines()
+                .find(|l| l.split_whitespace().nth(1) == Some(id))
+                .unwrap_or_else(|| panic!("{id}:\n{stdout}"))
+        };
+        assert!(line("A-1").starts_with("PASS"), "{stdout}");
+        let a2 = line("A-2");
+        assert!(a2.starts_with("ERR") && a2.contains("head A: timeout after"), "{stdout}");
+        // It waited the deadline out (not less) before giving up.
+        let secs: f64 = a2.rsplit("timeout after ").next().unwrap().trim_end_matches('s').parse().unwrap();
+        assert!(secs >= timeout_ms as f64 / 1000.0, "{a2}");
+        for id in ["B-1", "B-2", "B-3", "B-4"] {
+            assert!(line(id).starts_with("PASS"), "head B goes on: {stdout}");
+        }
+        // A's later cases are not run (its card's state is unknown), B's are.
+        for id in ["A-3", "A-4"] {
+            assert!(line(id).contains("not run"), "{stdout}");
+        }
+        // The stalled command is an in-doubt row naming the timeout, A's last; B's rows go on.
+        let mut r = csv::Reader::from_path(logs.join("stall/trace.csv")).unwrap();
+        let rows: Vec<csv::StringRecord> = r.records().map(|x| x.unwrap()).collect();
+        let a_rows: Vec<_> = rows.iter().filter(|x| &x[4] == "A").collect();
+        assert_eq!(a_rows.len(), 6, "A's 5 answered exchanges and the stalled one: {a_rows:?}");
+        let stalled = a_rows[5];
+        assert_eq!(
+            (&stalled[7], &stalled[9], &stalled[10], &stalled[11], &stalled[15]),
+            ("A-2", "00A4040007A0000007770001", "", "", "in-doubt"),
+            "{stalled:?}"
+        );
+        assert!(stalled[16].contains("timeout after"), "{stalled:?}");
+        assert!(a_rows[..5].iter().all(|x| &x[15] != "in-doubt"), "{a_rows:?}");
+        assert_eq!(rows.iter().filter(|x| &x[4] == "B" && x[7].starts_with("B-")).count(), 8, "{rows:?}");
+    }
+    wait_readers_with_cards(0);
+
+    // 6. The same through the head itself: after the timeout the card takes no command until
+    //    it has been reset; the reset waits for the stuck reader, which frees up when the
+    //    stalled card goes away; a fresh card is then powered and answers.
+    {
+        use cardbench::head::{pcsc_head::PcscHead, pcsc_head::Share, Head, HeadError};
+        let select = hex::decode("00A4040007A0000007770001").unwrap();
+        let a = Bridge::start_with("card-a", 0, &["--stall-after", "1"]);
+        wait_readers_with_cards(1);
+        let mut head = PcscHead::new("A", "cardbench vpcd 0 00 00", Share::Shared, pcsc::Protocols::ANY)
+            .with_timeout(Duration::from_millis(500));
+        head.power_on().unwrap();
+        assert_eq!(head.transmit(&select).unwrap().response, [0x90, 0x00]);
+        match head.transmit(&select) {
+            Err(HeadError::Timeout(d)) => assert!(d >= Duration::from_millis(500), "{d:?}"),
+            other => panic!("stalled exchange: {other:?}"),
+        }
+        let e = head.transmit(&select).unwrap_err();
+        assert!(!e.maybe_delivered() && e.to_string().contains("not been reset"), "no command before a reset: {e}");
+        assert!(matches!(head.power_on(), Err(HeadError::Timeout(_))), "the reader is still stuck");
+        assert!(matches!(head.power_off(), Err(HeadError::Timeout(_))), "unpowering needs the reader too");
+        drop(a);
+        wait_readers_with_cards(0);
+        let _a = Bridge::start("card-a", 0, 0);
+        wait_readers_with_cards(1);
+        assert_eq!(head.power_on().unwrap(), hex::decode("3B89004341524442454E4348").unwrap());
+        assert_eq!(head.transmit(&select).unwrap().response, [0x90, 0x00]);
+
+        // 7. pcscd dies: the head is gone (service stopped), also while pcscd is down; when
+        //    pcscd is back, the next power_on reconnects (new context, reader, card).
+        pcscd.kill();
+        assert_eq!(head.transmit(&select).unwrap_err(), HeadError::ServiceStopped);
+        assert_eq!(head.power_on().unwrap_err(), HeadError::ServiceStopped);
+        pcscd.start_again();
+        wait_readers_with_cards(1);
+        head.power_on().unwrap();
+        assert_eq!(head.transmit(&select).unwrap().response, [0x90, 0x00]);
+        // The head lets the card go before its bridge stops: in the other order (a reset sent
+        // to a card already gone) pcscd did not see the next bridge's card on that reader.
+        drop(head);
+    }
+    wait_readers_with_cards(0);
+
+    // 8. pcscd dies in the middle of a run: the head is gone (the case ends with "reader service
+    //    stopped" and nothing more is sent to that card), not a per-case error.
+    {
+        let _a = Bridge::start("card-a", 0, 20_000);
+        let _b = Bridge::start("card-b", 1, 20_000);
+        wait_readers_with_cards(2);
+        let plan = tmp.path().join("alternate-long.toml");
+        std::fs::write(&plan, alternating_plan(20)).unwrap();
+        let child = bin()
+            .args(["run", plan.to_str().unwrap(), "--profile", lab.to_str().unwrap(), "--run-id", "kill", "--logs"])
+            .arg(&logs)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let trace = logs.join("kill/trace.csv");
+        let t0 = Instant::now();
+        while std::fs::read_to_string(&trace).map(|s| s.lines().count()).unwrap_or(0) < 10 {
+            assert!(t0.elapsed() < Duration::from_secs(30), "run did not start");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        pcscd.kill();
+        let out = wait_guarded(child, "a run whose pcscd died");
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert_eq!(out.status.code(), Some(1), "{stdout}{}", String::from_utf8_lossy(&out.stderr));
+        let errs: Vec<&str> = stdout.lines().filter(|l| l.starts_with("ERR")).collect();
+        assert!(!errs.is_empty() && errs[0].contains("reader service stopped"), "{stdout}");
+        // The head whose exchange met the dead service runs nothing more: its later cases are
+        // "not run", not sent and failed one by one.
+        let gone = errs[0].split_whitespace().nth(2).unwrap().to_string();
+        let after: Vec<&str> = stdout.lines().skip_while(|l| *l != errs[0]).skip(1).collect();
+        assert!(after.iter().filter(|l| l.contains(&gone)).all(|l| l.contains("not run")), "{stdout}");
+        assert!(!after.iter().any(|l| l.starts_with("PASS")), "{stdout}");
+    }
+    drop(pcscd);
 }

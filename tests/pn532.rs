@@ -667,16 +667,17 @@ fn faulty_rig(last: u8, timeout_ms: u64, faults: Vec<FaultRule>) -> (PtySim, Pn5
 fn writes_run_exactly_once_through(last: u8, fault: Fault) {
     let (sim, mut h, before) = faulty_rig(last, 5000, vec![FaultRule::every(fault)]);
     let (frames, exchanges) = (h.stats().frames_sent, sim.sim().stats().exchanges);
-    for i in 0..3u32 {
-        let r = exec(&mut h, &cmds::purse_write_value(10 + i, 20_260_601)).unwrap();
-        assert_eq!(r.sw, 0x9000, "WRITE VALUE {i}");
-        assert_eq!(r.data, (before - 1 - i).to_be_bytes(), "the card's counter after write {i}");
-    }
+    // The charge first (the engine checks the record it finds), then raw writes.
     let ks = keys();
-    let mut t = Terminal { keys: &ks, now: 1_780_315_200, rng: ChaCha20Rng::seed_from_u64(u64::from(last)) };
+    let mut t = Terminal::new(&ks, 1_780_315_200, ChaCha20Rng::seed_from_u64(u64::from(last)));
     let rec = Recorder::disabled();
     let o = charge(&mut Link::new(&mut h, &rec), &mut t, 300).unwrap();
     assert!(matches!(o, Outcome::Success(_)), "{o}");
+    for i in 0..3u32 {
+        let r = exec(&mut h, &cmds::purse_write_value(10 + i, 20_260_601)).unwrap();
+        assert_eq!(r.sw, 0x9000, "WRITE VALUE {i}");
+        assert_eq!(r.data, (before - 2 - i).to_be_bytes(), "the card's counter after write {i}");
+    }
     let st = h.stats();
     let ss = sim.sim().stats();
     sim.sim().set_faults(vec![]);

@@ -18,6 +18,7 @@ const PLANS: &[&str] = &[
     "test-plans/cpay.toml",
     "test-plans/xfer-keys.toml",
     "test-plans/xfer-transfer.toml",
+    "test-plans/tear-cases.toml",
     "test-plans/certification.toml",
 ];
 
@@ -202,7 +203,11 @@ fn every_case_has_an_id_title_reference_and_tags_in_suite_order() {
             prefixes.push(parts[0]);
         }
     }
-    assert_eq!(prefixes, ["PURSE", "CPAY", "KU", "XFER", "CERT"], "include order: purse, cpay, keys, transfer");
+    assert_eq!(
+        prefixes,
+        ["PURSE", "CPAY", "KU", "XFER", "TEAR", "CERT"],
+        "include order: purse, cpay, keys, transfer, tear"
+    );
 }
 
 fn bin() -> Proc {

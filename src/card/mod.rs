@@ -130,6 +130,10 @@ impl VirtualCard {
         self.protocol
     }
 
+    pub fn nvm(&self) -> &Nvm<CardImage> {
+        &self.nvm
+    }
+
     pub fn nvm_mut(&mut self) -> &mut Nvm<CardImage> {
         &mut self.nvm
     }

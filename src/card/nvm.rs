@@ -41,6 +41,11 @@ impl<T: Clone> Nvm<T> {
         self.tear_after = n;
     }
 
+    /// Whether an armed tear is still waiting for its commit.
+    pub fn tear_pending(&self) -> bool {
+        self.tear_after.is_some()
+    }
+
     /// Apply `f` to a working copy and commit it only if `f` succeeds.
     pub fn update<R>(&mut self, f: impl FnOnce(&mut T) -> Result<R, u16>) -> Result<R, NvmFailure> {
         let mut work = self.committed.clone();

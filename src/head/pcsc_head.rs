@@ -1,17 +1,28 @@
 //! PC/SC reader heads over pcsc-lite (the `pcsc` crate): one reader selected by a name
 //! pattern, shared or exclusive, T=0 / T=1 / any.
 //!
-//! The pcsc crate's rule is one `Context` per thread; each head owns its own context and
-//! is used by one worker thread at a time. Every pcsc error becomes a `HeadError` naming
-//! what a lab operator needs to know (no card, card removed, reader gone, service stopped).
+//! Each head owns its own context and is used by one worker thread at a time. Every call on
+//! the reader runs under the head's deadline (`guard`: a watchdog cuts the context's socket
+//! when pcsc-lite does not return in time), and a timed-out card is cold-reset before it takes
+//! another command. Every pcsc error becomes a `HeadError` naming what a lab operator needs to
+//! know (no card, card removed, reader gone, service stopped, timeout). docs/pcsc.md has the
+//! reasoning.
+
+mod guard;
 
 use super::{Head, HeadError, HeadInfo, Wire};
-use pcsc::{Card, Context, Disposition, Protocols, ReaderState, Scope, ShareMode, State};
+use crossbeam_channel::{Receiver, RecvTimeoutError};
+use guard::{GuardedContext, Watchdog};
+use pcsc::{Card, Disposition, Protocols, ReaderState, ShareMode, State};
 use std::ffi::CString;
 use std::time::{Duration, Instant};
 
 /// Largest response pcsc-lite can carry (extended APDUs).
 const MAX_RESPONSE: usize = pcsc::MAX_BUFFER_SIZE_EXTENDED;
+
+/// Deadline of one exchange (and of every other call on the reader) when the profile gives
+/// no `timeout_ms`.
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(5);
 
 impl From<pcsc::Error> for HeadError {
     fn from(e: pcsc::Error) -> Self {
@@ -21,7 +32,10 @@ impl From<pcsc::Error> for HeadError {
             E::RemovedCard => HeadError::CardRemoved,
             E::UnpoweredCard | E::UnresponsiveCard => HeadError::Mute,
             E::ReaderUnavailable | E::UnknownReader | E::NoReadersAvailable => HeadError::ReaderGone(e.to_string()),
-            E::NoService | E::ServiceStopped => HeadError::ServiceStopped,
+            // pcsc-lite's client reports a lost connection to pcscd (pcscd died or was
+            // restarted) as a communication error, or as a security violation when the
+            // connection was reset.
+            E::NoService | E::ServiceStopped | E::CommError | E::SecurityViolation => HeadError::ServiceStopped,
             E::Timeout => HeadError::Timeout(Duration::ZERO),
             other => HeadError::Transport(other.to_string()),
         }
@@ -34,16 +48,33 @@ pub enum Share {
     Exclusive,
 }
 
+/// A fresh connection with a cold-reset card, made by the reset thread after a timeout.
+struct Reconnected {
+    gc: GuardedContext,
+    reader: CString,
+    card: Card,
+    atr: Vec<u8>,
+}
+
 pub struct PcscHead {
     info: HeadInfo,
     pattern: String,
     share: Share,
     protocols: Protocols,
-    ctx: Option<Context>,
+    timeout: Duration,
+    ctx: Option<GuardedContext>,
     reader: Option<CString>,
     card: Option<Card>,
     atr: Option<Vec<u8>>,
     buf: Vec<u8>,
+    dog: Watchdog,
+    /// Set when a call overran its deadline: the reader may still be working on the command,
+    /// and the card must be cold-reset before it takes another one.
+    must_reset: bool,
+    /// The one thread that reconnects and cold-resets the card after a timeout. It blocks
+    /// for as long as the reader is still busy with the abandoned call; `power_on` waits for
+    /// it up to the deadline and, if it is not done, leaves it running for the next try.
+    resetting: Option<Receiver<Result<Reconnected, HeadError>>>,
 }
 
 impl PcscHead {
@@ -53,19 +84,63 @@ impl PcscHead {
             pattern: pattern.into(),
             share,
             protocols,
+            timeout: DEFAULT_TIMEOUT,
             ctx: None,
             reader: None,
             card: None,
             atr: None,
             buf: vec![0; MAX_RESPONSE],
+            dog: Watchdog::new(name),
+            must_reset: false,
+            resetting: None,
         }
     }
 
-    fn ctx(&mut self) -> Result<&Context, HeadError> {
+    /// Deadline of every call on the reader (exchange, connect, reset, disconnect).
+    pub fn with_timeout(mut self, timeout: Duration) -> PcscHead {
+        self.timeout = timeout;
+        self
+    }
+
+    fn ensure_ctx(&mut self) -> Result<(), HeadError> {
         if self.ctx.is_none() {
-            self.ctx = Some(Context::establish(Scope::User)?);
+            self.ctx = Some(GuardedContext::establish()?);
         }
-        Ok(self.ctx.as_ref().expect("established above"))
+        Ok(())
+    }
+
+    /// Run one pcsc call on the head's context under the deadline `limit`. A call that
+    /// overran ends as `Timeout` with the time actually waited, and the connection is dropped
+    /// (the watchdog cut it); any other pcsc error drops what it invalidated.
+    fn guarded<T>(
+        &mut self,
+        limit: Duration,
+        call: impl FnOnce(&pcsc::Context, Option<&Card>, &mut [u8]) -> Result<T, pcsc::Error>,
+    ) -> Result<T, HeadError> {
+        self.ensure_ctx()?;
+        let gc = self.ctx.as_ref().expect("ensured above");
+        let (card, buf) = (self.card.as_ref(), &mut self.buf);
+        let g = self.dog.run(gc, limit, |ctx| call(ctx, card, buf));
+        if g.cut {
+            self.cut_off();
+            return Err(HeadError::Timeout(g.waited));
+        }
+        g.result.map_err(|e| {
+            let e = HeadError::from(e);
+            self.forget_on(&e);
+            e
+        })
+    }
+
+    /// After a timeout: the context's connection is cut, so drop it with the card (their
+    /// disconnect and release fail at once on the cut socket; pcscd cleans up its side when
+    /// its own call returns, leaving a shared card powered). The card is cold-reset on the
+    /// next `power_on` before anything else is sent.
+    fn cut_off(&mut self) {
+        self.card = None;
+        self.atr = None;
+        self.ctx = None;
+        self.must_reset = true;
     }
 
     /// Resolve the pattern to a reader name (first match in pcscd's order).
@@ -73,15 +148,15 @@ impl PcscHead {
         if let Some(r) = &self.reader {
             return Ok(r.clone());
         }
-        let pattern = self.pattern.clone();
-        let readers = self.ctx()?.list_readers_owned().map_err(|e| match e {
-            pcsc::Error::NoReadersAvailable => HeadError::ReaderGone(format!("no reader matches '{pattern}'")),
-            e => e.into(),
-        })?;
-        let r = readers
-            .into_iter()
-            .find(|r| r.to_string_lossy().contains(&pattern))
-            .ok_or_else(|| HeadError::ReaderGone(format!("no reader matches '{pattern}'")))?;
+        let r = self
+            .guarded(self.timeout, |ctx, _, _| ctx.list_readers_owned())
+            .and_then(|readers| find_reader(readers, &self.pattern));
+        let r = match r {
+            Err(HeadError::ReaderGone(_)) => {
+                Err(HeadError::ReaderGone(format!("no reader matches '{}'", self.pattern)))
+            }
+            r => r,
+        }?;
         self.info.reader = r.to_string_lossy().into_owned();
         self.reader = Some(r.clone());
         Ok(r)
@@ -95,8 +170,11 @@ impl PcscHead {
     }
 
     fn read_atr(&mut self) -> Result<Vec<u8>, HeadError> {
-        let card = self.card.as_ref().ok_or(HeadError::Unpowered)?;
-        let atr = card.status2_owned()?.atr().to_vec();
+        if self.card.is_none() {
+            return Err(HeadError::Unpowered);
+        }
+        let atr =
+            self.guarded(self.timeout, |_, card, _| Ok(card.expect("checked").status2_owned()?.atr().to_vec()))?;
         self.atr = Some(atr.clone());
         Ok(atr)
     }
@@ -125,10 +203,14 @@ impl PcscHead {
         let mut rs = [ReaderState::new(reader, State::UNAWARE)];
         loop {
             let left = deadline.saturating_duration_since(Instant::now());
-            match self.ctx()?.get_status_change(left, &mut rs) {
-                Ok(()) => {}
-                Err(pcsc::Error::Timeout) => return Ok(false),
-                Err(e) => return Err(e.into()),
+            let changed =
+                self.guarded(left + self.timeout, |ctx, _, _| match ctx.get_status_change(left, &mut rs) {
+                    Ok(()) => Ok(true),
+                    Err(pcsc::Error::Timeout) => Ok(false),
+                    Err(e) => Err(e),
+                })?;
+            if !changed {
+                return Ok(false);
             }
             let st = rs[0].event_state();
             if st.intersects(State::UNKNOWN | State::UNAVAILABLE) {
@@ -143,6 +225,119 @@ impl PcscHead {
             }
         }
     }
+
+    /// Power-on after a timeout: reconnect on a fresh context and cold-reset the card, in a
+    /// thread of its own because the reader may still be held by the abandoned call for
+    /// longer than any deadline. At most one such thread per head.
+    fn power_on_after_timeout(&mut self) -> Result<Vec<u8>, HeadError> {
+        // A result that is already waiting is older than this call: if it is a failure (the
+        // card was gone while the reader was stuck), try again rather than report it.
+        let mut ready = None;
+        if let Some(rx) = &self.resetting {
+            match rx.try_recv() {
+                Ok(Ok(r)) => ready = Some(r),
+                Ok(Err(_)) | Err(crossbeam_channel::TryRecvError::Disconnected) => self.resetting = None,
+                Err(crossbeam_channel::TryRecvError::Empty) => {}
+            }
+        }
+        if let Some(r) = ready {
+            self.resetting = None;
+            return Ok(self.adopt(r));
+        }
+        let rx = match self.resetting.take() {
+            Some(rx) => rx,
+            None => {
+                let (tx, rx) = crossbeam_channel::bounded(1);
+                let (pattern, share, protocols) = (self.pattern.clone(), self.share_mode(), self.protocols);
+                std::thread::Builder::new()
+                    .name(format!("pcsc-reset-{}", self.info.name))
+                    .spawn(move || {
+                        // If the head is gone by the time this returns, the send fails and
+                        // the card is dropped (disconnected with a reset).
+                        let _ = tx.send(reconnect_cold(&pattern, share, protocols));
+                    })
+                    .map_err(|e| HeadError::Transport(format!("cannot start the reset thread: {e}")))?;
+                rx
+            }
+        };
+        let start = Instant::now();
+        match rx.recv_timeout(self.timeout) {
+            Ok(Ok(r)) => Ok(self.adopt(r)),
+            Ok(Err(e)) => {
+                // The reset failed: the next power_on starts a new attempt. A card that left
+                // the reader needs no reset any more; otherwise (reader or service gone) it
+                // still has to be reset first.
+                if matches!(e, HeadError::NoCard | HeadError::CardRemoved) {
+                    self.must_reset = false;
+                }
+                self.forget_on(&e);
+                Err(e)
+            }
+            Err(RecvTimeoutError::Timeout) => {
+                self.resetting = Some(rx);
+                Err(HeadError::Timeout(start.elapsed()))
+            }
+            Err(RecvTimeoutError::Disconnected) => {
+                Err(HeadError::Transport("the reset thread ended without an answer".into()))
+            }
+        }
+    }
+}
+
+impl PcscHead {
+    /// Take over the reset thread's connection: the card was cold-reset on it.
+    fn adopt(&mut self, r: Reconnected) -> Vec<u8> {
+        self.info.reader = r.reader.to_string_lossy().into_owned();
+        self.ctx = Some(r.gc);
+        self.reader = Some(r.reader);
+        self.card = Some(r.card);
+        self.atr = Some(r.atr.clone());
+        self.must_reset = false;
+        r.atr
+    }
+}
+
+fn find_reader(readers: Vec<CString>, pattern: &str) -> Result<CString, HeadError> {
+    readers
+        .into_iter()
+        .find(|r| r.to_string_lossy().contains(pattern))
+        .ok_or_else(|| HeadError::ReaderGone(format!("no reader matches '{pattern}'")))
+}
+
+/// A new context, the reader found again, the card connected and cold-reset.
+fn reconnect_cold(pattern: &str, share: ShareMode, protocols: Protocols) -> Result<Reconnected, HeadError> {
+    let gc = GuardedContext::establish()?;
+    let readers = match gc.ctx.list_readers_owned() {
+        Ok(r) => r,
+        Err(pcsc::Error::NoReadersAvailable) => Vec::new(),
+        Err(e) => return Err(e.into()),
+    };
+    let reader = find_reader(readers, pattern)?;
+    let mut card = gc.ctx.connect(&reader, share, protocols)?;
+    card.reconnect(share, protocols, Disposition::UnpowerCard)?;
+    let atr = card.status2_owned()?.atr().to_vec();
+    Ok(Reconnected { gc, reader, card, atr })
+}
+
+impl PcscHead {
+    /// Reconnect the held card with `how` (cold or warm reset) under the deadline; the card
+    /// stays held, and a cut or a lost service is handled as for every other call.
+    fn reconnect(&mut self, mut card: Card, how: Disposition) -> Result<(), HeadError> {
+        let (share, protocols) = (self.share_mode(), self.protocols);
+        let g = self.dog.run(self.ctx.as_ref().expect("a card has a context"), self.timeout, |_| {
+            card.reconnect(share, protocols, how)
+        });
+        self.card = Some(card);
+        if g.cut {
+            self.cut_off();
+            return Err(HeadError::Timeout(g.waited));
+        }
+        g.result.map_err(|e| {
+            let e = HeadError::from(e);
+            self.forget_on(&e);
+            e
+        })
+    }
 }
 
 impl Head for PcscHead {
@@ -153,7 +348,7 @@ impl Head for PcscHead {
     fn card_present(&mut self) -> Result<bool, HeadError> {
         let reader = self.reader()?;
         let mut rs = [ReaderState::new(reader, State::UNAWARE)];
-        self.ctx()?.get_status_change(Duration::ZERO, &mut rs)?;
+        self.guarded(self.timeout, |ctx, _, _| ctx.get_status_change(Duration::ZERO, &mut rs))?;
         Ok(rs[0].event_state().contains(State::PRESENT))
     }
 
@@ -162,72 +357,97 @@ impl Head for PcscHead {
     }
 
     fn power_on(&mut self) -> Result<Vec<u8>, HeadError> {
-        let r = (|| {
-            let (share, protocols) = (self.share_mode(), self.protocols);
-            if let Some(card) = self.card.as_mut() {
-                card.reconnect(share, protocols, Disposition::UnpowerCard)?;
-            } else {
-                let reader = self.reader()?;
-                let card = self.ctx()?.connect(&reader, share, protocols)?;
-                self.card = Some(card);
-            }
-            self.read_atr()
-        })();
-        if let Err(e) = &r {
-            self.forget_on(e);
+        if self.must_reset {
+            return self.power_on_after_timeout();
         }
-        r
-    }
-
-    fn power_off(&mut self) -> Result<(), HeadError> {
-        self.atr = None;
-        if let Some(card) = self.card.take() {
-            card.disconnect(Disposition::UnpowerCard).map_err(|(_, e)| HeadError::from(e))?;
-        }
-        Ok(())
-    }
-
-    fn warm_reset(&mut self) -> Result<Vec<u8>, HeadError> {
         let (share, protocols) = (self.share_mode(), self.protocols);
-        let card = self.card.as_mut().ok_or(HeadError::Unpowered)?;
-        if let Err(e) = card.reconnect(share, protocols, Disposition::ResetCard) {
-            let e = HeadError::from(e);
-            self.forget_on(&e);
-            return Err(e);
+        if let Some(card) = self.card.take() {
+            self.reconnect(card, Disposition::UnpowerCard)?;
+        } else {
+            let reader = self.reader()?;
+            let card = self.guarded(self.timeout, |ctx, _, _| ctx.connect(&reader, share, protocols))?;
+            self.card = Some(card);
         }
         self.read_atr()
     }
 
+    fn power_off(&mut self) -> Result<(), HeadError> {
+        if self.must_reset {
+            // The card is still powered in the reader (pcscd leaves a shared card powered when
+            // it cleans up the abandoned connection): it can only be unpowered once the reader
+            // answers again, through the reset thread's connection.
+            match self.power_on_after_timeout() {
+                Ok(_) => {}
+                Err(HeadError::NoCard | HeadError::CardRemoved) => return Ok(()),
+                Err(e) => return Err(e),
+            }
+        }
+        self.atr = None;
+        let Some(card) = self.card.take() else { return Ok(()) };
+        let g = self.dog.run(self.ctx.as_ref().expect("a card has a context"), self.timeout, |_| {
+            card.disconnect(Disposition::UnpowerCard).map_err(|(_, e)| e)
+        });
+        if g.cut {
+            self.cut_off();
+            return Err(HeadError::Timeout(g.waited));
+        }
+        g.result.map_err(|e| {
+            let e = HeadError::from(e);
+            self.forget_on(&e);
+            e
+        })
+    }
+
+    fn warm_reset(&mut self) -> Result<Vec<u8>, HeadError> {
+        if self.must_reset {
+            return self.power_on_after_timeout();
+        }
+        let card = self.card.take().ok_or(HeadError::Unpowered)?;
+        self.reconnect(card, Disposition::ResetCard)?;
+        self.read_atr()
+    }
+
     fn transmit(&mut self, apdu: &[u8]) -> Result<Wire, HeadError> {
-        let card = self.card.as_ref().ok_or(HeadError::Unpowered)?;
+        // Without a card (never powered, or dropped after a timeout or a lost service) the
+        // command never leaves the host.
+        if self.must_reset {
+            return Err(HeadError::NotSent("the card has not been reset since an exchange timed out".into()));
+        }
+        if self.card.is_none() {
+            return Err(HeadError::Unpowered);
+        }
         let start = Instant::now();
-        let r = card.transmit(apdu, &mut self.buf);
+        let r = self
+            .guarded(self.timeout, |_, card, buf| card.expect("checked").transmit(apdu, buf).map(|resp| resp.to_vec()));
         let duration = start.elapsed();
         match r {
-            Ok(resp) if resp.len() >= 2 => Ok(Wire { response: resp.to_vec(), duration }),
-            Ok(_) => {
-                // A reader that answers without even a status word lost the card in the middle
-                // of the exchange (vpcd does this when its card disconnects): ask pcscd which.
-                // pcscd learns of a removal from the driver's polling (about every 0.5 s for
-                // vpcd), so give it a moment before calling the card mute.
-                let e = match self.wait_presence(false, Duration::from_millis(1500)) {
-                    Ok(true) => HeadError::CardRemoved,
-                    Ok(false) => HeadError::Mute,
-                    Err(e) => e,
-                };
-                self.forget_on(&e);
-                Err(e)
-            }
-            Err(e) => {
-                let e = HeadError::from(e);
-                self.forget_on(&e);
-                Err(e)
-            }
+            Ok(response) if response.len() >= 2 => Ok(Wire { response, duration }),
+            // A reader that answers without even a status word, or whose driver failed the
+            // exchange, may have lost the card in the middle of it (vpcd does either when its
+            // card disconnects, depending on the moment): ask pcscd which. pcscd learns of a
+            // removal from the driver's polling (about every 0.5 s for vpcd), so give it a
+            // moment before deciding.
+            Ok(_) => Err(self.removed_or(HeadError::Mute)),
+            Err(e) if e == HeadError::from(pcsc::Error::NotTransacted) => Err(self.removed_or(e)),
+            Err(e) => Err(e),
         }
     }
 
     fn wait_for_card(&mut self, present: bool, timeout: Duration) -> Result<bool, HeadError> {
         self.wait_presence(present, timeout)
+    }
+}
+
+impl PcscHead {
+    /// `CardRemoved` if the card leaves the reader within a moment, else `otherwise`.
+    fn removed_or(&mut self, otherwise: HeadError) -> HeadError {
+        let e = match self.wait_presence(false, Duration::from_millis(1500)) {
+            Ok(true) => HeadError::CardRemoved,
+            Ok(false) => otherwise,
+            Err(e) => e,
+        };
+        self.forget_on(&e);
+        e
     }
 }
 
@@ -241,7 +461,8 @@ pub struct ReaderListing {
 
 /// Every reader pcscd knows, with card state and ATR (like pcsc_scan, once).
 pub fn list_readers() -> Result<Vec<ReaderListing>, HeadError> {
-    let ctx = Context::establish(Scope::User)?;
+    let gc = GuardedContext::establish()?;
+    let ctx = &gc.ctx;
     let names = match ctx.list_readers_owned() {
         Ok(n) => n,
         Err(pcsc::Error::NoReadersAvailable) => return Ok(Vec::new()),
@@ -279,7 +500,8 @@ pub fn watch(
     poll: Duration,
 ) -> Result<(), HeadError> {
     use std::sync::atomic::Ordering;
-    let ctx = Context::establish(Scope::User)?;
+    let gc = GuardedContext::establish()?;
+    let ctx = &gc.ctx;
     // Readers, then the plug-and-play pseudo reader; each keeps its last seen state so the
     // next call blocks until something changes.
     let mut states: Vec<ReaderState> = vec![ReaderState::new(pcsc::PNP_NOTIFICATION(), State::UNAWARE)];

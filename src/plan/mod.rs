@@ -12,6 +12,15 @@ use std::ops::Range;
 use std::path::PathBuf;
 use template::{Expr, Template};
 
+/// Where a `tear` step cuts power during the next engine step.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TearAt {
+    /// At the `n`-th wire exchange on the head (1-based), before the command or after it.
+    Exchange { n: u64, point: crate::head::virtual_head::CutPoint },
+    /// During the `k`-th NVM commit of the card (virtual heads only).
+    Commit(u64),
+}
+
 /// A protocol-engine invocation.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Action {
@@ -157,6 +166,11 @@ pub enum StepKind {
     Insert {
         head: String,
     },
+    /// Arm a power cut on a head for the next engine step of the case (docs/tear.md).
+    Tear {
+        head: String,
+        at: TearAt,
+    },
     /// Terminal recovery (`engine::recover`) on one or two heads, with the intents the run
     /// keeps in memory; `expect` is a recovery verdict word or `settled`.
     Recover {
@@ -187,6 +201,7 @@ impl StepKind {
             StepKind::Remove { .. } => "remove",
             StepKind::Insert { .. } => "insert",
             StepKind::InsertCard { .. } => "insert_card",
+            StepKind::Tear { .. } => "tear",
             StepKind::Recover { .. } => "recover",
         }
     }
@@ -202,7 +217,8 @@ impl StepKind {
             | StepKind::WarmReset { head }
             | StepKind::Remove { head }
             | StepKind::Insert { head }
-            | StepKind::InsertCard { head, .. } => vec![head],
+            | StepKind::InsertCard { head, .. }
+            | StepKind::Tear { head, .. } => vec![head],
             StepKind::Engine { action, .. } => action.heads(),
             StepKind::Recover { heads, .. } => heads.iter().map(String::as_str).collect(),
             StepKind::Assert { .. } | StepKind::Set { .. } => vec![],

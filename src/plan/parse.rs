@@ -84,6 +84,9 @@ struct StepRaw {
     vars: Option<Spanned<BTreeMap<String, String>>>,
     card: Option<Spanned<CardRaw>>,
     unchecked: Option<Spanned<bool>>,
+    at: Option<Spanned<i64>>,
+    point: Option<Spanned<String>>,
+    commit: Option<Spanned<i64>>,
 }
 
 /// An inline reference card for `insert_card`; absent fields take `CardPlan::new` defaults.
@@ -121,7 +124,7 @@ pub fn state_fields(s: StateKind) -> &'static [&'static str] {
 
 const ENGINES: &str = "charge, pay, card_signed_payment, key_update, value_transfer";
 const KINDS: &str =
-    "apdu, select, engine, recover, read, assert, set, power_off, power_on, warm_reset, remove, insert, insert_card";
+    "apdu, select, engine, recover, read, assert, set, power_off, power_on, warm_reset, remove, insert, insert_card, tear";
 
 /// Limits on what a plan may expand into, checked from the sizes written in the file before
 /// anything is expanded: a `for_each` over 9 variables of 10 values each is a billion cases,
@@ -278,6 +281,7 @@ fn parse_with(path: &Path, text: &str, seen: &mut Vec<PathBuf>) -> Result<Plan, 
         define(&s.kind, &mut known);
     }
     for (i, s) in raw.setup.iter().enumerate() {
+        refuse_tear(&src, s)?;
         let step = step(&src, s, &format!("setup #{}", i + 1), &BTreeMap::new(), &mut known)?;
         plan.setup.push(step);
     }
@@ -299,6 +303,7 @@ fn parse_with(path: &Path, text: &str, seen: &mut Vec<PathBuf>) -> Result<Plan, 
         }
     }
     for (i, s) in raw.teardown.iter().enumerate() {
+        refuse_tear(&src, s)?;
         let mut k = known.clone();
         plan.teardown.push(step(&src, s, &format!("teardown #{}", i + 1), &BTreeMap::new(), &mut k)?);
     }
@@ -306,6 +311,13 @@ fn parse_with(path: &Path, text: &str, seen: &mut Vec<PathBuf>) -> Result<Plan, 
         return Err(ConfigError::whole_file(path, "plan has no [[case]]"));
     }
     Ok(plan)
+}
+
+fn refuse_tear(src: &Src, s: &Spanned<StepRaw>) -> Result<(), ConfigError> {
+    if s.get_ref().kind.get_ref() == "tear" {
+        return Err(src.err(s.get_ref().kind.span(), "`tear` steps belong in cases, before the engine step they cut"));
+    }
+    Ok(())
 }
 
 /// Refuse a case whose expansion would take the plan past a limit, from the sizes in the
@@ -446,6 +458,17 @@ fn cases(src: &Src, c: &Spanned<CaseRaw>, known: &BTreeSet<String>) -> Result<Ve
         if steps.is_empty() {
             return Err(src.err(c.span(), format!("case '{id}' has no [[case.step]]")));
         }
+        // A tear arms a cut for the next engine step: one must follow.
+        for (i, s) in steps.iter().enumerate() {
+            if matches!(s.kind, StepKind::Tear { .. })
+                && !steps[i + 1..].iter().any(|n| matches!(n.kind, StepKind::Engine { .. }))
+            {
+                return Err(src.err(
+                    raw.steps[i].span(),
+                    format!("{}: a tear arms a power cut for the next engine step, and none follows", s.label),
+                ));
+            }
+        }
         out.push(Case {
             id: case_id,
             title: raw.title.clone(),
@@ -520,6 +543,9 @@ fn step(
         ("vars", r.vars.as_ref().map(|x| x.span())),
         ("card", r.card.as_ref().map(|x| x.span())),
         ("unchecked", r.unchecked.as_ref().map(|x| x.span())),
+        ("at", r.at.as_ref().map(|x| x.span())),
+        ("point", r.point.as_ref().map(|x| x.span())),
+        ("commit", r.commit.as_ref().map(|x| x.span())),
     ]
     .into_iter()
     .filter_map(|(n, s)| s.map(|s| (n, s)))
@@ -533,6 +559,7 @@ fn step(
         "set" => &["vars"],
         "power_off" | "power_on" | "warm_reset" | "remove" | "insert" => &["head"],
         "insert_card" => &["head", "card"],
+        "tear" => &["head", "at", "point", "commit"],
         "recover" => &["head", "heads", "expect"],
         other => return Err(src.err(r.kind.span(), format!("unknown step kind '{other}' (one of: {KINDS})"))),
     };
@@ -731,18 +758,44 @@ fn step(
                 None => "success".to_string(),
                 Some(e) => {
                     let v = subst(e.get_ref(), b);
-                    let ok = matches!(v.as_str(), "success" | "skipped" | "rejected")
+                    let ok = matches!(v.as_str(), "success" | "skipped" | "rejected" | "in-doubt")
                         || v.strip_prefix("rejected:").is_some_and(|c| !c.is_empty());
                     if !ok {
                         return Err(src.err(
                             e.span(),
-                            format!("expect '{v}' is not success, skipped, rejected or rejected:<code>"),
+                            format!("expect '{v}' is not success, skipped, rejected, rejected:<code> or in-doubt"),
                         ));
                     }
                     v
                 }
             };
             StepKind::Engine { action, expect }
+        }
+        "tear" => {
+            let (head, hs) = need_head()?;
+            head_span = hs;
+            let at = match (&r.at, &r.point, &r.commit) {
+                (Some(n), Some(p), None) => {
+                    let point = crate::tear::fault::parse_point(p.get_ref()).ok_or_else(|| {
+                        src.err(p.span(), format!("point '{}' is not before-command or after-command", p.get_ref()))
+                    })?;
+                    TearAt::Exchange { n: positive(src, n, "at")?, point }
+                }
+                (None, None, Some(k)) => TearAt::Commit(positive(src, k, "commit")?),
+                (Some(_), None, None) => {
+                    return Err(src.err(
+                        span.clone(),
+                        format!("{label}: `tear` with `at` needs `point` (before-command or after-command)"),
+                    ))
+                }
+                _ => {
+                    return Err(src.err(
+                        span.clone(),
+                        format!("{label}: `tear` needs `at` and `point` (a wire exchange) or `commit` (an NVM commit)"),
+                    ))
+                }
+            };
+            StepKind::Tear { head, at }
         }
         "recover" => {
             let (heads, hs) = match (&r.head, &r.heads) {
@@ -805,6 +858,14 @@ fn step(
     };
     let name = r.name.as_ref().map(|n| format!(" {n}")).unwrap_or_default();
     Ok(Step { label: format!("{label} {kind_name}{name}"), kind, repeat, head_span: src.loc(head_span) })
+}
+
+/// A 1-based count (`at`, `commit`).
+fn positive(src: &Src, v: &Spanned<i64>, what: &str) -> Result<u64, ConfigError> {
+    u64::try_from(*v.get_ref())
+        .ok()
+        .filter(|n| *n >= 1)
+        .ok_or_else(|| src.err(v.span(), format!("{what} must be at least 1 (it counts from 1)")))
 }
 
 fn card_plan(
@@ -888,6 +949,29 @@ impl Plan {
             for h in s.kind.heads() {
                 if !has_head(h) {
                     return Err(located(&s.head_span, format!("{}: no head or role '{h}' in the profile", s.label)));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Check that every NVM-commit tear names a virtual head (a real reader can only cut power
+    /// at exchange boundaries), before anything is sent.
+    pub fn bind_tears(&self, is_virtual: impl Fn(&str) -> bool) -> Result<(), ConfigError> {
+        for s in self.cases.iter().flat_map(|c| c.steps.iter()) {
+            if let StepKind::Tear { head, at: TearAt::Commit(_) } = &s.kind {
+                if !is_virtual(head) {
+                    let text = std::fs::read_to_string(&s.head_span.file).unwrap_or_default();
+                    return Err(ConfigError::at(
+                        &s.head_span.file,
+                        &text,
+                        s.head_span.span.start,
+                        format!(
+                            "{}: a tear at an NVM commit is not supported by head '{head}' (not virtual): real heads cut \
+                             power at exchange boundaries only (`at` and `point`)",
+                            s.label
+                        ),
+                    ));
                 }
             }
         }

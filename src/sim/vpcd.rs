@@ -15,6 +15,7 @@ use crate::card::VirtualCard;
 use socket2::SockRef;
 use std::io::{self, Read, Write};
 use std::net::{Shutdown, TcpStream};
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -30,7 +31,27 @@ const CTRL_ATR: u8 = 0x04;
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct Served {
     pub connections: u64,
+    /// APDUs answered.
     pub apdus: u64,
+    /// The bridge stalled (see `Behaviour`).
+    pub stalled: bool,
+}
+
+/// How the bridged card behaves beyond the reference card's own answers.
+#[derive(Debug, Default, Clone)]
+pub struct Behaviour {
+    /// Modelled card service time added to every APDU.
+    pub delay: Duration,
+    /// Stall after answering this many APDUs: the next one is read and never answered.
+    pub stall_after: Option<u64>,
+    /// Stall on the first APDU that arrives once this file exists.
+    pub stall_file: Option<PathBuf>,
+}
+
+impl Behaviour {
+    fn stalls_now(&self, served: &Served) -> bool {
+        self.stall_after.is_some_and(|n| served.apdus >= n) || self.stall_file.as_ref().is_some_and(|f| f.exists())
+    }
 }
 
 fn send(s: &mut TcpStream, payload: &[u8]) -> io::Result<()> {
@@ -72,7 +93,7 @@ fn session(
     s: &mut TcpStream,
     card: &mut VirtualCard,
     stop: &AtomicBool,
-    delay: Duration,
+    how: &Behaviour,
     served: &mut Served,
 ) -> io::Result<()> {
     s.set_nodelay(true)?;
@@ -89,11 +110,22 @@ fn session(
             Err(e) => return Err(e),
         };
         let is_apdu = msg.len() != 1;
+        if is_apdu && how.stalls_now(served) {
+            // A stalled card: the command arrived and no answer ever comes, while the
+            // connection stays up (as with a card that hangs in the middle of a command).
+            // vpcd, and pcscd's reader with it, wait until the bridge is stopped.
+            eprintln!("vpcd bridge: stalled on APDU #{} {}", served.apdus + 1, hex::encode_upper(&msg));
+            served.stalled = true;
+            while !stop.load(Ordering::Relaxed) {
+                std::thread::sleep(Duration::from_millis(100));
+            }
+            return Ok(());
+        }
         let answer = handle(card, &msg);
         if is_apdu {
             served.apdus += 1;
-            if !delay.is_zero() {
-                std::thread::sleep(delay);
+            if !how.delay.is_zero() {
+                std::thread::sleep(how.delay);
             }
         }
         if let Some(a) = answer {
@@ -124,13 +156,13 @@ pub fn handle(card: &mut VirtualCard, msg: &[u8]) -> Option<Vec<u8>> {
 }
 
 /// Connect to vpcd at `host:port` and serve `card` until `stop` is set; reconnects when vpcd
-/// drops the connection (pcscd restarted). `delay` models a slow card (added to every APDU).
+/// drops the connection (pcscd restarted). `how` can slow the card down or stall it.
 /// Returns what it served.
 pub fn serve(
     host: &str,
     port: u16,
     mut card: VirtualCard,
-    delay: Duration,
+    how: &Behaviour,
     stop: Arc<AtomicBool>,
 ) -> io::Result<Served> {
     let mut served = Served::default();
@@ -143,7 +175,7 @@ pub fn serve(
             }
         };
         served.connections += 1;
-        let r = session(&mut s, &mut card, &stop, delay, &mut served);
+        let r = session(&mut s, &mut card, &stop, how, &mut served);
         let _ = s.shutdown(Shutdown::Both);
         if let Err(e) = r {
             if stop.load(Ordering::Relaxed) {

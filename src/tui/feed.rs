@@ -108,7 +108,10 @@ impl App {
                         h.step.clone_from(&x.protocol_step);
                     }
                 }
-                self.timing.record(&x.head, command_name(&x.command), x.duration_ns);
+                // An in-doubt row's duration is the time until the failure, not a command time.
+                if x.kind != crate::event::RowKind::InDoubt {
+                    self.timing.record(&x.head, command_name(&x.command), x.duration_ns);
+                }
                 self.trace.push(head, card_id, x);
             }
             Event::StepStarted { test_step, .. } => {
@@ -132,6 +135,10 @@ impl App {
                     h.fault = if which == head { error.clone() } else { format!("{which}: {error}") };
                 }
                 self.log(LogKind::Error, format!("head {which} (card {card_id}): {error}"));
+            }
+            Event::Recovered { head: which, detail, settled } => {
+                let kind = if settled { LogKind::Info } else { LogKind::Error };
+                self.log(kind, format!("head {which} (card {card_id}): recovery: {detail}"));
             }
             Event::RunStarted { .. } | Event::RunEnded { .. } => {}
         }
