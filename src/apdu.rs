@@ -24,6 +24,8 @@ pub enum ApduError {
     DataTooLong(usize),
     #[error("Le of {0} exceeds 65536")]
     LeTooLarge(usize),
+    #[error("Le of 0 has no encoding (omit Le when no response data is expected)")]
+    ZeroLe,
     #[error("invalid hex: {0}")]
     Hex(String),
 }
@@ -89,6 +91,9 @@ impl Command {
         if let Some(le) = self.le {
             if le > 65536 {
                 return Err(ApduError::LeTooLarge(le));
+            }
+            if le == 0 {
+                return Err(ApduError::ZeroLe);
             }
         }
         let mut out = Vec::with_capacity(4 + 3 + self.data.len() + 3);

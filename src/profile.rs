@@ -267,6 +267,12 @@ impl Loaded {
 
 pub fn load(path: &Path) -> Result<Loaded, ConfigError> {
     let text = std::fs::read_to_string(path).map_err(|e| ConfigError::whole_file(path, format!("cannot read: {e}")))?;
+    parse_str(path, text)
+}
+
+/// Parse profile text as if read from `path` (errors and relative keyset paths use it).
+pub fn parse_str(path: &Path, text: impl Into<String>) -> Result<Loaded, ConfigError> {
+    let text = text.into();
     let profile: Profile = toml::from_str(&text).map_err(|e| ConfigError::from_toml(path, &text, &e))?;
     Ok(Loaded { path: path.to_path_buf(), text, profile })
 }

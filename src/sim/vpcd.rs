@@ -69,16 +69,22 @@ fn quickack(s: &TcpStream) {
 
 /// Read one message; `Ok(None)` when vpcd closed the connection cleanly.
 fn recv(s: &mut TcpStream) -> io::Result<Option<Vec<u8>>> {
+    read_message(s, quickack)
+}
+
+/// Read one length-prefixed message from any reader; `Ok(None)` on a clean end of stream.
+/// `rearm` runs before each of the two reads (the socket re-arms TCP_QUICKACK there).
+pub fn read_message<R: Read>(r: &mut R, rearm: impl Fn(&R)) -> io::Result<Option<Vec<u8>>> {
     let mut len = [0u8; 2];
-    quickack(s);
-    match s.read_exact(&mut len) {
+    rearm(r);
+    match r.read_exact(&mut len) {
         Ok(()) => {}
         Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => return Ok(None),
         Err(e) => return Err(e),
     }
     let mut payload = vec![0u8; u16::from_be_bytes(len) as usize];
-    quickack(s);
-    s.read_exact(&mut payload)?;
+    rearm(r);
+    r.read_exact(&mut payload)?;
     Ok(Some(payload))
 }
 
@@ -103,40 +109,50 @@ fn session(
             Err(e) if matches!(e.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut) => continue,
             Err(e) => return Err(e),
         };
-        match msg.as_slice() {
-            [CTRL_OFF] => card.power_off(),
-            [CTRL_ON] => {
-                card.power_on();
+        let is_apdu = msg.len() != 1;
+        if is_apdu && how.stalls_now(served) {
+            // A stalled card: the command arrived and no answer ever comes, while the
+            // connection stays up (as with a card that hangs in the middle of a command).
+            // vpcd, and pcscd's reader with it, wait until the bridge is stopped.
+            eprintln!("vpcd bridge: stalled on APDU #{} {}", served.apdus + 1, hex::encode_upper(&msg));
+            served.stalled = true;
+            while !stop.load(Ordering::Relaxed) {
+                std::thread::sleep(Duration::from_millis(100));
             }
-            [CTRL_RESET] => {
-                card.power_off();
-                card.power_on();
-            }
-            [CTRL_ATR] => send(s, &card.atr())?,
-            [_] => {} // unknown control codes carry no answer
-            apdu if how.stalls_now(served) => {
-                // A stalled card: the command arrived and no answer ever comes, while the
-                // connection stays up (as with a card that hangs in the middle of a command).
-                // vpcd, and pcscd's reader with it, wait until the bridge is stopped.
-                eprintln!("vpcd bridge: stalled on APDU #{} {}", served.apdus + 1, hex::encode_upper(apdu));
-                served.stalled = true;
-                while !stop.load(Ordering::Relaxed) {
-                    std::thread::sleep(Duration::from_millis(100));
-                }
-                return Ok(());
-            }
-            apdu => {
-                served.apdus += 1;
-                // An unpowered or mute card gives vpcd an empty answer, which it reports as
-                // a transmission error rather than a response.
-                let resp = card.process(apdu).unwrap_or_default();
-                if !how.delay.is_zero() {
-                    std::thread::sleep(how.delay);
-                }
-                send(s, &resp)?;
+            return Ok(());
+        }
+        let answer = handle(card, &msg);
+        if is_apdu {
+            served.apdus += 1;
+            if !how.delay.is_zero() {
+                std::thread::sleep(how.delay);
             }
         }
+        if let Some(a) = answer {
+            send(s, &a)?;
+        }
     }
+}
+
+/// What the card does with one message from vpcd, and the answer to send back (`None`: the
+/// message carries no answer).
+pub fn handle(card: &mut VirtualCard, msg: &[u8]) -> Option<Vec<u8>> {
+    match msg {
+        [CTRL_OFF] => card.power_off(),
+        [CTRL_ON] => {
+            card.power_on();
+        }
+        [CTRL_RESET] => {
+            card.power_off();
+            card.power_on();
+        }
+        [CTRL_ATR] => return Some(card.atr()),
+        [_] => {} // unknown control codes carry no answer
+        // An unpowered or mute card gives vpcd an empty answer, which it reports as a
+        // transmission error rather than a response.
+        apdu => return Some(card.process(apdu).unwrap_or_default()),
+    }
+    None
 }
 
 /// Connect to vpcd at `host:port` and serve `card` until `stop` is set; reconnects when vpcd

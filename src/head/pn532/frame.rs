@@ -112,6 +112,9 @@ fn dcs(tfi: u8, data: &[u8]) -> u8 {
 pub struct Decoder {
     buf: Vec<u8>,
     skipped: u64,
+    /// The last byte received was a 00 taken as a postamble: if FF comes next, that 00 was
+    /// the first half of a start code after all (a sender may omit the preamble).
+    postamble: bool,
 }
 
 impl Decoder {
@@ -120,11 +123,15 @@ impl Decoder {
     }
 
     pub fn push(&mut self, bytes: &[u8]) {
+        if !bytes.is_empty() && std::mem::take(&mut self.postamble) && bytes[0] == 0xFF {
+            self.buf.push(0x00);
+        }
         self.buf.extend_from_slice(bytes);
     }
 
     /// Drop everything buffered (a half-received frame after a line timeout).
     pub fn clear(&mut self) {
+        self.postamble = false;
         self.skipped += self.buf.len() as u64;
         self.buf.clear();
     }
@@ -224,8 +231,12 @@ impl Decoder {
         Some(frame)
     }
 
+    /// Drop a frame of `n` bytes and its postamble. A 00 that ends the bytes received so far
+    /// is remembered: where a read ends must not change the frames decoded.
     fn consume_with_postamble(&mut self, n: usize) {
-        let n = if self.buf.get(n) == Some(&0x00) && self.buf.get(n + 1) != Some(&0xFF) { n + 1 } else { n };
+        let post = self.buf.get(n) == Some(&0x00) && self.buf.get(n + 1) != Some(&0xFF);
+        self.postamble = post && self.buf.len() == n + 1;
+        let n = if post { n + 1 } else { n };
         self.buf.drain(..n.min(self.buf.len()));
     }
 
