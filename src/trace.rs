@@ -140,7 +140,7 @@ pub fn read_trace(path: &Path) -> Result<Trace, TraceError> {
 /// `read_trace` over bytes already in memory; `path` only names them in errors.
 pub fn read_bytes(path: &Path, bytes: &[u8]) -> Result<Trace, TraceError> {
     let bad = |line: u64, what: String| TraceError::Bad { path: path.into(), line, what };
-    let ends_whole = bytes.last().map_or(true, |b| *b == b'\n');
+    let ends_whole = bytes.last().is_none_or(|b| *b == b'\n');
     let mut r = csv::ReaderBuilder::new().flexible(true).from_reader(bytes);
     let headers = r.headers().map_err(|e| bad(1, format!("header: {e}")))?.clone();
     if headers.is_empty() || headers.get(0) == Some("") {

@@ -282,7 +282,7 @@ struct SummaryRow {
 /// Strip the backticks and spaces of a cell like "`80 B0`" or "`00 00`".
 fn cell_hex(cell: &str) -> Option<Vec<u8>> {
     let h: String = cell.trim().trim_matches('`').chars().filter(|c| *c != ' ').collect();
-    if h.is_empty() || h.len() % 2 != 0 || !h.chars().all(|c| c.is_ascii_hexdigit()) {
+    if h.is_empty() || !h.len().is_multiple_of(2) || !h.chars().all(|c| c.is_ascii_hexdigit()) {
         return None;
     }
     hex::decode(h).ok()

@@ -354,7 +354,7 @@ impl VirtualCard {
         if x.pending_credit.is_some() && !d.has(Defect::PendingCreditOverwritten) {
             return Err(status(sw::COMMAND_NOT_ALLOWED));
         }
-        if x.balance.checked_add(paid).map_or(true, |b| b > x.balance_cap()) && !d.has(Defect::BalanceCapUnchecked) {
+        if x.balance.checked_add(paid).is_none_or(|b| b > x.balance_cap()) && !d.has(Defect::BalanceCapUnchecked) {
             return Err(status(sw::NOT_ENOUGH_MEMORY));
         }
         let rnd_recv = self.random16();

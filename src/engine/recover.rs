@@ -177,9 +177,9 @@ pub fn recover(links: &mut [&mut Link], t: &mut Terminal) -> Result<Recovery, En
 fn run(links: &mut [&mut Link], t: &mut Terminal, out: &mut Recovery) -> Flow<()> {
     let before = out.findings.len();
     transfers(links, t, out)?;
-    for i in 0..links.len() {
-        purse(links[i], t, out)?;
-        cpay(links[i], t, out)?;
+    for l in links.iter_mut() {
+        purse(l, t, out)?;
+        cpay(l, t, out)?;
     }
     if out.findings.len() == before {
         for l in links.iter() {

@@ -61,7 +61,7 @@ impl FaultRule {
     }
 
     pub fn hits(&self, exchange: u64) -> bool {
-        self.only.map_or(true, |n| n == exchange)
+        self.only.is_none_or(|n| n == exchange)
     }
 }
 

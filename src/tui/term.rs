@@ -62,7 +62,7 @@ fn install_panic_hook() {
         let prev = std::panic::take_hook();
         std::panic::set_hook(Box::new(move |info| {
             let ui = *UI_THREAD.lock().unwrap_or_else(|e| e.into_inner());
-            let on_ui = ui.map_or(true, |id| id == std::thread::current().id());
+            let on_ui = ui.is_none_or(|id| id == std::thread::current().id());
             if on_ui || !ACTIVE.load(Ordering::SeqCst) {
                 restore();
                 prev(info);

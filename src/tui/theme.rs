@@ -11,7 +11,7 @@ pub struct Theme {
 impl Theme {
     /// Colours unless `NO_COLOR` is set to a non-empty value.
     pub fn from_env() -> Theme {
-        Theme { color: std::env::var_os("NO_COLOR").map_or(true, |v| v.is_empty()) }
+        Theme { color: std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty()) }
     }
 
     pub fn plain() -> Theme {

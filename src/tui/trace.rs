@@ -150,9 +150,9 @@ pub struct TraceFilter {
 
 impl TraceFilter {
     pub fn matches(&self, r: &TraceRow) -> bool {
-        self.head.as_ref().map_or(true, |h| *h == r.x.head)
-            && self.card.as_deref().map_or(true, |c| c == &*r.card)
-            && self.class.map_or(true, |c| c == r.class())
+        self.head.as_ref().is_none_or(|h| *h == r.x.head)
+            && self.card.as_deref().is_none_or(|c| c == &*r.card)
+            && self.class.is_none_or(|c| c == r.class())
             && (!self.failures_only || r.failed)
     }
 

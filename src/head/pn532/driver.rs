@@ -406,7 +406,7 @@ impl Pn532Head {
                 Rx::Frame(Frame::Info { tfi: TFI_PN532, data })
                     if data.first() == Some(&code.wrapping_add(1))
                         && (acked || !need_ack)
-                        && exact.map_or(true, |x| data[1..] == *x) =>
+                        && exact.is_none_or(|x| data[1..] == *x) =>
                 {
                     self.line = if nacks > 0 { LineState::Duplicate } else { LineState::Clean };
                     let mut data = data;
