@@ -21,6 +21,18 @@ start() {
     echo "a pcscd is already running (pid $(pgrep -x pcscd | tr '\n' ' ')); stop it first" >&2
     exit 2
   fi
+  # The vpcd ports lie in Linux's ephemeral range: an outgoing connection that happens to get
+  # one as its local port makes that reader fail to listen, and pcscd then starts without it.
+  # Reserve them (root only; reserved ports are only kept out of the ephemeral pool).
+  local reserved=/proc/sys/net/ipv4/ip_local_reserved_ports
+  if [ -w "$reserved" ]; then
+    local want="35963-$((35963 + 2 * n))" have
+    have=$(cat "$reserved")
+    case ",$have," in
+      *",$want,"*) ;;
+      *) echo "${have:+$have,}$want" >"$reserved" ;;
+    esac
+  fi
   # A pcscd killed with SIGKILL leaves its socket and pid file behind.
   rm -rf /run/pcscd
   mkdir -p "$dir/conf" "$dir/drivers"
