@@ -30,6 +30,20 @@ pub enum UpdateMode {
     Rollover,
 }
 
+impl UpdateMode {
+    /// The mode's name in plans and on the command line (`common`, `public`, …).
+    pub fn parse(s: &str) -> Option<UpdateMode> {
+        Some(match s {
+            "common" => UpdateMode::Common,
+            "public" => UpdateMode::Public,
+            "auto" => UpdateMode::Auto,
+            "multi" => UpdateMode::Multi,
+            "rollover" => UpdateMode::Rollover,
+            _ => return None,
+        })
+    }
+}
+
 /// GET CARD INFO (P1=00) as the terminal reads it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CardInfo {

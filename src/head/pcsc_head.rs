@@ -121,15 +121,7 @@ impl PcscHead {
         let gc = self.ctx.as_ref().expect("ensured above");
         let (card, buf) = (self.card.as_ref(), &mut self.buf);
         let g = self.dog.run(gc, limit, |ctx| call(ctx, card, buf));
-        if g.cut {
-            self.cut_off();
-            return Err(HeadError::Timeout(g.waited));
-        }
-        g.result.map_err(|e| {
-            let e = HeadError::from(e);
-            self.forget_on(&e);
-            e
-        })
+        self.outcome(g)
     }
 
     /// After a timeout: the context's connection is cut, so drop it with the card (their
@@ -320,14 +312,9 @@ fn reconnect_cold(pattern: &str, share: ShareMode, protocols: Protocols) -> Resu
 }
 
 impl PcscHead {
-    /// Reconnect the held card with `how` (cold or warm reset) under the deadline; the card
-    /// stays held, and a cut or a lost service is handled as for every other call.
-    fn reconnect(&mut self, mut card: Card, how: Disposition) -> Result<(), HeadError> {
-        let (share, protocols) = (self.share_mode(), self.protocols);
-        let g = self.dog.run(self.ctx.as_ref().expect("a card has a context"), self.timeout, |_| {
-            card.reconnect(share, protocols, how)
-        });
-        self.card = Some(card);
+    /// A guarded call's result as the head reports it: a cut is a timeout after the time
+    /// actually waited (the context is dropped); a pcsc error drops what it invalidated.
+    fn outcome<T>(&mut self, g: guard::Guarded<Result<T, pcsc::Error>>) -> Result<T, HeadError> {
         if g.cut {
             self.cut_off();
             return Err(HeadError::Timeout(g.waited));
@@ -337,6 +324,17 @@ impl PcscHead {
             self.forget_on(&e);
             e
         })
+    }
+
+    /// Reconnect the held card with `how` (cold or warm reset) under the deadline; the card
+    /// stays held, and a cut or a lost service is handled as for every other call.
+    fn reconnect(&mut self, mut card: Card, how: Disposition) -> Result<(), HeadError> {
+        let (share, protocols) = (self.share_mode(), self.protocols);
+        let g = self.dog.run(self.ctx.as_ref().expect("a card has a context"), self.timeout, |_| {
+            card.reconnect(share, protocols, how)
+        });
+        self.card = Some(card);
+        self.outcome(g)
     }
 }
 
@@ -387,15 +385,7 @@ impl Head for PcscHead {
         let g = self.dog.run(self.ctx.as_ref().expect("a card has a context"), self.timeout, |_| {
             card.disconnect(Disposition::UnpowerCard).map_err(|(_, e)| e)
         });
-        if g.cut {
-            self.cut_off();
-            return Err(HeadError::Timeout(g.waited));
-        }
-        g.result.map_err(|e| {
-            let e = HeadError::from(e);
-            self.forget_on(&e);
-            e
-        })
+        self.outcome(g)
     }
 
     fn warm_reset(&mut self) -> Result<Vec<u8>, HeadError> {

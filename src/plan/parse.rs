@@ -725,7 +725,7 @@ fn step(
                     }
                     let mode = match &r.mode {
                         None => UpdateMode::Auto,
-                        Some(m) => parse_mode(&subst(m.get_ref(), b)).ok_or_else(|| {
+                        Some(m) => UpdateMode::parse(&subst(m.get_ref(), b)).ok_or_else(|| {
                             src.err(
                                 m.span(),
                                 format!(
@@ -919,17 +919,6 @@ fn capture_spec(s: &str) -> Option<CaptureSpec> {
         }
         _ => None,
     }
-}
-
-fn parse_mode(s: &str) -> Option<UpdateMode> {
-    Some(match s {
-        "common" => UpdateMode::Common,
-        "public" => UpdateMode::Public,
-        "auto" => UpdateMode::Auto,
-        "multi" => UpdateMode::Multi,
-        "rollover" => UpdateMode::Rollover,
-        _ => return None,
-    })
 }
 
 impl Plan {

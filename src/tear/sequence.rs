@@ -151,7 +151,7 @@ pub fn builtin(slots: &[Slot], keys: &Keyset, names: &[String]) -> Result<Vec<Se
                 Sequence { name: name.into(), cards: vec![], setup, body }
             }
             other => {
-                let mode = other.strip_prefix("key-update-").and_then(parse_mode).ok_or_else(|| {
+                let mode = other.strip_prefix("key-update-").and_then(UpdateMode::parse).ok_or_else(|| {
                     TearError::Unfit(format!("unknown sequence '{other}' (one of: {})", BUILTIN.join(", ")))
                 })?;
                 let (a, b) =
@@ -167,17 +167,6 @@ pub fn builtin(slots: &[Slot], keys: &Keyset, names: &[String]) -> Result<Vec<Se
         out.push(seq);
     }
     Ok(out)
-}
-
-fn parse_mode(s: &str) -> Option<UpdateMode> {
-    Some(match s {
-        "common" => UpdateMode::Common,
-        "public" => UpdateMode::Public,
-        "auto" => UpdateMode::Auto,
-        "multi" => UpdateMode::Multi,
-        "rollover" => UpdateMode::Rollover,
-        _ => return None,
-    })
 }
 
 /// Whether a key update in `mode` between these two cards succeeds on reference cards.
