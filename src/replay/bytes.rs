@@ -1,0 +1,394 @@
+//! `--mode bytes`: send every command of the chosen streams again, in trace order, on the
+//! mapped heads, with the trace's power, reset, insert and remove events, and compare each
+//! answer with the captured one under its mask.
+//!
+//! A command is replayed through `link::Link::exec` with its GET RESPONSE and `6Cxx` re-send
+//! rows folded into it: the link does the T=0 procedure-byte handling of the replay exactly as
+//! it did in the capture, and the comparison is over the reassembled answer (data and final
+//! SW). So a session captured on a T=0 card compares against a T=1 card (or the other way
+//! round) at the level the terminal sees, and a card that answers the same application bytes
+//! through different procedure bytes is not a divergence; a card that changes its data is.
+//! Sending the procedure-byte rows raw instead would make the comparison depend on how the
+//! capture's transport chunked the answer and would re-send a GET RESPONSE to a card that
+//! never asked for one.
+
+use super::stream::{Selection, Survey, Unit, Units};
+use super::timing::Timing;
+use super::{Divergence, Flagged, Outcome, ReplayError};
+use crate::apdu::Command;
+use crate::card::defects::Defects;
+use crate::card::{Protocol, VirtualCard};
+use crate::event::{Event, Exchange, Recorder, RowKind};
+use crate::head::{Head, HeadError, HeadInfo, Wire};
+use crate::issuance::CardPlan;
+use crate::lab::Lab;
+use crate::link::Link;
+use crate::mask::Mask;
+use crate::replay::compare::{compare, hexdiff};
+use crate::trace::Rows;
+use std::collections::{HashMap, HashSet};
+use std::path::Path;
+use std::time::Instant;
+
+/// Divergences kept in memory (and in replay.json) with `--keep-going`; the count goes on.
+const KEEP_DIVERGENCES: usize = 1000;
+
+pub struct BytesOptions {
+    /// Trace head → index of the lab head it is replayed on.
+    pub map: HashMap<String, usize>,
+    pub card: Option<String>,
+    pub keep_going: bool,
+    pub timing_threshold: f64,
+    /// Seeded defects of the profile's `[[card]]` entries, by card ID: a card the trace
+    /// inserts is rebuilt with them (how a lab replays a trace on a defective card).
+    pub defects: HashMap<String, Defects>,
+    pub quiet: bool,
+}
+
+/// A head seen through a stopwatch: the wire time of the transmits of one replayed command.
+struct Timed<'a> {
+    inner: &'a mut dyn Head,
+    wire_ns: u64,
+}
+
+impl Head for Timed<'_> {
+    fn info(&self) -> &HeadInfo {
+        self.inner.info()
+    }
+    fn card_present(&mut self) -> Result<bool, HeadError> {
+        self.inner.card_present()
+    }
+    fn atr(&self) -> Option<Vec<u8>> {
+        self.inner.atr()
+    }
+    fn power_on(&mut self) -> Result<Vec<u8>, HeadError> {
+        self.inner.power_on()
+    }
+    fn power_off(&mut self) -> Result<(), HeadError> {
+        self.inner.power_off()
+    }
+    fn warm_reset(&mut self) -> Result<Vec<u8>, HeadError> {
+        self.inner.warm_reset()
+    }
+    fn transmit(&mut self, apdu: &[u8]) -> Result<Wire, HeadError> {
+        let w = self.inner.transmit(apdu)?;
+        self.wire_ns += w.duration.as_nanos() as u64;
+        Ok(w)
+    }
+    fn wait_for_card(&mut self, present: bool, timeout: std::time::Duration) -> Result<bool, HeadError> {
+        self.inner.wait_for_card(present, timeout)
+    }
+    fn as_virtual(&mut self) -> Option<&mut crate::head::virtual_head::VirtualHead> {
+        self.inner.as_virtual()
+    }
+}
+
+struct Replayer<'a> {
+    lab: &'a mut Lab,
+    rec: &'a Recorder,
+    opts: &'a BytesOptions,
+    source: &'a Path,
+    /// Trace heads whose next `perso` command rows belong to a card rebuilt from its plan.
+    perso: HashSet<String>,
+    /// Cards taken out by `remove` rows, per lab head, for the `insert` that brings them back.
+    pocket: HashMap<usize, VirtualCard>,
+    timing: Timing,
+    out: Outcome,
+}
+
+/// Replay `source` (already surveyed) on the lab; the replay's rows go to `rec`.
+pub fn replay(
+    source: &Path,
+    survey: &Survey,
+    lab: &mut Lab,
+    rec: &Recorder,
+    opts: &BytesOptions,
+) -> Result<Outcome, ReplayError> {
+    let sel = Selection {
+        heads: Some(opts.map.keys().cloned().collect()),
+        card: opts.card.clone(),
+    };
+    let mut r = Replayer {
+        lab,
+        rec,
+        opts,
+        source,
+        perso: HashSet::new(),
+        pocket: HashMap::new(),
+        timing: Timing::default(),
+        out: Outcome { source_rows: survey.rows, cut_last_row: survey.cut_last_row, ..Outcome::default() },
+    };
+    let units = Units::new(Rows::open(source)?, sel);
+    for unit in units {
+        let unit = unit?;
+        if !r.unit(unit)? {
+            break;
+        }
+    }
+    r.out.timing = r.timing.lines(opts.timing_threshold);
+    r.out.timing_threshold_pct = opts.timing_threshold;
+    Ok(r.out)
+}
+
+impl Replayer<'_> {
+    /// Replay one unit; false when the replay stops here (a divergence without --keep-going).
+    fn unit(&mut self, unit: Unit) -> Result<bool, ReplayError> {
+        let i = self.opts.map[unit.head()];
+        match unit {
+            Unit::Step { row, .. } => {
+                self.record_copy(&row, i);
+                Ok(true)
+            }
+            Unit::Event { line, row } => self.event(line, &row, i),
+            Unit::Command { lines, rows } => self.command(&lines, rows, i),
+        }
+    }
+
+    fn head_err(&self, line: u64, i: usize, e: impl ToString) -> ReplayError {
+        ReplayError::Head { file: self.source.into(), line, head: self.lab.heads[i].name.clone(), what: e.to_string() }
+    }
+
+    fn event(&mut self, line: u64, row: &Exchange, i: usize) -> Result<bool, ReplayError> {
+        let name = self.lab.heads[i].name.clone();
+        match row.kind {
+            RowKind::PowerOn | RowKind::WarmReset => {
+                let h = &mut self.lab.heads[i].head;
+                let atr = if row.kind == RowKind::PowerOn { h.power_on() } else { h.warm_reset() }
+                    .map_err(|e| self.head_err(line, i, e))?;
+                let mut actual = row.clone();
+                actual.atr = atr.clone();
+                self.record_event(row, &actual, i);
+                if !row.atr.is_empty() && row.atr != atr {
+                    let d = Divergence::new(self.source, line, row, &name, format!("ATR {} instead of {}", hex::encode_upper(&atr), hex::encode_upper(&row.atr)), hexdiff(&row.atr, &atr, &Mask::none()));
+                    return Ok(self.diverged(d));
+                }
+            }
+            RowKind::PowerOff => {
+                self.lab.heads[i].head.power_off().map_err(|e| self.head_err(line, i, e))?;
+                self.record_event(row, row, i);
+            }
+            RowKind::Insert => {
+                let card = match insert_plan(&row.note) {
+                    Some(parsed) => {
+                        let (plan, protocol) = parsed.map_err(|what| ReplayError::Trace(crate::trace::TraceError::Bad {
+                            path: self.source.into(),
+                            line,
+                            what: format!("insert row: {what}"),
+                        }))?;
+                        let mut card = crate::lab::personalize_virtual(&plan, protocol, &self.lab.keyset)
+                            .map_err(|e| self.head_err(line, i, format!("rebuilding card {}: {e}", hex::encode_upper(plan.card_id))))?;
+                        if let Some(d) = self.opts.defects.get(&hex::encode_upper(plan.card_id)) {
+                            card.set_defects(d.clone());
+                        }
+                        // The personalization rows after this one are the card's making,
+                        // redacted: the card is already made.
+                        self.perso.insert(row.head.clone());
+                        Some(card)
+                    }
+                    None => self.pocket.remove(&i),
+                };
+                let v = self.lab.heads[i].head.as_virtual().ok_or_else(|| {
+                    self.head_err(line, i, "bytes replay inserts and removes cards only in virtual heads")
+                })?;
+                match card {
+                    Some(c) => {
+                        v.insert(c);
+                    }
+                    // The card the capture inserted is the one already in the head (a
+                    // batch's DUT, put there by the profile).
+                    None if v.card().is_some() => {}
+                    None => return Err(self.head_err(line, i, "insert row with no card to insert (no card_plan, nothing removed before)")),
+                }
+                self.record_event(row, row, i);
+            }
+            RowKind::Remove => {
+                let v = self.lab.heads[i].head.as_virtual().ok_or_else(|| {
+                    self.head_err(line, i, "bytes replay inserts and removes cards only in virtual heads")
+                })?;
+                if let Some(c) = v.remove() {
+                    self.pocket.insert(i, c);
+                }
+                self.record_event(row, row, i);
+            }
+            _ => {}
+        }
+        Ok(true)
+    }
+
+    fn command(&mut self, lines: &[u64], rows: Vec<Exchange>, i: usize) -> Result<bool, ReplayError> {
+        let first = &rows[0];
+        let line = lines[0];
+        if first.protocol_step == "perso" && self.perso.contains(&first.head) {
+            self.out.skipped_perso += 1;
+            return Ok(true);
+        }
+        self.perso.remove(&first.head);
+        let bad = |what: String| {
+            ReplayError::Trace(crate::trace::TraceError::Bad { path: self.source.into(), line, what })
+        };
+        if first.note.contains("data redacted") {
+            return Err(bad("the command's data is redacted in the trace: bytes replay cannot send it (only the \
+                            personalization rows after an `insert` row with a card_plan are rebuilt instead)"
+                .into()));
+        }
+        let cmd = Command::parse(&first.command)
+            .map_err(|e| bad(format!("command {} is not an APDU: {e}", hex::encode_upper(&first.command))))?;
+        let expected = fold(&rows);
+        let in_doubt = rows.last().is_some_and(|r| r.kind == RowKind::InDoubt);
+        let name = self.lab.heads[i].name.clone();
+        let mut timed = Timed { inner: self.lab.heads[i].head.as_mut(), wire_ns: 0 };
+        let answer = {
+            let mut link = Link::new(&mut timed, self.rec);
+            link.card_id = first.card_id.clone();
+            link.test_step = first.test_step.clone();
+            link.step = first.step.clone();
+            link.repeat = first.repeat;
+            link.exec(&first.protocol_step, &cmd)
+        };
+        let wire_ns = timed.wire_ns;
+        self.out.commands += 1;
+        let resp = match answer {
+            Ok(r) => r,
+            // The capture did not get an answer either: nothing to compare, as below.
+            Err(e) if in_doubt && e.maybe_delivered() => {
+                self.flag_in_doubt(line, first, &name, format!("no answer on replay either ({e})"));
+                return Ok(true);
+            }
+            Err(e) => return Err(self.head_err(line, i, e)),
+        };
+        if in_doubt {
+            // The captured command got no answer: what the card did then is unknown, so its
+            // answer now cannot be judged. It is sent (the terminal sent it) and flagged; a
+            // different card state after it shows up as a divergence on the next rows.
+            let what = format!("answered {:04X} on replay; {}", resp.sw, rows.last().map_or("", |r| r.error.as_str()));
+            self.flag_in_doubt(line, first, &name, what);
+            return Ok(true);
+        }
+        let mut actual = expected.clone();
+        actual.command = first.command.clone();
+        actual.response = resp.data;
+        actual.sw = resp.sw;
+        actual.duration_ns = wire_ns;
+        actual.head = name.clone();
+        self.timing.add(crate::cmds::name(cmd.cla, cmd.ins), expected.duration_ns, wire_ns);
+        let check = compare(&expected, &actual);
+        if check.is_match() {
+            self.out.matched += 1;
+            return Ok(true);
+        }
+        let d = Divergence::new(
+            self.source,
+            line,
+            first,
+            &name,
+            check.describe(),
+            hexdiff(&[&expected.response[..], &expected.sw.to_be_bytes()].concat(), &[&actual.response[..], &actual.sw.to_be_bytes()].concat(), &expected.mask),
+        );
+        Ok(self.diverged(d))
+    }
+
+    fn flag_in_doubt(&mut self, line: u64, row: &Exchange, head: &str, what: String) {
+        let f = Flagged { line, seq: row.seq, head: head.into(), command_name: command_name(&row.command), what };
+        if !self.opts.quiet {
+            crate::print::out(format_args!(
+                "in doubt  {}:{line}: {} was in doubt in the capture: sent, not compared ({})",
+                self.source.display(),
+                f.command_name,
+                f.what
+            ));
+        }
+        self.out.in_doubt.push(f);
+    }
+
+    fn diverged(&mut self, d: Divergence) -> bool {
+        crate::print::out(format_args!("{}", d.render()));
+        self.out.divergences += 1;
+        if self.out.divergence_rows.len() < KEEP_DIVERGENCES {
+            self.out.divergence_rows.push(d);
+        }
+        if self.opts.keep_going {
+            true
+        } else {
+            self.out.stopped_at_line = self.out.divergence_rows.last().map(|d| d.line);
+            false
+        }
+    }
+
+    /// The replay's own trace row for a card event, with the replay head's name.
+    fn record_event(&self, source: &Exchange, actual: &Exchange, i: usize) {
+        let _ = source;
+        self.record_copy(actual, i);
+    }
+
+    fn record_copy(&self, row: &Exchange, i: usize) {
+        if !self.rec.enabled() {
+            return;
+        }
+        let at = Instant::now();
+        let mut x = row.clone();
+        x.seq = self.rec.next_seq();
+        x.wall = chrono::Utc::now();
+        x.mono_ns = self.rec.mono_ns(at);
+        x.head = self.lab.heads[i].name.clone();
+        x.duration_ns = 0;
+        self.rec.send(Event::Exchange(Box::new(x)));
+    }
+}
+
+fn command_name(command: &[u8]) -> String {
+    match command {
+        [cla, ins, ..] => crate::cmds::name(*cla, *ins).to_string(),
+        _ => "UNKNOWN".into(),
+    }
+}
+
+/// The card plan and protocol an `insert` row carries in its note, if it carries one.
+fn insert_plan(note: &str) -> Option<Result<(CardPlan, Protocol), String>> {
+    if !note.trim_start().starts_with('{') {
+        return None;
+    }
+    #[derive(serde::Deserialize)]
+    struct Note {
+        card_plan: CardPlan,
+        protocol: Protocol,
+    }
+    Some(serde_json::from_str::<Note>(note).map(|n| (n.card_plan, n.protocol)).map_err(|e| format!("note is not a card_plan: {e}")))
+}
+
+/// A command's rows as the one exchange the terminal saw: the data the link gathered (the
+/// data of `6Cxx` answers is not part of it), the final SW, the masks moved to where their
+/// bytes land, the wire time of all rows.
+pub fn fold(rows: &[Exchange]) -> Exchange {
+    let mut x = rows[0].clone();
+    x.response.clear();
+    let mut masked = Vec::new();
+    x.duration_ns = 0;
+    for (n, r) in rows.iter().enumerate() {
+        x.duration_ns += r.duration_ns;
+        let last = n + 1 == rows.len();
+        if (r.sw >> 8) as u8 == 0x6C && !last {
+            continue;
+        }
+        let at = x.response.len();
+        masked.extend((0..r.response.len()).filter(|b| r.mask.covers(*b)).map(|b| at + b));
+        x.response.extend_from_slice(&r.response);
+    }
+    let last = rows.last().expect("a group has a row");
+    x.sw = last.sw;
+    x.kind = if last.kind == RowKind::InDoubt { RowKind::InDoubt } else { RowKind::Command };
+    x.error = last.error.clone();
+    x.mask = Mask::ranges(&runs(&masked));
+    x
+}
+
+/// Sorted byte offsets as inclusive ranges.
+fn runs(offsets: &[usize]) -> Vec<(usize, usize)> {
+    let mut out: Vec<(usize, usize)> = Vec::new();
+    for &o in offsets {
+        match out.last_mut() {
+            Some((_, end)) if *end + 1 == o => *end = o,
+            _ => out.push((o, o)),
+        }
+    }
+    out
+}
