@@ -25,10 +25,11 @@ pub enum RowKind {
     WarmReset,
     Insert,
     Remove,
+    Step,
 }
 
 impl RowKind {
-    pub const ALL: [RowKind; 9] = [
+    pub const ALL: [RowKind; 10] = [
         RowKind::Command,
         RowKind::GetResponse,
         RowKind::Resend6C,
@@ -38,6 +39,7 @@ impl RowKind {
         RowKind::WarmReset,
         RowKind::Insert,
         RowKind::Remove,
+        RowKind::Step,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -51,6 +53,7 @@ impl RowKind {
             RowKind::WarmReset => "warm-reset",
             RowKind::Insert => "insert",
             RowKind::Remove => "remove",
+            RowKind::Step => "step",
         }
     }
 
@@ -84,6 +87,10 @@ pub struct Exchange {
     pub kind: RowKind,
     /// Why an in-doubt row got no answer (the head error); empty otherwise.
     pub error: String,
+    pub atr: Vec<u8>,
+    pub step: String,
+    pub repeat: u32,
+    pub mask: crate::mask::Mask,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
