@@ -228,6 +228,11 @@ impl<R: Read> Rows<R> {
         Ok(rows)
     }
 
+    /// The file (or name) the rows come from.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
     /// Line of the row last returned (1 is the header).
     pub fn line(&self) -> u64 {
         self.line
@@ -290,6 +295,10 @@ impl<R: Read> Rows<R> {
             note: f(11).into(),
             kind,
             error: c.error.and_then(|i| rec.get(i)).unwrap_or("").into(),
+            atr: Vec::new(),
+            step: String::new(),
+            repeat: 0,
+            mask: crate::mask::Mask::none(),
         })
     }
 }

@@ -90,6 +90,9 @@ struct Replayer<'a> {
     source: &'a Path,
     /// Trace heads whose next `perso` command rows belong to a card rebuilt from its plan.
     perso: HashSet<String>,
+    /// Trace heads that have had a power row: the others (traces written before power rows
+    /// existed) are powered on before their first command, as the runner did.
+    power_rows: HashSet<String>,
     /// Cards taken out by `remove` rows, per lab head, for the `insert` that brings them back.
     pocket: HashMap<usize, VirtualCard>,
     timing: Timing,
@@ -104,16 +107,14 @@ pub fn replay(
     rec: &Recorder,
     opts: &BytesOptions,
 ) -> Result<Outcome, ReplayError> {
-    let sel = Selection {
-        heads: Some(opts.map.keys().cloned().collect()),
-        card: opts.card.clone(),
-    };
+    let sel = Selection { heads: Some(opts.map.keys().cloned().collect()), card: opts.card.clone() };
     let mut r = Replayer {
         lab,
         rec,
         opts,
         source,
         perso: HashSet::new(),
+        power_rows: HashSet::new(),
         pocket: HashMap::new(),
         timing: Timing::default(),
         out: Outcome { source_rows: survey.rows, cut_last_row: survey.cut_last_row, ..Outcome::default() },
@@ -150,6 +151,9 @@ impl Replayer<'_> {
 
     fn event(&mut self, line: u64, row: &Exchange, i: usize) -> Result<bool, ReplayError> {
         let name = self.lab.heads[i].name.clone();
+        if matches!(row.kind, RowKind::PowerOn | RowKind::PowerOff | RowKind::WarmReset) {
+            self.power_rows.insert(row.head.clone());
+        }
         match row.kind {
             RowKind::PowerOn | RowKind::WarmReset => {
                 let h = &mut self.lab.heads[i].head;
@@ -159,7 +163,14 @@ impl Replayer<'_> {
                 actual.atr = atr.clone();
                 self.record_event(row, &actual, i);
                 if !row.atr.is_empty() && row.atr != atr {
-                    let d = Divergence::new(self.source, line, row, &name, format!("ATR {} instead of {}", hex::encode_upper(&atr), hex::encode_upper(&row.atr)), hexdiff(&row.atr, &atr, &Mask::none()));
+                    let d = Divergence::new(
+                        self.source,
+                        line,
+                        row,
+                        &name,
+                        format!("ATR {} instead of {}", hex::encode_upper(&atr), hex::encode_upper(&row.atr)),
+                        hexdiff(&row.atr, &atr, &Mask::none()),
+                    );
                     return Ok(self.diverged(d));
                 }
             }
@@ -170,13 +181,21 @@ impl Replayer<'_> {
             RowKind::Insert => {
                 let card = match insert_plan(&row.note) {
                     Some(parsed) => {
-                        let (plan, protocol) = parsed.map_err(|what| ReplayError::Trace(crate::trace::TraceError::Bad {
-                            path: self.source.into(),
-                            line,
-                            what: format!("insert row: {what}"),
-                        }))?;
-                        let mut card = crate::lab::personalize_virtual(&plan, protocol, &self.lab.keyset)
-                            .map_err(|e| self.head_err(line, i, format!("rebuilding card {}: {e}", hex::encode_upper(plan.card_id))))?;
+                        let (plan, protocol) = parsed.map_err(|what| {
+                            ReplayError::Trace(crate::trace::TraceError::Bad {
+                                path: self.source.into(),
+                                line,
+                                what: format!("insert row: {what}"),
+                            })
+                        })?;
+                        let mut card =
+                            crate::lab::personalize_virtual(&plan, protocol, &self.lab.keyset).map_err(|e| {
+                                self.head_err(
+                                    line,
+                                    i,
+                                    format!("rebuilding card {}: {e}", hex::encode_upper(plan.card_id)),
+                                )
+                            })?;
                         if let Some(d) = self.opts.defects.get(&hex::encode_upper(plan.card_id)) {
                             card.set_defects(d.clone());
                         }
@@ -187,9 +206,9 @@ impl Replayer<'_> {
                     }
                     None => self.pocket.remove(&i),
                 };
-                let v = self.lab.heads[i].head.as_virtual().ok_or_else(|| {
-                    self.head_err(line, i, "bytes replay inserts and removes cards only in virtual heads")
-                })?;
+                let not_virtual =
+                    self.head_err(line, i, "bytes replay inserts and removes cards only in virtual heads");
+                let v = self.lab.heads[i].head.as_virtual().ok_or(not_virtual)?;
                 match card {
                     Some(c) => {
                         v.insert(c);
@@ -197,14 +216,22 @@ impl Replayer<'_> {
                     // The card the capture inserted is the one already in the head (a
                     // batch's DUT, put there by the profile).
                     None if v.card().is_some() => {}
-                    None => return Err(self.head_err(line, i, "insert row with no card to insert (no card_plan, nothing removed before)")),
+                    None => {
+                        let what = "insert row with no card to insert (no card_plan, nothing removed before)";
+                        return Err(ReplayError::Head {
+                            file: self.source.into(),
+                            line,
+                            head: name,
+                            what: what.into(),
+                        });
+                    }
                 }
                 self.record_event(row, row, i);
             }
             RowKind::Remove => {
-                let v = self.lab.heads[i].head.as_virtual().ok_or_else(|| {
-                    self.head_err(line, i, "bytes replay inserts and removes cards only in virtual heads")
-                })?;
+                let not_virtual =
+                    self.head_err(line, i, "bytes replay inserts and removes cards only in virtual heads");
+                let v = self.lab.heads[i].head.as_virtual().ok_or(not_virtual)?;
                 if let Some(c) = v.remove() {
                     self.pocket.insert(i, c);
                 }
@@ -223,9 +250,8 @@ impl Replayer<'_> {
             return Ok(true);
         }
         self.perso.remove(&first.head);
-        let bad = |what: String| {
-            ReplayError::Trace(crate::trace::TraceError::Bad { path: self.source.into(), line, what })
-        };
+        let bad =
+            |what: String| ReplayError::Trace(crate::trace::TraceError::Bad { path: self.source.into(), line, what });
         if first.note.contains("data redacted") {
             return Err(bad("the command's data is redacted in the trace: bytes replay cannot send it (only the \
                             personalization rows after an `insert` row with a card_plan are rebuilt instead)"
@@ -236,6 +262,9 @@ impl Replayer<'_> {
         let expected = fold(&rows);
         let in_doubt = rows.last().is_some_and(|r| r.kind == RowKind::InDoubt);
         let name = self.lab.heads[i].name.clone();
+        if !self.power_rows.contains(&first.head) && self.lab.heads[i].head.atr().is_none() {
+            self.lab.heads[i].head.power_on().map_err(|e| self.head_err(line, i, e))?;
+        }
         let mut timed = Timed { inner: self.lab.heads[i].head.as_mut(), wire_ns: 0 };
         let answer = {
             let mut link = Link::new(&mut timed, self.rec);
@@ -282,7 +311,11 @@ impl Replayer<'_> {
             first,
             &name,
             check.describe(),
-            hexdiff(&[&expected.response[..], &expected.sw.to_be_bytes()].concat(), &[&actual.response[..], &actual.sw.to_be_bytes()].concat(), &expected.mask),
+            hexdiff(
+                &[&expected.response[..], &expected.sw.to_be_bytes()].concat(),
+                &[&actual.response[..], &actual.sw.to_be_bytes()].concat(),
+                &expected.mask,
+            ),
         );
         Ok(self.diverged(d))
     }
@@ -352,7 +385,11 @@ fn insert_plan(note: &str) -> Option<Result<(CardPlan, Protocol), String>> {
         card_plan: CardPlan,
         protocol: Protocol,
     }
-    Some(serde_json::from_str::<Note>(note).map(|n| (n.card_plan, n.protocol)).map_err(|e| format!("note is not a card_plan: {e}")))
+    Some(
+        serde_json::from_str::<Note>(note)
+            .map(|n| (n.card_plan, n.protocol))
+            .map_err(|e| format!("note is not a card_plan: {e}")),
+    )
 }
 
 /// A command's rows as the one exchange the terminal saw: the data the link gathered (the

@@ -132,8 +132,13 @@ fn commands(path: &Path, mut each: impl FnMut(Key, Side)) -> Result<u64, TraceEr
         };
         let occ = seen.entry((x.test_step.clone(), x.step.clone(), x.repeat, name.clone())).or_default();
         *occ += 1;
-        let key =
-            Key { case: x.test_step.clone(), step: x.step.clone(), repeat: x.repeat, command_name: name, occurrence: *occ };
+        let key = Key {
+            case: x.test_step.clone(),
+            step: x.step.clone(),
+            repeat: x.repeat,
+            command_name: name,
+            occurrence: *occ,
+        };
         n += 1;
         each(key, Side { line: lines[0], x });
     }
@@ -152,14 +157,14 @@ fn dynamic_command_data(cla: u8, ins: u8, data_len: usize) -> Vec<(usize, usize)
         return vec![];
     }
     match ins {
-        CPAY_SIGN => all(),                                        // the reader's random (S34)
-        CPAY_DEBIT => from(8),                                     // signature over the card's nonce
-        PURSE_WRITE_SIGNATURE => all(),                            // signature over the new record
-        XFER_GET_TRANSFER_KEY => upto(15),                         // A's update random
-        XFER_UPDATE_TRANSFER_KEY => all(),                         // AE blob / ECIES ‖ signature
-        XFER_RECEIVE_PERMISSION => from(8),                        // rnd_send
-        XFER_SEND | XFER_RECEIVE | XFER_CANCEL_PENDING => all(),   // challenges, proof
-        XFER_CANCEL_PROOF => from(8),                              // rnd_send ‖ rnd_recv
+        CPAY_SIGN => all(),                                      // the reader's random (S34)
+        CPAY_DEBIT => from(8),                                   // signature over the card's nonce
+        PURSE_WRITE_SIGNATURE => all(),                          // signature over the new record
+        XFER_GET_TRANSFER_KEY => upto(15),                       // A's update random
+        XFER_UPDATE_TRANSFER_KEY => all(),                       // AE blob / ECIES ‖ signature
+        XFER_RECEIVE_PERMISSION => from(8),                      // rnd_send
+        XFER_SEND | XFER_RECEIVE | XFER_CANCEL_PENDING => all(), // challenges, proof
+        XFER_CANCEL_PROOF => from(8),                            // rnd_send ‖ rnd_recv
         _ => vec![],
     }
 }

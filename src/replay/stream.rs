@@ -206,8 +206,7 @@ impl<R: Read> Iterator for Units<R> {
                 None => {
                     self.done = true;
                     // Groups still waiting at the end: the trace stopped mid-answer.
-                    let mut left: Vec<(u64, String)> =
-                        self.open.iter().map(|(h, (l, _))| (l[0], h.clone())).collect();
+                    let mut left: Vec<(u64, String)> = self.open.iter().map(|(h, (l, _))| (l[0], h.clone())).collect();
                     left.sort();
                     for (_, h) in left {
                         self.close(&h);

@@ -153,9 +153,9 @@ mod tests {
         t.add("READ ALL", 1_000_000, 1_100_000);
         t.add("DEBIT", 1_000_000, 1_500_000);
         let lines = t.lines(20.0);
-        assert_eq!(lines.iter().map(|l| (l.command.as_str(), l.flagged)).collect::<Vec<_>>(), [
-            ("DEBIT", true),
-            ("READ ALL", false)
-        ]);
+        assert_eq!(
+            lines.iter().map(|l| (l.command.as_str(), l.flagged)).collect::<Vec<_>>(),
+            [("DEBIT", true), ("READ ALL", false)]
+        );
     }
 }
