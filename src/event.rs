@@ -25,11 +25,10 @@ pub enum RowKind {
     WarmReset,
     Insert,
     Remove,
-    Step,
 }
 
 impl RowKind {
-    pub const ALL: [RowKind; 10] = [
+    pub const ALL: [RowKind; 9] = [
         RowKind::Command,
         RowKind::GetResponse,
         RowKind::Resend6C,
@@ -39,7 +38,6 @@ impl RowKind {
         RowKind::WarmReset,
         RowKind::Insert,
         RowKind::Remove,
-        RowKind::Step,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -53,7 +51,6 @@ impl RowKind {
             RowKind::WarmReset => "warm-reset",
             RowKind::Insert => "insert",
             RowKind::Remove => "remove",
-            RowKind::Step => "step",
         }
     }
 
@@ -87,10 +84,6 @@ pub struct Exchange {
     pub kind: RowKind,
     /// Why an in-doubt row got no answer (the head error); empty otherwise.
     pub error: String,
-    pub atr: Vec<u8>,
-    pub step: String,
-    pub repeat: u32,
-    pub mask: crate::mask::Mask,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -10,7 +10,7 @@ use crate::crypto::sig;
 use crate::keys::Keyset;
 
 /// Everything a card needs, resolved from a profile's card entry.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CardPlan {
     pub card_id: [u8; 8],
     pub purse_counter: u32,

@@ -20,20 +20,11 @@ pub struct Link<'a> {
     rec: Recorder,
     pub card_id: String,
     pub test_step: String,
-    pub step: String,
-    pub repeat: u32,
 }
 
 impl<'a> Link<'a> {
     pub fn new(head: &'a mut dyn Head, rec: &Recorder) -> Self {
-        Link {
-            head,
-            rec: rec.clone(),
-            card_id: String::new(),
-            test_step: String::new(),
-            step: String::new(),
-            repeat: 0,
-        }
+        Link { head, rec: rec.clone(), card_id: String::new(), test_step: String::new() }
     }
 
     pub fn head_name(&self) -> String {
@@ -148,10 +139,6 @@ impl<'a> Link<'a> {
                 note,
                 kind: if error.is_some() { RowKind::InDoubt } else { kind },
                 error: error.as_ref().map(ToString::to_string).unwrap_or_default(),
-                atr: Vec::new(),
-                step: self.step.clone(),
-                repeat: self.repeat,
-                mask: crate::mask::Mask::none(),
             };
             if error.is_some() {
                 // The in-doubt row is the record that this command may have run: it must be on

@@ -243,10 +243,6 @@ mod tests {
             note: String::new(),
             kind: Default::default(),
             error: String::new(),
-            atr: Vec::new(),
-            step: String::new(),
-            repeat: 0,
-            mask: crate::mask::Mask::none(),
         })
     }
 
