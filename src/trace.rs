@@ -10,7 +10,7 @@ use std::io::{BufReader, Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
 use thiserror::Error;
 
-pub const HEADER: [&str; 17] = [
+pub const HEADER: [&str; 21] = [
     "run_id",
     "seq",
     "wall_time",
@@ -28,6 +28,10 @@ pub const HEADER: [&str; 17] = [
     "command_name",
     "kind",
     "error",
+    "atr",
+    "step",
+    "repeat",
+    "mask",
 ];
 
 pub struct TraceCsv {
@@ -76,6 +80,10 @@ impl TraceCsv {
             if x.kind.is_wire() { name } else { "" },
             x.kind.as_str(),
             &x.error,
+            &hex::encode_upper(&x.atr),
+            &x.step,
+            &if x.repeat == 0 { String::new() } else { x.repeat.to_string() },
+            &x.mask.to_string(),
         ])?;
         self.rows += 1;
         Ok(())
@@ -158,6 +166,11 @@ struct Columns {
     idx: [usize; 12],
     kind: Option<usize>,
     error: Option<usize>,
+    /// Columns 18-21 (`atr`, `step`, `repeat`, `mask`); traces older than them read as empty.
+    atr: Option<usize>,
+    step: Option<usize>,
+    repeat: Option<usize>,
+    mask: Option<usize>,
     width: usize,
 }
 
@@ -221,7 +234,16 @@ impl<R: Read> Rows<R> {
             need("duration_ns")?,
             need("note")?,
         ];
-        let cols = Columns { idx, kind: col("kind"), error: col("error"), width: headers.len() };
+        let cols = Columns {
+            idx,
+            kind: col("kind"),
+            error: col("error"),
+            atr: col("atr"),
+            step: col("step"),
+            repeat: col("repeat"),
+            mask: col("mask"),
+            width: headers.len(),
+        };
         let mut rows =
             Rows { path: path.into(), r, cols, ends_whole, ahead: None, line: 1, cut_last_row: None, done: false };
         rows.ahead = rows.read_one();
@@ -278,6 +300,13 @@ impl<R: Read> Rows<R> {
             }
             s => return Err(bad(format!("sw `{s}` is not 4 hex digits"))),
         };
+        let opt = |c: Option<usize>| c.and_then(|c| rec.get(c)).unwrap_or("");
+        let atr = hex::decode(opt(c.atr)).map_err(|_| bad(format!("atr `{}` is not hex bytes", opt(c.atr))))?;
+        let repeat = match opt(c.repeat) {
+            "" => 0,
+            s => s.parse::<u32>().map_err(|_| bad(format!("repeat `{s}` is not a whole number")))?,
+        };
+        let mask = opt(c.mask).parse::<crate::mask::Mask>().map_err(|e| bad(e.to_string()))?;
         Ok(Exchange {
             seq: num(0, "seq")?,
             wall: chrono::DateTime::parse_from_rfc3339(f(1))
@@ -294,11 +323,11 @@ impl<R: Read> Rows<R> {
             duration_ns: num(10, "duration_ns")?,
             note: f(11).into(),
             kind,
-            error: c.error.and_then(|i| rec.get(i)).unwrap_or("").into(),
-            atr: Vec::new(),
-            step: String::new(),
-            repeat: 0,
-            mask: crate::mask::Mask::none(),
+            error: opt(c.error).into(),
+            atr,
+            step: opt(c.step).into(),
+            repeat,
+            mask,
         })
     }
 }

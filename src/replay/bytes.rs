@@ -17,11 +17,10 @@ use super::timing::Timing;
 use super::{Divergence, Flagged, Outcome, ReplayError};
 use crate::apdu::Command;
 use crate::card::defects::Defects;
-use crate::card::{Protocol, VirtualCard};
+use crate::card::VirtualCard;
 use crate::event::{Event, Exchange, Recorder, RowKind};
 use crate::head::{Head, HeadError, HeadInfo, Wire};
-use crate::issuance::CardPlan;
-use crate::lab::Lab;
+use crate::lab::{InsertedCard, Lab};
 use crate::link::Link;
 use crate::mask::Mask;
 use crate::replay::compare::{compare, hexdiff};
@@ -134,14 +133,21 @@ pub fn replay(
 impl Replayer<'_> {
     /// Replay one unit; false when the replay stops here (a divergence without --keep-going).
     fn unit(&mut self, unit: Unit) -> Result<bool, ReplayError> {
-        let i = self.opts.map[unit.head()];
-        match unit {
-            Unit::Step { row, .. } => {
-                self.record_copy(&row, i);
+        let i = self.opts.map.get(unit.head()).copied();
+        match (unit, i) {
+            (Unit::Step { row, .. }, Some(i)) => {
+                labelled(self.lab.heads[i].head.as_mut(), self.rec, &row).event(RowKind::Step, &row.note);
                 Ok(true)
             }
-            Unit::Event { line, row } => self.event(line, &row, i),
-            Unit::Command { lines, rows } => self.command(&lines, rows, i),
+            // A step on no head (an assertion, a variable): copied as it is.
+            (Unit::Step { row, .. }, None) => {
+                self.copy_row(&row);
+                Ok(true)
+            }
+            (Unit::Event { line, row }, Some(i)) => self.event(line, &row, i),
+            (Unit::Command { lines, rows }, Some(i)) => self.command(&lines, rows, i),
+            // Rows of heads not chosen never get here (the selection drops them).
+            (_, None) => Ok(true),
         }
     }
 
@@ -156,55 +162,45 @@ impl Replayer<'_> {
         }
         match row.kind {
             RowKind::PowerOn | RowKind::WarmReset => {
-                let h = &mut self.lab.heads[i].head;
-                let atr = if row.kind == RowKind::PowerOn { h.power_on() } else { h.warm_reset() }
-                    .map_err(|e| self.head_err(line, i, e))?;
-                let mut actual = row.clone();
-                actual.atr = atr.clone();
-                self.record_event(row, &actual, i);
+                let mut l = labelled(self.lab.heads[i].head.as_mut(), self.rec, row);
+                let atr = if row.kind == RowKind::PowerOn { l.power_on() } else { l.warm_reset() };
+                let atr = atr.map_err(|e| self.head_err(line, i, e))?;
                 if !row.atr.is_empty() && row.atr != atr {
                     let d = Divergence::new(
                         self.source,
                         line,
                         row,
                         &name,
-                        format!("ATR {} instead of {}", hex::encode_upper(&atr), hex::encode_upper(&row.atr)),
+                        format!("ATR {} expected, {} received", hex::encode_upper(&row.atr), hex::encode_upper(&atr)),
                         hexdiff(&row.atr, &atr, &Mask::none()),
                     );
                     return Ok(self.diverged(d));
                 }
             }
             RowKind::PowerOff => {
-                self.lab.heads[i].head.power_off().map_err(|e| self.head_err(line, i, e))?;
-                self.record_event(row, row, i);
+                let r = labelled(self.lab.heads[i].head.as_mut(), self.rec, row).power_off();
+                r.map_err(|e| self.head_err(line, i, e))?;
             }
             RowKind::Insert => {
-                let card = match insert_plan(&row.note) {
-                    Some(parsed) => {
-                        let (plan, protocol) = parsed.map_err(|what| {
-                            ReplayError::Trace(crate::trace::TraceError::Bad {
-                                path: self.source.into(),
-                                line,
-                                what: format!("insert row: {what}"),
-                            })
-                        })?;
-                        let mut card =
-                            crate::lab::personalize_virtual(&plan, protocol, &self.lab.keyset).map_err(|e| {
-                                self.head_err(
-                                    line,
-                                    i,
-                                    format!("rebuilding card {}: {e}", hex::encode_upper(plan.card_id)),
-                                )
-                            })?;
-                        if let Some(d) = self.opts.defects.get(&hex::encode_upper(plan.card_id)) {
-                            card.set_defects(d.clone());
-                        }
-                        // The personalization rows after this one are the card's making,
-                        // redacted: the card is already made.
-                        self.perso.insert(row.head.clone());
-                        Some(card)
-                    }
-                    None => self.pocket.remove(&i),
+                let bad = |what: String| {
+                    ReplayError::Trace(crate::trace::TraceError::Bad { path: self.source.into(), line, what })
+                };
+                let (card, note) = if row.note.trim_start().starts_with('{') {
+                    let made: InsertedCard = serde_json::from_str(&row.note)
+                        .map_err(|e| bad(format!("insert row: note is not a card plan: {e}")))?;
+                    let id = hex::encode_upper(made.card_plan.card_id);
+                    let mut card = crate::lab::personalize_virtual(&made.card_plan, made.protocol, &self.lab.keyset)
+                        .map_err(|e| self.head_err(line, i, format!("rebuilding card {id}: {e}")))?;
+                    let defects = self.opts.defects.get(&id).cloned().unwrap_or_default();
+                    let names = defects.iter().map(|d| d.name().to_string()).collect();
+                    card.set_defects(defects);
+                    // The personalization rows after this one are the card's making,
+                    // redacted: the card is already made.
+                    self.perso.insert(row.head.clone());
+                    let replayed = InsertedCard { card_plan: made.card_plan, protocol: made.protocol, defects: names };
+                    (Some(card), serde_json::to_string(&replayed).unwrap_or_default())
+                } else {
+                    (self.pocket.remove(&i), row.note.clone())
                 };
                 let not_virtual =
                     self.head_err(line, i, "bytes replay inserts and removes cards only in virtual heads");
@@ -213,20 +209,15 @@ impl Replayer<'_> {
                     Some(c) => {
                         v.insert(c);
                     }
-                    // The card the capture inserted is the one already in the head (a
-                    // batch's DUT, put there by the profile).
+                    // The card the capture inserted is the one already in the head (put there
+                    // by the profile).
                     None if v.card().is_some() => {}
                     None => {
-                        let what = "insert row with no card to insert (no card_plan, nothing removed before)";
-                        return Err(ReplayError::Head {
-                            file: self.source.into(),
-                            line,
-                            head: name,
-                            what: what.into(),
-                        });
+                        let what = "insert row with no card to insert (no card plan, nothing removed before)";
+                        return Err(self.head_err(line, i, what));
                     }
                 }
-                self.record_event(row, row, i);
+                labelled(self.lab.heads[i].head.as_mut(), self.rec, row).event(RowKind::Insert, &note);
             }
             RowKind::Remove => {
                 let not_virtual =
@@ -235,7 +226,7 @@ impl Replayer<'_> {
                 if let Some(c) = v.remove() {
                     self.pocket.insert(i, c);
                 }
-                self.record_event(row, row, i);
+                labelled(self.lab.heads[i].head.as_mut(), self.rec, row).event(RowKind::Remove, &row.note);
             }
             _ => {}
         }
@@ -263,17 +254,11 @@ impl Replayer<'_> {
         let in_doubt = rows.last().is_some_and(|r| r.kind == RowKind::InDoubt);
         let name = self.lab.heads[i].name.clone();
         if !self.power_rows.contains(&first.head) && self.lab.heads[i].head.atr().is_none() {
-            self.lab.heads[i].head.power_on().map_err(|e| self.head_err(line, i, e))?;
+            let r = labelled(self.lab.heads[i].head.as_mut(), self.rec, first).power_on();
+            r.map_err(|e| self.head_err(line, i, e))?;
         }
         let mut timed = Timed { inner: self.lab.heads[i].head.as_mut(), wire_ns: 0 };
-        let answer = {
-            let mut link = Link::new(&mut timed, self.rec);
-            link.card_id = first.card_id.clone();
-            link.test_step = first.test_step.clone();
-            link.step = first.step.clone();
-            link.repeat = first.repeat;
-            link.exec(&first.protocol_step, &cmd)
-        };
+        let answer = labelled(&mut timed, self.rec, first).exec(&first.protocol_step, &cmd);
         let wire_ns = timed.wire_ns;
         self.out.commands += 1;
         let resp = match answer {
@@ -347,25 +332,29 @@ impl Replayer<'_> {
         }
     }
 
-    /// The replay's own trace row for a card event, with the replay head's name.
-    fn record_event(&self, source: &Exchange, actual: &Exchange, i: usize) {
-        let _ = source;
-        self.record_copy(actual, i);
-    }
-
-    fn record_copy(&self, row: &Exchange, i: usize) {
+    /// A row copied into the replay's trace as it is, renumbered and timed now.
+    fn copy_row(&self, row: &Exchange) {
         if !self.rec.enabled() {
             return;
         }
-        let at = Instant::now();
         let mut x = row.clone();
         x.seq = self.rec.next_seq();
         x.wall = chrono::Utc::now();
-        x.mono_ns = self.rec.mono_ns(at);
-        x.head = self.lab.heads[i].name.clone();
+        x.mono_ns = self.rec.mono_ns(Instant::now());
         x.duration_ns = 0;
         self.rec.send(Event::Exchange(Box::new(x)));
     }
+}
+
+/// A link on `head` labelled like the captured row (card, case, plan step, repeat), so the
+/// replay's rows line up with the capture's in `trace diff`.
+fn labelled<'h>(head: &'h mut dyn Head, rec: &Recorder, row: &Exchange) -> Link<'h> {
+    let mut l = Link::new(head, rec);
+    l.card_id = row.card_id.clone();
+    l.test_step = row.test_step.clone();
+    l.step = row.step.clone();
+    l.repeat = row.repeat;
+    l
 }
 
 fn command_name(command: &[u8]) -> String {
@@ -373,23 +362,6 @@ fn command_name(command: &[u8]) -> String {
         [cla, ins, ..] => crate::cmds::name(*cla, *ins).to_string(),
         _ => "UNKNOWN".into(),
     }
-}
-
-/// The card plan and protocol an `insert` row carries in its note, if it carries one.
-fn insert_plan(note: &str) -> Option<Result<(CardPlan, Protocol), String>> {
-    if !note.trim_start().starts_with('{') {
-        return None;
-    }
-    #[derive(serde::Deserialize)]
-    struct Note {
-        card_plan: CardPlan,
-        protocol: Protocol,
-    }
-    Some(
-        serde_json::from_str::<Note>(note)
-            .map(|n| (n.card_plan, n.protocol))
-            .map_err(|e| format!("note is not a card_plan: {e}")),
-    )
 }
 
 /// A command's rows as the one exchange the terminal saw: the data the link gathered (the

@@ -1,124 +1,155 @@
-//! One captured exchange against its replay: same command, kind, status word, response
-//! length, and the same response bytes wherever the captured row's mask does not say they are
-//! dynamic by nature (randoms, signatures, MACs, ciphertexts).
-//!
-//! Written by replay-bytes behind the API of the lead's contract (helper-brief.md) because
-//! main did not have it yet; the lead's version replaces this file at the merge.
+//! One captured row against one replayed row: the rule every replay mode, the trace diff
+//! and the TUI share. Command bytes, row kind, status word and response length must be
+//! equal; response bytes must be equal outside the captured row's mask.
 
-use crate::event::Exchange;
+use crate::event::{Exchange, RowKind};
 use crate::mask::Mask;
+use std::fmt::Write;
 
-/// What differs between an expected and an actual exchange (empty = a match).
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
+/// The outcome of comparing one expected (captured) row with the actual (replayed) one.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RowCheck {
-    pub command: bool,
-    pub kind: Option<(String, String)>,
-    pub sw: Option<(u16, u16)>,
-    pub length: Option<(usize, usize)>,
-    /// Offsets of response bytes that differ outside the mask.
-    pub bytes: Vec<usize>,
-    /// Response bytes that differ under the mask (allowed).
-    pub masked: usize,
+    pub kind: (RowKind, RowKind),
+    pub command_equal: bool,
+    pub sw: (u16, u16),
+    pub len: (usize, usize),
+    /// Response offsets outside the mask whose bytes differ (within the shorter response).
+    pub differing: Vec<usize>,
 }
 
 impl RowCheck {
     pub fn is_match(&self) -> bool {
-        !self.command && self.kind.is_none() && self.sw.is_none() && self.length.is_none() && self.bytes.is_empty()
+        self.kind.0 == self.kind.1
+            && self.command_equal
+            && self.sw.0 == self.sw.1
+            && self.len.0 == self.len.1
+            && self.differing.is_empty()
     }
 
-    /// One line saying what differs.
+    /// One line naming every difference, e.g. `SW 9000 expected, 6985 received; 96 response
+    /// bytes expected, 0 received`.
     pub fn describe(&self) -> String {
+        if self.is_match() {
+            return "match".into();
+        }
         let mut parts = Vec::new();
-        if self.command {
-            parts.push("command bytes differ".to_string());
+        if self.kind.0 != self.kind.1 {
+            parts.push(format!("{} row expected, {} received", self.kind.0.as_str(), self.kind.1.as_str()));
         }
-        if let Some((e, a)) = &self.kind {
-            parts.push(format!("kind {a} instead of {e}"));
+        if !self.command_equal {
+            parts.push("command differs".to_string());
         }
-        if let Some((e, a)) = self.sw {
-            parts.push(format!("SW {a:04X} instead of {e:04X}"));
+        if self.sw.0 != self.sw.1 && self.kind.0.is_wire() {
+            parts.push(format!("SW {:04X} expected, {:04X} received", self.sw.0, self.sw.1));
         }
-        if let Some((e, a)) = self.length {
-            parts.push(format!("{a} response bytes instead of {e}"));
+        if self.len.0 != self.len.1 {
+            parts.push(format!("{} response bytes expected, {} received", self.len.0, self.len.1));
         }
-        if !self.bytes.is_empty() {
-            let shown: Vec<String> = self.bytes.iter().take(8).map(|b| b.to_string()).collect();
-            let more = if self.bytes.len() > 8 { ", …" } else { "" };
-            parts.push(format!(
-                "{} response byte{} differ{} outside the mask (at {}{more})",
-                self.bytes.len(),
-                if self.bytes.len() == 1 { "" } else { "s" },
-                if self.bytes.len() == 1 { "s" } else { "" },
-                shown.join(", ")
-            ));
-        }
-        if parts.is_empty() {
-            return if self.masked > 0 {
-                format!("match ({} masked bytes differ)", self.masked)
-            } else {
-                "match".into()
-            };
+        if !self.differing.is_empty() {
+            parts.push(format!("response bytes {} differ", ranges(&self.differing)));
         }
         parts.join("; ")
     }
 }
 
+/// Compare a captured row with a replayed one under the captured row's mask.
 pub fn compare(expected: &Exchange, actual: &Exchange) -> RowCheck {
-    let mut c = RowCheck { command: expected.command != actual.command, ..RowCheck::default() };
-    if expected.kind != actual.kind {
-        c.kind = Some((expected.kind.as_str().into(), actual.kind.as_str().into()));
+    let mask = &expected.mask;
+    let differing = expected
+        .response
+        .iter()
+        .zip(&actual.response)
+        .enumerate()
+        .filter(|(i, (e, a))| e != a && !mask.covers(*i))
+        .map(|(i, _)| i)
+        .collect();
+    RowCheck {
+        kind: (expected.kind, actual.kind),
+        command_equal: expected.command == actual.command,
+        sw: (expected.sw, actual.sw),
+        len: (expected.response.len(), actual.response.len()),
+        differing,
     }
-    if expected.sw != actual.sw {
-        c.sw = Some((expected.sw, actual.sw));
-    }
-    let (e, a) = (&expected.response, &actual.response);
-    if e.len() != a.len() {
-        c.length = Some((e.len(), a.len()));
-    }
-    for i in 0..e.len().min(a.len()) {
-        if e[i] != a[i] {
-            if expected.mask.covers(i) {
-                c.masked += 1;
-            } else {
-                c.bytes.push(i);
-            }
-        }
-    }
-    c
 }
 
-/// Two lines, `expected:` and `actual:`, in hex: differing bytes in `[..]`, bytes under the
-/// mask shown as `??` on the expected line; a byte only one side has is a difference too.
+/// Two hex lines, expected above actual, 16 bytes a line: differing bytes bracketed
+/// (`[3F]`), masked bytes of the expected side shown as `??`.
 pub fn hexdiff(expected: &[u8], actual: &[u8], mask: &Mask) -> String {
     let n = expected.len().max(actual.len());
-    let (mut e, mut a) = (vec!["expected:".to_string()], vec!["actual:  ".to_string()]);
-    for i in 0..n {
-        let (x, y) = (expected.get(i), actual.get(i));
-        let differ = x != y && !(mask.covers(i) && x.is_some() && y.is_some());
-        let show = |b: Option<&u8>, masked: bool| match (b, masked) {
-            (None, _) => "  ".to_string(),
-            (Some(_), true) => "??".to_string(),
-            (Some(b), false) => format!("{b:02X}"),
-        };
-        let (se, sa) = (show(x, mask.covers(i)), show(y, false));
-        if differ {
-            e.push(format!("[{se}]"));
-            a.push(format!("[{sa}]"));
-        } else {
-            e.push(se);
-            a.push(sa);
+    let cell = |b: Option<&u8>, other: Option<&u8>, i: usize, masked_as_q: bool| -> String {
+        match b {
+            None => "    ".into(),
+            Some(_) if masked_as_q && mask.covers(i) => " ?? ".into(),
+            Some(b) if mask.covers(i) || other == Some(b) => format!(" {b:02X} "),
+            Some(b) => format!("[{b:02X}]"),
         }
+    };
+    let mut out = String::new();
+    for start in (0..n.max(1)).step_by(16) {
+        let end = (start + 16).min(n);
+        let _ = write!(out, "{start:04X} expected ");
+        for i in start..end {
+            out += &cell(expected.get(i), actual.get(i), i, true);
+        }
+        out = out.trim_end().to_string();
+        let _ = write!(out, "\n{start:04X} actual   ");
+        for i in start..end {
+            out += &cell(actual.get(i), expected.get(i), i, false);
+        }
+        out = out.trim_end().to_string();
+        out.push('\n');
     }
-    format!("{}\n{}", e.join(" ").trim_end(), a.join(" ").trim_end())
+    out
+}
+
+/// `3 7-9` for offsets [3, 7, 8, 9].
+fn ranges(v: &[usize]) -> String {
+    let mut out: Vec<String> = Vec::new();
+    let mut i = 0;
+    while i < v.len() {
+        let mut j = i;
+        while j + 1 < v.len() && v[j + 1] == v[j] + 1 {
+            j += 1;
+        }
+        out.push(if i == j { v[i].to_string() } else { format!("{}-{}", v[i], v[j]) });
+        i = j + 1;
+    }
+    out.join(" ")
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
+    fn row(cmd: &str, resp: &str, sw: u16, mask: &str) -> Exchange {
+        Exchange {
+            command: hex::decode(cmd).unwrap(),
+            response: hex::decode(resp).unwrap(),
+            sw,
+            mask: mask.parse().unwrap(),
+            ..Exchange::default()
+        }
+    }
+
     #[test]
-    fn differing_bytes_are_bracketed_and_masked_ones_hidden() {
-        let d = hexdiff(&[0x01, 0x02, 0x03, 0x90, 0x00], &[0x01, 0x07, 0x04, 0x90, 0x00], &Mask::ranges(&[(2, 2)]));
-        assert_eq!(d, "expected: 01 [02] ?? 90 00\nactual:   01 [07] 04 90 00");
+    fn masked_bytes_may_differ_others_may_not() {
+        let e = row("80880000", "00112233", 0x9000, "2-3");
+        assert!(compare(&e, &row("80880000", "0011FFFF", 0x9000, "")).is_match());
+        let c = compare(&e, &row("80880000", "FF11FFFF", 0x9000, ""));
+        assert_eq!(c.describe(), "response bytes 0 differ");
+        let c = compare(&e, &row("80880000", "", 0x6985, ""));
+        assert_eq!(c.describe(), "SW 9000 expected, 6985 received; 4 response bytes expected, 0 received");
+        assert_eq!(compare(&e, &row("80880001", "00112233", 0x9000, "")).describe(), "command differs");
+    }
+
+    #[test]
+    fn hexdiff_brackets_differences_and_hides_masked_bytes() {
+        let d = hexdiff(&[0x00, 0x11, 0x22], &[0x00, 0x12, 0x23], &"2".parse().unwrap());
+        assert_eq!(d, "0000 expected  00 [11] ??\n0000 actual    00 [12] 23\n");
+    }
+
+    #[test]
+    fn offsets_print_as_ranges() {
+        assert_eq!(ranges(&[3, 7, 8, 9, 12]), "3 7-9 12");
     }
 }

@@ -57,7 +57,8 @@ impl Survey {
         for row in rows.by_ref() {
             let row = row?;
             s.rows += 1;
-            if !s.heads.contains(&row.head) {
+            // Steps on no head (assertions) have an empty head: nothing to map.
+            if !row.head.is_empty() && !s.heads.contains(&row.head) {
                 s.heads.push(row.head.clone());
             }
             if !row.card_id.is_empty() {
@@ -84,7 +85,7 @@ pub struct Selection {
 
 impl Selection {
     pub fn keeps(&self, row: &Exchange) -> bool {
-        if self.heads.as_ref().is_some_and(|h| !h.contains(&row.head)) {
+        if !row.head.is_empty() && self.heads.as_ref().is_some_and(|h| !h.contains(&row.head)) {
             return false;
         }
         match &self.card {
