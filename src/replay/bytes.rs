@@ -19,6 +19,7 @@ use crate::apdu::Command;
 use crate::card::defects::Defects;
 use crate::card::VirtualCard;
 use crate::event::{Event, Exchange, Recorder, RowKind};
+use crate::head::virtual_head::{CutPoint, PowerCut};
 use crate::head::{Head, HeadError, HeadInfo, Wire};
 use crate::lab::{InsertedCard, Lab};
 use crate::link::Link;
@@ -92,6 +93,9 @@ struct Replayer<'a> {
     /// Trace heads that have had a power row: the others (traces written before power rows
     /// existed) are powered on before their first command, as the runner did.
     power_rows: HashSet<String>,
+    /// Virtual heads with a power cut armed by a `tear` step row, and whether the engine step
+    /// it is for has started.
+    torn: HashMap<usize, bool>,
     /// Cards taken out by `remove` rows, per lab head, for the `insert` that brings them back.
     pocket: HashMap<usize, VirtualCard>,
     timing: Timing,
@@ -115,6 +119,7 @@ pub fn replay(
         perso: HashSet::new(),
         power_rows: HashSet::new(),
         pocket: HashMap::new(),
+        torn: HashMap::new(),
         timing: Timing::default(),
         out: Outcome { source_rows: survey.rows, cut_last_row: survey.cut_last_row, ..Outcome::default() },
     };
@@ -136,6 +141,7 @@ impl Replayer<'_> {
         let i = self.opts.map.get(unit.head()).copied();
         match (unit, i) {
             (Unit::Step { row, .. }, Some(i)) => {
+                self.tear_step(&row, i);
                 labelled(self.lab.heads[i].head.as_mut(), self.rec, &row).event(RowKind::Step, &row.note);
                 Ok(true)
             }
@@ -149,6 +155,42 @@ impl Replayer<'_> {
             // Rows of heads not chosen never get here (the selection drops them).
             (_, None) => Ok(true),
         }
+    }
+
+    /// The power cuts of `tear` steps, reproduced on virtual heads: armed when the capture
+    /// armed them (the `tear` step row), disarmed after the engine step that follows, as the
+    /// runner does. The replay sends the same transmits in the same order, so the cut falls
+    /// on the same exchange (or NVM commit) and the card is left as the capture left it.
+    fn tear_step(&mut self, row: &Exchange, i: usize) {
+        let param = |k: &str| row.note.split(' ').find_map(|p| p.strip_prefix(k)).map(str::to_string);
+        let finished: Vec<usize> = self.torn.iter().filter(|(_, engine)| **engine).map(|(j, _)| *j).collect();
+        for j in finished {
+            self.torn.remove(&j);
+            if let Some(v) = self.lab.heads[j].head.as_virtual() {
+                v.cut_power(None);
+                if let Some(c) = v.card_mut() {
+                    c.nvm_mut().tear_after(None);
+                }
+            }
+        }
+        if param("do=").as_deref() == Some("engine") {
+            self.torn.values_mut().for_each(|engine| *engine = true);
+            return;
+        }
+        if param("do=").as_deref() != Some("tear") {
+            return;
+        }
+        let Some(at) = param("at=").and_then(|a| parse_tear(&a)) else { return };
+        let Some(v) = self.lab.heads[i].head.as_virtual() else { return };
+        match at {
+            Tear::Exchange(n, point) => v.cut_power(Some(PowerCut { at: n, point })),
+            Tear::Commit(k) => {
+                if let Some(c) = v.card_mut() {
+                    c.nvm_mut().tear_after(Some(k));
+                }
+            }
+        }
+        self.torn.insert(i, false);
     }
 
     fn head_err(&self, line: u64, i: usize, e: impl ToString) -> ReplayError {
@@ -263,9 +305,16 @@ impl Replayer<'_> {
         self.out.commands += 1;
         let resp = match answer {
             Ok(r) => r,
-            // The capture did not get an answer either: nothing to compare, as below.
+            // No answer now either (a reproduced power cut): the same outcome as captured.
             Err(e) if in_doubt && e.maybe_delivered() => {
-                self.flag_in_doubt(line, first, &name, format!("no answer on replay either ({e})"));
+                self.out.matched += 1;
+                self.out.in_doubt.push(Flagged {
+                    line,
+                    seq: first.seq,
+                    head: name,
+                    command_name: command_name(&first.command),
+                    what: format!("reproduced: no answer on replay either ({e})"),
+                });
                 return Ok(true);
             }
             Err(e) => return Err(self.head_err(line, i, e)),
@@ -355,6 +404,28 @@ fn labelled<'h>(head: &'h mut dyn Head, rec: &Recorder, row: &Exchange) -> Link<
     l.step = row.step.clone();
     l.repeat = row.repeat;
     l
+}
+
+/// A `tear` step's `at=` parameter as the step row writes it (`Exchange{n:7,point:AfterCommand}`,
+/// `Commit(2)`).
+enum Tear {
+    Exchange(u64, CutPoint),
+    Commit(u64),
+}
+
+fn parse_tear(at: &str) -> Option<Tear> {
+    if let Some(k) = at.strip_prefix("Commit(").and_then(|r| r.strip_suffix(')')) {
+        return k.parse().ok().map(Tear::Commit);
+    }
+    let inner = at.strip_prefix("Exchange{")?.strip_suffix('}')?;
+    let (n, point) = inner.split_once(',')?;
+    let n = n.strip_prefix("n:")?.parse().ok()?;
+    let point = match point.strip_prefix("point:")? {
+        "BeforeCommand" => CutPoint::BeforeCommand,
+        "AfterCommand" => CutPoint::AfterCommand,
+        _ => return None,
+    };
+    Some(Tear::Exchange(n, point))
 }
 
 fn command_name(command: &[u8]) -> String {
