@@ -108,15 +108,30 @@ pub fn wire_rows(path: &Path) -> Vec<(u64, [String; 4])> {
         .collect()
 }
 
-/// The first row (line in `a`) where two traces of the same plan differ in kind, command,
-/// response or SW, with the response+SW hex of each side.
+/// The first command (line of its command row in `a`) whose answer differs between two
+/// traces of the same plan, with the answer of each side as the terminal saw it: the data of
+/// the command row and its GET RESPONSE rows (a `6Cxx` answer has none), then the final SW.
 pub fn first_difference(a: &Path, b: &Path) -> (u64, String, String) {
     let (ra, rb) = (wire_rows(a), wire_rows(b));
-    for ((line, x), (_, y)) in ra.iter().zip(rb.iter()) {
-        if x != y {
-            assert_eq!((&x[0], &x[1]), (&y[0], &y[1]), "the first difference is the card's answer, not the terminal's");
-            return (*line, format!("{}{}", x[2], x[3]), format!("{}{}", y[2], y[3]));
-        }
+    let n = ra.iter().zip(rb.iter()).position(|((_, x), (_, y))| x != y).expect("the traces do not differ");
+    assert_eq!((&ra[n].1[0], &ra[n].1[1]), (&rb[n].1[0], &rb[n].1[1]), "the first difference is the card's answer");
+    let follows = |k: &str| k == "get-response" || k == "resend-6c";
+    let mut start = n;
+    while follows(&ra[start].1[0]) {
+        start -= 1;
     }
-    panic!("the traces do not differ");
+    let answer = |rows: &[(u64, [String; 4])]| {
+        let mut end = start;
+        while end + 1 < rows.len() && follows(&rows[end + 1].1[0]) {
+            end += 1;
+        }
+        let mut data = String::new();
+        for (i, (_, r)) in rows[start..=end].iter().enumerate() {
+            if !(r[3].starts_with("6C") && start + i < end) {
+                data += &r[2];
+            }
+        }
+        data + &rows[end].1[3]
+    };
+    (ra[start].0, answer(&ra), answer(&rb))
 }
