@@ -339,7 +339,7 @@ impl Replayer<'_> {
             self.out.matched += 1;
             return Ok(true);
         }
-        let d = Divergence::new(
+        let mut d = Divergence::new(
             self.source,
             line,
             first,
@@ -351,6 +351,7 @@ impl Replayer<'_> {
                 &expected.mask,
             ),
         );
+        d.last_line = lines.last().copied().unwrap_or(line);
         Ok(self.diverged(d))
     }
 

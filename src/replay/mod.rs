@@ -30,8 +30,11 @@ pub enum ReplayError {
 /// A row whose replayed answer differs from the captured one.
 #[derive(Debug, Clone, Serialize)]
 pub struct Divergence {
-    /// Line of the row in the source trace (1 is the header).
+    /// Line of the command row (or event row) in the source trace (1 is the header).
     pub line: u64,
+    /// Line of the last row of its answer (its last GET RESPONSE / re-send row; `line` when
+    /// the answer is one row).
+    pub last_line: u64,
     pub seq: u64,
     pub trace_head: String,
     pub head: String,
@@ -55,6 +58,7 @@ impl Divergence {
         };
         Divergence {
             line,
+            last_line: line,
             seq: row.seq,
             trace_head: row.head.clone(),
             head: head.into(),
@@ -72,8 +76,13 @@ impl Divergence {
     /// The console lines: where, which command, what differs, the bytes.
     pub fn render(&self) -> String {
         let step = if self.step.is_empty() { String::new() } else { format!(" {}", self.step) };
+        let through = if self.last_line > self.line {
+            format!(", answer through line {}", self.last_line)
+        } else {
+            String::new()
+        };
         let mut s = format!(
-            "DIVERGED  {}:{} (seq {}, head {} on {}, card {}, {}{step})\n  {} {}\n  {}",
+            "DIVERGED  {}:{} (seq {}, head {} on {}, card {}, {}{step}{through})\n  {} {}\n  {}",
             self.source,
             self.line,
             self.seq,
