@@ -593,7 +593,7 @@ fn replay(a: &crate::replay::ReplayArgs, mode: crate::replay::Mode) -> Result<Ex
     let flagged = o.timing.iter().filter(|t| t.flagged).count();
     let stopped = o.stopped_at_line.map_or(String::new(), |l| format!(", stopped at line {l}"));
     println!(
-        "replay {}: {} commands, {} matched, {} diverged{stopped}, {} in doubt in the capture, {} perso rows rebuilt, {} timing flags; {}",
+        "replay {}: {} commands, {} matched, {} diverged{stopped}, {} in doubt in the capture, {} perso rows made again, {} timing flags; {}",
         a.source.display(),
         o.commands,
         o.matched,

@@ -42,6 +42,10 @@ fn a_certification_batch_trace_replays_on_fresh_virtual_cards_with_no_divergence
         rows.iter().filter(|r| r.kind.is_wire() && r.protocol_step != "perso").count()
     };
     assert_eq!(wire(&replayed), wire(&captured), "one replayed wire row per captured one");
+    assert_eq!(replayed.len(), captured.len(), "the cards' making and the events are traced as captured");
+    // The replay's own trace compares with its source row for row.
+    let o = cardbench(d.path(), &["trace", "diff", source.to_str().unwrap(), "replays/R1/trace.csv"]);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
     assert!(replayed.iter().all(|r| r.head == "D" || r.head == "P" || (r.head.is_empty() && r.kind == RowKind::Step)));
     // The capture's power cuts (tear steps) were reproduced: its in-doubt rows are in doubt
     // again.

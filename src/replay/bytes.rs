@@ -88,8 +88,9 @@ struct Replayer<'a> {
     rec: &'a Recorder,
     opts: &'a BytesOptions,
     source: &'a Path,
-    /// Trace heads whose next `perso` command rows belong to a card rebuilt from its plan.
-    perso: HashSet<String>,
+    /// Trace heads where the capture is making a card the replay made again (an `insert` row
+    /// with a card plan): its `power-on`, `perso` command rows and `power-off` are skipped.
+    making: HashMap<String, Making>,
     /// Trace heads that have had a power row: the others (traces written before power rows
     /// existed) are powered on before their first command, as the runner did.
     power_rows: HashSet<String>,
@@ -116,7 +117,7 @@ pub fn replay(
         rec,
         opts,
         source,
-        perso: HashSet::new(),
+        making: HashMap::new(),
         power_rows: HashSet::new(),
         pocket: HashMap::new(),
         torn: HashMap::new(),
@@ -202,6 +203,21 @@ impl Replayer<'_> {
         if matches!(row.kind, RowKind::PowerOn | RowKind::PowerOff | RowKind::WarmReset) {
             self.power_rows.insert(row.head.clone());
         }
+        // The power rows around a card's making were replayed by `lab::insert_card`.
+        match (self.making.get(&row.head), row.kind) {
+            (Some(Making::AwaitPowerOn), RowKind::PowerOn) => {
+                self.making.insert(row.head.clone(), Making::Perso);
+                return Ok(true);
+            }
+            (Some(Making::Perso), RowKind::PowerOff) => {
+                self.making.remove(&row.head);
+                return Ok(true);
+            }
+            (Some(_), _) => {
+                self.making.remove(&row.head);
+            }
+            (None, _) => {}
+        }
         match row.kind {
             RowKind::PowerOn | RowKind::WarmReset => {
                 let mut l = labelled(self.lab.heads[i].head.as_mut(), self.rec, row);
@@ -227,23 +243,33 @@ impl Replayer<'_> {
                 let bad = |what: String| {
                     ReplayError::Trace(crate::trace::TraceError::Bad { path: self.source.into(), line, what })
                 };
-                let (card, note) = if row.note.trim_start().starts_with('{') {
+                if row.note.trim_start().starts_with('{') {
+                    // A card the capture made: made again the same way (blank card, the
+                    // issuance script through the link, keys redacted in the replay's trace
+                    // too), with the defects the profile gives that card ID.
                     let made: InsertedCard = serde_json::from_str(&row.note)
                         .map_err(|e| bad(format!("insert row: note is not a card plan: {e}")))?;
                     let id = hex::encode_upper(made.card_plan.card_id);
-                    let mut card = crate::lab::personalize_virtual(&made.card_plan, made.protocol, &self.lab.keyset)
-                        .map_err(|e| self.head_err(line, i, format!("rebuilding card {id}: {e}")))?;
-                    let defects = self.opts.defects.get(&id).cloned().unwrap_or_default();
-                    let names = defects.iter().map(|d| d.name().to_string()).collect();
-                    card.set_defects(defects);
-                    // The personalization rows after this one are the card's making,
-                    // redacted: the card is already made.
-                    self.perso.insert(row.head.clone());
-                    let replayed = InsertedCard { card_plan: made.card_plan, protocol: made.protocol, defects: names };
-                    (Some(card), serde_json::to_string(&replayed).unwrap_or_default())
-                } else {
-                    (self.pocket.remove(&i), row.note.clone())
-                };
+                    let defects = self.opts.defects.get(&id).cloned();
+                    let keys = &self.lab.keyset;
+                    let head = self.lab.heads[i].head.as_mut();
+                    crate::lab::insert_card(
+                        &mut labelled(head, self.rec, row),
+                        &made.card_plan,
+                        made.protocol,
+                        keys,
+                        defects,
+                    )
+                    .map_err(|e| ReplayError::Head {
+                        file: self.source.into(),
+                        line,
+                        head: name.clone(),
+                        what: format!("making card {id}: {e}"),
+                    })?;
+                    self.making.insert(row.head.clone(), Making::AwaitPowerOn);
+                    return Ok(true);
+                }
+                let card = self.pocket.remove(&i);
                 let not_virtual =
                     self.head_err(line, i, "bytes replay inserts and removes cards only in virtual heads");
                 let v = self.lab.heads[i].head.as_virtual().ok_or(not_virtual)?;
@@ -259,7 +285,7 @@ impl Replayer<'_> {
                         return Err(self.head_err(line, i, what));
                     }
                 }
-                labelled(self.lab.heads[i].head.as_mut(), self.rec, row).event(RowKind::Insert, &note);
+                labelled(self.lab.heads[i].head.as_mut(), self.rec, row).event(RowKind::Insert, &row.note);
             }
             RowKind::Remove => {
                 let not_virtual =
@@ -278,11 +304,11 @@ impl Replayer<'_> {
     fn command(&mut self, lines: &[u64], rows: Vec<Exchange>, i: usize) -> Result<bool, ReplayError> {
         let first = &rows[0];
         let line = lines[0];
-        if first.protocol_step == "perso" && self.perso.contains(&first.head) {
+        if first.protocol_step == "perso" && self.making.contains_key(&first.head) {
             self.out.skipped_perso += 1;
             return Ok(true);
         }
-        self.perso.remove(&first.head);
+        self.making.remove(&first.head);
         let bad =
             |what: String| ReplayError::Trace(crate::trace::TraceError::Bad { path: self.source.into(), line, what });
         if first.note.contains("data redacted") {
@@ -405,6 +431,14 @@ fn labelled<'h>(head: &'h mut dyn Head, rec: &Recorder, row: &Exchange) -> Link<
     l.step = row.step.clone();
     l.repeat = row.repeat;
     l
+}
+
+/// Where the capture is in making a card (`lab::insert_card`: insert, power-on, perso rows,
+/// power-off).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Making {
+    AwaitPowerOn,
+    Perso,
 }
 
 /// A `tear` step's `at=` parameter as the step row writes it (`Exchange{n:7,point:AfterCommand}`,

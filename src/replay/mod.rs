@@ -125,7 +125,8 @@ pub struct Outcome {
     pub divergence_rows: Vec<Divergence>,
     /// Commands in doubt in the capture: sent, not compared.
     pub in_doubt: Vec<Flagged>,
-    /// Personalization rows of cards rebuilt from an `insert` row's card_plan.
+    /// Personalization rows of cards the replay made again from an `insert` row's card plan
+    /// (not compared: their data is redacted in the capture).
     pub skipped_perso: u64,
     /// Where a replay without --keep-going stopped.
     pub stopped_at_line: Option<u64>,
