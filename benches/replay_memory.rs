@@ -17,6 +17,7 @@ use cardbench::lab::personalize_virtual;
 use cardbench::link::Link;
 use cardbench::sinks;
 use cardbench::trace::TraceCsv;
+use std::io::{BufRead, BufReader};
 use std::path::Path;
 use std::time::Instant;
 
@@ -80,9 +81,11 @@ fn replay_child(trace: &Path, dir: &Path) {
     };
     let w = cardbench::replay::run_bytes(&args).unwrap();
     let took = t0.elapsed();
+    // Read before anything else runs in this process: the replay's own peak.
+    let peak_kb = status_kb("VmHWM:");
     let o = &w.outcome;
     assert_eq!(o.divergences, 0, "a deterministic card replays its own trace without divergence");
-    let replayed = std::fs::read_to_string(w.dir.join("trace.csv")).unwrap().lines().count() as u64 - 1;
+    let replayed = BufReader::new(std::fs::File::open(w.dir.join("trace.csv")).unwrap()).lines().count() as u64 - 1;
     println!("source rows              {}", o.source_rows);
     println!("commands replayed        {} ({} matched, {} diverged)", o.commands, o.matched, o.divergences);
     println!("replay trace rows        {replayed}");
