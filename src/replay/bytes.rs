@@ -111,7 +111,7 @@ pub fn replay(
     rec: &Recorder,
     opts: &BytesOptions,
 ) -> Result<Outcome, ReplayError> {
-    let sel = Selection { heads: Some(opts.map.keys().cloned().collect()), card: opts.card.clone() };
+    let sel = Selection::new(Some(opts.map.keys().cloned().collect()), opts.card.clone(), survey.first_card.clone());
     let mut r = Replayer {
         lab,
         rec,

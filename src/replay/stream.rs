@@ -46,6 +46,8 @@ pub struct Survey {
     pub rows: u64,
     pub heads: Vec<String>,
     pub cards: BTreeMap<String, BTreeSet<String>>,
+    /// The first card ID seen on each head (card-less rows before it belong to it).
+    pub first_card: BTreeMap<String, String>,
     pub cut_last_row: Option<u64>,
 }
 
@@ -62,6 +64,7 @@ impl Survey {
                 s.heads.push(row.head.clone());
             }
             if !row.card_id.is_empty() {
+                s.first_card.entry(row.head.clone()).or_insert_with(|| row.card_id.clone());
                 s.cards.entry(row.head.clone()).or_default().insert(row.card_id);
             }
         }
@@ -76,22 +79,35 @@ impl Survey {
 }
 
 /// Which rows a replay takes: every row of the kept heads, and with a card filter only the
-/// rows of that card plus the card-less rows (power, insert, identify) of the heads it is on.
+/// rows of that card. A row without a card ID (power, identify) belongs to the card in its
+/// head at that point: the last card ID seen on the head (an `insert` row names the card it
+/// puts in), or before any, the head's first card.
 #[derive(Debug, Clone, Default)]
 pub struct Selection {
     pub heads: Option<BTreeSet<String>>,
     pub card: Option<String>,
+    /// `Survey::first_card`, needed with a card filter.
+    pub first_card: BTreeMap<String, String>,
+    current: HashMap<String, String>,
 }
 
 impl Selection {
-    pub fn keeps(&self, row: &Exchange) -> bool {
+    pub fn new(heads: Option<BTreeSet<String>>, card: Option<String>, first_card: BTreeMap<String, String>) -> Self {
+        Selection { heads, card, first_card, current: HashMap::new() }
+    }
+
+    pub fn keeps(&mut self, row: &Exchange) -> bool {
         if !row.head.is_empty() && self.heads.as_ref().is_some_and(|h| !h.contains(&row.head)) {
             return false;
         }
-        match &self.card {
-            Some(c) => row.card_id.is_empty() || row.card_id == *c,
-            None => true,
+        let Some(card) = &self.card else { return true };
+        if !row.card_id.is_empty() {
+            self.current.insert(row.head.clone(), row.card_id.clone());
+            return row.card_id == *card;
         }
+        let in_head = self.current.get(&row.head).or_else(|| self.first_card.get(&row.head));
+        // A step on no head (an assertion) goes with the card filter's case rows.
+        row.head.is_empty() || in_head == Some(card)
     }
 }
 
