@@ -52,6 +52,22 @@ fn a_certification_batch_trace_replays_on_fresh_virtual_cards_with_no_divergence
     let in_doubt = |rows: &[cardbench::event::Exchange]| rows.iter().filter(|r| r.kind == RowKind::InDoubt).count();
     assert!(in_doubt(&captured) > 0);
     assert_eq!(in_doubt(&replayed), in_doubt(&captured));
+
+    // One card's stream alone: a peer card that a case made and used.
+    let peer =
+        captured.iter().find(|r| r.head == "D.peer" && r.kind == RowKind::Insert && r.test_step != "insert").unwrap();
+    let o = replay(d.path(), &source, "replay.toml", &["--run-id", "R1c", "--card", &peer.card_id, "-q"]);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    let json: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(d.path().join("replays/R1c/replay.json")).unwrap()).unwrap();
+    let of_card = captured
+        .iter()
+        .filter(|r| r.card_id == peer.card_id && r.kind == RowKind::Command && r.protocol_step != "perso")
+        .count() as u64;
+    assert!(of_card > 0);
+    assert_eq!(json["outcome"]["commands"].as_u64().unwrap(), of_card, "{json}");
+    let replayed = cardbench::trace::read(&d.path().join("replays/R1c/trace.csv")).unwrap();
+    assert!(replayed.iter().all(|r| r.head == "P" || r.head.is_empty()), "only the peer head's stream");
 }
 
 #[test]
