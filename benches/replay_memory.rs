@@ -91,7 +91,7 @@ fn replay_child(trace: &Path, dir: &Path) {
     println!("replay trace rows        {replayed}");
     println!(
         "replay peak RSS          {:.1} MB (at start {:.1} MB)",
-        status_kb("VmHWM:") as f64 / 1e3,
+        peak_kb as f64 / 1e3,
         rss_start as f64 / 1e3
     );
     println!(
