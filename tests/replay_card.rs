@@ -210,6 +210,16 @@ fn trace_card_plays_rows_in_order_and_records_what_strays() {
     assert!(card.process(&mine[3].command).is_some_and(|a| a.ends_with(&mine[3].sw.to_be_bytes())));
     assert!(!card.desynchronised());
 
+    // Traces written before the `atr` column: the reference card's ATR, T=0 when the stream
+    // has procedure bytes (card A), T=1 otherwise (card B).
+    let mut old = rows.clone();
+    old.iter_mut().for_each(|r| r.atr.clear());
+    let atr_of = |head: &str| rows.iter().find(|r| r.head == head && r.kind == RowKind::PowerOn).unwrap().atr.clone();
+    for (head, card) in [CARDS[0], CARDS[1]] {
+        assert_eq!(TraceCard::from_rows(&old, card, None).unwrap().power_on(), atr_of(head), "card {card}");
+    }
+    assert_ne!(atr_of("A"), atr_of("B"));
+
     // Procedure bytes replay as captured: 6Cxx, then the re-sent command is the next one.
     let a: Vec<&Exchange> = rows.iter().filter(|r| r.head == "A" && r.kind.is_wire()).collect();
     let k = a.iter().position(|r| r.kind == RowKind::Resend6C).unwrap();
