@@ -620,7 +620,11 @@ fn played_card(
     mismatches: Option<&Path>,
 ) -> Result<crate::replay::card::TraceCard> {
     use crate::replay::card::{MismatchLog, TraceCard};
-    let tc = TraceCard::open(trace, card, head).with_context(|| format!("--trace {}", trace.display()))?;
+    // One line: a trace error names its file already, the others get it here.
+    let tc = TraceCard::open(trace, card, head).map_err(|e| match e {
+        crate::replay::card::ReplayCardError::Trace(t) => anyhow::anyhow!("{t}"),
+        e => anyhow::anyhow!("{}: {e}", trace.display()),
+    })?;
     let log = MismatchLog::new("sim replay", mismatches, true)?;
     eprintln!(
         "playing card {} of {} (trace head {}, {} commands); commands off the capture get {:04X}",

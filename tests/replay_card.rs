@@ -268,6 +268,23 @@ fn replay_heads_are_checked_with_file_and_line() {
     assert!(e.starts_with("lab.toml:10:14: cannot write mismatches to "), "{e}");
     let e = check_driver("virtual", &format!("trace = \"{t}\"\n"));
     assert!(e.starts_with("lab.toml:8:9: `trace`, `head` and `mismatches` are for replay heads"), "{e}");
+
+    // `sim replay` refuses the same way before serving anything: one line, exit 2.
+    let out = bin()
+        .args(["sim", "replay", "--via", "pn532", "--card", "CB0000000000FFFF", "--trace"])
+        .arg(&trace)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(out.stdout.is_empty(), "no device printed");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(
+        err.trim(),
+        format!(
+            "cardbench: error: {t}: card CB0000000000FFFF is not in the trace (cards: CB00000000000A01, \
+             CB00000000000B02, CB00000000000C03, CB00000000000D04)"
+        )
+    );
 }
 
 /// `cardbench sim replay` serving one card of `trace`, killed when dropped.
