@@ -60,6 +60,11 @@ pub enum Cmd {
         /// Only the summary line.
         #[arg(long, short)]
         quiet: bool,
+        /// Draw the terminal's randoms from the seed of the run that wrote TRACE (its
+        /// run.json), also on real readers: to run a plan again against cards played from
+        /// TRACE behind pcscd or a PN532 (`cardbench sim replay`, docs/replay.md).
+        #[arg(long, value_name = "TRACE")]
+        terminal_seed_from: Option<PathBuf>,
     },
     /// Certify a batch of cards: one worker per DUT head, per-card traces, summary CSV,
     /// JUnit XML and JSON; an interrupted batch resumes where it stopped.
@@ -273,7 +278,9 @@ fn dispatch(cli: Cli) -> Result<ExitCode, BenchError> {
     };
     match cmd {
         Cmd::Tui { profile, plan } => tui(profile, plan),
-        Cmd::Run { plan, profile, run_id, logs, quiet } => run(&plan, &profile, run_id, logs, quiet),
+        Cmd::Run { plan, profile, run_id, logs, quiet, terminal_seed_from } => {
+            run(&plan, &profile, run_id, logs, quiet, terminal_seed_from.as_deref())
+        }
         Cmd::Batch { profile, plan, batch_id, count, logs, quiet } => {
             batch(&profile, &plan, batch_id, count, logs, quiet).map_err(BenchError)
         }
@@ -730,6 +737,7 @@ fn run(
     run_id: Option<String>,
     logs: Option<PathBuf>,
     quiet: bool,
+    terminal_seed_from: Option<&Path>,
 ) -> Result<ExitCode, BenchError> {
     // Everything is validated before a directory is made or a byte is sent.
     let prepared = (|| -> Result<_> {
@@ -738,11 +746,27 @@ fn run(
         let plan = crate::plan::load(plan)?;
         plan.bind(|n| lab.head_index(n).is_some())?;
         plan.bind_tears(|n| lab.head_index(n).is_some_and(|i| lab.heads[i].head.info().driver == "virtual"))?;
-        Ok((lab, plan))
+        let seed = match terminal_seed_from {
+            Some(t) => Some(crate::replay::card::recorded_terminal_seed(t).with_context(|| {
+                format!(
+                    "--terminal-seed-from {}: no `terminal_rng = \"seeded:…\"` in the run.json beside it \
+                     (a run on real readers draws its randoms from the OS and records none)",
+                    t.display()
+                )
+            })?),
+            None => None,
+        };
+        Ok((lab, plan, seed))
     })();
-    let (mut lab, plan) = prepared.map_err(BenchError)?;
+    let (mut lab, plan, fixed_seed) = prepared.map_err(BenchError)?;
     if let Some(w) = lab.seeded_keys_on_real_heads() {
         eprintln!("cardbench: warning: {w}");
+    }
+    if fixed_seed.is_some() && lab.heads.iter().any(|h| !crate::lab::simulated(h.head.info().driver)) {
+        eprintln!(
+            "cardbench: warning: the terminal's randoms repeat a captured run (--terminal-seed-from): \
+             for cards played from that capture, never for proving a real card's replay protection"
+        );
     }
     let run_id = run_id.unwrap_or_else(|| default_run_id(&plan.id));
     if run_id.is_empty() || run_id.contains(['/', '\\']) || run_id.starts_with('.') {
@@ -764,11 +788,14 @@ fn run(
     });
     let now = lab.clock.unwrap_or_else(|| chrono::Utc::now().timestamp() as u32);
     // Replay heads play a captured run: the terminal draws that run's randoms again.
-    let rng = crate::lab::terminal_rng(&lab.heads, || {
-        lab.terminal_seed.unwrap_or_else(|| {
-            Sha256::new().chain_update(b"cardbench terminal").chain_update(&plan.id).finalize().into()
-        })
-    });
+    let rng = match fixed_seed {
+        Some(seed) => crate::lab::TerminalRng::Seeded(seed),
+        None => crate::lab::terminal_rng(&lab.heads, || {
+            lab.terminal_seed.unwrap_or_else(|| {
+                Sha256::new().chain_update(b"cardbench terminal").chain_update(&plan.id).finalize().into()
+            })
+        }),
+    };
     crate::trace::write_run_header(&dir, &run_id, &plan, &profile.display().to_string(), &rng)
         .with_context(|| format!("cannot write {}", dir.join("run.json").display()))
         .map_err(BenchError)?;

@@ -96,6 +96,8 @@ impl Lab {
         };
         let mut heads = Vec::new();
         let mut terminal_seed: Option<(toml::Spanned<String>, [u8; 32])> = None;
+        // Replay heads often play several cards of one trace: read each trace once.
+        let mut traces = Traces::new();
         for h in &p.heads {
             let span = h.span();
             let h = h.get_ref();
@@ -123,7 +125,7 @@ impl Lab {
                 "pcsc" => Box::new(pcsc_head(l, h, span.clone())?),
                 "pn532" => Box::new(pn532_head(l, h, span.clone())?),
                 "replay" => {
-                    let (head, seed) = replay_head(l, h, span.clone())?;
+                    let (head, seed) = replay_head(l, h, span.clone(), &mut traces)?;
                     if let (Some(seed), Some(trace)) = (seed, &h.trace) {
                         match &terminal_seed {
                             Some((first, s)) if *s != seed => {
@@ -225,19 +227,29 @@ fn pn532_head(
     Ok(Pn532Head::new(&h.name, cfg))
 }
 
+/// Traces read while a profile is loaded, by path.
+type Traces = std::collections::HashMap<PathBuf, std::rc::Rc<Vec<crate::event::Exchange>>>;
+
 /// A replay head (`trace`, `card`, optional `head` and `mismatches`), and the terminal seed of
 /// the run that wrote the trace when its `run.json` records one.
 fn replay_head(
     l: &Loaded,
     h: &crate::profile::HeadSpec,
     span: std::ops::Range<usize>,
+    traces: &mut Traces,
 ) -> Result<(crate::head::replay_head::ReplayHead, Option<[u8; 32]>), ConfigError> {
     use crate::replay::card::{recorded_terminal_seed, MismatchLog, ReplayCardError as E, TraceCard};
     let base = l.path.parent().unwrap_or_else(|| std::path::Path::new("."));
     let trace = h.trace.as_ref().ok_or_else(|| l.err(span.clone(), "a replay head needs `trace` (a trace CSV)"))?;
     let card = h.card.as_ref().ok_or_else(|| l.err(span, "a replay head needs `card` (the card ID to play)"))?;
     let path = base.join(trace.get_ref());
-    let rows = crate::trace::read_trace(&path).map_err(|e| l.err(trace.span(), format!("trace: {e}")))?.rows;
+    let rows = match traces.get(&path) {
+        Some(rows) => rows.clone(),
+        None => {
+            let rows = crate::trace::read_trace(&path).map_err(|e| l.err(trace.span(), format!("trace: {e}")))?.rows;
+            traces.entry(path.clone()).or_insert(std::rc::Rc::new(rows)).clone()
+        }
+    };
     let want_head = h.head.as_ref().map(|x| x.get_ref().as_str());
     let tc = TraceCard::from_rows(&rows, card.get_ref(), want_head).map_err(|e| {
         let at = match (&e, &h.head) {

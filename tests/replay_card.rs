@@ -382,12 +382,12 @@ fn sim_replay_behind_vpcd_serves_the_smoke_plan_through_pcscd() {
     let tmp = tempfile::tempdir().unwrap();
     let trace = capture(tmp.path());
     let _pcscd = pcscd::Pcscd::start(4, &tmp.path().join("pcscd"));
+    // All four played cards write to one mismatch file (append mode, one line per write).
+    let mm = tmp.path().join("mm.jsonl");
+    let (t, m) = (trace.display().to_string(), mm.display().to_string());
     let mut bridges = Vec::new();
-    for (i, (head, card)) in CARDS.iter().enumerate() {
+    for (i, (_, card)) in CARDS.iter().enumerate() {
         let port = pcscd::vpcd_port(i as u32).to_string();
-        let mm = tmp.path().join(format!("mm-{head}.jsonl"));
-        let t = trace.display().to_string();
-        let m = mm.display().to_string();
         bridges.push(pcscd::Bridge::spawn(&[
             "sim",
             "replay",
@@ -404,13 +404,63 @@ fn sim_replay_behind_vpcd_serves_the_smoke_plan_through_pcscd() {
         ]));
     }
     pcscd::wait_readers_with_cards(4);
-    let mut lab =
-        Lab::from_profile(&cardbench::profile::load(&Path::new(ROOT).join("profiles/vpcd-lab.toml")).unwrap()).unwrap();
-    let (results, rows, _heads) = smoke_on(&mut lab, &trace);
-    assert_all_passed(&results);
-    assert_eq!(wire(&rows), wire(&read(&trace)), "pcscd carried the captured exchanges");
-    for (head, _) in CARDS {
-        assert_eq!(std::fs::read_to_string(tmp.path().join(format!("mm-{head}.jsonl"))).unwrap(), "", "head {head}");
+    let vpcd_lab = Path::new(ROOT).join("profiles/vpcd-lab.toml");
+    let smoke = Path::new(ROOT).join("test-plans/smoke.toml");
+
+    // Without the capture's seed the terminal's randoms come from the OS: the first command
+    // carrying one strays.
+    let out = bin()
+        .arg("run")
+        .arg(&smoke)
+        .arg("--profile")
+        .arg(&vpcd_lab)
+        .args(["-q", "--run-id", "os", "--logs"])
+        .arg(tmp.path())
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1), "{}", String::from_utf8_lossy(&out.stdout));
+    let strays = json_lines(&mm);
+    assert!(!strays.is_empty() && strays.iter().all(|l| l["answered"] == "6F00"));
+    drop(bridges);
+    pcscd::wait_readers_with_cards(0);
+
+    // Played again from the start, with the capture's seed: the plan passes through pcscd.
+    let mut bridges = Vec::new();
+    for (i, (_, card)) in CARDS.iter().enumerate() {
+        let port = pcscd::vpcd_port(i as u32).to_string();
+        bridges.push(pcscd::Bridge::spawn(&[
+            "sim",
+            "replay",
+            "--via",
+            "vpcd",
+            "--card",
+            card,
+            "--trace",
+            &t,
+            "--port",
+            &port,
+            "--mismatches",
+            &m,
+        ]));
     }
+    pcscd::wait_readers_with_cards(4);
+    let out = bin()
+        .arg("run")
+        .arg(&smoke)
+        .arg("--profile")
+        .arg(&vpcd_lab)
+        .args(["-q", "--run-id", "seeded", "--logs"])
+        .arg(tmp.path())
+        .arg("--terminal-seed-from")
+        .arg(&trace)
+        .output()
+        .unwrap();
+    let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert_eq!(out.status.code(), Some(0), "{text}");
+    assert!(text.contains("13 cases, 13 passed, 0 failed"), "{text}");
+    assert!(text.contains("the terminal's randoms repeat a captured run"), "{text}");
+    let replayed = tmp.path().join("seeded/trace.csv");
+    assert_eq!(wire(&read(&replayed)), wire(&read(&trace)), "pcscd carried the captured exchanges");
+    assert_eq!(std::fs::read_to_string(&mm).unwrap(), "", "no mismatch");
     drop(bridges);
 }

@@ -82,11 +82,16 @@ pub struct MismatchLog {
 }
 
 impl MismatchLog {
-    /// Log as `who`; `file` is created (emptied) now.
+    /// Log as `who`; `file` is created (emptied) now. It is written in append mode, one
+    /// write per line, so the heads of one lab may share a file (each line names its source).
     pub fn new(who: &str, file: Option<&Path>, stderr: bool) -> Result<MismatchLog, ReplayCardError> {
         let file = match file {
             Some(p) => {
-                let f = std::fs::File::create(p)
+                let f = std::fs::OpenOptions::new()
+                    .create(true)
+                    .append(true)
+                    .open(p)
+                    .and_then(|f| f.set_len(0).map(|_| f))
                     .map_err(|source| ReplayCardError::MismatchFile { path: p.into(), source })?;
                 Some((p.to_path_buf(), f))
             }
@@ -111,7 +116,7 @@ impl MismatchLog {
                 "answered": format!("{MISMATCH_SW:04X}"),
                 "after_desync": m.after_desync,
             });
-            if let Err(e) = writeln!(f, "{line}").and_then(|_| f.flush()) {
+            if let Err(e) = f.write_all(format!("{line}\n").as_bytes()) {
                 // The in-memory list still has it; say once that the file stopped.
                 crate::print::err(format_args!(
                     "{}: writing {}: {e}; mismatches no longer written",
