@@ -209,6 +209,19 @@ fn trace_card_plays_rows_in_order_and_records_what_strays() {
     assert_eq!(card.process(&mine[2].command), None);
     assert!(card.process(&mine[3].command).is_some_and(|a| a.ends_with(&mine[3].sw.to_be_bytes())));
     assert!(!card.desynchronised());
+    // An in-doubt row the terminal never sends (its power was cut before the command) is
+    // passed over when the card is powered again.
+    let j = doubt.iter().position(|r| r.seq == mine[3].seq).unwrap();
+    doubt[j].kind = RowKind::InDoubt;
+    let mut card = TraceCard::from_rows(&doubt, "CB00000000000D04", None).unwrap();
+    card.power_on();
+    for r in &mine[..2] {
+        card.process(&r.command).unwrap();
+    }
+    card.power_off();
+    card.power_on();
+    assert!(card.process(&mine[4].command).is_some_and(|a| a.ends_with(&mine[4].sw.to_be_bytes())));
+    assert!(!card.desynchronised());
 
     // Traces written before the `atr` column: the reference card's ATR, T=0 when the stream
     // has procedure bytes (card A), T=1 otherwise (card B).
@@ -230,6 +243,40 @@ fn trace_card_plays_rows_in_order_and_records_what_strays() {
     }
     assert_eq!(card.process(&a[k - 1].command).unwrap()[0], 0x6C);
     assert!(card.process(&a[k].command).unwrap().ends_with(&[0x90, 0x00]));
+}
+
+/// The acceptance case for a real card in CI: a DUT certified in a batch, played from its
+/// per-card trace, passes the whole certification suite again (its tear cases included) with
+/// a fresh virtual peer, without a single command off the capture.
+#[test]
+fn a_batch_cards_trace_replays_the_certification_suite() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = bin()
+        .args(["batch", "--profile", "profiles/virtual-lab.toml", "--plan", "test-plans/certification.toml"])
+        .args(["--batch-id", "B1", "--count", "1", "-q", "--logs"])
+        .arg(tmp.path())
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    let trace = tmp.path().join("B1/cards/00001-CB00B00000000001/trace.csv");
+    let profile = tmp.path().join("cert-replay.toml");
+    std::fs::write(
+        &profile,
+        format!(
+            "name = \"cert-replay\"\n[keyset]\nseed = \"cardbench virtual lab\"\nrevoked = [0x0000EE05, 0x0003EE01]\n\
+             [defaults]\nclock = \"2026-06-01T12:00:00Z\"\n\
+             [[head]]\nname = \"E\"\ndriver = \"replay\"\nrole = \"dut\"\ntrace = \"{}\"\ncard = \"CB00B00000000001\"\n\
+             mismatches = \"mm.jsonl\"\n\
+             [[head]]\nname = \"E.peer\"\ndriver = \"virtual\"\nrole = \"peer\"\n",
+            trace.display()
+        ),
+    )
+    .unwrap();
+    let plan = Path::new(ROOT).join("test-plans/certification.toml");
+    let (code, out, _) = run_cli(&plan, &profile, tmp.path(), "cert");
+    assert_eq!(code, Some(0), "{out}");
+    assert!(out.contains("74 cases, 74 passed, 0 failed"), "{out}");
+    assert_eq!(std::fs::read_to_string(tmp.path().join("mm.jsonl")).unwrap(), "");
 }
 
 #[test]

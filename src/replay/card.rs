@@ -323,11 +323,17 @@ impl SimCard for TraceCard {
     /// otherwise keeps the last one. Power events never count as mismatches: readers power
     /// cards on their own (pcscd at insertion and after idle power-down, a PN532 at each
     /// activation), so they cannot be expected to follow the capture.
+    ///
+    /// An in-doubt row still expected when the card is powered again is passed over: the
+    /// captured command may never have reached the card (a power cut before it), and a
+    /// terminal that lost its card the same way does not send it either.
     fn power_on(&mut self) -> Vec<u8> {
         self.powered = true;
-        while let Some(Play::Power { atr }) = self.plays.get(self.next) {
-            if !atr.is_empty() {
-                self.atr = atr.clone();
+        while let Some(p) = self.plays.get(self.next) {
+            match p {
+                Play::Power { atr } if !atr.is_empty() => self.atr = atr.clone(),
+                Play::Power { .. } | Play::Wire { answer: None, .. } => {}
+                Play::Wire { .. } => break,
             }
             self.next += 1;
         }
