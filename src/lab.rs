@@ -132,8 +132,8 @@ impl Lab {
                                 return Err(l.err(
                                     trace.span(),
                                     format!(
-                                        "this trace's run used another terminal seed than '{}' (run.json): \
-                                         replay heads of one lab play one run",
+                                        "the run of this trace drew other terminal randoms than the run of '{}' \
+                                         (their run.json): the replay heads of a lab play one run",
                                         first.get_ref()
                                     ),
                                 ))
@@ -243,11 +243,11 @@ fn replay_head(
     let trace = h.trace.as_ref().ok_or_else(|| l.err(span.clone(), "a replay head needs `trace` (a trace CSV)"))?;
     let card = h.card.as_ref().ok_or_else(|| l.err(span, "a replay head needs `card` (the card ID to play)"))?;
     let path = base.join(trace.get_ref());
-    let rows = match traces.get(&path) {
-        Some(rows) => rows.clone(),
-        None => {
-            let rows = crate::trace::read_trace(&path).map_err(|e| l.err(trace.span(), format!("trace: {e}")))?.rows;
-            traces.entry(path.clone()).or_insert(std::rc::Rc::new(rows)).clone()
+    let rows = match traces.entry(path.clone()) {
+        std::collections::hash_map::Entry::Occupied(e) => e.get().clone(),
+        std::collections::hash_map::Entry::Vacant(e) => {
+            let t = crate::trace::read_trace(&path).map_err(|e| l.err(trace.span(), format!("trace: {e}")))?;
+            e.insert(std::rc::Rc::new(t.rows)).clone()
         }
     };
     let want_head = h.head.as_ref().map(|x| x.get_ref().as_str());

@@ -316,6 +316,21 @@ fn replay_heads_are_checked_with_file_and_line() {
     let e = check_driver("virtual", &format!("trace = \"{t}\"\n"));
     assert!(e.starts_with("lab.toml:8:9: `trace`, `head` and `mismatches` are for replay heads"), "{e}");
 
+    // Replay heads of one lab play one run: traces of runs with other terminal seeds clash.
+    let other = tmp.path().join("other");
+    std::fs::create_dir(&other).unwrap();
+    std::fs::copy(&trace, other.join("trace.csv")).unwrap();
+    let run_json = std::fs::read_to_string(trace.parent().unwrap().join("run.json")).unwrap();
+    let seeded = run_json.lines().find(|l| l.contains("terminal_rng")).unwrap();
+    let reseeded = format!("  \"terminal_rng\": \"seeded:{}\",", "AB".repeat(32));
+    std::fs::write(other.join("run.json"), run_json.replace(seeded, &reseeded)).unwrap();
+    let e = check(&format!(
+        "trace = \"{t}\"\ncard = \"CB00000000000A01\"\n\n[[head]]\nname = \"B\"\ndriver = \"replay\"\n\
+         trace = \"{}\"\ncard = \"CB00000000000B02\"\n",
+        other.join("trace.csv").display()
+    ));
+    assert!(e.starts_with("lab.toml:14:9: the run of this trace drew other terminal randoms than the run of "), "{e}");
+
     // `sim replay` refuses the same way before serving anything: one line, exit 2.
     let out = bin()
         .args(["sim", "replay", "--via", "pn532", "--card", "CB0000000000FFFF", "--trace"])
