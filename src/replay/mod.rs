@@ -2,6 +2,7 @@
 //! compares the answers under their masks; `diff` compares two traces of the same plan.
 
 pub mod bytes;
+pub mod card;
 pub mod compare;
 pub mod diff;
 pub mod stream;
