@@ -89,11 +89,7 @@ fn replay_child(trace: &Path, dir: &Path) {
     println!("source rows              {}", o.source_rows);
     println!("commands replayed        {} ({} matched, {} diverged)", o.commands, o.matched, o.divergences);
     println!("replay trace rows        {replayed}");
-    println!(
-        "replay peak RSS          {:.1} MB (at start {:.1} MB)",
-        peak_kb as f64 / 1e3,
-        rss_start as f64 / 1e3
-    );
+    println!("replay peak RSS          {:.1} MB (at start {:.1} MB)", peak_kb as f64 / 1e3, rss_start as f64 / 1e3);
     println!(
         "replay time              {:.2} s ({:.2} us/row)",
         took.as_secs_f64(),
