@@ -394,3 +394,42 @@ impl Sink for TraceCsv {
         true
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const HEAD: &str =
+        "seq,wall_time,mono_ns,head,card_id,test_step,protocol_step,command,response,sw,duration_ns,note";
+
+    fn row(seq: u64, sw: &str) -> String {
+        format!("{seq},2026-12-01T12:00:00.000000Z,{seq}000,A,,t,s,80B2010008,CB00,{sw},500,")
+    }
+
+    #[test]
+    fn rows_stream_with_their_lines_and_stop_at_the_first_bad_one() {
+        let text = [HEAD.to_string(), row(1, "9000"), row(2, "6A82"), row(3, "9X00"), row(4, "9000")].join("\n") + "\n";
+        let mut rows = Rows::from_reader(Path::new("t.csv"), text.as_bytes(), true).unwrap();
+        let first = rows.next().unwrap().unwrap();
+        assert_eq!((first.seq, first.sw, rows.line()), (1, 0x9000, 2));
+        assert_eq!(rows.next().unwrap().unwrap().sw, 0x6A82);
+        assert_eq!(rows.line(), 3);
+        let e = rows.next().unwrap().unwrap_err();
+        assert_eq!(e.to_string(), "t.csv:4: sw `9X00` is not 4 hex digits");
+        assert!(rows.next().is_none(), "nothing after an error");
+    }
+
+    #[test]
+    fn a_cut_last_row_ends_the_rows_and_is_reported() {
+        let text = [HEAD.to_string(), row(1, "9000"), "2,2026-12-01T12:00:00.0".to_string()].join("\n");
+        let mut rows = Rows::from_reader(Path::new("t.csv"), text.as_bytes(), false).unwrap();
+        assert!(rows.next().unwrap().is_ok());
+        assert!(rows.next().is_none());
+        assert_eq!(rows.cut_last_row(), Some(3));
+        // The same short row with a newline after it is damage, not a cut.
+        let whole = text + "\n";
+        let mut rows = Rows::from_reader(Path::new("t.csv"), whole.as_bytes(), true).unwrap();
+        assert!(rows.next().unwrap().is_ok());
+        assert_eq!(rows.next().unwrap().unwrap_err().to_string(), "t.csv:3: 2 fields, the header has 12");
+    }
+}

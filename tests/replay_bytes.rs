@@ -32,6 +32,12 @@ fn a_certification_batch_trace_replays_on_fresh_virtual_cards_with_no_divergence
     assert!(o["commands"].as_u64().unwrap() > 1000, "the whole suite was replayed: {o}");
     assert_eq!(o["matched"], o["commands"], "{o}");
     assert!(o["timing"].as_array().unwrap().iter().any(|t| t["command"] == "VALUE SEND"), "{o}");
+    assert_eq!(o["timing_threshold_pct"], 20.0);
+    for t in o["timing"].as_array().unwrap() {
+        assert!(t["count"].as_u64().unwrap() > 0 && t["captured_median_ns"].as_u64().unwrap() > 0, "{t}");
+        assert!(t["flagged"].is_boolean() && t["change_pct"].is_number(), "{t}");
+    }
+    assert!(out.contains("timing, median wire time per command (captured → replayed; ! beyond 20%)"), "{out}");
     // The replay is traced like any run, naming its source.
     let run: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(d.path().join("replays/R1/run.json")).unwrap()).unwrap();
