@@ -129,6 +129,18 @@ pub enum Event {
         passed: usize,
         failed: usize,
     },
+    /// A replay checked one row of the captured trace against what the card answered now
+    /// (`crate::replay::compare`). Sent right after the `Exchange` of the replayed command
+    /// (when one was made), on the same recorder, so a front end pairs the two by order.
+    ReplayChecked {
+        /// 1-based data row of the captured trace (the header is not a row).
+        row: u64,
+        /// Line of the captured trace file where that row starts (for messages).
+        line: u64,
+        matched: bool,
+        /// `RowCheck::describe()`: one line, empty when the row matched.
+        detail: String,
+    },
 }
 
 /// Cheap handle given to every link and engine. A disabled recorder drops everything
