@@ -181,7 +181,7 @@ pub const BINDINGS: &[Binding] = &[
     b(S::Replay, &[ch('o')], A::OpenTrace, "open a trace file (picker; / types a path)"),
     b(S::Replay, &[ch('d')], A::OpenOther, "open a second trace beside it (side-by-side diff)"),
     b(S::Replay, &[ch('v')], A::SideBySide, "view: the trace alone / side by side with the second"),
-    b(S::Replay, &[ch('r')], A::Replay, "replay the selected row's head and card on a head of the profile"),
+    b(S::Replay, &[ch('r')], A::Replay, "replay the selected row's head and card on a lab head"),
     b(S::Replay, &[ch('x')], A::StopReplay, "stop the replay (the batch when no replay runs)"),
     b(S::Replay, &[ch('n')], A::NextDiff, "next divergence / differing row"),
     b(S::Replay, &[ch('N')], A::PrevDiff, "previous divergence / differing row"),

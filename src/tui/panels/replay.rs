@@ -110,14 +110,16 @@ fn status<'a>(t: &Theme, r: &ReplayView, rows: usize) -> Line<'a> {
         _ => t.accent(),
     };
     let card = l.req.card.as_ref().map_or(String::new(), |c| format!(" card {c}"));
+    // What the operator watches first; where it runs last (it is cut on a narrow screen).
     let mut spans = vec![
         Span::styled(format!(" ● replay {} ", l.phase.word()), style),
-        Span::raw(format!(" on {} (trace {}{card})  {}/{rows} checked  ", l.req.head, l.req.trace_head, l.checked)),
+        Span::raw(format!(" {}/{rows} checked  ", l.checked)),
         Span::styled(format!("{} diverged", l.diverged), if l.diverged > 0 { t.fail() } else { t.pass() }),
     ];
     if let Some(i) = l.first_divergence {
         spans.push(Span::styled(format!("  first at row {}", i + 1), t.fail()));
     }
+    spans.push(Span::raw(format!("  on {} (trace {}{card})", l.req.head, l.req.trace_head)));
     if let ReplayPhase::Failed(e) = &l.phase {
         spans.push(Span::styled(format!("  {e}"), t.fail()));
     }
@@ -157,18 +159,22 @@ fn rows_table(
     sel: usize,
     focused: bool,
 ) {
-    let wide = area.width >= 120;
-    let with_card = area.width >= 96;
+    let wide = area.width >= 110;
+    let with_card = area.width >= 90;
     let visible = area.height.saturating_sub(1) as usize;
     let first = offset(rows.len(), sel, visible);
+    // Below 90 columns the card and the step go (they are in the row's detail).
     let mut header = vec!["", "Row", "Kind", "Head"];
-    let mut w: Vec<u16> = vec![1, 6, 10, 7];
+    let mut w: Vec<u16> = vec![1, 6, 12, 7];
     if with_card {
-        header.push("Card");
-        w.push(if wide { 16 } else { 8 });
+        header.extend(["Card", "Case", "Step"]);
+        w.extend(if wide { [16, 14, 14] } else { [8, 12, 12] });
+    } else {
+        header.push("Case");
+        w.push(12);
     }
-    header.extend(["Case", "Step", "Command", "SW", "Dur"]);
-    w.extend(if wide { [16, 18, 0, 4, 9] } else { [12, 12, 0, 4, 8] });
+    header.extend(["Command", "SW", "Dur"]);
+    w.extend([0, 4, if wide { 9 } else { 8 }]);
     let widths: Vec<Constraint> =
         w.iter().map(|&w| if w == 0 { Constraint::Fill(1) } else { Constraint::Length(w) }).collect();
     let first_div = live.and_then(|l| l.first_divergence);
@@ -194,14 +200,16 @@ fn rows_table(
             if with_card {
                 cells.push(Cell::from(if wide { x.card_id.clone() } else { tail(&x.card_id, 8) }));
             }
+            cells.push(Cell::from(x.test_step.clone()));
+            if with_card {
+                cells.push(Cell::from(x.protocol_step.clone()));
+            }
             let what = if x.kind == RowKind::InDoubt {
                 format!("{} in doubt: {}", event_text(x), x.error)
             } else {
                 event_text(x)
             };
             cells.extend([
-                Cell::from(x.test_step.clone()),
-                Cell::from(x.protocol_step.clone()),
                 Cell::from(what),
                 Cell::from(sw_cell(t, x)),
                 Cell::from(if x.kind.is_wire() { fmt_ns(x.duration_ns) } else { String::new() }),
@@ -361,7 +369,7 @@ fn side_by_side(app: &App, f: &mut Frame, area: Rect) {
         .collect();
     let side_w = [
         Constraint::Length(6),
-        Constraint::Length(9),
+        Constraint::Length(12),
         Constraint::Fill(1),
         Constraint::Length(4),
         Constraint::Length(8),
