@@ -429,10 +429,14 @@ impl App {
                 buf.pop();
             }
             KeyCode::Char('u') if ctrl => buf.clear(),
-            KeyCode::Char(c) if !ctrl && matches!(field, Field::Trace | Field::OtherTrace) => {
-                if buf.len() < 4096 && !c.is_control() {
-                    buf.push(c);
-                }
+            // A path: any printable character.
+            KeyCode::Char(c)
+                if !ctrl
+                    && matches!(field, Field::Trace | Field::OtherTrace)
+                    && !c.is_control()
+                    && buf.len() < 4096 =>
+            {
+                buf.push(c)
             }
             KeyCode::Char(c) if !ctrl && buf.len() < 64 => {
                 let ok = match field {
