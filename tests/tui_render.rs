@@ -847,6 +847,59 @@ impl Bench {
     }
 }
 
+/// The UI with the profile's heads looked at and no batch: what a replay needs.
+fn idle_lab(theme: Theme) -> Bench {
+    let mut b = Bench { app: App::new(config(theme), t0()), t0: t0(), at: 0.0, control: Default::default() };
+    b.send(Msg::Probed {
+        profile: PROFILE.into(),
+        result: Ok(Probe {
+            heads: vec![head("D1", "dut", Some(CARD)), head("REF", "peer", Some("CB00000000000E01"))],
+            count: Some(100),
+            not_batch: None,
+        }),
+    });
+    b
+}
+
+/// A replay of `captured()` from `a` on D1 whose fourth row diverged in one byte.
+fn replay_with_divergence(theme: Theme, a: &std::path::Path) -> (Bench, Arc<std::sync::atomic::AtomicBool>) {
+    let rows = captured();
+    write_trace(a, &rows);
+    let mut b = idle_lab(theme);
+    b.ch('7');
+    b.open_trace('o', vec![a.to_path_buf()], 0);
+    // The SELECT row chosen: its head and card are the stream replayed.
+    b.ch('g');
+    b.ch('j');
+    b.ch('r');
+    let s = screen(&b.app, 100, 30);
+    has(&s, "Replay trace head D1 card CB00B00000000001 on");
+    has(&s, "REF");
+    let fx = b.key(KeyCode::Enter);
+    let req = ReplayRequest {
+        trace: a.to_path_buf(),
+        profile: PROFILE.into(),
+        trace_head: "D1".into(),
+        head: "D1".into(),
+        card: Some(CARD.into()),
+    };
+    assert_eq!(fx, vec![Effect::Replay(req)]);
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    b.send(Msg::ReplayLaunched { stop: stop.clone() });
+    // Rows 1-3 replay the same; row 4's answer differs in its fourth byte.
+    for (i, x) in rows.iter().take(3).enumerate() {
+        b.replayed(i as u64 + 1, x.clone(), true, "");
+    }
+    let s = screen(&b.app, 120, 30);
+    has(&s, "● replay running");
+    has(&s, "3/6 checked");
+    assert!(line_with(&s, "SELECT").contains('✓'), "{s}");
+    let mut actual = rows[3].clone();
+    actual.response[3] = 0xE9;
+    b.replayed(4, actual, false, "response byte 3: expected E8, got E9");
+    (b, stop)
+}
+
 /// Text of the cells of line `y` that carry `m`.
 fn with_modifier(buf: &Buffer, y: u16, m: Modifier) -> String {
     (0..buf.area.width).map(|x| &buf[(x, y)]).filter(|c| c.modifier.contains(m)).map(|c| c.symbol()).collect()
@@ -932,42 +985,7 @@ fn a_typed_path_opens_and_a_bad_file_says_which_line() {
 #[test]
 fn a_live_replay_marks_each_row_and_highlights_the_first_divergence() {
     let d = tempfile::tempdir().unwrap();
-    let a = d.path().join("a.csv");
-    let rows = captured();
-    write_trace(&a, &rows);
-    let mut b = known(Theme::colored());
-    b.ch('7');
-    b.open_trace('o', vec![a.clone()], 0);
-    // The SELECT row chosen: its head and card are the stream replayed.
-    b.ch('g');
-    b.ch('j');
-    b.ch('r');
-    let s = screen(&b.app, 100, 30);
-    has(&s, "Replay trace head D1 card CB00B00000000001 on");
-    has(&s, "REF");
-    b.ch('g');
-    let fx = b.key(KeyCode::Enter);
-    let req = ReplayRequest {
-        trace: a.clone(),
-        profile: PROFILE.into(),
-        trace_head: "D1".into(),
-        head: "D1".into(),
-        card: Some(CARD.into()),
-    };
-    assert_eq!(fx, vec![Effect::Replay(req)]);
-    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
-    b.send(Msg::ReplayLaunched { stop: stop.clone() });
-    // Rows 1-3 replay the same; row 4's answer differs in its fourth byte.
-    for (i, x) in rows.iter().take(3).enumerate() {
-        b.replayed(i as u64 + 1, x.clone(), true, "");
-    }
-    let s = screen(&b.app, 120, 30);
-    has(&s, "● replay running");
-    has(&s, "3/6 checked");
-    assert!(line_with(&s, "SELECT").contains('✓'), "{s}");
-    let mut actual = rows[3].clone();
-    actual.response[3] = 0xE9;
-    b.replayed(4, actual, false, "response byte 3: expected E8, got E9");
+    let (mut b, stop) = replay_with_divergence(Theme::colored(), &d.path().join("a.csv"));
     // The view jumps to the first divergence: the row marked, the hex diff under the rows.
     assert_eq!(b.app.replay.sel, 3);
     let buf = draw(&b.app, 120, 30);
@@ -994,7 +1012,6 @@ fn a_live_replay_marks_each_row_and_highlights_the_first_divergence() {
     // x stops the replay (not the batch), the end is reported.
     b.ch('x');
     assert!(stop.load(Ordering::Relaxed));
-    assert!(!b.control.stop.load(Ordering::Relaxed), "the batch goes on");
     b.send(Msg::ReplayEnded(Ok(ReplayEnd { checked: 4, diverged: 1, stopped: true })));
     let s = screen(&b.app, 120, 30);
     has(&s, "● replay stopped");
@@ -1011,7 +1028,16 @@ fn a_replay_that_cannot_start_says_why() {
     let d = tempfile::tempdir().unwrap();
     let a = d.path().join("a.csv");
     write_trace(&a, &captured());
+    // Not while a batch runs on the profile's heads.
     let mut b = known(Theme::colored());
+    b.ch('7');
+    b.open_trace('o', vec![a.clone()], 0);
+    b.ch('r');
+    assert_eq!(b.app.modal, Modal::None);
+    assert!(b.app.replay.live.is_none());
+    b.ch('6');
+    has(&screen(&b.app, 120, 30), "a batch is running on the profile's heads");
+    let mut b = idle_lab(Theme::colored());
     b.ch('7');
     b.open_trace('o', vec![a], 0);
     b.ch('r');
@@ -1066,4 +1092,30 @@ fn two_traces_side_by_side_mark_the_rows_that_differ() {
     b.ch('v');
     assert!(!b.app.replay.side_by_side);
     has(&screen(&b.app, 120, 30), "6 rows");
+}
+
+#[test]
+fn a_divergence_stands_out_without_colours() {
+    let d = tempfile::tempdir().unwrap();
+    let (mut b, _) = replay_with_divergence(Theme::plain(), &d.path().join("a.csv"));
+    let buf = draw(&b.app, 120, 30);
+    assert_eq!(colored_cells(&buf), 0, "{}", text(&buf));
+    let s = text(&buf);
+    assert_eq!(with_modifier(&buf, line_index(&s, "expected 00 00 03"), Modifier::REVERSED), "E8");
+    assert!(line_with(&s, "get-response").contains('✗'));
+    // A batch cannot start on the heads a replay uses.
+    b.ch('s');
+    assert_eq!(b.app.batch.phase, Phase::Idle);
+    b.ch('6');
+    has(&screen(&b.app, 120, 30), "a replay is running on the profile's heads");
+    for k in ['7', 'd'] {
+        b.ch(k);
+    }
+    b.send(Msg::TraceList(vec![d.path().join("a.csv")]));
+    b.key(KeyCode::Enter);
+    let fx = vec![Effect::OpenTrace { slot: Slot::Other, path: d.path().join("a.csv") }];
+    b.perform(fx);
+    for (w, h) in [(80, 24), (120, 30)] {
+        assert_eq!(colored_cells(&draw(&b.app, w, h)), 0);
+    }
 }

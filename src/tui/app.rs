@@ -650,6 +650,10 @@ impl App {
             self.log(LogKind::Info, "a batch is already running");
             return Vec::new();
         }
+        if self.replay.live.as_ref().is_some_and(|l| l.phase.active()) {
+            self.log(LogKind::Error, "a replay is running on the profile's heads: stop it (x in 7 Replay) first");
+            return Vec::new();
+        }
         let (Some(plan), Some(profile)) = (self.form.plan_path(), self.form.profile_path()) else {
             self.log(LogKind::Error, "choose a plan and a profile in the Batch panel first");
             return Vec::new();

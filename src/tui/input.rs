@@ -216,6 +216,11 @@ impl App {
             self.log(LogKind::Info, "a replay is already running (x stops it)");
             return;
         }
+        // Its heads would be shared with the batch's workers (a real reader cannot serve both).
+        if self.batch.phase.active() {
+            self.log(LogKind::Error, "a batch is running on the profile's heads: replay once it has ended");
+            return;
+        }
         if self.replay.stream_of_selection().is_none() {
             self.log(LogKind::Error, "open a trace with rows first (o)");
             return;
