@@ -782,17 +782,29 @@ fn row(
     let Event::Exchange(mut x) = exchange("D1", CARD, case, step, command, response, sw, us) else { unreachable!() };
     x.kind = kind;
     x.note = note.into();
+    if !case.is_empty() {
+        x.step = "#1 apdu".into();
+        x.repeat = 1;
+    }
+    if kind == RowKind::PowerOn {
+        x.atr = vec![0x3B, 0x89, 0x00, 0x43];
+    }
+    if kind == RowKind::Step {
+        x.step = "#1 apdu".into();
+        x.repeat = 1;
+    }
     if kind == RowKind::InDoubt {
         x.error = "card is mute (no answer)".into();
     }
     *x
 }
 
-/// The captured session: power, a SELECT, a WRITE VALUE answered through GET RESPONSE, a
-/// command left in doubt, power off.
+/// The captured session: power, a plan step, a SELECT, a WRITE VALUE answered through GET
+/// RESPONSE, a command left in doubt, power off.
 fn captured() -> Vec<Exchange> {
     vec![
         row(RowKind::PowerOn, "", "", &[], &[], 0, 0, ""),
+        row(RowKind::Step, "PURSE-CTR-01", "", &[], &[], 0, 0, "apdu=00A4040007A0000007770001 head=D1"),
         row(RowKind::Command, "PURSE-CTR-01", "select", &SELECT, &[], 0x9000, 3, ""),
         row(RowKind::Command, "PURSE-CTR-01", "000 S2", &WRITE_VALUE, &[], 0x6108, 850, ""),
         row(
@@ -885,17 +897,17 @@ fn replay_with_divergence(theme: Theme, a: &std::path::Path) -> (Bench, Arc<std:
     assert_eq!(fx, vec![Effect::Replay(req)]);
     let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
     b.send(Msg::ReplayLaunched { stop: stop.clone() });
-    // Rows 1-3 replay the same; row 4's answer differs in its fourth byte.
-    for (i, x) in rows.iter().take(3).enumerate() {
+    // Rows 1-4 replay the same; row 5's answer differs in its fourth byte.
+    for (i, x) in rows.iter().take(4).enumerate() {
         b.replayed(i as u64 + 1, x.clone(), true, "");
     }
     let s = screen(&b.app, 120, 30);
     has(&s, "● replay running");
-    has(&s, "3/6 checked");
+    has(&s, "4/7 checked");
     assert!(line_with(&s, "SELECT").contains('✓'), "{s}");
-    let mut actual = rows[3].clone();
+    let mut actual = rows[4].clone();
     actual.response[3] = 0xE9;
-    b.replayed(4, actual, false, "response byte 3: expected E8, got E9");
+    b.replayed(5, actual, false, "response byte 3: expected E8, got E9");
     (b, stop)
 }
 
@@ -927,14 +939,17 @@ fn replay_panel_opens_a_trace_file_and_shows_every_kind_of_row() {
     assert_eq!(fx, vec![Effect::OpenTrace { slot: Slot::Main, path: a.clone() }]);
     b.perform(fx);
     let s = screen(&b.app, 120, 30);
+    let wide_screen = screen(&b.app, 160, 30);
     has(&s, "7 Replay · ");
-    has(&s, "6 rows");
-    assert!(line_with(&s, "power-on").contains(" D1 "), "{s}");
+    has(&s, "7 rows");
+    assert!(line_with(&s, "power-on").contains(" D1 ") && line_with(&s, "power-on").contains("ATR 3B890043"), "{s}");
+    let step = line_with(&wide_screen, "│  2      step");
+    assert!(step.contains("#1 apdu") && step.contains("apdu=00A4040007A0000007770001 head=D1"), "{step}");
     let sel = line_with(&s, "SELECT");
     assert!(sel.contains("PURSE-CTR-01") && sel.contains("select") && sel.contains("9000"), "{sel}");
     let gr = line_with(&s, "get-response");
     assert!(gr.contains("GET RESPONSE") && gr.contains("9000") && gr.contains("40 µs") || gr.contains("40"), "{gr}");
-    let wide = screen(&b.app, 150, 30);
+    let wide = screen(&b.app, 170, 30);
     let doubt = line_with(&wide, "in-doubt");
     assert!(doubt.contains("----") && doubt.contains("in doubt: card is mute (no answer)"), "{doubt}");
     has(&s, "power-off");
@@ -947,9 +962,12 @@ fn replay_panel_opens_a_trace_file_and_shows_every_kind_of_row() {
     // Enter opens a row whole.
     b.ch('g');
     b.ch('j');
+    b.ch('j');
     b.key(KeyCode::Enter);
-    let s = screen(&b.app, 100, 30);
+    let s = screen(&b.app, 100, 40);
     has(&s, "00 A4 04 00 07 A0");
+    has(&s, "Step      #1 apdu  repeat 1");
+    has(&s, "Kind      command");
     b.key(KeyCode::Esc);
     assert!(!b.app.replay.detail);
 }
@@ -978,7 +996,7 @@ fn a_typed_path_opens_and_a_bad_file_says_which_line() {
     b.ch('6');
     let s = screen(&b.app, 120, 30);
     let l = line_with(&s, "cannot open the trace");
-    assert!(l.contains("bad.csv:3:"), "file and line named: {l}");
+    assert!(l.contains("bad.csv:4:"), "file and line named: {l}");
 }
 
 #[test]
@@ -986,18 +1004,17 @@ fn a_live_replay_marks_each_row_and_highlights_the_first_divergence() {
     let d = tempfile::tempdir().unwrap();
     let (mut b, stop) = replay_with_divergence(Theme::colored(), &d.path().join("a.csv"));
     // The view jumps to the first divergence: the row marked, the hex diff under the rows.
-    assert_eq!(b.app.replay.sel, 3);
+    assert_eq!(b.app.replay.sel, 4);
     let buf = draw(&b.app, 120, 30);
     let s = text(&buf);
     has(&s, "1 diverged");
-    has(&s, "first at row 4");
+    has(&s, "first at row 5");
     let gr = line_with(&s, "get-response");
     assert!(gr.contains('✗'), "{gr}");
-    has(&s, "first divergence: row 4 (line 5) GET RESPONSE: response byte 3: expected E8, got E9");
-    let y = line_index(&s, "expected 00 00 03");
+    has(&s, "first divergence: row 5 (line 6) GET RESPONSE: response byte 3: expected E8, got E9");
+    let y = line_index(&s, "0000 expected");
     assert_eq!(with_modifier(&buf, y, Modifier::REVERSED), "E8", "only the differing byte stands out");
-    let y = line_index(&s, "actual");
-    assert!(line_with(&s, "actual").contains("E9"), "{s}");
+    let y = line_index(&s, "0000 actual");
     assert_eq!(with_modifier(&buf, y, Modifier::REVERSED), "E9");
     // The diverging row is bold and underlined, not only coloured.
     let y = line_index(&s, "get-response");
@@ -1005,21 +1022,21 @@ fn a_live_replay_marks_each_row_and_highlights_the_first_divergence() {
     // Enter: the row in full, expected against actual.
     b.key(KeyCode::Enter);
     let s = screen(&b.app, 100, 30);
-    has(&s, "row 4 (line 5) diverged: response byte 3: expected E8, got E9");
+    has(&s, "row 5 (line 6) diverged: response byte 3: expected E8, got E9");
     has(&s, "SW       expected 9000  actual 9000");
     b.key(KeyCode::Esc);
     // x stops the replay (not the batch), the end is reported.
     b.ch('x');
     assert!(stop.load(Ordering::Relaxed));
-    b.send(Msg::ReplayEnded(Ok(ReplayEnd { checked: 4, diverged: 1, stopped: true })));
+    b.send(Msg::ReplayEnded(Ok(ReplayEnd { checked: 5, diverged: 1, stopped: true })));
     let s = screen(&b.app, 120, 30);
     has(&s, "● replay stopped");
     // n / N move between divergences.
     b.ch('g');
     b.ch('n');
-    assert_eq!(b.app.replay.sel, 3);
+    assert_eq!(b.app.replay.sel, 4);
     b.ch('6');
-    has(&screen(&b.app, 120, 30), "first divergence at row 4 (line 5)");
+    has(&screen(&b.app, 120, 30), "first divergence at row 5 (line 6)");
 }
 
 #[test]
@@ -1055,8 +1072,8 @@ fn two_traces_side_by_side_mark_the_rows_that_differ() {
     write_trace(&a, &rows);
     // B: the SELECT answered 6A82, the GET RESPONSE missing, one more row at the end.
     let mut other = rows.clone();
-    other[1].sw = 0x6A82;
-    other.remove(3);
+    other[2].sw = 0x6A82;
+    other.remove(4);
     other.push(row(RowKind::Command, "PURSE-END", "S9", &SELECT, &[], 0x9000, 3, ""));
     write_trace(&c, &other);
     let mut b = known(Theme::colored());
@@ -1066,7 +1083,7 @@ fn two_traces_side_by_side_mark_the_rows_that_differ() {
     assert_eq!(fx, vec![Effect::OpenTrace { slot: Slot::Other, path: c.clone() }]);
     let buf = draw(&b.app, 120, 30);
     let s = text(&buf);
-    has(&s, "side by side · 7 rows aligned, 3 differ");
+    has(&s, "side by side · 8 rows aligned, 3 differ");
     has(&s, "only in A 1, only in B 1");
     // Aligned: the SELECT rows face each other, marked, with both SWs.
     let sel = line_with(&s, "SELECT");
@@ -1078,7 +1095,7 @@ fn two_traces_side_by_side_mark_the_rows_that_differ() {
     // Down to the SELECT pair: what differs is said under the rows.
     b.ch('g');
     b.ch('n');
-    assert_eq!(b.app.replay.pair_sel, 1);
+    assert_eq!(b.app.replay.pair_sel, 2);
     let s = screen(&b.app, 120, 30);
     has(&s, "≠ ");
     has(&s, "6A82");
@@ -1090,7 +1107,7 @@ fn two_traces_side_by_side_mark_the_rows_that_differ() {
     // v: back to the first trace alone.
     b.ch('v');
     assert!(!b.app.replay.side_by_side);
-    has(&screen(&b.app, 120, 30), "6 rows");
+    has(&screen(&b.app, 120, 30), "7 rows");
 }
 
 #[test]
@@ -1100,7 +1117,7 @@ fn a_divergence_stands_out_without_colours() {
     let buf = draw(&b.app, 120, 30);
     assert_eq!(colored_cells(&buf), 0, "{}", text(&buf));
     let s = text(&buf);
-    assert_eq!(with_modifier(&buf, line_index(&s, "expected 00 00 03"), Modifier::REVERSED), "E8");
+    assert_eq!(with_modifier(&buf, line_index(&s, "0000 expected"), Modifier::REVERSED), "E8");
     assert!(line_with(&s, "get-response").contains('✗'));
     // A batch cannot start on the heads a replay uses.
     b.ch('s');

@@ -1,5 +1,5 @@
 //! Two traces of the same plan side by side: their rows aligned by case, step, kind and
-//! command, so that a command one trace has and the other lacks leaves a gap instead of
+//! command (CLA/INS), so that a command one trace has and the other lacks leaves a gap instead of
 //! shifting every row after it.
 
 use super::check::{compare, Compared};
@@ -29,13 +29,16 @@ impl Pair {
     }
 }
 
-/// What makes two rows "the same row" of a plan: heads, card IDs and times may differ.
-fn key(x: &Exchange) -> (&str, &str, crate::event::RowKind, Option<(u8, u8)>) {
+/// What makes two rows "the same row" of a plan: case, plan step and its repeat, seed step,
+/// kind and CLA/INS. Heads, card IDs, times and the rest of the bytes may differ.
+type Key<'a> = (&'a str, &'a str, u32, &'a str, crate::event::RowKind, Option<(u8, u8)>);
+
+fn key(x: &Exchange) -> Key<'_> {
     let ins = match x.command.as_slice() {
         [cla, ins, ..] => Some((*cla, *ins)),
         _ => None,
     };
-    (&x.test_step, &x.protocol_step, x.kind, ins)
+    (&x.test_step, &x.step, x.repeat, &x.protocol_step, x.kind, ins)
 }
 
 /// Rows of `a` and `b` in order, paired where their keys agree. Where they do not, the
@@ -81,20 +84,11 @@ mod tests {
 
     fn x(case: &str, ins: u8, sw: u16) -> Exchange {
         Exchange {
-            seq: 1,
-            wall: chrono::DateTime::default(),
-            mono_ns: 0,
             head: "D1".into(),
-            card_id: String::new(),
             test_step: case.into(),
-            protocol_step: String::new(),
             command: vec![0x80, ins, 0, 0],
-            response: vec![],
             sw,
-            duration_ns: 1000,
-            note: String::new(),
-            kind: Default::default(),
-            error: String::new(),
+            ..Exchange::default()
         }
     }
 

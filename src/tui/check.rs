@@ -10,41 +10,17 @@ pub struct Compared {
     pub matched: bool,
     /// One line naming what differs; empty when the rows match.
     pub detail: String,
-    /// `replay::hexdiff` lines: differing bytes in `[..]`, masked expected bytes as `??`.
+    /// `replay::compare::hexdiff` lines: differing bytes in `[..]`, masked expected bytes `??`.
     pub hexdiff: String,
 }
 
 pub fn compare(expected: &Exchange, actual: &Exchange) -> Compared {
-    // TEMPORARY until main has `crate::replay::compare` (the lead's, ~13:00): same kind,
-    // command, SW and response, no masks.
-    let mut what = Vec::new();
-    if expected.kind != actual.kind {
-        what.push(format!("kind {} vs {}", expected.kind.as_str(), actual.kind.as_str()));
-    }
-    if expected.command != actual.command {
-        what.push("command differs".to_string());
-    }
-    if expected.sw != actual.sw {
-        what.push(format!("SW {:04X} vs {:04X}", expected.sw, actual.sw));
-    }
-    if expected.response != actual.response {
-        what.push("response differs".to_string());
-    }
-    let line = |a: &[u8], b: &[u8]| {
-        a.iter()
-            .enumerate()
-            .map(|(i, x)| if b.get(i) == Some(x) { format!("{x:02X}") } else { format!("[{x:02X}]") })
-            .collect::<Vec<_>>()
-            .join(" ")
-    };
+    let c = crate::replay::compare::compare(expected, actual);
+    let matched = c.is_match();
     Compared {
-        matched: what.is_empty(),
-        detail: what.join(", "),
-        hexdiff: format!(
-            "expected {}\nactual   {}",
-            line(&expected.response, &actual.response),
-            line(&actual.response, &expected.response)
-        ),
+        matched,
+        detail: if matched { String::new() } else { c.describe() },
+        hexdiff: crate::replay::compare::hexdiff(&expected.response, &actual.response, &expected.mask),
     }
 }
 
@@ -94,6 +70,25 @@ pub fn pieces(line: &str) -> Vec<Piece> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_masked_difference_matches_and_the_hexdiff_marks_the_rest() {
+        let row = |resp: &[u8], mask: &str| Exchange {
+            command: vec![0x80, 0x88, 0, 0],
+            response: resp.to_vec(),
+            sw: 0x9000,
+            mask: mask.parse().unwrap(),
+            ..Exchange::default()
+        };
+        let c = compare(&row(&[1, 2, 3], "2"), &row(&[1, 2, 9], ""));
+        assert!(c.matched && c.detail.is_empty());
+        let c = compare(&row(&[1, 2, 3], "2"), &row(&[7, 2, 9], ""));
+        assert!(!c.matched);
+        assert_eq!(c.detail, "response bytes 0 differ");
+        let first = c.hexdiff.lines().next().unwrap();
+        assert!(pieces(first).contains(&Piece::Differ("01".into())), "{first}");
+        assert!(pieces(first).contains(&Piece::Masked("??".into())), "{first}");
+    }
 
     #[test]
     fn hexdiff_lines_are_cut_at_the_markers() {

@@ -409,15 +409,26 @@ fn is_trace(p: &Path) -> bool {
     ["seq", "head", "command", "response", "sw"].iter().all(|c| cols.contains(c))
 }
 
-/// What the Command column says for a row: the command's name, or for a card or power
-/// event what it carries (the card inserted, a step's parameters).
+/// What the Command column says for a row: the command's name, or for a card, power or
+/// step row what it carries (the ATR, the card, the step's parameters).
 pub fn event_text(x: &Exchange) -> String {
     if x.kind.is_wire() {
         return super::trace::command_name(&x.command).to_string();
     }
     match x.kind {
-        // Its note is the card plan as JSON: the card ID says which card it was.
-        RowKind::Insert | RowKind::Remove => format!("card {}", x.card_id),
-        _ => x.note.clone(),
+        RowKind::PowerOn | RowKind::WarmReset if !x.atr.is_empty() => format!("ATR {}", hex::encode_upper(&x.atr)),
+        // An insert's note is the card plan as JSON: the card ID says which card it was.
+        RowKind::Insert | RowKind::Remove if !x.card_id.is_empty() => format!("card {}", x.card_id),
+        RowKind::Step => x.note.clone(),
+        _ => x.error.clone(),
+    }
+}
+
+/// The plan step of a row, with its repeat index when the step repeats.
+pub fn step_text(x: &Exchange) -> String {
+    if x.repeat > 1 {
+        format!("{} rep {}", x.step, x.repeat)
+    } else {
+        x.step.clone()
     }
 }

@@ -9,7 +9,7 @@ use crate::sw::{self, SwClass};
 use crate::tui::align::{Pair, Side};
 use crate::tui::app::{App, Panel};
 use crate::tui::check::{pieces, Compared, Piece};
-use crate::tui::replay::{event_text, LiveReplay, Mark, ReplayPhase, ReplayView};
+use crate::tui::replay::{event_text, step_text, LiveReplay, Mark, ReplayPhase, ReplayView};
 use crate::tui::stats::fmt_ns;
 use crate::tui::theme::Theme;
 use ratatui::layout::{Constraint, Layout, Rect};
@@ -168,10 +168,14 @@ fn rows_table(
     let mut w: Vec<u16> = vec![1, 6, 12, 7];
     if with_card {
         header.extend(["Card", "Case", "Step"]);
-        w.extend(if wide { [16, 14, 14] } else { [8, 12, 12] });
+        w.extend(if wide { [16, 14, 16] } else { [8, 12, 12] });
     } else {
         header.push("Case");
         w.push(12);
+    }
+    if wide {
+        header.push("Seed");
+        w.push(8);
     }
     header.extend(["Command", "SW", "Dur"]);
     w.extend([0, 4, if wide { 9 } else { 8 }]);
@@ -202,6 +206,9 @@ fn rows_table(
             }
             cells.push(Cell::from(x.test_step.clone()));
             if with_card {
+                cells.push(Cell::from(step_text(x)));
+            }
+            if wide {
                 cells.push(Cell::from(x.protocol_step.clone()));
             }
             let what = if x.kind == RowKind::InDoubt {
@@ -399,12 +406,13 @@ fn pair_detail(app: &App, f: &mut Frame, area: Rect, p: &Pair) {
             Some(x) => {
                 lines.push(Line::styled(
                     format!(
-                        "{label}  {} {}  head {}  card {}  case {}  step {}",
+                        "{label}  {} {}  head {}  card {}  case {}  step {}  seed {}",
                         kind_word(x.kind),
                         event_text(x),
                         x.head,
                         x.card_id,
                         x.test_step,
+                        step_text(x),
                         x.protocol_step
                     ),
                     t.header(),
