@@ -141,17 +141,19 @@ pub enum Event {
         passed: usize,
         failed: usize,
     },
-    /// A replay checked one row of the captured trace against what the card answered now
-    /// (`crate::replay::compare`). Sent right after the `Exchange` of the replayed command
-    /// (when one was made), on the same recorder, so a front end pairs the two by order.
+    /// A replay compared what the card answered now with rows of the captured trace
+    /// (`crate::replay::compare`). One per unit the replayer judged: a command with the GET
+    /// RESPONSE / re-send rows folded into it, or a power/card event; none for rows it only
+    /// re-sent (in doubt in the capture) or skipped.
     ReplayChecked {
-        /// 1-based data row of the captured trace (the header is not a row).
-        row: u64,
-        /// Line of the captured trace file where that row starts (for messages).
-        line: u64,
+        /// Lines of the captured trace file (the header is line 1) of the rows covered, as
+        /// `csv::Position::line` gives them; the first is the command's.
+        lines: Vec<u64>,
         matched: bool,
-        /// `RowCheck::describe()`: one line, empty when the row matched.
+        /// `RowCheck::describe()` (one line); empty when the rows matched.
         detail: String,
+        /// `replay::compare::hexdiff` of expected against actual; empty when they matched.
+        diff: String,
     },
 }
 

@@ -835,7 +835,7 @@ impl Bench {
     fn perform(&mut self, fx: Vec<Effect>) {
         for e in fx {
             if let Effect::OpenTrace { slot, path } = e {
-                let result = cardbench::trace::read_trace(&path).map_err(|e| e.to_string());
+                let result = cardbench::tui::replay::load(&path);
                 self.send(Msg::TraceFile { slot, path, result });
             }
         }
@@ -852,9 +852,19 @@ impl Bench {
         fx
     }
 
-    fn replayed(&mut self, row: u64, x: Exchange, matched: bool, detail: &str) {
-        self.send(Msg::Replay(Event::Exchange(Box::new(x))));
-        self.send(Msg::Replay(Event::ReplayChecked { row, line: row + 1, matched, detail: detail.into() }));
+    /// What the replayer sends for the rows at `lines` of the trace (`expected`) replayed
+    /// as `actual`: the exchange, then the check (`replay::compare`, as the replayer runs it).
+    fn replayed(&mut self, lines: &[u64], expected: &Exchange, actual: Exchange) {
+        let c = cardbench::replay::compare::compare(expected, &actual);
+        let diff = if c.is_match() {
+            String::new()
+        } else {
+            let with_sw = |x: &Exchange| [&x.response[..], &x.sw.to_be_bytes()].concat();
+            cardbench::replay::compare::hexdiff(&with_sw(expected), &with_sw(&actual), &expected.mask)
+        };
+        let (matched, detail) = (c.is_match(), if c.is_match() { String::new() } else { c.describe() });
+        self.send(Msg::Replay(Event::Exchange(Box::new(actual))));
+        self.send(Msg::Replay(Event::ReplayChecked { lines: lines.to_vec(), matched, detail, diff }));
     }
 }
 
@@ -897,17 +907,21 @@ fn replay_with_divergence(theme: Theme, a: &std::path::Path) -> (Bench, Arc<std:
     assert_eq!(fx, vec![Effect::Replay(req)]);
     let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
     b.send(Msg::ReplayLaunched { stop: stop.clone() });
-    // Rows 1-4 replay the same; row 5's answer differs in its fourth byte.
-    for (i, x) in rows.iter().take(4).enumerate() {
-        b.replayed(i as u64 + 1, x.clone(), true, "");
+    // Rows 1-3 replay the same (row 1 on file line 2); the WRITE VALUE with its GET RESPONSE
+    // (rows 4-5, one unit) gets an answer whose fourth byte differs.
+    for (i, x) in rows.iter().take(3).enumerate() {
+        b.replayed(&[i as u64 + 2], x, x.clone());
     }
     let s = screen(&b.app, 120, 30);
     has(&s, "● replay running");
-    has(&s, "4/7 checked");
+    has(&s, "3/7 checked");
     assert!(line_with(&s, "SELECT").contains('✓'), "{s}");
-    let mut actual = rows[4].clone();
+    let mut folded = rows[3].clone();
+    folded.response = rows[4].response.clone();
+    folded.sw = rows[4].sw;
+    let mut actual = folded.clone();
     actual.response[3] = 0xE9;
-    b.replayed(5, actual, false, "response byte 3: expected E8, got E9");
+    b.replayed(&[5, 6], &folded, actual);
     (b, stop)
 }
 
@@ -1004,39 +1018,41 @@ fn a_live_replay_marks_each_row_and_highlights_the_first_divergence() {
     let d = tempfile::tempdir().unwrap();
     let (mut b, stop) = replay_with_divergence(Theme::colored(), &d.path().join("a.csv"));
     // The view jumps to the first divergence: the row marked, the hex diff under the rows.
-    assert_eq!(b.app.replay.sel, 4);
+    assert_eq!(b.app.replay.sel, 3);
     let buf = draw(&b.app, 120, 30);
     let s = text(&buf);
     has(&s, "1 diverged");
-    has(&s, "first at row 5");
-    let gr = line_with(&s, "get-response");
-    assert!(gr.contains('✗'), "{gr}");
-    has(&s, "first divergence: row 5 (line 6) GET RESPONSE: response byte 3: expected E8, got E9");
+    has(&s, "first at row 4");
+    // The command and its GET RESPONSE were one unit: both rows are marked.
+    assert!(line_with(&s, "│✗ 4").contains("WRITE VALUE"), "{s}");
+    assert!(line_with(&s, "│✗ 5").contains("GET RESPONSE"), "{s}");
+    assert!(line_with(&s, "│✓ 3").contains("SELECT"), "{s}");
+    has(&s, "first divergence: row 4 (line 5) WRITE VALUE: response bytes 3 differ");
     let y = line_index(&s, "0000 expected");
     assert_eq!(with_modifier(&buf, y, Modifier::REVERSED), "E8", "only the differing byte stands out");
     let y = line_index(&s, "0000 actual");
     assert_eq!(with_modifier(&buf, y, Modifier::REVERSED), "E9");
-    // The diverging row is bold and underlined, not only coloured.
-    let y = line_index(&s, "get-response");
-    assert!(buf[(10, y)].modifier.contains(Modifier::BOLD), "{s}");
+    // The first divergence is bold and underlined, not only coloured.
+    let y = line_index(&s, "│✗ 4");
+    assert!(buf[(10, y)].modifier.contains(Modifier::BOLD | Modifier::UNDERLINED), "{s}");
     // Enter: the row in full, expected against actual.
     b.key(KeyCode::Enter);
     let s = screen(&b.app, 100, 30);
-    has(&s, "row 5 (line 6) diverged: response byte 3: expected E8, got E9");
-    has(&s, "SW       expected 9000  actual 9000");
+    has(&s, "row 4 diverged (trace line 5, 6): response bytes 3 differ");
+    has(&s, "Cmd hex");
     b.key(KeyCode::Esc);
     // x stops the replay (not the batch), the end is reported.
     b.ch('x');
     assert!(stop.load(Ordering::Relaxed));
-    b.send(Msg::ReplayEnded(Ok(ReplayEnd { checked: 5, diverged: 1, stopped: true })));
+    b.send(Msg::ReplayEnded(Ok(ReplayEnd { checked: 4, diverged: 1, stopped: true })));
     let s = screen(&b.app, 120, 30);
     has(&s, "● replay stopped");
     // n / N move between divergences.
     b.ch('g');
     b.ch('n');
-    assert_eq!(b.app.replay.sel, 4);
+    assert_eq!(b.app.replay.sel, 3);
     b.ch('6');
-    has(&screen(&b.app, 120, 30), "first divergence at row 5 (line 6)");
+    has(&screen(&b.app, 120, 30), "first divergence at row 4 (line 5)");
 }
 
 #[test]

@@ -1,7 +1,7 @@
 //! The UI's whole state and the one place it changes: `App::event`. Drawing (`ui::draw`) only
 //! reads it; threads, files and the batch are the event loop's business (`Effect`s).
 
-use super::replay::{find_traces, ReplayEnd, ReplayRequest, ReplayView, Slot};
+use super::replay::{find_traces, ReplayEnd, ReplayRequest, ReplayView, Slot, TraceFile};
 use super::stats::Timing;
 use super::theme::Theme;
 use super::trace::{TraceFilter, TraceLog, TraceRow};
@@ -102,7 +102,7 @@ pub enum Msg {
     TraceFile {
         slot: Slot,
         path: PathBuf,
-        result: Result<crate::trace::Trace, String>,
+        result: Result<TraceFile, String>,
     },
     /// The trace files the picker offers, looked up again.
     TraceList(Vec<PathBuf>),
@@ -110,7 +110,7 @@ pub enum Msg {
     ReplayLaunched {
         stop: Arc<AtomicBool>,
     },
-    /// An event of the replayer's recorder: `Exchange` rows and `ReplayChecked` results.
+    /// An event of the replayer's recorder: its `Exchange` rows and `ReplayChecked` results.
     Replay(crate::event::Event),
     /// The replay ended (or could not start).
     ReplayEnded(Result<ReplayEnd, String>),

@@ -4,9 +4,7 @@
 
 use super::align::{align, Pair, Side};
 use super::app::{App, LogKind};
-use super::check::{compare, Compared};
 use crate::event::{Event, Exchange, RowKind};
-use crate::trace::Trace;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::AtomicBool;
@@ -25,8 +23,40 @@ pub enum Slot {
 pub struct TraceFile {
     pub path: PathBuf,
     pub rows: Vec<Exchange>,
+    /// File line where each row starts (the header is line 1): how a replayer names rows.
+    pub lines: Vec<u64>,
     /// Line of a last row cut short (a killed run), left out.
     pub cut_last_row: Option<u64>,
+}
+
+impl TraceFile {
+    /// Index of the row starting at `line`.
+    pub fn row_at_line(&self, line: u64) -> Option<usize> {
+        self.lines.binary_search(&line).ok()
+    }
+
+    pub fn line_of(&self, i: usize) -> u64 {
+        self.lines.get(i).copied().unwrap_or(i as u64 + 2)
+    }
+}
+
+/// Read a trace file for the panel: its rows (`trace::read_trace`, every field checked) and
+/// the line each starts on.
+pub fn load(path: &Path) -> Result<TraceFile, String> {
+    let t = crate::trace::read_trace(path).map_err(|e| e.to_string())?;
+    let bytes = std::fs::read(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    let mut r = csv::ReaderBuilder::new().flexible(true).from_reader(&bytes[..]);
+    let mut lines: Vec<u64> = r
+        .records()
+        .map_while(Result::ok)
+        .map(|rec| rec.position().map_or(0, |p| p.line()))
+        .take(t.rows.len())
+        .collect();
+    if lines.len() != t.rows.len() {
+        // Cannot happen for a file the reader accepted; one line a row is the best guess.
+        lines = (0..t.rows.len() as u64).map(|i| i + 2).collect();
+    }
+    Ok(TraceFile { path: path.to_path_buf(), rows: t.rows, lines, cut_last_row: t.cut_last_row })
 }
 
 /// Replay `trace`'s rows of `trace_head` (and `card`) on the lab head `head` of `profile`:
@@ -76,16 +106,16 @@ impl ReplayPhase {
     }
 }
 
-/// One row's check as the replayer reported it.
+/// A divergence as the replayer reported it (kept for diverging rows only: a long replay
+/// that matches keeps one byte per row).
 #[derive(Debug, Clone)]
-pub struct RowCheck {
-    pub matched: bool,
-    pub line: u64,
-    /// The replayer's one-line description of the divergence.
+pub struct Divergence {
+    /// File lines of the rows it covers (a command and its GET RESPONSE / re-send rows).
+    pub lines: Vec<u64>,
+    /// What differs, in one line (`RowCheck::describe`).
     pub detail: String,
-    /// The replayed exchange and its comparison with the captured row (kept for diverging
-    /// rows only: a long replay that matches keeps one byte per row).
-    pub actual: Option<(Box<Exchange>, Compared)>,
+    /// Expected against actual hex, differing bytes in `[..]` (`replay::compare::hexdiff`).
+    pub diff: String,
 }
 
 /// Row states kept for every row of the file.
@@ -102,15 +132,13 @@ pub struct LiveReplay {
     pub phase: ReplayPhase,
     /// One mark per row of the file.
     pub marks: Vec<Mark>,
-    /// Checks of diverging rows, by row index.
-    pub diverging: BTreeMap<usize, RowCheck>,
+    /// Divergences, by the index of their first row.
+    pub diverging: BTreeMap<usize, Divergence>,
     pub checked: u64,
     pub diverged: u64,
     pub first_divergence: Option<usize>,
     /// Index of the last row checked.
     pub last: Option<usize>,
-    /// The replayed exchange not yet paired with its check.
-    pending: Option<Box<Exchange>>,
     pub stop: Option<Arc<AtomicBool>>,
 }
 
@@ -125,7 +153,6 @@ impl LiveReplay {
             diverged: 0,
             first_divergence: None,
             last: None,
-            pending: None,
             stop: None,
         }
     }
@@ -212,11 +239,11 @@ impl ReplayView {
 }
 
 impl App {
-    pub(super) fn trace_file_read(&mut self, slot: Slot, path: PathBuf, result: Result<Trace, String>) {
+    pub(super) fn trace_file_read(&mut self, slot: Slot, path: PathBuf, result: Result<TraceFile, String>) {
         if self.replay.loading.as_deref() == Some(path.as_path()) {
             self.replay.loading = None;
         }
-        let trace = match result {
+        let file = match result {
             Ok(t) => t,
             Err(e) => {
                 self.log(LogKind::Error, format!("cannot open the trace: {e}"));
@@ -227,13 +254,12 @@ impl App {
             self.log(LogKind::Error, "a replay is running: stop it (x) before opening another trace");
             return;
         }
-        let rows = trace.rows.len();
-        let cut = trace.cut_last_row.map_or(String::new(), |l| format!(" (cut last row at line {l} left out)"));
+        let rows = file.rows.len();
+        let cut = file.cut_last_row.map_or(String::new(), |l| format!(" (cut last row at line {l} left out)"));
         self.log(LogKind::Info, format!("trace {} opened: {rows} rows{cut}", path.display()));
         if !self.replay.traces.iter().any(|p| p == &path) {
             self.replay.traces.insert(0, path.clone());
         }
-        let file = TraceFile { path, rows: trace.rows, cut_last_row: trace.cut_last_row };
         match slot {
             Slot::Main => {
                 self.replay.file = Some(file);
@@ -283,40 +309,27 @@ impl App {
 
     /// An event of the replayer's recorder.
     pub(super) fn replay_event(&mut self, e: Event) {
-        let Some(live) = self.replay.live.as_mut() else { return };
+        let (Some(live), Some(file)) = (self.replay.live.as_mut(), self.replay.file.as_ref()) else { return };
         match e {
-            Event::Exchange(x) => {
-                if live.phase == ReplayPhase::Starting {
-                    live.phase = ReplayPhase::Running;
-                }
-                live.pending = Some(x);
-            }
-            Event::ReplayChecked { row, line, matched, detail } => {
-                let actual = live.pending.take();
-                let Some(i) = (row as usize).checked_sub(1).filter(|i| *i < live.marks.len()) else {
-                    let n = live.marks.len();
-                    self.log(
-                        LogKind::Error,
-                        format!("replay: row {row} (line {line}) is not in the opened trace ({n} rows)"),
-                    );
+            Event::Exchange(_) if live.phase == ReplayPhase::Starting => live.phase = ReplayPhase::Running,
+            Event::ReplayChecked { lines, matched, detail, diff } => {
+                let rows: Vec<usize> = lines.iter().filter_map(|l| file.row_at_line(*l)).collect();
+                let Some(&i) = rows.first() else {
+                    let n = file.rows.len();
+                    let at = lines.first().map_or("no line".into(), |l| format!("line {l}"));
+                    self.log(LogKind::Error, format!("replay: {at} is not a row of the opened trace ({n} rows)"));
                     return;
                 };
                 live.checked += 1;
                 live.last = Some(i);
-                if matched {
-                    live.marks[i] = Mark::Matched;
-                } else {
-                    live.marks[i] = Mark::Diverged;
+                let mark = if matched { Mark::Matched } else { Mark::Diverged };
+                for &r in &rows {
+                    live.marks[r] = mark;
+                }
+                let line = lines[0];
+                if !matched {
                     live.diverged += 1;
-                    let expected = self.replay.file.as_ref().and_then(|f| f.rows.get(i));
-                    let actual = actual.map(|a| {
-                        let c = expected.map_or_else(
-                            || Compared { matched: false, detail: detail.clone(), hexdiff: String::new() },
-                            |e| compare(e, &a),
-                        );
-                        (a, c)
-                    });
-                    live.diverging.insert(i, RowCheck { matched, line, detail: detail.clone(), actual });
+                    live.diverging.insert(i, Divergence { lines, detail: detail.clone(), diff });
                     if live.first_divergence.is_none() {
                         live.first_divergence = Some(i);
                         // The first divergence is what the operator came for: show it.
@@ -324,7 +337,7 @@ impl App {
                         self.replay.sel = i;
                         self.log(
                             LogKind::Error,
-                            format!("replay: first divergence at row {row} (line {line}): {detail}"),
+                            format!("replay: first divergence at row {} (line {line}): {detail}", i + 1),
                         );
                     }
                 }
@@ -340,7 +353,6 @@ impl App {
     pub(super) fn replay_ended(&mut self, r: Result<ReplayEnd, String>) {
         let Some(live) = self.replay.live.as_mut() else { return };
         live.stop = None;
-        live.pending = None;
         let msg = match r {
             Ok(end) => {
                 live.phase = if end.stopped { ReplayPhase::Stopped } else { ReplayPhase::Finished };

@@ -141,7 +141,7 @@ fn perform(
             result: crate::trace::read(&path).map_err(|e| e.to_string()),
         }),
         Effect::OpenTrace { slot, path } => launch::in_background(aux.clone(), move || {
-            let result = crate::trace::read_trace(&path).map_err(|e| e.to_string());
+            let result = super::replay::load(&path);
             Msg::TraceFile { slot, path, result }
         }),
         Effect::ListTraces => launch::in_background(aux.clone(), || {

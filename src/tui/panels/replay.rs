@@ -8,7 +8,7 @@ use crate::event::{Exchange, RowKind};
 use crate::sw::{self, SwClass};
 use crate::tui::align::{Pair, Side};
 use crate::tui::app::{App, Panel};
-use crate::tui::check::{pieces, Compared, Piece};
+use crate::tui::check::{pieces, Piece};
 use crate::tui::replay::{event_text, step_text, LiveReplay, Mark, ReplayPhase, ReplayView};
 use crate::tui::stats::fmt_ns;
 use crate::tui::theme::Theme;
@@ -74,14 +74,12 @@ pub fn render(app: &App, f: &mut Frame, area: Rect, focused: bool) {
             "{} row {} (line {}) {}: {}",
             if first { "first divergence:" } else { "divergence:" },
             i + 1,
-            c.line,
+            app.replay.file.as_ref().map_or(0, |f| f.line_of(i)),
             file.rows.get(i).map(event_text).unwrap_or_default(),
             c.detail
         );
         let mut lines = vec![Line::styled(head, t.fail())];
-        if let Some((_, cmp)) = &c.actual {
-            lines.extend(hexdiff_lines(t, cmp));
-        }
+        lines.extend(hexdiff_lines(t, &c.diff));
         let blk = Block::default().borders(Borders::TOP).border_style(t.dim());
         f.render_widget(Paragraph::new(lines).wrap(Wrap { trim: false }).block(blk), area);
     }
@@ -235,9 +233,8 @@ fn rows_table(
 }
 
 /// A hex diff, its differing bytes highlighted and its masked ones dimmed.
-fn hexdiff_lines<'a>(t: &Theme, c: &Compared) -> Vec<Line<'a>> {
-    c.hexdiff
-        .lines()
+fn hexdiff_lines<'a>(t: &Theme, diff: &str) -> Vec<Line<'a>> {
+    diff.lines()
         .map(|l| {
             Line::from(
                 pieces(l)
@@ -253,32 +250,25 @@ fn hexdiff_lines<'a>(t: &Theme, c: &Compared) -> Vec<Line<'a>> {
         .collect()
 }
 
-/// One row opened: the exchange in full, and its check when the replay diverged on it.
+/// One row opened: the exchange in full, under its divergence when the replay diverged on it.
 fn row_detail(app: &App, f: &mut Frame, area: Rect, x: &Exchange, i: usize) {
     let t = &app.theme;
-    let check = app.replay.live.as_ref().and_then(|l| l.diverging.get(&i));
-    let Some(c) = check else {
+    let Some(c) = app.replay.live.as_ref().and_then(|l| l.diverging.get(&i)) else {
         exchange::detail(t, f, area, x, &x.card_id, false, app.detail_scroll);
         return;
     };
+    let lines_of = c.lines.iter().map(u64::to_string).collect::<Vec<_>>().join(", ");
     let mut lines = vec![
-        Line::styled(format!("row {} (line {}) diverged: {}", i + 1, c.line, c.detail), t.fail()),
-        Line::raw(format!("command  {}", hex::encode_upper(&x.command))),
+        Line::styled(format!("row {} diverged (trace line {lines_of}): {}", i + 1, c.detail), t.fail()),
+        Line::styled("expected (the trace) against actual (the card now):", t.dim()),
     ];
-    match &c.actual {
-        Some((a, cmp)) => {
-            lines.push(Line::raw(format!("SW       expected {}  actual {}", sw_text(x), sw_text(a))));
-            lines.push(Line::raw(format!(
-                "duration expected {}  actual {}",
-                fmt_ns(x.duration_ns),
-                fmt_ns(a.duration_ns)
-            )));
-            lines.extend(hexdiff_lines(t, cmp));
-        }
-        None => lines.push(Line::styled("no exchange was made for this row", t.dim())),
-    }
-    lines.push(Line::styled("Esc back   j/k previous / next row   n/N next / previous divergence", t.dim()));
-    f.render_widget(Paragraph::new(lines).wrap(Wrap { trim: false }).scroll((app.detail_scroll, 0)), area);
+    lines.extend(hexdiff_lines(t, &c.diff));
+    lines.push(Line::styled("n/N next / previous divergence", t.dim()));
+    let h = (lines.len() as u16 + 1).min(area.height / 2);
+    let [top, rest] = Layout::vertical([Constraint::Length(h), Constraint::Fill(1)]).areas(area);
+    let blk = Block::default().borders(Borders::BOTTOM).border_style(t.dim());
+    f.render_widget(Paragraph::new(lines).wrap(Wrap { trim: false }).block(blk), top);
+    exchange::detail(t, f, rest, x, &x.card_id, false, app.detail_scroll);
 }
 
 fn sw_text(x: &Exchange) -> String {
@@ -390,7 +380,7 @@ fn side_by_side(app: &App, f: &mut Frame, area: Rect) {
     f.render_widget(table, table_area);
     if let Some((area, c)) = pane {
         let mut lines = vec![Line::styled(format!("≠ {}", c.detail), t.fail())];
-        lines.extend(hexdiff_lines(t, c));
+        lines.extend(hexdiff_lines(t, &c.hexdiff));
         let blk = Block::default().borders(Borders::TOP).border_style(t.dim());
         f.render_widget(Paragraph::new(lines).wrap(Wrap { trim: false }).block(blk), area);
     }
@@ -428,7 +418,7 @@ fn pair_detail(app: &App, f: &mut Frame, area: Rect, p: &Pair) {
         Some(c) if c.matched => lines.push(Line::styled("the rows match", t.pass())),
         Some(c) => {
             lines.push(Line::styled(format!("≠ {}", c.detail), t.fail()));
-            lines.extend(hexdiff_lines(t, c));
+            lines.extend(hexdiff_lines(t, &c.hexdiff));
         }
         None => lines.push(Line::styled("only one trace has this row", t.fail())),
     }
