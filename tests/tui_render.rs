@@ -1112,9 +1112,11 @@ fn two_traces_side_by_side_mark_the_rows_that_differ() {
     b.ch('g');
     b.ch('n');
     assert_eq!(b.app.replay.pair_sel, 2);
-    let s = screen(&b.app, 120, 30);
-    has(&s, "≠ ");
-    has(&s, "6A82");
+    let buf = draw(&b.app, 120, 30);
+    let s = text(&buf);
+    has(&s, "≠ SW 9000 expected, 6A82 received");
+    assert_eq!(with_modifier(&buf, line_index(&s, "0000 expected"), Modifier::REVERSED), "9000");
+    assert_eq!(with_modifier(&buf, line_index(&s, "0000 actual"), Modifier::REVERSED), "6A82");
     b.key(KeyCode::Enter);
     let s = screen(&b.app, 120, 30);
     has(&s, "A  cmd SELECT");

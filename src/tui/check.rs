@@ -10,17 +10,29 @@ pub struct Compared {
     pub matched: bool,
     /// One line naming what differs; empty when the rows match.
     pub detail: String,
-    /// `replay::compare::hexdiff` lines: differing bytes in `[..]`, masked expected bytes `??`.
+    /// `replay::compare::hexdiff` of the data and SW: differing bytes in `[..]`, masked
+    /// expected bytes `??`; empty when the rows match.
     pub hexdiff: String,
 }
 
 pub fn compare(expected: &Exchange, actual: &Exchange) -> Compared {
     let c = crate::replay::compare::compare(expected, actual);
-    let matched = c.is_match();
+    if c.is_match() {
+        // Most pairs of two traces match: no text kept for them.
+        return Compared { matched: true, detail: String::new(), hexdiff: String::new() };
+    }
+    // The status word is part of what differs: shown after the data, as the replayer does.
+    let with_sw = |x: &Exchange| {
+        let mut v = x.response.clone();
+        if x.kind.is_wire() && x.kind != crate::event::RowKind::InDoubt {
+            v.extend_from_slice(&x.sw.to_be_bytes());
+        }
+        v
+    };
     Compared {
-        matched,
-        detail: if matched { String::new() } else { c.describe() },
-        hexdiff: crate::replay::compare::hexdiff(&expected.response, &actual.response, &expected.mask),
+        matched: false,
+        detail: c.describe(),
+        hexdiff: crate::replay::compare::hexdiff(&with_sw(expected), &with_sw(actual), &expected.mask),
     }
 }
 
