@@ -903,6 +903,7 @@ fn replay_with_divergence(theme: Theme, a: &std::path::Path) -> (Bench, Arc<std:
         trace_head: "D1".into(),
         head: "D1".into(),
         card: Some(CARD.into()),
+        keep_going: false,
     };
     assert_eq!(fx, vec![Effect::Replay(req)]);
     let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
@@ -1072,8 +1073,11 @@ fn a_replay_that_cannot_start_says_why() {
     let mut b = idle_lab(Theme::colored());
     b.ch('7');
     b.open_trace('o', vec![a], 0);
-    b.ch('r');
-    b.key(KeyCode::Enter);
+    // R: the same, going on after divergences.
+    b.ch('R');
+    has(&screen(&b.app, 100, 30), "Replay (keep going) trace head D1 card CB00B00000000001 on");
+    let fx = b.key(KeyCode::Enter);
+    assert!(matches!(&fx[..], [Effect::Replay(r)] if r.keep_going), "{fx:?}");
     b.send(Msg::ReplayEnded(Err("profile: head REF: no card".into())));
     let s = screen(&b.app, 120, 30);
     has(&s, "● replay failed");

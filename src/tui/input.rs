@@ -172,7 +172,10 @@ impl App {
                     self.log(LogKind::Info, "open a second trace (d) to see the two side by side");
                 }
             }
-            Action::Replay => self.pick_replay_head(),
+            Action::Replay | Action::ReplayKeepGoing => {
+                self.replay.keep_going = a == Action::ReplayKeepGoing;
+                self.pick_replay_head();
+            }
             Action::StopReplay => {
                 if !self.stop_replay() {
                     self.stop();
@@ -249,6 +252,7 @@ impl App {
             trace_head,
             head: h.name.clone(),
             card,
+            keep_going: self.replay.keep_going,
         };
         self.replay_requested(req.clone());
         vec![Effect::Replay(req)]

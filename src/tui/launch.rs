@@ -135,7 +135,7 @@ pub fn start_replay(req: &ReplayRequest, done: Sender<Msg>) -> Result<ReplayRunn
     std::thread::Builder::new()
         .name("cardbench-replay".into())
         .spawn(move || {
-            let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| replay_engine(&req, tx, &flag)));
+            let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| replay_engine(&req, tx, flag)));
             let msg = match r {
                 Ok(r) => r,
                 Err(_) => Err(super::term::take_panic().unwrap_or_else(|| "the replay thread panicked".into())),
@@ -147,11 +147,12 @@ pub fn start_replay(req: &ReplayRequest, done: Sender<Msg>) -> Result<ReplayRunn
 }
 
 /// The replay engine (`cardbench replay --mode bytes`) run for the UI: `observer` gets the
-/// recorder's events, `stop` is looked at between rows.
+/// recorder's events (through a `ForwardEvents` sink), `stop` is looked at between units,
+/// nothing may print to the terminal.
 fn replay_engine(
     _req: &ReplayRequest,
     _observer: Sender<crate::event::Event>,
-    _stop: &std::sync::atomic::AtomicBool,
+    _stop: Arc<std::sync::atomic::AtomicBool>,
 ) -> Result<ReplayEnd, String> {
     // The engine is built in src/replay/ by another part of issue 9; the lead connects it
     // here when it is merged. Until then the UI says so instead of pretending.

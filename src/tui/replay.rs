@@ -68,6 +68,8 @@ pub struct ReplayRequest {
     pub trace_head: String,
     pub head: String,
     pub card: Option<String>,
+    /// Go on after a divergence (`--keep-going`) instead of stopping at the first.
+    pub keep_going: bool,
 }
 
 /// What the replayer says when it is done.
@@ -181,6 +183,8 @@ pub struct ReplayView {
     pub detail: bool,
     /// A file being read.
     pub loading: Option<PathBuf>,
+    /// The replay being set up goes on after divergences (`R`).
+    pub keep_going: bool,
     pub live: Option<LiveReplay>,
 }
 

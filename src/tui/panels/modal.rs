@@ -51,7 +51,8 @@ pub fn picker(app: &App, f: &mut Frame, area: Rect, field: Field, sel: usize) {
                 .collect();
             let (th, card) = app.replay.stream_of_selection().unwrap_or_default();
             let card = card.map_or(String::new(), |c| format!(" card {c}"));
-            (heads, format!(" Replay trace head {th}{card} on "), "the profile has no heads")
+            let how = if app.replay.keep_going { " (keep going)" } else { "" };
+            (heads, format!(" Replay{how} trace head {th}{card} on "), "the profile has no heads")
         }
         _ => (paths(&app.form.profiles), " Profile ".to_string(), "nothing in profiles/"),
     };
