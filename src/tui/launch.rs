@@ -127,7 +127,7 @@ pub struct ReplayRunning {
 
 /// Start `req` on its own thread; it sends `Msg::ReplayEnded` on `done` when the replay
 /// returns, panics included. The replayer's recorder must reach `events` through a
-/// `ForwardEvents` sink: every replayed `Exchange`, each followed by its `ReplayChecked`.
+/// `sinks::Forward` sink: its `Exchange` rows and a `ReplayChecked` per unit it judged.
 pub fn start_replay(req: &ReplayRequest, done: Sender<Msg>) -> Result<ReplayRunning, String> {
     let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
     let (tx, events) = crossbeam_channel::unbounded();
@@ -147,7 +147,7 @@ pub fn start_replay(req: &ReplayRequest, done: Sender<Msg>) -> Result<ReplayRunn
 }
 
 /// The replay engine (`cardbench replay --mode bytes`) run for the UI: `observer` gets the
-/// recorder's events (through a `ForwardEvents` sink), `stop` is looked at between units,
+/// recorder's events (through a `sinks::Forward` sink), `stop` is looked at between units,
 /// nothing may print to the terminal.
 fn replay_engine(
     _req: &ReplayRequest,
@@ -157,18 +157,4 @@ fn replay_engine(
     // The engine is built in src/replay/ by another part of issue 9; the lead connects it
     // here when it is merged. Until then the UI says so instead of pretending.
     Err("the replay engine is not in this build yet".into())
-}
-
-/// A sink handing the replayer's events to the UI; a UI that went away never stops it.
-pub struct ForwardEvents(pub Sender<crate::event::Event>);
-
-impl crate::sinks::Sink for ForwardEvents {
-    fn event(&mut self, e: &crate::event::Event) -> std::io::Result<()> {
-        self.event_owned(e.clone())
-    }
-
-    fn event_owned(&mut self, e: crate::event::Event) -> std::io::Result<()> {
-        let _ = self.0.send(e);
-        Ok(())
-    }
 }
