@@ -915,7 +915,7 @@ fn replay_with_divergence(theme: Theme, a: &std::path::Path) -> (Bench, Arc<std:
     }
     let s = screen(&b.app, 120, 30);
     has(&s, "● replay running");
-    has(&s, "3/7 checked");
+    has(&s, "3/7 rows checked");
     assert!(line_with(&s, "SELECT").contains('✓'), "{s}");
     let mut folded = rows[3].clone();
     folded.response = rows[4].response.clone();
@@ -1033,6 +1033,10 @@ fn a_live_replay_marks_each_row_and_highlights_the_first_divergence() {
     assert_eq!(with_modifier(&buf, y, Modifier::REVERSED), "E8", "only the differing byte stands out");
     let y = line_index(&s, "0000 actual");
     assert_eq!(with_modifier(&buf, y, Modifier::REVERSED), "E9");
+    // Expected and actual stay in columns: the differing byte at the same place on both.
+    let (e, a) = (line_with(&s, "0000 expected"), line_with(&s, "0000 actual"));
+    assert_eq!(e.find("E8"), a.find("E9"), "{e}\n{a}");
+    assert_eq!(e.find("90"), a.find("90"), "{e}\n{a}");
     // The first divergence is bold and underlined, not only coloured.
     let y = line_index(&s, "│✗ 4");
     assert!(buf[(10, y)].modifier.contains(Modifier::BOLD | Modifier::UNDERLINED), "{s}");

@@ -75,6 +75,7 @@ pub struct ReplayRequest {
 /// What the replayer says when it is done.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ReplayEnd {
+    /// Commands (with the rows folded into them) and events compared.
     pub checked: u64,
     pub diverged: u64,
     /// Stopped by the operator before the end of the trace.
@@ -136,7 +137,9 @@ pub struct LiveReplay {
     pub marks: Vec<Mark>,
     /// Divergences, by the index of their first row.
     pub diverging: BTreeMap<usize, Divergence>,
+    /// Rows judged (a command and the rows folded into it count as theirs).
     pub checked: u64,
+    /// Divergences (a command and the rows folded into it count once).
     pub diverged: u64,
     pub first_divergence: Option<usize>,
     /// Index of the last row checked.
@@ -324,7 +327,7 @@ impl App {
                     self.log(LogKind::Error, format!("replay: {at} is not a row of the opened trace ({n} rows)"));
                     return;
                 };
-                live.checked += 1;
+                live.checked += rows.len() as u64;
                 live.last = Some(i);
                 let mark = if matched { Mark::Matched } else { Mark::Diverged };
                 for &r in &rows {
@@ -364,7 +367,7 @@ impl App {
                 (
                     if end.diverged > 0 { LogKind::Error } else { LogKind::Info },
                     format!(
-                        "replay {}: {} rows checked, {} diverged{first}",
+                        "replay {}: {} commands and events compared, {} diverged{first}",
                         live.phase.word(),
                         end.checked,
                         end.diverged

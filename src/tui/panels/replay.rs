@@ -111,7 +111,7 @@ fn status<'a>(t: &Theme, r: &ReplayView, rows: usize) -> Line<'a> {
     // What the operator watches first; where it runs last (it is cut on a narrow screen).
     let mut spans = vec![
         Span::styled(format!(" ● replay {} ", l.phase.word()), style),
-        Span::raw(format!(" {}/{rows} checked  ", l.checked)),
+        Span::raw(format!(" {}/{rows} rows checked  ", l.checked)),
         Span::styled(format!("{} diverged", l.diverged), if l.diverged > 0 { t.fail() } else { t.pass() }),
     ];
     if let Some(i) = l.first_divergence {
@@ -232,20 +232,24 @@ fn rows_table(
     f.render_widget(table, area);
 }
 
-/// A hex diff, its differing bytes highlighted and its masked ones dimmed.
+/// A hex diff, its differing bytes highlighted (their brackets become spaces, so the
+/// expected and actual lines stay in columns) and its masked ones dimmed.
 fn hexdiff_lines<'a>(t: &Theme, diff: &str) -> Vec<Line<'a>> {
     diff.lines()
         .map(|l| {
-            Line::from(
-                pieces(l)
-                    .into_iter()
-                    .map(|p| match p {
-                        Piece::Same(s) => Span::raw(s),
-                        Piece::Differ(s) => Span::styled(s, t.differ()),
-                        Piece::Masked(s) => Span::styled(s, t.dim()),
-                    })
-                    .collect::<Vec<_>>(),
-            )
+            let mut spans = Vec::new();
+            for p in pieces(l) {
+                match p {
+                    Piece::Same(s) => spans.push(Span::raw(s)),
+                    Piece::Differ(s) => {
+                        spans.push(Span::raw(" "));
+                        spans.push(Span::styled(s, t.differ()));
+                        spans.push(Span::raw(" "));
+                    }
+                    Piece::Masked(s) => spans.push(Span::styled(s, t.dim())),
+                }
+            }
+            Line::from(spans)
         })
         .collect()
 }
