@@ -40,9 +40,26 @@ impl TraceFile {
     }
 }
 
+/// Largest trace file the panel reads whole (its rows take about three times the file's size
+/// in memory); larger ones are for the streaming `cardbench replay` and `trace diff`.
+pub const MAX_FILE: u64 = 256 << 20;
+
 /// Read a trace file for the panel: its rows (`trace::read_trace`, every field checked) and
 /// the line each starts on.
 pub fn load(path: &Path) -> Result<TraceFile, String> {
+    load_limited(path, MAX_FILE)
+}
+
+pub fn load_limited(path: &Path, max: u64) -> Result<TraceFile, String> {
+    let size = std::fs::metadata(path).map_err(|e| format!("{}: {e}", path.display()))?.len();
+    if size > max {
+        return Err(format!(
+            "{}: {} MB, more than the {} MB the UI reads whole: use `cardbench replay` or `cardbench trace diff`",
+            path.display(),
+            size >> 20,
+            max >> 20
+        ));
+    }
     let t = crate::trace::read_trace(path).map_err(|e| e.to_string())?;
     let bytes = std::fs::read(path).map_err(|e| format!("{}: {e}", path.display()))?;
     let mut r = csv::ReaderBuilder::new().flexible(true).from_reader(&bytes[..]);
@@ -449,5 +466,42 @@ pub fn step_text(x: &Exchange) -> String {
         format!("{} rep {}", x.step, x.repeat)
     } else {
         x.step.clone()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_file_too_large_is_refused_with_its_size_and_the_way_out() {
+        let d = tempfile::tempdir().unwrap();
+        let p = d.path().join("big.csv");
+        std::fs::write(&p, vec![b'x'; 3 << 20]).unwrap();
+        let e = load_limited(&p, 2 << 20).unwrap_err();
+        assert!(e.contains("big.csv: 3 MB, more than the 2 MB") && e.contains("cardbench replay"), "{e}");
+        let e = load(&d.path().join("none.csv")).unwrap_err();
+        assert!(e.contains("none.csv"), "{e}");
+    }
+
+    #[test]
+    fn rows_know_their_lines_when_a_note_spans_two() {
+        let d = tempfile::tempdir().unwrap();
+        let p = d.path().join("t.csv");
+        let mut w = crate::trace::TraceCsv::create(&p, "R", "plan").unwrap();
+        let row = |note: &str| Exchange {
+            head: "A".into(),
+            command: vec![0, 0xA4, 4, 0],
+            note: note.into(),
+            ..Exchange::default()
+        };
+        for r in [row("one"), row("two\nlines"), row("three")] {
+            w.write(&r).unwrap();
+        }
+        w.flush().unwrap();
+        let f = load(&p).unwrap();
+        assert_eq!(f.lines, vec![2, 3, 5]);
+        assert_eq!(f.row_at_line(5), Some(2));
+        assert_eq!(f.row_at_line(4), None);
     }
 }
