@@ -356,6 +356,8 @@ fn dispatch(cli: Cli) -> Result<ExitCode, BenchError> {
                 run_id: run_id.unwrap_or_else(|| default_run_id("replay")),
                 logs,
                 quiet,
+                observer: None,
+                stop: None,
             };
             replay(&args, mode).map_err(BenchError)
         }

@@ -262,7 +262,7 @@ fn a_panic_in_the_ui_still_restores_the_terminal() {
 }
 
 #[test]
-fn replay_panel_opens_two_real_traces_and_shows_them_side_by_side() {
+fn replay_panel_opens_two_real_traces_side_by_side_and_replays_one() {
     if !tmux_installed() {
         eprintln!("NOTICE: tmux is not installed; skipping the TUI end-to-end test (CI installs it)");
         return;
@@ -317,6 +317,16 @@ fn replay_panel_opens_two_real_traces_and_shows_them_side_by_side() {
     let s = tmux.wait("the side-by-side view", Duration::from_secs(30), |s| s.contains("rows aligned"));
     assert!(s.contains(&format!("{rows} rows aligned, 0 differ")), "{s}");
     assert!(s.contains("only in A 0, only in B 0"), "{s}");
+    // v: S1 alone; r on its first row (head A, no card yet) replays the whole trace on the
+    // virtual lab's heads of the same names: every judged row matches.
+    tmux.keys(&["v", "g", "r"]);
+    tmux.wait("the head picker", Duration::from_secs(10), |s| s.contains("Replay trace head A on"));
+    tmux.keys(&["Enter"]);
+    let s = tmux.wait("the replay's end", Duration::from_secs(120), |s| {
+        s.contains("● replay finished") || s.contains("● replay failed")
+    });
+    assert!(s.contains("● replay finished") && s.contains(" 0 diverged"), "{s}");
+    assert!(s.contains('✓'), "{s}");
     tmux.keys(&["q"]);
     tmux.wait("the shell", Duration::from_secs(30), |s| s.contains("TUI-TEST-SHELL-BACK"));
     assert_eq!(std::fs::read_to_string(&exit_file).unwrap().trim(), "EXIT=0");

@@ -150,11 +150,28 @@ pub fn start_replay(req: &ReplayRequest, done: Sender<Msg>) -> Result<ReplayRunn
 /// recorder's events (through a `sinks::Forward` sink), `stop` is looked at between units,
 /// nothing may print to the terminal.
 fn replay_engine(
-    _req: &ReplayRequest,
-    _observer: Sender<crate::event::Event>,
-    _stop: Arc<std::sync::atomic::AtomicBool>,
+    req: &ReplayRequest,
+    observer: Sender<crate::event::Event>,
+    stop: Arc<std::sync::atomic::AtomicBool>,
 ) -> Result<ReplayEnd, String> {
-    // The engine is built in src/replay/ by another part of issue 9; the lead connects it
-    // here when it is merged. Until then the UI says so instead of pretending.
-    Err("the replay engine is not in this build yet".into())
+    let args = crate::replay::ReplayArgs {
+        source: req.trace.clone(),
+        profile: req.profile.clone(),
+        map: vec![format!("{}={}", req.trace_head, req.head)],
+        card: req.card.clone(),
+        keep_going: req.keep_going,
+        timing_threshold: 20.0,
+        run_id: format!("tui-replay-{}", chrono::Utc::now().format("%Y%m%dT%H%M%S%.3fZ")),
+        logs: None,
+        quiet: true,
+        observer: Some(observer),
+        stop: Some(stop.clone()),
+    };
+    let w = crate::replay::run_bytes(&args).map_err(|e| format!("{e:#}"))?;
+    let o = &w.outcome;
+    Ok(ReplayEnd {
+        checked: o.matched + o.divergences,
+        diverged: o.divergences,
+        stopped: stop.load(std::sync::atomic::Ordering::Relaxed),
+    })
 }
