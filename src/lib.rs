@@ -17,6 +17,7 @@ pub mod issuance;
 pub mod keys;
 pub mod lab;
 pub mod link;
+pub mod mask;
 pub mod plan;
 pub mod print;
 pub mod profile;
