@@ -787,3 +787,30 @@ pub fn status_word(s: &CaseStatus) -> &'static str {
         CaseStatus::Error => "error",
     }
 }
+
+/// Session replay (`replay::session`): steps re-run one at a time, outside a plan, on a
+/// session that keeps its heads' card IDs, journal and pocket from one step to the next.
+impl<'a> Session<'a> {
+    /// Run `step` as part of case `case_id` (whose `reference` labels raw APDU rows), at the
+    /// trace's clock `now`. `Ok(None)`: the step met its expectation; `Ok(Some(why))`: it
+    /// did not (the card answered otherwise); `Err`: the bench could not run it.
+    pub fn replay_step(&mut self, case_id: &str, reference: &str, step: &Step, now: u32) -> Result<Option<String>, String> {
+        self.t.now = now;
+        self.vars.insert("now".into(), Value::Int(now.into()));
+        let mut case = empty_case(case_id);
+        case.reference = reference.to_string();
+        match self.step(&case, step) {
+            Ok(()) => Ok(None),
+            Err(StepFail::Failed(f)) => Ok(Some(format!("{}: expected {}, got {}", f.step, f.expected, f.actual))),
+            // The card went mute or away, or a command is in doubt: the card's doing, and its
+            // rows (an in-doubt one) show it.
+            Err(StepFail::Blocked { msg, .. }) => Ok(Some(msg)),
+            Err(StepFail::Error(m)) => Err(m),
+        }
+    }
+
+    /// What the last engine step reported.
+    pub fn last_outcome(&self) -> &str {
+        &self.last_outcome
+    }
+}
