@@ -22,6 +22,7 @@ pub mod plan;
 pub mod print;
 pub mod profile;
 pub mod queue;
+pub mod replay;
 pub mod report;
 pub mod runner;
 pub mod secret;

@@ -6,8 +6,8 @@
 //! from the same card state, so replays compare it.
 //!
 //! Ranges are inclusive `(first, last)` byte offsets. Response ranges are over the whole
-//! response data of the command (every chunk concatenated); `chunk` cuts them down to the
-//! bytes one wire exchange carried. Command ranges are over the whole command APDU as sent
+//! response data of the command (every chunk concatenated); `Mask::window` cuts them down to
+//! the bytes one wire exchange carried. Command ranges are over the whole command APDU as sent
 //! (header, Lc, data, Le).
 
 use crate::apdu::Command;
@@ -64,21 +64,6 @@ pub(crate) fn response(command: &[u8], response: &[u8]) -> Ranges {
         (CLA_PROP, XFER_CANCEL_PROOF) => span(0, n, n),
         _ => Vec::new(),
     }
-}
-
-/// Dynamic bytes of one chunk of a response that came in several wire exchanges (`61xx` and
-/// GET RESPONSE, or a short Le on T=1): `earlier` is the data of the chunks before it, `chunk`
-/// its own data. Ranges are over `chunk`.
-pub(crate) fn chunk(command: &[u8], earlier: &[u8], chunk: &[u8]) -> Ranges {
-    let whole = [earlier, chunk].concat();
-    let (from, to) = (earlier.len(), whole.len());
-    response(command, &whole)
-        .into_iter()
-        .filter_map(|(a, b)| {
-            let (a, b) = (a.max(from), b.min(to.saturating_sub(1)));
-            (a <= b && to > from).then(|| (a - from, b - from))
-        })
-        .collect()
 }
 
 /// Dynamic bytes of a command APDU: the terminal's own randoms, and what it computes over the
@@ -366,7 +351,7 @@ mod tests {
         // Whole responses and cut prefixes: a blank record has no signature area.
         let read_all = [CLA_PROP, PURSE_READ_ALL, 0, 0, 0];
         assert_eq!(response(&read_all, &[0u8; 22]), vec![]);
-        assert_eq!(chunk(&read_all, &[0u8; 16], &[0, 0, 0, 0, 0x40, 1, 2]), vec![(5, 6)]);
+        assert_eq!(crate::mask::dynamic_chunk(&read_all, &[0u8; 16], &[0, 0, 0, 0, 0x40, 1, 2]).to_string(), "5-6");
         assert_eq!(response(&[0x00, 0xC0, 0, 0, 0x10], &[1; 16]), vec![], "GET RESPONSE alone has no layout");
     }
 

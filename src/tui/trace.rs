@@ -241,8 +241,7 @@ mod tests {
             sw,
             duration_ns: 1000,
             note: String::new(),
-            kind: Default::default(),
-            error: String::new(),
+            ..Exchange::default()
         })
     }
 
