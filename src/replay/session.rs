@@ -1,0 +1,599 @@
+//! `cardbench replay --mode session` (docs/replay.md, "Session replay"): the plan steps of a
+//! trace run again through the engines, on the mapped heads, with the parameters the trace's
+//! `step` rows recorded (amounts, dates, key-update modes, heads); the exchanges they make
+//! are compared with the captured ones row by row. A session whose commands depend on the
+//! card's answers (a MAC over the card's random, a signature over its nonce) cannot be
+//! replayed byte for byte on another card; re-running the protocol can, and then only the
+//! dynamic bytes (`crate::mask`) may differ: in responses the card's randoms, MACs,
+//! signatures and ciphertexts, in commands what the terminal computes from them.
+//!
+//! Rows are taken in trace order and cut into units:
+//! - a plan step: its `step` row and the rows after it that carry its case, step and repeat
+//!   (with the `identify` rows the runner made when the step first used a head); re-run
+//!   with `runner::Session::replay_step` on a session kept across the steps;
+//! - a card the bench made outside a step (a batch peer or DUT): its `insert` row with the
+//!   card plan and the `power-on`, `perso` and `power-off` rows that follow; made again with
+//!   `lab::insert_card` on the mapped (virtual) head;
+//! - any other row outside a step (a recovery between cases): not re-run, listed.
+
+use crate::event::{Event, Exchange, Recorder, RowKind};
+use crate::lab::{InsertedCard, Lab};
+use crate::mask::{Mask, RowMasks};
+use crate::plan::template::Template;
+use crate::plan::{Action, Amount, Located, StateKind, Step, StepKind, SwExpect};
+use crate::replay::compare::{compare, hexdiff};
+use crate::runner::Session;
+use rand_core::RngCore;
+use serde::Serialize;
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use thiserror::Error;
+
+/// How to replay (the CLI's flags).
+#[derive(Debug, Clone, Default)]
+pub struct SessionOptions {
+    /// Replay only the units whose rows involve this card (upper-case hex ID). The other
+    /// steps are not re-run, so the card's state must not depend on them.
+    pub card: Option<String>,
+    /// Go on after a divergence (with the next unit); otherwise stop at the first one.
+    pub keep_going: bool,
+    /// Seed of the terminal's randoms; `None`: drawn from the OS (a replay is not meant to
+    /// reproduce the capture's randoms, only its protocol).
+    pub terminal_seed: Option<[u8; 32]>,
+}
+
+/// Why a session replay could not run (exit 2): a divergence is an outcome, not an error.
+#[derive(Debug, Error)]
+pub enum SessionError {
+    /// A row the replay cannot act on, located in the source trace.
+    #[error("{}:{line}: {what}", file.display())]
+    Row { file: PathBuf, line: u64, what: String },
+    /// A step the lab could not run (a head the step needs is missing, a card cannot be made).
+    #[error("{}:{line}: step {step}: {what}", file.display())]
+    Bench { file: PathBuf, line: u64, step: String, what: String },
+}
+
+/// A captured row that the replay answered otherwise (or did not make, or made in excess).
+#[derive(Debug, Clone, Serialize)]
+pub struct SessionDivergence {
+    /// Line of the captured row in the source trace (1 is the header); for a row the replay
+    /// made in excess, the line of the step row.
+    pub line: u64,
+    pub seq: u64,
+    pub trace_head: String,
+    /// The lab head the row was replayed on.
+    pub head: String,
+    pub card_id: String,
+    pub test_step: String,
+    pub step: String,
+    pub command_name: String,
+    pub command: String,
+    /// One line: what differs (`replay::compare::RowCheck::describe`, or a missing row).
+    pub what: String,
+    /// Expected and actual bytes, differing ones bracketed, masked ones `??`.
+    pub diff: String,
+    /// What the re-run step reported when it did not meet its expectation.
+    pub step_verdict: String,
+}
+
+impl SessionDivergence {
+    /// The console lines, as bytes mode prints them.
+    pub fn render(&self, source: &Path) -> String {
+        let step = if self.step.is_empty() { String::new() } else { format!(" {}", self.step) };
+        let mut s = format!(
+            "DIVERGED  {}:{} (seq {}, head {} on {}, card {}, {}{step})\n  {} {}\n  {}",
+            source.display(),
+            self.line,
+            self.seq,
+            self.trace_head,
+            self.head,
+            if self.card_id.is_empty() { "-" } else { &self.card_id },
+            if self.test_step.is_empty() { "-" } else { &self.test_step },
+            self.command_name,
+            self.command,
+            self.what
+        );
+        for l in self.diff.lines() {
+            s.push_str("\n  ");
+            s.push_str(l);
+        }
+        if !self.step_verdict.is_empty() {
+            s.push_str(&format!("\n  re-run step: {}", self.step_verdict));
+        }
+        s
+    }
+}
+
+/// Rows of the source that were not re-run, and why.
+#[derive(Debug, Clone, Serialize)]
+pub struct NotRerun {
+    pub line: u64,
+    pub rows: u64,
+    pub what: String,
+}
+
+/// What a session replay found.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct SessionOutcome {
+    /// Plan steps re-run (and cards made again outside steps).
+    pub units: u64,
+    /// Captured rows compared with a replayed row.
+    pub rows_compared: u64,
+    pub rows_matched: u64,
+    pub divergences: Vec<SessionDivergence>,
+    pub not_rerun: Vec<NotRerun>,
+    /// Where a replay without `keep_going` stopped (the diverging row's line).
+    pub stopped_at_line: Option<u64>,
+}
+
+impl SessionOutcome {
+    pub fn matched_all(&self) -> bool {
+        self.divergences.is_empty()
+    }
+
+    /// 0 the whole session matched, 1 a divergence (2, could not run, is `SessionError`).
+    pub fn exit_code(&self) -> i32 {
+        if self.matched_all() {
+            0
+        } else {
+            1
+        }
+    }
+}
+
+/// Rows read with `trace::read_trace` numbered with their line in the file (the header is
+/// line 1; every row of a cardbench trace is one line).
+pub fn numbered(rows: Vec<Exchange>) -> Vec<(u64, Exchange)> {
+    rows.into_iter().enumerate().map(|(i, r)| (i as u64 + 2, r)).collect()
+}
+
+/// Replay the session of `rows` (every row of the source trace `source`, in file order, with
+/// its line) on `lab`. `map` sends each trace head to a lab head (by index); a unit on a head
+/// that is not mapped is not re-run (the CLI maps every head the card filter keeps). Every
+/// exchange the replay makes also goes to `rec` (the replay's own trace).
+pub fn run(
+    source: &Path,
+    rows: &[(u64, Exchange)],
+    lab: &mut Lab,
+    map: &HashMap<String, usize>,
+    opts: &SessionOptions,
+    rec: &Recorder,
+) -> Result<SessionOutcome, SessionError> {
+    let units = units(rows);
+    let seed = opts.terminal_seed.unwrap_or_else(|| {
+        let mut s = [0u8; 32];
+        rand_core::OsRng.fill_bytes(&mut s);
+        s
+    });
+    let names: HashMap<String, String> = map.iter().map(|(t, i)| (t.clone(), lab.heads[*i].name.clone())).collect();
+    let mut now = lab.clock.unwrap_or_else(|| chrono::Utc::now().timestamp() as u32);
+    let (mine, rx) = Recorder::new(&rec.plan);
+    let Lab { heads, keyset, .. } = lab;
+    let mut session = Session::new(heads, &mine, keyset, now, seed);
+    let mut masks: HashMap<String, RowMasks> = HashMap::new();
+    let mut out = SessionOutcome::default();
+    let bad = |line: u64, what: String| SessionError::Row { file: source.to_path_buf(), line, what };
+    for unit in &units {
+        let (first_line, first) = unit.rows[0];
+        let involves = |c: &str| unit.rows.iter().any(|(_, r)| r.card_id.eq_ignore_ascii_case(c));
+        if opts.card.as_deref().is_some_and(|c| !involves(c)) {
+            continue;
+        }
+        let unmapped: Vec<String> = unit.heads().into_iter().filter(|h| !names.contains_key(h)).collect();
+        if !unmapped.is_empty() {
+            out.not_rerun.push(NotRerun {
+                line: *first_line,
+                rows: unit.rows.len() as u64,
+                what: format!("head {} not replayed (not mapped, or outside the card filter)", unmapped.join(", ")),
+            });
+            continue;
+        }
+        let verdict = match unit.what {
+            What::Step => {
+                let p = Params::parse(&first.note);
+                if let Some(n) = p.get("now") {
+                    now = n.parse().map_err(|_| bad(*first_line, format!("step parameter now={n} is not a date")))?;
+                }
+                let Some(step) = step_of(unit, &p, &names).map_err(|w| bad(*first_line, w))? else {
+                    if !unit.rows[1..].iter().any(|(_, r)| r.kind.is_wire()) {
+                        continue;
+                    }
+                    out.not_rerun.push(NotRerun {
+                        line: *first_line,
+                        rows: unit.rows.len() as u64,
+                        what: format!("step `{}` is not re-run in session mode", p.get("do").unwrap_or("?")),
+                    });
+                    continue;
+                };
+                let reference = unit.rows[1..]
+                    .iter()
+                    .find(|(_, r)| r.kind == RowKind::Command && r.test_step != "identify")
+                    .map_or("", |(_, r)| r.protocol_step.as_str());
+                session.replay_step(&first.test_step, reference, &step, first.repeat.max(1), now).map_err(|what| {
+                    SessionError::Bench { file: source.to_path_buf(), line: *first_line, step: step.label.clone(), what }
+                })?
+            }
+            What::MadeCard(ref made) => {
+                let head = names.get(&first.head).map_or("", String::as_str);
+                session.make_card(head, &first.test_step, made).map_err(|what| SessionError::Bench {
+                    file: source.to_path_buf(),
+                    line: *first_line,
+                    step: format!("insert card {}", hex::encode_upper(made.card_plan.card_id)),
+                    what,
+                })?;
+                None
+            }
+            What::Outside => {
+                out.not_rerun.push(NotRerun {
+                    line: *first_line,
+                    rows: unit.rows.len() as u64,
+                    what: format!("rows outside plan steps ({}) are not re-run", first.test_step),
+                });
+                continue;
+            }
+        };
+        out.units += 1;
+        let replayed: Vec<Exchange> = rx
+            .try_iter()
+            .filter_map(|e| {
+                let row = match &e {
+                    Event::Exchange(x) => Some((**x).clone()),
+                    _ => None,
+                };
+                rec.send(e);
+                row
+            })
+            .filter(|r| r.kind != RowKind::Step)
+            .collect();
+        let captured: Vec<&(u64, Exchange)> =
+            unit.rows.iter().filter(|(_, r)| r.kind != RowKind::Step).copied().collect();
+        let found = judge(&captured, &replayed, &names, &mut masks, verdict.unwrap_or_default(), first, *first_line);
+        out.rows_compared += found.compared;
+        out.rows_matched += found.matched;
+        if let Some(d) = found.divergence {
+            let line = d.line;
+            out.divergences.push(d);
+            if !opts.keep_going {
+                out.stopped_at_line = Some(line);
+                break;
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// What a unit of the source is.
+#[derive(Debug, Clone)]
+enum What {
+    /// A plan step: its `step` row first.
+    Step,
+    /// A card the bench made outside a step: its `insert` row first.
+    MadeCard(Box<InsertedCard>),
+    /// Rows outside any step, not re-run.
+    Outside,
+}
+
+#[derive(Debug, Clone)]
+struct Unit<'r> {
+    what: What,
+    rows: Vec<&'r (u64, Exchange)>,
+}
+
+impl Unit<'_> {
+    /// Trace heads the unit involves: its rows' heads and, for a step, every head its
+    /// parameters name (a step row carries its first head only).
+    fn heads(&self) -> Vec<String> {
+        let mut v: Vec<String> = self.rows.iter().map(|(_, r)| r.head.clone()).collect();
+        if let (What::Step, Some((_, s))) = (&self.what, self.rows.first()) {
+            for (k, val) in Params::parse(&s.note).0 {
+                match k.as_str() {
+                    "head" | "from" | "to" | "a" | "b" => v.push(val),
+                    "heads" => v.extend(val.split(',').map(str::to_string)),
+                    _ => {}
+                }
+            }
+        }
+        v.retain(|h| !h.is_empty());
+        v.sort_unstable();
+        v.dedup();
+        v
+    }
+}
+
+/// Cut the source into units (module doc).
+fn units(rows: &[(u64, Exchange)]) -> Vec<Unit<'_>> {
+    let mut out: Vec<Unit> = Vec::new();
+    for r in rows {
+        let x = &r.1;
+        if x.kind == RowKind::Step {
+            out.push(Unit { what: What::Step, rows: vec![r] });
+            continue;
+        }
+        if x.kind == RowKind::Insert {
+            if let Ok(made) = serde_json::from_str::<InsertedCard>(&x.note) {
+                if x.step.is_empty() {
+                    out.push(Unit { what: What::MadeCard(Box::new(made)), rows: vec![r] });
+                    continue;
+                }
+            }
+        }
+        let belongs = match out.last() {
+            Some(Unit { what: What::Step, rows }) => {
+                let s = &rows[0].1;
+                x.test_step == "identify"
+                    || (x.test_step == s.test_step && x.step == s.step && x.repeat == s.repeat)
+            }
+            // The card's making: its power-on, perso rows and power-off on the same head.
+            Some(Unit { what: What::MadeCard(_), rows }) => {
+                let s = &rows[0].1;
+                x.head == s.head
+                    && x.step.is_empty()
+                    && (x.protocol_step == "perso" || matches!(x.kind, RowKind::PowerOn | RowKind::PowerOff))
+                    && !rows.iter().any(|(_, y)| y.kind == RowKind::PowerOff)
+            }
+            Some(Unit { what: What::Outside, .. }) => true,
+            None => false,
+        };
+        match out.last_mut() {
+            Some(u) if belongs => u.rows.push(r),
+            _ => out.push(Unit { what: What::Outside, rows: vec![r] }),
+        }
+    }
+    out
+}
+
+/// A step row's `key=value` parameters.
+struct Params(Vec<(String, String)>);
+
+impl Params {
+    fn parse(note: &str) -> Params {
+        Params(
+            note.split_ascii_whitespace()
+                .filter_map(|kv| kv.split_once('='))
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+        )
+    }
+
+    fn get(&self, k: &str) -> Option<&str> {
+        self.0.iter().find(|(key, _)| key == k).map(|(_, v)| v.as_str())
+    }
+
+    fn need(&self, k: &str) -> Result<&str, String> {
+        self.get(k).ok_or_else(|| format!("step row without parameter `{k}`"))
+    }
+
+    fn number(&self, k: &str) -> Result<u32, String> {
+        let v = self.need(k)?;
+        v.parse().map_err(|_| format!("step parameter {k}={v} is not a whole number"))
+    }
+}
+
+/// The step a `step` row describes, on the lab's heads; `None` for steps that make no
+/// exchange (`assert`, `set`).
+fn step_of(unit: &Unit, p: &Params, names: &HashMap<String, String>) -> Result<Option<Step>, String> {
+    let row = &unit.rows[0].1;
+    let head = |k: &str| -> Result<String, String> {
+        let t = p.need(k)?;
+        names.get(t).cloned().ok_or_else(|| format!("step head {k}={t} is not mapped to a lab head"))
+    };
+    let kind = match p.need("do")? {
+        "engine" => {
+            let action = match p.need("engine")? {
+                "charge" => Action::Charge { head: head("head")?, amount: Amount::Lit(p.number("amount")?) },
+                "pay" => Action::Pay { head: head("head")?, price: Amount::Lit(p.number("price")?) },
+                "card_signed_payment" => Action::CardSignedPayment {
+                    head: head("head")?,
+                    price: Amount::Lit(p.number("price")?),
+                    unchecked: p.get("unchecked") == Some("true"),
+                },
+                "key_update" => {
+                    let m = p.need("mode")?;
+                    let mode = crate::engine::key_update::UpdateMode::parse(m)
+                        .ok_or_else(|| format!("step parameter mode={m} is not a key-update mode"))?;
+                    Action::KeyUpdate { a: head("a")?, b: head("b")?, mode }
+                }
+                "value_transfer" => Action::ValueTransfer {
+                    from: head("from")?,
+                    to: head("to")?,
+                    amount: Amount::Lit(p.number("amount")?),
+                },
+                other => return Err(format!("unknown engine `{other}` in a step row")),
+            };
+            StepKind::Engine { action, expect: p.get("expect").unwrap_or("success").to_string() }
+        }
+        "apdu" => {
+            let hexcmd = p.need("apdu")?;
+            let command = Template::parse(hexcmd, false)
+                .ok()
+                .filter(|_| hex::decode(hexcmd).is_ok())
+                .ok_or_else(|| format!("step parameter apdu={hexcmd} is not a command in hex"))?;
+            StepKind::Apdu {
+                head: head("head")?,
+                command,
+                sw: SwExpect(vec!["XXXX".into()]),
+                data: Vec::new(),
+                capture: Vec::new(),
+            }
+        }
+        "select" => {
+            let applet = match p.need("applet")? {
+                "purse" => crate::card::Applet::Purse,
+                "cpay" => crate::card::Applet::Cpay,
+                "xfer" => crate::card::Applet::Xfer,
+                other => return Err(format!("step parameter applet={other} is not purse, cpay or xfer")),
+            };
+            StepKind::Select { head: head("head")?, applet }
+        }
+        "read" => {
+            let state = match p.need("state")? {
+                "purse" => StateKind::Purse,
+                "cpay" => StateKind::Cpay,
+                "xfer" => StateKind::Xfer,
+                other => return Err(format!("step parameter state={other} is not purse, cpay or xfer")),
+            };
+            StepKind::Read { head: head("head")?, state, prefix: p.get("as").unwrap_or("replay").to_string() }
+        }
+        "power_off" => StepKind::PowerOff { head: head("head")? },
+        "power_on" => StepKind::PowerOn { head: head("head")? },
+        "warm_reset" => StepKind::WarmReset { head: head("head")? },
+        "remove" => StepKind::Remove { head: head("head")? },
+        "insert" => StepKind::Insert { head: head("head")? },
+        "insert_card" => {
+            let made = unit
+                .rows
+                .iter()
+                .find_map(|(_, r)| (r.kind == RowKind::Insert).then(|| serde_json::from_str::<InsertedCard>(&r.note)))
+                .ok_or("insert_card step without its `insert` row")?
+                .map_err(|e| format!("insert row: the card plan does not parse: {e}"))?;
+            StepKind::InsertCard { head: head("head")?, card: Box::new(made.card_plan), protocol: made.protocol }
+        }
+        "recover" => {
+            let heads = p
+                .need("heads")?
+                .split(',')
+                .map(|t| names.get(t).cloned().ok_or_else(|| format!("step head {t} is not mapped to a lab head")))
+                .collect::<Result<Vec<_>, _>>()?;
+            StepKind::Recover { heads, expect: p.get("expect").unwrap_or("settled").to_string() }
+        }
+        // The power cut of a tear lands at an exchange of the capture; the replay's card
+        // answers otherwise from there, and the cut would be another experiment.
+        "tear" => return Err("a `tear` step cannot be re-run in session mode (replay it in bytes mode)".into()),
+        "assert" | "set" => return Ok(None),
+        other => return Err(format!("unknown step kind `{other}` in a step row")),
+    };
+    Ok(Some(Step {
+        label: format!("{} {}", row.test_step, row.step).trim().to_string(),
+        kind,
+        repeat: 1,
+        head_span: Located::default(),
+    }))
+}
+
+/// What comparing one unit found.
+struct Judged {
+    compared: u64,
+    matched: u64,
+    divergence: Option<SessionDivergence>,
+}
+
+/// Rows made when a head is first used (power-on, `identify`): they follow the replay's own
+/// history, so they are compared only when both sides have them.
+fn first_use(r: &Exchange) -> bool {
+    r.kind == RowKind::PowerOn || r.test_step == "identify"
+}
+
+/// Compare a unit's captured rows with the rows its re-run made, in order; the first
+/// difference is the unit's divergence.
+fn judge(
+    captured: &[&(u64, Exchange)],
+    replayed: &[Exchange],
+    names: &HashMap<String, String>,
+    masks: &mut HashMap<String, RowMasks>,
+    verdict: String,
+    step_row: &Exchange,
+    step_line: u64,
+) -> Judged {
+    let mut j = Judged { compared: 0, matched: 0, divergence: None };
+    // Expected masks over every captured wire row, in order, whatever is compared below.
+    let mut expected: Vec<(u64, Exchange, Mask)> = Vec::new();
+    for (line, r) in captured {
+        let mut e = r.clone();
+        let mut cmask = Mask::none();
+        if r.kind.is_wire() {
+            let (cm, rm) = masks.entry(r.head.clone()).or_default().row(r.kind, &r.command, &r.response);
+            e.mask = Mask::ranges(&r.mask.iter().chain(rm.iter()).collect::<Vec<_>>());
+            cmask = cm;
+        }
+        expected.push((*line, e, cmask));
+    }
+    let lab_head = |t: &str| names.get(t).cloned().unwrap_or_else(|| t.to_string());
+    let both_first_use = |pred: &dyn Fn(&Exchange) -> bool| {
+        expected.iter().any(|(_, e, _)| pred(e)) && replayed.iter().any(pred)
+    };
+    let keep_identify = both_first_use(&|r: &Exchange| r.test_step == "identify");
+    let keep_power_on = both_first_use(&|r: &Exchange| r.kind == RowKind::PowerOn);
+    let kept = |r: &Exchange| {
+        !first_use(r) || (r.test_step == "identify" && keep_identify) || (r.kind == RowKind::PowerOn && keep_power_on)
+    };
+    let exp: Vec<&(u64, Exchange, Mask)> = expected.iter().filter(|(_, e, _)| kept(e)).collect();
+    let act: Vec<&Exchange> = replayed.iter().filter(|r| kept(r)).collect();
+    let diverge = |line: u64, e: &Exchange, head: String, what: String, diff: String| SessionDivergence {
+        line,
+        seq: e.seq,
+        trace_head: e.head.clone(),
+        head,
+        card_id: e.card_id.clone(),
+        test_step: e.test_step.clone(),
+        step: e.step.clone(),
+        command_name: match e.command.as_slice() {
+            [cla, ins, ..] => crate::cmds::name(*cla, *ins).to_string(),
+            _ => e.kind.as_str().to_string(),
+        },
+        command: hex::encode_upper(&e.command),
+        what,
+        diff,
+        step_verdict: verdict.clone(),
+    };
+    for (n, (line, e, cmask)) in exp.iter().enumerate() {
+        let Some(a) = act.get(n) else {
+            j.divergence = Some(diverge(
+                *line,
+                e,
+                lab_head(&e.head),
+                format!("{} row expected, the replay made none (its step had ended)", e.kind.as_str()),
+                String::new(),
+            ));
+            return j;
+        };
+        j.compared += 1;
+        let mut problems = Vec::new();
+        if a.head != lab_head(&e.head) {
+            problems.push(format!("row on head {} expected, made on head {}", lab_head(&e.head), a.head));
+        }
+        // Command bytes compared outside the command mask: the replay's randoms may differ.
+        let mut a2 = (*a).clone();
+        if a.command.len() == e.command.len() {
+            for (i, b) in a2.command.iter_mut().enumerate() {
+                if cmask.covers(i) {
+                    *b = e.command[i];
+                }
+            }
+        }
+        let check = compare(e, &a2);
+        if !check.is_match() {
+            problems.push(check.describe());
+        }
+        if !e.atr.is_empty() && e.atr != a.atr {
+            problems.push(format!("ATR {} expected, {} received", hex::encode_upper(&e.atr), hex::encode_upper(&a.atr)));
+        }
+        if problems.is_empty() {
+            j.matched += 1;
+            continue;
+        }
+        let mut diff = String::new();
+        if !check.command_equal {
+            diff += "command\n";
+            diff += &hexdiff(&e.command, &a.command, cmask);
+        }
+        if !e.response.is_empty() || !a.response.is_empty() {
+            diff += "response\n";
+            diff += &hexdiff(&e.response, &a.response, &e.mask);
+        }
+        j.divergence = Some(diverge(*line, e, a.head.clone(), problems.join("; "), diff.trim_end().to_string()));
+        return j;
+    }
+    if let Some(a) = act.get(exp.len()) {
+        let what = format!(
+            "the replay made a {} row{} that the trace does not have here",
+            a.kind.as_str(),
+            match a.command.as_slice() {
+                [cla, ins, ..] => format!(" ({} {})", crate::cmds::name(*cla, *ins), hex::encode_upper(&a.command)),
+                _ => String::new(),
+            }
+        );
+        let line = exp.last().map_or(step_line, |(l, _, _)| *l);
+        j.divergence = Some(diverge(line, step_row, a.head.clone(), what, String::new()));
+    }
+    j
+}
