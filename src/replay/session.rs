@@ -210,7 +210,12 @@ pub fn run(
                     .find(|(_, r)| r.kind == RowKind::Command && r.test_step != "identify")
                     .map_or("", |(_, r)| r.protocol_step.as_str());
                 session.replay_step(&first.test_step, reference, &step, first.repeat.max(1), now).map_err(|what| {
-                    SessionError::Bench { file: source.to_path_buf(), line: *first_line, step: step.label.clone(), what }
+                    SessionError::Bench {
+                        file: source.to_path_buf(),
+                        line: *first_line,
+                        step: step.label.clone(),
+                        what,
+                    }
                 })?
             }
             What::MadeCard(ref made) => {
@@ -320,8 +325,7 @@ fn units(rows: &[(u64, Exchange)]) -> Vec<Unit<'_>> {
         let belongs = match out.last() {
             Some(Unit { what: What::Step, rows }) => {
                 let s = &rows[0].1;
-                x.test_step == "identify"
-                    || (x.test_step == s.test_step && x.step == s.step && x.repeat == s.repeat)
+                x.test_step == "identify" || (x.test_step == s.test_step && x.step == s.step && x.repeat == s.repeat)
             }
             // The card's making: its power-on, perso rows and power-off on the same head.
             Some(Unit { what: What::MadeCard(_), rows }) => {
@@ -508,9 +512,8 @@ fn judge(
         expected.push((*line, e, cmask));
     }
     let lab_head = |t: &str| names.get(t).cloned().unwrap_or_else(|| t.to_string());
-    let both_first_use = |pred: &dyn Fn(&Exchange) -> bool| {
-        expected.iter().any(|(_, e, _)| pred(e)) && replayed.iter().any(pred)
-    };
+    let both_first_use =
+        |pred: &dyn Fn(&Exchange) -> bool| expected.iter().any(|(_, e, _)| pred(e)) && replayed.iter().any(pred);
     let keep_identify = both_first_use(&|r: &Exchange| r.test_step == "identify");
     let keep_power_on = both_first_use(&|r: &Exchange| r.kind == RowKind::PowerOn);
     let kept = |r: &Exchange| {
@@ -565,7 +568,11 @@ fn judge(
             problems.push(check.describe());
         }
         if !e.atr.is_empty() && e.atr != a.atr {
-            problems.push(format!("ATR {} expected, {} received", hex::encode_upper(&e.atr), hex::encode_upper(&a.atr)));
+            problems.push(format!(
+                "ATR {} expected, {} received",
+                hex::encode_upper(&e.atr),
+                hex::encode_upper(&a.atr)
+            ));
         }
         if problems.is_empty() {
             j.matched += 1;

@@ -1,0 +1,204 @@
+//! Session replay (`replay::session`, docs/replay.md "Session replay"): a traced public-key
+//! key update and value transfer, captured through pcscd + vpcd (and in process), re-run on
+//! virtual cards and a terminal that draw other randoms. It matches outside the masks; a
+//! card with a seeded defect diverges at the row the defect changes; a byte-for-byte replay
+//! of the same trace on the same cards diverges, which is why the session mode exists.
+
+#[path = "common/pcscd.rs"]
+mod pcscd;
+
+use cardbench::apdu::Command;
+use cardbench::event::{Exchange, Recorder, RowKind};
+use cardbench::lab::{card_plan, personalize_virtual_seeded, Lab};
+use cardbench::link::Link;
+use cardbench::replay::session::{self, SessionOptions, SessionOutcome};
+use pcscd::{available, bin, wait_readers_with_cards, Bridge, Pcscd, ROOT};
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+
+/// A public-key key update (card C, update key 1, transfer key 3, gets D's key 4 through
+/// ECIES and D's signature) then a value transfer D → C on the new key.
+const PLAN: &str = r#"
+[plan]
+id = "replay-session"
+version = "1.0.0"
+title = "A public-key key update and a value transfer"
+roles = ["C", "D"]
+
+[[case]]
+id = "xfer.update-public"
+ref = "002 S3001-S3105A"
+[[case.step]]
+do = "engine"
+engine = "key_update"
+heads = ["C", "D"]
+mode = "public"
+
+[[case]]
+id = "xfer.transfer-d-to-c"
+ref = "002 S2001-S2105B"
+[[case.step]]
+do = "engine"
+engine = "value_transfer"
+from = "D"
+to = "C"
+amount = 300
+"#;
+
+fn tmp(name: &str) -> PathBuf {
+    let d = std::env::temp_dir().join(format!("cardbench-replay-session-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
+
+/// `cardbench run` of the plan on `profile`; the trace it wrote.
+fn capture(dir: &Path, profile: &str) -> PathBuf {
+    std::fs::write(dir.join("plan.toml"), PLAN).unwrap();
+    let out = bin()
+        .args(["run"])
+        .arg(dir.join("plan.toml"))
+        .args(["--profile", profile, "--run-id", "capture", "--logs"])
+        .arg(dir)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    dir.join("capture/trace.csv")
+}
+
+/// The virtual lab with cards C and D personalized as the profile says but with random
+/// generators seeded otherwise (`defect`: seeded defects of card D).
+fn other_randoms_lab(defects: &[&str]) -> Lab {
+    let loaded = cardbench::profile::load(&Path::new(ROOT).join("profiles/virtual-lab.toml")).unwrap();
+    let mut lab = Lab::from_profile(&loaded).unwrap();
+    for (head, card, seed) in [("C", "card-c", 0xC7), ("D", "card-d", 0xD7)] {
+        let spec = loaded.profile.cards.iter().find(|c| c.get_ref().name == card).unwrap();
+        let plan = card_plan(&loaded, spec).unwrap();
+        let mut c = personalize_virtual_seeded(&plan, spec.get_ref().protocol, &lab.keyset, Some([seed; 32])).unwrap();
+        if head == "D" {
+            c.set_defects(cardbench::card::defects::Defects::parse(defects).unwrap());
+        }
+        let i = lab.head_index(head).unwrap();
+        lab.heads[i].head.as_virtual().unwrap().insert(c);
+    }
+    lab
+}
+
+fn rows(trace: &Path) -> Vec<(u64, Exchange)> {
+    session::numbered(cardbench::trace::read_trace(trace).unwrap().rows)
+}
+
+fn identity_map(lab: &Lab) -> HashMap<String, usize> {
+    ["C", "D"].iter().map(|h| (h.to_string(), lab.head_index(h).unwrap())).collect()
+}
+
+fn replay_session(trace: &Path, lab: &mut Lab, keep_going: bool) -> SessionOutcome {
+    let opts = SessionOptions { card: None, keep_going, terminal_seed: Some([0x5E; 32]) };
+    let map = identity_map(lab);
+    session::run(trace, &rows(trace), lab, &map, &opts, &Recorder::disabled()).unwrap()
+}
+
+fn report(o: &SessionOutcome, trace: &Path) -> String {
+    o.divergences.iter().map(|d| d.render(trace)).collect::<Vec<_>>().join("\n")
+}
+
+/// The line of the first captured command row named `name` (by `cmds::name`).
+fn line_of(rows: &[(u64, Exchange)], name: &str) -> u64 {
+    rows.iter()
+        .find(|(_, r)| r.kind == RowKind::Command && cardbench::cmds::name(r.command[0], r.command[1]) == name)
+        .map(|(l, _)| *l)
+        .unwrap_or_else(|| panic!("no {name} row"))
+}
+
+/// A byte-for-byte replay: every captured command (not GET RESPONSE or re-send, which the
+/// link makes) sent again as it is, in order; the line of the first whose final status
+/// word differs from the captured one.
+fn bytes_replay_first_divergence(trace: &Path, lab: &mut Lab) -> Option<(u64, String)> {
+    let rows = rows(trace);
+    let rec = Recorder::disabled();
+    for (n, (line, r)) in rows.iter().enumerate() {
+        if r.kind != RowKind::Command {
+            continue;
+        }
+        // The captured final SW: the last row of the command's group on its head.
+        let last = rows[n + 1..]
+            .iter()
+            .filter(|(_, x)| x.head == r.head && x.kind.is_wire())
+            .take_while(|(_, x)| matches!(x.kind, RowKind::GetResponse | RowKind::Resend6C))
+            .last()
+            .map_or(r, |(_, x)| x);
+        let i = lab.head_index(&r.head).unwrap();
+        let h = lab.heads[i].head.as_mut();
+        if h.atr().is_none() {
+            h.power_on().unwrap();
+        }
+        let resp = Link::new(h, &rec).exec("bytes", &Command::parse(&r.command).unwrap()).unwrap();
+        if resp.sw != last.sw {
+            let name = cardbench::cmds::name(r.command[0], r.command[1]);
+            return Some((*line, format!("{name}: SW {:04X} captured, {:04X} replayed", last.sw, resp.sw)));
+        }
+    }
+    None
+}
+
+/// The three claims on one captured trace.
+fn check_trace(trace: &Path) {
+    let captured = rows(trace);
+    assert!(captured.iter().any(|(_, r)| r.kind == RowKind::Step), "the trace has step rows");
+
+    // Other card randoms, another terminal seed: the session matches outside the masks.
+    let o = replay_session(trace, &mut other_randoms_lab(&[]), false);
+    assert!(o.matched_all(), "{}", report(&o, trace));
+    assert_eq!(o.exit_code(), 0);
+    assert_eq!(o.units, 2, "both steps re-run");
+    let wire = captured.iter().filter(|(_, r)| r.kind.is_wire() && r.test_step != "identify").count() as u64;
+    assert!(o.rows_compared >= wire, "{} rows compared, {wire} wire rows", o.rows_compared);
+    assert_eq!(o.rows_compared, o.rows_matched);
+
+    // The sender MACs its challenges without the date: it refuses the receiver's transmission
+    // challenge, so VALUE SEND answers 6982 where the capture has 9000 and the reception
+    // challenge.
+    let o = replay_session(trace, &mut other_randoms_lab(&["challenge-omits-date"]), false);
+    assert_eq!(o.exit_code(), 1, "{}", report(&o, trace));
+    assert_eq!(o.divergences.len(), 1, "stopped at the first divergence");
+    let d = &o.divergences[0];
+    assert_eq!(o.stopped_at_line, Some(d.line));
+    assert_eq!(d.line, line_of(&captured, "VALUE SEND"), "{}", d.render(trace));
+    assert_eq!((d.trace_head.as_str(), d.command_name.as_str()), ("D", "VALUE SEND"));
+    assert!(d.what.starts_with("SW 9000 expected, 6982 received"), "{}", d.what);
+    assert!(d.step_verdict.contains("rejected:card-refused-6982"), "{}", d.step_verdict);
+    assert!(d.render(trace).contains(&format!("{}:{}", trace.display(), d.line)));
+
+    // The same trace sent byte for byte to the cards with other randoms: the key update's
+    // UPDATE TRANSFER KEY carries D's ciphertext and signature over the capture's random,
+    // which this card C did not draw.
+    let (line, what) = bytes_replay_first_divergence(trace, &mut other_randoms_lab(&[])).expect("bytes diverge");
+    assert_eq!(line, line_of(&captured, "UPDATE TRANSFER KEY"), "{what}");
+    assert!(what.contains("SW 9000 captured, 6982 replayed"), "{what}");
+}
+
+#[test]
+fn session_replay_of_an_in_process_capture() {
+    let dir = tmp("virtual");
+    let trace = capture(&dir, "profiles/virtual-lab.toml");
+    check_trace(&trace);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn session_replay_of_a_capture_through_pcscd_and_vpcd() {
+    if !available() {
+        return;
+    }
+    let dir = tmp("pcsc");
+    let trace = {
+        let _pcscd = Pcscd::start(4, &dir.join("pcscd"));
+        let _bridges = [Bridge::start("card-c", 2, 0), Bridge::start("card-d", 3, 0)];
+        wait_readers_with_cards(2);
+        capture(&dir, "profiles/vpcd-lab.toml")
+    };
+    let captured = rows(&trace);
+    assert!(captured.iter().all(|(_, r)| r.head != "C" || r.kind != RowKind::Insert), "cards were in the readers");
+    check_trace(&trace);
+    let _ = std::fs::remove_dir_all(&dir);
+}
