@@ -123,10 +123,10 @@ impl FromStr for Mask {
     }
 }
 
-/// The dynamic bytes of the response to `command` (docs/card-spec.md, "Dynamic response
-/// bytes"), limited to the response's length. Status words are never masked. `command` is
-/// the command the terminal asked for (not a GET RESPONSE); for one chunk of a response
-/// delivered in several exchanges, see `dynamic_chunk`.
+/// The dynamic bytes of the response to `command` (docs/card-spec.md section 13, "Dynamic
+/// bytes"), limited to the response's length. Status words are never masked. `command` is the
+/// command the terminal asked for (not a GET RESPONSE); for one chunk of a response delivered
+/// in several exchanges, see `dynamic_chunk`.
 pub fn dynamic(command: &[u8], response: &[u8]) -> Mask {
     Mask::ranges(&table::response(command, response)).clip(response.len())
 }
@@ -139,8 +139,8 @@ pub fn dynamic_chunk(command: &[u8], earlier: &[u8], chunk: &[u8]) -> Mask {
 
 /// The command bytes (whole APDU: header, Lc, data, Le) that differ between two correct runs
 /// of the same protocol step: the terminal's own randoms, and the challenges, signatures and
-/// ciphertexts it forwards or computes from the card's randoms (docs/card-spec.md, "Dynamic
-/// command bytes").
+/// ciphertexts it forwards or computes from the card's randoms (docs/card-spec.md
+/// section 13).
 pub fn dynamic_command(command: &[u8]) -> Mask {
     Mask::ranges(&table::command(command))
 }

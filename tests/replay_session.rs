@@ -162,6 +162,7 @@ fn check_trace(trace: &Path) {
     assert_eq!(o.exit_code(), 1, "{}", report(&o, trace));
     assert_eq!(o.divergences.len(), 1, "stopped at the first divergence");
     let d = &o.divergences[0];
+    eprintln!("{}", d.render(trace));
     assert_eq!(o.stopped_at_line, Some(d.line));
     assert_eq!(d.line, line_of(&captured, "VALUE SEND"), "{}", d.render(trace));
     assert_eq!((d.trace_head.as_str(), d.command_name.as_str()), ("D", "VALUE SEND"));

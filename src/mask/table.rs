@@ -1,5 +1,5 @@
-//! The reference card's dynamic bytes, command by command (docs/card-spec.md, "Dynamic
-//! response bytes"): which bytes of a response, and of a command, come from a random,
+//! The reference card's dynamic bytes, command by command (docs/card-spec.md section
+//! 13, "Dynamic bytes"): which bytes of a response, and of a command, come from a random,
 //! a signature, a MAC or a ciphertext, so that two correct sessions of the same protocol
 //! differ exactly there. Everything else (IDs, counters, balances, key IDs, dates,
 //! certificates, status words) is the same in every correct replay of a session that starts
