@@ -169,6 +169,10 @@ fn check_trace(trace: &Path) {
     assert!(d.what.starts_with("SW 9000 expected, 6982 received"), "{}", d.what);
     assert!(d.step_verdict.contains("rejected:card-refused-6982"), "{}", d.step_verdict);
     assert!(d.render(trace).contains(&format!("{}:{}", trace.display(), d.line)));
+    // With --keep-going the replay goes on after it: the key update before matched, nothing
+    // comes after the transfer, so the same single divergence and no stop.
+    let k = replay_session(trace, &mut other_randoms_lab(&["challenge-omits-date"]), true);
+    assert_eq!((k.divergences.len(), k.stopped_at_line, k.units), (1, None, 2), "{}", report(&k, trace));
 
     // The same trace sent byte for byte to the cards with other randoms: the key update's
     // UPDATE TRANSFER KEY carries D's ciphertext and signature over the capture's random,
@@ -201,5 +205,81 @@ fn session_replay_of_a_capture_through_pcscd_and_vpcd() {
     let captured = rows(&trace);
     assert!(captured.iter().all(|(_, r)| r.head != "C" || r.kind != RowKind::Insert), "cards were in the readers");
     check_trace(&trace);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// Steps of every kind that talk to a card, re-run from their `step` rows: a card made by
+/// `insert_card` (rebuilt from its `insert` row's card plan), a raw APDU, a read, power
+/// steps and a transfer to the made card.
+const KINDS_PLAN: &str = r#"
+[plan]
+id = "replay-session-kinds"
+version = "1.0.0"
+title = "Every step kind that talks to a card"
+roles = ["C", "E"]
+
+[[case]]
+id = "made-peer"
+[[case.step]]
+do = "insert_card"
+head = "E"
+card = { id = "CB00000000000E07", protocol = "T=0", update_key = 1, transfer_key = 3, balance = 500 }
+[[case.step]]
+do = "apdu"
+head = "E"
+command = "00 A4 04 00 07 A0000007770003"
+[[case.step]]
+do = "read"
+head = "E"
+state = "xfer"
+as = "e"
+[[case.step]]
+do = "assert"
+that = "e.balance == 500"
+[[case.step]]
+do = "engine"
+engine = "value_transfer"
+from = "C"
+to = "E"
+amount = 50
+repeat = 2
+[[case.step]]
+do = "warm_reset"
+head = "E"
+[[case.step]]
+do = "power_off"
+head = "C"
+[[case.step]]
+do = "read"
+head = "C"
+state = "xfer"
+as = "c"
+"#;
+
+#[test]
+fn every_step_kind_that_talks_to_a_card_is_re_run() {
+    let dir = tmp("kinds");
+    std::fs::write(dir.join("plan.toml"), KINDS_PLAN).unwrap();
+    let out = bin()
+        .args(["run"])
+        .arg(dir.join("plan.toml"))
+        .args(["--profile", "profiles/virtual-lab.toml", "--run-id", "capture", "--logs"])
+        .arg(&dir)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    let trace = dir.join("capture/trace.csv");
+    let captured = rows(&trace);
+    assert!(captured.iter().any(|(_, r)| r.kind == RowKind::Insert && r.note.contains("card_plan")));
+    let mut lab = other_randoms_lab(&[]);
+    let map = ["C", "E"].iter().map(|h| (h.to_string(), lab.head_index(h).unwrap())).collect();
+    let opts = SessionOptions { card: None, keep_going: true, terminal_seed: None };
+    let o = session::run(&trace, &captured, &mut lab, &map, &opts, &Recorder::disabled()).unwrap();
+    assert!(o.matched_all(), "{}", report(&o, &trace));
+    // insert_card, apdu, read, 2 × value_transfer, warm_reset, power_off, read (assert: none).
+    assert_eq!(o.units, 8, "{o:?}");
+    assert_eq!(o.rows_compared, o.rows_matched);
+    assert!(o.rows_compared > 40, "{} rows compared", o.rows_compared);
+    assert!(o.not_rerun.is_empty(), "{:?}", o.not_rerun);
     let _ = std::fs::remove_dir_all(&dir);
 }

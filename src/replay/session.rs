@@ -604,3 +604,83 @@ fn judge(
     }
     j
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn row(kind: RowKind, test_step: &str, step: &str, note: &str) -> Exchange {
+        Exchange {
+            kind,
+            head: "A".into(),
+            test_step: test_step.into(),
+            step: step.into(),
+            repeat: u32::from(!step.is_empty()),
+            note: note.into(),
+            ..Exchange::default()
+        }
+    }
+
+    #[test]
+    fn rows_are_cut_into_steps_made_cards_and_rows_outside() {
+        let made = r#"{"card_plan":{"card_id":[203,0,0,0,0,0,14,1],"purse_counter":1000,"cpay_amount":0,"balance":5000,"max_balance":0,"validity":1924991999,"update_key":1,"transfer_key":1,"transfer_key_limit":8,"update_key_limit":4,"slots":[],"cert_expiry":2082758399},"protocol":"T=1"}"#;
+        let made = serde_json::from_str::<InsertedCard>(made).map(|m| serde_json::to_string(&m).unwrap());
+        let made = made.unwrap_or_else(|e| panic!("InsertedCard JSON: {e}"));
+        let rows = numbered(vec![
+            row(RowKind::Insert, "batch", "", &made),
+            row(RowKind::PowerOn, "batch", "", ""),
+            Exchange { protocol_step: "perso".into(), ..row(RowKind::Command, "batch", "", "") },
+            row(RowKind::PowerOff, "batch", "", ""),
+            row(RowKind::Step, "c1", "#1 engine", "do=engine engine=charge head=A amount=5 now=7"),
+            row(RowKind::PowerOn, "c1", "#1 engine", ""),
+            row(RowKind::Command, "identify", "", ""),
+            row(RowKind::Command, "c1", "#1 engine", ""),
+            row(RowKind::Command, "recover", "", ""),
+            row(RowKind::Command, "recover", "", ""),
+            row(RowKind::Step, "c2", "#1 power_off", "do=power_off head=A"),
+        ]);
+        let u = units(&rows);
+        let shape: Vec<(&str, Vec<u64>)> = u
+            .iter()
+            .map(|u| {
+                let w = match u.what {
+                    What::Step => "step",
+                    What::MadeCard(_) => "made",
+                    What::Outside => "outside",
+                };
+                (w, u.rows.iter().map(|(l, _)| *l).collect())
+            })
+            .collect();
+        assert_eq!(
+            shape,
+            vec![("made", vec![2, 3, 4, 5]), ("step", vec![6, 7, 8, 9]), ("outside", vec![10, 11]), ("step", vec![12]),]
+        );
+    }
+
+    #[test]
+    fn step_rows_become_steps_on_the_mapped_heads() {
+        let names: HashMap<String, String> = [("A".to_string(), "X".to_string())].into();
+        let rows = numbered(vec![row(
+            RowKind::Step,
+            "c1",
+            "#2 engine",
+            "do=engine engine=key_update a=A b=A mode=public expect=success now=7",
+        )]);
+        let u = units(&rows);
+        let s = step_of(&u[0], &Params::parse(&rows[0].1.note), &names).unwrap().unwrap();
+        assert_eq!(s.label, "c1 #2 engine");
+        assert!(matches!(&s.kind, StepKind::Engine { action: Action::KeyUpdate { a, .. }, expect }
+            if a == "X" && expect == "success"));
+        let fails = |note: &str| {
+            let rows = numbered(vec![row(RowKind::Step, "c", "#1 x", note)]);
+            step_of(&units(&rows)[0], &Params::parse(note), &names).unwrap_err()
+        };
+        assert!(fails("do=tear head=A at=Commit(1)").contains("cannot be re-run in session mode"));
+        assert_eq!(fails("do=engine engine=charge head=B amount=5"), "step head head=B is not mapped to a lab head");
+        assert_eq!(fails("do=engine engine=charge head=A amount=x"), "step parameter amount=x is not a whole number");
+        assert_eq!(fails("do=apdu head=A apdu=unresolved"), "step parameter apdu=unresolved is not a command in hex");
+        assert_eq!(fails("do=engine engine=pay head=A"), "step row without parameter `price`");
+        let rows = numbered(vec![row(RowKind::Step, "c", "#1 assert", "do=assert")]);
+        assert!(step_of(&units(&rows)[0], &Params::parse("do=assert"), &names).unwrap().is_none());
+    }
+}
