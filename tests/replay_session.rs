@@ -187,6 +187,28 @@ fn session_replay_of_an_in_process_capture() {
     let dir = tmp("virtual");
     let trace = capture(&dir, "profiles/virtual-lab.toml");
     check_trace(&trace);
+
+    // The replay's own trace (every exchange it made, with the step rows) is a trace like any
+    // other: it replays in session mode on cards with yet other randoms.
+    let again = dir.join("replay.csv");
+    let (rec, rx) = Recorder::new("replay-session");
+    let sinks = cardbench::sinks::spawn(
+        rx,
+        vec![Box::new(cardbench::trace::TraceCsv::create(&again, "replay", "replay-session").unwrap())],
+    );
+    let mut lab = other_randoms_lab(&[]);
+    let map = identity_map(&lab);
+    let opts = SessionOptions { card: None, keep_going: false, terminal_seed: None };
+    let o = session::run(&trace, &rows(&trace), &mut lab, &map, &opts, &rec).unwrap();
+    assert!(o.matched_all(), "{}", report(&o, &trace));
+    drop(rec);
+    assert!(sinks.join().unwrap().is_empty());
+    let mut lab =
+        Lab::from_profile(&cardbench::profile::load(&Path::new(ROOT).join("profiles/virtual-lab.toml")).unwrap())
+            .unwrap();
+    let o = replay_session(&again, &mut lab, false);
+    assert!(o.matched_all(), "{}", report(&o, &again));
+    assert_eq!(o.units, 2);
     let _ = std::fs::remove_dir_all(&dir);
 }
 

@@ -240,6 +240,7 @@ mod tests {
         for (x, y) in one.iter().zip(&two) {
             let g = groups.entry(x.head.clone()).or_default();
             let (cm, rm) = g.0.row(x.kind, &x.command, &x.response);
+            assert_eq!(x.mask, rm, "the link's mask column agrees with the row grouping");
             assert_eq!(g.1.row(y.kind, &y.command, &y.response), (cm.clone(), rm.clone()));
             let name = crate::cmds::name(x.command[0], x.command[1]);
             assert_eq!((x.kind, x.sw, x.protocol_step.as_str()), (y.kind, y.sw, y.protocol_step.as_str()), "{name}");

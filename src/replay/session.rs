@@ -205,6 +205,13 @@ pub fn run(
                     });
                     continue;
                 };
+                // The replay's own trace gets the step row too, on the lab's heads, so it can
+                // itself be replayed.
+                rec.send(Event::Exchange(Box::new(Exchange {
+                    head: names.get(&first.head).cloned().unwrap_or_default(),
+                    note: p.renamed(&names),
+                    ..first.clone()
+                })));
                 let reference = unit.rows[1..]
                     .iter()
                     .find(|(_, r)| r.kind == RowKind::Command && r.test_step != "identify")
@@ -361,6 +368,17 @@ impl Params {
 
     fn get(&self, k: &str) -> Option<&str> {
         self.0.iter().find(|(key, _)| key == k).map(|(_, v)| v.as_str())
+    }
+
+    /// The parameters again, with the trace's head names replaced by the lab's.
+    fn renamed(&self, names: &HashMap<String, String>) -> String {
+        let head = |h: &str| names.get(h).cloned().unwrap_or_else(|| h.to_string());
+        let kv = |(k, v): &(String, String)| match k.as_str() {
+            "head" | "from" | "to" | "a" | "b" => format!("{k}={}", head(v)),
+            "heads" => format!("{k}={}", v.split(',').map(head).collect::<Vec<_>>().join(",")),
+            _ => format!("{k}={v}"),
+        };
+        self.0.iter().map(kv).collect::<Vec<_>>().join(" ")
     }
 
     fn need(&self, k: &str) -> Result<&str, String> {
