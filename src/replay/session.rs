@@ -112,6 +112,13 @@ pub struct NotRerun {
     pub what: String,
 }
 
+/// Something the replay saw and reports without judging it.
+#[derive(Debug, Clone, Serialize)]
+pub struct Note {
+    pub line: u64,
+    pub what: String,
+}
+
 /// What a session replay found.
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct SessionOutcome {
@@ -122,6 +129,9 @@ pub struct SessionOutcome {
     pub rows_matched: u64,
     pub divergences: Vec<SessionDivergence>,
     pub not_rerun: Vec<NotRerun>,
+    /// ATRs that differ from the capture's (another card type or protocol): reported, not
+    /// divergences, since the session is what is compared.
+    pub notes: Vec<Note>,
     /// Where a replay without `keep_going` stopped (the diverging row's line).
     pub stopped_at_line: Option<u64>,
 }
@@ -260,6 +270,7 @@ pub fn run(
         let captured: Vec<&(u64, Exchange)> =
             unit.rows.iter().filter(|(_, r)| r.kind != RowKind::Step).copied().collect();
         let found = judge(&captured, &replayed, &names, &mut masks, verdict.unwrap_or_default(), first, *first_line);
+        out.notes.extend(found.notes);
         out.rows_compared += found.compared;
         out.rows_matched += found.matched;
         if let Some(d) = found.divergence {
@@ -497,6 +508,7 @@ struct Judged {
     compared: u64,
     matched: u64,
     divergence: Option<SessionDivergence>,
+    notes: Vec<Note>,
 }
 
 /// Rows made when a head is first used (power-on, `identify`): they follow the replay's own
@@ -516,7 +528,7 @@ fn judge(
     step_row: &Exchange,
     step_line: u64,
 ) -> Judged {
-    let mut j = Judged { compared: 0, matched: 0, divergence: None };
+    let mut j = Judged { compared: 0, matched: 0, divergence: None, notes: Vec::new() };
     // Expected masks over every captured wire row, in order, whatever is compared below.
     let mut expected: Vec<(u64, Exchange, Mask)> = Vec::new();
     for (line, r) in captured {
@@ -556,8 +568,10 @@ fn judge(
         diff,
         step_verdict: verdict.clone(),
     };
-    for (n, (line, e, cmask)) in exp.iter().enumerate() {
-        let Some(a) = act.get(n) else {
+    let (ge, ga) = (groups(&exp, |x| &x.1), groups(&act, |x| x));
+    for (n, g) in ge.iter().enumerate() {
+        let (line, e, _) = exp[g.start];
+        let Some(h) = ga.get(n) else {
             j.divergence = Some(diverge(
                 *line,
                 e,
@@ -567,60 +581,148 @@ fn judge(
             ));
             return j;
         };
-        j.compared += 1;
-        let mut problems = Vec::new();
-        if a.head != lab_head(&e.head) {
-            problems.push(format!("row on head {} expected, made on head {}", lab_head(&e.head), a.head));
+        let (erows, arows) = (&exp[g.clone()], &act[h.clone()]);
+        let same_shape = erows.len() == arows.len() && erows.iter().zip(arows).all(|(x, y)| x.1.kind == y.kind);
+        if !same_shape && e.kind.is_wire() && act[h.start].kind.is_wire() {
+            // The same command delivered in other rows (T=0 procedure bytes against T=1, or
+            // another Le): the command, its final status word and its whole answer compare.
+            let (fe, fa) = (fold(erows.iter().map(|x| &x.1)), fold(arows.iter().copied()));
+            j.compared += erows.len() as u64;
+            match differences(&fe, &fa, &erows[0].2, &lab_head(&e.head)) {
+                None => j.matched += erows.len() as u64,
+                Some((what, diff)) => {
+                    let what =
+                        format!("{what} (answer delivered in {} rows captured, {} replayed)", erows.len(), arows.len());
+                    j.divergence = Some(diverge(*line, e, fa.head.clone(), what, diff));
+                    return j;
+                }
+            }
+            continue;
         }
-        // Command bytes compared outside the command mask: the replay's randoms may differ.
-        let mut a2 = (*a).clone();
-        if a.command.len() == e.command.len() {
-            for (i, b) in a2.command.iter_mut().enumerate() {
-                if cmask.covers(i) {
-                    *b = e.command[i];
+        for (k, (line, e, cmask)) in erows.iter().enumerate() {
+            let Some(a) = arows.get(k) else {
+                let what = format!("{} row expected, the replay made none here", e.kind.as_str());
+                j.divergence = Some(diverge(*line, e, lab_head(&e.head), what, String::new()));
+                return j;
+            };
+            j.compared += 1;
+            if !e.atr.is_empty() && e.atr != a.atr {
+                j.notes.push(Note {
+                    line: *line,
+                    what: format!(
+                        "{} on head {}: ATR {} captured, {} replayed",
+                        e.kind.as_str(),
+                        a.head,
+                        hex::encode_upper(&e.atr),
+                        hex::encode_upper(&a.atr)
+                    ),
+                });
+            }
+            match differences(e, a, cmask, &lab_head(&e.head)) {
+                None => j.matched += 1,
+                Some((what, diff)) => {
+                    j.divergence = Some(diverge(*line, e, a.head.clone(), what, diff));
+                    return j;
                 }
             }
         }
-        let check = compare(e, &a2);
-        if !check.is_match() {
-            problems.push(check.describe());
+        if let Some(a) = arows.get(erows.len()) {
+            let line = erows.last().map_or(step_line, |(l, _, _)| *l);
+            j.divergence = Some(diverge(line, e, a.head.clone(), extra(a), String::new()));
+            return j;
         }
-        if !e.atr.is_empty() && e.atr != a.atr {
-            problems.push(format!(
-                "ATR {} expected, {} received",
-                hex::encode_upper(&e.atr),
-                hex::encode_upper(&a.atr)
-            ));
-        }
-        if problems.is_empty() {
-            j.matched += 1;
-            continue;
-        }
-        let mut diff = String::new();
-        if !check.command_equal {
-            diff += "command\n";
-            diff += &hexdiff(&e.command, &a.command, cmask);
-        }
-        if !e.response.is_empty() || !a.response.is_empty() {
-            diff += "response\n";
-            diff += &hexdiff(&e.response, &a.response, &e.mask);
-        }
-        j.divergence = Some(diverge(*line, e, a.head.clone(), problems.join("; "), diff.trim_end().to_string()));
-        return j;
     }
-    if let Some(a) = act.get(exp.len()) {
-        let what = format!(
-            "the replay made a {} row{} that the trace does not have here",
-            a.kind.as_str(),
-            match a.command.as_slice() {
-                [cla, ins, ..] => format!(" ({} {})", crate::cmds::name(*cla, *ins), hex::encode_upper(&a.command)),
-                _ => String::new(),
-            }
-        );
+    if let Some(h) = ga.get(ge.len()) {
         let line = exp.last().map_or(step_line, |(l, _, _)| *l);
-        j.divergence = Some(diverge(line, step_row, a.head.clone(), what, String::new()));
+        j.divergence = Some(diverge(line, step_row, act[h.start].head.clone(), extra(act[h.start]), String::new()));
     }
     j
+}
+
+/// A row the replay made that the capture does not have.
+fn extra(a: &Exchange) -> String {
+    format!(
+        "the replay made a {} row{} that the trace does not have here",
+        a.kind.as_str(),
+        match a.command.as_slice() {
+            [cla, ins, ..] => format!(" ({} {})", crate::cmds::name(*cla, *ins), hex::encode_upper(&a.command)),
+            _ => String::new(),
+        }
+    )
+}
+
+/// Consecutive rows that make one exchange: a row and the GET RESPONSE and re-send rows that
+/// follow it on its head (card and power events are exchanges of their own).
+fn groups<T>(rows: &[T], ex: impl Fn(&T) -> &Exchange) -> Vec<std::ops::Range<usize>> {
+    let mut out: Vec<std::ops::Range<usize>> = Vec::new();
+    for (i, r) in rows.iter().enumerate() {
+        let r = ex(r);
+        let follows = matches!(r.kind, RowKind::GetResponse | RowKind::Resend6C)
+            && i > 0
+            && ex(&rows[i - 1]).head == r.head
+            && ex(&rows[i - 1]).kind.is_wire();
+        match out.last_mut() {
+            Some(g) if follows => g.end = i + 1,
+            _ => out.push(i..i + 1),
+        }
+    }
+    out
+}
+
+/// The rows of one exchange as one: the command first sent, the whole answer, the final
+/// status word; the masks of the rows at the offsets their bytes take in the whole answer.
+fn fold<'a>(rows: impl Iterator<Item = &'a Exchange>) -> Exchange {
+    let mut out = Exchange::default();
+    let mut ranges = Vec::new();
+    for (n, r) in rows.enumerate() {
+        if n == 0 {
+            out = Exchange { response: Vec::new(), mask: Mask::none(), ..r.clone() };
+        }
+        let at = out.response.len();
+        ranges.extend(r.mask.iter().map(|(a, b)| (a + at, b.saturating_add(at))));
+        out.response.extend_from_slice(&r.response);
+        out.sw = r.sw;
+        if r.kind == RowKind::InDoubt {
+            out.kind = RowKind::InDoubt;
+        }
+    }
+    out.mask = Mask::ranges(&ranges);
+    out
+}
+
+/// What differs between a captured row `e` (masked by its `mask` and `cmask`) and the row the
+/// replay made, expected on lab head `head`: one line, and the hex diff.
+fn differences(e: &Exchange, a: &Exchange, cmask: &Mask, head: &str) -> Option<(String, String)> {
+    let mut problems = Vec::new();
+    if a.head != head {
+        problems.push(format!("row on head {head} expected, made on head {}", a.head));
+    }
+    // Command bytes compared outside the command mask: the replay's randoms may differ.
+    let mut a2 = a.clone();
+    if a.command.len() == e.command.len() {
+        for (i, b) in a2.command.iter_mut().enumerate() {
+            if cmask.covers(i) {
+                *b = e.command[i];
+            }
+        }
+    }
+    let check = compare(e, &a2);
+    if !check.is_match() {
+        problems.push(check.describe());
+    }
+    if problems.is_empty() {
+        return None;
+    }
+    let mut diff = String::new();
+    if !check.command_equal {
+        diff += "command\n";
+        diff += &hexdiff(&e.command, &a.command, cmask);
+    }
+    if !e.response.is_empty() || !a.response.is_empty() {
+        diff += "response\n";
+        diff += &hexdiff(&e.response, &a.response, &e.mask);
+    }
+    Some((problems.join("; "), diff.trim_end().to_string()))
 }
 
 #[cfg(test)]
