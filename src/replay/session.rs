@@ -218,6 +218,9 @@ pub fn run(
                 // The replay's own trace gets the step row too, on the lab's heads, so it can
                 // itself be replayed.
                 rec.send(Event::Exchange(Box::new(Exchange {
+                    seq: mine.next_seq(),
+                    wall: chrono::Utc::now(),
+                    mono_ns: mine.mono_ns(std::time::Instant::now()),
                     head: names.get(&first.head).cloned().unwrap_or_default(),
                     note: p.renamed(&names),
                     ..first.clone()
