@@ -323,3 +323,67 @@ fn every_step_kind_that_talks_to_a_card_is_re_run() {
     assert!(o.not_rerun.is_empty(), "{:?}", o.not_rerun);
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// A torn transfer and its recovery: the cut is armed again at the same commit of the
+/// re-run engine step, the in-doubt row matches, and recovery settles the cards the same way.
+const TEAR_PLAN: &str = r#"
+[plan]
+id = "replay-session-tear"
+version = "1.0.0"
+title = "A torn transfer and its recovery"
+roles = ["C", "D"]
+
+[[case]]
+id = "update"
+[[case.step]]
+do = "engine"
+engine = "key_update"
+heads = ["C", "D"]
+mode = "public"
+
+[[case]]
+id = "torn-transfer"
+[[case.step]]
+do = "tear"
+head = "C"
+commit = 1
+[[case.step]]
+do = "engine"
+engine = "value_transfer"
+from = "D"
+to = "C"
+amount = 100
+expect = "in-doubt"
+[[case.step]]
+do = "recover"
+heads = ["D", "C"]
+expect = "settled"
+[[case.step]]
+do = "read"
+head = "C"
+state = "xfer"
+as = "c"
+"#;
+
+#[test]
+fn a_torn_transfer_and_its_recovery_replay() {
+    let dir = tmp("tear");
+    std::fs::write(dir.join("plan.toml"), TEAR_PLAN).unwrap();
+    let out = bin()
+        .args(["run"])
+        .arg(dir.join("plan.toml"))
+        .args(["--profile", "profiles/virtual-lab.toml", "--run-id", "capture", "--logs"])
+        .arg(&dir)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    let trace = dir.join("capture/trace.csv");
+    let captured = rows(&trace);
+    assert!(captured.iter().any(|(_, r)| r.kind == RowKind::InDoubt), "the capture has the torn command");
+    let o = replay_session(&trace, &mut other_randoms_lab(&[]), false);
+    assert!(o.matched_all(), "{}", report(&o, &trace));
+    // key_update, tear, value_transfer, recover, read.
+    assert_eq!(o.units, 5, "{o:?}");
+    assert_eq!(o.rows_compared, o.rows_matched);
+    let _ = std::fs::remove_dir_all(&dir);
+}

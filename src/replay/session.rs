@@ -17,10 +17,11 @@
 //! - any other row outside a step (a recovery between cases): not re-run, listed.
 
 use crate::event::{Event, Exchange, Recorder, RowKind};
+use crate::head::virtual_head::CutPoint;
 use crate::lab::{InsertedCard, Lab};
 use crate::mask::{Mask, RowMasks};
 use crate::plan::template::Template;
-use crate::plan::{Action, Amount, Located, StateKind, Step, StepKind, SwExpect};
+use crate::plan::{Action, Amount, Located, StateKind, Step, StepKind, SwExpect, TearAt};
 use crate::replay::compare::{compare, hexdiff};
 use crate::runner::Session;
 use rand_core::RngCore;
@@ -492,9 +493,9 @@ fn step_of(unit: &Unit, p: &Params, names: &HashMap<String, String>) -> Result<O
                 .collect::<Result<Vec<_>, _>>()?;
             StepKind::Recover { heads, expect: p.get("expect").unwrap_or("settled").to_string() }
         }
-        // The power cut of a tear lands at an exchange of the capture; the replay's card
-        // answers otherwise from there, and the cut would be another experiment.
-        "tear" => return Err("a `tear` step cannot be re-run in session mode (replay it in bytes mode)".into()),
+        // The same cut at the same exchange or commit of the next engine step: the engine
+        // makes the same exchanges in the same order, whatever the randoms.
+        "tear" => StepKind::Tear { head: head("head")?, at: tear_at(p.need("at")?)? },
         "assert" | "set" => return Ok(None),
         other => return Err(format!("unknown step kind `{other}` in a step row")),
     };
@@ -504,6 +505,29 @@ fn step_of(unit: &Unit, p: &Params, names: &HashMap<String, String>) -> Result<O
         repeat: 1,
         head_span: Located::default(),
     }))
+}
+
+/// A `tear` step's `at` parameter as the runner writes it: `Exchange{n:6,point:AfterCommand}`
+/// or `Commit(1)`.
+fn tear_at(v: &str) -> Result<TearAt, String> {
+    let bad = || format!("step parameter at={v} is not Exchange{{n:N,point:BeforeCommand|AfterCommand}} or Commit(N)");
+    if let Some(k) = v.strip_prefix("Commit(").and_then(|r| r.strip_suffix(')')) {
+        return k.parse().map(TearAt::Commit).map_err(|_| bad());
+    }
+    let inner = v.strip_prefix("Exchange{").and_then(|r| r.strip_suffix('}')).ok_or_else(bad)?;
+    let (mut n, mut point) = (None, None);
+    for kv in inner.split(',') {
+        match kv.split_once(':') {
+            Some(("n", x)) => n = x.parse::<u64>().ok(),
+            Some(("point", "BeforeCommand")) => point = Some(CutPoint::BeforeCommand),
+            Some(("point", "AfterCommand")) => point = Some(CutPoint::AfterCommand),
+            _ => return Err(bad()),
+        }
+    }
+    match (n, point) {
+        (Some(n), Some(point)) => Ok(TearAt::Exchange { n, point }),
+        _ => Err(bad()),
+    }
 }
 
 /// What comparing one unit found.
@@ -798,7 +822,13 @@ mod tests {
             let rows = numbered(vec![row(RowKind::Step, "c", "#1 x", note)]);
             step_of(&units(&rows)[0], &Params::parse(note), &names).unwrap_err()
         };
-        assert!(fails("do=tear head=A at=Commit(1)").contains("cannot be re-run in session mode"));
+        assert!(fails("do=tear head=A at=Commit(x)").contains("is not Exchange{n:N"));
+        assert!(fails("do=tear head=A at=Exchange{n:3,point:Sideways}").contains("is not Exchange{n:N"));
+        assert_eq!(tear_at("Commit(2)"), Ok(TearAt::Commit(2)));
+        assert_eq!(
+            tear_at("Exchange{n:6,point:AfterCommand}"),
+            Ok(TearAt::Exchange { n: 6, point: CutPoint::AfterCommand })
+        );
         assert_eq!(fails("do=engine engine=charge head=B amount=5"), "step head head=B is not mapped to a lab head");
         assert_eq!(fails("do=engine engine=charge head=A amount=x"), "step parameter amount=x is not a whole number");
         assert_eq!(fails("do=apdu head=A apdu=unresolved"), "step parameter apdu=unresolved is not a command in hex");
