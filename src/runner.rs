@@ -941,13 +941,25 @@ impl<'a> Session<'a> {
 
     /// Make again, on head `head`, a card the bench made outside a step (a batch's peer or
     /// DUT), from the card plan of its `insert` row: the same rows as the first time.
-    pub fn make_card(&mut self, head: &str, test_step: &str, made: &crate::lab::InsertedCard) -> Result<(), String> {
+    pub fn make_card(
+        &mut self,
+        head: &str,
+        test_step: &str,
+        made: &crate::lab::InsertedCard,
+        defects: Option<crate::card::defects::Defects>,
+    ) -> Result<(), String> {
         let i = find_head(self.heads, head).ok_or_else(|| format!("no head '{head}'"))?;
         self.cur_step = (String::new(), 0);
         self.card_ids.insert(i, hex::encode_upper(made.card_plan.card_id));
         let keys = self.t.keys;
         let mut l = self.unpowered_link(i, test_step);
-        crate::lab::insert_card(&mut l, &made.card_plan, made.protocol, keys, None)
+        crate::lab::insert_card(&mut l, &made.card_plan, made.protocol, keys, defects)
+    }
+
+    /// The card in virtual head `head`, to give a card made again its seeded defects.
+    pub fn virtual_card(&mut self, head: &str) -> Option<&mut VirtualCard> {
+        let i = find_head(self.heads, head)?;
+        self.heads[i].head.as_virtual()?.card_mut()
     }
 
     /// What the last engine step reported.

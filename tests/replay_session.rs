@@ -104,7 +104,7 @@ fn identity_map(lab: &Lab) -> HashMap<String, usize> {
 }
 
 fn replay_session(trace: &Path, lab: &mut Lab, keep_going: bool) -> SessionOutcome {
-    let opts = SessionOptions { card: None, keep_going, terminal_seed: Some([0x5E; 32]) };
+    let opts = SessionOptions { keep_going, terminal_seed: Some([0x5E; 32]), ..Default::default() };
     let map = identity_map(lab);
     session::run(trace, &rows(trace), lab, &map, &opts, &Recorder::disabled()).unwrap()
 }
@@ -216,7 +216,7 @@ fn session_replay_of_an_in_process_capture() {
     );
     let mut lab = other_randoms_lab(&[]);
     let map = identity_map(&lab);
-    let opts = SessionOptions { card: None, keep_going: false, terminal_seed: None };
+    let opts = SessionOptions::default();
     let o = session::run(&trace, &rows(&trace), &mut lab, &map, &opts, &rec).unwrap();
     assert!(o.matched_all(), "{}", report(&o, &trace));
     drop(rec);
@@ -313,7 +313,7 @@ fn every_step_kind_that_talks_to_a_card_is_re_run() {
     assert!(captured.iter().any(|(_, r)| r.kind == RowKind::Insert && r.note.contains("card_plan")));
     let mut lab = other_randoms_lab(&[]);
     let map = ["C", "E"].iter().map(|h| (h.to_string(), lab.head_index(h).unwrap())).collect();
-    let opts = SessionOptions { card: None, keep_going: true, terminal_seed: None };
+    let opts = SessionOptions { keep_going: true, ..Default::default() };
     let o = session::run(&trace, &captured, &mut lab, &map, &opts, &Recorder::disabled()).unwrap();
     assert!(o.matched_all(), "{}", report(&o, &trace));
     // insert_card, apdu, read, 2 × value_transfer, warm_reset, power_off, read (assert: none).
@@ -385,5 +385,57 @@ fn a_torn_transfer_and_its_recovery_replay() {
     // key_update, tear, value_transfer, recover, read.
     assert_eq!(o.units, 5, "{o:?}");
     assert_eq!(o.rows_compared, o.rows_matched);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// A batch trace of the certification suite (the DUT and its peers made through the link,
+/// every case of the suite: transfers, key updates in every mode, tears, recoveries)
+/// replays in session mode on the virtual lab with a terminal that draws other randoms.
+#[test]
+fn a_batch_trace_of_the_certification_suite_replays() {
+    let dir = tmp("batch");
+    let out = bin()
+        .args(["batch", "--profile", "profiles/virtual-lab.toml", "--plan", "test-plans/certification.toml"])
+        .args(["--batch-id", "B1", "--count", "1", "--logs"])
+        .arg(&dir)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    let trace = dir.join("B1/cards/00001-CB00B00000000001/trace.csv");
+    let captured = rows(&trace);
+    let loaded = cardbench::profile::load(&Path::new(ROOT).join("profiles/virtual-lab.toml")).unwrap();
+    let mut lab = Lab::from_profile(&loaded).unwrap();
+    let mut heads: Vec<String> = captured.iter().map(|(_, r)| r.head.clone()).filter(|h| !h.is_empty()).collect();
+    heads.sort();
+    heads.dedup();
+    // The DUT head is whichever worker took the card (D, E or F); its peer head is
+    // `<head>.peer`, whose cards the lab's head C takes.
+    assert_eq!(heads.len(), 2, "{heads:?}");
+    let dut = heads[0].clone();
+    assert_eq!(heads[1], format!("{dut}.peer"));
+    let map = [(dut.clone(), lab.head_index(&dut).unwrap()), (heads[1].clone(), lab.head_index("C").unwrap())].into();
+    let opts = SessionOptions { keep_going: true, terminal_seed: Some([0x77; 32]), ..Default::default() };
+    let o = session::run(&trace, &captured, &mut lab, &map, &opts, &Recorder::disabled()).unwrap();
+    assert!(o.matched_all(), "{}", report(&o, &trace));
+    eprintln!("{} units, {} rows compared, {} not re-run", o.units, o.rows_compared, o.not_rerun.len());
+    assert!(o.units > 100, "{o:?}");
+    assert_eq!(o.rows_compared, o.rows_matched);
+
+    // The DUT made again with a seeded defect: its WRITE VALUE leaves the counter as it was,
+    // and the first charge's answer (the counter, in the GET RESPONSE after 6104) diverges.
+    let mut lab = Lab::from_profile(&loaded).unwrap();
+    let defects = cardbench::card::defects::Defects::parse(&["counter-not-decremented"]).unwrap();
+    let opts = SessionOptions {
+        defects: [("CB00B00000000001".to_string(), defects)].into(),
+        terminal_seed: Some([0x77; 32]),
+        ..Default::default()
+    };
+    let o = session::run(&trace, &captured, &mut lab, &map, &opts, &Recorder::disabled()).unwrap();
+    assert_eq!(o.divergences.len(), 1, "{}", report(&o, &trace));
+    let d = &o.divergences[0];
+    eprintln!("{}", d.render(&trace));
+    let row = &captured.iter().find(|(l, _)| *l == d.line).unwrap().1;
+    assert_eq!((row.kind, row.protocol_step.as_str()), (RowKind::GetResponse, "S1/S2"), "{}", d.render(&trace));
+    assert_eq!(d.what, "response bytes 3 differ", "{}", d.render(&trace));
     let _ = std::fs::remove_dir_all(&dir);
 }

@@ -16,6 +16,7 @@
 //!   `lab::insert_card` on the mapped (virtual) head;
 //! - any other row outside a step (a recovery between cases): not re-run, listed.
 
+use crate::card::defects::Defects;
 use crate::event::{Event, Exchange, Recorder, RowKind};
 use crate::head::virtual_head::CutPoint;
 use crate::lab::{InsertedCard, Lab};
@@ -38,6 +39,10 @@ pub struct SessionOptions {
     pub card: Option<String>,
     /// Go on after a divergence (with the next unit); otherwise stop at the first one.
     pub keep_going: bool,
+    /// Seeded defects to give the cards the replay makes again (`insert` rows with a card
+    /// plan, `insert_card` steps), by card ID in upper-case hex: the replay's lab chooses its
+    /// cards, a captured card's own defects are not taken over.
+    pub defects: HashMap<String, Defects>,
     /// Seed of the terminal's randoms; `None`: drawn from the OS (a replay is not meant to
     /// reproduce the capture's randoms, only its protocol).
     pub terminal_seed: Option<[u8; 32]>,
@@ -230,18 +235,27 @@ pub fn run(
                     .iter()
                     .find(|(_, r)| r.kind == RowKind::Command && r.test_step != "identify")
                     .map_or("", |(_, r)| r.protocol_step.as_str());
-                session.replay_step(&first.test_step, reference, &step, first.repeat.max(1), now).map_err(|what| {
-                    SessionError::Bench {
+                let v = session.replay_step(&first.test_step, reference, &step, first.repeat.max(1), now).map_err(
+                    |what| SessionError::Bench {
                         file: source.to_path_buf(),
                         line: *first_line,
                         step: step.label.clone(),
                         what,
+                    },
+                )?;
+                if let StepKind::InsertCard { head, card, .. } = &step.kind {
+                    if let (Some(d), Some(c)) =
+                        (opts.defects.get(&hex::encode_upper(card.card_id)), session.virtual_card(head))
+                    {
+                        c.set_defects(*d);
                     }
-                })?
+                }
+                v
             }
             What::MadeCard(ref made) => {
                 let head = names.get(&first.head).map_or("", String::as_str);
-                session.make_card(head, &first.test_step, made).map_err(|what| SessionError::Bench {
+                let defects = opts.defects.get(&hex::encode_upper(made.card_plan.card_id)).copied();
+                session.make_card(head, &first.test_step, made, defects).map_err(|what| SessionError::Bench {
                     file: source.to_path_buf(),
                     line: *first_line,
                     step: format!("insert card {}", hex::encode_upper(made.card_plan.card_id)),
