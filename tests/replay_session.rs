@@ -206,6 +206,28 @@ fn session_replay_of_an_in_process_capture() {
     let trace = capture(&dir, "profiles/virtual-lab.toml");
     check_trace(&trace);
 
+    // A card filter keeps the steps that involve the card; a card no step involves, or a
+    // trace without step rows, leaves nothing to re-run: an error naming the trace (exit 2).
+    let all = rows(&trace);
+    let map = identity_map(&other_randoms_lab(&[]));
+    let run = |rows: &[(u64, Exchange)], card: Option<&str>| {
+        let opts = SessionOptions { card: card.map(str::to_string), ..Default::default() };
+        session::run(&trace, rows, &mut other_randoms_lab(&[]), &map, &opts, &Recorder::disabled())
+    };
+    let o = run(&all, Some("CB00000000000C03")).unwrap();
+    assert!(o.matched_all() && o.units == 2, "{}", report(&o, &trace));
+    let e = run(&all, Some("CB00000000000A01")).unwrap_err().to_string();
+    assert_eq!(
+        e,
+        format!(
+            "{}: no plan step of the trace involves card CB00000000000A01: nothing to replay in session mode",
+            trace.display()
+        )
+    );
+    let no_steps: Vec<(u64, Exchange)> = all.iter().filter(|(_, r)| r.kind != RowKind::Step).cloned().collect();
+    let e = run(&no_steps, None).unwrap_err().to_string();
+    assert!(e.contains("the trace has no step rows to re-run"), "{e}");
+
     // The replay's own trace (every exchange it made, with the step rows) is a trace like any
     // other: it replays in session mode on cards with yet other randoms.
     let again = dir.join("replay.csv");

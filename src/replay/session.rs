@@ -54,6 +54,10 @@ pub enum SessionError {
     /// A row the replay cannot act on, located in the source trace.
     #[error("{}:{line}: {what}", file.display())]
     Row { file: PathBuf, line: u64, what: String },
+    /// Nothing in the trace to re-run: no `step` row (a trace from another tool or from
+    /// before step rows), or none that involves the card asked for.
+    #[error("{}: {what}", file.display())]
+    Nothing { file: PathBuf, what: String },
     /// A step the lab could not run (a head the step needs is missing, a card cannot be made).
     #[error("{}:{line}: step {step}: {what}", file.display())]
     Bench { file: PathBuf, line: u64, step: String, what: String },
@@ -264,10 +268,11 @@ pub fn run(
                 None
             }
             What::Outside => {
+                let what = if first.test_step.is_empty() { first.kind.as_str() } else { first.test_step.as_str() };
                 out.not_rerun.push(NotRerun {
                     line: *first_line,
                     rows: unit.rows.len() as u64,
-                    what: format!("rows outside plan steps ({}) are not re-run", first.test_step),
+                    what: format!("rows outside plan steps ({what}) are not re-run"),
                 });
                 continue;
             }
@@ -299,6 +304,15 @@ pub fn run(
                 break;
             }
         }
+    }
+    if out.units == 0 {
+        let what = match &opts.card {
+            Some(c) => format!("no plan step of the trace involves card {c}: nothing to replay in session mode"),
+            None => "the trace has no step rows to re-run (session mode needs a cardbench trace with step rows; \
+                     use --mode bytes)"
+                .to_string(),
+        };
+        return Err(SessionError::Nothing { file: source.to_path_buf(), what });
     }
     Ok(out)
 }
