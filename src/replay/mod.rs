@@ -1,4 +1,5 @@
 //! Replaying captured traces (docs/replay.md).
 
+pub mod card;
 pub mod compare;
 pub mod session;
