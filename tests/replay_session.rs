@@ -7,11 +7,9 @@
 #[path = "common/pcscd.rs"]
 mod pcscd;
 
-use cardbench::apdu::Command;
 use cardbench::card::Protocol;
 use cardbench::event::{Exchange, Recorder, RowKind};
 use cardbench::lab::{card_plan, personalize_virtual_seeded, Lab};
-use cardbench::link::Link;
 use cardbench::replay::session::{self, SessionOptions, SessionOutcome};
 use pcscd::{available, bin, wait_readers_with_cards, Bridge, Pcscd, ROOT};
 use std::collections::HashMap;
@@ -121,35 +119,19 @@ fn line_of(rows: &[(u64, Exchange)], name: &str) -> u64 {
         .unwrap_or_else(|| panic!("no {name} row"))
 }
 
-/// A byte-for-byte replay: every captured command (not GET RESPONSE or re-send, which the
-/// link makes) sent again as it is, in order; the line of the first whose final status
-/// word differs from the captured one.
+/// Bytes mode (`replay::bytes`) of the trace on `lab`: its first divergence (line, what).
 fn bytes_replay_first_divergence(trace: &Path, lab: &mut Lab) -> Option<(u64, String)> {
-    let rows = rows(trace);
-    let rec = Recorder::disabled();
-    for (n, (line, r)) in rows.iter().enumerate() {
-        if r.kind != RowKind::Command {
-            continue;
-        }
-        // The captured final SW: the last row of the command's group on its head.
-        let last = rows[n + 1..]
-            .iter()
-            .filter(|(_, x)| x.head == r.head && x.kind.is_wire())
-            .take_while(|(_, x)| matches!(x.kind, RowKind::GetResponse | RowKind::Resend6C))
-            .last()
-            .map_or(r, |(_, x)| x);
-        let i = lab.head_index(&r.head).unwrap();
-        let h = lab.heads[i].head.as_mut();
-        if h.atr().is_none() {
-            h.power_on().unwrap();
-        }
-        let resp = Link::new(h, &rec).exec("bytes", &Command::parse(&r.command).unwrap()).unwrap();
-        if resp.sw != last.sw {
-            let name = cardbench::cmds::name(r.command[0], r.command[1]);
-            return Some((*line, format!("{name}: SW {:04X} captured, {:04X} replayed", last.sw, resp.sw)));
-        }
-    }
-    None
+    let survey = cardbench::replay::stream::Survey::of(trace).unwrap();
+    let opts = cardbench::replay::bytes::BytesOptions {
+        map: identity_map(lab),
+        card: None,
+        keep_going: false,
+        timing_threshold: 20.0,
+        defects: HashMap::new(),
+        quiet: true,
+    };
+    let o = cardbench::replay::bytes::replay(trace, &survey, lab, &Recorder::disabled(), &opts).unwrap();
+    o.divergence_rows.first().map(|d| (d.line, format!("{}: {}", d.command_name, d.what)))
 }
 
 /// The three claims on one captured trace.
@@ -192,12 +174,12 @@ fn check_trace(trace: &Path) {
     let k = replay_session(trace, &mut other_randoms_lab(&["challenge-omits-date"]), true);
     assert_eq!((k.divergences.len(), k.stopped_at_line, k.units), (1, None, 2), "{}", report(&k, trace));
 
-    // The same trace sent byte for byte to the cards with other randoms: the key update's
+    // Bytes mode on the cards with other randoms: the key update's
     // UPDATE TRANSFER KEY carries D's ciphertext and signature over the capture's random,
     // which this card C did not draw.
     let (line, what) = bytes_replay_first_divergence(trace, &mut other_randoms_lab(&[])).expect("bytes diverge");
     assert_eq!(line, line_of(&captured, "UPDATE TRANSFER KEY"), "{what}");
-    assert!(what.contains("SW 9000 captured, 6982 replayed"), "{what}");
+    assert!(what.starts_with("UPDATE TRANSFER KEY: SW 9000 expected, 6982 received"), "{what}");
 }
 
 #[test]
@@ -459,5 +441,65 @@ fn a_batch_trace_of_the_certification_suite_replays() {
     let row = &captured.iter().find(|(l, _)| *l == d.line).unwrap().1;
     assert_eq!((row.kind, row.protocol_step.as_str()), (RowKind::GetResponse, "S1/S2"), "{}", d.render(&trace));
     assert_eq!(d.what, "response bytes 3 differ", "{}", d.render(&trace));
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// `cardbench replay --mode session`: exit 0 when the session matched, 1 on a divergence
+/// (printed with the trace's file and line), 2 when there is nothing it can re-run.
+#[test]
+fn the_cli_replays_a_session() {
+    let dir = tmp("cli");
+    let trace = capture(&dir, "profiles/virtual-lab.toml");
+    let replay = |profile: &Path, trace: &Path, run_id: &str| {
+        bin()
+            .arg("replay")
+            .arg(trace)
+            .arg("--profile")
+            .arg(profile)
+            .args(["--mode", "session", "--run-id", run_id, "--logs"])
+            .arg(&dir)
+            .output()
+            .unwrap()
+    };
+    let lab = Path::new(ROOT).join("profiles/virtual-lab.toml");
+    let out = replay(&lab, &trace, "r1");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{stdout}{}", String::from_utf8_lossy(&out.stderr));
+    assert!(stdout.contains("(session): 2 steps re-run") && stdout.contains(" 0 diverged"), "{stdout}");
+    let json: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("r1/replay.json")).unwrap()).unwrap();
+    assert_eq!((json["mode"].as_str(), json["result"].as_str()), (Some("session"), Some("match")));
+    let again = rows(&dir.join("r1/trace.csv"));
+    assert_eq!(again.iter().filter(|(_, r)| r.kind == RowKind::Step).count(), 2, "the replay's trace has the steps");
+
+    // Card D of the profile with a seeded defect: the replay stops at its VALUE SEND.
+    let text = std::fs::read_to_string(&lab).unwrap();
+    let defective = text.replacen(
+        "update_key = 2\ntransfer_key = 4\n",
+        "update_key = 2\ntransfer_key = 4\ndefects = [\"challenge-omits-date\"]\n",
+        1,
+    );
+    assert_ne!(text, defective);
+    let profile = dir.join("defective-lab.toml");
+    std::fs::write(&profile, defective).unwrap();
+    let out = replay(&profile, &trace, "r2");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{stdout}{}", String::from_utf8_lossy(&out.stderr));
+    let line = line_of(&rows(&trace), "VALUE SEND");
+    assert!(stdout.contains(&format!("DIVERGED  {}:{line} ", trace.display())), "{stdout}");
+    assert!(stdout.contains("SW 9000 expected, 6982 received"), "{stdout}");
+
+    // A trace without step rows (written before them, or by another tool): exit 2, one line.
+    let old = dir.join("no-steps.csv");
+    let text = std::fs::read_to_string(&trace).unwrap();
+    // The header names a `step` column too: only data rows of kind `step` go.
+    let kept: Vec<&str> =
+        text.lines().enumerate().filter(|(i, l)| *i == 0 || !l.contains(",step,")).map(|(_, l)| l).collect();
+    std::fs::write(&old, kept.join("\n") + "\n").unwrap();
+    let out = replay(&lab, &old, "r3");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert_eq!(stderr.trim().lines().count(), 1, "{stderr}");
+    assert!(stderr.contains("no-steps.csv: the trace has no step rows to re-run"), "{stderr}");
     let _ = std::fs::remove_dir_all(&dir);
 }

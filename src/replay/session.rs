@@ -24,7 +24,10 @@ use crate::mask::{Mask, RowMasks};
 use crate::plan::template::Template;
 use crate::plan::{Action, Amount, Located, StateKind, Step, StepKind, SwExpect, TearAt};
 use crate::replay::compare::{compare, hexdiff};
+use crate::replay::{first_plan, map_heads, ReplayArgs};
 use crate::runner::Session;
+use crate::sinks;
+use crate::trace::TraceCsv;
 use rand_core::RngCore;
 use serde::Serialize;
 use std::collections::HashMap;
@@ -315,6 +318,74 @@ pub fn run(
         return Err(SessionError::Nothing { file: source.to_path_buf(), what });
     }
     Ok(out)
+}
+
+/// `cardbench replay --mode session`: read the whole trace, map its heads, re-run its plan steps
+/// on the profile's lab, with the replay's own trace, run.json and replay.json in
+/// `<logs>/<run_id>/`. The trace is read into memory (a session is short; bytes mode streams).
+pub fn run_cli(a: &ReplayArgs) -> Result<(PathBuf, SessionOutcome), anyhow::Error> {
+    use anyhow::Context;
+    let read = crate::trace::read_trace(&a.source)?;
+    let rows = numbered(read.rows);
+    let loaded = crate::profile::load(&a.profile)?;
+    let mut lab = Lab::from_profile(&loaded)?;
+    let mut heads: Vec<String> = Vec::new();
+    for (_, r) in &rows {
+        if !r.head.is_empty() && !heads.contains(&r.head) {
+            heads.push(r.head.clone());
+        }
+    }
+    // Every head: a step that involves the card asked for also talks to its peer's head.
+    let map = map_heads(&lab, &heads, &a.map, |_| true)?;
+    let mut defects = HashMap::new();
+    for spec in &loaded.profile.cards {
+        let d = crate::lab::card_defects(&loaded, spec)?;
+        defects.insert(spec.get_ref().id.get_ref().to_uppercase(), d);
+    }
+    let dir = a.logs.clone().unwrap_or_else(|| lab.logs.clone()).join(&a.run_id);
+    std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    let trace_path = dir.join("trace.csv");
+    let plan = first_plan(&a.source).unwrap_or_default();
+    let sink = TraceCsv::create(&trace_path, &a.run_id, &plan)
+        .with_context(|| format!("cannot create {}", trace_path.display()))?;
+    let header = serde_json::json!({
+        "run_id": a.run_id,
+        "tool": concat!("cardbench ", env!("CARGO_PKG_VERSION")),
+        "started": chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Micros, true),
+        "plan": plan,
+        "profile": a.profile.display().to_string(),
+        "replay_of": a.source.display().to_string(),
+        "mode": "session",
+        "terminal_rng": "os",
+    });
+    std::fs::write(dir.join("run.json"), serde_json::to_string_pretty(&header)? + "\n")
+        .with_context(|| format!("cannot write {}", dir.join("run.json").display()))?;
+    let (rec, rx) = Recorder::new(&plan);
+    let sinks = sinks::spawn(rx, vec![Box::new(sink)]);
+    let opts = SessionOptions {
+        card: a.card.as_ref().map(|c| c.to_uppercase()),
+        keep_going: a.keep_going,
+        defects,
+        terminal_seed: None,
+    };
+    let result = run(&a.source, &rows, &mut lab, &map, &opts, &rec);
+    drop(rec);
+    let sink_errors = sinks.join().unwrap_or_else(|_| vec!["sink thread panicked".into()]);
+    let outcome = result?;
+    if let Some(e) = sink_errors.first() {
+        anyhow::bail!("writing {}: {e}", trace_path.display());
+    }
+    let json = serde_json::json!({
+        "run_id": a.run_id,
+        "source": a.source.display().to_string(),
+        "mode": "session",
+        "result": if outcome.matched_all() { "match" } else { "diverged" },
+        "outcome": outcome,
+    });
+    let text = serde_json::to_string_pretty(&json)? + "\n";
+    crate::report::atomic::write_atomically(&dir.join("replay.json"), |w| w.write_all(text.as_bytes()))
+        .with_context(|| format!("cannot write {}", dir.join("replay.json").display()))?;
+    Ok((dir, outcome))
 }
 
 /// What a unit of the source is.
