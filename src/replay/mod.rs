@@ -5,6 +5,7 @@ pub mod bytes;
 pub mod card;
 pub mod compare;
 pub mod diff;
+pub mod session;
 pub mod stream;
 pub mod timing;
 
