@@ -129,6 +129,8 @@ fn bytes_replay_first_divergence(trace: &Path, lab: &mut Lab) -> Option<(u64, St
         timing_threshold: 20.0,
         defects: HashMap::new(),
         quiet: true,
+        watched: false,
+        stop: None,
     };
     let o = cardbench::replay::bytes::replay(trace, &survey, lab, &Recorder::disabled(), &opts).unwrap();
     o.divergence_rows.first().map(|d| (d.line, format!("{}: {}", d.command_name, d.what)))

@@ -145,41 +145,16 @@ fn commands(path: &Path, mut each: impl FnMut(Key, Side)) -> Result<u64, TraceEr
     Ok(n)
 }
 
-/// Data-field bytes of a command that the card spec says carry randoms, or values computed
-/// from randoms (signatures, MACs, challenges, encrypted key blobs): they differ from run to
-/// run of the same plan. Offsets in the data field, inclusive.
-fn dynamic_command_data(cla: u8, ins: u8, data_len: usize) -> Vec<(usize, usize)> {
-    use crate::card::ins::*;
-    let all = || if data_len == 0 { vec![] } else { vec![(0, data_len - 1)] };
-    let from = |a: usize| if data_len > a { vec![(a, data_len - 1)] } else { vec![] };
-    let upto = |b: usize| if data_len == 0 { vec![] } else { vec![(0, b.min(data_len - 1))] };
-    if cla != CLA_PROP {
-        return vec![];
-    }
-    match ins {
-        CPAY_SIGN => all(),                                      // the reader's random (S34)
-        CPAY_DEBIT => from(8),                                   // signature over the card's nonce
-        PURSE_WRITE_SIGNATURE => all(),                          // signature over the new record
-        XFER_GET_TRANSFER_KEY => upto(15),                       // A's update random
-        XFER_UPDATE_TRANSFER_KEY => all(),                       // AE blob / ECIES ‖ signature
-        XFER_RECEIVE_PERMISSION => from(8),                      // rnd_send
-        XFER_SEND | XFER_RECEIVE | XFER_CANCEL_PENDING => all(), // challenges, proof
-        XFER_CANCEL_PROOF => from(8),                            // rnd_send ‖ rnd_recv
-        _ => vec![],
-    }
-}
-
-/// The command bytes of `b` with its dynamic data replaced by `a`'s, when the two commands
-/// have the same header and length: what is left to compare is what must be equal.
+/// The command bytes of `b` with its dynamic bytes (`mask::dynamic_command`) replaced by
+/// `a`'s, when the two commands have the same header and length: what is left to compare is
+/// what must be equal.
 fn with_dynamic_from(a: &[u8], b: &[u8]) -> Option<Vec<u8>> {
     if a.len() != b.len() || a.len() < 5 || a[..4] != b[..4] {
         return None;
     }
-    let cmd = crate::apdu::Command::parse(b).ok()?;
-    let start = if cmd.is_extended() { 7 } else { 5 };
     let mut out = b.to_vec();
-    for (s, e) in dynamic_command_data(cmd.cla, cmd.ins, cmd.data.len()) {
-        out[start + s..=start + e].copy_from_slice(&a[start + s..=start + e]);
+    for (s, e) in crate::mask::dynamic_command(b).clip(b.len()).iter() {
+        out[s..=e].copy_from_slice(&a[s..=e]);
     }
     Some(out)
 }
