@@ -3,6 +3,9 @@
 #
 #   scripts/pcscd-lab.sh start [N] [DIR]   N readers "cardbench vpcd <i>" (default 2), state in DIR
 #   scripts/pcscd-lab.sh stop [DIR]
+#   PCSCD_ARGS="--apdu" scripts/pcscd-lab.sh start ...   extra pcscd options
+# Tests take turns through an flock on /tmp/cardbench-pcscd.lock (tests/common/pcscd.rs); by
+# hand: flock /tmp/cardbench-pcscd.lock bash scripts/pcscd-lab.sh ...
 #
 # Reader i listens for a virtual card (`cardbench sim vpcd --port P`) on TCP port
 # P = 35963 + 2*i; pcscd names its first slot "cardbench vpcd <i> 00 00". Every reader entry
@@ -48,7 +51,8 @@ CHANNELID    $port
 
 CONF
   done
-  setsid pcscd --foreground --config "$dir/conf" >"$dir/pcscd.log" 2>&1 </dev/null &
+  # shellcheck disable=SC2086 # PCSCD_ARGS: extra options, word-split on purpose (e.g. "--apdu --debug")
+  setsid pcscd --foreground --config "$dir/conf" ${PCSCD_ARGS:-} >"$dir/pcscd.log" 2>&1 </dev/null &
   echo $! >"$dir/pcscd.pid"
   for _ in $(seq 100); do
     [ -S "$SOCKET" ] && { echo "pcscd $(cat "$dir/pcscd.pid") with $n vpcd readers (ports from 35963)"; return 0; }

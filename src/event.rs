@@ -25,10 +25,12 @@ pub enum RowKind {
     WarmReset,
     Insert,
     Remove,
+    /// A plan step started: no command; `note` holds its resolved parameters.
+    Step,
 }
 
 impl RowKind {
-    pub const ALL: [RowKind; 9] = [
+    pub const ALL: [RowKind; 10] = [
         RowKind::Command,
         RowKind::GetResponse,
         RowKind::Resend6C,
@@ -38,6 +40,7 @@ impl RowKind {
         RowKind::WarmReset,
         RowKind::Insert,
         RowKind::Remove,
+        RowKind::Step,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -51,6 +54,7 @@ impl RowKind {
             RowKind::WarmReset => "warm-reset",
             RowKind::Insert => "insert",
             RowKind::Remove => "remove",
+            RowKind::Step => "step",
         }
     }
 
@@ -65,7 +69,7 @@ impl RowKind {
 }
 
 /// One wire exchange (or card/power event), exactly as the trace stores it.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct Exchange {
     pub seq: u64,
     pub wall: DateTime<Utc>,
@@ -84,6 +88,14 @@ pub struct Exchange {
     pub kind: RowKind,
     /// Why an in-doubt row got no answer (the head error); empty otherwise.
     pub error: String,
+    /// ATR after a power-on, warm reset or insertion; empty otherwise.
+    pub atr: Vec<u8>,
+    /// The plan step inside the case (`#<n> <kind>[ <name>]`); empty outside plan steps.
+    pub step: String,
+    /// 1-based repeat index of `step`; 0 when there is no step.
+    pub repeat: u32,
+    /// Response bytes that are dynamic by nature (`crate::mask::dynamic`).
+    pub mask: crate::mask::Mask,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -9,8 +9,9 @@ use crate::crypto::cert::Role;
 use crate::crypto::sig;
 use crate::keys::Keyset;
 
-/// Everything a card needs, resolved from a profile's card entry.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// Everything a card needs, resolved from a profile's card entry. No secret: the keys come
+/// from the keyset by ID, so a trace can carry it (the `note` of an `insert` row).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct CardPlan {
     pub card_id: [u8; 8],
     pub purse_counter: u32,

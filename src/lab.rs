@@ -257,8 +257,7 @@ pub fn personalize_virtual(
     protocol: crate::card::Protocol,
     keys: &Keyset,
 ) -> Result<VirtualCard, String> {
-    let seed: [u8; 32] = Sha256::new().chain_update(b"cardbench card rng").chain_update(plan.card_id).finalize().into();
-    let mut card = VirtualCard::blank(protocol, Some(seed));
+    let mut card = VirtualCard::blank(protocol, Some(card_rng_seed(plan)));
     card.power_on();
     for (cmd, _) in issuance::script(plan, keys).map_err(|e| e.to_string())? {
         let bytes = cmd.to_bytes().map_err(|e| e.to_string())?;
@@ -269,4 +268,58 @@ pub fn personalize_virtual(
     }
     card.power_off();
     Ok(card)
+}
+
+/// The seed of a reference card's RNG: from its ID, so the same card answers the same way in
+/// every run and a replay on a rebuilt card sees the same randoms.
+fn card_rng_seed(plan: &CardPlan) -> [u8; 32] {
+    Sha256::new().chain_update(b"cardbench card rng").chain_update(plan.card_id).finalize().into()
+}
+
+/// What an `insert` trace row says about a card the bench made (docs/trace-format.md):
+/// enough to make the same card again from the keyset, and nothing secret.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct InsertedCard {
+    pub card_plan: CardPlan,
+    pub protocol: crate::card::Protocol,
+    /// Seeded defects of the card, by name (informational: a replay chooses its own cards).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub defects: Vec<String>,
+}
+
+/// Put a blank reference card into the virtual head under `l` and personalize it through the
+/// link, so the trace holds the card's making: an `insert` row whose note is the
+/// `InsertedCard` JSON, a `power-on`, the PERSO commands (keys redacted, protocol step
+/// `perso`) and a `power-off`. The card is the one `personalize_virtual` makes.
+pub fn insert_card(
+    l: &mut crate::link::Link,
+    plan: &CardPlan,
+    protocol: crate::card::Protocol,
+    keys: &Keyset,
+    defects: Option<Defects>,
+) -> Result<(), String> {
+    let v = l.head.as_virtual().ok_or("inserting a made card needs a virtual head")?;
+    v.insert(VirtualCard::blank(protocol, Some(card_rng_seed(plan))));
+    let made = InsertedCard {
+        card_plan: plan.clone(),
+        protocol,
+        defects: defects.map(|d| d.iter().map(|x| x.name().to_string()).collect()).unwrap_or_default(),
+    };
+    l.card_id = hex::encode_upper(plan.card_id);
+    l.event(crate::event::RowKind::Insert, &serde_json::to_string(&made).map_err(|e| e.to_string())?);
+    l.power_on().map_err(|e| format!("personalization: power-on: {e}"))?;
+    for (cmd, secret) in issuance::script(plan, keys).map_err(|e| e.to_string())? {
+        let r = if secret { l.exec_secret("perso", &cmd) } else { l.exec("perso", &cmd) };
+        let r = r.map_err(|e| format!("personalization: {e}"))?;
+        if !r.is_ok() {
+            return Err(format!("personalization command {:02X} {:02X} refused: SW {:04X}", cmd.ins, cmd.p1, r.sw));
+        }
+    }
+    l.power_off().map_err(|e| format!("personalization: power-off: {e}"))?;
+    if let (Some(d), Some(v)) = (defects, l.head.as_virtual()) {
+        if let Some(card) = v.card_mut() {
+            card.set_defects(d);
+        }
+    }
+    Ok(())
 }

@@ -20,11 +20,21 @@ pub struct Link<'a> {
     rec: Recorder,
     pub card_id: String,
     pub test_step: String,
+    /// Plan step inside the case and its repeat index, for the trace's `step`/`repeat`.
+    pub step: String,
+    pub repeat: u32,
 }
 
 impl<'a> Link<'a> {
     pub fn new(head: &'a mut dyn Head, rec: &Recorder) -> Self {
-        Link { head, rec: rec.clone(), card_id: String::new(), test_step: String::new() }
+        Link {
+            head,
+            rec: rec.clone(),
+            card_id: String::new(),
+            test_step: String::new(),
+            step: String::new(),
+            repeat: 0,
+        }
     }
 
     pub fn head_name(&self) -> String {
@@ -58,9 +68,69 @@ impl<'a> Link<'a> {
         self.exec_inner(step, cmd, true)
     }
 
+    /// Cold reset through the head, recorded as a `power-on` row with the ATR (or the error).
+    pub fn power_on(&mut self) -> Result<Vec<u8>, HeadError> {
+        let at = Instant::now();
+        let r = self.head.power_on();
+        self.power_row(RowKind::PowerOn, at, r.as_ref().map(Vec::as_slice).map_err(|e| e.clone()));
+        r
+    }
+
+    pub fn power_off(&mut self) -> Result<(), HeadError> {
+        let at = Instant::now();
+        let r = self.head.power_off();
+        self.power_row(RowKind::PowerOff, at, r.as_ref().map(|_| &[][..]).map_err(|e| e.clone()));
+        r
+    }
+
+    pub fn warm_reset(&mut self) -> Result<Vec<u8>, HeadError> {
+        let at = Instant::now();
+        let r = self.head.warm_reset();
+        self.power_row(RowKind::WarmReset, at, r.as_ref().map(Vec::as_slice).map_err(|e| e.clone()));
+        r
+    }
+
+    fn power_row(&self, kind: RowKind, at: Instant, r: Result<&[u8], HeadError>) {
+        let (atr, error) = match r {
+            Ok(atr) => (atr.to_vec(), String::new()),
+            Err(e) => (Vec::new(), e.to_string()),
+        };
+        self.event_row(kind, at, atr, String::new(), error);
+    }
+
+    /// A row without a command: a card or power event, or the start of a plan step
+    /// (`RowKind::Step`, its parameters in `note`).
+    pub fn event(&self, kind: RowKind, note: &str) {
+        self.event_row(kind, Instant::now(), Vec::new(), note.to_string(), String::new());
+    }
+
+    fn event_row(&self, kind: RowKind, at: Instant, atr: Vec<u8>, note: String, error: String) {
+        if !self.rec.enabled() {
+            return;
+        }
+        self.rec.send(Event::Exchange(Box::new(Exchange {
+            seq: self.rec.next_seq(),
+            wall: chrono::Utc::now(),
+            mono_ns: self.rec.mono_ns(at),
+            head: self.head_name(),
+            card_id: self.card_id.clone(),
+            test_step: self.test_step.clone(),
+            duration_ns: at.elapsed().as_nanos() as u64,
+            note,
+            kind,
+            error,
+            atr,
+            step: self.step.clone(),
+            repeat: self.repeat,
+            ..Exchange::default()
+        })));
+    }
+
     fn exec_inner(&mut self, step: &str, cmd: &Command, secret: bool) -> Result<Response, HeadError> {
+        // The dynamic bytes of every row of the exchange are those of the command asked for.
+        let origin = cmd.to_bytes().map_err(|e| HeadError::NotSent(e.to_string()))?;
         let mut last = cmd.clone();
-        let mut resp = self.wire(step, &last, secret, RowKind::Command, "")?;
+        let mut resp = self.wire(step, &last, secret, RowKind::Command, "", (&origin, &[]))?;
         let mut data = Vec::new();
         let mut resent = false;
         for _ in 0..MAX_CHAIN {
@@ -70,14 +140,15 @@ impl<'a> Link<'a> {
                     last = last.clone().le(le);
                     resent = true;
                     let note = format!("re-sent with Le={le} after 6C{:02X}", resp.sw2());
-                    resp = self.wire(step, &last, secret && last.ins == cmd.ins, RowKind::Resend6C, &note)?;
+                    let secret = secret && last.ins == cmd.ins;
+                    resp = self.wire(step, &last, secret, RowKind::Resend6C, &note, (&origin, &data))?;
                 }
                 0x61 => {
                     data.extend_from_slice(&resp.data);
                     let le = if resp.sw2() == 0 { 256 } else { resp.sw2() as usize };
                     last = Command::new(0x00, 0xC0, 0, 0).le(le);
                     resent = false;
-                    resp = self.wire(step, &last, false, RowKind::GetResponse, "GET RESPONSE")?;
+                    resp = self.wire(step, &last, false, RowKind::GetResponse, "GET RESPONSE", (&origin, &data))?;
                 }
                 _ => {
                     data.extend_from_slice(&resp.data);
@@ -95,6 +166,7 @@ impl<'a> Link<'a> {
         secret: bool,
         kind: RowKind,
         note: &str,
+        (origin, before): (&[u8], &[u8]),
     ) -> Result<Response, HeadError> {
         let bytes = cmd.to_bytes().map_err(|e| HeadError::NotSent(e.to_string()))?;
         if let Some(why) = self.rec.failure() {
@@ -124,6 +196,12 @@ impl<'a> Link<'a> {
                 command[start..start + cmd.data.len()].iter_mut().for_each(|b| *b = 0);
                 note = if note.is_empty() { "data redacted".into() } else { format!("{note}; data redacted") };
             }
+            let mask = if before.is_empty() {
+                crate::mask::dynamic(origin, &resp.data)
+            } else {
+                let whole = [before, &resp.data].concat();
+                crate::mask::dynamic(origin, &whole).window(before.len(), resp.data.len())
+            };
             let row = Exchange {
                 seq: self.rec.next_seq(),
                 wall,
@@ -139,6 +217,10 @@ impl<'a> Link<'a> {
                 note,
                 kind: if error.is_some() { RowKind::InDoubt } else { kind },
                 error: error.as_ref().map(ToString::to_string).unwrap_or_default(),
+                atr: Vec::new(),
+                step: self.step.clone(),
+                repeat: self.repeat,
+                mask,
             };
             if error.is_some() {
                 // The in-doubt row is the record that this command may have run: it must be on

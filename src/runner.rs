@@ -6,7 +6,7 @@ use crate::apdu::{Command, Response};
 use crate::card::{ins, Applet, VirtualCard};
 use crate::cmds;
 use crate::engine::{self, key_update::CardInfo, purse::Record, EngineError, Outcome, Terminal};
-use crate::event::{Event, Recorder};
+use crate::event::{Event, Recorder, RowKind};
 use crate::head::virtual_head::{PowerCut, VirtualHead};
 use crate::head::Head;
 use crate::keys::Keyset;
@@ -117,6 +117,8 @@ pub struct Session<'a> {
     armed: Vec<(usize, TearAt)>,
     /// Real heads wrapped so a `tear` can cut them at an exchange boundary.
     cut_controls: HashMap<usize, Arc<Mutex<CutControl>>>,
+    /// The plan step running (`#<n> <kind>[ <name>]`) and its repeat index, for trace rows.
+    cur_step: (String, u32),
 }
 
 impl<'a> Session<'a> {
@@ -135,7 +137,23 @@ impl<'a> Session<'a> {
             halted: None,
             armed: Vec::new(),
             cut_controls: HashMap::new(),
+            cur_step: (String::new(), 0),
         }
+    }
+
+    /// A link on head `i` labelled with the case and the running step.
+    fn labelled<'s>(
+        head: &'s mut dyn Head,
+        rec: &Recorder,
+        card_id: Option<&String>,
+        test_step: &str,
+        cur: &(String, u32),
+    ) -> Link<'s> {
+        let mut l = Link::new(head, rec);
+        l.card_id = card_id.cloned().unwrap_or_default();
+        l.test_step = test_step.to_string();
+        (l.step, l.repeat) = cur.clone();
+        l
     }
 
     fn idx(&self, name: &str) -> Result<usize, StepFail> {
@@ -144,13 +162,13 @@ impl<'a> Session<'a> {
 
     /// A link to a powered, identified card on head `i`.
     fn link(&mut self, i: usize, test_step: &str) -> Result<Link<'_>, StepFail> {
-        self.power(i)?;
-        let rec = self.rec;
-        let card_id = self.card_ids.get(&i).cloned().unwrap_or_default();
-        let mut l = Link::new(self.heads[i].head.as_mut(), rec);
-        l.card_id = card_id;
-        l.test_step = test_step.to_string();
-        Ok(l)
+        self.power(i, test_step)?;
+        Ok(self.unpowered_link(i, test_step))
+    }
+
+    /// A link on head `i` as it is (for power and card events).
+    fn unpowered_link(&mut self, i: usize, test_step: &str) -> Link<'_> {
+        Session::labelled(self.heads[i].head.as_mut(), self.rec, self.card_ids.get(&i), test_step, &self.cur_step)
     }
 
     fn exec(&mut self, i: usize, case: &Case, label: &str, cmd: &Command) -> Result<Response, StepFail> {
@@ -179,12 +197,12 @@ impl<'a> Session<'a> {
     /// Power the card on head `i` if needed, and learn its ID the first time: through APDUs
     /// (PURSE card ID, else XFER card info), the same on every head kind, so traces from a
     /// virtual head and from a real reader have the same rows.
-    fn power(&mut self, i: usize) -> Result<(), StepFail> {
-        let h = self.heads[i].head.as_mut();
-        let name = h.info().name.clone();
-        if h.atr().is_none() {
-            h.power_on().map_err(|e| head_fail(&name, format!("head {name}"), &e))?;
+    fn power(&mut self, i: usize, test_step: &str) -> Result<(), StepFail> {
+        let name = self.heads[i].head.info().name.clone();
+        if self.heads[i].head.atr().is_none() {
+            self.unpowered_link(i, test_step).power_on().map_err(|e| head_fail(&name, format!("head {name}"), &e))?;
         }
+        let h = self.heads[i].head.as_mut();
         if self.card_ids.contains_key(&i) {
             return Ok(());
         }
@@ -197,11 +215,9 @@ impl<'a> Session<'a> {
     where
         F: FnOnce(&mut Link, &mut Terminal) -> Result<R, EngineError>,
     {
-        self.power(i)?;
-        let Session { heads, rec, t, card_ids, .. } = self;
-        let mut l = Link::new(heads[i].head.as_mut(), rec);
-        l.card_id = card_ids.get(&i).cloned().unwrap_or_default();
-        l.test_step = case.id.clone();
+        self.power(i, &case.id)?;
+        let Session { heads, rec, t, card_ids, cur_step, .. } = self;
+        let mut l = Session::labelled(heads[i].head.as_mut(), rec, card_ids.get(&i), &case.id, cur_step);
         let o = f(&mut l, t);
         card_ids.insert(i, l.card_id.clone());
         o.map_err(engine_fail)
@@ -211,15 +227,12 @@ impl<'a> Session<'a> {
     where
         F: for<'h> FnOnce(&mut Link<'h>, &mut Link<'h>, &mut Terminal) -> Result<R, EngineError>,
     {
-        self.power(i)?;
-        self.power(j)?;
-        let Session { heads, rec, t, card_ids, .. } = self;
+        self.power(i, &case.id)?;
+        self.power(j, &case.id)?;
+        let Session { heads, rec, t, card_ids, cur_step, .. } = self;
         let (hx, hy) = two(heads, i, j);
-        let (mut lx, mut ly) = (Link::new(hx, rec), Link::new(hy, rec));
-        lx.card_id = card_ids.get(&i).cloned().unwrap_or_default();
-        ly.card_id = card_ids.get(&j).cloned().unwrap_or_default();
-        lx.test_step = case.id.clone();
-        ly.test_step = case.id.clone();
+        let mut lx = Session::labelled(hx, rec, card_ids.get(&i), &case.id, cur_step);
+        let mut ly = Session::labelled(hy, rec, card_ids.get(&j), &case.id, cur_step);
         let o = f(&mut lx, &mut ly, t);
         card_ids.insert(i, lx.card_id.clone());
         card_ids.insert(j, ly.card_id.clone());
@@ -477,37 +490,37 @@ impl<'a> Session<'a> {
             }
             StepKind::PowerOff { head } => {
                 let i = self.idx(head)?;
-                self.heads[i].head.power_off().map_err(|e| err(e.to_string()))
+                self.unpowered_link(i, &case.id).power_off().map_err(|e| err(e.to_string()))
             }
             StepKind::PowerOn { head } => {
                 let i = self.idx(head)?;
-                self.heads[i].head.power_on().map(|_| ()).map_err(|e| err(e.to_string()))
+                self.unpowered_link(i, &case.id).power_on().map(|_| ()).map_err(|e| err(e.to_string()))
             }
             StepKind::WarmReset { head } => {
                 let i = self.idx(head)?;
-                self.heads[i].head.warm_reset().map(|_| ()).map_err(|e| err(e.to_string()))
+                self.unpowered_link(i, &case.id).warm_reset().map(|_| ()).map_err(|e| err(e.to_string()))
             }
             StepKind::Remove { head } => {
                 let i = self.idx(head)?;
                 let v = self.heads[i].head.as_virtual().ok_or_else(|| err("remove needs a virtual head".into()))?;
                 let card = v.remove().ok_or_else(|| err("no card to remove".into()))?;
                 self.pocket.insert(i, card);
+                self.unpowered_link(i, &case.id).event(RowKind::Remove, "");
                 Ok(())
             }
             StepKind::InsertCard { head, card, protocol } => {
                 let i = self.idx(head)?;
-                let fresh = crate::lab::personalize_virtual(card, *protocol, self.t.keys).map_err(err)?;
-                let v =
-                    self.heads[i].head.as_virtual().ok_or_else(|| err("insert_card needs a virtual head".into()))?;
-                v.insert(fresh);
                 self.card_ids.insert(i, hex::encode_upper(card.card_id));
-                Ok(())
+                let keys = self.t.keys;
+                let mut l = self.unpowered_link(i, &case.id);
+                crate::lab::insert_card(&mut l, card, *protocol, keys, None).map_err(err)
             }
             StepKind::Insert { head } => {
                 let i = self.idx(head)?;
                 let card = self.pocket.remove(&i).ok_or_else(|| err("no removed card to insert".into()))?;
                 let v = self.heads[i].head.as_virtual().ok_or_else(|| err("insert needs a virtual head".into()))?;
                 v.insert(card);
+                self.unpowered_link(i, &case.id).event(RowKind::Insert, "");
                 Ok(())
             }
         }
@@ -603,12 +616,120 @@ impl<'a> Session<'a> {
     }
 
     fn steps(&mut self, case: &Case, steps: &[Step]) -> StepResult {
+        let r = self.steps_labelled(case, steps);
+        self.cur_step = (String::new(), 0);
+        r
+    }
+
+    fn steps_labelled(&mut self, case: &Case, steps: &[Step]) -> StepResult {
         for s in steps {
-            for _ in 0..s.repeat {
+            let name = s.label.strip_prefix(case.id.as_str()).unwrap_or(&s.label).trim_start();
+            for n in 1..=s.repeat {
+                self.cur_step = (name.to_string(), n);
+                self.step_row(case, s);
                 self.step(case, s)?;
             }
         }
         Ok(())
+    }
+
+    /// The trace row that opens a step: its parameters resolved (amounts, bound heads, the
+    /// command of an `apdu` step), so a trace says what the terminal was asked to do and a
+    /// session replay can ask it again.
+    fn step_row(&self, case: &Case, s: &Step) {
+        if !self.rec.enabled() {
+            return;
+        }
+        let heads = s.kind.heads();
+        let first = heads.first().and_then(|h| find_head(self.heads, h));
+        let row = crate::event::Exchange {
+            seq: self.rec.next_seq(),
+            wall: chrono::Utc::now(),
+            mono_ns: self.rec.mono_ns(Instant::now()),
+            head: first.map(|i| self.heads[i].head.info().name.clone()).unwrap_or_default(),
+            card_id: first.and_then(|i| self.card_ids.get(&i).cloned()).unwrap_or_default(),
+            test_step: case.id.clone(),
+            note: self.step_params(&s.kind),
+            kind: RowKind::Step,
+            step: self.cur_step.0.clone(),
+            repeat: self.cur_step.1,
+            ..Default::default()
+        };
+        self.rec.send(Event::Exchange(Box::new(row)));
+    }
+
+    fn step_params(&self, k: &StepKind) -> String {
+        let h = |role: &str| {
+            find_head(self.heads, role).map_or(role.to_string(), |i| self.heads[i].head.info().name.clone())
+        };
+        let amt = |a: &Amount| match self.amount(a) {
+            Ok(v) => v.to_string(),
+            Err(_) => match a {
+                Amount::Lit(v) => v.to_string(),
+                Amount::Var(n) => format!("${{{n}}}"),
+            },
+        };
+        let mut p = vec![format!("do={}", k.name())];
+        match k {
+            StepKind::Engine { action, expect } => {
+                p.push(format!("engine={}", action.engine()));
+                match action {
+                    Action::Charge { head, amount } => {
+                        p.extend([format!("head={}", h(head)), format!("amount={}", amt(amount))])
+                    }
+                    Action::Pay { head, price } => {
+                        p.extend([format!("head={}", h(head)), format!("price={}", amt(price))])
+                    }
+                    Action::CardSignedPayment { head, price, unchecked } => p.extend([
+                        format!("head={}", h(head)),
+                        format!("price={}", amt(price)),
+                        format!("unchecked={unchecked}"),
+                    ]),
+                    Action::KeyUpdate { a, b, mode } => {
+                        p.extend([format!("a={}", h(a)), format!("b={}", h(b)), format!("mode={}", mode.as_str())])
+                    }
+                    Action::ValueTransfer { from, to, amount } => p.extend([
+                        format!("from={}", h(from)),
+                        format!("to={}", h(to)),
+                        format!("amount={}", amt(amount)),
+                    ]),
+                }
+                p.push(format!("expect={expect}"));
+                p.push(format!("now={}", self.t.now));
+            }
+            StepKind::Apdu { head, command, .. } => {
+                p.push(format!("head={}", h(head)));
+                match command.render_bytes(&self.vars) {
+                    Ok(b) => p.push(format!("apdu={}", hex::encode_upper(b))),
+                    Err(_) => p.push("apdu=unresolved".into()),
+                }
+            }
+            StepKind::Select { head, applet } => {
+                p.extend([format!("head={}", h(head)), format!("applet={}", format!("{applet:?}").to_lowercase())])
+            }
+            StepKind::Read { head, state, prefix } => p.extend([
+                format!("head={}", h(head)),
+                format!("state={}", format!("{state:?}").to_lowercase()),
+                format!("as={prefix}"),
+            ]),
+            StepKind::Recover { heads, expect } => {
+                p.push(format!("heads={}", heads.iter().map(|x| h(x)).collect::<Vec<_>>().join(",")));
+                p.push(format!("expect={expect}"));
+            }
+            StepKind::InsertCard { head, card, .. } => {
+                p.extend([format!("head={}", h(head)), format!("card={}", hex::encode_upper(card.card_id))])
+            }
+            StepKind::Tear { head, at } => {
+                p.extend([format!("head={}", h(head)), format!("at={at:?}").replace(' ', "")])
+            }
+            StepKind::PowerOff { head }
+            | StepKind::PowerOn { head }
+            | StepKind::WarmReset { head }
+            | StepKind::Remove { head }
+            | StepKind::Insert { head } => p.push(format!("head={}", h(head))),
+            StepKind::Assert { .. } | StepKind::Set { .. } => {}
+        }
+        p.join(" ")
     }
 
     fn run_case(&mut self, case: &Case) -> CaseResult {

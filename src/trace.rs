@@ -9,7 +9,7 @@ use std::fs::File;
 use std::path::{Path, PathBuf};
 use thiserror::Error;
 
-pub const HEADER: [&str; 17] = [
+pub const HEADER: [&str; 21] = [
     "run_id",
     "seq",
     "wall_time",
@@ -27,6 +27,10 @@ pub const HEADER: [&str; 17] = [
     "command_name",
     "kind",
     "error",
+    "atr",
+    "step",
+    "repeat",
+    "mask",
 ];
 
 pub struct TraceCsv {
@@ -75,6 +79,10 @@ impl TraceCsv {
             if x.kind.is_wire() { name } else { "" },
             x.kind.as_str(),
             &x.error,
+            &hex::encode_upper(&x.atr),
+            &x.step,
+            &if x.repeat == 0 { String::new() } else { x.repeat.to_string() },
+            &x.mask.to_string(),
         ])?;
         self.rows += 1;
         Ok(())
@@ -163,6 +171,7 @@ pub fn read_bytes(path: &Path, bytes: &[u8]) -> Result<Trace, TraceError> {
         need("note")?,
     ];
     let (kind_col, error_col) = (col("kind"), col("error"));
+    let (atr_col, step_col, repeat_col, mask_col) = (col("atr"), col("step"), col("repeat"), col("mask"));
     let mut out = Trace::default();
     let mut records = r.records().peekable();
     while let Some(rec) = records.next() {
@@ -206,6 +215,14 @@ pub fn read_bytes(path: &Path, bytes: &[u8]) -> Result<Trace, TraceError> {
             }
             s => return Err(bad(line, format!("sw `{s}` is not 4 hex digits"))),
         };
+        let opt = |c: Option<usize>| c.and_then(|c| rec.get(c)).unwrap_or("");
+        let atr =
+            hex::decode(opt(atr_col)).map_err(|_| bad(line, format!("atr `{}` is not hex bytes", opt(atr_col))))?;
+        let repeat = match opt(repeat_col) {
+            "" => 0,
+            s => s.parse::<u32>().map_err(|_| bad(line, format!("repeat `{s}` is not a whole number")))?,
+        };
+        let mask = opt(mask_col).parse::<crate::mask::Mask>().map_err(|e| bad(line, e.to_string()))?;
         out.rows.push(Exchange {
             seq: num(0, "seq")?,
             wall: chrono::DateTime::parse_from_rfc3339(f(1))
@@ -222,7 +239,11 @@ pub fn read_bytes(path: &Path, bytes: &[u8]) -> Result<Trace, TraceError> {
             duration_ns: num(10, "duration_ns")?,
             note: f(11).into(),
             kind,
-            error: error_col.and_then(|c| rec.get(c)).unwrap_or("").into(),
+            error: opt(error_col).into(),
+            atr,
+            step: opt(step_col).into(),
+            repeat,
+            mask,
         });
     }
     Ok(out)

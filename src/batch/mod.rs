@@ -6,10 +6,11 @@ pub mod journal;
 pub mod lock;
 
 use crate::card::defects::Defects;
-use crate::event::{Event, Recorder};
+use crate::event::{Event, Recorder, RowKind};
 use crate::head::virtual_head::VirtualHead;
 use crate::issuance::CardPlan;
-use crate::lab::{card_defects, card_plan, personalize_virtual, Lab, LabHead};
+use crate::lab::{card_defects, card_plan, Lab, LabHead};
+use crate::link::Link;
 use crate::plan::Plan;
 use crate::profile::{ConfigError, Loaded};
 use crate::report::{BatchResult, CardResult, CaseStatus, Verdict};
@@ -243,14 +244,7 @@ fn certify(
     let t0 = Instant::now();
     let virtual_dut = heads[0].head.as_virtual().is_some();
     let card_hex = if virtual_dut {
-        // The feeder makes the next card of the virtual batch and inserts it; the worker sees
-        // it arrive below, like a presence event.
-        let mut dut = f.dut.clone();
-        dut.card_id = f.card_id(index);
-        let mut card = personalize_virtual(&dut, f.dut_protocol, keys).map_err(anyhow::Error::msg)?;
-        card.set_defects(f.defects(index));
-        heads[0].head.as_virtual().context("virtual")?.insert(card);
-        hex::encode_upper(dut.card_id)
+        hex::encode_upper(f.card_id(index))
     } else {
         // A real reader: the worker saw the operator insert the card.
         heads[0].head.power_on()?;
@@ -263,25 +257,50 @@ fn certify(
         std::fs::remove_dir_all(&card_dir).with_context(|| format!("clearing {}", card_dir.display()))?;
     }
     std::fs::create_dir_all(&card_dir).with_context(|| format!("creating {}", card_dir.display()))?;
-    let peer = personalize_virtual(&f.peer, f.peer_protocol, keys).map_err(anyhow::Error::msg)?;
-    heads[1].head.as_virtual().context("peer head is virtual")?.insert(peer);
-    if !heads[0].head.card_present()? {
-        bail!("card {card_hex} not detected in head {}", heads[0].name);
-    }
     let trace_rel = format!("{rel}/trace.csv");
     let trace = TraceCsv::create(&dir.join(&trace_rel), batch_id, &plan.id)?;
     let (rec, rx) = Recorder::new(&plan.id);
     let mut sink_list = vec![Box::new(trace) as Box<dyn Sink>];
+    if let Some(tx) = observer {
+        sink_list.push(Box::new(Forward { tx: tx.clone(), head: heads[0].name.clone(), card_id: card_hex.clone() }));
+    }
+    let sinks = sinks::spawn(rx, sink_list);
+    // The cards' making goes into the card's trace, so that a replay can make them again.
+    let made = (|| -> Result<()> {
+        if virtual_dut {
+            // The feeder makes the next card of the virtual batch and inserts it; the worker
+            // sees it arrive below, like a presence event.
+            let mut dut = f.dut.clone();
+            dut.card_id = f.card_id(index);
+            let mut l = Link::new(heads[0].head.as_mut(), &rec);
+            l.test_step = "insert".into();
+            crate::lab::insert_card(&mut l, &dut, f.dut_protocol, keys, Some(f.defects(index)))
+                .map_err(anyhow::Error::msg)?;
+        } else {
+            let mut l = Link::new(heads[0].head.as_mut(), &rec);
+            (l.card_id, l.test_step) = (card_hex.clone(), "insert".into());
+            l.event(RowKind::Insert, "");
+        }
+        let mut l = Link::new(heads[1].head.as_mut(), &rec);
+        l.test_step = "insert".into();
+        crate::lab::insert_card(&mut l, &f.peer, f.peer_protocol, keys, None).map_err(anyhow::Error::msg)
+    })();
+    if let Err(e) = made {
+        drop(rec);
+        let _ = sinks.join();
+        return Err(e);
+    }
+    if !heads[0].head.card_present()? {
+        bail!("card {card_hex} not detected in head {}", heads[0].name);
+    }
     if let Some(tx) = observer {
         let head = heads[0].name.clone();
         let atr = match heads[0].head.atr() {
             Some(a) => a,
             None => heads[0].head.power_on().unwrap_or_default(),
         };
-        let _ = tx.send(BatchEvent::CardInserted { head: head.clone(), index, card_id: card_hex.clone(), atr });
-        sink_list.push(Box::new(Forward { tx: tx.clone(), head, card_id: card_hex.clone() }));
+        let _ = tx.send(BatchEvent::CardInserted { head, index, card_id: card_hex.clone(), atr });
     }
-    let sinks = sinks::spawn(rx, sink_list);
     let rng = crate::lab::terminal_rng(heads, || {
         Sha256::new()
             .chain_update(b"cardbench batch")

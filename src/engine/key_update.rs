@@ -31,6 +31,16 @@ pub enum UpdateMode {
 }
 
 impl UpdateMode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            UpdateMode::Common => "common",
+            UpdateMode::Public => "public",
+            UpdateMode::Auto => "auto",
+            UpdateMode::Multi => "multi",
+            UpdateMode::Rollover => "rollover",
+        }
+    }
+
     /// The mode's name in plans and on the command line (`common`, `public`, …).
     pub fn parse(s: &str) -> Option<UpdateMode> {
         Some(match s {

@@ -1,0 +1,3 @@
+//! Replaying captured traces (docs/replay.md).
+
+pub mod compare;
