@@ -144,6 +144,11 @@ pub enum Cmd {
         #[arg(long, requires = "watch")]
         seconds: Option<u64>,
     },
+    /// Trace files: import other tools' APDU logs, export for Wireshark.
+    Trace {
+        #[command(subcommand)]
+        cmd: TraceCmd,
+    },
     /// Simulated readers that put the reference card behind real reader stacks.
     Sim {
         #[command(subcommand)]
@@ -199,6 +204,86 @@ pub enum SimCmd {
     },
 }
 
+// ---- `cardbench trace import` / `trace export` (interop, docs/trace-interop.md) ----
+
+#[derive(Subcommand, Debug)]
+pub enum TraceCmd {
+    /// Turn another tool's APDU log into a cardbench trace CSV.
+    Import {
+        /// Log format: pcscd-apdu (pcscd --apdu [--debug]), pcsc-spy, apdu4j (dump or
+        /// verbose log), scriptor.
+        #[arg(long = "from", value_name = "FORMAT", value_parser = parse_format)]
+        from: crate::interop::Format,
+        /// The log file.
+        file: PathBuf,
+        /// Trace to write (default: FILE's name with `.trace.csv`, beside it); never overwritten.
+        #[arg(long, short)]
+        out: Option<PathBuf>,
+        /// Head name for every row (default: the reader the log names, else `A`).
+        #[arg(long)]
+        head: Option<String>,
+    },
+    /// Write a trace as a pcapng capture that Wireshark/tshark dissect as ISO 7816 APDUs.
+    Export {
+        /// The pcapng file to write (never overwritten).
+        #[arg(long, value_name = "OUT")]
+        pcapng: PathBuf,
+        /// The trace CSV.
+        trace: PathBuf,
+    },
+}
+
+fn parse_format(s: &str) -> std::result::Result<crate::interop::Format, String> {
+    s.parse()
+}
+
+fn trace_cmd(cmd: TraceCmd) -> Result<ExitCode> {
+    match cmd {
+        TraceCmd::Import { from, file, out, head } => {
+            let opts = crate::interop::ImportOptions { head, fallback_start: None };
+            let rows = crate::interop::import(from, &file, &opts)?;
+            let out = out.unwrap_or_else(|| {
+                let stem = file.file_stem().map_or_else(|| "import".into(), |s| s.to_string_lossy().into_owned());
+                file.with_file_name(format!("{stem}.trace.csv"))
+            });
+            let run_id = file.file_stem().map_or_else(|| "import".into(), |s| s.to_string_lossy().into_owned());
+            crate::interop::write_trace(&rows, &out, &run_id, &format!("import-{}", from.name()))
+                .with_context(|| format!("cannot write {}", out.display()))?;
+            let count = |k: crate::event::RowKind| rows.iter().filter(|r| r.kind == k).count();
+            use crate::event::RowKind as K;
+            println!(
+                "{}: {} rows ({} commands, {} get-response, {} resend-6c, {} in-doubt, {} card events) from {} -> {}",
+                from.name(),
+                rows.len(),
+                count(K::Command),
+                count(K::GetResponse),
+                count(K::Resend6C),
+                count(K::InDoubt),
+                rows.iter().filter(|r| !r.kind.is_wire()).count(),
+                file.display(),
+                out.display()
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        TraceCmd::Export { pcapng, trace } => {
+            let rows = crate::trace::read(&trace).map_err(|e| anyhow::anyhow!("{e}"))?;
+            let sum = crate::interop::pcapng::export(&rows, &pcapng)
+                .with_context(|| format!("cannot write {}", pcapng.display()))?;
+            println!(
+                "{}: {} commands, {} answers, {} ATRs on {} interfaces (one per head)",
+                pcapng.display(),
+                sum.commands,
+                sum.answers,
+                sum.atrs,
+                sum.interfaces
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
+// ---- end of trace import/export ----
+
 #[derive(Subcommand, Debug)]
 pub enum KeysCmd {
     /// Create a test PKI and key set in DIR (keyset.toml mode 0600 plus public files).
@@ -247,6 +332,7 @@ fn dispatch(cli: Cli) -> Result<ExitCode, BenchError> {
             recover(&profile, &heads, trace.as_deref(), run_id, logs).map_err(BenchError)
         }
         Cmd::Keys { cmd: KeysCmd::Init { dir, force } } => keys_init(&dir, force).map_err(BenchError),
+        Cmd::Trace { cmd } => trace_cmd(cmd).map_err(BenchError),
         Cmd::Heads { profile: Some(profile), .. } => heads(&profile).map_err(BenchError),
         Cmd::Heads { profile: None, watch: true, seconds } => watch_readers(seconds).map_err(BenchError),
         Cmd::Heads { profile: None, .. } => pcsc_readers().map_err(BenchError),

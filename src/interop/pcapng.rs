@@ -1,0 +1,210 @@
+//! A trace as a pcapng capture that Wireshark and tshark dissect as ISO 7816 APDUs.
+//!
+//! Wireshark's `iso7816` dissector is not bound to a link type of its own; it is reached
+//! through Wireshark's "exported PDU" encapsulation (link type 252, `WIRESHARK_UPPER_PDU`),
+//! whose per-packet tags name the dissector to call. The dissector tells a command from an
+//! answer by the packet's direction (pcapng `epb_flags` inbound/outbound, plus the exported
+//! PDU's own direction tag), so each exchange is two packets: the command (interface → card)
+//! at `wall_time`, the answer (data + SW, card → interface) `duration_ns` later. An ATR row
+//! becomes one card → interface packet, which the dissector shows as an ATR. One interface per
+//! head, named after it; the row's number, kind, command name, card and steps ride in the
+//! packet comment.
+
+use crate::event::{Exchange, RowKind};
+use pcap_file::pcapng::blocks::enhanced_packet::{EnhancedPacketBlock, EnhancedPacketOption};
+use pcap_file::pcapng::blocks::interface_description::{InterfaceDescriptionBlock, InterfaceDescriptionOption};
+use pcap_file::pcapng::PcapNgWriter;
+use pcap_file::DataLink;
+use std::borrow::Cow;
+use std::io::Write;
+use std::path::Path;
+use std::time::Duration;
+
+const TAG_END: u16 = 0;
+const TAG_DISSECTOR_NAME: u16 = 12;
+const TAG_P2P_DIRECTION: u16 = 35;
+/// pcapng epb_flags direction bits.
+const INBOUND: u32 = 1;
+const OUTBOUND: u32 = 2;
+/// Wireshark's P2P_DIR_SENT / P2P_DIR_RECV.
+const P2P_SENT: u32 = 0;
+const P2P_RECV: u32 = 1;
+
+/// What an export wrote.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Exported {
+    pub commands: usize,
+    pub answers: usize,
+    pub atrs: usize,
+    pub interfaces: usize,
+}
+
+/// Write `rows` as pcapng to `out` (a temp file linked to `out` at the end: all or nothing,
+/// and an existing `out` is never overwritten).
+pub fn export(rows: &[Exchange], out: &Path) -> std::io::Result<Exported> {
+    let dir = out.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    let name = out.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_else(|| "trace.pcapng".into());
+    let tmp = dir.join(format!(".{name}.{}.tmp", std::process::id()));
+    let _ = std::fs::remove_file(&tmp);
+    let written = (|| {
+        let f = std::fs::OpenOptions::new().write(true).create_new(true).open(&tmp)?;
+        let mut w = std::io::BufWriter::new(f);
+        let summary = write(rows, &mut w)?;
+        let f = w.into_inner().map_err(|e| e.into_error())?;
+        f.sync_all()?;
+        std::fs::hard_link(&tmp, out)?;
+        Ok(summary)
+    })();
+    let _ = std::fs::remove_file(&tmp);
+    written
+}
+
+/// Write `rows` as a pcapng stream.
+pub fn write<W: Write>(rows: &[Exchange], w: W) -> std::io::Result<Exported> {
+    let mut ng = PcapNgWriter::new(w).map_err(io)?;
+    let mut heads: Vec<&str> = Vec::new();
+    let mut sum = Exported::default();
+    // Rows that make no packet (power-off, remove, step) are told in the next packet's comment.
+    let mut pending: Vec<(usize, String)> = Vec::new();
+    for x in rows {
+        let iface = match heads.iter().position(|h| *h == x.head) {
+            Some(i) => i,
+            None => {
+                heads.push(&x.head);
+                ng.write_pcapng_block(InterfaceDescriptionBlock {
+                    linktype: DataLink::WIRESHARK_UPPER_PDU,
+                    snaplen: 0,
+                    options: vec![
+                        InterfaceDescriptionOption::IfName(format!("cardbench head {}", x.head).into()),
+                        InterfaceDescriptionOption::IfDescription(
+                            "ISO 7816 APDUs exported from a cardbench trace".into(),
+                        ),
+                        // pcap-file writes timestamps in nanoseconds.
+                        InterfaceDescriptionOption::IfTsResol(9),
+                    ],
+                })
+                .map_err(io)?;
+                sum.interfaces += 1;
+                heads.len() - 1
+            }
+        };
+        let mut comments: Vec<String> = Vec::new();
+        pending.retain(|(i, c)| {
+            if *i == iface {
+                comments.push(c.clone());
+            }
+            *i != iface
+        });
+        comments.push(describe(x));
+        let at = nanos(x);
+        match x.kind {
+            RowKind::Command | RowKind::GetResponse | RowKind::Resend6C | RowKind::InDoubt => {
+                packet(&mut ng, iface, at, OUTBOUND, &x.command, comments)?;
+                sum.commands += 1;
+                if x.kind != RowKind::InDoubt {
+                    let mut answer = x.response.clone();
+                    answer.extend(x.sw.to_be_bytes());
+                    packet(&mut ng, iface, at + x.duration_ns as u128, INBOUND, &answer, Vec::new())?;
+                    sum.answers += 1;
+                }
+            }
+            _ if !x.atr.is_empty() => {
+                packet(&mut ng, iface, at, INBOUND, &x.atr, comments)?;
+                sum.atrs += 1;
+            }
+            _ => pending.extend(comments.into_iter().map(|c| (iface, c))),
+        }
+    }
+    ng.into_inner().flush()?;
+    Ok(sum)
+}
+
+fn packet<W: Write>(
+    ng: &mut PcapNgWriter<W>,
+    iface: usize,
+    at_ns: u128,
+    dir: u32,
+    payload: &[u8],
+    comments: Vec<String>,
+) -> std::io::Result<()> {
+    let data = upper_pdu("iso7816", if dir == OUTBOUND { P2P_SENT } else { P2P_RECV }, payload);
+    let mut options: Vec<EnhancedPacketOption> =
+        comments.into_iter().map(|c| EnhancedPacketOption::Comment(c.into())).collect();
+    options.push(EnhancedPacketOption::Flags(dir));
+    ng.write_pcapng_block(EnhancedPacketBlock {
+        interface_id: iface as u32,
+        timestamp: Duration::from_nanos(at_ns.min(u64::MAX as u128) as u64),
+        original_len: data.len() as u32,
+        data: Cow::Owned(data),
+        options,
+    })
+    .map_err(io)?;
+    Ok(())
+}
+
+/// An exported-PDU packet: tags (big-endian type, length, value padded to 4 bytes; the length
+/// counts the padding, as Wireshark writes it), then the payload for the named dissector.
+fn upper_pdu(dissector: &str, p2p: u32, payload: &[u8]) -> Vec<u8> {
+    let mut name = dissector.as_bytes().to_vec();
+    name.resize(name.len().div_ceil(4) * 4, 0);
+    let mut out = Vec::with_capacity(name.len() + payload.len() + 20);
+    out.extend(TAG_DISSECTOR_NAME.to_be_bytes());
+    out.extend((name.len() as u16).to_be_bytes());
+    out.extend(&name);
+    out.extend(TAG_P2P_DIRECTION.to_be_bytes());
+    out.extend(4u16.to_be_bytes());
+    out.extend(p2p.to_be_bytes());
+    out.extend(TAG_END.to_be_bytes());
+    out.extend(0u16.to_be_bytes());
+    out.extend(payload);
+    out
+}
+
+/// The packet comment: what the trace knows that the bytes do not say.
+fn describe(x: &Exchange) -> String {
+    let mut s = format!("cardbench row {} head {}", x.seq, x.head);
+    if !x.card_id.is_empty() {
+        s += &format!(" card {}", x.card_id);
+    }
+    s += &format!(" {}", x.kind.as_str());
+    if let [cla, ins, ..] = x.command.as_slice() {
+        s += &format!(" {}", crate::cmds::name(*cla, *ins));
+    }
+    for (k, v) in [("test_step", &x.test_step), ("protocol_step", &x.protocol_step), ("step", &x.step)] {
+        if !v.is_empty() {
+            s += &format!(" {k}={v}");
+        }
+    }
+    if !x.note.is_empty() {
+        s += &format!(" note: {}", x.note);
+    }
+    if !x.error.is_empty() {
+        s += &format!(" error: {}", x.error);
+    }
+    s
+}
+
+fn nanos(x: &Exchange) -> u128 {
+    x.wall.timestamp_nanos_opt().map_or(0, |n| n.max(0) as u128)
+}
+
+fn io(e: pcap_file::PcapError) -> std::io::Error {
+    match e {
+        pcap_file::PcapError::IoError(e) => e,
+        e => std::io::Error::other(e.to_string()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn exported_pdu_tags_pad_the_dissector_name() {
+        let p = upper_pdu("iso7816", P2P_RECV, &[0x90, 0x00]);
+        assert_eq!(&p[..4], &[0, 12, 0, 8]);
+        assert_eq!(&p[4..12], b"iso7816\0");
+        assert_eq!(&p[12..20], &[0, 35, 0, 4, 0, 0, 0, 1]);
+        assert_eq!(&p[20..], &[0, 0, 0, 0, 0x90, 0x00]);
+    }
+}
