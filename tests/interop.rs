@@ -24,11 +24,12 @@ fn import(format: &str, log: &Path, dir: &Path) -> Vec<Exchange> {
     t.rows
 }
 
-/// What two captures of one session must agree on: the bytes and the row kinds.
-fn wire(rows: &[Exchange]) -> Vec<(String, String, u16, RowKind)> {
+/// What two captures of one session must agree on: the bytes, the row kinds and the masks of
+/// dynamic response bytes (what a replay compares).
+fn wire(rows: &[Exchange]) -> Vec<(String, String, u16, RowKind, String)> {
     rows.iter()
         .filter(|r| r.kind.is_wire())
-        .map(|r| (hex::encode_upper(&r.command), hex::encode_upper(&r.response), r.sw, r.kind))
+        .map(|r| (hex::encode_upper(&r.command), hex::encode_upper(&r.response), r.sw, r.kind, r.mask.to_string()))
         .collect()
 }
 

@@ -143,8 +143,8 @@ pub fn import(format: Format, path: &Path, opts: &ImportOptions) -> Result<Vec<E
 /// a `6Cxx`), masks from the card spec.
 pub fn assemble(records: &[Record], started: DateTime<Utc>, head: Option<&str>) -> Result<Vec<Exchange>, LineError> {
     let mut rows: Vec<Exchange> = Vec::with_capacity(records.len());
-    // The last answered command per head: what a procedure row follows.
-    let mut last: std::collections::HashMap<String, (Vec<u8>, u16)> = Default::default();
+    // Per head, the command chain the next procedure row would continue.
+    let mut chains: std::collections::HashMap<String, Chain> = Default::default();
     for r in records {
         let head = match head {
             Some(h) => h.to_string(),
@@ -170,31 +170,54 @@ pub fn assemble(records: &[Record], started: DateTime<Utc>, head: Option<&str>) 
                     ));
                 };
                 let sw = u16::from_be_bytes([*sw1, *sw2]);
-                let (kind, note) = procedure(last.get(&head), command);
+                let prev = chains.remove(&head);
+                let (kind, note) = procedure(prev.as_ref(), command);
+                // The link masks a procedure row as part of the command it completes.
+                let (origin, before) = match (kind, prev) {
+                    (RowKind::GetResponse, Some(p)) => (p.origin, p.data),
+                    (RowKind::Resend6C, Some(p)) => (p.origin, Vec::new()),
+                    _ => (command.clone(), Vec::new()),
+                };
+                x.mask = if before.is_empty() {
+                    crate::mask::dynamic(&origin, data)
+                } else {
+                    let whole = [before.as_slice(), data].concat();
+                    crate::mask::dynamic(&origin, &whole).window(before.len(), data.len())
+                };
                 x.kind = kind;
                 x.note = note;
                 x.command = command.clone();
                 x.response = data.to_vec();
                 x.sw = sw;
-                x.mask = crate::mask::dynamic(command, data);
-                last.insert(head, (command.clone(), sw));
+                let data = [before.as_slice(), data].concat();
+                chains.insert(head, Chain { command: command.clone(), sw, origin, data });
             }
             What::NoAnswer { command, error } => {
                 check_command(r.line, command)?;
                 x.kind = RowKind::InDoubt;
                 x.command = command.clone();
                 x.error = if error.is_empty() { "no answer in the log".into() } else { error.clone() };
-                last.remove(&head);
+                chains.remove(&head);
             }
             What::Event { kind, atr } => {
                 x.kind = *kind;
                 x.atr = atr.clone();
-                last.remove(&head);
+                chains.remove(&head);
             }
         }
         rows.push(x);
     }
     Ok(rows)
+}
+
+/// The last answered command of a head and the command chain it belongs to.
+struct Chain {
+    command: Vec<u8>,
+    sw: u16,
+    /// The command the terminal asked for (before GET RESPONSE / re-send rows).
+    origin: Vec<u8>,
+    /// The data received so far in the chain.
+    data: Vec<u8>,
 }
 
 fn check_command(line: u64, command: &[u8]) -> Result<(), LineError> {
@@ -205,8 +228,8 @@ fn check_command(line: u64, command: &[u8]) -> Result<(), LineError> {
 }
 
 /// The kind and note cardbench's link gives a row, from the row before it on the same head.
-fn procedure(prev: Option<&(Vec<u8>, u16)>, command: &[u8]) -> (RowKind, String) {
-    let Some((prev_cmd, prev_sw)) = prev else { return (RowKind::Command, String::new()) };
+fn procedure(prev: Option<&Chain>, command: &[u8]) -> (RowKind, String) {
+    let Some(Chain { command: prev_cmd, sw: prev_sw, .. }) = prev else { return (RowKind::Command, String::new()) };
     let [sw1, sw2] = prev_sw.to_be_bytes();
     if sw1 == 0x61 && command.len() == 5 && command[1] == 0xC0 && command[2] == 0 && command[3] == 0 {
         return (RowKind::GetResponse, "GET RESPONSE".into());
