@@ -62,8 +62,8 @@ fn one_scriptor_session_seen_by_scriptor_pcsc_spy_pcscd_and_apdu4j_imports_the_s
     assert_eq!(wire(&pcscd), wire(&scriptor));
     // The reset with its ATR, from each tool that logs it; pcscd --debug also saw the insertions.
     let reset = (RowKind::WarmReset, "3B89004341524442454E4348".to_string());
-    assert_eq!(events(&scriptor), [reset.clone()]);
-    assert_eq!(events(&spy), [reset.clone()]);
+    assert_eq!(events(&scriptor), std::slice::from_ref(&reset));
+    assert_eq!(events(&spy), std::slice::from_ref(&reset));
     assert_eq!(
         events(&pcscd),
         [
@@ -91,6 +91,33 @@ fn one_scriptor_session_seen_by_scriptor_pcsc_spy_pcscd_and_apdu4j_imports_the_s
             RowKind::GetResponse
         ]
     );
+}
+
+#[test]
+fn cut_and_garbled_logs_never_panic_the_import() {
+    use cardbench::interop::{apdu4j, assemble, pcscd, scriptor, spy, Log};
+    let parsers: [(&str, fn(&str) -> Result<Log, (u64, String)>); 7] = [
+        ("pcscd-apdu-run.log", pcscd::parse),
+        ("pcscd-apdu-debug-scriptor.log", pcscd::parse),
+        ("scriptor-session.txt", scriptor::parse),
+        ("pcsc-spy-scriptor.txt", spy::parse),
+        ("apdu4j-dump.txt", apdu4j::parse),
+        ("apdu4j-verbose.txt", apdu4j::parse),
+        ("apdu4j-bibo-dump.txt", apdu4j::parse),
+    ];
+    for (sample, parse) in parsers {
+        let text = std::fs::read_to_string(data(sample)).unwrap();
+        for cut in (0..text.len()).step_by(5) {
+            // A log cut anywhere, and the same log with one byte garbled there.
+            let mut garbled = text.clone().into_bytes();
+            garbled[cut] = b"Z9 >:#\n("[cut % 8];
+            for t in [text[..cut].to_string(), String::from_utf8_lossy(&garbled).into_owned()] {
+                if let Ok(log) = parse(&t) {
+                    let _ = assemble(&log.records, chrono::DateTime::UNIX_EPOCH, None);
+                }
+            }
+        }
+    }
 }
 
 #[test]

@@ -23,7 +23,7 @@ pub fn parse(text: &str) -> Result<Log, LineError> {
     let mut pending: Option<(u64, Vec<u8>, Option<u64>)> = None;
     let push = |log: &mut Log, now: &mut u64, reader: &str, line: u64, dur: u64, what: What| {
         log.records.push(Record { line, reader: reader.into(), at_ns: *now, duration_ns: dur, what });
-        *now += dur;
+        *now = now.saturating_add(dur);
     };
     for (i, raw) in text.lines().enumerate() {
         let line = i as u64 + 1;
@@ -149,7 +149,7 @@ fn millis(line: u64, t: &str) -> Result<u64, LineError> {
         None => (0, t),
     };
     let ms = ms.parse::<u64>().map_err(|_| bad())?;
-    Ok((s * 1000 + ms) * 1_000_000)
+    Ok(s.saturating_mul(1000).saturating_add(ms).saturating_mul(1_000_000))
 }
 
 #[cfg(test)]

@@ -126,9 +126,10 @@ pub fn import(format: Format, path: &Path, opts: &ImportOptions) -> Result<Vec<E
         (None, Some(t)) => t,
         (None, None) => {
             // Logs without a clock: the last record ends at the file's modification time.
-            let span = log.records.iter().map(|r| r.at_ns + r.duration_ns).max().unwrap_or(0);
+            let span = log.records.iter().map(|r| r.at_ns.saturating_add(r.duration_ns)).max().unwrap_or(0);
             let mtime = std::fs::metadata(path).and_then(|m| m.modified()).map_err(io)?;
-            DateTime::<Utc>::from(mtime) - chrono::Duration::nanoseconds(span as i64)
+            let span = chrono::Duration::nanoseconds(span.min(i64::MAX as u64) as i64);
+            DateTime::<Utc>::from(mtime).checked_sub_signed(span).unwrap_or(DateTime::UNIX_EPOCH)
         }
     };
     assemble(&log.records, started, opts.head.as_deref()).map_err(|(line, what)| ImportError::Bad {
@@ -153,7 +154,9 @@ pub fn assemble(records: &[Record], started: DateTime<Utc>, head: Option<&str>) 
         };
         let mut x = Exchange {
             seq: rows.len() as u64 + 1,
-            wall: started + chrono::Duration::nanoseconds(r.at_ns as i64),
+            wall: started
+                .checked_add_signed(chrono::Duration::nanoseconds(r.at_ns.min(i64::MAX as u64) as i64))
+                .unwrap_or(started),
             mono_ns: r.at_ns,
             head: head.clone(),
             test_step: "import".into(),

@@ -83,7 +83,7 @@ pub fn parse(text: &str) -> Result<Log, LineError> {
             let duration_ns = duration(result);
             let ok = result.contains("SCARD_S_SUCCESS");
             let at_ns = now_ns;
-            now_ns += duration_ns;
+            now_ns = now_ns.saturating_add(duration_ns);
             let handle = c.fields.get("hCard").cloned().unwrap_or_default();
             let reader = readers.get(&handle).cloned().unwrap_or_default();
             match c.name.as_str() {
@@ -196,7 +196,7 @@ fn duration(result: &str) -> u64 {
     let Some(t) = result.rsplit_once('[').map(|(_, t)| t.trim_end_matches(']')) else { return 0 };
     let Some((s, us)) = t.split_once('.') else { return 0 };
     match (s.parse::<u64>(), us.parse::<u64>()) {
-        (Ok(s), Ok(us)) if us.to_string().len() <= 6 => s * 1_000_000_000 + us * 1000,
+        (Ok(s), Ok(us)) if us < 1_000_000 => s.saturating_mul(1_000_000_000).saturating_add(us * 1000),
         _ => 0,
     }
 }
