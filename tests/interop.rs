@@ -96,7 +96,8 @@ fn one_scriptor_session_seen_by_scriptor_pcsc_spy_pcscd_and_apdu4j_imports_the_s
 #[test]
 fn cut_and_garbled_logs_never_panic_the_import() {
     use cardbench::interop::{apdu4j, assemble, pcscd, scriptor, spy, Log};
-    let parsers: [(&str, fn(&str) -> Result<Log, (u64, String)>); 7] = [
+    type Parse = fn(&str) -> Result<Log, (u64, String)>;
+    let parsers: [(&str, Parse); 7] = [
         ("pcscd-apdu-run.log", pcscd::parse),
         ("pcscd-apdu-debug-scriptor.log", pcscd::parse),
         ("scriptor-session.txt", scriptor::parse),
