@@ -43,6 +43,11 @@ fn a_pcscd_apdu_log_imports_as_the_rows_cardbench_traced_in_the_same_run() {
     let imported = import("pcscd-apdu", &data("pcscd-apdu-run.log"), dir.path());
     let traced = cardbench::trace::read_trace(&data("pcscd-apdu-run.trace.csv")).unwrap().rows;
     assert_eq!(wire(&imported), wire(&traced));
+    // The card IDs the cards told (READ FIELD ID, GET CARD INFO), from the same rows on.
+    let ids = |rows: &[Exchange]| -> Vec<String> {
+        rows.iter().filter(|r| r.kind.is_wire()).map(|r| r.card_id.clone()).collect()
+    };
+    assert_eq!(ids(&imported), ids(&traced));
     // The T=0 card's procedure rows are recognised, with the link's own notes.
     assert!(imported.iter().any(|r| r.kind == RowKind::GetResponse && r.note == "GET RESPONSE"));
     assert!(imported.iter().any(|r| r.kind == RowKind::Resend6C && r.note == "re-sent with Le=22 after 6C16"));
@@ -278,6 +283,11 @@ fn a_session_logged_by_the_real_pcscd_apdu_and_by_scriptor_imports_as_cardbench_
     let mut expected = wire(&traced);
     expected.extend(wire(&from_scriptor));
     assert_eq!(wire(&from_pcscd), expected);
+    let ids = |rows: &[Exchange]| -> Vec<String> {
+        rows.iter().filter(|r| r.kind.is_wire()).map(|r| r.card_id.clone()).collect()
+    };
+    assert_eq!(ids(&from_pcscd)[..ids(&traced).len()], ids(&traced));
+    assert_eq!(ids(&from_scriptor).last().unwrap(), "CB00000000000A01");
     assert!(from_pcscd.iter().any(|r| r.kind == RowKind::GetResponse));
     assert!(from_pcscd.iter().any(|r| r.kind == RowKind::Resend6C));
     // Imported rows carry the card spec's masks, as cardbench's own rows do.

@@ -146,6 +146,10 @@ pub fn assemble(records: &[Record], started: DateTime<Utc>, head: Option<&str>) 
     let mut rows: Vec<Exchange> = Vec::with_capacity(records.len());
     // Per head, the command chain the next procedure row would continue.
     let mut chains: std::collections::HashMap<String, Chain> = Default::default();
+    // Per head, the card ID the card last told (as the runner's identify reads it).
+    let mut card_ids: std::collections::HashMap<String, String> = Default::default();
+    // Per head, the row of its last SELECT: where a card that turns out to be another began.
+    let mut selects: std::collections::HashMap<String, usize> = Default::default();
     for r in records {
         let head = match head {
             Some(h) => h.to_string(),
@@ -159,6 +163,7 @@ pub fn assemble(records: &[Record], started: DateTime<Utc>, head: Option<&str>) 
                 .unwrap_or(started),
             mono_ns: r.at_ns,
             head: head.clone(),
+            card_id: card_ids.get(&head).cloned().unwrap_or_default(),
             test_step: "import".into(),
             duration_ns: r.duration_ns,
             ..Default::default()
@@ -193,6 +198,19 @@ pub fn assemble(records: &[Record], started: DateTime<Utc>, head: Option<&str>) 
                 x.response = data.to_vec();
                 x.sw = sw;
                 let data = [before.as_slice(), data].concat();
+                if command.get(1) == Some(&0xA4) && kind == RowKind::Command {
+                    selects.insert(head.clone(), rows.len());
+                }
+                if let Some(id) = told_card_id(&origin, &data, sw) {
+                    if card_ids.get(&head).is_some_and(|old| *old != id) {
+                        // Another card answers (a log that does not name readers): the rows
+                        // since its SELECT are its identification, not the old card's.
+                        let from = selects.get(&head).copied().unwrap_or(rows.len());
+                        rows[from..].iter_mut().filter(|r| r.head == head).for_each(|r| r.card_id.clear());
+                        x.card_id.clear();
+                    }
+                    card_ids.insert(head.clone(), id);
+                }
                 chains.insert(head, Chain { command: command.clone(), sw, origin, data });
             }
             What::NoAnswer { command, error } => {
@@ -206,11 +224,30 @@ pub fn assemble(records: &[Record], started: DateTime<Utc>, head: Option<&str>) 
                 x.kind = *kind;
                 x.atr = atr.clone();
                 chains.remove(&head);
+                if matches!(kind, RowKind::Insert | RowKind::Remove) {
+                    card_ids.remove(&head);
+                }
             }
         }
         rows.push(x);
     }
     Ok(rows)
+}
+
+/// The card ID in a complete answer, when the command is one the runner identifies cards by
+/// (READ FIELD ID of the purse, GET CARD INFO of the transfer applet: card-spec).
+fn told_card_id(origin: &[u8], data: &[u8], sw: u16) -> Option<String> {
+    use crate::card::ins::{CLA_PROP, FIELD_ID, READ_FIELD, XFER_GET_INFO};
+    if sw != 0x9000 {
+        return None;
+    }
+    match origin {
+        [CLA_PROP, READ_FIELD, FIELD_ID, ..] if data.len() == 8 => Some(hex::encode_upper(data)),
+        [CLA_PROP, XFER_GET_INFO, 0, ..] => {
+            crate::engine::key_update::CardInfo::parse(data).map(|i| hex::encode_upper(i.card_id))
+        }
+        _ => None,
+    }
 }
 
 /// The last answered command of a head and the command chain it belongs to.
