@@ -247,6 +247,7 @@ fn a_session_logged_by_the_real_pcscd_apdu_and_by_scriptor_imports_as_cardbench_
     }
     let dir = tempfile::tempdir().unwrap();
     let pcscd_dir = dir.path().join("pcscd");
+    let scriptor_stdout;
     let session = {
         let pcscd = Pcscd::start_with_args(2, &pcscd_dir, "--apdu");
         // The cards of tests/data/interop/lab.toml are card-a and card-b of vpcd-lab.toml.
@@ -272,6 +273,7 @@ fn a_session_logged_by_the_real_pcscd_apdu_and_by_scriptor_imports_as_cardbench_
             .output()
             .unwrap();
         assert!(r.status.success(), "scriptor: {}", String::from_utf8_lossy(&r.stderr));
+        scriptor_stdout = String::from_utf8_lossy(&r.stdout).into_owned();
         std::fs::write(dir.path().join("scriptor.txt"), [r.stderr, r.stdout].concat()).unwrap();
         pcscd.log()
     };
@@ -293,4 +295,37 @@ fn a_session_logged_by_the_real_pcscd_apdu_and_by_scriptor_imports_as_cardbench_
     // Imported rows carry the card spec's masks, as cardbench's own rows do.
     let dynamic: Vec<_> = from_pcscd.iter().filter(|r| !r.mask.is_empty()).map(|r| r.seq).collect();
     assert!(!dynamic.is_empty());
+
+    // The imported scriptor session replays: the trace, played as a card behind vpcd
+    // (`cardbench sim replay`), answers the same script exactly as the reference card did.
+    let played = dir.path().join("scriptor.txt.csv");
+    let mismatches = dir.path().join("mismatches.jsonl");
+    let replayed = {
+        let _pcscd = Pcscd::start(1, &pcscd_dir);
+        let _card = Bridge::spawn(&[
+            "sim",
+            "replay",
+            "--via",
+            "vpcd",
+            "--port",
+            "35963",
+            "--card",
+            "CB00000000000A01",
+            "--trace",
+            played.to_str().unwrap(),
+            "--mismatches",
+            mismatches.to_str().unwrap(),
+        ]);
+        wait_readers_with_cards(1);
+        let r = Command::new("scriptor")
+            .args(["-r", "cardbench vpcd 0 00 00"])
+            .arg(data("scriptor-in.txt"))
+            .output()
+            .unwrap();
+        assert!(r.status.success(), "scriptor on the played card: {}", String::from_utf8_lossy(&r.stderr));
+        String::from_utf8_lossy(&r.stdout).into_owned()
+    };
+    assert!(scriptor_stdout.contains("< 61 04 : 0x04 bytes of response still available."));
+    assert_eq!(replayed, scriptor_stdout);
+    assert_eq!(std::fs::read_to_string(&mismatches).unwrap_or_default(), "", "the script strayed from the capture");
 }
