@@ -296,11 +296,27 @@ fn a_session_logged_by_the_real_pcscd_apdu_and_by_scriptor_imports_as_cardbench_
     let dynamic: Vec<_> = from_pcscd.iter().filter(|r| !r.mask.is_empty()).map(|r| r.seq).collect();
     assert!(!dynamic.is_empty());
 
-    // The imported scriptor session replays: the trace, played as a card behind vpcd
-    // (`cardbench sim replay`), answers the same script exactly as the reference card did.
-    let played = dir.path().join("scriptor.txt.csv");
-    let mismatches = dir.path().join("mismatches.jsonl");
-    let replayed = {
+    // The same script alone on a fresh card, logged by pcscd --apdu.
+    let fresh_stdout;
+    let script_log = {
+        let pcscd = Pcscd::start_with_args(1, &dir.path().join("pcscd2"), "--apdu");
+        let _a = Bridge::start("card-a", 0, 0);
+        wait_readers_with_cards(1);
+        let r = scriptor();
+        assert!(r.status.success(), "scriptor: {}", String::from_utf8_lossy(&r.stderr));
+        fresh_stdout = String::from_utf8_lossy(&r.stdout).into_owned();
+        pcscd.log()
+    };
+    std::fs::write(dir.path().join("pcscd-script.log"), script_log).unwrap();
+    import("pcscd-apdu", &dir.path().join("pcscd-script.log"), dir.path());
+
+    // Both imports replay: the trace, played as a card behind vpcd (`cardbench sim replay`),
+    // answers the same script exactly as the reference card did, and nothing strays.
+    assert!(fresh_stdout.contains("< 61 04 : 0x04 bytes of response still available."));
+    assert!(scriptor_stdout.contains("\n61 10 : 0x10 bytes of response still available."));
+    for (played, captured) in [("scriptor.txt.csv", &scriptor_stdout), ("pcscd-script.log.csv", &fresh_stdout)] {
+        let played = dir.path().join(played);
+        let mismatches = dir.path().join("mismatches.jsonl");
         let _pcscd = Pcscd::start(1, &pcscd_dir);
         let _card = Bridge::spawn(&[
             "sim",
@@ -317,15 +333,15 @@ fn a_session_logged_by_the_real_pcscd_apdu_and_by_scriptor_imports_as_cardbench_
             mismatches.to_str().unwrap(),
         ]);
         wait_readers_with_cards(1);
-        let r = Command::new("scriptor")
-            .args(["-r", "cardbench vpcd 0 00 00"])
-            .arg(data("scriptor-in.txt"))
-            .output()
-            .unwrap();
-        assert!(r.status.success(), "scriptor on the played card: {}", String::from_utf8_lossy(&r.stderr));
-        String::from_utf8_lossy(&r.stdout).into_owned()
-    };
-    assert!(scriptor_stdout.contains("< 61 04 : 0x04 bytes of response still available."));
-    assert_eq!(replayed, scriptor_stdout);
-    assert_eq!(std::fs::read_to_string(&mismatches).unwrap_or_default(), "", "the script strayed from the capture");
+        let r = scriptor();
+        assert!(r.status.success(), "scriptor on {}: {}", played.display(), String::from_utf8_lossy(&r.stderr));
+        assert_eq!(&String::from_utf8_lossy(&r.stdout), captured, "played from {}", played.display());
+        let strays = std::fs::read_to_string(&mismatches).unwrap_or_default();
+        assert_eq!(strays, "", "the script strayed from {}", played.display());
+    }
+}
+
+/// scriptor runs tests/data/interop/scriptor-in.txt on vpcd reader 0.
+fn scriptor() -> std::process::Output {
+    Command::new("scriptor").args(["-r", "cardbench vpcd 0 00 00"]).arg(data("scriptor-in.txt")).output().unwrap()
 }
