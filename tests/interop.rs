@@ -57,6 +57,43 @@ fn a_pcscd_apdu_log_imports_as_the_rows_cardbench_traced_in_the_same_run() {
 }
 
 #[test]
+fn with_debug_the_pcscd_log_names_each_rows_reader_as_cardbench_named_its_head() {
+    let dir = tempfile::tempdir().unwrap();
+    let imported = import("pcscd-apdu", &data("pcscd-apdu-debug-run.log"), dir.path());
+    let traced = cardbench::trace::read_trace(&data("pcscd-apdu-debug-run.trace.csv")).unwrap().rows;
+    assert_eq!(wire(&imported), wire(&traced));
+    // Reader and head are one-to-one, row by row; the card IDs are the same.
+    let pairs: std::collections::BTreeSet<(String, String)> = imported
+        .iter()
+        .filter(|r| r.kind.is_wire())
+        .zip(traced.iter().filter(|r| r.kind.is_wire()))
+        .map(|(i, t)| (i.head.clone(), t.head.clone()))
+        .collect();
+    assert_eq!(
+        pairs.into_iter().collect::<Vec<_>>(),
+        [
+            ("cardbench vpcd 0 00 00".to_string(), "A".to_string()),
+            ("cardbench vpcd 1 00 00".to_string(), "B".to_string())
+        ]
+    );
+    let ids = |rows: &[Exchange]| -> Vec<String> {
+        rows.iter().filter(|r| r.kind.is_wire()).map(|r| r.card_id.clone()).collect()
+    };
+    assert_eq!(ids(&imported), ids(&traced));
+    // pcscd saw the cards inserted, and cardbench's disconnects reset each card in its reader.
+    let ev: Vec<_> = imported.iter().filter(|r| !r.kind.is_wire()).map(|r| (r.kind, r.head.as_str())).collect();
+    assert_eq!(
+        ev,
+        [
+            (RowKind::Insert, "cardbench vpcd 1 00 00"),
+            (RowKind::Insert, "cardbench vpcd 0 00 00"),
+            (RowKind::WarmReset, "cardbench vpcd 0 00 00"),
+            (RowKind::WarmReset, "cardbench vpcd 1 00 00")
+        ]
+    );
+}
+
+#[test]
 fn one_scriptor_session_seen_by_scriptor_pcsc_spy_pcscd_and_apdu4j_imports_the_same() {
     let dir = tempfile::tempdir().unwrap();
     let scriptor = import("scriptor", &data("scriptor-session.txt"), dir.path());
@@ -102,9 +139,10 @@ fn one_scriptor_session_seen_by_scriptor_pcsc_spy_pcscd_and_apdu4j_imports_the_s
 fn cut_and_garbled_logs_never_panic_the_import() {
     use cardbench::interop::{apdu4j, assemble, pcscd, scriptor, spy, Log};
     type Parse = fn(&str) -> Result<Log, (u64, String)>;
-    let parsers: [(&str, Parse); 7] = [
+    let parsers: [(&str, Parse); 8] = [
         ("pcscd-apdu-run.log", pcscd::parse),
         ("pcscd-apdu-debug-scriptor.log", pcscd::parse),
+        ("pcscd-apdu-debug-run.log", pcscd::parse),
         ("scriptor-session.txt", scriptor::parse),
         ("pcsc-spy-scriptor.txt", spy::parse),
         ("apdu4j-dump.txt", apdu4j::parse),

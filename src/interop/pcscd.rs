@@ -19,6 +19,8 @@ pub fn parse(text: &str) -> Result<Log, LineError> {
     // What the next `Card ATR:` line belongs to.
     let mut atr_for: Option<(u64, RowKind, String)> = None;
     let mut saw_pcscd_line = false;
+    // The last ATR seen in each reader: names the reader of a reset that the log does not.
+    let mut atrs: Vec<(String, Vec<u8>)> = Vec::new();
     for (i, raw) in text.lines().enumerate() {
         let line = i as u64 + 1;
         let clean = strip_ansi(raw);
@@ -43,8 +45,16 @@ pub fn parse(text: &str) -> Result<Log, LineError> {
                 what: What::Exchange { command, answer },
             });
         } else if let Some(hex) = rest.strip_prefix("Card ATR:") {
-            if let Some((l, kind, r)) = atr_for.take() {
+            if let Some((l, kind, mut r)) = atr_for.take() {
                 let atr = if hex.trim() == "(NULL)" { Vec::new() } else { spaced_hex(line, hex)? };
+                // A reset in SCardDisconnect/SCardReconnect does not name its reader: when the
+                // ATR is the card of exactly one reader, it is that reader's.
+                let mut owners = atrs.iter().filter(|(_, a)| !atr.is_empty() && *a == atr);
+                if let (Some((owner, _)), None) = (owners.next(), owners.next()) {
+                    r = owner.clone();
+                }
+                atrs.retain(|(name, _)| *name != r);
+                atrs.push((r.clone(), atr.clone()));
                 log.records.push(event(l, &r, now_us, kind, atr));
             }
         } else if let Some(name) = after(rest, "Card inserted into ") {
