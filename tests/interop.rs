@@ -91,6 +91,20 @@ fn with_debug_the_pcscd_log_names_each_rows_reader_as_cardbench_named_its_head()
             (RowKind::WarmReset, "cardbench vpcd 1 00 00")
         ]
     );
+    // And it replays on the virtual lab, byte for byte under the masks: `cardbench replay`
+    // sends every imported command to fresh virtual cards A and B (the readers mapped to them).
+    let trace = dir.path().join("pcscd-apdu-debug-run.log.csv");
+    let r = bin()
+        .arg("replay")
+        .arg(&trace)
+        .args(["--profile", "profiles/virtual-lab.toml", "--run-id", "replayed", "-q"])
+        .args(["--map", "cardbench vpcd 0 00 00=A", "--map", "cardbench vpcd 1 00 00=B", "--logs"])
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    let out = String::from_utf8_lossy(&r.stdout);
+    assert_eq!(r.status.code(), Some(0), "replay: {out}{}", String::from_utf8_lossy(&r.stderr));
+    assert!(out.contains("21 commands, 21 matched, 0 diverged"), "{out}");
 }
 
 #[test]
@@ -212,6 +226,32 @@ fn a_bad_log_exits_2_naming_file_and_line_and_writes_nothing() {
         .unwrap();
     assert_eq!(r.status.code(), Some(2));
     assert_eq!(std::fs::read_to_string(&out).unwrap(), "keep");
+}
+
+#[test]
+fn a_bad_trace_stops_the_export_naming_its_line_and_writes_no_capture() {
+    let dir = tempfile::tempdir().unwrap();
+    let good = std::fs::read_to_string(data("pcscd-apdu-run.trace.csv")).unwrap();
+    let bad = dir.path().join("bad.csv");
+    // Line 4 is a wire row: spoil its status word.
+    let mut lines: Vec<String> = good.lines().map(String::from).collect();
+    assert!(lines[3].contains(",9000,"), "{}", lines[3]);
+    lines[3] = lines[3].replacen(",9000,", ",90X0,", 1);
+    std::fs::write(&bad, lines.join("\n") + "\n").unwrap();
+    let out = dir.path().join("bad.pcapng");
+    let r = bin().args(["trace", "export", "--pcapng"]).arg(&out).arg(&bad).output().unwrap();
+    let err = String::from_utf8_lossy(&r.stderr);
+    assert_eq!(r.status.code(), Some(2), "{err}");
+    assert!(err.contains(&format!("{}:4: ", bad.display())), "{err}");
+    assert!(!out.exists());
+    assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1, "a temp file was left");
+    // The good trace exports; an existing capture is never overwritten.
+    let r =
+        bin().args(["trace", "export", "--pcapng"]).arg(&out).arg(data("pcscd-apdu-run.trace.csv")).output().unwrap();
+    assert!(r.status.success(), "{}", String::from_utf8_lossy(&r.stderr));
+    let r =
+        bin().args(["trace", "export", "--pcapng"]).arg(&out).arg(data("pcscd-apdu-run.trace.csv")).output().unwrap();
+    assert_eq!(r.status.code(), Some(2));
 }
 
 /// tshark, which scripts/test.sh installs (scripts/deps.sh); CI must have it.

@@ -40,17 +40,21 @@ pub struct Exported {
 }
 
 /// Write `rows` as pcapng to `out` (a temp file linked to `out` at the end: all or nothing,
-/// and an existing `out` is never overwritten).
-pub fn export(rows: &[Exchange], out: &Path) -> std::io::Result<Exported> {
+/// and an existing `out` is never overwritten). Rows are written as they come, so a trace of
+/// any length is exported in constant memory; the first row error stops the export.
+pub fn export<E>(rows: impl IntoIterator<Item = Result<Exchange, E>>, out: &Path) -> Result<Exported, ExportError<E>> {
     let dir = out.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
     let name = out.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_else(|| "trace.pcapng".into());
     let tmp = dir.join(format!(".{name}.{}.tmp", std::process::id()));
     let _ = std::fs::remove_file(&tmp);
     let written = (|| {
         let f = std::fs::OpenOptions::new().write(true).create_new(true).open(&tmp)?;
-        let mut w = std::io::BufWriter::new(f);
-        let summary = write(rows, &mut w)?;
-        let f = w.into_inner().map_err(|e| e.into_error())?;
+        let mut w = Writer::new(std::io::BufWriter::new(f))?;
+        for x in rows {
+            w.row(&x.map_err(ExportError::Row)?)?;
+        }
+        let (buf, summary) = w.finish()?;
+        let f = buf.into_inner().map_err(|e| e.into_error())?;
         f.sync_all()?;
         std::fs::hard_link(&tmp, out)?;
         Ok(summary)
@@ -59,37 +63,59 @@ pub fn export(rows: &[Exchange], out: &Path) -> std::io::Result<Exported> {
     written
 }
 
-/// Write `rows` as a pcapng stream.
-pub fn write<W: Write>(rows: &[Exchange], w: W) -> std::io::Result<Exported> {
-    let mut ng = PcapNgWriter::new(w).map_err(io)?;
-    let mut heads: Vec<&str> = Vec::new();
-    let mut sum = Exported::default();
+/// Why an export stopped: a row of the trace, or writing the file.
+#[derive(Debug, thiserror::Error)]
+pub enum ExportError<E> {
+    #[error("{0}")]
+    Row(E),
+    #[error("{0}")]
+    Io(#[from] std::io::Error),
+}
+
+/// A pcapng stream being written, row by row.
+pub struct Writer<W: Write> {
+    ng: PcapNgWriter<W>,
+    heads: Vec<String>,
+    sum: Exported,
     // Rows that make no packet (power-off, remove, step) are told in the next packet's comment.
-    let mut pending: Vec<(usize, String)> = Vec::new();
-    for x in rows {
-        let iface = match heads.iter().position(|h| *h == x.head) {
+    pending: Vec<(usize, String)>,
+}
+
+impl<W: Write> Writer<W> {
+    pub fn new(w: W) -> std::io::Result<Self> {
+        Ok(Writer {
+            ng: PcapNgWriter::new(w).map_err(io)?,
+            heads: Vec::new(),
+            sum: Exported::default(),
+            pending: Vec::new(),
+        })
+    }
+
+    pub fn row(&mut self, x: &Exchange) -> std::io::Result<()> {
+        let iface = match self.heads.iter().position(|h| *h == x.head) {
             Some(i) => i,
             None => {
-                heads.push(&x.head);
-                ng.write_pcapng_block(InterfaceDescriptionBlock {
-                    linktype: DataLink::WIRESHARK_UPPER_PDU,
-                    snaplen: 0,
-                    options: vec![
-                        InterfaceDescriptionOption::IfName(format!("cardbench head {}", x.head).into()),
-                        InterfaceDescriptionOption::IfDescription(
-                            "ISO 7816 APDUs exported from a cardbench trace".into(),
-                        ),
-                        // pcap-file writes timestamps in nanoseconds.
-                        InterfaceDescriptionOption::IfTsResol(9),
-                    ],
-                })
-                .map_err(io)?;
-                sum.interfaces += 1;
-                heads.len() - 1
+                self.heads.push(x.head.clone());
+                self.ng
+                    .write_pcapng_block(InterfaceDescriptionBlock {
+                        linktype: DataLink::WIRESHARK_UPPER_PDU,
+                        snaplen: 0,
+                        options: vec![
+                            InterfaceDescriptionOption::IfName(format!("cardbench head {}", x.head).into()),
+                            InterfaceDescriptionOption::IfDescription(
+                                "ISO 7816 APDUs exported from a cardbench trace".into(),
+                            ),
+                            // pcap-file writes timestamps in nanoseconds.
+                            InterfaceDescriptionOption::IfTsResol(9),
+                        ],
+                    })
+                    .map_err(io)?;
+                self.sum.interfaces += 1;
+                self.heads.len() - 1
             }
         };
         let mut comments: Vec<String> = Vec::new();
-        pending.retain(|(i, c)| {
+        self.pending.retain(|(i, c)| {
             if *i == iface {
                 comments.push(c.clone());
             }
@@ -99,24 +125,30 @@ pub fn write<W: Write>(rows: &[Exchange], w: W) -> std::io::Result<Exported> {
         let at = nanos(x);
         match x.kind {
             RowKind::Command | RowKind::GetResponse | RowKind::Resend6C | RowKind::InDoubt => {
-                packet(&mut ng, iface, at, OUTBOUND, &x.command, comments)?;
-                sum.commands += 1;
+                packet(&mut self.ng, iface, at, OUTBOUND, &x.command, comments)?;
+                self.sum.commands += 1;
                 if x.kind != RowKind::InDoubt {
                     let mut answer = x.response.clone();
                     answer.extend(x.sw.to_be_bytes());
-                    packet(&mut ng, iface, at + x.duration_ns as u128, INBOUND, &answer, Vec::new())?;
-                    sum.answers += 1;
+                    packet(&mut self.ng, iface, at + x.duration_ns as u128, INBOUND, &answer, Vec::new())?;
+                    self.sum.answers += 1;
                 }
             }
             _ if !x.atr.is_empty() => {
-                packet(&mut ng, iface, at, INBOUND, &x.atr, comments)?;
-                sum.atrs += 1;
+                packet(&mut self.ng, iface, at, INBOUND, &x.atr, comments)?;
+                self.sum.atrs += 1;
             }
-            _ => pending.extend(comments.into_iter().map(|c| (iface, c))),
+            _ => self.pending.extend(comments.into_iter().map(|c| (iface, c))),
         }
+        Ok(())
     }
-    ng.into_inner().flush()?;
-    Ok(sum)
+
+    /// Flush and hand back the underlying writer with what was written.
+    pub fn finish(self) -> std::io::Result<(W, Exported)> {
+        let mut w = self.ng.into_inner();
+        w.flush()?;
+        Ok((w, self.sum))
+    }
 }
 
 fn packet<W: Write>(
