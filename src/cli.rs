@@ -333,7 +333,7 @@ fn trace_import(
     head: Option<String>,
 ) -> Result<ExitCode> {
     use crate::event::RowKind as K;
-    let opts = crate::interop::ImportOptions { head, fallback_start: None };
+    let opts = crate::interop::ImportOptions { head };
     let rows = crate::interop::import(from, &file, &opts)?;
     let stem = file.file_stem().map_or_else(|| "import".into(), |s| s.to_string_lossy().into_owned());
     let out = out.unwrap_or_else(|| file.with_file_name(format!("{stem}.trace.csv")));

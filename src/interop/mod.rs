@@ -97,13 +97,10 @@ pub struct Log {
 pub type LineError = (u64, String);
 
 /// How imported rows are labelled.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Default)]
 pub struct ImportOptions {
     /// Head name for every row (default: the reader named in the log, else `A`).
     pub head: Option<String>,
-    /// Wall-clock time of the log's start when the log has none (its own, or the file's
-    /// modification time minus the span of the log).
-    pub fallback_start: Option<DateTime<Utc>>,
 }
 
 /// Parse `path` as a `format` log and assemble trace rows.
@@ -121,10 +118,9 @@ pub fn import(format: Format, path: &Path, opts: &ImportOptions) -> Result<Vec<E
     if !log.records.iter().any(|r| !matches!(r.what, What::Event { .. })) {
         return Err(ImportError::Empty { path: path.into(), format: format.name() });
     }
-    let started = match (log.started, opts.fallback_start) {
-        (Some(t), _) => t,
-        (None, Some(t)) => t,
-        (None, None) => {
+    let started = match log.started {
+        Some(t) => t,
+        None => {
             // Logs without a clock: the last record ends at the file's modification time.
             let span = log.records.iter().map(|r| r.at_ns.saturating_add(r.duration_ns)).max().unwrap_or(0);
             let mtime = std::fs::metadata(path).and_then(|m| m.modified()).map_err(io)?;

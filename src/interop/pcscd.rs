@@ -13,7 +13,7 @@ use crate::event::RowKind;
 pub fn parse(text: &str) -> Result<Log, LineError> {
     let mut log = Log::default();
     let mut now_us: u64 = 0;
-    // The command waiting for its `SW:` line: (record index is not made yet) line, at, bytes.
+    // The command waiting for its `SW:` line: (line, µs since the log's start, bytes).
     let mut pending: Option<(u64, u64, Vec<u8>)> = None;
     let mut reader = String::new();
     // What the next `Card ATR:` line belongs to.
@@ -28,8 +28,13 @@ pub fn parse(text: &str) -> Result<Log, LineError> {
         saw_pcscd_line = true;
         now_us += delta;
         if let Some(hex) = rest.strip_prefix("APDU:") {
-            if let Some((l, at, command)) = pending.take() {
-                log.records.push(no_answer(l, &reader, at, command));
+            // pcscd logs an `SW:` line after every transmit, failed or not: two commands in a
+            // row are transmits on several readers at once, which this log cannot pair.
+            if let Some((l, _, _)) = pending {
+                return Err((
+                    line,
+                    format!("a second command before the answer to line {l}: concurrent transmits cannot be paired"),
+                ));
             }
             pending = Some((line, now_us, spaced_hex(line, hex)?));
         } else if let Some(hex) = rest.strip_prefix("SW:") {
@@ -37,13 +42,23 @@ pub fn parse(text: &str) -> Result<Log, LineError> {
                 return Err((line, "an answer (`SW:`) without a command (`APDU:`) before it".into()));
             };
             let answer = spaced_hex(line, hex)?;
-            log.records.push(Record {
-                line: l,
-                reader: reader.clone(),
-                at_ns: at * 1000,
-                duration_ns: (now_us - at) * 1000,
-                what: What::Exchange { command, answer },
-            });
+            let what = if answer.len() < 2 {
+                let error = format!("pcscd logged an answer of {} bytes", answer.len());
+                What::NoAnswer { command, error }
+            } else {
+                What::Exchange { command, answer }
+            };
+            let duration_ns = (now_us - at) * 1000;
+            log.records.push(Record { line: l, reader: reader.clone(), at_ns: at * 1000, duration_ns, what });
+        } else if let Some(code) = after(rest, "Card not transacted: ") {
+            // The transmit just logged failed (ifdwrapper.c): whatever its `SW:` line showed,
+            // the card's answer is unknown.
+            if let Some(Record { what, .. }) = log.records.last_mut() {
+                if let What::Exchange { command, .. } | What::NoAnswer { command, .. } = what {
+                    let command = std::mem::take(command);
+                    *what = What::NoAnswer { command, error: format!("Card not transacted: {code}") };
+                }
+            }
         } else if let Some(hex) = rest.strip_prefix("Card ATR:") {
             if let Some((l, kind, mut r)) = atr_for.take() {
                 let atr = if hex.trim() == "(NULL)" { Vec::new() } else { spaced_hex(line, hex)? };
@@ -110,13 +125,32 @@ fn no_answer(line: u64, reader: &str, at_us: u64, command: Vec<u8>) -> Record {
         reader: reader.into(),
         at_ns: at_us * 1000,
         duration_ns: 0,
-        what: What::NoAnswer { command, error: "pcscd logged no answer".into() },
+        what: What::NoAnswer { command, error: "the log ends before the answer".into() },
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_failed_transmit_is_a_command_without_an_answer() {
+        let t = "00000000 APDU: 80 D0 00 00 00 \n00000100 SW: \n\
+                 00000001 ifdwrapper.c:1:IFDTransmit() Card not transacted: 612\n\
+                 00000001 APDU: 80 D0 00 00 00 \n00000100 SW: 90 00 \n\
+                 00000001 ifdwrapper.c:1:IFDTransmit() Card not transacted: 606\n";
+        let log = parse(t).unwrap();
+        assert!(matches!(&log.records[0].what, What::NoAnswer { error, .. } if error == "Card not transacted: 612"));
+        assert!(
+            matches!(&log.records[1].what, What::NoAnswer { error, command } if error == "Card not transacted: 606" && command.len() == 5)
+        );
+    }
+
+    #[test]
+    fn interleaved_transmits_are_refused() {
+        let t = "00000000 APDU: 00 A4 04 00 \n00000001 APDU: 00 B0 00 00 \n00000100 SW: 90 00 \n";
+        assert_eq!(parse(t).unwrap_err().0, 2);
+    }
 
     #[test]
     fn apdu_and_sw_lines_pair_with_their_times() {
