@@ -78,6 +78,8 @@ fn replay_child(trace: &Path, dir: &Path) {
         run_id: "replay".into(),
         logs: Some(dir.into()),
         quiet: true,
+        observer: None,
+        stop: None,
     };
     let w = cardbench::replay::run_bytes(&args).unwrap();
     let took = t0.elapsed();

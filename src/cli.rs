@@ -435,6 +435,8 @@ fn dispatch(cli: Cli) -> Result<ExitCode, BenchError> {
                 run_id: run_id.unwrap_or_else(|| default_run_id("replay")),
                 logs,
                 quiet,
+                observer: None,
+                stop: None,
             };
             replay(&args, mode).map_err(BenchError)
         }
@@ -692,12 +694,11 @@ fn recover(
 
 fn replay(a: &crate::replay::ReplayArgs, mode: crate::replay::Mode) -> Result<ExitCode> {
     use crate::replay::timing::human;
-    if mode == crate::replay::Mode::Session {
-        // The helper replay-session builds `replay::session::run`; the lead wires it here.
-        anyhow::bail!("--mode session is not built yet in this build (use --mode bytes)");
-    }
     if a.run_id.is_empty() || a.run_id.contains(['/', '\\']) || a.run_id.starts_with('.') {
         anyhow::bail!("run id '{}' must be a plain folder name", a.run_id);
+    }
+    if mode == crate::replay::Mode::Session {
+        return replay_session(a);
     }
     anyhow::ensure!(
         a.timing_threshold.is_finite() && a.timing_threshold >= 0.0,
@@ -739,6 +740,40 @@ fn replay(a: &crate::replay::ReplayArgs, mode: crate::replay::Mode) -> Result<Ex
         flagged,
         w.dir.join("replay.json").display()
     );
+    Ok(if o.matched_all() { ExitCode::SUCCESS } else { ExitCode::from(1) })
+}
+
+/// `cardbench replay --mode session`: the traced steps re-run through the engines.
+fn replay_session(a: &crate::replay::ReplayArgs) -> Result<ExitCode> {
+    let (dir, o) = crate::replay::session::run_cli(a)?;
+    for d in &o.divergences {
+        crate::print::out(format_args!("{}", d.render(&a.source)));
+    }
+    if !a.quiet {
+        for n in &o.not_rerun {
+            crate::print::out(format_args!(
+                "not re-run  {}:{} ({} rows): {}",
+                a.source.display(),
+                n.line,
+                n.rows,
+                n.what
+            ));
+        }
+        for n in &o.notes {
+            crate::print::out(format_args!("note  {}:{}: {}", a.source.display(), n.line, n.what));
+        }
+    }
+    let stopped = o.stopped_at_line.map_or(String::new(), |l| format!(", stopped at line {l}"));
+    crate::print::out(format_args!(
+        "replay {} (session): {} steps re-run, {} rows compared, {} matched, {} diverged{stopped}, {} not re-run; {}",
+        a.source.display(),
+        o.units,
+        o.rows_compared,
+        o.rows_matched,
+        o.divergences.len(),
+        o.not_rerun.len(),
+        dir.join("replay.json").display()
+    ));
     Ok(if o.matched_all() { ExitCode::SUCCESS } else { ExitCode::from(1) })
 }
 

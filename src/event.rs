@@ -141,6 +141,20 @@ pub enum Event {
         passed: usize,
         failed: usize,
     },
+    /// A replay compared what the card answered now with rows of the captured trace
+    /// (`crate::replay::compare`). One per unit the replayer judged: a command with the GET
+    /// RESPONSE / re-send rows folded into it, or a power/card event; none for rows it only
+    /// re-sent (in doubt in the capture) or skipped.
+    ReplayChecked {
+        /// Lines of the captured trace file (the header is line 1) of the rows covered, as
+        /// `csv::Position::line` gives them; the first is the command's.
+        lines: Vec<u64>,
+        matched: bool,
+        /// `RowCheck::describe()` (one line); empty when the rows matched.
+        detail: String,
+        /// `replay::compare::hexdiff` of expected against actual; empty when they matched.
+        diff: String,
+    },
 }
 
 /// Cheap handle given to every link and engine. A disabled recorder drops everything

@@ -333,7 +333,19 @@ pub fn personalize_virtual(
     protocol: crate::card::Protocol,
     keys: &Keyset,
 ) -> Result<VirtualCard, String> {
-    let mut card = VirtualCard::blank(protocol, Some(card_rng_seed(plan)));
+    personalize_virtual_seeded(plan, protocol, keys, Some(card_rng_seed(plan)))
+}
+
+/// `personalize_virtual` with the card's random generator seeded by `rng_seed` (`None`: the
+/// OS), for a card that must draw other randoms than the lab's card with the same ID (a
+/// session replay on "another card of the same lot").
+pub fn personalize_virtual_seeded(
+    plan: &CardPlan,
+    protocol: crate::card::Protocol,
+    keys: &Keyset,
+    rng_seed: Option<[u8; 32]>,
+) -> Result<VirtualCard, String> {
+    let mut card = VirtualCard::blank(protocol, rng_seed);
     card.power_on();
     for (cmd, _) in issuance::script(plan, keys).map_err(|e| e.to_string())? {
         let bytes = cmd.to_bytes().map_err(|e| e.to_string())?;

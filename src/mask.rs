@@ -3,7 +3,8 @@
 //! stores the mask of every row (column `mask`, docs/trace-format.md), so a trace read
 //! years later is compared with the rules of the tool that wrote it.
 
-use crate::card::ins::*;
+mod table;
+
 use std::fmt;
 use std::str::FromStr;
 
@@ -122,34 +123,62 @@ impl FromStr for Mask {
     }
 }
 
-/// The dynamic bytes of the response to `command` (docs/replay.md, "Dynamic response
-/// bytes"), limited to the response's length. Status words are never masked.
+/// The dynamic bytes of the response to `command` (docs/card-spec.md section 13, "Dynamic
+/// bytes"), limited to the response's length. Status words are never masked. `command` is the
+/// command the terminal asked for (not a GET RESPONSE); for one chunk of a response delivered
+/// in several exchanges, see `dynamic_chunk`.
 pub fn dynamic(command: &[u8], response: &[u8]) -> Mask {
-    let len = response.len();
-    let (cla, ins) = match command {
-        [cla, ins, ..] => (*cla, *ins),
-        _ => return Mask::none(),
-    };
-    let m = match (cla, ins) {
-        // Card nonce (16) and the card's ECDSA signature (64) over the payment message.
-        (CLA_PROP, CPAY_SIGN) => Mask::ranges(&[(16, 95)]),
-        // Update random; AE blob or ECIES ciphertext + signature; transmission random;
-        // transmission challenge (MAC over rnd_send) + rnd_recv; reception challenge
-        // (MAC); cancel proof (MAC): all made of fresh randoms or MACs over them.
-        (CLA_PROP, XFER_UPDATE_PERMISSION)
-        | (CLA_PROP, XFER_GET_TRANSFER_KEY)
-        | (CLA_PROP, XFER_SEND_PERMISSION)
-        | (CLA_PROP, XFER_RECEIVE_PERMISSION)
-        | (CLA_PROP, XFER_SEND)
-        | (CLA_PROP, XFER_CANCEL_PROOF) => Mask::all(),
-        _ => Mask::none(),
-    };
-    m.clip(len)
+    Mask::ranges(&table::response(command, response)).clip(response.len())
+}
+
+/// The dynamic bytes of one chunk of a response that came in several exchanges (`61xx` and
+/// GET RESPONSE, or a short Le on T=1): `earlier` is the data of the chunks before it.
+pub fn dynamic_chunk(command: &[u8], earlier: &[u8], chunk: &[u8]) -> Mask {
+    dynamic(command, &[earlier, chunk].concat()).window(earlier.len(), chunk.len())
+}
+
+/// The command bytes (whole APDU: header, Lc, data, Le) that differ between two correct runs
+/// of the same protocol step: the terminal's own randoms, and the challenges, signatures and
+/// ciphertexts it forwards or computes from the card's randoms (docs/card-spec.md
+/// section 13).
+pub fn dynamic_command(command: &[u8]) -> Mask {
+    Mask::ranges(&table::command(command))
+}
+
+/// The masks of consecutive wire rows of one head: a GET RESPONSE row carries a chunk of the
+/// response to the command that started its group, so its dynamic bytes depend on that
+/// command and on the chunks before it, which the row alone does not show. Used on traces
+/// whose `mask` column is empty (imported, or older than the column).
+#[derive(Debug, Clone, Default)]
+pub struct RowMasks {
+    /// The command that started the current group (as first sent) and its data so far.
+    first: Vec<u8>,
+    earlier: Vec<u8>,
+}
+
+impl RowMasks {
+    /// Command and response masks of the next wire row of this head, in trace order.
+    pub fn row(&mut self, kind: crate::event::RowKind, command: &[u8], response: &[u8]) -> (Mask, Mask) {
+        use crate::event::RowKind;
+        match kind {
+            // A chunk of the group's response, or the group's last command again with another
+            // Le (a 6Cxx answer carries no data, so the chunks so far stay what they were).
+            RowKind::GetResponse | RowKind::Resend6C => {}
+            _ => {
+                self.first = command.to_vec();
+                self.earlier.clear();
+            }
+        }
+        let resp = dynamic_chunk(&self.first, &self.earlier, response);
+        self.earlier.extend_from_slice(response);
+        (dynamic_command(command), resp)
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::card::ins::*;
 
     #[test]
     fn column_syntax_round_trips_and_merges() {

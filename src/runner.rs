@@ -908,3 +908,62 @@ pub fn status_word(s: &CaseStatus) -> &'static str {
         CaseStatus::Error => "error",
     }
 }
+
+/// Session replay (`replay::session`): steps re-run one at a time, outside a plan, on a
+/// session that keeps its heads' card IDs, journal and pocket from one step to the next.
+impl<'a> Session<'a> {
+    /// Run `step` (its `repeat`-th time) as part of case `case_id`, whose `reference` labels
+    /// raw APDU rows, at the trace's clock `now`. `Ok(None)`: the step met its expectation; `Ok(Some(why))`: it
+    /// did not (the card answered otherwise); `Err`: the bench could not run it.
+    pub fn replay_step(
+        &mut self,
+        case_id: &str,
+        reference: &str,
+        step: &Step,
+        repeat: u32,
+        now: u32,
+    ) -> Result<Option<String>, String> {
+        self.t.now = now;
+        self.vars.insert("now".into(), Value::Int(now.into()));
+        let name = step.label.strip_prefix(case_id).unwrap_or(&step.label).trim_start().to_string();
+        self.cur_step = (name, repeat);
+        let mut case = empty_case(case_id);
+        case.reference = reference.to_string();
+        match self.step(&case, step) {
+            Ok(()) => Ok(None),
+            Err(StepFail::Failed(f)) => Ok(Some(format!("{}: expected {}, got {}", f.step, f.expected, f.actual))),
+            // The card went mute or away, or a command is in doubt: the card's doing, and its
+            // rows (an in-doubt one) show it.
+            Err(StepFail::Blocked { msg, .. }) => Ok(Some(msg)),
+            Err(StepFail::Error(m)) => Err(m),
+        }
+    }
+
+    /// Make again, on head `head`, a card the bench made outside a step (a batch's peer or
+    /// DUT), from the card plan of its `insert` row: the same rows as the first time.
+    pub fn make_card(
+        &mut self,
+        head: &str,
+        test_step: &str,
+        made: &crate::lab::InsertedCard,
+        defects: Option<crate::card::defects::Defects>,
+    ) -> Result<(), String> {
+        let i = find_head(self.heads, head).ok_or_else(|| format!("no head '{head}'"))?;
+        self.cur_step = (String::new(), 0);
+        self.card_ids.insert(i, hex::encode_upper(made.card_plan.card_id));
+        let keys = self.t.keys;
+        let mut l = self.unpowered_link(i, test_step);
+        crate::lab::insert_card(&mut l, &made.card_plan, made.protocol, keys, defects)
+    }
+
+    /// The card in virtual head `head`, to give a card made again its seeded defects.
+    pub fn virtual_card(&mut self, head: &str) -> Option<&mut VirtualCard> {
+        let i = find_head(self.heads, head)?;
+        self.heads[i].head.as_virtual()?.card_mut()
+    }
+
+    /// What the last engine step reported.
+    pub fn last_outcome(&self) -> &str {
+        &self.last_outcome
+    }
+}

@@ -71,6 +71,21 @@ pub fn spawn(rx: Receiver, sinks: Vec<Box<dyn Sink>>) -> JoinHandle<Vec<String>>
         .expect("spawn sink thread")
 }
 
+/// Hands every event to a front end (the TUI watching a replay) over a channel; a front end
+/// that went away never stops the bench.
+pub struct Forward(pub crossbeam_channel::Sender<Event>);
+
+impl Sink for Forward {
+    fn event(&mut self, e: &Event) -> std::io::Result<()> {
+        self.event_owned(e.clone())
+    }
+
+    fn event_owned(&mut self, e: Event) -> std::io::Result<()> {
+        let _ = self.0.send(e);
+        Ok(())
+    }
+}
+
 /// Human progress on stdout: one line per step, errors of heads as they happen.
 pub struct Console<W: Write + Send> {
     out: W,

@@ -152,12 +152,18 @@ fn a_trace_with_a_bad_field_is_refused_with_its_line_before_anything_is_sent() {
     assert!(text(&o).contains("--map D=nowhere: the profile has no head or role 'nowhere'"), "{}", text(&o));
 }
 
+/// The same batch trace in session mode (tests/replay_session.rs has the rest): the suite's
+/// steps re-run through the engines, every row matches.
 #[test]
-fn session_mode_says_it_is_not_built_yet() {
+fn session_mode_replays_the_batch_trace_too() {
     let d = tempfile::tempdir().unwrap();
     let source = batch_trace(d.path(), "logs", "B1", None);
     std::fs::write(d.path().join("replay.toml"), replay_profile(&[])).unwrap();
-    let o = replay(d.path(), &source, "replay.toml", &["--mode", "session"]);
-    assert_eq!(o.status.code(), Some(2));
-    assert!(text(&o).contains("--mode session is not built yet"), "{}", text(&o));
+    let o = replay(d.path(), &source, "replay.toml", &["--mode", "session", "--run-id", "S1"]);
+    let out = text(&o);
+    assert_eq!(o.status.code(), Some(0), "{out}");
+    assert!(out.contains("(session): ") && out.contains(" 0 diverged, 0 not re-run"), "{out}");
+    let json: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(d.path().join("replays/S1/replay.json")).unwrap()).unwrap();
+    assert_eq!((json["mode"].as_str(), json["result"].as_str()), (Some("session"), Some("match")));
 }

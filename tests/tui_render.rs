@@ -75,6 +75,7 @@ fn config(theme: Theme) -> Config {
         profile: None,
         theme,
         trace_window: 100,
+        traces: vec![],
     }
 }
 
@@ -628,7 +629,7 @@ fn no_color_means_no_colour_in_any_cell() {
             seen += 1;
         }
     };
-    for k in ['1', '2', '3', '4', '5', '6'] {
+    for k in ['1', '2', '3', '4', '5', '6', '7'] {
         b.ch(k);
         check(&b, &format!("panel {k}"));
     }
@@ -755,4 +756,408 @@ fn an_in_doubt_exchange_shows_no_status_word_and_its_error() {
     b.key(KeyCode::Enter);
     let s = screen(&b.app, 120, 30);
     has(&s, "SW        none  in doubt: card is mute (no answer)");
+}
+
+// ---- Replay panel: trace files, a live replay, two traces side by side ----
+
+use cardbench::event::RowKind;
+use cardbench::tui::replay::{ReplayEnd, ReplayRequest, Slot};
+use ratatui::style::Modifier;
+
+const GET_RESPONSE: [u8; 5] = [0x00, 0xC0, 0x00, 0x00, 0x08];
+const CARD: &str = "CB00B00000000001";
+
+/// A row of a trace file.
+#[allow(clippy::too_many_arguments)]
+fn row(
+    kind: RowKind,
+    case: &str,
+    step: &str,
+    command: &[u8],
+    response: &[u8],
+    sw: u16,
+    us: u64,
+    note: &str,
+) -> Exchange {
+    let Event::Exchange(mut x) = exchange("D1", CARD, case, step, command, response, sw, us) else { unreachable!() };
+    x.kind = kind;
+    x.note = note.into();
+    if !case.is_empty() {
+        x.step = "#1 apdu".into();
+        x.repeat = 1;
+    }
+    if kind == RowKind::PowerOn {
+        x.atr = vec![0x3B, 0x89, 0x00, 0x43];
+    }
+    if kind == RowKind::Step {
+        x.step = "#1 apdu".into();
+        x.repeat = 1;
+    }
+    if kind == RowKind::InDoubt {
+        x.error = "card is mute (no answer)".into();
+    }
+    *x
+}
+
+/// The captured session: power, a plan step, a SELECT, a WRITE VALUE answered through GET
+/// RESPONSE, a command left in doubt, power off.
+fn captured() -> Vec<Exchange> {
+    vec![
+        row(RowKind::PowerOn, "", "", &[], &[], 0, 0, ""),
+        row(RowKind::Step, "PURSE-CTR-01", "", &[], &[], 0, 0, "apdu=00A4040007A0000007770001 head=D1"),
+        row(RowKind::Command, "PURSE-CTR-01", "select", &SELECT, &[], 0x9000, 3, ""),
+        row(RowKind::Command, "PURSE-CTR-01", "000 S2", &WRITE_VALUE, &[], 0x6108, 850, ""),
+        row(
+            RowKind::GetResponse,
+            "PURSE-CTR-01",
+            "000 S2",
+            &GET_RESPONSE,
+            &[0, 0, 3, 0xE8, 0x11, 0x22, 0x33, 0x44],
+            0x9000,
+            40,
+            "",
+        ),
+        row(RowKind::InDoubt, "PURSE-CHG-01", "S2", &WRITE_VALUE, &[], 0, 21, ""),
+        row(RowKind::PowerOff, "", "", &[], &[], 0, 0, ""),
+    ]
+}
+
+fn write_trace(path: &std::path::Path, rows: &[Exchange]) {
+    let mut t = cardbench::trace::TraceCsv::create(path, "R1", "mini").unwrap();
+    for r in rows {
+        t.write(r).unwrap();
+    }
+    t.flush().unwrap();
+}
+
+impl Bench {
+    /// Carry out what the loop would for the Replay panel's effects (reading files).
+    fn perform(&mut self, fx: Vec<Effect>) {
+        for e in fx {
+            if let Effect::OpenTrace { slot, path } = e {
+                let result = cardbench::tui::replay::load(&path);
+                self.send(Msg::TraceFile { slot, path, result });
+            }
+        }
+    }
+
+    fn open_trace(&mut self, key: char, list: Vec<PathBuf>, down: usize) -> Vec<Effect> {
+        assert_eq!(self.ch(key), vec![Effect::ListTraces]);
+        self.send(Msg::TraceList(list));
+        for _ in 0..down {
+            self.ch('j');
+        }
+        let fx = self.key(KeyCode::Enter);
+        self.perform(fx.clone());
+        fx
+    }
+
+    /// What the replayer sends for the rows at `lines` of the trace (`expected`) replayed
+    /// as `actual`: the exchange, then the check (`replay::compare`, as the replayer runs it).
+    fn replayed(&mut self, lines: &[u64], expected: &Exchange, actual: Exchange) {
+        let c = cardbench::replay::compare::compare(expected, &actual);
+        let diff = if c.is_match() {
+            String::new()
+        } else {
+            let with_sw = |x: &Exchange| [&x.response[..], &x.sw.to_be_bytes()].concat();
+            cardbench::replay::compare::hexdiff(&with_sw(expected), &with_sw(&actual), &expected.mask)
+        };
+        let (matched, detail) = (c.is_match(), if c.is_match() { String::new() } else { c.describe() });
+        self.send(Msg::Replay(Event::Exchange(Box::new(actual))));
+        self.send(Msg::Replay(Event::ReplayChecked { lines: lines.to_vec(), matched, detail, diff }));
+    }
+}
+
+/// The UI with the profile's heads looked at and no batch: what a replay needs.
+fn idle_lab(theme: Theme) -> Bench {
+    let mut b = Bench { app: App::new(config(theme), t0()), t0: t0(), at: 0.0, control: Default::default() };
+    b.send(Msg::Probed {
+        profile: PROFILE.into(),
+        result: Ok(Probe {
+            heads: vec![head("D1", "dut", Some(CARD)), head("REF", "peer", Some("CB00000000000E01"))],
+            count: Some(100),
+            not_batch: None,
+        }),
+    });
+    b
+}
+
+/// A replay of `captured()` from `a` on D1 whose fourth row diverged in one byte.
+fn replay_with_divergence(theme: Theme, a: &std::path::Path) -> (Bench, Arc<std::sync::atomic::AtomicBool>) {
+    let rows = captured();
+    write_trace(a, &rows);
+    let mut b = idle_lab(theme);
+    b.ch('7');
+    b.open_trace('o', vec![a.to_path_buf()], 0);
+    // The SELECT row chosen: its head and card are the stream replayed.
+    b.ch('g');
+    b.ch('j');
+    b.ch('r');
+    let s = screen(&b.app, 100, 30);
+    has(&s, "Replay trace head D1 card CB00B00000000001 on");
+    has(&s, "REF");
+    let fx = b.key(KeyCode::Enter);
+    let req = ReplayRequest {
+        trace: a.to_path_buf(),
+        profile: PROFILE.into(),
+        trace_head: "D1".into(),
+        head: "D1".into(),
+        card: Some(CARD.into()),
+        keep_going: false,
+    };
+    assert_eq!(fx, vec![Effect::Replay(req)]);
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    b.send(Msg::ReplayLaunched { stop: stop.clone() });
+    // Rows 1-3 replay the same (row 1 on file line 2); the WRITE VALUE with its GET RESPONSE
+    // (rows 4-5, one unit) gets an answer whose fourth byte differs.
+    for (i, x) in rows.iter().take(3).enumerate() {
+        b.replayed(&[i as u64 + 2], x, x.clone());
+    }
+    let s = screen(&b.app, 120, 30);
+    has(&s, "● replay running");
+    has(&s, "3/7 rows checked");
+    assert!(line_with(&s, "SELECT").contains('✓'), "{s}");
+    let mut folded = rows[3].clone();
+    folded.response = rows[4].response.clone();
+    folded.sw = rows[4].sw;
+    let mut actual = folded.clone();
+    actual.response[3] = 0xE9;
+    b.replayed(&[5, 6], &folded, actual);
+    (b, stop)
+}
+
+/// Text of the cells of line `y` that carry `m`.
+fn with_modifier(buf: &Buffer, y: u16, m: Modifier) -> String {
+    (0..buf.area.width).map(|x| &buf[(x, y)]).filter(|c| c.modifier.contains(m)).map(|c| c.symbol()).collect()
+}
+
+fn line_index(screen: &str, what: &str) -> u16 {
+    screen.lines().position(|l| l.contains(what)).unwrap_or_else(|| panic!("no line with {what:?}:\n{screen}")) as u16
+}
+
+#[test]
+fn replay_panel_opens_a_trace_file_and_shows_every_kind_of_row() {
+    let d = tempfile::tempdir().unwrap();
+    let a = d.path().join("a.csv");
+    write_trace(&a, &captured());
+    let mut b = known(Theme::colored());
+    b.ch('7');
+    assert_eq!(b.app.panel, Panel::Replay);
+    has(&screen(&b.app, 80, 24), "No trace open: o opens a trace file");
+    // The picker lists what the loop found; Enter opens the file.
+    assert_eq!(b.ch('o'), vec![Effect::ListTraces]);
+    b.send(Msg::TraceList(vec![a.clone()]));
+    let s = screen(&b.app, 80, 24);
+    has(&s, "Open trace");
+    has(&s, "a.csv");
+    let fx = b.key(KeyCode::Enter);
+    assert_eq!(fx, vec![Effect::OpenTrace { slot: Slot::Main, path: a.clone() }]);
+    b.perform(fx);
+    let s = screen(&b.app, 120, 30);
+    let wide_screen = screen(&b.app, 160, 30);
+    has(&s, "7 Replay · ");
+    has(&s, "7 rows");
+    assert!(line_with(&s, "power-on").contains(" D1 ") && line_with(&s, "power-on").contains("ATR 3B890043"), "{s}");
+    let step = line_with(&wide_screen, "│  2      step");
+    assert!(step.contains("#1 apdu") && step.contains("apdu=00A4040007A0000007770001 head=D1"), "{step}");
+    let sel = line_with(&s, "SELECT");
+    assert!(sel.contains("PURSE-CTR-01") && sel.contains("select") && sel.contains("9000"), "{sel}");
+    let gr = line_with(&s, "get-response");
+    assert!(gr.contains("GET RESPONSE") && gr.contains("9000") && gr.contains("40 µs") || gr.contains("40"), "{gr}");
+    let wide = screen(&b.app, 170, 30);
+    let doubt = line_with(&wide, "in-doubt");
+    assert!(doubt.contains("----") && doubt.contains("in doubt: card is mute (no answer)"), "{doubt}");
+    has(&s, "power-off");
+    // Rows 1-6 numbered, the card's ID shown at this width.
+    has(&s, CARD);
+    // 80×24 still shows the rows (the card column goes).
+    let s = screen(&b.app, 80, 24);
+    has(&s, "WRITE VALUE");
+    has(&s, "in-doubt");
+    // Enter opens a row whole.
+    b.ch('g');
+    b.ch('j');
+    b.ch('j');
+    b.key(KeyCode::Enter);
+    let s = screen(&b.app, 100, 40);
+    has(&s, "00 A4 04 00 07 A0");
+    has(&s, "Step      #1 apdu  repeat 1");
+    has(&s, "Kind      command");
+    b.key(KeyCode::Esc);
+    assert!(!b.app.replay.detail);
+}
+
+#[test]
+fn a_typed_path_opens_and_a_bad_file_says_which_line() {
+    let d = tempfile::tempdir().unwrap();
+    let bad = d.path().join("bad.csv");
+    let mut text = String::new();
+    write_trace(&bad, &captured());
+    text.push_str(&std::fs::read_to_string(&bad).unwrap());
+    std::fs::write(&bad, text.replacen(",9000,", ",90ZZ,", 1)).unwrap();
+    let mut b = known(Theme::colored());
+    b.ch('7');
+    b.ch('o');
+    b.send(Msg::TraceList(vec![]));
+    has(&screen(&b.app, 80, 24), "no trace CSV under logs/ or traces/");
+    b.ch('/');
+    b.ctrl('u');
+    b.typed(&bad.display().to_string());
+    has(&screen(&b.app, 80, 24), "bad.csv▏");
+    let fx = b.key(KeyCode::Enter);
+    assert_eq!(fx, vec![Effect::OpenTrace { slot: Slot::Main, path: bad.clone() }]);
+    b.perform(fx);
+    assert!(b.app.replay.file.is_none());
+    b.ch('6');
+    let s = screen(&b.app, 120, 30);
+    let l = line_with(&s, "cannot open the trace");
+    assert!(l.contains("bad.csv:4:"), "file and line named: {l}");
+}
+
+#[test]
+fn a_live_replay_marks_each_row_and_highlights_the_first_divergence() {
+    let d = tempfile::tempdir().unwrap();
+    let (mut b, stop) = replay_with_divergence(Theme::colored(), &d.path().join("a.csv"));
+    // The view jumps to the first divergence: the row marked, the hex diff under the rows.
+    assert_eq!(b.app.replay.sel, 3);
+    let buf = draw(&b.app, 120, 30);
+    let s = text(&buf);
+    has(&s, "1 diverged");
+    has(&s, "first at row 4");
+    // The command and its GET RESPONSE were one unit: both rows are marked.
+    assert!(line_with(&s, "│✗ 4").contains("WRITE VALUE"), "{s}");
+    assert!(line_with(&s, "│✗ 5").contains("GET RESPONSE"), "{s}");
+    assert!(line_with(&s, "│✓ 3").contains("SELECT"), "{s}");
+    has(&s, "first divergence: row 4 (line 5) WRITE VALUE: response bytes 3 differ");
+    let y = line_index(&s, "0000 expected");
+    assert_eq!(with_modifier(&buf, y, Modifier::REVERSED), "E8", "only the differing byte stands out");
+    let y = line_index(&s, "0000 actual");
+    assert_eq!(with_modifier(&buf, y, Modifier::REVERSED), "E9");
+    // Expected and actual stay in columns: the differing byte at the same place on both.
+    let (e, a) = (line_with(&s, "0000 expected"), line_with(&s, "0000 actual"));
+    assert_eq!(e.find("E8"), a.find("E9"), "{e}\n{a}");
+    assert_eq!(e.find("90"), a.find("90"), "{e}\n{a}");
+    // The first divergence is bold and underlined, not only coloured.
+    let y = line_index(&s, "│✗ 4");
+    assert!(buf[(10, y)].modifier.contains(Modifier::BOLD | Modifier::UNDERLINED), "{s}");
+    // Enter: the row in full, expected against actual.
+    b.key(KeyCode::Enter);
+    let s = screen(&b.app, 100, 30);
+    has(&s, "row 4 diverged (trace line 5, 6): response bytes 3 differ");
+    has(&s, "Cmd hex");
+    b.key(KeyCode::Esc);
+    // x stops the replay (not the batch), the end is reported.
+    b.ch('x');
+    assert!(stop.load(Ordering::Relaxed));
+    b.send(Msg::ReplayEnded(Ok(ReplayEnd { checked: 4, diverged: 1, stopped: true })));
+    let s = screen(&b.app, 120, 30);
+    has(&s, "● replay stopped");
+    // n / N move between divergences.
+    b.ch('g');
+    b.ch('n');
+    assert_eq!(b.app.replay.sel, 3);
+    b.ch('6');
+    has(&screen(&b.app, 120, 30), "first divergence at row 4 (line 5)");
+}
+
+#[test]
+fn a_replay_that_cannot_start_says_why() {
+    let d = tempfile::tempdir().unwrap();
+    let a = d.path().join("a.csv");
+    write_trace(&a, &captured());
+    // Not while a batch runs on the profile's heads.
+    let mut b = known(Theme::colored());
+    b.ch('7');
+    b.open_trace('o', vec![a.clone()], 0);
+    b.ch('r');
+    assert_eq!(b.app.modal, Modal::None);
+    assert!(b.app.replay.live.is_none());
+    b.ch('6');
+    has(&screen(&b.app, 120, 30), "a batch is running on the profile's heads");
+    let mut b = idle_lab(Theme::colored());
+    b.ch('7');
+    b.open_trace('o', vec![a], 0);
+    // R: the same, going on after divergences.
+    b.ch('R');
+    has(&screen(&b.app, 100, 30), "Replay (keep going) trace head D1 card CB00B00000000001 on");
+    let fx = b.key(KeyCode::Enter);
+    assert!(matches!(&fx[..], [Effect::Replay(r)] if r.keep_going), "{fx:?}");
+    b.send(Msg::ReplayEnded(Err("profile: head REF: no card".into())));
+    let s = screen(&b.app, 120, 30);
+    has(&s, "● replay failed");
+    has(&s, "head REF: no card");
+}
+
+#[test]
+fn two_traces_side_by_side_mark_the_rows_that_differ() {
+    let d = tempfile::tempdir().unwrap();
+    let (a, c) = (d.path().join("a.csv"), d.path().join("b.csv"));
+    let rows = captured();
+    write_trace(&a, &rows);
+    // B: the SELECT answered 6A82, the GET RESPONSE missing, one more row at the end.
+    let mut other = rows.clone();
+    other[2].sw = 0x6A82;
+    other.remove(4);
+    other.push(row(RowKind::Command, "PURSE-END", "S9", &SELECT, &[], 0x9000, 3, ""));
+    write_trace(&c, &other);
+    let mut b = known(Theme::colored());
+    b.ch('7');
+    b.open_trace('o', vec![a.clone(), c.clone()], 0);
+    let fx = b.open_trace('d', vec![a.clone(), c.clone()], 1);
+    assert_eq!(fx, vec![Effect::OpenTrace { slot: Slot::Other, path: c.clone() }]);
+    let buf = draw(&b.app, 120, 30);
+    let s = text(&buf);
+    has(&s, "side by side · 8 rows aligned, 3 differ");
+    has(&s, "only in A 1, only in B 1");
+    // Aligned: the SELECT rows face each other, marked, with both SWs.
+    let sel = line_with(&s, "SELECT");
+    assert!(sel.starts_with("│≠") && sel.contains("9000") && sel.contains("6A82"), "{sel}");
+    assert!(line_with(&s, "get-response").starts_with("│<"), "{s}");
+    assert!(line_with(&s, "PURSE-END").starts_with("│>"), "{s}");
+    // Rows that agree are not marked.
+    assert!(line_with(&s, "power-on").starts_with("│ "), "{s}");
+    // Down to the SELECT pair: what differs is said under the rows.
+    b.ch('g');
+    b.ch('n');
+    assert_eq!(b.app.replay.pair_sel, 2);
+    let buf = draw(&b.app, 120, 30);
+    let s = text(&buf);
+    has(&s, "≠ SW 9000 expected, 6A82 received");
+    assert_eq!(with_modifier(&buf, line_index(&s, "0000 expected"), Modifier::REVERSED), "9000");
+    assert_eq!(with_modifier(&buf, line_index(&s, "0000 actual"), Modifier::REVERSED), "6A82");
+    b.key(KeyCode::Enter);
+    let s = screen(&b.app, 120, 30);
+    has(&s, "A  cmd SELECT");
+    has(&s, "B  cmd SELECT");
+    b.key(KeyCode::Esc);
+    // v: back to the first trace alone.
+    b.ch('v');
+    assert!(!b.app.replay.side_by_side);
+    has(&screen(&b.app, 120, 30), "7 rows");
+}
+
+#[test]
+fn a_divergence_stands_out_without_colours() {
+    let d = tempfile::tempdir().unwrap();
+    let (mut b, _) = replay_with_divergence(Theme::plain(), &d.path().join("a.csv"));
+    let buf = draw(&b.app, 120, 30);
+    assert_eq!(colored_cells(&buf), 0, "{}", text(&buf));
+    let s = text(&buf);
+    assert_eq!(with_modifier(&buf, line_index(&s, "0000 expected"), Modifier::REVERSED), "E8");
+    assert!(line_with(&s, "get-response").contains('✗'));
+    // A batch cannot start on the heads a replay uses.
+    b.ch('s');
+    assert_eq!(b.app.batch.phase, Phase::Idle);
+    b.ch('6');
+    has(&screen(&b.app, 120, 30), "a replay is running on the profile's heads");
+    for k in ['7', 'd'] {
+        b.ch(k);
+    }
+    b.send(Msg::TraceList(vec![d.path().join("a.csv")]));
+    b.key(KeyCode::Enter);
+    let fx = vec![Effect::OpenTrace { slot: Slot::Other, path: d.path().join("a.csv") }];
+    b.perform(fx);
+    for (w, h) in [(80, 24), (120, 30)] {
+        assert_eq!(colored_cells(&draw(&b.app, w, h)), 0);
+    }
 }

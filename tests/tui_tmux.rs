@@ -260,3 +260,74 @@ fn a_panic_in_the_ui_still_restores_the_terminal() {
     tmux.keys(&["echo typed-after-panic", "Enter"]);
     let _ = tmux.wait("cooked mode", Duration::from_secs(5), |s| s.contains("typed-after-panic"));
 }
+
+#[test]
+fn replay_panel_opens_two_real_traces_side_by_side_and_replays_one() {
+    if !tmux_installed() {
+        eprintln!("NOTICE: tmux is not installed; skipping the TUI end-to-end test (CI installs it)");
+        return;
+    }
+    let repo = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let d = tempfile::tempdir().unwrap();
+    let work = d.path().canonicalize().unwrap();
+    let bin = Path::new(env!("CARGO_BIN_EXE_cardbench"));
+    // Two runs of the smoke plan on the virtual lab: the same rows apart from times.
+    for run_id in ["S1", "S2"] {
+        let out = Command::new(bin)
+            .current_dir(&work)
+            .args(["run", "-q", "--run-id", run_id, "-p"])
+            .arg(repo.join("profiles/virtual-lab.toml"))
+            .arg(repo.join("test-plans/smoke.toml"))
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "cardbench run: {}", String::from_utf8_lossy(&out.stderr));
+    }
+    let rows = cardbench::trace::read(&work.join("logs/S1/trace.csv")).unwrap().len();
+    let exit_file = work.join("exit");
+    let tmux = Tmux { sock: work.join("tmux.sock") };
+    let script = format!(
+        "cd {work} && {bin} tui --profile {profile}; echo EXIT=$? > {exit}; echo TUI-TEST-SHELL-BACK; sleep 600",
+        work = sh_quote(&work),
+        bin = sh_quote(bin),
+        profile = sh_quote(&repo.join("profiles/virtual-lab.toml")),
+        exit = sh_quote(&exit_file),
+    );
+    let out = tmux.cmd(&["new-session", "-d", "-s", "cb", "-x", "100", "-y", "30", &script]);
+    assert!(out.status.success(), "tmux new-session: {}", String::from_utf8_lossy(&out.stderr));
+    tmux.wait("the TUI", Duration::from_secs(30), |s| s.contains("● idle"));
+    // 7, o: the picker lists both traces found under logs/.
+    tmux.keys(&["7", "o"]);
+    tmux.wait("the trace picker", Duration::from_secs(10), |s| {
+        s.contains("Open trace") && s.contains("logs/S1/trace.csv") && s.contains("logs/S2/trace.csv")
+    });
+    // Typed path: S1.
+    tmux.keys(&["/", "C-u"]);
+    tmux.cmd(&["send-keys", "-t", "cb", "-l", "logs/S1/trace.csv"]);
+    tmux.wait("the typed path", Duration::from_secs(10), |s| s.contains("logs/S1/trace.csv▏"));
+    tmux.keys(&["Enter"]);
+    let s = tmux.wait("the trace's rows", Duration::from_secs(30), |s| s.contains(&format!("{rows} rows")));
+    assert!(s.contains("7 Replay · logs/S1/trace.csv"), "{s}");
+    assert!(s.lines().any(|l| l.contains("cmd") && l.contains("SELECT") && l.contains("9000")), "{s}");
+    // d: S2 beside it (the picker's entry that is not S1), aligned row for row, none differs.
+    tmux.keys(&["d"]);
+    tmux.wait("the second picker", Duration::from_secs(10), |s| s.contains("Compare with trace"));
+    let s = tmux.capture();
+    let s2_first = s.find("logs/S2/trace.csv") < s.find("logs/S1/trace.csv");
+    tmux.keys(if s2_first { &["g", "Enter"][..] } else { &["g", "j", "Enter"][..] });
+    let s = tmux.wait("the side-by-side view", Duration::from_secs(30), |s| s.contains("rows aligned"));
+    assert!(s.contains(&format!("{rows} rows aligned, 0 differ")), "{s}");
+    assert!(s.contains("only in A 0, only in B 0"), "{s}");
+    // v: S1 alone; r on its first row (head A, no card yet) replays the whole trace on the
+    // virtual lab's heads of the same names: every judged row matches.
+    tmux.keys(&["v", "g", "r"]);
+    tmux.wait("the head picker", Duration::from_secs(10), |s| s.contains("Replay trace head A on"));
+    tmux.keys(&["Enter"]);
+    let s = tmux.wait("the replay's end", Duration::from_secs(120), |s| {
+        s.contains("● replay finished") || s.contains("● replay failed")
+    });
+    assert!(s.contains("● replay finished") && s.contains(" 0 diverged"), "{s}");
+    assert!(s.contains('✓'), "{s}");
+    tmux.keys(&["q"]);
+    tmux.wait("the shell", Duration::from_secs(30), |s| s.contains("TUI-TEST-SHELL-BACK"));
+    assert_eq!(std::fs::read_to_string(&exit_file).unwrap().trim(), "EXIT=0");
+}

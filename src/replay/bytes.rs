@@ -43,6 +43,10 @@ pub struct BytesOptions {
     /// inserts is rebuilt with them (how a lab replays a trace on a defective card).
     pub defects: HashMap<String, Defects>,
     pub quiet: bool,
+    /// A front end watches: every judged unit is reported as `Event::ReplayChecked`.
+    pub watched: bool,
+    /// Looked at between units: a front end's stop.
+    pub stop: Option<std::sync::Arc<std::sync::atomic::AtomicBool>>,
 }
 
 /// A head seen through a stopwatch: the wire time of the transmits of one replayed command.
@@ -126,6 +130,9 @@ pub fn replay(
     };
     let units = Units::new(Rows::open(source)?, sel);
     for unit in units {
+        if opts.stop.as_ref().is_some_and(|s| s.load(std::sync::atomic::Ordering::Relaxed)) {
+            break;
+        }
         let unit = unit?;
         if !r.unit(unit)? {
             break;
@@ -223,6 +230,9 @@ impl Replayer<'_> {
                 let mut l = labelled(self.lab.heads[i].head.as_mut(), self.rec, row);
                 let atr = if row.kind == RowKind::PowerOn { l.power_on() } else { l.warm_reset() };
                 let atr = atr.map_err(|e| self.head_err(line, i, e))?;
+                if !row.atr.is_empty() && row.atr == atr {
+                    self.checked(&[line], None);
+                }
                 if !row.atr.is_empty() && row.atr != atr {
                     let d = Divergence::new(
                         self.source,
@@ -232,6 +242,7 @@ impl Replayer<'_> {
                         format!("ATR {} expected, {} received", hex::encode_upper(&row.atr), hex::encode_upper(&atr)),
                         hexdiff(&row.atr, &atr, &Mask::none()),
                     );
+                    self.checked(&[line], Some(&d));
                     return Ok(self.diverged(d));
                 }
             }
@@ -334,6 +345,7 @@ impl Replayer<'_> {
             // No answer now either (a reproduced power cut): the same outcome as captured.
             Err(e) if in_doubt && e.maybe_delivered() => {
                 self.out.matched += 1;
+                self.checked(lines, None);
                 self.out.in_doubt.push(Flagged {
                     line,
                     seq: first.seq,
@@ -363,6 +375,7 @@ impl Replayer<'_> {
         let check = compare(&expected, &actual);
         if check.is_match() {
             self.out.matched += 1;
+            self.checked(lines, None);
             return Ok(true);
         }
         let mut d = Divergence::new(
@@ -378,6 +391,7 @@ impl Replayer<'_> {
             ),
         );
         d.last_line = lines.last().copied().unwrap_or(line);
+        self.checked(lines, Some(&d));
         Ok(self.diverged(d))
     }
 
@@ -394,8 +408,23 @@ impl Replayer<'_> {
         self.out.in_doubt.push(f);
     }
 
+    /// Tell a watching front end how the unit at `lines` compared.
+    fn checked(&self, lines: &[u64], d: Option<&Divergence>) {
+        if self.opts.watched {
+            self.rec.send(Event::ReplayChecked {
+                lines: lines.to_vec(),
+                matched: d.is_none(),
+                detail: d.map_or(String::new(), |d| d.what.clone()),
+                diff: d.map_or(String::new(), |d| d.diff.clone()),
+            });
+        }
+    }
+
     fn diverged(&mut self, d: Divergence) -> bool {
-        crate::print::out(format_args!("{}", d.render()));
+        // A front end draws it; printed, it would land on its screen.
+        if !self.opts.watched {
+            crate::print::out(format_args!("{}", d.render()));
+        }
         self.out.divergences += 1;
         if self.out.divergence_rows.len() < KEEP_DIVERGENCES {
             self.out.divergence_rows.push(d);

@@ -5,6 +5,7 @@ pub mod bytes;
 pub mod card;
 pub mod compare;
 pub mod diff;
+pub mod session;
 pub mod stream;
 pub mod timing;
 
@@ -159,6 +160,11 @@ pub struct ReplayArgs {
     pub run_id: String,
     pub logs: Option<PathBuf>,
     pub quiet: bool,
+    /// A front end watching (the TUI): gets the recorder's events, `ReplayChecked` included,
+    /// and nothing is printed.
+    pub observer: Option<crossbeam_channel::Sender<crate::event::Event>>,
+    /// Set by a front end to stop between units.
+    pub stop: Option<std::sync::Arc<std::sync::atomic::AtomicBool>>,
 }
 
 /// Where a replay wrote its record.
@@ -247,14 +253,20 @@ pub fn run_bytes(a: &ReplayArgs) -> Result<Written, anyhow::Error> {
     std::fs::write(dir.join("run.json"), serde_json::to_string_pretty(&header)? + "\n")
         .with_context(|| format!("cannot write {}", dir.join("run.json").display()))?;
     let (rec, rx) = Recorder::new(&plan);
-    let sinks = sinks::spawn(rx, vec![Box::new(sink)]);
+    let mut list: Vec<Box<dyn sinks::Sink>> = vec![Box::new(sink)];
+    if let Some(tx) = &a.observer {
+        list.push(Box::new(sinks::Forward(tx.clone())));
+    }
+    let sinks = sinks::spawn(rx, list);
     let opts = bytes::BytesOptions {
         map,
         card: a.card.clone(),
         keep_going: a.keep_going,
         timing_threshold: a.timing_threshold,
         defects,
-        quiet: a.quiet,
+        quiet: a.quiet || a.observer.is_some(),
+        watched: a.observer.is_some(),
+        stop: a.stop.clone(),
     };
     let result = bytes::replay(&a.source, &survey, &mut lab, &rec, &opts);
     drop(rec);

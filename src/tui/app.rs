@@ -1,6 +1,7 @@
 //! The UI's whole state and the one place it changes: `App::event`. Drawing (`ui::draw`) only
 //! reads it; threads, files and the batch are the event loop's business (`Effect`s).
 
+use super::replay::{find_traces, ReplayEnd, ReplayRequest, ReplayView, Slot, TraceFile};
 use super::stats::Timing;
 use super::theme::Theme;
 use super::trace::{TraceFilter, TraceLog, TraceRow};
@@ -11,6 +12,7 @@ use chrono::{DateTime, Utc};
 use crossterm::event::KeyEvent;
 use std::collections::VecDeque;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -25,11 +27,12 @@ pub enum Panel {
     Results,
     Timing,
     Events,
+    Replay,
 }
 
 impl Panel {
-    pub const ALL: [Panel; 6] =
-        [Panel::Heads, Panel::Batch, Panel::Trace, Panel::Results, Panel::Timing, Panel::Events];
+    pub const ALL: [Panel; 7] =
+        [Panel::Heads, Panel::Batch, Panel::Trace, Panel::Results, Panel::Timing, Panel::Events, Panel::Replay];
 
     pub fn title(self) -> &'static str {
         match self {
@@ -39,6 +42,7 @@ impl Panel {
             Panel::Results => "Results",
             Panel::Timing => "Timing",
             Panel::Events => "Events",
+            Panel::Replay => "Replay",
         }
     }
 
@@ -94,6 +98,22 @@ pub enum Msg {
         index: u64,
         result: Result<Vec<Exchange>, String>,
     },
+    /// A trace file opened in the Replay panel was read.
+    TraceFile {
+        slot: Slot,
+        path: PathBuf,
+        result: Result<TraceFile, String>,
+    },
+    /// The trace files the picker offers, looked up again.
+    TraceList(Vec<PathBuf>),
+    /// The replay thread is up: its stop flag.
+    ReplayLaunched {
+        stop: Arc<AtomicBool>,
+    },
+    /// An event of the replayer's recorder: its `Exchange` rows and `ReplayChecked` results.
+    Replay(crate::event::Event),
+    /// The replay ended (or could not start).
+    ReplayEnded(Result<ReplayEnd, String>),
     Tick,
     Resize,
 }
@@ -103,7 +123,18 @@ pub enum Msg {
 pub enum Effect {
     Start(BatchRequest),
     Probe(PathBuf),
-    LoadTrace { index: u64, path: PathBuf },
+    LoadTrace {
+        index: u64,
+        path: PathBuf,
+    },
+    /// Read a trace file for the Replay panel.
+    OpenTrace {
+        slot: Slot,
+        path: PathBuf,
+    },
+    /// Look up the trace files the picker offers.
+    ListTraces,
+    Replay(ReplayRequest),
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -274,6 +305,12 @@ pub enum Field {
     Profile,
     BatchId,
     Count,
+    /// The trace of the Replay panel (picked or typed).
+    Trace,
+    /// The trace shown beside it.
+    OtherTrace,
+    /// The head a replay runs on.
+    ReplayHead,
 }
 
 impl Field {
@@ -285,6 +322,9 @@ impl Field {
             Field::Profile => "Profile",
             Field::BatchId => "Batch ID",
             Field::Count => "Cards",
+            Field::Trace => "Trace",
+            Field::OtherTrace => "Compare with",
+            Field::ReplayHead => "Replay on head",
         }
     }
 }
@@ -373,6 +413,8 @@ pub struct Config {
     pub profile: Option<PathBuf>,
     pub theme: Theme,
     pub trace_window: usize,
+    /// Trace files the Replay panel's picker offers.
+    pub traces: Vec<PathBuf>,
 }
 
 impl Config {
@@ -386,6 +428,7 @@ impl Config {
             profile,
             theme: Theme::from_env(),
             trace_window: super::trace::DEFAULT_WINDOW,
+            traces: find_traces(&[Path::new("logs"), Path::new("traces")]),
         }
     }
 }
@@ -452,11 +495,12 @@ pub struct App {
     pub events: VecDeque<LogRow>,
     /// Selected event; None: follow the newest.
     pub events_sel: Option<usize>,
+    pub replay: ReplayView,
 }
 
 impl App {
     pub fn new(cfg: Config, now: Now) -> App {
-        let Config { mut plans, mut profiles, plan, profile, theme, trace_window } = cfg;
+        let Config { mut plans, mut profiles, plan, profile, theme, trace_window, traces } = cfg;
         let plan = choose(&mut plans, plan);
         let profile = choose(&mut profiles, profile);
         let mut app = App {
@@ -491,6 +535,7 @@ impl App {
             timing_sel: 0,
             events: VecDeque::new(),
             events_sel: None,
+            replay: ReplayView { traces, ..ReplayView::default() },
         };
         app.log(LogKind::Info, "cardbench TUI ready: choose plan and profile in Batch, press s to start, ? for keys");
         app
@@ -525,6 +570,18 @@ impl App {
                     d.trace_sel = 0;
                 }
             }
+            Msg::TraceFile { slot, path, result } => self.trace_file_read(slot, path, result),
+            Msg::TraceList(list) => {
+                // Files opened by a typed path stay offered.
+                let typed: Vec<PathBuf> = self.replay.traces.drain(..).filter(|p| !list.contains(p)).collect();
+                self.replay.traces = list;
+                for p in typed.into_iter().rev() {
+                    self.replay.traces.insert(0, p);
+                }
+            }
+            Msg::ReplayLaunched { stop } => self.replay_launched(stop),
+            Msg::Replay(e) => self.replay_event(e),
+            Msg::ReplayEnded(r) => self.replay_ended(r),
             Msg::Tick | Msg::Resize => {}
         }
         Vec::new()
@@ -591,6 +648,10 @@ impl App {
     pub(super) fn start(&mut self) -> Vec<Effect> {
         if self.batch.phase.active() {
             self.log(LogKind::Info, "a batch is already running");
+            return Vec::new();
+        }
+        if self.replay.live.as_ref().is_some_and(|l| l.phase.active()) {
+            self.log(LogKind::Error, "a replay is running on the profile's heads: stop it (x in 7 Replay) first");
             return Vec::new();
         }
         let (Some(plan), Some(profile)) = (self.form.plan_path(), self.form.profile_path()) else {

@@ -141,7 +141,7 @@ impl App {
                 let kind = if settled { LogKind::Info } else { LogKind::Error };
                 self.log(kind, format!("head {which} (card {card_id}): recovery: {detail}"));
             }
-            Event::RunStarted { .. } | Event::RunEnded { .. } => {}
+            Event::RunStarted { .. } | Event::RunEnded { .. } | Event::ReplayChecked { .. } => {}
         }
     }
 }

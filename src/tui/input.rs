@@ -1,7 +1,8 @@
 //! Keys, turned into actions through the keymap and applied to the app.
 
-use super::app::{App, CardDetail, Effect, Field, Modal, Panel};
+use super::app::{App, CardDetail, Effect, Field, LogKind, Modal, Panel};
 use super::keymap::{lookup, Action, Scope};
+use super::replay::{ReplayRequest, Slot};
 use super::trace::CLASSES;
 use crossterm::event::{KeyCode, KeyEvent, KeyEventKind, KeyModifiers};
 
@@ -72,6 +73,7 @@ impl App {
                     Panel::Trace => &[Scope::Trace, Scope::List, Scope::Global],
                     Panel::Results if self.card_detail.is_some() => &[Scope::CardDetail, Scope::List, Scope::Global],
                     Panel::Results => &[Scope::Results, Scope::List, Scope::Global],
+                    Panel::Replay => &[Scope::Replay, Scope::List, Scope::Global],
                     _ => &[Scope::List, Scope::Global],
                 };
                 match lookup(scopes, &k) {
@@ -100,7 +102,7 @@ impl App {
             Action::NextPanel => self.panel = self.panel.next(),
             Action::PrevPanel => self.panel = self.panel.prev(),
             Action::FocusDigit => {
-                if let KeyCode::Char(c @ '1'..='6') = k.code {
+                if let KeyCode::Char(c @ '1'..='7') = k.code {
                     self.panel = Panel::ALL[c as usize - '1' as usize];
                 }
             }
@@ -154,14 +156,112 @@ impl App {
                     }
                 }
             }
-            Action::Yes | Action::No | Action::Doc => {}
+            Action::OpenTrace => return self.pick_trace(Field::Trace),
+            Action::OpenOther => {
+                if self.replay.file.is_none() {
+                    self.log(LogKind::Error, "open a trace first (o), then the one to compare it with (d)");
+                    return Vec::new();
+                }
+                return self.pick_trace(Field::OtherTrace);
+            }
+            Action::SideBySide => {
+                if self.replay.other.is_some() && self.replay.file.is_some() {
+                    self.replay.side_by_side = !self.replay.side_by_side;
+                    self.replay.detail = false;
+                } else {
+                    self.log(LogKind::Info, "open a second trace (d) to see the two side by side");
+                }
+            }
+            Action::Replay | Action::ReplayKeepGoing => {
+                self.replay.keep_going = a == Action::ReplayKeepGoing;
+                self.pick_replay_head();
+            }
+            Action::StopReplay => {
+                if !self.stop_replay() {
+                    self.stop();
+                }
+            }
+            Action::NextDiff | Action::PrevDiff => {
+                let diffs = self.replay.differences();
+                let cur = if self.replay.side_by_side { self.replay.pair_sel } else { self.replay.sel };
+                let next = if a == Action::NextDiff {
+                    diffs.iter().find(|&&i| i > cur)
+                } else {
+                    diffs.iter().rev().find(|&&i| i < cur)
+                };
+                match next {
+                    Some(&i) if self.replay.side_by_side => self.replay.pair_sel = i,
+                    Some(&i) => {
+                        self.replay.sel = i;
+                        self.replay.follow = false;
+                    }
+                    None => {}
+                }
+            }
+            Action::TypePath | Action::Yes | Action::No | Action::Doc => {}
         }
         Vec::new()
+    }
+
+    /// The trace picker, with the list looked up again (it may have new files).
+    fn pick_trace(&mut self, field: Field) -> Vec<Effect> {
+        let current = match field {
+            Field::OtherTrace => self.replay.other.as_ref(),
+            _ => self.replay.file.as_ref(),
+        };
+        let sel = current.and_then(|f| self.replay.traces.iter().position(|p| *p == f.path)).unwrap_or(0);
+        self.modal = Modal::Picker { field, sel };
+        vec![Effect::ListTraces]
+    }
+
+    fn pick_replay_head(&mut self) {
+        if self.replay.live.as_ref().is_some_and(|l| l.phase.active()) {
+            self.log(LogKind::Info, "a replay is already running (x stops it)");
+            return;
+        }
+        // Its heads would be shared with the batch's workers (a real reader cannot serve both).
+        if self.batch.phase.active() {
+            self.log(LogKind::Error, "a batch is running on the profile's heads: replay once it has ended");
+            return;
+        }
+        if self.replay.stream_of_selection().is_none() {
+            self.log(LogKind::Error, "open a trace with rows first (o)");
+            return;
+        }
+        if self.form.profile_path().is_none() || self.heads.is_empty() {
+            self.log(
+                LogKind::Error,
+                "choose a profile with heads in the Batch panel first: the replay runs on one of them",
+            );
+            return;
+        }
+        let sel = self.heads.iter().position(|h| h.present == Some(true)).unwrap_or(0);
+        self.modal = Modal::Picker { field: Field::ReplayHead, sel };
+    }
+
+    fn start_replay(&mut self, head: usize) -> Vec<Effect> {
+        let (Some(file), Some(profile), Some(h)) =
+            (self.replay.file.as_ref(), self.form.profile_path(), self.heads.get(head))
+        else {
+            return Vec::new();
+        };
+        let Some((trace_head, card)) = self.replay.stream_of_selection() else { return Vec::new() };
+        let req = ReplayRequest {
+            trace: file.path.clone(),
+            profile: profile.to_path_buf(),
+            trace_head,
+            head: h.name.clone(),
+            card,
+            keep_going: self.replay.keep_going,
+        };
+        self.replay_requested(req.clone());
+        vec![Effect::Replay(req)]
     }
 
     fn nav(&mut self, m: Move) {
         let detail_open = match self.panel {
             Panel::Trace => self.trace_detail.is_some(),
+            Panel::Replay => self.replay.detail,
             Panel::Results => self.card_detail.as_ref().is_some_and(|d| d.exchange.is_some()),
             _ => false,
         };
@@ -214,6 +314,20 @@ impl App {
                 }
             }
             Panel::Timing => self.timing_sel = moved(self.timing_sel, self.timing.len(), m),
+            Panel::Replay => {
+                let r = &mut self.replay;
+                let len = r.len();
+                if r.side_by_side {
+                    r.pair_sel = moved(r.pair_sel, len, m);
+                } else {
+                    r.sel = moved(r.sel, len, m);
+                    // G (last row) during a replay: follow the row being checked again.
+                    r.follow = matches!(m, Move::Bottom) && r.live.as_ref().is_some_and(|l| l.phase.active());
+                    if let (true, Some(last)) = (r.follow, r.live.as_ref().and_then(|l| l.last)) {
+                        r.sel = last;
+                    }
+                }
+            }
             Panel::Events => {
                 let len = self.events.len();
                 let cur = self.events_sel.unwrap_or(len.saturating_sub(1));
@@ -241,6 +355,8 @@ impl App {
                     Field::Profile => Modal::Picker { field, sel: self.form.profile.unwrap_or(0) },
                     Field::BatchId => Modal::Edit { field, buf: self.form.batch_id.clone() },
                     Field::Count => Modal::Edit { field, buf: self.form.count.clone() },
+                    // Not fields of the Batch panel.
+                    Field::Trace | Field::OtherTrace | Field::ReplayHead => Modal::None,
                 };
             }
             Panel::Trace => {
@@ -267,6 +383,12 @@ impl App {
                     }
                 }
             },
+            Panel::Replay => {
+                if !self.replay.is_empty() {
+                    self.replay.detail = true;
+                    self.detail_scroll = 0;
+                }
+            }
             Panel::Timing | Panel::Events => {}
         }
         Vec::new()
@@ -280,6 +402,7 @@ impl App {
                 Some(d) if d.show_trace => d.show_trace = false,
                 _ => self.card_detail = None,
             },
+            Panel::Replay => self.replay.detail = false,
             _ => {}
         }
     }
@@ -294,7 +417,15 @@ impl App {
                         self.form.count = buf.trim().to_string();
                         self.form.count_edited = true;
                     }
-                    Field::Plan | Field::Profile => {}
+                    Field::Trace | Field::OtherTrace => {
+                        self.modal = Modal::None;
+                        let path = buf.trim();
+                        if path.is_empty() {
+                            return Vec::new();
+                        }
+                        return self.open_trace(field, std::path::PathBuf::from(path));
+                    }
+                    Field::Plan | Field::Profile | Field::ReplayHead => {}
                 }
                 self.modal = Modal::None;
                 return Vec::new();
@@ -307,6 +438,15 @@ impl App {
                 buf.pop();
             }
             KeyCode::Char('u') if ctrl => buf.clear(),
+            // A path: any printable character.
+            KeyCode::Char(c)
+                if !ctrl
+                    && matches!(field, Field::Trace | Field::OtherTrace)
+                    && !c.is_control()
+                    && buf.len() < 4096 =>
+            {
+                buf.push(c)
+            }
             KeyCode::Char(c) if !ctrl && buf.len() < 64 => {
                 let ok = match field {
                     Field::Count => c.is_ascii_digit(),
@@ -325,6 +465,8 @@ impl App {
     fn picker_key(&mut self, field: Field, sel: usize, k: KeyEvent) -> Vec<Effect> {
         let len = match field {
             Field::Plan => self.form.plans.len(),
+            Field::Trace | Field::OtherTrace => self.replay.traces.len(),
+            Field::ReplayHead => self.heads.len(),
             _ => self.form.profiles.len(),
         };
         let sel = match lookup(&[Scope::Picker, Scope::List, Scope::Global], &k) {
@@ -338,10 +480,24 @@ impl App {
                 self.modal = Modal::None;
                 return Vec::new();
             }
+            Some(Action::TypePath) if matches!(field, Field::Trace | Field::OtherTrace) => {
+                // Start from the highlighted file: its folder is usually the one wanted.
+                let buf = self.replay.traces.get(sel).map_or(String::new(), |p| p.display().to_string());
+                self.modal = Modal::Edit { field, buf };
+                return Vec::new();
+            }
             Some(Action::Open) => {
                 self.modal = Modal::None;
                 if len == 0 {
                     return Vec::new();
+                }
+                match field {
+                    Field::Trace | Field::OtherTrace => {
+                        let path = self.replay.traces[sel.min(len - 1)].clone();
+                        return self.open_trace(field, path);
+                    }
+                    Field::ReplayHead => return self.start_replay(sel.min(len - 1)),
+                    _ => {}
                 }
                 if field == Field::Plan {
                     self.form.plan = Some(sel);
@@ -361,6 +517,13 @@ impl App {
         };
         self.modal = Modal::Picker { field, sel };
         Vec::new()
+    }
+
+    fn open_trace(&mut self, field: Field, path: std::path::PathBuf) -> Vec<Effect> {
+        let slot = if field == Field::OtherTrace { Slot::Other } else { Slot::Main };
+        self.replay.loading = Some(path.clone());
+        self.panel = Panel::Replay;
+        vec![Effect::OpenTrace { slot, path }]
     }
 
     /// Position of the selected row among the visible ones (the last when following).

@@ -12,6 +12,7 @@ pub enum Scope {
     Trace,
     Results,
     CardDetail,
+    Replay,
     Picker,
     Edit,
     Confirm,
@@ -26,7 +27,8 @@ impl Scope {
             Scope::Trace => "Live trace",
             Scope::Results => "Results",
             Scope::CardDetail => "Card detail",
-            Scope::Picker => "Plan / profile picker",
+            Scope::Replay => "Replay panel (trace files)",
+            Scope::Picker => "Pickers (plan, profile, trace, head)",
             Scope::Edit => "Editing a field",
             Scope::Confirm => "Quit while a batch runs",
         }
@@ -39,7 +41,7 @@ pub enum Action {
     Help,
     NextPanel,
     PrevPanel,
-    /// Focus the panel of the digit pressed (1-6).
+    /// Focus the panel of the digit pressed (1-7).
     FocusDigit,
     Start,
     PauseResume,
@@ -59,6 +61,15 @@ pub enum Action {
     FailuresOnly,
     ClearFilters,
     CardTrace,
+    OpenTrace,
+    OpenOther,
+    SideBySide,
+    Replay,
+    ReplayKeepGoing,
+    StopReplay,
+    NextDiff,
+    PrevDiff,
+    TypePath,
     Yes,
     No,
     /// Listed in the help, handled elsewhere (free text).
@@ -143,9 +154,9 @@ pub const BINDINGS: &[Binding] = &[
     b(S::Global, &[code(KeyCode::BackTab), ch('h'), code(KeyCode::Left)], A::PrevPanel, "previous panel"),
     b(
         S::Global,
-        &[ch('1'), ch('2'), ch('3'), ch('4'), ch('5'), ch('6')],
+        &[ch('1'), ch('2'), ch('3'), ch('4'), ch('5'), ch('6'), ch('7')],
         A::FocusDigit,
-        "Heads, Batch, Trace, Results, Timing, Events",
+        "Heads, Batch, Trace, Results, Timing, Events, Replay",
     ),
     b(S::Global, &[ch('s')], A::Start, "start the batch set up in the Batch panel"),
     b(S::Global, &[ch('p'), ch(' ')], A::PauseResume, "pause / resume (workers finish their card)"),
@@ -168,7 +179,16 @@ pub const BINDINGS: &[Binding] = &[
     b(S::Results, &[code(KeyCode::Enter)], A::Open, "open the card: cases, expected vs actual"),
     b(S::CardDetail, &[ch('t')], A::CardTrace, "cases / the card's full trace (its CSV)"),
     b(S::CardDetail, &[code(KeyCode::Enter)], A::Open, "in the trace: open the exchange"),
+    b(S::Replay, &[ch('o')], A::OpenTrace, "open a trace file (picker; / types a path)"),
+    b(S::Replay, &[ch('d')], A::OpenOther, "open a second trace beside it (side-by-side diff)"),
+    b(S::Replay, &[ch('v')], A::SideBySide, "view: the trace alone / side by side with the second"),
+    b(S::Replay, &[ch('r')], A::Replay, "replay the selected row's head and card on a lab head"),
+    b(S::Replay, &[ch('R')], A::ReplayKeepGoing, "the same, going on after divergences (--keep-going)"),
+    b(S::Replay, &[ch('x')], A::StopReplay, "stop the replay (the batch when no replay runs)"),
+    b(S::Replay, &[ch('n')], A::NextDiff, "next divergence / differing row"),
+    b(S::Replay, &[ch('N')], A::PrevDiff, "previous divergence / differing row"),
     b(S::Picker, &[code(KeyCode::Enter)], A::Open, "choose"),
+    b(S::Picker, &[ch('/')], A::TypePath, "trace picker: type a path instead"),
     b(S::Picker, &[code(KeyCode::Esc)], A::Back, "cancel"),
     b(S::Edit, &[code(KeyCode::Enter)], A::Open, "accept"),
     b(S::Edit, &[code(KeyCode::Esc)], A::Back, "cancel"),
@@ -190,13 +210,14 @@ pub fn lookup(scopes: &[Scope], e: &KeyEvent) -> Option<Action> {
 }
 
 /// Scopes in the order the help lists them.
-pub const HELP_ORDER: [Scope; 9] = [
+pub const HELP_ORDER: [Scope; 10] = [
     Scope::Global,
     Scope::List,
     Scope::Batch,
     Scope::Trace,
     Scope::Results,
     Scope::CardDetail,
+    Scope::Replay,
     Scope::Picker,
     Scope::Edit,
     Scope::Confirm,

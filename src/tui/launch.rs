@@ -1,7 +1,9 @@
 //! The app's effects carried out off the UI thread: the batch on its own thread (the engine
-//! spawns one worker per DUT head under it), a profile's heads looked at, a card's trace read.
+//! spawns one worker per DUT head under it), a profile's heads looked at, a card's trace read,
+//! a replay on its thread.
 
 use super::app::{BatchEnd, BatchRequest, HeadRow, Msg, Probe};
+use super::replay::{ReplayEnd, ReplayRequest};
 use crate::batch::{BatchEvent, BatchOptions, Control};
 use crate::lab::Lab;
 use crossbeam_channel::{Receiver, Sender};
@@ -115,4 +117,61 @@ pub fn in_background(tx: Sender<Msg>, f: impl FnOnce() -> Msg + Send + 'static) 
     let _ = std::thread::Builder::new().name("cardbench-io".into()).spawn(move || {
         let _ = tx.send(f());
     });
+}
+
+/// A replay on its thread: the events of its recorder and its stop flag.
+pub struct ReplayRunning {
+    pub events: Receiver<crate::event::Event>,
+    pub stop: Arc<std::sync::atomic::AtomicBool>,
+}
+
+/// Start `req` on its own thread; it sends `Msg::ReplayEnded` on `done` when the replay
+/// returns, panics included. The replayer's recorder must reach `events` through a
+/// `sinks::Forward` sink: its `Exchange` rows and a `ReplayChecked` per unit it judged.
+pub fn start_replay(req: &ReplayRequest, done: Sender<Msg>) -> Result<ReplayRunning, String> {
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let (tx, events) = crossbeam_channel::unbounded();
+    let (req, flag) = (req.clone(), stop.clone());
+    std::thread::Builder::new()
+        .name("cardbench-replay".into())
+        .spawn(move || {
+            let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| replay_engine(&req, tx, flag)));
+            let msg = match r {
+                Ok(r) => r,
+                Err(_) => Err(super::term::take_panic().unwrap_or_else(|| "the replay thread panicked".into())),
+            };
+            let _ = done.send(Msg::ReplayEnded(msg));
+        })
+        .map_err(|e| format!("cannot start the replay thread: {e}"))?;
+    Ok(ReplayRunning { events, stop })
+}
+
+/// The replay engine (`cardbench replay --mode bytes`) run for the UI: `observer` gets the
+/// recorder's events (through a `sinks::Forward` sink), `stop` is looked at between units,
+/// nothing may print to the terminal.
+fn replay_engine(
+    req: &ReplayRequest,
+    observer: Sender<crate::event::Event>,
+    stop: Arc<std::sync::atomic::AtomicBool>,
+) -> Result<ReplayEnd, String> {
+    let args = crate::replay::ReplayArgs {
+        source: req.trace.clone(),
+        profile: req.profile.clone(),
+        map: vec![format!("{}={}", req.trace_head, req.head)],
+        card: req.card.clone(),
+        keep_going: req.keep_going,
+        timing_threshold: 20.0,
+        run_id: format!("tui-replay-{}", chrono::Utc::now().format("%Y%m%dT%H%M%S%.3fZ")),
+        logs: None,
+        quiet: true,
+        observer: Some(observer),
+        stop: Some(stop.clone()),
+    };
+    let w = crate::replay::run_bytes(&args).map_err(|e| format!("{e:#}"))?;
+    let o = &w.outcome;
+    Ok(ReplayEnd {
+        checked: o.matched + o.divergences,
+        diverged: o.divergences,
+        stopped: stop.load(std::sync::atomic::Ordering::Relaxed),
+    })
 }

@@ -5,14 +5,18 @@
 //!   for the batch's events);
 //! - `ui` and `panels/*`: drawing, one file per panel, reading the state only;
 //! - `runloop`: threads and channels (input, batch, ticker), bounded redraw rate;
-//! - `launch`: the batch thread and the other effects; `term`: the terminal and its restoring.
+//! - `launch`: the batch thread and the other effects; `term`: the terminal and its restoring;
+//! - `replay` (with `check`, `align`): trace files opened, replayed live, compared side by side.
 
+pub mod align;
 pub mod app;
+pub mod check;
 mod feed;
 mod input;
 pub mod keymap;
 pub mod launch;
 pub mod panels;
+pub mod replay;
 pub mod runloop;
 pub mod stats;
 pub mod term;

@@ -7,6 +7,7 @@ use super::app::{App, Effect, Msg, Now};
 use super::launch::{self, Running};
 use super::{term, ui};
 use crate::batch::BatchEvent;
+use crate::event::Event;
 use crossbeam_channel::{select, unbounded, Receiver, Sender};
 use crossterm::event::{self as ct, Event as CtEvent};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -34,8 +35,9 @@ pub fn run(mut app: App) -> anyhow::Result<()> {
     let never = crossbeam_channel::never::<Instant>();
     let mut batch: Option<Running> = None;
     let mut events: Option<Receiver<BatchEvent>> = None;
+    let mut replay: Option<Receiver<Event>> = None;
     for e in app.initial_effects() {
-        perform(e, &mut app, &mut batch, &mut events, &aux_tx);
+        perform(e, &mut app, &mut batch, &mut events, &mut replay, &aux_tx);
     }
     let mut dirty = true;
     let mut urgent = false;
@@ -59,20 +61,27 @@ pub fn run(mut app: App) -> anyhow::Result<()> {
             break Ok(());
         }
         let timeout = if dirty { gap.saturating_sub(last_draw.elapsed()) } else { Duration::from_secs(3600) };
-        let collect = if events.is_some() { &collector } else { &never };
+        let collect = if events.is_some() || replay.is_some() { &collector } else { &never };
         let msgs: Vec<Msg> = select! {
             recv(input) -> m => match m {
                 Ok(m) => vec![m],
                 Err(_) => break Err(anyhow::anyhow!("the terminal input thread stopped")),
             },
-            recv(collect) -> _ => match &events {
-                Some(rx) => rx.try_iter().map(Msg::Batch).collect(),
-                None => Vec::new(),
+            recv(collect) -> _ => {
+                let mut v: Vec<Msg> = events.iter().flat_map(|rx| rx.try_iter().map(Msg::Batch)).collect();
+                v.extend(replay.iter().flat_map(|rx| rx.try_iter().map(Msg::Replay)));
+                v
             },
             recv(aux_rx) -> m => match m {
                 // Every event of the batch is applied before its end.
                 Ok(m @ Msg::Ended(_)) => {
                     let mut v: Vec<Msg> = events.take().map(|rx| rx.try_iter().map(Msg::Batch).collect()).unwrap_or_default();
+                    v.push(m);
+                    v
+                }
+                // Every row the replayer checked is applied before its end.
+                Ok(m @ Msg::ReplayEnded(_)) => {
+                    let mut v: Vec<Msg> = replay.take().map(|rx| rx.try_iter().map(Msg::Replay).collect()).unwrap_or_default();
                     v.push(m);
                     v
                 }
@@ -90,7 +99,7 @@ pub fn run(mut app: App) -> anyhow::Result<()> {
             let effects = app.event_at(m, now);
             dirty |= !tick || app.ticking();
             for e in effects {
-                perform(e, &mut app, &mut batch, &mut events, &aux_tx);
+                perform(e, &mut app, &mut batch, &mut events, &mut replay, &aux_tx);
             }
         }
     };
@@ -109,6 +118,7 @@ fn perform(
     app: &mut App,
     batch: &mut Option<Running>,
     events: &mut Option<Receiver<BatchEvent>>,
+    replay: &mut Option<Receiver<Event>>,
     aux: &Sender<Msg>,
 ) {
     match e {
@@ -130,6 +140,22 @@ fn perform(
             index,
             result: crate::trace::read(&path).map_err(|e| e.to_string()),
         }),
+        Effect::OpenTrace { slot, path } => launch::in_background(aux.clone(), move || {
+            let result = super::replay::load(&path);
+            Msg::TraceFile { slot, path, result }
+        }),
+        Effect::ListTraces => launch::in_background(aux.clone(), || {
+            Msg::TraceList(super::replay::find_traces(&[std::path::Path::new("logs"), std::path::Path::new("traces")]))
+        }),
+        Effect::Replay(req) => match launch::start_replay(&req, aux.clone()) {
+            Ok(r) => {
+                app.event(Msg::ReplayLaunched { stop: r.stop });
+                *replay = Some(r.events);
+            }
+            Err(e) => {
+                app.event(Msg::ReplayEnded(Err(e)));
+            }
+        },
     }
 }
 

@@ -68,6 +68,16 @@ impl Theme {
         self.fg(Color::Yellow).add_modifier(Modifier::BOLD)
     }
 
+    /// Bytes that differ in a hex diff: reversed, so they stand out without colours too.
+    pub fn differ(&self) -> Style {
+        self.fg(Color::Red).add_modifier(Modifier::REVERSED | Modifier::BOLD)
+    }
+
+    /// The first divergence of a replay, on top of the failure style.
+    pub fn underline(&self) -> Style {
+        Style::new().add_modifier(Modifier::UNDERLINED)
+    }
+
     pub fn selected(&self) -> Style {
         Style::new().add_modifier(Modifier::REVERSED)
     }

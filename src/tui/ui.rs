@@ -1,7 +1,7 @@
 //! The screen: tab bar, batch status line, the panels (one at a time, or all of them on a
 //! large terminal), key hints, and the windows over them. Reads the app, changes nothing.
 
-use super::app::{App, Modal, Panel, Phase};
+use super::app::{App, Field, Modal, Panel, Phase};
 use super::panels::{self, help, modal};
 use super::stats::fmt_hms;
 use ratatui::layout::{Constraint, Layout, Rect};
@@ -29,7 +29,8 @@ pub fn draw(app: &App, f: &mut Frame) {
             .areas(area);
     tab_bar(app, f, tabs);
     status_line(app, f, status);
-    if is_wide(area) {
+    // The Replay panel's rows are wide: it takes the whole body on any screen.
+    if is_wide(area) && app.panel != Panel::Replay {
         dashboard(app, f, body);
     } else {
         panels::render(app, app.panel, f, body, true);
@@ -39,6 +40,9 @@ pub fn draw(app: &App, f: &mut Frame) {
         Modal::Help { scroll } => help::render(app, f, area, *scroll),
         Modal::ConfirmQuit => modal::confirm_quit(app, f, area),
         Modal::Picker { field, sel } => modal::picker(app, f, area, *field, *sel),
+        Modal::Edit { field: field @ (Field::Trace | Field::OtherTrace), buf } => {
+            modal::path_input(app, f, area, *field, buf)
+        }
         Modal::Edit { .. } | Modal::None => {}
     }
 }
@@ -113,6 +117,9 @@ fn status_line(app: &App, f: &mut Frame, area: Rect) {
 fn hint_line(app: &App, f: &mut Frame, area: Rect) {
     let hints: &[(&str, &str)] = match (&app.modal, app.panel) {
         (Modal::Edit { .. }, _) => &[("Enter", "accept"), ("Esc", "cancel"), ("Bksp", "delete"), ("C-u", "clear")],
+        (Modal::Picker { field: Field::Trace | Field::OtherTrace, .. }, _) => {
+            &[("j/k", "move"), ("Enter", "open"), ("/", "type a path"), ("Esc", "cancel")]
+        }
         (Modal::Picker { .. }, _) => &[("j/k", "move"), ("Enter", "choose"), ("Esc", "cancel")],
         (Modal::ConfirmQuit, _) => &[("y", "stop and quit"), ("n", "keep running")],
         (Modal::Help { .. }, _) => &[("j/k", "scroll"), ("Esc", "close")],
@@ -136,6 +143,16 @@ fn hint_line(app: &App, f: &mut Frame, area: Rect) {
         (_, Panel::Heads) => &[("j/k", "move"), ("Enter", "trace of the head")],
         (_, Panel::Timing) => &[("j/k", "select command")],
         (_, Panel::Events) => &[("j/k", "scroll"), ("G", "follow")],
+        (_, Panel::Replay) if app.replay.detail => &[("Esc", "back"), ("j/k", "prev/next"), ("n/N", "next/prev diff")],
+        (_, Panel::Replay) => &[
+            ("o", "open"),
+            ("d", "compare"),
+            ("v", "side by side"),
+            ("r", "replay"),
+            ("x", "stop"),
+            ("n/N", "next/prev diff"),
+            ("Enter", "row"),
+        ],
     };
     let t = &app.theme;
     let mut spans = Vec::new();

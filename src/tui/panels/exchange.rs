@@ -128,6 +128,14 @@ pub fn detail(theme: &Theme, f: &mut Frame, area: Rect, x: &Exchange, card: &str
         Line::from(vec![label("Seed step"), Span::raw(x.protocol_step.clone())]),
         Line::from(vec![label("Command"), Span::styled(command_name(&x.command), theme.accent())]),
     ];
+    if !x.step.is_empty() {
+        let repeat = if x.repeat > 0 { format!("  repeat {}", x.repeat) } else { String::new() };
+        lines.insert(3, Line::from(vec![label("Step"), Span::raw(format!("{}{repeat}", x.step))]));
+    }
+    lines.push(Line::from(vec![label("Kind"), Span::raw(x.kind.as_str())]));
+    if !x.atr.is_empty() {
+        lines.push(Line::from(vec![label("ATR"), Span::raw(hex::encode_upper(&x.atr))]));
+    }
     let fields: Vec<String> = header_fields(&x.command).into_iter().map(|(k, v)| format!("{k} {v}")).collect();
     lines.push(Line::from(vec![label(""), Span::raw(clip(&fields.join("  "), w.saturating_sub(10)))]));
     lines.push(Line::from(vec![label("Cmd hex"), Span::styled(format!("{} bytes", x.command.len()), theme.dim())]));
@@ -140,6 +148,14 @@ pub fn detail(theme: &Theme, f: &mut Frame, area: Rect, x: &Exchange, card: &str
     ]));
     for l in hex_lines(&x.response, per_line) {
         lines.push(Line::raw(format!("  {l}")));
+    }
+    let mask = x.mask.to_string();
+    if !mask.is_empty() {
+        lines.push(Line::from(vec![
+            label("Mask"),
+            Span::raw(mask),
+            Span::styled("  (dynamic bytes: a replay does not compare them)", theme.dim()),
+        ]));
     }
     if x.kind == RowKind::InDoubt {
         // No answer came back: what the card did is unknown until its state is read.

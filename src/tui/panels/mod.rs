@@ -6,6 +6,7 @@ pub mod exchange;
 pub mod heads;
 pub mod help;
 pub mod modal;
+pub mod replay;
 pub mod results;
 pub mod timing;
 pub mod trace;
@@ -24,6 +25,7 @@ pub fn render(app: &App, panel: Panel, f: &mut Frame, area: Rect, focused: bool)
         Panel::Results => results::render(app, f, area, focused),
         Panel::Timing => timing::render(app, f, area, focused),
         Panel::Events => events::render(app, f, area, focused),
+        Panel::Replay => replay::render(app, f, area, focused),
     }
 }
 

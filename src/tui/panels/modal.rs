@@ -1,4 +1,5 @@
-//! Small windows over the panels: the quit confirmation and the plan / profile pickers.
+//! Small windows over the panels: the quit confirmation, the pickers (plan, profile, trace
+//! file, replay head) and the typed trace path.
 
 use super::{centered, clip, offset};
 use crate::tui::app::{App, Field, Phase};
@@ -26,18 +27,48 @@ pub fn confirm_quit(app: &App, f: &mut Frame, area: Rect) {
 
 pub fn picker(app: &App, f: &mut Frame, area: Rect, field: Field, sel: usize) {
     let t = &app.theme;
-    let (list, title, dir) = match field {
-        Field::Plan => (&app.form.plans, " Plan ", "test-plans/"),
-        _ => (&app.form.profiles, " Profile ", "profiles/"),
+    let paths = |list: &[std::path::PathBuf]| list.iter().map(|p| p.display().to_string()).collect::<Vec<_>>();
+    let (list, title, empty) = match field {
+        Field::Plan => (paths(&app.form.plans), " Plan ".to_string(), "nothing in test-plans/"),
+        Field::Trace | Field::OtherTrace => (
+            paths(&app.replay.traces),
+            format!(" {} ", if field == Field::Trace { "Open trace" } else { "Compare with trace" }),
+            "no trace CSV under logs/ or traces/: / types a path",
+        ),
+        Field::ReplayHead => {
+            let heads = app
+                .heads
+                .iter()
+                .map(|h| {
+                    let card = match h.present {
+                        Some(true) if h.card_id.is_empty() => "card present".to_string(),
+                        Some(true) => format!("card {}", h.card_id),
+                        Some(false) => "no card".to_string(),
+                        None => "card unknown".to_string(),
+                    };
+                    format!("{:<10} {:<8} {:<6} {card}", h.name, h.driver, h.role)
+                })
+                .collect();
+            let (th, card) = app.replay.stream_of_selection().unwrap_or_default();
+            let card = card.map_or(String::new(), |c| format!(" card {c}"));
+            let how = if app.replay.keep_going { " (keep going)" } else { "" };
+            (heads, format!(" Replay{how} trace head {th}{card} on "), "the profile has no heads")
+        }
+        _ => (paths(&app.form.profiles), " Profile ".to_string(), "nothing in profiles/"),
     };
     let h = (list.len() as u16 + 3).clamp(5, area.height.saturating_sub(2).max(5));
-    let r = centered(area, 70, h);
+    let r = centered(area, 76, h);
     f.render_widget(Clear, r);
-    let b = Block::bordered().title(title).title_bottom(" Enter choose · Esc cancel ").border_style(t.border(true));
+    let bottom = if matches!(field, Field::Trace | Field::OtherTrace) {
+        " Enter open · / type a path · Esc cancel "
+    } else {
+        " Enter choose · Esc cancel "
+    };
+    let b = Block::bordered().title(title).title_bottom(bottom).border_style(t.border(true));
     let inner_h = r.height.saturating_sub(2) as usize;
     let w = r.width.saturating_sub(4) as usize;
     let lines: Vec<Line> = if list.is_empty() {
-        vec![Line::styled(format!("nothing in {dir}"), t.dim())]
+        vec![Line::styled(empty, t.dim())]
     } else {
         let first = offset(list.len(), sel, inner_h);
         list.iter()
@@ -45,7 +76,8 @@ pub fn picker(app: &App, f: &mut Frame, area: Rect, field: Field, sel: usize) {
             .skip(first)
             .take(inner_h)
             .map(|(i, p)| {
-                let s = format!(" {}", clip(&p.display().to_string(), w));
+                // Long paths keep their end: the file name is what tells traces apart.
+                let s = format!(" {}", clip_start(p, w));
                 if i == sel {
                     Line::styled(s, t.selected())
                 } else {
@@ -55,4 +87,30 @@ pub fn picker(app: &App, f: &mut Frame, area: Rect, field: Field, sel: usize) {
             .collect()
     };
     f.render_widget(Paragraph::new(lines).block(b), r);
+}
+
+/// Typing the path of a trace file.
+pub fn path_input(app: &App, f: &mut Frame, area: Rect, field: Field, buf: &str) {
+    let t = &app.theme;
+    let r = centered(area, 76, 4);
+    f.render_widget(Clear, r);
+    let title = if field == Field::Trace { " Open trace: path " } else { " Compare with trace: path " };
+    let b = Block::bordered()
+        .title(title)
+        .title_bottom(" Enter open · Esc cancel · C-u clear ")
+        .border_style(t.border(true));
+    let w = r.width.saturating_sub(4) as usize;
+    let text = Line::styled(format!(" {}▏", clip_start(buf, w.saturating_sub(1))), t.accent());
+    f.render_widget(Paragraph::new(text).block(b), r);
+}
+
+/// Cut `s` to its last `n` characters, with an ellipsis when cut.
+fn clip_start(s: &str, n: usize) -> String {
+    let c: Vec<char> = s.chars().collect();
+    if c.len() <= n || n == 0 {
+        return clip(s, n);
+    }
+    let mut out = String::from("…");
+    out.extend(&c[c.len() - (n - 1)..]);
+    out
 }
