@@ -24,13 +24,19 @@ fn import(format: &str, log: &Path, dir: &Path) -> Vec<Exchange> {
     t.rows
 }
 
-/// What two captures of one session must agree on: the bytes, the row kinds and the masks of
-/// dynamic response bytes (what a replay compares).
-fn wire(rows: &[Exchange]) -> Vec<(String, String, u16, RowKind, String)> {
+/// What two captures of one session must agree on: the bytes and the row kinds.
+fn wire(rows: &[Exchange]) -> Vec<(String, String, u16, RowKind)> {
     rows.iter()
         .filter(|r| r.kind.is_wire())
-        .map(|r| (hex::encode_upper(&r.command), hex::encode_upper(&r.response), r.sw, r.kind, r.mask.to_string()))
+        .map(|r| (hex::encode_upper(&r.command), hex::encode_upper(&r.response), r.sw, r.kind))
         .collect()
+}
+
+/// The masks of dynamic response bytes (what a replay compares), row by row. Compared only
+/// with a trace cardbench writes in the same test: the card spec's table of dynamic bytes may
+/// change, and the committed samples keep the masks of the day they were recorded.
+fn masks(rows: &[Exchange]) -> Vec<String> {
+    rows.iter().filter(|r| r.kind.is_wire()).map(|r| r.mask.to_string()).collect()
 }
 
 fn events(rows: &[Exchange]) -> Vec<(RowKind, String)> {
@@ -372,8 +378,8 @@ fn a_session_logged_by_the_real_pcscd_apdu_and_by_scriptor_imports_as_cardbench_
     assert!(from_pcscd.iter().any(|r| r.kind == RowKind::GetResponse));
     assert!(from_pcscd.iter().any(|r| r.kind == RowKind::Resend6C));
     // Imported rows carry the card spec's masks, as cardbench's own rows do.
-    let dynamic: Vec<_> = from_pcscd.iter().filter(|r| !r.mask.is_empty()).map(|r| r.seq).collect();
-    assert!(!dynamic.is_empty());
+    assert_eq!(masks(&from_pcscd)[..masks(&traced).len()], masks(&traced));
+    assert!(from_pcscd.iter().any(|r| !r.mask.is_empty()));
 
     // The same script alone on a fresh card, logged by pcscd --apdu.
     let fresh_stdout;

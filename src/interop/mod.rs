@@ -140,8 +140,10 @@ pub fn import(format: Format, path: &Path, opts: &ImportOptions) -> Result<Vec<E
 /// a `6Cxx`), masks from the card spec.
 pub fn assemble(records: &[Record], started: DateTime<Utc>, head: Option<&str>) -> Result<Vec<Exchange>, LineError> {
     let mut rows: Vec<Exchange> = Vec::with_capacity(records.len());
-    // Per head, the command chain the next procedure row would continue.
+    // Per head, the command chain the next procedure row would continue, and the masks of the
+    // chain's chunks (as the link masks its own rows).
     let mut chains: std::collections::HashMap<String, Chain> = Default::default();
+    let mut masks: std::collections::HashMap<String, crate::mask::RowMasks> = Default::default();
     // Per head, the card ID the card last told (as the runner's identify reads it).
     let mut card_ids: std::collections::HashMap<String, String> = Default::default();
     // Per head, the row of its last SELECT: where a card that turns out to be another began.
@@ -176,18 +178,13 @@ pub fn assemble(records: &[Record], started: DateTime<Utc>, head: Option<&str>) 
                 let sw = u16::from_be_bytes([*sw1, *sw2]);
                 let prev = chains.remove(&head);
                 let (kind, note) = procedure(prev.as_ref(), command);
-                // The link masks a procedure row as part of the command it completes.
                 let (origin, before) = match (kind, prev) {
                     (RowKind::GetResponse, Some(p)) => (p.origin, p.data),
                     (RowKind::Resend6C, Some(p)) => (p.origin, Vec::new()),
                     _ => (command.clone(), Vec::new()),
                 };
-                x.mask = if before.is_empty() {
-                    crate::mask::dynamic(&origin, data)
-                } else {
-                    let whole = [before.as_slice(), data].concat();
-                    crate::mask::dynamic(&origin, &whole).window(before.len(), data.len())
-                };
+                // A procedure row is masked as part of the command it completes.
+                x.mask = masks.entry(head.clone()).or_default().row(kind, command, data).1;
                 x.kind = kind;
                 x.note = note;
                 x.command = command.clone();
