@@ -230,6 +230,90 @@ fn io(e: pcap_file::PcapError) -> std::io::Error {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use pcap_file::pcapng::{Block, PcapNgReader};
+
+    fn row(seq: u64, head: &str, kind: RowKind, command: &str, response: &str, sw: u16) -> Exchange {
+        Exchange {
+            seq,
+            wall: chrono::DateTime::from_timestamp(1_796_128_569, 847_224_000).unwrap(),
+            head: head.into(),
+            kind,
+            command: hex::decode(command).unwrap(),
+            response: hex::decode(response).unwrap(),
+            sw,
+            duration_ns: 5_000,
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn rows_become_directed_packets_on_one_interface_per_head() {
+        let mut atr = row(1, "A", RowKind::PowerOn, "", "", 0);
+        atr.atr = vec![0x3B, 0x89, 0x00];
+        let rows = [
+            atr,
+            row(2, "A", RowKind::Step, "", "", 0),
+            row(3, "A", RowKind::Command, "80B0000000", "", 0x6C16),
+            row(4, "B", RowKind::InDoubt, "80D0000000", "", 0),
+            row(5, "A", RowKind::Resend6C, "80B0000002", "0102", 0x9000),
+        ];
+        let mut buf = Vec::new();
+        let mut w = Writer::new(&mut buf).unwrap();
+        for r in &rows {
+            w.row(r).unwrap();
+        }
+        let (_, sum) = w.finish().unwrap();
+        assert_eq!(sum, Exported { commands: 3, answers: 2, atrs: 1, interfaces: 2 });
+
+        let mut rd = PcapNgReader::new(&buf[..]).unwrap();
+        let mut packets = Vec::new();
+        let mut names = Vec::new();
+        while let Some(b) = rd.next_block() {
+            match b.unwrap() {
+                Block::InterfaceDescription(i) => names.extend(i.options.iter().filter_map(|o| match o {
+                    InterfaceDescriptionOption::IfName(n) => Some(n.to_string()),
+                    _ => None,
+                })),
+                Block::EnhancedPacket(p) => {
+                    let flags = p.options.iter().find_map(|o| match o {
+                        EnhancedPacketOption::Flags(f) => Some(*f),
+                        _ => None,
+                    });
+                    let comments: Vec<String> = p
+                        .options
+                        .iter()
+                        .filter_map(|o| match o {
+                            EnhancedPacketOption::Comment(c) => Some(c.to_string()),
+                            _ => None,
+                        })
+                        .collect();
+                    // The payload after the exported-PDU tags (name, direction, end: 24 bytes).
+                    let payload = hex::encode_upper(&p.data[24..]);
+                    packets.push((p.interface_id, flags, payload, p.timestamp.as_nanos(), comments));
+                }
+                _ => {}
+            }
+        }
+        assert_eq!(names, ["cardbench head A", "cardbench head B"]);
+        let t0 = 1_796_128_569_847_224_000u128;
+        let short: Vec<_> = packets.iter().map(|(i, f, p, t, _)| (*i, *f, p.as_str(), t - t0)).collect();
+        assert_eq!(
+            short,
+            [
+                (0, Some(INBOUND), "3B8900", 0),
+                (0, Some(OUTBOUND), "80B0000000", 0),
+                (0, Some(INBOUND), "6C16", 5_000),
+                (1, Some(OUTBOUND), "80D0000000", 0),
+                (0, Some(OUTBOUND), "80B0000002", 0),
+                (0, Some(INBOUND), "01029000", 5_000),
+            ]
+        );
+        // The step row rides in the comment of the head's next packet, before that row's own.
+        assert_eq!(packets[1].4.len(), 2);
+        assert!(packets[1].4[0].starts_with("cardbench row 2 head A step"));
+        assert!(packets[1].4[1].starts_with("cardbench row 3 head A command READ ALL"));
+        assert!(packets[3].4[0].starts_with("cardbench row 4 head B in-doubt"));
+    }
 
     #[test]
     fn exported_pdu_tags_pad_the_dissector_name() {
