@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
 # Debian packages cardbench needs beyond the Rust toolchain. Sourced by run.sh and test.sh:
 #   need_packages build   # to build (the pcsc crate links libpcsclite)
-#   need_packages test    # to run the whole test suite (real pcscd, vpcd, libnfc, tmux)
+#   need_packages test    # to run the whole test suite (real pcscd, vpcd, libnfc, tmux, tshark)
 # As root, missing packages are installed with apt-get; otherwise the script names them.
 
 BUILD_PACKAGES=(libpcsclite-dev pkg-config)
-TEST_PACKAGES=(pcscd vsmartcard-vpcd pcsc-tools libnfc-bin tmux)
+# tshark reads back `cardbench trace export --pcapng` (tests/interop.rs).
+TEST_PACKAGES=(pcscd vsmartcard-vpcd pcsc-tools libnfc-bin tmux tshark)
 
 need_packages() {
   local want=("${BUILD_PACKAGES[@]}")
@@ -19,6 +20,8 @@ need_packages() {
     echo "installing Debian packages: ${missing[*]}" >&2
     # The package lists of a fresh machine may be empty or stale.
     apt-get update -qq >/dev/null
+    # wireshark-common (pulled in by tshark) asks whether non-root users may capture: no.
+    echo "wireshark-common wireshark-common/install-setuid boolean false" | debconf-set-selections 2>/dev/null || true
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
   else
     echo "missing Debian packages: ${missing[*]}" >&2

@@ -182,7 +182,7 @@ pub enum Cmd {
         #[arg(long, short)]
         quiet: bool,
     },
-    /// Work on trace files.
+    /// Work on trace files: compare two, import other tools' APDU logs, export for Wireshark.
     Trace {
         #[command(subcommand)]
         cmd: TraceCmd,
@@ -294,7 +294,86 @@ pub enum TraceCmd {
         #[arg(long, value_name = "PCT", default_value_t = 20.0)]
         timing_threshold: f64,
     },
+    // ---- `trace import` / `trace export` (interop, docs/trace-interop.md) ----
+    /// Turn another tool's APDU log into a cardbench trace CSV.
+    Import {
+        /// Log format: pcscd-apdu (pcscd --apdu [--debug]), pcsc-spy, apdu4j (dump or
+        /// verbose log), scriptor.
+        #[arg(long = "from", value_name = "FORMAT", value_parser = parse_format)]
+        from: crate::interop::Format,
+        /// The log file.
+        file: PathBuf,
+        /// Trace to write (default: FILE's name with `.trace.csv`, beside it); never overwritten.
+        #[arg(long, short)]
+        out: Option<PathBuf>,
+        /// Head name for every row (default: the reader the log names, else `A`).
+        #[arg(long)]
+        head: Option<String>,
+    },
+    /// Write a trace as a pcapng capture that Wireshark/tshark dissect as ISO 7816 APDUs.
+    Export {
+        /// The pcapng file to write (never overwritten).
+        #[arg(long, value_name = "OUT")]
+        pcapng: PathBuf,
+        /// The trace CSV.
+        trace: PathBuf,
+    },
 }
+
+// ---- `cardbench trace import` / `trace export` (interop, docs/trace-interop.md) ----
+
+fn parse_format(s: &str) -> std::result::Result<crate::interop::Format, String> {
+    s.parse()
+}
+
+fn trace_import(
+    from: crate::interop::Format,
+    file: PathBuf,
+    out: Option<PathBuf>,
+    head: Option<String>,
+) -> Result<ExitCode> {
+    use crate::event::RowKind as K;
+    let opts = crate::interop::ImportOptions { head };
+    let rows = crate::interop::import(from, &file, &opts)?;
+    let stem = file.file_stem().map_or_else(|| "import".into(), |s| s.to_string_lossy().into_owned());
+    let out = out.unwrap_or_else(|| file.with_file_name(format!("{stem}.trace.csv")));
+    crate::interop::write_trace(&rows, &out, &stem, &format!("import-{}", from.name()))
+        .with_context(|| format!("cannot write {}", out.display()))?;
+    let count = |k: K| rows.iter().filter(|r| r.kind == k).count();
+    println!(
+        "{}: {} rows ({} commands, {} get-response, {} resend-6c, {} in-doubt, {} card events) from {} -> {}",
+        from.name(),
+        rows.len(),
+        count(K::Command),
+        count(K::GetResponse),
+        count(K::Resend6C),
+        count(K::InDoubt),
+        rows.iter().filter(|r| !r.kind.is_wire()).count(),
+        file.display(),
+        out.display()
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+fn trace_export(pcapng: PathBuf, trace: PathBuf) -> Result<ExitCode> {
+    use crate::interop::pcapng::{export, ExportError};
+    let rows = crate::trace::Rows::open(&trace).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let sum = export(rows, &pcapng).map_err(|e| match e {
+        ExportError::Row(e) => anyhow::anyhow!("{e}"),
+        ExportError::Io(e) => anyhow::anyhow!("cannot write {}: {e}", pcapng.display()),
+    })?;
+    println!(
+        "{}: {} commands, {} answers, {} ATRs on {} interfaces (one per head)",
+        pcapng.display(),
+        sum.commands,
+        sum.answers,
+        sum.atrs,
+        sum.interfaces
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+// ---- end of trace import/export ----
 
 #[derive(Subcommand, Debug)]
 pub enum KeysCmd {
@@ -365,6 +444,10 @@ fn dispatch(cli: Cli) -> Result<ExitCode, BenchError> {
             trace_diff(&a, &b, json, timing_threshold).map_err(BenchError)
         }
         Cmd::Keys { cmd: KeysCmd::Init { dir, force } } => keys_init(&dir, force).map_err(BenchError),
+        Cmd::Trace { cmd: TraceCmd::Import { from, file, out, head } } => {
+            trace_import(from, file, out, head).map_err(BenchError)
+        }
+        Cmd::Trace { cmd: TraceCmd::Export { pcapng, trace } } => trace_export(pcapng, trace).map_err(BenchError),
         Cmd::Heads { profile: Some(profile), .. } => heads(&profile).map_err(BenchError),
         Cmd::Heads { profile: None, watch: true, seconds } => watch_readers(seconds).map_err(BenchError),
         Cmd::Heads { profile: None, .. } => pcsc_readers().map_err(BenchError),

@@ -13,6 +13,7 @@ pub mod crypto;
 pub mod engine;
 pub mod event;
 pub mod head;
+pub mod interop;
 pub mod issuance;
 pub mod keys;
 pub mod lab;
