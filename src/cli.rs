@@ -693,7 +693,6 @@ fn recover(
 }
 
 fn replay(a: &crate::replay::ReplayArgs, mode: crate::replay::Mode) -> Result<ExitCode> {
-    use crate::replay::timing::human;
     if a.run_id.is_empty() || a.run_id.contains(['/', '\\']) || a.run_id.starts_with('.') {
         anyhow::bail!("run id '{}' must be a plain folder name", a.run_id);
     }
@@ -710,15 +709,7 @@ fn replay(a: &crate::replay::ReplayArgs, mode: crate::replay::Mode) -> Result<Ex
     if !o.timing.is_empty() && !a.quiet {
         println!("timing, median wire time per command (captured → replayed; ! beyond {}%):", a.timing_threshold);
         for t in &o.timing {
-            println!(
-                "  {} {:<26} {:>7} x  {:>10} → {:>10}  {:+.1}%",
-                if t.flagged { "!" } else { " " },
-                t.command,
-                t.count,
-                human(t.captured_median_ns),
-                human(t.replayed_median_ns),
-                t.change_pct
-            );
+            println!("{}", t.render());
         }
     }
     if let Some(line) = o.cut_last_row {

@@ -68,6 +68,14 @@ impl<'a> Link<'a> {
         self.exec_inner(step, cmd, true)
     }
 
+    /// One wire exchange whose `61xx`/`6Cxx` answer is returned as it is, not followed: how a
+    /// replay sends a captured command whose terminal stopped at procedure bytes (scriptor
+    /// does), so that the card is asked exactly what it was asked then.
+    pub fn exec_raw(&mut self, step: &str, cmd: &Command) -> Result<Response, HeadError> {
+        let origin = cmd.to_bytes().map_err(|e| HeadError::NotSent(e.to_string()))?;
+        self.wire(step, cmd, false, RowKind::Command, "", (&origin, &[]))
+    }
+
     /// Cold reset through the head, recorded as a `power-on` row with the ATR (or the error).
     pub fn power_on(&mut self) -> Result<Vec<u8>, HeadError> {
         let at = Instant::now();

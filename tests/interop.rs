@@ -155,6 +155,32 @@ fn one_scriptor_session_seen_by_scriptor_pcsc_spy_pcscd_and_apdu4j_imports_the_s
     );
 }
 
+/// scriptor stops at procedure bytes (it prints `6C16` and `6104` and goes on): the replay
+/// sends those commands as they were, one exchange each, and the card answers them the same.
+#[test]
+fn a_scriptor_session_imports_and_replays_on_the_virtual_lab() {
+    let dir = tempfile::tempdir().unwrap();
+    let rows = import("scriptor", &data("scriptor-session.txt"), dir.path());
+    assert!(rows.iter().any(|r| r.sw == 0x6C16) && rows.iter().any(|r| r.sw == 0x6104), "{rows:?}");
+    let r = bin()
+        .arg("replay")
+        .arg(dir.path().join("scriptor-session.txt.csv"))
+        .args(["--profile", "profiles/virtual-lab.toml", "--run-id", "replayed"])
+        .args(["--map", "cardbench vpcd 0 00 00=A", "--logs"])
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    let out = String::from_utf8_lossy(&r.stdout);
+    assert_eq!(r.status.code(), Some(0), "replay: {out}{}", String::from_utf8_lossy(&r.stderr));
+    assert!(out.contains("7 commands, 7 matched, 0 diverged"), "{out}");
+    // scriptor records no times: the timing table says so instead of a 0 ns baseline.
+    assert!(out.contains("(no captured time)") && !out.contains("+0.0%"), "{out}");
+    // The replay's own trace holds the procedure-byte answers as answers, not followed.
+    let replayed = cardbench::trace::read(&dir.path().join("replayed/trace.csv")).unwrap();
+    let wire: Vec<u16> = replayed.iter().filter(|r| r.kind.is_wire()).map(|r| r.sw).collect();
+    assert_eq!(wire, rows.iter().filter(|r| r.kind.is_wire()).map(|r| r.sw).collect::<Vec<_>>());
+}
+
 #[test]
 fn cut_and_garbled_logs_never_panic_the_import() {
     use cardbench::interop::{apdu4j, assemble, pcscd, scriptor, spy, Log};

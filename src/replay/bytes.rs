@@ -337,7 +337,11 @@ impl Replayer<'_> {
             r.map_err(|e| self.head_err(line, i, e))?;
         }
         let mut timed = Timed { inner: self.lab.heads[i].head.as_mut(), wire_ns: 0 };
-        let answer = labelled(&mut timed, self.rec, first).exec(&first.protocol_step, &cmd);
+        // A terminal that stopped at procedure bytes (no GET RESPONSE or re-send row follows
+        // a `61xx`/`6Cxx` answer) is replayed as it was: one exchange, not followed.
+        let raw = rows.len() == 1 && first.kind == RowKind::Command && matches!(first.sw >> 8, 0x61 | 0x6C);
+        let mut l = labelled(&mut timed, self.rec, first);
+        let answer = if raw { l.exec_raw(&first.protocol_step, &cmd) } else { l.exec(&first.protocol_step, &cmd) };
         let wire_ns = timed.wire_ns;
         self.out.commands += 1;
         let resp = match answer {

@@ -99,15 +99,8 @@ impl DiffReport {
         if !self.timing.is_empty() {
             s += &format!("timing, median wire time per command (A → B; ! beyond {}%):\n", self.timing_threshold_pct);
             for t in &self.timing {
-                s += &format!(
-                    "  {} {:<26} {:>6} x  {:>10} → {:>10}  {:+.1}%\n",
-                    if t.flagged { "!" } else { " " },
-                    t.command,
-                    t.count,
-                    super::timing::human(t.captured_median_ns),
-                    super::timing::human(t.replayed_median_ns),
-                    t.change_pct
-                );
+                s += &t.render();
+                s.push('\n');
             }
         }
         s

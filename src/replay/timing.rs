@@ -79,8 +79,9 @@ pub struct TimingLine {
     pub count: u64,
     pub captured_median_ns: u64,
     pub replayed_median_ns: u64,
-    /// (replayed - captured) / captured, in percent.
-    pub change_pct: f64,
+    /// (replayed - captured) / captured, in percent; none when the capture has no times
+    /// (imports of logs that record none, e.g. scriptor's).
+    pub change_pct: Option<f64>,
     /// Whether |change| is above the threshold.
     pub flagged: bool,
 }
@@ -105,17 +106,32 @@ impl Timing {
             .iter()
             .filter_map(|(name, (c, r))| {
                 let (cm, rm) = (c.median()?, r.median()?);
-                let change_pct = if cm == 0 { 0.0 } else { (rm as f64 - cm as f64) * 100.0 / cm as f64 };
+                let change_pct = (cm != 0).then(|| (rm as f64 - cm as f64) * 100.0 / cm as f64);
                 Some(TimingLine {
                     command: name.clone(),
                     count: c.count(),
                     captured_median_ns: cm,
                     replayed_median_ns: rm,
-                    change_pct: (change_pct * 10.0).round() / 10.0,
-                    flagged: change_pct.abs() > threshold_pct,
+                    change_pct: change_pct.map(|p| (p * 10.0).round() / 10.0),
+                    flagged: change_pct.is_some_and(|p| p.abs() > threshold_pct),
                 })
             })
             .collect()
+    }
+}
+
+impl TimingLine {
+    /// One console line: `! READ ALL   12 x   850 ns →   1.2 us  +41.2%`.
+    pub fn render(&self) -> String {
+        format!(
+            "  {} {:<26} {:>7} x  {:>10} → {:>10}  {}",
+            if self.flagged { "!" } else { " " },
+            self.command,
+            self.count,
+            if self.captured_median_ns == 0 { "-".to_string() } else { human(self.captured_median_ns) },
+            human(self.replayed_median_ns),
+            self.change_pct.map_or("(no captured time)".to_string(), |p| format!("{p:+.1}%"))
+        )
     }
 }
 
