@@ -436,6 +436,30 @@ fn sim_replay_behind_pn532_simulators_serves_the_smoke_plan() {
     assert_eq!(mm[0]["source"], "sim replay");
 }
 
+/// One `cardbench sim replay --via vpcd` per captured card, on vpcd readers 0-3.
+fn play_behind_vpcd(trace: &str, mismatches: &str) -> Vec<pcscd::Bridge> {
+    let mut bridges = Vec::new();
+    for (i, (_, card)) in CARDS.iter().enumerate() {
+        let port = pcscd::vpcd_port(i as u32).to_string();
+        let args = [
+            "sim",
+            "replay",
+            "--via",
+            "vpcd",
+            "--card",
+            card,
+            "--trace",
+            trace,
+            "--port",
+            &port,
+            "--mismatches",
+            mismatches,
+        ];
+        bridges.push(pcscd::Bridge::spawn(&args));
+    }
+    bridges
+}
+
 #[test]
 fn sim_replay_behind_vpcd_serves_the_smoke_plan_through_pcscd() {
     if !pcscd::available() {
@@ -447,24 +471,7 @@ fn sim_replay_behind_vpcd_serves_the_smoke_plan_through_pcscd() {
     // All four played cards write to one mismatch file (append mode, one line per write).
     let mm = tmp.path().join("mm.jsonl");
     let (t, m) = (trace.display().to_string(), mm.display().to_string());
-    let mut bridges = Vec::new();
-    for (i, (_, card)) in CARDS.iter().enumerate() {
-        let port = pcscd::vpcd_port(i as u32).to_string();
-        bridges.push(pcscd::Bridge::spawn(&[
-            "sim",
-            "replay",
-            "--via",
-            "vpcd",
-            "--card",
-            card,
-            "--trace",
-            &t,
-            "--port",
-            &port,
-            "--mismatches",
-            &m,
-        ]));
-    }
+    let bridges = play_behind_vpcd(&t, &m);
     pcscd::wait_readers_with_cards(4);
     let vpcd_lab = Path::new(ROOT).join("profiles/vpcd-lab.toml");
     let smoke = Path::new(ROOT).join("test-plans/smoke.toml");
@@ -487,24 +494,7 @@ fn sim_replay_behind_vpcd_serves_the_smoke_plan_through_pcscd() {
     pcscd::wait_readers_with_cards(0);
 
     // Played again from the start, with the capture's seed: the plan passes through pcscd.
-    let mut bridges = Vec::new();
-    for (i, (_, card)) in CARDS.iter().enumerate() {
-        let port = pcscd::vpcd_port(i as u32).to_string();
-        bridges.push(pcscd::Bridge::spawn(&[
-            "sim",
-            "replay",
-            "--via",
-            "vpcd",
-            "--card",
-            card,
-            "--trace",
-            &t,
-            "--port",
-            &port,
-            "--mismatches",
-            &m,
-        ]));
-    }
+    let bridges = play_behind_vpcd(&t, &m);
     pcscd::wait_readers_with_cards(4);
     let out = bin()
         .arg("run")

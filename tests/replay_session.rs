@@ -302,19 +302,24 @@ state = "xfer"
 as = "c"
 "#;
 
-#[test]
-fn every_step_kind_that_talks_to_a_card_is_re_run() {
-    let dir = tmp("kinds");
-    std::fs::write(dir.join("plan.toml"), KINDS_PLAN).unwrap();
+/// Run `plan` on the virtual lab in `dir`: the captured trace.
+fn capture_on_the_virtual_lab(dir: &Path, plan: &str) -> PathBuf {
+    std::fs::write(dir.join("plan.toml"), plan).unwrap();
     let out = bin()
         .args(["run"])
         .arg(dir.join("plan.toml"))
         .args(["--profile", "profiles/virtual-lab.toml", "--run-id", "capture", "--logs"])
-        .arg(&dir)
+        .arg(dir)
         .output()
         .unwrap();
     assert!(out.status.success(), "{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
-    let trace = dir.join("capture/trace.csv");
+    dir.join("capture/trace.csv")
+}
+
+#[test]
+fn every_step_kind_that_talks_to_a_card_is_re_run() {
+    let dir = tmp("kinds");
+    let trace = capture_on_the_virtual_lab(&dir, KINDS_PLAN);
     let captured = rows(&trace);
     assert!(captured.iter().any(|(_, r)| r.kind == RowKind::Insert && r.note.contains("card_plan")));
     let mut lab = other_randoms_lab(&[]);
@@ -374,16 +379,7 @@ as = "c"
 #[test]
 fn a_torn_transfer_and_its_recovery_replay() {
     let dir = tmp("tear");
-    std::fs::write(dir.join("plan.toml"), TEAR_PLAN).unwrap();
-    let out = bin()
-        .args(["run"])
-        .arg(dir.join("plan.toml"))
-        .args(["--profile", "profiles/virtual-lab.toml", "--run-id", "capture", "--logs"])
-        .arg(&dir)
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
-    let trace = dir.join("capture/trace.csv");
+    let trace = capture_on_the_virtual_lab(&dir, TEAR_PLAN);
     let captured = rows(&trace);
     assert!(captured.iter().any(|(_, r)| r.kind == RowKind::InDoubt), "the capture has the torn command");
     let o = replay_session(&trace, &mut other_randoms_lab(&[]), false);

@@ -218,6 +218,58 @@ pub fn map_heads(
 
 /// `cardbench replay --mode bytes`: check the whole trace, map its heads, then replay it with
 /// its own trace, run.json and replay.json in `<logs>/<run_id>/`.
+/// Seeded defects of the profile's cards, by card ID: a card a replay makes again gets the
+/// defects its ID has in the replay's profile (how a trace is replayed on a defective card).
+pub(crate) fn profile_defects(
+    loaded: &crate::profile::Loaded,
+) -> Result<HashMap<String, crate::card::defects::Defects>, crate::profile::ConfigError> {
+    let mut defects = HashMap::new();
+    for spec in &loaded.profile.cards {
+        defects.insert(spec.get_ref().id.get_ref().to_uppercase(), crate::lab::card_defects(loaded, spec)?);
+    }
+    Ok(defects)
+}
+
+/// Where a replay writes: `<logs>/<run_id>/` with its own trace and a run.json naming the source.
+pub(crate) struct Output {
+    pub dir: PathBuf,
+    pub trace_path: PathBuf,
+    pub plan: String,
+    pub sink: TraceCsv,
+}
+
+/// Create the replay's folder, trace and run.json (`mode` bytes or session; `terminal_rng`
+/// when the replay's terminal randoms are worth recording).
+pub(crate) fn open_output(
+    a: &ReplayArgs,
+    lab: &Lab,
+    mode: &str,
+    terminal_rng: Option<&str>,
+) -> Result<Output, anyhow::Error> {
+    use anyhow::Context;
+    let dir = a.logs.clone().unwrap_or_else(|| lab.logs.clone()).join(&a.run_id);
+    std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    let trace_path = dir.join("trace.csv");
+    let plan = first_plan(&a.source).unwrap_or_default();
+    let sink = TraceCsv::create(&trace_path, &a.run_id, &plan)
+        .with_context(|| format!("cannot create {}", trace_path.display()))?;
+    let mut header = serde_json::json!({
+        "run_id": a.run_id,
+        "tool": concat!("cardbench ", env!("CARGO_PKG_VERSION")),
+        "started": chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Micros, true),
+        "plan": plan,
+        "profile": a.profile.display().to_string(),
+        "replay_of": a.source.display().to_string(),
+        "mode": mode,
+    });
+    if let Some(rng) = terminal_rng {
+        header["terminal_rng"] = rng.into();
+    }
+    std::fs::write(dir.join("run.json"), serde_json::to_string_pretty(&header)? + "\n")
+        .with_context(|| format!("cannot write {}", dir.join("run.json").display()))?;
+    Ok(Output { dir, trace_path, plan, sink })
+}
+
 pub fn run_bytes(a: &ReplayArgs) -> Result<Written, anyhow::Error> {
     use anyhow::Context;
     let survey = stream::Survey::of(&a.source)?;
@@ -230,28 +282,8 @@ pub fn run_bytes(a: &ReplayArgs) -> Result<Written, anyhow::Error> {
         }
     }
     let map = map_heads(&lab, &survey.heads, &a.map, keep)?;
-    let mut defects = HashMap::new();
-    for spec in &loaded.profile.cards {
-        let d = crate::lab::card_defects(&loaded, spec)?;
-        defects.insert(spec.get_ref().id.get_ref().to_uppercase(), d);
-    }
-    let dir = a.logs.clone().unwrap_or_else(|| lab.logs.clone()).join(&a.run_id);
-    std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
-    let trace_path = dir.join("trace.csv");
-    let plan = first_plan(&a.source).unwrap_or_default();
-    let sink = TraceCsv::create(&trace_path, &a.run_id, &plan)
-        .with_context(|| format!("cannot create {}", trace_path.display()))?;
-    let header = serde_json::json!({
-        "run_id": a.run_id,
-        "tool": concat!("cardbench ", env!("CARGO_PKG_VERSION")),
-        "started": chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Micros, true),
-        "plan": plan,
-        "profile": a.profile.display().to_string(),
-        "replay_of": a.source.display().to_string(),
-        "mode": "bytes",
-    });
-    std::fs::write(dir.join("run.json"), serde_json::to_string_pretty(&header)? + "\n")
-        .with_context(|| format!("cannot write {}", dir.join("run.json").display()))?;
+    let defects = profile_defects(&loaded)?;
+    let Output { dir, trace_path, plan, sink } = open_output(a, &lab, "bytes", None)?;
     let (rec, rx) = Recorder::new(&plan);
     let mut list: Vec<Box<dyn sinks::Sink>> = vec![Box::new(sink)];
     if let Some(tx) = &a.observer {

@@ -24,10 +24,9 @@ use crate::mask::{Mask, RowMasks};
 use crate::plan::template::Template;
 use crate::plan::{Action, Amount, Located, StateKind, Step, StepKind, SwExpect, TearAt};
 use crate::replay::compare::{compare, hexdiff};
-use crate::replay::{first_plan, map_heads, ReplayArgs};
+use crate::replay::{map_heads, ReplayArgs};
 use crate::runner::Session;
 use crate::sinks;
-use crate::trace::TraceCsv;
 use rand_core::RngCore;
 use serde::Serialize;
 use std::collections::HashMap;
@@ -337,29 +336,9 @@ pub fn run_cli(a: &ReplayArgs) -> Result<(PathBuf, SessionOutcome), anyhow::Erro
     }
     // Every head: a step that involves the card asked for also talks to its peer's head.
     let map = map_heads(&lab, &heads, &a.map, |_| true)?;
-    let mut defects = HashMap::new();
-    for spec in &loaded.profile.cards {
-        let d = crate::lab::card_defects(&loaded, spec)?;
-        defects.insert(spec.get_ref().id.get_ref().to_uppercase(), d);
-    }
-    let dir = a.logs.clone().unwrap_or_else(|| lab.logs.clone()).join(&a.run_id);
-    std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
-    let trace_path = dir.join("trace.csv");
-    let plan = first_plan(&a.source).unwrap_or_default();
-    let sink = TraceCsv::create(&trace_path, &a.run_id, &plan)
-        .with_context(|| format!("cannot create {}", trace_path.display()))?;
-    let header = serde_json::json!({
-        "run_id": a.run_id,
-        "tool": concat!("cardbench ", env!("CARGO_PKG_VERSION")),
-        "started": chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Micros, true),
-        "plan": plan,
-        "profile": a.profile.display().to_string(),
-        "replay_of": a.source.display().to_string(),
-        "mode": "session",
-        "terminal_rng": "os",
-    });
-    std::fs::write(dir.join("run.json"), serde_json::to_string_pretty(&header)? + "\n")
-        .with_context(|| format!("cannot write {}", dir.join("run.json").display()))?;
+    let defects = crate::replay::profile_defects(&loaded)?;
+    let crate::replay::Output { dir, trace_path, plan, sink } =
+        crate::replay::open_output(a, &lab, "session", Some("os"))?;
     let (rec, rx) = Recorder::new(&plan);
     let sinks = sinks::spawn(rx, vec![Box::new(sink)]);
     let opts = SessionOptions {
