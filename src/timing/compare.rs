@@ -395,13 +395,23 @@ pub fn compare(a: &Side, b: &Side, threshold: f64, choice: MeasureChoice) -> Com
     }
 }
 
+/// The verdict, and for a real shift smaller than the threshold, that it is one.
+fn verdict_text(o: &OpComparison, threshold: f64) -> String {
+    if o.significant && o.verdict == Verdict::NoSignificantDifference {
+        format!("{} (shift real, but within ±{}%)", o.verdict.word(), threshold * 100.0)
+    } else {
+        o.verdict.word().to_string()
+    }
+}
+
 /// The comparison as the console shows it.
 pub fn render(c: &Comparison) -> String {
     use super::report::fmt_ns;
     use std::fmt::Write;
     let mut s = String::new();
-    let _ = writeln!(s, "A: {} ({} runs, {} cards)", c.a, c.runs_a, c.cards_a);
-    let _ = writeln!(s, "B: {} ({} runs, {} cards)", c.b, c.runs_b, c.cards_b);
+    let count = |n: usize, what: &str| format!("{n} {what}{}", if n == 1 { "" } else { "s" });
+    let _ = writeln!(s, "A: {} ({}, {})", c.a, count(c.runs_a, "run"), count(c.cards_a, "card"));
+    let _ = writeln!(s, "B: {} ({}, {})", c.b, count(c.runs_b, "run"), count(c.cards_b, "card"));
     let _ = writeln!(
         s,
         "shift B − A: Hodges-Lehmann, {:.0}% CI; Mann-Whitney p; threshold {}%",
@@ -410,7 +420,7 @@ pub fn render(c: &Comparison) -> String {
     );
     let _ = writeln!(
         s,
-        "{:<24} {:<4} {:>6} {:>6} {:>11} {:>11} {:>11} {:>25} {:>8} {:>19} {:>8}  VERDICT",
+        "{:<24} {:<4} {:>6} {:>6} {:>11} {:>11} {:>12} {:>28} {:>8} {:>19} {:>8}  VERDICT",
         "OP", "OF", "N A", "N B", "MEDIAN A", "MEDIAN B", "SHIFT", "95% CI", "REL", "REL CI", "P"
     );
     for o in &c.ops {
@@ -423,7 +433,7 @@ pub fn render(c: &Comparison) -> String {
         };
         let _ = writeln!(
             s,
-            "{:<24} {:<4} {:>6} {:>6} {:>11} {:>11} {:>11} {:>25} {:>8} {:>19} {:>8}  {}",
+            "{:<24} {:<4} {:>6} {:>6} {:>11} {:>11} {:>12} {:>28} {:>8} {:>19} {:>8}  {}",
             o.op,
             measure,
             o.n_a,
@@ -435,7 +445,7 @@ pub fn render(c: &Comparison) -> String {
             pct(o.relative),
             format!("[{}, {}]", pct(o.relative_ci.lo), pct(o.relative_ci.hi)),
             p,
-            o.verdict.word()
+            verdict_text(o, c.threshold)
         );
     }
     for op in &c.only_a {

@@ -339,7 +339,7 @@ fn panel(values: &[f64], o: &OpStats) -> String {
             ci_text(&m.median_ci)
         );
         if let Some(c) = &o.card_time {
-            let _ = write!(caption, "   card time {} {}", fmt_ns(c.median), ci_text(&c.ci));
+            let _ = write!(caption, " · card time {} {}", fmt_ns(c.median), ci_text(&c.ci));
         }
         let built = ChartBuilder::on(&root)
             .caption(caption, ("sans-serif", 14))
@@ -350,24 +350,29 @@ fn panel(values: &[f64], o: &OpStats) -> String {
         if let Ok(mut chart) = built {
             let note = match (below, above) {
                 (0, 0) => String::new(),
-                (b, a) => format!("   ({b} below, {a} above the Tukey fences, not drawn)"),
+                (b, a) => format!("; {b} below, {a} above the Tukey fences, not drawn"),
             };
             let _ = chart
                 .configure_mesh()
                 .disable_mesh()
-                .x_desc(format!("op duration, ms (n = {}){note}", m.n))
+                .x_desc(format!(
+                    "op duration, ms (n = {}); red line: median, band: {}% CI of the median{note}",
+                    m.n,
+                    (CONFIDENCE * 100.0).round()
+                ))
+                .y_label_formatter(&|y| format!("{y:.0}"))
                 .y_desc("count")
                 .draw();
-            // The confidence interval of the median as a band behind the bars.
-            let _ = chart.draw_series(std::iter::once(Rectangle::new(
-                [(ms(m.median_ci.lo), 0.0), (ms(m.median_ci.hi), peak * 1.1)],
-                RGBColor(255, 170, 150).mix(0.5).filled(),
-            )));
             let width = (range.1 - range.0) / counts.len() as f64;
             let _ = chart.draw_series(counts.iter().enumerate().filter(|(_, c)| **c > 0).map(|(i, c)| {
                 let x0 = range.0 + i as f64 * width;
                 Rectangle::new([(ms(x0), 0.0), (ms(x0 + width), *c as f64)], RGBColor(70, 110, 170).filled())
             }));
+            // The confidence interval of the median as a translucent band over the bars.
+            let _ = chart.draw_series(std::iter::once(Rectangle::new(
+                [(ms(m.median_ci.lo), 0.0), (ms(m.median_ci.hi), peak * 1.1)],
+                RGBColor(230, 80, 60).mix(0.3).filled(),
+            )));
             let _ = chart.draw_series(std::iter::once(PathElement::new(
                 vec![(ms(m.median), 0.0), (ms(m.median), peak * 1.1)],
                 RGBColor(200, 30, 30).stroke_width(2),
