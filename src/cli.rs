@@ -741,13 +741,17 @@ pub struct CompareArgs {
     /// duration), or auto (card when both sides measured a baseline).
     #[arg(long, default_value = "auto", value_parser = ["auto", "card", "op"])]
     pub measure: String,
+    /// One observation per sample (every sample of every card pooled) or per card (each
+    /// card's median; the question "do the lots' cards differ", N = cards).
+    #[arg(long, default_value = "sample", value_parser = ["sample", "card"])]
+    pub unit: String,
     /// Print the comparison as JSON.
     #[arg(long)]
     pub json: bool,
 }
 
 fn time_compare(args: &CompareArgs) -> Result<ExitCode> {
-    use crate::timing::compare::{compare, parse_threshold, render, MeasureChoice, Side};
+    use crate::timing::compare::{compare, parse_threshold, render, MeasureChoice, Side, Unit};
     let threshold = parse_threshold(&args.threshold)?;
     let choice = match args.measure.as_str() {
         "card" => MeasureChoice::Card,
@@ -760,7 +764,8 @@ fn time_compare(args: &CompareArgs) -> Result<ExitCode> {
     };
     let a = side(&args.a, &args.also_a)?;
     let b = side(&args.b, &args.also_b)?;
-    let c = compare(&a, &b, threshold, choice);
+    let unit = if args.unit == "card" { Unit::Card } else { Unit::Sample };
+    let c = compare(&a, &b, threshold, choice, unit);
     if c.ops.is_empty() {
         anyhow::bail!("{} and {}: no op measured on both sides", c.a, c.b);
     }

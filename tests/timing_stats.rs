@@ -2,7 +2,7 @@
 //! distributions, interval coverage on seeded samples, outliers kept, verdicts and exit codes,
 //! located errors for bad input, and the files a run leaves.
 
-use cardbench::timing::compare::{compare, MeasureChoice, Side, Verdict};
+use cardbench::timing::compare::{compare, MeasureChoice, Side, Unit, Verdict};
 use cardbench::timing::report::{self, TimingJson};
 use cardbench::timing::sample::{write_csv, Sample};
 use cardbench::timing::stats::{summarize, summarize_with, CardTime, Options, Summary};
@@ -184,7 +184,13 @@ fn a_2_percent_slower_card_is_detected_with_200_iterations() {
     assert!(stdout.contains("significant regression beyond 1%: sign_payment"), "{stdout}");
 
     // The same through the library, for the figures: 0.8 ms of 39 ms of card time = 2.05%.
-    let c = compare(&Side::load(&[a.clone()]).unwrap(), &Side::load(&[b.clone()]).unwrap(), 0.01, MeasureChoice::Auto);
+    let c = compare(
+        &Side::load(&[a.clone()]).unwrap(),
+        &Side::load(&[b.clone()]).unwrap(),
+        0.01,
+        MeasureChoice::Auto,
+        Unit::Sample,
+    );
     let o = &c.ops[0];
     assert_eq!((o.n_a, o.n_b, o.verdict), (200, 200, Verdict::Slower));
     assert!(o.test.ci.contains(0.8e6), "{:?}", o.test);
@@ -226,12 +232,18 @@ fn a_lot_folder_pools_its_cards() {
     let a = Side::load(&[dir.path().join("lot6")]).unwrap();
     let b = Side::load(&[dir.path().join("lot7")]).unwrap();
     assert_eq!((a.runs.len(), a.cards()), (3, 3));
-    let c = compare(&a, &b, 0.02, MeasureChoice::Auto);
+    let c = compare(&a, &b, 0.02, MeasureChoice::Auto, Unit::Sample);
     assert_eq!((c.ops[0].n_a, c.ops[0].n_b), (300, 300));
     assert_eq!(c.ops[0].verdict, Verdict::Slower);
     // The raw op durations can be asked for instead of the card time.
-    let raw = compare(&a, &b, 0.02, MeasureChoice::Op);
+    let raw = compare(&a, &b, 0.02, MeasureChoice::Op, Unit::Sample);
     assert!(raw.ops[0].median_a > 40e6 && raw.ops[0].relative < c.ops[0].relative);
+    // One median per card: three observations a side. A 3-against-3 rank test cannot reach
+    // p < 0.05 whatever the shift (its smallest two-sided p is 0.1), so it says so honestly.
+    let per_card = compare(&a, &b, 0.02, MeasureChoice::Auto, Unit::Card);
+    let o = &per_card.ops[0];
+    assert_eq!((o.n_a, o.n_b, o.verdict), (3, 3, Verdict::NoSignificantDifference));
+    assert!(o.test.p_value > 0.05 && o.relative > 0.02, "{o:?}");
 }
 
 #[test]

@@ -74,8 +74,9 @@ impl Side {
         c.len()
     }
 
-    /// The pooled values of `op` for `measure`: card time pairs within each run, head and card.
-    fn values(&self, op: &str, measure: Measure) -> Vec<i64> {
+    /// The values of `op` for `measure`, one list per run × head × card (card time pairs
+    /// within each of them).
+    fn groups(&self, op: &str, measure: Measure) -> Vec<Vec<i64>> {
         let mut out = Vec::new();
         for r in &self.runs {
             type Key<'a> = (&'a str, &'a str);
@@ -85,13 +86,28 @@ impl Side {
                 if s.baseline { &mut g.1 } else { &mut g.0 }.push((s.iteration, s.duration_ns));
             }
             for (ops, base) in groups.values() {
-                match measure {
-                    Measure::Op => out.extend(ops.iter().map(|(_, d)| *d as i64)),
-                    Measure::Card => out.extend(paired_differences(ops, base).0),
+                let v: Vec<i64> = match measure {
+                    Measure::Op => ops.iter().map(|(_, d)| *d as i64).collect(),
+                    Measure::Card => paired_differences(ops, base).0,
+                };
+                if !v.is_empty() {
+                    out.push(v);
                 }
             }
         }
         out
+    }
+
+    /// What the test sees: every sample pooled, or one median per card.
+    fn values(&self, op: &str, measure: Measure, unit: Unit) -> Vec<i64> {
+        let groups = self.groups(op, measure);
+        match unit {
+            Unit::Sample => groups.concat(),
+            Unit::Card => groups
+                .into_iter()
+                .map(|g| Data::new(g.iter().map(|x| *x as f64).collect::<Vec<_>>()).median().round() as i64)
+                .collect(),
+        }
     }
 
     fn ops(&self) -> Vec<String> {
@@ -167,6 +183,17 @@ fn check_timing_json(p: &Path) -> Result<(), CompareError> {
 pub enum Measure {
     Card,
     Op,
+}
+
+/// What one observation of the test is. Pooling samples treats every sample of every card as
+/// independent, which answers "is this lot's distribution of exchanges shifted"; with few
+/// cards and real card-to-card spread, `Card` (one median per card, n = cards) is the honest
+/// question "do this lot's cards differ", at the price of far fewer observations.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Unit {
+    Sample,
+    Card,
 }
 
 /// How the user asked to choose the measure.
@@ -321,6 +348,7 @@ pub struct Comparison {
     pub cards_b: usize,
     pub threshold: f64,
     pub confidence: f64,
+    pub unit: Unit,
     pub ops: Vec<OpComparison>,
     /// Ops measured on one side only.
     pub only_a: Vec<String>,
@@ -340,7 +368,7 @@ impl Comparison {
 /// (faster) when the estimated shift is more than `threshold` of A's median above (below)
 /// zero; anything else is no significant difference (a real but smaller shift is within the
 /// threshold the user accepts).
-pub fn compare(a: &Side, b: &Side, threshold: f64, choice: MeasureChoice) -> Comparison {
+pub fn compare(a: &Side, b: &Side, threshold: f64, choice: MeasureChoice, unit: Unit) -> Comparison {
     let ops_a = a.ops();
     let ops_b = b.ops();
     let mut ops = Vec::new();
@@ -351,7 +379,7 @@ pub fn compare(a: &Side, b: &Side, threshold: f64, choice: MeasureChoice) -> Com
             MeasureChoice::Auto if a.has_baseline(op) && b.has_baseline(op) => Measure::Card,
             MeasureChoice::Auto => Measure::Op,
         };
-        let (va, vb) = (a.values(op, measure), b.values(op, measure));
+        let (va, vb) = (a.values(op, measure, unit), b.values(op, measure, unit));
         let Some(test) = shift_test(&va, &vb, CONFIDENCE) else { continue };
         let median = |v: &[i64]| Data::new(v.iter().map(|x| *x as f64).collect::<Vec<_>>()).median();
         let (median_a, median_b) = (median(&va), median(&vb));
@@ -389,6 +417,7 @@ pub fn compare(a: &Side, b: &Side, threshold: f64, choice: MeasureChoice) -> Com
         cards_b: b.cards(),
         threshold,
         confidence: CONFIDENCE,
+        unit,
         ops,
         only_a: ops_a.iter().filter(|o| !ops_b.contains(o)).cloned().collect(),
         only_b: ops_b.iter().filter(|o| !ops_a.contains(o)).cloned().collect(),
@@ -414,9 +443,13 @@ pub fn render(c: &Comparison) -> String {
     let _ = writeln!(s, "B: {} ({}, {})", c.b, count(c.runs_b, "run"), count(c.cards_b, "card"));
     let _ = writeln!(
         s,
-        "shift B − A: Hodges-Lehmann, {:.0}% CI; Mann-Whitney p; threshold {}%",
+        "shift B − A: Hodges-Lehmann, {:.0}% CI; Mann-Whitney p; threshold {}%; {}",
         c.confidence * 100.0,
-        c.threshold * 100.0
+        c.threshold * 100.0,
+        match c.unit {
+            Unit::Sample => "every sample of every card pooled",
+            Unit::Card => "one median per card (N = cards)",
+        }
     );
     let _ = writeln!(
         s,

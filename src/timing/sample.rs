@@ -1,11 +1,12 @@
 //! One timed exchange and the `samples.csv` file that holds them (docs/timing.md, "Outputs").
 
+use serde::{Deserialize, Serialize};
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
 /// One timed exchange (or one timed engine run). `baseline` is true for the neutral command
 /// measured interleaved with `op`: a baseline row carries the name of the op it belongs to.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Sample {
     pub op: String,
     pub iteration: u32,
