@@ -185,8 +185,8 @@ fn a_2_percent_slower_card_is_detected_with_200_iterations() {
 
     // The same through the library, for the figures: 0.8 ms of 39 ms of card time = 2.05%.
     let c = compare(
-        &Side::load(&[a.clone()]).unwrap(),
-        &Side::load(&[b.clone()]).unwrap(),
+        &Side::load(std::slice::from_ref(&a)).unwrap(),
+        &Side::load(std::slice::from_ref(&b)).unwrap(),
         0.01,
         MeasureChoice::Auto,
         Unit::Sample,

@@ -79,8 +79,9 @@ impl Side {
     fn groups(&self, op: &str, measure: Measure) -> Vec<Vec<i64>> {
         let mut out = Vec::new();
         for r in &self.runs {
-            type Key<'a> = (&'a str, &'a str);
-            let mut groups: BTreeMap<Key, (Vec<(u32, u64)>, Vec<(u32, u64)>)> = BTreeMap::new();
+            // (head, card) → (op samples, baseline samples) as (iteration, ns).
+            type Timed = Vec<(u32, u64)>;
+            let mut groups: BTreeMap<(&str, &str), (Timed, Timed)> = BTreeMap::new();
             for s in r.samples.iter().filter(|s| s.op == op) {
                 let g = groups.entry((&s.head, &s.card_id)).or_default();
                 if s.baseline { &mut g.1 } else { &mut g.0 }.push((s.iteration, s.duration_ns));

@@ -17,6 +17,10 @@ pub struct Sample {
     pub baseline: bool,
 }
 
+/// The largest duration a sample may hold: 2^53 ns (104 days) is exact as an f64 and leaves
+/// room for differences in i64; anything above is a broken file, not a measurement.
+pub const MAX_DURATION_NS: u64 = 1 << 53;
+
 /// The columns of `samples.csv`, in order.
 pub const COLUMNS: [&str; 7] = ["op", "iteration", "head", "card_id", "atr", "duration_ns", "baseline"];
 
@@ -97,6 +101,9 @@ pub fn read_bytes(path: &Path, bytes: &[u8]) -> Result<Vec<Sample>, SampleError>
         let duration_ns = field(5)?.parse::<u64>().map_err(|_| {
             bad(line, format!("`duration_ns` is not a whole number of ns: '{}'", field(5).unwrap_or("")))
         })?;
+        if duration_ns > MAX_DURATION_NS {
+            return Err(bad(line, format!("`duration_ns` {duration_ns} is beyond {MAX_DURATION_NS} ns (104 days)")));
+        }
         let baseline = match field(6)? {
             "true" | "1" => true,
             "false" | "0" => false,
@@ -144,6 +151,9 @@ mod tests {
         let text = "op,iteration,head,card_id,atr,duration_ns,baseline\nsign,0,dut,C1,3B,12,false\nsign,1,dut,C1,3B,1x2,false\n";
         let e = read_bytes(Path::new("s.csv"), text.as_bytes()).unwrap_err().to_string();
         assert!(e.starts_with("s.csv:3: `duration_ns`"), "{e}");
+        let text = "op,iteration,head,card_id,atr,duration_ns,baseline\nsign,0,dut,C1,3B,18446744073709551615,false\n";
+        let e = read_bytes(Path::new("s.csv"), text.as_bytes()).unwrap_err().to_string();
+        assert!(e.starts_with("s.csv:2: `duration_ns` 18446744073709551615 is beyond"), "{e}");
         let text = "op,iteration,head\n";
         let e = read_bytes(Path::new("s.csv"), text.as_bytes()).unwrap_err().to_string();
         assert_eq!(e, "s.csv:1: no column `card_id` in the header");

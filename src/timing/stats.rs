@@ -45,6 +45,7 @@ pub struct Summary {
     pub max: f64,
     pub mean: f64,
     /// Sample standard deviation (n − 1 denominator).
+    #[serde(deserialize_with = "nan_if_null")]
     pub sd: f64,
     /// Median absolute deviation from the median, unscaled (× 1.4826 estimates sd for a
     /// normal distribution).
@@ -57,6 +58,11 @@ pub struct Summary {
     pub outliers_high: usize,
     /// Bootstrap confidence interval of the median.
     pub median_ci: Interval,
+}
+
+/// JSON has no NaN: serde_json writes it as null, and this reads null back as NaN.
+fn nan_if_null<'de, D: serde::Deserializer<'de>>(d: D) -> Result<f64, D::Error> {
+    Ok(Option::<f64>::deserialize(d)?.unwrap_or(f64::NAN))
 }
 
 /// How to compute the intervals.
@@ -136,6 +142,7 @@ pub struct CardTime {
     pub median: f64,
     pub ci: Interval,
     pub mean: f64,
+    #[serde(deserialize_with = "nan_if_null")]
     pub sd: f64,
 }
 
@@ -172,7 +179,8 @@ pub fn paired_differences(op: &[(u32, u64)], baseline: &[(u32, u64)]) -> (Vec<i6
     let mut unpaired = 0;
     for (i, d) in op {
         match base.get_mut(i).and_then(VecDeque::pop_front) {
-            Some(b) => diffs.push(*d as i64 - b as i64),
+            // In i128: no overflow whatever the two u64 are; samples.csv caps them far below.
+            Some(b) => diffs.push((*d as i128 - b as i128).clamp(i64::MIN as i128, i64::MAX as i128) as i64),
             None => unpaired += 1,
         }
     }
@@ -333,6 +341,8 @@ mod tests {
     #[test]
     fn one_value() {
         let s = summary(&[5.0]);
+        let back: Summary = serde_json::from_str(&serde_json::to_string(&s).unwrap()).unwrap();
+        assert!(back.sd.is_nan() && back.median == 5.0);
         assert_eq!((s.median, s.median_ci, s.n), (5.0, Interval { lo: 5.0, hi: 5.0 }, 1));
         assert!(s.sd.is_nan());
         assert!(Summary::of(&[], [0; 32], &Options::default()).is_none());
@@ -407,6 +417,8 @@ mod tests {
     fn pairs_by_iteration() {
         let (d, unpaired) = paired_differences(&[(0, 50), (1, 60), (2, 70)], &[(1, 10), (0, 20), (3, 5)]);
         assert_eq!((d, unpaired), (vec![30, 50], 2));
+        let (d, _) = paired_differences(&[(0, u64::MAX)], &[(0, 0)]);
+        assert_eq!(d, [i64::MAX]);
     }
 
     #[test]
