@@ -60,6 +60,11 @@ pub enum Cmd {
         /// Only the summary line.
         #[arg(long, short)]
         quiet: bool,
+        /// Draw the terminal's randoms from the seed of the run that wrote TRACE (its
+        /// run.json), also on real readers: to run a plan again against cards played from
+        /// TRACE behind pcscd or a PN532 (`cardbench sim replay`, docs/replay.md).
+        #[arg(long, value_name = "TRACE")]
+        terminal_seed_from: Option<PathBuf>,
     },
     /// Certify a batch of cards: one worker per DUT head, per-card traces, summary CSV,
     /// JUnit XML and JSON; an interrupted batch resumes where it stopped.
@@ -199,6 +204,44 @@ pub enum SimCmd {
         #[arg(long = "fault", value_name = "FAULT", value_parser = parse_fault)]
         faults: Vec<crate::sim::pn532::FaultRule>,
     },
+    /// Play a card from a trace behind vpcd or a simulated PN532 (docs/replay.md): each
+    /// command that matches the next captured one gets the captured answer; any other gets
+    /// 6F00 and is recorded as a mismatch. Serves until killed.
+    Replay {
+        /// Trace CSV holding the card's session.
+        #[arg(long)]
+        trace: PathBuf,
+        /// Card ID (16 hex digits) whose rows to play.
+        #[arg(long)]
+        card: String,
+        /// Trace head name, when the card is on several heads of the trace.
+        #[arg(long)]
+        head: Option<String>,
+        /// The reader to sit behind.
+        #[arg(long, value_enum)]
+        via: Via,
+        /// vpcd: host and port of vpcd's socket.
+        #[arg(long, default_value = "127.0.0.1")]
+        host: String,
+        #[arg(long, default_value_t = crate::sim::vpcd::DEFAULT_PORT)]
+        port: u16,
+        /// pn532: also make this symbolic link to the device (e.g. the `port` of a pn532 head).
+        #[arg(long)]
+        link: Option<PathBuf>,
+        /// Write one JSON line per command that strayed from the capture to FILE (emptied
+        /// at start).
+        #[arg(long, value_name = "FILE")]
+        mismatches: Option<PathBuf>,
+    },
+}
+
+/// The reader a played card sits behind.
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Via {
+    /// vsmartcard's vpcd (pcscd shows the card in a reader).
+    Vpcd,
+    /// A simulated PN532 on a pseudo-terminal.
+    Pn532,
 }
 
 #[derive(Subcommand, Debug)]
@@ -237,7 +280,9 @@ fn dispatch(cli: Cli) -> Result<ExitCode, BenchError> {
     };
     match cmd {
         Cmd::Tui { profile, plan } => tui(profile, plan),
-        Cmd::Run { plan, profile, run_id, logs, quiet } => run(&plan, &profile, run_id, logs, quiet),
+        Cmd::Run { plan, profile, run_id, logs, quiet, terminal_seed_from } => {
+            run(&plan, &profile, run_id, logs, quiet, terminal_seed_from.as_deref())
+        }
         Cmd::Batch { profile, plan, batch_id, count, logs, quiet } => {
             batch(&profile, &plan, batch_id, count, logs, quiet).map_err(BenchError)
         }
@@ -266,6 +311,14 @@ fn dispatch(cli: Cli) -> Result<ExitCode, BenchError> {
         }
         Cmd::Sim { cmd: SimCmd::Pn532 { profile, card, link, remove_after, faults } } => {
             sim_pn532(&profile, &card, link.as_deref(), remove_after, faults).map_err(BenchError)
+        }
+        Cmd::Sim { cmd: SimCmd::Replay { trace, card, head, via, host, port, link, mismatches } } => {
+            let card = played_card(&trace, &card, head.as_deref(), mismatches.as_deref()).map_err(BenchError)?;
+            match via {
+                Via::Vpcd => serve_vpcd(card, &host, port, &Default::default()),
+                Via::Pn532 => serve_pn532(crate::sim::pn532::Pn532Sim::with_card(Some(card)), link.as_deref(), &[]),
+            }
+            .map_err(BenchError)
         }
     }
 }
@@ -571,11 +624,45 @@ pub fn profile_card(profile: &Path, card: &str) -> Result<crate::card::VirtualCa
     Ok(vc)
 }
 
+/// The card `card` of `trace` for `sim replay`, logging its mismatches on stderr and to
+/// `mismatches`.
+fn played_card(
+    trace: &Path,
+    card: &str,
+    head: Option<&str>,
+    mismatches: Option<&Path>,
+) -> Result<crate::replay::card::TraceCard> {
+    use crate::replay::card::{MismatchLog, TraceCard};
+    // One line: a trace error names its file already, the others get it here.
+    let tc = TraceCard::open(trace, card, head).map_err(|e| match e {
+        crate::replay::card::ReplayCardError::Trace(t) => anyhow::anyhow!("{t}"),
+        e => anyhow::anyhow!("{}: {e}", trace.display()),
+    })?;
+    let log = MismatchLog::new("sim replay", mismatches, true)?;
+    eprintln!(
+        "playing card {} of {} (trace head {}, {} commands); commands off the capture get {:04X}",
+        card.to_ascii_uppercase(),
+        trace.display(),
+        tc.trace_head(),
+        tc.commands(),
+        crate::replay::card::MISMATCH_SW
+    );
+    Ok(tc.with_log(log))
+}
+
 fn sim_vpcd(profile: &Path, card: &str, host: &str, port: u16, how: &crate::sim::vpcd::Behaviour) -> Result<ExitCode> {
-    let vc = profile_card(profile, card)?;
+    serve_vpcd(profile_card(profile, card)?, host, port, how)
+}
+
+fn serve_vpcd<C: crate::sim::card::SimCard>(
+    card: C,
+    host: &str,
+    port: u16,
+    how: &crate::sim::vpcd::Behaviour,
+) -> Result<ExitCode> {
     let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
-    eprintln!("serving card {} to vpcd at {host}:{port}", hex::encode_upper(vc.card_id()));
-    crate::sim::vpcd::serve(host, port, vc, how, stop).with_context(|| format!("vpcd bridge {host}:{port}"))?;
+    eprintln!("serving card {} to vpcd at {host}:{port}", hex::encode_upper(card.card_id()));
+    crate::sim::vpcd::serve(host, port, card, how, stop).with_context(|| format!("vpcd bridge {host}:{port}"))?;
     Ok(ExitCode::SUCCESS)
 }
 
@@ -590,15 +677,24 @@ fn sim_pn532(
     remove_after: Option<u64>,
     faults: Vec<crate::sim::pn532::FaultRule>,
 ) -> Result<ExitCode> {
-    use crate::sim::pn532::{Pn532Sim, PtySim};
-    use std::io::Write as _;
-    let vc = profile_card(profile, card)?;
-    let id = hex::encode_upper(vc.card_id());
-    let uid = hex::encode_upper(crate::sim::pn532::uid_of(vc.card_id()));
-    let mut sim = Pn532Sim::new(Some(vc));
+    let mut sim = crate::sim::pn532::Pn532Sim::new(Some(profile_card(profile, card)?));
     sim.remove_after(remove_after);
     let shown_faults: Vec<String> = faults.iter().map(ToString::to_string).collect();
     sim.set_faults(faults);
+    serve_pn532(sim, link, &shown_faults)
+}
+
+/// Serve `sim` on a new pseudo-terminal (printing its path on stdout) until killed.
+fn serve_pn532<C: crate::sim::card::SimCard + 'static>(
+    sim: crate::sim::pn532::Pn532Sim<C>,
+    link: Option<&Path>,
+    shown_faults: &[String],
+) -> Result<ExitCode> {
+    use crate::sim::pn532::PtySim;
+    use std::io::Write as _;
+    let card_id = sim.card().map_or([0; 8], |c| c.card_id());
+    let id = hex::encode_upper(card_id);
+    let uid = hex::encode_upper(crate::sim::pn532::uid_of(card_id));
     let mut pty = PtySim::spawn(sim).context("cannot create a pseudo-terminal")?;
     if let Some(l) = link {
         pty.symlink(l).with_context(|| format!("cannot link {}", l.display()))?;
@@ -647,6 +743,7 @@ fn run(
     run_id: Option<String>,
     logs: Option<PathBuf>,
     quiet: bool,
+    terminal_seed_from: Option<&Path>,
 ) -> Result<ExitCode, BenchError> {
     // Everything is validated before a directory is made or a byte is sent.
     let prepared = (|| -> Result<_> {
@@ -655,11 +752,27 @@ fn run(
         let plan = crate::plan::load(plan)?;
         plan.bind(|n| lab.head_index(n).is_some())?;
         plan.bind_tears(|n| lab.head_index(n).is_some_and(|i| lab.heads[i].head.info().driver == "virtual"))?;
-        Ok((lab, plan))
+        let seed = match terminal_seed_from {
+            Some(t) => Some(crate::replay::card::recorded_terminal_seed(t).with_context(|| {
+                format!(
+                    "--terminal-seed-from {}: no `terminal_rng = \"seeded:…\"` in the run.json beside it \
+                     (a run on real readers draws its randoms from the OS and records none)",
+                    t.display()
+                )
+            })?),
+            None => None,
+        };
+        Ok((lab, plan, seed))
     })();
-    let (mut lab, plan) = prepared.map_err(BenchError)?;
+    let (mut lab, plan, fixed_seed) = prepared.map_err(BenchError)?;
     if let Some(w) = lab.seeded_keys_on_real_heads() {
         eprintln!("cardbench: warning: {w}");
+    }
+    if fixed_seed.is_some() && lab.heads.iter().any(|h| !crate::lab::simulated(h.head.info().driver)) {
+        eprintln!(
+            "cardbench: warning: the terminal's randoms repeat a captured run (--terminal-seed-from): \
+             for cards played from that capture, never for proving a real card's replay protection"
+        );
     }
     let run_id = run_id.unwrap_or_else(|| default_run_id(&plan.id));
     if run_id.is_empty() || run_id.contains(['/', '\\']) || run_id.starts_with('.') {
@@ -680,9 +793,15 @@ fn run(
         profile: profile.display().to_string(),
     });
     let now = lab.clock.unwrap_or_else(|| chrono::Utc::now().timestamp() as u32);
-    let rng = crate::lab::terminal_rng(&lab.heads, || {
-        Sha256::new().chain_update(b"cardbench terminal").chain_update(&plan.id).finalize().into()
-    });
+    // Replay heads play a captured run: the terminal draws that run's randoms again.
+    let rng = match fixed_seed {
+        Some(seed) => crate::lab::TerminalRng::Seeded(seed),
+        None => crate::lab::terminal_rng(&lab.heads, || {
+            lab.terminal_seed.unwrap_or_else(|| {
+                Sha256::new().chain_update(b"cardbench terminal").chain_update(&plan.id).finalize().into()
+            })
+        }),
+    };
     crate::trace::write_run_header(&dir, &run_id, &plan, &profile.display().to_string(), &rng)
         .with_context(|| format!("cannot write {}", dir.join("run.json").display()))
         .map_err(BenchError)?;

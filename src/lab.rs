@@ -24,6 +24,9 @@ pub struct Lab {
     /// Lab clock (seconds, UTC) when the profile fixes one.
     pub clock: Option<u32>,
     pub logs: PathBuf,
+    /// The terminal seed of the run whose trace the `replay` heads play (from its
+    /// `run.json`), so the terminal sends the captured commands again.
+    pub terminal_seed: Option<[u8; 32]>,
 }
 
 /// Where the terminal's randoms come from in a run.
@@ -54,10 +57,16 @@ impl TerminalRng {
     }
 }
 
+/// Whether a head driver talks to a card made by cardbench (an in-process virtual card, a
+/// card played from a trace) rather than to a real reader.
+pub fn simulated(driver: &str) -> bool {
+    matches!(driver, "virtual" | "replay")
+}
+
 /// The terminal's random source for a run on `heads`: `reproducible` derives the seed when
-/// every head is virtual; any real head gets the OS RNG.
+/// every head is simulated (virtual or replay); any real head gets the OS RNG.
 pub fn terminal_rng(heads: &[LabHead], reproducible: impl FnOnce() -> [u8; 32]) -> TerminalRng {
-    if heads.iter().all(|h| h.head.info().driver == "virtual") {
+    if heads.iter().all(|h| simulated(h.head.info().driver)) {
         TerminalRng::Seeded(reproducible())
     } else {
         use rand_core::RngCore;
@@ -86,11 +95,19 @@ impl Lab {
             None => None,
         };
         let mut heads = Vec::new();
+        let mut terminal_seed: Option<(toml::Spanned<String>, [u8; 32])> = None;
+        // Replay heads often play several cards of one trace: read each trace once.
+        let mut traces = Traces::new();
         for h in &p.heads {
             let span = h.span();
             let h = h.get_ref();
             if heads.iter().any(|x: &LabHead| x.name == h.name) {
                 return Err(l.err(span, format!("head '{}' is defined twice", h.name)));
+            }
+            if h.driver.get_ref() != "replay" {
+                if let Some(key) = [&h.trace, &h.head, &h.mismatches].into_iter().flatten().next() {
+                    return Err(l.err(key.span(), "`trace`, `head` and `mismatches` are for replay heads"));
+                }
             }
             let head: Box<dyn Head> = match h.driver.get_ref().as_str() {
                 "virtual" => {
@@ -107,17 +124,37 @@ impl Lab {
                 }
                 "pcsc" => Box::new(pcsc_head(l, h, span.clone())?),
                 "pn532" => Box::new(pn532_head(l, h, span.clone())?),
+                "replay" => {
+                    let (head, seed) = replay_head(l, h, span.clone(), &mut traces)?;
+                    if let (Some(seed), Some(trace)) = (seed, &h.trace) {
+                        match &terminal_seed {
+                            Some((first, s)) if *s != seed => {
+                                return Err(l.err(
+                                    trace.span(),
+                                    format!(
+                                        "the run of this trace drew other terminal randoms than the run of '{}' \
+                                         (their run.json): the replay heads of a lab play one run",
+                                        first.get_ref()
+                                    ),
+                                ))
+                            }
+                            Some(_) => {}
+                            None => terminal_seed = Some((trace.clone(), seed)),
+                        }
+                    }
+                    Box::new(head)
+                }
                 other => {
                     return Err(l.err(
                         h.driver.span(),
-                        format!("unknown head driver '{other}' (this build has: virtual, pcsc, pn532)"),
+                        format!("unknown head driver '{other}' (this build has: virtual, pcsc, pn532, replay)"),
                     ))
                 }
             };
             heads.push(LabHead { name: h.name.clone(), role: h.role.clone(), head });
         }
         let logs = PathBuf::from(p.defaults.logs.clone().unwrap_or_else(|| "logs".into()));
-        Ok(Lab { name: p.name.clone(), keyset, heads, clock, logs })
+        Ok(Lab { name: p.name.clone(), keyset, heads, clock, logs, terminal_seed: terminal_seed.map(|(_, s)| s) })
     }
 
     pub fn head_index(&self, name: &str) -> Option<usize> {
@@ -128,7 +165,7 @@ impl Lab {
     /// cards get personalization and session keys anyone holding the profile can compute.
     pub fn seeded_keys_on_real_heads(&self) -> Option<String> {
         let real: Vec<&str> =
-            self.heads.iter().filter(|h| h.head.info().driver != "virtual").map(|h| h.name.as_str()).collect();
+            self.heads.iter().filter(|h| !simulated(h.head.info().driver)).map(|h| h.name.as_str()).collect();
         (self.keyset.from_seed && !real.is_empty()).then(|| {
             format!(
                 "profile '{}' uses test keys derived from its [keyset] seed with real heads ({}); anyone with the \
@@ -188,6 +225,45 @@ fn pn532_head(
         cfg.timeout = t;
     }
     Ok(Pn532Head::new(&h.name, cfg))
+}
+
+/// Traces read while a profile is loaded, by path.
+type Traces = std::collections::HashMap<PathBuf, std::rc::Rc<Vec<crate::event::Exchange>>>;
+
+/// A replay head (`trace`, `card`, optional `head` and `mismatches`), and the terminal seed of
+/// the run that wrote the trace when its `run.json` records one.
+fn replay_head(
+    l: &Loaded,
+    h: &crate::profile::HeadSpec,
+    span: std::ops::Range<usize>,
+    traces: &mut Traces,
+) -> Result<(crate::head::replay_head::ReplayHead, Option<[u8; 32]>), ConfigError> {
+    use crate::replay::card::{recorded_terminal_seed, MismatchLog, ReplayCardError as E, TraceCard};
+    let base = l.path.parent().unwrap_or_else(|| std::path::Path::new("."));
+    let trace = h.trace.as_ref().ok_or_else(|| l.err(span.clone(), "a replay head needs `trace` (a trace CSV)"))?;
+    let card = h.card.as_ref().ok_or_else(|| l.err(span, "a replay head needs `card` (the card ID to play)"))?;
+    let path = base.join(trace.get_ref());
+    let rows = match traces.entry(path.clone()) {
+        std::collections::hash_map::Entry::Occupied(e) => e.get().clone(),
+        std::collections::hash_map::Entry::Vacant(e) => {
+            let t = crate::trace::read_trace(&path).map_err(|e| l.err(trace.span(), format!("trace: {e}")))?;
+            e.insert(std::rc::Rc::new(t.rows)).clone()
+        }
+    };
+    let want_head = h.head.as_ref().map(|x| x.get_ref().as_str());
+    let tc = TraceCard::from_rows(&rows, card.get_ref(), want_head).map_err(|e| {
+        let at = match (&e, &h.head) {
+            (E::UnknownHead { .. } | E::NotOnHead { .. }, Some(hd)) => hd.span(),
+            _ => card.span(),
+        };
+        l.err(at, e.to_string())
+    })?;
+    let file = h.mismatches.as_ref().map(|m| (m, base.join(m.get_ref())));
+    let log = MismatchLog::new(&format!("replay head {}", h.name), file.as_ref().map(|(_, p)| p.as_path()), true)
+        .map_err(|e| l.err(file.as_ref().map_or(0..0, |(m, _)| m.span()), e.to_string()))?;
+    let source = format!("{}#{}", trace.get_ref(), card.get_ref().to_ascii_uppercase());
+    let head = crate::head::replay_head::ReplayHead::new(&h.name, &source, tc.with_log(log));
+    Ok((head, recorded_terminal_seed(&path)))
 }
 
 /// A head by name, or by role when no head has that name.

@@ -122,8 +122,16 @@ pub struct HeadSpec {
     pub driver: Spanned<String>,
     #[serde(default)]
     pub role: String,
-    /// Virtual heads: the card in the slot at start.
+    /// Virtual heads: the `[[card]]` in the slot at start. Replay heads: the card ID (16 hex
+    /// digits) whose rows of `trace` the head plays.
     pub card: Option<Spanned<String>>,
+    /// Replay heads: the trace to play, relative to the profile.
+    pub trace: Option<Spanned<String>>,
+    /// Replay heads: the trace's head name, when the card is on several heads of the trace.
+    pub head: Option<Spanned<String>>,
+    /// Replay heads: a file (relative to the profile, emptied at start) receiving one JSON line
+    /// per command that strayed from the capture.
+    pub mismatches: Option<Spanned<String>>,
     /// Virtual heads: modelled card service time per command, microseconds.
     #[serde(default)]
     pub service_time_us: u64,

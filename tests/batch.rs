@@ -414,3 +414,52 @@ fn a_batch_whose_reader_never_gets_the_next_card_is_incomplete_and_exits_1() {
     );
     assert_eq!(summary(dir, "P").len(), 1, "the reports cover the certified card");
 }
+
+/// Every card's trace holds the making of the cards it used (so a replay can make them
+/// again): for the DUT and the peer an `insert` row with the card plan, then the
+/// personalization with every key-bearing command redacted; no key of the lab appears.
+#[test]
+fn a_card_trace_records_how_its_cards_were_made_without_secrets() {
+    let d = tempfile::tempdir().unwrap();
+    setup(d.path(), 0);
+    let out = batch(d.path(), "M", 2).output().unwrap();
+    assert!(out.status.code() == Some(0) || out.status.code() == Some(1), "{out:?}");
+    let keys = cardbench::keys::Keyset::from_seed("batch test", vec![]);
+    let mut secrets: Vec<Vec<u8>> = Vec::new();
+    secrets.extend(keys.update_keys.values().map(|k| k.expose().to_vec()));
+    secrets.extend(keys.transfer_keys.values().map(|k| k.expose().to_vec()));
+    for k in [&keys.center, &keys.ca, &keys.charge.key, &keys.payment.key] {
+        secrets.push(k.to_bytes().to_vec());
+    }
+    let mut traces = 0;
+    for card in summary(d.path(), "M") {
+        let path = d.path().join("logs/M").join(&card[card.len() - 1]);
+        let path = if path.extension().is_some_and(|e| e == "csv") { path } else { path.join("trace.csv") };
+        let rows = cardbench::trace::read(&path).unwrap();
+        let dut_id = card[2].to_string();
+        let inserts: Vec<_> = rows.iter().filter(|r| r.kind == cardbench::event::RowKind::Insert).collect();
+        assert_eq!(inserts.len(), 2, "DUT and peer made: {inserts:?}");
+        for ins in &inserts {
+            let made: cardbench::lab::InsertedCard = serde_json::from_str(&ins.note).unwrap();
+            let id: [u8; 8] = made.card_plan.card_id;
+            secrets.push(keys.card_key(&id, "cpay").to_bytes().to_vec());
+            secrets.push(keys.card_key(&id, "xfer").to_bytes().to_vec());
+            // Its personalization follows: power-on, PERSO PUT..., PERSO LOCK, power-off.
+            let at = rows.iter().position(|r| r.seq == ins.seq).unwrap();
+            assert_eq!(rows[at + 1].kind, cardbench::event::RowKind::PowerOn);
+            let perso: Vec<_> =
+                rows[at + 2..].iter().take_while(|r| r.protocol_step == "perso" || r.kind.is_wire()).collect();
+            assert!(perso.iter().any(|r| r.note.contains("data redacted")), "keys redacted");
+            assert!(perso.iter().all(|r| r.protocol_step == "perso" && r.sw == 0x9000));
+        }
+        assert!(inserts.iter().any(|r| r.card_id == dut_id));
+        let text = std::fs::read_to_string(&path).unwrap().to_uppercase();
+        for s in &secrets {
+            for w in s.windows(8) {
+                assert!(!text.contains(&hex::encode_upper(w)), "secret bytes in {}", path.display());
+            }
+        }
+        traces += 1;
+    }
+    assert_eq!(traces, 2);
+}

@@ -38,6 +38,7 @@ fn smoke_plan_runs_green_and_leaves_a_schema_conformant_trace() {
     let mut steps = BTreeSet::new();
     let mut last_seq = 0;
     let mut last_mono = 0;
+    let mut steps_opened = 0;
     for r in &rows {
         assert_eq!(&r[0], "R1");
         let seq: u64 = r[1].parse().unwrap();
@@ -49,6 +50,25 @@ fn smoke_plan_runs_green_and_leaves_a_schema_conformant_trace() {
         assert!(mono >= last_mono, "monotonic offsets never go back");
         last_mono = mono;
         assert!(["A", "B", "C", "D"].contains(&&r[4]));
+        assert_eq!(r.len(), 21, "21 columns");
+        match &r[15] {
+            // A plan step opens with its resolved parameters; power rows carry the ATR.
+            "step" => {
+                assert!(r[13].starts_with("do="), "step parameters: {:?}", r);
+                assert!(r[18].starts_with('#') && r[19].parse::<u32>().unwrap() >= 1, "{r:?}");
+                steps_opened += 1;
+                continue;
+            }
+            "power-on" | "warm-reset" => {
+                assert!(r[17].starts_with("3B") && r[9].is_empty() && r[11].is_empty(), "{r:?}");
+                continue;
+            }
+            "power-off" | "insert" | "remove" => {
+                assert!(r[9].is_empty() && r[11].is_empty(), "{r:?}");
+                continue;
+            }
+            k => assert!(["command", "get-response", "resend-6c"].contains(&k), "{r:?}"),
+        }
         // The identify rows are how the runner learns the card ID.
         assert!(r[5].len() == 16 || &r[7] == "identify", "card id on every row after identification");
         assert_eq!(&r[6], "smoke");
@@ -108,6 +128,7 @@ fn smoke_plan_runs_green_and_leaves_a_schema_conformant_trace() {
         "S2003/S2103A-S2105A",
         "S2004/S2104B-S2105B",
     ];
+    assert!(steps_opened >= 13, "every case's steps open with a step row");
     let missing: Vec<_> = expected.iter().filter(|s| !steps.contains(**s)).collect();
     assert!(missing.is_empty(), "protocol steps missing from the trace: {missing:?}\nseen: {steps:?}");
     // Procedure bytes were exercised: 6Cxx re-sends and 61xx GET RESPONSE rows.

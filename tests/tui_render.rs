@@ -123,8 +123,7 @@ fn exchange(
         sw,
         duration_ns: us * 1000,
         note: String::new(),
-        kind: Default::default(),
-        error: String::new(),
+        ..Exchange::default()
     }))
 }
 

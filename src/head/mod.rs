@@ -5,6 +5,7 @@
 
 pub mod pcsc_head;
 pub mod pn532;
+pub mod replay_head;
 pub mod tap;
 pub mod virtual_head;
 
@@ -65,7 +66,7 @@ impl HeadError {
 pub struct HeadInfo {
     /// Name given in the profile (e.g. "A"); used in every trace row.
     pub name: String,
-    /// Driver kind: "virtual", "pcsc", "pn532".
+    /// Driver kind: "virtual", "pcsc", "pn532", "replay".
     pub driver: &'static str,
     /// Reader or port the driver talks to.
     pub reader: String,

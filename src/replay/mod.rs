@@ -1,3 +1,4 @@
 //! Replaying captured traces (docs/replay.md).
 
+pub mod card;
 pub mod compare;

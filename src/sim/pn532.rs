@@ -17,6 +17,7 @@ use crate::head::pn532::commands::{
     STATUS_MI, TG_MI,
 };
 use crate::head::pn532::frame::{self, Decoder, Frame, FrameError, TFI_HOST, TFI_PN532};
+use crate::sim::card::SimCard;
 pub use crate::sim::pn532_faults::{Fault, FaultRule};
 use crate::sim::pn532_faults::{Hit, GHOST_FRAME, NOISE};
 use serialport::{SerialPort, TTYPort};
@@ -47,7 +48,7 @@ pub fn uid_of(card_id: [u8; 8]) -> Vec<u8> {
 }
 
 /// ATS of a card: TL, the interface bytes above, the historical bytes of its contact ATR.
-pub fn ats_of(card: &VirtualCard) -> Vec<u8> {
+pub fn ats_of(card: &impl SimCard) -> Vec<u8> {
     let atr = card.atr();
     let hist = atr_historical_bytes(&atr).unwrap_or(&[]);
     let mut ats = vec![0u8];
@@ -105,8 +106,8 @@ enum Outcome {
     WaitCard,
 }
 
-/// The PN532 model.
-pub struct Pn532Sim {
+/// The PN532 model, with a card `C` in its field (the reference card unless said otherwise).
+pub struct Pn532Sim<C: SimCard = VirtualCard> {
     awake: bool,
     rx: Decoder,
     last_rx: Option<Instant>,
@@ -115,7 +116,7 @@ pub struct Pn532Sim {
     /// A command ACKed and not answered yet.
     pending: Option<Vec<u8>>,
     sleep_after_answer: bool,
-    card: Option<VirtualCard>,
+    card: Option<C>,
     target: Target,
     field: bool,
     sam_mode: u8,
@@ -142,10 +143,18 @@ pub struct Pn532Sim {
     stats: SimStats,
 }
 
-impl Pn532Sim {
+impl Pn532Sim<VirtualCard> {
     /// A PN532 after power-on (asleep in LowVbat mode until the 0x55 wake-up byte), with
-    /// `card` in its field.
+    /// the reference card `card` in its field.
     pub fn new(card: Option<VirtualCard>) -> Self {
+        Pn532Sim::with_card(card)
+    }
+}
+
+impl<C: SimCard> Pn532Sim<C> {
+    /// A PN532 after power-on (asleep in LowVbat mode until the 0x55 wake-up byte), with
+    /// any simulated card in its field (a `replay::card::TraceCard`, say).
+    pub fn with_card(card: Option<C>) -> Self {
         let mut card = card;
         if let Some(c) = card.as_mut() {
             c.power_off();
@@ -185,16 +194,16 @@ impl Pn532Sim {
         s
     }
 
-    pub fn card(&self) -> Option<&VirtualCard> {
+    pub fn card(&self) -> Option<&C> {
         self.card.as_ref()
     }
 
-    pub fn card_mut(&mut self) -> Option<&mut VirtualCard> {
+    pub fn card_mut(&mut self) -> Option<&mut C> {
         self.card.as_mut()
     }
 
     /// Take the card out of the field: an activated target stops answering (timeout status).
-    pub fn remove_card(&mut self) -> Option<VirtualCard> {
+    pub fn remove_card(&mut self) -> Option<C> {
         self.card.take().map(|mut c| {
             c.power_off();
             c
@@ -202,7 +211,7 @@ impl Pn532Sim {
     }
 
     /// Put a card in the field (unpowered until a reader activates it).
-    pub fn insert_card(&mut self, mut card: VirtualCard) -> Option<VirtualCard> {
+    pub fn insert_card(&mut self, mut card: C) -> Option<C> {
         card.power_off();
         let old = self.remove_card();
         self.card = Some(card);
@@ -753,18 +762,18 @@ fn default_registers() -> HashMap<u16, u8> {
 }
 
 /// A `Pn532Sim` served on a pseudo-terminal by a background thread.
-pub struct PtySim {
+pub struct PtySim<C: SimCard + 'static = VirtualCard> {
     path: PathBuf,
     link: Option<PathBuf>,
-    sim: Arc<Mutex<Pn532Sim>>,
+    sim: Arc<Mutex<Pn532Sim<C>>>,
     stop: Arc<AtomicBool>,
     thread: Option<JoinHandle<io::Result<()>>>,
 }
 
-impl PtySim {
+impl<C: SimCard + 'static> PtySim<C> {
     /// Create a pty pair and serve `sim` on its controlling end; `path()` is the device end
     /// a PN532 driver opens.
-    pub fn spawn(sim: Pn532Sim) -> io::Result<PtySim> {
+    pub fn spawn(sim: Pn532Sim<C>) -> io::Result<PtySim<C>> {
         let (master, slave) = TTYPort::pair().map_err(io::Error::other)?;
         let path =
             PathBuf::from(slave.name().ok_or_else(|| io::Error::other("the pseudo-terminal has no device name"))?);
@@ -805,7 +814,7 @@ impl PtySim {
     }
 
     /// The simulated chip, for controls (remove the card, stall, inject noise) and stats.
-    pub fn sim(&self) -> MutexGuard<'_, Pn532Sim> {
+    pub fn sim(&self) -> MutexGuard<'_, Pn532Sim<C>> {
         self.sim.lock().unwrap_or_else(|e| e.into_inner())
     }
 
@@ -842,14 +851,14 @@ impl PtySim {
     }
 }
 
-impl Drop for PtySim {
+impl<C: SimCard + 'static> Drop for PtySim<C> {
     fn drop(&mut self) {
         let _ = self.shutdown();
     }
 }
 
 /// Serve `sim` on the controlling end of a pty until `stop` is set.
-pub fn serve(master: &mut TTYPort, sim: &Mutex<Pn532Sim>, stop: &AtomicBool) -> io::Result<()> {
+pub fn serve<C: SimCard>(master: &mut TTYPort, sim: &Mutex<Pn532Sim<C>>, stop: &AtomicBool) -> io::Result<()> {
     // A short poll so the loop notices `stop` and runs the chip's timers.
     master.set_timeout(Duration::from_millis(20)).map_err(io::Error::other)?;
     let mut buf = [0u8; 1024];
@@ -890,6 +899,6 @@ fn later(at: Instant, d: Duration) -> Instant {
     at.checked_add(d).unwrap_or_else(|| at + Duration::from_secs(86_400 * 365))
 }
 
-fn lock(sim: &Mutex<Pn532Sim>) -> MutexGuard<'_, Pn532Sim> {
+fn lock<C: SimCard>(sim: &Mutex<Pn532Sim<C>>) -> MutexGuard<'_, Pn532Sim<C>> {
     sim.lock().unwrap_or_else(|e| e.into_inner())
 }

@@ -11,7 +11,7 @@
 //! card must write length + payload in one write with TCP_NODELAY so its own answer is not
 //! held back by Nagle.
 
-use crate::card::VirtualCard;
+use crate::sim::card::SimCard;
 use socket2::SockRef;
 use std::io::{self, Read, Write};
 use std::net::{Shutdown, TcpStream};
@@ -89,9 +89,9 @@ pub fn read_message<R: Read>(r: &mut R, rearm: impl Fn(&R)) -> io::Result<Option
 }
 
 /// Serve one connection until vpcd closes it or `stop` is set.
-fn session(
+fn session<C: SimCard>(
     s: &mut TcpStream,
-    card: &mut VirtualCard,
+    card: &mut C,
     stop: &AtomicBool,
     how: &Behaviour,
     served: &mut Served,
@@ -136,7 +136,7 @@ fn session(
 
 /// What the card does with one message from vpcd, and the answer to send back (`None`: the
 /// message carries no answer).
-pub fn handle(card: &mut VirtualCard, msg: &[u8]) -> Option<Vec<u8>> {
+pub fn handle<C: SimCard>(card: &mut C, msg: &[u8]) -> Option<Vec<u8>> {
     match msg {
         [CTRL_OFF] => card.power_off(),
         [CTRL_ON] => {
@@ -158,10 +158,10 @@ pub fn handle(card: &mut VirtualCard, msg: &[u8]) -> Option<Vec<u8>> {
 /// Connect to vpcd at `host:port` and serve `card` until `stop` is set; reconnects when vpcd
 /// drops the connection (pcscd restarted). `how` can slow the card down or stall it.
 /// Returns what it served.
-pub fn serve(
+pub fn serve<C: SimCard>(
     host: &str,
     port: u16,
-    mut card: VirtualCard,
+    mut card: C,
     how: &Behaviour,
     stop: Arc<AtomicBool>,
 ) -> io::Result<Served> {

@@ -108,8 +108,9 @@ impl App {
                         h.step.clone_from(&x.protocol_step);
                     }
                 }
-                // An in-doubt row's duration is the time until the failure, not a command time.
-                if x.kind != crate::event::RowKind::InDoubt {
+                // An in-doubt row's duration is the time until the failure, not a command time;
+                // power, card and step rows carry no command.
+                if x.kind.is_wire() && x.kind != crate::event::RowKind::InDoubt {
                     self.timing.record(&x.head, command_name(&x.command), x.duration_ns);
                 }
                 self.trace.push(head, card_id, x);

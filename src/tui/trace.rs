@@ -152,7 +152,7 @@ impl TraceFilter {
     pub fn matches(&self, r: &TraceRow) -> bool {
         self.head.as_ref().is_none_or(|h| *h == r.x.head)
             && self.card.as_deref().is_none_or(|c| c == &*r.card)
-            && self.class.is_none_or(|c| c == r.class())
+            && self.class.is_none_or(|c| r.x.kind.is_wire() && c == r.class())
             && (!self.failures_only || r.failed)
     }
 

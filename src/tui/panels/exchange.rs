@@ -53,6 +53,8 @@ pub fn table(theme: &Theme, f: &mut Frame, area: Rect, rows: &[RowView<'_>], sel
             let x = r.x;
             let class = sw::class(x.sw);
             let doubt = x.kind == RowKind::InDoubt;
+            // Power, card and step rows: their kind where the command goes, no status word.
+            let event = !x.kind.is_wire();
             let sw_style = match class {
                 SwClass::Normal if !doubt => theme.text(),
                 _ => theme.warn(),
@@ -70,11 +72,20 @@ pub fn table(theme: &Theme, f: &mut Frame, area: Rect, rows: &[RowView<'_>], sel
             cells.extend([
                 Cell::from(x.test_step.clone()),
                 Cell::from(x.protocol_step.clone()),
-                Cell::from(command_name(&x.command)),
-                Cell::from(Span::styled(if doubt { "----".into() } else { format!("{:04X}", x.sw) }, sw_style)),
+                Cell::from(if event { x.kind.as_str() } else { command_name(&x.command) }),
                 Cell::from(Span::styled(
-                    if doubt { format!("in doubt: {}", x.error) } else { sw::describe(x.sw).to_string() },
-                    sw_style,
+                    if doubt || event { "----".into() } else { format!("{:04X}", x.sw) },
+                    if event { theme.text() } else { sw_style },
+                )),
+                Cell::from(Span::styled(
+                    if doubt {
+                        format!("in doubt: {}", x.error)
+                    } else if event {
+                        event_meaning(x)
+                    } else {
+                        sw::describe(x.sw).to_string()
+                    },
+                    if event { theme.text() } else { sw_style },
                 )),
                 Cell::from(fmt_ns(x.duration_ns)),
             ]);
@@ -152,4 +163,15 @@ pub fn detail(theme: &Theme, f: &mut Frame, area: Rect, x: &Exchange, card: &str
     }
     lines.push(Line::styled("Esc back   j/k previous / next   PgUp/PgDn scroll", theme.dim()));
     f.render_widget(Paragraph::new(lines).wrap(Wrap { trim: false }).scroll((scroll, 0)), area);
+}
+
+/// What a power, card or step row says, for the Meaning column.
+fn event_meaning(x: &crate::event::Exchange) -> String {
+    match x.kind {
+        _ if !x.error.is_empty() => x.error.clone(),
+        RowKind::PowerOn | RowKind::WarmReset => format!("ATR {}", hex::encode_upper(&x.atr)),
+        RowKind::Step => x.note.clone(),
+        RowKind::Insert if !x.note.is_empty() => "card made by the bench (personalized)".into(),
+        _ => String::new(),
+    }
 }
