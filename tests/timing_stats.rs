@@ -63,8 +63,12 @@ fn modelled_run(card: &str, op_ns: f64, base_ns: f64, n: u32, seed: u64) -> Vec<
 fn write_run(dir: &Path, samples: &[Sample]) {
     std::fs::create_dir_all(dir).unwrap();
     write_csv(&dir.join("samples.csv"), samples).unwrap();
-    let doc = TimingJson::new(&dir.file_name().unwrap().to_string_lossy(), &summarize(samples));
-    report::write_outputs(dir, &doc, samples).unwrap();
+    let mut extra = serde_json::Map::new();
+    extra.insert("timer_jitter".into(), serde_json::json!({ "max_gap_ns": 1234 }));
+    let (out, stats, text) =
+        report::finish_run(dir, &dir.file_name().unwrap().to_string_lossy(), samples, extra).unwrap();
+    assert!(out.json.is_file() && out.csv.is_file() && out.svg.is_file());
+    assert!(stats.iter().all(|o| text.contains(&o.op)));
 }
 
 #[test]
@@ -294,6 +298,7 @@ fn a_run_leaves_timing_json_csv_and_an_svg_with_one_group_per_op() {
     let doc: TimingJson =
         serde_json::from_str(&std::fs::read_to_string(dir.path().join("timing.json")).unwrap()).unwrap();
     assert_eq!(doc.schema, "cardbench-timing/1");
+    assert_eq!(doc.extra["timer_jitter"]["max_gap_ns"], 1234, "the run's own fields are kept");
     assert_eq!(doc.ops.len(), 2);
     assert!(doc.ops[0].card_time.as_ref().unwrap().ci.contains(doc.ops[0].card_time.as_ref().unwrap().median));
 

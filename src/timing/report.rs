@@ -163,6 +163,23 @@ pub fn write_outputs(dir: &Path, doc: &TimingJson, samples: &[Sample]) -> Result
     Ok(out)
 }
 
+/// Everything a finished timing run reports, in one call: summarize the samples, write
+/// timing.json (with `extra` at its top level, e.g. the host timer jitter), timing.csv and
+/// timing.svg into `dir`, and return the written paths, the statistics and the console text.
+pub fn finish_run(
+    dir: &Path,
+    run_id: &str,
+    samples: &[Sample],
+    extra: serde_json::Map<String, serde_json::Value>,
+) -> Result<(Outputs, Vec<OpStats>, String), ReportError> {
+    let stats = super::stats::summarize(samples);
+    let mut doc = TimingJson::new(run_id, &stats);
+    doc.extra = extra;
+    let out = write_outputs(dir, &doc, samples)?;
+    let text = console(samples, &stats);
+    Ok((out, stats, text))
+}
+
 /// A duration in ns with a unit that keeps 4-6 significant digits.
 pub fn fmt_ns(ns: f64) -> String {
     let a = ns.abs();
