@@ -870,7 +870,7 @@ pub struct CompareArgs {
 }
 
 fn time_compare(args: &CompareArgs) -> Result<ExitCode> {
-    use crate::timing::compare::{compare, parse_threshold, render, MeasureChoice, Side, Unit};
+    use crate::timing::compare::{compare, parse_threshold, render, render_histograms, MeasureChoice, Side, Unit};
     let threshold = parse_threshold(&args.threshold)?;
     let choice = match args.measure.as_str() {
         "card" => MeasureChoice::Card,
@@ -892,6 +892,8 @@ fn time_compare(args: &CompareArgs) -> Result<ExitCode> {
         println!("{}", serde_json::to_string_pretty(&c)?);
     } else {
         println!("{}", render(&c).trim_end());
+        println!();
+        println!("{}", render_histograms(&a, &b, &c).trim_end());
     }
     Ok(if c.regressed() { ExitCode::from(1) } else { ExitCode::SUCCESS })
 }

@@ -186,6 +186,12 @@ fn a_2_percent_slower_card_is_detected_with_200_iterations() {
     let line = stdout.lines().find(|l| l.starts_with("sign_payment")).unwrap();
     assert!(line.contains(" card ") && line.ends_with("slower"), "{line}");
     assert!(stdout.contains("significant regression beyond 1%: sign_payment"), "{stdout}");
+    // Both sides' histograms on one scale, each with its median marked.
+    let hist: Vec<&str> = stdout.lines().skip_while(|l| !l.starts_with("sign_payment (card time, ")).collect();
+    assert!(hist.len() >= 5 && hist[1].starts_with("  A") && hist[3].starts_with("  B"), "{stdout}");
+    assert!(hist[2].contains('┃') && hist[4].contains('┃'), "{stdout}");
+    let col = |l: &str| l.chars().position(|c| c == '┃').unwrap();
+    assert!(col(hist[4]) > col(hist[2]), "B's median right of A's: {stdout}");
 
     // The same through the library, for the figures: 0.8 ms of 39 ms of card time = 2.05%.
     let c = compare(

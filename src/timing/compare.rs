@@ -425,6 +425,38 @@ pub fn compare(a: &Side, b: &Side, threshold: f64, choice: MeasureChoice, unit: 
     }
 }
 
+/// Per op, the two sides' histograms on one scale (A above B), each with its median `┃` and
+/// the median's confidence interval `[ ]`.
+pub fn render_histograms(a: &Side, b: &Side, c: &Comparison) -> String {
+    use super::report::{histogram_range, text_histogram_in};
+    use super::stats::{seed_for, Options, Summary};
+    use std::fmt::Write;
+    let mut s = String::new();
+    for o in &c.ops {
+        let side = |x: &Side, name: &str| {
+            let v: Vec<f64> = x.values(&o.op, o.measure, c.unit).iter().map(|d| *d as f64).collect();
+            let m = Summary::of(&v, seed_for(&[&o.op, name, "compare"]), &Options::default());
+            (v, m)
+        };
+        let ((va, ma), (vb, mb)) = (side(a, "A"), side(b, "B"));
+        let (Some(ma), Some(mb)) = (ma, mb) else { continue };
+        let (ra, rb) = (histogram_range(&va, &ma), histogram_range(&vb, &mb));
+        let range = (ra.0.min(rb.0), ra.1.max(rb.1));
+        let what = match o.measure {
+            Measure::Card => "card time",
+            Measure::Op => "op duration",
+        };
+        let _ =
+            writeln!(s, "{} ({what}, {} … {}):", o.op, super::report::fmt_ns(range.0), super::report::fmt_ns(range.1));
+        for (name, v, m) in [("A", &va, &ma), ("B", &vb, &mb)] {
+            let [bars, marks] = text_histogram_in(v, m, 56, range);
+            let _ = writeln!(s, "  {name}{}", bars.trim_end());
+            let _ = writeln!(s, "   {}", marks.trim_end());
+        }
+    }
+    s
+}
+
 /// The verdict, and for a real shift smaller than the threshold, that it is one.
 fn verdict_text(o: &OpComparison, threshold: f64) -> String {
     if o.significant && o.verdict == Verdict::NoSignificantDifference {

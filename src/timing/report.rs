@@ -238,30 +238,39 @@ fn bin(values: &[f64], range: (f64, f64), bins: usize) -> (Vec<usize>, usize, us
 
 /// A text histogram of `values` on two lines: the bars (unicode blocks, height ∝ count) and
 /// under them the median `┃` and its confidence interval `[ ]`. Outliers beyond the Tukey
-/// fences are not drawn but counted at the ends (`3‹`, `›2`).
+/// fences are not drawn but counted at the ends (`3‹`, `›2`); the left count has a fixed
+/// width so that histograms printed one under the other line up.
 pub fn text_histogram(values: &[f64], m: &Summary, width: usize) -> [String; 2] {
+    let range = shown_range(values, m);
+    let [bars, marks] = text_histogram_in(values, m, width, range);
+    [format!("{bars}  {} … {}", fmt_ns(range.0), fmt_ns(range.1)), marks]
+}
+
+/// `text_histogram` over a given range (e.g. one shared by two results being compared), without
+/// the range written after it; values outside it are counted at the ends.
+pub fn text_histogram_in(values: &[f64], m: &Summary, width: usize, range: (f64, f64)) -> [String; 2] {
     const BLOCKS: [char; 8] = ['▁', '▂', '▃', '▄', '▅', '▆', '▇', '█'];
     let width = width.max(8);
-    let range = shown_range(values, m);
     let (counts, below, above) = bin(values, range, width);
     let peak = counts.iter().copied().max().unwrap_or(0).max(1);
     let bars: String =
         counts.iter().map(|c| if *c == 0 { ' ' } else { BLOCKS[((c * 8).div_ceil(peak)).clamp(1, 8) - 1] }).collect();
+    let mut marks = vec![' '; width];
     let pos = |x: f64| {
         let f = (x - range.0) / (range.1 - range.0) * width as f64;
         (f.max(0.0) as usize).min(width - 1)
     };
-    let mut marks = vec![' '; width];
     marks[pos(m.median_ci.lo)] = '[';
     marks[pos(m.median_ci.hi)] = ']';
     marks[pos(m.median)] = '┃';
     let left = if below > 0 { format!("{below}‹") } else { String::new() };
     let right = if above > 0 { format!("›{above}") } else { String::new() };
-    let pad = " ".repeat(left.chars().count());
-    [
-        format!("{left}{bars}{right}  {} … {}", fmt_ns(range.0), fmt_ns(range.1)),
-        format!("{pad}{}", marks.into_iter().collect::<String>()),
-    ]
+    [format!("{left:>6}{bars}{right}"), format!("{:6}{}", "", marks.into_iter().collect::<String>())]
+}
+
+/// The range `text_histogram` would show for these values.
+pub fn histogram_range(values: &[f64], m: &Summary) -> (f64, f64) {
+    shown_range(values, m)
 }
 
 fn ci_text(ci: &Interval) -> String {
@@ -323,8 +332,8 @@ pub fn console(samples: &[Sample], stats: &[OpStats]) -> String {
             );
         }
         let [bars, marks] = text_histogram(&op_values(samples, o), &o.op_time, 48);
-        let _ = writeln!(s, "  card {card:<8}  {bars}");
-        let _ = writeln!(s, "  {:<13}  {marks}", "");
+        let _ = writeln!(s, "  card {card:<8}{}", bars.trim_end());
+        let _ = writeln!(s, "  {:<13}{}", "", marks.trim_end());
     }
     s
 }
@@ -452,7 +461,7 @@ mod tests {
         let [bars, marks] = text_histogram(&v, &m, 20);
         assert!(bars.ends_with(&format!("›1  {} … {}", fmt_ns(1000.0), fmt_ns(1009.0))), "{bars}");
         assert!(marks.contains('┃'), "{marks}");
-        assert_eq!(bars.split('›').next().unwrap().chars().count(), 20, "{bars}");
-        assert_eq!(marks.chars().count(), 20);
+        assert_eq!(bars.split('›').next().unwrap().chars().count(), 26, "{bars}");
+        assert_eq!(marks.chars().count(), 26);
     }
 }
