@@ -141,6 +141,34 @@ fn card_time_ci_covers_the_modelled_card_time() {
 }
 
 #[test]
+fn shift_ci_covers_the_true_shift_and_the_test_keeps_its_level() {
+    // 400 seeded pairs of samples, 60 a side, B = A's distribution moved by a known amount:
+    // the 95% Hodges-Lehmann interval must hold it ~95% of the time. And with no shift the
+    // Mann-Whitney test must call a difference (p < 0.05) ~5% of the time, not more.
+    // Bands: ±3.5 binomial standard errors (1.1 points for 400 runs at 95%).
+    let mut g = Gauss::new(99);
+    for (name, draw) in [
+        ("normal", (|z: f64| 1e6 + 2e4 * z) as fn(f64) -> f64),
+        ("lognormal", (|z: f64| 1e6 * (0.3 * z).exp()) as fn(f64) -> f64),
+    ] {
+        let (mut covered, mut false_alarms) = (0, 0);
+        for _ in 0..400 {
+            let a: Vec<i64> = (0..60).map(|_| draw(g.next()).round() as i64).collect();
+            let b: Vec<i64> = (0..60).map(|_| draw(g.next()).round() as i64 + 15_000).collect();
+            let same: Vec<i64> = (0..60).map(|_| draw(g.next()).round() as i64).collect();
+            let t = cardbench::timing::compare::shift_test(&a, &b, 0.95).unwrap();
+            covered += usize::from(t.ci.contains(15_000.0));
+            let t0 = cardbench::timing::compare::shift_test(&a, &same, 0.95).unwrap();
+            false_alarms += usize::from(t0.p_value < 0.05);
+        }
+        let (cov, alarms) = (covered as f64 / 400.0, false_alarms as f64 / 400.0);
+        eprintln!("{name}: shift CI coverage {cov}, false alarm rate {alarms}");
+        assert!((0.91..=0.99).contains(&cov), "{name}: coverage {cov}");
+        assert!(alarms <= 0.09, "{name}: false alarms {alarms}");
+    }
+}
+
+#[test]
 fn tukey_outliers_are_flagged_counted_and_kept() {
     let mut s = modelled_run("C1", 40e6, 1e6, 200, 7);
     // Three iterations where the host stalled (a page fault, another process): 5 ms more.
