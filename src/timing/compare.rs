@@ -484,9 +484,10 @@ pub fn render(c: &Comparison) -> String {
             Unit::Card => "one median per card (N = cards)",
         }
     );
+    let w = c.ops.iter().map(|o| o.op.chars().count()).max().unwrap_or(0).max(2);
     let _ = writeln!(
         s,
-        "{:<24} {:<4} {:>6} {:>6} {:>11} {:>11} {:>12} {:>28} {:>8} {:>19} {:>8}  VERDICT",
+        "{:<w$} {:<4} {:>6} {:>6} {:>11} {:>11} {:>12} {:>28} {:>8} {:>19} {:>8}  VERDICT",
         "OP", "OF", "N A", "N B", "MEDIAN A", "MEDIAN B", "SHIFT", "95% CI", "REL", "REL CI", "P"
     );
     for o in &c.ops {
@@ -499,7 +500,7 @@ pub fn render(c: &Comparison) -> String {
         };
         let _ = writeln!(
             s,
-            "{:<24} {:<4} {:>6} {:>6} {:>11} {:>11} {:>12} {:>28} {:>8} {:>19} {:>8}  {}",
+            "{:<w$} {:<4} {:>6} {:>6} {:>11} {:>11} {:>12} {:>28} {:>8} {:>19} {:>8}  {}",
             o.op,
             measure,
             o.n_a,

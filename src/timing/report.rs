@@ -102,7 +102,8 @@ pub const CSV_COLUMNS: [&str; 23] = [
 ];
 
 pub fn csv_text(stats: &[OpStats]) -> String {
-    let num = |x: f64| if x.is_finite() { format!("{x}") } else { String::new() };
+    // Three decimals of a nanosecond are more than any timer resolves; the rest is float noise.
+    let num = |x: f64| if x.is_finite() { format!("{}", (x * 1000.0).round() / 1000.0) } else { String::new() };
     let mut w = csv::Writer::from_writer(Vec::new());
     let _ = w.write_record(CSV_COLUMNS);
     for s in stats {
@@ -236,6 +237,19 @@ fn bin(values: &[f64], range: (f64, f64), bins: usize) -> (Vec<usize>, usize, us
     (counts, below, above)
 }
 
+/// How many bins `range` can hold when the values come in steps (a timer's resolution): at
+/// most one bin per step, so quantized values do not draw a comb of empty bins.
+fn bins_for(values: &[f64], range: (f64, f64), width: usize) -> usize {
+    let mut inside: Vec<f64> = values.iter().copied().filter(|v| *v >= range.0 && *v <= range.1).collect();
+    inside.sort_by(f64::total_cmp);
+    inside.dedup();
+    let step = inside.windows(2).map(|w| w[1] - w[0]).fold(f64::INFINITY, f64::min);
+    if !step.is_finite() || step <= 0.0 {
+        return width;
+    }
+    (((range.1 - range.0) / step).round() as usize + 1).clamp(1, width)
+}
+
 /// A text histogram of `values` on two lines: the bars (unicode blocks, height ∝ count) and
 /// under them the median `┃` and its confidence interval `[ ]`. Outliers beyond the Tukey
 /// fences are not drawn but counted at the ends (`3‹`, `›2`); the left count has a fixed
@@ -251,10 +265,15 @@ pub fn text_histogram(values: &[f64], m: &Summary, width: usize) -> [String; 2] 
 pub fn text_histogram_in(values: &[f64], m: &Summary, width: usize, range: (f64, f64)) -> [String; 2] {
     const BLOCKS: [char; 8] = ['▁', '▂', '▃', '▄', '▅', '▆', '▇', '█'];
     let width = width.max(8);
-    let (counts, below, above) = bin(values, range, width);
+    let nb = bins_for(values, range, width);
+    let (counts, below, above) = bin(values, range, nb);
     let peak = counts.iter().copied().max().unwrap_or(0).max(1);
-    let bars: String =
-        counts.iter().map(|c| if *c == 0 { ' ' } else { BLOCKS[((c * 8).div_ceil(peak)).clamp(1, 8) - 1] }).collect();
+    // Each of the `width` characters shows the bin under it (a bin spans several characters
+    // when there are fewer bins than characters).
+    let bars: String = (0..width)
+        .map(|ch| counts[ch * nb / width])
+        .map(|c| if c == 0 { ' ' } else { BLOCKS[((c * 8).div_ceil(peak)).clamp(1, 8) - 1] })
+        .collect();
     let mut marks = vec![' '; width];
     let pos = |x: f64| {
         let f = (x - range.0) / (range.1 - range.0) * width as f64;
@@ -282,9 +301,11 @@ fn ci_text(ci: &Interval) -> String {
 pub fn console(samples: &[Sample], stats: &[OpStats]) -> String {
     let mut s = String::new();
     let pct = (CONFIDENCE * 100.0).round();
+    let w = stats.iter().map(|o| o.op.chars().count()).max().unwrap_or(0).max(2);
+    let hw = stats.iter().map(|o| o.head.chars().count()).max().unwrap_or(0).max(4);
     let _ = writeln!(
         s,
-        "{:<24} {:<8} {:<9} {:>6} {:>12} {:>27} {:>12} {:>12} {:>10} {:>9}",
+        "{:<w$} {:<hw$} {:<9} {:>6} {:>12} {:>27} {:>12} {:>12} {:>10} {:>9}",
         "OP",
         "HEAD",
         "MEASURE",
@@ -301,7 +322,7 @@ pub fn console(samples: &[Sample], stats: &[OpStats]) -> String {
         let row = |s: &mut String, what: &str, m: &Summary| {
             let _ = writeln!(
                 s,
-                "{:<24} {:<8} {:<9} {:>6} {:>12} {:>27} {:>12} {:>12} {:>10} {:>9}",
+                "{:<w$} {:<hw$} {:<9} {:>6} {:>12} {:>27} {:>12} {:>12} {:>10} {:>9}",
                 o.op,
                 o.head,
                 what,
@@ -322,7 +343,7 @@ pub fn console(samples: &[Sample], stats: &[OpStats]) -> String {
             let note = if *unpaired > 0 { format!("  ({unpaired} unpaired)") } else { String::new() };
             let _ = writeln!(
                 s,
-                "{:<24} {:<8} {:<9} {:>6} {:>12} {:>27}{note}",
+                "{:<w$} {:<hw$} {:<9} {:>6} {:>12} {:>27}{note}",
                 o.op,
                 o.head,
                 "card",
@@ -451,6 +472,17 @@ mod tests {
         assert_eq!(fmt_ns(40_012_345.0), "40.012 ms");
         assert_eq!(fmt_ns(950.0), "950 ns");
         assert_eq!(fmt_ns(12_500.0), "12.500 µs");
+    }
+
+    #[test]
+    fn quantized_values_draw_no_comb() {
+        // A 10 ns timer: 21 distinct values over 48 characters. One bin per step, each drawn
+        // over two or three characters: no empty character inside the body.
+        let v: Vec<f64> = (0..1000).map(|i| f64::from((i * 5) % 21) * 10.0).collect();
+        let m = Summary::of(&v, [1; 32], &Options::default()).unwrap();
+        let [bars, _] = text_histogram_in(&v, &m, 48, (0.0, 200.0));
+        assert_eq!(bars.trim().chars().count(), 48, "{bars}");
+        assert!(!bars.trim().contains(' '), "{bars}");
     }
 
     #[test]
