@@ -237,9 +237,11 @@ fn bin(values: &[f64], range: (f64, f64), bins: usize) -> (Vec<usize>, usize, us
     (counts, below, above)
 }
 
-/// How many bins `range` can hold when the values come in steps (a timer's resolution): at
-/// most one bin per step, so quantized values do not draw a comb of empty bins.
+/// How many bins to draw: about 2·√n (so a few dozen samples do not scatter into single
+/// counts), at most `width`, and at most one bin per step when the values come in steps (a
+/// timer's resolution), so quantized values do not draw a comb of empty bins.
 fn bins_for(values: &[f64], range: (f64, f64), width: usize) -> usize {
+    let width = width.min(((2.0 * (values.len() as f64).sqrt()).ceil() as usize).max(8));
     let mut inside: Vec<f64> = values.iter().copied().filter(|v| *v >= range.0 && *v <= range.1).collect();
     inside.sort_by(f64::total_cmp);
     inside.dedup();
@@ -371,7 +373,7 @@ fn panel(values: &[f64], o: &OpStats) -> String {
     let mut buf = String::new();
     let m = &o.op_time;
     let range = shown_range(values, m);
-    let (counts, below, above) = bin(values, range, 40);
+    let (counts, below, above) = bin(values, range, bins_for(values, range, 40));
     let peak = counts.iter().copied().max().unwrap_or(1).max(1) as f64;
     let ms = |ns: f64| ns / 1e6;
     {
