@@ -492,7 +492,7 @@ pub fn render(c: &Comparison) -> String {
     );
     for o in &c.ops {
         let signed = |x: f64| if x >= 0.0 { format!("+{}", fmt_ns(x)) } else { format!("-{}", fmt_ns(-x)) };
-        let pct = |x: f64| format!("{:+.2}%", x * 100.0);
+        let pct = |x: f64| format!("{:+.3}%", x * 100.0);
         let p = if o.test.p_value < 0.001 { "<0.001".to_string() } else { format!("{:.3}", o.test.p_value) };
         let measure = match o.measure {
             Measure::Card => "card",
