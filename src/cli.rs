@@ -857,7 +857,7 @@ pub struct CompareArgs {
     #[arg(long, default_value = "2%")]
     pub threshold: String,
     /// What is compared: card (op − baseline of the same iteration), op (the op's own
-    /// duration), or auto (card when both sides measured a baseline).
+    /// duration), or auto (card when every run of both sides measured a baseline).
     #[arg(long, default_value = "auto", value_parser = ["auto", "card", "op"])]
     pub measure: String,
     /// One observation per sample (every sample of every card pooled) or per card (each

@@ -273,6 +273,14 @@ fn a_lot_folder_pools_its_cards() {
     let c = compare(&a, &b, 0.02, MeasureChoice::Auto, Unit::Sample);
     assert_eq!((c.ops[0].n_a, c.ops[0].n_b), (300, 300));
     assert_eq!(c.ops[0].verdict, Verdict::Slower);
+    // A run of lot 7 without baselines: the card time no longer stands for the whole lot, so
+    // `auto` compares the op durations of every run rather than drop that run.
+    let mut no_base = modelled_run("C4", 41.2e6, 1e6, 100, 50);
+    no_base.retain(|s| !s.baseline);
+    write_run(&dir.path().join("lot7").join("run3"), &no_base);
+    let b4 = Side::load(&[dir.path().join("lot7")]).unwrap();
+    let mixed = compare(&a, &b4, 0.02, MeasureChoice::Auto, Unit::Sample);
+    assert_eq!((mixed.ops[0].measure, mixed.ops[0].n_b), (cardbench::timing::compare::Measure::Op, 400));
     // The raw op durations can be asked for instead of the card time.
     let raw = compare(&a, &b, 0.02, MeasureChoice::Op, Unit::Sample);
     assert!(raw.ops[0].median_a > 40e6 && raw.ops[0].relative < c.ops[0].relative);
@@ -314,6 +322,13 @@ fn bad_input_is_located_and_exits_2() {
     let out = bin().arg("time").arg("compare").arg(&good).arg(dir.path().join("nowhere")).output().unwrap();
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("nowhere: no such file or folder"));
+
+    let empty = dir.path().join("empty");
+    std::fs::create_dir_all(&empty).unwrap();
+    std::fs::write(empty.join("samples.csv"), "op,iteration,head,card_id,atr,duration_ns,baseline\n").unwrap();
+    let out = bin().arg("time").arg("compare").arg(&good).arg(&empty).output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("no op measured on both sides"));
 
     let out = bin().arg("time").arg("compare").arg(&good).arg(&good).args(["--threshold", "lots"]).output().unwrap();
     assert_eq!(out.status.code(), Some(2));
