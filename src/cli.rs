@@ -130,6 +130,8 @@ pub enum Cmd {
         #[arg(long, short)]
         profile: Option<PathBuf>,
     },
+    /// Timing (docs/timing.md): `time compare A B` compares two timing results.
+    Time(TimeArgs),
     /// Test keys and PKI.
     Keys {
         #[command(subcommand)]
@@ -442,6 +444,10 @@ fn dispatch(cli: Cli) -> Result<ExitCode, BenchError> {
         }
         Cmd::Trace { cmd: TraceCmd::Diff { a, b, json, timing_threshold } } => {
             trace_diff(&a, &b, json, timing_threshold).map_err(BenchError)
+        }
+        Cmd::Time(TimeArgs { cmd: Some(TimeCmd::Compare(args)) }) => time_compare(&args).map_err(BenchError),
+        Cmd::Time(TimeArgs { cmd: None }) => {
+            Err(BenchError(anyhow::anyhow!("`cardbench time` needs a timing spec or `compare A B`")))
         }
         Cmd::Keys { cmd: KeysCmd::Init { dir, force } } => keys_init(&dir, force).map_err(BenchError),
         Cmd::Trace { cmd: TraceCmd::Import { from, file, out, head } } => {
@@ -1060,4 +1066,79 @@ fn run(
         return Err(BenchError(anyhow::anyhow!("writing run output: {e}")));
     }
     Ok(if failed + errors == 0 { ExitCode::SUCCESS } else { ExitCode::from(1) })
+}
+
+// ---- cardbench time compare (issue 8): two timing results, op by op ----------------------------
+
+#[derive(clap::Args, Debug)]
+#[command(args_conflicts_with_subcommands = true, subcommand_negates_reqs = true)]
+pub struct TimeArgs {
+    #[command(subcommand)]
+    pub cmd: Option<TimeCmd>,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum TimeCmd {
+    /// Compare two timing results op by op: Hodges-Lehmann shift of B against A with its 95%
+    /// CI, Mann-Whitney p-value, verdict faster / slower / no significant difference.
+    /// Exit 0 no significant regression beyond the threshold, 1 one, 2 bad input.
+    Compare(CompareArgs),
+}
+
+#[derive(clap::Args, Debug)]
+pub struct CompareArgs {
+    /// Reference: a run folder (logs/<run-id>/ with samples.csv), its timing.json or
+    /// samples.csv, or a lot folder whose run folders are all pooled.
+    pub a: PathBuf,
+    /// Candidate, in the same forms as A.
+    pub b: PathBuf,
+    /// More runs pooled into A (repeat).
+    #[arg(long = "also-a", value_name = "PATH")]
+    pub also_a: Vec<PathBuf>,
+    /// More runs pooled into B (repeat).
+    #[arg(long = "also-b", value_name = "PATH")]
+    pub also_b: Vec<PathBuf>,
+    /// Smallest relative shift of the median that counts (a percentage of A's median).
+    #[arg(long, default_value = "2%")]
+    pub threshold: String,
+    /// What is compared: card (op − baseline of the same iteration), op (the op's own
+    /// duration), or auto (card when every run of both sides measured a baseline).
+    #[arg(long, default_value = "auto", value_parser = ["auto", "card", "op"])]
+    pub measure: String,
+    /// One observation per sample (every sample of every card pooled) or per card (each
+    /// card's median; the question "do the lots' cards differ", N = cards).
+    #[arg(long, default_value = "sample", value_parser = ["sample", "card"])]
+    pub unit: String,
+    /// Print the comparison as JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+fn time_compare(args: &CompareArgs) -> Result<ExitCode> {
+    use crate::timing::compare::{compare, parse_threshold, render, render_histograms, MeasureChoice, Side, Unit};
+    let threshold = parse_threshold(&args.threshold)?;
+    let choice = match args.measure.as_str() {
+        "card" => MeasureChoice::Card,
+        "op" => MeasureChoice::Op,
+        _ => MeasureChoice::Auto,
+    };
+    let side = |first: &PathBuf, more: &[PathBuf]| {
+        let paths: Vec<PathBuf> = std::iter::once(first.clone()).chain(more.iter().cloned()).collect();
+        Side::load(&paths)
+    };
+    let a = side(&args.a, &args.also_a)?;
+    let b = side(&args.b, &args.also_b)?;
+    let unit = if args.unit == "card" { Unit::Card } else { Unit::Sample };
+    let c = compare(&a, &b, threshold, choice, unit);
+    if c.ops.is_empty() {
+        anyhow::bail!("{} and {}: no op measured on both sides", c.a, c.b);
+    }
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&c)?);
+    } else {
+        println!("{}", render(&c).trim_end());
+        println!();
+        println!("{}", render_histograms(&a, &b, &c).trim_end());
+    }
+    Ok(if c.regressed() { ExitCode::from(1) } else { ExitCode::SUCCESS })
 }
