@@ -30,5 +30,6 @@ pub mod sim;
 pub mod sinks;
 pub mod sw;
 pub mod tear;
+pub mod timing;
 pub mod trace;
 pub mod tui;
