@@ -262,7 +262,7 @@ fn spec_errors_are_located_at_file_line_col() {
         assert_eq!(e.lines().count(), 1, "{e}");
     }
     assert!(spec_error(&format!("{head}apdu = \"80B2010008\"\n[[op]]\nname = \"a\"\napdu = \"80B2010008\"\n"))
-        .starts_with("t.toml:10:8: op name 'a' is used twice"));
+        .starts_with("t.toml:9:8: op name 'a' is used twice"));
 }
 
 #[test]
