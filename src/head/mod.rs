@@ -5,6 +5,7 @@
 
 pub mod pcsc_head;
 pub mod pn532;
+pub mod service;
 pub mod tap;
 pub mod virtual_head;
 
