@@ -284,3 +284,45 @@ fn check_accepts_the_shipped_timing_specs_and_locates_bad_ones() {
     assert_eq!(out.status.code(), Some(2), "{text}");
     assert!(text.contains("bad.toml:5:7: dut 'nobody' is not a head name or role in the profile"), "{text}");
 }
+
+#[test]
+fn a_modelled_card_takes_at_least_its_service_time_and_bad_models_are_located() {
+    let dir = tempfile::tempdir().unwrap();
+    let lab = std::fs::read_to_string(root().join("profiles/virtual-lab.toml")).unwrap();
+    let model = lab.replacen(
+        "role = \"signer\"\ncard = \"card-b\"\n",
+        "role = \"signer\"\ncard = \"card-b\"\nservice_seed = 3\n[[head.service]]\nins = \"88\"\nus = 5000\n\
+         [[head.service]]\nins = \"default\"\nmin_us = 100\nmax_us = 200\n",
+        1,
+    );
+    let profile = write(dir.path(), "lab.toml", &model);
+    let spec = write(dir.path(), "two.toml", TWO_OPS);
+    let l = dir.path().join("logs");
+    let (out, text) = run(&[
+        "time",
+        spec.to_str().unwrap(),
+        "--profile",
+        profile.to_str().unwrap(),
+        "--head",
+        "signer",
+        "-n",
+        "3",
+        "--run-id",
+        "T4",
+        "--logs",
+        l.to_str().unwrap(),
+    ]);
+    assert_eq!(out.status.code(), Some(0), "{text}");
+    let samples = read_csv(&l.join("T4/samples.csv")).unwrap();
+    // The model is a floor the head never undercuts (how far above it lands is the host's).
+    for s in &samples {
+        let floor = if s.op == "sign" && !s.baseline { 5_000_000 } else { 100_000 };
+        assert!(s.duration_ns >= floor, "{s:?}");
+    }
+    let bad = model.replacen("ins = \"88\"\nus = 5000", "ins = \"88\"\nmean_us = 5000", 1);
+    let p = write(dir.path(), "bad.toml", &bad);
+    let line = bad.lines().position(|x| x == "[[head.service]]").unwrap() + 1;
+    let (out, text) = run(&["check", spec.to_str().unwrap(), "--profile", p.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(2), "{text}");
+    assert!(text.contains(&format!("bad.toml:{line}:1: service time needs `us` (fixed)")), "{text}");
+}
