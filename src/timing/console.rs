@@ -9,7 +9,9 @@ use std::collections::BTreeMap;
 /// the paired differences (op − baseline of the same iteration), in milliseconds.
 pub fn table(samples: &[Sample]) -> Vec<String> {
     type Key<'a> = (&'a str, &'a str, &'a str);
-    let mut by: BTreeMap<Key, (BTreeMap<u32, u64>, BTreeMap<u32, u64>)> = BTreeMap::new();
+    /// Durations by iteration: the op's and the baseline's.
+    type Pair = (BTreeMap<u32, u64>, BTreeMap<u32, u64>);
+    let mut by: BTreeMap<Key, Pair> = BTreeMap::new();
     let mut order: Vec<Key> = Vec::new();
     for s in samples {
         let k = (s.op.as_str(), s.head.as_str(), s.card_id.as_str());
