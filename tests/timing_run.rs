@@ -326,3 +326,66 @@ fn a_modelled_card_takes_at_least_its_service_time_and_bad_models_are_located() 
     assert_eq!(out.status.code(), Some(2), "{text}");
     assert!(text.contains(&format!("bad.toml:{line}:1: service time needs `us` (fixed)")), "{text}");
 }
+
+#[test]
+fn restore_puts_the_virtual_card_back_and_t0_samples_sum_their_get_response_rounds() {
+    let dir = tempfile::tempdir().unwrap();
+    let spec = write(
+        dir.path(),
+        "restore.toml",
+        r#"
+[timing]
+id = "restore"
+version = "1"
+iterations = 4
+warmup = 1
+
+[heads]
+dut = "purse"
+
+[[op]]
+name = "write_value"
+prepare = [{ select = "purse" }]
+apdu = "80 D0 00 00 08 ${i:u32} ${now:u32} 04"
+restore = true
+
+[[op]]
+name = "read_all"
+apdu = "80 B0 00 00 00"
+"#,
+    );
+    let l = dir.path().join("logs");
+    let (out, text) = run(&[
+        "time",
+        spec.to_str().unwrap(),
+        "--profile",
+        "profiles/virtual-lab.toml",
+        "--run-id",
+        "T5",
+        "--logs",
+        l.to_str().unwrap(),
+    ]);
+    assert_eq!(out.status.code(), Some(0), "{text}");
+    let trace = cardbench::trace::read(&l.join("T5/trace.csv")).unwrap();
+    // Card A starts at counter 1000: every WRITE VALUE, warm-up included, finds it there again
+    // (T=0: the counter comes back in the GET RESPONSE round).
+    let answers: Vec<(u16, Vec<u8>)> = trace
+        .iter()
+        .filter(|r| r.test_step == "write_value" && r.step == "op" && r.sw == 0x9000)
+        .map(|r| (r.sw, r.response.clone()))
+        .collect();
+    assert_eq!(answers, vec![(0x9000, vec![0u8, 0, 0x03, 0xE7]); 5]);
+    // Card A is T=0: READ ALL comes back through GET RESPONSE; a sample is the sum of the
+    // command's wire rows of that iteration.
+    let samples = read_csv(&l.join("T5/samples.csv")).unwrap();
+    let rounds = trace.iter().filter(|r| r.test_step == "read_all" && r.step == "op" && r.repeat == 1).count();
+    assert!(rounds >= 2, "READ ALL on T=0 takes a GET RESPONSE round: {rounds}");
+    for s in samples.iter().filter(|s| s.op == "read_all") {
+        let sum: u64 = trace
+            .iter()
+            .filter(|r| r.test_step == "read_all" && r.step == "op" && r.repeat == s.iteration + 1)
+            .map(|r| r.duration_ns)
+            .sum();
+        assert_eq!(s.duration_ns, sum, "{s:?}");
+    }
+}
