@@ -101,5 +101,29 @@ fn engines(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, engines);
+/// The P-256 primitives the engines are made of, to compare an engine's time with the sum of
+/// its primitives (docs/timing.md, "Host side of the hot path").
+fn primitives(c: &mut Criterion) {
+    use cardbench::crypto::{ecies, sig};
+    let key = sig::key_from_seed(b"bench", "primitive");
+    let scalar: [u8; 32] = key.to_bytes().into();
+    let public = p256::PublicKey::from(key.verifying_key());
+    let secret = p256::SecretKey::from(key.clone());
+    let msg = [0x5Au8; 40];
+    let signature = sig::sign(&key, &msg);
+    let mut rng = ChaCha20Rng::seed_from_u64(2);
+    let ct = ecies::encrypt(&mut rng, &public, &[7u8; 20]);
+    let mut g = c.benchmark_group("p256");
+    g.sample_size(30);
+    g.bench_function("ecdsa_sign", |b| b.iter(|| sig::sign(&key, &msg)));
+    g.bench_function("ecdsa_verify", |b| b.iter(|| sig::verify(key.verifying_key(), &msg, &signature).unwrap()));
+    // What the virtual card paid on every signing command before it kept its keys built.
+    g.bench_function("signing_key_from_scalar", |b| b.iter(|| p256::ecdsa::SigningKey::from_slice(&scalar).unwrap()));
+    g.bench_function("ecies_encrypt_20", |b| b.iter(|| ecies::encrypt(&mut rng, &public, &[7u8; 20])));
+    g.bench_function("ecies_decrypt_20", |b| b.iter(|| ecies::decrypt(&secret, &ct).unwrap()));
+    g.bench_function("ecies_decrypt_with_20", |b| b.iter(|| ecies::decrypt_with(&secret, &public, &ct).unwrap()));
+    g.finish();
+}
+
+criterion_group!(benches, engines, primitives);
 criterion_main!(benches);

@@ -445,8 +445,13 @@ fn dispatch(cli: Cli) -> Result<ExitCode, BenchError> {
         Cmd::Trace { cmd: TraceCmd::Diff { a, b, json, timing_threshold } } => {
             trace_diff(&a, &b, json, timing_threshold).map_err(BenchError)
         }
-        Cmd::Time(TimeArgs { cmd: Some(TimeCmd::Compare(args)) }) => time_compare(&args).map_err(BenchError),
-        Cmd::Time(TimeArgs { cmd: None }) => {
+        Cmd::Time(TimeArgs { cmd: Some(TimeCmd::Compare(args)), .. }) => time_compare(&args).map_err(BenchError),
+        Cmd::Time(TimeArgs { cmd: None, run: Some(r) }) => {
+            let TimeRunArgs { spec, profile, heads, peers, iterations, warmup, seconds, run_id, logs } = r;
+            let opts = crate::timing::run::Options { iterations, warmup, seconds };
+            time(&spec, &profile, &heads, &peers, &opts, run_id, logs).map_err(BenchError)
+        }
+        Cmd::Time(TimeArgs { cmd: None, run: None }) => {
             Err(BenchError(anyhow::anyhow!("`cardbench time` needs a timing spec or `compare A B`")))
         }
         Cmd::Keys { cmd: KeysCmd::Init { dir, force } } => keys_init(&dir, force).map_err(BenchError),
@@ -532,6 +537,11 @@ fn batch(
 }
 
 fn check(plan: &Path, profile: Option<&Path>) -> Result<ExitCode> {
+    // A file that cannot be read is reported by the plan loader, located like every input error.
+    let text = std::fs::read_to_string(plan).unwrap_or_default();
+    if crate::timing::spec::looks_like_spec(&text) {
+        return check_timing(plan, profile);
+    }
     let p = crate::plan::load(plan)?;
     if let Some(profile) = profile {
         let loaded = crate::profile::load(profile)?;
@@ -1075,6 +1085,41 @@ fn run(
 pub struct TimeArgs {
     #[command(subcommand)]
     pub cmd: Option<TimeCmd>,
+    #[command(flatten)]
+    pub run: Option<TimeRunArgs>,
+}
+
+/// `cardbench time <spec>`: time the card's own work (docs/timing.md): warm-up, then N
+/// iterations of each op of a timing spec interleaved with its baseline, per head in
+/// parallel; samples.csv, trace.csv, run.json and the statistics under logs/<run-id>/.
+#[derive(clap::Args, Debug)]
+pub struct TimeRunArgs {
+    /// Timing spec (test-plans/timing/*.toml).
+    pub spec: PathBuf,
+    #[arg(long, short)]
+    pub profile: PathBuf,
+    /// Head (name or role) whose card is timed; repeat for several heads in parallel
+    /// (default: the spec's `[heads] dut`).
+    #[arg(long = "head")]
+    pub heads: Vec<String>,
+    /// Peer head for the two-card ops, one per --head in the same order (default: the
+    /// spec's `[heads] peer`).
+    #[arg(long = "peer")]
+    pub peers: Vec<String>,
+    /// Measured iterations per op (default: the spec's `iterations`).
+    #[arg(short = 'n')]
+    pub iterations: Option<u32>,
+    /// Untimed warm-up iterations per op (default: the spec's `warmup`).
+    #[arg(long)]
+    pub warmup: Option<u32>,
+    /// Stop each op's measured iterations after this many seconds, even before N.
+    #[arg(long)]
+    pub seconds: Option<f64>,
+    #[arg(long)]
+    pub run_id: Option<String>,
+    /// Directory for run folders (default: the profile's `logs`, else ./logs).
+    #[arg(long)]
+    pub logs: Option<PathBuf>,
 }
 
 #[derive(Subcommand, Debug)]
@@ -1141,4 +1186,79 @@ fn time_compare(args: &CompareArgs) -> Result<ExitCode> {
         println!("{}", render_histograms(&a, &b, &c).trim_end());
     }
     Ok(if c.regressed() { ExitCode::from(1) } else { ExitCode::SUCCESS })
+}
+
+// ---- cardbench time (issue 8): timing specs, checked and run -------------------------------
+
+fn check_timing(path: &Path, profile: Option<&Path>) -> Result<ExitCode> {
+    let spec = crate::timing::spec::load(path)?;
+    if let Some(profile) = profile {
+        let loaded = crate::profile::load(profile)?;
+        let lab = Lab::from_profile(&loaded)?;
+        crate::timing::run::bind(&spec, &lab.heads, &[], &[])?;
+    }
+    println!(
+        "{}: timing spec {} {} is valid: {} ops, {} iterations after {} warm-up",
+        path.display(),
+        spec.id,
+        spec.version,
+        spec.ops.len(),
+        spec.iterations,
+        spec.warmup
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+fn time(
+    spec_path: &Path,
+    profile: &Path,
+    heads: &[String],
+    peers: &[String],
+    opts: &crate::timing::run::Options,
+    run_id: Option<String>,
+    logs: Option<PathBuf>,
+) -> Result<ExitCode> {
+    use crate::timing::run;
+    if opts.iterations == Some(0) {
+        anyhow::bail!("-n must be at least 1");
+    }
+    if opts.seconds.is_some_and(|s| !(s > 0.0 && s.is_finite())) {
+        anyhow::bail!("--seconds must be a positive number");
+    }
+    // Everything is validated before a directory is made or a byte is sent.
+    let loaded = crate::profile::load(profile)?;
+    let mut lab = Lab::from_profile(&loaded)?;
+    let spec = crate::timing::spec::load(spec_path)?;
+    let groups = run::bind(&spec, &lab.heads, heads, peers)?;
+    if let Some(w) = lab.seeded_keys_on_real_heads() {
+        eprintln!("cardbench: warning: {w}");
+    }
+    let run_id = run_id.unwrap_or_else(|| default_run_id(&spec.id));
+    if run_id.is_empty() || run_id.contains(['/', '\\']) || run_id.starts_with('.') {
+        anyhow::bail!("run id '{run_id}' must be a plain folder name");
+    }
+    let dir = logs.unwrap_or_else(|| lab.logs.clone()).join(&run_id);
+    std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    let names: Vec<String> = groups.iter().map(|g| lab.heads[g.dut].name.clone()).collect();
+    println!("timing {} on head {}: {}", spec.id, names.join(", "), dir.display());
+    let r = run::execute(&spec, &mut lab, &groups, opts, &dir, &run_id, profile)?;
+    for g in &r.groups {
+        let lock = if g.exclusive { "transaction held" } else { "no other application can reach it" };
+        println!("head {} ({} {}): card {} ATR {} ({lock})", g.head, g.driver, g.reader, g.card_id, g.atr);
+    }
+    println!("host timer before: {}", r.jitter_before);
+    println!("host timer after:  {}", r.jitter_after);
+    let out = run::outputs(&dir, &run_id, &r, &mut |l| println!("{l}"))?;
+    println!("plot: {}", out.svg.display());
+    for n in r.groups.iter().flat_map(|g| &g.notes) {
+        println!("note: {n}");
+    }
+    for f in r.groups.iter().flat_map(|g| &g.failures) {
+        eprintln!("cardbench: {f}");
+    }
+    if let Some(e) = r.sink_errors.first() {
+        anyhow::bail!("writing {}: {e}", dir.join("trace.csv").display());
+    }
+    println!("{} samples: {}", r.samples.len(), dir.join("samples.csv").display());
+    Ok(if r.groups.iter().any(|g| !g.failures.is_empty()) { ExitCode::from(1) } else { ExitCode::SUCCESS })
 }

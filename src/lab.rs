@@ -2,6 +2,7 @@
 
 use crate::card::defects::Defects;
 use crate::card::VirtualCard;
+use crate::head::service::ServiceModel;
 use crate::head::virtual_head::VirtualHead;
 use crate::head::Head;
 use crate::issuance::{self, CardPlan};
@@ -111,7 +112,7 @@ impl Lab {
             }
             let head: Box<dyn Head> = match h.driver.get_ref().as_str() {
                 "virtual" => {
-                    let mut vh = VirtualHead::new(&h.name).with_service_time(Duration::from_micros(h.service_time_us));
+                    let mut vh = VirtualHead::new(&h.name).with_service(service_model(l, h)?);
                     if let Some(card) = &h.card {
                         let spec = p
                             .cards
@@ -267,6 +268,41 @@ fn replay_head(
 }
 
 /// A head by name, or by role when no head has that name.
+/// A virtual head's service-time model: `service_time_us` for every command, and the
+/// `[[head.service]]` entries per INS.
+fn service_model(l: &Loaded, h: &crate::profile::HeadSpec) -> Result<ServiceModel, ConfigError> {
+    use crate::head::service::Dist;
+    let us = Duration::from_micros;
+    let mut default = (h.service_time_us > 0).then(|| Dist::Fixed(us(h.service_time_us)));
+    let mut per_ins: Vec<(u8, Dist)> = Vec::new();
+    for s in &h.service {
+        let r = s.get_ref();
+        let dist = match (r.us, r.mean_us, r.sd_us, r.min_us, r.max_us) {
+            (Some(t), None, None, None, None) => Dist::Fixed(us(t)),
+            (None, Some(m), Some(sd), None, None) => Dist::Normal { mean: us(m), sd: us(sd) },
+            (None, None, None, Some(lo), Some(hi)) if lo <= hi => Dist::Uniform(us(lo), us(hi)),
+            (None, None, None, Some(_), Some(_)) => return Err(l.err(s.span(), "service time: min_us is above max_us")),
+            _ => return Err(l.err(
+                s.span(),
+                "service time needs `us` (fixed), `mean_us` and `sd_us` (normal), or `min_us` and `max_us` (uniform)",
+            )),
+        };
+        if r.ins == "default" {
+            default = Some(dist);
+            continue;
+        }
+        let ins = u8::from_str_radix(&r.ins, 16).ok().filter(|_| r.ins.len() == 2).ok_or_else(|| {
+            l.err(s.span(), format!("service ins '{}' is not one hex byte (e.g. \"88\") or \"default\"", r.ins))
+        })?;
+        if per_ins.iter().any(|(i, _)| *i == ins) {
+            return Err(l.err(s.span(), format!("service time for INS {ins:02X} is given twice")));
+        }
+        per_ins.push((ins, dist));
+    }
+    let seed = h.service_seed.unwrap_or(0);
+    Ok(ServiceModel::new(default, per_ins, seed))
+}
+
 pub fn find_head(heads: &[LabHead], name: &str) -> Option<usize> {
     heads
         .iter()

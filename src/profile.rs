@@ -135,6 +135,11 @@ pub struct HeadSpec {
     /// Virtual heads: modelled card service time per command, microseconds.
     #[serde(default)]
     pub service_time_us: u64,
+    /// Virtual heads: service time per INS (`[[head.service]]`), over `service_time_us`.
+    #[serde(default)]
+    pub service: Vec<Spanned<ServiceSpec>>,
+    /// Virtual heads: seed of the service-time draws (default 0).
+    pub service_seed: Option<u64>,
     /// PC/SC heads: reader name pattern (a substring of the reader name, as pcsc_scan shows it).
     pub reader: Option<Spanned<String>>,
     /// PC/SC heads: "shared" (default) or "exclusive".
@@ -148,6 +153,20 @@ pub struct HeadSpec {
     /// Real heads: per-exchange timeout in milliseconds (default 5000; pn532 heads:
     /// `PN532_TIMEOUT_MS`).
     pub timeout_ms: Option<Spanned<u64>>,
+}
+
+/// One `[[head.service]]` entry: the modelled service time of one INS (hex, e.g. `"88"`) or
+/// of every other one (`"default"`): `us` fixed, `mean_us` + `sd_us` normal, or `min_us` +
+/// `max_us` uniform.
+#[derive(Debug, Deserialize, Clone)]
+#[serde(deny_unknown_fields)]
+pub struct ServiceSpec {
+    pub ins: String,
+    pub us: Option<u64>,
+    pub mean_us: Option<u64>,
+    pub sd_us: Option<u64>,
+    pub min_us: Option<u64>,
+    pub max_us: Option<u64>,
 }
 
 /// Baud rates a PN532 HSU runs at (SetSerialBaudRate, UM0701-02 §7.2.5).

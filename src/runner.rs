@@ -14,7 +14,7 @@ use crate::lab::{find_head, LabHead};
 use crate::link::Link;
 use crate::plan::template::{mask_matches, Value, Vars};
 use crate::plan::TearAt;
-use crate::plan::{meets, Action, Amount, CaptureSpec, Case, DataExpect, Plan, StateKind, Step, StepKind};
+use crate::plan::{meets, Action, Amount, Case, DataExpect, Plan, StateKind, Step, StepKind};
 use crate::report::{CaseResult, CaseStatus, Failure};
 use crate::sw;
 use crate::tear::fault::{Armed, ArmedHead, CutControl};
@@ -408,15 +408,7 @@ impl<'a> Session<'a> {
             }
         }
         for (name, spec) in capture {
-            let v = match spec {
-                CaptureSpec::All => Some(Value::Hex(hex::encode_upper(&r.data))),
-                CaptureSpec::Bytes { from, to } => r.data.get(*from..*to).map(|b| Value::Hex(hex::encode_upper(b))),
-                CaptureSpec::Uint { bytes, at } => r
-                    .data
-                    .get(*at..*at + *bytes)
-                    .map(|b| Value::Int(b.iter().fold(0i64, |a, x| (a << 8) | i64::from(*x)))),
-            };
-            let v = v.ok_or_else(|| {
+            let v = spec.take(&r.data).ok_or_else(|| {
                 failed(label, format!("response long enough to capture '{name}'"), format!("{} bytes", r.data.len()))
             })?;
             self.vars.insert(name.clone(), v);

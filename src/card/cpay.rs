@@ -10,7 +10,6 @@ use super::{be32, status, Reply, VirtualCard};
 use crate::apdu::{Command, Response};
 use crate::crypto::{cert, sig};
 use crate::sw;
-use p256::ecdsa::SigningKey;
 
 pub fn sign_message(id: &[u8; 8], date: u32, amount: u32, reader_random: &[u8]) -> Vec<u8> {
     [DOM_CPAY_SIGN.as_slice(), id, &date.to_be_bytes(), &amount.to_be_bytes(), reader_random].concat()
@@ -77,12 +76,12 @@ impl VirtualCard {
                     return status(sw::COMMAND_NOT_ALLOWED);
                 }
                 let img = self.nvm.get();
-                let Some(key) = img.cpay.key.as_ref().and_then(|k| SigningKey::from_slice(k.expose()).ok()) else {
+                let Some((key, _)) = img.cpay.key.as_ref().and_then(|k| self.keys.get(k)) else {
                     return status(sw::CONDITIONS_NOT_SATISFIED);
                 };
                 let (id, date, amount) = (img.card_id, img.cpay.date, img.cpay.amount);
                 let random: &[u8] = if self.defects.has(Defect::CpaySignsZeroRandom) { &[0; 16] } else { &cmd.data };
-                let signature = sig::sign(&key, &sign_message(&id, date, amount, random));
+                let signature = sig::sign(key, &sign_message(&id, date, amount, random));
                 let nonce = self.random16();
                 self.ram.cpay_nonce = Some(nonce);
                 let mut out = Vec::with_capacity(8 + 8 + 16 + 64);

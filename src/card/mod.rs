@@ -8,6 +8,7 @@ pub mod cpay;
 pub mod defects;
 pub mod image;
 pub mod ins;
+mod keycache;
 pub mod nvm;
 pub mod perso;
 pub mod purse;
@@ -83,6 +84,8 @@ pub struct VirtualCard {
     /// Seeded implementation defects (none on the reference card). Not NVM: a property of
     /// the card's firmware, set by the lab.
     pub(crate) defects: Defects,
+    /// Signing keys built from the NVM scalars (host-side cache, `keycache`).
+    pub(crate) keys: keycache::KeyCache,
 }
 
 impl std::fmt::Debug for VirtualCard {
@@ -106,6 +109,7 @@ impl VirtualCard {
             protocol,
             powered: false,
             defects: Defects::NONE,
+            keys: keycache::KeyCache::default(),
         }
     }
 

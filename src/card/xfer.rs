@@ -103,13 +103,15 @@ impl VirtualCard {
         Ok(Response::ok(data).into())
     }
 
-    fn card_signing_key(&self) -> Result<SigningKey, Reply> {
-        self.nvm
-            .get()
+    /// The XFER card key and its public point, from the cache (`keycache`).
+    fn card_key(&mut self) -> Result<(SigningKey, p256::PublicKey), Reply> {
+        let VirtualCard { nvm, keys, .. } = self;
+        nvm.get()
             .xfer
             .card_key
             .as_ref()
-            .and_then(|k| SigningKey::from_slice(k.expose()).ok())
+            .and_then(|k| keys.get(k))
+            .map(|(k, p)| (k.clone(), *p))
             .ok_or_else(|| status(sw::CONDITIONS_NOT_SATISFIED))
     }
 
@@ -137,7 +139,7 @@ impl VirtualCard {
         let mode = Self::mode_of(cmd)?;
         self.ram.key_update = None;
         let peer = if is_public(mode) {
-            self.card_signing_key()?;
+            self.card_key()?;
             Some(self.verified_peer(&cmd.data)?)
         } else {
             if !cmd.data.is_empty() {
@@ -164,7 +166,7 @@ impl VirtualCard {
         let tk = x.tk.as_ref().ok_or_else(|| status(sw::CONDITIONS_NOT_SATISFIED))?;
         let out = if is_public(mode) {
             let peer = self.verified_peer(&cmd.data[16..])?;
-            let key = self.card_signing_key()?;
+            let (key, _) = self.card_key()?;
             let mut pt = Vec::with_capacity(40);
             pt.extend_from_slice(&x.tkid.to_be_bytes());
             pt.extend_from_slice(tk.expose());
@@ -212,8 +214,8 @@ impl VirtualCard {
             let (ct, signature) = cmd.data.split_at(cmd.data.len() - 64);
             let peer = session.peer.ok_or_else(refused)?;
             sig::verify(&peer, &transport_signed(mode, ct, &session.random), signature).map_err(|_| refused())?;
-            let key = self.card_signing_key()?;
-            let pt = ecies::decrypt(&p256::SecretKey::from(key), ct).map_err(|_| refused())?;
+            let (key, public) = self.card_key()?;
+            let pt = ecies::decrypt_with(&p256::SecretKey::from(key), &public, ct).map_err(|_| refused())?;
             match (mode, pt.len()) {
                 (MODE_PUBLIC, 20) => (be32(&pt, 0), arr16(&pt, 4), None),
                 (MODE_PUBLIC_UK, 40) => (be32(&pt, 0), arr16(&pt, 4), Some((be32(&pt, 20), arr16(&pt, 24)))),

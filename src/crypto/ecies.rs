@@ -82,6 +82,12 @@ pub fn encrypt_with(ephemeral: &SecretKey, iv: &[u8; 16], recipient: &PublicKey,
 /// [`CryptoError::BadPublicKey`] if `E` is not an uncompressed point on
 /// P-256, [`CryptoError::TagMismatch`] for a wrong key or any modification.
 pub fn decrypt(secret: &SecretKey, ciphertext: &[u8]) -> Result<Vec<u8>, CryptoError> {
+    decrypt_with(secret, &secret.public_key(), ciphertext)
+}
+
+/// `decrypt` for a recipient that keeps its own public key (`public` must be `secret`'s):
+/// deriving it is a scalar multiplication as costly as the decryption's own ECDH.
+pub fn decrypt_with(secret: &SecretKey, public: &PublicKey, ciphertext: &[u8]) -> Result<Vec<u8>, CryptoError> {
     if ciphertext.len() < OVERHEAD {
         return Err(CryptoError::TooShort(ciphertext.len()));
     }
@@ -92,7 +98,7 @@ pub fn decrypt(secret: &SecretKey, ciphertext: &[u8]) -> Result<Vec<u8>, CryptoE
     let ephemeral = PublicKey::from_sec1_bytes(e_bytes).map_err(|_| CryptoError::BadPublicKey)?;
     let mut e = [0u8; 65];
     e.copy_from_slice(e_bytes);
-    let r = encode(&secret.public_key());
+    let r = encode(public);
     let keys = keys(secret, &ephemeral, &e, &r);
     ae::open(&keys, b"", sealed)
 }

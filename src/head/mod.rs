@@ -6,6 +6,7 @@
 pub mod pcsc_head;
 pub mod pn532;
 pub mod replay_head;
+pub mod service;
 pub mod tap;
 pub mod virtual_head;
 
@@ -116,6 +117,15 @@ pub trait Head: Send {
             }
             std::thread::sleep(Duration::from_millis(20));
         }
+    }
+
+    /// Hold (`on`) or release the reader for this process alone while a measurement runs, so
+    /// no other application's commands land between ours (PC/SC: `SCardBeginTransaction`).
+    /// `Ok(true)` when the head now holds such a lock, `Ok(false)` when it has none to take
+    /// (in-process heads: nothing else can reach them).
+    fn exclusive(&mut self, on: bool) -> Result<bool, HeadError> {
+        let _ = on;
+        Ok(false)
     }
 
     /// Virtual heads expose their slot so tests and feeders can insert, remove and inspect

@@ -75,6 +75,9 @@ pub struct PcscHead {
     /// for as long as the reader is still busy with the abandoned call; `power_on` waits for
     /// it up to the deadline and, if it is not done, leaves it running for the next try.
     resetting: Option<Receiver<Result<Reconnected, HeadError>>>,
+    /// This connection holds a PC/SC transaction (`exclusive`): until it is disconnected, no
+    /// other application's command reaches the card.
+    transaction: bool,
 }
 
 impl PcscHead {
@@ -93,6 +96,7 @@ impl PcscHead {
             dog: Watchdog::new(name),
             must_reset: false,
             resetting: None,
+            transaction: false,
         }
     }
 
@@ -129,6 +133,7 @@ impl PcscHead {
     /// its own call returns, leaving a shared card powered). The card is cold-reset on the
     /// next `power_on` before anything else is sent.
     fn cut_off(&mut self) {
+        self.transaction = false;
         self.card = None;
         self.atr = None;
         self.ctx = None;
@@ -173,6 +178,9 @@ impl PcscHead {
 
     /// Drop the connection after an error that ended it, so the next use reconnects.
     fn forget_on(&mut self, e: &HeadError) {
+        if e.card_gone() {
+            self.transaction = false;
+        }
         match e {
             HeadError::CardRemoved | HeadError::NoCard | HeadError::Mute => {
                 self.card = None;
@@ -381,6 +389,7 @@ impl Head for PcscHead {
             }
         }
         self.atr = None;
+        self.transaction = false;
         let Some(card) = self.card.take() else { return Ok(()) };
         let g = self.dog.run(self.ctx.as_ref().expect("a card has a context"), self.timeout, |_| {
             card.disconnect(Disposition::UnpowerCard).map_err(|(_, e)| e)
@@ -425,6 +434,37 @@ impl Head for PcscHead {
 
     fn wait_for_card(&mut self, present: bool, timeout: Duration) -> Result<bool, HeadError> {
         self.wait_presence(present, timeout)
+    }
+
+    /// `SCardBeginTransaction` on the connected card, kept for as long as the connection.
+    /// pcsc-lite counts a handle's transactions and the crate's `Transaction` ends one on
+    /// drop, so the lock cannot be held in a value beside the card it borrows: it is begun
+    /// and left open (forgotten), and released by disconnecting (`LeaveCard`, the card stays
+    /// powered; the next `power_on` connects again), which ends every transaction of the
+    /// handle. BeginTransaction waits while another application holds the card, so it runs
+    /// under the head's deadline like every other call.
+    fn exclusive(&mut self, on: bool) -> Result<bool, HeadError> {
+        if on == self.transaction {
+            return Ok(on);
+        }
+        if self.must_reset {
+            return Err(HeadError::NotSent("the card has not been reset since an exchange timed out".into()));
+        }
+        let Some(mut card) = self.card.take() else { return Err(HeadError::Unpowered) };
+        let gc = self.ctx.as_ref().expect("a card has a context");
+        if on {
+            let g = self.dog.run(gc, self.timeout, |_| card.transaction().map(std::mem::forget));
+            self.card = Some(card);
+            self.outcome(g)?;
+            self.transaction = true;
+            Ok(true)
+        } else {
+            self.transaction = false;
+            self.atr = None;
+            let g = self.dog.run(gc, self.timeout, |_| card.disconnect(Disposition::LeaveCard).map_err(|(_, e)| e));
+            self.outcome(g)?;
+            Ok(false)
+        }
     }
 }
 

@@ -110,6 +110,10 @@ impl<K: Hook> Head for Tapped<'_, K> {
         self.inner().wait_for_card(present, timeout)
     }
 
+    fn exclusive(&mut self, on: bool) -> Result<bool, HeadError> {
+        self.inner().exclusive(on)
+    }
+
     fn as_virtual(&mut self) -> Option<&mut super::virtual_head::VirtualHead> {
         self.inner().as_virtual()
     }

@@ -1,5 +1,6 @@
 //! In-process head holding a `VirtualCard` that can be inserted and removed.
 
+use super::service::{wait_until, ServiceModel};
 use super::{Head, HeadError, HeadInfo, Wire};
 use crate::card::VirtualCard;
 use std::time::{Duration, Instant};
@@ -24,8 +25,8 @@ pub struct PowerCut {
 pub struct VirtualHead {
     info: HeadInfo,
     card: Option<VirtualCard>,
-    /// Modelled card service time added to every command (a slow card, a long ECDSA).
-    service_time: Duration,
+    /// Modelled card service time per command (a slow card, a long ECDSA).
+    service: ServiceModel,
     /// Transmits since the head was made; tear campaigns count fault points with it.
     transmits: u64,
     cut: Option<PowerCut>,
@@ -36,7 +37,7 @@ impl VirtualHead {
         VirtualHead {
             info: HeadInfo { name: name.to_string(), driver: "virtual", reader: format!("virtual:{name}") },
             card: None,
-            service_time: Duration::ZERO,
+            service: ServiceModel::default(),
             transmits: 0,
             cut: None,
         }
@@ -71,8 +72,15 @@ impl VirtualHead {
         Some(point)
     }
 
+    /// The same modelled service time for every command.
     pub fn with_service_time(mut self, t: Duration) -> Self {
-        self.service_time = t;
+        self.service = ServiceModel::fixed(t);
+        self
+    }
+
+    /// A modelled service time per INS (fixed or from a seeded distribution).
+    pub fn with_service(mut self, m: ServiceModel) -> Self {
+        self.service = m;
         self
     }
 
@@ -145,11 +153,9 @@ impl Head for VirtualHead {
             card.power_off();
             return Err(HeadError::Mute);
         }
-        if !self.service_time.is_zero() {
-            // Spin rather than sleep: sleep granularity would swamp sub-millisecond models.
-            while start.elapsed() < self.service_time {
-                std::hint::spin_loop();
-            }
+        if !self.service.is_zero() {
+            // The model is the card's whole time for the command, its processing included.
+            wait_until(start + self.service.draw(apdu));
         }
         let duration = start.elapsed();
         match answer {

@@ -114,6 +114,20 @@ pub enum CaptureSpec {
     All,
 }
 
+impl CaptureSpec {
+    /// The value this capture takes from response data; `None` when the data is too short.
+    pub fn take(&self, data: &[u8]) -> Option<template::Value> {
+        use template::Value;
+        match self {
+            CaptureSpec::All => Some(Value::Hex(hex::encode_upper(data))),
+            CaptureSpec::Bytes { from, to } => data.get(*from..*to).map(|b| Value::Hex(hex::encode_upper(b))),
+            CaptureSpec::Uint { bytes, at } => {
+                data.get(*at..*at + *bytes).map(|b| Value::Int(b.iter().fold(0i64, |a, x| (a << 8) | i64::from(*x))))
+            }
+        }
+    }
+}
+
 /// Card state read back through commands into `<as>.<field>` variables.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum StateKind {

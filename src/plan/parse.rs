@@ -898,7 +898,7 @@ fn card_plan(
     Ok((p, r.protocol.unwrap_or(crate::card::Protocol::T1)))
 }
 
-fn capture_spec(s: &str) -> Option<CaptureSpec> {
+pub(crate) fn capture_spec(s: &str) -> Option<CaptureSpec> {
     if s == "hex" {
         return Some(CaptureSpec::All);
     }
