@@ -448,7 +448,7 @@ fn dispatch(cli: Cli) -> Result<ExitCode, BenchError> {
         Cmd::Time(TimeArgs { cmd: Some(TimeCmd::Compare(args)), .. }) => time_compare(&args).map_err(BenchError),
         Cmd::Time(TimeArgs { cmd: None, run: Some(r) }) => {
             let TimeRunArgs { spec, profile, heads, peers, iterations, warmup, seconds, run_id, logs } = r;
-            let opts = crate::timing::run::Options { iterations, warmup, seconds };
+            let opts = crate::timing::run::Options { iterations, warmup, seconds, ..Default::default() };
             time(&spec, &profile, &heads, &peers, &opts, run_id, logs).map_err(BenchError)
         }
         Cmd::Time(TimeArgs { cmd: None, run: None }) => {

@@ -31,6 +31,24 @@ pub struct Options {
     pub warmup: Option<u32>,
     /// Stop an op's measured iterations after this long, even before `iterations`.
     pub seconds: Option<f64>,
+    /// Gets every measured sample as it is taken (the TUI's live view); a receiver gone is
+    /// ignored: the run goes on and still writes its files.
+    pub observer: Option<crossbeam_channel::Sender<Sample>>,
+    /// Looked at between iterations: once set, every group ends its op and runs no more
+    /// (the samples so far are kept and written).
+    pub stop: Option<std::sync::Arc<std::sync::atomic::AtomicBool>>,
+}
+
+impl Options {
+    fn stopped(&self) -> bool {
+        self.stop.as_ref().is_some_and(|s| s.load(std::sync::atomic::Ordering::Relaxed))
+    }
+
+    fn observe(&self, s: &Sample) {
+        if let Some(o) = &self.observer {
+            let _ = o.send(s.clone());
+        }
+    }
 }
 
 /// Lab head indices of one group: the card being timed and its peer.
@@ -447,6 +465,10 @@ impl GroupRun<'_> {
         let mut vars = crate::runner::builtins(self.keys, self.now);
         vars.extend(self.spec.vars.iter().cloned());
         for op in &self.spec.ops {
+            if self.opts.stopped() {
+                res.notes.push(format!("stopped by the operator before op {} on head {}", op.name, res.head));
+                break;
+            }
             match self.op(&mut b, op, vars.clone(), &mut rng, &mut res) {
                 Ok(()) => {}
                 Err(Stop::Limit(m)) => res.notes.push(format!("op {} on head {}: {m}", op.name, res.head)),
@@ -526,6 +548,11 @@ impl GroupRun<'_> {
                         break;
                     }
                 }
+                if self.opts.stopped() {
+                    res.notes
+                        .push(format!("op {name} on head {head}: stopped by the operator after {measured} of {n}"));
+                    break;
+                }
                 if restore {
                     put_back(b);
                 }
@@ -582,8 +609,10 @@ impl GroupRun<'_> {
                         baseline,
                     };
                     res.samples.push(sample(op_ns, false));
+                    self.opts.observe(&sample(op_ns, false));
                     if let Some(ns) = base_ns {
                         res.samples.push(sample(ns, true));
+                        self.opts.observe(&sample(ns, true));
                     }
                     measured += 1;
                 }

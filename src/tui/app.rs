@@ -4,6 +4,7 @@
 use super::replay::{find_traces, ReplayEnd, ReplayRequest, ReplayView, Slot, TraceFile};
 use super::stats::Timing;
 use super::theme::Theme;
+use super::timing::{TimingEnd, TimingRequest, TimingView};
 use super::trace::{TraceFilter, TraceLog, TraceRow};
 use crate::batch::{BatchEvent, Control};
 use crate::event::Exchange;
@@ -114,6 +115,19 @@ pub enum Msg {
     Replay(crate::event::Event),
     /// The replay ended (or could not start).
     ReplayEnded(Result<ReplayEnd, String>),
+    /// The timing run's thread is up: where it writes, and its stop flag.
+    TimingLaunched {
+        dir: PathBuf,
+        stop: Arc<AtomicBool>,
+    },
+    /// A sample the timing run measured.
+    TimingSample(crate::timing::sample::Sample),
+    /// The timing run ended (or could not start).
+    TimingEnded(Result<TimingEnd, String>),
+    /// The timing result folders the compare pickers offer, looked up again.
+    TimingResults(Vec<PathBuf>),
+    /// The two sides of a comparison were read.
+    CompareLoaded(Result<(crate::timing::compare::Side, crate::timing::compare::Side), String>),
     Tick,
     Resize,
 }
@@ -135,6 +149,15 @@ pub enum Effect {
     /// Look up the trace files the picker offers.
     ListTraces,
     Replay(ReplayRequest),
+    /// Run a timing spec.
+    Time(TimingRequest),
+    /// Look up the timing result folders under `logs/`.
+    ListTimingResults,
+    /// Read two timing results to compare them.
+    LoadCompare {
+        a: PathBuf,
+        b: PathBuf,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -311,6 +334,15 @@ pub enum Field {
     OtherTrace,
     /// The head a replay runs on.
     ReplayHead,
+    /// The timing spec to run (picked or typed).
+    TimingSpec,
+    /// The heads a timing spec runs on.
+    TimingHeads,
+    /// The two timing results compared.
+    CompareA,
+    CompareB,
+    /// The comparison's threshold (typed).
+    Threshold,
 }
 
 impl Field {
@@ -325,6 +357,11 @@ impl Field {
             Field::Trace => "Trace",
             Field::OtherTrace => "Compare with",
             Field::ReplayHead => "Replay on head",
+            Field::TimingSpec => "Timing spec",
+            Field::TimingHeads => "Time on heads",
+            Field::CompareA => "Compare A",
+            Field::CompareB => "with B",
+            Field::Threshold => "Threshold",
         }
     }
 }
@@ -415,6 +452,8 @@ pub struct Config {
     pub trace_window: usize,
     /// Trace files the Replay panel's picker offers.
     pub traces: Vec<PathBuf>,
+    /// Timing specs the Timing panel's picker offers.
+    pub specs: Vec<PathBuf>,
 }
 
 impl Config {
@@ -429,6 +468,7 @@ impl Config {
             theme: Theme::from_env(),
             trace_window: super::trace::DEFAULT_WINDOW,
             traces: find_traces(&[Path::new("logs"), Path::new("traces")]),
+            specs: list_toml(Path::new("test-plans/timing")),
         }
     }
 }
@@ -496,11 +536,13 @@ pub struct App {
     /// Selected event; None: follow the newest.
     pub events_sel: Option<usize>,
     pub replay: ReplayView,
+    /// The Timing panel's spec runs and comparisons.
+    pub timing_view: TimingView,
 }
 
 impl App {
     pub fn new(cfg: Config, now: Now) -> App {
-        let Config { mut plans, mut profiles, plan, profile, theme, trace_window, traces } = cfg;
+        let Config { mut plans, mut profiles, plan, profile, theme, trace_window, traces, specs } = cfg;
         let plan = choose(&mut plans, plan);
         let profile = choose(&mut profiles, profile);
         let mut app = App {
@@ -536,6 +578,7 @@ impl App {
             events: VecDeque::new(),
             events_sel: None,
             replay: ReplayView { traces, ..ReplayView::default() },
+            timing_view: TimingView { specs, ..TimingView::default() },
         };
         app.log(LogKind::Info, "cardbench TUI ready: choose plan and profile in Batch, press s to start, ? for keys");
         app
@@ -582,14 +625,21 @@ impl App {
             Msg::ReplayLaunched { stop } => self.replay_launched(stop),
             Msg::Replay(e) => self.replay_event(e),
             Msg::ReplayEnded(r) => self.replay_ended(r),
-            Msg::Tick | Msg::Resize => {}
+            Msg::TimingLaunched { dir, stop } => self.timing_launched(dir, stop),
+            Msg::TimingSample(s) => self.timing_sample(s),
+            Msg::TimingEnded(r) => self.timing_ended(r),
+            Msg::TimingResults(list) => self.timing_results_listed(list),
+            Msg::CompareLoaded(r) => self.compare_loaded(r),
+            Msg::Tick => self.timing_tick(),
+            Msg::Resize => {}
         }
         Vec::new()
     }
 
-    /// The screen changes with the clock alone (rate, ETA, elapsed) only while a batch runs.
+    /// The screen changes with the clock alone (rate, ETA, elapsed) only while a batch or a
+    /// timing run runs (the timing figures are brought up to date on the ticker).
     pub fn ticking(&self) -> bool {
-        self.batch.phase.active()
+        self.batch.phase.active() || self.timing_view.running()
     }
 
     pub fn log(&mut self, kind: LogKind, text: impl Into<String>) {
@@ -652,6 +702,10 @@ impl App {
         }
         if self.replay.live.as_ref().is_some_and(|l| l.phase.active()) {
             self.log(LogKind::Error, "a replay is running on the profile's heads: stop it (x in 7 Replay) first");
+            return Vec::new();
+        }
+        if self.timing_view.running() {
+            self.log(LogKind::Error, "a timing run is using the profile's heads: stop it (x in 5 Timing) first");
             return Vec::new();
         }
         let (Some(plan), Some(profile)) = (self.form.plan_path(), self.form.profile_path()) else {

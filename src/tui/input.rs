@@ -3,6 +3,7 @@
 use super::app::{App, CardDetail, Effect, Field, LogKind, Modal, Panel};
 use super::keymap::{lookup, Action, Scope};
 use super::replay::{ReplayRequest, Slot};
+use super::timing::{TimingMode, TimingRequest, THRESHOLD_STEP};
 use super::trace::CLASSES;
 use crossterm::event::{KeyCode, KeyEvent, KeyEventKind, KeyModifiers};
 
@@ -74,6 +75,7 @@ impl App {
                     Panel::Results if self.card_detail.is_some() => &[Scope::CardDetail, Scope::List, Scope::Global],
                     Panel::Results => &[Scope::Results, Scope::List, Scope::Global],
                     Panel::Replay => &[Scope::Replay, Scope::List, Scope::Global],
+                    Panel::Timing => &[Scope::Timing, Scope::List, Scope::Global],
                     _ => &[Scope::List, Scope::Global],
                 };
                 match lookup(scopes, &k) {
@@ -198,7 +200,28 @@ impl App {
                     None => {}
                 }
             }
-            Action::TypePath | Action::Yes | Action::No | Action::Doc => {}
+            Action::TimingView => {
+                self.timing_view.mode = self.timing_view.mode.next();
+                self.timing_view.sel = 0;
+            }
+            Action::RunSpec => return self.pick_spec(),
+            Action::StopTiming => {
+                if !self.stop_timing() {
+                    self.stop();
+                }
+            }
+            Action::CompareResults => {
+                self.timing_view.compare_a = None;
+                self.modal = Modal::Picker { field: Field::CompareA, sel: 0 };
+                return vec![Effect::ListTimingResults];
+            }
+            Action::ThresholdUp => self.set_threshold(self.timing_view.threshold + THRESHOLD_STEP),
+            Action::ThresholdDown => self.set_threshold(self.timing_view.threshold - THRESHOLD_STEP),
+            Action::TypeThreshold => {
+                let buf = format!("{}%", self.timing_view.threshold * 100.0);
+                self.modal = Modal::Edit { field: Field::Threshold, buf };
+            }
+            Action::Mark | Action::TypePath | Action::Yes | Action::No | Action::Doc => {}
         }
         Vec::new()
     }
@@ -219,6 +242,10 @@ impl App {
             self.log(LogKind::Info, "a replay is already running (x stops it)");
             return;
         }
+        if self.timing_view.running() {
+            self.log(LogKind::Error, "a timing run is using the profile's heads: replay once it has ended");
+            return;
+        }
         // Its heads would be shared with the batch's workers (a real reader cannot serve both).
         if self.batch.phase.active() {
             self.log(LogKind::Error, "a batch is running on the profile's heads: replay once it has ended");
@@ -237,6 +264,80 @@ impl App {
         }
         let sel = self.heads.iter().position(|h| h.present == Some(true)).unwrap_or(0);
         self.modal = Modal::Picker { field: Field::ReplayHead, sel };
+    }
+
+    /// The spec picker of a timing run, if nothing else uses the heads.
+    fn pick_spec(&mut self) -> Vec<Effect> {
+        if self.timing_view.running() {
+            self.log(LogKind::Info, "a timing run is already running (x stops it)");
+        } else if self.batch.phase.active() {
+            self.log(LogKind::Error, "a batch is running on the profile's heads: time once it has ended");
+        } else if self.replay.live.as_ref().is_some_and(|l| l.phase.active()) {
+            self.log(LogKind::Error, "a replay is running on the profile's heads: time once it has ended");
+        } else if self.form.profile_path().is_none() || self.heads.is_empty() {
+            self.log(
+                LogKind::Error,
+                "choose a profile with heads in the Batch panel first: the spec runs on its heads",
+            );
+        } else {
+            let sel = self
+                .timing_view
+                .spec
+                .as_ref()
+                .and_then(|s| self.timing_view.specs.iter().position(|p| p == s))
+                .unwrap_or(0);
+            self.modal = Modal::Picker { field: Field::TimingSpec, sel };
+        }
+        Vec::new()
+    }
+
+    fn spec_chosen(&mut self, path: std::path::PathBuf) {
+        if !self.timing_view.specs.contains(&path) {
+            self.timing_view.specs.insert(0, path.clone());
+        }
+        self.timing_view.spec = Some(path);
+        self.timing_view.marked.retain(|m| self.heads.iter().any(|h| &h.name == m));
+        let sel = self.heads.iter().position(|h| h.present == Some(true)).unwrap_or(0);
+        self.modal = Modal::Picker { field: Field::TimingHeads, sel };
+    }
+
+    /// Run the chosen spec on the marked heads, or on the highlighted one when none is.
+    fn start_timing(&mut self, highlighted: usize) -> Vec<Effect> {
+        let (Some(spec), Some(profile)) = (self.timing_view.spec.clone(), self.form.profile_path()) else {
+            return Vec::new();
+        };
+        let heads: Vec<String> = if self.timing_view.marked.is_empty() {
+            self.heads.get(highlighted).map(|h| h.name.clone()).into_iter().collect()
+        } else {
+            // In the profile's order, whatever order they were marked in.
+            self.heads.iter().filter(|h| self.timing_view.marked.contains(&h.name)).map(|h| h.name.clone()).collect()
+        };
+        if heads.is_empty() {
+            return Vec::new();
+        }
+        let stem = spec.file_stem().map_or("spec".into(), |s| s.to_string_lossy().into_owned());
+        let req = TimingRequest {
+            spec,
+            profile: profile.to_path_buf(),
+            heads,
+            run_id: format!("tui-time-{stem}-{}", self.now.wall.format("%Y%m%dT%H%M%S%.3fZ")),
+        };
+        self.timing_requested(req.clone());
+        self.panel = Panel::Timing;
+        vec![Effect::Time(req)]
+    }
+
+    fn result_chosen(&mut self, field: Field, path: std::path::PathBuf) -> Vec<Effect> {
+        if field == Field::CompareA {
+            self.timing_view.compare_a = Some(path.clone());
+            let sel = self.timing_view.results.iter().position(|p| *p != path).unwrap_or(0);
+            self.modal = Modal::Picker { field: Field::CompareB, sel };
+            return Vec::new();
+        }
+        let Some(a) = self.timing_view.compare_a.take() else { return Vec::new() };
+        self.timing_view.loading = true;
+        self.log(LogKind::Info, format!("comparing timing results {} (A) and {} (B)", a.display(), path.display()));
+        vec![Effect::LoadCompare { a, b: path }]
     }
 
     fn start_replay(&mut self, head: usize) -> Vec<Effect> {
@@ -313,7 +414,10 @@ impl App {
                     None => self.results_sel = moved(self.results_sel, len, m),
                 }
             }
-            Panel::Timing => self.timing_sel = moved(self.timing_sel, self.timing.len(), m),
+            Panel::Timing if self.timing_view.mode == TimingMode::Batch => {
+                self.timing_sel = moved(self.timing_sel, self.timing.len(), m)
+            }
+            Panel::Timing => self.timing_view.sel = moved(self.timing_view.sel, self.timing_view.len(), m),
             Panel::Replay => {
                 let r = &mut self.replay;
                 let len = r.len();
@@ -356,7 +460,7 @@ impl App {
                     Field::BatchId => Modal::Edit { field, buf: self.form.batch_id.clone() },
                     Field::Count => Modal::Edit { field, buf: self.form.count.clone() },
                     // Not fields of the Batch panel.
-                    Field::Trace | Field::OtherTrace | Field::ReplayHead => Modal::None,
+                    _ => Modal::None,
                 };
             }
             Panel::Trace => {
@@ -425,7 +529,24 @@ impl App {
                         }
                         return self.open_trace(field, std::path::PathBuf::from(path));
                     }
-                    Field::Plan | Field::Profile | Field::ReplayHead => {}
+                    Field::TimingSpec | Field::CompareA | Field::CompareB => {
+                        self.modal = Modal::None;
+                        let path = buf.trim();
+                        if path.is_empty() {
+                            return Vec::new();
+                        }
+                        let path = std::path::PathBuf::from(path);
+                        if field == Field::TimingSpec {
+                            self.spec_chosen(path);
+                            return Vec::new();
+                        }
+                        return self.result_chosen(field, path);
+                    }
+                    Field::Threshold => match crate::timing::compare::parse_threshold(&buf) {
+                        Ok(t) => self.set_threshold(t),
+                        Err(e) => self.log(LogKind::Error, e.to_string()),
+                    },
+                    Field::Plan | Field::Profile | Field::ReplayHead | Field::TimingHeads => {}
                 }
                 self.modal = Modal::None;
                 return Vec::new();
@@ -441,7 +562,10 @@ impl App {
             // A path: any printable character.
             KeyCode::Char(c)
                 if !ctrl
-                    && matches!(field, Field::Trace | Field::OtherTrace)
+                    && matches!(
+                        field,
+                        Field::Trace | Field::OtherTrace | Field::TimingSpec | Field::CompareA | Field::CompareB
+                    )
                     && !c.is_control()
                     && buf.len() < 4096 =>
             {
@@ -450,6 +574,7 @@ impl App {
             KeyCode::Char(c) if !ctrl && buf.len() < 64 => {
                 let ok = match field {
                     Field::Count => c.is_ascii_digit(),
+                    Field::Threshold => c.is_ascii_digit() || ".%".contains(c),
                     _ => c.is_ascii_alphanumeric() || "-_.".contains(c),
                 };
                 if ok {
@@ -466,7 +591,9 @@ impl App {
         let len = match field {
             Field::Plan => self.form.plans.len(),
             Field::Trace | Field::OtherTrace => self.replay.traces.len(),
-            Field::ReplayHead => self.heads.len(),
+            Field::ReplayHead | Field::TimingHeads => self.heads.len(),
+            Field::TimingSpec => self.timing_view.specs.len(),
+            Field::CompareA | Field::CompareB => self.timing_view.results.len(),
             _ => self.form.profiles.len(),
         };
         let sel = match lookup(&[Scope::Picker, Scope::List, Scope::Global], &k) {
@@ -480,11 +607,33 @@ impl App {
                 self.modal = Modal::None;
                 return Vec::new();
             }
-            Some(Action::TypePath) if matches!(field, Field::Trace | Field::OtherTrace) => {
+            Some(Action::TypePath)
+                if matches!(
+                    field,
+                    Field::Trace | Field::OtherTrace | Field::TimingSpec | Field::CompareA | Field::CompareB
+                ) =>
+            {
                 // Start from the highlighted file: its folder is usually the one wanted.
-                let buf = self.replay.traces.get(sel).map_or(String::new(), |p| p.display().to_string());
+                let list = match field {
+                    Field::TimingSpec => &self.timing_view.specs,
+                    Field::CompareA | Field::CompareB => &self.timing_view.results,
+                    _ => &self.replay.traces,
+                };
+                let buf = list.get(sel).map_or(String::new(), |p| p.display().to_string());
                 self.modal = Modal::Edit { field, buf };
                 return Vec::new();
+            }
+            Some(Action::Mark) if field == Field::TimingHeads => {
+                if let Some(h) = self.heads.get(sel) {
+                    let m = &mut self.timing_view.marked;
+                    match m.iter().position(|x| *x == h.name) {
+                        Some(i) => {
+                            m.remove(i);
+                        }
+                        None => m.push(h.name.clone()),
+                    }
+                }
+                sel
             }
             Some(Action::Open) => {
                 self.modal = Modal::None;
@@ -497,6 +646,16 @@ impl App {
                         return self.open_trace(field, path);
                     }
                     Field::ReplayHead => return self.start_replay(sel.min(len - 1)),
+                    Field::TimingHeads => return self.start_timing(sel.min(len - 1)),
+                    Field::TimingSpec => {
+                        let path = self.timing_view.specs[sel.min(len - 1)].clone();
+                        self.spec_chosen(path);
+                        return Vec::new();
+                    }
+                    Field::CompareA | Field::CompareB => {
+                        let path = self.timing_view.results[sel.min(len - 1)].clone();
+                        return self.result_chosen(field, path);
+                    }
                     _ => {}
                 }
                 if field == Field::Plan {

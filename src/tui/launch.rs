@@ -1,9 +1,10 @@
 //! The app's effects carried out off the UI thread: the batch on its own thread (the engine
 //! spawns one worker per DUT head under it), a profile's heads looked at, a card's trace read,
-//! a replay on its thread.
+//! a replay and a timing run on their threads.
 
 use super::app::{BatchEnd, BatchRequest, HeadRow, Msg, Probe};
 use super::replay::{ReplayEnd, ReplayRequest};
+use super::timing::{TimingEnd, TimingRequest};
 use crate::batch::{BatchEvent, BatchOptions, Control};
 use crate::lab::Lab;
 use crossbeam_channel::{Receiver, Sender};
@@ -174,4 +175,55 @@ fn replay_engine(
         diverged: o.divergences,
         stopped: stop.load(std::sync::atomic::Ordering::Relaxed),
     })
+}
+
+/// A timing run on its thread: the samples as they are measured, and its stop flag.
+pub struct TimingRunning {
+    pub samples: Receiver<crate::timing::sample::Sample>,
+    pub dir: PathBuf,
+    pub stop: Arc<std::sync::atomic::AtomicBool>,
+}
+
+/// Check `req` as `cardbench time` does (profile, lab, spec, heads bound) and start it on its
+/// own thread, writing to `<profile logs>/<run id>/` what `cardbench time` writes; it sends
+/// `Msg::TimingEnded` on `done` when the run and its reports are done, panics included.
+pub fn start_timing(req: &TimingRequest, done: Sender<Msg>) -> Result<TimingRunning, String> {
+    use crate::timing::run;
+    let loaded = crate::profile::load(&req.profile).map_err(|e| e.to_string())?;
+    let mut lab = Lab::from_profile(&loaded).map_err(|e| e.to_string())?;
+    let spec = crate::timing::spec::load(&req.spec).map_err(|e| format!("{e:#}"))?;
+    let groups = run::bind(&spec, &lab.heads, &req.heads, &[]).map_err(|e| format!("{e:#}"))?;
+    let dir = lab.logs.join(&req.run_id);
+    std::fs::create_dir_all(&dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let (tx, samples) = crossbeam_channel::unbounded();
+    let opts = run::Options { observer: Some(tx), stop: Some(stop.clone()), ..run::Options::default() };
+    let (req, out) = (req.clone(), dir.clone());
+    std::thread::Builder::new()
+        .name("cardbench-timing".into())
+        .spawn(move || {
+            let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| -> Result<TimingEnd, String> {
+                let r = run::execute(&spec, &mut lab, &groups, &opts, &out, &req.run_id, &req.profile)
+                    .map_err(|e| format!("{e:#}"))?;
+                // The console table would draw over the UI: the panel shows the same figures.
+                run::outputs(&out, &req.run_id, &r, &mut |_| {}).map_err(|e| e.to_string())?;
+                let mut failures: Vec<String> = r.groups.iter().flat_map(|g| g.failures.clone()).collect();
+                failures
+                    .extend(r.sink_errors.iter().map(|e| format!("writing {}: {e}", out.join("trace.csv").display())));
+                Ok(TimingEnd {
+                    dir: out.clone(),
+                    samples: r.samples.len(),
+                    notes: r.groups.iter().flat_map(|g| g.notes.clone()).collect(),
+                    failures,
+                    stopped: opts.stop.as_ref().is_some_and(|s| s.load(std::sync::atomic::Ordering::Relaxed)),
+                })
+            }));
+            let msg = match r {
+                Ok(r) => r,
+                Err(_) => Err(super::term::take_panic().unwrap_or_else(|| "the timing thread panicked".into())),
+            };
+            let _ = done.send(Msg::TimingEnded(msg));
+        })
+        .map_err(|e| format!("cannot start the timing thread: {e}"))?;
+    Ok(TimingRunning { samples, dir, stop })
 }

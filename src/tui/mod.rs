@@ -21,6 +21,7 @@ pub mod runloop;
 pub mod stats;
 pub mod term;
 pub mod theme;
+pub mod timing;
 pub mod trace;
 pub mod ui;
 

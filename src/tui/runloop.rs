@@ -8,6 +8,7 @@ use super::launch::{self, Running};
 use super::{term, ui};
 use crate::batch::BatchEvent;
 use crate::event::Event;
+use crate::timing::sample::Sample;
 use crossbeam_channel::{select, unbounded, Receiver, Sender};
 use crossterm::event::{self as ct, Event as CtEvent};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -36,8 +37,9 @@ pub fn run(mut app: App) -> anyhow::Result<()> {
     let mut batch: Option<Running> = None;
     let mut events: Option<Receiver<BatchEvent>> = None;
     let mut replay: Option<Receiver<Event>> = None;
+    let mut timing: Option<Receiver<Sample>> = None;
     for e in app.initial_effects() {
-        perform(e, &mut app, &mut batch, &mut events, &mut replay, &aux_tx);
+        perform(e, &mut app, &mut batch, &mut events, &mut replay, &mut timing, &aux_tx);
     }
     let mut dirty = true;
     let mut urgent = false;
@@ -61,7 +63,7 @@ pub fn run(mut app: App) -> anyhow::Result<()> {
             break Ok(());
         }
         let timeout = if dirty { gap.saturating_sub(last_draw.elapsed()) } else { Duration::from_secs(3600) };
-        let collect = if events.is_some() || replay.is_some() { &collector } else { &never };
+        let collect = if events.is_some() || replay.is_some() || timing.is_some() { &collector } else { &never };
         let msgs: Vec<Msg> = select! {
             recv(input) -> m => match m {
                 Ok(m) => vec![m],
@@ -70,6 +72,7 @@ pub fn run(mut app: App) -> anyhow::Result<()> {
             recv(collect) -> _ => {
                 let mut v: Vec<Msg> = events.iter().flat_map(|rx| rx.try_iter().map(Msg::Batch)).collect();
                 v.extend(replay.iter().flat_map(|rx| rx.try_iter().map(Msg::Replay)));
+                v.extend(timing.iter().flat_map(|rx| rx.try_iter().map(Msg::TimingSample)));
                 v
             },
             recv(aux_rx) -> m => match m {
@@ -82,6 +85,12 @@ pub fn run(mut app: App) -> anyhow::Result<()> {
                 // Every row the replayer checked is applied before its end.
                 Ok(m @ Msg::ReplayEnded(_)) => {
                     let mut v: Vec<Msg> = replay.take().map(|rx| rx.try_iter().map(Msg::Replay).collect()).unwrap_or_default();
+                    v.push(m);
+                    v
+                }
+                // Every sample measured is applied before its end.
+                Ok(m @ Msg::TimingEnded(_)) => {
+                    let mut v: Vec<Msg> = timing.take().map(|rx| rx.try_iter().map(Msg::TimingSample).collect()).unwrap_or_default();
                     v.push(m);
                     v
                 }
@@ -99,7 +108,7 @@ pub fn run(mut app: App) -> anyhow::Result<()> {
             let effects = app.event_at(m, now);
             dirty |= !tick || app.ticking();
             for e in effects {
-                perform(e, &mut app, &mut batch, &mut events, &mut replay, &aux_tx);
+                perform(e, &mut app, &mut batch, &mut events, &mut replay, &mut timing, &aux_tx);
             }
         }
     };
@@ -119,6 +128,7 @@ fn perform(
     batch: &mut Option<Running>,
     events: &mut Option<Receiver<BatchEvent>>,
     replay: &mut Option<Receiver<Event>>,
+    timing: &mut Option<Receiver<Sample>>,
     aux: &Sender<Msg>,
 ) {
     match e {
@@ -156,6 +166,21 @@ fn perform(
                 app.event(Msg::ReplayEnded(Err(e)));
             }
         },
+        Effect::Time(req) => match launch::start_timing(&req, aux.clone()) {
+            Ok(r) => {
+                app.event(Msg::TimingLaunched { dir: r.dir, stop: r.stop });
+                *timing = Some(r.samples);
+            }
+            Err(e) => {
+                app.event(Msg::TimingEnded(Err(e)));
+            }
+        },
+        Effect::ListTimingResults => launch::in_background(aux.clone(), || {
+            Msg::TimingResults(super::timing::find_results(&[std::path::Path::new("logs")]))
+        }),
+        Effect::LoadCompare { a, b } => {
+            launch::in_background(aux.clone(), move || Msg::CompareLoaded(super::timing::load_sides(&a, &b)))
+        }
     }
 }
 

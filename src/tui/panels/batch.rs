@@ -29,7 +29,8 @@ pub fn render(app: &App, f: &mut Frame, area: Rect, focused: bool) {
             (_, Field::BatchId) => app.form.batch_id.clone(),
             (_, Field::Count) if app.form.count.is_empty() => "(profile default)".into(),
             (_, Field::Count) => app.form.count.clone(),
-            (_, Field::Trace | Field::OtherTrace | Field::ReplayHead) => String::new(),
+            // Not fields of this panel.
+            _ => String::new(),
         };
         let editing = matches!(&app.modal, Modal::Edit { field: ef, .. } if *ef == field);
         let style = if editing {
