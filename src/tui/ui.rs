@@ -4,6 +4,7 @@
 use super::app::{App, Field, Modal, Panel, Phase};
 use super::panels::{self, help, modal};
 use super::stats::fmt_hms;
+use super::timing::TimingMode;
 use ratatui::layout::{Constraint, Layout, Rect};
 use ratatui::text::{Line, Span};
 use ratatui::widgets::Paragraph;
@@ -40,9 +41,16 @@ pub fn draw(app: &App, f: &mut Frame) {
         Modal::Help { scroll } => help::render(app, f, area, *scroll),
         Modal::ConfirmQuit => modal::confirm_quit(app, f, area),
         Modal::Picker { field, sel } => modal::picker(app, f, area, *field, *sel),
-        Modal::Edit { field: field @ (Field::Trace | Field::OtherTrace), buf } => {
-            modal::path_input(app, f, area, *field, buf)
-        }
+        Modal::Edit {
+            field:
+                field @ (Field::Trace
+                | Field::OtherTrace
+                | Field::TimingSpec
+                | Field::CompareA
+                | Field::CompareB
+                | Field::Threshold),
+            buf,
+        } => modal::path_input(app, f, area, *field, buf),
         Modal::Edit { .. } | Modal::None => {}
     }
 }
@@ -117,8 +125,15 @@ fn status_line(app: &App, f: &mut Frame, area: Rect) {
 fn hint_line(app: &App, f: &mut Frame, area: Rect) {
     let hints: &[(&str, &str)] = match (&app.modal, app.panel) {
         (Modal::Edit { .. }, _) => &[("Enter", "accept"), ("Esc", "cancel"), ("Bksp", "delete"), ("C-u", "clear")],
-        (Modal::Picker { field: Field::Trace | Field::OtherTrace, .. }, _) => {
-            &[("j/k", "move"), ("Enter", "open"), ("/", "type a path"), ("Esc", "cancel")]
+        (
+            Modal::Picker {
+                field: Field::Trace | Field::OtherTrace | Field::TimingSpec | Field::CompareA | Field::CompareB,
+                ..
+            },
+            _,
+        ) => &[("j/k", "move"), ("Enter", "open"), ("/", "type a path"), ("Esc", "cancel")],
+        (Modal::Picker { field: Field::TimingHeads, .. }, _) => {
+            &[("j/k", "move"), ("Space", "mark"), ("Enter", "run"), ("Esc", "cancel")]
         }
         (Modal::Picker { .. }, _) => &[("j/k", "move"), ("Enter", "choose"), ("Esc", "cancel")],
         (Modal::ConfirmQuit, _) => &[("y", "stop and quit"), ("n", "keep running")],
@@ -141,7 +156,15 @@ fn hint_line(app: &App, f: &mut Frame, area: Rect) {
         }
         (_, Panel::Results) => &[("j/k", "move"), ("Enter", "open card")],
         (_, Panel::Heads) => &[("j/k", "move"), ("Enter", "trace of the head")],
-        (_, Panel::Timing) => &[("j/k", "select command")],
+        (_, Panel::Timing) => match app.timing_view.mode {
+            TimingMode::Batch => &[("v", "view"), ("r", "run spec"), ("c", "compare"), ("j/k", "select command")],
+            TimingMode::Spec => {
+                &[("v", "view"), ("r", "run spec"), ("x", "stop"), ("c", "compare"), ("j/k", "select op")]
+            }
+            TimingMode::Compare => {
+                &[("v", "view"), ("c", "compare"), ("+/-", "threshold"), ("T", "type it"), ("j/k", "select op")]
+            }
+        },
         (_, Panel::Events) => &[("j/k", "scroll"), ("G", "follow")],
         (_, Panel::Replay) if app.replay.detail => &[("Esc", "back"), ("j/k", "prev/next"), ("n/N", "next/prev diff")],
         (_, Panel::Replay) => &[

@@ -9,6 +9,8 @@ pub mod modal;
 pub mod replay;
 pub mod results;
 pub mod timing;
+pub mod timing_compare;
+pub mod timing_spec;
 pub mod trace;
 
 use super::app::{App, Panel};

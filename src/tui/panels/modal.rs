@@ -26,7 +26,6 @@ pub fn confirm_quit(app: &App, f: &mut Frame, area: Rect) {
 }
 
 pub fn picker(app: &App, f: &mut Frame, area: Rect, field: Field, sel: usize) {
-    let t = &app.theme;
     let paths = |list: &[std::path::PathBuf]| list.iter().map(|p| p.display().to_string()).collect::<Vec<_>>();
     let (list, title, empty) = match field {
         Field::Plan => (paths(&app.form.plans), " Plan ".to_string(), "nothing in test-plans/"),
@@ -35,20 +34,53 @@ pub fn picker(app: &App, f: &mut Frame, area: Rect, field: Field, sel: usize) {
             format!(" {} ", if field == Field::Trace { "Open trace" } else { "Compare with trace" }),
             "no trace CSV under logs/ or traces/: / types a path",
         ),
-        Field::ReplayHead => {
+        Field::TimingSpec => (
+            paths(&app.timing_view.specs),
+            " Timing spec ".to_string(),
+            "nothing in test-plans/timing/: / types a path",
+        ),
+        Field::CompareA | Field::CompareB => {
+            let title = match (&app.timing_view.compare_a, field) {
+                (Some(a), Field::CompareB) => {
+                    format!(" Compare {} (A) with B ", clip_start(&a.display().to_string(), 40))
+                }
+                _ => " Compare timing result A ".to_string(),
+            };
+            (paths(&app.timing_view.results), title, "no timing result (samples.csv) under logs/: / types a path")
+        }
+        Field::ReplayHead | Field::TimingHeads => {
+            let timing = field == Field::TimingHeads;
             let heads = app
                 .heads
                 .iter()
                 .map(|h| {
+                    let mark = match (timing, app.timing_view.marked.contains(&h.name)) {
+                        (false, _) => "",
+                        (true, true) => "[x] ",
+                        (true, false) => "[ ] ",
+                    };
                     let card = match h.present {
                         Some(true) if h.card_id.is_empty() => "card present".to_string(),
                         Some(true) => format!("card {}", h.card_id),
                         Some(false) => "no card".to_string(),
                         None => "card unknown".to_string(),
                     };
-                    format!("{:<10} {:<8} {:<6} {card}", h.name, h.driver, h.role)
+                    format!("{mark}{:<10} {:<8} {:<6} {card}", h.name, h.driver, h.role)
                 })
                 .collect();
+            if timing {
+                let spec = app.timing_view.spec.as_ref().map_or(String::new(), |p| p.display().to_string());
+                return picker_list(
+                    app,
+                    f,
+                    area,
+                    heads,
+                    format!(" Time {} on ", clip_start(&spec, 40)),
+                    "the profile has no heads",
+                    sel,
+                    " Space mark · Enter run (marked heads, else this one) · Esc cancel ",
+                );
+            }
             let (th, card) = app.replay.stream_of_selection().unwrap_or_default();
             let card = card.map_or(String::new(), |c| format!(" card {c}"));
             let how = if app.replay.keep_going { " (keep going)" } else { "" };
@@ -56,14 +88,30 @@ pub fn picker(app: &App, f: &mut Frame, area: Rect, field: Field, sel: usize) {
         }
         _ => (paths(&app.form.profiles), " Profile ".to_string(), "nothing in profiles/"),
     };
+    let bottom =
+        if matches!(field, Field::Trace | Field::OtherTrace | Field::TimingSpec | Field::CompareA | Field::CompareB) {
+            " Enter open · / type a path · Esc cancel "
+        } else {
+            " Enter choose · Esc cancel "
+        };
+    picker_list(app, f, area, list, title, empty, sel, bottom);
+}
+
+#[allow(clippy::too_many_arguments)]
+fn picker_list(
+    app: &App,
+    f: &mut Frame,
+    area: Rect,
+    list: Vec<String>,
+    title: String,
+    empty: &str,
+    sel: usize,
+    bottom: &str,
+) {
+    let t = &app.theme;
     let h = (list.len() as u16 + 3).clamp(5, area.height.saturating_sub(2).max(5));
     let r = centered(area, 76, h);
     f.render_widget(Clear, r);
-    let bottom = if matches!(field, Field::Trace | Field::OtherTrace) {
-        " Enter open · / type a path · Esc cancel "
-    } else {
-        " Enter choose · Esc cancel "
-    };
     let b = Block::bordered().title(title).title_bottom(bottom).border_style(t.border(true));
     let inner_h = r.height.saturating_sub(2) as usize;
     let w = r.width.saturating_sub(4) as usize;
@@ -94,7 +142,14 @@ pub fn path_input(app: &App, f: &mut Frame, area: Rect, field: Field, buf: &str)
     let t = &app.theme;
     let r = centered(area, 76, 4);
     f.render_widget(Clear, r);
-    let title = if field == Field::Trace { " Open trace: path " } else { " Compare with trace: path " };
+    let title = match field {
+        Field::Trace => " Open trace: path ",
+        Field::TimingSpec => " Timing spec: path ",
+        Field::CompareA => " Timing result A: path ",
+        Field::CompareB => " Timing result B: path ",
+        Field::Threshold => " Comparison threshold (e.g. 2%) ",
+        _ => " Compare with trace: path ",
+    };
     let b = Block::bordered()
         .title(title)
         .title_bottom(" Enter open · Esc cancel · C-u clear ")

@@ -1,15 +1,26 @@
-//! Timing per head and command: counts, last, p50 / p95 / p99 and a sparkline of recent
-//! durations per row; the selected row's sparkline and histogram below.
+//! The Timing panel, in three views (`v`): the batch's timing per head and command (counts,
+//! last, p50 / p95 / p99 and a sparkline of recent durations per row; the selected row's
+//! sparkline and histogram below), a timing spec's run (`timing_spec`) and two timing results
+//! compared (`timing_compare`).
 
 use super::{block, clip, fit, offset};
 use crate::tui::app::{App, Panel};
 use crate::tui::stats::{fmt_ns, spark_text, Series, WINDOW};
+use crate::tui::timing::TimingMode;
 use ratatui::layout::{Constraint, Layout, Rect};
 use ratatui::text::{Line, Span};
 use ratatui::widgets::{Block, Borders, Cell, Paragraph, Row, Sparkline, Table};
 use ratatui::Frame;
 
 pub fn render(app: &App, f: &mut Frame, area: Rect, focused: bool) {
+    match app.timing_view.mode {
+        TimingMode::Batch => batch(app, f, area, focused),
+        TimingMode::Spec => super::timing_spec::render(app, f, area, focused),
+        TimingMode::Compare => super::timing_compare::render(app, f, area, focused),
+    }
+}
+
+fn batch(app: &App, f: &mut Frame, area: Rect, focused: bool) {
     let rows = app.timing.rows();
     let title = format!("{} head/command pairs, percentiles over the last {WINDOW}", rows.len());
     let b = block(app, Panel::Timing, title, focused);
@@ -17,7 +28,12 @@ pub fn render(app: &App, f: &mut Frame, area: Rect, focused: bool) {
     f.render_widget(b, area);
     let t = &app.theme;
     if rows.is_empty() {
-        f.render_widget(Paragraph::new(Line::styled(" No exchange timed yet.", t.dim())), inner);
+        let lines = vec![
+            Line::styled(" No exchange of a batch timed yet.", t.dim()),
+            Line::styled(" r runs a timing spec on heads of the profile, c compares two timing results,", t.dim()),
+            Line::styled(" v shows the last spec run and comparison.", t.dim()),
+        ];
+        f.render_widget(Paragraph::new(lines), inner);
         return;
     }
     let sel = app.timing_sel.min(rows.len() - 1);
