@@ -4,8 +4,10 @@
 use cardbench::batch::BatchEvent;
 use cardbench::event::{Event, Exchange};
 use cardbench::report::{CardResult, CaseResult, CaseStatus, Failure, Verdict};
+use cardbench::timing::sample::Sample;
 use cardbench::tui::app::{BatchEnd, HeadRow, Modal, Phase, Probe};
 use cardbench::tui::theme::Theme;
+use cardbench::tui::timing::TimingEnd;
 use cardbench::tui::{ui, App, Config, Effect, Msg, Now, Panel};
 use chrono::TimeZone;
 use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
@@ -20,6 +22,7 @@ use std::time::{Duration, Instant};
 
 const PLAN: &str = "test-plans/mini.toml";
 const PROFILE: &str = "profiles/lab.toml";
+const SPEC: &str = "test-plans/timing/hot-path.toml";
 
 struct Bench {
     app: App,
@@ -76,6 +79,7 @@ fn config(theme: Theme) -> Config {
         theme,
         trace_window: 100,
         traces: vec![],
+        specs: vec![SPEC.into()],
     }
 }
 
@@ -562,7 +566,7 @@ fn help_lists_every_key() {
     has(&s, "Keys · j/k scroll");
     has(&s, "show / hide this help");
     // Tall enough for all of it: every binding's text is there.
-    let s = screen(&b.app, 100, 70);
+    let s = screen(&b.app, 100, 80);
     for bind in cardbench::tui::keymap::BINDINGS {
         has(&s, bind.help);
         has(&s, &cardbench::tui::keymap::keys_label(bind));
@@ -1160,4 +1164,223 @@ fn a_divergence_stands_out_without_colours() {
     for (w, h) in [(80, 24), (120, 30)] {
         assert_eq!(colored_cells(&draw(&b.app, w, h)), 0);
     }
+}
+
+// ---- Timing panel: a spec run live, and two timing results compared ----------------------
+
+fn sample(op: &str, iteration: u32, ns: u64, baseline: bool) -> Sample {
+    Sample {
+        op: op.into(),
+        iteration,
+        head: "D1".into(),
+        card_id: CARD.into(),
+        atr: "3B8900434152440000".into(),
+        duration_ns: ns,
+        baseline,
+    }
+}
+
+#[test]
+fn timing_spec_run_shows_live_figures_per_op_as_samples_arrive() {
+    let mut b = idle_lab(Theme::colored());
+    b.ch('5');
+    // Today's per-command batch timing is the panel's first view.
+    has(&screen(&b.app, 80, 24), "No exchange of a batch timed yet");
+    // r: the spec picker, then the head picker (Space marks), Enter runs.
+    b.ch('r');
+    let s = screen(&b.app, 100, 30);
+    has(&s, "Timing spec");
+    has(&s, SPEC);
+    b.key(KeyCode::Enter);
+    let s = screen(&b.app, 100, 30);
+    has(&s, &format!("Time {SPEC} on"));
+    has(&s, "[ ] D1");
+    b.ch(' ');
+    has(&screen(&b.app, 100, 30), "[x] D1");
+    let fx = b.key(KeyCode::Enter);
+    let req = match &fx[..] {
+        [Effect::Time(r)] => r.clone(),
+        other => panic!("{other:?}"),
+    };
+    assert_eq!(
+        (req.spec.as_path(), req.profile.as_path()),
+        (std::path::Path::new(SPEC), std::path::Path::new(PROFILE))
+    );
+    assert_eq!(req.heads, ["D1"]);
+    assert!(req.run_id.starts_with("tui-time-hot-path-20260601T120000"), "{}", req.run_id);
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    b.send(Msg::TimingLaunched { dir: "logs/run1".into(), stop: stop.clone() });
+    let s = screen(&b.app, 80, 24);
+    has(&s, "● timing running");
+    has(&s, "No sample yet");
+    // 20 iterations of SIGN PAYMENT at 40.00-40.04 ms, each with a READ RECORD baseline 1 ms
+    // shorter... and one 60 ms op (an outlier), all within one recompute period.
+    for i in 0..21u32 {
+        let jitter = u64::from(i % 5) * 10_000;
+        let op = if i == 20 { 60_000_000 } else { 40_000_000 + jitter };
+        b.send(Msg::TimingSample(sample("cpay.sign_payment", i, op, false)));
+        b.send(Msg::TimingSample(sample("cpay.sign_payment", i, 1_000_000 + jitter, true)));
+    }
+    // A second op without a baseline.
+    for i in 0..5u32 {
+        b.send(Msg::TimingSample(sample("purse.read", i, 500_000 + u64::from(i) * 1000, false)));
+    }
+    // The figures are recomputed at most every 250 ms: still those of the first sample.
+    let s = screen(&b.app, 80, 24);
+    let row = line_with(&s, "cpay.sign_payment");
+    assert!(row.contains(" 1 ") && row.contains("40.000 ms"), "{row:?}");
+    lacks(&s, "purse.read");
+    // The ticker brings them up to date.
+    b.at = 0.3;
+    b.send(Msg::Tick);
+    let s = screen(&b.app, 80, 24);
+    let row = line_with(&s, "cpay.sign_payment");
+    // n 21, median 40.020 ms (11th of 21), card time 39.000 ms, one outlier.
+    for want in ["D1", " 21 ", "40.020 ms", "39.000 ms", "–", " 1"] {
+        assert!(row.contains(want), "{want:?} in {row:?}");
+    }
+    let row = line_with(&s, "purse.read");
+    assert!(row.contains(" 5 ") && row.contains("502.000 µs") && row.contains(" - "), "{row:?}");
+    // The selected op's detail: CI, card time over its pairs, outliers, histogram with marks.
+    has(&s, "cpay.sign_payment on D1");
+    has(&s, "card median 39.000 ms  95% CI 39.000–39.000 ms  (op − baseline)");
+    has(&s, "baseline median 1.020 ms · 21 pairs");
+    has(&s, "0 low, 1 high");
+    assert!(s.contains('┃') && s.contains('[') && s.contains("›1"), "{s}");
+    // Wide: the card time's CI and a histogram per row.
+    let s = screen(&b.app, 200, 30);
+    has(&s, "card 95% CI");
+    let row = line_with(&s, "cpay.sign_payment D1");
+    assert!(row.contains("39.000–39.000 ms") && row.contains('█'), "{row:?}");
+    // x stops the run (the flag the run loop looks at between iterations).
+    b.ch('x');
+    assert!(stop.load(Ordering::Relaxed));
+    has(&screen(&b.app, 80, 24), "● timing stopping");
+    b.send(Msg::TimingEnded(Ok(TimingEnd {
+        dir: "logs/run1".into(),
+        samples: 47,
+        notes: vec!["op cpay.sign_payment on head D1: stopped by the operator after 21 of 100".into()],
+        failures: vec![],
+        stopped: true,
+    })));
+    let s = screen(&b.app, 80, 24);
+    has(&s, "● timing stopped");
+    has(&s, "26 op samples");
+    // v: the next views (comparison, then the batch's timing again).
+    b.ch('v');
+    has(&screen(&b.app, 80, 24), "No comparison yet");
+    b.ch('v');
+    has(&screen(&b.app, 80, 24), "No exchange of a batch timed yet");
+    b.ch('6');
+    has(&screen(&b.app, 120, 30), "stopped by the operator after 21 of 100");
+}
+
+#[test]
+fn no_timing_run_while_a_batch_runs_and_a_run_that_cannot_start_says_why() {
+    let mut b = known(Theme::colored());
+    b.ch('5');
+    b.ch('r');
+    assert_eq!(b.app.modal, Modal::None);
+    b.ch('6');
+    has(&screen(&b.app, 120, 30), "a batch is running on the profile's heads: time once it has ended");
+    let mut b = idle_lab(Theme::colored());
+    b.ch('5');
+    b.ch('r');
+    // A typed path.
+    b.ch('/');
+    b.ctrl('u');
+    b.typed("my/spec.toml");
+    has(&screen(&b.app, 100, 30), "my/spec.toml▏");
+    b.key(KeyCode::Enter);
+    // Nothing marked: the highlighted head.
+    let fx = b.key(KeyCode::Enter);
+    assert!(
+        matches!(&fx[..], [Effect::Time(r)] if r.heads == ["D1"] && r.spec == std::path::Path::new("my/spec.toml")),
+        "{fx:?}"
+    );
+    // And no batch while it runs.
+    b.ch('s');
+    assert!(!b.app.batch.phase.active());
+    b.send(Msg::TimingEnded(Err("my/spec.toml: cannot read: No such file or directory".into())));
+    let s = screen(&b.app, 100, 30);
+    has(&s, "● timing failed");
+    has(&s, "my/spec.toml: cannot read");
+}
+
+/// A timing result folder: `samples.csv` for op `sign` (200 iterations around `median`,
+/// with baselines 1 ms shorter) and op `read` (the same in every result).
+fn write_result(dir: &std::path::Path, median: u64) {
+    std::fs::create_dir_all(dir).unwrap();
+    let mut v = Vec::new();
+    for i in 0..200u32 {
+        let jitter = u64::from(i * 7919 % 200) * 1000;
+        v.push(sample("sign", i, median - 100_000 + jitter, false));
+        v.push(sample("sign", i, 1_000_000 + jitter / 10, true));
+        v.push(sample("read", i, 1_000_000 + u64::from(i * 31 % 100) * 100, false));
+    }
+    cardbench::timing::sample::write_csv(&dir.join("samples.csv"), &v).unwrap();
+}
+
+#[test]
+fn timing_comparison_of_two_result_folders_with_a_threshold_the_user_sets() {
+    let d = tempfile::tempdir().unwrap();
+    let (a, bb) = (d.path().join("lot6"), d.path().join("lot7"));
+    write_result(&a, 40_000_000);
+    // Lot 7 signs 3% slower.
+    write_result(&bb, 41_200_000);
+    let mut b = idle_lab(Theme::colored());
+    b.ch('5');
+    let fx = b.ch('c');
+    assert_eq!(fx, vec![Effect::ListTimingResults]);
+    b.send(Msg::TimingResults(vec![a.clone(), bb.clone()]));
+    let s = screen(&b.app, 100, 30);
+    has(&s, "Compare timing result A");
+    has(&s, "lot6");
+    b.key(KeyCode::Enter);
+    // B's picker starts on the other result.
+    has(&screen(&b.app, 100, 30), "(A) with B");
+    let fx = b.key(KeyCode::Enter);
+    assert_eq!(fx, vec![Effect::LoadCompare { a: a.clone(), b: bb.clone() }]);
+    b.send(Msg::CompareLoaded(cardbench::tui::timing::load_sides(&a, &bb)));
+    let s = screen(&b.app, 100, 30);
+    has(&s, "comparison · threshold ±2%");
+    has(&s, "● B regressed");
+    let sign = line_with(&s, "sign  ");
+    // The card time (op − baseline) is compared: shift +1.200 ms, +3.x%, p < 0.001.
+    for want in ["+1.200 ms", "+3.", "<0.001", "slower"] {
+        assert!(sign.contains(want), "{want:?} in {sign:?}");
+    }
+    let read = line_with(&s, "read  ");
+    assert!(read.contains("+0 ns") && read.contains("no sig. diff"), "{read:?}");
+    // The selected op's two histograms on one scale.
+    has(&s, "sign · card time (op − baseline) · slower");
+    assert!(s.lines().filter(|l| l.contains('┃')).count() >= 2, "{s}");
+    // + three times: 3.5%, the shift is real but within the threshold.
+    for _ in 0..3 {
+        b.ch('+');
+    }
+    let s = screen(&b.app, 100, 30);
+    has(&s, "threshold ±3.5%");
+    has(&s, "● no regression");
+    assert!(line_with(&s, "sign  ").contains("within thr."), "{s}");
+    has(&s, "no significant difference (shift real, but within ±3.5%)");
+    // T types it: 1% makes it slower again; a bad one is refused with why.
+    b.ch('T');
+    b.ctrl('u');
+    b.typed("1%");
+    b.key(KeyCode::Enter);
+    let s = screen(&b.app, 100, 30);
+    has(&s, "threshold ±1%");
+    assert!(line_with(&s, "sign  ").contains("slower"), "{s}");
+    b.ch('T');
+    b.ctrl('u');
+    b.typed("..%");
+    b.key(KeyCode::Enter);
+    b.ch('6');
+    has(&screen(&b.app, 120, 30), "--threshold '..%': a percentage such as 2%");
+    // A wide screen adds the medians and the sample counts.
+    b.ch('5');
+    let s = screen(&b.app, 200, 30);
+    let sign = line_with(&s, "sign  ");
+    assert!(sign.contains("card") && sign.contains(" 200 ") && sign.contains("40.190 ms"), "{sign:?}");
 }

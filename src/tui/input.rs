@@ -218,7 +218,7 @@ impl App {
             Action::ThresholdUp => self.set_threshold(self.timing_view.threshold + THRESHOLD_STEP),
             Action::ThresholdDown => self.set_threshold(self.timing_view.threshold - THRESHOLD_STEP),
             Action::TypeThreshold => {
-                let buf = format!("{}%", self.timing_view.threshold * 100.0);
+                let buf = format!("{}%", super::panels::timing_compare::threshold_pct(self.timing_view.threshold));
                 self.modal = Modal::Edit { field: Field::Threshold, buf };
             }
             Action::Mark | Action::TypePath | Action::Yes | Action::No | Action::Doc => {}

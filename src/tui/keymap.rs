@@ -198,7 +198,7 @@ pub const BINDINGS: &[Binding] = &[
     b(S::Replay, &[ch('n')], A::NextDiff, "next divergence / differing row"),
     b(S::Replay, &[ch('N')], A::PrevDiff, "previous divergence / differing row"),
     b(S::Timing, &[ch('v')], A::TimingView, "view: batch timing / timing spec run / comparison"),
-    b(S::Timing, &[ch('r')], A::RunSpec, "run a timing spec (picker; / types a path) on heads of the profile"),
+    b(S::Timing, &[ch('r')], A::RunSpec, "run a timing spec (picker, / types a path) on heads"),
     b(S::Timing, &[ch('x')], A::StopTiming, "stop the timing run (the batch when none runs)"),
     b(S::Timing, &[ch('c')], A::CompareResults, "compare two timing results of logs/ (A, then B)"),
     b(S::Timing, &[ch('+'), ch('=')], A::ThresholdUp, "comparison: threshold +0.5%"),

@@ -20,6 +20,11 @@ fn signed(x: f64) -> String {
     }
 }
 
+/// A threshold as the operator typed it: `3.5`, not `3.5000000000000004`.
+pub fn threshold_pct(t: f64) -> f64 {
+    (t * 1e6).round() / 1e4
+}
+
 fn pct(x: f64) -> String {
     if x.is_finite() {
         format!("{:+.2}%", x * 100.0)
@@ -31,7 +36,7 @@ fn pct(x: f64) -> String {
 pub fn render(app: &App, f: &mut Frame, area: Rect, focused: bool) {
     let t = &app.theme;
     let v = &app.timing_view;
-    let threshold = format!("threshold ±{}%", v.threshold * 100.0);
+    let threshold = format!("threshold ±{}%", threshold_pct(v.threshold));
     let Some(c) = &v.compare else {
         let b = block(app, Panel::Timing, format!("comparison · {threshold}"), focused);
         let inner = b.inner(area);
@@ -97,8 +102,16 @@ pub fn render(app: &App, f: &mut Frame, area: Rect, focused: bool) {
         header.extend(["of", "n A", "n B", "median A", "median B"]);
         widths.extend([4, 6, 6, 11, 11].map(Constraint::Length));
     }
-    header.extend(["shift", "95% CI", "rel", "p", "verdict"]);
-    widths.extend([11, 19, 8, 6, 12].map(Constraint::Length));
+    // Below 80 columns (the dashboard) the CI is in the detail below only.
+    let with_ci = table_area.width >= 80;
+    header.push("shift");
+    widths.push(Constraint::Length(11));
+    if with_ci {
+        header.push("95% CI");
+        widths.push(Constraint::Length(19));
+    }
+    header.extend(["rel", "p", "verdict"]);
+    widths.extend([8, 6, 12].map(Constraint::Length));
     let visible = table_area.height.saturating_sub(1) as usize;
     let first = offset(r.ops.len(), sel, visible);
     let built: Vec<Row> = r
@@ -128,13 +141,11 @@ pub fn render(app: &App, f: &mut Frame, area: Rect, focused: bool) {
                 Verdict::NoSignificantDifference if o.significant => ("within thr.", t.text()),
                 Verdict::NoSignificantDifference => ("no sig. diff", t.dim()),
             };
-            cells.extend([
-                Cell::from(signed(o.test.shift)),
-                Cell::from(interval(&o.test.ci)),
-                Cell::from(pct(o.relative)),
-                Cell::from(p),
-                Cell::from(Span::styled(verdict, style)),
-            ]);
+            cells.push(Cell::from(signed(o.test.shift)));
+            if with_ci {
+                cells.push(Cell::from(interval(&o.test.ci)));
+            }
+            cells.extend([Cell::from(pct(o.relative)), Cell::from(p), Cell::from(Span::styled(verdict, style))]);
             let row = Row::new(cells);
             if focused && i == sel {
                 row.style(t.selected())
@@ -152,7 +163,7 @@ pub fn render(app: &App, f: &mut Frame, area: Rect, focused: bool) {
             Measure::Op => "op duration",
         };
         let verdict = if o.significant && o.verdict == Verdict::NoSignificantDifference {
-            format!("{} (shift real, but within ±{}%)", o.verdict.word(), r.threshold * 100.0)
+            format!("{} (shift real, but within ±{}%)", o.verdict.word(), threshold_pct(r.threshold))
         } else {
             o.verdict.word().to_string()
         };

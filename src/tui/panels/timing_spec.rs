@@ -64,8 +64,8 @@ pub fn render(app: &App, f: &mut Frame, area: Rect, focused: bool) {
         return;
     }
     let sel = v.sel.min(l.rows.len() - 1);
-    let (table_area, detail_area) = if body.height >= 14 {
-        let [a, b] = Layout::vertical([Constraint::Fill(1), Constraint::Length(8)]).areas(body);
+    let (table_area, detail_area) = if body.height >= 15 {
+        let [a, b] = Layout::vertical([Constraint::Fill(1), Constraint::Length(9)]).areas(body);
         (a, Some(b))
     } else {
         (body, None)
@@ -107,23 +107,29 @@ fn table(app: &App, f: &mut Frame, area: Rect, rows: &[LiveRow], sel: usize, foc
     let t = &app.theme;
     let wide = area.width >= 120;
     let op_w = rows.iter().map(|r| r.stats.op.chars().count()).max().unwrap_or(2).clamp(2, 32) as u16;
-    let mut header = vec!["Op", "Head", "n", "median", "95% CI", "card", "out"];
+    // Below 76 columns (the dashboard) the CI goes to the detail below, so the op keeps room.
+    let with_ci = area.width >= 76;
+    let mut header = vec!["Op", "Head", "n", "median"];
     let mut widths = vec![
         if wide { Constraint::Length(op_w) } else { Constraint::Fill(1) },
         Constraint::Length(6),
         Constraint::Length(5),
         Constraint::Length(10),
-        Constraint::Length(19),
-        Constraint::Length(10),
-        Constraint::Length(4),
     ];
+    if with_ci {
+        header.push("95% CI");
+        widths.push(Constraint::Length(19));
+    }
+    header.extend(["card", "out"]);
+    widths.extend([Constraint::Length(10), Constraint::Length(4)]);
     if wide {
         header.extend(["card 95% CI", "histogram"]);
         widths.extend([Constraint::Length(19), Constraint::Fill(1)]);
     }
     // The histogram column's width: what is left after the others and their spacing.
-    let fixed: u16 = op_w + 6 + 5 + 10 + 19 + 10 + 4 + 19 + 8;
-    let hist_w = (area.width.saturating_sub(fixed) as usize).saturating_sub(8).max(8);
+    let column = area.width.saturating_sub(op_w + 6 + 5 + 10 + 19 + 10 + 4 + 19 + 8) as usize;
+    // Less the outlier counts at both ends (`text_histogram_in` pads the left one to 6).
+    let hist_w = column.saturating_sub(6 + 4).max(8);
     let visible = area.height.saturating_sub(1) as usize;
     let first = offset(rows.len(), sel, visible);
     let built: Vec<Row> = rows
@@ -139,10 +145,14 @@ fn table(app: &App, f: &mut Frame, area: Rect, rows: &[LiveRow], sel: usize, foc
                 Cell::from(s.head.clone()),
                 Cell::from(s.op_time.n.to_string()),
                 Cell::from(fmt_ns(s.op_time.median)),
-                Cell::from(interval(&s.op_time.median_ci)),
+            ];
+            if with_ci {
+                cells.push(Cell::from(interval(&s.op_time.median_ci)));
+            }
+            cells.extend([
                 Cell::from(s.card_time.as_ref().map_or("-".into(), |c| fmt_ns(c.median))),
                 Cell::from(Span::styled(out.to_string(), if out > 0 { t.warn() } else { t.text() })),
-            ];
+            ]);
             if wide {
                 cells.push(Cell::from(s.card_time.as_ref().map_or("-".into(), |c| interval(&c.ci))));
                 // The bars alone (the range is in the detail below), outliers counted at the ends.
@@ -182,31 +192,32 @@ fn detail(app: &App, f: &mut Frame, area: Rect, r: &LiveRow) {
         )),
     ])];
     match (&s.card_time, &s.baseline) {
-        (Some(c), Some(b)) => lines.push(Line::from(vec![
-            Span::styled(" card ", t.header()),
-            Span::raw(format!(
-                "median {}  95% CI {}  (op − baseline over {} pairs; baseline median {})",
-                fmt_ns(c.median),
-                interval(&c.ci),
-                c.pairs,
-                fmt_ns(b.median)
-            )),
-        ])),
+        (Some(c), Some(b)) => {
+            lines.push(Line::from(vec![
+                Span::styled(" card ", t.header()),
+                Span::raw(format!("median {}  95% CI {}  (op − baseline)", fmt_ns(c.median), interval(&c.ci))),
+            ]));
+            lines.push(Line::from(vec![
+                Span::styled(" baseline ", t.header()),
+                Span::raw(format!("median {} · {} pairs", fmt_ns(b.median), c.pairs)),
+            ]));
+        }
         _ => lines.push(Line::styled(" card time: no baseline for this op", t.dim())),
     }
     lines.push(Line::from(vec![
         Span::styled(" outliers ", t.header()),
         Span::raw(format!(
-            "{} low, {} high (Tukey fences {} … {}), kept in every figure",
+            "{} low, {} high (Tukey fences {} … {}), kept",
             m.outliers_low,
             m.outliers_high,
             fmt_ns(m.fence_lo),
             fmt_ns(m.fence_hi)
         )),
     ]));
-    let width = (area.width as usize).saturating_sub(30).max(8);
+    // Room for the outlier counts and the range after the bars, the legend after the marks.
+    let width = (area.width as usize).saturating_sub(36).max(8);
     let [bars, marks] = text_histogram(&r.values, m, width);
     lines.push(Line::styled(bars, t.accent()));
-    lines.push(Line::styled(format!("{marks}   ┃ median  [ ] 95% CI"), t.dim()));
+    lines.push(Line::styled(format!("{}   ┃ median  [ ] 95% CI", marks.trim_end()), t.dim()));
     f.render_widget(Paragraph::new(lines).block(blk), area);
 }
