@@ -331,3 +331,81 @@ fn replay_panel_opens_two_real_traces_side_by_side_and_replays_one() {
     tmux.wait("the shell", Duration::from_secs(30), |s| s.contains("TUI-TEST-SHELL-BACK"));
     assert_eq!(std::fs::read_to_string(&exit_file).unwrap().trim(), "EXIT=0");
 }
+
+#[test]
+fn timing_panel_runs_a_small_spec_on_the_virtual_lab_and_shows_its_table() {
+    if !tmux_installed() {
+        eprintln!("NOTICE: tmux is not installed; skipping the TUI end-to-end test (CI installs it)");
+        return;
+    }
+    let repo = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let d = tempfile::tempdir().unwrap();
+    let work = d.path().canonicalize().unwrap();
+    // One op with its baseline, 20 iterations, on the signer card (head B).
+    std::fs::write(
+        work.join("small.toml"),
+        r#"[timing]
+id = "tui-small"
+version = "1"
+iterations = 20
+warmup = 2
+
+[[op]]
+name = "cpay.sign_payment"
+prepare = [{ select = "cpay" }, { apdu = "00 2A 00 BE BA ${payment_cert}" }]
+apdu = "80 88 00 00 10 ${rnd16} 00"
+baseline = "80 B2 01 00 08"
+"#,
+    )
+    .unwrap();
+    let exit_file = work.join("exit");
+    let tmux = Tmux { sock: work.join("tmux.sock") };
+    let script = format!(
+        "cd {work} && {bin} tui --profile {profile}; echo EXIT=$? > {exit}; echo TUI-TEST-SHELL-BACK; sleep 600",
+        work = sh_quote(&work),
+        bin = sh_quote(Path::new(env!("CARGO_BIN_EXE_cardbench"))),
+        profile = sh_quote(&repo.join("profiles/virtual-lab.toml")),
+        exit = sh_quote(&exit_file),
+    );
+    let out = tmux.cmd(&["new-session", "-d", "-s", "cb", "-x", "100", "-y", "30", &script]);
+    assert!(out.status.success(), "tmux new-session: {}", String::from_utf8_lossy(&out.stderr));
+    // The profile's heads looked at: the head picker needs them.
+    tmux.wait("the heads", Duration::from_secs(30), |s| s.contains("● idle") && !s.contains("(profile default)"));
+    tmux.keys(&["5", "r"]);
+    tmux.wait("the spec picker", Duration::from_secs(10), |s| s.contains("Timing spec"));
+    tmux.keys(&["/", "C-u"]);
+    tmux.cmd(&["send-keys", "-t", "cb", "-l", "small.toml"]);
+    tmux.wait("the typed path", Duration::from_secs(10), |s| s.contains("small.toml▏"));
+    tmux.keys(&["Enter"]);
+    tmux.wait("the head picker", Duration::from_secs(10), |s| s.contains("Time small.toml on") && s.contains("[ ] B "));
+    // The picker starts on the first head with a card (A); B is the next one. Space marks it.
+    tmux.keys(&["g", "j", "Space", "Enter"]);
+    let s = tmux.wait("the run's end", Duration::from_secs(120), |s| {
+        s.contains("● timing finished") || s.contains("● timing failed")
+    });
+    assert!(s.contains("● timing finished"), "{s}");
+    assert!(s.contains("20 op samples") && s.contains("on B"), "{s}");
+    let row = s
+        .lines()
+        .find(|l| l.contains("cpay.sign_payment") && l.contains(" B "))
+        .unwrap_or_else(|| panic!("no row for the op:\n{s}"));
+    let t: Vec<&str> = row.trim_matches('│').split_whitespace().collect();
+    assert_eq!(&t[..3], ["cpay.sign_payment", "B", "20"], "{row}");
+    // What the panel shows is what the run wrote: timing.json's median for the op.
+    let logs = work.join("logs");
+    let dir = std::fs::read_dir(&logs).unwrap().map(|e| e.unwrap().path()).next().unwrap();
+    for f in ["samples.csv", "timing.json", "timing.csv", "timing.svg", "trace.csv", "run.json"] {
+        assert!(dir.join(f).is_file(), "{f} in {}", dir.display());
+    }
+    let doc: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("timing.json")).unwrap()).unwrap();
+    let op = &doc["ops"][0];
+    assert_eq!(op["op"], "cpay.sign_payment");
+    let median = op["op_time"]["median"].as_f64().unwrap();
+    let shown = cardbench::timing::report::fmt_ns(median);
+    assert!(row.contains(&shown), "timing.json median {shown} on the row {row}");
+    assert!(s.contains(&dir.file_name().unwrap().to_string_lossy().to_string()), "the run folder is named:\n{s}");
+    tmux.keys(&["q"]);
+    tmux.wait("the shell", Duration::from_secs(30), |s| s.contains("TUI-TEST-SHELL-BACK"));
+    assert_eq!(std::fs::read_to_string(&exit_file).unwrap().trim(), "EXIT=0");
+}
