@@ -102,13 +102,14 @@ pub fn render(app: &App, f: &mut Frame, area: Rect, focused: bool) {
         header.extend(["of", "n A", "n B", "median A", "median B"]);
         widths.extend([4, 6, 6, 11, 11].map(Constraint::Length));
     }
-    // Below 80 columns (the dashboard) the CI is in the detail below only.
-    let with_ci = table_area.width >= 80;
+    // Below 82 columns (the dashboard) the CI is in the detail below only.
+    let with_ci = table_area.width >= 82;
     header.push("shift");
     widths.push(Constraint::Length(11));
     if with_ci {
         header.push("95% CI");
-        widths.push(Constraint::Length(19));
+        // Room for two negative figures: `-136.865–-122.914 µs`.
+        widths.push(Constraint::Length(21));
     }
     header.extend(["rel", "p", "verdict"]);
     widths.extend([8, 6, 12].map(Constraint::Length));
