@@ -1,6 +1,7 @@
 //! `cardbench time` as a user sees it: the shipped hot-path spec on the virtual lab, the
 //! interleaving of op and baseline on the wire and in samples.csv, a PURSE op stopping at its
-//! counter limit, spec errors located, `cardbench check` on timing specs.
+//! counter limit, spec errors located, `cardbench check` on timing specs, and the run loop's
+//! observer and stop hooks (the TUI's live view).
 
 use cardbench::timing::sample::{read_csv, Sample};
 use std::collections::{BTreeMap, BTreeSet};
@@ -388,4 +389,86 @@ apdu = "80 B0 00 00 00"
             .sum();
         assert_eq!(s.duration_ns, sum, "{s:?}");
     }
+}
+
+/// The run loop's hooks for a live view (the TUI's Timing panel): the observer gets every
+/// measured sample, in the order samples.csv has them, and the stop flag ends the run after
+/// the iteration in progress, with the samples so far written and a note saying why.
+#[test]
+fn observer_gets_every_sample_and_the_stop_flag_ends_the_run_between_iterations() {
+    use cardbench::timing::run::{bind, execute, Options};
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::Arc;
+    let d = tempfile::tempdir().unwrap();
+    let spec = write(
+        d.path(),
+        "small.toml",
+        r#"[timing]
+id = "hooks"
+version = "1"
+iterations = 50
+warmup = 2
+
+[heads]
+dut = "signer"
+
+[[op]]
+name = "cpay.sign_payment"
+prepare = [{ select = "cpay" }, { apdu = "00 2A 00 BE BA ${payment_cert}" }]
+apdu = "80 88 00 00 10 ${rnd16} 00"
+baseline = "80 B2 01 00 08"
+
+[[op]]
+name = "cpay.read"
+prepare = [{ select = "cpay" }]
+apdu = "80 B2 01 00 08"
+"#,
+    );
+    let profile = root().join("profiles/virtual-lab.toml");
+    let loaded = cardbench::profile::load(&profile).unwrap();
+    let spec = cardbench::timing::spec::load(&spec).unwrap();
+    let run_all = |opts: &Options, dir: &Path| {
+        let mut lab = cardbench::lab::Lab::from_profile(&loaded).unwrap();
+        let groups = bind(&spec, &lab.heads, &[], &[]).unwrap();
+        std::fs::create_dir_all(dir).unwrap();
+        execute(&spec, &mut lab, &groups, opts, dir, "hooks", &profile).unwrap()
+    };
+
+    // Every sample, in order.
+    let (tx, rx) = crossbeam_channel::unbounded();
+    let r = run_all(&Options { observer: Some(tx), ..Options::default() }, &d.path().join("all"));
+    let seen: Vec<Sample> = rx.try_iter().collect();
+    assert_eq!(r.samples.len(), 50 * 2 + 50);
+    assert_eq!(seen, r.samples);
+    assert_eq!(read_csv(&d.path().join("all/samples.csv")).unwrap(), seen);
+
+    // A rendezvous channel: the run waits for each sample to be taken. The stop flag is set
+    // once the 9th sample (iteration 4's op) is taken, before the 10th (its baseline) is: the
+    // iteration in progress finishes, iteration 5 never starts, nor the second op.
+    let stop = Arc::new(AtomicBool::new(false));
+    let (tx, rx) = crossbeam_channel::bounded::<Sample>(0);
+    let flag = stop.clone();
+    let taker = std::thread::spawn(move || {
+        let mut got = Vec::new();
+        while let Ok(s) = rx.recv() {
+            got.push(s);
+            if got.len() == 9 {
+                flag.store(true, Ordering::Relaxed);
+            }
+        }
+        got
+    });
+    let r = run_all(&Options { observer: Some(tx), stop: Some(stop), ..Options::default() }, &d.path().join("stopped"));
+    let got = taker.join().unwrap();
+    assert_eq!(got.len(), 10, "{got:?}");
+    assert_eq!(got, r.samples);
+    assert_eq!(got.last().map(|s| (s.iteration, s.baseline)), Some((4, true)));
+    let notes = &r.groups[0].notes;
+    assert!(
+        notes.iter().any(|n| n == "op cpay.sign_payment on head B: stopped by the operator after 5 of 50"),
+        "{notes:?}"
+    );
+    assert!(notes.iter().any(|n| n.contains("stopped by the operator before op cpay.read")), "{notes:?}");
+    assert!(r.groups[0].failures.is_empty(), "{:?}", r.groups[0].failures);
+    assert_eq!(read_csv(&d.path().join("stopped/samples.csv")).unwrap().len(), 10);
 }
