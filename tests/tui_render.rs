@@ -1301,7 +1301,12 @@ fn no_timing_run_while_a_batch_runs_and_a_run_that_cannot_start_says_why() {
     // And no batch while it runs.
     b.ch('s');
     assert!(!b.app.batch.phase.active());
+    // q while it runs stops it and quits once it has written its files.
+    b.ch('q');
+    assert!(!b.app.quit);
+    has(&screen(&b.app, 80, 24), "● timing stopping");
     b.send(Msg::TimingEnded(Err("my/spec.toml: cannot read: No such file or directory".into())));
+    assert!(b.app.quit);
     let s = screen(&b.app, 100, 30);
     has(&s, "● timing failed");
     has(&s, "my/spec.toml: cannot read");

@@ -89,7 +89,19 @@ impl App {
     fn act(&mut self, a: Action, k: &KeyEvent) -> Vec<Effect> {
         match a {
             Action::Quit => {
-                if self.batch.phase.active() {
+                if self.timing_view.running() && !self.batch.phase.active() {
+                    // Asked twice: leave now (the run's samples.csv is not written).
+                    if self.timing_view.quit_when_done {
+                        self.quit = true;
+                    } else {
+                        self.timing_view.quit_when_done = true;
+                        self.stop_timing();
+                        self.log(
+                            LogKind::Info,
+                            "quitting once the timing run has written its files (q again quits now)",
+                        );
+                    }
+                } else if self.batch.phase.active() {
                     if self.batch.quit_when_done {
                         // Asked twice: leave now; the journal holds every finished card.
                         self.quit = true;

@@ -159,7 +159,7 @@ use Scope as S;
 
 pub const BINDINGS: &[Binding] = &[
     b(S::Global, &[ch('?')], A::Help, "show / hide this help"),
-    b(S::Global, &[ch('q'), ctrl('c')], A::Quit, "quit (asks first while a batch runs)"),
+    b(S::Global, &[ch('q'), ctrl('c')], A::Quit, "quit (asks first while a batch runs; stops a timing run)"),
     b(S::Global, &[code(KeyCode::Tab), ch('l'), code(KeyCode::Right)], A::NextPanel, "next panel"),
     b(S::Global, &[code(KeyCode::BackTab), ch('h'), code(KeyCode::Left)], A::PrevPanel, "previous panel"),
     b(

@@ -8,6 +8,7 @@ use super::app::{App, LogKind};
 use crate::timing::compare::{self, Comparison, MeasureChoice, Side, Unit};
 use crate::timing::sample::Sample;
 use crate::timing::stats::{summarize, OpStats};
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
@@ -120,18 +121,19 @@ pub struct LiveTiming {
 impl LiveTiming {
     fn recompute(&mut self, now: Instant) {
         let stats = summarize(&self.samples);
-        self.rows = stats
-            .into_iter()
-            .map(|s| {
-                let values = self
-                    .samples
-                    .iter()
-                    .filter(|x| !x.baseline && x.op == s.op && x.head == s.head && x.card_id == s.card_id)
-                    .map(|x| x.duration_ns as f64)
-                    .collect();
-                LiveRow { stats: s, values }
-            })
+        // The op durations of each op × head × card, in one pass over the samples.
+        let mut values: HashMap<(&str, &str, &str), Vec<f64>> = HashMap::new();
+        for x in self.samples.iter().filter(|x| !x.baseline) {
+            values.entry((&x.op, &x.head, &x.card_id)).or_default().push(x.duration_ns as f64);
+        }
+        let taken: Vec<Vec<f64>> = stats
+            .iter()
+            .map(|s| values.remove(&(s.op.as_str(), s.head.as_str(), s.card_id.as_str())).unwrap_or_default())
             .collect();
+        drop(values);
+        let rows: Vec<LiveRow> =
+            stats.into_iter().zip(taken).map(|(stats, values)| LiveRow { stats, values }).collect();
+        self.rows = rows;
         self.stale = false;
         self.computed_at = Some(now);
     }
@@ -196,6 +198,8 @@ pub struct TimingView {
     pub sel: usize,
     /// A comparison being read.
     pub loading: bool,
+    /// Quit once the timing run being stopped has written its files.
+    pub quit_when_done: bool,
 }
 
 impl Default for TimingView {
@@ -212,6 +216,7 @@ impl Default for TimingView {
             compare: None,
             sel: 0,
             loading: false,
+            quit_when_done: false,
         }
     }
 }
@@ -367,6 +372,9 @@ impl App {
         }
         for (k, m) in logs {
             self.log(k, m);
+        }
+        if self.timing_view.quit_when_done {
+            self.quit = true;
         }
     }
 
