@@ -8,15 +8,17 @@ use super::app::{App, LogKind};
 use crate::timing::compare::{self, Comparison, MeasureChoice, Side, Unit};
 use crate::timing::sample::Sample;
 use crate::timing::stats::{summarize, OpStats};
-use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 /// The live figures are recomputed at most this often while samples arrive (and on the
-/// ticker after the last one), not on every sample.
+/// ticker after the last one), not on every sample; and never more often than every
+/// `COST_FACTOR` times what the last recompute took, so that a long op (100,000 iterations:
+/// 0.25 s a recompute in a debug build) takes at most a fifth of the UI thread.
 pub const RECOMPUTE: Duration = Duration::from_millis(250);
+pub const COST_FACTOR: u32 = 5;
 
 /// Threshold of a comparison before the operator changes it (as `--threshold`'s default).
 pub const DEFAULT_THRESHOLD: f64 = 0.02;
@@ -93,11 +95,28 @@ impl TimingPhase {
     }
 }
 
-/// One op × head × card of a run: its statistics and its op durations (for the histogram).
+/// One op × head × card of a run: its samples, its op durations (for the histogram) and its
+/// statistics as last computed (none until it has an op sample).
 #[derive(Debug, Clone)]
-pub struct LiveRow {
-    pub stats: OpStats,
+pub struct LiveGroup {
+    pub samples: Vec<Sample>,
     pub values: Vec<f64>,
+    pub stats: Option<OpStats>,
+    /// Samples arrived since `stats` was computed.
+    pub stale: bool,
+}
+
+impl LiveGroup {
+    fn holds(&self, s: &Sample) -> bool {
+        self.samples.first().is_some_and(|f| f.op == s.op && f.head == s.head && f.card_id == s.card_id)
+    }
+}
+
+/// A row of the spec view.
+#[derive(Debug, Clone, Copy)]
+pub struct LiveRow<'a> {
+    pub stats: &'a OpStats,
+    pub values: &'a [f64],
 }
 
 #[derive(Debug, Clone)]
@@ -105,12 +124,15 @@ pub struct LiveTiming {
     pub req: TimingRequest,
     pub phase: TimingPhase,
     pub dir: Option<PathBuf>,
-    pub samples: Vec<Sample>,
-    /// The figures as last computed, in the order ops first appeared.
-    pub rows: Vec<LiveRow>,
-    /// Samples arrived since `rows` was computed.
+    /// In the order each op × head × card first appeared (the order of timing.json).
+    pub groups: Vec<LiveGroup>,
+    /// Measured op samples (baselines not counted).
+    pub measured: usize,
+    /// Samples arrived since the figures were computed.
     pub stale: bool,
     pub computed_at: Option<Instant>,
+    /// What the last recompute took (wall time).
+    pub cost: Duration,
     pub started: Instant,
     pub ended: Option<Instant>,
     pub stop: Option<Arc<AtomicBool>>,
@@ -119,28 +141,50 @@ pub struct LiveTiming {
 }
 
 impl LiveTiming {
-    fn recompute(&mut self, now: Instant) {
-        let stats = summarize(&self.samples);
-        // The op durations of each op × head × card, in one pass over the samples.
-        let mut values: HashMap<(&str, &str, &str), Vec<f64>> = HashMap::new();
-        for x in self.samples.iter().filter(|x| !x.baseline) {
-            values.entry((&x.op, &x.head, &x.card_id)).or_default().push(x.duration_ns as f64);
+    fn add(&mut self, s: Sample) {
+        // Samples come op by op: the group of the last sample is the likely one.
+        let i = match self.groups.iter().rposition(|g| g.holds(&s)) {
+            Some(i) => i,
+            None => {
+                self.groups.push(LiveGroup { samples: Vec::new(), values: Vec::new(), stats: None, stale: false });
+                self.groups.len() - 1
+            }
+        };
+        let g = &mut self.groups[i];
+        if !s.baseline {
+            g.values.push(s.duration_ns as f64);
+            self.measured += 1;
         }
-        let taken: Vec<Vec<f64>> = stats
-            .iter()
-            .map(|s| values.remove(&(s.op.as_str(), s.head.as_str(), s.card_id.as_str())).unwrap_or_default())
-            .collect();
-        drop(values);
-        let rows: Vec<LiveRow> =
-            stats.into_iter().zip(taken).map(|(stats, values)| LiveRow { stats, values }).collect();
-        self.rows = rows;
-        self.stale = false;
-        self.computed_at = Some(now);
+        g.samples.push(s);
+        g.stale = true;
+        self.stale = true;
     }
 
-    /// Measured op samples (baselines not counted).
-    pub fn measured(&self) -> usize {
-        self.samples.iter().filter(|s| !s.baseline).count()
+    /// Statistics of the groups that got samples since the last time. Ops run one after the
+    /// other on each head, so that is the running op of each head, not the whole run: a
+    /// recompute costs what those ops' samples cost, however long the run already is.
+    fn recompute(&mut self, now: Instant) {
+        let t0 = Instant::now();
+        for g in self.groups.iter_mut().filter(|g| g.stale) {
+            // `summarize` over one group's samples: the figures (and bootstrap seed) that the
+            // whole run's timing.json has for it.
+            g.stats = summarize(&g.samples).into_iter().next();
+            g.stale = false;
+        }
+        self.stale = false;
+        self.computed_at = Some(now);
+        self.cost = t0.elapsed();
+    }
+
+    /// Whether the figures may be recomputed at `now`.
+    fn due(&self, now: Instant) -> bool {
+        let gap = RECOMPUTE.max(self.cost * COST_FACTOR);
+        self.computed_at.is_none_or(|t| now.saturating_duration_since(t) >= gap)
+    }
+
+    /// The rows shown: every op × head × card with statistics.
+    pub fn rows(&self) -> Vec<LiveRow<'_>> {
+        self.groups.iter().filter_map(|g| Some(LiveRow { stats: g.stats.as_ref()?, values: &g.values })).collect()
     }
 }
 
@@ -229,7 +273,7 @@ impl TimingView {
     /// Rows of the current view (spec or compare).
     pub fn len(&self) -> usize {
         match self.mode {
-            TimingMode::Spec => self.live.as_ref().map_or(0, |l| l.rows.len()),
+            TimingMode::Spec => self.live.as_ref().map_or(0, |l| l.rows().len()),
             TimingMode::Compare => self.compare.as_ref().map_or(0, |c| c.result.ops.len()),
             TimingMode::Batch => 0,
         }
@@ -275,10 +319,11 @@ impl App {
             req,
             phase: TimingPhase::Starting,
             dir: None,
-            samples: Vec::new(),
-            rows: Vec::new(),
+            groups: Vec::new(),
+            measured: 0,
             stale: false,
             computed_at: None,
+            cost: Duration::ZERO,
             started: self.now.mono,
             ended: None,
             stop: None,
@@ -307,9 +352,8 @@ impl App {
         if l.phase == TimingPhase::Starting {
             l.phase = TimingPhase::Running;
         }
-        l.samples.push(s);
-        l.stale = true;
-        if l.computed_at.is_none_or(|t| now.saturating_duration_since(t) >= RECOMPUTE) {
+        l.add(s);
+        if l.due(now) {
             l.recompute(now);
         }
     }
@@ -317,7 +361,7 @@ impl App {
     /// The ticker: figures left stale by samples that came too close together.
     pub(super) fn timing_tick(&mut self) {
         let now = self.now.mono;
-        if let Some(l) = self.timing_view.live.as_mut().filter(|l| l.stale) {
+        if let Some(l) = self.timing_view.live.as_mut().filter(|l| l.stale && l.due(now)) {
             l.recompute(now);
         }
     }
@@ -355,7 +399,7 @@ impl App {
                         l.req.spec.display(),
                         l.phase.word(),
                         end.samples,
-                        l.rows.len(),
+                        l.groups.len(),
                         end.dir.display()
                     ),
                 ));

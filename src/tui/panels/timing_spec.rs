@@ -52,7 +52,8 @@ pub fn render(app: &App, f: &mut Frame, area: Rect, focused: bool) {
     f.render_widget(b, area);
     let [top, body] = Layout::vertical([Constraint::Length(1), Constraint::Fill(1)]).areas(inner);
     f.render_widget(Paragraph::new(status(app, l)), top);
-    if l.rows.is_empty() {
+    let rows = l.rows();
+    if rows.is_empty() {
         let what = match &l.phase {
             TimingPhase::Failed(e) => Line::styled(format!(" {e}"), t.fail()),
             p if p.active() => Line::styled(" No sample yet: prepare and warm-up run first.", t.dim()),
@@ -63,16 +64,16 @@ pub fn render(app: &App, f: &mut Frame, area: Rect, focused: bool) {
         f.render_widget(Paragraph::new(lines).wrap(Wrap { trim: false }), body);
         return;
     }
-    let sel = v.sel.min(l.rows.len() - 1);
+    let sel = v.sel.min(rows.len() - 1);
     let (table_area, detail_area) = if body.height >= 15 {
         let [a, b] = Layout::vertical([Constraint::Fill(1), Constraint::Length(9)]).areas(body);
         (a, Some(b))
     } else {
         (body, None)
     };
-    table(app, f, table_area, &l.rows, sel, focused);
+    table(app, f, table_area, &rows, sel, focused);
     if let Some(area) = detail_area {
-        detail(app, f, area, &l.rows[sel]);
+        detail(app, f, area, &rows[sel]);
     }
 }
 
@@ -89,7 +90,7 @@ fn status<'a>(app: &App, l: &LiveTiming) -> Line<'a> {
         Span::styled(format!(" ● timing {} ", l.phase.word()), style),
         Span::raw(format!(
             " {} op samples  {}  on {}",
-            l.measured(),
+            l.measured,
             fmt_hms(end.saturating_duration_since(l.started)),
             l.req.heads.join(", ")
         )),
@@ -103,7 +104,7 @@ fn status<'a>(app: &App, l: &LiveTiming) -> Line<'a> {
     Line::from(spans)
 }
 
-fn table(app: &App, f: &mut Frame, area: Rect, rows: &[LiveRow], sel: usize, focused: bool) {
+fn table(app: &App, f: &mut Frame, area: Rect, rows: &[LiveRow<'_>], sel: usize, focused: bool) {
     let t = &app.theme;
     let wide = area.width >= 120;
     let op_w = rows.iter().map(|r| r.stats.op.chars().count()).max().unwrap_or(2).clamp(2, 32) as u16;
@@ -138,7 +139,7 @@ fn table(app: &App, f: &mut Frame, area: Rect, rows: &[LiveRow], sel: usize, foc
         .skip(first)
         .take(visible)
         .map(|(i, r)| {
-            let s = &r.stats;
+            let s = r.stats;
             let out = s.op_time.outliers();
             let mut cells = vec![
                 Cell::from(clip(&s.op, if wide { op_w as usize } else { 40 })),
@@ -156,8 +157,8 @@ fn table(app: &App, f: &mut Frame, area: Rect, rows: &[LiveRow], sel: usize, foc
             if wide {
                 cells.push(Cell::from(s.card_time.as_ref().map_or("-".into(), |c| interval(&c.ci))));
                 // The bars alone (the range is in the detail below), outliers counted at the ends.
-                let range = histogram_range(&r.values, &s.op_time);
-                let [bars, _] = text_histogram_in(&r.values, &s.op_time, hist_w, range);
+                let range = histogram_range(r.values, &s.op_time);
+                let [bars, _] = text_histogram_in(r.values, &s.op_time, hist_w, range);
                 cells.push(Cell::from(Span::styled(bars, t.accent())));
             }
             let row = Row::new(cells);
@@ -172,9 +173,9 @@ fn table(app: &App, f: &mut Frame, area: Rect, rows: &[LiveRow], sel: usize, foc
     f.render_widget(table, area);
 }
 
-fn detail(app: &App, f: &mut Frame, area: Rect, r: &LiveRow) {
+fn detail(app: &App, f: &mut Frame, area: Rect, r: &LiveRow<'_>) {
     let t = &app.theme;
-    let s = &r.stats;
+    let s = r.stats;
     let m = &s.op_time;
     let blk = Block::default()
         .borders(Borders::TOP)
@@ -216,7 +217,7 @@ fn detail(app: &App, f: &mut Frame, area: Rect, r: &LiveRow) {
     ]));
     // Room for the outlier counts and the range after the bars, the legend after the marks.
     let width = (area.width as usize).saturating_sub(36).max(8);
-    let [bars, marks] = text_histogram(&r.values, m, width);
+    let [bars, marks] = text_histogram(r.values, m, width);
     lines.push(Line::styled(bars, t.accent()));
     lines.push(Line::styled(format!("{}   ┃ median  [ ] 95% CI", marks.trim_end()), t.dim()));
     f.render_widget(Paragraph::new(lines).block(blk), area);
