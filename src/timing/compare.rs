@@ -478,7 +478,7 @@ pub fn render_histograms(a: &Side, b: &Side, c: &Comparison) -> String {
 /// The verdict, and for a real shift smaller than the threshold, that it is one.
 fn verdict_text(o: &OpComparison, threshold: f64) -> String {
     if o.significant && o.verdict == Verdict::NoSignificantDifference {
-        format!("{} (shift real, but within ±{}%)", o.verdict.word(), threshold * 100.0)
+        format!("{} (shift real, but within ±{}%)", o.verdict.word(), pct_text(threshold))
     } else {
         o.verdict.word().to_string()
     }
@@ -496,7 +496,7 @@ pub fn render(c: &Comparison) -> String {
         s,
         "shift B − A: Hodges-Lehmann, {:.0}% CI; Mann-Whitney p; threshold {}%; {}",
         c.confidence * 100.0,
-        c.threshold * 100.0,
+        pct_text(c.threshold),
         match c.unit {
             Unit::Sample => "every sample of every card pooled",
             Unit::Card => "one median per card (N = cards)",
@@ -541,9 +541,9 @@ pub fn render(c: &Comparison) -> String {
     }
     let slower: Vec<&str> = c.ops.iter().filter(|o| o.verdict == Verdict::Slower).map(|o| o.op.as_str()).collect();
     if slower.is_empty() {
-        let _ = writeln!(s, "no significant regression beyond {}%", c.threshold * 100.0);
+        let _ = writeln!(s, "no significant regression beyond {}%", pct_text(c.threshold));
     } else {
-        let _ = writeln!(s, "significant regression beyond {}%: {}", c.threshold * 100.0, slower.join(", "));
+        let _ = writeln!(s, "significant regression beyond {}%: {}", pct_text(c.threshold), slower.join(", "));
     }
     s
 }
@@ -585,5 +585,21 @@ mod tests {
         assert_eq!(parse_threshold("2%").unwrap(), 0.02);
         assert_eq!(parse_threshold("0.5").unwrap(), 0.005);
         assert!(parse_threshold("-1%").is_err() && parse_threshold("two").is_err());
+    }
+}
+
+/// A fraction as a percentage for people: 0.035 → `3.5`, 0.02 → `2` (no binary-float tail).
+fn pct_text(fraction: f64) -> String {
+    let s = format!("{:.4}", fraction * 100.0);
+    s.trim_end_matches('0').trim_end_matches('.').to_string()
+}
+
+#[cfg(test)]
+mod pct_text_tests {
+    #[test]
+    fn thresholds_print_without_float_noise() {
+        assert_eq!(super::pct_text(0.035), "3.5");
+        assert_eq!(super::pct_text(0.02), "2");
+        assert_eq!(super::pct_text(0.001), "0.1");
     }
 }
