@@ -183,6 +183,22 @@ impl Size {
     }
 }
 
+/// A `[vars]` value: an integer, or hex bytes (whitespace between them allowed). The error
+/// says what is wrong with it, for the caller to locate.
+pub(crate) fn var_value(name: &str, v: &toml::Value) -> Result<Value, String> {
+    match v {
+        toml::Value::Integer(i) => Ok(Value::Int(*i)),
+        toml::Value::String(s) => {
+            let clean: String = s.chars().filter(|c| !c.is_whitespace()).collect();
+            if !clean.len().is_multiple_of(2) || hex::decode(&clean).is_err() {
+                return Err(format!("variable '{name}': strings must be hex bytes"));
+            }
+            Ok(Value::Hex(clean.to_uppercase()))
+        }
+        other => Err(format!("variable '{name}': {} is not an integer or hex string", other.type_str())),
+    }
+}
+
 /// One source file being parsed: errors are located in it.
 struct Src<'a> {
     path: &'a Path,
@@ -256,20 +272,7 @@ fn parse_with(path: &Path, text: &str, seen: &mut Vec<PathBuf>) -> Result<Plan, 
     }
     for (name, v) in &raw.vars {
         check_name(&src, v.span(), name)?;
-        let value = match v.get_ref() {
-            toml::Value::Integer(i) => Value::Int(*i),
-            toml::Value::String(s) => {
-                let clean: String = s.chars().filter(|c| !c.is_whitespace()).collect();
-                if !clean.len().is_multiple_of(2) || hex::decode(&clean).is_err() {
-                    return Err(src.err(v.span(), format!("variable '{name}': strings must be hex bytes")));
-                }
-                Value::Hex(clean.to_uppercase())
-            }
-            other => {
-                return Err(src
-                    .err(v.span(), format!("variable '{name}': {} is not an integer or hex string", other.type_str())))
-            }
-        };
+        let value = crate::plan::parse::var_value(name, v.get_ref()).map_err(|e| src.err(v.span(), e))?;
         if plan.vars.iter().any(|(n, _)| n == name) {
             return Err(src.err(v.span(), format!("variable '{name}' is already defined by an included plan")));
         }

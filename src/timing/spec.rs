@@ -258,20 +258,7 @@ pub fn parse_str(path: &Path, text: &str) -> Result<Spec, ConfigError> {
         if ITERATION_VARS.contains(&name.as_str()) || crate::plan::parse::BUILTINS.contains(&name.as_str()) {
             return Err(src.err(v.span(), format!("variable '{name}' is built in")));
         }
-        let value = match v.get_ref() {
-            toml::Value::Integer(i) => Value::Int(*i),
-            toml::Value::String(s) => {
-                let clean: String = s.chars().filter(|c| !c.is_whitespace()).collect();
-                if !clean.len().is_multiple_of(2) || hex::decode(&clean).is_err() {
-                    return Err(src.err(v.span(), format!("variable '{name}': strings must be hex bytes")));
-                }
-                Value::Hex(clean.to_uppercase())
-            }
-            other => {
-                return Err(src
-                    .err(v.span(), format!("variable '{name}': {} is not an integer or hex string", other.type_str())))
-            }
-        };
+        let value = crate::plan::parse::var_value(name, v.get_ref()).map_err(|e| src.err(v.span(), e))?;
         vars.push((name.clone(), value));
     }
     let mut known: BTreeSet<String> = crate::plan::parse::BUILTINS.iter().map(|s| s.to_string()).collect();
