@@ -883,7 +883,9 @@ pub fn serve<C: SimCard>(master: &mut TTYPort, sim: &Mutex<Pn532Sim<C>>, stop: &
         // A held answer (the card's service time, a delay fault) leaves at its time: the read
         // sleeps until shortly before it, the last stretch is spun.
         let mut poll = POLL;
-        if let Some(due) = lock(sim).next_due() {
+        // (The guard must not outlive this statement: `tick` below locks again.)
+        let next = lock(sim).next_due();
+        if let Some(due) = next {
             let left = due.saturating_duration_since(Instant::now());
             if left <= SPIN {
                 wait_until(due);
