@@ -6,7 +6,9 @@
 #   2. overhead: wall time per timed exchange of `cardbench time` (READ FIELD, no model) against
 #      the bare C loop on libpcsclite (benches/c/pcsc_bare_loop.c) on the same vpcd card, in one
 #      run (C loop, cardbench, C loop); goal ≤ 1.05;
-#   3. scaling: 1 vs 4 heads through pcscd, every card modelled at 1 ms per command; goal ≥ 3.6.
+#   3. scaling: 1 vs 4 heads through pcscd, every card modelled at 1 ms per command; goal ≥ 3.6;
+#   4. `cardbench time compare` of the accuracy run against the same card again (other seed:
+#      no significant difference) and against SIGN PAYMENT at 40.800 ms (+2 %: slower).
 # Needs root (starts its own pcscd under /tmp/cardbench-pcscd.lock), gcc, pcscd, vpcd.
 #   bash scripts/timing-pcsc-figures.sh        N=200 (accuracy), OVER_N=5000, SCALE_N=1000
 set -euo pipefail
@@ -21,8 +23,9 @@ import sys
 w, n, over_n, scale_n = sys.argv[1:]
 lab = open("profiles/vpcd-lab.toml").read()
 i = lab.index('name = "card-b"'); j = lab.index("slots = [3, 4]\n", i) + len("slots = [3, 4]\n")
-open(f"{w}/model.toml", "w").write(lab[:j] + 'service_seed = 1\n[[card.service]]\nins = "88"\nus = 40000\n'
-    '[[card.service]]\nins = "B2"\nus = 1000\n' + lab[j:])
+for name, seed, sign in [("model", 1, 40000), ("model2", 2, 40000), ("slow", 3, 40800)]:
+    open(f"{w}/{name}.toml", "w").write(lab[:j] + f'service_seed = {seed}\n[[card.service]]\nins = "88"\n'
+        f'us = {sign}\n[[card.service]]\nins = "B2"\nus = 1000\n' + lab[j:])
 ms = lab
 for c in ["card-a", "card-b", "card-c", "card-d"]:
     ms = ms.replace(f'name = "{c}"\n', f'name = "{c}"\nservice_time_us = 1000\n', 1)
@@ -75,6 +78,19 @@ wait_cards 1
 "$BIN" time "$W/sign.toml" --profile "$W/model.toml" --logs "$W/logs" --run-id acc 2>/dev/null | grep -A1 " card  "
 stop_bridges
 wait_cards 0
+# 4. compare: the same card again (other seed), and with SIGN PAYMENT 2 % slower (40.800 ms)
+for m in model2 slow; do
+  bridge "$W/$m.toml" card-b 1
+  wait_cards 1
+  "$BIN" time "$W/sign.toml" --profile "$W/$m.toml" --logs "$W/logs" --run-id "$m" >/dev/null 2>&1
+  stop_bridges
+  wait_cards 0
+done
+echo "compare, identical cards:"
+"$BIN" time compare "$W/logs/acc" "$W/logs/model2" --threshold 1% | grep -m2 -E "OP|cpay.sign_payment" || true
+echo "compare, SIGN PAYMENT 40.000 vs 40.800 ms:"
+rc=0; "$BIN" time compare "$W/logs/acc" "$W/logs/slow" --threshold 1% | grep -m2 -E "OP|cpay.sign_payment" || rc=$?
+echo "(exit $rc; 1 = slower beyond the threshold)"
 
 # 2. overhead: the same unmodelled T=1 card (one wire exchange per READ FIELD; on T=0 its
 #    answer takes a second exchange, which the C loop would not send) for both clients
