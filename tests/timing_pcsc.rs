@@ -158,3 +158,35 @@ fn time_through_pcscd_holds_the_reader_and_the_bridge_applies_the_cards_model() 
     assert_eq!(ops, ["cpay.sign_payment", "purse.read_field"]);
     assert!(timing["ops"][0]["card_time"]["median"].as_f64().unwrap() > 0.0);
 }
+
+/// `cardbench check` of the smoke plan on a profile; its exit code and stderr.
+fn check_profile(dir: &Path, text: &str) -> (Option<i32>, String) {
+    let p = dir.join("bad.toml");
+    std::fs::write(&p, text).unwrap();
+    let out = bin().args(["check", "test-plans/smoke.toml", "--profile"]).arg(&p).output().unwrap();
+    (out.status.code(), String::from_utf8_lossy(&out.stderr).into_owned())
+}
+
+#[test]
+fn card_service_models_are_checked_with_their_line_and_belong_on_cards() {
+    let dir = tempfile::tempdir().unwrap();
+    let good = std::fs::read_to_string(modelled_lab(dir.path())).unwrap();
+    // A card no head holds is checked too: the bridges serve any [[card]].
+    let bad = good.replacen("ins = \"88\"", "ins = \"8\"", 1);
+    let line = bad.lines().position(|l| l == "ins = \"8\"").unwrap();
+    let (code, err) = check_profile(dir.path(), &bad);
+    assert_eq!(code, Some(2), "{err}");
+    assert!(err.contains(&format!("bad.toml:{line}:")), "the [[card.service]] entry's line: {err}");
+    assert!(err.contains("service ins '8' is not one hex byte"), "{err}");
+    // On a pcsc head the keys would do nothing: refused, pointing at them.
+    let on_head = good.replacen(
+        "reader = \"cardbench vpcd 1 00 00\"\n",
+        "reader = \"cardbench vpcd 1 00 00\"\n[[head.service]]\nins = \"88\"\nus = 5\n",
+        1,
+    );
+    let line = on_head.lines().position(|l| l == "[[head.service]]").unwrap() + 1;
+    let (code, err) = check_profile(dir.path(), &on_head);
+    assert_eq!(code, Some(2), "{err}");
+    assert!(err.contains(&format!("bad.toml:{line}:")), "{err}");
+    assert!(err.contains("service times are for virtual heads"), "{err}");
+}
