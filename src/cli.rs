@@ -210,7 +210,8 @@ pub enum SimCmd {
         host: String,
         #[arg(long, default_value_t = crate::sim::vpcd::DEFAULT_PORT)]
         port: u16,
-        /// Modelled card service time added to every APDU, microseconds.
+        /// Modelled card service time of every APDU, microseconds, instead of the card's own
+        /// model in the profile (`service_time_us`, `[[card.service]]`); 0: the profile's.
         #[arg(long, default_value_t = 0)]
         delay_us: u64,
         /// Stall after answering N APDUs: the next APDU is never answered and the connection
@@ -463,12 +464,8 @@ fn dispatch(cli: Cli) -> Result<ExitCode, BenchError> {
         Cmd::Heads { profile: None, watch: true, seconds } => watch_readers(seconds).map_err(BenchError),
         Cmd::Heads { profile: None, .. } => pcsc_readers().map_err(BenchError),
         Cmd::Sim { cmd: SimCmd::Vpcd { profile, card, host, port, delay_us, stall_after, stall_file } } => {
-            let how = crate::sim::vpcd::Behaviour {
-                delay: std::time::Duration::from_micros(delay_us),
-                stall_after,
-                stall_file,
-            };
-            sim_vpcd(&profile, &card, &host, port, &how).map_err(BenchError)
+            let how = crate::sim::vpcd::Behaviour { stall_after, stall_file, ..Default::default() };
+            sim_vpcd(&profile, &card, &host, port, delay_us, how).map_err(BenchError)
         }
         Cmd::Sim { cmd: SimCmd::Pn532 { profile, card, link, remove_after, faults } } => {
             sim_pn532(&profile, &card, link.as_deref(), remove_after, faults).map_err(BenchError)
@@ -862,8 +859,11 @@ fn pcsc_readers() -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-/// A personalized virtual card from a profile's `[[card]]` entry.
-pub fn profile_card(profile: &Path, card: &str) -> Result<crate::card::VirtualCard> {
+/// A personalized virtual card from a profile's `[[card]]` entry, with its modelled service time.
+pub fn profile_card(
+    profile: &Path,
+    card: &str,
+) -> Result<(crate::card::VirtualCard, crate::head::service::ServiceModel)> {
     let loaded = crate::profile::load(profile)?;
     let lab = Lab::from_profile(&loaded)?;
     let spec = loaded
@@ -876,7 +876,7 @@ pub fn profile_card(profile: &Path, card: &str) -> Result<crate::card::VirtualCa
     let mut vc =
         crate::lab::personalize_virtual(&plan, spec.get_ref().protocol, &lab.keyset).map_err(anyhow::Error::msg)?;
     vc.set_defects(crate::lab::card_defects(&loaded, spec)?);
-    Ok(vc)
+    Ok((vc, crate::lab::card_service(&loaded, spec)?))
 }
 
 /// The card `card` of `trace` for `sim replay`, logging its mismatches on stderr and to
@@ -905,8 +905,23 @@ fn played_card(
     Ok(tc.with_log(log))
 }
 
-fn sim_vpcd(profile: &Path, card: &str, host: &str, port: u16, how: &crate::sim::vpcd::Behaviour) -> Result<ExitCode> {
-    serve_vpcd(profile_card(profile, card)?, host, port, how)
+fn sim_vpcd(
+    profile: &Path,
+    card: &str,
+    host: &str,
+    port: u16,
+    delay_us: u64,
+    mut how: crate::sim::vpcd::Behaviour,
+) -> Result<ExitCode> {
+    let (card, model) = profile_card(profile, card)?;
+    how.service = match delay_us {
+        0 => model,
+        us => crate::head::service::ServiceModel::fixed(std::time::Duration::from_micros(us)),
+    };
+    if !how.service.is_zero() {
+        eprintln!("modelled service time: {}", how.service.describe());
+    }
+    serve_vpcd(card, host, port, &how)
 }
 
 fn serve_vpcd<C: crate::sim::card::SimCard>(
@@ -932,7 +947,12 @@ fn sim_pn532(
     remove_after: Option<u64>,
     faults: Vec<crate::sim::pn532::FaultRule>,
 ) -> Result<ExitCode> {
-    let mut sim = crate::sim::pn532::Pn532Sim::new(Some(profile_card(profile, card)?));
+    let (card, model) = profile_card(profile, card)?;
+    if !model.is_zero() {
+        eprintln!("modelled service time: {}", model.describe());
+    }
+    let mut sim = crate::sim::pn532::Pn532Sim::new(Some(card));
+    sim.set_service(model);
     sim.remove_after(remove_after);
     let shown_faults: Vec<String> = faults.iter().map(ToString::to_string).collect();
     sim.set_faults(faults);

@@ -110,9 +110,18 @@ impl Lab {
                     return Err(l.err(key.span(), "`trace`, `head` and `mismatches` are for replay heads"));
                 }
             }
+            if h.driver.get_ref() != "virtual" && !ServiceKeys::of_head(h).is_empty() {
+                let at = h.service.first().map_or(span.clone(), |s| s.span());
+                return Err(l.err(
+                    at,
+                    "service times are for virtual heads; model a card served behind vpcd or the PN532 simulator \
+                     with the same keys on its [[card]] ([[card.service]])",
+                ));
+            }
             let head: Box<dyn Head> = match h.driver.get_ref().as_str() {
                 "virtual" => {
-                    let mut vh = VirtualHead::new(&h.name).with_service(service_model(l, h)?);
+                    let own = ServiceKeys::of_head(h);
+                    let mut vh = VirtualHead::new(&h.name).with_service(service_model(l, &own)?);
                     if let Some(card) = &h.card {
                         let spec = p
                             .cards
@@ -120,6 +129,10 @@ impl Lab {
                             .find(|c| c.get_ref().name == *card.get_ref())
                             .ok_or_else(|| l.err(card.span(), format!("no [[card]] named '{}'", card.get_ref())))?;
                         vh.insert(build_card(l, spec, &keyset)?);
+                        if own.is_empty() {
+                            // The card's own model goes with it, as it would behind vpcd.
+                            vh = vh.with_service(card_service(l, spec)?);
+                        }
                     }
                     Box::new(vh)
                 }
@@ -153,6 +166,11 @@ impl Lab {
                 }
             };
             heads.push(LabHead { name: h.name.clone(), role: h.role.clone(), head });
+        }
+        // A card's model is checked even when no head of this profile holds the card: the
+        // bridges serve any [[card]].
+        for c in &p.cards {
+            card_service(l, c)?;
         }
         let logs = PathBuf::from(p.defaults.logs.clone().unwrap_or_else(|| "logs".into()));
         Ok(Lab { name: p.name.clone(), keyset, heads, clock, logs, terminal_seed: terminal_seed.map(|(_, s)| s) })
@@ -267,15 +285,40 @@ fn replay_head(
     Ok((head, recorded_terminal_seed(&path)))
 }
 
-/// A head by name, or by role when no head has that name.
-/// A virtual head's service-time model: `service_time_us` for every command, and the
-/// `[[head.service]]` entries per INS.
-fn service_model(l: &Loaded, h: &crate::profile::HeadSpec) -> Result<ServiceModel, ConfigError> {
+/// The service-time keys of a head or a card entry (the same three on both).
+struct ServiceKeys<'a> {
+    time_us: u64,
+    per_ins: &'a [toml::Spanned<crate::profile::ServiceSpec>],
+    seed: Option<u64>,
+}
+
+impl<'a> ServiceKeys<'a> {
+    fn of_head(h: &'a crate::profile::HeadSpec) -> Self {
+        ServiceKeys { time_us: h.service_time_us, per_ins: &h.service, seed: h.service_seed }
+    }
+
+    fn of_card(c: &'a CardSpec) -> Self {
+        ServiceKeys { time_us: c.service_time_us, per_ins: &c.service, seed: c.service_seed }
+    }
+
+    fn is_empty(&self) -> bool {
+        self.time_us == 0 && self.per_ins.is_empty()
+    }
+}
+
+/// The service-time model of a profile card entry (`service_time_us`, `[[card.service]]`,
+/// `service_seed`): what `cardbench sim vpcd` and `sim pn532` apply to the card they serve.
+pub fn card_service(l: &Loaded, spec: &toml::Spanned<CardSpec>) -> Result<ServiceModel, ConfigError> {
+    service_model(l, &ServiceKeys::of_card(spec.get_ref()))
+}
+
+/// A service-time model: `service_time_us` for every command, and the per-INS entries.
+fn service_model(l: &Loaded, k: &ServiceKeys) -> Result<ServiceModel, ConfigError> {
     use crate::head::service::Dist;
     let us = Duration::from_micros;
-    let mut default = (h.service_time_us > 0).then(|| Dist::Fixed(us(h.service_time_us)));
+    let mut default = (k.time_us > 0).then(|| Dist::Fixed(us(k.time_us)));
     let mut per_ins: Vec<(u8, Dist)> = Vec::new();
-    for s in &h.service {
+    for s in k.per_ins {
         let r = s.get_ref();
         let dist = match (r.us, r.mean_us, r.sd_us, r.min_us, r.max_us) {
             (Some(t), None, None, None, None) => Dist::Fixed(us(t)),
@@ -299,10 +342,10 @@ fn service_model(l: &Loaded, h: &crate::profile::HeadSpec) -> Result<ServiceMode
         }
         per_ins.push((ins, dist));
     }
-    let seed = h.service_seed.unwrap_or(0);
-    Ok(ServiceModel::new(default, per_ins, seed))
+    Ok(ServiceModel::new(default, per_ins, k.seed.unwrap_or(0)))
 }
 
+/// A head by name, or by role when no head has that name.
 pub fn find_head(heads: &[LabHead], name: &str) -> Option<usize> {
     heads
         .iter()

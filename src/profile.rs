@@ -255,6 +255,16 @@ pub struct CardSpec {
     /// Seeded implementation defects of a virtual card (`card::defects::Defect` names).
     #[serde(default)]
     pub defects: Vec<String>,
+    /// Modelled service time of this card per command, microseconds (as a virtual head's):
+    /// the card's own model wherever it is served (`cardbench sim vpcd`, `cardbench sim
+    /// pn532`, a virtual head that has no model of its own).
+    #[serde(default)]
+    pub service_time_us: u64,
+    /// Service time per INS (`[[card.service]]`), over `service_time_us`.
+    #[serde(default)]
+    pub service: Vec<Spanned<ServiceSpec>>,
+    /// Seed of the service-time draws (default 0).
+    pub service_seed: Option<u64>,
 }
 
 fn default_protocol() -> crate::card::Protocol {

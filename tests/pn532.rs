@@ -303,6 +303,30 @@ fn simulator_nack_retransmits_and_broken_or_unknown_frames_get_the_error_frame()
 }
 
 #[test]
+fn simulator_holds_an_apdus_answer_for_the_cards_modelled_service_time() {
+    use cardbench::head::service::{Dist, ServiceModel};
+    let mut s = awake_sim(Some(card(9, Protocol::T1)));
+    s.set_service(ServiceModel::new(None, vec![(0xB2, Dist::Fixed(Duration::from_millis(40)))], 0));
+    assert_eq!(answer(&ask(&mut s, &info(&[0x4A, 0x01, 0x00])))[..2], [0x4B, 0x01]);
+    // An unmodelled INS (SELECT) is answered at once.
+    let select = [0x40, 0x01, 0x00, 0xA4, 0x04, 0x00, 0x07, 0xA0, 0, 0, 0x07, 0x77, 0, 0x01];
+    assert_eq!(answer(&ask(&mut s, &info(&select))), [0x41, 0x00, 0x90, 0x00]);
+    // READ FIELD: ACKed at once, answered 40 ms after the frame arrived, not a tick sooner.
+    let t0 = Instant::now();
+    let out = s.feed(&info(&[0x40, 0x01, 0x80, 0xB2, 0x01, 0x00, 0x08]), t0);
+    assert_eq!(out, ACK);
+    assert_eq!(s.next_due(), Some(t0 + Duration::from_millis(40)));
+    assert!(s.tick(t0 + Duration::from_micros(39_999)).is_empty());
+    let mut d = Decoder::new();
+    d.push(&s.tick(t0 + Duration::from_millis(40)));
+    match d.next_frame() {
+        Some(Ok(Frame::Info { tfi: TFI_PN532, data })) => assert_eq!((data[0], data[1], data.len()), (0x41, 0x00, 12)),
+        other => panic!("expected the answer, got {other:?}"),
+    }
+    assert_eq!(s.stats().delayed_sent, 0, "the card's time is no link fault");
+}
+
+#[test]
 fn simulator_waits_for_a_card_with_infinite_retries_until_the_host_aborts() {
     let mut s = awake_sim(None);
     // Default MxRtyPassiveActivation 0xFF: no answer while no card comes.

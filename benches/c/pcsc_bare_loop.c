@@ -7,6 +7,7 @@
  * CPU is getrusage(RUSAGE_SELF) user + system over the loop only, divided by N.
  *
  *   pcsc_bare_loop <reader substring> <select hex> <apdu hex> <N>
+ *   PCSC_TRANSACTION=1 pcsc_bare_loop ...   the same inside SCardBeginTransaction
  */
 #include <PCSC/winscard.h>
 #include <stdint.h>
@@ -86,6 +87,10 @@ int main(int argc, char **argv) {
 	const SCARD_IO_REQUEST *pci = proto == SCARD_PROTOCOL_T0 ? SCARD_PCI_T0 : SCARD_PCI_T1;
 	DWORD rlen = sizeof resp;
 	check("SCardTransmit (select)", SCardTransmit(card, pci, sel, sel_len, NULL, resp, &rlen));
+	/* PCSC_TRANSACTION=1: hold a transaction over the loop, as `cardbench time` does. */
+	const char *tx = getenv("PCSC_TRANSACTION");
+	if (tx && strcmp(tx, "1") == 0)
+		check("SCardBeginTransaction", SCardBeginTransaction(card));
 
 	int64_t cpu0 = cpu_ns(), t_all = now_ns();
 	for (long i = 0; i < n; i++) {

@@ -24,6 +24,17 @@ pub enum Dist {
     },
 }
 
+impl std::fmt::Display for Dist {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let us = |d: &Duration| d.as_micros();
+        match self {
+            Dist::Fixed(d) => write!(f, "{} µs", us(d)),
+            Dist::Uniform(lo, hi) => write!(f, "uniform {}-{} µs", us(lo), us(hi)),
+            Dist::Normal { mean, sd } => write!(f, "normal {} µs sd {} µs", us(mean), us(sd)),
+        }
+    }
+}
+
 impl Dist {
     fn draw(&self, rng: &mut ChaCha20Rng) -> Duration {
         // A uniform in [0, 1) from 53 random bits.
@@ -66,6 +77,16 @@ impl ServiceModel {
 
     pub fn is_zero(&self) -> bool {
         self.default.is_none() && self.per_ins.is_empty()
+    }
+
+    /// One line for logs: "INS 88 40000 µs, INS B2 1000 µs, others 0 µs".
+    pub fn describe(&self) -> String {
+        let mut parts: Vec<String> = self.per_ins.iter().map(|(i, d)| format!("INS {i:02X} {d}")).collect();
+        parts.push(match &self.default {
+            Some(d) => format!("others {d}"),
+            None => "others 0 µs".into(),
+        });
+        parts.join(", ")
     }
 
     /// The service time of this command APDU (zero when nothing models it).
@@ -114,5 +135,6 @@ mod tests {
         let mut u = ServiceModel::new(Some(Dist::Uniform(ms(2), ms(3))), vec![], 1);
         assert!((0..100).map(|_| u.draw(&[0, 0xA4])).all(|d| d >= ms(2) && d <= ms(3)));
         assert!(ServiceModel::default().draw(&[0, 0xA4]).is_zero());
+        assert_eq!(m.describe(), "INS 88 40000 µs, INS D0 normal 5000 µs sd 1000 µs, others 1000 µs");
     }
 }

@@ -17,6 +17,7 @@ use crate::head::pn532::commands::{
     STATUS_MI, TG_MI,
 };
 use crate::head::pn532::frame::{self, Decoder, Frame, FrameError, TFI_HOST, TFI_PN532};
+use crate::head::service::{wait_until, ServiceModel, SPIN};
 use crate::sim::card::SimCard;
 pub use crate::sim::pn532_faults::{Fault, FaultRule};
 use crate::sim::pn532_faults::{Hit, GHOST_FRAME, NOISE};
@@ -141,6 +142,10 @@ pub struct Pn532Sim<C: SimCard = VirtualCard> {
     /// a write held back by a delay fault).
     outbox: VecDeque<(Instant, Vec<u8>, bool)>,
     stats: SimStats,
+    /// The card's modelled service time per APDU (its whole time, from the frame's arrival).
+    service: ServiceModel,
+    /// The service time drawn for the APDU of the command being answered.
+    service_due: Duration,
 }
 
 impl Pn532Sim<VirtualCard> {
@@ -185,6 +190,8 @@ impl<C: SimCard> Pn532Sim<C> {
             damage_resent: false,
             outbox: VecDeque::new(),
             stats: SimStats::default(),
+            service: ServiceModel::default(),
+            service_due: Duration::ZERO,
         }
     }
 
@@ -249,6 +256,12 @@ impl<C: SimCard> Pn532Sim<C> {
     /// gets through).
     pub fn damage_resent_answers(&mut self, on: bool) {
         self.damage_resent = on;
+    }
+
+    /// Model the card's service time per APDU: an InDataExchange answer leaves no sooner
+    /// than the drawn time after its frame arrived (the card's processing included).
+    pub fn set_service(&mut self, model: ServiceModel) {
+        self.service = model;
     }
 
     pub fn faults(&self) -> &[FaultRule] {
@@ -389,7 +402,8 @@ impl<C: SimCard> Pn532Sim<C> {
         };
         if !answer.is_empty() {
             let delayed = !(hit.ack_delay + hit.answer_delay).is_zero();
-            self.emit(hit.damage(&answer), later(ack_at, hit.answer_delay), delayed);
+            let card_done = later(now, std::mem::take(&mut self.service_due));
+            self.emit(hit.damage(&answer), later(ack_at, hit.answer_delay).max(card_done), delayed);
         }
     }
 
@@ -423,7 +437,8 @@ impl<C: SimCard> Pn532Sim<C> {
         if !self.stall {
             if let Some(p) = self.pending.take() {
                 let a = self.run(p);
-                self.emit(a, now, false);
+                let card_done = later(now, std::mem::take(&mut self.service_due));
+                self.emit(a, card_done, false);
             }
         }
         self.flush(now)
@@ -682,6 +697,7 @@ impl<C: SimCard> Pn532Sim<C> {
         let mut apdu = std::mem::take(&mut self.chain_in);
         apdu.extend_from_slice(data);
         let answer = self.card.as_mut().and_then(|c| c.process(&apdu));
+        self.service_due = self.service.draw(&apdu);
         self.stats.apdus += 1;
         if self.remove_after.is_some_and(|n| self.stats.apdus >= n) {
             self.remove_after = None;
@@ -860,10 +876,26 @@ impl<C: SimCard + 'static> Drop for PtySim<C> {
 /// Serve `sim` on the controlling end of a pty until `stop` is set.
 pub fn serve<C: SimCard>(master: &mut TTYPort, sim: &Mutex<Pn532Sim<C>>, stop: &AtomicBool) -> io::Result<()> {
     // A short poll so the loop notices `stop` and runs the chip's timers.
-    master.set_timeout(Duration::from_millis(20)).map_err(io::Error::other)?;
+    const POLL: Duration = Duration::from_millis(20);
     let mut buf = [0u8; 1024];
     let mut hangups = 0u32;
     while !stop.load(Ordering::Relaxed) {
+        // A held answer (the card's service time, a delay fault) leaves at its time: the read
+        // sleeps until shortly before it, the last stretch is spun.
+        let mut poll = POLL;
+        // (The guard must not outlive this statement: `tick` below locks again.)
+        let next = lock(sim).next_due();
+        if let Some(due) = next {
+            let left = due.saturating_duration_since(Instant::now());
+            if left <= SPIN {
+                wait_until(due);
+                let out = lock(sim).tick(Instant::now());
+                master.write_all(&out)?;
+                continue;
+            }
+            poll = poll.min(left - SPIN);
+        }
+        master.set_timeout(poll).map_err(io::Error::other)?;
         let out = match master.read(&mut buf) {
             Ok(0) => Vec::new(),
             Ok(n) => {

@@ -11,6 +11,7 @@
 //! card must write length + payload in one write with TCP_NODELAY so its own answer is not
 //! held back by Nagle.
 
+use crate::head::service::{wait_until, ServiceModel};
 use crate::sim::card::SimCard;
 use socket2::SockRef;
 use std::io::{self, Read, Write};
@@ -18,7 +19,7 @@ use std::net::{Shutdown, TcpStream};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 pub const DEFAULT_PORT: u16 = 35963;
 
@@ -40,8 +41,9 @@ pub struct Served {
 /// How the bridged card behaves beyond the reference card's own answers.
 #[derive(Debug, Default, Clone)]
 pub struct Behaviour {
-    /// Modelled card service time added to every APDU.
-    pub delay: Duration,
+    /// The card's modelled service time per command: its whole time, counted from the
+    /// command's arrival, its processing included (as in the in-process head).
+    pub service: ServiceModel,
     /// Stall after answering this many APDUs: the next one is read and never answered.
     pub stall_after: Option<u64>,
     /// Stall on the first APDU that arrives once this file exists.
@@ -95,6 +97,7 @@ fn session<C: SimCard>(
     stop: &AtomicBool,
     how: &Behaviour,
     served: &mut Served,
+    service: &mut ServiceModel,
 ) -> io::Result<()> {
     s.set_nodelay(true)?;
     // A read timeout lets the loop notice `stop`; vpcd polls often enough to keep it busy.
@@ -109,6 +112,7 @@ fn session<C: SimCard>(
             Err(e) if matches!(e.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut) => continue,
             Err(e) => return Err(e),
         };
+        let arrived = Instant::now();
         let is_apdu = msg.len() != 1;
         if is_apdu && how.stalls_now(served) {
             // A stalled card: the command arrived and no answer ever comes, while the
@@ -124,8 +128,9 @@ fn session<C: SimCard>(
         let answer = handle(card, &msg);
         if is_apdu {
             served.apdus += 1;
-            if !how.delay.is_zero() {
-                std::thread::sleep(how.delay);
+            if !service.is_zero() {
+                // Sleeps, and spins only for the last stretch: N bridges do not need N cores.
+                wait_until(arrived + service.draw(&msg));
             }
         }
         if let Some(a) = answer {
@@ -166,6 +171,8 @@ pub fn serve<C: SimCard>(
     stop: Arc<AtomicBool>,
 ) -> io::Result<Served> {
     let mut served = Served::default();
+    // One stream of draws for the whole life of the card, across reconnections.
+    let mut service = how.service.clone();
     while !stop.load(Ordering::Relaxed) {
         let mut s = match TcpStream::connect((host, port)) {
             Ok(s) => s,
@@ -175,7 +182,7 @@ pub fn serve<C: SimCard>(
             }
         };
         served.connections += 1;
-        let r = session(&mut s, &mut card, &stop, how, &mut served);
+        let r = session(&mut s, &mut card, &stop, how, &mut served, &mut service);
         let _ = s.shutdown(Shutdown::Both);
         if let Err(e) = r {
             if stop.load(Ordering::Relaxed) {
