@@ -352,7 +352,7 @@ mod tests {
     /// bootstrap, resampling n values, that `bootstrap_median_ci` must match.
     fn resample_median(sorted: &[f64], counts: &[u32]) -> f64 {
         let n = sorted.len();
-        let (k1, k2) = if n % 2 == 1 { ((n + 1) / 2, (n + 1) / 2) } else { (n / 2, n / 2 + 1) };
+        let (k1, k2) = if n % 2 == 1 { (n.div_ceil(2), n.div_ceil(2)) } else { (n / 2, n / 2 + 1) };
         let (mut seen, mut v1) = (0usize, None);
         for (x, c) in sorted.iter().zip(counts) {
             seen += *c as usize;
