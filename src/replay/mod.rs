@@ -271,7 +271,6 @@ pub(crate) fn open_output(
 }
 
 pub fn run_bytes(a: &ReplayArgs) -> Result<Written, anyhow::Error> {
-    use anyhow::Context;
     let survey = stream::Survey::of(&a.source)?;
     let loaded = crate::profile::load(&a.profile)?;
     let mut lab = Lab::from_profile(&loaded)?;
@@ -302,22 +301,37 @@ pub fn run_bytes(a: &ReplayArgs) -> Result<Written, anyhow::Error> {
     };
     let result = bytes::replay(&a.source, &survey, &mut lab, &rec, &opts);
     drop(rec);
-    let sink_errors = sinks.join().unwrap_or_else(|_| vec!["sink thread panicked".into()]);
     let outcome = result?;
+    finish(a, &dir, &trace_path, sinks, "bytes", outcome.matched_all(), &outcome)?;
+    Ok(Written { dir, outcome })
+}
+
+/// After a replay: wait for its trace to be written (an unwritten trace is an error: the
+/// replay is not on record), then write replay.json, atomically.
+pub(crate) fn finish<T: Serialize>(
+    a: &ReplayArgs,
+    dir: &Path,
+    trace_path: &Path,
+    sinks: std::thread::JoinHandle<Vec<String>>,
+    mode: &str,
+    matched: bool,
+    outcome: &T,
+) -> Result<(), anyhow::Error> {
+    use anyhow::Context;
+    let sink_errors = sinks.join().unwrap_or_else(|_| vec!["sink thread panicked".into()]);
     if let Some(e) = sink_errors.first() {
         anyhow::bail!("writing {}: {e}", trace_path.display());
     }
     let json = serde_json::json!({
         "run_id": a.run_id,
         "source": a.source.display().to_string(),
-        "mode": "bytes",
-        "result": if outcome.matched_all() { "match" } else { "diverged" },
+        "mode": mode,
+        "result": if matched { "match" } else { "diverged" },
         "outcome": outcome,
     });
     let text = serde_json::to_string_pretty(&json)? + "\n";
     crate::report::atomic::write_atomically(&dir.join("replay.json"), |w| w.write_all(text.as_bytes()))
-        .with_context(|| format!("cannot write {}", dir.join("replay.json").display()))?;
-    Ok(Written { dir, outcome })
+        .with_context(|| format!("cannot write {}", dir.join("replay.json").display()))
 }
 
 /// The plan column of a trace's first row (replays record the same plan).

@@ -323,7 +323,6 @@ pub fn run(
 /// on the profile's lab, with the replay's own trace, run.json and replay.json in
 /// `<logs>/<run_id>/`. The trace is read into memory (a session is short; bytes mode streams).
 pub fn run_cli(a: &ReplayArgs) -> Result<(PathBuf, SessionOutcome), anyhow::Error> {
-    use anyhow::Context;
     let read = crate::trace::read_trace(&a.source)?;
     let rows = numbered(read.rows);
     let loaded = crate::profile::load(&a.profile)?;
@@ -349,21 +348,8 @@ pub fn run_cli(a: &ReplayArgs) -> Result<(PathBuf, SessionOutcome), anyhow::Erro
     };
     let result = run(&a.source, &rows, &mut lab, &map, &opts, &rec);
     drop(rec);
-    let sink_errors = sinks.join().unwrap_or_else(|_| vec!["sink thread panicked".into()]);
     let outcome = result?;
-    if let Some(e) = sink_errors.first() {
-        anyhow::bail!("writing {}: {e}", trace_path.display());
-    }
-    let json = serde_json::json!({
-        "run_id": a.run_id,
-        "source": a.source.display().to_string(),
-        "mode": "session",
-        "result": if outcome.matched_all() { "match" } else { "diverged" },
-        "outcome": outcome,
-    });
-    let text = serde_json::to_string_pretty(&json)? + "\n";
-    crate::report::atomic::write_atomically(&dir.join("replay.json"), |w| w.write_all(text.as_bytes()))
-        .with_context(|| format!("cannot write {}", dir.join("replay.json").display()))?;
+    crate::replay::finish(a, &dir, &trace_path, sinks, "session", outcome.matched_all(), &outcome)?;
     Ok((dir, outcome))
 }
 
