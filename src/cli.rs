@@ -65,6 +65,10 @@ pub enum Cmd {
         /// TRACE behind pcscd or a PN532 (`cardbench sim replay`, docs/replay.md).
         #[arg(long, value_name = "TRACE")]
         terminal_seed_from: Option<PathBuf>,
+        /// Results store (docs/results-store.md): default `<logs>/cardbench.sqlite`;
+        /// `postgres://…` for stations sharing batches; `none` for files only.
+        #[arg(long, env = "CARDBENCH_DB")]
+        db: Option<String>,
     },
     /// Certify a batch of cards: one worker per DUT head, per-card traces, summary CSV,
     /// JUnit XML and JSON; an interrupted batch resumes where it stopped.
@@ -84,6 +88,10 @@ pub enum Cmd {
         /// No progress output, only the summary line.
         #[arg(long, short)]
         quiet: bool,
+        /// Results store (docs/results-store.md): default `<logs>/cardbench.sqlite`;
+        /// `postgres://…` for stations sharing batches; `none` for files only.
+        #[arg(long, env = "CARDBENCH_DB")]
+        db: Option<String>,
     },
     /// Tear campaign (docs/tear.md): cut power at every wire exchange and NVM commit of each
     /// sequence on fresh virtual cards, settle, check the invariants; exit 1 on a violation.
@@ -414,11 +422,11 @@ fn dispatch(cli: Cli) -> Result<ExitCode, BenchError> {
     };
     match cmd {
         Cmd::Tui { profile, plan } => tui(profile, plan),
-        Cmd::Run { plan, profile, run_id, logs, quiet, terminal_seed_from } => {
-            run(&plan, &profile, run_id, logs, quiet, terminal_seed_from.as_deref())
+        Cmd::Run { plan, profile, run_id, logs, quiet, terminal_seed_from, db } => {
+            run(&plan, &profile, run_id, logs, quiet, terminal_seed_from.as_deref(), db.as_deref())
         }
-        Cmd::Batch { profile, plan, batch_id, count, logs, quiet } => {
-            batch(&profile, &plan, batch_id, count, logs, quiet).map_err(BenchError)
+        Cmd::Batch { profile, plan, batch_id, count, logs, quiet, db } => {
+            batch(&profile, &plan, batch_id, count, logs, quiet, db.as_deref()).map_err(BenchError)
         }
         Cmd::Check { plan, profile } => check(&plan, profile.as_deref()).map_err(BenchError),
         Cmd::Tear { target, profile, sequences, settle, quiet } => {
@@ -448,9 +456,9 @@ fn dispatch(cli: Cli) -> Result<ExitCode, BenchError> {
         }
         Cmd::Time(TimeArgs { cmd: Some(TimeCmd::Compare(args)), .. }) => time_compare(&args).map_err(BenchError),
         Cmd::Time(TimeArgs { cmd: None, run: Some(r) }) => {
-            let TimeRunArgs { spec, profile, heads, peers, iterations, warmup, seconds, run_id, logs } = r;
+            let TimeRunArgs { spec, profile, heads, peers, iterations, warmup, seconds, run_id, logs, db } = r;
             let opts = crate::timing::run::Options { iterations, warmup, seconds, ..Default::default() };
-            time(&spec, &profile, &heads, &peers, &opts, run_id, logs).map_err(BenchError)
+            time(&spec, &profile, &heads, &peers, &opts, run_id, logs, db.as_deref()).map_err(BenchError)
         }
         Cmd::Time(TimeArgs { cmd: None, run: None }) => {
             Err(BenchError(anyhow::anyhow!("`cardbench time` needs a timing spec or `compare A B`")))
@@ -496,6 +504,7 @@ fn batch(
     count: Option<u64>,
     logs: Option<PathBuf>,
     quiet: bool,
+    db: Option<&str>,
 ) -> Result<ExitCode> {
     let loaded = crate::profile::load(profile)?;
     let lab = Lab::from_profile(&loaded)?;
@@ -505,7 +514,9 @@ fn batch(
         eprintln!("cardbench: warning: {w}");
     }
     let logs = logs.unwrap_or_else(|| lab.logs.clone());
-    let opts = crate::batch::BatchOptions { batch_id, count, logs, quiet, observer: None, control: Default::default() };
+    let store = crate::store::open_arc(db, &logs)?;
+    let opts =
+        crate::batch::BatchOptions { batch_id, count, logs, quiet, observer: None, control: Default::default(), store };
     let out = crate::batch::run_batch(&loaded, lab, &p, &opts)?;
     let r = &out.result;
     println!(
@@ -1019,6 +1030,7 @@ fn run(
     logs: Option<PathBuf>,
     quiet: bool,
     terminal_seed_from: Option<&Path>,
+    db: Option<&str>,
 ) -> Result<ExitCode, BenchError> {
     // Everything is validated before a directory is made or a byte is sent.
     let prepared = (|| -> Result<_> {
@@ -1053,7 +1065,10 @@ fn run(
     if run_id.is_empty() || run_id.contains(['/', '\\']) || run_id.starts_with('.') {
         return Err(BenchError(anyhow::anyhow!("run id '{run_id}' must be a plain folder name")));
     }
-    let dir = logs.unwrap_or_else(|| lab.logs.clone()).join(&run_id);
+    let logs = logs.unwrap_or_else(|| lab.logs.clone());
+    let store = crate::store::open_arc(db, &logs).map_err(|e| BenchError(e.into()))?;
+    let started = crate::store::now();
+    let dir = logs.join(&run_id);
     std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display())).map_err(BenchError)?;
     let trace_path = dir.join("trace.csv");
     let trace = TraceCsv::create(&trace_path, &run_id, &plan.id)
@@ -1094,6 +1109,20 @@ fn run(
     );
     if let Some(e) = sink_errors.first() {
         return Err(BenchError(anyhow::anyhow!("writing run output: {e}")));
+    }
+    if let Some(s) = &store {
+        let trace = trace_path.display().to_string();
+        let r = crate::store::runs::RunRecord {
+            run_id: &run_id,
+            plan_id: &plan.id,
+            plan_version: &plan.version,
+            profile: &profile.display().to_string(),
+            started: &started,
+            finished: &crate::store::now(),
+            trace: &trace,
+            cases: &results,
+        };
+        s.record_run(&r, &crate::store::station_name(&dir)).map_err(|e| BenchError(e.into()))?;
     }
     Ok(if failed + errors == 0 { ExitCode::SUCCESS } else { ExitCode::from(1) })
 }
@@ -1140,6 +1169,10 @@ pub struct TimeRunArgs {
     /// Directory for run folders (default: the profile's `logs`, else ./logs).
     #[arg(long)]
     pub logs: Option<PathBuf>,
+    /// Results store (docs/results-store.md): default `<logs>/cardbench.sqlite`;
+    /// `postgres://…` for a lab's shared database; `none` for files only.
+    #[arg(long, env = "CARDBENCH_DB")]
+    pub db: Option<String>,
 }
 
 #[derive(Subcommand, Debug)]
@@ -1210,6 +1243,33 @@ fn time_compare(args: &CompareArgs) -> Result<ExitCode> {
 
 // ---- cardbench time (issue 8): timing specs, checked and run -------------------------------
 
+/// A timing run into the results store; its lot is the folder its run folder sits in (the
+/// lot folder `time compare` pools).
+fn store_timing_run(
+    s: &crate::store::Store,
+    spec: &crate::timing::spec::Spec,
+    profile: &Path,
+    dir: &Path,
+    run_id: &str,
+    started: &str,
+    samples: &[crate::timing::sample::Sample],
+) -> Result<()> {
+    let abs = std::fs::canonicalize(dir).unwrap_or_else(|_| dir.to_path_buf());
+    let lot = abs.parent().and_then(|p| p.file_name()).map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    let t = crate::store::runs::TimingRecord {
+        run_id,
+        lot: &lot,
+        spec_id: &spec.id,
+        spec_version: &spec.version,
+        profile: &profile.display().to_string(),
+        started,
+        finished: &crate::store::now(),
+        folder: &dir.display().to_string(),
+        samples,
+    };
+    Ok(s.record_timing_run(&t, &crate::store::station_name(dir))?)
+}
+
 fn check_timing(path: &Path, profile: Option<&Path>) -> Result<ExitCode> {
     let spec = crate::timing::spec::load(path)?;
     if let Some(profile) = profile {
@@ -1237,6 +1297,7 @@ fn time(
     opts: &crate::timing::run::Options,
     run_id: Option<String>,
     logs: Option<PathBuf>,
+    db: Option<&str>,
 ) -> Result<ExitCode> {
     use crate::timing::run;
     if opts.iterations == Some(0) {
@@ -1257,7 +1318,10 @@ fn time(
     if run_id.is_empty() || run_id.contains(['/', '\\']) || run_id.starts_with('.') {
         anyhow::bail!("run id '{run_id}' must be a plain folder name");
     }
-    let dir = logs.unwrap_or_else(|| lab.logs.clone()).join(&run_id);
+    let logs = logs.unwrap_or_else(|| lab.logs.clone());
+    let store = crate::store::open_arc(db, &logs)?;
+    let started = crate::store::now();
+    let dir = logs.join(&run_id);
     std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
     let names: Vec<String> = groups.iter().map(|g| lab.heads[g.dut].name.clone()).collect();
     println!("timing {} on head {}: {}", spec.id, names.join(", "), dir.display());
@@ -1280,5 +1344,8 @@ fn time(
         anyhow::bail!("writing {}: {e}", dir.join("trace.csv").display());
     }
     println!("{} samples: {}", r.samples.len(), dir.join("samples.csv").display());
+    if let Some(s) = &store {
+        store_timing_run(s, &spec, profile, &dir, &run_id, &started, &r.samples)?;
+    }
     Ok(if r.groups.iter().any(|g| !g.failures.is_empty()) { ExitCode::from(1) } else { ExitCode::SUCCESS })
 }

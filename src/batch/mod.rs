@@ -15,12 +15,12 @@ use crate::plan::Plan;
 use crate::profile::{ConfigError, Loaded};
 use crate::report::{BatchResult, CardResult, CaseStatus, Verdict};
 use crate::sinks::{self, Sink};
+use crate::store::feed::Feed;
 use crate::trace::TraceCsv;
 use anyhow::{bail, Context, Result};
 use journal::{BatchMeta, Journal};
 use lock::BatchLock;
 use sha2::{Digest, Sha256};
-use std::collections::VecDeque;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use std::time::Instant;
@@ -103,6 +103,9 @@ pub struct BatchOptions {
     pub observer: Option<crossbeam_channel::Sender<BatchEvent>>,
     /// Pause / resume / stop from a front end.
     pub control: std::sync::Arc<Control>,
+    /// The results store the batch is also written to (docs/results-store.md); a shared one
+    /// (PostgreSQL) also hands out the cards among stations.
+    pub store: Option<std::sync::Arc<crate::store::Store>>,
 }
 
 /// What a batch reports to an observer.
@@ -193,6 +196,9 @@ enum WorkerMsg {
     /// The worker's head waited the whole presence timeout; the worker stops, the batch
     /// goes on with the other heads.
     Stalled(String),
+    /// The card of this index was refused by the shared store (another station certified
+    /// it or is certifying it): the operator takes it out, the index goes back.
+    Refused(u64, String),
 }
 
 /// The indices of 1..=count with no result: sorted, for messages and reports.
@@ -239,6 +245,7 @@ fn certify(
     dir: &Path,
     index: u64,
     observer: Option<&crossbeam_channel::Sender<BatchEvent>>,
+    feed: &Feed,
 ) -> Result<CardResult> {
     let started = now_rfc3339();
     let t0 = Instant::now();
@@ -250,6 +257,8 @@ fn certify(
         heads[0].head.power_on()?;
         crate::runner::identify(heads[0].head.as_mut(), &Recorder::disabled())?
     };
+    // Before anything is written for it: a card another station has is not this one's.
+    feed.card_identified(index, &card_hex)?;
     let rel = format!("cards/{index:05}-{card_hex}");
     let card_dir = dir.join(&rel);
     // A folder left by a killed run belongs to a card that never reached the journal.
@@ -415,7 +424,17 @@ pub fn run_batch(l: &Loaded, lab: Lab, plan: &Plan, opts: &BatchOptions) -> Resu
         }
     };
     let done_idx: std::collections::BTreeSet<u64> = done.iter().map(|r| r.index).collect();
-    let queue: Mutex<VecDeque<u64>> = Mutex::new((1..=count).filter(|i| !done_idx.contains(i)).collect());
+    let station = crate::store::station_name(&dir);
+    let store = opts.store.as_deref();
+    if let Some(s) = store {
+        for n in store_begin(s, &meta, &station, &done)? {
+            notice(n);
+        }
+    }
+    let queue = match store.filter(|s| s.shared()) {
+        Some(s) => Feed::shared(s, &opts.batch_id, &station),
+        None => Feed::local((1..=count).filter(|i| !done_idx.contains(i))),
+    };
     let progress = Progress::new(count, &done, opts.quiet);
     let (tx, rx) = crossbeam_channel::unbounded::<WorkerMsg>();
     if let Some(o) = &opts.observer {
@@ -448,14 +467,21 @@ pub fn run_batch(l: &Loaded, lab: Lab, plan: &Plan, opts: &BatchOptions) -> Resu
                     if !opts.control.wait_while_paused() {
                         break;
                     }
-                    let Some(index) = queue.lock().expect("queue lock").pop_front() else { break };
+                    let index = match queue.next() {
+                        Ok(Some(i)) => i,
+                        Ok(None) => break,
+                        Err(e) => {
+                            let _ = tx.send(WorkerMsg::Card(Err(e.into())));
+                            break;
+                        }
+                    };
                     // A real reader: the operator inserts the card. A head that sees none
                     // gives its card back to the queue (another head may take it) and stops.
                     if real {
                         match heads[0].head.wait_for_card(true, presence_timeout) {
                             Ok(true) => {}
                             Ok(false) => {
-                                queue.lock().expect("queue lock").push_front(index);
+                                let _ = queue.give_back(index);
                                 let why = format!(
                                     "head {}: no card inserted within {} s (card #{index} was next)",
                                     heads[0].name,
@@ -465,7 +491,7 @@ pub fn run_batch(l: &Loaded, lab: Lab, plan: &Plan, opts: &BatchOptions) -> Resu
                                 break;
                             }
                             Err(e) => {
-                                queue.lock().expect("queue lock").push_front(index);
+                                let _ = queue.give_back(index);
                                 let e = anyhow::anyhow!("head {}: {e}", heads[0].name);
                                 let _ = tx.send(WorkerMsg::Card(Err(e)));
                                 break;
@@ -482,14 +508,21 @@ pub fn run_batch(l: &Loaded, lab: Lab, plan: &Plan, opts: &BatchOptions) -> Resu
                         dir,
                         index,
                         opts.observer.as_ref(),
+                        queue,
                     );
-                    let stop = r.is_err();
-                    if tx.send(WorkerMsg::Card(r)).is_err() || stop {
+                    let msg = match r {
+                        Err(e) if matches!(e.downcast_ref(), Some(crate::store::StoreError::Refused { .. })) => {
+                            WorkerMsg::Refused(index, format!("head {}: {e}", heads[0].name))
+                        }
+                        r => WorkerMsg::Card(r),
+                    };
+                    let stop = matches!(msg, WorkerMsg::Card(Err(_)));
+                    if tx.send(msg).is_err() || stop {
                         break;
                     }
                     // A real reader: wait for the operator to take the card out before the
                     // next one, unless the batch is complete.
-                    let more = !queue.lock().expect("queue lock").is_empty();
+                    let more = queue.has_more();
                     if more && real {
                         match heads[0].head.wait_for_card(false, presence_timeout) {
                             Ok(true) => {}
@@ -518,8 +551,14 @@ pub fn run_batch(l: &Loaded, lab: Lab, plan: &Plan, opts: &BatchOptions) -> Resu
                 WorkerMsg::Card(Ok(card)) => {
                     if let Err(e) = journal.append(&card) {
                         first_error.get_or_insert(anyhow::Error::from(e).context("appending to the journal"));
-                        queue.lock().expect("queue lock").clear();
+                        queue.close();
                         continue;
+                    }
+                    // The store is written from the same result, after the journal (a kill
+                    // between the two is mended by the next run's store_begin).
+                    if let Some(Err(e)) = store.map(|s| s.record_card(&opts.batch_id, &station, &card)) {
+                        first_error.get_or_insert(e.into());
+                        queue.close();
                     }
                     progress.card(&card);
                     if let Some(o) = &opts.observer {
@@ -529,8 +568,15 @@ pub fn run_batch(l: &Loaded, lab: Lab, plan: &Plan, opts: &BatchOptions) -> Resu
                 }
                 WorkerMsg::Card(Err(e)) => {
                     // A bench failure stops the batch; what is journaled stays valid.
-                    queue.lock().expect("queue lock").clear();
+                    queue.close();
                     first_error.get_or_insert(e);
+                }
+                WorkerMsg::Refused(index, why) => {
+                    notice(why);
+                    if let Err(e) = queue.give_back(index) {
+                        first_error.get_or_insert(e.into());
+                        queue.close();
+                    }
                 }
                 WorkerMsg::Stalled(why) => {
                     notice(format!("{why}; its worker stopped"));
@@ -551,7 +597,7 @@ pub fn run_batch(l: &Loaded, lab: Lab, plan: &Plan, opts: &BatchOptions) -> Resu
     let mut cards = done;
     cards.extend(fresh);
     cards.sort_by_key(|c| c.index);
-    let missing = missing_cards(count, &cards);
+    let mut missing = missing_cards(count, &cards);
     let result = BatchResult {
         batch_id: opts.batch_id.clone(),
         plan_id: plan.id.clone(),
@@ -561,10 +607,35 @@ pub fn run_batch(l: &Loaded, lab: Lab, plan: &Plan, opts: &BatchOptions) -> Resu
         finished: now_rfc3339(),
         cards,
     };
+    if let Some(s) = store {
+        // Shared: this station's files cover its own cards; what the batch lacks is in the store.
+        missing = store_finish(s, &result, &station)?.unwrap_or(missing);
+    }
     crate::report::summary::write_summary_csv(&dir.join("summary.csv"), &result)?;
     crate::report::junit::write_junit(&dir.join("junit.xml"), &result)?;
     crate::report::json::write_json(&dir.join("results.json"), &result)?;
     Ok(BatchOutcome { result, dir, certified_now, missing, stalled })
+}
+
+/// The store's side of a batch run's start (see `Store::begin_batch`).
+fn store_begin(s: &crate::store::Store, meta: &BatchMeta, station: &str, done: &[CardResult]) -> Result<Vec<String>> {
+    let row = crate::store::batches::BatchRow {
+        batch_id: meta.batch_id.clone(),
+        plan_id: meta.plan_id.clone(),
+        plan_version: meta.plan_version.clone(),
+        profile: meta.profile.clone(),
+        count: meta.count,
+        started: meta.started.clone(),
+        meta_json: serde_json::to_string(meta)?,
+    };
+    Ok(s.begin_batch(&row, station, done)?)
+}
+
+/// The store's side of a batch run's end: the batch's finish time and, in a shared store,
+/// the cards of the batch that no station has (`None`: one station, the journal says).
+fn store_finish(s: &crate::store::Store, r: &BatchResult, station: &str) -> Result<Option<Vec<u64>>> {
+    s.finish_batch(&r.batch_id, &r.finished)?;
+    Ok(if s.shared() { Some(s.missing(&r.batch_id, station)?) } else { None })
 }
 
 /// Headless progress: a bar on a terminal, one line per card otherwise.

@@ -34,7 +34,14 @@ pub fn start(req: &BatchRequest, done: Sender<Msg>) -> Result<Running, String> {
     if let Some(w) = lab.seeded_keys_on_real_heads() {
         let _ = tx.send(BatchEvent::Notice(format!("warning: {w}")));
     }
+    // The TUI's batches go to the default store too; one that cannot be opened leaves the
+    // batch to its files, and says so.
+    let store = crate::store::open_arc(None, &logs).unwrap_or_else(|e| {
+        let _ = tx.send(BatchEvent::Notice(format!("warning: {e}; this batch is written to its files only")));
+        None
+    });
     let opts = BatchOptions {
+        store,
         batch_id: req.batch_id.clone(),
         count: req.count,
         logs,
