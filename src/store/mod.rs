@@ -131,6 +131,8 @@ impl Store {
                 c.busy_timeout(std::time::Duration::from_secs(30)).map_err(|e| unreachable(e.to_string()))?;
                 c.pragma_update(None, "journal_mode", "WAL").map_err(|e| unreachable(e.to_string()))?;
                 c.pragma_update(None, "foreign_keys", "ON").map_err(|e| unreachable(e.to_string()))?;
+                // The journal is the durable record; the store need not fsync every card twice.
+                c.pragma_update(None, "synchronous", "NORMAL").map_err(|e| unreachable(e.to_string()))?;
                 (Db::Sqlite(c), false)
             }
             Location::Postgres(url) => {
