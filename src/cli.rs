@@ -33,6 +33,8 @@ pub struct Cli {
     pub cmd: Option<Cmd>,
 }
 
+// Parsed once per process: the size of the largest variant costs nothing.
+#[allow(clippy::large_enum_variant)]
 #[derive(Subcommand, Debug)]
 pub enum Cmd {
     /// The operator's bench in the terminal (also `cardbench` alone in a terminal).
@@ -1243,33 +1245,6 @@ fn time_compare(args: &CompareArgs) -> Result<ExitCode> {
 
 // ---- cardbench time (issue 8): timing specs, checked and run -------------------------------
 
-/// A timing run into the results store; its lot is the folder its run folder sits in (the
-/// lot folder `time compare` pools).
-fn store_timing_run(
-    s: &crate::store::Store,
-    spec: &crate::timing::spec::Spec,
-    profile: &Path,
-    dir: &Path,
-    run_id: &str,
-    started: &str,
-    samples: &[crate::timing::sample::Sample],
-) -> Result<()> {
-    let abs = std::fs::canonicalize(dir).unwrap_or_else(|_| dir.to_path_buf());
-    let lot = abs.parent().and_then(|p| p.file_name()).map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-    let t = crate::store::runs::TimingRecord {
-        run_id,
-        lot: &lot,
-        spec_id: &spec.id,
-        spec_version: &spec.version,
-        profile: &profile.display().to_string(),
-        started,
-        finished: &crate::store::now(),
-        folder: &dir.display().to_string(),
-        samples,
-    };
-    Ok(s.record_timing_run(&t, &crate::store::station_name(dir))?)
-}
-
 fn check_timing(path: &Path, profile: Option<&Path>) -> Result<ExitCode> {
     let spec = crate::timing::spec::load(path)?;
     if let Some(profile) = profile {
@@ -1289,6 +1264,7 @@ fn check_timing(path: &Path, profile: Option<&Path>) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
+#[allow(clippy::too_many_arguments)]
 fn time(
     spec_path: &Path,
     profile: &Path,
@@ -1345,7 +1321,7 @@ fn time(
     }
     println!("{} samples: {}", r.samples.len(), dir.join("samples.csv").display());
     if let Some(s) = &store {
-        store_timing_run(s, &spec, profile, &dir, &run_id, &started, &r.samples)?;
+        crate::store::runs::record_timing(s, &spec, profile, &dir, &run_id, &started, &r.samples)?;
     }
     Ok(if r.groups.iter().any(|g| !g.failures.is_empty()) { ExitCode::from(1) } else { ExitCode::SUCCESS })
 }

@@ -84,16 +84,21 @@ pub(super) fn put_card(db: &mut Db, batch_id: &str, station: &str, c: &CardResul
             c.duration_ms.into(),
         ],
     )?;
-    for (pos, k) in c.cases.iter().enumerate() {
-        let mut p = vec![batch_id.into(), Value::Int(idx), Value::Int(pos as i64)];
-        p.extend(case_values(k));
-        db.exec(
-            "INSERT INTO case_results (batch_id, idx, position, case_id, title, reference, status, message,
-                                       failure_step, failure_expected, failure_actual, duration_ms)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
-            &p,
-        )?;
-    }
+    let rows: Vec<Vec<Value>> = c
+        .cases
+        .iter()
+        .enumerate()
+        .map(|(pos, k)| {
+            let mut p = vec![batch_id.into(), Value::Int(idx), Value::Int(pos as i64)];
+            p.extend(case_values(k));
+            p
+        })
+        .collect();
+    db.insert_rows(
+        "INSERT INTO case_results (batch_id, idx, position, case_id, title, reference, status, message,
+                                   failure_step, failure_expected, failure_actual, duration_ms) VALUES",
+        &rows,
+    )?;
     let claimed = now();
     let claim = [batch_id.into(), Value::Int(idx), station.into(), (&c.card_id).into(), claimed.into()];
     db.exec(

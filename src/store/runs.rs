@@ -35,9 +35,6 @@ pub struct TimingRecord<'a> {
     pub samples: &'a [Sample],
 }
 
-/// Rows per INSERT of samples: one round trip per chunk instead of per sample.
-const CHUNK: usize = 200;
-
 fn delete_run(db: &mut Db, run_id: &str) -> Result<(), StoreError> {
     db.exec("DELETE FROM run_cases WHERE run_id = $1", &[run_id.into()])?;
     db.exec("DELETE FROM runs WHERE run_id = $1", &[run_id.into()])?;
@@ -62,16 +59,21 @@ impl Store {
                     r.trace.into(),
                 ],
             )?;
-            for (pos, k) in r.cases.iter().enumerate() {
-                let mut p = vec![r.run_id.into(), Value::Int(pos as i64)];
-                p.extend(case_values(k));
-                db.exec(
-                    "INSERT INTO run_cases (run_id, position, case_id, title, reference, status, message,
-                                            failure_step, failure_expected, failure_actual, duration_ms)
-                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
-                    &p,
-                )?;
-            }
+            let rows: Vec<Vec<Value>> = r
+                .cases
+                .iter()
+                .enumerate()
+                .map(|(pos, k)| {
+                    let mut p = vec![r.run_id.into(), Value::Int(pos as i64)];
+                    p.extend(case_values(k));
+                    p
+                })
+                .collect();
+            db.insert_rows(
+                "INSERT INTO run_cases (run_id, position, case_id, title, reference, status, message,
+                                        failure_step, failure_expected, failure_actual, duration_ms) VALUES",
+                &rows,
+            )?;
             Ok(())
         })
     }
@@ -95,27 +97,11 @@ impl Store {
                     t.folder.into(),
                 ],
             )?;
-            for chunk in t.samples.chunks(CHUNK) {
-                let mut sql = String::from(
-                    "INSERT INTO timing_samples (run_id, op, head, card_id, iteration, baseline, duration_ns) VALUES ",
-                );
-                let mut p = Vec::with_capacity(chunk.len() * 7);
-                for (i, s) in chunk.iter().enumerate() {
-                    let b = i * 7;
-                    if i > 0 {
-                        sql.push_str(", ");
-                    }
-                    sql.push_str(&format!(
-                        "(${}, ${}, ${}, ${}, ${}, ${}, ${})",
-                        b + 1,
-                        b + 2,
-                        b + 3,
-                        b + 4,
-                        b + 5,
-                        b + 6,
-                        b + 7
-                    ));
-                    p.extend([
+            let rows: Vec<Vec<Value>> = t
+                .samples
+                .iter()
+                .map(|s| {
+                    vec![
                         t.run_id.into(),
                         (&s.op).into(),
                         (&s.head).into(),
@@ -123,11 +109,41 @@ impl Store {
                         Value::Int(s.iteration.into()),
                         Value::Int(s.baseline.into()),
                         Value::Int(s.duration_ns.min(i64::MAX as u64) as i64),
-                    ]);
-                }
-                db.exec(&sql, &p)?;
-            }
+                    ]
+                })
+                .collect();
+            db.insert_rows(
+                "INSERT INTO timing_samples (run_id, op, head, card_id, iteration, baseline, duration_ns) VALUES",
+                &rows,
+            )?;
             Ok(())
         })
     }
+}
+
+/// A timing run's folder into the store (`cardbench time` and the TUI's Timing panel); its lot
+/// is the folder its run folder sits in (the lot folder `time compare` pools).
+pub fn record_timing(
+    store: &Store,
+    spec: &crate::timing::spec::Spec,
+    profile: &std::path::Path,
+    dir: &std::path::Path,
+    run_id: &str,
+    started: &str,
+    samples: &[Sample],
+) -> Result<(), StoreError> {
+    let abs = std::fs::canonicalize(dir).unwrap_or_else(|_| dir.to_path_buf());
+    let lot = abs.parent().and_then(|p| p.file_name()).map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    let t = TimingRecord {
+        run_id,
+        lot: &lot,
+        spec_id: &spec.id,
+        spec_version: &spec.version,
+        profile: &profile.display().to_string(),
+        started,
+        finished: &super::now(),
+        folder: &dir.display().to_string(),
+        samples,
+    };
+    store.record_timing_run(&t, &super::station_name(dir))
 }

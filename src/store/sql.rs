@@ -188,7 +188,8 @@ impl Db {
         match self {
             Db::Sqlite(c) => {
                 let p: Vec<rusqlite::types::Value> = params.iter().map(sqlite_value).collect();
-                c.execute(&to_sqlite(sql), rusqlite::params_from_iter(p)).map(|n| n as u64).map_err(sqlite_err)
+                let mut st = c.prepare_cached(&to_sqlite(sql)).map_err(sqlite_err)?;
+                st.execute(rusqlite::params_from_iter(p)).map(|n| n as u64).map_err(sqlite_err)
             }
             Db::Postgres(c) => {
                 let owned = pg_params(params);
@@ -196,6 +197,29 @@ impl Db {
                 c.execute(sql, &refs).map_err(pg_err)
             }
         }
+    }
+
+    /// `INSERT INTO … (cols) VALUES` + one `($i, …)` group per row, `CHUNK` rows a statement:
+    /// one round trip for a card's cases or a run's samples instead of one per row.
+    pub fn insert_rows(&mut self, head: &str, rows: &[Vec<Value>]) -> Result<(), StoreError> {
+        const CHUNK: usize = 200;
+        for chunk in rows.chunks(CHUNK) {
+            let mut sql = String::from(head);
+            let mut params = Vec::with_capacity(chunk.iter().map(Vec::len).sum());
+            for (i, row) in chunk.iter().enumerate() {
+                sql.push_str(if i == 0 { " (" } else { ", (" });
+                for j in 0..row.len() {
+                    if j > 0 {
+                        sql.push_str(", ");
+                    }
+                    sql.push_str(&format!("${}", params.len() + j + 1));
+                }
+                sql.push(')');
+                params.extend(row.iter().cloned());
+            }
+            self.exec(&sql, &params)?;
+        }
+        Ok(())
     }
 
     /// Several statements without parameters (schema migrations, transaction control).
@@ -210,7 +234,7 @@ impl Db {
         match self {
             Db::Sqlite(c) => {
                 let p: Vec<rusqlite::types::Value> = params.iter().map(sqlite_value).collect();
-                let mut st = c.prepare(&to_sqlite(sql)).map_err(sqlite_err)?;
+                let mut st = c.prepare_cached(&to_sqlite(sql)).map_err(sqlite_err)?;
                 let n = st.column_count();
                 let rows = st
                     .query_map(rusqlite::params_from_iter(p), |r| {

@@ -206,6 +206,8 @@ pub fn start_timing(req: &TimingRequest, done: Sender<Msg>) -> Result<TimingRunn
     let (tx, samples) = crossbeam_channel::unbounded();
     let opts = run::Options { observer: Some(tx), stop: Some(stop.clone()), ..run::Options::default() };
     let (req, out) = (req.clone(), dir.clone());
+    let logs = lab.logs.clone();
+    let started = crate::store::now();
     std::thread::Builder::new()
         .name("cardbench-timing".into())
         .spawn(move || {
@@ -217,6 +219,22 @@ pub fn start_timing(req: &TimingRequest, done: Sender<Msg>) -> Result<TimingRunn
                 let mut failures: Vec<String> = r.groups.iter().flat_map(|g| g.failures.clone()).collect();
                 failures
                     .extend(r.sink_errors.iter().map(|e| format!("writing {}: {e}", out.join("trace.csv").display())));
+                // Like `cardbench time`: the run also goes to the default results store.
+                let stored = crate::store::Store::open(None, &logs).and_then(|s| match s {
+                    Some(s) => crate::store::runs::record_timing(
+                        &s,
+                        &spec,
+                        &req.profile,
+                        &out,
+                        &req.run_id,
+                        &started,
+                        &r.samples,
+                    ),
+                    None => Ok(()),
+                });
+                if let Err(e) = stored {
+                    failures.push(e.to_string());
+                }
                 Ok(TimingEnd {
                     dir: out.clone(),
                     samples: r.samples.len(),
