@@ -348,4 +348,27 @@ fn postgres_two_stations_certify_one_batch_concurrently_and_one_report_covers_bo
     let rows = store.query(LOTS_FAILED_THIS_MONTH, &["KU-TK-EQ-01".into(), month_start().into()]).unwrap();
     assert_eq!(failing(&out.join("summary.csv"), "KU-TK-EQ-01"), 6, "cards 2, 6, … 22 carry the defect");
     assert_eq!(rows, vec![vec![Value::from("LAB-7"), Value::Int(6)]]);
+    // And the timing question, on a timing run written to the same database.
+    let o = cardbench(d.path())
+        .args(["time"])
+        .arg(root().join("test-plans/timing/hot-path.toml"))
+        .args(["--profile", "lab.toml", "-n", "3", "--warmup", "0", "--logs", "station-1/lot9", "--run-id", "t1"])
+        .args(["--db", &url])
+        .output()
+        .unwrap();
+    ok(&o);
+    let rows = store.query(MEDIAN_PER_LOT, &["cpay.sign_payment".into()]).unwrap();
+    assert_eq!(rows.len(), 1);
+    assert_eq!(rows[0][0], Value::from("lot9"));
+    let v: Vec<i64> = store
+        .query(
+            "SELECT duration_ns FROM timing_samples WHERE op = 'cpay.sign_payment' AND baseline = 0 ORDER BY duration_ns",
+            &[],
+        )
+        .unwrap()
+        .iter()
+        .map(|r| r[0].int().unwrap())
+        .collect();
+    assert_eq!(v.len(), 3);
+    assert!((rows[0][2].real().unwrap() - v[1] as f64 / 1e6).abs() < 1e-9, "{rows:?} vs {v:?}");
 }

@@ -414,6 +414,14 @@ pub fn run_batch(l: &Loaded, lab: Lab, plan: &Plan, opts: &BatchOptions) -> Resu
         notice(n);
     }
     let done = opened.done;
+    let station = crate::store::station_name(&dir);
+    let store = opts.store.as_deref();
+    // The store joins (or refuses) the batch before batch.json is first written.
+    if let Some(s) = store {
+        for n in store_begin(s, old_meta.as_ref().unwrap_or(&meta), &station, &done)? {
+            notice(n);
+        }
+    }
     let meta = match old_meta {
         Some(old) => old,
         None => {
@@ -424,13 +432,6 @@ pub fn run_batch(l: &Loaded, lab: Lab, plan: &Plan, opts: &BatchOptions) -> Resu
         }
     };
     let done_idx: std::collections::BTreeSet<u64> = done.iter().map(|r| r.index).collect();
-    let station = crate::store::station_name(&dir);
-    let store = opts.store.as_deref();
-    if let Some(s) = store {
-        for n in store_begin(s, &meta, &station, &done)? {
-            notice(n);
-        }
-    }
     let queue = match store.filter(|s| s.shared()) {
         Some(s) => Feed::shared(s, &opts.batch_id, &station),
         None => Feed::local((1..=count).filter(|i| !done_idx.contains(i))),
