@@ -448,8 +448,8 @@ fn dispatch(cli: Cli) -> Result<ExitCode, BenchError> {
         }
         Cmd::Time(TimeArgs { cmd: Some(TimeCmd::Compare(args)), .. }) => time_compare(&args).map_err(BenchError),
         Cmd::Time(TimeArgs { cmd: None, run: Some(r) }) => {
-            let TimeRunArgs { spec, profile, heads, peers, iterations, warmup, seconds, run_id, logs } = r;
-            let opts = crate::timing::run::Options { iterations, warmup, seconds, ..Default::default() };
+            let TimeRunArgs { spec, profile, heads, peers, iterations, warmup, seconds, no_pm_qos, run_id, logs } = r;
+            let opts = crate::timing::run::Options { iterations, warmup, seconds, no_pm_qos, ..Default::default() };
             time(&spec, &profile, &heads, &peers, &opts, run_id, logs).map_err(BenchError)
         }
         Cmd::Time(TimeArgs { cmd: None, run: None }) => {
@@ -1135,6 +1135,10 @@ pub struct TimeRunArgs {
     /// Stop each op's measured iterations after this many seconds, even before N.
     #[arg(long)]
     pub seconds: Option<f64>,
+    /// Let CPUs enter deep idle states during the run (by default the run holds
+    /// /dev/cpu_dma_latency at 0 µs where it may, see docs/timing.md).
+    #[arg(long)]
+    pub no_pm_qos: bool,
     #[arg(long)]
     pub run_id: Option<String>,
     /// Directory for run folders (default: the profile's `logs`, else ./logs).
@@ -1268,6 +1272,7 @@ fn time(
     }
     println!("host timer before: {}", r.jitter_before);
     println!("host timer after:  {}", r.jitter_after);
+    println!("CPU idle states: {}", r.pm_qos);
     let out = run::outputs(&dir, &run_id, &r, &mut |l| println!("{l}"))?;
     println!("plot: {}", out.svg.display());
     for n in r.groups.iter().flat_map(|g| &g.notes) {
