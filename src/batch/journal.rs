@@ -1,6 +1,7 @@
 //! The batch journal: one JSON line per certified card, appended and fsynced as each card
 //! finishes. It is the batch's memory: a resumed batch certifies exactly the cards not in it.
 
+use super::header::{Identity, Recertified, Run};
 use crate::report::CardResult;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
@@ -10,7 +11,8 @@ use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
 use thiserror::Error;
 
-/// What a batch was started with; a resume with other parameters is refused.
+/// `batch.json`: what a batch was started with (a resume takes its parameters from here),
+/// the identity a resume must match, and every run on the folder.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct BatchMeta {
     pub batch_id: String,
@@ -20,6 +22,35 @@ pub struct BatchMeta {
     pub profile: String,
     pub count: u64,
     pub started: String,
+    /// Absent in a batch.json written before cardbench recorded it: such a batch resumes
+    /// only with `--force-changed`.
+    #[serde(default)]
+    pub header: Option<Identity>,
+    #[serde(default)]
+    pub runs: Vec<Run>,
+}
+
+impl BatchMeta {
+    /// The batch.json of the batch folder `dir`, if there is one.
+    pub fn read(dir: &Path) -> anyhow::Result<Option<BatchMeta>> {
+        use anyhow::Context;
+        let path = dir.join("batch.json");
+        match std::fs::read(&path) {
+            Ok(bytes) => serde_json::from_slice(&bytes)
+                .map(Some)
+                .with_context(|| format!("{}: not a batch description", path.display())),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(anyhow::Error::from(e).context(format!("reading {}", path.display()))),
+        }
+    }
+
+    /// Write batch.json atomically.
+    pub fn write(&self, dir: &Path) -> std::io::Result<()> {
+        crate::report::atomic::write_atomically(&dir.join("batch.json"), |w| {
+            serde_json::to_writer_pretty(&mut *w, self).map_err(std::io::Error::other)?;
+            w.write_all(b"\n")
+        })
+    }
 }
 
 pub struct Journal {
@@ -47,6 +78,8 @@ pub enum JournalError {
 pub struct Opened {
     pub done: Vec<CardResult>,
     pub notes: Vec<String>,
+    /// Cards whose later line, marked as a re-certification, replaced the earlier result.
+    pub recertified: Vec<Recertified>,
 }
 
 impl Journal {
@@ -62,8 +95,9 @@ impl Journal {
     /// without the batch lock).
     pub fn open(path: &Path, count: u64) -> Result<(Journal, Opened), JournalError> {
         let io = |source| JournalError::Io { path: path.to_path_buf(), source };
-        let mut done = Vec::new();
+        let mut done: Vec<CardResult> = Vec::new();
         let mut notes = Vec::new();
+        let mut recertified = Vec::new();
         let mut good_len = 0u64;
         let mut needs_newline = false;
         let mut cut = None;
@@ -71,7 +105,7 @@ impl Journal {
             let mut f = BufReader::new(File::open(path).map_err(io)?);
             // Card index → (line, digest of the line), to tell a repeat from a conflict
             // without keeping every line in memory.
-            let mut seen: HashMap<u64, (u64, [u8; 32])> = HashMap::new();
+            let mut seen: HashMap<u64, (u64, [u8; 32], u32, usize)> = HashMap::new();
             let mut buf = Vec::new();
             let mut line = 0u64;
             loop {
@@ -106,24 +140,35 @@ impl Journal {
                     });
                 }
                 let digest: [u8; 32] = Sha256::digest(body).into();
-                match seen.get(&entry.index) {
-                    Some((first, d)) if *d == digest => {
+                let certification = entry.certification.max(1);
+                match seen.get(&entry.index).copied() {
+                    Some((first, d, _, _)) if d == digest => {
                         notes.push(format!(
                             "{}:{line} repeats line {first} (card #{}); counted once",
                             path.display(),
                             entry.index
                         ));
                     }
-                    Some((first, _)) => {
+                    // `--recertify`: the same card certified again, recorded as such; the
+                    // later result stands.
+                    Some((_, _, earlier, at)) if certification > earlier && done[at].card_id == entry.card_id => {
+                        let index = entry.index;
+                        let card_id = entry.card_id.clone();
+                        done[at] = entry.into_result();
+                        seen.insert(index, (line, digest, certification, at));
+                        recertified.retain(|r: &Recertified| r.index != index);
+                        recertified.push(Recertified { index, card_id, certification });
+                    }
+                    Some((first, _, _, _)) => {
                         return Err(JournalError::Conflict {
                             path: path.to_path_buf(),
                             index: entry.index,
-                            first: *first,
+                            first,
                             second: line,
                         })
                     }
                     None => {
-                        seen.insert(entry.index, (line, digest));
+                        seen.insert(entry.index, (line, digest, certification, done.len()));
                         done.push(entry.into_result());
                     }
                 }
@@ -145,11 +190,15 @@ impl Journal {
         if needs_newline {
             file.write_all(b"\n").and_then(|_| file.sync_data()).map_err(io)?;
         }
-        Ok((Journal { path: path.to_path_buf(), file }, Opened { done, notes }))
+        Ok((Journal { path: path.to_path_buf(), file }, Opened { done, notes, recertified }))
     }
 
-    pub fn append(&mut self, r: &CardResult) -> std::io::Result<()> {
-        let mut line = serde_json::to_vec(&JournalLine::from(r)).map_err(std::io::Error::other)?;
+    /// Append the result of a card's `certification`-th certification in the batch (1 the
+    /// first; more only with `--recertify`) and fsync.
+    pub fn append(&mut self, r: &CardResult, certification: u32) -> std::io::Result<()> {
+        let mut entry = JournalLine::from(r);
+        entry.certification = certification;
+        let mut line = serde_json::to_vec(&entry).map_err(std::io::Error::other)?;
         line.push(b'\n');
         self.file.write_all(&line)?;
         self.file.sync_data()
@@ -184,6 +233,13 @@ struct JournalLine {
     trace: String,
     started: String,
     duration_ms: f64,
+    /// 2 and up: a re-certification of the card (`--recertify`); absent for the first.
+    #[serde(default, skip_serializing_if = "is_first")]
+    certification: u32,
+}
+
+fn is_first(n: &u32) -> bool {
+    *n <= 1
 }
 
 #[derive(Serialize, Deserialize)]
@@ -228,6 +284,7 @@ impl From<&CardResult> for JournalLine {
             trace: r.trace.clone(),
             started: r.started.clone(),
             duration_ms: r.duration_ms,
+            certification: 1,
         }
     }
 }

@@ -1,0 +1,28 @@
+//! Build-time facts the binary records as evidence: `git describe` of the source it was built
+//! from (batch.json, reports). A build outside a git checkout says `unknown`.
+
+use std::process::Command;
+
+fn git(args: &[&str]) -> Option<String> {
+    let out = Command::new("git").args(args).output().ok()?;
+    out.status.success().then(|| String::from_utf8_lossy(&out.stdout).trim().to_string())
+}
+
+fn main() {
+    let describe = git(&["describe", "--always", "--dirty", "--tags"]).unwrap_or_else(|| "unknown".into());
+    println!("cargo:rustc-env=CARDBENCH_GIT_DESCRIBE={describe}");
+    // Describe again when HEAD moves, a ref changes or the index changes (commits, checkouts,
+    // `git add`); worktrees keep HEAD and index apart from the shared refs.
+    if let Some(dir) = git(&["rev-parse", "--git-dir"]) {
+        println!("cargo:rerun-if-changed={dir}/HEAD");
+        println!("cargo:rerun-if-changed={dir}/index");
+    }
+    if let Some(common) = git(&["rev-parse", "--git-common-dir"]) {
+        println!("cargo:rerun-if-changed={common}/refs");
+        println!("cargo:rerun-if-changed={common}/packed-refs");
+    }
+    // An edited source file makes the build `-dirty`.
+    println!("cargo:rerun-if-changed=src");
+    println!("cargo:rerun-if-changed=Cargo.toml");
+    println!("cargo:rerun-if-changed=build.rs");
+}
