@@ -452,7 +452,7 @@ fn render(f: &KeysetFile) -> String {
     );
     // Top-level keys must come before the first table.
     let body = match body.find("\n[[") {
-        Some(i) => format!("{}\n{crl}{}", &body[..=i], &body[i + 1..]),
+        Some(i) => format!("{}{crl}\n{}", &body[..=i], &body[i + 1..]),
         None => format!("{body}{crl}"),
     };
     format!("# cardbench keyset: TEST KEYS ONLY. Never load production secrets here.\n{body}")
