@@ -601,12 +601,11 @@ fn batch(a: BatchArgs) -> Result<ExitCode> {
     if !out.missing.is_empty() {
         let why = if out.stalled.is_empty() { String::new() } else { format!(" ({})", out.stalled.join("; ")) };
         eprintln!(
-            "cardbench: batch {} is incomplete: {} of {} cards have no verdict: {}{why}; run `cardbench batch --batch-id {}` again to resume",
+            "cardbench: batch {} is incomplete: {} of {} cards have no verdict: {}{why}; run the same command again to resume",
             r.batch_id,
             out.missing.len(),
             r.cards.len() + out.missing.len(),
-            crate::batch::list_indices(&out.missing),
-            r.batch_id
+            crate::batch::list_indices(&out.missing)
         );
         return Ok(ExitCode::from(1));
     }
