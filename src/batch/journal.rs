@@ -1,7 +1,7 @@
 //! The batch journal: one JSON line per certified card, appended and fsynced as each card
 //! finishes. It is the batch's memory: a resumed batch certifies exactly the cards not in it.
 
-use super::header::{Identity, Recertified, Run};
+use super::header::{Identity, Recertified, ReportHeader, Run};
 use crate::report::CardResult;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
@@ -42,6 +42,13 @@ impl BatchMeta {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
             Err(e) => Err(anyhow::Error::from(e).context(format!("reading {}", path.display()))),
         }
+    }
+
+    /// The header the reports carry: identity and runs from here, the re-certified cards
+    /// from the journal. None for a batch.json without a header (an older cardbench).
+    pub fn report_header(&self, recertified: Vec<Recertified>) -> Option<ReportHeader> {
+        let header = self.header.clone()?;
+        Some(ReportHeader { header, runs: self.runs.clone(), recertified })
     }
 
     /// Write batch.json atomically.
@@ -95,88 +102,7 @@ impl Journal {
     /// without the batch lock).
     pub fn open(path: &Path, count: u64) -> Result<(Journal, Opened), JournalError> {
         let io = |source| JournalError::Io { path: path.to_path_buf(), source };
-        let mut done: Vec<CardResult> = Vec::new();
-        let mut notes = Vec::new();
-        let mut recertified = Vec::new();
-        let mut good_len = 0u64;
-        let mut needs_newline = false;
-        let mut cut = None;
-        if path.exists() {
-            let mut f = BufReader::new(File::open(path).map_err(io)?);
-            // Card index → (line, digest of the line), to tell a repeat from a conflict
-            // without keeping every line in memory.
-            let mut seen: HashMap<u64, (u64, [u8; 32], u32, usize)> = HashMap::new();
-            let mut buf = Vec::new();
-            let mut line = 0u64;
-            loop {
-                buf.clear();
-                let n = f.read_until(b'\n', &mut buf).map_err(io)?;
-                if n == 0 {
-                    break;
-                }
-                line += 1;
-                let whole = buf.last() == Some(&b'\n');
-                let body = if whole { &buf[..n - 1] } else { &buf[..] };
-                let parsed = serde_json::from_slice::<JournalLine>(body);
-                let entry = match (parsed, whole) {
-                    (Ok(l), _) => l,
-                    (Err(_), false) => {
-                        cut = Some((line, n, cut_index(body)));
-                        break;
-                    }
-                    (Err(e), true) => {
-                        return Err(JournalError::Corrupt {
-                            path: path.to_path_buf(),
-                            line,
-                            msg: format!("not a card result ({e})"),
-                        })
-                    }
-                };
-                if entry.index == 0 || entry.index > count {
-                    return Err(JournalError::Corrupt {
-                        path: path.to_path_buf(),
-                        line,
-                        msg: format!("card #{} is not in this batch of {count} cards", entry.index),
-                    });
-                }
-                let digest: [u8; 32] = Sha256::digest(body).into();
-                let certification = entry.certification.max(1);
-                match seen.get(&entry.index).copied() {
-                    Some((first, d, _, _)) if d == digest => {
-                        notes.push(format!(
-                            "{}:{line} repeats line {first} (card #{}); counted once",
-                            path.display(),
-                            entry.index
-                        ));
-                    }
-                    // `--recertify`: the same card certified again, recorded as such; the
-                    // later result stands.
-                    Some((_, _, earlier, at)) if certification > earlier && done[at].card_id == entry.card_id => {
-                        let index = entry.index;
-                        let card_id = entry.card_id.clone();
-                        done[at] = entry.into_result();
-                        seen.insert(index, (line, digest, certification, at));
-                        recertified.retain(|r: &Recertified| r.index != index);
-                        recertified.push(Recertified { index, card_id, certification });
-                    }
-                    Some((first, _, _, _)) => {
-                        return Err(JournalError::Conflict {
-                            path: path.to_path_buf(),
-                            index: entry.index,
-                            first,
-                            second: line,
-                        })
-                    }
-                    None => {
-                        seen.insert(entry.index, (line, digest, certification, done.len()));
-                        done.push(entry.into_result());
-                    }
-                }
-                good_len += n as u64;
-                // A whole result whose newline was lost: keep it, and end it before appending.
-                needs_newline = !whole;
-            }
-        }
+        let Scan { done, mut notes, recertified, good_len, needs_newline, cut } = scan(path, count)?;
         let mut file = OpenOptions::new().create(true).append(true).read(true).open(path).map_err(io)?;
         if let Some((line, bytes, index)) = cut {
             file.set_len(good_len).map_err(io)?;
@@ -193,6 +119,16 @@ impl Journal {
         Ok((Journal { path: path.to_path_buf(), file }, Opened { done, notes, recertified }))
     }
 
+    /// The results of a journal as `open` finds them, without writing anything (for
+    /// rebuilding reports): a cut last line is left out and noted, not cut away.
+    pub fn read(path: &Path, count: u64) -> Result<Opened, JournalError> {
+        let Scan { done, mut notes, recertified, cut, .. } = scan(path, count)?;
+        if let Some((line, bytes, _)) = cut {
+            notes.push(format!("{}:{line}: a cut last line of {bytes} bytes is left out", path.display()));
+        }
+        Ok(Opened { done, notes, recertified })
+    }
+
     /// Append the result of a card's `certification`-th certification in the batch (1 the
     /// first; more only with `--recertify`) and fsync.
     pub fn append(&mut self, r: &CardResult, certification: u32) -> std::io::Result<()> {
@@ -207,6 +143,106 @@ impl Journal {
     pub fn path(&self) -> &Path {
         &self.path
     }
+}
+
+/// What reading a journal found, before anything is repaired.
+struct Scan {
+    done: Vec<CardResult>,
+    notes: Vec<String>,
+    recertified: Vec<Recertified>,
+    /// Bytes of whole, valid lines.
+    good_len: u64,
+    /// The last whole result lacks its newline.
+    needs_newline: bool,
+    /// A cut last line: its number, length and card index if readable.
+    cut: Option<(u64, usize, Option<u64>)>,
+}
+
+fn scan(path: &Path, count: u64) -> Result<Scan, JournalError> {
+    let io = |source| JournalError::Io { path: path.to_path_buf(), source };
+    let mut done: Vec<CardResult> = Vec::new();
+    let mut notes = Vec::new();
+    let mut recertified = Vec::new();
+    let mut good_len = 0u64;
+    let mut needs_newline = false;
+    let mut cut = None;
+    if path.exists() {
+        let mut f = BufReader::new(File::open(path).map_err(io)?);
+        // Card index → (line, digest of the line), to tell a repeat from a conflict
+        // without keeping every line in memory.
+        let mut seen: HashMap<u64, (u64, [u8; 32], u32, usize)> = HashMap::new();
+        let mut buf = Vec::new();
+        let mut line = 0u64;
+        loop {
+            buf.clear();
+            let n = f.read_until(b'\n', &mut buf).map_err(io)?;
+            if n == 0 {
+                break;
+            }
+            line += 1;
+            let whole = buf.last() == Some(&b'\n');
+            let body = if whole { &buf[..n - 1] } else { &buf[..] };
+            let parsed = serde_json::from_slice::<JournalLine>(body);
+            let entry = match (parsed, whole) {
+                (Ok(l), _) => l,
+                (Err(_), false) => {
+                    cut = Some((line, n, cut_index(body)));
+                    break;
+                }
+                (Err(e), true) => {
+                    return Err(JournalError::Corrupt {
+                        path: path.to_path_buf(),
+                        line,
+                        msg: format!("not a card result ({e})"),
+                    })
+                }
+            };
+            if entry.index == 0 || entry.index > count {
+                return Err(JournalError::Corrupt {
+                    path: path.to_path_buf(),
+                    line,
+                    msg: format!("card #{} is not in this batch of {count} cards", entry.index),
+                });
+            }
+            let digest: [u8; 32] = Sha256::digest(body).into();
+            let certification = entry.certification.max(1);
+            match seen.get(&entry.index).copied() {
+                Some((first, d, _, _)) if d == digest => {
+                    notes.push(format!(
+                        "{}:{line} repeats line {first} (card #{}); counted once",
+                        path.display(),
+                        entry.index
+                    ));
+                }
+                // `--recertify`: the same card certified again, recorded as such; the
+                // later result stands.
+                Some((_, _, earlier, at)) if certification > earlier && done[at].card_id == entry.card_id => {
+                    let index = entry.index;
+                    let card_id = entry.card_id.clone();
+                    done[at] = entry.into_result();
+                    seen.insert(index, (line, digest, certification, at));
+                    recertified.retain(|r: &Recertified| r.index != index);
+                    recertified.push(Recertified { index, card_id, certification });
+                }
+                Some((first, _, _, _)) => {
+                    return Err(JournalError::Conflict {
+                        path: path.to_path_buf(),
+                        index: entry.index,
+                        first,
+                        second: line,
+                    })
+                }
+                None => {
+                    seen.insert(entry.index, (line, digest, certification, done.len()));
+                    done.push(entry.into_result());
+                }
+            }
+            good_len += n as u64;
+            // A whole result whose newline was lost: keep it, and end it before appending.
+            needs_newline = !whole;
+        }
+    }
+    Ok(Scan { done, notes, recertified, good_len, needs_newline, cut })
 }
 
 /// The card index of a cut line, when its start survived (`{"index":12,...`).

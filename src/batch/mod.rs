@@ -668,14 +668,10 @@ pub fn run_batch(l: &Loaded, lab: Lab, plan: &Plan, opts: &BatchOptions) -> Resu
         plan_id: plan.id.clone(),
         plan_version: plan.version.clone(),
         profile: l.path.display().to_string(),
-        started: meta.started,
+        started: meta.started.clone(),
         finished: now_rfc3339(),
         cards,
-        header: meta.header.clone().map(|header| header::ReportHeader {
-            header,
-            runs: meta.runs.clone(),
-            recertified: recertified.clone(),
-        }),
+        header: meta.report_header(recertified),
     };
     crate::report::summary::write_summary_csv(&dir.join("summary.csv"), &result)?;
     crate::report::junit::write_junit(&dir.join("junit.xml"), &result)?;
