@@ -11,11 +11,11 @@ fn git(args: &[&str]) -> Option<String> {
 fn main() {
     let describe = git(&["describe", "--always", "--dirty", "--tags"]).unwrap_or_else(|| "unknown".into());
     println!("cargo:rustc-env=CARDBENCH_GIT_DESCRIBE={describe}");
-    // Describe again when HEAD moves, a ref changes or the index changes (commits, checkouts,
-    // `git add`); worktrees keep HEAD and index apart from the shared refs.
+    // Describe again when HEAD moves or a ref changes (commits, checkouts; a worktree keeps
+    // its HEAD apart from the shared refs), and when a source file changes (`-dirty`). Not on
+    // every `git add`: that would rebuild the crate for nothing.
     if let Some(dir) = git(&["rev-parse", "--git-dir"]) {
         println!("cargo:rerun-if-changed={dir}/HEAD");
-        println!("cargo:rerun-if-changed={dir}/index");
     }
     if let Some(common) = git(&["rev-parse", "--git-common-dir"]) {
         println!("cargo:rerun-if-changed={common}/refs");
