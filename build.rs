@@ -17,9 +17,16 @@ fn main() {
     if let Some(dir) = git(&["rev-parse", "--git-dir"]) {
         println!("cargo:rerun-if-changed={dir}/HEAD");
     }
-    if let Some(common) = git(&["rev-parse", "--git-common-dir"]) {
-        println!("cargo:rerun-if-changed={common}/refs");
-        println!("cargo:rerun-if-changed={common}/packed-refs");
+    // Only this branch's ref: other worktrees' commits must not rebuild this one. A path that
+    // does not exist would make cargo run this script on every build, so only existing ones.
+    if let (Some(common), Some(branch)) =
+        (git(&["rev-parse", "--git-common-dir"]), git(&["symbolic-ref", "-q", "HEAD"]))
+    {
+        for p in [format!("{common}/{branch}"), format!("{common}/packed-refs")] {
+            if std::path::Path::new(&p).exists() {
+                println!("cargo:rerun-if-changed={p}");
+            }
+        }
     }
     // An edited source file makes the build `-dirty`.
     println!("cargo:rerun-if-changed=src");
