@@ -51,6 +51,54 @@ impl BatchMeta {
         Some(ReportHeader { header, runs: self.runs.clone(), recertified })
     }
 
+    /// The batch.json of a new batch (no header or run yet).
+    pub fn new(batch_id: &str, plan: &crate::plan::Plan, profile: &Path, count: u64) -> BatchMeta {
+        BatchMeta {
+            batch_id: batch_id.to_string(),
+            plan_id: plan.id.clone(),
+            plan_version: plan.version.clone(),
+            plan_path: plan.path.display().to_string(),
+            profile: profile.display().to_string(),
+            count,
+            started: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+            header: None,
+            runs: Vec::new(),
+        }
+    }
+
+    /// Whether this batch may be resumed by a run with `identity` (and `--count`, when
+    /// given): the changes it lets through with `force_changed`, else the one-line reason.
+    pub fn resume_check(
+        &self,
+        identity: &Identity,
+        count: Option<u64>,
+        force_changed: bool,
+    ) -> anyhow::Result<Vec<String>> {
+        if let Some(c) = count.filter(|c| *c != self.count) {
+            anyhow::bail!(
+                "batch {} has {} cards (batch.json), not {c}; drop --count to resume it",
+                self.batch_id,
+                self.count
+            );
+        }
+        let changes = match &self.header {
+            Some(h) => identity.changes_since(h),
+            None => vec![format!(
+                "batch.json of batch {} records no plan hash, profile hash or keyset (an older cardbench wrote it)",
+                self.batch_id
+            )],
+        };
+        if !changes.is_empty() && !force_changed {
+            anyhow::bail!(
+                "batch {} cannot resume: {}; resume with the batch's plan, profile and keyset, or pass \
+                 --force-changed (recorded in batch.json and the reports)",
+                self.batch_id,
+                changes.join("; ")
+            );
+        }
+        Ok(changes)
+    }
+
     /// Write batch.json atomically.
     pub fn write(&self, dir: &Path) -> std::io::Result<()> {
         crate::report::atomic::write_atomically(&dir.join("batch.json"), |w| {
@@ -63,6 +111,78 @@ impl BatchMeta {
 pub struct Journal {
     path: PathBuf,
     file: File,
+}
+
+/// A batch folder opened for a run: batch.json with this run's entry written, the journal
+/// checked and open for appending, the cards it holds.
+pub struct OpenBatch {
+    pub dir: PathBuf,
+    pub meta: BatchMeta,
+    pub journal: Journal,
+    pub done: Vec<CardResult>,
+    pub recertified: Vec<Recertified>,
+    /// For the operator: what opening the journal repaired or counted once.
+    pub notes: Vec<String>,
+}
+
+/// Open the batch folder `dir` (its lock held) for a run with `identity`: a resume is checked
+/// against batch.json (`BatchMeta::resume_check`) and takes its count from there; a new
+/// batch is `new`. The journal is checked before batch.json is written, so a refused resume
+/// or journal leaves the folder as it was.
+pub fn open_batch(
+    dir: &Path,
+    new: BatchMeta,
+    identity: Identity,
+    mut run: Run,
+    count: Option<u64>,
+    force_changed: bool,
+) -> anyhow::Result<OpenBatch> {
+    use anyhow::Context;
+    let old = BatchMeta::read(dir)?;
+    if let Some(old) = &old {
+        run.changes = old.resume_check(&identity, count, force_changed)?;
+    }
+    let mut meta = old.unwrap_or(new);
+    if meta.count == 0 || meta.count > u32::MAX as u64 {
+        anyhow::bail!("--count must be between 1 and {}", u32::MAX);
+    }
+    let (journal, opened) = Journal::open(&dir.join("journal.jsonl"), meta.count)?;
+    // From here on the batch is certified under this identity (changed only with
+    // --force-changed, which this run's entry records).
+    meta.header = Some(identity);
+    meta.runs.push(run);
+    meta.write(dir).with_context(|| format!("writing {}", dir.join("batch.json").display()))?;
+    Ok(OpenBatch {
+        dir: dir.to_path_buf(),
+        meta,
+        journal,
+        done: opened.done,
+        recertified: opened.recertified,
+        notes: opened.notes,
+    })
+}
+
+impl OpenBatch {
+    /// Journal a card's `certification`-th result (fsynced), note a re-certification, and
+    /// write batch.json again when the card's head answered with an ATR new to this run.
+    pub fn record(&mut self, card: &CardResult, certification: u32, atr: &[u8]) -> anyhow::Result<()> {
+        use anyhow::Context;
+        self.journal.append(card, certification).context("appending to the journal")?;
+        if certification > 1 {
+            self.recertified.retain(|r| r.index != card.index);
+            self.recertified.push(Recertified { index: card.index, card_id: card.card_id.clone(), certification });
+        }
+        let run = self.meta.runs.last_mut().expect("open_batch pushed this run");
+        if run.saw_atr(&card.head, atr) {
+            self.meta.write(&self.dir).context("writing batch.json")?;
+        }
+        Ok(())
+    }
+
+    /// The header the reports carry.
+    pub fn report_header(&self) -> Option<ReportHeader> {
+        self.meta.report_header(self.recertified.clone())
+    }
 }
 
 /// Why a journal cannot be trusted; each names the file and line so the operator can look.

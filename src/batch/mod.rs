@@ -19,7 +19,7 @@ use crate::report::{BatchResult, CardResult, CaseStatus, Verdict};
 use crate::sinks::{self, Sink};
 use crate::trace::TraceCsv;
 use anyhow::{bail, Context, Result};
-use journal::{BatchMeta, Journal};
+use journal::BatchMeta;
 use lock::BatchLock;
 use registry::{Claim, Registry};
 use sha2::{Digest, Sha256};
@@ -455,48 +455,20 @@ pub fn run_batch(l: &Loaded, lab: Lab, plan: &Plan, opts: &BatchOptions) -> Resu
     std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
     // Before anything in the folder is read or written: one process per batch.
     let _lock = BatchLock::acquire(&dir)?;
-    let identity = header::Identity::of(l, plan, &keyset).context("recording the plan's hash")?;
-    let mut run = header::Run::start(now_rfc3339(), now, clock.is_some(), &duts, opts.recertify);
-    let old_meta = BatchMeta::read(&dir)?;
-    if let Some(old) = &old_meta {
-        run.changes = resume_check(old, &identity, opts)?;
-    }
+    let mut books = open_folder(l, plan, &keyset, opts, &dir, (now, clock.is_some()), &duts)?;
     // A resume takes its card count from batch.json.
-    let count = old_meta.as_ref().map_or(opts.count.unwrap_or(batch.count), |m| m.count);
-    if count == 0 || count > u32::MAX as u64 {
-        bail!("--count must be between 1 and {}", u32::MAX);
-    }
-    // The journal is checked before batch.json is first written, so a refused journal leaves
-    // the folder as it was.
-    let (mut journal, opened) = Journal::open(&dir.join("journal.jsonl"), count)?;
+    let count = books.meta.count;
     let notice = |msg: String| match &opts.observer {
         Some(o) => {
             let _ = o.send(BatchEvent::Notice(msg));
         }
         None => crate::print::err(format_args!("cardbench: {msg}")),
     };
-    for n in opened.notes {
+    for n in std::mem::take(&mut books.notes) {
         notice(n);
     }
-    let done = opened.done;
-    let mut recertified = opened.recertified;
-    let mut meta = old_meta.unwrap_or_else(|| BatchMeta {
-        batch_id: opts.batch_id.clone(),
-        plan_id: plan.id.clone(),
-        plan_version: plan.version.clone(),
-        plan_path: plan.path.display().to_string(),
-        profile: l.path.display().to_string(),
-        count,
-        started: now_rfc3339(),
-        header: None,
-        runs: Vec::new(),
-    });
-    // From here on the batch is certified under this identity (changed only with
-    // --force-changed, which this run's entry records).
-    meta.header = Some(identity);
-    meta.runs.push(run);
-    meta.write(&dir).with_context(|| format!("writing {}", dir.join("batch.json").display()))?;
-    let registry = Registry::new(&done, &recertified);
+    let done = std::mem::take(&mut books.done);
+    let registry = Registry::new(&done, &books.recertified);
     let done_idx: std::collections::BTreeSet<u64> = done.iter().map(|r| r.index).collect();
     let queue: Mutex<VecDeque<u64>> = Mutex::new((1..=count).filter(|i| !done_idx.contains(i)).collect());
     let progress = Progress::new(count, &done, opts.quiet);
@@ -608,29 +580,14 @@ pub fn run_batch(l: &Loaded, lab: Lab, plan: &Plan, opts: &BatchOptions) -> Resu
             match m {
                 WorkerMsg::Card(Ok(Certified::Refused(why))) => notice(why),
                 WorkerMsg::Card(Ok(Certified::Card { result: card, certification, previous, atr })) => {
-                    if let Err(e) = journal.append(&card, certification) {
-                        first_error.get_or_insert(anyhow::Error::from(e).context("appending to the journal"));
+                    if let Err(e) = books.record(&card, certification, &atr) {
+                        first_error.get_or_insert(e);
                         queue.lock().expect("queue lock").clear();
                         continue;
                     }
                     registry.finished(&card.card_id, card.verdict.word());
-                    if certification > 1 {
-                        recertified.retain(|r| r.index != card.index);
-                        recertified.push(header::Recertified {
-                            index: card.index,
-                            card_id: card.card_id.clone(),
-                            certification,
-                        });
-                        fresh.retain(|c: &CardResult| c.index != card.index);
-                    }
-                    // A head's ATR goes into batch.json the first time the run sees it.
-                    let run = meta.runs.last_mut().expect("this run was pushed");
-                    if run.saw_atr(&card.head, &atr) {
-                        if let Err(e) = meta.write(&dir) {
-                            first_error.get_or_insert(anyhow::Error::from(e).context("writing batch.json"));
-                            queue.lock().expect("queue lock").clear();
-                        }
-                    }
+                    // A re-certification in this run replaces the card's earlier result.
+                    fresh.retain(|c: &CardResult| c.index != card.index);
                     progress.card(&card, previous);
                     if let Some(o) = &opts.observer {
                         let _ = o.send(BatchEvent::CardDone(Box::new(card.clone())));
@@ -668,10 +625,10 @@ pub fn run_batch(l: &Loaded, lab: Lab, plan: &Plan, opts: &BatchOptions) -> Resu
         plan_id: plan.id.clone(),
         plan_version: plan.version.clone(),
         profile: l.path.display().to_string(),
-        started: meta.started.clone(),
+        started: books.meta.started.clone(),
         finished: now_rfc3339(),
         cards,
-        header: meta.report_header(recertified),
+        header: books.report_header(),
     };
     crate::report::summary::write_summary_csv(&dir.join("summary.csv"), &result)?;
     crate::report::junit::write_junit(&dir.join("junit.xml"), &result)?;
@@ -679,28 +636,22 @@ pub fn run_batch(l: &Loaded, lab: Lab, plan: &Plan, opts: &BatchOptions) -> Resu
     Ok(BatchOutcome { result, dir, certified_now, missing, stalled })
 }
 
-/// Whether a batch folder may be resumed with this run's identity and options: the changes
-/// it accepts (with --force-changed), or the one-line reason it is refused.
-fn resume_check(old: &BatchMeta, identity: &header::Identity, opts: &BatchOptions) -> Result<Vec<String>> {
-    if let Some(c) = opts.count.filter(|c| *c != old.count) {
-        bail!("batch {} has {} cards (batch.json), not {c}; drop --count to resume it", old.batch_id, old.count);
-    }
-    let changes = match &old.header {
-        Some(h) => identity.changes_since(h),
-        None => vec![format!(
-            "batch.json of batch {} records no plan hash, profile hash or keyset (an older cardbench wrote it)",
-            old.batch_id
-        )],
-    };
-    if !changes.is_empty() && !opts.force_changed {
-        bail!(
-            "batch {} cannot resume: {}; resume with the batch's plan, profile and keyset, or pass --force-changed \
-             (recorded in batch.json and the reports)",
-            old.batch_id,
-            changes.join("; ")
-        );
-    }
-    Ok(changes)
+/// Open the batch folder for this run: the resume checks, batch.json with this run's entry,
+/// the journal (`journal::open_batch`).
+fn open_folder(
+    l: &Loaded,
+    plan: &Plan,
+    keyset: &crate::keys::Keyset,
+    opts: &BatchOptions,
+    dir: &Path,
+    (now, clock_fixed): (u32, bool),
+    duts: &[LabHead],
+) -> Result<journal::OpenBatch> {
+    let identity = header::Identity::of(l, plan, keyset).context("recording the plan's hash")?;
+    let run = header::Run::start(now_rfc3339(), now, clock_fixed, duts, opts.recertify);
+    let default_count = l.profile.batch.as_ref().map_or(0, |b| b.get_ref().count);
+    let new = BatchMeta::new(&opts.batch_id, plan, &l.path, opts.count.unwrap_or(default_count));
+    journal::open_batch(dir, new, identity, run, opts.count, opts.force_changed)
 }
 
 /// Headless progress: a bar on a terminal, one line per card otherwise.
