@@ -529,3 +529,31 @@ struct IdKey {
     id: u32,
     key: String,
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn serials_are_read_as_hex_or_from_a_card_id_and_nothing_else() {
+        assert_eq!(parse_serial("0003EE01").unwrap(), 0x0003_EE01);
+        assert_eq!(parse_serial("0x3ee01").unwrap(), 0x0003_EE01);
+        assert_eq!(parse_serial("CB0000000003EE01").unwrap(), 0x0003_EE01);
+        for bad in ["12345", "", "0x", "0x123456789", "3EE01", "CB0000000003EE0", "zz000000", "-1"] {
+            assert!(parse_serial(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn the_fingerprint_follows_the_public_parts_and_the_crl() {
+        let a = Keyset::from_seed("fp", vec![1]);
+        assert_eq!(a.fingerprint(), Keyset::from_seed("fp", vec![1]).fingerprint());
+        assert_ne!(a.fingerprint(), Keyset::from_seed("fp2", vec![1]).fingerprint());
+        let more = Keyset::from_seed("fp", vec![1]).revoke_also(&[2, 1]);
+        assert_eq!(more.crl.revoked, [1, 2]);
+        assert_ne!(more.fingerprint(), a.fingerprint());
+        // Adding what is already on it changes nothing.
+        assert_eq!(Keyset::from_seed("fp", vec![1]).revoke_also(&[1]).fingerprint(), a.fingerprint());
+        assert!(a.fingerprint().starts_with("sha256:") && a.fingerprint().len() == 7 + 64);
+    }
+}

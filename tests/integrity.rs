@@ -421,3 +421,43 @@ fn keys_show_prints_public_parts_and_fingerprints_and_no_secret() {
     let again = cardbench::keys::Keyset::load(&d.path().join("keys/keyset.toml")).unwrap();
     assert_ne!(again.fingerprint(), ks.fingerprint());
 }
+
+#[test]
+fn a_journaled_recertification_replaces_the_earlier_result_and_another_card_in_its_place_is_refused() {
+    let d = setup();
+    start(d.path(), 4);
+    let j = d.path().join("logs/B/journal.jsonl");
+    let journal = std::fs::read_to_string(&j).unwrap();
+    let first = journal.lines().find(|l| l.starts_with("{\"index\":2,")).unwrap();
+    // Card #2 certified again (--recertify), this time slower: the later line stands.
+    let mut again: serde_json::Value = serde_json::from_str(first).unwrap();
+    again["duration_ms"] = serde_json::json!(98765.0);
+    again["trace"] = serde_json::json!("cards/00002-CB00B00000000002-r2/trace.csv");
+    again["certification"] = serde_json::json!(2);
+    std::fs::write(&j, format!("{journal}{again}\n")).unwrap();
+    let out = batch(d.path(), &[]);
+    assert!(text_of_ok(&out).contains("batch B: 4 cards (0 certified now)"), "{}", text(&out));
+    let rows = summary(d.path());
+    assert_eq!(rows.len(), 4, "one row per card");
+    assert_eq!(&rows[1][11], "98765.000");
+    assert_eq!(&rows[1][13], "cards/00002-CB00B00000000002-r2/trace.csv");
+    let results = json(&d.path().join("logs/B/results.json"));
+    assert_eq!(
+        results["header"]["recertified"],
+        serde_json::json!([{"index": 2, "card_id": "CB00B00000000002", "certification": 2}])
+    );
+    // A later line for #2 naming another card is not a re-certification: refused.
+    let mut other = again.clone();
+    other["card_id"] = serde_json::json!("CB00B00000000099");
+    other["certification"] = serde_json::json!(3);
+    let journal = std::fs::read_to_string(&j).unwrap();
+    std::fs::write(&j, format!("{journal}{other}\n")).unwrap();
+    let out = batch(d.path(), &[]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(text(&out).contains("two different results for card #2"), "{}", text(&out));
+}
+
+fn text_of_ok(o: &std::process::Output) -> String {
+    assert!(matches!(o.status.code(), Some(0 | 1)), "{}", text(o));
+    text(o)
+}
