@@ -2,8 +2,10 @@
 //! next card of the batch; every card gets the whole plan, its own trace and a verdict; the
 //! journal makes a killed batch resumable with no card lost and none certified twice.
 
+pub mod interrupt;
 pub mod journal;
 pub mod lock;
+pub mod reports;
 
 use crate::card::defects::Defects;
 use crate::event::{Event, Recorder, RowKind};
@@ -144,9 +146,40 @@ pub enum BatchEvent {
 pub struct Control {
     pub paused: std::sync::atomic::AtomicBool,
     pub stop: std::sync::atomic::AtomicBool,
+    /// Held while a card's line is appended to the journal and fsynced: an abort (a second
+    /// SIGINT) takes it before the process exits, so it never cuts a line.
+    pub journal_gate: Mutex<()>,
 }
 
 impl Control {
+    fn stopped(&self) -> bool {
+        self.stop.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// `Head::wait_for_card` that gives up when the operator stops the batch (`Ok(None)`),
+    /// so a stop never waits out a presence timeout.
+    fn wait_for_card(
+        &self,
+        head: &mut dyn crate::head::Head,
+        present: bool,
+        timeout: std::time::Duration,
+    ) -> Result<Option<bool>, crate::head::HeadError> {
+        const SLICE: std::time::Duration = std::time::Duration::from_millis(200);
+        let deadline = Instant::now() + timeout;
+        loop {
+            if self.stopped() {
+                return Ok(None);
+            }
+            let left = deadline.saturating_duration_since(Instant::now());
+            if head.wait_for_card(present, left.min(SLICE))? {
+                return Ok(Some(true));
+            }
+            if left <= SLICE {
+                return Ok(Some(false));
+            }
+        }
+    }
+
     fn wait_while_paused(&self) -> bool {
         use std::sync::atomic::Ordering::Relaxed;
         while self.paused.load(Relaxed) && !self.stop.load(Relaxed) {
@@ -452,9 +485,13 @@ pub fn run_batch(l: &Loaded, lab: Lab, plan: &Plan, opts: &BatchOptions) -> Resu
                     // A real reader: the operator inserts the card. A head that sees none
                     // gives its card back to the queue (another head may take it) and stops.
                     if real {
-                        match heads[0].head.wait_for_card(true, presence_timeout) {
-                            Ok(true) => {}
-                            Ok(false) => {
+                        match opts.control.wait_for_card(heads[0].head.as_mut(), true, presence_timeout) {
+                            Ok(Some(true)) => {}
+                            Ok(None) => {
+                                queue.lock().expect("queue lock").push_front(index);
+                                break;
+                            }
+                            Ok(Some(false)) => {
                                 queue.lock().expect("queue lock").push_front(index);
                                 let why = format!(
                                     "head {}: no card inserted within {} s (card #{index} was next)",
@@ -491,9 +528,10 @@ pub fn run_batch(l: &Loaded, lab: Lab, plan: &Plan, opts: &BatchOptions) -> Resu
                     // next one, unless the batch is complete.
                     let more = !queue.lock().expect("queue lock").is_empty();
                     if more && real {
-                        match heads[0].head.wait_for_card(false, presence_timeout) {
-                            Ok(true) => {}
-                            Ok(false) => {
+                        match opts.control.wait_for_card(heads[0].head.as_mut(), false, presence_timeout) {
+                            Ok(Some(true)) => {}
+                            Ok(None) => break,
+                            Ok(Some(false)) => {
                                 let why = format!(
                                     "head {}: card not taken out within {} s",
                                     heads[0].name,
@@ -516,7 +554,11 @@ pub fn run_batch(l: &Loaded, lab: Lab, plan: &Plan, opts: &BatchOptions) -> Resu
         for m in rx {
             match m {
                 WorkerMsg::Card(Ok(card)) => {
-                    if let Err(e) = journal.append(&card) {
+                    let appended = {
+                        let _gate = opts.control.journal_gate.lock().unwrap_or_else(|p| p.into_inner());
+                        journal.append(&card)
+                    };
+                    if let Err(e) = appended {
                         first_error.get_or_insert(anyhow::Error::from(e).context("appending to the journal"));
                         queue.lock().expect("queue lock").clear();
                         continue;
@@ -550,20 +592,10 @@ pub fn run_batch(l: &Loaded, lab: Lab, plan: &Plan, opts: &BatchOptions) -> Resu
     let certified_now = fresh.len();
     let mut cards = done;
     cards.extend(fresh);
-    cards.sort_by_key(|c| c.index);
     let missing = missing_cards(count, &cards);
-    let result = BatchResult {
-        batch_id: opts.batch_id.clone(),
-        plan_id: plan.id.clone(),
-        plan_version: plan.version.clone(),
-        profile: l.path.display().to_string(),
-        started: meta.started,
-        finished: now_rfc3339(),
-        cards,
-    };
-    crate::report::summary::write_summary_csv(&dir.join("summary.csv"), &result)?;
-    crate::report::junit::write_junit(&dir.join("junit.xml"), &result)?;
-    crate::report::json::write_json(&dir.join("results.json"), &result)?;
+    // From batch.json and the journaled cards only: `cardbench report` rebuilds these bytes.
+    let result = reports::result_of(&meta, cards);
+    crate::report::files::write_reports(&dir, &result)?;
     Ok(BatchOutcome { result, dir, certified_now, missing, stalled })
 }
 

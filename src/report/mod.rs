@@ -2,6 +2,7 @@
 //! The batch runner fills these types; the writers only read them.
 
 pub(crate) mod atomic;
+pub mod files;
 pub mod json;
 pub mod junit;
 pub mod summary;
