@@ -1152,8 +1152,17 @@ fn run(
     let count = |s: CaseStatus| results.iter().filter(|r| r.status == s).count();
     let (passed, failed, skipped, errors) =
         (count(CaseStatus::Passed), count(CaseStatus::Failed), count(CaseStatus::Skipped), count(CaseStatus::Error));
+    let (blocked, not_run) = (count(CaseStatus::Blocked), count(CaseStatus::NotRun));
+    // Blocked and not-run cases are counted apart, and only when there are any.
+    let mut apart = String::new();
+    if blocked > 0 {
+        apart += &format!(", {blocked} blocked");
+    }
+    if not_run > 0 {
+        apart += &format!(", {not_run} not run");
+    }
     println!(
-        "{}: {} cases, {passed} passed, {failed} failed, {skipped} skipped, {errors} errors; trace {}",
+        "{}: {} cases, {passed} passed, {failed} failed, {skipped} skipped, {errors} errors{apart}; trace {}",
         plan.id,
         results.len(),
         trace_path.display()
@@ -1161,7 +1170,8 @@ fn run(
     if let Some(e) = sink_errors.first() {
         return Err(BenchError(anyhow::anyhow!("writing run output: {e}")));
     }
-    Ok(if failed + errors == 0 { ExitCode::SUCCESS } else { ExitCode::from(1) })
+    // A blocked or not-run case always has a root cause; count them all the same.
+    Ok(if failed + errors + blocked + not_run == 0 { ExitCode::SUCCESS } else { ExitCode::from(1) })
 }
 
 // ---- cardbench time compare (issue 8): two timing results, op by op ----------------------------

@@ -248,11 +248,30 @@ fn now_rfc3339() -> String {
     chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
 }
 
+/// A card's verdict from its cases: aborted when the bench could not run a case (the first
+/// error, or why cases were not run); else fail naming the real failures in plan order (a
+/// blocked case is not one, but a root cause that is no case, the set-up, is); else pass.
 fn verdict(cases: &[crate::report::CaseResult]) -> Verdict {
     if let Some(e) = cases.iter().find(|c| c.status == CaseStatus::Error) {
         return Verdict::Aborted { reason: format!("{}: {}", e.id, e.message) };
     }
-    let failing: Vec<String> = cases.iter().filter(|c| c.status == CaseStatus::Failed).map(|c| c.id.clone()).collect();
+    if let Some(n) = cases.iter().find(|c| c.status == CaseStatus::NotRun) {
+        return Verdict::Aborted { reason: n.message.clone() };
+    }
+    let mut failing: Vec<String> = Vec::new();
+    for c in cases {
+        let id = match c.status {
+            CaseStatus::Failed => c.id.as_str(),
+            CaseStatus::Blocked => match c.blocked_by() {
+                Some(root) if !cases.iter().any(|k| k.id == root) => root,
+                _ => continue,
+            },
+            _ => continue,
+        };
+        if !failing.iter().any(|f| f == id) {
+            failing.push(id.to_string());
+        }
+    }
     if failing.is_empty() {
         Verdict::Pass
     } else {
@@ -638,11 +657,7 @@ impl Progress {
                 b.inc(1);
             }
             None if !self.quiet => {
-                let detail = match &r.verdict {
-                    Verdict::Pass => String::new(),
-                    Verdict::Fail { failing } => failing.join(" "),
-                    Verdict::Aborted { reason } => reason.clone(),
-                };
+                let detail = card_detail(r);
                 let n = c.0 + c.1 + c.2;
                 crate::print::out(format_args!(
                     "[{n}/{}] card {} on {}: {} {detail}  ({msg})",
@@ -661,6 +676,30 @@ impl Progress {
             b.finish();
         }
     }
+}
+
+/// What the console line says after a card's verdict: its first real failure with what was
+/// expected and what the card did, the other real failures, and the cases counted apart.
+fn card_detail(r: &CardResult) -> String {
+    let n = crate::report::summary::CaseCounts::of(&r.cases);
+    let mut s = match &r.verdict {
+        Verdict::Pass => return String::new(),
+        Verdict::Fail { failing } => {
+            let first = r.first_failure().map_or_else(|| failing.join(" "), |f| f.line());
+            match failing.len() {
+                0 | 1 => first,
+                k => format!("{first}; {} more failing: {}", k - 1, failing[1..].join(" ")),
+            }
+        }
+        Verdict::Aborted { reason } => reason.clone(),
+    };
+    if n.blocked > 0 {
+        s += &format!("; {} blocked", n.blocked);
+    }
+    if n.not_run > 0 {
+        s += &format!("; {} not run", n.not_run);
+    }
+    s
 }
 
 /// (pass, fail, aborted, certified in this run)

@@ -50,6 +50,8 @@ struct CaseRaw {
     #[serde(default)]
     tags: Vec<String>,
     skip_if: Option<Spanned<String>>,
+    #[serde(default)]
+    needs: Vec<Spanned<String>>,
     for_each: Option<Spanned<BTreeMap<String, Vec<toml::Value>>>>,
     #[serde(rename = "step")]
     steps: Vec<Spanned<StepRaw>>,
@@ -298,6 +300,7 @@ fn parse_with(path: &Path, text: &str, seen: &mut Vec<PathBuf>) -> Result<Plan, 
     }
     for c in &raw.cases {
         size = size.add(check_expansion(&src, c, size)?);
+        check_needs(&src, c, &plan.cases)?;
         for case in cases(&src, c, &known)? {
             if !ids.insert(case.id.clone()) {
                 return Err(src.err(c.get_ref().id.span(), format!("case id '{}' is used twice", case.id)));
@@ -314,6 +317,24 @@ fn parse_with(path: &Path, text: &str, seen: &mut Vec<PathBuf>) -> Result<Plan, 
         return Err(ConfigError::whole_file(path, "plan has no [[case]]"));
     }
     Ok(plan)
+}
+
+/// `needs` names earlier cases (of this plan or of a plan included before), by id; a
+/// `for_each` case by its id without the instance suffix.
+fn check_needs(src: &Src, c: &Spanned<CaseRaw>, earlier: &[Case]) -> Result<(), ConfigError> {
+    for n in &c.get_ref().needs {
+        let name = n.get_ref();
+        if name == c.get_ref().id.get_ref() {
+            return Err(src.err(n.span(), format!("case '{name}' cannot need itself")));
+        }
+        if !earlier.iter().any(|e| crate::plan::case_is(&e.id, name)) {
+            return Err(src.err(
+                n.span(),
+                format!("needs '{name}', which is not a case before '{}' in the plan", c.get_ref().id.get_ref()),
+            ));
+        }
+    }
+    Ok(())
 }
 
 fn refuse_tear(src: &Src, s: &Spanned<StepRaw>) -> Result<(), ConfigError> {
@@ -478,6 +499,7 @@ fn cases(src: &Src, c: &Spanned<CaseRaw>, known: &BTreeSet<String>) -> Result<Ve
             reference: raw.reference.clone(),
             tags: raw.tags.clone(),
             skip_if,
+            needs: raw.needs.iter().map(|n| n.get_ref().clone()).collect(),
             bindings: b.into_iter().collect(),
             steps,
         });
