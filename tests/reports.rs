@@ -255,7 +255,13 @@ fn summary_csv_has_one_row_per_card() {
             "cases_error",
             "duration_ms",
             "started",
-            "trace"
+            "trace",
+            "cases_blocked",
+            "cases_not_run",
+            "first_failure",
+            "failure_step",
+            "expected",
+            "actual"
         ]
     );
     let rows: Vec<Vec<String>> = r.records().map(|rec| rec.unwrap().iter().map(String::from).collect()).collect();
@@ -277,6 +283,12 @@ fn summary_csv_has_one_row_per_card() {
                 "1200.000",
                 "2026-11-22T10:01:00Z",
                 "traces/C001.csv",
+                "0",
+                "0",
+                "",
+                "",
+                "",
+                "",
             ],
             vec![
                 BATCH_ID,
@@ -293,6 +305,12 @@ fn summary_csv_has_one_row_per_card() {
                 "2000.000",
                 "2026-11-22T10:02:00Z",
                 "traces/C002.csv",
+                "0",
+                "0",
+                "T02",
+                T02_STEP,
+                T02_EXPECTED,
+                T02_ACTUAL,
             ],
             vec![
                 BATCH_ID,
@@ -309,6 +327,12 @@ fn summary_csv_has_one_row_per_card() {
                 "500.250",
                 "2026-11-22T10:03:00Z",
                 "traces/C003.csv",
+                "0",
+                "0",
+                "",
+                "",
+                "",
+                "",
             ],
         ]
     );
