@@ -263,5 +263,5 @@ fn needs_must_name_an_earlier_case() {
     assert_eq!(out.status.code(), Some(2), "{err}");
     let line = later.lines().position(|l| l.contains("needs = [\"C-PAY\"]")).unwrap() + 1;
     assert!(err.contains(&format!("plan.toml:{line}:")), "located at the needs entry: {err}");
-    assert!(err.contains("needs 'C-PAY', which is not a case before 'B-PAY' in the plan"), "{err}");
+    assert!(err.contains("needs 'C-PAY', which runs after 'B-PAY': a case can only need the cases before it"), "{err}");
 }

@@ -55,7 +55,7 @@ const MATRIX: &[(&str, &[&str])] = &[
     ("balance-cap-unchecked", &["XFER-OVF-01"]),
     ("validity-ignored", &["XFER-VAL-02"]),
     ("pending-credit-overwritten", &["XFER-PEND-01"]),
-    ("receive-replay", &["XFER-CONS-02", "XFER-REPLAY-01"]),
+    ("receive-replay", &["XFER-CONS-02"]),
     ("cancel-proof-unchecked", &["XFER-CHAL-02", "XFER-RECOVER-03"]),
     ("cpay-overdraft", &["CPAY-OVER-02"]),
 ];

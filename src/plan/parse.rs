@@ -298,9 +298,9 @@ fn parse_with(path: &Path, text: &str, seen: &mut Vec<PathBuf>) -> Result<Plan, 
         let at = worst.map_or(0..0, |s| s.get_ref().repeat.as_ref().map_or(s.span(), |r| r.span()));
         return Err(src.err(at, format!("with its setup and teardown the plan would have {over}")));
     }
-    for c in &raw.cases {
+    for (i, c) in raw.cases.iter().enumerate() {
         size = size.add(check_expansion(&src, c, size)?);
-        check_needs(&src, c, &plan.cases)?;
+        check_needs(&src, c, &raw.cases[i + 1..])?;
         for case in cases(&src, c, &known)? {
             if !ids.insert(case.id.clone()) {
                 return Err(src.err(c.get_ref().id.span(), format!("case id '{}' is used twice", case.id)));
@@ -319,18 +319,21 @@ fn parse_with(path: &Path, text: &str, seen: &mut Vec<PathBuf>) -> Result<Plan, 
     Ok(plan)
 }
 
-/// `needs` names earlier cases (of this plan or of a plan included before), by id; a
-/// `for_each` case by its id without the instance suffix.
-fn check_needs(src: &Src, c: &Spanned<CaseRaw>, earlier: &[Case]) -> Result<(), ConfigError> {
+/// `needs` names cases that run before this one: a case of this file after it (or itself)
+/// is refused. A name that is no case of this file may be a case of a plan run before it in
+/// a suite that includes both (xfer-transfer.toml needs the key state xfer-keys.toml
+/// leaves); on its own, such a plan simply has no such case, and the need holds nothing.
+fn check_needs(src: &Src, c: &Spanned<CaseRaw>, later: &[Spanned<CaseRaw>]) -> Result<(), ConfigError> {
+    let id = c.get_ref().id.get_ref();
     for n in &c.get_ref().needs {
         let name = n.get_ref();
-        if name == c.get_ref().id.get_ref() {
+        if name == id {
             return Err(src.err(n.span(), format!("case '{name}' cannot need itself")));
         }
-        if !earlier.iter().any(|e| crate::plan::case_is(&e.id, name)) {
+        if later.iter().any(|l| l.get_ref().id.get_ref() == name) {
             return Err(src.err(
                 n.span(),
-                format!("needs '{name}', which is not a case before '{}' in the plan", c.get_ref().id.get_ref()),
+                format!("needs '{name}', which runs after '{id}': a case can only need the cases before it"),
             ));
         }
     }
