@@ -653,6 +653,11 @@ impl Progress {
         let msg = format!("pass {} fail {} aborted {}  {:.0} cards/h", c.0, c.1, c.2, per_hour);
         match &self.bar {
             Some(b) => {
+                // A card that did not pass gets its line above the bar: the root cause is
+                // what the operator at the bench needs to see.
+                if !matches!(r.verdict, Verdict::Pass) {
+                    b.println(format!("card {} on {}: {} {}", r.card_id, r.head, r.verdict.word(), card_detail(r)));
+                }
                 b.set_message(msg);
                 b.inc(1);
             }
