@@ -258,3 +258,19 @@ fn report_refuses_a_folder_that_is_not_a_batch() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("no batch.json: not a batch folder"), "{stderr}");
 }
+
+#[test]
+fn report_refuses_a_folder_a_batch_is_running_in() {
+    let d = setup(300);
+    let folder = d.path().join("logs/W");
+    let journal = folder.join("journal.jsonl");
+    let mut child = batch(d.path(), "W", 400).stdout(Stdio::null()).stderr(Stdio::null()).spawn().unwrap();
+    wait_until("a card was journaled", &mut child, || journal_lines(&journal) >= 1);
+    let out = report(&folder);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("is in use by another cardbench"), "{stderr}");
+    signal(child.id(), "-TERM");
+    assert_eq!(child.wait().unwrap().code(), Some(143));
+    assert_rebuilt_identically(&folder);
+}
