@@ -96,6 +96,12 @@ pub enum Cmd {
         #[arg(long)]
         recertify: bool,
     },
+    /// Rebuild every report of a batch folder (summary.csv, junit.xml, results.json) from
+    /// its batch.json and journal, byte for byte what the batch wrote.
+    Report {
+        /// The batch folder (`<logs>/<batch-id>`).
+        dir: PathBuf,
+    },
     /// Tear campaign (docs/tear.md): cut power at every wire exchange and NVM commit of each
     /// sequence on fresh virtual cards, settle, check the invariants; exit 1 on a violation.
     Tear {
@@ -454,6 +460,7 @@ fn dispatch(cli: Cli) -> Result<ExitCode, BenchError> {
             let args = BatchArgs { profile, plan, batch_id, count, logs, quiet, force_changed, recertify };
             batch(args).map_err(BenchError)
         }
+        Cmd::Report { dir } => report(&dir).map_err(BenchError),
         Cmd::Check { plan, profile } => check(&plan, profile.as_deref()).map_err(BenchError),
         Cmd::Tear { target, profile, sequences, settle, quiet } => {
             tear(&target, &profile, &sequences, &settle, quiet).map_err(BenchError)
@@ -575,17 +582,21 @@ fn batch(a: BatchArgs) -> Result<ExitCode> {
         eprintln!("cardbench: warning: {w}");
     }
     let logs = a.logs.unwrap_or_else(|| lab.logs.clone());
+    let control = std::sync::Arc::new(crate::batch::Control::default());
+    let dir = logs.join(&a.batch_id);
+    let interrupt = batch_signals(&control, &dir)?;
     let opts = crate::batch::BatchOptions {
         batch_id: a.batch_id,
         count: a.count,
         logs,
         quiet: a.quiet,
         observer: None,
-        control: Default::default(),
+        control,
         force_changed: a.force_changed,
         recertify: a.recertify,
     };
     let out = crate::batch::run_batch(&loaded, lab, &p, &opts)?;
+    let signal = interrupt.finish();
     let r = &out.result;
     println!(
         "batch {}: {} cards ({} certified now), {} pass, {} fail, {} aborted; {}",
@@ -597,6 +608,9 @@ fn batch(a: BatchArgs) -> Result<ExitCode> {
         r.count("aborted"),
         out.dir.join("summary.csv").display()
     );
+    if let Some(sig) = signal {
+        return Ok(stopped_by_signal(sig, r, &out.missing));
+    }
     // An incomplete batch is not a pass: exit 1, like a failing card, and say what is missing.
     if !out.missing.is_empty() {
         let why = if out.stalled.is_empty() { String::new() } else { format!(" ({})", out.stalled.join("; ")) };
@@ -610,6 +624,58 @@ fn batch(a: BatchArgs) -> Result<ExitCode> {
         return Ok(ExitCode::from(1));
     }
     Ok(if r.cards.iter().all(|c| c.verdict.word() == "pass") { ExitCode::SUCCESS } else { ExitCode::from(1) })
+}
+
+/// SIGINT / SIGTERM stop the batch like the TUI's stop; a second one aborts at once.
+fn batch_signals(
+    control: &std::sync::Arc<crate::batch::Control>,
+    dir: &Path,
+) -> Result<crate::batch::interrupt::Interrupt> {
+    let note = format!(
+        "the journal is whole; the cards in progress are certified again on resume; \
+         `cardbench report {}` rebuilds the reports",
+        dir.display()
+    );
+    crate::batch::interrupt::Interrupt::install(control.clone(), note).context("installing the SIGINT/SIGTERM handler")
+}
+
+/// A batch stopped by the operator's signal: its reports are written; exit 128 + signal.
+fn stopped_by_signal(sig: i32, r: &crate::report::BatchResult, missing: &[u64]) -> ExitCode {
+    let name = crate::batch::interrupt::name(sig);
+    if missing.is_empty() {
+        eprintln!("cardbench: batch {} stopped by {name} after its last card; every card has a verdict", r.batch_id);
+    } else {
+        eprintln!(
+            "cardbench: batch {} stopped by {name}: {} of {} cards have no verdict: {}; run the same command again to resume",
+            r.batch_id,
+            missing.len(),
+            r.cards.len() + missing.len(),
+            crate::batch::list_indices(missing)
+        );
+    }
+    ExitCode::from(crate::batch::interrupt::exit_code(sig))
+}
+
+/// `cardbench report DIR`: rebuild the batch's reports from batch.json and the journal.
+fn report(dir: &Path) -> Result<ExitCode> {
+    let rebuilt = crate::batch::reports::rebuild(dir)?;
+    for n in &rebuilt.notes {
+        eprintln!("cardbench: {n}");
+    }
+    let r = &rebuilt.result;
+    let files: Vec<String> =
+        crate::report::files::REPORT_FILES.iter().map(|f| dir.join(f).display().to_string()).collect();
+    println!(
+        "batch {}: {} of {} cards, {} pass, {} fail, {} aborted; rebuilt {}",
+        r.batch_id,
+        r.cards.len(),
+        rebuilt.count,
+        r.count("pass"),
+        r.count("fail"),
+        r.count("aborted"),
+        files.join(", ")
+    );
+    Ok(ExitCode::SUCCESS)
 }
 
 fn check(plan: &Path, profile: Option<&Path>) -> Result<ExitCode> {
@@ -1226,8 +1292,17 @@ fn run(
     let count = |s: CaseStatus| results.iter().filter(|r| r.status == s).count();
     let (passed, failed, skipped, errors) =
         (count(CaseStatus::Passed), count(CaseStatus::Failed), count(CaseStatus::Skipped), count(CaseStatus::Error));
+    let (blocked, not_run) = (count(CaseStatus::Blocked), count(CaseStatus::NotRun));
+    // Blocked and not-run cases are counted apart, and only when there are any.
+    let mut apart = String::new();
+    if blocked > 0 {
+        apart += &format!(", {blocked} blocked");
+    }
+    if not_run > 0 {
+        apart += &format!(", {not_run} not run");
+    }
     println!(
-        "{}: {} cases, {passed} passed, {failed} failed, {skipped} skipped, {errors} errors; trace {}",
+        "{}: {} cases, {passed} passed, {failed} failed, {skipped} skipped, {errors} errors{apart}; trace {}",
         plan.id,
         results.len(),
         trace_path.display()
@@ -1235,7 +1310,8 @@ fn run(
     if let Some(e) = sink_errors.first() {
         return Err(BenchError(anyhow::anyhow!("writing run output: {e}")));
     }
-    Ok(if failed + errors == 0 { ExitCode::SUCCESS } else { ExitCode::from(1) })
+    // A blocked or not-run case always has a root cause; count them all the same.
+    Ok(if failed + errors + blocked + not_run == 0 { ExitCode::SUCCESS } else { ExitCode::from(1) })
 }
 
 // ---- cardbench time compare (issue 8): two timing results, op by op ----------------------------

@@ -257,6 +257,12 @@ fn summary_csv_has_one_row_per_card() {
             "duration_ms",
             "started",
             "trace",
+            "cases_blocked",
+            "cases_not_run",
+            "first_failure",
+            "failure_step",
+            "expected",
+            "actual",
             "tool",
             "host",
             "profile_sha256",
@@ -273,8 +279,8 @@ fn summary_csv_has_one_row_per_card() {
         .records()
         .map(|rec| {
             let rec = rec.unwrap();
-            assert!(rec.iter().skip(14).all(str::is_empty), "{rec:?}");
-            rec.iter().take(14).map(String::from).collect()
+            assert!(rec.iter().skip(20).all(str::is_empty), "{rec:?}");
+            rec.iter().take(20).map(String::from).collect()
         })
         .collect();
     assert_eq!(
@@ -295,6 +301,12 @@ fn summary_csv_has_one_row_per_card() {
                 "1200.000",
                 "2026-11-22T10:01:00Z",
                 "traces/C001.csv",
+                "0",
+                "0",
+                "",
+                "",
+                "",
+                "",
             ],
             vec![
                 BATCH_ID,
@@ -311,6 +323,12 @@ fn summary_csv_has_one_row_per_card() {
                 "2000.000",
                 "2026-11-22T10:02:00Z",
                 "traces/C002.csv",
+                "0",
+                "0",
+                "T02",
+                T02_STEP,
+                T02_EXPECTED,
+                T02_ACTUAL,
             ],
             vec![
                 BATCH_ID,
@@ -327,6 +345,12 @@ fn summary_csv_has_one_row_per_card() {
                 "500.250",
                 "2026-11-22T10:03:00Z",
                 "traces/C003.csv",
+                "0",
+                "0",
+                "",
+                "",
+                "",
+                "",
             ],
         ]
     );

@@ -469,6 +469,10 @@ impl JournalLine {
                         "passed" => CaseStatus::Passed,
                         "failed" => CaseStatus::Failed,
                         "skipped" => CaseStatus::Skipped,
+                        "blocked" => CaseStatus::Blocked,
+                        "not-run" => CaseStatus::NotRun,
+                        // Journals written before not-run had a status of its own.
+                        "error" if c.message.starts_with("not run: ") => CaseStatus::NotRun,
                         _ => CaseStatus::Error,
                     },
                     message: c.message,

@@ -3,9 +3,11 @@
 //! journal makes a killed batch resumable with no card lost and none certified twice.
 
 pub mod header;
+pub mod interrupt;
 pub mod journal;
 pub mod lock;
 pub mod registry;
+pub mod reports;
 
 use crate::card::defects::Defects;
 use crate::event::{Event, Recorder, RowKind};
@@ -153,9 +155,40 @@ pub enum BatchEvent {
 pub struct Control {
     pub paused: std::sync::atomic::AtomicBool,
     pub stop: std::sync::atomic::AtomicBool,
+    /// Held while a card's line is appended to the journal and fsynced: an abort (a second
+    /// SIGINT) takes it before the process exits, so it never cuts a line.
+    pub journal_gate: Mutex<()>,
 }
 
 impl Control {
+    fn stopped(&self) -> bool {
+        self.stop.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// `Head::wait_for_card` that gives up when the operator stops the batch (`Ok(None)`),
+    /// so a stop never waits out a presence timeout.
+    fn wait_for_card(
+        &self,
+        head: &mut dyn crate::head::Head,
+        present: bool,
+        timeout: std::time::Duration,
+    ) -> Result<Option<bool>, crate::head::HeadError> {
+        const SLICE: std::time::Duration = std::time::Duration::from_millis(200);
+        let deadline = Instant::now() + timeout;
+        loop {
+            if self.stopped() {
+                return Ok(None);
+            }
+            let left = deadline.saturating_duration_since(Instant::now());
+            if head.wait_for_card(present, left.min(SLICE))? {
+                return Ok(Some(true));
+            }
+            if left <= SLICE {
+                return Ok(Some(false));
+            }
+        }
+    }
+
     fn wait_while_paused(&self) -> bool {
         use std::sync::atomic::Ordering::Relaxed;
         while self.paused.load(Relaxed) && !self.stop.load(Relaxed) {
@@ -238,11 +271,30 @@ fn now_rfc3339() -> String {
     chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
 }
 
+/// A card's verdict from its cases: aborted when the bench could not run a case (the first
+/// error, or why cases were not run); else fail naming the real failures in plan order (a
+/// blocked case is not one, but a root cause that is no case, the set-up, is); else pass.
 fn verdict(cases: &[crate::report::CaseResult]) -> Verdict {
     if let Some(e) = cases.iter().find(|c| c.status == CaseStatus::Error) {
         return Verdict::Aborted { reason: format!("{}: {}", e.id, e.message) };
     }
-    let failing: Vec<String> = cases.iter().filter(|c| c.status == CaseStatus::Failed).map(|c| c.id.clone()).collect();
+    if let Some(n) = cases.iter().find(|c| c.status == CaseStatus::NotRun) {
+        return Verdict::Aborted { reason: n.message.clone() };
+    }
+    let mut failing: Vec<String> = Vec::new();
+    for c in cases {
+        let id = match c.status {
+            CaseStatus::Failed => c.id.as_str(),
+            CaseStatus::Blocked => match c.blocked_by() {
+                Some(root) if !cases.iter().any(|k| k.id == root) => root,
+                _ => continue,
+            },
+            _ => continue,
+        };
+        if !failing.iter().any(|f| f == id) {
+            failing.push(id.to_string());
+        }
+    }
     if failing.is_empty() {
         Verdict::Pass
     } else {
@@ -507,9 +559,13 @@ pub fn run_batch(l: &Loaded, lab: Lab, plan: &Plan, opts: &BatchOptions) -> Resu
                     // A real reader: the operator inserts the card. A head that sees none
                     // gives its card back to the queue (another head may take it) and stops.
                     if real {
-                        match heads[0].head.wait_for_card(true, presence_timeout) {
-                            Ok(true) => {}
-                            Ok(false) => {
+                        match opts.control.wait_for_card(heads[0].head.as_mut(), true, presence_timeout) {
+                            Ok(Some(true)) => {}
+                            Ok(None) => {
+                                queue.lock().expect("queue lock").push_front(index);
+                                break;
+                            }
+                            Ok(Some(false)) => {
                                 queue.lock().expect("queue lock").push_front(index);
                                 let why = format!(
                                     "head {}: no card inserted within {} s (card #{index} was next)",
@@ -554,9 +610,10 @@ pub fn run_batch(l: &Loaded, lab: Lab, plan: &Plan, opts: &BatchOptions) -> Resu
                     // next one, unless the batch is complete.
                     let more = !queue.lock().expect("queue lock").is_empty();
                     if more && real {
-                        match heads[0].head.wait_for_card(false, presence_timeout) {
-                            Ok(true) => {}
-                            Ok(false) => {
+                        match opts.control.wait_for_card(heads[0].head.as_mut(), false, presence_timeout) {
+                            Ok(Some(true)) => {}
+                            Ok(None) => break,
+                            Ok(Some(false)) => {
                                 let why = format!(
                                     "head {}: card not taken out within {} s",
                                     heads[0].name,
@@ -580,7 +637,11 @@ pub fn run_batch(l: &Loaded, lab: Lab, plan: &Plan, opts: &BatchOptions) -> Resu
             match m {
                 WorkerMsg::Card(Ok(Certified::Refused(why))) => notice(why),
                 WorkerMsg::Card(Ok(Certified::Card { result: card, certification, previous, atr })) => {
-                    if let Err(e) = books.record(&card, certification, &atr) {
+                    let recorded = {
+                        let _gate = opts.control.journal_gate.lock().unwrap_or_else(|p| p.into_inner());
+                        books.record(&card, certification, &atr)
+                    };
+                    if let Err(e) = recorded {
                         first_error.get_or_insert(e);
                         queue.lock().expect("queue lock").clear();
                         continue;
@@ -615,24 +676,12 @@ pub fn run_batch(l: &Loaded, lab: Lab, plan: &Plan, opts: &BatchOptions) -> Resu
         return Err(e);
     }
     let certified_now = fresh.len();
-    // One result per index: a re-certification replaces the journal's earlier one.
-    let mut by_index: std::collections::BTreeMap<u64, CardResult> = done.into_iter().map(|c| (c.index, c)).collect();
-    by_index.extend(fresh.into_iter().map(|c| (c.index, c)));
-    let cards: Vec<CardResult> = by_index.into_values().collect();
-    let missing = missing_cards(count, &cards);
-    let result = BatchResult {
-        batch_id: opts.batch_id.clone(),
-        plan_id: plan.id.clone(),
-        plan_version: plan.version.clone(),
-        profile: l.path.display().to_string(),
-        started: books.meta.started.clone(),
-        finished: now_rfc3339(),
-        cards,
-        header: books.report_header(),
-    };
-    crate::report::summary::write_summary_csv(&dir.join("summary.csv"), &result)?;
-    crate::report::junit::write_junit(&dir.join("junit.xml"), &result)?;
-    crate::report::json::write_json(&dir.join("results.json"), &result)?;
+    let mut cards = done;
+    cards.extend(fresh);
+    // From batch.json and the journaled cards only: `cardbench report` rebuilds these bytes.
+    let result = reports::result_of(&books.meta, cards, books.recertified.clone());
+    let missing = missing_cards(count, &result.cards);
+    crate::report::files::write_reports(&dir, &result)?;
     Ok(BatchOutcome { result, dir, certified_now, missing, stalled })
 }
 
@@ -697,15 +746,16 @@ impl Progress {
         let msg = format!("pass {} fail {} aborted {}  {:.0} cards/h", c.0, c.1, c.2, per_hour);
         match &self.bar {
             Some(b) => {
+                // A card that did not pass gets its line above the bar: the root cause is
+                // what the operator at the bench needs to see.
+                if !matches!(r.verdict, Verdict::Pass) {
+                    b.println(format!("card {} on {}: {} {}", r.card_id, r.head, r.verdict.word(), card_detail(r)));
+                }
                 b.set_message(msg);
                 b.inc(1);
             }
             None if !self.quiet => {
-                let mut detail = match &r.verdict {
-                    Verdict::Pass => String::new(),
-                    Verdict::Fail { failing } => failing.join(" "),
-                    Verdict::Aborted { reason } => reason.clone(),
-                };
+                let mut detail = card_detail(r);
                 if let Some(p) = previous {
                     detail = format!("{detail} (re-certified #{}; was {p})", r.index).trim_start().to_string();
                 }
@@ -727,6 +777,30 @@ impl Progress {
             b.finish();
         }
     }
+}
+
+/// What the console line says after a card's verdict: its first real failure with what was
+/// expected and what the card did, the other real failures, and the cases counted apart.
+fn card_detail(r: &CardResult) -> String {
+    let n = crate::report::summary::CaseCounts::of(&r.cases);
+    let mut s = match &r.verdict {
+        Verdict::Pass => return String::new(),
+        Verdict::Fail { failing } => {
+            let first = r.first_failure().map_or_else(|| failing.join(" "), |f| f.line());
+            match failing.len() {
+                0 | 1 => first,
+                k => format!("{first}; {} more failing: {}", k - 1, failing[1..].join(" ")),
+            }
+        }
+        Verdict::Aborted { reason } => reason.clone(),
+    };
+    if n.blocked > 0 {
+        s += &format!("; {} blocked", n.blocked);
+    }
+    if n.not_run > 0 {
+        s += &format!("; {} not run", n.not_run);
+    }
+    s
 }
 
 /// (pass, fail, aborted, certified in this run)

@@ -265,9 +265,19 @@ pub struct Case {
     pub reference: String,
     pub tags: Vec<String>,
     pub skip_if: Option<Expr>,
+    /// Earlier cases whose outcome this case relies on (the state they leave on the card):
+    /// when one of them did not pass, a failure of this case is reported `blocked by` the
+    /// root cause, not as a failure of its own. A name covers every `for_each` instance.
+    pub needs: Vec<String>,
     /// Variables fixed for this instance by `for_each`.
     pub bindings: Vec<(String, template::Value)>,
     pub steps: Vec<Step>,
+}
+
+/// Whether the case `id` is the case named `name` (in `needs`): the same id, or one of the
+/// `for_each` instances of `name` (`name[k=v,…]`).
+pub fn case_is(id: &str, name: &str) -> bool {
+    id.strip_prefix(name).is_some_and(|rest| rest.is_empty() || rest.starts_with('['))
 }
 
 #[derive(Debug, Clone)]

@@ -50,6 +50,8 @@ struct CaseRaw {
     #[serde(default)]
     tags: Vec<String>,
     skip_if: Option<Spanned<String>>,
+    #[serde(default)]
+    needs: Vec<Spanned<String>>,
     for_each: Option<Spanned<BTreeMap<String, Vec<toml::Value>>>>,
     #[serde(rename = "step")]
     steps: Vec<Spanned<StepRaw>>,
@@ -296,8 +298,9 @@ fn parse_with(path: &Path, text: &str, seen: &mut Vec<PathBuf>) -> Result<Plan, 
         let at = worst.map_or(0..0, |s| s.get_ref().repeat.as_ref().map_or(s.span(), |r| r.span()));
         return Err(src.err(at, format!("with its setup and teardown the plan would have {over}")));
     }
-    for c in &raw.cases {
+    for (i, c) in raw.cases.iter().enumerate() {
         size = size.add(check_expansion(&src, c, size)?);
+        check_needs(&src, c, &raw.cases[i + 1..])?;
         for case in cases(&src, c, &known)? {
             if !ids.insert(case.id.clone()) {
                 return Err(src.err(c.get_ref().id.span(), format!("case id '{}' is used twice", case.id)));
@@ -314,6 +317,27 @@ fn parse_with(path: &Path, text: &str, seen: &mut Vec<PathBuf>) -> Result<Plan, 
         return Err(ConfigError::whole_file(path, "plan has no [[case]]"));
     }
     Ok(plan)
+}
+
+/// `needs` names cases that run before this one: a case of this file after it (or itself)
+/// is refused. A name that is no case of this file may be a case of a plan run before it in
+/// a suite that includes both (xfer-transfer.toml needs the key state xfer-keys.toml
+/// leaves); on its own, such a plan simply has no such case, and the need holds nothing.
+fn check_needs(src: &Src, c: &Spanned<CaseRaw>, later: &[Spanned<CaseRaw>]) -> Result<(), ConfigError> {
+    let id = c.get_ref().id.get_ref();
+    for n in &c.get_ref().needs {
+        let name = n.get_ref();
+        if name == id {
+            return Err(src.err(n.span(), format!("case '{name}' cannot need itself")));
+        }
+        if later.iter().any(|l| l.get_ref().id.get_ref() == name) {
+            return Err(src.err(
+                n.span(),
+                format!("needs '{name}', which runs after '{id}': a case can only need the cases before it"),
+            ));
+        }
+    }
+    Ok(())
 }
 
 fn refuse_tear(src: &Src, s: &Spanned<StepRaw>) -> Result<(), ConfigError> {
@@ -478,6 +502,7 @@ fn cases(src: &Src, c: &Spanned<CaseRaw>, known: &BTreeSet<String>) -> Result<Ve
             reference: raw.reference.clone(),
             tags: raw.tags.clone(),
             skip_if,
+            needs: raw.needs.iter().map(|n| n.get_ref().clone()).collect(),
             bindings: b.into_iter().collect(),
             steps,
         });
