@@ -43,6 +43,9 @@ pub enum Cmd {
         /// Plan to start with (default: the first in test-plans/).
         #[arg(long)]
         plan: Option<PathBuf>,
+        /// Ring the terminal bell with each operator prompt (insert / remove a card).
+        #[arg(long)]
+        bell: bool,
     },
     /// Run a plan of protocol-engine steps on a profile's heads.
     Run {
@@ -81,9 +84,13 @@ pub enum Cmd {
         /// Directory for batch folders (default: the profile's `logs`, else ./logs).
         #[arg(long)]
         logs: Option<PathBuf>,
-        /// No progress output, only the summary line.
+        /// No progress output, only the summary line (operator prompts for real readers
+        /// still go to stderr).
         #[arg(long, short)]
         quiet: bool,
+        /// Ring the terminal bell with each operator prompt (insert / remove a card).
+        #[arg(long)]
+        bell: bool,
     },
     /// Tear campaign (docs/tear.md): cut power at every wire exchange and NVM commit of each
     /// sequence on fresh virtual cards, settle, check the invariants; exit 1 on a violation.
@@ -407,18 +414,18 @@ pub fn main() -> ExitCode {
 fn dispatch(cli: Cli) -> Result<ExitCode, BenchError> {
     let Some(cmd) = cli.cmd else {
         if std::io::IsTerminal::is_terminal(&std::io::stdout()) {
-            return tui(None, None);
+            return tui(None, None, false);
         }
         let _ = <Cli as clap::CommandFactory>::command().write_long_help(&mut std::io::stderr());
         return Ok(ExitCode::from(2));
     };
     match cmd {
-        Cmd::Tui { profile, plan } => tui(profile, plan),
+        Cmd::Tui { profile, plan, bell } => tui(profile, plan, bell),
         Cmd::Run { plan, profile, run_id, logs, quiet, terminal_seed_from } => {
             run(&plan, &profile, run_id, logs, quiet, terminal_seed_from.as_deref())
         }
-        Cmd::Batch { profile, plan, batch_id, count, logs, quiet } => {
-            batch(&profile, &plan, batch_id, count, logs, quiet).map_err(BenchError)
+        Cmd::Batch { profile, plan, batch_id, count, logs, quiet, bell } => {
+            batch(&profile, &plan, batch_id, count, logs, quiet, bell).map_err(BenchError)
         }
         Cmd::Check { plan, profile } => check(&plan, profile.as_deref()).map_err(BenchError),
         Cmd::Tear { target, profile, sequences, settle, quiet } => {
@@ -481,11 +488,11 @@ fn dispatch(cli: Cli) -> Result<ExitCode, BenchError> {
     }
 }
 
-fn tui(profile: Option<PathBuf>, plan: Option<PathBuf>) -> Result<ExitCode, BenchError> {
+fn tui(profile: Option<PathBuf>, plan: Option<PathBuf>, bell: bool) -> Result<ExitCode, BenchError> {
     if !std::io::IsTerminal::is_terminal(&std::io::stdout()) {
         return Err(BenchError(anyhow::anyhow!("the TUI needs a terminal; for scripts use `cardbench batch`")));
     }
-    crate::tui::run(profile, plan).map_err(BenchError)?;
+    crate::tui::run(profile, plan, bell).map_err(BenchError)?;
     Ok(ExitCode::SUCCESS)
 }
 
@@ -496,6 +503,7 @@ fn batch(
     count: Option<u64>,
     logs: Option<PathBuf>,
     quiet: bool,
+    bell: bool,
 ) -> Result<ExitCode> {
     let loaded = crate::profile::load(profile)?;
     let lab = Lab::from_profile(&loaded)?;
@@ -505,9 +513,15 @@ fn batch(
         eprintln!("cardbench: warning: {w}");
     }
     let logs = logs.unwrap_or_else(|| lab.logs.clone());
-    let opts = crate::batch::BatchOptions { batch_id, count, logs, quiet, observer: None, control: Default::default() };
+    let opts =
+        crate::batch::BatchOptions { batch_id, count, logs, quiet, observer: None, control: Default::default(), bell };
     let out = crate::batch::run_batch(&loaded, lab, &p, &opts)?;
     let r = &out.result;
+    if !quiet {
+        for l in &out.per_head {
+            println!("{l}");
+        }
+    }
     println!(
         "batch {}: {} cards ({} certified now), {} pass, {} fail, {} aborted; {}",
         r.batch_id,
@@ -1040,6 +1054,9 @@ fn run(
         Ok((lab, plan, seed))
     })();
     let (mut lab, plan, fixed_seed) = prepared.map_err(BenchError)?;
+    // The heads the plan talks to must be usable before a folder is made.
+    let used = plan_heads(&lab, &plan);
+    crate::head::usable::open(&mut lab.heads, used.iter().copied()).map_err(|e| BenchError(e.into()))?;
     if let Some(w) = lab.seeded_keys_on_real_heads() {
         eprintln!("cardbench: warning: {w}");
     }
@@ -1095,7 +1112,23 @@ fn run(
     if let Some(e) = sink_errors.first() {
         return Err(BenchError(anyhow::anyhow!("writing run output: {e}")));
     }
+    // Errors because pcscd stopped or a reader went away during the run are the bench's, not
+    // the cards': exit 2 naming the head (the trace above is complete).
+    if errors > 0 {
+        if let Some(u) = crate::head::usable::lost(&mut lab.heads, used) {
+            return Err(BenchError(anyhow::Error::from(u).context(format!("run {run_id} could not finish"))));
+        }
+    }
     Ok(if failed + errors == 0 { ExitCode::SUCCESS } else { ExitCode::from(1) })
+}
+
+/// Lab indices of the heads a plan talks to (names or roles).
+fn plan_heads(lab: &Lab, plan: &crate::plan::Plan) -> Vec<usize> {
+    let mut v: Vec<usize> = plan.head_names().iter().filter_map(|n| lab.head_index(n)).collect();
+    v.extend(plan.roles.iter().filter_map(|(r, _)| lab.head_index(r)));
+    v.sort_unstable();
+    v.dedup();
+    v
 }
 
 // ---- cardbench time compare (issue 8): two timing results, op by op ----------------------------

@@ -4,6 +4,7 @@
 
 pub mod journal;
 pub mod lock;
+pub mod operator;
 
 use crate::card::defects::Defects;
 use crate::event::{Event, Recorder, RowKind};
@@ -19,6 +20,7 @@ use crate::trace::TraceCsv;
 use anyhow::{bail, Context, Result};
 use journal::{BatchMeta, Journal};
 use lock::BatchLock;
+use operator::HeadState;
 use sha2::{Digest, Sha256};
 use std::collections::VecDeque;
 use std::path::{Path, PathBuf};
@@ -103,6 +105,8 @@ pub struct BatchOptions {
     pub observer: Option<crossbeam_channel::Sender<BatchEvent>>,
     /// Pause / resume / stop from a front end.
     pub control: std::sync::Arc<Control>,
+    /// Ring the terminal bell with each operator prompt (headless).
+    pub bell: bool,
 }
 
 /// What a batch reports to an observer.
@@ -129,6 +133,15 @@ pub enum BatchEvent {
         event: Event,
     },
     CardDone(Box<CardResult>),
+    /// What a DUT head is doing and what the operator must do for it (`operator`).
+    Head {
+        head: String,
+        /// The reader's full name (real heads), the head's name for virtual ones.
+        reader: String,
+        /// Whether an operator inserts and takes out the cards (PC/SC, PN532).
+        real: bool,
+        state: HeadState,
+    },
     /// Something the operator should know that does not stop the batch: a journal line cut
     /// by a kill and dropped, a repeated journal line counted once, a head whose worker
     /// stopped waiting for a card.
@@ -185,6 +198,8 @@ pub struct BatchOutcome {
     pub missing: Vec<u64>,
     /// Why workers stopped before the queue was empty, one line per head.
     pub stalled: Vec<String>,
+    /// `head E: 3 pass, 1 fail, 0 aborted` for each head that certified a card in this run.
+    pub per_head: Vec<String>,
 }
 
 /// What a worker tells the collector.
@@ -193,6 +208,16 @@ enum WorkerMsg {
     /// The worker's head waited the whole presence timeout; the worker stops, the batch
     /// goes on with the other heads.
     Stalled(String),
+}
+
+/// A head error that stopped a worker: with the reader and what to try when the reader or
+/// its service is out of use.
+fn head_error(h: &LabHead, e: crate::head::HeadError) -> anyhow::Error {
+    if crate::head::usable::infrastructure(&e) {
+        crate::head::usable::Unusable::of(h.head.as_ref(), e).into()
+    } else {
+        anyhow::anyhow!("head {}: {e}", h.name)
+    }
 }
 
 /// The indices of 1..=count with no result: sorted, for messages and reports.
@@ -239,9 +264,13 @@ fn certify(
     dir: &Path,
     index: u64,
     observer: Option<&crossbeam_channel::Sender<BatchEvent>>,
+    detected: Option<(Instant, String)>,
+    announce: &dyn Fn(&LabHead, HeadState),
 ) -> Result<CardResult> {
-    let started = now_rfc3339();
-    let t0 = Instant::now();
+    // A card's time starts when it is detected: on a real reader when the presence wait saw
+    // it (`detected`), on a virtual head once the feeder has inserted it (below); never
+    // while the head waited for the operator.
+    let (mut t0, mut started) = detected.unwrap_or_else(|| (Instant::now(), now_rfc3339()));
     let virtual_dut = heads[0].head.as_virtual().is_some();
     let card_hex = if virtual_dut {
         hex::encode_upper(f.card_id(index))
@@ -293,6 +322,10 @@ fn certify(
     if !heads[0].head.card_present()? {
         bail!("card {card_hex} not detected in head {}", heads[0].name);
     }
+    if virtual_dut {
+        (t0, started) = (Instant::now(), now_rfc3339());
+    }
+    announce(&heads[0], HeadState::Testing { index, card_id: card_hex.clone() });
     if let Some(tx) = observer {
         let head = heads[0].name.clone();
         let atr = match heads[0].head.atr() {
@@ -359,6 +392,10 @@ pub fn run_batch(l: &Loaded, lab: Lab, plan: &Plan, opts: &BatchOptions) -> Resu
         Some(t) => std::time::Duration::from_secs(*t.get_ref()),
         None => std::time::Duration::from_secs(PRESENCE_TIMEOUT_S),
     };
+    // Every DUT head must be usable before the batch folder is made (exit 2 otherwise, with
+    // the head, its reader and what to try).
+    let n = duts.len();
+    crate::head::usable::open(&mut duts, 0..n)?;
     let dir = opts.logs.join(&opts.batch_id);
     std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
     // Before anything in the folder is read or written: one process per batch.
@@ -417,6 +454,20 @@ pub fn run_batch(l: &Loaded, lab: Lab, plan: &Plan, opts: &BatchOptions) -> Resu
     let done_idx: std::collections::BTreeSet<u64> = done.iter().map(|r| r.index).collect();
     let queue: Mutex<VecDeque<u64>> = Mutex::new((1..=count).filter(|i| !done_idx.contains(i)).collect());
     let progress = Progress::new(count, &done, opts.quiet);
+    let console = operator::Console::new(opts.bell);
+    // A head's state goes to the observer (TUI), and for a real reader also to the console.
+    let announce = |head: &LabHead, state: HeadState| {
+        let info = head.head.info();
+        let real = !crate::lab::simulated(info.driver);
+        if real && opts.observer.is_none() {
+            if let Some(line) = console.line(&head.name, &info.reader, &state) {
+                progress.say(&line);
+            }
+        }
+        if let Some(o) = &opts.observer {
+            let _ = o.send(BatchEvent::Head { head: head.name.clone(), reader: info.reader.clone(), real, state });
+        }
+    };
     let (tx, rx) = crossbeam_channel::unbounded::<WorkerMsg>();
     if let Some(o) = &opts.observer {
         let _ = o.send(BatchEvent::Started {
@@ -432,7 +483,7 @@ pub fn run_batch(l: &Loaded, lab: Lab, plan: &Plan, opts: &BatchOptions) -> Resu
     std::thread::scope(|scope| {
         for dut in duts.drain(..) {
             let tx = tx.clone();
-            let (queue, factory, keyset, dir) = (&queue, &factory, &keyset, &dir);
+            let (queue, factory, keyset, dir, announce) = (&queue, &factory, &keyset, &dir, &announce);
             let peer_name = format!("{}.peer", dut.name);
             scope.spawn(move || {
                 let mut heads = vec![
@@ -444,6 +495,8 @@ pub fn run_batch(l: &Loaded, lab: Lab, plan: &Plan, opts: &BatchOptions) -> Resu
                     },
                 ];
                 let real = heads[0].head.as_virtual().is_none();
+                // How the worker ended, for the operator.
+                let mut last = HeadState::Done;
                 loop {
                     if !opts.control.wait_while_paused() {
                         break;
@@ -451,9 +504,11 @@ pub fn run_batch(l: &Loaded, lab: Lab, plan: &Plan, opts: &BatchOptions) -> Resu
                     let Some(index) = queue.lock().expect("queue lock").pop_front() else { break };
                     // A real reader: the operator inserts the card. A head that sees none
                     // gives its card back to the queue (another head may take it) and stops.
+                    let mut detected = None;
                     if real {
+                        announce(&heads[0], HeadState::Waiting { next: index });
                         match heads[0].head.wait_for_card(true, presence_timeout) {
-                            Ok(true) => {}
+                            Ok(true) => detected = Some((Instant::now(), now_rfc3339())),
                             Ok(false) => {
                                 queue.lock().expect("queue lock").push_front(index);
                                 let why = format!(
@@ -461,13 +516,14 @@ pub fn run_batch(l: &Loaded, lab: Lab, plan: &Plan, opts: &BatchOptions) -> Resu
                                     heads[0].name,
                                     presence_timeout.as_secs()
                                 );
+                                last = HeadState::Fault(format!("no card inserted within {} s", presence_timeout.as_secs()));
                                 let _ = tx.send(WorkerMsg::Stalled(why));
                                 break;
                             }
                             Err(e) => {
                                 queue.lock().expect("queue lock").push_front(index);
-                                let e = anyhow::anyhow!("head {}: {e}", heads[0].name);
-                                let _ = tx.send(WorkerMsg::Card(Err(e)));
+                                last = HeadState::Fault(e.to_string());
+                                let _ = tx.send(WorkerMsg::Card(Err(head_error(&heads[0], e))));
                                 break;
                             }
                         }
@@ -482,15 +538,25 @@ pub fn run_batch(l: &Loaded, lab: Lab, plan: &Plan, opts: &BatchOptions) -> Resu
                         dir,
                         index,
                         opts.observer.as_ref(),
+                        detected,
+                        announce,
                     );
-                    let stop = r.is_err();
-                    if tx.send(WorkerMsg::Card(r)).is_err() || stop {
+                    let card = match &r {
+                        Ok(c) => Some((c.card_id.clone(), c.verdict.word().to_string())),
+                        Err(e) => {
+                            last = HeadState::Fault(format!("{e:#}"));
+                            None
+                        }
+                    };
+                    if tx.send(WorkerMsg::Card(r)).is_err() {
                         break;
                     }
+                    let Some((card_id, verdict)) = card else { break };
                     // A real reader: wait for the operator to take the card out before the
                     // next one, unless the batch is complete.
                     let more = !queue.lock().expect("queue lock").is_empty();
                     if more && real {
+                        announce(&heads[0], HeadState::Remove { index, card_id, verdict });
                         match heads[0].head.wait_for_card(false, presence_timeout) {
                             Ok(true) => {}
                             Ok(false) => {
@@ -499,17 +565,19 @@ pub fn run_batch(l: &Loaded, lab: Lab, plan: &Plan, opts: &BatchOptions) -> Resu
                                     heads[0].name,
                                     presence_timeout.as_secs()
                                 );
+                                last = HeadState::Fault(format!("card not taken out within {} s", presence_timeout.as_secs()));
                                 let _ = tx.send(WorkerMsg::Stalled(why));
                                 break;
                             }
                             Err(e) => {
-                                let e = anyhow::anyhow!("head {}: {e}", heads[0].name);
-                                let _ = tx.send(WorkerMsg::Card(Err(e)));
+                                last = HeadState::Fault(e.to_string());
+                                let _ = tx.send(WorkerMsg::Card(Err(head_error(&heads[0], e))));
                                 break;
                             }
                         }
                     }
                 }
+                announce(&heads[0], last);
             });
         }
         drop(tx);
@@ -522,6 +590,7 @@ pub fn run_batch(l: &Loaded, lab: Lab, plan: &Plan, opts: &BatchOptions) -> Resu
                         continue;
                     }
                     progress.card(&card);
+                    console.card(&card);
                     if let Some(o) = &opts.observer {
                         let _ = o.send(BatchEvent::CardDone(Box::new(card.clone())));
                     }
@@ -564,7 +633,7 @@ pub fn run_batch(l: &Loaded, lab: Lab, plan: &Plan, opts: &BatchOptions) -> Resu
     crate::report::summary::write_summary_csv(&dir.join("summary.csv"), &result)?;
     crate::report::junit::write_junit(&dir.join("junit.xml"), &result)?;
     crate::report::json::write_json(&dir.join("results.json"), &result)?;
-    Ok(BatchOutcome { result, dir, certified_now, missing, stalled })
+    Ok(BatchOutcome { result, dir, certified_now, missing, stalled, per_head: console.summary() })
 }
 
 /// Headless progress: a bar on a terminal, one line per card otherwise.
@@ -627,6 +696,14 @@ impl Progress {
     fn finish(&self) {
         if let Some(b) = &self.bar {
             b.finish();
+        }
+    }
+
+    /// An operator line on stderr, above the progress bar when there is one.
+    fn say(&self, line: &str) {
+        match &self.bar {
+            Some(b) => b.println(line),
+            None => crate::print::err(format_args!("{line}")),
         }
     }
 }

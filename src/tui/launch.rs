@@ -42,11 +42,15 @@ pub fn start(req: &BatchRequest, done: Sender<Msg>) -> Result<Running, String> {
         quiet: true,
         observer: Some(tx),
         control: control.clone(),
+        // The UI rings the bell itself (`tui --bell`).
+        bell: false,
     };
     let thread = std::thread::Builder::new()
         .name("cardbench-batch".into())
         .spawn(move || {
             let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                // The heads are the batch's until it ends (a PN532 poll in progress ends first).
+                let _heads = super::presence::HEADS.lock().unwrap_or_else(|p| p.into_inner());
                 crate::batch::run_batch(&loaded, lab, &plan, &opts)
             }));
             let stopped = opts.control.stop.load(std::sync::atomic::Ordering::Relaxed);
@@ -136,7 +140,10 @@ pub fn start_replay(req: &ReplayRequest, done: Sender<Msg>) -> Result<ReplayRunn
     std::thread::Builder::new()
         .name("cardbench-replay".into())
         .spawn(move || {
-            let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| replay_engine(&req, tx, flag)));
+            let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                let _heads = super::presence::HEADS.lock().unwrap_or_else(|p| p.into_inner());
+                replay_engine(&req, tx, flag)
+            }));
             let msg = match r {
                 Ok(r) => r,
                 Err(_) => Err(super::term::take_panic().unwrap_or_else(|| "the replay thread panicked".into())),
@@ -203,6 +210,7 @@ pub fn start_timing(req: &TimingRequest, done: Sender<Msg>) -> Result<TimingRunn
         .name("cardbench-timing".into())
         .spawn(move || {
             let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| -> Result<TimingEnd, String> {
+                let _heads = super::presence::HEADS.lock().unwrap_or_else(|p| p.into_inner());
                 let r = run::execute(&spec, &mut lab, &groups, &opts, &out, &req.run_id, &req.profile)
                     .map_err(|e| format!("{e:#}"))?;
                 // The console table would draw over the UI: the panel shows the same figures.
