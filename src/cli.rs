@@ -667,6 +667,7 @@ fn recover(
         }
         idx.push(i);
     }
+    crate::head::usable::open(&mut lab.heads, idx.iter().copied())?;
     // What the terminal knows of the interrupted run, read before any card is touched.
     let journal = match trace {
         Some(t) => Journal::from_trace(&crate::trace::read(t).map_err(|e| anyhow::anyhow!("{e}"))?),
@@ -855,14 +856,19 @@ fn watch_readers(seconds: Option<u64>) -> Result<ExitCode> {
     }
     stop.store(true, std::sync::atomic::Ordering::Relaxed);
     match watcher.join() {
-        Ok(r) => r.context("PC/SC (is pcscd running?)")?,
+        Ok(r) => r.map_err(pcsc_down)?,
         Err(_) => anyhow::bail!("reader watcher panicked"),
     }
     Ok(ExitCode::SUCCESS)
 }
 
+/// pcscd could not be asked: the error with what to try.
+fn pcsc_down(e: crate::head::HeadError) -> anyhow::Error {
+    anyhow::anyhow!("PC/SC: {e}; {}", crate::head::usable::hint("pcsc", &e))
+}
+
 fn pcsc_readers() -> Result<ExitCode> {
-    let readers = crate::head::pcsc_head::list_readers().context("PC/SC (is pcscd running?)")?;
+    let readers = crate::head::pcsc_head::list_readers().map_err(pcsc_down)?;
     if readers.is_empty() {
         println!("no PC/SC readers");
     }
@@ -1002,8 +1008,15 @@ fn serve_pn532<C: crate::sim::card::SimCard + 'static>(
 fn heads(profile: &Path) -> Result<ExitCode> {
     let loaded = crate::profile::load(profile)?;
     let mut lab = Lab::from_profile(&loaded)?;
-    println!("{:<8} {:<8} {:<20} {:<8} {:<6} ATR", "HEAD", "DRIVER", "READER", "ROLE", "CARD");
-    for h in lab.heads.iter_mut() {
+    // Each head opened on its own: every unusable one is listed (and named on stderr).
+    let unusable = crate::head::usable::open_each(&mut lab.heads);
+    println!("{:<8} {:<8} {:<24} {:<8} {:<6} ATR", "HEAD", "DRIVER", "READER", "ROLE", "CARD");
+    for (i, h) in lab.heads.iter_mut().enumerate() {
+        if let Some((_, u)) = unusable.iter().find(|(j, _)| *j == i) {
+            let info = h.head.info();
+            println!("{:<8} {:<8} {:<24} {:<8} {:<6} ({})", info.name, info.driver, info.reader, h.role, "?", u.error);
+            continue;
+        }
         let present = h.head.card_present();
         let atr = match present {
             Ok(true) => h.head.power_on().map(hex::encode_upper).unwrap_or_else(|e| format!("({e})")),
@@ -1016,9 +1029,13 @@ fn heads(profile: &Path) -> Result<ExitCode> {
             Ok(false) => "no",
             Err(_) => "?",
         };
-        println!("{:<8} {:<8} {:<20} {:<8} {:<6} {atr}", info.name, info.driver, info.reader, h.role, card);
+        println!("{:<8} {:<8} {:<24} {:<8} {:<6} {atr}", info.name, info.driver, info.reader, h.role, card);
     }
-    Ok(ExitCode::SUCCESS)
+    for (_, u) in &unusable {
+        eprintln!("cardbench: error: {u}");
+    }
+    // A listed head that cannot be used is the bench's failure: exit 2, like every command.
+    Ok(if unusable.is_empty() { ExitCode::SUCCESS } else { ExitCode::from(2) })
 }
 
 fn default_run_id(plan_id: &str) -> String {
@@ -1283,6 +1300,7 @@ fn time(
     let mut lab = Lab::from_profile(&loaded)?;
     let spec = crate::timing::spec::load(spec_path)?;
     let groups = run::bind(&spec, &lab.heads, heads, peers)?;
+    crate::head::usable::open(&mut lab.heads, groups.iter().flat_map(|g| std::iter::once(g.dut).chain(g.peer)))?;
     if let Some(w) = lab.seeded_keys_on_real_heads() {
         eprintln!("cardbench: warning: {w}");
     }

@@ -200,6 +200,8 @@ pub fn start_timing(req: &TimingRequest, done: Sender<Msg>) -> Result<TimingRunn
     let mut lab = Lab::from_profile(&loaded).map_err(|e| e.to_string())?;
     let spec = crate::timing::spec::load(&req.spec).map_err(|e| format!("{e:#}"))?;
     let groups = run::bind(&spec, &lab.heads, &req.heads, &[]).map_err(|e| format!("{e:#}"))?;
+    crate::head::usable::open(&mut lab.heads, groups.iter().flat_map(|g| std::iter::once(g.dut).chain(g.peer)))
+        .map_err(|e| e.to_string())?;
     let dir = lab.logs.join(&req.run_id);
     std::fs::create_dir_all(&dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
     let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
