@@ -483,7 +483,8 @@ pub fn run_batch(l: &Loaded, lab: Lab, plan: &Plan, opts: &BatchOptions) -> Resu
     std::thread::scope(|scope| {
         for dut in duts.drain(..) {
             let tx = tx.clone();
-            let (queue, factory, keyset, dir, announce) = (&queue, &factory, &keyset, &dir, &announce);
+            let (queue, factory, keyset, dir, announce, console) =
+                (&queue, &factory, &keyset, &dir, &announce, &console);
             let peer_name = format!("{}.peer", dut.name);
             scope.spawn(move || {
                 let mut heads = vec![
@@ -542,7 +543,11 @@ pub fn run_batch(l: &Loaded, lab: Lab, plan: &Plan, opts: &BatchOptions) -> Resu
                         announce,
                     );
                     let card = match &r {
-                        Ok(c) => Some((c.card_id.clone(), c.verdict.word().to_string())),
+                        Ok(c) => {
+                            // Counted here so the head's `done` line below includes it.
+                            console.card(c);
+                            Some((c.card_id.clone(), c.verdict.word().to_string()))
+                        }
                         Err(e) => {
                             last = HeadState::Fault(format!("{e:#}"));
                             None
@@ -590,7 +595,6 @@ pub fn run_batch(l: &Loaded, lab: Lab, plan: &Plan, opts: &BatchOptions) -> Resu
                         continue;
                     }
                     progress.card(&card);
-                    console.card(&card);
                     if let Some(o) = &opts.observer {
                         let _ = o.send(BatchEvent::CardDone(Box::new(card.clone())));
                     }

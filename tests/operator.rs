@@ -1,0 +1,232 @@
+//! The operator at a real reader and the bench's exit codes, through real pcscd and vpcd:
+//! - pcscd down (stopped for real, the lock still held): `run`, `batch`, `time`, `replay`,
+//!   `recover` and `heads` exit 2 naming the head, its reader and the hint, and create nothing;
+//! - `heads --profile` exits 2 when one listed head is unusable (its reader is missing) while
+//!   the others are listed;
+//! - a headless batch on one vpcd head prompts the operator (insert / remove, with the reader),
+//!   counts per head, and a card's time starts when it is detected, not while the head waited.
+
+#[path = "common/pcscd.rs"]
+mod pcscd;
+
+use pcscd::{available, bin, vpcd_port, Bridge, Pcscd};
+use std::io::BufRead;
+use std::path::{Path, PathBuf};
+use std::process::{Output, Stdio};
+use std::time::Duration;
+
+const HINT: &str = "is pcscd running? (`scripts/pcscd-lab.sh start";
+
+fn text(o: &Output) -> (String, String) {
+    (String::from_utf8_lossy(&o.stdout).into_owned(), String::from_utf8_lossy(&o.stderr).into_owned())
+}
+
+/// Exit 2 with the head, its reader and the hint on stderr, and no `nothing` created.
+#[track_caller]
+fn refused(what: &str, o: &Output, head: &str, reader: &str, nothing: &Path) {
+    let (out, err) = text(o);
+    assert_eq!(o.status.code(), Some(2), "{what}: exit 2\n{out}{err}");
+    let line = err.lines().find(|l| l.starts_with("cardbench: error:")).unwrap_or_else(|| panic!("{what}: {err}"));
+    for x in [&format!("head {head} "), &format!("'{reader}'"), "reader service stopped", HINT] {
+        assert!(line.contains(x), "{what}: {x:?} in {line:?}");
+    }
+    assert!(!nothing.exists(), "{what}: {} was created", nothing.display());
+}
+
+#[test]
+fn pcscd_down_is_exit_2_everywhere_and_creates_nothing() {
+    if !available() {
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    // A trace to replay, from the in-process lab (needs no pcscd).
+    let src = tmp.path().join("src");
+    let o = bin()
+        .args(["run", "test-plans/smoke.toml", "-q", "--profile", "profiles/virtual-lab.toml", "--run-id", "S", "--logs"])
+        .arg(&src)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{:?}", text(&o));
+    let trace = src.join("S/trace.csv");
+
+    let pcscd = Pcscd::start(6, &tmp.path().join("pcscd"));
+    pcscd.stop();
+    let logs = tmp.path().join("logs");
+    let lab = "profiles/vpcd-lab.toml";
+    let run = |args: &[&str]| bin().args(args).arg("--logs").arg(&logs).output().unwrap();
+
+    let o = run(&["run", "test-plans/smoke.toml", "--profile", lab]);
+    refused("run", &o, "A", "cardbench vpcd 0 00 00", &logs);
+    let o = run(&["batch", "--profile", lab, "--plan", "test-plans/certification.toml", "--batch-id", "P1"]);
+    refused("batch", &o, "E", "cardbench vpcd 4 00 00", &logs);
+    let o = run(&["time", "test-plans/timing/hot-path.toml", "--profile", lab, "--head", "E"]);
+    // E and its peer, the spec's C: the first unusable one is named.
+    refused("time", &o, "C", "cardbench vpcd 2 00 00", &logs);
+    let o = run(&["replay", trace.to_str().unwrap(), "--profile", lab]);
+    refused("replay", &o, "A", "cardbench vpcd 0 00 00", &logs);
+    let o = run(&["replay", trace.to_str().unwrap(), "--profile", lab, "--mode", "session"]);
+    refused("replay --mode session", &o, "A", "cardbench vpcd 0 00 00", &logs);
+    let o = run(&["recover", "--profile", lab, "--head", "A"]);
+    refused("recover", &o, "A", "cardbench vpcd 0 00 00", &logs);
+
+    // heads --profile: every head listed, each unusable one named on stderr, exit 2.
+    let o = bin().args(["heads", "--profile", lab]).output().unwrap();
+    let (out, err) = text(&o);
+    assert_eq!(o.status.code(), Some(2), "{out}{err}");
+    for h in ["A", "B", "C", "D", "E", "F"] {
+        assert!(out.lines().any(|l| l.starts_with(&format!("{h} ")) && l.contains("?")), "{h} listed:\n{out}");
+        assert!(err.contains(&format!("head {h} (pcsc reader")), "{h} named:\n{err}");
+    }
+    assert!(err.contains(HINT), "{err}");
+    // heads without a profile, and --watch: pcscd itself is the head.
+    for args in [&["heads"][..], &["heads", "--watch", "--seconds", "1"]] {
+        let o = bin().args(args).output().unwrap();
+        let (out, err) = text(&o);
+        assert_eq!(o.status.code(), Some(2), "{args:?}: {out}{err}");
+        assert!(err.contains("PC/SC: reader service stopped") && err.contains(HINT), "{args:?}: {err}");
+    }
+}
+
+#[test]
+fn heads_exits_2_when_a_listed_head_is_unusable() {
+    if !available() {
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    // Two vpcd readers: heads A and B have theirs, C-F name readers pcscd does not have.
+    let _pcscd = Pcscd::start(2, &tmp.path().join("pcscd"));
+    let _a = Bridge::start("card-a", 0, 0);
+    pcscd::wait_readers_with_cards(1);
+    let o = bin().args(["heads", "--profile", "profiles/vpcd-lab.toml"]).output().unwrap();
+    let (out, err) = text(&o);
+    assert_eq!(o.status.code(), Some(2), "{out}{err}");
+    let line = |h: &str| out.lines().find(|l| l.starts_with(&format!("{h} "))).unwrap_or_else(|| panic!("{h}:\n{out}"));
+    assert!(line("A").contains("yes") && line("A").contains("3B89004341524442454E4348"), "{out}");
+    assert!(line("B").contains(" no "), "{out}");
+    assert!(line("C").contains("no reader matches"), "{out}");
+    assert!(err.contains("head C (pcsc reader 'cardbench vpcd 2 00 00'): reader gone"), "{err}");
+    assert!(err.contains("`cardbench heads` lists the readers"), "{err}");
+    assert!(!err.contains("head A ") && !err.contains("head B "), "{err}");
+}
+
+/// A lab with one PC/SC DUT head E (vpcd reader 4) and two DUT cards the bridges serve.
+fn one_head_lab(dir: &Path) -> PathBuf {
+    let dut = |name: &str, id: &str| {
+        format!(
+            "[[card]]\nname = \"{name}\"\nid = \"{id}\"\nprotocol = \"T=0\"\npurse_counter = 50\ncpay_amount = 5000\n\
+             balance = 10000\nmax_balance = 100000\nvalidity = \"2030-12-31\"\nupdate_key = 1\ntransfer_key = 2\n\
+             transfer_key_limit = 6\nupdate_key_limit = 3\nslots = [3, 4]\ncert_expiry = \"2035-12-31\"\n\n"
+        )
+    };
+    let text = format!(
+        "name = \"one-head\"\n[keyset]\nseed = \"cardbench virtual lab\"\nrevoked = [0x0000EE05, 0x0003EE01]\n\n\
+         [defaults]\nlogs = \"logs\"\nclock = \"2026-06-01T12:00:00Z\"\n\n\
+         [[head]]\nname = \"E\"\ndriver = \"pcsc\"\nrole = \"dut\"\nreader = \"cardbench vpcd 4 00 00\"\n\n\
+         {}{}\
+         [[card]]\nname = \"reference\"\nid = \"CB00000000000E01\"\nprotocol = \"T=1\"\nbalance = 5000\n\
+         update_key = 1\ntransfer_key = 1\n\n\
+         [batch]\ndut_card = \"card-1\"\npeer_card = \"reference\"\nid_prefix = \"CB00C000\"\ncount = 2\n",
+        dut("card-1", "CB00C00000000011"),
+        dut("card-2", "CB00C00000000012"),
+    );
+    let p = dir.join("one-head.toml");
+    std::fs::write(&p, text).unwrap();
+    p
+}
+
+/// A card of `lab` in vpcd reader 4 (head E).
+fn insert(lab: &Path, card: &str) -> Bridge {
+    let port = vpcd_port(4).to_string();
+    Bridge::spawn(&["sim", "vpcd", "--profile", lab.to_str().unwrap(), "--card", card, "--port", &port])
+}
+
+/// Lines of a child's stream, read on a thread.
+fn lines_of(r: impl std::io::Read + Send + 'static) -> crossbeam_channel::Receiver<String> {
+    let (tx, rx) = crossbeam_channel::unbounded();
+    std::thread::spawn(move || {
+        for l in std::io::BufReader::new(r).lines() {
+            let Ok(l) = l else { break };
+            if tx.send(l).is_err() {
+                break;
+            }
+        }
+    });
+    rx
+}
+
+/// Read lines until one contains `what` (every line read is kept in `seen`).
+#[track_caller]
+fn expect_line(rx: &crossbeam_channel::Receiver<String>, seen: &mut Vec<String>, what: &str) -> String {
+    loop {
+        match rx.recv_timeout(Duration::from_secs(180)) {
+            Ok(l) => {
+                seen.push(l.clone());
+                if l.contains(what) {
+                    return l;
+                }
+            }
+            Err(e) => panic!("no line with {what:?} ({e}); so far:\n{}", seen.join("\n")),
+        }
+    }
+}
+
+fn rfc3339(s: &str) -> chrono::DateTime<chrono::Utc> {
+    chrono::DateTime::parse_from_rfc3339(s).unwrap().with_timezone(&chrono::Utc)
+}
+
+#[test]
+fn a_headless_batch_on_a_real_reader_prompts_the_operator_and_times_cards_from_detection() {
+    if !available() {
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let _pcscd = Pcscd::start(6, &tmp.path().join("pcscd"));
+    let lab = one_head_lab(tmp.path());
+    let logs = tmp.path().join("logs");
+    let mut child = bin()
+        .args(["batch", "--profile", lab.to_str().unwrap(), "--plan", "test-plans/certification.toml"])
+        .args(["--batch-id", "OP", "--count", "2", "--logs"])
+        .arg(&logs)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let err = lines_of(child.stderr.take().unwrap());
+    let out = lines_of(child.stdout.take().unwrap());
+    let mut seen = Vec::new();
+    let insert_prompt = "[E] insert the next card in E (reader cardbench vpcd 4 00 00)";
+    expect_line(&err, &mut seen, insert_prompt);
+    // The head waits; the card's time must not include this wait.
+    let inserted_1 = chrono::Utc::now();
+    let b1 = insert(&lab, "card-1");
+    expect_line(&err, &mut seen, "[E] card CB00C00000000011 detected: testing (#1)");
+    expect_line(&err, &mut seen, "[E] remove card CB00C00000000011 (pass) from E (reader cardbench vpcd 4 00 00)");
+    let judged_1 = chrono::Utc::now();
+    drop(b1);
+    expect_line(&err, &mut seen, insert_prompt);
+    let inserted_2 = chrono::Utc::now();
+    let _b2 = insert(&lab, "card-2");
+    expect_line(&err, &mut seen, "[E] card CB00C00000000012 detected: testing (#2)");
+    expect_line(&err, &mut seen, "[E] done: 2 pass, 0 fail, 0 aborted");
+    let status = child.wait().unwrap();
+    let stdout: Vec<String> = out.iter().collect();
+    assert_eq!(status.code(), Some(0), "{}\n{}", stdout.join("\n"), seen.join("\n"));
+    assert!(stdout.iter().any(|l| l == "head E: 2 pass, 0 fail, 0 aborted"), "{stdout:?}");
+
+    // A card's time runs from its detection: it started after the operator inserted it.
+    let journal = std::fs::read_to_string(logs.join("OP/journal.jsonl")).unwrap();
+    let cards: Vec<serde_json::Value> = journal.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    let card = |i: u64| cards.iter().find(|c| c["index"] == i).unwrap();
+    let (c1, c2) = (card(1), card(2));
+    assert!(rfc3339(c1["started"].as_str().unwrap()) >= inserted_1, "{c1}");
+    assert!(rfc3339(c2["started"].as_str().unwrap()) >= inserted_2, "{c2}");
+    let ms = c1["duration_ms"].as_f64().unwrap();
+    assert!(ms <= (judged_1 - inserted_1).num_milliseconds() as f64, "card 1 took {ms} ms, within its time in the head");
+    // JUnit carries the same time per card.
+    let junit = std::fs::read_to_string(logs.join("OP/junit.xml")).unwrap();
+    let at = junit.find("name=\"card CB00C00000000011\"").unwrap();
+    let from = junit[..at].rfind("<testsuite ").unwrap();
+    let suite = &junit[from..from + junit[from..].find('>').unwrap()];
+    let t: f64 = suite.split(" time=\"").nth(1).unwrap().split('"').next().unwrap().parse().unwrap();
+    assert!((t * 1000.0 - ms).abs() < 1.0, "{suite} vs {ms} ms");
+}
