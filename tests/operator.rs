@@ -230,3 +230,82 @@ fn a_headless_batch_on_a_real_reader_prompts_the_operator_and_times_cards_from_d
     let t: f64 = suite.split(" time=\"").nth(1).unwrap().split('"').next().unwrap().parse().unwrap();
     assert!((t * 1000.0 - ms).abs() < 1.0, "{suite} vs {ms} ms");
 }
+
+/// Lines of the trace at `p` whose head is `head` and kind a wire exchange.
+fn wire_rows(p: &Path, head: &str) -> usize {
+    let Ok(mut r) = csv::Reader::from_path(p) else { return 0 };
+    r.records()
+        .filter_map(|x| x.ok())
+        .filter(|x| x.get(4) == Some(head) && ["command", "get-response", "resend-6c"].contains(&x.get(15).unwrap_or("")))
+        .count()
+}
+
+#[test]
+fn pcscd_stopped_during_a_run_or_a_batch_is_exit_2_naming_the_head() {
+    if !available() {
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let pcscd = Pcscd::start(6, &tmp.path().join("pcscd"));
+    let logs = tmp.path().join("logs");
+
+    // A batch whose head waits for the operator's card when pcscd goes away.
+    let lab = one_head_lab(tmp.path());
+    let mut child = bin()
+        .args(["batch", "--profile", lab.to_str().unwrap(), "--plan", "test-plans/certification.toml"])
+        .args(["--batch-id", "DOWN", "--count", "1", "-q", "--logs"])
+        .arg(&logs)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let err = lines_of(child.stderr.take().unwrap());
+    let mut seen = Vec::new();
+    expect_line(&err, &mut seen, "[E] insert the next card in E (reader cardbench vpcd 4 00 00)");
+    pcscd.stop();
+    let line = expect_line(&err, &mut seen, "cardbench: error:");
+    assert_eq!(child.wait().unwrap().code(), Some(2), "{}", seen.join("\n"));
+    for x in ["head E (pcsc reader 'cardbench vpcd 4 00 00')", HINT] {
+        assert!(line.contains(x), "{x:?} in {line:?}");
+    }
+
+    // A run whose card stops answering (its command stays in pcscd) when pcscd goes away: the
+    // cases end in errors, and the run says it is the bench's failure.
+    pcscd.start_again();
+    let plan = tmp.path().join("a-only.toml");
+    let mut p = String::from("[plan]\nid = \"a-only\"\nversion = \"1.0.0\"\nroles = [\"A\"]\n");
+    for i in 1..=4 {
+        p += &format!(
+            "\n[[case]]\nid = \"A-{i}\"\ntitle = \"purse\"\n[[case.step]]\ndo = \"read\"\nhead = \"A\"\n\
+             state = \"purse\"\nas = \"p\"\n"
+        );
+    }
+    std::fs::write(&plan, p).unwrap();
+    // identify (2 exchanges) and case A-1 (3) are answered; A-2's first command hangs.
+    let _a = Bridge::start_with("card-a", 0, &["--stall-after", "5"]);
+    pcscd::wait_readers_with_cards(1);
+    let child = bin()
+        .args(["run", plan.to_str().unwrap(), "--profile", "profiles/vpcd-lab.toml", "--run-id", "R", "--logs"])
+        .arg(&logs)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let trace = logs.join("R/trace.csv");
+    let t0 = std::time::Instant::now();
+    while wire_rows(&trace, "A") < 5 {
+        assert!(t0.elapsed() < Duration::from_secs(60), "the run did not reach its stalled command");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    pcscd.stop();
+    let o = child.wait_with_output().unwrap();
+    let (out, err) = text(&o);
+    assert_eq!(o.status.code(), Some(2), "{out}{err}");
+    let line = err.lines().find(|l| l.starts_with("cardbench: error:")).unwrap_or_else(|| panic!("{err}"));
+    for x in ["run R could not finish", "head A (pcsc reader 'cardbench vpcd 0 00 00')", HINT] {
+        assert!(line.contains(x), "{x:?} in {line:?}");
+    }
+    // The run's own record is complete: its summary line and trace are there.
+    assert!(out.contains("a-only: 4 cases, 1 passed"), "{out}");
+    assert!(trace.exists());
+}

@@ -439,6 +439,8 @@ impl Head for PcscHead {
     /// pcscd answers and a reader matches the pattern (its full name is then the head's
     /// `info().reader`).
     fn open(&mut self) -> Result<(), HeadError> {
+        // Asked of pcscd every time: the reader found earlier (or pcscd itself) may be gone.
+        self.reader = None;
         self.reader().map(|_| ())
     }
 
