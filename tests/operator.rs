@@ -6,12 +6,15 @@
 //! - a headless batch on one vpcd head prompts the operator (insert / remove, with the reader),
 //!   counts per head, and a card's time starts when it is detected, not while the head waited.
 
+#[path = "common/operator_lab.rs"]
+mod operator_lab;
 #[path = "common/pcscd.rs"]
 mod pcscd;
 
-use pcscd::{available, bin, vpcd_port, Bridge, Pcscd};
+use operator_lab::{insert, one_head_lab};
+use pcscd::{available, bin, Bridge, Pcscd};
 use std::io::BufRead;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Output, Stdio};
 use std::time::Duration;
 
@@ -42,7 +45,16 @@ fn pcscd_down_is_exit_2_everywhere_and_creates_nothing() {
     // A trace to replay, from the in-process lab (needs no pcscd).
     let src = tmp.path().join("src");
     let o = bin()
-        .args(["run", "test-plans/smoke.toml", "-q", "--profile", "profiles/virtual-lab.toml", "--run-id", "S", "--logs"])
+        .args([
+            "run",
+            "test-plans/smoke.toml",
+            "-q",
+            "--profile",
+            "profiles/virtual-lab.toml",
+            "--run-id",
+            "S",
+            "--logs",
+        ])
         .arg(&src)
         .output()
         .unwrap();
@@ -107,37 +119,6 @@ fn heads_exits_2_when_a_listed_head_is_unusable() {
     assert!(err.contains("head C (pcsc reader 'cardbench vpcd 2 00 00'): reader gone"), "{err}");
     assert!(err.contains("`cardbench heads` lists the readers"), "{err}");
     assert!(!err.contains("head A ") && !err.contains("head B "), "{err}");
-}
-
-/// A lab with one PC/SC DUT head E (vpcd reader 4) and two DUT cards the bridges serve.
-fn one_head_lab(dir: &Path) -> PathBuf {
-    let dut = |name: &str, id: &str| {
-        format!(
-            "[[card]]\nname = \"{name}\"\nid = \"{id}\"\nprotocol = \"T=0\"\npurse_counter = 50\ncpay_amount = 5000\n\
-             balance = 10000\nmax_balance = 100000\nvalidity = \"2030-12-31\"\nupdate_key = 1\ntransfer_key = 2\n\
-             transfer_key_limit = 6\nupdate_key_limit = 3\nslots = [3, 4]\ncert_expiry = \"2035-12-31\"\n\n"
-        )
-    };
-    let text = format!(
-        "name = \"one-head\"\n[keyset]\nseed = \"cardbench virtual lab\"\nrevoked = [0x0000EE05, 0x0003EE01]\n\n\
-         [defaults]\nlogs = \"logs\"\nclock = \"2026-06-01T12:00:00Z\"\n\n\
-         [[head]]\nname = \"E\"\ndriver = \"pcsc\"\nrole = \"dut\"\nreader = \"cardbench vpcd 4 00 00\"\n\n\
-         {}{}\
-         [[card]]\nname = \"reference\"\nid = \"CB00000000000E01\"\nprotocol = \"T=1\"\nbalance = 5000\n\
-         update_key = 1\ntransfer_key = 1\n\n\
-         [batch]\ndut_card = \"card-1\"\npeer_card = \"reference\"\nid_prefix = \"CB00C000\"\ncount = 2\n",
-        dut("card-1", "CB00C00000000011"),
-        dut("card-2", "CB00C00000000012"),
-    );
-    let p = dir.join("one-head.toml");
-    std::fs::write(&p, text).unwrap();
-    p
-}
-
-/// A card of `lab` in vpcd reader 4 (head E).
-fn insert(lab: &Path, card: &str) -> Bridge {
-    let port = vpcd_port(4).to_string();
-    Bridge::spawn(&["sim", "vpcd", "--profile", lab.to_str().unwrap(), "--card", card, "--port", &port])
 }
 
 /// Lines of a child's stream, read on a thread.
@@ -221,7 +202,10 @@ fn a_headless_batch_on_a_real_reader_prompts_the_operator_and_times_cards_from_d
     assert!(rfc3339(c1["started"].as_str().unwrap()) >= inserted_1, "{c1}");
     assert!(rfc3339(c2["started"].as_str().unwrap()) >= inserted_2, "{c2}");
     let ms = c1["duration_ms"].as_f64().unwrap();
-    assert!(ms <= (judged_1 - inserted_1).num_milliseconds() as f64, "card 1 took {ms} ms, within its time in the head");
+    assert!(
+        ms <= (judged_1 - inserted_1).num_milliseconds() as f64,
+        "card 1 took {ms} ms, within its time in the head"
+    );
     // JUnit carries the same time per card.
     let junit = std::fs::read_to_string(logs.join("OP/junit.xml")).unwrap();
     let at = junit.find("name=\"card CB00C00000000011\"").unwrap();
@@ -236,7 +220,9 @@ fn wire_rows(p: &Path, head: &str) -> usize {
     let Ok(mut r) = csv::Reader::from_path(p) else { return 0 };
     r.records()
         .filter_map(|x| x.ok())
-        .filter(|x| x.get(4) == Some(head) && ["command", "get-response", "resend-6c"].contains(&x.get(15).unwrap_or("")))
+        .filter(|x| {
+            x.get(4) == Some(head) && ["command", "get-response", "resend-6c"].contains(&x.get(15).unwrap_or(""))
+        })
         .count()
 }
 

@@ -517,7 +517,10 @@ pub fn run_batch(l: &Loaded, lab: Lab, plan: &Plan, opts: &BatchOptions) -> Resu
                                     heads[0].name,
                                     presence_timeout.as_secs()
                                 );
-                                last = HeadState::Fault(format!("no card inserted within {} s", presence_timeout.as_secs()));
+                                last = HeadState::Fault(format!(
+                                    "no card inserted within {} s",
+                                    presence_timeout.as_secs()
+                                ));
                                 let _ = tx.send(WorkerMsg::Stalled(why));
                                 break;
                             }
@@ -570,7 +573,10 @@ pub fn run_batch(l: &Loaded, lab: Lab, plan: &Plan, opts: &BatchOptions) -> Resu
                                     heads[0].name,
                                     presence_timeout.as_secs()
                                 );
-                                last = HeadState::Fault(format!("card not taken out within {} s", presence_timeout.as_secs()));
+                                last = HeadState::Fault(format!(
+                                    "card not taken out within {} s",
+                                    presence_timeout.as_secs()
+                                ));
                                 let _ = tx.send(WorkerMsg::Stalled(why));
                                 break;
                             }

@@ -97,7 +97,9 @@ impl Console {
             HeadState::Waiting { .. } | HeadState::Remove { .. } => {
                 state.prompt(head, reader).map(|p| format!("[{head}] {p}{bell}"))
             }
-            HeadState::Testing { index, card_id } => Some(format!("[{head}] card {card_id} detected: testing (#{index})")),
+            HeadState::Testing { index, card_id } => {
+                Some(format!("[{head}] card {card_id} detected: testing (#{index})"))
+            }
             HeadState::Done => {
                 let c = self.counts(head);
                 Some(format!("[{head}] done: {} pass, {} fail, {} aborted", c.pass, c.fail, c.aborted))

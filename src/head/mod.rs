@@ -7,8 +7,8 @@ pub mod pcsc_head;
 pub mod pn532;
 pub mod replay_head;
 pub mod service;
-pub mod usable;
 pub mod tap;
+pub mod usable;
 pub mod virtual_head;
 
 use std::time::Duration;

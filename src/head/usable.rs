@@ -39,9 +39,7 @@ pub fn hint(driver: &str, error: &HeadError) -> &'static str {
              (`scripts/pcscd-lab.sh start N` makes N vpcd readers)"
         }
         ("pcsc", _) => "is pcscd running? (`scripts/pcscd-lab.sh start`); `cardbench heads` lists the readers",
-        ("pn532", _) => {
-            "is the PN532 connected to that port? (`cardbench sim pn532 --link PORT` plays one)"
-        }
+        ("pn532", _) => "is the PN532 connected to that port? (`cardbench sim pn532 --link PORT` plays one)",
         _ => "check the head's entry in the profile",
     }
 }

@@ -76,9 +76,17 @@ impl App {
                     }
                     h.case.clear();
                     h.step.clear();
+                    // A card with a verdict leaves the head in order: a head error the plan
+                    // provoked and expected (a mute card) is no fault of the head.
                     match &card.verdict {
-                        Verdict::Pass => h.pass += 1,
-                        Verdict::Fail { .. } => h.fail += 1,
+                        Verdict::Pass => {
+                            h.pass += 1;
+                            h.fault.clear();
+                        }
+                        Verdict::Fail { .. } => {
+                            h.fail += 1;
+                            h.fault.clear();
+                        }
                         Verdict::Aborted { reason } => {
                             h.aborted += 1;
                             h.fault = reason.clone();
