@@ -121,11 +121,13 @@ fn a_batch_on_vpcd_heads_prompts_per_head_and_shows_live_presence() {
     tmux.wait("the insert prompt", LONG, |s| s.contains(INSERT) && e_has(s, &["waiting for card", " no "]));
 
     let card1 = operator_lab::insert(&lab, "card-1");
-    let s = tmux.wait("card 1 judged, the remove prompt", LONG, |s| {
+    // The prompt comes from the head's worker, the count once the card is journaled: both.
+    let s = tmux.wait("card 1 judged and counted, the remove prompt", LONG, |s| {
         s.contains("▶ remove card CB00C00000000011 (pass) from E (reader cardbench vpcd 4 00 00)")
+            && e_has(s, &["   1    0     0"])
     });
-    // The card is still in the reader: present, with its ATR, and counted on E.
-    assert!(e_has(&s, &[" yes ", "CB00C00000000011", "   1    0     0", "remove card"]), "{s}");
+    // The card is still in the reader: present, with its ATR.
+    assert!(e_has(&s, &[" yes ", "CB00C00000000011", "remove card"]), "{s}");
     assert!(s.contains("cardbench vpcd 4 00 00 ATR 3B89004341524442454E4348"), "{s}");
     // The mute card the plan provokes (and expects) is no fault of the head.
     assert!(!s.contains("fault:"), "{s}");
@@ -158,4 +160,58 @@ fn a_batch_on_vpcd_heads_prompts_per_head_and_shows_live_presence() {
     .records()
     .count();
     assert_eq!(summary, 2);
+}
+
+#[test]
+fn a_headless_batch_on_a_terminal_shows_each_head_at_its_case() {
+    if !tmux_installed() {
+        eprintln!("NOTICE: tmux is not installed; skipping the headless terminal test (CI installs it)");
+        return;
+    }
+    if !pcscd::available() {
+        return;
+    }
+    let repo = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let d = tempfile::tempdir().unwrap();
+    let work = d.path().canonicalize().unwrap();
+    let _pcscd = pcscd::Pcscd::start(6, &work.join("pcscd"));
+    let lab = operator_lab::one_head_lab(&work);
+    let exit_file = work.join("exit");
+    let tmux = Tmux { sock: work.join("tmux.sock") };
+    let script = format!(
+        "cd {work} && {bin} batch --profile {profile} --plan {plan} --batch-id H --count 1; echo EXIT=$? > {exit}; echo TEST-SHELL-BACK; sleep 600",
+        work = sh_quote(&work),
+        bin = sh_quote(Path::new(env!("CARGO_BIN_EXE_cardbench"))),
+        profile = sh_quote(&lab),
+        plan = sh_quote(&repo.join("test-plans/certification.toml")),
+        exit = sh_quote(&exit_file),
+    );
+    let out = tmux.cmd(&["new-session", "-d", "-s", "cb", "-x", "120", "-y", "30", &script]);
+    assert!(out.status.success(), "tmux new-session: {}", String::from_utf8_lossy(&out.stderr));
+    // The prompt above the bar, the head's state under it.
+    tmux.wait("the prompt and the board", LONG, |s| {
+        s.contains("[E] insert the next card in E (reader cardbench vpcd 4 00 00)")
+            && s.contains("E: waiting for card #1")
+    });
+    // A card that stops answering after 40 commands: its case stays on the board meanwhile.
+    let port = pcscd::vpcd_port(4).to_string();
+    let lab_arg = lab.to_str().unwrap();
+    let card = pcscd::Bridge::spawn(&[
+        "sim",
+        "vpcd",
+        "--profile",
+        lab_arg,
+        "--card",
+        "card-1",
+        "--port",
+        &port,
+        "--stall-after",
+        "40",
+    ]);
+    let s = tmux.wait("the case under test", LONG, |s| s.contains("E: testing card CB00C00000000011 at "));
+    assert!(s.contains("[E] card CB00C00000000011 detected: testing (#1)"), "{s}");
+    drop(card);
+    tmux.wait("the shell", LONG, |s| s.contains("TEST-SHELL-BACK"));
+    // The card was pulled mid-plan: aborted, exit 1.
+    assert_eq!(std::fs::read_to_string(&exit_file).unwrap().trim(), "EXIT=1");
 }

@@ -266,6 +266,7 @@ fn certify(
     observer: Option<&crossbeam_channel::Sender<BatchEvent>>,
     detected: Option<(Instant, String)>,
     announce: &dyn Fn(&LabHead, HeadState),
+    board: Option<Box<dyn Sink>>,
 ) -> Result<CardResult> {
     // A card's time starts when it is detected: on a real reader when the presence wait saw
     // it (`detected`), on a virtual head once the feeder has inserted it (below); never
@@ -290,6 +291,7 @@ fn certify(
     let trace = TraceCsv::create(&dir.join(&trace_rel), batch_id, &plan.id)?;
     let (rec, rx) = Recorder::new(&plan.id);
     let mut sink_list = vec![Box::new(trace) as Box<dyn Sink>];
+    sink_list.extend(board);
     if let Some(tx) = observer {
         sink_list.push(Box::new(Forward { tx: tx.clone(), head: heads[0].name.clone(), card_id: card_hex.clone() }));
     }
@@ -453,13 +455,17 @@ pub fn run_batch(l: &Loaded, lab: Lab, plan: &Plan, opts: &BatchOptions) -> Resu
     };
     let done_idx: std::collections::BTreeSet<u64> = done.iter().map(|r| r.index).collect();
     let queue: Mutex<VecDeque<u64>> = Mutex::new((1..=count).filter(|i| !done_idx.contains(i)).collect());
-    let progress = Progress::new(count, &done, opts.quiet);
+    let real_heads = duts.iter().any(|h| !crate::lab::simulated(h.head.info().driver));
+    let progress = Progress::new(count, &done, opts.quiet, real_heads);
     let console = operator::Console::new(opts.bell);
     // A head's state goes to the observer (TUI), and for a real reader also to the console.
     let announce = |head: &LabHead, state: HeadState| {
         let info = head.head.info();
         let real = !crate::lab::simulated(info.driver);
         if real && opts.observer.is_none() {
+            if let Some(b) = &progress.board {
+                b.state(&head.name, &state);
+            }
             if let Some(line) = console.line(&head.name, &info.reader, &state) {
                 progress.say(&line);
             }
@@ -483,8 +489,8 @@ pub fn run_batch(l: &Loaded, lab: Lab, plan: &Plan, opts: &BatchOptions) -> Resu
     std::thread::scope(|scope| {
         for dut in duts.drain(..) {
             let tx = tx.clone();
-            let (queue, factory, keyset, dir, announce, console) =
-                (&queue, &factory, &keyset, &dir, &announce, &console);
+            let (queue, factory, keyset, dir, announce, console, board) =
+                (&queue, &factory, &keyset, &dir, &announce, &console, &progress.board);
             let peer_name = format!("{}.peer", dut.name);
             scope.spawn(move || {
                 let mut heads = vec![
@@ -532,6 +538,7 @@ pub fn run_batch(l: &Loaded, lab: Lab, plan: &Plan, opts: &BatchOptions) -> Resu
                             }
                         }
                     }
+                    let board_sink = board.as_ref().filter(|_| real).map(|b| b.sink(&heads[0].name));
                     let r = certify(
                         &mut heads,
                         factory,
@@ -544,6 +551,7 @@ pub fn run_batch(l: &Loaded, lab: Lab, plan: &Plan, opts: &BatchOptions) -> Resu
                         opts.observer.as_ref(),
                         detected,
                         announce,
+                        board_sink,
                     );
                     let card = match &r {
                         Ok(c) => {
@@ -649,6 +657,8 @@ pub fn run_batch(l: &Loaded, lab: Lab, plan: &Plan, opts: &BatchOptions) -> Resu
 /// Headless progress: a bar on a terminal, one line per card otherwise.
 struct Progress {
     bar: Option<indicatif::ProgressBar>,
+    /// On a terminal with real heads: their states under the bar.
+    board: Option<operator::Board>,
     quiet: bool,
     started: Instant,
     counts: Mutex<(u64, u64, u64, u64)>,
@@ -656,21 +666,25 @@ struct Progress {
 }
 
 impl Progress {
-    fn new(total: u64, done: &[CardResult], quiet: bool) -> Progress {
+    fn new(total: u64, done: &[CardResult], quiet: bool, real_heads: bool) -> Progress {
         let mut c = (0, 0, 0, 0);
         for r in done {
             bump(&mut c, r);
         }
         let bar = (!quiet && std::io::IsTerminal::is_terminal(&std::io::stderr())).then(|| {
             let b = indicatif::ProgressBar::new(total);
-            b.set_style(
-                indicatif::ProgressStyle::with_template("{bar:30} {pos}/{len} cards  {msg}  ETA {eta}")
-                    .expect("static template"),
-            );
+            // Real heads: a second line with each head's state (`operator::Board`).
+            let template = if real_heads {
+                "{bar:30} {pos}/{len} cards  {msg}  ETA {eta}\n{prefix}"
+            } else {
+                "{bar:30} {pos}/{len} cards  {msg}  ETA {eta}"
+            };
+            b.set_style(indicatif::ProgressStyle::with_template(template).expect("static template"));
             b.set_position(done.len() as u64);
             b
         });
-        Progress { bar, quiet, started: Instant::now(), counts: Mutex::new(c), total }
+        let board = bar.clone().filter(|_| real_heads).map(operator::Board::new);
+        Progress { bar, board, quiet, started: Instant::now(), counts: Mutex::new(c), total }
     }
 
     fn card(&self, r: &CardResult) {

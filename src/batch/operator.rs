@@ -2,9 +2,11 @@
 //! must do for it (insert the next card, take a card out), for the headless console and the
 //! TUI alike, with the counts per head.
 
+use crate::event::Event;
 use crate::report::{CardResult, Verdict};
+use crate::sinks::Sink;
 use std::collections::BTreeMap;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 /// What a head of a batch is doing, as the operator sees it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -124,6 +126,62 @@ impl Console {
             .iter()
             .map(|(h, c)| format!("head {h}: {} pass, {} fail, {} aborted", c.pass, c.fail, c.aborted))
             .collect()
+    }
+}
+
+/// The real heads' states, with the case under test, as one line under the progress bar on a
+/// terminal (`E: testing card CB… at PURSE-CTR-01  |  F: waiting for card #4`).
+#[derive(Clone)]
+pub struct Board {
+    bar: indicatif::ProgressBar,
+    heads: Arc<Mutex<BTreeMap<String, (HeadState, String)>>>,
+}
+
+impl Board {
+    /// The bar's template must show `{prefix}` (the line this board writes).
+    pub fn new(bar: indicatif::ProgressBar) -> Board {
+        Board { bar, heads: Arc::default() }
+    }
+
+    pub fn state(&self, head: &str, state: &HeadState) {
+        let mut m = self.heads.lock().expect("board lock");
+        m.insert(head.to_string(), (state.clone(), String::new()));
+        self.redraw(&m);
+    }
+
+    fn case(&self, head: &str, case: &str) {
+        let mut m = self.heads.lock().expect("board lock");
+        if let Some((_, c)) = m.get_mut(head) {
+            c.clear();
+            c.push_str(case);
+        }
+        self.redraw(&m);
+    }
+
+    fn redraw(&self, m: &BTreeMap<String, (HeadState, String)>) {
+        let line: Vec<String> = m.iter().map(|(h, (s, c))| format!("{h}: {}", s.describe(c))).collect();
+        self.bar.set_prefix(line.join("  |  "));
+    }
+
+    /// A sink for a card's run on `head`: each case started shows on the board.
+    pub fn sink(&self, head: &str) -> Box<dyn Sink> {
+        Box::new(CaseSink { board: self.clone(), head: head.to_string() })
+    }
+}
+
+struct CaseSink {
+    board: Board,
+    head: String,
+}
+
+impl Sink for CaseSink {
+    fn event(&mut self, e: &Event) -> std::io::Result<()> {
+        if let Event::StepStarted { test_step, engine, .. } = e {
+            if engine == "case" {
+                self.board.case(&self.head, test_step);
+            }
+        }
+        Ok(())
     }
 }
 
