@@ -3,6 +3,8 @@
 //!   `recover` and `heads` exit 2 naming the head, its reader and the hint, and create nothing;
 //! - `heads --profile` exits 2 when one listed head is unusable (its reader is missing) while
 //!   the others are listed;
+//! - pcscd stopped while a batch waits for a card, or during a run: exit 2 naming the head;
+//! - a PN532 head whose port does not answer: `run` and `heads` exit 2 the same way;
 //! - a headless batch on one vpcd head prompts the operator (insert / remove, with the reader),
 //!   counts per head, and a card's time starts when it is detected, not while the head waited.
 
@@ -294,4 +296,32 @@ fn pcscd_stopped_during_a_run_or_a_batch_is_exit_2_naming_the_head() {
     // The run's own record is complete: its summary line and trace are there.
     assert!(out.contains("a-only: 4 cases, 1 passed"), "{out}");
     assert!(trace.exists());
+}
+
+#[test]
+fn a_pn532_head_that_does_not_answer_is_exit_2_and_creates_nothing() {
+    let tmp = tempfile::tempdir().unwrap();
+    let port = tmp.path().join("no-such-port");
+    // profiles/pn532-sim.toml with every head's port somewhere nothing listens.
+    let lab = std::fs::read_to_string(Path::new(pcscd::ROOT).join("profiles/pn532-sim.toml")).unwrap();
+    let lab = ["a", "b", "c", "d"]
+        .iter()
+        .fold(lab, |l, c| l.replace(&format!("/tmp/cardbench-pn532-{c}"), port.to_str().unwrap()));
+    let profile = tmp.path().join("lab.toml");
+    std::fs::write(&profile, lab).unwrap();
+    let logs = tmp.path().join("logs");
+    let o = bin()
+        .args(["run", "test-plans/smoke.toml", "--profile", profile.to_str().unwrap(), "--logs"])
+        .arg(&logs)
+        .output()
+        .unwrap();
+    let (out, err) = text(&o);
+    assert_eq!(o.status.code(), Some(2), "{out}{err}");
+    let want = format!("cardbench: error: head A (pn532 reader '{}'): reader gone: cannot open", port.display());
+    assert!(err.contains(&want) && err.contains("is the PN532 connected to that port?"), "{err}");
+    assert!(!logs.exists());
+    let o = bin().args(["heads", "--profile", profile.to_str().unwrap()]).output().unwrap();
+    let (out, err) = text(&o);
+    assert_eq!(o.status.code(), Some(2), "{out}{err}");
+    assert_eq!(err.lines().filter(|l| l.contains("is the PN532 connected")).count(), 4, "{err}");
 }

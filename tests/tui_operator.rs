@@ -168,3 +168,66 @@ fn each_head_says_what_the_operator_must_do() {
     head_event(&mut app, HeadState::Fault("reader service stopped".into()));
     assert!(screen(&app).contains("fault: reader service stopped"));
 }
+
+/// `cardbench sim pn532` on a pseudo-terminal with `--link`, killed when dropped.
+struct Sim(std::process::Child);
+
+impl Drop for Sim {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn pn532_sim(link: &std::path::Path) -> Sim {
+    use std::io::BufRead;
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_cardbench"))
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .args(["sim", "pn532", "--profile", "profiles/pn532-sim.toml", "--card", "card-a", "--link"])
+        .arg(link)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    // Serving once it printed its device.
+    let mut line = String::new();
+    std::io::BufReader::new(child.stdout.as_mut().unwrap()).read_line(&mut line).unwrap();
+    assert!(line.starts_with("/dev/"), "{line:?}");
+    Sim(child)
+}
+
+#[test]
+fn pn532_heads_are_polled_through_the_simulator_unless_a_run_holds_them() {
+    use cardbench::tui::presence::{poll_pn532, HEADS};
+    let dir = tempfile::tempdir().unwrap();
+    let link = dir.path().join("pn532-a");
+    let missing = dir.path().join("no-such-port");
+    let profile = dir.path().join("lab.toml");
+    std::fs::write(
+        &profile,
+        format!(
+            "name = \"pn\"\n[keyset]\nseed = \"cardbench virtual lab\"\n\n\
+             [[head]]\nname = \"A\"\ndriver = \"pn532\"\nrole = \"dut\"\nport = \"{}\"\n\n\
+             [[head]]\nname = \"M\"\ndriver = \"pn532\"\nrole = \"dut\"\nport = \"{}\"\n",
+            link.display(),
+            missing.display()
+        ),
+    )
+    .unwrap();
+    let _sim = pn532_sim(&link);
+    let found = poll_pn532(&profile).unwrap();
+    assert_eq!(found.len(), 2, "{found:?}");
+    let (present, atr) = found[0].1.clone().unwrap();
+    assert_eq!(found[0].0, "A");
+    assert!(present, "{found:?}");
+    assert!(atr.is_some_and(|a| a.first() == Some(&0x3B)), "an ATR built from the ATS: {found:?}");
+    let m = found[1].1.clone().unwrap_err();
+    assert!(m.starts_with(&format!("head M (pn532 reader '{}'): reader gone", missing.display())), "{m}");
+    assert!(m.contains("is the PN532 connected"), "{m}");
+    // The port is closed after a look: the next one opens it again.
+    assert!(poll_pn532(&profile).unwrap()[0].1.as_ref().is_ok_and(|(p, _)| *p));
+    // While a run holds the heads, a look does nothing.
+    let held = HEADS.lock().unwrap();
+    assert!(poll_pn532(&profile).unwrap().is_empty());
+    drop(held);
+}
