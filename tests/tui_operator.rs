@@ -162,6 +162,11 @@ fn each_head_says_what_the_operator_must_do() {
     assert!(e.contains(" yes "), "{s}");
     assert!(std::mem::take(&mut app.ring));
 
+    // The worker saw the card go and waits for the next: no card, no ATR (also for heads
+    // without a presence watch).
+    head_event(&mut app, HeadState::Waiting { next: 2 });
+    let s = screen(&app);
+    assert!(line_with(&s, " E ").contains(" no ") && s.contains("cardbench vpcd 4 00 00 ATR —"), "{s}");
     head_event(&mut app, HeadState::Done);
     let s = screen(&app);
     assert!(line_with(&s, " E ").contains("done") && !s.contains("▶"), "{s}");

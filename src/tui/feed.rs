@@ -73,6 +73,7 @@ impl App {
                     // until the operator takes it (the presence watch says when).
                     if !h.real() {
                         h.present = Some(false);
+                        h.atr = None;
                     }
                     h.case.clear();
                     h.step.clear();
@@ -130,6 +131,12 @@ impl App {
                 h.fault.clear();
             }
             HeadState::Fault(why) => h.fault.clone_from(why),
+            // Waiting after a removal: the worker saw the card go (PN532 heads have no
+            // presence watch during a batch; this is how their row learns it).
+            HeadState::Waiting { .. } if matches!(h.state, Some(HeadState::Remove { .. })) => {
+                h.present = Some(false);
+                h.atr = None;
+            }
             _ => {}
         }
         let changed = h.state.as_ref() != Some(&state);
