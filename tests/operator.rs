@@ -153,6 +153,10 @@ fn expect_line(rx: &crossbeam_channel::Receiver<String>, seen: &mut Vec<String>,
     }
 }
 
+fn ms_floor(t: chrono::DateTime<chrono::Utc>) -> chrono::DateTime<chrono::Utc> {
+    chrono::DateTime::from_timestamp_millis(t.timestamp_millis()).unwrap()
+}
+
 fn rfc3339(s: &str) -> chrono::DateTime<chrono::Utc> {
     chrono::DateTime::parse_from_rfc3339(s).unwrap().with_timezone(&chrono::Utc)
 }
@@ -201,6 +205,8 @@ fn a_headless_batch_on_a_real_reader_prompts_the_operator_and_times_cards_from_d
     let cards: Vec<serde_json::Value> = journal.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
     let card = |i: u64| cards.iter().find(|c| c["index"] == i).unwrap();
     let (c1, c2) = (card(1), card(2));
+    // `started` is written to the millisecond.
+    let (inserted_1, inserted_2) = (ms_floor(inserted_1), ms_floor(inserted_2));
     assert!(rfc3339(c1["started"].as_str().unwrap()) >= inserted_1, "{c1}");
     assert!(rfc3339(c2["started"].as_str().unwrap()) >= inserted_2, "{c2}");
     let ms = c1["duration_ms"].as_f64().unwrap();

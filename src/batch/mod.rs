@@ -680,6 +680,10 @@ impl Progress {
                 "{bar:30} {pos}/{len} cards  {msg}  ETA {eta}"
             };
             b.set_style(indicatif::ProgressStyle::with_template(template).expect("static template"));
+            if real_heads {
+                // The board changes between cards (cases, prompts): redraw it on its own.
+                b.enable_steady_tick(std::time::Duration::from_millis(250));
+            }
             b.set_position(done.len() as u64);
             b
         });
