@@ -43,6 +43,9 @@ pub enum Cmd {
         /// Plan to start with (default: the first in test-plans/).
         #[arg(long)]
         plan: Option<PathBuf>,
+        /// Ring the terminal bell with each operator prompt (insert / remove a card).
+        #[arg(long)]
+        bell: bool,
     },
     /// Run a plan of protocol-engine steps on a profile's heads.
     Run {
@@ -84,7 +87,8 @@ pub enum Cmd {
         /// Directory for batch folders (default: the profile's `logs`, else ./logs).
         #[arg(long)]
         logs: Option<PathBuf>,
-        /// No progress output, only the summary line.
+        /// No progress output, only the summary line (operator prompts for real readers
+        /// still go to stderr).
         #[arg(long, short)]
         quiet: bool,
         /// Resume even though the plan (or an include), the profile or the keyset changed
@@ -95,6 +99,9 @@ pub enum Cmd {
         /// the earlier one, recorded as a re-certification); without it the card is refused.
         #[arg(long)]
         recertify: bool,
+        /// Ring the terminal bell with each operator prompt (insert / remove a card).
+        #[arg(long)]
+        bell: bool,
     },
     /// Rebuild every report of a batch folder (summary.csv, junit.xml, results.json) from
     /// its batch.json and journal, byte for byte what the batch wrote.
@@ -446,18 +453,18 @@ pub fn main() -> ExitCode {
 fn dispatch(cli: Cli) -> Result<ExitCode, BenchError> {
     let Some(cmd) = cli.cmd else {
         if std::io::IsTerminal::is_terminal(&std::io::stdout()) {
-            return tui(None, None);
+            return tui(None, None, false);
         }
         let _ = <Cli as clap::CommandFactory>::command().write_long_help(&mut std::io::stderr());
         return Ok(ExitCode::from(2));
     };
     match cmd {
-        Cmd::Tui { profile, plan } => tui(profile, plan),
+        Cmd::Tui { profile, plan, bell } => tui(profile, plan, bell),
         Cmd::Run { plan, profile, run_id, logs, quiet, terminal_seed_from } => {
             run(&plan, &profile, run_id, logs, quiet, terminal_seed_from.as_deref())
         }
-        Cmd::Batch { profile, plan, batch_id, count, logs, quiet, force_changed, recertify } => {
-            let args = BatchArgs { profile, plan, batch_id, count, logs, quiet, force_changed, recertify };
+        Cmd::Batch { profile, plan, batch_id, count, logs, quiet, force_changed, recertify, bell } => {
+            let args = BatchArgs { profile, plan, batch_id, count, logs, quiet, force_changed, recertify, bell };
             batch(args).map_err(BenchError)
         }
         Cmd::Report { dir } => report(&dir).map_err(BenchError),
@@ -528,11 +535,11 @@ fn dispatch(cli: Cli) -> Result<ExitCode, BenchError> {
     }
 }
 
-fn tui(profile: Option<PathBuf>, plan: Option<PathBuf>) -> Result<ExitCode, BenchError> {
+fn tui(profile: Option<PathBuf>, plan: Option<PathBuf>, bell: bool) -> Result<ExitCode, BenchError> {
     if !std::io::IsTerminal::is_terminal(&std::io::stdout()) {
         return Err(BenchError(anyhow::anyhow!("the TUI needs a terminal; for scripts use `cardbench batch`")));
     }
-    crate::tui::run(profile, plan).map_err(BenchError)?;
+    crate::tui::run(profile, plan, bell).map_err(BenchError)?;
     Ok(ExitCode::SUCCESS)
 }
 
@@ -545,6 +552,7 @@ struct BatchArgs {
     quiet: bool,
     force_changed: bool,
     recertify: bool,
+    bell: bool,
 }
 
 /// The profile and plan of a batch: as given, else (a resume) as its batch.json records them.
@@ -581,6 +589,7 @@ fn batch(a: BatchArgs) -> Result<ExitCode> {
     if let Some(w) = lab.seeded_keys_on_real_heads() {
         eprintln!("cardbench: warning: {w}");
     }
+    let quiet = a.quiet;
     let logs = a.logs.unwrap_or_else(|| lab.logs.clone());
     let control = std::sync::Arc::new(crate::batch::Control::default());
     let dir = logs.join(&a.batch_id);
@@ -589,15 +598,21 @@ fn batch(a: BatchArgs) -> Result<ExitCode> {
         batch_id: a.batch_id,
         count: a.count,
         logs,
-        quiet: a.quiet,
+        quiet,
         observer: None,
         control,
         force_changed: a.force_changed,
         recertify: a.recertify,
+        bell: a.bell,
     };
     let out = crate::batch::run_batch(&loaded, lab, &p, &opts)?;
     let signal = interrupt.finish();
     let r = &out.result;
+    if !quiet {
+        for l in &out.per_head {
+            println!("{l}");
+        }
+    }
     println!(
         "batch {}: {} cards ({} certified now), {} pass, {} fail, {} aborted; {}",
         r.batch_id,
@@ -798,6 +813,7 @@ fn recover(
         }
         idx.push(i);
     }
+    crate::head::usable::open(&mut lab.heads, idx.iter().copied())?;
     // What the terminal knows of the interrupted run, read before any card is touched.
     let journal = match trace {
         Some(t) => Journal::from_trace(&crate::trace::read(t).map_err(|e| anyhow::anyhow!("{e}"))?),
@@ -1047,14 +1063,19 @@ fn watch_readers(seconds: Option<u64>) -> Result<ExitCode> {
     }
     stop.store(true, std::sync::atomic::Ordering::Relaxed);
     match watcher.join() {
-        Ok(r) => r.context("PC/SC (is pcscd running?)")?,
+        Ok(r) => r.map_err(pcsc_down)?,
         Err(_) => anyhow::bail!("reader watcher panicked"),
     }
     Ok(ExitCode::SUCCESS)
 }
 
+/// pcscd could not be asked: the error with what to try.
+fn pcsc_down(e: crate::head::HeadError) -> anyhow::Error {
+    anyhow::anyhow!("PC/SC: {e}; {}", crate::head::usable::hint("pcsc", &e))
+}
+
 fn pcsc_readers() -> Result<ExitCode> {
-    let readers = crate::head::pcsc_head::list_readers().context("PC/SC (is pcscd running?)")?;
+    let readers = crate::head::pcsc_head::list_readers().map_err(pcsc_down)?;
     if readers.is_empty() {
         println!("no PC/SC readers");
     }
@@ -1194,8 +1215,15 @@ fn serve_pn532<C: crate::sim::card::SimCard + 'static>(
 fn heads(profile: &Path) -> Result<ExitCode> {
     let loaded = crate::profile::load(profile)?;
     let mut lab = Lab::from_profile(&loaded)?;
-    println!("{:<8} {:<8} {:<20} {:<8} {:<6} ATR", "HEAD", "DRIVER", "READER", "ROLE", "CARD");
-    for h in lab.heads.iter_mut() {
+    // Each head opened on its own: every unusable one is listed (and named on stderr).
+    let unusable = crate::head::usable::open_each(&mut lab.heads);
+    println!("{:<8} {:<8} {:<24} {:<8} {:<6} ATR", "HEAD", "DRIVER", "READER", "ROLE", "CARD");
+    for (i, h) in lab.heads.iter_mut().enumerate() {
+        if let Some((_, u)) = unusable.iter().find(|(j, _)| *j == i) {
+            let info = h.head.info();
+            println!("{:<8} {:<8} {:<24} {:<8} {:<6} ({})", info.name, info.driver, info.reader, h.role, "?", u.error);
+            continue;
+        }
         let present = h.head.card_present();
         let atr = match present {
             Ok(true) => h.head.power_on().map(hex::encode_upper).unwrap_or_else(|e| format!("({e})")),
@@ -1208,9 +1236,13 @@ fn heads(profile: &Path) -> Result<ExitCode> {
             Ok(false) => "no",
             Err(_) => "?",
         };
-        println!("{:<8} {:<8} {:<20} {:<8} {:<6} {atr}", info.name, info.driver, info.reader, h.role, card);
+        println!("{:<8} {:<8} {:<24} {:<8} {:<6} {atr}", info.name, info.driver, info.reader, h.role, card);
     }
-    Ok(ExitCode::SUCCESS)
+    for (_, u) in &unusable {
+        eprintln!("cardbench: error: {u}");
+    }
+    // A listed head that cannot be used is the bench's failure: exit 2, like every command.
+    Ok(if unusable.is_empty() { ExitCode::SUCCESS } else { ExitCode::from(2) })
 }
 
 fn default_run_id(plan_id: &str) -> String {
@@ -1246,6 +1278,9 @@ fn run(
         Ok((lab, plan, seed))
     })();
     let (mut lab, plan, fixed_seed) = prepared.map_err(BenchError)?;
+    // The heads the plan talks to must be usable before a folder is made.
+    let used = plan_heads(&lab, &plan);
+    crate::head::usable::open(&mut lab.heads, used.iter().copied()).map_err(|e| BenchError(e.into()))?;
     if let Some(w) = lab.seeded_keys_on_real_heads() {
         eprintln!("cardbench: warning: {w}");
     }
@@ -1310,8 +1345,24 @@ fn run(
     if let Some(e) = sink_errors.first() {
         return Err(BenchError(anyhow::anyhow!("writing run output: {e}")));
     }
+    // Errors because pcscd stopped or a reader went away during the run are the bench's, not
+    // the cards': exit 2 naming the head (the trace above is complete).
+    if errors > 0 {
+        if let Some(u) = crate::head::usable::lost(&mut lab.heads, used) {
+            return Err(BenchError(anyhow::Error::from(u).context(format!("run {run_id} could not finish"))));
+        }
+    }
     // A blocked or not-run case always has a root cause; count them all the same.
     Ok(if failed + errors + blocked + not_run == 0 { ExitCode::SUCCESS } else { ExitCode::from(1) })
+}
+
+/// Lab indices of the heads a plan talks to (names or roles).
+fn plan_heads(lab: &Lab, plan: &crate::plan::Plan) -> Vec<usize> {
+    let mut v: Vec<usize> = plan.head_names().iter().filter_map(|n| lab.head_index(n)).collect();
+    v.extend(plan.roles.iter().filter_map(|(r, _)| lab.head_index(r)));
+    v.sort_unstable();
+    v.dedup();
+    v
 }
 
 // ---- cardbench time compare (issue 8): two timing results, op by op ----------------------------
@@ -1470,6 +1521,7 @@ fn time(
     let mut lab = Lab::from_profile(&loaded)?;
     let spec = crate::timing::spec::load(spec_path)?;
     let groups = run::bind(&spec, &lab.heads, heads, peers)?;
+    crate::head::usable::open(&mut lab.heads, groups.iter().flat_map(|g| std::iter::once(g.dut).chain(g.peer)))?;
     if let Some(w) = lab.seeded_keys_on_real_heads() {
         eprintln!("cardbench: warning: {w}");
     }

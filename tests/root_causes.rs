@@ -167,7 +167,7 @@ fn summary(dir: &Path, id: &str) -> Vec<csv::StringRecord> {
     let mut r = csv::Reader::from_path(dir.join("logs").join(id).join("summary.csv")).unwrap();
     let h = r.headers().unwrap().clone();
     let want = ["cases_blocked", "cases_not_run", "first_failure", "failure_step", "expected", "actual"];
-    assert_eq!(h.iter().skip(14).collect::<Vec<_>>(), want, "new columns after the first 14");
+    assert_eq!(h.iter().skip(14).take(6).collect::<Vec<_>>(), want, "new columns after the first 14");
     r.records().map(|x| x.unwrap()).collect()
 }
 

@@ -6,6 +6,7 @@ pub mod header;
 pub mod interrupt;
 pub mod journal;
 pub mod lock;
+pub mod operator;
 pub mod registry;
 pub mod reports;
 
@@ -23,6 +24,7 @@ use crate::trace::TraceCsv;
 use anyhow::{bail, Context, Result};
 use journal::BatchMeta;
 use lock::BatchLock;
+use operator::HeadState;
 use registry::{Claim, Registry};
 use sha2::{Digest, Sha256};
 use std::collections::VecDeque;
@@ -114,6 +116,8 @@ pub struct BatchOptions {
     /// Certify again a card already certified in the batch (recorded); without it such a
     /// card is refused.
     pub recertify: bool,
+    /// Ring the terminal bell with each operator prompt (headless).
+    pub bell: bool,
 }
 
 /// What a batch reports to an observer.
@@ -140,6 +144,15 @@ pub enum BatchEvent {
         event: Event,
     },
     CardDone(Box<CardResult>),
+    /// What a DUT head is doing and what the operator must do for it (`operator`).
+    Head {
+        head: String,
+        /// The reader's full name (real heads), the head's name for virtual ones.
+        reader: String,
+        /// Whether an operator inserts and takes out the cards (PC/SC, PN532).
+        real: bool,
+        state: HeadState,
+    },
     /// Something the operator should know that does not stop the batch: a journal line cut
     /// by a kill and dropped, a repeated journal line counted once, a head whose worker
     /// stopped waiting for a card.
@@ -227,6 +240,8 @@ pub struct BatchOutcome {
     pub missing: Vec<u64>,
     /// Why workers stopped before the queue was empty, one line per head.
     pub stalled: Vec<String>,
+    /// `head E: 3 pass, 1 fail, 0 aborted` for each head that certified a card in this run.
+    pub per_head: Vec<String>,
 }
 
 /// What certifying the card in a head gave.
@@ -240,7 +255,7 @@ enum Certified {
         atr: Vec<u8>,
     },
     /// The card is already certified in the batch (or on another head): not certified.
-    Refused(String),
+    Refused { card_id: String, why: String },
 }
 
 /// What a worker tells the collector.
@@ -249,6 +264,16 @@ enum WorkerMsg {
     /// The worker's head waited the whole presence timeout; the worker stops, the batch
     /// goes on with the other heads.
     Stalled(String),
+}
+
+/// A head error that stopped a worker: with the reader and what to try when the reader or
+/// its service is out of use.
+fn head_error(h: &LabHead, e: crate::head::HeadError) -> anyhow::Error {
+    if crate::head::usable::infrastructure(&e) {
+        crate::head::usable::Unusable::of(h.head.as_ref(), e).into()
+    } else {
+        anyhow::anyhow!("head {}: {e}", h.name)
+    }
 }
 
 /// The indices of 1..=count with no result: sorted, for messages and reports.
@@ -313,13 +338,23 @@ struct Shared<'a> {
     observer: Option<&'a crossbeam_channel::Sender<BatchEvent>>,
     registry: &'a Registry,
     recertify: bool,
+    announce: &'a dyn Fn(&LabHead, HeadState),
 }
 
 /// Certify the card in a worker's heads (`heads[0]` DUT, `heads[1]` its peer) as card
-/// `index` of the batch, unless the batch has it already (see `registry`).
-fn certify(heads: &mut [LabHead], sh: &Shared, index: u64) -> Result<Certified> {
-    let started = now_rfc3339();
-    let t0 = Instant::now();
+/// `index` of the batch, unless the batch has it already (see `registry`). `detected`: when
+/// a real reader saw the card arrive; `board`: the operator's console line for this head.
+fn certify(
+    heads: &mut [LabHead],
+    sh: &Shared,
+    index: u64,
+    detected: Option<(Instant, String)>,
+    board: Option<Box<dyn Sink>>,
+) -> Result<Certified> {
+    // A card's time starts when it is detected: on a real reader when the presence wait saw
+    // it (`detected`), on a virtual head once the feeder has inserted it (certify_card);
+    // never while the head waited for the operator.
+    let (t0, started) = detected.unwrap_or_else(|| (Instant::now(), now_rfc3339()));
     let virtual_dut = heads[0].head.as_virtual().is_some();
     let card_hex = if virtual_dut {
         hex::encode_upper(sh.f.card_id(index))
@@ -338,10 +373,11 @@ fn certify(heads: &mut [LabHead], sh: &Shared, index: u64) -> Result<Certified> 
                 bail!("virtual card {card_hex} (#{index}) repeats card #{earlier} of the batch");
             }
             let _ = heads[0].head.power_off();
-            return Ok(Certified::Refused(duplicate_message(&card_hex, &heads[0], earlier, verdict)));
+            let why = duplicate_message(&card_hex, &heads[0], earlier, verdict);
+            return Ok(Certified::Refused { card_id: card_hex, why });
         }
     };
-    let r = certify_card(heads, sh, index, certification, &card_hex, started, t0);
+    let r = certify_card(heads, sh, index, certification, &card_hex, (t0, started), board);
     match r {
         Ok((result, atr)) => Ok(Certified::Card { result, certification, previous, atr }),
         Err(e) => {
@@ -377,10 +413,10 @@ fn certify_card(
     index: u64,
     certification: u32,
     card_hex: &str,
-    started: String,
-    t0: Instant,
+    (mut t0, mut started): (Instant, String),
+    board: Option<Box<dyn Sink>>,
 ) -> Result<(CardResult, Vec<u8>)> {
-    let Shared { f, plan, keys, now, batch_id, dir, observer, .. } = *sh;
+    let Shared { f, plan, keys, now, batch_id, dir, observer, announce, .. } = *sh;
     let virtual_dut = heads[0].head.as_virtual().is_some();
     let card_hex = card_hex.to_string();
     // A re-certification keeps the earlier card folder as evidence.
@@ -398,6 +434,7 @@ fn certify_card(
     let trace = TraceCsv::create(&dir.join(&trace_rel), batch_id, &plan.id)?;
     let (rec, rx) = Recorder::new(&plan.id);
     let mut sink_list = vec![Box::new(trace) as Box<dyn Sink>];
+    sink_list.extend(board);
     if let Some(tx) = observer {
         sink_list.push(Box::new(Forward { tx: tx.clone(), head: heads[0].name.clone(), card_id: card_hex.clone() }));
     }
@@ -431,6 +468,10 @@ fn certify_card(
         bail!("card {card_hex} not detected in head {}", heads[0].name);
     }
     let mut atr = Vec::new();
+    if virtual_dut {
+        (t0, started) = (Instant::now(), now_rfc3339());
+    }
+    announce(&heads[0], HeadState::Testing { index, card_id: card_hex.clone() });
     if let Some(tx) = observer {
         let head = heads[0].name.clone();
         atr = match heads[0].head.atr() {
@@ -503,6 +544,10 @@ pub fn run_batch(l: &Loaded, lab: Lab, plan: &Plan, opts: &BatchOptions) -> Resu
         Some(t) => std::time::Duration::from_secs(*t.get_ref()),
         None => std::time::Duration::from_secs(PRESENCE_TIMEOUT_S),
     };
+    // Every DUT head must be usable before the batch folder is made (exit 2 otherwise, with
+    // the head, its reader and what to try).
+    let n = duts.len();
+    crate::head::usable::open(&mut duts, 0..n)?;
     let dir = opts.logs.join(&opts.batch_id);
     std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
     // Before anything in the folder is read or written: one process per batch.
@@ -523,7 +568,25 @@ pub fn run_batch(l: &Loaded, lab: Lab, plan: &Plan, opts: &BatchOptions) -> Resu
     let registry = Registry::new(&done, &books.recertified);
     let done_idx: std::collections::BTreeSet<u64> = done.iter().map(|r| r.index).collect();
     let queue: Mutex<VecDeque<u64>> = Mutex::new((1..=count).filter(|i| !done_idx.contains(i)).collect());
-    let progress = Progress::new(count, &done, opts.quiet);
+    let real_heads = duts.iter().any(|h| !crate::lab::simulated(h.head.info().driver));
+    let progress = Progress::new(count, &done, opts.quiet, real_heads);
+    let console = operator::Console::new(opts.bell);
+    // A head's state goes to the observer (TUI), and for a real reader also to the console.
+    let announce = |head: &LabHead, state: HeadState| {
+        let info = head.head.info();
+        let real = !crate::lab::simulated(info.driver);
+        if real && opts.observer.is_none() {
+            if let Some(b) = &progress.board {
+                b.state(&head.name, &state);
+            }
+            if let Some(line) = console.line(&head.name, &info.reader, &state) {
+                progress.say(&line);
+            }
+        }
+        if let Some(o) = &opts.observer {
+            let _ = o.send(BatchEvent::Head { head: head.name.clone(), reader: info.reader.clone(), real, state });
+        }
+    };
     let (tx, rx) = crossbeam_channel::unbounded::<WorkerMsg>();
     if let Some(o) = &opts.observer {
         let _ = o.send(BatchEvent::Started {
@@ -539,7 +602,8 @@ pub fn run_batch(l: &Loaded, lab: Lab, plan: &Plan, opts: &BatchOptions) -> Resu
     std::thread::scope(|scope| {
         for dut in duts.drain(..) {
             let tx = tx.clone();
-            let (queue, factory, keyset, dir, registry) = (&queue, &factory, &keyset, &dir, &registry);
+            let (queue, factory, keyset, dir, registry, announce, console, board) =
+                (&queue, &factory, &keyset, &dir, &registry, &announce, &console, &progress.board);
             let peer_name = format!("{}.peer", dut.name);
             scope.spawn(move || {
                 let mut heads = vec![
@@ -551,6 +615,8 @@ pub fn run_batch(l: &Loaded, lab: Lab, plan: &Plan, opts: &BatchOptions) -> Resu
                     },
                 ];
                 let real = heads[0].head.as_virtual().is_none();
+                // How the worker ended, for the operator.
+                let mut last = HeadState::Done;
                 loop {
                     if !opts.control.wait_while_paused() {
                         break;
@@ -558,9 +624,11 @@ pub fn run_batch(l: &Loaded, lab: Lab, plan: &Plan, opts: &BatchOptions) -> Resu
                     let Some(index) = queue.lock().expect("queue lock").pop_front() else { break };
                     // A real reader: the operator inserts the card. A head that sees none
                     // gives its card back to the queue (another head may take it) and stops.
+                    let mut detected = None;
                     if real {
+                        announce(&heads[0], HeadState::Waiting { next: index });
                         match opts.control.wait_for_card(heads[0].head.as_mut(), true, presence_timeout) {
-                            Ok(Some(true)) => {}
+                            Ok(Some(true)) => detected = Some((Instant::now(), now_rfc3339())),
                             Ok(None) => {
                                 queue.lock().expect("queue lock").push_front(index);
                                 break;
@@ -572,17 +640,22 @@ pub fn run_batch(l: &Loaded, lab: Lab, plan: &Plan, opts: &BatchOptions) -> Resu
                                     heads[0].name,
                                     presence_timeout.as_secs()
                                 );
+                                last = HeadState::Fault(format!(
+                                    "no card inserted within {} s",
+                                    presence_timeout.as_secs()
+                                ));
                                 let _ = tx.send(WorkerMsg::Stalled(why));
                                 break;
                             }
                             Err(e) => {
                                 queue.lock().expect("queue lock").push_front(index);
-                                let e = anyhow::anyhow!("head {}: {e}", heads[0].name);
-                                let _ = tx.send(WorkerMsg::Card(Err(e)));
+                                last = HeadState::Fault(e.to_string());
+                                let _ = tx.send(WorkerMsg::Card(Err(head_error(&heads[0], e))));
                                 break;
                             }
                         }
                     }
+                    let board_sink = board.as_ref().filter(|_| real).map(|b| b.sink(&heads[0].name));
                     let shared = Shared {
                         f: factory,
                         plan,
@@ -593,8 +666,9 @@ pub fn run_batch(l: &Loaded, lab: Lab, plan: &Plan, opts: &BatchOptions) -> Resu
                         observer: opts.observer.as_ref(),
                         registry,
                         recertify: opts.recertify,
+                        announce,
                     };
-                    let r = certify(&mut heads, &shared, index);
+                    let r = certify(&mut heads, &shared, index, detected, board_sink);
                     // A card certified in its earlier place, or refused, leaves this index
                     // to the next card.
                     match &r {
@@ -602,14 +676,28 @@ pub fn run_batch(l: &Loaded, lab: Lab, plan: &Plan, opts: &BatchOptions) -> Resu
                         Ok(_) => queue.lock().expect("queue lock").push_front(index),
                         Err(_) => {}
                     }
-                    let stop = r.is_err();
-                    if tx.send(WorkerMsg::Card(r)).is_err() || stop {
+                    let card = match &r {
+                        Ok(Certified::Card { result: c, .. }) => {
+                            // Counted here so the head's `done` line below includes it.
+                            console.card(c);
+                            Some((c.card_id.clone(), c.verdict.word().to_string()))
+                        }
+                        // Refused: the operator takes the card out like a certified one.
+                        Ok(Certified::Refused { card_id, .. }) => Some((card_id.clone(), "refused".to_string())),
+                        Err(e) => {
+                            last = HeadState::Fault(format!("{e:#}"));
+                            None
+                        }
+                    };
+                    if tx.send(WorkerMsg::Card(r)).is_err() {
                         break;
                     }
+                    let Some((card_id, verdict)) = card else { break };
                     // A real reader: wait for the operator to take the card out before the
                     // next one, unless the batch is complete.
                     let more = !queue.lock().expect("queue lock").is_empty();
                     if more && real {
+                        announce(&heads[0], HeadState::Remove { index, card_id, verdict });
                         match opts.control.wait_for_card(heads[0].head.as_mut(), false, presence_timeout) {
                             Ok(Some(true)) => {}
                             Ok(None) => break,
@@ -619,23 +707,28 @@ pub fn run_batch(l: &Loaded, lab: Lab, plan: &Plan, opts: &BatchOptions) -> Resu
                                     heads[0].name,
                                     presence_timeout.as_secs()
                                 );
+                                last = HeadState::Fault(format!(
+                                    "card not taken out within {} s",
+                                    presence_timeout.as_secs()
+                                ));
                                 let _ = tx.send(WorkerMsg::Stalled(why));
                                 break;
                             }
                             Err(e) => {
-                                let e = anyhow::anyhow!("head {}: {e}", heads[0].name);
-                                let _ = tx.send(WorkerMsg::Card(Err(e)));
+                                last = HeadState::Fault(e.to_string());
+                                let _ = tx.send(WorkerMsg::Card(Err(head_error(&heads[0], e))));
                                 break;
                             }
                         }
                     }
                 }
+                announce(&heads[0], last);
             });
         }
         drop(tx);
         for m in rx {
             match m {
-                WorkerMsg::Card(Ok(Certified::Refused(why))) => notice(why),
+                WorkerMsg::Card(Ok(Certified::Refused { why, .. })) => notice(why),
                 WorkerMsg::Card(Ok(Certified::Card { result: card, certification, previous, atr })) => {
                     let recorded = {
                         let _gate = opts.control.journal_gate.lock().unwrap_or_else(|p| p.into_inner());
@@ -682,7 +775,7 @@ pub fn run_batch(l: &Loaded, lab: Lab, plan: &Plan, opts: &BatchOptions) -> Resu
     let result = reports::result_of(&books.meta, cards, books.recertified.clone());
     let missing = missing_cards(count, &result.cards);
     crate::report::files::write_reports(&dir, &result)?;
-    Ok(BatchOutcome { result, dir, certified_now, missing, stalled })
+    Ok(BatchOutcome { result, dir, certified_now, missing, stalled, per_head: console.summary() })
 }
 
 /// Open the batch folder for this run: the resume checks, batch.json with this run's entry,
@@ -706,6 +799,8 @@ fn open_folder(
 /// Headless progress: a bar on a terminal, one line per card otherwise.
 struct Progress {
     bar: Option<indicatif::ProgressBar>,
+    /// On a terminal with real heads: their states under the bar.
+    board: Option<operator::Board>,
     quiet: bool,
     started: Instant,
     counts: Mutex<(u64, u64, u64, u64)>,
@@ -713,21 +808,29 @@ struct Progress {
 }
 
 impl Progress {
-    fn new(total: u64, done: &[CardResult], quiet: bool) -> Progress {
+    fn new(total: u64, done: &[CardResult], quiet: bool, real_heads: bool) -> Progress {
         let mut c = (0, 0, 0, 0);
         for r in done {
             bump(&mut c, r);
         }
         let bar = (!quiet && std::io::IsTerminal::is_terminal(&std::io::stderr())).then(|| {
             let b = indicatif::ProgressBar::new(total);
-            b.set_style(
-                indicatif::ProgressStyle::with_template("{bar:30} {pos}/{len} cards  {msg}  ETA {eta}")
-                    .expect("static template"),
-            );
+            // Real heads: a second line with each head's state (`operator::Board`).
+            let template = if real_heads {
+                "{bar:30} {pos}/{len} cards  {msg}  ETA {eta}\n{prefix}"
+            } else {
+                "{bar:30} {pos}/{len} cards  {msg}  ETA {eta}"
+            };
+            b.set_style(indicatif::ProgressStyle::with_template(template).expect("static template"));
+            if real_heads {
+                // The board changes between cards (cases, prompts): redraw it on its own.
+                b.enable_steady_tick(std::time::Duration::from_millis(250));
+            }
             b.set_position(done.len() as u64);
             b
         });
-        Progress { bar, quiet, started: Instant::now(), counts: Mutex::new(c), total }
+        let board = bar.clone().filter(|_| real_heads).map(operator::Board::new);
+        Progress { bar, board, quiet, started: Instant::now(), counts: Mutex::new(c), total }
     }
 
     /// A card done; `previous` is the verdict of its earlier certification when this one
@@ -775,6 +878,14 @@ impl Progress {
     fn finish(&self) {
         if let Some(b) = &self.bar {
             b.finish();
+        }
+    }
+
+    /// An operator line on stderr, above the progress bar when there is one.
+    fn say(&self, line: &str) {
+        match &self.bar {
+            Some(b) => b.println(line),
+            None => crate::print::err(format_args!("{line}")),
         }
     }
 }
