@@ -4,6 +4,7 @@
 //! `parse` turns TOML into these types with file:line:col errors; `template` renders APDU
 //! templates and evaluates expressions; the runner executes them.
 
+pub mod expr_check;
 pub mod parse;
 pub mod template;
 

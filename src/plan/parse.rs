@@ -1,11 +1,12 @@
 //! TOML → `Plan`, with every error located as file:line:col. Nothing here touches a card.
 
+use super::expr_check::{self, Env, Ty};
 use super::template::{Expr, Template, Value};
 use super::*;
 use crate::card::Applet;
 use crate::profile::ConfigError;
 use serde::Deserialize;
-use std::collections::{BTreeMap, BTreeSet, HashSet};
+use std::collections::{BTreeMap, HashSet};
 use std::path::Path;
 use toml::Spanned;
 
@@ -74,14 +75,14 @@ struct StepRaw {
     sw: Option<Spanned<toml::Value>>,
     data: Option<Spanned<String>>,
     len: Option<Spanned<toml::Value>>,
-    capture: Option<Spanned<BTreeMap<String, String>>>,
+    capture: Option<Spanned<BTreeMap<String, Spanned<String>>>>,
     applet: Option<Spanned<String>>,
     state: Option<Spanned<String>>,
     #[serde(rename = "as")]
     prefix: Option<Spanned<String>>,
     that: Option<Spanned<String>>,
     message: Option<String>,
-    vars: Option<Spanned<BTreeMap<String, String>>>,
+    vars: Option<Spanned<BTreeMap<String, Spanned<String>>>>,
     card: Option<Spanned<CardRaw>>,
     unchecked: Option<Spanned<bool>>,
     at: Option<Spanned<i64>>,
@@ -110,6 +111,23 @@ struct CardRaw {
 
 /// Variables every plan can use without defining them.
 pub const BUILTINS: &[&str] = &["now", "charge_cert", "payment_cert", "rogue_cert", "center_key", "ca_key"];
+
+/// The type of a built-in: `now` is a number, the others are bytes.
+fn builtin_type(name: &str) -> Ty {
+    if name == "now" {
+        Ty::Int
+    } else {
+        Ty::Str
+    }
+}
+
+/// The type of a field a `read` step defines: IDs, signatures and certificates are bytes.
+fn state_field_type(field: &str) -> Ty {
+    match field {
+        "card_id" | "signature" | "certificate" => Ty::Str,
+        _ => Ty::Int,
+    }
+}
 
 /// Fields a `read` step defines, per state.
 pub fn state_fields(s: StateKind) -> &'static [&'static str] {
@@ -278,8 +296,8 @@ fn parse_with(path: &Path, text: &str, seen: &mut Vec<PathBuf>) -> Result<Plan, 
         }
         plan.vars.push((name.clone(), value));
     }
-    let mut known: BTreeSet<String> = BUILTINS.iter().map(|s| s.to_string()).collect();
-    known.extend(plan.vars.iter().map(|(n, _)| n.clone()));
+    let mut known: Env = BUILTINS.iter().map(|s| (s.to_string(), builtin_type(s))).collect();
+    known.extend(plan.vars.iter().map(|(n, v)| (n.clone(), Ty::of(v))));
     for s in &plan.setup {
         define(&s.kind, &mut known);
     }
@@ -392,14 +410,27 @@ fn check_name(src: &Src, span: Range<usize>, name: &str) -> Result<(), ConfigErr
     }
 }
 
-/// Variables a step defines for the steps after it.
-fn define(k: &StepKind, known: &mut BTreeSet<String>) {
+/// Variables a step defines for the steps after it, with their types.
+fn define(k: &StepKind, known: &mut Env) {
     match k {
-        StepKind::Apdu { capture, .. } => known.extend(capture.iter().map(|(n, _)| n.clone())),
+        StepKind::Apdu { capture, .. } => known.extend(capture.iter().map(|(n, c)| {
+            let ty = if matches!(c, CaptureSpec::Uint { .. }) { Ty::Int } else { Ty::Str };
+            (n.clone(), ty)
+        })),
         StepKind::Read { state, prefix, .. } => {
-            known.extend(state_fields(*state).iter().map(|f| format!("{prefix}.{f}")));
+            known.extend(state_fields(*state).iter().map(|f| (format!("{prefix}.{f}"), state_field_type(f))));
         }
-        StepKind::Set { vars } => known.extend(vars.iter().map(|(n, _)| n.clone())),
+        StepKind::Set { vars } => {
+            // Checked when the step was parsed; booleans are stored as 1 / 0.
+            let types: Vec<(String, Ty)> = vars
+                .iter()
+                .map(|(n, e)| {
+                    let t = expr_check::infer(e.tree(), known).unwrap_or(Ty::Unknown);
+                    (n.clone(), if t == Ty::Bool { Ty::Int } else { t })
+                })
+                .collect();
+            known.extend(types);
+        }
         _ => {}
     }
 }
@@ -412,7 +443,7 @@ fn toml_scalar(v: &toml::Value) -> Option<Value> {
     }
 }
 
-fn cases(src: &Src, c: &Spanned<CaseRaw>, known: &BTreeSet<String>) -> Result<Vec<Case>, ConfigError> {
+fn cases(src: &Src, c: &Spanned<CaseRaw>, known: &Env) -> Result<Vec<Case>, ConfigError> {
     let raw = c.get_ref();
     let id = raw.id.get_ref().clone();
     if id.is_empty() || id.contains(char::is_whitespace) {
@@ -449,9 +480,9 @@ fn cases(src: &Src, c: &Spanned<CaseRaw>, known: &BTreeSet<String>) -> Result<Ve
             format!("{id}[{}]", tag.join(","))
         };
         let mut k = known.clone();
-        k.extend(b.keys().cloned());
+        k.extend(b.iter().map(|(n, v)| (n.clone(), Ty::of(v))));
         let skip_if = match &raw.skip_if {
-            Some(s) => Some(expr(src, s, &k)?),
+            Some(s) => Some(expr(src, s, &k, Want::Condition)?),
             None => None,
         };
         let mut steps = Vec::new();
@@ -485,21 +516,98 @@ fn cases(src: &Src, c: &Spanned<CaseRaw>, known: &BTreeSet<String>) -> Result<Ve
     Ok(out)
 }
 
-fn expr(src: &Src, s: &Spanned<String>, known: &BTreeSet<String>) -> Result<Expr, ConfigError> {
-    let e = Expr::parse(s.get_ref()).map_err(|e| src.err(s.span(), format!("expression '{}': {e}", s.get_ref())))?;
-    for v in e.variables() {
-        if !known.contains(&v) {
-            return Err(src.err(s.span(), format!("expression uses '{v}', which no earlier step defines")));
-        }
-    }
-    Ok(e)
+/// What an expression's value is for.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Want {
+    /// `assert` and `skip_if`: true or false.
+    Condition,
+    /// `set`: a number, a boolean (stored as 1 / 0) or bytes.
+    Value,
 }
 
-fn template(src: &Src, s: &Spanned<String>, mask: bool, known: &BTreeSet<String>) -> Result<Template, ConfigError> {
+/// Byte offset in the file of byte `i` of a string value at `span`: exact for one-line
+/// strings without escapes (what expressions are), else the string's start.
+fn inner_offset(src: &Src, span: &Range<usize>, i: usize) -> usize {
+    let raw = src.text.get(span.clone()).unwrap_or("");
+    let multi_line = raw.starts_with("\"\"\"") || raw.starts_with("'''");
+    let plain = raw.starts_with('\'') || !raw.contains('\\');
+    if !multi_line && plain && i + 2 <= raw.len() {
+        span.start + 1 + i
+    } else {
+        span.start
+    }
+}
+
+fn expr(src: &Src, s: &Spanned<String>, known: &Env, want: Want) -> Result<Expr, ConfigError> {
+    let text = s.get_ref();
+    let located = |e: expr_check::ExprError| {
+        src.err(inner_offset(src, &s.span(), e.at)..0, format!("expression '{text}': {}", e.msg))
+    };
+    expr_check::lint_operators(text, known).map_err(located)?;
+    let e = Expr::parse(text).map_err(|e| src.err(s.span(), format!("expression '{text}': {e}")))?;
+    for v in e.variables() {
+        if !known.contains_key(&v) {
+            let hint = crate::suggest::did_you_mean(&v, known.keys().map(String::as_str), "'")
+                .map(|d| format!(" ({d})"))
+                .unwrap_or_default();
+            return Err(src.err(s.span(), format!("expression uses '{v}', which no earlier step defines{hint}")));
+        }
+    }
+    let ty = expr_check::infer(e.tree(), known).map_err(located)?;
+    let whole = |msg: String| located(expr_check::ExprError { at: 0, msg });
+    match (want, ty) {
+        (_, Ty::Unknown) | (Want::Condition, Ty::Bool) | (Want::Value, Ty::Int | Ty::Str | Ty::Bool) => Ok(e),
+        (Want::Condition, Ty::Int | Ty::Float) => {
+            Err(whole("is a number, not true or false: compare it (`==`, `<`, …)".into()))
+        }
+        (Want::Condition, t) => Err(whole(format!("is {}, not true or false", ty_name(t)))),
+        (Want::Value, t) => Err(whole(format!("gives {}; a variable holds a number or bytes", ty_name(t)))),
+    }
+}
+
+fn ty_name(t: Ty) -> &'static str {
+    match t {
+        Ty::Float => "a float (`/` of integers stays an integer; `^` gives a float)",
+        Ty::Str => "bytes (a string)",
+        Ty::Tuple => "a tuple (a `,` outside a function's arguments)",
+        Ty::Empty => "nothing",
+        _ => "a value",
+    }
+}
+
+/// A template whose variables are defined, numbers with a width and bytes without; `b` are
+/// the case's `for_each` values, which must be hex where they render as bytes.
+fn template(
+    src: &Src,
+    s: &Spanned<String>,
+    mask: bool,
+    known: &Env,
+    b: &BTreeMap<String, Value>,
+) -> Result<Template, ConfigError> {
     let t = Template::parse(s.get_ref(), mask).map_err(|e| src.err(s.span(), e))?;
-    for v in t.variables() {
-        if !known.contains(v) {
-            return Err(src.err(s.span(), format!("'${{{v}}}' is not defined before this step")));
+    for (v, width) in t.substitutions() {
+        let Some(ty) = known.get(v) else {
+            let hint = crate::suggest::did_you_mean(v, known.keys().map(String::as_str), "'")
+                .map(|d| format!(" ({d})"))
+                .unwrap_or_default();
+            return Err(src.err(s.span(), format!("'${{{v}}}' is not defined before this step{hint}")));
+        };
+        let at = s.get_ref().find(&format!("${{{v}")).map_or(s.span().start, |i| inner_offset(src, &s.span(), i));
+        match (ty, width) {
+            (Ty::Str, true) => {
+                return Err(src.err(at..0, format!("'{v}' is bytes, not a number: write '${{{v}}}' without a width")))
+            }
+            (Ty::Int, false) => {
+                return Err(
+                    src.err(at..0, format!("'{v}' is a number: give it a width, '${{{v}:u8}}', ':u16' or ':u32'"))
+                )
+            }
+            _ => {}
+        }
+        if let (Some(Value::Hex(h)), false) = (b.get(v), width) {
+            if !h.len().is_multiple_of(2) || hex::decode(h).is_err() {
+                return Err(src.err(at..0, format!("'{v}' = \"{h}\" (for_each) is not hex bytes")));
+            }
         }
     }
     Ok(t)
@@ -519,7 +627,7 @@ fn step(
     s: &Spanned<StepRaw>,
     label: &str,
     b: &BTreeMap<String, Value>,
-    known: &mut BTreeSet<String>,
+    known: &mut Env,
 ) -> Result<Step, ConfigError> {
     let r = s.get_ref();
     let kind_name = r.kind.get_ref().as_str();
@@ -584,8 +692,12 @@ fn step(
                 .map_err(|_| src.err(a.span(), format!("amount {i} is not a 32-bit unsigned value"))),
             toml::Value::String(s) => {
                 let name = s.trim_start_matches("${").trim_end_matches('}');
-                if !known.contains(name) {
-                    return Err(src.err(a.span(), format!("amount '{s}': variable '{name}' is not defined")));
+                match known.get(name) {
+                    None => return Err(src.err(a.span(), format!("amount '{s}': variable '{name}' is not defined"))),
+                    Some(Ty::Str) => {
+                        return Err(src.err(a.span(), format!("amount '{s}': '{name}' is bytes, not a number")))
+                    }
+                    _ => {}
                 }
                 Ok(Amount::Var(name.to_string()))
             }
@@ -599,7 +711,7 @@ fn step(
             head_span = hs;
             let c =
                 r.command.as_ref().ok_or_else(|| src.err(span.clone(), format!("{label}: `apdu` needs `command`")))?;
-            let command = template(src, c, false, known)?;
+            let command = template(src, c, false, known, b)?;
             let sw = match &r.sw {
                 None => SwExpect(vec!["9000".into()]),
                 Some(v) => {
@@ -618,7 +730,7 @@ fn step(
             };
             let mut data = Vec::new();
             if let Some(d) = &r.data {
-                data.push(DataExpect::Mask(template(src, d, true, known)?));
+                data.push(DataExpect::Mask(template(src, d, true, known, b)?));
             }
             if let Some(l) = &r.len {
                 let bad = || src.err(l.span(), "len must be a number or \"min..max\"");
@@ -641,9 +753,11 @@ fn step(
             if let Some(c) = &r.capture {
                 for (name, spec) in c.get_ref() {
                     check_name(src, c.span(), name)?;
-                    let cs = capture_spec(spec).ok_or_else(|| {
+                    let spec_span = spec.span();
+                    let cs = capture_spec(spec.get_ref()).ok_or_else(|| {
+                        let spec = spec.get_ref();
                         src.err(
-                            c.span(),
+                            spec_span.clone(),
                             format!("capture '{name}': '{spec}' is not u8@N, u16@N, u32@N, bytes@A..B or hex"),
                         )
                     })?;
@@ -681,15 +795,17 @@ fn step(
         }
         "assert" => {
             let t = r.that.as_ref().ok_or_else(|| src.err(span.clone(), format!("{label}: `assert` needs `that`")))?;
-            StepKind::Assert { that: expr(src, t, known)?, message: r.message.clone().unwrap_or_default() }
+            StepKind::Assert {
+                that: expr(src, t, known, Want::Condition)?,
+                message: r.message.clone().unwrap_or_default(),
+            }
         }
         "set" => {
             let v = r.vars.as_ref().ok_or_else(|| src.err(span.clone(), format!("{label}: `set` needs `vars`")))?;
             let mut vars = Vec::new();
             for (name, e) in v.get_ref() {
                 check_name(src, v.span(), name)?;
-                let sp = Spanned::new(v.span(), e.clone());
-                vars.push((name.clone(), expr(src, &sp, known)?));
+                vars.push((name.clone(), expr(src, e, known, Want::Value)?));
             }
             StepKind::Set { vars }
         }
