@@ -124,11 +124,15 @@ pub enum Cmd {
         #[arg(long)]
         logs: Option<PathBuf>,
     },
-    /// Validate a plan without touching a card (with --profile, also its head names).
+    /// Validate a plan without touching a card (with --profile, also its head names and the
+    /// profile's [batch]).
     Check {
         plan: PathBuf,
         #[arg(long, short)]
         profile: Option<PathBuf>,
+        /// Check the plan as `cardbench batch` runs it (roles dut and peer only).
+        #[arg(long)]
+        batch: bool,
     },
     /// Timing (docs/timing.md): `time compare A B` compares two timing results.
     Time(TimeArgs),
@@ -420,7 +424,7 @@ fn dispatch(cli: Cli) -> Result<ExitCode, BenchError> {
         Cmd::Batch { profile, plan, batch_id, count, logs, quiet } => {
             batch(&profile, &plan, batch_id, count, logs, quiet).map_err(BenchError)
         }
-        Cmd::Check { plan, profile } => check(&plan, profile.as_deref()).map_err(BenchError),
+        Cmd::Check { plan, profile, batch } => check(&plan, profile.as_deref(), batch).map_err(BenchError),
         Cmd::Tear { target, profile, sequences, settle, quiet } => {
             tear(&target, &profile, &sequences, &settle, quiet).map_err(BenchError)
         }
@@ -500,7 +504,7 @@ fn batch(
     let loaded = crate::profile::load(profile)?;
     let lab = Lab::from_profile(&loaded)?;
     let p = crate::plan::load(plan)?;
-    p.bind(|n| n == "dut" || n == "peer")?;
+    crate::batch::validate(&loaded, &lab, Some(&p))?;
     if let Some(w) = lab.seeded_keys_on_real_heads() {
         eprintln!("cardbench: warning: {w}");
     }
@@ -533,7 +537,7 @@ fn batch(
     Ok(if r.cards.iter().all(|c| c.verdict.word() == "pass") { ExitCode::SUCCESS } else { ExitCode::from(1) })
 }
 
-fn check(plan: &Path, profile: Option<&Path>) -> Result<ExitCode> {
+fn check(plan: &Path, profile: Option<&Path>, batch: bool) -> Result<ExitCode> {
     // A file that cannot be read is reported by the plan loader, located like every input error.
     let text = std::fs::read_to_string(plan).unwrap_or_default();
     if crate::timing::spec::looks_like_spec(&text) {
@@ -543,8 +547,18 @@ fn check(plan: &Path, profile: Option<&Path>) -> Result<ExitCode> {
     if let Some(profile) = profile {
         let loaded = crate::profile::load(profile)?;
         let lab = Lab::from_profile(&loaded)?;
-        p.bind(|n| lab.head_index(n).is_some())?;
-        p.bind_tears(|n| lab.head_index(n).is_some_and(|i| lab.heads[i].head.info().driver == "virtual"))?;
+        if batch {
+            crate::batch::validate(&loaded, &lab, Some(&p))?;
+        } else {
+            p.bind(|n| lab.head_index(n).is_some())?;
+            p.bind_virtual(|n| lab.head_index(n).is_some_and(|i| lab.heads[i].head.info().driver == "virtual"))?;
+            // The profile's batch set-up is checked too: a typo in it fails only when a batch starts.
+            if loaded.profile.batch.is_some() {
+                crate::batch::validate(&loaded, &lab, None)?;
+            }
+        }
+    } else if batch {
+        anyhow::bail!("check --batch needs --profile (the lab whose [batch] certifies the cards)");
     }
     let steps: usize = p.cases.iter().map(|c| c.steps.len()).sum::<usize>() + p.setup.len() + p.teardown.len();
     println!("{}: plan {} {} is valid: {} cases, {} steps", plan.display(), p.id, p.version, p.cases.len(), steps);
@@ -1026,7 +1040,7 @@ fn run(
         let lab = Lab::from_profile(&loaded)?;
         let plan = crate::plan::load(plan)?;
         plan.bind(|n| lab.head_index(n).is_some())?;
-        plan.bind_tears(|n| lab.head_index(n).is_some_and(|i| lab.heads[i].head.info().driver == "virtual"))?;
+        plan.bind_virtual(|n| lab.head_index(n).is_some_and(|i| lab.heads[i].head.info().driver == "virtual"))?;
         let seed = match terminal_seed_from {
             Some(t) => Some(crate::replay::card::recorded_terminal_seed(t).with_context(|| {
                 format!(

@@ -391,11 +391,15 @@ fn build_card(l: &Loaded, spec: &toml::Spanned<CardSpec>, keys: &Keyset) -> Resu
 /// The seeded defects of a profile card entry; an unknown name is an error located at the
 /// name in the profile text.
 pub fn card_defects(l: &Loaded, spec: &toml::Spanned<CardSpec>) -> Result<Defects, ConfigError> {
-    Defects::parse(&spec.get_ref().defects).map_err(|e| {
-        let span = spec.span();
+    defects_in(l, spec.span(), &spec.get_ref().defects)
+}
+
+/// Defect names written in the profile table at `span` (a `[[card]]` or a `[[batch.defect]]`);
+/// an unknown one is an error located at its quoted name, searched from the table's `defects`
+/// key on (its other strings come first in most profiles), else at the table.
+pub fn defects_in(l: &Loaded, span: std::ops::Range<usize>, names: &[String]) -> Result<Defects, ConfigError> {
+    Defects::parse(names).map_err(|e| {
         let within = l.text.get(span.clone()).unwrap_or("");
-        // The quoted name, searched from the `defects` key on (a card's other strings come
-        // first in most profiles); the card entry itself when not found.
         let from = within.find("defects").unwrap_or(0);
         let at = ['"', '\'']
             .iter()

@@ -449,7 +449,7 @@ impl<'a> Session<'a> {
             StepKind::Recover { heads, expect } => {
                 let r = self.recover(heads, case)?;
                 self.last_outcome = r.to_string();
-                let ok = if expect == "settled" { r.settled() } else { r.verdict() == expect };
+                let ok = if expect == crate::engine::recover::SETTLED { r.settled() } else { r.verdict() == expect };
                 if ok {
                     Ok(())
                 } else {

@@ -2,7 +2,7 @@
 
 /// The candidate nearest to `word`, if it is near enough to be the intended one: at most a
 /// third of the word's length in edits (at least 1, at most 3), a transposition counting as
-/// one; ties go to the first candidate. Case is ignored.
+/// one. Two candidates equally near are no answer (the caller lists them all). Case is ignored.
 pub fn nearest<'a, I>(word: &str, candidates: I) -> Option<&'a str>
 where
     I: IntoIterator<Item = &'a str>,
@@ -10,16 +10,23 @@ where
     let w = word.to_ascii_lowercase();
     let limit = (w.chars().count() / 3).clamp(1, 3);
     let mut best: Option<(usize, &'a str)> = None;
+    let mut tied = false;
     for c in candidates {
         if c == word {
             continue;
         }
         let d = strsim::damerau_levenshtein(&w, &c.to_ascii_lowercase());
-        if d <= limit && best.is_none_or(|(bd, _)| d < bd) {
-            best = Some((d, c));
+        match best {
+            _ if d > limit => {}
+            Some((bd, _)) if d > bd => {}
+            Some((bd, b)) if d == bd => tied |= b != c,
+            _ => {
+                best = Some((d, c));
+                tied = false;
+            }
         }
     }
-    best.map(|(_, c)| c)
+    best.filter(|_| !tied).map(|(_, c)| c)
 }
 
 /// `did you mean X?` with the nearest candidate wrapped in `quote`, if one is near enough.
@@ -57,5 +64,6 @@ mod tests {
         assert_eq!(nearest("gibberish", codes), None);
         assert_eq!(nearest("stat", ["state", "as"]), Some("state"));
         assert_eq!(nearest("x", ["as"]), None);
+        assert_eq!(nearest("T=2", ["T=0", "T=1"]), None);
     }
 }

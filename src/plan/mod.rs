@@ -259,6 +259,14 @@ pub struct Located {
     pub span: Range<usize>,
 }
 
+impl Located {
+    /// An error at this position (the file is read again for its line and column).
+    pub fn error(&self, msg: impl Into<String>) -> crate::profile::ConfigError {
+        let text = std::fs::read_to_string(&self.file).unwrap_or_default();
+        crate::profile::ConfigError::at(&self.file, &text, self.span.start, msg)
+    }
+}
+
 #[derive(Debug, Clone)]
 pub struct Case {
     pub id: String,
@@ -286,18 +294,11 @@ pub struct Plan {
 
 pub use parse::{load, parse_str};
 
-/// Verdict words of a `recover` step (`engine::recover::Finding::word`), and `settled`
-/// (anything but `unrecoverable`).
-pub const RECOVER_EXPECT: &[&str] = &[
-    "settled",
-    "nothing-to-do",
-    "already-done",
-    "not-applied",
-    "completed",
-    "cancelled",
-    "re-signed",
-    "unrecoverable",
-];
+/// What a `recover` step may expect: `settled` (anything but `unrecoverable`) or a verdict
+/// word of `engine::recover::Finding::word`.
+pub fn recover_expect_words() -> Vec<&'static str> {
+    std::iter::once(crate::engine::recover::SETTLED).chain(crate::engine::recover::WORDS.iter().copied()).collect()
+}
 
 /// Does an engine outcome's verdict meet an expectation?
 pub fn meets(expect: &str, verdict: &str) -> bool {

@@ -109,6 +109,9 @@ struct CardRaw {
     cert_expiry: Option<String>,
 }
 
+/// The roles `cardbench batch` binds: each worker's DUT head and its virtual peer.
+pub const BATCH_ROLES: [&str; 2] = ["dut", "peer"];
+
 /// Variables every plan can use without defining them.
 pub const BUILTINS: &[&str] = &["now", "charge_cert", "payment_cert", "rogue_cert", "center_key", "ca_key"];
 
@@ -306,6 +309,7 @@ fn parse_with(path: &Path, text: &str, seen: &mut Vec<PathBuf>) -> Result<Plan, 
         let step = step(&src, s, &format!("setup #{}", i + 1), &BTreeMap::new(), &mut known)?;
         plan.setup.push(step);
     }
+    check_in_doubt(&src, &raw.setup, &plan.setup[plan.setup.len() - raw.setup.len()..])?;
     size = size.add(Size::of_steps(&raw.setup)).add(Size::of_steps(&raw.teardown));
     if let Some(over) = size.over() {
         // Only a repeat can do that in setup or teardown: point at the largest.
@@ -328,6 +332,7 @@ fn parse_with(path: &Path, text: &str, seen: &mut Vec<PathBuf>) -> Result<Plan, 
         let mut k = known.clone();
         plan.teardown.push(step(&src, s, &format!("teardown #{}", i + 1), &BTreeMap::new(), &mut k)?);
     }
+    check_in_doubt(&src, &raw.teardown, &plan.teardown[plan.teardown.len() - raw.teardown.len()..])?;
     if plan.cases.is_empty() {
         return Err(ConfigError::whole_file(path, "plan has no [[case]]"));
     }
@@ -492,6 +497,7 @@ fn cases(src: &Src, c: &Spanned<CaseRaw>, known: &Env) -> Result<Vec<Case>, Conf
         if steps.is_empty() {
             return Err(src.err(c.span(), format!("case '{id}' has no [[case.step]]")));
         }
+        check_in_doubt(src, &raw.steps, &steps)?;
         // A tear arms a cut for the next engine step: one must follow.
         for (i, s) in steps.iter().enumerate() {
             if matches!(s.kind, StepKind::Tear { .. })
@@ -672,10 +678,17 @@ fn step(
         "insert_card" => &["head", "card"],
         "tear" => &["head", "at", "point", "commit"],
         "recover" => &["head", "heads", "expect"],
-        other => return Err(src.err(r.kind.span(), format!("unknown step kind '{other}' (one of: {KINDS})"))),
+        other => {
+            let hint = crate::suggest::hint(other, KINDS.split(", "), "'");
+            return Err(src.err(r.kind.span(), format!("unknown step kind '{other}'{hint}")));
+        }
     };
     if let Some((f, fs)) = present.iter().find(|(f, _)| !allowed.contains(f)) {
-        return Err(src.err(fs.clone(), format!("field `{f}` does not apply to `{kind_name}` steps")));
+        let takes: Vec<String> = allowed.iter().chain(["name", "repeat"].iter()).map(|a| format!("`{a}`")).collect();
+        return Err(src.err(
+            fs.clone(),
+            format!("field `{f}` does not apply to `{kind_name}` steps (they take {})", takes.join(", ")),
+        ));
     }
     let need_head = || -> Result<(String, Range<usize>), ConfigError> {
         r.head
@@ -775,7 +788,10 @@ fn step(
                 "purse" => Applet::Purse,
                 "cpay" => Applet::Cpay,
                 "xfer" => Applet::Xfer,
-                other => return Err(src.err(a.span(), format!("unknown applet '{other}' (purse, cpay, xfer)"))),
+                other => {
+                    let hint = crate::suggest::hint(other, ["purse", "cpay", "xfer"], "'");
+                    return Err(src.err(a.span(), format!("unknown applet '{other}'{hint}")));
+                }
             };
             StepKind::Select { head, applet }
         }
@@ -787,7 +803,10 @@ fn step(
                 "purse" => StateKind::Purse,
                 "cpay" => StateKind::Cpay,
                 "xfer" => StateKind::Xfer,
-                other => return Err(src.err(st.span(), format!("unknown state '{other}' (purse, cpay, xfer)"))),
+                other => {
+                    let hint = crate::suggest::hint(other, ["purse", "cpay", "xfer"], "'");
+                    return Err(src.err(st.span(), format!("unknown state '{other}'{hint}")));
+                }
             };
             let p = r.prefix.as_ref().ok_or_else(|| src.err(span.clone(), format!("{label}: `read` needs `as`")))?;
             check_name(src, p.span(), p.get_ref())?;
@@ -845,12 +864,11 @@ fn step(
                     let mode = match &r.mode {
                         None => UpdateMode::Auto,
                         Some(m) => UpdateMode::parse(&subst(m.get_ref(), b)).ok_or_else(|| {
+                            let v = subst(m.get_ref(), b);
+                            let modes = ["common", "public", "auto", "multi", "rollover"];
                             src.err(
                                 m.span(),
-                                format!(
-                                    "unknown key_update mode '{}' (common, public, auto, multi, rollover)",
-                                    m.get_ref()
-                                ),
+                                format!("unknown key_update mode '{v}'{}", crate::suggest::hint(&v, modes, "'")),
                             )
                         })?,
                     };
@@ -871,20 +889,16 @@ fn step(
                     }
                     Action::ValueTransfer { from: f, to: t, amount: amount("value_transfer")? }
                 }
-                other => return Err(src.err(e.span(), format!("unknown engine '{other}' (one of: {ENGINES})"))),
+                other => {
+                    let hint = crate::suggest::hint(other, ENGINES.split(", "), "'");
+                    return Err(src.err(e.span(), format!("unknown engine '{other}'{hint}")));
+                }
             };
             let expect = match &r.expect {
                 None => "success".to_string(),
                 Some(e) => {
                     let v = subst(e.get_ref(), b);
-                    let ok = matches!(v.as_str(), "success" | "skipped" | "rejected" | "in-doubt")
-                        || v.strip_prefix("rejected:").is_some_and(|c| !c.is_empty());
-                    if !ok {
-                        return Err(src.err(
-                            e.span(),
-                            format!("expect '{v}' is not success, skipped, rejected, rejected:<code> or in-doubt"),
-                        ));
-                    }
+                    engine_expect(&v).map_err(|m| src.err(e.span(), m))?;
                     v
                 }
             };
@@ -896,7 +910,10 @@ fn step(
             let at = match (&r.at, &r.point, &r.commit) {
                 (Some(n), Some(p), None) => {
                     let point = crate::tear::fault::parse_point(p.get_ref()).ok_or_else(|| {
-                        src.err(p.span(), format!("point '{}' is not before-command or after-command", p.get_ref()))
+                        let hint = crate::suggest::did_you_mean(p.get_ref(), ["before-command", "after-command"], "'")
+                            .map(|d| format!(": {d}"))
+                            .unwrap_or_else(|| " (before-command or after-command)".into());
+                        src.err(p.span(), format!("unknown point '{}'{hint}", p.get_ref()))
                     })?;
                     TearAt::Exchange { n: positive(src, n, "at")?, point }
                 }
@@ -935,14 +952,13 @@ fn step(
             }
             head_span = hs;
             let expect = match &r.expect {
-                None => "settled".to_string(),
+                None => crate::engine::recover::SETTLED.to_string(),
                 Some(e) => {
                     let v = subst(e.get_ref(), b);
-                    if !crate::plan::RECOVER_EXPECT.contains(&v.as_str()) {
-                        return Err(src.err(
-                            e.span(),
-                            format!("recover expect '{v}' is not one of {}", crate::plan::RECOVER_EXPECT.join(", ")),
-                        ));
+                    let words = crate::plan::recover_expect_words();
+                    if !words.contains(&v.as_str()) {
+                        let hint = crate::suggest::hint(&v, words.iter().copied(), "'");
+                        return Err(src.err(e.span(), format!("recover expect '{v}' is not a recovery verdict{hint}")));
                     }
                     v
                 }
@@ -977,6 +993,65 @@ fn step(
     };
     let name = r.name.as_ref().map(|n| format!(" {n}")).unwrap_or_default();
     Ok(Step { label: format!("{label} {kind_name}{name}"), kind, repeat, head_span: src.loc(head_span) })
+}
+
+/// Check an engine step's `expect` against what the engines and the runner can report
+/// (`engine::VERDICT_WORDS`, `rejected:` with `engine::RejectKind`'s codes): anything else
+/// would fail every card at run time.
+fn engine_expect(v: &str) -> Result<(), String> {
+    use crate::engine::{RejectKind, CARD_REFUSED, VERDICT_WORDS};
+    if VERDICT_WORDS.contains(&v) || v.strip_prefix("rejected:").is_some_and(RejectKind::is_code) {
+        return Ok(());
+    }
+    if let Some(sw) = v.strip_prefix("rejected:").and_then(|c| c.strip_prefix(CARD_REFUSED)) {
+        let msg = if sw.len() == 4 && sw.chars().all(|c| c.is_ascii_hexdigit()) {
+            format!(
+                "did you mean rejected:{CARD_REFUSED}{}? (the status word is written in upper case)",
+                sw.to_uppercase()
+            )
+        } else {
+            format!("the status word after '{CARD_REFUSED}' is 4 hex digits (e.g. rejected:{CARD_REFUSED}6984)")
+        };
+        return Err(format!("expect '{v}' is not a verdict the engines give: {msg}"));
+    }
+    let codes: Vec<String> = RejectKind::NAMED_CODES.iter().map(|c| format!("rejected:{c}")).collect();
+    let all = VERDICT_WORDS.iter().copied().chain(codes.iter().map(String::as_str));
+    let hint = match crate::suggest::did_you_mean(v, all, "") {
+        Some(d) => format!(": {d}"),
+        None => format!(
+            " (one of {}, or rejected:<code> with a code of: {}, {CARD_REFUSED}XXXX)",
+            VERDICT_WORDS.join(", "),
+            RejectKind::NAMED_CODES.join(", ")
+        ),
+    };
+    Err(format!("expect '{v}' is not a verdict the engines give{hint}"))
+}
+
+/// An `expect = "in-doubt"` needs the power cut of a `tear` step armed for that engine step
+/// (the first engine step after the tear): without one the verdict cannot be in-doubt.
+fn check_in_doubt(src: &Src, raw: &[Spanned<StepRaw>], steps: &[Step]) -> Result<(), ConfigError> {
+    let mut armed = false;
+    for (r, s) in raw.iter().zip(steps) {
+        match &s.kind {
+            StepKind::Tear { .. } => armed = true,
+            StepKind::Engine { expect, .. } => {
+                if expect == crate::engine::IN_DOUBT && !armed {
+                    let at = r.get_ref().expect.as_ref().map_or(r.span(), |e| e.span());
+                    return Err(src.err(
+                        at,
+                        format!(
+                            "{}: expect 'in-doubt' needs a `tear` step before it in the case (only an armed power \
+                             cut makes an engine step in-doubt)",
+                            s.label
+                        ),
+                    ));
+                }
+                armed = false;
+            }
+            _ => {}
+        }
+    }
+    Ok(())
 }
 
 /// A 1-based count (`at`, `commit`).
@@ -1043,47 +1118,68 @@ pub(crate) fn capture_spec(s: &str) -> Option<CaptureSpec> {
 impl Plan {
     /// Check every head or role a step names against the lab, before anything is sent.
     pub fn bind(&self, has_head: impl Fn(&str) -> bool) -> Result<(), ConfigError> {
-        let located = |l: &Located, msg: String| -> ConfigError {
-            let text = std::fs::read_to_string(&l.file).unwrap_or_default();
-            ConfigError::at(&l.file, &text, l.span.start, msg)
-        };
         for (r, l) in &self.roles {
             if !has_head(r) {
-                return Err(located(l, format!("role '{r}' is not a head name or role in the profile")));
+                return Err(l.error(format!("role '{r}' is not a head name or role in the profile")));
             }
         }
-        let all = self.setup.iter().chain(self.cases.iter().flat_map(|c| c.steps.iter())).chain(self.teardown.iter());
-        for s in all {
+        for s in self.all_steps() {
             for h in s.kind.heads() {
                 if !has_head(h) {
-                    return Err(located(&s.head_span, format!("{}: no head or role '{h}' in the profile", s.label)));
+                    return Err(s.head_span.error(format!("{}: no head or role '{h}' in the profile", s.label)));
                 }
             }
         }
         Ok(())
     }
 
-    /// Check that every NVM-commit tear names a virtual head (a real reader can only cut power
-    /// at exchange boundaries), before anything is sent.
-    pub fn bind_tears(&self, is_virtual: impl Fn(&str) -> bool) -> Result<(), ConfigError> {
-        for s in self.cases.iter().flat_map(|c| c.steps.iter()) {
-            if let StepKind::Tear { head, at: TearAt::Commit(_) } = &s.kind {
-                if !is_virtual(head) {
-                    let text = std::fs::read_to_string(&s.head_span.file).unwrap_or_default();
-                    return Err(ConfigError::at(
-                        &s.head_span.file,
-                        &text,
-                        s.head_span.span.start,
-                        format!(
-                            "{}: a tear at an NVM commit is not supported by head '{head}' (not virtual): real heads cut \
-                             power at exchange boundaries only (`at` and `point`)",
-                            s.label
-                        ),
-                    ));
-                }
+    /// Check that every step only a virtual head can do names one (`is_virtual` of a head name
+    /// or role): `insert_card`, `remove`, `insert`, and a tear at an NVM commit (a real reader
+    /// can only cut power at exchange boundaries), before anything is sent.
+    pub fn bind_virtual(&self, is_virtual: impl Fn(&str) -> bool) -> Result<(), ConfigError> {
+        for s in self.all_steps() {
+            let (head, why) = match &s.kind {
+                StepKind::Tear { head, at: TearAt::Commit(_) } => (
+                    head,
+                    "a tear at an NVM commit is not supported by head '{h}' (not virtual): real heads cut power at \
+                     exchange boundaries only (`at` and `point`)",
+                ),
+                StepKind::InsertCard { head, .. } | StepKind::Remove { head } | StepKind::Insert { head } => (
+                    head,
+                    "`{kind}` needs a virtual head, and '{h}' is not one (on a real reader the operator handles the \
+                     cards)",
+                ),
+                _ => continue,
+            };
+            if !is_virtual(head) {
+                let msg = why.replace("{h}", head).replace("{kind}", s.kind.name());
+                return Err(s.head_span.error(format!("{}: {msg}", s.label)));
             }
         }
         Ok(())
+    }
+
+    /// Check a plan for `cardbench batch`, which gives each card's run two heads: the DUT
+    /// (`dut`) and a fresh virtual reference card (`peer`). Every role and head the plan names
+    /// must be one of them; on real DUT heads (`dut_virtual` false) the steps only a virtual
+    /// head can do must name the peer.
+    pub fn bind_batch(&self, dut_virtual: bool) -> Result<(), ConfigError> {
+        const ONLY: &str = "a batch plan may use only roles dut and peer";
+        for (r, l) in &self.roles {
+            if !BATCH_ROLES.contains(&r.as_str()) {
+                return Err(l.error(format!("role '{r}': {ONLY}")));
+            }
+        }
+        for s in self.all_steps() {
+            if let Some(h) = s.kind.heads().into_iter().find(|h| !BATCH_ROLES.contains(h)) {
+                return Err(s.head_span.error(format!("{}: head '{h}': {ONLY}", s.label)));
+            }
+        }
+        self.bind_virtual(|h| h == "peer" || dut_virtual)
+    }
+
+    fn all_steps(&self) -> impl Iterator<Item = &Step> {
+        self.setup.iter().chain(self.cases.iter().flat_map(|c| c.steps.iter())).chain(self.teardown.iter())
     }
 
     /// Heads or roles the plan talks to, in first-use order.
