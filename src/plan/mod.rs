@@ -116,6 +116,15 @@ pub enum CaptureSpec {
 }
 
 impl CaptureSpec {
+    /// How many bytes of response data the capture needs.
+    pub fn end(&self) -> usize {
+        match self {
+            CaptureSpec::All => 0,
+            CaptureSpec::Bytes { to, .. } => *to,
+            CaptureSpec::Uint { bytes, at } => at + bytes,
+        }
+    }
+
     /// The value this capture takes from response data; `None` when the data is too short.
     pub fn take(&self, data: &[u8]) -> Option<template::Value> {
         use template::Value;

@@ -116,7 +116,7 @@ pub const BATCH_ROLES: [&str; 2] = ["dut", "peer"];
 pub const BUILTINS: &[&str] = &["now", "charge_cert", "payment_cert", "rogue_cert", "center_key", "ca_key"];
 
 /// The type of a built-in: `now` is a number, the others are bytes.
-fn builtin_type(name: &str) -> Ty {
+pub(crate) fn builtin_type(name: &str) -> Ty {
     if name == "now" {
         Ty::Int
     } else {
@@ -581,6 +581,16 @@ fn ty_name(t: Ty) -> &'static str {
     }
 }
 
+/// Why a substitution of a variable of type `ty` cannot render (a number needs a width, bytes
+/// must not have one), if it cannot.
+pub(crate) fn width_error(v: &str, ty: Ty, width: bool) -> Option<String> {
+    match (ty, width) {
+        (Ty::Str, true) => Some(format!("'{v}' is bytes, not a number: write '${{{v}}}' without a width")),
+        (Ty::Int, false) => Some(format!("'{v}' is a number: give it a width, '${{{v}:u8}}', ':u16' or ':u32'")),
+        _ => None,
+    }
+}
+
 /// A template whose variables are defined, numbers with a width and bytes without; `b` are
 /// the case's `for_each` values, which must be hex where they render as bytes.
 fn template(
@@ -599,16 +609,8 @@ fn template(
             return Err(src.err(s.span(), format!("'${{{v}}}' is not defined before this step{hint}")));
         };
         let at = s.get_ref().find(&format!("${{{v}")).map_or(s.span().start, |i| inner_offset(src, &s.span(), i));
-        match (ty, width) {
-            (Ty::Str, true) => {
-                return Err(src.err(at..0, format!("'{v}' is bytes, not a number: write '${{{v}}}' without a width")))
-            }
-            (Ty::Int, false) => {
-                return Err(
-                    src.err(at..0, format!("'{v}' is a number: give it a width, '${{{v}:u8}}', ':u16' or ':u32'"))
-                )
-            }
-            _ => {}
+        if let Some(msg) = width_error(v, *ty, width) {
+            return Err(src.err(at..0, msg));
         }
         if let (Some(Value::Hex(h)), false) = (b.get(v), width) {
             if !h.len().is_multiple_of(2) || hex::decode(h).is_err() {
@@ -760,6 +762,16 @@ fn step(
                 if lo > hi {
                     return Err(bad());
                 }
+                if let Some(n) =
+                    data.iter().find_map(|d| if let DataExpect::Mask(m) = d { m.fixed_len() } else { None })
+                {
+                    if n < lo || n > hi {
+                        return Err(src.err(
+                            l.span(),
+                            format!("the data mask is {n} bytes, outside len {lo}..{hi}: no response can match both"),
+                        ));
+                    }
+                }
                 data.push(DataExpect::Len(lo, hi));
             }
             let mut capture = Vec::new();
@@ -774,6 +786,19 @@ fn step(
                             format!("capture '{name}': '{spec}' is not u8@N, u16@N, u32@N, bytes@A..B or hex"),
                         )
                     })?;
+                    if let Some((most, why)) = longest(&data) {
+                        let end = cs.end();
+                        if end > most {
+                            return Err(src.err(
+                                spec_span,
+                                format!(
+                                    "capture '{name}' = '{}' reads up to byte {end}, but {why} allows at most {most} \
+                                     bytes of response data",
+                                    spec.get_ref()
+                                ),
+                            ));
+                        }
+                    }
                     capture.push((name.clone(), cs));
                 }
             }
@@ -912,8 +937,11 @@ fn step(
                     let point = crate::tear::fault::parse_point(p.get_ref()).ok_or_else(|| {
                         let hint = crate::suggest::did_you_mean(p.get_ref(), ["before-command", "after-command"], "'")
                             .map(|d| format!(": {d}"))
-                            .unwrap_or_else(|| " (before-command or after-command)".into());
-                        src.err(p.span(), format!("unknown point '{}'{hint}", p.get_ref()))
+                            .unwrap_or_default();
+                        src.err(
+                            p.span(),
+                            format!("point '{}' is not before-command or after-command{hint}", p.get_ref()),
+                        )
                     })?;
                     TearAt::Exchange { n: positive(src, n, "at")?, point }
                 }
@@ -1054,6 +1082,16 @@ fn check_in_doubt(src: &Src, raw: &[Spanned<StepRaw>], steps: &[Step]) -> Result
     Ok(())
 }
 
+/// The most response data an `apdu` step's expectations let through, and which one says so.
+fn longest(data: &[DataExpect]) -> Option<(usize, &'static str)> {
+    data.iter()
+        .filter_map(|d| match d {
+            DataExpect::Len(_, hi) => Some((*hi, "`len`")),
+            DataExpect::Mask(m) => m.fixed_len().map(|n| (n, "the `data` mask")),
+        })
+        .min_by_key(|(n, _)| *n)
+}
+
 /// A 1-based count (`at`, `commit`).
 fn positive(src: &Src, v: &Spanned<i64>, what: &str) -> Result<u64, ConfigError> {
     u64::try_from(*v.get_ref())
@@ -1089,6 +1127,24 @@ fn card_plan(
     p.transfer_key_limit = r.transfer_key_limit.unwrap_or(p.transfer_key_limit);
     p.update_key_limit = r.update_key_limit.unwrap_or(p.update_key_limit);
     p.slots = r.slots.clone().unwrap_or_default();
+    // Personalization takes the keys from the lab keyset, which holds update keys
+    // 1..=UPDATE_KEY_COUNT and transfer keys 1..=TRANSFER_KEY_COUNT: another ID fails the
+    // issuance at run time.
+    use crate::keys::{TRANSFER_KEY_COUNT, UPDATE_KEY_COUNT};
+    if !(1..=UPDATE_KEY_COUNT).contains(&p.update_key) {
+        return Err(src.err(
+            c.span(),
+            format!("card update_key {}: the lab keyset has update keys 1..={UPDATE_KEY_COUNT}", p.update_key),
+        ));
+    }
+    for (what, id) in std::iter::once(("transfer_key", p.transfer_key)).chain(p.slots.iter().map(|s| ("slots", *s))) {
+        if !(1..=TRANSFER_KEY_COUNT).contains(&id) {
+            return Err(src.err(
+                c.span(),
+                format!("card {what} {id}: the lab keyset has transfer keys 1..={TRANSFER_KEY_COUNT}"),
+            ));
+        }
+    }
     Ok((p, r.protocol.unwrap_or(crate::card::Protocol::T1)))
 }
 

@@ -87,6 +87,16 @@ impl Template {
         self.parts.iter().filter_map(|p| if let Part::Var { name, .. } = p { Some(name.as_str()) } else { None })
     }
 
+    /// The rendered length in bytes when it does not depend on a variable's value (literals
+    /// and numbers with a width); `None` when a byte-string variable is in it.
+    pub fn fixed_len(&self) -> Option<usize> {
+        self.parts.iter().try_fold(0, |n, p| match p {
+            Part::Lit(l) => Some(n + l.len() / 2),
+            Part::Var { width: Some(w), .. } => Some(n + w),
+            Part::Var { width: None, .. } => None,
+        })
+    }
+
     /// Each substitution with whether it has a width (`${n:u32}` renders a number, `${b}`
     /// bytes as they are).
     pub fn substitutions(&self) -> impl Iterator<Item = (&str, bool)> {
