@@ -1038,6 +1038,10 @@ fn run(
     let prepared = (|| -> Result<_> {
         let loaded = crate::profile::load(profile)?;
         let lab = Lab::from_profile(&loaded)?;
+        // The profile is checked whole: its batch set-up too, as `check` does.
+        if loaded.profile.batch.is_some() {
+            crate::batch::validate(&loaded, &lab, None)?;
+        }
         let plan = crate::plan::load(plan)?;
         plan.bind(|n| lab.head_index(n).is_some())?;
         plan.bind_virtual(|n| lab.head_index(n).is_some_and(|i| lab.heads[i].head.info().driver == "virtual"))?;
