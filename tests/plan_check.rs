@@ -294,6 +294,14 @@ fn other_run_time_failures_are_refused_by_check() {
     );
     let want = format!("{}:10:8: card transfer_key 9: the lab keyset has transfer keys 1..=8", p.display());
     all_refuse(Cmds::All, &p, LAB, &want);
+    // An `insert` with no `remove` before it has no card to put back.
+    let p = plan(dir.path(), "insert.toml", &format!("{HEAD}[[case.step]]\ndo = \"insert\"\nhead = \"dut\"\n"));
+    let want = format!(
+        "{}:9:8: C1 #1 insert: no `remove` step before it took a card out, so `insert` has nothing to put back \
+         (`insert_card` puts a new card in)",
+        p.display()
+    );
+    all_refuse(Cmds::All, &p, LAB, &want);
     // A step only a virtual head can do, on a PC/SC head (no reader needed to check).
     let p = plan(dir.path(), "real.toml", &format!("{HEAD}[[case.step]]\ndo = \"remove\"\nhead = \"C\"\n"));
     let out = bin().args(["check", p.to_str().unwrap(), "--profile", "profiles/vpcd-lab.toml"]).output().unwrap();

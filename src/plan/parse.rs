@@ -238,7 +238,9 @@ impl Src<'_> {
 
 pub fn load(path: &Path) -> Result<Plan, ConfigError> {
     let mut seen = Vec::new();
-    load_inner(path, &mut seen)
+    let plan = load_inner(path, &mut seen)?;
+    plan.check_inserts()?;
+    Ok(plan)
 }
 
 fn load_inner(path: &Path, seen: &mut Vec<PathBuf>) -> Result<Plan, ConfigError> {
@@ -255,7 +257,9 @@ fn load_inner(path: &Path, seen: &mut Vec<PathBuf>) -> Result<Plan, ConfigError>
 
 /// Parse plan text that includes nothing from disk relative to `path` except its includes.
 pub fn parse_str(path: &Path, text: &str) -> Result<Plan, ConfigError> {
-    parse_with(path, text, &mut Vec::new())
+    let plan = parse_with(path, text, &mut Vec::new())?;
+    plan.check_inserts()?;
+    Ok(plan)
 }
 
 fn parse_with(path: &Path, text: &str, seen: &mut Vec<PathBuf>) -> Result<Plan, ConfigError> {
@@ -1232,6 +1236,27 @@ impl Plan {
             }
         }
         self.bind_virtual(|h| h == "peer" || dut_virtual)
+    }
+
+    /// An `insert` puts back the card a `remove` took out: one with no `remove` before it in
+    /// the whole plan (setup, cases, teardown, in run order) has nothing to insert. Checked on
+    /// the plan with its includes, whose setup runs before any case.
+    fn check_inserts(&self) -> Result<(), ConfigError> {
+        let mut removed = false;
+        for s in self.all_steps() {
+            match &s.kind {
+                StepKind::Remove { .. } => removed = true,
+                StepKind::Insert { .. } if !removed => {
+                    return Err(s.head_span.error(format!(
+                        "{}: no `remove` step before it took a card out, so `insert` has nothing to put back \
+                         (`insert_card` puts a new card in)",
+                        s.label
+                    )))
+                }
+                _ => {}
+            }
+        }
+        Ok(())
     }
 
     fn all_steps(&self) -> impl Iterator<Item = &Step> {
