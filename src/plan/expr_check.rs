@@ -296,15 +296,12 @@ pub fn infer(tree: &Node<DefaultNumericTypes>, env: &Env) -> Result<Ty, ExprErro
             Ok(Ty::Bool)
         }
         op @ (Operator::And | Operator::Or) => {
-            for i in 0..2 {
-                let t = ty(i)?;
+            for kid in kids.iter().take(2) {
+                let t = infer(kid, env)?;
                 if !t.fits(|t| t == Ty::Bool) {
-                    return here(format!(
-                        "`{op}` joins conditions, and `{}` is {} (compare it: `{} == 1`)",
-                        show(&kids[i]),
-                        t.name(),
-                        show_arg(&kids[i])
-                    ));
+                    let how =
+                        if t == Ty::Int { format!(" (compare it: `{} == 1`)", show_arg(kid)) } else { String::new() };
+                    return here(format!("`{op}` joins conditions, and `{}` is {}{how}", show(kid), t.name()));
                 }
             }
             Ok(Ty::Bool)
