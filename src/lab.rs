@@ -161,7 +161,12 @@ impl Lab {
                 other => {
                     return Err(l.err(
                         h.driver.span(),
-                        format!("unknown head driver '{other}' (this build has: virtual, pcsc, pn532, replay)"),
+                        format!(
+                            "unknown head driver '{other}'{}",
+                            crate::suggest::did_you_mean(other, ["virtual", "pcsc", "pn532", "replay"], "'")
+                                .map(|d| format!(": {d}"))
+                                .unwrap_or_else(|| " (this build has: virtual, pcsc, pn532, replay)".into())
+                        ),
                     ))
                 }
             };
