@@ -176,6 +176,7 @@ impl Lab {
         // bridges serve any [[card]].
         for c in &p.cards {
             card_service(l, c)?;
+            card_keys(l, c, &keyset)?;
         }
         let logs = PathBuf::from(p.defaults.logs.clone().unwrap_or_else(|| "logs".into()));
         Ok(Lab { name: p.name.clone(), keyset, heads, clock, logs, terminal_seed: terminal_seed.map(|(_, s)| s) })
@@ -391,6 +392,26 @@ fn build_card(l: &Loaded, spec: &toml::Spanned<CardSpec>, keys: &Keyset) -> Resu
     let mut card = personalize_virtual(&plan, spec.get_ref().protocol, keys).map_err(|e| l.err(spec.span(), e))?;
     card.set_defects(defects);
     Ok(card)
+}
+
+/// A `[[card]]` names only keys the keyset holds, so personalizing it (in a virtual head, a
+/// simulator, or as a batch's DUT or peer template) cannot fail later.
+fn card_keys(l: &Loaded, spec: &toml::Spanned<CardSpec>, keys: &Keyset) -> Result<(), ConfigError> {
+    let c = spec.get_ref();
+    let missing = if keys.update_key(c.update_key).is_none() {
+        Some(("update", c.update_key))
+    } else {
+        std::iter::once(&c.transfer_key)
+            .chain(&c.slots)
+            .find(|k| keys.transfer_key(**k).is_none())
+            .map(|k| ("transfer", *k))
+    };
+    match missing {
+        Some((kind, id)) => {
+            Err(l.err(spec.span(), format!("card '{}': the keyset has no {kind} key with ID {id}", c.name)))
+        }
+        None => Ok(()),
+    }
 }
 
 /// The seeded defects of a profile card entry; an unknown name is an error located at the

@@ -294,6 +294,17 @@ fn other_run_time_failures_are_refused_by_check() {
     );
     let want = format!("{}:10:8: card transfer_key 9: the lab keyset has transfer keys 1..=8", p.display());
     all_refuse(Cmds::All, &p, LAB, &want);
+    // A profile card (here the batch's DUT template) naming a key the keyset does not hold: every
+    // card of the batch would fail its personalization.
+    let lab = std::fs::read_to_string(root().join(LAB)).unwrap();
+    let at = lab.find("name = \"dut\"").unwrap();
+    let key = at + lab[at..].find("update_key = 1").unwrap();
+    let text = format!("{}update_key = 9{}", &lab[..key], &lab[key + "update_key = 1".len()..]);
+    let line = text[..text[..at].rfind("[[card]]").unwrap()].lines().count() + 1;
+    let profile = dir.path().join("lab.toml");
+    std::fs::write(&profile, text).unwrap();
+    let want = format!("{}:{line}:1: card 'dut': the keyset has no update key with ID 9", profile.display());
+    all_refuse(Cmds::All, &root().join("test-plans/certification.toml"), profile.to_str().unwrap(), &want);
     // An `insert` with no `remove` before it has no card to put back.
     let p = plan(dir.path(), "insert.toml", &format!("{HEAD}[[case.step]]\ndo = \"insert\"\nhead = \"dut\"\n"));
     let want = format!(
