@@ -550,7 +550,7 @@ fn check(plan: &Path, profile: Option<&Path>, batch: bool) -> Result<ExitCode> {
         if batch {
             crate::batch::validate(&loaded, &lab, Some(&p))?;
         } else {
-            p.bind(|n| lab.head_index(n).is_some())?;
+            p.bind_to(&lab.heads)?;
             p.bind_virtual(|n| lab.head_index(n).is_some_and(|i| lab.heads[i].head.info().driver == "virtual"))?;
             // The profile's batch set-up is checked too: a typo in it fails only when a batch starts.
             if loaded.profile.batch.is_some() {
@@ -574,7 +574,7 @@ fn tear(target: &str, profile: &Path, only: &[String], settle: &str, quiet: bool
     let plan_mode = target.ends_with(".toml") || Path::new(target).is_file();
     let (seqs, mut skipped) = if plan_mode {
         let plan = crate::plan::load(Path::new(target))?;
-        plan.bind(|n| lab.head_index(n).is_some())?;
+        plan.bind_to(&lab.heads)?;
         let names: Vec<String> = lab.heads.iter().map(|h| h.name.clone()).collect();
         let resolve = |n: &str| lab.head_index(n).map(|i| names[i].clone());
         let (all, skipped) = sequence::from_plan(&plan, resolve)?;
@@ -1043,7 +1043,7 @@ fn run(
             crate::batch::validate(&loaded, &lab, None)?;
         }
         let plan = crate::plan::load(plan)?;
-        plan.bind(|n| lab.head_index(n).is_some())?;
+        plan.bind_to(&lab.heads)?;
         plan.bind_virtual(|n| lab.head_index(n).is_some_and(|i| lab.heads[i].head.info().driver == "virtual"))?;
         let seed = match terminal_seed_from {
             Some(t) => Some(crate::replay::card::recorded_terminal_seed(t).with_context(|| {

@@ -1178,15 +1178,33 @@ pub(crate) fn capture_spec(s: &str) -> Option<CaptureSpec> {
 impl Plan {
     /// Check every head or role a step names against the lab, before anything is sent.
     pub fn bind(&self, has_head: impl Fn(&str) -> bool) -> Result<(), ConfigError> {
+        self.bind_with(has_head, &[])
+    }
+
+    /// `bind` to a lab's heads, with the nearest head name or role in the error.
+    pub fn bind_to(&self, heads: &[crate::lab::LabHead]) -> Result<(), ConfigError> {
+        let names: Vec<&str> =
+            heads.iter().flat_map(|h| [h.name.as_str(), h.role.as_str()]).filter(|n| !n.is_empty()).collect();
+        self.bind_with(|n| crate::lab::find_head(heads, n).is_some(), &names)
+    }
+
+    fn bind_with(&self, has_head: impl Fn(&str) -> bool, names: &[&str]) -> Result<(), ConfigError> {
+        let hint = |h: &str| {
+            crate::suggest::did_you_mean(h, names.iter().copied(), "'").map(|d| format!(" ({d})")).unwrap_or_default()
+        };
         for (r, l) in &self.roles {
             if !has_head(r) {
-                return Err(l.error(format!("role '{r}' is not a head name or role in the profile")));
+                return Err(l.error(format!("role '{r}' is not a head name or role in the profile{}", hint(r))));
             }
         }
         for s in self.all_steps() {
             for h in s.kind.heads() {
                 if !has_head(h) {
-                    return Err(s.head_span.error(format!("{}: no head or role '{h}' in the profile", s.label)));
+                    return Err(s.head_span.error(format!(
+                        "{}: no head or role '{h}' in the profile{}",
+                        s.label,
+                        hint(h)
+                    )));
                 }
             }
         }
