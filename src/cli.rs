@@ -541,6 +541,7 @@ fn check(plan: &Path, profile: Option<&Path>, batch: bool) -> Result<ExitCode> {
     // A file that cannot be read is reported by the plan loader, located like every input error.
     let text = std::fs::read_to_string(plan).unwrap_or_default();
     if crate::timing::spec::looks_like_spec(&text) {
+        anyhow::ensure!(!batch, "{}: --batch checks a plan, and this is a timing spec", plan.display());
         return check_timing(plan, profile);
     }
     let p = crate::plan::load(plan)?;
