@@ -69,13 +69,16 @@ pub enum Cmd {
     /// Certify a batch of cards: one worker per DUT head, per-card traces, summary CSV,
     /// JUnit XML and JSON; an interrupted batch resumes where it stopped.
     Batch {
+        /// Lab profile (a resume takes it from batch.json when left out).
         #[arg(long, short)]
-        profile: PathBuf,
+        profile: Option<PathBuf>,
+        /// Plan (a resume takes it from batch.json when left out).
         #[arg(long)]
-        plan: PathBuf,
+        plan: Option<PathBuf>,
         #[arg(long)]
         batch_id: String,
-        /// Cards in the batch (default: the profile's `[batch]` count).
+        /// Cards in the batch (default: the profile's `[batch]` count; a resume keeps the
+        /// batch's own).
         #[arg(long)]
         count: Option<u64>,
         /// Directory for batch folders (default: the profile's `logs`, else ./logs).
@@ -84,6 +87,14 @@ pub enum Cmd {
         /// No progress output, only the summary line.
         #[arg(long, short)]
         quiet: bool,
+        /// Resume even though the plan (or an include), the profile or the keyset changed
+        /// since the batch started; the changes are recorded in batch.json and the reports.
+        #[arg(long)]
+        force_changed: bool,
+        /// Certify again a card already certified in this batch (its new verdict replaces
+        /// the earlier one, recorded as a re-certification); without it the card is refused.
+        #[arg(long)]
+        recertify: bool,
     },
     /// Tear campaign (docs/tear.md): cut power at every wire exchange and NVM commit of each
     /// sequence on fresh virtual cards, settle, check the invariants; exit 1 on a violation.
@@ -384,12 +395,34 @@ fn trace_export(pcapng: PathBuf, trace: PathBuf) -> Result<ExitCode> {
 
 #[derive(Subcommand, Debug)]
 pub enum KeysCmd {
-    /// Create a test PKI and key set in DIR (keyset.toml mode 0600 plus public files).
+    /// Create a test PKI and key set in DIR (keyset.toml mode 0600 plus public files); its
+    /// CRL starts with the certification suite's revoked reference card (0003EE01).
     Init {
         dir: PathBuf,
         /// Overwrite an existing keyset.
         #[arg(long)]
         force: bool,
+    },
+    /// Put a certificate serial on a keyset file's CRL (keyset.toml and crl.bin).
+    Revoke {
+        /// 8 hex digits (0003EE01 or 0x0003EE01), or a card ID (16 hex digits: its serial
+        /// is the last 4 bytes).
+        serial: String,
+        /// The keyset: DIR or DIR/keyset.toml.
+        #[arg(long, required_unless_present = "profile", conflicts_with = "profile")]
+        keyset: Option<PathBuf>,
+        /// The keyset a profile names with `[keyset] path`.
+        #[arg(long, short)]
+        profile: Option<PathBuf>,
+    },
+    /// Show a keyset's public parts and fingerprint (never a secret).
+    Show {
+        /// The keyset: DIR or DIR/keyset.toml.
+        #[arg(required_unless_present = "profile", conflicts_with = "profile")]
+        keyset: Option<PathBuf>,
+        /// The keyset a profile uses (seeded or a file), with the profile's `revoked` added.
+        #[arg(long, short)]
+        profile: Option<PathBuf>,
     },
 }
 
@@ -421,8 +454,9 @@ fn dispatch(cli: Cli) -> Result<ExitCode, BenchError> {
         Cmd::Run { plan, profile, run_id, logs, quiet, terminal_seed_from } => {
             run(&plan, &profile, run_id, logs, quiet, terminal_seed_from.as_deref())
         }
-        Cmd::Batch { profile, plan, batch_id, count, logs, quiet } => {
-            batch(&profile, &plan, batch_id, count, logs, quiet).map_err(BenchError)
+        Cmd::Batch { profile, plan, batch_id, count, logs, quiet, force_changed, recertify } => {
+            let args = BatchArgs { profile, plan, batch_id, count, logs, quiet, force_changed, recertify };
+            batch(args).map_err(BenchError)
         }
         Cmd::Check { plan, profile, batch } => check(&plan, profile.as_deref(), batch).map_err(BenchError),
         Cmd::Tear { target, profile, sequences, settle, quiet } => {
@@ -452,14 +486,20 @@ fn dispatch(cli: Cli) -> Result<ExitCode, BenchError> {
         }
         Cmd::Time(TimeArgs { cmd: Some(TimeCmd::Compare(args)), .. }) => time_compare(&args).map_err(BenchError),
         Cmd::Time(TimeArgs { cmd: None, run: Some(r) }) => {
-            let TimeRunArgs { spec, profile, heads, peers, iterations, warmup, seconds, run_id, logs } = r;
-            let opts = crate::timing::run::Options { iterations, warmup, seconds, ..Default::default() };
+            let TimeRunArgs { spec, profile, heads, peers, iterations, warmup, seconds, no_pm_qos, run_id, logs } = r;
+            let opts = crate::timing::run::Options { iterations, warmup, seconds, no_pm_qos, ..Default::default() };
             time(&spec, &profile, &heads, &peers, &opts, run_id, logs).map_err(BenchError)
         }
         Cmd::Time(TimeArgs { cmd: None, run: None }) => {
             Err(BenchError(anyhow::anyhow!("`cardbench time` needs a timing spec or `compare A B`")))
         }
         Cmd::Keys { cmd: KeysCmd::Init { dir, force } } => keys_init(&dir, force).map_err(BenchError),
+        Cmd::Keys { cmd: KeysCmd::Revoke { serial, keyset, profile } } => {
+            keys_revoke(&serial, keyset.as_deref(), profile.as_deref()).map_err(BenchError)
+        }
+        Cmd::Keys { cmd: KeysCmd::Show { keyset, profile } } => {
+            keys_show(keyset.as_deref(), profile.as_deref()).map_err(BenchError)
+        }
         Cmd::Trace { cmd: TraceCmd::Import { from, file, out, head } } => {
             trace_import(from, file, out, head).map_err(BenchError)
         }
@@ -493,23 +533,62 @@ fn tui(profile: Option<PathBuf>, plan: Option<PathBuf>) -> Result<ExitCode, Benc
     Ok(ExitCode::SUCCESS)
 }
 
-fn batch(
-    profile: &Path,
-    plan: &Path,
+struct BatchArgs {
+    profile: Option<PathBuf>,
+    plan: Option<PathBuf>,
     batch_id: String,
     count: Option<u64>,
     logs: Option<PathBuf>,
     quiet: bool,
-) -> Result<ExitCode> {
-    let loaded = crate::profile::load(profile)?;
+    force_changed: bool,
+    recertify: bool,
+}
+
+/// The profile and plan of a batch: as given, else (a resume) as its batch.json records them.
+fn batch_inputs(a: &BatchArgs) -> Result<(PathBuf, PathBuf)> {
+    if let (Some(profile), Some(plan)) = (&a.profile, &a.plan) {
+        return Ok((profile.clone(), plan.clone()));
+    }
+    // The profile may name the logs folder; without one, --logs or ./logs.
+    let logs = match (&a.logs, &a.profile) {
+        (Some(l), _) => l.clone(),
+        (None, Some(p)) => Lab::from_profile(&crate::profile::load(p)?)?.logs,
+        (None, None) => PathBuf::from("logs"),
+    };
+    let dir = logs.join(&a.batch_id);
+    let Some(meta) = crate::batch::journal::BatchMeta::read(&dir)? else {
+        anyhow::bail!(
+            "batch {} has no {}: --profile and --plan are needed to start it",
+            a.batch_id,
+            dir.join("batch.json").display()
+        );
+    };
+    Ok((
+        a.profile.clone().unwrap_or_else(|| meta.profile.into()),
+        a.plan.clone().unwrap_or_else(|| meta.plan_path.into()),
+    ))
+}
+
+fn batch(a: BatchArgs) -> Result<ExitCode> {
+    let (profile, plan) = batch_inputs(&a)?;
+    let loaded = crate::profile::load(&profile)?;
     let lab = Lab::from_profile(&loaded)?;
-    let p = crate::plan::load(plan)?;
+    let p = crate::plan::load(&plan)?;
     crate::batch::validate(&loaded, &lab, Some(&p))?;
     if let Some(w) = lab.seeded_keys_on_real_heads() {
         eprintln!("cardbench: warning: {w}");
     }
-    let logs = logs.unwrap_or_else(|| lab.logs.clone());
-    let opts = crate::batch::BatchOptions { batch_id, count, logs, quiet, observer: None, control: Default::default() };
+    let logs = a.logs.unwrap_or_else(|| lab.logs.clone());
+    let opts = crate::batch::BatchOptions {
+        batch_id: a.batch_id,
+        count: a.count,
+        logs,
+        quiet: a.quiet,
+        observer: None,
+        control: Default::default(),
+        force_changed: a.force_changed,
+        recertify: a.recertify,
+    };
     let out = crate::batch::run_batch(&loaded, lab, &p, &opts)?;
     let r = &out.result;
     println!(
@@ -816,6 +895,67 @@ fn keys_init(dir: &Path, force: bool) -> Result<ExitCode> {
     for f in files {
         println!("  {}", f.display());
     }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// The keyset file a profile names with `[keyset] path`, or why there is none.
+fn profile_keyset_file(profile: &Path) -> Result<PathBuf> {
+    let l = crate::profile::load(profile)?;
+    match &l.profile.keyset.path {
+        Some(p) => Ok(l.path.parent().unwrap_or(Path::new(".")).join(p.get_ref())),
+        None => anyhow::bail!(
+            "{}: the keyset is derived from its [keyset] seed; its CRL is the profile's [keyset] revoked list",
+            profile.display()
+        ),
+    }
+}
+
+fn keys_revoke(serial: &str, keyset: Option<&Path>, profile: Option<&Path>) -> Result<ExitCode> {
+    let serial = crate::keys::parse_serial(serial)?;
+    let file = match (keyset, profile) {
+        (Some(k), _) => crate::keys::keyset_file(k),
+        (None, Some(p)) => profile_keyset_file(p)?,
+        (None, None) => anyhow::bail!("give --keyset DIR or --profile PROFILE"),
+    };
+    if crate::keys::revoke(&file, serial)? {
+        println!("{}: serial {serial:08X} revoked (crl.bin rewritten)", file.display());
+    } else {
+        println!("{}: serial {serial:08X} was already revoked", file.display());
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn keys_show(keyset: Option<&Path>, profile: Option<&Path>) -> Result<ExitCode> {
+    let (what, ks) = match (keyset, profile) {
+        (Some(k), _) => {
+            let file = crate::keys::keyset_file(k);
+            (file.display().to_string(), Keyset::load(&file)?)
+        }
+        (None, Some(p)) => {
+            let l = crate::profile::load(p)?;
+            let source = match &l.profile.keyset.path {
+                Some(k) => format!(
+                    "{} (its keyset file {k}, plus the profile's revoked serials)",
+                    p.display(),
+                    k = k.get_ref()
+                ),
+                None => format!("{} (derived from its [keyset] seed)", p.display()),
+            };
+            (source, Lab::from_profile(&l)?.keyset)
+        }
+        (None, None) => anyhow::bail!("give a keyset DIR or --profile PROFILE"),
+    };
+    println!("keyset {what}: TEST KEYS ONLY");
+    println!("  {:<12} {}", "fingerprint", ks.fingerprint());
+    for part in ks.public_parts() {
+        let fp = hex::encode(Sha256::digest(&part.bytes));
+        println!("  {:<12} {} [sha256 {}]", part.name, part.what, &fp[..16]);
+    }
+    let ids = |m: &std::collections::BTreeMap<u32, crate::secret::Key16>| {
+        m.keys().map(|i| i.to_string()).collect::<Vec<_>>().join(", ")
+    };
+    println!("  {:<12} ids {} (secret: not shown)", "update keys", ids(&ks.update_keys));
+    println!("  {:<12} ids {} (secret: not shown)", "transfer", ids(&ks.transfer_keys));
     Ok(ExitCode::SUCCESS)
 }
 
@@ -1154,6 +1294,10 @@ pub struct TimeRunArgs {
     /// Stop each op's measured iterations after this many seconds, even before N.
     #[arg(long)]
     pub seconds: Option<f64>,
+    /// Let CPUs enter deep idle states during the run (by default the run holds
+    /// /dev/cpu_dma_latency at 0 µs where it may, see docs/timing.md).
+    #[arg(long)]
+    pub no_pm_qos: bool,
     #[arg(long)]
     pub run_id: Option<String>,
     /// Directory for run folders (default: the profile's `logs`, else ./logs).
@@ -1287,6 +1431,7 @@ fn time(
     }
     println!("host timer before: {}", r.jitter_before);
     println!("host timer after:  {}", r.jitter_after);
+    println!("CPU idle states: {}", r.pm_qos);
     let out = run::outputs(&dir, &run_id, &r, &mut |l| println!("{l}"))?;
     println!("plot: {}", out.svg.display());
     for n in r.groups.iter().flat_map(|g| &g.notes) {

@@ -84,7 +84,10 @@ impl Lab {
             (Some(seed), None) => Keyset::from_seed(seed, p.keyset.revoked.clone()),
             (None, Some(path)) => {
                 let base = l.path.parent().unwrap_or_else(|| std::path::Path::new("."));
-                Keyset::load(&base.join(path.get_ref())).map_err(|e| l.err(path.span(), e.to_string()))?
+                // The profile's `revoked` adds to the keyset file's own CRL (docs/plan-language.md).
+                Keyset::load(&base.join(path.get_ref()))
+                    .map_err(|e| l.err(path.span(), e.to_string()))?
+                    .revoke_also(&p.keyset.revoked)
             }
             _ => return Err(ConfigError::at(&l.path, &l.text, 0, "[keyset] needs exactly one of `seed` or `path`")),
         };

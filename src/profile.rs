@@ -123,7 +123,7 @@ pub struct KeysetRef {
     pub seed: Option<String>,
     /// Or load a keyset written by `cardbench keys init`, relative to the profile.
     pub path: Option<Spanned<String>>,
-    /// Certificate serials on the terminal's CRL (seeded keysets only).
+    /// Certificate serials on the terminal's CRL; with `path`, added to the keyset file's own.
     #[serde(default)]
     pub revoked: Vec<u32>,
 }

@@ -2,8 +2,10 @@
 //! next card of the batch; every card gets the whole plan, its own trace and a verdict; the
 //! journal makes a killed batch resumable with no card lost and none certified twice.
 
+pub mod header;
 pub mod journal;
 pub mod lock;
+pub mod registry;
 
 use crate::card::defects::Defects;
 use crate::event::{Event, Recorder, RowKind};
@@ -17,8 +19,9 @@ use crate::report::{BatchResult, CardResult, CaseStatus, Verdict};
 use crate::sinks::{self, Sink};
 use crate::trace::TraceCsv;
 use anyhow::{bail, Context, Result};
-use journal::{BatchMeta, Journal};
+use journal::BatchMeta;
 use lock::BatchLock;
+use registry::{Claim, Registry};
 use sha2::{Digest, Sha256};
 use std::collections::VecDeque;
 use std::path::{Path, PathBuf};
@@ -103,6 +106,12 @@ pub struct BatchOptions {
     pub observer: Option<crossbeam_channel::Sender<BatchEvent>>,
     /// Pause / resume / stop from a front end.
     pub control: std::sync::Arc<Control>,
+    /// Resume even though the plan, profile or keyset changed since batch.json was written
+    /// (the changes are recorded in batch.json and the reports).
+    pub force_changed: bool,
+    /// Certify again a card already certified in the batch (recorded); without it such a
+    /// card is refused.
+    pub recertify: bool,
 }
 
 /// What a batch reports to an observer.
@@ -187,9 +196,23 @@ pub struct BatchOutcome {
     pub stalled: Vec<String>,
 }
 
+/// What certifying the card in a head gave.
+enum Certified {
+    Card {
+        result: CardResult,
+        /// 1 for a card's first certification in the batch, more with `--recertify`.
+        certification: u32,
+        /// The verdict a re-certification replaces.
+        previous: Option<&'static str>,
+        atr: Vec<u8>,
+    },
+    /// The card is already certified in the batch (or on another head): not certified.
+    Refused(String),
+}
+
 /// What a worker tells the collector.
 enum WorkerMsg {
-    Card(Result<CardResult>),
+    Card(Result<Certified>),
     /// The worker's head waited the whole presence timeout; the worker stops, the batch
     /// goes on with the other heads.
     Stalled(String),
@@ -227,30 +250,92 @@ fn verdict(cases: &[crate::report::CaseResult]) -> Verdict {
     }
 }
 
-/// Certify one card on a worker's heads (`heads[0]` DUT, `heads[1]` its peer).
-#[allow(clippy::too_many_arguments)]
-fn certify(
-    heads: &mut [LabHead],
-    f: &Factory,
-    plan: &Plan,
-    keys: &crate::keys::Keyset,
+/// What every card of a worker shares.
+struct Shared<'a> {
+    f: &'a Factory,
+    plan: &'a Plan,
+    keys: &'a crate::keys::Keyset,
     now: u32,
-    batch_id: &str,
-    dir: &Path,
-    index: u64,
-    observer: Option<&crossbeam_channel::Sender<BatchEvent>>,
-) -> Result<CardResult> {
+    batch_id: &'a str,
+    dir: &'a Path,
+    observer: Option<&'a crossbeam_channel::Sender<BatchEvent>>,
+    registry: &'a Registry,
+    recertify: bool,
+}
+
+/// Certify the card in a worker's heads (`heads[0]` DUT, `heads[1]` its peer) as card
+/// `index` of the batch, unless the batch has it already (see `registry`).
+fn certify(heads: &mut [LabHead], sh: &Shared, index: u64) -> Result<Certified> {
     let started = now_rfc3339();
     let t0 = Instant::now();
     let virtual_dut = heads[0].head.as_virtual().is_some();
     let card_hex = if virtual_dut {
-        hex::encode_upper(f.card_id(index))
+        hex::encode_upper(sh.f.card_id(index))
     } else {
         // A real reader: the worker saw the operator insert the card.
         heads[0].head.power_on()?;
         crate::runner::identify(heads[0].head.as_mut(), &Recorder::disabled())?
     };
-    let rel = format!("cards/{index:05}-{card_hex}");
+    let claim = sh.registry.claim(&card_hex, index, sh.recertify);
+    let (index, certification, previous) = match claim {
+        Claim::New => (index, 1, None),
+        Claim::Recertify { index, certification, previous } => (index, certification, Some(previous)),
+        Claim::Duplicate { index: earlier, verdict } => {
+            // The virtual feeder makes one card ID per index: a repeat is a bench bug.
+            if virtual_dut {
+                bail!("virtual card {card_hex} (#{index}) repeats card #{earlier} of the batch");
+            }
+            let _ = heads[0].head.power_off();
+            return Ok(Certified::Refused(duplicate_message(&card_hex, &heads[0], earlier, verdict)));
+        }
+    };
+    let r = certify_card(heads, sh, index, certification, &card_hex, started, t0);
+    match r {
+        Ok((result, atr)) => Ok(Certified::Card { result, certification, previous, atr }),
+        Err(e) => {
+            sh.registry.released(&card_hex, &claim);
+            Err(e)
+        }
+    }
+}
+
+/// What the operator reads when a card comes back: which card, where it was certified, what
+/// to do.
+fn duplicate_message(card: &str, head: &LabHead, earlier: u64, verdict: Option<&str>) -> String {
+    let reader = &head.head.info().reader;
+    match verdict {
+        Some(v) => format!(
+            "card {card} in head {} ({reader}) is already certified in this batch (#{earlier}, {v}); not certified \
+             again: take it out and insert the next card (--recertify certifies it again)",
+            head.name
+        ),
+        None => format!(
+            "card {card} in head {} ({reader}) is being certified on another head (#{earlier}); take it out and \
+             insert the next card",
+            head.name
+        ),
+    }
+}
+
+/// Run the plan on the identified card: its folder, trace, run header and result, and the ATR
+/// it answered with.
+fn certify_card(
+    heads: &mut [LabHead],
+    sh: &Shared,
+    index: u64,
+    certification: u32,
+    card_hex: &str,
+    started: String,
+    t0: Instant,
+) -> Result<(CardResult, Vec<u8>)> {
+    let Shared { f, plan, keys, now, batch_id, dir, observer, .. } = *sh;
+    let virtual_dut = heads[0].head.as_virtual().is_some();
+    let card_hex = card_hex.to_string();
+    // A re-certification keeps the earlier card folder as evidence.
+    let rel = match certification {
+        1 => format!("cards/{index:05}-{card_hex}"),
+        n => format!("cards/{index:05}-{card_hex}-r{n}"),
+    };
     let card_dir = dir.join(&rel);
     // A folder left by a killed run belongs to a card that never reached the journal.
     if card_dir.exists() {
@@ -293,13 +378,14 @@ fn certify(
     if !heads[0].head.card_present()? {
         bail!("card {card_hex} not detected in head {}", heads[0].name);
     }
+    let mut atr = Vec::new();
     if let Some(tx) = observer {
         let head = heads[0].name.clone();
-        let atr = match heads[0].head.atr() {
+        atr = match heads[0].head.atr() {
             Some(a) => a,
             None => heads[0].head.power_on().unwrap_or_default(),
         };
-        let _ = tx.send(BatchEvent::CardInserted { head, index, card_id: card_hex.clone(), atr });
+        let _ = tx.send(BatchEvent::CardInserted { head, index, card_id: card_hex.clone(), atr: atr.clone() });
     }
     let rng = crate::lab::terminal_rng(heads, || {
         Sha256::new()
@@ -312,6 +398,10 @@ fn certify(
     crate::trace::write_run_header(&card_dir, batch_id, plan, &format!("batch {batch_id} card {index}"), &rng)
         .with_context(|| format!("writing {}", card_dir.join("run.json").display()))?;
     let cases = crate::runner::run_plan(plan, heads, &rec, keys, now, rng.seed());
+    // The plan powered the card: its ATR is known now, without an extra power-on.
+    if let Some(a) = heads[0].head.atr().filter(|a| !a.is_empty()) {
+        atr = a;
+    }
     drop(rec);
     let errors = sinks.join().unwrap_or_else(|_| vec!["trace thread panicked".into()]);
     if let Some(e) = errors.first() {
@@ -326,7 +416,7 @@ fn certify(
             let _ = heads[0].head.power_off();
         }
     }
-    Ok(CardResult {
+    let result = CardResult {
         index,
         card_id: card_hex,
         head: heads[0].name.clone(),
@@ -335,7 +425,8 @@ fn certify(
         trace: trace_rel,
         started,
         duration_ms: t0.elapsed().as_secs_f64() * 1e3,
-    })
+    };
+    Ok((result, atr))
 }
 
 /// Everything `cardbench batch` can refuse before a folder is made or a card is touched, for
@@ -366,10 +457,10 @@ fn presence_timeout(l: &Loaded) -> Result<std::time::Duration, ConfigError> {
 
 pub fn run_batch(l: &Loaded, lab: Lab, plan: &Plan, opts: &BatchOptions) -> Result<BatchOutcome> {
     let factory = Factory::from_profile(l)?;
-    let batch = l.profile.batch.as_ref().map(|b| b.get_ref()).context("no [batch]")?;
-    let count = opts.count.unwrap_or(batch.count);
-    if count == 0 || count > u32::MAX as u64 {
-        bail!("--count must be between 1 and {}", u32::MAX);
+    if let Some(c) = opts.count {
+        if c == 0 || c > u32::MAX as u64 {
+            bail!("--count must be between 1 and {}", u32::MAX);
+        }
     }
     let Lab { keyset, heads, clock, .. } = lab;
     let now = clock.unwrap_or_else(|| chrono::Utc::now().timestamp() as u32);
@@ -385,57 +476,20 @@ pub fn run_batch(l: &Loaded, lab: Lab, plan: &Plan, opts: &BatchOptions) -> Resu
     std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
     // Before anything in the folder is read or written: one process per batch.
     let _lock = BatchLock::acquire(&dir)?;
-    let meta = BatchMeta {
-        batch_id: opts.batch_id.clone(),
-        plan_id: plan.id.clone(),
-        plan_version: plan.version.clone(),
-        plan_path: plan.path.display().to_string(),
-        profile: l.path.display().to_string(),
-        count,
-        started: now_rfc3339(),
-    };
-    let meta_path = dir.join("batch.json");
-    let old_meta = if meta_path.exists() {
-        let old: BatchMeta = serde_json::from_slice(&std::fs::read(&meta_path)?)
-            .with_context(|| format!("{}: not a batch description", meta_path.display()))?;
-        if (&old.plan_id, &old.plan_version, &old.profile, old.count)
-            != (&meta.plan_id, &meta.plan_version, &meta.profile, meta.count)
-        {
-            bail!(
-                "batch {} was started with plan {} {}, profile {}, count {}; resume it with the same parameters",
-                old.batch_id,
-                old.plan_id,
-                old.plan_version,
-                old.profile,
-                old.count
-            );
-        }
-        Some(old)
-    } else {
-        None
-    };
-    // The journal is checked before batch.json is first written, so a refused journal leaves
-    // the folder as it was.
-    let (mut journal, opened) = Journal::open(&dir.join("journal.jsonl"), count)?;
+    let mut books = open_folder(l, plan, &keyset, opts, &dir, (now, clock.is_some()), &duts)?;
+    // A resume takes its card count from batch.json.
+    let count = books.meta.count;
     let notice = |msg: String| match &opts.observer {
         Some(o) => {
             let _ = o.send(BatchEvent::Notice(msg));
         }
         None => crate::print::err(format_args!("cardbench: {msg}")),
     };
-    for n in opened.notes {
+    for n in std::mem::take(&mut books.notes) {
         notice(n);
     }
-    let done = opened.done;
-    let meta = match old_meta {
-        Some(old) => old,
-        None => {
-            crate::report::atomic::write_atomically(&meta_path, |w| {
-                serde_json::to_writer_pretty(&mut *w, &meta).map_err(std::io::Error::other)
-            })?;
-            meta
-        }
-    };
+    let done = std::mem::take(&mut books.done);
+    let registry = Registry::new(&done, &books.recertified);
     let done_idx: std::collections::BTreeSet<u64> = done.iter().map(|r| r.index).collect();
     let queue: Mutex<VecDeque<u64>> = Mutex::new((1..=count).filter(|i| !done_idx.contains(i)).collect());
     let progress = Progress::new(count, &done, opts.quiet);
@@ -454,7 +508,7 @@ pub fn run_batch(l: &Loaded, lab: Lab, plan: &Plan, opts: &BatchOptions) -> Resu
     std::thread::scope(|scope| {
         for dut in duts.drain(..) {
             let tx = tx.clone();
-            let (queue, factory, keyset, dir) = (&queue, &factory, &keyset, &dir);
+            let (queue, factory, keyset, dir, registry) = (&queue, &factory, &keyset, &dir, &registry);
             let peer_name = format!("{}.peer", dut.name);
             scope.spawn(move || {
                 let mut heads = vec![
@@ -494,17 +548,25 @@ pub fn run_batch(l: &Loaded, lab: Lab, plan: &Plan, opts: &BatchOptions) -> Resu
                             }
                         }
                     }
-                    let r = certify(
-                        &mut heads,
-                        factory,
+                    let shared = Shared {
+                        f: factory,
                         plan,
-                        keyset,
+                        keys: keyset,
                         now,
-                        &opts.batch_id,
+                        batch_id: &opts.batch_id,
                         dir,
-                        index,
-                        opts.observer.as_ref(),
-                    );
+                        observer: opts.observer.as_ref(),
+                        registry,
+                        recertify: opts.recertify,
+                    };
+                    let r = certify(&mut heads, &shared, index);
+                    // A card certified in its earlier place, or refused, leaves this index
+                    // to the next card.
+                    match &r {
+                        Ok(Certified::Card { result, .. }) if result.index == index => {}
+                        Ok(_) => queue.lock().expect("queue lock").push_front(index),
+                        Err(_) => {}
+                    }
                     let stop = r.is_err();
                     if tx.send(WorkerMsg::Card(r)).is_err() || stop {
                         break;
@@ -537,13 +599,17 @@ pub fn run_batch(l: &Loaded, lab: Lab, plan: &Plan, opts: &BatchOptions) -> Resu
         drop(tx);
         for m in rx {
             match m {
-                WorkerMsg::Card(Ok(card)) => {
-                    if let Err(e) = journal.append(&card) {
-                        first_error.get_or_insert(anyhow::Error::from(e).context("appending to the journal"));
+                WorkerMsg::Card(Ok(Certified::Refused(why))) => notice(why),
+                WorkerMsg::Card(Ok(Certified::Card { result: card, certification, previous, atr })) => {
+                    if let Err(e) = books.record(&card, certification, &atr) {
+                        first_error.get_or_insert(e);
                         queue.lock().expect("queue lock").clear();
                         continue;
                     }
-                    progress.card(&card);
+                    registry.finished(&card.card_id, card.verdict.word());
+                    // A re-certification in this run replaces the card's earlier result.
+                    fresh.retain(|c: &CardResult| c.index != card.index);
+                    progress.card(&card, previous);
                     if let Some(o) = &opts.observer {
                         let _ = o.send(BatchEvent::CardDone(Box::new(card.clone())));
                     }
@@ -570,23 +636,43 @@ pub fn run_batch(l: &Loaded, lab: Lab, plan: &Plan, opts: &BatchOptions) -> Resu
         return Err(e);
     }
     let certified_now = fresh.len();
-    let mut cards = done;
-    cards.extend(fresh);
-    cards.sort_by_key(|c| c.index);
+    // One result per index: a re-certification replaces the journal's earlier one.
+    let mut by_index: std::collections::BTreeMap<u64, CardResult> = done.into_iter().map(|c| (c.index, c)).collect();
+    by_index.extend(fresh.into_iter().map(|c| (c.index, c)));
+    let cards: Vec<CardResult> = by_index.into_values().collect();
     let missing = missing_cards(count, &cards);
     let result = BatchResult {
         batch_id: opts.batch_id.clone(),
         plan_id: plan.id.clone(),
         plan_version: plan.version.clone(),
         profile: l.path.display().to_string(),
-        started: meta.started,
+        started: books.meta.started.clone(),
         finished: now_rfc3339(),
         cards,
+        header: books.report_header(),
     };
     crate::report::summary::write_summary_csv(&dir.join("summary.csv"), &result)?;
     crate::report::junit::write_junit(&dir.join("junit.xml"), &result)?;
     crate::report::json::write_json(&dir.join("results.json"), &result)?;
     Ok(BatchOutcome { result, dir, certified_now, missing, stalled })
+}
+
+/// Open the batch folder for this run: the resume checks, batch.json with this run's entry,
+/// the journal (`journal::open_batch`).
+fn open_folder(
+    l: &Loaded,
+    plan: &Plan,
+    keyset: &crate::keys::Keyset,
+    opts: &BatchOptions,
+    dir: &Path,
+    (now, clock_fixed): (u32, bool),
+    duts: &[LabHead],
+) -> Result<journal::OpenBatch> {
+    let identity = header::Identity::of(l, plan, keyset).context("recording the plan's hash")?;
+    let run = header::Run::start(now_rfc3339(), now, clock_fixed, duts, opts.recertify);
+    let default_count = l.profile.batch.as_ref().map_or(0, |b| b.get_ref().count);
+    let new = BatchMeta::new(&opts.batch_id, plan, &l.path, opts.count.unwrap_or(default_count));
+    journal::open_batch(dir, new, identity, run, opts.count, opts.force_changed)
 }
 
 /// Headless progress: a bar on a terminal, one line per card otherwise.
@@ -616,8 +702,16 @@ impl Progress {
         Progress { bar, quiet, started: Instant::now(), counts: Mutex::new(c), total }
     }
 
-    fn card(&self, r: &CardResult) {
+    /// A card done; `previous` is the verdict of its earlier certification when this one
+    /// replaces it (`--recertify`).
+    fn card(&self, r: &CardResult, previous: Option<&str>) {
         let mut c = self.counts.lock().expect("progress lock");
+        match previous {
+            Some("pass") => c.0 -= 1,
+            Some("fail") => c.1 -= 1,
+            Some(_) => c.2 -= 1,
+            None => {}
+        }
         bump(&mut c, r);
         c.3 += 1;
         let per_hour = c.3 as f64 / self.started.elapsed().as_secs_f64().max(1e-9) * 3600.0;
@@ -628,11 +722,14 @@ impl Progress {
                 b.inc(1);
             }
             None if !self.quiet => {
-                let detail = match &r.verdict {
+                let mut detail = match &r.verdict {
                     Verdict::Pass => String::new(),
                     Verdict::Fail { failing } => failing.join(" "),
                     Verdict::Aborted { reason } => reason.clone(),
                 };
+                if let Some(p) = previous {
+                    detail = format!("{detail} (re-certified #{}; was {p})", r.index).trim_start().to_string();
+                }
                 let n = c.0 + c.1 + c.2;
                 crate::print::out(format_args!(
                     "[{n}/{}] card {} on {}: {} {detail}  ({msg})",

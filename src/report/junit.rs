@@ -111,6 +111,11 @@ fn write_suite<W: Write>(
     property(w, "card_index", &card.index.to_string())?;
     property(w, "verdict", card.verdict.word())?;
     property(w, "trace", &card.trace)?;
+    if let Some(h) = &b.header {
+        for (name, value) in crate::batch::header::CARD_FIELDS.iter().zip(h.card_fields(&card.head)) {
+            property(w, name, &value)?;
+        }
+    }
     for c in card.cases.iter().filter(|c| !c.reference.is_empty()) {
         property(w, &format!("ref:{}", c.id), &c.reference)?;
     }

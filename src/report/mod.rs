@@ -89,6 +89,10 @@ pub struct BatchResult {
     pub profile: String,
     pub started: String,
     pub finished: String,
+    /// What the verdicts were made with (batch.json's header and runs); None for results
+    /// made outside a batch folder.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub header: Option<crate::batch::header::ReportHeader>,
     pub cards: Vec<CardResult>,
 }
 

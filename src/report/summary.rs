@@ -6,8 +6,9 @@ use std::path::Path;
 use super::atomic::write_atomically;
 use super::{BatchResult, CardResult, CaseResult, CaseStatus, Verdict};
 
-/// The header row of the summary CSV, in column order.
-pub const SUMMARY_COLUMNS: [&str; 14] = [
+/// The header row of the summary CSV, in column order: the card's columns, then the batch
+/// header's (`crate::batch::header::CARD_FIELDS`).
+pub const SUMMARY_COLUMNS: [&str; 22] = [
     "batch_id",
     "index",
     "card_id",
@@ -22,6 +23,14 @@ pub const SUMMARY_COLUMNS: [&str; 14] = [
     "duration_ms",
     "started",
     "trace",
+    "tool",
+    "host",
+    "profile_sha256",
+    "plan_sha256",
+    "keyset",
+    "clock",
+    "reader",
+    "atr",
 ];
 
 /// How many cases of a card ended in each status.
@@ -59,7 +68,8 @@ pub fn write_summary_csv(path: &Path, b: &BatchResult) -> io::Result<()> {
         let mut w = csv::Writer::from_writer(out);
         w.write_record(SUMMARY_COLUMNS)?;
         for card in &b.cards {
-            w.write_record(row(&b.batch_id, card))?;
+            let head = b.header.as_ref().map_or_else(Default::default, |h| h.card_fields(&card.head));
+            w.write_record(row(&b.batch_id, card).iter().chain(head.iter()))?;
         }
         w.flush()
     })

@@ -42,6 +42,9 @@ pub fn start(req: &BatchRequest, done: Sender<Msg>) -> Result<Running, String> {
         quiet: true,
         observer: Some(tx),
         control: control.clone(),
+        // The TUI resumes only an unchanged batch and never certifies a card twice.
+        force_changed: false,
+        recertify: false,
     };
     let thread = std::thread::Builder::new()
         .name("cardbench-batch".into())
