@@ -148,11 +148,15 @@ pub enum Cmd {
         #[arg(long)]
         logs: Option<PathBuf>,
     },
-    /// Validate a plan without touching a card (with --profile, also its head names).
+    /// Validate a plan without touching a card (with --profile, also its head names and the
+    /// profile's [batch]).
     Check {
         plan: PathBuf,
         #[arg(long, short)]
         profile: Option<PathBuf>,
+        /// Check the plan as `cardbench batch` runs it (roles dut and peer only).
+        #[arg(long)]
+        batch: bool,
     },
     /// Timing (docs/timing.md): `time compare A B` compares two timing results.
     Time(TimeArgs),
@@ -468,7 +472,7 @@ fn dispatch(cli: Cli) -> Result<ExitCode, BenchError> {
             batch(args).map_err(BenchError)
         }
         Cmd::Report { dir } => report(&dir).map_err(BenchError),
-        Cmd::Check { plan, profile } => check(&plan, profile.as_deref()).map_err(BenchError),
+        Cmd::Check { plan, profile, batch } => check(&plan, profile.as_deref(), batch).map_err(BenchError),
         Cmd::Tear { target, profile, sequences, settle, quiet } => {
             tear(&target, &profile, &sequences, &settle, quiet).map_err(BenchError)
         }
@@ -585,7 +589,7 @@ fn batch(a: BatchArgs) -> Result<ExitCode> {
     let loaded = crate::profile::load(&profile)?;
     let lab = Lab::from_profile(&loaded)?;
     let p = crate::plan::load(&plan)?;
-    p.bind(|n| n == "dut" || n == "peer")?;
+    crate::batch::validate(&loaded, &lab, Some(&p))?;
     if let Some(w) = lab.seeded_keys_on_real_heads() {
         eprintln!("cardbench: warning: {w}");
     }
@@ -693,18 +697,29 @@ fn report(dir: &Path) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-fn check(plan: &Path, profile: Option<&Path>) -> Result<ExitCode> {
+fn check(plan: &Path, profile: Option<&Path>, batch: bool) -> Result<ExitCode> {
     // A file that cannot be read is reported by the plan loader, located like every input error.
     let text = std::fs::read_to_string(plan).unwrap_or_default();
     if crate::timing::spec::looks_like_spec(&text) {
+        anyhow::ensure!(!batch, "{}: --batch checks a plan, and this is a timing spec", plan.display());
         return check_timing(plan, profile);
     }
     let p = crate::plan::load(plan)?;
     if let Some(profile) = profile {
         let loaded = crate::profile::load(profile)?;
         let lab = Lab::from_profile(&loaded)?;
-        p.bind(|n| lab.head_index(n).is_some())?;
-        p.bind_tears(|n| lab.head_index(n).is_some_and(|i| lab.heads[i].head.info().driver == "virtual"))?;
+        if batch {
+            crate::batch::validate(&loaded, &lab, Some(&p))?;
+        } else {
+            p.bind_to(&lab.heads)?;
+            p.bind_virtual(|n| lab.head_index(n).is_some_and(|i| lab.heads[i].head.info().driver == "virtual"))?;
+            // The profile's batch set-up is checked too: a typo in it fails only when a batch starts.
+            if loaded.profile.batch.is_some() {
+                crate::batch::validate(&loaded, &lab, None)?;
+            }
+        }
+    } else if batch {
+        anyhow::bail!("check --batch needs --profile (the lab whose [batch] certifies the cards)");
     }
     let steps: usize = p.cases.iter().map(|c| c.steps.len()).sum::<usize>() + p.setup.len() + p.teardown.len();
     println!("{}: plan {} {} is valid: {} cases, {} steps", plan.display(), p.id, p.version, p.cases.len(), steps);
@@ -720,7 +735,7 @@ fn tear(target: &str, profile: &Path, only: &[String], settle: &str, quiet: bool
     let plan_mode = target.ends_with(".toml") || Path::new(target).is_file();
     let (seqs, mut skipped) = if plan_mode {
         let plan = crate::plan::load(Path::new(target))?;
-        plan.bind(|n| lab.head_index(n).is_some())?;
+        plan.bind_to(&lab.heads)?;
         let names: Vec<String> = lab.heads.iter().map(|h| h.name.clone()).collect();
         let resolve = |n: &str| lab.head_index(n).map(|i| names[i].clone());
         let (all, skipped) = sequence::from_plan(&plan, resolve)?;
@@ -1262,9 +1277,13 @@ fn run(
     let prepared = (|| -> Result<_> {
         let loaded = crate::profile::load(profile)?;
         let lab = Lab::from_profile(&loaded)?;
+        // The profile is checked whole: its batch set-up too, as `check` does.
+        if loaded.profile.batch.is_some() {
+            crate::batch::validate(&loaded, &lab, None)?;
+        }
         let plan = crate::plan::load(plan)?;
-        plan.bind(|n| lab.head_index(n).is_some())?;
-        plan.bind_tears(|n| lab.head_index(n).is_some_and(|i| lab.heads[i].head.info().driver == "virtual"))?;
+        plan.bind_to(&lab.heads)?;
+        plan.bind_virtual(|n| lab.head_index(n).is_some_and(|i| lab.heads[i].head.info().driver == "virtual"))?;
         let seed = match terminal_seed_from {
             Some(t) => Some(crate::replay::card::recorded_terminal_seed(t).with_context(|| {
                 format!(

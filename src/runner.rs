@@ -449,7 +449,7 @@ impl<'a> Session<'a> {
             StepKind::Recover { heads, expect } => {
                 let r = self.recover(heads, case)?;
                 self.last_outcome = r.to_string();
-                let ok = if expect == "settled" { r.settled() } else { r.verdict() == expect };
+                let ok = if expect == crate::engine::recover::SETTLED { r.settled() } else { r.verdict() == expect };
                 if ok {
                     Ok(())
                 } else {
@@ -595,7 +595,7 @@ impl<'a> Session<'a> {
             // The head error the cut caused: the command's outcome is unknown, which is what the
             // case set out to produce; it reads the cards back and recovers next.
             Err(StepFail::Blocked { head, msg }) if torn.contains(&head) => {
-                ("in-doubt".to_string(), format!("in-doubt ({msg})"))
+                (crate::engine::IN_DOUBT.to_string(), format!("{} ({msg})", crate::engine::IN_DOUBT))
             }
             Err(f) => return Err(f),
         };

@@ -69,7 +69,7 @@ impl Factory {
             if d.every == 0 || d.offset >= d.every {
                 return Err(l.err(r.span(), "a defect rule needs every > 0 and offset < every"));
             }
-            let set = Defects::parse(&d.defects).map_err(|e| l.err(r.span(), e.to_string()))?;
+            let set = crate::lab::defects_in(l, r.span(), &d.defects)?;
             rules.push((d.every, d.offset, set));
         }
         Ok(Factory {
@@ -522,9 +522,34 @@ fn certify_card(
     Ok((result, atr))
 }
 
+/// Everything `cardbench batch` can refuse before a folder is made or a card is touched, for
+/// `batch`, the TUI and `check --batch`: the profile's `[batch]` (its cards, ID prefix, defect
+/// rules, presence timeout, at least one `dut` head) and, with a plan, the plan's heads (only
+/// `dut` and `peer`, virtual-only steps on the peer when the DUT heads are real readers).
+pub fn validate(l: &Loaded, lab: &Lab, plan: Option<&Plan>) -> Result<(), ConfigError> {
+    Factory::from_profile(l)?;
+    presence_timeout(l)?;
+    let duts: Vec<&LabHead> = lab.heads.iter().filter(|h| h.role == "dut").collect();
+    if duts.is_empty() {
+        return Err(ConfigError::whole_file(&l.path, "no head with role \"dut\" for the batch"));
+    }
+    match plan {
+        Some(p) => p.bind_batch(duts.iter().all(|h| h.head.info().driver == "virtual")),
+        None => Ok(()),
+    }
+}
+
+/// The profile's `[batch] presence_timeout_s`, or the default.
+fn presence_timeout(l: &Loaded) -> Result<std::time::Duration, ConfigError> {
+    match l.profile.batch.as_ref().and_then(|b| b.get_ref().presence_timeout_s.as_ref()) {
+        Some(t) if *t.get_ref() == 0 => Err(l.err(t.span(), "presence_timeout_s must be at least 1")),
+        Some(t) => Ok(std::time::Duration::from_secs(*t.get_ref())),
+        None => Ok(std::time::Duration::from_secs(PRESENCE_TIMEOUT_S)),
+    }
+}
+
 pub fn run_batch(l: &Loaded, lab: Lab, plan: &Plan, opts: &BatchOptions) -> Result<BatchOutcome> {
     let factory = Factory::from_profile(l)?;
-    let batch = l.profile.batch.as_ref().map(|b| b.get_ref()).context("no [batch]")?;
     if let Some(c) = opts.count {
         if c == 0 || c > u32::MAX as u64 {
             bail!("--count must be between 1 and {}", u32::MAX);
@@ -539,11 +564,7 @@ pub fn run_batch(l: &Loaded, lab: Lab, plan: &Plan, opts: &BatchOptions) -> Resu
     if opts.batch_id.is_empty() || opts.batch_id.contains(['/', '\\']) || opts.batch_id.starts_with('.') {
         bail!("batch id '{}' must be a plain folder name", opts.batch_id);
     }
-    let presence_timeout = match &batch.presence_timeout_s {
-        Some(t) if *t.get_ref() == 0 => return Err(l.err(t.span(), "presence_timeout_s must be at least 1").into()),
-        Some(t) => std::time::Duration::from_secs(*t.get_ref()),
-        None => std::time::Duration::from_secs(PRESENCE_TIMEOUT_S),
-    };
+    let presence_timeout = presence_timeout(l)?;
     // Every DUT head must be usable before the batch folder is made (exit 2 otherwise, with
     // the head, its reader and what to try).
     let n = duts.len();

@@ -26,7 +26,7 @@ pub fn start(req: &BatchRequest, done: Sender<Msg>) -> Result<Running, String> {
     let loaded = crate::profile::load(&req.profile).map_err(|e| e.to_string())?;
     let lab = Lab::from_profile(&loaded).map_err(|e| e.to_string())?;
     let plan = crate::plan::load(&req.plan).map_err(|e| format!("{e:#}"))?;
-    plan.bind(|n| n == "dut" || n == "peer").map_err(|e| format!("{e:#}"))?;
+    crate::batch::validate(&loaded, &lab, Some(&plan)).map_err(|e| e.to_string())?;
     let logs = lab.logs.clone();
     let dir = logs.join(&req.batch_id);
     let control = Arc::new(Control::default());
