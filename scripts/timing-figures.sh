@@ -49,6 +49,7 @@ PY
 "$BIN" time "$W/sign.toml" --profile "$W/model.toml" --logs "$W/logs" --run-id acc >/dev/null
 "$BIN" time "$W/read.toml" --profile "$W/1ms.toml" --head A --logs "$W/logs" --run-id one >/dev/null
 "$BIN" time "$W/read.toml" --profile "$W/1ms.toml" --head A --head B --head C --head D --logs "$W/logs" --run-id four >/dev/null
+echo "load average: $(cut -d' ' -f1-3 /proc/loadavg)  ($(nproc) CPUs)"
 python3 - "$W/logs" <<'PY'
 import csv, statistics, sys
 logs = sys.argv[1]
@@ -56,7 +57,11 @@ rows = list(csv.DictReader(open(f"{logs}/acc/samples.csv")))
 op = {r["iteration"]: int(r["duration_ns"]) for r in rows if r["baseline"] == "false"}
 base = {r["iteration"]: int(r["duration_ns"]) for r in rows if r["baseline"] == "true"}
 d = statistics.median(op[i] - base[i] for i in op) / 1e6
-print(f"accuracy in process: card time {d:.4f} ms for 39.000 ms modelled ({(d - 39) / 39 * 100:+.3f} %), n = {len(op)}")
+import json
+t = json.load(open(f"{logs}/acc/timing.json"))["ops"][0]["card_time"]
+lo, hi = t["ci"]["lo"] / 1e6, t["ci"]["hi"] / 1e6
+print(f"accuracy in process: card time {d:.5f} ms [{lo:.5f}, {hi:.5f}] for 39.000 ms modelled "
+      f"({(d - 39) / 39 * 100:+.3f} %, CI {'contains' if lo <= 39 <= hi else 'misses'} 39.000), n = {len(op)}")
 rate = {}
 for run in ["one", "four"]:
     t = [int(r["mono_ns"]) for r in csv.DictReader(open(f"{logs}/{run}/trace.csv")) if r["step"] == "op"]

@@ -52,7 +52,7 @@ warmup = 5
 [[op]]
 name = "read_field"
 prepare = [{{ select = "purse" }}]
-apdu = "80 B2 01 00 04"
+apdu = "80 B2 01 00 08"
 ''')
 PY
 
@@ -92,13 +92,14 @@ echo "compare, SIGN PAYMENT 40.000 vs 40.800 ms:"
 rc=0; "$BIN" time compare "$W/logs/acc" "$W/logs/slow" --threshold 1% | grep -m2 -E "OP|cpay.sign_payment" || rc=$?
 echo "(exit $rc; 1 = slower beyond the threshold)"
 
-# 2. overhead: the same unmodelled T=1 card (one wire exchange per READ FIELD; on T=0 its
-#    answer takes a second exchange, which the C loop would not send) for both clients
+# 2. overhead: the same unmodelled card for both clients, READ FIELD of the whole 8-byte card
+#    ID (Le = 08: one wire exchange; a shorter Le leaves 61xx and a GET RESPONSE, which both
+#    clients follow, and the trace shows)
 bridge profiles/vpcd-lab.toml card-b 1
 wait_cards 1
-c1=$("$W/c_loop" "cardbench vpcd 1 00 00" 00A4040007A0000007770001 80B2010004 "$OVER_N")
+c1=$("$W/c_loop" "cardbench vpcd 1 00 00" 00A4040007A0000007770001 80B2010008 "$OVER_N")
 "$BIN" time "$W/over.toml" --profile profiles/vpcd-lab.toml --head B --logs "$W/logs" --run-id over >/dev/null
-c2=$("$W/c_loop" "cardbench vpcd 1 00 00" 00A4040007A0000007770001 80B2010004 "$OVER_N")
+c2=$("$W/c_loop" "cardbench vpcd 1 00 00" 00A4040007A0000007770001 80B2010008 "$OVER_N")
 stop_bridges
 wait_cards 0
 

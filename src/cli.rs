@@ -33,8 +33,6 @@ pub struct Cli {
     pub cmd: Option<Cmd>,
 }
 
-// Parsed once per process: the size of the largest variant costs nothing.
-#[allow(clippy::large_enum_variant)]
 #[derive(Subcommand, Debug)]
 pub enum Cmd {
     /// The operator's bench in the terminal (also `cardbench` alone in a terminal).
@@ -45,6 +43,9 @@ pub enum Cmd {
         /// Plan to start with (default: the first in test-plans/).
         #[arg(long)]
         plan: Option<PathBuf>,
+        /// Ring the terminal bell with each operator prompt (insert / remove a card).
+        #[arg(long)]
+        bell: bool,
     },
     /// Run a plan of protocol-engine steps on a profile's heads.
     Run {
@@ -75,25 +76,57 @@ pub enum Cmd {
     /// Certify a batch of cards: one worker per DUT head, per-card traces, summary CSV,
     /// JUnit XML and JSON; an interrupted batch resumes where it stopped.
     Batch {
+        /// Lab profile (a resume takes it from batch.json when left out).
         #[arg(long, short)]
-        profile: PathBuf,
+        profile: Option<PathBuf>,
+        /// Plan (a resume takes it from batch.json when left out).
         #[arg(long)]
-        plan: PathBuf,
+        plan: Option<PathBuf>,
         #[arg(long)]
         batch_id: String,
-        /// Cards in the batch (default: the profile's `[batch]` count).
+        /// Cards in the batch (default: the profile's `[batch]` count; a resume keeps the
+        /// batch's own).
         #[arg(long)]
         count: Option<u64>,
         /// Directory for batch folders (default: the profile's `logs`, else ./logs).
         #[arg(long)]
         logs: Option<PathBuf>,
-        /// No progress output, only the summary line.
+        /// No progress output, only the summary line (operator prompts for real readers
+        /// still go to stderr).
         #[arg(long, short)]
         quiet: bool,
+        /// Resume even though the plan (or an include), the profile or the keyset changed
+        /// since the batch started; the changes are recorded in batch.json and the reports.
+        #[arg(long)]
+        force_changed: bool,
+        /// Certify again a card already certified in this batch (its new verdict replaces
+        /// the earlier one, recorded as a re-certification); without it the card is refused.
+        #[arg(long)]
+        recertify: bool,
+        /// Ring the terminal bell with each operator prompt (insert / remove a card).
+        #[arg(long)]
+        bell: bool,
         /// Results store (docs/results-store.md): default `<logs>/cardbench.sqlite`;
         /// `postgres://…` for stations sharing batches; `none` for files only.
         #[arg(long, env = "CARDBENCH_DB")]
         db: Option<String>,
+    },
+    /// Rebuild every report of a batch folder (summary.csv, junit.xml, results.json) from
+    /// its batch.json and journal, byte for byte what the batch wrote; or, with --db and
+    /// --batch, a batch's reports from the results store, every station's cards included.
+    Report {
+        /// The batch folder (`<logs>/<batch-id>`).
+        #[arg(required_unless_present = "db", conflicts_with = "db")]
+        dir: Option<PathBuf>,
+        /// The results store to read the batch from (docs/results-store.md).
+        #[arg(long, requires = "batch")]
+        db: Option<String>,
+        /// The batch ID in the store.
+        #[arg(long, requires = "db")]
+        batch: Option<String>,
+        /// Where the reports from the store go (default: ./<batch-id>-report).
+        #[arg(long, requires = "db")]
+        out: Option<PathBuf>,
     },
     /// Tear campaign (docs/tear.md): cut power at every wire exchange and NVM commit of each
     /// sequence on fresh virtual cards, settle, check the invariants; exit 1 on a violation.
@@ -134,11 +167,15 @@ pub enum Cmd {
         #[arg(long)]
         logs: Option<PathBuf>,
     },
-    /// Validate a plan without touching a card (with --profile, also its head names).
+    /// Validate a plan without touching a card (with --profile, also its head names and the
+    /// profile's [batch]).
     Check {
         plan: PathBuf,
         #[arg(long, short)]
         profile: Option<PathBuf>,
+        /// Check the plan as `cardbench batch` runs it (roles dut and peer only).
+        #[arg(long)]
+        batch: bool,
     },
     /// Timing (docs/timing.md): `time compare A B` compares two timing results.
     Time(TimeArgs),
@@ -390,12 +427,34 @@ fn trace_export(pcapng: PathBuf, trace: PathBuf) -> Result<ExitCode> {
 
 #[derive(Subcommand, Debug)]
 pub enum KeysCmd {
-    /// Create a test PKI and key set in DIR (keyset.toml mode 0600 plus public files).
+    /// Create a test PKI and key set in DIR (keyset.toml mode 0600 plus public files); its
+    /// CRL starts with the certification suite's revoked reference card (0003EE01).
     Init {
         dir: PathBuf,
         /// Overwrite an existing keyset.
         #[arg(long)]
         force: bool,
+    },
+    /// Put a certificate serial on a keyset file's CRL (keyset.toml and crl.bin).
+    Revoke {
+        /// 8 hex digits (0003EE01 or 0x0003EE01), or a card ID (16 hex digits: its serial
+        /// is the last 4 bytes).
+        serial: String,
+        /// The keyset: DIR or DIR/keyset.toml.
+        #[arg(long, required_unless_present = "profile", conflicts_with = "profile")]
+        keyset: Option<PathBuf>,
+        /// The keyset a profile names with `[keyset] path`.
+        #[arg(long, short)]
+        profile: Option<PathBuf>,
+    },
+    /// Show a keyset's public parts and fingerprint (never a secret).
+    Show {
+        /// The keyset: DIR or DIR/keyset.toml.
+        #[arg(required_unless_present = "profile", conflicts_with = "profile")]
+        keyset: Option<PathBuf>,
+        /// The keyset a profile uses (seeded or a file), with the profile's `revoked` added.
+        #[arg(long, short)]
+        profile: Option<PathBuf>,
     },
 }
 
@@ -417,20 +476,26 @@ pub fn main() -> ExitCode {
 fn dispatch(cli: Cli) -> Result<ExitCode, BenchError> {
     let Some(cmd) = cli.cmd else {
         if std::io::IsTerminal::is_terminal(&std::io::stdout()) {
-            return tui(None, None);
+            return tui(None, None, false);
         }
         let _ = <Cli as clap::CommandFactory>::command().write_long_help(&mut std::io::stderr());
         return Ok(ExitCode::from(2));
     };
     match cmd {
-        Cmd::Tui { profile, plan } => tui(profile, plan),
+        Cmd::Tui { profile, plan, bell } => tui(profile, plan, bell),
         Cmd::Run { plan, profile, run_id, logs, quiet, terminal_seed_from, db } => {
             run(&plan, &profile, run_id, logs, quiet, terminal_seed_from.as_deref(), db.as_deref())
         }
-        Cmd::Batch { profile, plan, batch_id, count, logs, quiet, db } => {
-            batch(&profile, &plan, batch_id, count, logs, quiet, db.as_deref()).map_err(BenchError)
+        Cmd::Batch { profile, plan, batch_id, count, logs, quiet, force_changed, recertify, bell, db } => {
+            let args = BatchArgs { profile, plan, batch_id, count, logs, quiet, force_changed, recertify, bell, db };
+            batch(args).map_err(BenchError)
         }
-        Cmd::Check { plan, profile } => check(&plan, profile.as_deref()).map_err(BenchError),
+        Cmd::Report { dir: Some(dir), .. } => report(&dir).map_err(BenchError),
+        Cmd::Report { dir: None, db, batch, out } => {
+            report_from_store(db.as_deref().unwrap_or_default(), batch.as_deref().unwrap_or_default(), out)
+                .map_err(BenchError)
+        }
+        Cmd::Check { plan, profile, batch } => check(&plan, profile.as_deref(), batch).map_err(BenchError),
         Cmd::Tear { target, profile, sequences, settle, quiet } => {
             tear(&target, &profile, &sequences, &settle, quiet).map_err(BenchError)
         }
@@ -458,14 +523,21 @@ fn dispatch(cli: Cli) -> Result<ExitCode, BenchError> {
         }
         Cmd::Time(TimeArgs { cmd: Some(TimeCmd::Compare(args)), .. }) => time_compare(&args).map_err(BenchError),
         Cmd::Time(TimeArgs { cmd: None, run: Some(r) }) => {
-            let TimeRunArgs { spec, profile, heads, peers, iterations, warmup, seconds, run_id, logs, db } = r;
-            let opts = crate::timing::run::Options { iterations, warmup, seconds, ..Default::default() };
+            let TimeRunArgs { spec, profile, heads, peers, iterations, warmup, seconds, no_pm_qos, run_id, logs, db } =
+                r;
+            let opts = crate::timing::run::Options { iterations, warmup, seconds, no_pm_qos, ..Default::default() };
             time(&spec, &profile, &heads, &peers, &opts, run_id, logs, db.as_deref()).map_err(BenchError)
         }
         Cmd::Time(TimeArgs { cmd: None, run: None }) => {
             Err(BenchError(anyhow::anyhow!("`cardbench time` needs a timing spec or `compare A B`")))
         }
         Cmd::Keys { cmd: KeysCmd::Init { dir, force } } => keys_init(&dir, force).map_err(BenchError),
+        Cmd::Keys { cmd: KeysCmd::Revoke { serial, keyset, profile } } => {
+            keys_revoke(&serial, keyset.as_deref(), profile.as_deref()).map_err(BenchError)
+        }
+        Cmd::Keys { cmd: KeysCmd::Show { keyset, profile } } => {
+            keys_show(keyset.as_deref(), profile.as_deref()).map_err(BenchError)
+        }
         Cmd::Trace { cmd: TraceCmd::Import { from, file, out, head } } => {
             trace_import(from, file, out, head).map_err(BenchError)
         }
@@ -491,36 +563,88 @@ fn dispatch(cli: Cli) -> Result<ExitCode, BenchError> {
     }
 }
 
-fn tui(profile: Option<PathBuf>, plan: Option<PathBuf>) -> Result<ExitCode, BenchError> {
+fn tui(profile: Option<PathBuf>, plan: Option<PathBuf>, bell: bool) -> Result<ExitCode, BenchError> {
     if !std::io::IsTerminal::is_terminal(&std::io::stdout()) {
         return Err(BenchError(anyhow::anyhow!("the TUI needs a terminal; for scripts use `cardbench batch`")));
     }
-    crate::tui::run(profile, plan).map_err(BenchError)?;
+    crate::tui::run(profile, plan, bell).map_err(BenchError)?;
     Ok(ExitCode::SUCCESS)
 }
 
-fn batch(
-    profile: &Path,
-    plan: &Path,
+struct BatchArgs {
+    profile: Option<PathBuf>,
+    plan: Option<PathBuf>,
     batch_id: String,
     count: Option<u64>,
     logs: Option<PathBuf>,
     quiet: bool,
-    db: Option<&str>,
-) -> Result<ExitCode> {
-    let loaded = crate::profile::load(profile)?;
+    force_changed: bool,
+    recertify: bool,
+    bell: bool,
+    db: Option<String>,
+}
+
+/// The profile and plan of a batch: as given, else (a resume) as its batch.json records them.
+fn batch_inputs(a: &BatchArgs) -> Result<(PathBuf, PathBuf)> {
+    if let (Some(profile), Some(plan)) = (&a.profile, &a.plan) {
+        return Ok((profile.clone(), plan.clone()));
+    }
+    // The profile may name the logs folder; without one, --logs or ./logs.
+    let logs = match (&a.logs, &a.profile) {
+        (Some(l), _) => l.clone(),
+        (None, Some(p)) => Lab::from_profile(&crate::profile::load(p)?)?.logs,
+        (None, None) => PathBuf::from("logs"),
+    };
+    let dir = logs.join(&a.batch_id);
+    let Some(meta) = crate::batch::journal::BatchMeta::read(&dir)? else {
+        anyhow::bail!(
+            "batch {} has no {}: --profile and --plan are needed to start it",
+            a.batch_id,
+            dir.join("batch.json").display()
+        );
+    };
+    Ok((
+        a.profile.clone().unwrap_or_else(|| meta.profile.into()),
+        a.plan.clone().unwrap_or_else(|| meta.plan_path.into()),
+    ))
+}
+
+fn batch(a: BatchArgs) -> Result<ExitCode> {
+    let (profile, plan) = batch_inputs(&a)?;
+    let loaded = crate::profile::load(&profile)?;
     let lab = Lab::from_profile(&loaded)?;
-    let p = crate::plan::load(plan)?;
-    p.bind(|n| n == "dut" || n == "peer")?;
+    let p = crate::plan::load(&plan)?;
+    crate::batch::validate(&loaded, &lab, Some(&p))?;
     if let Some(w) = lab.seeded_keys_on_real_heads() {
         eprintln!("cardbench: warning: {w}");
     }
-    let logs = logs.unwrap_or_else(|| lab.logs.clone());
-    let store = crate::store::open_arc(db, &logs)?;
-    let opts =
-        crate::batch::BatchOptions { batch_id, count, logs, quiet, observer: None, control: Default::default(), store };
+    let quiet = a.quiet;
+    let logs = a.logs.unwrap_or_else(|| lab.logs.clone());
+    let control = std::sync::Arc::new(crate::batch::Control::default());
+    let dir = logs.join(&a.batch_id);
+    // PostgreSQL is reached now; the default SQLite file is made with the batch folder.
+    let store = crate::store::Pending::new(a.db.as_deref(), &logs)?;
+    let interrupt = batch_signals(&control, &dir)?;
+    let opts = crate::batch::BatchOptions {
+        store,
+        batch_id: a.batch_id,
+        count: a.count,
+        logs,
+        quiet,
+        observer: None,
+        control,
+        force_changed: a.force_changed,
+        recertify: a.recertify,
+        bell: a.bell,
+    };
     let out = crate::batch::run_batch(&loaded, lab, &p, &opts)?;
+    let signal = interrupt.finish();
     let r = &out.result;
+    if !quiet {
+        for l in &out.per_head {
+            println!("{l}");
+        }
+    }
     println!(
         "batch {}: {} cards ({} certified now), {} pass, {} fail, {} aborted; {}",
         r.batch_id,
@@ -531,6 +655,9 @@ fn batch(
         r.count("aborted"),
         out.dir.join("summary.csv").display()
     );
+    if let Some(sig) = signal {
+        return Ok(stopped_by_signal(sig, r, &out.missing));
+    }
     // An incomplete batch is not a pass: exit 1, like a failing card, and say what is missing.
     if !out.missing.is_empty() {
         let why = if out.stalled.is_empty() { String::new() } else { format!(" ({})", out.stalled.join("; ")) };
@@ -546,18 +673,104 @@ fn batch(
     Ok(if r.cards.iter().all(|c| c.verdict.word() == "pass") { ExitCode::SUCCESS } else { ExitCode::from(1) })
 }
 
-fn check(plan: &Path, profile: Option<&Path>) -> Result<ExitCode> {
+/// SIGINT / SIGTERM stop the batch like the TUI's stop; a second one aborts at once.
+fn batch_signals(
+    control: &std::sync::Arc<crate::batch::Control>,
+    dir: &Path,
+) -> Result<crate::batch::interrupt::Interrupt> {
+    let note = format!(
+        "the journal is whole; the cards in progress are certified again on resume; \
+         `cardbench report {}` rebuilds the reports",
+        dir.display()
+    );
+    crate::batch::interrupt::Interrupt::install(control.clone(), note).context("installing the SIGINT/SIGTERM handler")
+}
+
+/// A batch stopped by the operator's signal: its reports are written; exit 128 + signal.
+fn stopped_by_signal(sig: i32, r: &crate::report::BatchResult, missing: &[u64]) -> ExitCode {
+    let name = crate::batch::interrupt::name(sig);
+    if missing.is_empty() {
+        eprintln!("cardbench: batch {} stopped by {name} after its last card; every card has a verdict", r.batch_id);
+    } else {
+        eprintln!(
+            "cardbench: batch {} stopped by {name}: {} of {} cards have no verdict: {}; run the same command again to resume",
+            r.batch_id,
+            missing.len(),
+            r.cards.len() + missing.len(),
+            crate::batch::list_indices(missing)
+        );
+    }
+    ExitCode::from(crate::batch::interrupt::exit_code(sig))
+}
+
+/// `cardbench report DIR`: rebuild the batch's reports from batch.json and the journal.
+fn report(dir: &Path) -> Result<ExitCode> {
+    let rebuilt = crate::batch::reports::rebuild(dir)?;
+    for n in &rebuilt.notes {
+        eprintln!("cardbench: {n}");
+    }
+    let r = &rebuilt.result;
+    let files: Vec<String> =
+        crate::report::files::REPORT_FILES.iter().map(|f| dir.join(f).display().to_string()).collect();
+    println!(
+        "batch {}: {} of {} cards, {} pass, {} fail, {} aborted; rebuilt {}",
+        r.batch_id,
+        r.cards.len(),
+        rebuilt.count,
+        r.count("pass"),
+        r.count("fail"),
+        r.count("aborted"),
+        files.join(", ")
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `cardbench report --db URL --batch ID`: the batch's reports from the results store, every
+/// station's cards in one report.
+fn report_from_store(db: &str, batch_id: &str, out: Option<PathBuf>) -> Result<ExitCode> {
+    let Some(store) = crate::store::Store::open(Some(db), Path::new("."))? else {
+        anyhow::bail!("--db none has no batches to report");
+    };
+    let out = out.unwrap_or_else(|| PathBuf::from(format!("{batch_id}-report")));
+    let r = crate::store::batches::write_reports(&store, batch_id, &out)?;
+    let files: Vec<String> =
+        crate::report::files::REPORT_FILES.iter().map(|f| out.join(f).display().to_string()).collect();
+    println!(
+        "batch {}: {} cards, {} pass, {} fail, {} aborted; from {}: {}",
+        r.batch_id,
+        r.cards.len(),
+        r.count("pass"),
+        r.count("fail"),
+        r.count("aborted"),
+        store.location(),
+        files.join(", ")
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+fn check(plan: &Path, profile: Option<&Path>, batch: bool) -> Result<ExitCode> {
     // A file that cannot be read is reported by the plan loader, located like every input error.
     let text = std::fs::read_to_string(plan).unwrap_or_default();
     if crate::timing::spec::looks_like_spec(&text) {
+        anyhow::ensure!(!batch, "{}: --batch checks a plan, and this is a timing spec", plan.display());
         return check_timing(plan, profile);
     }
     let p = crate::plan::load(plan)?;
     if let Some(profile) = profile {
         let loaded = crate::profile::load(profile)?;
         let lab = Lab::from_profile(&loaded)?;
-        p.bind(|n| lab.head_index(n).is_some())?;
-        p.bind_tears(|n| lab.head_index(n).is_some_and(|i| lab.heads[i].head.info().driver == "virtual"))?;
+        if batch {
+            crate::batch::validate(&loaded, &lab, Some(&p))?;
+        } else {
+            p.bind_to(&lab.heads)?;
+            p.bind_virtual(|n| lab.head_index(n).is_some_and(|i| lab.heads[i].head.info().driver == "virtual"))?;
+            // The profile's batch set-up is checked too: a typo in it fails only when a batch starts.
+            if loaded.profile.batch.is_some() {
+                crate::batch::validate(&loaded, &lab, None)?;
+            }
+        }
+    } else if batch {
+        anyhow::bail!("check --batch needs --profile (the lab whose [batch] certifies the cards)");
     }
     let steps: usize = p.cases.iter().map(|c| c.steps.len()).sum::<usize>() + p.setup.len() + p.teardown.len();
     println!("{}: plan {} {} is valid: {} cases, {} steps", plan.display(), p.id, p.version, p.cases.len(), steps);
@@ -573,7 +786,7 @@ fn tear(target: &str, profile: &Path, only: &[String], settle: &str, quiet: bool
     let plan_mode = target.ends_with(".toml") || Path::new(target).is_file();
     let (seqs, mut skipped) = if plan_mode {
         let plan = crate::plan::load(Path::new(target))?;
-        plan.bind(|n| lab.head_index(n).is_some())?;
+        plan.bind_to(&lab.heads)?;
         let names: Vec<String> = lab.heads.iter().map(|h| h.name.clone()).collect();
         let resolve = |n: &str| lab.head_index(n).map(|i| names[i].clone());
         let (all, skipped) = sequence::from_plan(&plan, resolve)?;
@@ -666,6 +879,7 @@ fn recover(
         }
         idx.push(i);
     }
+    crate::head::usable::open(&mut lab.heads, idx.iter().copied())?;
     // What the terminal knows of the interrupted run, read before any card is touched.
     let journal = match trace {
         Some(t) => Journal::from_trace(&crate::trace::read(t).map_err(|e| anyhow::anyhow!("{e}"))?),
@@ -817,6 +1031,67 @@ fn keys_init(dir: &Path, force: bool) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
+/// The keyset file a profile names with `[keyset] path`, or why there is none.
+fn profile_keyset_file(profile: &Path) -> Result<PathBuf> {
+    let l = crate::profile::load(profile)?;
+    match &l.profile.keyset.path {
+        Some(p) => Ok(l.path.parent().unwrap_or(Path::new(".")).join(p.get_ref())),
+        None => anyhow::bail!(
+            "{}: the keyset is derived from its [keyset] seed; its CRL is the profile's [keyset] revoked list",
+            profile.display()
+        ),
+    }
+}
+
+fn keys_revoke(serial: &str, keyset: Option<&Path>, profile: Option<&Path>) -> Result<ExitCode> {
+    let serial = crate::keys::parse_serial(serial)?;
+    let file = match (keyset, profile) {
+        (Some(k), _) => crate::keys::keyset_file(k),
+        (None, Some(p)) => profile_keyset_file(p)?,
+        (None, None) => anyhow::bail!("give --keyset DIR or --profile PROFILE"),
+    };
+    if crate::keys::revoke(&file, serial)? {
+        println!("{}: serial {serial:08X} revoked (crl.bin rewritten)", file.display());
+    } else {
+        println!("{}: serial {serial:08X} was already revoked", file.display());
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn keys_show(keyset: Option<&Path>, profile: Option<&Path>) -> Result<ExitCode> {
+    let (what, ks) = match (keyset, profile) {
+        (Some(k), _) => {
+            let file = crate::keys::keyset_file(k);
+            (file.display().to_string(), Keyset::load(&file)?)
+        }
+        (None, Some(p)) => {
+            let l = crate::profile::load(p)?;
+            let source = match &l.profile.keyset.path {
+                Some(k) => format!(
+                    "{} (its keyset file {k}, plus the profile's revoked serials)",
+                    p.display(),
+                    k = k.get_ref()
+                ),
+                None => format!("{} (derived from its [keyset] seed)", p.display()),
+            };
+            (source, Lab::from_profile(&l)?.keyset)
+        }
+        (None, None) => anyhow::bail!("give a keyset DIR or --profile PROFILE"),
+    };
+    println!("keyset {what}: TEST KEYS ONLY");
+    println!("  {:<12} {}", "fingerprint", ks.fingerprint());
+    for part in ks.public_parts() {
+        let fp = hex::encode(Sha256::digest(&part.bytes));
+        println!("  {:<12} {} [sha256 {}]", part.name, part.what, &fp[..16]);
+    }
+    let ids = |m: &std::collections::BTreeMap<u32, crate::secret::Key16>| {
+        m.keys().map(|i| i.to_string()).collect::<Vec<_>>().join(", ")
+    };
+    println!("  {:<12} ids {} (secret: not shown)", "update keys", ids(&ks.update_keys));
+    println!("  {:<12} ids {} (secret: not shown)", "transfer", ids(&ks.transfer_keys));
+    Ok(ExitCode::SUCCESS)
+}
+
 fn watch_readers(seconds: Option<u64>) -> Result<ExitCode> {
     use crate::head::pcsc_head::{watch, PresenceEvent};
     use std::io::Write;
@@ -854,14 +1129,19 @@ fn watch_readers(seconds: Option<u64>) -> Result<ExitCode> {
     }
     stop.store(true, std::sync::atomic::Ordering::Relaxed);
     match watcher.join() {
-        Ok(r) => r.context("PC/SC (is pcscd running?)")?,
+        Ok(r) => r.map_err(pcsc_down)?,
         Err(_) => anyhow::bail!("reader watcher panicked"),
     }
     Ok(ExitCode::SUCCESS)
 }
 
+/// pcscd could not be asked: the error with what to try.
+fn pcsc_down(e: crate::head::HeadError) -> anyhow::Error {
+    anyhow::anyhow!("PC/SC: {e}; {}", crate::head::usable::hint("pcsc", &e))
+}
+
 fn pcsc_readers() -> Result<ExitCode> {
-    let readers = crate::head::pcsc_head::list_readers().context("PC/SC (is pcscd running?)")?;
+    let readers = crate::head::pcsc_head::list_readers().map_err(pcsc_down)?;
     if readers.is_empty() {
         println!("no PC/SC readers");
     }
@@ -1001,8 +1281,15 @@ fn serve_pn532<C: crate::sim::card::SimCard + 'static>(
 fn heads(profile: &Path) -> Result<ExitCode> {
     let loaded = crate::profile::load(profile)?;
     let mut lab = Lab::from_profile(&loaded)?;
-    println!("{:<8} {:<8} {:<20} {:<8} {:<6} ATR", "HEAD", "DRIVER", "READER", "ROLE", "CARD");
-    for h in lab.heads.iter_mut() {
+    // Each head opened on its own: every unusable one is listed (and named on stderr).
+    let unusable = crate::head::usable::open_each(&mut lab.heads);
+    println!("{:<8} {:<8} {:<24} {:<8} {:<6} ATR", "HEAD", "DRIVER", "READER", "ROLE", "CARD");
+    for (i, h) in lab.heads.iter_mut().enumerate() {
+        if let Some((_, u)) = unusable.iter().find(|(j, _)| *j == i) {
+            let info = h.head.info();
+            println!("{:<8} {:<8} {:<24} {:<8} {:<6} ({})", info.name, info.driver, info.reader, h.role, "?", u.error);
+            continue;
+        }
         let present = h.head.card_present();
         let atr = match present {
             Ok(true) => h.head.power_on().map(hex::encode_upper).unwrap_or_else(|e| format!("({e})")),
@@ -1015,9 +1302,13 @@ fn heads(profile: &Path) -> Result<ExitCode> {
             Ok(false) => "no",
             Err(_) => "?",
         };
-        println!("{:<8} {:<8} {:<20} {:<8} {:<6} {atr}", info.name, info.driver, info.reader, h.role, card);
+        println!("{:<8} {:<8} {:<24} {:<8} {:<6} {atr}", info.name, info.driver, info.reader, h.role, card);
     }
-    Ok(ExitCode::SUCCESS)
+    for (_, u) in &unusable {
+        eprintln!("cardbench: error: {u}");
+    }
+    // A listed head that cannot be used is the bench's failure: exit 2, like every command.
+    Ok(if unusable.is_empty() { ExitCode::SUCCESS } else { ExitCode::from(2) })
 }
 
 fn default_run_id(plan_id: &str) -> String {
@@ -1038,9 +1329,13 @@ fn run(
     let prepared = (|| -> Result<_> {
         let loaded = crate::profile::load(profile)?;
         let lab = Lab::from_profile(&loaded)?;
+        // The profile is checked whole: its batch set-up too, as `check` does.
+        if loaded.profile.batch.is_some() {
+            crate::batch::validate(&loaded, &lab, None)?;
+        }
         let plan = crate::plan::load(plan)?;
-        plan.bind(|n| lab.head_index(n).is_some())?;
-        plan.bind_tears(|n| lab.head_index(n).is_some_and(|i| lab.heads[i].head.info().driver == "virtual"))?;
+        plan.bind_to(&lab.heads)?;
+        plan.bind_virtual(|n| lab.head_index(n).is_some_and(|i| lab.heads[i].head.info().driver == "virtual"))?;
         let seed = match terminal_seed_from {
             Some(t) => Some(crate::replay::card::recorded_terminal_seed(t).with_context(|| {
                 format!(
@@ -1054,6 +1349,9 @@ fn run(
         Ok((lab, plan, seed))
     })();
     let (mut lab, plan, fixed_seed) = prepared.map_err(BenchError)?;
+    // The heads the plan talks to must be usable before a folder is made.
+    let used = plan_heads(&lab, &plan);
+    crate::head::usable::open(&mut lab.heads, used.iter().copied()).map_err(|e| BenchError(e.into()))?;
     if let Some(w) = lab.seeded_keys_on_real_heads() {
         eprintln!("cardbench: warning: {w}");
     }
@@ -1103,8 +1401,17 @@ fn run(
     let count = |s: CaseStatus| results.iter().filter(|r| r.status == s).count();
     let (passed, failed, skipped, errors) =
         (count(CaseStatus::Passed), count(CaseStatus::Failed), count(CaseStatus::Skipped), count(CaseStatus::Error));
+    let (blocked, not_run) = (count(CaseStatus::Blocked), count(CaseStatus::NotRun));
+    // Blocked and not-run cases are counted apart, and only when there are any.
+    let mut apart = String::new();
+    if blocked > 0 {
+        apart += &format!(", {blocked} blocked");
+    }
+    if not_run > 0 {
+        apart += &format!(", {not_run} not run");
+    }
     println!(
-        "{}: {} cases, {passed} passed, {failed} failed, {skipped} skipped, {errors} errors; trace {}",
+        "{}: {} cases, {passed} passed, {failed} failed, {skipped} skipped, {errors} errors{apart}; trace {}",
         plan.id,
         results.len(),
         trace_path.display()
@@ -1126,7 +1433,24 @@ fn run(
         };
         s.record_run(&r, &crate::store::station_name(&dir)).map_err(|e| BenchError(e.into()))?;
     }
-    Ok(if failed + errors == 0 { ExitCode::SUCCESS } else { ExitCode::from(1) })
+    // Errors because pcscd stopped or a reader went away during the run are the bench's, not
+    // the cards': exit 2 naming the head (the trace above is complete).
+    if errors > 0 {
+        if let Some(u) = crate::head::usable::lost(&mut lab.heads, used) {
+            return Err(BenchError(anyhow::Error::from(u).context(format!("run {run_id} could not finish"))));
+        }
+    }
+    // A blocked or not-run case always has a root cause; count them all the same.
+    Ok(if failed + errors + blocked + not_run == 0 { ExitCode::SUCCESS } else { ExitCode::from(1) })
+}
+
+/// Lab indices of the heads a plan talks to (names or roles).
+fn plan_heads(lab: &Lab, plan: &crate::plan::Plan) -> Vec<usize> {
+    let mut v: Vec<usize> = plan.head_names().iter().filter_map(|n| lab.head_index(n)).collect();
+    v.extend(plan.roles.iter().filter_map(|(r, _)| lab.head_index(r)));
+    v.sort_unstable();
+    v.dedup();
+    v
 }
 
 // ---- cardbench time compare (issue 8): two timing results, op by op ----------------------------
@@ -1166,6 +1490,10 @@ pub struct TimeRunArgs {
     /// Stop each op's measured iterations after this many seconds, even before N.
     #[arg(long)]
     pub seconds: Option<f64>,
+    /// Let CPUs enter deep idle states during the run (by default the run holds
+    /// /dev/cpu_dma_latency at 0 µs where it may, see docs/timing.md).
+    #[arg(long)]
+    pub no_pm_qos: bool,
     #[arg(long)]
     pub run_id: Option<String>,
     /// Directory for run folders (default: the profile's `logs`, else ./logs).
@@ -1264,7 +1592,6 @@ fn check_timing(path: &Path, profile: Option<&Path>) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-#[allow(clippy::too_many_arguments)]
 fn time(
     spec_path: &Path,
     profile: &Path,
@@ -1287,6 +1614,7 @@ fn time(
     let mut lab = Lab::from_profile(&loaded)?;
     let spec = crate::timing::spec::load(spec_path)?;
     let groups = run::bind(&spec, &lab.heads, heads, peers)?;
+    crate::head::usable::open(&mut lab.heads, groups.iter().flat_map(|g| std::iter::once(g.dut).chain(g.peer)))?;
     if let Some(w) = lab.seeded_keys_on_real_heads() {
         eprintln!("cardbench: warning: {w}");
     }
@@ -1308,6 +1636,7 @@ fn time(
     }
     println!("host timer before: {}", r.jitter_before);
     println!("host timer after:  {}", r.jitter_after);
+    println!("CPU idle states: {}", r.pm_qos);
     let out = run::outputs(&dir, &run_id, &r, &mut |l| println!("{l}"))?;
     println!("plot: {}", out.svg.display());
     for n in r.groups.iter().flat_map(|g| &g.notes) {

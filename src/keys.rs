@@ -9,6 +9,7 @@ use crate::crypto::sig;
 use crate::secret::Key16;
 use p256::ecdsa::{SigningKey, VerifyingKey};
 use rand_core::{OsRng, RngCore};
+use sha2::{Digest, Sha256};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use thiserror::Error;
@@ -19,6 +20,13 @@ pub const CA_REF: [u8; 8] = *b"CBXFERCA";
 pub const MACHINE_CERT_EXPIRY: u32 = 2_082_758_400;
 pub const UPDATE_KEY_COUNT: u32 = 4;
 pub const TRANSFER_KEY_COUNT: u32 = 8;
+/// Issue date of the terminal CRL (2026-01-01T00:00:00Z): fixed, so that a CRL is a function
+/// of its serials and the keyset's fingerprint changes only when the list does.
+const CRL_ISSUED: u32 = 1_767_225_600;
+/// Certificate serial of the certification suite's revoked reference card (card ID
+/// CB0000000003EE01, case KU-CERT-REV-01): the CRL `keys init` starts with, so that the
+/// standard suite certifies good cards with a fresh keyset as it does with the lab's seed.
+pub const SUITE_REVOKED_SERIAL: u32 = 0x0003_EE01;
 
 #[derive(Debug, Error)]
 pub enum KeyError {
@@ -26,6 +34,10 @@ pub enum KeyError {
     File { path: PathBuf, msg: String },
     #[error("{0} exists; pass --force to overwrite it")]
     Exists(PathBuf),
+    #[error(
+        "'{0}' is not a certificate serial: give 8 hex digits (0003EE01, 0x0003EE01) or a card ID (16 hex digits)"
+    )]
+    BadSerial(String),
 }
 
 /// A terminal identity: key pair plus the certificate the center issued for it.
@@ -97,7 +109,7 @@ impl Keyset {
             Party { cert: machine_cert(&center, b"CHARGE01", Role::ChargeMachine, &charge_key, 1), key: charge_key };
         let payment =
             Party { cert: machine_cert(&center, b"PAYMNT01", Role::PaymentMachine, &payment_key, 2), key: payment_key };
-        let crl = Crl::issue(CA_REF, 1_767_225_600, m.revoked.clone(), &ca);
+        let crl = Crl::issue(CA_REF, CRL_ISSUED, m.revoked.clone(), &ca);
         Keyset {
             test_keys: true,
             from_seed: false,
@@ -153,10 +165,86 @@ impl Keyset {
             charge: scalar(),
             payment: scalar(),
             card_seed,
-            revoked: Vec::new(),
+            revoked: vec![SUITE_REVOKED_SERIAL],
             update_keys: (1..=UPDATE_KEY_COUNT).map(|i| (i, k16())).collect(),
             transfer_keys: (1..=TRANSFER_KEY_COUNT).map(|i| (i, k16())).collect(),
         })
+    }
+
+    /// The terminal CRL with `serials` added (those not on it yet, in the given order), signed
+    /// again by the CA. A profile's `[keyset] revoked` applies this way to every keyset.
+    pub fn revoke_also(mut self, serials: &[u32]) -> Keyset {
+        let mut list = self.crl.revoked.clone();
+        for s in serials {
+            if !list.contains(s) {
+                list.push(*s);
+            }
+        }
+        if list.len() != self.crl.revoked.len() {
+            self.crl = Crl::issue(CA_REF, CRL_ISSUED, list, &self.ca);
+        }
+        self
+    }
+
+    /// The keyset's identity: SHA-256 over its public parts only (center and CA public keys,
+    /// the machine certificates, the CRL), as `sha256:<64 hex>`. Two keysets with the same
+    /// fingerprint verify and are verified alike; it reveals nothing about a secret.
+    pub fn fingerprint(&self) -> String {
+        let mut h = Sha256::new();
+        h.update(b"cardbench keyset public parts v1");
+        for part in self.public_parts() {
+            h.update((part.bytes.len() as u32).to_be_bytes());
+            h.update(&part.bytes);
+        }
+        format!("sha256:{}", hex::encode(h.finalize()))
+    }
+
+    /// The public parts of the keyset, in fingerprint order, each with its encoding.
+    pub fn public_parts(&self) -> Vec<PublicPart> {
+        let cert = |name: &'static str, c: &Certificate| PublicPart {
+            name,
+            what: format!(
+                "certificate {} serial {:08X} expires {} key {}",
+                String::from_utf8_lossy(&c.body.subject),
+                c.body.serial,
+                chrono::DateTime::from_timestamp(c.body.expiry as i64, 0)
+                    .map_or_else(|| c.body.expiry.to_string(), |d| d.format("%Y-%m-%d").to_string()),
+                hex::encode_upper(c.body.public_key)
+            ),
+            bytes: c.encode().to_vec(),
+        };
+        let revoked: Vec<String> = self.crl.revoked.iter().map(|s| format!("{s:08X}")).collect();
+        vec![
+            PublicPart {
+                name: "center",
+                what: format!(
+                    "public key {} ({})",
+                    hex::encode_upper(sig::encode_point(self.center.verifying_key())),
+                    String::from_utf8_lossy(&CENTER_REF)
+                ),
+                bytes: sig::encode_point(self.center.verifying_key()).to_vec(),
+            },
+            PublicPart {
+                name: "ca",
+                what: format!(
+                    "public key {} ({})",
+                    hex::encode_upper(sig::encode_point(self.ca.verifying_key())),
+                    String::from_utf8_lossy(&CA_REF)
+                ),
+                bytes: sig::encode_point(self.ca.verifying_key()).to_vec(),
+            },
+            cert("charge", &self.charge.cert),
+            cert("payment", &self.payment.cert),
+            PublicPart {
+                name: "crl",
+                what: format!(
+                    "issued by {}, revoked serials: {}",
+                    String::from_utf8_lossy(&self.crl.issuer),
+                    if revoked.is_empty() { "none".into() } else { revoked.join(", ") }
+                ),
+                bytes: self.crl.encode().to_vec(),
+            },
+        ]
     }
 
     pub fn center_public(&self) -> VerifyingKey {
@@ -254,7 +342,7 @@ impl Keyset {
             return Err(KeyError::Exists(main));
         }
         let hx = |k: &SigningKey| hex::encode(k.to_bytes());
-        let file = KeysetFile {
+        let mut file = KeysetFile {
             test_keys: true,
             created: chrono::Utc::now().to_rfc3339(),
             center: hx(&self.center),
@@ -270,10 +358,16 @@ impl Keyset {
                 .map(|(i, k)| IdKey { id: *i, key: hex::encode(k.expose()) })
                 .collect(),
         };
-        let body = toml::to_string(&file).expect("keyset serializes");
-        let text = format!("# cardbench keyset: TEST KEYS ONLY. Never load production secrets here.\n{body}");
+        file.revoked.dedup();
         let mut written = vec![main.clone()];
-        write_private(&main, text.as_bytes()).map_err(|e| err(&main, e))?;
+        write_private(&main, render(&file).as_bytes()).map_err(|e| err(&main, e))?;
+        written.extend(self.write_public(dir)?);
+        Ok(written)
+    }
+
+    /// The public files beside `keyset.toml`: what a verifier needs, nothing secret.
+    fn write_public(&self, dir: &Path) -> Result<Vec<PathBuf>, KeyError> {
+        let err = |p: &Path, e: std::io::Error| KeyError::File { path: p.to_path_buf(), msg: e.to_string() };
         let public: [(&str, Vec<u8>); 5] = [
             ("center.pub", sig::encode_point(self.center.verifying_key()).to_vec()),
             ("ca.pub", sig::encode_point(self.ca.verifying_key()).to_vec()),
@@ -281,6 +375,7 @@ impl Keyset {
             ("payment.cvc", self.payment.cert.encode().to_vec()),
             ("crl.bin", self.crl.encode().to_vec()),
         ];
+        let mut written = Vec::new();
         for (name, bytes) in public {
             let p = dir.join(name);
             std::fs::write(&p, bytes).map_err(|e| err(&p, e))?;
@@ -288,6 +383,79 @@ impl Keyset {
         }
         Ok(written)
     }
+}
+
+/// One public part of a keyset: its name, a line for `keys show`, and its encoding.
+pub struct PublicPart {
+    pub name: &'static str,
+    pub what: String,
+    pub bytes: Vec<u8>,
+}
+
+/// Where a keyset file is: `DIR` (holding `keyset.toml`) or the file itself.
+pub fn keyset_file(path: &Path) -> PathBuf {
+    if path.is_dir() {
+        path.join("keyset.toml")
+    } else {
+        path.to_path_buf()
+    }
+}
+
+/// A certificate serial as an operator types it: 8 hex digits (optionally `0x`), or a card
+/// ID of 16 hex digits, whose serial is its last four bytes. Plain decimal is refused: an
+/// 8-digit number would read both ways.
+pub fn parse_serial(s: &str) -> Result<u32, KeyError> {
+    let t = s.trim();
+    let hexpart = t.strip_prefix("0x").or_else(|| t.strip_prefix("0X")).unwrap_or(t);
+    let bad = || KeyError::BadSerial(s.to_string());
+    if !hexpart.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return Err(bad());
+    }
+    match hexpart.len() {
+        16 => {
+            let id: [u8; 8] = hex::decode(hexpart).map_err(|_| bad())?.try_into().map_err(|_| bad())?;
+            Ok(card_serial(&id))
+        }
+        1..=8 if hexpart.len() == 8 || t.len() != hexpart.len() => u32::from_str_radix(hexpart, 16).map_err(|_| bad()),
+        _ => Err(bad()),
+    }
+}
+
+/// Put `serial` on the CRL of the keyset file at `path` (DIR or keyset.toml) and rewrite
+/// `crl.bin` beside it. Returns false when it was already revoked (nothing written).
+pub fn revoke(path: &Path, serial: u32) -> Result<bool, KeyError> {
+    let path = keyset_file(path);
+    let err = |msg: String| KeyError::File { path: path.clone(), msg };
+    let text = read_private(&path).map_err(err)?;
+    let mut f: KeysetFile = toml::from_str(&text).map_err(|e| err(crate::profile::toml_error(&text, &e)))?;
+    if f.revoked.contains(&serial) {
+        return Ok(false);
+    }
+    // Loaded first: a keyset that would not load is not rewritten.
+    let ks = Keyset::load(&path)?.revoke_also(&[serial]);
+    f.revoked.push(serial);
+    write_private(&path, render(&f).as_bytes()).map_err(|e| err(e.to_string()))?;
+    let dir = path.parent().unwrap_or_else(|| Path::new("."));
+    ks.write_public(dir)?;
+    Ok(true)
+}
+
+/// `keyset.toml` as text: the CRL's serials in hex, as certificates and `keys show` print them.
+fn render(f: &KeysetFile) -> String {
+    let body = toml::to_string(f).expect("keyset serializes");
+    let serials: Vec<String> = f.revoked.iter().map(|s| format!("0x{s:08X}")).collect();
+    let crl = format!(
+        "# Terminal CRL: certificate serials (a card's is the last 4 bytes of its ID); `cardbench keys revoke` adds one.\n\
+         # 0x0003EE01 is the certification suite's revoked reference card (KU-CERT-REV-01).\n\
+         revoked = [{}]\n",
+        serials.join(", ")
+    );
+    // Top-level keys must come before the first table.
+    let body = match body.find("\n[[") {
+        Some(i) => format!("{}{crl}\n{}", &body[..=i], &body[i + 1..]),
+        None => format!("{body}{crl}"),
+    };
+    format!("# cardbench keyset: TEST KEYS ONLY. Never load production secrets here.\n{body}")
 }
 
 /// Serial number of a card certificate: the last four bytes of the card ID.
@@ -346,7 +514,8 @@ struct KeysetFile {
     charge: String,
     payment: String,
     card_seed: String,
-    #[serde(default)]
+    /// Written by `render` in hex.
+    #[serde(default, skip_serializing)]
     revoked: Vec<u32>,
     #[serde(default)]
     update_key: Vec<IdKey>,
@@ -359,4 +528,32 @@ struct KeysetFile {
 struct IdKey {
     id: u32,
     key: String,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn serials_are_read_as_hex_or_from_a_card_id_and_nothing_else() {
+        assert_eq!(parse_serial("0003EE01").unwrap(), 0x0003_EE01);
+        assert_eq!(parse_serial("0x3ee01").unwrap(), 0x0003_EE01);
+        assert_eq!(parse_serial("CB0000000003EE01").unwrap(), 0x0003_EE01);
+        for bad in ["12345", "", "0x", "0x123456789", "3EE01", "CB0000000003EE0", "zz000000", "-1"] {
+            assert!(parse_serial(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn the_fingerprint_follows_the_public_parts_and_the_crl() {
+        let a = Keyset::from_seed("fp", vec![1]);
+        assert_eq!(a.fingerprint(), Keyset::from_seed("fp", vec![1]).fingerprint());
+        assert_ne!(a.fingerprint(), Keyset::from_seed("fp2", vec![1]).fingerprint());
+        let more = Keyset::from_seed("fp", vec![1]).revoke_also(&[2, 1]);
+        assert_eq!(more.crl.revoked, [1, 2]);
+        assert_ne!(more.fingerprint(), a.fingerprint());
+        // Adding what is already on it changes nothing.
+        assert_eq!(Keyset::from_seed("fp", vec![1]).revoke_also(&[1]).fingerprint(), a.fingerprint());
+        assert!(a.fingerprint().starts_with("sha256:") && a.fingerprint().len() == 7 + 64);
+    }
 }

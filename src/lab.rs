@@ -84,7 +84,10 @@ impl Lab {
             (Some(seed), None) => Keyset::from_seed(seed, p.keyset.revoked.clone()),
             (None, Some(path)) => {
                 let base = l.path.parent().unwrap_or_else(|| std::path::Path::new("."));
-                Keyset::load(&base.join(path.get_ref())).map_err(|e| l.err(path.span(), e.to_string()))?
+                // The profile's `revoked` adds to the keyset file's own CRL (docs/plan-language.md).
+                Keyset::load(&base.join(path.get_ref()))
+                    .map_err(|e| l.err(path.span(), e.to_string()))?
+                    .revoke_also(&p.keyset.revoked)
             }
             _ => return Err(ConfigError::at(&l.path, &l.text, 0, "[keyset] needs exactly one of `seed` or `path`")),
         };
@@ -161,7 +164,12 @@ impl Lab {
                 other => {
                     return Err(l.err(
                         h.driver.span(),
-                        format!("unknown head driver '{other}' (this build has: virtual, pcsc, pn532, replay)"),
+                        format!(
+                            "unknown head driver '{other}'{}",
+                            crate::suggest::did_you_mean(other, ["virtual", "pcsc", "pn532", "replay"], "'")
+                                .map(|d| format!(": {d}"))
+                                .unwrap_or_else(|| " (this build has: virtual, pcsc, pn532, replay)".into())
+                        ),
                     ))
                 }
             };
@@ -171,6 +179,7 @@ impl Lab {
         // bridges serve any [[card]].
         for c in &p.cards {
             card_service(l, c)?;
+            card_keys(l, c, &keyset)?;
         }
         let logs = PathBuf::from(p.defaults.logs.clone().unwrap_or_else(|| "logs".into()));
         Ok(Lab { name: p.name.clone(), keyset, heads, clock, logs, terminal_seed: terminal_seed.map(|(_, s)| s) })
@@ -388,14 +397,38 @@ fn build_card(l: &Loaded, spec: &toml::Spanned<CardSpec>, keys: &Keyset) -> Resu
     Ok(card)
 }
 
+/// A `[[card]]` names only keys the keyset holds, so personalizing it (in a virtual head, a
+/// simulator, or as a batch's DUT or peer template) cannot fail later.
+fn card_keys(l: &Loaded, spec: &toml::Spanned<CardSpec>, keys: &Keyset) -> Result<(), ConfigError> {
+    let c = spec.get_ref();
+    let missing = if keys.update_key(c.update_key).is_none() {
+        Some(("update", c.update_key))
+    } else {
+        std::iter::once(&c.transfer_key)
+            .chain(&c.slots)
+            .find(|k| keys.transfer_key(**k).is_none())
+            .map(|k| ("transfer", *k))
+    };
+    match missing {
+        Some((kind, id)) => {
+            Err(l.err(spec.span(), format!("card '{}': the keyset has no {kind} key with ID {id}", c.name)))
+        }
+        None => Ok(()),
+    }
+}
+
 /// The seeded defects of a profile card entry; an unknown name is an error located at the
 /// name in the profile text.
 pub fn card_defects(l: &Loaded, spec: &toml::Spanned<CardSpec>) -> Result<Defects, ConfigError> {
-    Defects::parse(&spec.get_ref().defects).map_err(|e| {
-        let span = spec.span();
+    defects_in(l, spec.span(), &spec.get_ref().defects)
+}
+
+/// Defect names written in the profile table at `span` (a `[[card]]` or a `[[batch.defect]]`);
+/// an unknown one is an error located at its quoted name, searched from the table's `defects`
+/// key on (its other strings come first in most profiles), else at the table.
+pub fn defects_in(l: &Loaded, span: std::ops::Range<usize>, names: &[String]) -> Result<Defects, ConfigError> {
+    Defects::parse(names).map_err(|e| {
         let within = l.text.get(span.clone()).unwrap_or("");
-        // The quoted name, searched from the `defects` key on (a card's other strings come
-        // first in most profiles); the card entry itself when not found.
         let from = within.find("defects").unwrap_or(0);
         let at = ['"', '\'']
             .iter()

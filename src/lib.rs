@@ -30,6 +30,7 @@ pub mod secret;
 pub mod sim;
 pub mod sinks;
 pub mod store;
+pub mod suggest;
 pub mod sw;
 pub mod tear;
 pub mod timing;

@@ -27,7 +27,7 @@ impl ConfigError {
 
     pub fn from_toml(path: &Path, text: &str, e: &toml::de::Error) -> Self {
         let off = e.span().map_or(0, |s| s.start);
-        ConfigError::at(path, text, off, e.message().replace('\n', " "))
+        ConfigError::at(path, text, off, toml_message(e))
     }
 }
 
@@ -42,7 +42,29 @@ pub fn line_col(text: &str, offset: usize) -> (usize, usize) {
 /// "line:col: message" for TOML errors in files that have their own path handling.
 pub fn toml_error(text: &str, e: &toml::de::Error) -> String {
     let (l, c) = line_col(text, e.span().map_or(0, |s| s.start));
-    format!("{l}:{c}: {}", e.message().replace('\n', " "))
+    format!("{l}:{c}: {}", toml_message(e))
+}
+
+/// A TOML error on one line; serde's "unknown field `x`, expected one of `a`, `b`" (and the
+/// same for enum variants) becomes "unknown field `x`: did you mean `a`?" when one valid name
+/// is near, and keeps the list of valid names otherwise.
+pub fn toml_message(e: &toml::de::Error) -> String {
+    let msg = e.message().trim_end().replace('\n', " ");
+    for what in ["field", "variant"] {
+        let Some(rest) = msg.strip_prefix(&format!("unknown {what} `")) else { continue };
+        let Some((name, expected)) = rest.split_once("`, ") else { continue };
+        let valid: Vec<&str> = expected
+            .trim_start_matches("expected one of ")
+            .trim_start_matches("expected ")
+            .split(['`'])
+            .filter(|s| !s.is_empty() && *s != ", " && *s != " or ")
+            .collect();
+        if expected.starts_with("there are no") || valid.is_empty() {
+            return format!("unknown {what} `{name}`: {expected}");
+        }
+        return format!("unknown {what} `{name}`{}", crate::suggest::hint(name, valid, "`"));
+    }
+    msg
 }
 
 #[derive(Debug, Deserialize)]
@@ -101,7 +123,7 @@ pub struct KeysetRef {
     pub seed: Option<String>,
     /// Or load a keyset written by `cardbench keys init`, relative to the profile.
     pub path: Option<Spanned<String>>,
-    /// Certificate serials on the terminal's CRL (seeded keysets only).
+    /// Certificate serials on the terminal's CRL; with `path`, added to the keyset file's own.
     #[serde(default)]
     pub revoked: Vec<u32>,
 }

@@ -449,7 +449,7 @@ impl<'a> Session<'a> {
             StepKind::Recover { heads, expect } => {
                 let r = self.recover(heads, case)?;
                 self.last_outcome = r.to_string();
-                let ok = if expect == "settled" { r.settled() } else { r.verdict() == expect };
+                let ok = if expect == crate::engine::recover::SETTLED { r.settled() } else { r.verdict() == expect };
                 if ok {
                     Ok(())
                 } else {
@@ -595,7 +595,7 @@ impl<'a> Session<'a> {
             // The head error the cut caused: the command's outcome is unknown, which is what the
             // case set out to produce; it reads the cards back and recovers next.
             Err(StepFail::Blocked { head, msg }) if torn.contains(&head) => {
-                ("in-doubt".to_string(), format!("in-doubt ({msg})"))
+                (crate::engine::IN_DOUBT.to_string(), format!("{} ({msg})", crate::engine::IN_DOUBT))
             }
             Err(f) => return Err(f),
         };
@@ -804,6 +804,7 @@ fn empty_case(id: &str) -> Case {
         reference: String::new(),
         tags: vec![],
         skip_if: None,
+        needs: vec![],
         bindings: vec![],
         steps: vec![],
     }
@@ -827,6 +828,7 @@ pub fn run_plan(
         s.blocked.insert(find_head(s.heads, head).unwrap_or(usize::MAX), msg.clone());
     }
     let mut results = Vec::new();
+    let mut roots = Roots::default();
     for case in &plan.cases {
         let mut names: Vec<String> = Vec::new();
         for h in case.steps.iter().flat_map(|st| st.kind.heads()) {
@@ -854,24 +856,29 @@ pub fn run_plan(
             .filter_map(|n| find_head(s.heads, n))
             .chain([usize::MAX])
             .find_map(|i| s.blocked.get(&i).cloned());
-        let not_run = |message: String| CaseResult {
+        let not_run = |status: CaseStatus, message: String, failure: Option<Failure>| CaseResult {
             id: case.id.clone(),
             title: case.title.clone(),
             reference: case.reference.clone(),
-            status: CaseStatus::Error,
+            status,
             message,
-            failure: None,
+            failure,
             duration_ms: 0.0,
         };
-        let r = match (&setup, &s.halted, blocked) {
-            (_, Some(why), _) => not_run(format!("not run: {why}")),
-            (_, None, Some(why)) => not_run(format!("not run: {why}")),
+        let mut r = match (&setup, &s.halted, blocked) {
+            (_, Some(why), _) => not_run(CaseStatus::NotRun, format!("not run: {why}"), None),
+            (_, None, Some(why)) => not_run(CaseStatus::NotRun, format!("not run: {why}"), None),
             (Ok(()), None, None) => s.run_case(case),
-            (Err(e), None, None) => not_run(match e {
-                StepFail::Failed(f) => format!("setup failed at {}: expected {}, got {}", f.step, f.expected, f.actual),
-                StepFail::Error(m) | StepFail::Blocked { msg: m, .. } => format!("setup failed: {m}"),
-            }),
+            // The card answered the set-up otherwise than the plan expects: one root cause,
+            // every case blocked by it.
+            (Err(StepFail::Failed(f)), None, None) => {
+                not_run(CaseStatus::Blocked, format!("{}{SETUP}", crate::report::BLOCKED_BY), Some(f.clone()))
+            }
+            (Err(StepFail::Error(m) | StepFail::Blocked { msg: m, .. }), None, None) => {
+                not_run(CaseStatus::NotRun, format!("not run: setup failed: {m}"), None)
+            }
         };
+        roots.settle(case, &mut r);
         // A case's verdict never goes out before its evidence: its rows are on disk first.
         rec.sync();
         rec.send(Event::StepEnded {
@@ -887,8 +894,8 @@ pub fn run_plan(
     if s.blocked.is_empty() && s.halted.is_none() && rec.failure().is_none() {
         let _ = s.steps(&empty_case("teardown"), &plan.teardown);
     }
-    let failed = results.iter().filter(|r| matches!(r.status, CaseStatus::Failed | CaseStatus::Error)).count();
-    rec.send(Event::RunEnded { passed: results.len() - failed, failed });
+    let passed = results.iter().filter(|r| matches!(r.status, CaseStatus::Passed | CaseStatus::Skipped)).count();
+    rec.send(Event::RunEnded { passed, failed: results.len() - passed });
     results
 }
 
@@ -898,6 +905,44 @@ pub fn status_word(s: &CaseStatus) -> &'static str {
         CaseStatus::Failed => "failed",
         CaseStatus::Skipped => "skipped",
         CaseStatus::Error => "error",
+        CaseStatus::Blocked => "blocked",
+        CaseStatus::NotRun => "not-run",
+    }
+}
+
+/// The root cause named by cases blocked by a failed plan set-up.
+pub const SETUP: &str = "setup";
+
+/// What each case run so far left for the cases that need it: nothing when it passed (or
+/// was skipped by its condition), else the root cause (itself, or what blocked it).
+#[derive(Default)]
+struct Roots {
+    done: Vec<(String, Option<String>)>,
+}
+
+impl Roots {
+    /// The root cause behind the first of `case`'s needs that did not pass.
+    fn unmet(&self, case: &Case) -> Option<&str> {
+        case.needs.iter().find_map(|n| {
+            self.done.iter().filter(|(id, _)| crate::plan::case_is(id, n)).find_map(|(_, root)| root.as_deref())
+        })
+    }
+
+    /// A failure of a case whose needs were not met is that root cause's doing: the case
+    /// is `blocked by` it (what it saw stays in `failure`). Then remember the case's root.
+    fn settle(&mut self, case: &Case, r: &mut CaseResult) {
+        if r.status == CaseStatus::Failed {
+            if let Some(root) = self.unmet(case) {
+                r.status = CaseStatus::Blocked;
+                r.message = format!("{}{root}", crate::report::BLOCKED_BY);
+            }
+        }
+        let root = match r.status {
+            CaseStatus::Passed | CaseStatus::Skipped => None,
+            CaseStatus::Blocked => r.blocked_by().map(str::to_string),
+            CaseStatus::Failed | CaseStatus::Error | CaseStatus::NotRun => Some(r.id.clone()),
+        };
+        self.done.push((r.id.clone(), root));
     }
 }
 

@@ -112,6 +112,8 @@ impl<W: Write + Send> Sink for Console<W> {
                     (true, "skipped") => "SKIP",
                     (true, _) => "PASS",
                     (false, "error") => "ERR ",
+                    (false, "blocked") => "BLKD",
+                    (false, "not-run") => "NRUN",
                     (false, _) => "FAIL",
                 };
                 let what = if engine == "case" { String::new() } else { format!("{engine} ") };

@@ -182,7 +182,7 @@ fn resume_with_other_parameters_is_refused() {
     batch(d.path(), "R", 3).output().unwrap();
     let out = batch(d.path(), "R", 4).output().unwrap();
     assert_eq!(out.status.code(), Some(2));
-    assert!(String::from_utf8_lossy(&out.stderr).contains("resume it with the same parameters"));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("batch R has 3 cards (batch.json), not 4; drop --count"));
 }
 
 /// Every file under `dir` with its bytes, for "nothing was written" checks. `batch.lock`
@@ -433,7 +433,7 @@ fn a_card_trace_records_how_its_cards_were_made_without_secrets() {
     }
     let mut traces = 0;
     for card in summary(d.path(), "M") {
-        let path = d.path().join("logs/M").join(&card[card.len() - 1]);
+        let path = d.path().join("logs/M").join(&card[13]);
         let path = if path.extension().is_some_and(|e| e == "csv") { path } else { path.join("trace.csv") };
         let rows = cardbench::trace::read(&path).unwrap();
         let dut_id = card[2].to_string();

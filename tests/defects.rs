@@ -328,7 +328,7 @@ fn profile_defects_are_applied_and_unknown_names_located() {
     let e =
         Lab::from_profile(&cardbench::profile::load(&path).unwrap()).err().expect("unknown defect refused").to_string();
     // Line 13 is the defects line; column 29 is the opening quote of the unknown name.
-    let want = format!("{}:13:29: unknown defect 'counter-went-missing' (valid: ", path.display());
+    let want = format!("{}:13:29: unknown defect 'counter-went-missing' (one of: ", path.display());
     assert!(e.starts_with(&want), "{e}\nwant prefix {want}");
     for d in Defect::ALL {
         assert!(e.contains(d.name()), "{e} lacks {}", d.name());

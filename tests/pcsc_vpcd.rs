@@ -382,7 +382,13 @@ fn pcsc_through_pcscd_and_vpcd() {
         pcscd.kill();
         let out = wait_guarded(child, "a run whose pcscd died");
         let stdout = String::from_utf8_lossy(&out.stdout);
-        assert_eq!(out.status.code(), Some(1), "{stdout}{}", String::from_utf8_lossy(&out.stderr));
+        // The bench could not run, not the cards failed: exit 2 naming a head and the hint.
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{stdout}{stderr}");
+        assert!(
+            stderr.contains("run kill could not finish: head ") && stderr.contains("is pcscd running?"),
+            "{stderr}"
+        );
         let errs: Vec<&str> = stdout.lines().filter(|l| l.starts_with("ERR")).collect();
         assert!(!errs.is_empty() && errs[0].contains("reader service stopped"), "{stdout}");
         // The head whose exchange met the dead service runs nothing more: its later cases are

@@ -106,6 +106,7 @@ fn batch() -> BatchResult {
         profile: "lab-a".into(),
         started: "2026-11-22T10:00:00Z".into(),
         finished: "2026-11-22T10:05:00Z".into(),
+        header: None,
         cards: vec![pass, fail, aborted],
     }
 }
@@ -255,10 +256,33 @@ fn summary_csv_has_one_row_per_card() {
             "cases_error",
             "duration_ms",
             "started",
-            "trace"
+            "trace",
+            "cases_blocked",
+            "cases_not_run",
+            "first_failure",
+            "failure_step",
+            "expected",
+            "actual",
+            "tool",
+            "host",
+            "profile_sha256",
+            "plan_sha256",
+            "keyset",
+            "clock",
+            "reader",
+            "atr"
         ]
     );
-    let rows: Vec<Vec<String>> = r.records().map(|rec| rec.unwrap().iter().map(String::from).collect()).collect();
+    // The batch header's columns are empty for a result that has none (tests/integrity.rs
+    // checks them filled); the card's columns come first.
+    let rows: Vec<Vec<String>> = r
+        .records()
+        .map(|rec| {
+            let rec = rec.unwrap();
+            assert!(rec.iter().skip(20).all(str::is_empty), "{rec:?}");
+            rec.iter().take(20).map(String::from).collect()
+        })
+        .collect();
     assert_eq!(
         rows,
         vec![
@@ -277,6 +301,12 @@ fn summary_csv_has_one_row_per_card() {
                 "1200.000",
                 "2026-11-22T10:01:00Z",
                 "traces/C001.csv",
+                "0",
+                "0",
+                "",
+                "",
+                "",
+                "",
             ],
             vec![
                 BATCH_ID,
@@ -293,6 +323,12 @@ fn summary_csv_has_one_row_per_card() {
                 "2000.000",
                 "2026-11-22T10:02:00Z",
                 "traces/C002.csv",
+                "0",
+                "0",
+                "T02",
+                T02_STEP,
+                T02_EXPECTED,
+                T02_ACTUAL,
             ],
             vec![
                 BATCH_ID,
@@ -309,6 +345,12 @@ fn summary_csv_has_one_row_per_card() {
                 "500.250",
                 "2026-11-22T10:03:00Z",
                 "traces/C003.csv",
+                "0",
+                "0",
+                "",
+                "",
+                "",
+                "",
             ],
         ]
     );

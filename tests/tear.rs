@@ -547,7 +547,7 @@ fn plan_tear_on_a_real_head_powers_off_after_the_answer_and_the_card_kept_the_wr
     let path = dir.path().join("p.toml");
     std::fs::write(&path, text).unwrap();
     let plan = cardbench::plan::load(&path).unwrap();
-    let e = plan.bind_tears(|_| false).unwrap_err().to_string();
+    let e = plan.bind_virtual(|_| false).unwrap_err().to_string();
     assert!(e.contains("p.toml:") && e.contains("not supported by head 'A'"), "{e}");
 }
 

@@ -2,8 +2,13 @@
 //! next card of the batch; every card gets the whole plan, its own trace and a verdict; the
 //! journal makes a killed batch resumable with no card lost and none certified twice.
 
+pub mod header;
+pub mod interrupt;
 pub mod journal;
 pub mod lock;
+pub mod operator;
+pub mod registry;
+pub mod reports;
 
 use crate::card::defects::Defects;
 use crate::event::{Event, Recorder, RowKind};
@@ -18,8 +23,10 @@ use crate::sinks::{self, Sink};
 use crate::store::feed::Feed;
 use crate::trace::TraceCsv;
 use anyhow::{bail, Context, Result};
-use journal::{BatchMeta, Journal};
+use journal::BatchMeta;
 use lock::BatchLock;
+use operator::HeadState;
+use registry::{Claim, Registry};
 use sha2::{Digest, Sha256};
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
@@ -62,7 +69,7 @@ impl Factory {
             if d.every == 0 || d.offset >= d.every {
                 return Err(l.err(r.span(), "a defect rule needs every > 0 and offset < every"));
             }
-            let set = Defects::parse(&d.defects).map_err(|e| l.err(r.span(), e.to_string()))?;
+            let set = crate::lab::defects_in(l, r.span(), &d.defects)?;
             rules.push((d.every, d.offset, set));
         }
         Ok(Factory {
@@ -103,9 +110,18 @@ pub struct BatchOptions {
     pub observer: Option<crossbeam_channel::Sender<BatchEvent>>,
     /// Pause / resume / stop from a front end.
     pub control: std::sync::Arc<Control>,
-    /// The results store the batch is also written to (docs/results-store.md); a shared one
-    /// (PostgreSQL) also hands out the cards among stations.
-    pub store: Option<std::sync::Arc<crate::store::Store>>,
+    /// Resume even though the plan, profile or keyset changed since batch.json was written
+    /// (the changes are recorded in batch.json and the reports).
+    pub force_changed: bool,
+    /// Certify again a card already certified in the batch (recorded); without it such a
+    /// card is refused.
+    pub recertify: bool,
+    /// Ring the terminal bell with each operator prompt (headless).
+    pub bell: bool,
+    /// The results store the batch is also written to (docs/results-store.md), opened when
+    /// the batch folder is made; a shared one (PostgreSQL) also hands out the cards among
+    /// stations.
+    pub store: crate::store::Pending,
 }
 
 /// What a batch reports to an observer.
@@ -132,6 +148,15 @@ pub enum BatchEvent {
         event: Event,
     },
     CardDone(Box<CardResult>),
+    /// What a DUT head is doing and what the operator must do for it (`operator`).
+    Head {
+        head: String,
+        /// The reader's full name (real heads), the head's name for virtual ones.
+        reader: String,
+        /// Whether an operator inserts and takes out the cards (PC/SC, PN532).
+        real: bool,
+        state: HeadState,
+    },
     /// Something the operator should know that does not stop the batch: a journal line cut
     /// by a kill and dropped, a repeated journal line counted once, a head whose worker
     /// stopped waiting for a card.
@@ -147,9 +172,40 @@ pub enum BatchEvent {
 pub struct Control {
     pub paused: std::sync::atomic::AtomicBool,
     pub stop: std::sync::atomic::AtomicBool,
+    /// Held while a card's line is appended to the journal and fsynced: an abort (a second
+    /// SIGINT) takes it before the process exits, so it never cuts a line.
+    pub journal_gate: Mutex<()>,
 }
 
 impl Control {
+    fn stopped(&self) -> bool {
+        self.stop.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// `Head::wait_for_card` that gives up when the operator stops the batch (`Ok(None)`),
+    /// so a stop never waits out a presence timeout.
+    fn wait_for_card(
+        &self,
+        head: &mut dyn crate::head::Head,
+        present: bool,
+        timeout: std::time::Duration,
+    ) -> Result<Option<bool>, crate::head::HeadError> {
+        const SLICE: std::time::Duration = std::time::Duration::from_millis(200);
+        let deadline = Instant::now() + timeout;
+        loop {
+            if self.stopped() {
+                return Ok(None);
+            }
+            let left = deadline.saturating_duration_since(Instant::now());
+            if head.wait_for_card(present, left.min(SLICE))? {
+                return Ok(Some(true));
+            }
+            if left <= SLICE {
+                return Ok(Some(false));
+            }
+        }
+    }
+
     fn wait_while_paused(&self) -> bool {
         use std::sync::atomic::Ordering::Relaxed;
         while self.paused.load(Relaxed) && !self.stop.load(Relaxed) {
@@ -188,17 +244,40 @@ pub struct BatchOutcome {
     pub missing: Vec<u64>,
     /// Why workers stopped before the queue was empty, one line per head.
     pub stalled: Vec<String>,
+    /// `head E: 3 pass, 1 fail, 0 aborted` for each head that certified a card in this run.
+    pub per_head: Vec<String>,
+}
+
+/// What certifying the card in a head gave.
+enum Certified {
+    Card {
+        result: CardResult,
+        /// 1 for a card's first certification in the batch, more with `--recertify`.
+        certification: u32,
+        /// The verdict a re-certification replaces.
+        previous: Option<&'static str>,
+        atr: Vec<u8>,
+    },
+    /// The card is already certified in the batch (or on another head): not certified.
+    Refused { card_id: String, why: String },
 }
 
 /// What a worker tells the collector.
 enum WorkerMsg {
-    Card(Result<CardResult>),
+    Card(Result<Certified>),
     /// The worker's head waited the whole presence timeout; the worker stops, the batch
     /// goes on with the other heads.
     Stalled(String),
-    /// The card of this index was refused by the shared store (another station certified
-    /// it or is certifying it): the operator takes it out, the index goes back.
-    Refused(u64, String),
+}
+
+/// A head error that stopped a worker: with the reader and what to try when the reader or
+/// its service is out of use.
+fn head_error(h: &LabHead, e: crate::head::HeadError) -> anyhow::Error {
+    if crate::head::usable::infrastructure(&e) {
+        crate::head::usable::Unusable::of(h.head.as_ref(), e).into()
+    } else {
+        anyhow::anyhow!("head {}: {e}", h.name)
+    }
 }
 
 /// The indices of 1..=count with no result: sorted, for messages and reports.
@@ -221,11 +300,30 @@ fn now_rfc3339() -> String {
     chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
 }
 
+/// A card's verdict from its cases: aborted when the bench could not run a case (the first
+/// error, or why cases were not run); else fail naming the real failures in plan order (a
+/// blocked case is not one, but a root cause that is no case, the set-up, is); else pass.
 fn verdict(cases: &[crate::report::CaseResult]) -> Verdict {
     if let Some(e) = cases.iter().find(|c| c.status == CaseStatus::Error) {
         return Verdict::Aborted { reason: format!("{}: {}", e.id, e.message) };
     }
-    let failing: Vec<String> = cases.iter().filter(|c| c.status == CaseStatus::Failed).map(|c| c.id.clone()).collect();
+    if let Some(n) = cases.iter().find(|c| c.status == CaseStatus::NotRun) {
+        return Verdict::Aborted { reason: n.message.clone() };
+    }
+    let mut failing: Vec<String> = Vec::new();
+    for c in cases {
+        let id = match c.status {
+            CaseStatus::Failed => c.id.as_str(),
+            CaseStatus::Blocked => match c.blocked_by() {
+                Some(root) if !cases.iter().any(|k| k.id == root) => root,
+                _ => continue,
+            },
+            _ => continue,
+        };
+        if !failing.iter().any(|f| f == id) {
+            failing.push(id.to_string());
+        }
+    }
     if failing.is_empty() {
         Verdict::Pass
     } else {
@@ -233,33 +331,119 @@ fn verdict(cases: &[crate::report::CaseResult]) -> Verdict {
     }
 }
 
-/// Certify one card on a worker's heads (`heads[0]` DUT, `heads[1]` its peer).
-#[allow(clippy::too_many_arguments)]
+/// What every card of a worker shares.
+struct Shared<'a> {
+    f: &'a Factory,
+    plan: &'a Plan,
+    keys: &'a crate::keys::Keyset,
+    now: u32,
+    batch_id: &'a str,
+    dir: &'a Path,
+    observer: Option<&'a crossbeam_channel::Sender<BatchEvent>>,
+    registry: &'a Registry,
+    recertify: bool,
+    announce: &'a dyn Fn(&LabHead, HeadState),
+    /// Where the cards come from; a shared store also refuses a card another station has.
+    feed: &'a Feed<'a>,
+}
+
+/// Certify the card in a worker's heads (`heads[0]` DUT, `heads[1]` its peer) as card
+/// `index` of the batch, unless the batch has it already (see `registry`). `detected`: when
+/// a real reader saw the card arrive; `board`: the operator's console line for this head.
 fn certify(
     heads: &mut [LabHead],
-    f: &Factory,
-    plan: &Plan,
-    keys: &crate::keys::Keyset,
-    now: u32,
-    batch_id: &str,
-    dir: &Path,
+    sh: &Shared,
     index: u64,
-    observer: Option<&crossbeam_channel::Sender<BatchEvent>>,
-    feed: &Feed,
-) -> Result<CardResult> {
-    let started = now_rfc3339();
-    let t0 = Instant::now();
+    detected: Option<(Instant, String)>,
+    board: Option<Box<dyn Sink>>,
+) -> Result<Certified> {
+    // A card's time starts when it is detected: on a real reader when the presence wait saw
+    // it (`detected`), on a virtual head once the feeder has inserted it (certify_card);
+    // never while the head waited for the operator.
+    let (t0, started) = detected.unwrap_or_else(|| (Instant::now(), now_rfc3339()));
     let virtual_dut = heads[0].head.as_virtual().is_some();
     let card_hex = if virtual_dut {
-        hex::encode_upper(f.card_id(index))
+        hex::encode_upper(sh.f.card_id(index))
     } else {
         // A real reader: the worker saw the operator insert the card.
         heads[0].head.power_on()?;
         crate::runner::identify(heads[0].head.as_mut(), &Recorder::disabled())?
     };
+    let claim = sh.registry.claim(&card_hex, index, sh.recertify);
+    let (index, certification, previous) = match claim {
+        Claim::New => (index, 1, None),
+        Claim::Recertify { index, certification, previous } => (index, certification, Some(previous)),
+        Claim::Duplicate { index: earlier, verdict } => {
+            // The virtual feeder makes one card ID per index: a repeat is a bench bug.
+            if virtual_dut {
+                bail!("virtual card {card_hex} (#{index}) repeats card #{earlier} of the batch");
+            }
+            let _ = heads[0].head.power_off();
+            let why = duplicate_message(&card_hex, &heads[0], earlier, verdict);
+            return Ok(Certified::Refused { card_id: card_hex, why });
+        }
+    };
     // Before anything is written for it: a card another station has is not this one's.
-    feed.card_identified(index, &card_hex)?;
-    let rel = format!("cards/{index:05}-{card_hex}");
+    match sh.feed.card_identified(index, &card_hex) {
+        Ok(()) => {}
+        Err(e @ crate::store::StoreError::Refused { .. }) => {
+            sh.registry.released(&card_hex, &claim);
+            let _ = heads[0].head.power_off();
+            let why = format!("head {} ({}): {e}", heads[0].name, heads[0].head.info().reader);
+            return Ok(Certified::Refused { card_id: card_hex, why });
+        }
+        Err(e) => {
+            sh.registry.released(&card_hex, &claim);
+            return Err(e.into());
+        }
+    }
+    let r = certify_card(heads, sh, index, certification, &card_hex, (t0, started), board);
+    match r {
+        Ok((result, atr)) => Ok(Certified::Card { result, certification, previous, atr }),
+        Err(e) => {
+            sh.registry.released(&card_hex, &claim);
+            Err(e)
+        }
+    }
+}
+
+/// What the operator reads when a card comes back: which card, where it was certified, what
+/// to do.
+fn duplicate_message(card: &str, head: &LabHead, earlier: u64, verdict: Option<&str>) -> String {
+    let reader = &head.head.info().reader;
+    match verdict {
+        Some(v) => format!(
+            "card {card} in head {} ({reader}) is already certified in this batch (#{earlier}, {v}); not certified \
+             again: take it out and insert the next card (--recertify certifies it again)",
+            head.name
+        ),
+        None => format!(
+            "card {card} in head {} ({reader}) is being certified on another head (#{earlier}); take it out and \
+             insert the next card",
+            head.name
+        ),
+    }
+}
+
+/// Run the plan on the identified card: its folder, trace, run header and result, and the ATR
+/// it answered with.
+fn certify_card(
+    heads: &mut [LabHead],
+    sh: &Shared,
+    index: u64,
+    certification: u32,
+    card_hex: &str,
+    (mut t0, mut started): (Instant, String),
+    board: Option<Box<dyn Sink>>,
+) -> Result<(CardResult, Vec<u8>)> {
+    let Shared { f, plan, keys, now, batch_id, dir, observer, announce, .. } = *sh;
+    let virtual_dut = heads[0].head.as_virtual().is_some();
+    let card_hex = card_hex.to_string();
+    // A re-certification keeps the earlier card folder as evidence.
+    let rel = match certification {
+        1 => format!("cards/{index:05}-{card_hex}"),
+        n => format!("cards/{index:05}-{card_hex}-r{n}"),
+    };
     let card_dir = dir.join(&rel);
     // A folder left by a killed run belongs to a card that never reached the journal.
     if card_dir.exists() {
@@ -270,6 +454,7 @@ fn certify(
     let trace = TraceCsv::create(&dir.join(&trace_rel), batch_id, &plan.id)?;
     let (rec, rx) = Recorder::new(&plan.id);
     let mut sink_list = vec![Box::new(trace) as Box<dyn Sink>];
+    sink_list.extend(board);
     if let Some(tx) = observer {
         sink_list.push(Box::new(Forward { tx: tx.clone(), head: heads[0].name.clone(), card_id: card_hex.clone() }));
     }
@@ -302,13 +487,18 @@ fn certify(
     if !heads[0].head.card_present()? {
         bail!("card {card_hex} not detected in head {}", heads[0].name);
     }
+    let mut atr = Vec::new();
+    if virtual_dut {
+        (t0, started) = (Instant::now(), now_rfc3339());
+    }
+    announce(&heads[0], HeadState::Testing { index, card_id: card_hex.clone() });
     if let Some(tx) = observer {
         let head = heads[0].name.clone();
-        let atr = match heads[0].head.atr() {
+        atr = match heads[0].head.atr() {
             Some(a) => a,
             None => heads[0].head.power_on().unwrap_or_default(),
         };
-        let _ = tx.send(BatchEvent::CardInserted { head, index, card_id: card_hex.clone(), atr });
+        let _ = tx.send(BatchEvent::CardInserted { head, index, card_id: card_hex.clone(), atr: atr.clone() });
     }
     let rng = crate::lab::terminal_rng(heads, || {
         Sha256::new()
@@ -321,6 +511,10 @@ fn certify(
     crate::trace::write_run_header(&card_dir, batch_id, plan, &format!("batch {batch_id} card {index}"), &rng)
         .with_context(|| format!("writing {}", card_dir.join("run.json").display()))?;
     let cases = crate::runner::run_plan(plan, heads, &rec, keys, now, rng.seed());
+    // The plan powered the card: its ATR is known now, without an extra power-on.
+    if let Some(a) = heads[0].head.atr().filter(|a| !a.is_empty()) {
+        atr = a;
+    }
     drop(rec);
     let errors = sinks.join().unwrap_or_else(|_| vec!["trace thread panicked".into()]);
     if let Some(e) = errors.first() {
@@ -335,7 +529,7 @@ fn certify(
             let _ = heads[0].head.power_off();
         }
     }
-    Ok(CardResult {
+    let result = CardResult {
         index,
         card_id: card_hex,
         head: heads[0].name.clone(),
@@ -344,15 +538,42 @@ fn certify(
         trace: trace_rel,
         started,
         duration_ms: t0.elapsed().as_secs_f64() * 1e3,
-    })
+    };
+    Ok((result, atr))
+}
+
+/// Everything `cardbench batch` can refuse before a folder is made or a card is touched, for
+/// `batch`, the TUI and `check --batch`: the profile's `[batch]` (its cards, ID prefix, defect
+/// rules, presence timeout, at least one `dut` head) and, with a plan, the plan's heads (only
+/// `dut` and `peer`, virtual-only steps on the peer when the DUT heads are real readers).
+pub fn validate(l: &Loaded, lab: &Lab, plan: Option<&Plan>) -> Result<(), ConfigError> {
+    Factory::from_profile(l)?;
+    presence_timeout(l)?;
+    let duts: Vec<&LabHead> = lab.heads.iter().filter(|h| h.role == "dut").collect();
+    if duts.is_empty() {
+        return Err(ConfigError::whole_file(&l.path, "no head with role \"dut\" for the batch"));
+    }
+    match plan {
+        Some(p) => p.bind_batch(duts.iter().all(|h| h.head.info().driver == "virtual")),
+        None => Ok(()),
+    }
+}
+
+/// The profile's `[batch] presence_timeout_s`, or the default.
+fn presence_timeout(l: &Loaded) -> Result<std::time::Duration, ConfigError> {
+    match l.profile.batch.as_ref().and_then(|b| b.get_ref().presence_timeout_s.as_ref()) {
+        Some(t) if *t.get_ref() == 0 => Err(l.err(t.span(), "presence_timeout_s must be at least 1")),
+        Some(t) => Ok(std::time::Duration::from_secs(*t.get_ref())),
+        None => Ok(std::time::Duration::from_secs(PRESENCE_TIMEOUT_S)),
+    }
 }
 
 pub fn run_batch(l: &Loaded, lab: Lab, plan: &Plan, opts: &BatchOptions) -> Result<BatchOutcome> {
     let factory = Factory::from_profile(l)?;
-    let batch = l.profile.batch.as_ref().map(|b| b.get_ref()).context("no [batch]")?;
-    let count = opts.count.unwrap_or(batch.count);
-    if count == 0 || count > u32::MAX as u64 {
-        bail!("--count must be between 1 and {}", u32::MAX);
+    if let Some(c) = opts.count {
+        if c == 0 || c > u32::MAX as u64 {
+            bail!("--count must be between 1 and {}", u32::MAX);
+        }
     }
     let Lab { keyset, heads, clock, .. } = lab;
     let now = clock.unwrap_or_else(|| chrono::Utc::now().timestamp() as u32);
@@ -363,80 +584,61 @@ pub fn run_batch(l: &Loaded, lab: Lab, plan: &Plan, opts: &BatchOptions) -> Resu
     if opts.batch_id.is_empty() || opts.batch_id.contains(['/', '\\']) || opts.batch_id.starts_with('.') {
         bail!("batch id '{}' must be a plain folder name", opts.batch_id);
     }
-    let presence_timeout = match &batch.presence_timeout_s {
-        Some(t) if *t.get_ref() == 0 => return Err(l.err(t.span(), "presence_timeout_s must be at least 1").into()),
-        Some(t) => std::time::Duration::from_secs(*t.get_ref()),
-        None => std::time::Duration::from_secs(PRESENCE_TIMEOUT_S),
-    };
+    let presence_timeout = presence_timeout(l)?;
+    // Every DUT head must be usable before the batch folder is made (exit 2 otherwise, with
+    // the head, its reader and what to try).
+    let n = duts.len();
+    crate::head::usable::open(&mut duts, 0..n)?;
     let dir = opts.logs.join(&opts.batch_id);
+    let store = opts.store.open()?;
     std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
     // Before anything in the folder is read or written: one process per batch.
     let _lock = BatchLock::acquire(&dir)?;
-    let meta = BatchMeta {
-        batch_id: opts.batch_id.clone(),
-        plan_id: plan.id.clone(),
-        plan_version: plan.version.clone(),
-        plan_path: plan.path.display().to_string(),
-        profile: l.path.display().to_string(),
-        count,
-        started: now_rfc3339(),
-    };
-    let meta_path = dir.join("batch.json");
-    let old_meta = if meta_path.exists() {
-        let old: BatchMeta = serde_json::from_slice(&std::fs::read(&meta_path)?)
-            .with_context(|| format!("{}: not a batch description", meta_path.display()))?;
-        if (&old.plan_id, &old.plan_version, &old.profile, old.count)
-            != (&meta.plan_id, &meta.plan_version, &meta.profile, meta.count)
-        {
-            bail!(
-                "batch {} was started with plan {} {}, profile {}, count {}; resume it with the same parameters",
-                old.batch_id,
-                old.plan_id,
-                old.plan_version,
-                old.profile,
-                old.count
-            );
-        }
-        Some(old)
-    } else {
-        None
-    };
-    // The journal is checked before batch.json is first written, so a refused journal leaves
-    // the folder as it was.
-    let (mut journal, opened) = Journal::open(&dir.join("journal.jsonl"), count)?;
+    let mut books = open_folder(l, plan, &keyset, opts, &dir, (now, clock.is_some()), &duts)?;
+    // A resume takes its card count from batch.json.
+    let count = books.meta.count;
     let notice = |msg: String| match &opts.observer {
         Some(o) => {
             let _ = o.send(BatchEvent::Notice(msg));
         }
         None => crate::print::err(format_args!("cardbench: {msg}")),
     };
-    for n in opened.notes {
+    for n in std::mem::take(&mut books.notes) {
         notice(n);
     }
-    let done = opened.done;
+    let done = std::mem::take(&mut books.done);
+    let registry = Registry::new(&done, &books.recertified);
+    let done_idx: std::collections::BTreeSet<u64> = done.iter().map(|r| r.index).collect();
     let station = crate::store::station_name(&dir);
-    let store = opts.store.as_deref();
-    // The store joins (or refuses) the batch before batch.json is first written.
+    let store = store.as_deref();
     if let Some(s) = store {
-        for n in store_begin(s, old_meta.as_ref().unwrap_or(&meta), &station, &done)? {
+        for n in store_begin(s, &books.meta, &station, &done)? {
             notice(n);
         }
     }
-    let meta = match old_meta {
-        Some(old) => old,
-        None => {
-            crate::report::atomic::write_atomically(&meta_path, |w| {
-                serde_json::to_writer_pretty(&mut *w, &meta).map_err(std::io::Error::other)
-            })?;
-            meta
-        }
-    };
-    let done_idx: std::collections::BTreeSet<u64> = done.iter().map(|r| r.index).collect();
     let queue = match store.filter(|s| s.shared()) {
         Some(s) => Feed::shared(s, &opts.batch_id, &station),
         None => Feed::local((1..=count).filter(|i| !done_idx.contains(i))),
     };
-    let progress = Progress::new(count, &done, opts.quiet);
+    let real_heads = duts.iter().any(|h| !crate::lab::simulated(h.head.info().driver));
+    let progress = Progress::new(count, &done, opts.quiet, real_heads);
+    let console = operator::Console::new(opts.bell);
+    // A head's state goes to the observer (TUI), and for a real reader also to the console.
+    let announce = |head: &LabHead, state: HeadState| {
+        let info = head.head.info();
+        let real = !crate::lab::simulated(info.driver);
+        if real && opts.observer.is_none() {
+            if let Some(b) = &progress.board {
+                b.state(&head.name, &state);
+            }
+            if let Some(line) = console.line(&head.name, &info.reader, &state) {
+                progress.say(&line);
+            }
+        }
+        if let Some(o) = &opts.observer {
+            let _ = o.send(BatchEvent::Head { head: head.name.clone(), reader: info.reader.clone(), real, state });
+        }
+    };
     let (tx, rx) = crossbeam_channel::unbounded::<WorkerMsg>();
     if let Some(o) = &opts.observer {
         let _ = o.send(BatchEvent::Started {
@@ -452,7 +654,8 @@ pub fn run_batch(l: &Loaded, lab: Lab, plan: &Plan, opts: &BatchOptions) -> Resu
     std::thread::scope(|scope| {
         for dut in duts.drain(..) {
             let tx = tx.clone();
-            let (queue, factory, keyset, dir) = (&queue, &factory, &keyset, &dir);
+            let (queue, factory, keyset, dir, registry, announce, console, board) =
+                (&queue, &factory, &keyset, &dir, &registry, &announce, &console, &progress.board);
             let peer_name = format!("{}.peer", dut.name);
             scope.spawn(move || {
                 let mut heads = vec![
@@ -464,6 +667,8 @@ pub fn run_batch(l: &Loaded, lab: Lab, plan: &Plan, opts: &BatchOptions) -> Resu
                     },
                 ];
                 let real = heads[0].head.as_virtual().is_none();
+                // How the worker ended, for the operator.
+                let mut last = HeadState::Done;
                 loop {
                     if !opts.control.wait_while_paused() {
                         break;
@@ -478,80 +683,121 @@ pub fn run_batch(l: &Loaded, lab: Lab, plan: &Plan, opts: &BatchOptions) -> Resu
                     };
                     // A real reader: the operator inserts the card. A head that sees none
                     // gives its card back to the queue (another head may take it) and stops.
+                    let mut detected = None;
                     if real {
-                        match heads[0].head.wait_for_card(true, presence_timeout) {
-                            Ok(true) => {}
-                            Ok(false) => {
+                        announce(&heads[0], HeadState::Waiting { next: index });
+                        match opts.control.wait_for_card(heads[0].head.as_mut(), true, presence_timeout) {
+                            Ok(Some(true)) => detected = Some((Instant::now(), now_rfc3339())),
+                            Ok(None) => {
+                                let _ = queue.give_back(index);
+                                break;
+                            }
+                            Ok(Some(false)) => {
                                 let _ = queue.give_back(index);
                                 let why = format!(
                                     "head {}: no card inserted within {} s (card #{index} was next)",
                                     heads[0].name,
                                     presence_timeout.as_secs()
                                 );
+                                last = HeadState::Fault(format!(
+                                    "no card inserted within {} s",
+                                    presence_timeout.as_secs()
+                                ));
                                 let _ = tx.send(WorkerMsg::Stalled(why));
                                 break;
                             }
                             Err(e) => {
                                 let _ = queue.give_back(index);
-                                let e = anyhow::anyhow!("head {}: {e}", heads[0].name);
-                                let _ = tx.send(WorkerMsg::Card(Err(e)));
+                                last = HeadState::Fault(e.to_string());
+                                let _ = tx.send(WorkerMsg::Card(Err(head_error(&heads[0], e))));
                                 break;
                             }
                         }
                     }
-                    let r = certify(
-                        &mut heads,
-                        factory,
+                    let board_sink = board.as_ref().filter(|_| real).map(|b| b.sink(&heads[0].name));
+                    let shared = Shared {
+                        f: factory,
                         plan,
-                        keyset,
+                        keys: keyset,
                         now,
-                        &opts.batch_id,
+                        batch_id: &opts.batch_id,
                         dir,
-                        index,
-                        opts.observer.as_ref(),
-                        queue,
-                    );
-                    let msg = match r {
-                        Err(e) if matches!(e.downcast_ref(), Some(crate::store::StoreError::Refused { .. })) => {
-                            WorkerMsg::Refused(index, format!("head {}: {e}", heads[0].name))
-                        }
-                        r => WorkerMsg::Card(r),
+                        observer: opts.observer.as_ref(),
+                        registry,
+                        recertify: opts.recertify,
+                        announce,
+                        feed: queue,
                     };
-                    let stop = matches!(msg, WorkerMsg::Card(Err(_)));
-                    if tx.send(msg).is_err() || stop {
+                    let r = certify(&mut heads, &shared, index, detected, board_sink);
+                    // A card certified in its earlier place, or refused, leaves this index
+                    // to the next card.
+                    match &r {
+                        Ok(Certified::Card { result, .. }) if result.index == index => {}
+                        Ok(_) => {
+                            let _ = queue.give_back(index);
+                        }
+                        Err(_) => {}
+                    }
+                    let card = match &r {
+                        Ok(Certified::Card { result: c, .. }) => {
+                            // Counted here so the head's `done` line below includes it.
+                            console.card(c);
+                            Some((c.card_id.clone(), c.verdict.word().to_string()))
+                        }
+                        // Refused: the operator takes the card out like a certified one.
+                        Ok(Certified::Refused { card_id, .. }) => Some((card_id.clone(), "refused".to_string())),
+                        Err(e) => {
+                            last = HeadState::Fault(format!("{e:#}"));
+                            None
+                        }
+                    };
+                    if tx.send(WorkerMsg::Card(r)).is_err() {
                         break;
                     }
+                    let Some((card_id, verdict)) = card else { break };
                     // A real reader: wait for the operator to take the card out before the
                     // next one, unless the batch is complete.
                     let more = queue.has_more();
                     if more && real {
-                        match heads[0].head.wait_for_card(false, presence_timeout) {
-                            Ok(true) => {}
-                            Ok(false) => {
+                        announce(&heads[0], HeadState::Remove { index, card_id, verdict });
+                        match opts.control.wait_for_card(heads[0].head.as_mut(), false, presence_timeout) {
+                            Ok(Some(true)) => {}
+                            Ok(None) => break,
+                            Ok(Some(false)) => {
                                 let why = format!(
                                     "head {}: card not taken out within {} s",
                                     heads[0].name,
                                     presence_timeout.as_secs()
                                 );
+                                last = HeadState::Fault(format!(
+                                    "card not taken out within {} s",
+                                    presence_timeout.as_secs()
+                                ));
                                 let _ = tx.send(WorkerMsg::Stalled(why));
                                 break;
                             }
                             Err(e) => {
-                                let e = anyhow::anyhow!("head {}: {e}", heads[0].name);
-                                let _ = tx.send(WorkerMsg::Card(Err(e)));
+                                last = HeadState::Fault(e.to_string());
+                                let _ = tx.send(WorkerMsg::Card(Err(head_error(&heads[0], e))));
                                 break;
                             }
                         }
                     }
                 }
+                announce(&heads[0], last);
             });
         }
         drop(tx);
         for m in rx {
             match m {
-                WorkerMsg::Card(Ok(card)) => {
-                    if let Err(e) = journal.append(&card) {
-                        first_error.get_or_insert(anyhow::Error::from(e).context("appending to the journal"));
+                WorkerMsg::Card(Ok(Certified::Refused { why, .. })) => notice(why),
+                WorkerMsg::Card(Ok(Certified::Card { result: card, certification, previous, atr })) => {
+                    let recorded = {
+                        let _gate = opts.control.journal_gate.lock().unwrap_or_else(|p| p.into_inner());
+                        books.record(&card, certification, &atr)
+                    };
+                    if let Err(e) = recorded {
+                        first_error.get_or_insert(e);
                         queue.close();
                         continue;
                     }
@@ -561,7 +807,10 @@ pub fn run_batch(l: &Loaded, lab: Lab, plan: &Plan, opts: &BatchOptions) -> Resu
                         first_error.get_or_insert(e.into());
                         queue.close();
                     }
-                    progress.card(&card);
+                    registry.finished(&card.card_id, card.verdict.word());
+                    // A re-certification in this run replaces the card's earlier result.
+                    fresh.retain(|c: &CardResult| c.index != card.index);
+                    progress.card(&card, previous);
                     if let Some(o) = &opts.observer {
                         let _ = o.send(BatchEvent::CardDone(Box::new(card.clone())));
                     }
@@ -571,13 +820,6 @@ pub fn run_batch(l: &Loaded, lab: Lab, plan: &Plan, opts: &BatchOptions) -> Resu
                     // A bench failure stops the batch; what is journaled stays valid.
                     queue.close();
                     first_error.get_or_insert(e);
-                }
-                WorkerMsg::Refused(index, why) => {
-                    notice(why);
-                    if let Err(e) = queue.give_back(index) {
-                        first_error.get_or_insert(e.into());
-                        queue.close();
-                    }
                 }
                 WorkerMsg::Stalled(why) => {
                     notice(format!("{why}; its worker stopped"));
@@ -597,25 +839,33 @@ pub fn run_batch(l: &Loaded, lab: Lab, plan: &Plan, opts: &BatchOptions) -> Resu
     let certified_now = fresh.len();
     let mut cards = done;
     cards.extend(fresh);
-    cards.sort_by_key(|c| c.index);
-    let mut missing = missing_cards(count, &cards);
-    let result = BatchResult {
-        batch_id: opts.batch_id.clone(),
-        plan_id: plan.id.clone(),
-        plan_version: plan.version.clone(),
-        profile: l.path.display().to_string(),
-        started: meta.started,
-        finished: now_rfc3339(),
-        cards,
-    };
+    // From batch.json and the journaled cards only: `cardbench report` rebuilds these bytes.
+    let result = reports::result_of(&books.meta, cards, books.recertified.clone());
+    let mut missing = missing_cards(count, &result.cards);
     if let Some(s) = store {
         // Shared: this station's files cover its own cards; what the batch lacks is in the store.
-        missing = store_finish(s, &result, &station)?.unwrap_or(missing);
+        missing = store_finish(s, &books, &result, &station)?.unwrap_or(missing);
     }
-    crate::report::summary::write_summary_csv(&dir.join("summary.csv"), &result)?;
-    crate::report::junit::write_junit(&dir.join("junit.xml"), &result)?;
-    crate::report::json::write_json(&dir.join("results.json"), &result)?;
-    Ok(BatchOutcome { result, dir, certified_now, missing, stalled })
+    crate::report::files::write_reports(&dir, &result)?;
+    Ok(BatchOutcome { result, dir, certified_now, missing, stalled, per_head: console.summary() })
+}
+
+/// Open the batch folder for this run: the resume checks, batch.json with this run's entry,
+/// the journal (`journal::open_batch`).
+fn open_folder(
+    l: &Loaded,
+    plan: &Plan,
+    keyset: &crate::keys::Keyset,
+    opts: &BatchOptions,
+    dir: &Path,
+    (now, clock_fixed): (u32, bool),
+    duts: &[LabHead],
+) -> Result<journal::OpenBatch> {
+    let identity = header::Identity::of(l, plan, keyset).context("recording the plan's hash")?;
+    let run = header::Run::start(now_rfc3339(), now, clock_fixed, duts, opts.recertify);
+    let default_count = l.profile.batch.as_ref().map_or(0, |b| b.get_ref().count);
+    let new = BatchMeta::new(&opts.batch_id, plan, &l.path, opts.count.unwrap_or(default_count));
+    journal::open_batch(dir, new, identity, run, opts.count, opts.force_changed)
 }
 
 /// The store's side of a batch run's start (see `Store::begin_batch`).
@@ -632,16 +882,26 @@ fn store_begin(s: &crate::store::Store, meta: &BatchMeta, station: &str, done: &
     Ok(s.begin_batch(&row, station, done)?)
 }
 
-/// The store's side of a batch run's end: the batch's finish time and, in a shared store,
-/// the cards of the batch that no station has (`None`: one station, the journal says).
-fn store_finish(s: &crate::store::Store, r: &BatchResult, station: &str) -> Result<Option<Vec<u64>>> {
-    s.finish_batch(&r.batch_id, &r.finished)?;
+/// The store's side of a batch run's end: batch.json as it now stands (its runs, the heads'
+/// ATRs), the re-certified cards and the finish time, and, in a shared store, the cards of
+/// the batch that no station has (`None`: one station, the journal says).
+fn store_finish(
+    s: &crate::store::Store,
+    books: &journal::OpenBatch,
+    r: &BatchResult,
+    station: &str,
+) -> Result<Option<Vec<u64>>> {
+    let meta = serde_json::to_string(&books.meta)?;
+    let recertified = serde_json::to_string(&books.recertified)?;
+    s.finish_batch(&r.batch_id, &r.finished, &meta, &recertified)?;
     Ok(if s.shared() { Some(s.missing(&r.batch_id, station)?) } else { None })
 }
 
 /// Headless progress: a bar on a terminal, one line per card otherwise.
 struct Progress {
     bar: Option<indicatif::ProgressBar>,
+    /// On a terminal with real heads: their states under the bar.
+    board: Option<operator::Board>,
     quiet: bool,
     started: Instant,
     counts: Mutex<(u64, u64, u64, u64)>,
@@ -649,40 +909,60 @@ struct Progress {
 }
 
 impl Progress {
-    fn new(total: u64, done: &[CardResult], quiet: bool) -> Progress {
+    fn new(total: u64, done: &[CardResult], quiet: bool, real_heads: bool) -> Progress {
         let mut c = (0, 0, 0, 0);
         for r in done {
             bump(&mut c, r);
         }
         let bar = (!quiet && std::io::IsTerminal::is_terminal(&std::io::stderr())).then(|| {
             let b = indicatif::ProgressBar::new(total);
-            b.set_style(
-                indicatif::ProgressStyle::with_template("{bar:30} {pos}/{len} cards  {msg}  ETA {eta}")
-                    .expect("static template"),
-            );
+            // Real heads: a second line with each head's state (`operator::Board`).
+            let template = if real_heads {
+                "{bar:30} {pos}/{len} cards  {msg}  ETA {eta}\n{prefix}"
+            } else {
+                "{bar:30} {pos}/{len} cards  {msg}  ETA {eta}"
+            };
+            b.set_style(indicatif::ProgressStyle::with_template(template).expect("static template"));
+            if real_heads {
+                // The board changes between cards (cases, prompts): redraw it on its own.
+                b.enable_steady_tick(std::time::Duration::from_millis(250));
+            }
             b.set_position(done.len() as u64);
             b
         });
-        Progress { bar, quiet, started: Instant::now(), counts: Mutex::new(c), total }
+        let board = bar.clone().filter(|_| real_heads).map(operator::Board::new);
+        Progress { bar, board, quiet, started: Instant::now(), counts: Mutex::new(c), total }
     }
 
-    fn card(&self, r: &CardResult) {
+    /// A card done; `previous` is the verdict of its earlier certification when this one
+    /// replaces it (`--recertify`).
+    fn card(&self, r: &CardResult, previous: Option<&str>) {
         let mut c = self.counts.lock().expect("progress lock");
+        match previous {
+            Some("pass") => c.0 -= 1,
+            Some("fail") => c.1 -= 1,
+            Some(_) => c.2 -= 1,
+            None => {}
+        }
         bump(&mut c, r);
         c.3 += 1;
         let per_hour = c.3 as f64 / self.started.elapsed().as_secs_f64().max(1e-9) * 3600.0;
         let msg = format!("pass {} fail {} aborted {}  {:.0} cards/h", c.0, c.1, c.2, per_hour);
         match &self.bar {
             Some(b) => {
+                // A card that did not pass gets its line above the bar: the root cause is
+                // what the operator at the bench needs to see.
+                if !matches!(r.verdict, Verdict::Pass) {
+                    b.println(format!("card {} on {}: {} {}", r.card_id, r.head, r.verdict.word(), card_detail(r)));
+                }
                 b.set_message(msg);
                 b.inc(1);
             }
             None if !self.quiet => {
-                let detail = match &r.verdict {
-                    Verdict::Pass => String::new(),
-                    Verdict::Fail { failing } => failing.join(" "),
-                    Verdict::Aborted { reason } => reason.clone(),
-                };
+                let mut detail = card_detail(r);
+                if let Some(p) = previous {
+                    detail = format!("{detail} (re-certified #{}; was {p})", r.index).trim_start().to_string();
+                }
                 let n = c.0 + c.1 + c.2;
                 crate::print::out(format_args!(
                     "[{n}/{}] card {} on {}: {} {detail}  ({msg})",
@@ -701,6 +981,38 @@ impl Progress {
             b.finish();
         }
     }
+
+    /// An operator line on stderr, above the progress bar when there is one.
+    fn say(&self, line: &str) {
+        match &self.bar {
+            Some(b) => b.println(line),
+            None => crate::print::err(format_args!("{line}")),
+        }
+    }
+}
+
+/// What the console line says after a card's verdict: its first real failure with what was
+/// expected and what the card did, the other real failures, and the cases counted apart.
+fn card_detail(r: &CardResult) -> String {
+    let n = crate::report::summary::CaseCounts::of(&r.cases);
+    let mut s = match &r.verdict {
+        Verdict::Pass => return String::new(),
+        Verdict::Fail { failing } => {
+            let first = r.first_failure().map_or_else(|| failing.join(" "), |f| f.line());
+            match failing.len() {
+                0 | 1 => first,
+                k => format!("{first}; {} more failing: {}", k - 1, failing[1..].join(" ")),
+            }
+        }
+        Verdict::Aborted { reason } => reason.clone(),
+    };
+    if n.blocked > 0 {
+        s += &format!("; {} blocked", n.blocked);
+    }
+    if n.not_run > 0 {
+        s += &format!("; {} not run", n.not_run);
+    }
+    s
 }
 
 /// (pass, fail, aborted, certified in this run)

@@ -116,14 +116,9 @@ impl fmt::Display for Defect {
     }
 }
 
-/// Comma-separated list of every defect name (for error messages).
-pub fn valid_names() -> String {
-    Defect::ALL.iter().map(|d| d.name()).collect::<Vec<_>>().join(", ")
-}
-
 /// An unknown defect name.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("unknown defect '{name}' (valid: {valid})", valid = valid_names())]
+#[error("unknown defect '{name}'{hint}", hint = crate::suggest::hint(name, Defect::ALL.iter().map(|d| d.name()), ""))]
 pub struct UnknownDefect {
     pub name: String,
 }
@@ -244,9 +239,11 @@ mod tests {
         let e = Defects::parse(&["counter-wraps", "nope"]).unwrap_err();
         assert_eq!(e.name, "nope");
         let msg = e.to_string();
-        assert!(msg.starts_with("unknown defect 'nope' (valid: counter-not-decremented, "));
+        assert!(msg.starts_with("unknown defect 'nope' (one of: counter-not-decremented, "));
         for d in Defect::ALL {
             assert!(msg.contains(d.name()));
         }
+        let near = Defects::parse(&["counter-wrap"]).unwrap_err().to_string();
+        assert_eq!(near, "unknown defect 'counter-wrap': did you mean counter-wraps?");
     }
 }

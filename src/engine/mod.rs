@@ -16,59 +16,83 @@ use crate::sw;
 use std::fmt;
 use thiserror::Error;
 
-/// What a terminal check found wrong. `code()` is what plans write after `rejected:`.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum RejectKind {
-    /// The card answered a status word other than 9000.
-    CardRefused(u16),
+/// Declares `RejectKind` with the code of each kind beside it: `code()` and the list plans
+/// are checked against (`RejectKind::NAMED_CODES`) come from this one table.
+macro_rules! reject_kinds {
+    ($($(#[$doc:meta])* $v:ident = $code:literal,)*) => {
+        /// What a terminal check found wrong. `code()` is what plans write after `rejected:`.
+        #[derive(Debug, Clone, PartialEq, Eq)]
+        pub enum RejectKind {
+            /// The card answered a status word other than 9000.
+            CardRefused(u16),
+            $($(#[$doc])* $v,)*
+        }
+
+        impl RejectKind {
+            /// Every code but `card-refused-XXXX` (one per status word), in declaration order.
+            pub const NAMED_CODES: &'static [&'static str] = &[$($code,)*];
+
+            pub fn code(&self) -> String {
+                match self {
+                    RejectKind::CardRefused(sw) => format!("{CARD_REFUSED}{sw:04X}"),
+                    $(RejectKind::$v => $code.into(),)*
+                }
+            }
+        }
+    };
+}
+
+/// Prefix of the code of a refusal: `card-refused-` and the status word, 4 upper-case hex digits.
+pub const CARD_REFUSED: &str = "card-refused-";
+
+reject_kinds! {
     /// The card's answer does not have the documented layout.
-    MalformedResponse,
+    MalformedResponse = "malformed-response",
     /// No value record on the card (blank purse).
-    NoRecord,
+    NoRecord = "no-record",
     /// A certificate is not signed by the expected authority or has the wrong role.
-    CertificateInvalid,
-    CertificateExpired,
-    CertificateRevoked,
+    CertificateInvalid = "certificate-invalid",
+    CertificateExpired = "certificate-expired",
+    CertificateRevoked = "certificate-revoked",
     /// The value record's signature does not match ID, counter, date and amount: a tampered
     /// amount, a record cloned from another card, or a rollback to an earlier record.
-    RecordSignatureInvalid,
+    RecordSignatureInvalid = "record-signature-invalid",
     /// The card's own signature (card-signed payment) does not verify.
-    CardSignatureInvalid,
-    InsufficientValue,
-    CardExpired,
+    CardSignatureInvalid = "card-signature-invalid",
+    InsufficientValue = "insufficient-value",
+    CardExpired = "card-expired",
     /// The card did not do what it acknowledged (counter, balance or key ID not as expected).
-    StateMismatch,
-    TransferKeysDiffer,
+    StateMismatch = "state-mismatch",
+    TransferKeysDiffer = "transfer-keys-differ",
     /// A card holds a pending credit (an interrupted transfer): run recovery first.
-    CreditPending,
+    CreditPending = "credit-pending",
     /// The purse holds a record that was written but not signed (an interrupted write).
-    RecordUnsettled,
+    RecordUnsettled = "record-unsettled",
     /// An earlier state-changing command on this head got no answer: its outcome is
     /// unknown until recovery reads the card.
-    RecoveryNeeded,
+    RecoveryNeeded = "recovery-needed",
 }
 
 impl RejectKind {
-    pub fn code(&self) -> String {
-        match self {
-            RejectKind::CardRefused(sw) => format!("card-refused-{sw:04X}"),
-            RejectKind::MalformedResponse => "malformed-response".into(),
-            RejectKind::NoRecord => "no-record".into(),
-            RejectKind::CertificateInvalid => "certificate-invalid".into(),
-            RejectKind::CertificateExpired => "certificate-expired".into(),
-            RejectKind::CertificateRevoked => "certificate-revoked".into(),
-            RejectKind::RecordSignatureInvalid => "record-signature-invalid".into(),
-            RejectKind::CardSignatureInvalid => "card-signature-invalid".into(),
-            RejectKind::InsufficientValue => "insufficient-value".into(),
-            RejectKind::CardExpired => "card-expired".into(),
-            RejectKind::StateMismatch => "state-mismatch".into(),
-            RejectKind::TransferKeysDiffer => "transfer-keys-differ".into(),
-            RejectKind::CreditPending => "credit-pending".into(),
-            RejectKind::RecordUnsettled => "record-unsettled".into(),
-            RejectKind::RecoveryNeeded => "recovery-needed".into(),
-        }
+    /// Is `code` one an engine can report (a named code, or `card-refused-` with a status
+    /// word as `code()` writes it)?
+    pub fn is_code(code: &str) -> bool {
+        Self::NAMED_CODES.contains(&code)
+            || code.strip_prefix(CARD_REFUSED).is_some_and(|sw| {
+                sw.len() == 4
+                    && sw.chars().all(|c| c.is_ascii_digit() || c.is_ascii_uppercase() && c.is_ascii_hexdigit())
+            })
     }
 }
+
+/// The words an engine step's `expect` is compared with besides `rejected:<code>`: the
+/// verdicts of `Outcome::verdict` (`success`, `skipped`), any rejection (`rejected`), and the
+/// runner's `in-doubt` for a step a `tear` cut.
+pub const VERDICT_WORDS: &[&str] = &[SUCCESS, SKIPPED, "rejected", IN_DOUBT];
+pub const SUCCESS: &str = "success";
+pub const SKIPPED: &str = "skipped";
+/// The verdict of an engine step during which an armed power cut fired.
+pub const IN_DOUBT: &str = "in-doubt";
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Rejection {
@@ -89,8 +113,8 @@ impl Outcome {
     /// The word plans compare against: `success`, `skipped` or `rejected:<code>`.
     pub fn verdict(&self) -> String {
         match self {
-            Outcome::Success(_) => "success".into(),
-            Outcome::Skipped(_) => "skipped".into(),
+            Outcome::Success(_) => SUCCESS.into(),
+            Outcome::Skipped(_) => SKIPPED.into(),
             Outcome::Rejected(r) => format!("rejected:{}", r.kind.code()),
         }
     }

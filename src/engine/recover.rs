@@ -68,17 +68,30 @@ pub enum Finding {
     Unrecoverable { head: String, step: String, detail: String },
 }
 
+/// The words of `Finding::word`, in rank order: what a plan's `recover` step may expect
+/// besides `SETTLED`.
+pub const WORDS: &[&str] = &[NOTHING_TO_DO, NOT_APPLIED, ALREADY_DONE, RE_SIGNED, CANCELLED, COMPLETED, UNRECOVERABLE];
+const NOTHING_TO_DO: &str = "nothing-to-do";
+const ALREADY_DONE: &str = "already-done";
+const NOT_APPLIED: &str = "not-applied";
+const COMPLETED: &str = "completed";
+const CANCELLED: &str = "cancelled";
+const RE_SIGNED: &str = "re-signed";
+const UNRECOVERABLE: &str = "unrecoverable";
+/// A `recover` step's default expectation: nothing was reported unrecoverable.
+pub const SETTLED: &str = "settled";
+
 impl Finding {
     /// The word plans compare against (`expect = "..."` of a `recover` step).
     pub fn word(&self) -> &'static str {
         match self {
-            Finding::NothingToDo { .. } => "nothing-to-do",
-            Finding::AlreadyDone { .. } => "already-done",
-            Finding::NotApplied { .. } => "not-applied",
-            Finding::CreditCompleted { .. } => "completed",
-            Finding::CreditCancelled { .. } => "cancelled",
-            Finding::RecordResigned { .. } => "re-signed",
-            Finding::Unrecoverable { .. } => "unrecoverable",
+            Finding::NothingToDo { .. } => NOTHING_TO_DO,
+            Finding::AlreadyDone { .. } => ALREADY_DONE,
+            Finding::NotApplied { .. } => NOT_APPLIED,
+            Finding::CreditCompleted { .. } => COMPLETED,
+            Finding::CreditCancelled { .. } => CANCELLED,
+            Finding::RecordResigned { .. } => RE_SIGNED,
+            Finding::Unrecoverable { .. } => UNRECOVERABLE,
         }
     }
 

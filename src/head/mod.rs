@@ -8,6 +8,7 @@ pub mod pn532;
 pub mod replay_head;
 pub mod service;
 pub mod tap;
+pub mod usable;
 pub mod virtual_head;
 
 use std::time::Duration;
@@ -126,6 +127,13 @@ pub trait Head: Send {
     fn exclusive(&mut self, on: bool) -> Result<bool, HeadError> {
         let _ = on;
         Ok(false)
+    }
+
+    /// Make sure the reader can be used before anything is written for a run: the reader
+    /// service answers and the reader is found (PC/SC), the port opens and the chip answers
+    /// (PN532). A card need not be present. In-process heads have nothing to open.
+    fn open(&mut self) -> Result<(), HeadError> {
+        Ok(())
     }
 
     /// Virtual heads expose their slot so tests and feeders can insert, remove and inspect

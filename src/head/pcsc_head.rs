@@ -436,6 +436,14 @@ impl Head for PcscHead {
         self.wait_presence(present, timeout)
     }
 
+    /// pcscd answers and a reader matches the pattern (its full name is then the head's
+    /// `info().reader`).
+    fn open(&mut self) -> Result<(), HeadError> {
+        // Asked of pcscd every time: the reader found earlier (or pcscd itself) may be gone.
+        self.reader = None;
+        self.reader().map(|_| ())
+    }
+
     /// `SCardBeginTransaction` on the connected card, kept for as long as the connection.
     /// pcsc-lite counts a handle's transactions and the crate's `Transaction` ends one on
     /// drop, so the lock cannot be held in a value beside the card it borrows: it is begun

@@ -7,9 +7,13 @@ use rand_chacha::ChaCha20Rng;
 use rand_core::{RngCore, SeedableRng};
 use std::time::{Duration, Instant};
 
-/// What `thread::sleep` may overshoot by on a loaded Linux host (50 µs of timer slack plus
-/// scheduling): the part of a wait spent spinning for precision.
+/// The least part of a wait spent spinning: 50 µs of Linux timer slack plus scheduling.
 pub const SPIN: Duration = Duration::from_micros(100);
+/// The most: a host that wakes this late is too loaded to model a card on anyway, and a
+/// spin this long on every command would cost the other heads their core.
+const SPIN_MAX: Duration = Duration::from_millis(2);
+/// Recent sleeps remembered per length class to learn how late this thread wakes.
+const HISTORY: usize = 32;
 
 /// One command's service time.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -97,18 +101,57 @@ impl ServiceModel {
     }
 }
 
-/// Wait until `deadline`: sleep while more than `SPIN` is left, then spin.
+/// How late `thread::sleep` woke on this thread, per class of sleep length (a power of two
+/// of microseconds): a long sleep on a VM lets the vCPU halt and wakes later than a short one,
+/// so one fixed spin either misses long deadlines or burns the core on short ones.
+struct Lateness {
+    recent: [[Duration; HISTORY]; 24],
+    next: [usize; 24],
+}
+
+impl Lateness {
+    fn class(sleep: Duration) -> usize {
+        (u128::BITS - sleep.as_micros().leading_zeros()).min(23) as usize
+    }
+
+    /// The spin margin for a wait of this length: the second-latest wake-up of the class's
+    /// recent sleeps (one preemption does not make every later wait spin) plus a guard, at
+    /// most a tenth of the wait: heads that spin make each other wake later, and without the
+    /// cap that loop ends with every head spinning its whole wait.
+    fn margin(&self, wait: Duration) -> Duration {
+        let mut r = self.recent[Self::class(wait)];
+        r.sort_unstable();
+        let most = (wait / 10).clamp(SPIN, SPIN_MAX);
+        (r[HISTORY - 2] + Duration::from_micros(25)).clamp(SPIN, most)
+    }
+
+    fn record(&mut self, sleep: Duration, late: Duration) {
+        let c = Self::class(sleep);
+        self.recent[c][self.next[c]] = late;
+        self.next[c] = (self.next[c] + 1) % HISTORY;
+    }
+}
+
+thread_local! {
+    static LATENESS: std::cell::RefCell<Lateness> =
+        const { std::cell::RefCell::new(Lateness { recent: [[Duration::ZERO; HISTORY]; 24], next: [0; 24] }) };
+}
+
+/// Wait until `deadline`: sleep while more than this thread's learnt wake-up lateness is left,
+/// then spin, so a modelled time is met to the microsecond without a core per head.
 pub fn wait_until(deadline: Instant) {
-    loop {
-        let left = deadline.saturating_duration_since(Instant::now());
-        if left.is_zero() {
-            return;
+    let left = deadline.saturating_duration_since(Instant::now());
+    LATENESS.with_borrow_mut(|l| {
+        let margin = l.margin(left);
+        if left > margin {
+            let sleep = left - margin;
+            let woke_due = Instant::now() + sleep;
+            std::thread::sleep(sleep);
+            l.record(left, Instant::now().saturating_duration_since(woke_due));
         }
-        if left > SPIN {
-            std::thread::sleep(left - SPIN);
-        } else {
-            std::hint::spin_loop();
-        }
+    });
+    while Instant::now() < deadline {
+        std::hint::spin_loop();
     }
 }
 
@@ -136,5 +179,39 @@ mod tests {
         assert!((0..100).map(|_| u.draw(&[0, 0xA4])).all(|d| d >= ms(2) && d <= ms(3)));
         assert!(ServiceModel::default().draw(&[0, 0xA4]).is_zero());
         assert_eq!(m.describe(), "INS 88 40000 µs, INS D0 normal 5000 µs sd 1000 µs, others 1000 µs");
+    }
+
+    #[test]
+    fn spin_margin_learns_per_length_class_and_is_capped() {
+        let us = Duration::from_micros;
+        let mut l = Lateness { recent: [[Duration::ZERO; HISTORY]; 24], next: [0; 24] };
+        assert_eq!(l.margin(us(40_000)), SPIN, "nothing learnt yet");
+        // One late wake-up is taken for a preemption, two make the margin.
+        l.record(us(40_000), us(700));
+        assert_eq!(l.margin(us(40_000)), SPIN);
+        l.record(us(40_000), us(600));
+        assert_eq!(l.margin(us(40_000)), us(625));
+        assert_eq!(l.margin(us(1_000)), SPIN, "another length class learns on its own");
+        // A short wait never spins more than a tenth of itself (SPIN at least), a long one 2 ms.
+        for _ in 0..HISTORY {
+            l.record(us(3_000), us(5_000));
+            l.record(us(40_000), us(5_000));
+        }
+        assert_eq!(l.margin(us(3_000)), us(300));
+        assert_eq!(l.margin(us(40_000)), SPIN_MAX);
+        // Old lateness is forgotten after HISTORY sleeps.
+        for _ in 0..HISTORY {
+            l.record(us(40_000), us(10));
+        }
+        assert_eq!(l.margin(us(40_000)), SPIN);
+    }
+
+    #[test]
+    fn a_wait_never_ends_before_its_deadline() {
+        for d in [0u64, 50, 150, 1_000, 3_000] {
+            let deadline = Instant::now() + Duration::from_micros(d);
+            wait_until(deadline);
+            assert!(Instant::now() >= deadline);
+        }
     }
 }

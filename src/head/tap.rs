@@ -114,6 +114,10 @@ impl<K: Hook> Head for Tapped<'_, K> {
         self.inner().exclusive(on)
     }
 
+    fn open(&mut self) -> Result<(), HeadError> {
+        self.inner().open()
+    }
+
     fn as_virtual(&mut self) -> Option<&mut super::virtual_head::VirtualHead> {
         self.inner().as_virtual()
     }

@@ -4,6 +4,7 @@
 //! `parse` turns TOML into these types with file:line:col errors; `template` renders APDU
 //! templates and evaluates expressions; the runner executes them.
 
+pub mod expr_check;
 pub mod parse;
 pub mod template;
 
@@ -115,6 +116,15 @@ pub enum CaptureSpec {
 }
 
 impl CaptureSpec {
+    /// How many bytes of response data the capture needs.
+    pub fn end(&self) -> usize {
+        match self {
+            CaptureSpec::All => 0,
+            CaptureSpec::Bytes { to, .. } => *to,
+            CaptureSpec::Uint { bytes, at } => at + bytes,
+        }
+    }
+
     /// The value this capture takes from response data; `None` when the data is too short.
     pub fn take(&self, data: &[u8]) -> Option<template::Value> {
         use template::Value;
@@ -258,6 +268,14 @@ pub struct Located {
     pub span: Range<usize>,
 }
 
+impl Located {
+    /// An error at this position (the file is read again for its line and column).
+    pub fn error(&self, msg: impl Into<String>) -> crate::profile::ConfigError {
+        let text = std::fs::read_to_string(&self.file).unwrap_or_default();
+        crate::profile::ConfigError::at(&self.file, &text, self.span.start, msg)
+    }
+}
+
 #[derive(Debug, Clone)]
 pub struct Case {
     pub id: String,
@@ -265,9 +283,19 @@ pub struct Case {
     pub reference: String,
     pub tags: Vec<String>,
     pub skip_if: Option<Expr>,
+    /// Earlier cases whose outcome this case relies on (the state they leave on the card):
+    /// when one of them did not pass, a failure of this case is reported `blocked by` the
+    /// root cause, not as a failure of its own. A name covers every `for_each` instance.
+    pub needs: Vec<String>,
     /// Variables fixed for this instance by `for_each`.
     pub bindings: Vec<(String, template::Value)>,
     pub steps: Vec<Step>,
+}
+
+/// Whether the case `id` is the case named `name` (in `needs`): the same id, or one of the
+/// `for_each` instances of `name` (`name[k=v,…]`).
+pub fn case_is(id: &str, name: &str) -> bool {
+    id.strip_prefix(name).is_some_and(|rest| rest.is_empty() || rest.starts_with('['))
 }
 
 #[derive(Debug, Clone)]
@@ -285,18 +313,11 @@ pub struct Plan {
 
 pub use parse::{load, parse_str};
 
-/// Verdict words of a `recover` step (`engine::recover::Finding::word`), and `settled`
-/// (anything but `unrecoverable`).
-pub const RECOVER_EXPECT: &[&str] = &[
-    "settled",
-    "nothing-to-do",
-    "already-done",
-    "not-applied",
-    "completed",
-    "cancelled",
-    "re-signed",
-    "unrecoverable",
-];
+/// What a `recover` step may expect: `settled` (anything but `unrecoverable`) or a verdict
+/// word of `engine::recover::Finding::word`.
+pub fn recover_expect_words() -> Vec<&'static str> {
+    std::iter::once(crate::engine::recover::SETTLED).chain(crate::engine::recover::WORDS.iter().copied()).collect()
+}
 
 /// Does an engine outcome's verdict meet an expectation?
 pub fn meets(expect: &str, verdict: &str) -> bool {

@@ -1,11 +1,12 @@
 //! TOML → `Plan`, with every error located as file:line:col. Nothing here touches a card.
 
+use super::expr_check::{self, Env, Ty};
 use super::template::{Expr, Template, Value};
 use super::*;
 use crate::card::Applet;
 use crate::profile::ConfigError;
 use serde::Deserialize;
-use std::collections::{BTreeMap, BTreeSet, HashSet};
+use std::collections::{BTreeMap, HashSet};
 use std::path::Path;
 use toml::Spanned;
 
@@ -50,6 +51,8 @@ struct CaseRaw {
     #[serde(default)]
     tags: Vec<String>,
     skip_if: Option<Spanned<String>>,
+    #[serde(default)]
+    needs: Vec<Spanned<String>>,
     for_each: Option<Spanned<BTreeMap<String, Vec<toml::Value>>>>,
     #[serde(rename = "step")]
     steps: Vec<Spanned<StepRaw>>,
@@ -74,14 +77,14 @@ struct StepRaw {
     sw: Option<Spanned<toml::Value>>,
     data: Option<Spanned<String>>,
     len: Option<Spanned<toml::Value>>,
-    capture: Option<Spanned<BTreeMap<String, String>>>,
+    capture: Option<Spanned<BTreeMap<String, Spanned<String>>>>,
     applet: Option<Spanned<String>>,
     state: Option<Spanned<String>>,
     #[serde(rename = "as")]
     prefix: Option<Spanned<String>>,
     that: Option<Spanned<String>>,
     message: Option<String>,
-    vars: Option<Spanned<BTreeMap<String, String>>>,
+    vars: Option<Spanned<BTreeMap<String, Spanned<String>>>>,
     card: Option<Spanned<CardRaw>>,
     unchecked: Option<Spanned<bool>>,
     at: Option<Spanned<i64>>,
@@ -108,8 +111,28 @@ struct CardRaw {
     cert_expiry: Option<String>,
 }
 
+/// The roles `cardbench batch` binds: each worker's DUT head and its virtual peer.
+pub const BATCH_ROLES: [&str; 2] = ["dut", "peer"];
+
 /// Variables every plan can use without defining them.
 pub const BUILTINS: &[&str] = &["now", "charge_cert", "payment_cert", "rogue_cert", "center_key", "ca_key"];
+
+/// The type of a built-in: `now` is a number, the others are bytes.
+pub(crate) fn builtin_type(name: &str) -> Ty {
+    if name == "now" {
+        Ty::Int
+    } else {
+        Ty::Str
+    }
+}
+
+/// The type of a field a `read` step defines: IDs, signatures and certificates are bytes.
+fn state_field_type(field: &str) -> Ty {
+    match field {
+        "card_id" | "signature" | "certificate" => Ty::Str,
+        _ => Ty::Int,
+    }
+}
 
 /// Fields a `read` step defines, per state.
 pub fn state_fields(s: StateKind) -> &'static [&'static str] {
@@ -217,7 +240,9 @@ impl Src<'_> {
 
 pub fn load(path: &Path) -> Result<Plan, ConfigError> {
     let mut seen = Vec::new();
-    load_inner(path, &mut seen)
+    let plan = load_inner(path, &mut seen)?;
+    plan.check_inserts()?;
+    Ok(plan)
 }
 
 fn load_inner(path: &Path, seen: &mut Vec<PathBuf>) -> Result<Plan, ConfigError> {
@@ -234,7 +259,9 @@ fn load_inner(path: &Path, seen: &mut Vec<PathBuf>) -> Result<Plan, ConfigError>
 
 /// Parse plan text that includes nothing from disk relative to `path` except its includes.
 pub fn parse_str(path: &Path, text: &str) -> Result<Plan, ConfigError> {
-    parse_with(path, text, &mut Vec::new())
+    let plan = parse_with(path, text, &mut Vec::new())?;
+    plan.check_inserts()?;
+    Ok(plan)
 }
 
 fn parse_with(path: &Path, text: &str, seen: &mut Vec<PathBuf>) -> Result<Plan, ConfigError> {
@@ -278,8 +305,8 @@ fn parse_with(path: &Path, text: &str, seen: &mut Vec<PathBuf>) -> Result<Plan, 
         }
         plan.vars.push((name.clone(), value));
     }
-    let mut known: BTreeSet<String> = BUILTINS.iter().map(|s| s.to_string()).collect();
-    known.extend(plan.vars.iter().map(|(n, _)| n.clone()));
+    let mut known: Env = BUILTINS.iter().map(|s| (s.to_string(), builtin_type(s))).collect();
+    known.extend(plan.vars.iter().map(|(n, v)| (n.clone(), Ty::of(v))));
     for s in &plan.setup {
         define(&s.kind, &mut known);
     }
@@ -288,6 +315,7 @@ fn parse_with(path: &Path, text: &str, seen: &mut Vec<PathBuf>) -> Result<Plan, 
         let step = step(&src, s, &format!("setup #{}", i + 1), &BTreeMap::new(), &mut known)?;
         plan.setup.push(step);
     }
+    check_in_doubt(&src, &raw.setup, &plan.setup[plan.setup.len() - raw.setup.len()..])?;
     size = size.add(Size::of_steps(&raw.setup)).add(Size::of_steps(&raw.teardown));
     if let Some(over) = size.over() {
         // Only a repeat can do that in setup or teardown: point at the largest.
@@ -296,8 +324,9 @@ fn parse_with(path: &Path, text: &str, seen: &mut Vec<PathBuf>) -> Result<Plan, 
         let at = worst.map_or(0..0, |s| s.get_ref().repeat.as_ref().map_or(s.span(), |r| r.span()));
         return Err(src.err(at, format!("with its setup and teardown the plan would have {over}")));
     }
-    for c in &raw.cases {
+    for (i, c) in raw.cases.iter().enumerate() {
         size = size.add(check_expansion(&src, c, size)?);
+        check_needs(&src, c, &raw.cases[i + 1..])?;
         for case in cases(&src, c, &known)? {
             if !ids.insert(case.id.clone()) {
                 return Err(src.err(c.get_ref().id.span(), format!("case id '{}' is used twice", case.id)));
@@ -310,10 +339,32 @@ fn parse_with(path: &Path, text: &str, seen: &mut Vec<PathBuf>) -> Result<Plan, 
         let mut k = known.clone();
         plan.teardown.push(step(&src, s, &format!("teardown #{}", i + 1), &BTreeMap::new(), &mut k)?);
     }
+    check_in_doubt(&src, &raw.teardown, &plan.teardown[plan.teardown.len() - raw.teardown.len()..])?;
     if plan.cases.is_empty() {
         return Err(ConfigError::whole_file(path, "plan has no [[case]]"));
     }
     Ok(plan)
+}
+
+/// `needs` names cases that run before this one: a case of this file after it (or itself)
+/// is refused. A name that is no case of this file may be a case of a plan run before it in
+/// a suite that includes both (xfer-transfer.toml needs the key state xfer-keys.toml
+/// leaves); on its own, such a plan simply has no such case, and the need holds nothing.
+fn check_needs(src: &Src, c: &Spanned<CaseRaw>, later: &[Spanned<CaseRaw>]) -> Result<(), ConfigError> {
+    let id = c.get_ref().id.get_ref();
+    for n in &c.get_ref().needs {
+        let name = n.get_ref();
+        if name == id {
+            return Err(src.err(n.span(), format!("case '{name}' cannot need itself")));
+        }
+        if later.iter().any(|l| l.get_ref().id.get_ref() == name) {
+            return Err(src.err(
+                n.span(),
+                format!("needs '{name}', which runs after '{id}': a case can only need the cases before it"),
+            ));
+        }
+    }
+    Ok(())
 }
 
 fn refuse_tear(src: &Src, s: &Spanned<StepRaw>) -> Result<(), ConfigError> {
@@ -392,14 +443,27 @@ fn check_name(src: &Src, span: Range<usize>, name: &str) -> Result<(), ConfigErr
     }
 }
 
-/// Variables a step defines for the steps after it.
-fn define(k: &StepKind, known: &mut BTreeSet<String>) {
+/// Variables a step defines for the steps after it, with their types.
+fn define(k: &StepKind, known: &mut Env) {
     match k {
-        StepKind::Apdu { capture, .. } => known.extend(capture.iter().map(|(n, _)| n.clone())),
+        StepKind::Apdu { capture, .. } => known.extend(capture.iter().map(|(n, c)| {
+            let ty = if matches!(c, CaptureSpec::Uint { .. }) { Ty::Int } else { Ty::Str };
+            (n.clone(), ty)
+        })),
         StepKind::Read { state, prefix, .. } => {
-            known.extend(state_fields(*state).iter().map(|f| format!("{prefix}.{f}")));
+            known.extend(state_fields(*state).iter().map(|f| (format!("{prefix}.{f}"), state_field_type(f))));
         }
-        StepKind::Set { vars } => known.extend(vars.iter().map(|(n, _)| n.clone())),
+        StepKind::Set { vars } => {
+            // Checked when the step was parsed; booleans are stored as 1 / 0.
+            let types: Vec<(String, Ty)> = vars
+                .iter()
+                .map(|(n, e)| {
+                    let t = expr_check::infer(e.tree(), known).unwrap_or(Ty::Unknown);
+                    (n.clone(), if t == Ty::Bool { Ty::Int } else { t })
+                })
+                .collect();
+            known.extend(types);
+        }
         _ => {}
     }
 }
@@ -412,7 +476,7 @@ fn toml_scalar(v: &toml::Value) -> Option<Value> {
     }
 }
 
-fn cases(src: &Src, c: &Spanned<CaseRaw>, known: &BTreeSet<String>) -> Result<Vec<Case>, ConfigError> {
+fn cases(src: &Src, c: &Spanned<CaseRaw>, known: &Env) -> Result<Vec<Case>, ConfigError> {
     let raw = c.get_ref();
     let id = raw.id.get_ref().clone();
     if id.is_empty() || id.contains(char::is_whitespace) {
@@ -449,9 +513,9 @@ fn cases(src: &Src, c: &Spanned<CaseRaw>, known: &BTreeSet<String>) -> Result<Ve
             format!("{id}[{}]", tag.join(","))
         };
         let mut k = known.clone();
-        k.extend(b.keys().cloned());
+        k.extend(b.iter().map(|(n, v)| (n.clone(), Ty::of(v))));
         let skip_if = match &raw.skip_if {
-            Some(s) => Some(expr(src, s, &k)?),
+            Some(s) => Some(expr(src, s, &k, Want::Condition)?),
             None => None,
         };
         let mut steps = Vec::new();
@@ -461,6 +525,7 @@ fn cases(src: &Src, c: &Spanned<CaseRaw>, known: &BTreeSet<String>) -> Result<Ve
         if steps.is_empty() {
             return Err(src.err(c.span(), format!("case '{id}' has no [[case.step]]")));
         }
+        check_in_doubt(src, &raw.steps, &steps)?;
         // A tear arms a cut for the next engine step: one must follow.
         for (i, s) in steps.iter().enumerate() {
             if matches!(s.kind, StepKind::Tear { .. })
@@ -478,6 +543,7 @@ fn cases(src: &Src, c: &Spanned<CaseRaw>, known: &BTreeSet<String>) -> Result<Ve
             reference: raw.reference.clone(),
             tags: raw.tags.clone(),
             skip_if,
+            needs: raw.needs.iter().map(|n| n.get_ref().clone()).collect(),
             bindings: b.into_iter().collect(),
             steps,
         });
@@ -485,21 +551,100 @@ fn cases(src: &Src, c: &Spanned<CaseRaw>, known: &BTreeSet<String>) -> Result<Ve
     Ok(out)
 }
 
-fn expr(src: &Src, s: &Spanned<String>, known: &BTreeSet<String>) -> Result<Expr, ConfigError> {
-    let e = Expr::parse(s.get_ref()).map_err(|e| src.err(s.span(), format!("expression '{}': {e}", s.get_ref())))?;
-    for v in e.variables() {
-        if !known.contains(&v) {
-            return Err(src.err(s.span(), format!("expression uses '{v}', which no earlier step defines")));
-        }
-    }
-    Ok(e)
+/// What an expression's value is for.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Want {
+    /// `assert` and `skip_if`: true or false.
+    Condition,
+    /// `set`: a number, a boolean (stored as 1 / 0) or bytes.
+    Value,
 }
 
-fn template(src: &Src, s: &Spanned<String>, mask: bool, known: &BTreeSet<String>) -> Result<Template, ConfigError> {
+/// Byte offset in the file of byte `i` of a string value at `span`: exact for one-line
+/// strings without escapes (what expressions are), else the string's start.
+fn inner_offset(src: &Src, span: &Range<usize>, i: usize) -> usize {
+    let raw = src.text.get(span.clone()).unwrap_or("");
+    let multi_line = raw.starts_with("\"\"\"") || raw.starts_with("'''");
+    let plain = raw.starts_with('\'') || !raw.contains('\\');
+    if !multi_line && plain && i + 2 <= raw.len() {
+        span.start + 1 + i
+    } else {
+        span.start
+    }
+}
+
+fn expr(src: &Src, s: &Spanned<String>, known: &Env, want: Want) -> Result<Expr, ConfigError> {
+    let text = s.get_ref();
+    let located = |e: expr_check::ExprError| {
+        src.err(inner_offset(src, &s.span(), e.at)..0, format!("expression '{text}': {}", e.msg))
+    };
+    expr_check::lint_operators(text, known).map_err(located)?;
+    let e = Expr::parse(text).map_err(|e| src.err(s.span(), format!("expression '{text}': {e}")))?;
+    for v in e.variables() {
+        if !known.contains_key(&v) {
+            let hint = crate::suggest::did_you_mean(&v, known.keys().map(String::as_str), "'")
+                .map(|d| format!(" ({d})"))
+                .unwrap_or_default();
+            return Err(src.err(s.span(), format!("expression uses '{v}', which no earlier step defines{hint}")));
+        }
+    }
+    let ty = expr_check::infer(e.tree(), known).map_err(located)?;
+    let whole = |msg: String| located(expr_check::ExprError { at: 0, msg });
+    match (want, ty) {
+        (_, Ty::Unknown) | (Want::Condition, Ty::Bool) | (Want::Value, Ty::Int | Ty::Str | Ty::Bool) => Ok(e),
+        (Want::Condition, Ty::Int | Ty::Float) => {
+            Err(whole("is a number, not true or false: compare it (`==`, `<`, …)".into()))
+        }
+        (Want::Condition, t) => Err(whole(format!("is {}, not true or false", ty_name(t)))),
+        (Want::Value, t) => Err(whole(format!("gives {}; a variable holds a number or bytes", ty_name(t)))),
+    }
+}
+
+fn ty_name(t: Ty) -> &'static str {
+    match t {
+        Ty::Float => "a float (`/` of integers stays an integer; `^` gives a float)",
+        Ty::Str => "bytes (a string)",
+        Ty::Tuple => "a tuple (a `,` outside a function's arguments)",
+        Ty::Empty => "nothing",
+        _ => "a value",
+    }
+}
+
+/// Why a substitution of a variable of type `ty` cannot render (a number needs a width, bytes
+/// must not have one), if it cannot.
+pub(crate) fn width_error(v: &str, ty: Ty, width: bool) -> Option<String> {
+    match (ty, width) {
+        (Ty::Str, true) => Some(format!("'{v}' is bytes, not a number: write '${{{v}}}' without a width")),
+        (Ty::Int, false) => Some(format!("'{v}' is a number: give it a width, '${{{v}:u8}}', ':u16' or ':u32'")),
+        _ => None,
+    }
+}
+
+/// A template whose variables are defined, numbers with a width and bytes without; `b` are
+/// the case's `for_each` values, which must be hex where they render as bytes.
+fn template(
+    src: &Src,
+    s: &Spanned<String>,
+    mask: bool,
+    known: &Env,
+    b: &BTreeMap<String, Value>,
+) -> Result<Template, ConfigError> {
     let t = Template::parse(s.get_ref(), mask).map_err(|e| src.err(s.span(), e))?;
-    for v in t.variables() {
-        if !known.contains(v) {
-            return Err(src.err(s.span(), format!("'${{{v}}}' is not defined before this step")));
+    for (v, width) in t.substitutions() {
+        let Some(ty) = known.get(v) else {
+            let hint = crate::suggest::did_you_mean(v, known.keys().map(String::as_str), "'")
+                .map(|d| format!(" ({d})"))
+                .unwrap_or_default();
+            return Err(src.err(s.span(), format!("'${{{v}}}' is not defined before this step{hint}")));
+        };
+        let at = s.get_ref().find(&format!("${{{v}")).map_or(s.span().start, |i| inner_offset(src, &s.span(), i));
+        if let Some(msg) = width_error(v, *ty, width) {
+            return Err(src.err(at..0, msg));
+        }
+        if let (Some(Value::Hex(h)), false) = (b.get(v), width) {
+            if !h.len().is_multiple_of(2) || hex::decode(h).is_err() {
+                return Err(src.err(at..0, format!("'{v}' = \"{h}\" (for_each) is not hex bytes")));
+            }
         }
     }
     Ok(t)
@@ -519,7 +664,7 @@ fn step(
     s: &Spanned<StepRaw>,
     label: &str,
     b: &BTreeMap<String, Value>,
-    known: &mut BTreeSet<String>,
+    known: &mut Env,
 ) -> Result<Step, ConfigError> {
     let r = s.get_ref();
     let kind_name = r.kind.get_ref().as_str();
@@ -564,10 +709,17 @@ fn step(
         "insert_card" => &["head", "card"],
         "tear" => &["head", "at", "point", "commit"],
         "recover" => &["head", "heads", "expect"],
-        other => return Err(src.err(r.kind.span(), format!("unknown step kind '{other}' (one of: {KINDS})"))),
+        other => {
+            let hint = crate::suggest::hint(other, KINDS.split(", "), "'");
+            return Err(src.err(r.kind.span(), format!("unknown step kind '{other}'{hint}")));
+        }
     };
     if let Some((f, fs)) = present.iter().find(|(f, _)| !allowed.contains(f)) {
-        return Err(src.err(fs.clone(), format!("field `{f}` does not apply to `{kind_name}` steps")));
+        let takes: Vec<String> = allowed.iter().chain(["name", "repeat"].iter()).map(|a| format!("`{a}`")).collect();
+        return Err(src.err(
+            fs.clone(),
+            format!("field `{f}` does not apply to `{kind_name}` steps (they take {})", takes.join(", ")),
+        ));
     }
     let need_head = || -> Result<(String, Range<usize>), ConfigError> {
         r.head
@@ -584,8 +736,12 @@ fn step(
                 .map_err(|_| src.err(a.span(), format!("amount {i} is not a 32-bit unsigned value"))),
             toml::Value::String(s) => {
                 let name = s.trim_start_matches("${").trim_end_matches('}');
-                if !known.contains(name) {
-                    return Err(src.err(a.span(), format!("amount '{s}': variable '{name}' is not defined")));
+                match known.get(name) {
+                    None => return Err(src.err(a.span(), format!("amount '{s}': variable '{name}' is not defined"))),
+                    Some(Ty::Str) => {
+                        return Err(src.err(a.span(), format!("amount '{s}': '{name}' is bytes, not a number")))
+                    }
+                    _ => {}
                 }
                 Ok(Amount::Var(name.to_string()))
             }
@@ -599,7 +755,7 @@ fn step(
             head_span = hs;
             let c =
                 r.command.as_ref().ok_or_else(|| src.err(span.clone(), format!("{label}: `apdu` needs `command`")))?;
-            let command = template(src, c, false, known)?;
+            let command = template(src, c, false, known, b)?;
             let sw = match &r.sw {
                 None => SwExpect(vec!["9000".into()]),
                 Some(v) => {
@@ -618,7 +774,7 @@ fn step(
             };
             let mut data = Vec::new();
             if let Some(d) = &r.data {
-                data.push(DataExpect::Mask(template(src, d, true, known)?));
+                data.push(DataExpect::Mask(template(src, d, true, known, b)?));
             }
             if let Some(l) = &r.len {
                 let bad = || src.err(l.span(), "len must be a number or \"min..max\"");
@@ -635,18 +791,43 @@ fn step(
                 if lo > hi {
                     return Err(bad());
                 }
+                if let Some(n) =
+                    data.iter().find_map(|d| if let DataExpect::Mask(m) = d { m.fixed_len() } else { None })
+                {
+                    if n < lo || n > hi {
+                        return Err(src.err(
+                            l.span(),
+                            format!("the data mask is {n} bytes, outside len {lo}..{hi}: no response can match both"),
+                        ));
+                    }
+                }
                 data.push(DataExpect::Len(lo, hi));
             }
             let mut capture = Vec::new();
             if let Some(c) = &r.capture {
                 for (name, spec) in c.get_ref() {
                     check_name(src, c.span(), name)?;
-                    let cs = capture_spec(spec).ok_or_else(|| {
+                    let spec_span = spec.span();
+                    let cs = capture_spec(spec.get_ref()).ok_or_else(|| {
+                        let spec = spec.get_ref();
                         src.err(
-                            c.span(),
+                            spec_span.clone(),
                             format!("capture '{name}': '{spec}' is not u8@N, u16@N, u32@N, bytes@A..B or hex"),
                         )
                     })?;
+                    if let Some((most, why)) = longest(&data) {
+                        let end = cs.end();
+                        if end > most {
+                            return Err(src.err(
+                                spec_span,
+                                format!(
+                                    "capture '{name}' = '{}' reads up to byte {end}, but {why} allows at most {most} \
+                                     bytes of response data",
+                                    spec.get_ref()
+                                ),
+                            ));
+                        }
+                    }
                     capture.push((name.clone(), cs));
                 }
             }
@@ -661,7 +842,10 @@ fn step(
                 "purse" => Applet::Purse,
                 "cpay" => Applet::Cpay,
                 "xfer" => Applet::Xfer,
-                other => return Err(src.err(a.span(), format!("unknown applet '{other}' (purse, cpay, xfer)"))),
+                other => {
+                    let hint = crate::suggest::hint(other, ["purse", "cpay", "xfer"], "'");
+                    return Err(src.err(a.span(), format!("unknown applet '{other}'{hint}")));
+                }
             };
             StepKind::Select { head, applet }
         }
@@ -673,7 +857,10 @@ fn step(
                 "purse" => StateKind::Purse,
                 "cpay" => StateKind::Cpay,
                 "xfer" => StateKind::Xfer,
-                other => return Err(src.err(st.span(), format!("unknown state '{other}' (purse, cpay, xfer)"))),
+                other => {
+                    let hint = crate::suggest::hint(other, ["purse", "cpay", "xfer"], "'");
+                    return Err(src.err(st.span(), format!("unknown state '{other}'{hint}")));
+                }
             };
             let p = r.prefix.as_ref().ok_or_else(|| src.err(span.clone(), format!("{label}: `read` needs `as`")))?;
             check_name(src, p.span(), p.get_ref())?;
@@ -681,15 +868,17 @@ fn step(
         }
         "assert" => {
             let t = r.that.as_ref().ok_or_else(|| src.err(span.clone(), format!("{label}: `assert` needs `that`")))?;
-            StepKind::Assert { that: expr(src, t, known)?, message: r.message.clone().unwrap_or_default() }
+            StepKind::Assert {
+                that: expr(src, t, known, Want::Condition)?,
+                message: r.message.clone().unwrap_or_default(),
+            }
         }
         "set" => {
             let v = r.vars.as_ref().ok_or_else(|| src.err(span.clone(), format!("{label}: `set` needs `vars`")))?;
             let mut vars = Vec::new();
             for (name, e) in v.get_ref() {
                 check_name(src, v.span(), name)?;
-                let sp = Spanned::new(v.span(), e.clone());
-                vars.push((name.clone(), expr(src, &sp, known)?));
+                vars.push((name.clone(), expr(src, e, known, Want::Value)?));
             }
             StepKind::Set { vars }
         }
@@ -729,12 +918,11 @@ fn step(
                     let mode = match &r.mode {
                         None => UpdateMode::Auto,
                         Some(m) => UpdateMode::parse(&subst(m.get_ref(), b)).ok_or_else(|| {
+                            let v = subst(m.get_ref(), b);
+                            let modes = ["common", "public", "auto", "multi", "rollover"];
                             src.err(
                                 m.span(),
-                                format!(
-                                    "unknown key_update mode '{}' (common, public, auto, multi, rollover)",
-                                    m.get_ref()
-                                ),
+                                format!("unknown key_update mode '{v}'{}", crate::suggest::hint(&v, modes, "'")),
                             )
                         })?,
                     };
@@ -755,20 +943,16 @@ fn step(
                     }
                     Action::ValueTransfer { from: f, to: t, amount: amount("value_transfer")? }
                 }
-                other => return Err(src.err(e.span(), format!("unknown engine '{other}' (one of: {ENGINES})"))),
+                other => {
+                    let hint = crate::suggest::hint(other, ENGINES.split(", "), "'");
+                    return Err(src.err(e.span(), format!("unknown engine '{other}'{hint}")));
+                }
             };
             let expect = match &r.expect {
                 None => "success".to_string(),
                 Some(e) => {
                     let v = subst(e.get_ref(), b);
-                    let ok = matches!(v.as_str(), "success" | "skipped" | "rejected" | "in-doubt")
-                        || v.strip_prefix("rejected:").is_some_and(|c| !c.is_empty());
-                    if !ok {
-                        return Err(src.err(
-                            e.span(),
-                            format!("expect '{v}' is not success, skipped, rejected, rejected:<code> or in-doubt"),
-                        ));
-                    }
+                    engine_expect(&v).map_err(|m| src.err(e.span(), m))?;
                     v
                 }
             };
@@ -780,7 +964,13 @@ fn step(
             let at = match (&r.at, &r.point, &r.commit) {
                 (Some(n), Some(p), None) => {
                     let point = crate::tear::fault::parse_point(p.get_ref()).ok_or_else(|| {
-                        src.err(p.span(), format!("point '{}' is not before-command or after-command", p.get_ref()))
+                        let hint = crate::suggest::did_you_mean(p.get_ref(), ["before-command", "after-command"], "'")
+                            .map(|d| format!(": {d}"))
+                            .unwrap_or_default();
+                        src.err(
+                            p.span(),
+                            format!("point '{}' is not before-command or after-command{hint}", p.get_ref()),
+                        )
                     })?;
                     TearAt::Exchange { n: positive(src, n, "at")?, point }
                 }
@@ -819,14 +1009,13 @@ fn step(
             }
             head_span = hs;
             let expect = match &r.expect {
-                None => "settled".to_string(),
+                None => crate::engine::recover::SETTLED.to_string(),
                 Some(e) => {
                     let v = subst(e.get_ref(), b);
-                    if !crate::plan::RECOVER_EXPECT.contains(&v.as_str()) {
-                        return Err(src.err(
-                            e.span(),
-                            format!("recover expect '{v}' is not one of {}", crate::plan::RECOVER_EXPECT.join(", ")),
-                        ));
+                    let words = crate::plan::recover_expect_words();
+                    if !words.contains(&v.as_str()) {
+                        let hint = crate::suggest::hint(&v, words.iter().copied(), "'");
+                        return Err(src.err(e.span(), format!("recover expect '{v}' is not a recovery verdict{hint}")));
                     }
                     v
                 }
@@ -861,6 +1050,75 @@ fn step(
     };
     let name = r.name.as_ref().map(|n| format!(" {n}")).unwrap_or_default();
     Ok(Step { label: format!("{label} {kind_name}{name}"), kind, repeat, head_span: src.loc(head_span) })
+}
+
+/// Check an engine step's `expect` against what the engines and the runner can report
+/// (`engine::VERDICT_WORDS`, `rejected:` with `engine::RejectKind`'s codes): anything else
+/// would fail every card at run time.
+fn engine_expect(v: &str) -> Result<(), String> {
+    use crate::engine::{RejectKind, CARD_REFUSED, VERDICT_WORDS};
+    if VERDICT_WORDS.contains(&v) || v.strip_prefix("rejected:").is_some_and(RejectKind::is_code) {
+        return Ok(());
+    }
+    if let Some(sw) = v.strip_prefix("rejected:").and_then(|c| c.strip_prefix(CARD_REFUSED)) {
+        let msg = if sw.len() == 4 && sw.chars().all(|c| c.is_ascii_hexdigit()) {
+            format!(
+                "did you mean rejected:{CARD_REFUSED}{}? (the status word is written in upper case)",
+                sw.to_uppercase()
+            )
+        } else {
+            format!("the status word after '{CARD_REFUSED}' is 4 hex digits (e.g. rejected:{CARD_REFUSED}6984)")
+        };
+        return Err(format!("expect '{v}' is not a verdict the engines give: {msg}"));
+    }
+    let codes: Vec<String> = RejectKind::NAMED_CODES.iter().map(|c| format!("rejected:{c}")).collect();
+    let all = VERDICT_WORDS.iter().copied().chain(codes.iter().map(String::as_str));
+    let hint = match crate::suggest::did_you_mean(v, all, "") {
+        Some(d) => format!(": {d}"),
+        None => format!(
+            " (one of {}, or rejected:<code> with a code of: {}, {CARD_REFUSED}XXXX)",
+            VERDICT_WORDS.join(", "),
+            RejectKind::NAMED_CODES.join(", ")
+        ),
+    };
+    Err(format!("expect '{v}' is not a verdict the engines give{hint}"))
+}
+
+/// An `expect = "in-doubt"` needs the power cut of a `tear` step armed for that engine step
+/// (the first engine step after the tear): without one the verdict cannot be in-doubt.
+fn check_in_doubt(src: &Src, raw: &[Spanned<StepRaw>], steps: &[Step]) -> Result<(), ConfigError> {
+    let mut armed = false;
+    for (r, s) in raw.iter().zip(steps) {
+        match &s.kind {
+            StepKind::Tear { .. } => armed = true,
+            StepKind::Engine { expect, .. } => {
+                if expect == crate::engine::IN_DOUBT && !armed {
+                    let at = r.get_ref().expect.as_ref().map_or(r.span(), |e| e.span());
+                    return Err(src.err(
+                        at,
+                        format!(
+                            "{}: expect 'in-doubt' needs a `tear` step before it in the case (only an armed power \
+                             cut makes an engine step in-doubt)",
+                            s.label
+                        ),
+                    ));
+                }
+                armed = false;
+            }
+            _ => {}
+        }
+    }
+    Ok(())
+}
+
+/// The most response data an `apdu` step's expectations let through, and which one says so.
+fn longest(data: &[DataExpect]) -> Option<(usize, &'static str)> {
+    data.iter()
+        .filter_map(|d| match d {
+            DataExpect::Len(_, hi) => Some((*hi, "`len`")),
+            DataExpect::Mask(m) => m.fixed_len().map(|n| (n, "the `data` mask")),
+        })
+        .min_by_key(|(n, _)| *n)
 }
 
 /// A 1-based count (`at`, `commit`).
@@ -898,6 +1156,24 @@ fn card_plan(
     p.transfer_key_limit = r.transfer_key_limit.unwrap_or(p.transfer_key_limit);
     p.update_key_limit = r.update_key_limit.unwrap_or(p.update_key_limit);
     p.slots = r.slots.clone().unwrap_or_default();
+    // Personalization takes the keys from the lab keyset, which holds update keys
+    // 1..=UPDATE_KEY_COUNT and transfer keys 1..=TRANSFER_KEY_COUNT: another ID fails the
+    // issuance at run time.
+    use crate::keys::{TRANSFER_KEY_COUNT, UPDATE_KEY_COUNT};
+    if !(1..=UPDATE_KEY_COUNT).contains(&p.update_key) {
+        return Err(src.err(
+            c.span(),
+            format!("card update_key {}: the lab keyset has update keys 1..={UPDATE_KEY_COUNT}", p.update_key),
+        ));
+    }
+    for (what, id) in std::iter::once(("transfer_key", p.transfer_key)).chain(p.slots.iter().map(|s| ("slots", *s))) {
+        if !(1..=TRANSFER_KEY_COUNT).contains(&id) {
+            return Err(src.err(
+                c.span(),
+                format!("card {what} {id}: the lab keyset has transfer keys 1..={TRANSFER_KEY_COUNT}"),
+            ));
+        }
+    }
     Ok((p, r.protocol.unwrap_or(crate::card::Protocol::T1)))
 }
 
@@ -927,47 +1203,107 @@ pub(crate) fn capture_spec(s: &str) -> Option<CaptureSpec> {
 impl Plan {
     /// Check every head or role a step names against the lab, before anything is sent.
     pub fn bind(&self, has_head: impl Fn(&str) -> bool) -> Result<(), ConfigError> {
-        let located = |l: &Located, msg: String| -> ConfigError {
-            let text = std::fs::read_to_string(&l.file).unwrap_or_default();
-            ConfigError::at(&l.file, &text, l.span.start, msg)
+        self.bind_with(has_head, &[])
+    }
+
+    /// `bind` to a lab's heads, with the nearest head name or role in the error.
+    pub fn bind_to(&self, heads: &[crate::lab::LabHead]) -> Result<(), ConfigError> {
+        let names: Vec<&str> =
+            heads.iter().flat_map(|h| [h.name.as_str(), h.role.as_str()]).filter(|n| !n.is_empty()).collect();
+        self.bind_with(|n| crate::lab::find_head(heads, n).is_some(), &names)
+    }
+
+    fn bind_with(&self, has_head: impl Fn(&str) -> bool, names: &[&str]) -> Result<(), ConfigError> {
+        let hint = |h: &str| {
+            crate::suggest::did_you_mean(h, names.iter().copied(), "'").map(|d| format!(" ({d})")).unwrap_or_default()
         };
         for (r, l) in &self.roles {
             if !has_head(r) {
-                return Err(located(l, format!("role '{r}' is not a head name or role in the profile")));
+                return Err(l.error(format!("role '{r}' is not a head name or role in the profile{}", hint(r))));
             }
         }
-        let all = self.setup.iter().chain(self.cases.iter().flat_map(|c| c.steps.iter())).chain(self.teardown.iter());
-        for s in all {
+        for s in self.all_steps() {
             for h in s.kind.heads() {
                 if !has_head(h) {
-                    return Err(located(&s.head_span, format!("{}: no head or role '{h}' in the profile", s.label)));
+                    return Err(s.head_span.error(format!(
+                        "{}: no head or role '{h}' in the profile{}",
+                        s.label,
+                        hint(h)
+                    )));
                 }
             }
         }
         Ok(())
     }
 
-    /// Check that every NVM-commit tear names a virtual head (a real reader can only cut power
-    /// at exchange boundaries), before anything is sent.
-    pub fn bind_tears(&self, is_virtual: impl Fn(&str) -> bool) -> Result<(), ConfigError> {
-        for s in self.cases.iter().flat_map(|c| c.steps.iter()) {
-            if let StepKind::Tear { head, at: TearAt::Commit(_) } = &s.kind {
-                if !is_virtual(head) {
-                    let text = std::fs::read_to_string(&s.head_span.file).unwrap_or_default();
-                    return Err(ConfigError::at(
-                        &s.head_span.file,
-                        &text,
-                        s.head_span.span.start,
-                        format!(
-                            "{}: a tear at an NVM commit is not supported by head '{head}' (not virtual): real heads cut \
-                             power at exchange boundaries only (`at` and `point`)",
-                            s.label
-                        ),
-                    ));
-                }
+    /// Check that every step only a virtual head can do names one (`is_virtual` of a head name
+    /// or role): `insert_card`, `remove`, `insert`, and a tear at an NVM commit (a real reader
+    /// can only cut power at exchange boundaries), before anything is sent.
+    pub fn bind_virtual(&self, is_virtual: impl Fn(&str) -> bool) -> Result<(), ConfigError> {
+        for s in self.all_steps() {
+            let (head, why) = match &s.kind {
+                StepKind::Tear { head, at: TearAt::Commit(_) } => (
+                    head,
+                    "a tear at an NVM commit is not supported by head '{h}' (not virtual): real heads cut power at \
+                     exchange boundaries only (`at` and `point`)",
+                ),
+                StepKind::InsertCard { head, .. } | StepKind::Remove { head } | StepKind::Insert { head } => (
+                    head,
+                    "`{kind}` needs a virtual head, and '{h}' is not one (on a real reader the operator handles the \
+                     cards)",
+                ),
+                _ => continue,
+            };
+            if !is_virtual(head) {
+                let msg = why.replace("{h}", head).replace("{kind}", s.kind.name());
+                return Err(s.head_span.error(format!("{}: {msg}", s.label)));
             }
         }
         Ok(())
+    }
+
+    /// Check a plan for `cardbench batch`, which gives each card's run two heads: the DUT
+    /// (`dut`) and a fresh virtual reference card (`peer`). Every role and head the plan names
+    /// must be one of them; on real DUT heads (`dut_virtual` false) the steps only a virtual
+    /// head can do must name the peer.
+    pub fn bind_batch(&self, dut_virtual: bool) -> Result<(), ConfigError> {
+        const ONLY: &str = "a batch plan may use only roles dut and peer";
+        for (r, l) in &self.roles {
+            if !BATCH_ROLES.contains(&r.as_str()) {
+                return Err(l.error(format!("role '{r}': {ONLY}")));
+            }
+        }
+        for s in self.all_steps() {
+            if let Some(h) = s.kind.heads().into_iter().find(|h| !BATCH_ROLES.contains(h)) {
+                return Err(s.head_span.error(format!("{}: head '{h}': {ONLY}", s.label)));
+            }
+        }
+        self.bind_virtual(|h| h == "peer" || dut_virtual)
+    }
+
+    /// An `insert` puts back the card a `remove` took out: one with no `remove` before it in
+    /// the whole plan (setup, cases, teardown, in run order) has nothing to insert. Checked on
+    /// the plan with its includes, whose setup runs before any case.
+    fn check_inserts(&self) -> Result<(), ConfigError> {
+        let mut removed = false;
+        for s in self.all_steps() {
+            match &s.kind {
+                StepKind::Remove { .. } => removed = true,
+                StepKind::Insert { .. } if !removed => {
+                    return Err(s.head_span.error(format!(
+                        "{}: no `remove` step before it took a card out, so `insert` has nothing to put back \
+                         (`insert_card` puts a new card in)",
+                        s.label
+                    )))
+                }
+                _ => {}
+            }
+        }
+        Ok(())
+    }
+
+    fn all_steps(&self) -> impl Iterator<Item = &Step> {
+        self.setup.iter().chain(self.cases.iter().flat_map(|c| c.steps.iter())).chain(self.teardown.iter())
     }
 
     /// Heads or roles the plan talks to, in first-use order.

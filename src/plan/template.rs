@@ -87,6 +87,25 @@ impl Template {
         self.parts.iter().filter_map(|p| if let Part::Var { name, .. } = p { Some(name.as_str()) } else { None })
     }
 
+    /// The rendered length in bytes when it does not depend on a variable's value (literals
+    /// and numbers with a width); `None` when a byte-string variable is in it.
+    pub fn fixed_len(&self) -> Option<usize> {
+        self.parts.iter().try_fold(0, |n, p| match p {
+            Part::Lit(l) => Some(n + l.len() / 2),
+            Part::Var { width: Some(w), .. } => Some(n + w),
+            Part::Var { width: None, .. } => None,
+        })
+    }
+
+    /// Each substitution with whether it has a width (`${n:u32}` renders a number, `${b}`
+    /// bytes as they are).
+    pub fn substitutions(&self) -> impl Iterator<Item = (&str, bool)> {
+        self.parts.iter().filter_map(|p| match p {
+            Part::Var { name, width } => Some((name.as_str(), width.is_some())),
+            Part::Lit(_) => None,
+        })
+    }
+
     /// Upper-case hex (with X wildcards if the template had them).
     pub fn render(&self, vars: &Vars) -> Result<String, String> {
         let mut out = String::new();
@@ -143,6 +162,11 @@ impl Expr {
     pub fn parse(src: &str) -> Result<Expr, String> {
         let tree = evalexpr::build_operator_tree::<DefaultNumericTypes>(src).map_err(|e| e.to_string())?;
         Ok(Expr { src: src.to_string(), tree })
+    }
+
+    /// The parsed tree, for static checks (`expr_check`).
+    pub(crate) fn tree(&self) -> &Node<DefaultNumericTypes> {
+        &self.tree
     }
 
     pub fn variables(&self) -> Vec<String> {

@@ -282,6 +282,8 @@ pub fn run_bytes(a: &ReplayArgs) -> Result<Written, anyhow::Error> {
     }
     let map = map_heads(&lab, &survey.heads, &a.map, keep)?;
     let defects = profile_defects(&loaded)?;
+    // The mapped heads must be usable before the replay's folder is made.
+    crate::head::usable::open(&mut lab.heads, map.values().copied())?;
     let Output { dir, trace_path, plan, sink } = open_output(a, &lab, "bytes", None)?;
     let (rec, rx) = Recorder::new(&plan);
     let mut list: Vec<Box<dyn sinks::Sink>> = vec![Box::new(sink)];

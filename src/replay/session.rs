@@ -336,6 +336,8 @@ pub fn run_cli(a: &ReplayArgs) -> Result<(PathBuf, SessionOutcome), anyhow::Erro
     // Every head: a step that involves the card asked for also talks to its peer's head.
     let map = map_heads(&lab, &heads, &a.map, |_| true)?;
     let defects = crate::replay::profile_defects(&loaded)?;
+    // The mapped heads must be usable before the replay's folder is made.
+    crate::head::usable::open(&mut lab.heads, map.values().copied())?;
     let crate::replay::Output { dir, trace_path, plan, sink } =
         crate::replay::open_output(a, &lab, "session", Some("os"))?;
     let (rec, rx) = Recorder::new(&plan);

@@ -45,7 +45,9 @@ impl SuiteCounts {
             tests: n.total() + aborted,
             failures: n.failed,
             errors: n.error + aborted,
-            skipped: n.skipped,
+            // JUnit has no other place for them: blocked and not-run cases are skipped
+            // (each with its message), and the properties count them apart.
+            skipped: n.skipped + n.blocked + n.not_run,
             time_ms: finite_ms(card.duration_ms),
         }
     }
@@ -111,6 +113,17 @@ fn write_suite<W: Write>(
     property(w, "card_index", &card.index.to_string())?;
     property(w, "verdict", card.verdict.word())?;
     property(w, "trace", &card.trace)?;
+    if let Some(h) = &b.header {
+        for (name, value) in crate::batch::header::CARD_FIELDS.iter().zip(h.card_fields(&card.head)) {
+            property(w, name, &value)?;
+        }
+    }
+    let n = CaseCounts::of(&card.cases);
+    property(w, "cases_blocked", &n.blocked.to_string())?;
+    property(w, "cases_not_run", &n.not_run.to_string())?;
+    if let Some(f) = card.first_failure() {
+        property(w, "first_failure", &f.line())?;
+    }
     for c in card.cases.iter().filter(|c| !c.reference.is_empty()) {
         property(w, &format!("ref:{}", c.id), &c.reference)?;
     }
@@ -165,12 +178,24 @@ fn write_case<W: Write>(w: &mut Writer<W>, classname: &str, c: &CaseResult) -> i
         CaseStatus::Error => {
             detail(w, "error", or(&c.message, "error"), "error", &failure_text(c))?;
         }
-        CaseStatus::Skipped => {
+        CaseStatus::Skipped | CaseStatus::NotRun => {
             let mut s = BytesStart::new("skipped");
             if !c.message.is_empty() {
                 s.push_attribute(attr("message", &c.message));
             }
             w.write_event(Event::Empty(s))?;
+        }
+        CaseStatus::Blocked => {
+            // What the case saw goes in the text: evidence, not the card's failure.
+            let s = BytesStart::new("skipped").with_attributes([attr("message", &c.message)]);
+            let body = failure_text(c);
+            if body.is_empty() {
+                w.write_event(Event::Empty(s))?;
+            } else {
+                w.write_event(Event::Start(s))?;
+                w.write_event(Event::Text(text(&body)))?;
+                w.write_event(Event::End(BytesEnd::new("skipped")))?;
+            }
         }
     }
     w.write_event(Event::End(BytesEnd::new("testcase")))
@@ -191,7 +216,7 @@ fn detail<W: Write>(w: &mut Writer<W>, tag: &str, message: &str, kind: &str, bod
 /// what was expected and what the card did (if known), one per line.
 fn failure_text(c: &CaseResult) -> String {
     let mut lines: Vec<String> = Vec::new();
-    if c.status != CaseStatus::Failed && !c.message.is_empty() {
+    if matches!(c.status, CaseStatus::Error) && !c.message.is_empty() {
         lines.push(c.message.clone());
     }
     if let Some(f) = &c.failure {

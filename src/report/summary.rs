@@ -6,8 +6,9 @@ use std::path::Path;
 use super::atomic::write_atomically;
 use super::{BatchResult, CardResult, CaseResult, CaseStatus, Verdict};
 
-/// The header row of the summary CSV, in column order.
-pub const SUMMARY_COLUMNS: [&str; 14] = [
+/// The header row of the summary CSV, in column order: the card's columns, then the batch
+/// header's (`crate::batch::header::CARD_FIELDS`).
+pub const SUMMARY_COLUMNS: [&str; 28] = [
     "batch_id",
     "index",
     "card_id",
@@ -22,6 +23,20 @@ pub const SUMMARY_COLUMNS: [&str; 14] = [
     "duration_ms",
     "started",
     "trace",
+    "cases_blocked",
+    "cases_not_run",
+    "first_failure",
+    "failure_step",
+    "expected",
+    "actual",
+    "tool",
+    "host",
+    "profile_sha256",
+    "plan_sha256",
+    "keyset",
+    "clock",
+    "reader",
+    "atr",
 ];
 
 /// How many cases of a card ended in each status.
@@ -31,6 +46,8 @@ pub(crate) struct CaseCounts {
     pub failed: usize,
     pub skipped: usize,
     pub error: usize,
+    pub blocked: usize,
+    pub not_run: usize,
 }
 
 impl CaseCounts {
@@ -42,13 +59,15 @@ impl CaseCounts {
                 CaseStatus::Failed => n.failed += 1,
                 CaseStatus::Skipped => n.skipped += 1,
                 CaseStatus::Error => n.error += 1,
+                CaseStatus::Blocked => n.blocked += 1,
+                CaseStatus::NotRun => n.not_run += 1,
             }
         }
         n
     }
 
     pub fn total(&self) -> usize {
-        self.passed + self.failed + self.skipped + self.error
+        self.passed + self.failed + self.skipped + self.error + self.blocked + self.not_run
     }
 }
 
@@ -59,19 +78,23 @@ pub fn write_summary_csv(path: &Path, b: &BatchResult) -> io::Result<()> {
         let mut w = csv::Writer::from_writer(out);
         w.write_record(SUMMARY_COLUMNS)?;
         for card in &b.cards {
-            w.write_record(row(&b.batch_id, card))?;
+            let head = b.header.as_ref().map_or_else(Default::default, |h| h.card_fields(&card.head));
+            w.write_record(row(&b.batch_id, card).iter().chain(head.iter()))?;
         }
         w.flush()
     })
 }
 
-fn row(batch_id: &str, card: &CardResult) -> [String; 14] {
+fn row(batch_id: &str, card: &CardResult) -> [String; 20] {
     let (failing, reason) = match &card.verdict {
         Verdict::Pass => (String::new(), String::new()),
         Verdict::Fail { failing } => (failing.join(";"), String::new()),
         Verdict::Aborted { reason } => (String::new(), reason.clone()),
     };
     let n = CaseCounts::of(&card.cases);
+    let first = card.first_failure();
+    let detail = first.as_ref().and_then(|f| f.failure);
+    let field = |get: fn(&super::Failure) -> &String| detail.map_or(String::new(), |f| get(f).clone());
     [
         batch_id.to_string(),
         card.index.to_string(),
@@ -87,5 +110,16 @@ fn row(batch_id: &str, card: &CardResult) -> [String; 14] {
         format!("{:.3}", card.duration_ms),
         card.started.clone(),
         card.trace.clone(),
+        n.blocked.to_string(),
+        n.not_run.to_string(),
+        first.as_ref().map_or(String::new(), |f| f.case.to_string()),
+        field(|f| &f.step),
+        field(|f| &f.expected),
+        // An error has no expected/actual: what went wrong stands as what the bench saw.
+        match (detail, &first) {
+            (Some(f), _) => f.actual.clone(),
+            (None, Some(f)) => f.message.to_string(),
+            (None, None) => String::new(),
+        },
     ]
 }

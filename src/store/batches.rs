@@ -34,9 +34,16 @@ fn opt_text(r: &Row, i: usize) -> Option<String> {
 
 /// The case status a stored word stands for (the words are the journal's).
 fn status_of(word: &str) -> Option<CaseStatus> {
-    [CaseStatus::Passed, CaseStatus::Failed, CaseStatus::Skipped, CaseStatus::Error]
-        .into_iter()
-        .find(|s| crate::runner::status_word(s) == word)
+    [
+        CaseStatus::Passed,
+        CaseStatus::Failed,
+        CaseStatus::Skipped,
+        CaseStatus::Error,
+        CaseStatus::Blocked,
+        CaseStatus::NotRun,
+    ]
+    .into_iter()
+    .find(|s| crate::runner::status_word(s) == word)
 }
 
 /// Lock the batch row for the rest of the transaction (SQLite's IMMEDIATE transaction already
@@ -183,8 +190,9 @@ impl Store {
                 }
             }
             db.exec(
-                "INSERT INTO batches (batch_id, plan_id, plan_version, profile, card_count, started, finished, next_index, meta_json)
-                 VALUES ($1, $2, $3, $4, $5, $6, NULL, 1, $7) ON CONFLICT (batch_id) DO NOTHING",
+                "INSERT INTO batches (batch_id, plan_id, plan_version, profile, card_count, started, finished, next_index,
+                                      meta_json, recertified_json)
+                 VALUES ($1, $2, $3, $4, $5, $6, NULL, 1, $7, '[]') ON CONFLICT (batch_id) DO NOTHING",
                 &[
                     (&b.batch_id).into(),
                     (&b.plan_id).into(),
@@ -337,14 +345,38 @@ impl Store {
         self.db().transaction(|db| put_card(db, batch_id, station, c))
     }
 
-    /// A run of the batch ended (its reports are written with this time); the batch's
-    /// `finished` is the latest of its stations'.
-    pub fn finish_batch(&self, batch_id: &str, finished: &str) -> Result<(), StoreError> {
-        self.db().exec(
-            "UPDATE batches SET finished = $2 WHERE batch_id = $1 AND (finished IS NULL OR finished < $2)",
-            &[batch_id.into(), finished.into()],
-        )?;
-        Ok(())
+    /// A run of the batch ended: its batch.json as it now stands (runs, the heads' ATRs), its
+    /// re-certified cards, its finish time. One station: they replace the stored ones, so the
+    /// store gives back the station's very reports. Shared: this station's runs and
+    /// re-certifications join the others', and `finished` is the latest of the stations'.
+    pub fn finish_batch(
+        &self,
+        batch_id: &str,
+        finished: &str,
+        meta_json: &str,
+        recertified_json: &str,
+    ) -> Result<(), StoreError> {
+        let shared = self.shared;
+        self.db().transaction(|db| {
+            lock_batch(db, batch_id)?;
+            let (meta, recertified) = if shared {
+                let r = db
+                    .query("SELECT meta_json, recertified_json FROM batches WHERE batch_id = $1", &[batch_id.into()])?;
+                let (old_meta, old_re) = r.first().map(|r| (text(r, 0), text(r, 1))).unwrap_or_default();
+                (merge_runs(&old_meta, meta_json), merge_recertified(&old_re, recertified_json))
+            } else {
+                (meta_json.to_string(), recertified_json.to_string())
+            };
+            db.exec(
+                "UPDATE batches SET meta_json = $2, recertified_json = $3 WHERE batch_id = $1",
+                &[batch_id.into(), meta.into(), recertified.into()],
+            )?;
+            db.exec(
+                "UPDATE batches SET finished = $2 WHERE batch_id = $1 AND (finished IS NULL OR finished < $2)",
+                &[batch_id.into(), finished.into()],
+            )?;
+            Ok(())
+        })
     }
 
     /// Card indices of a shared batch that no station has certified and none is certifying
@@ -365,17 +397,25 @@ impl Store {
         Ok((1..=count).filter(|i| !busy.contains(i)).map(|i| i as u64).collect())
     }
 
-    /// The whole batch as every station certified it, in card order: what `cardbench report
-    /// --db URL --batch ID` writes its reports from.
+    /// The whole batch as every station certified it, in card order, with the header of its
+    /// batch.json: what `cardbench report --db URL --batch ID` writes its reports from. It is
+    /// made as the batch's own reports are (`batch::reports::result_of`), so a batch of one
+    /// station gives back its very bytes.
     pub fn load_batch(&self, batch_id: &str) -> Result<BatchResult, StoreError> {
         let mut db = self.db();
-        let head = db.query(
-            "SELECT plan_id, plan_version, profile, started, finished FROM batches WHERE batch_id = $1",
-            &[batch_id.into()],
-        )?;
+        let head =
+            db.query("SELECT meta_json, recertified_json FROM batches WHERE batch_id = $1", &[batch_id.into()])?;
         let Some(h) = head.first() else {
             return Err(StoreError::Batch { location: self.location.clone(), msg: format!("no batch {batch_id}") });
         };
+        let bad = |what: &str, e: serde_json::Error| StoreError::Batch {
+            location: self.location.clone(),
+            msg: format!("batch {batch_id}: its stored {what} cannot be read ({e})"),
+        };
+        let meta: crate::batch::journal::BatchMeta =
+            serde_json::from_str(&text(h, 0)).map_err(|e| bad("batch.json", e))?;
+        let recertified: Vec<crate::batch::header::Recertified> =
+            serde_json::from_str(&text(h, 1)).map_err(|e| bad("re-certifications", e))?;
         let cards = db.query(
             "SELECT idx, card_id, head, verdict, failing, reason, trace, started, duration_ms
              FROM cards WHERE batch_id = $1 ORDER BY idx",
@@ -409,21 +449,7 @@ impl Store {
                 duration_ms: r.get(8).and_then(|v| v.real()).unwrap_or_default(),
             });
         }
-        Ok(BatchResult {
-            batch_id: batch_id.into(),
-            plan_id: text(h, 0),
-            plan_version: text(h, 1),
-            profile: text(h, 2),
-            started: text(h, 3),
-            finished: text(h, 4),
-            cards: out,
-        })
-    }
-
-    /// The batch.json the batch row was made from, for report headers.
-    pub fn batch_meta_json(&self, batch_id: &str) -> Result<Option<String>, StoreError> {
-        let r = self.db().query("SELECT meta_json FROM batches WHERE batch_id = $1", &[batch_id.into()])?;
-        Ok(r.first().map(|r| text(r, 0)))
+        Ok(crate::batch::reports::result_of(&meta, out, recertified))
     }
 }
 
@@ -433,8 +459,39 @@ pub fn write_reports(store: &Store, batch_id: &str, out: &std::path::Path) -> an
     use anyhow::Context;
     let b = store.load_batch(batch_id)?;
     std::fs::create_dir_all(out).with_context(|| format!("creating {}", out.display()))?;
-    crate::report::summary::write_summary_csv(&out.join("summary.csv"), &b)?;
-    crate::report::junit::write_junit(&out.join("junit.xml"), &b)?;
-    crate::report::json::write_json(&out.join("results.json"), &b)?;
+    crate::report::files::write_reports(out, &b)
+        .with_context(|| format!("writing the reports into {}", out.display()))?;
     Ok(b)
+}
+
+/// batch.json of the store with the `runs` of `station_meta` it lacks appended (stations
+/// sharing a batch each add their runs: heads, readers, ATRs). Unreadable JSON on either side
+/// leaves the other.
+fn merge_runs(stored: &str, station_meta: &str) -> String {
+    let (Ok(mut a), Ok(b)) =
+        (serde_json::from_str::<serde_json::Value>(stored), serde_json::from_str::<serde_json::Value>(station_meta))
+    else {
+        return if stored.is_empty() { station_meta.to_string() } else { stored.to_string() };
+    };
+    let theirs = b.get("runs").and_then(|r| r.as_array()).cloned().unwrap_or_default();
+    if let Some(runs) = a.get_mut("runs").and_then(|r| r.as_array_mut()) {
+        for r in theirs {
+            if !runs.contains(&r) {
+                runs.push(r);
+            }
+        }
+    }
+    a.to_string()
+}
+
+/// The stored re-certifications with a station's joined (by card index, the station's last).
+fn merge_recertified(stored: &str, station: &str) -> String {
+    use crate::batch::header::Recertified;
+    let mut all: Vec<Recertified> = serde_json::from_str(stored).unwrap_or_default();
+    for r in serde_json::from_str::<Vec<Recertified>>(station).unwrap_or_default() {
+        all.retain(|x| x.index != r.index);
+        all.push(r);
+    }
+    all.sort_by_key(|r| r.index);
+    serde_json::to_string(&all).unwrap_or_else(|_| "[]".into())
 }

@@ -174,6 +174,37 @@ impl Store {
     }
 }
 
+/// A store named for a batch and not yet opened: a PostgreSQL store is reached at once (one
+/// that cannot be is an error before anything runs), while the default SQLite file is made
+/// only with the batch folder, once the heads are known usable, so a batch that cannot start
+/// leaves nothing under `logs/`.
+#[derive(Clone, Default)]
+pub enum Pending {
+    /// `--db none`.
+    #[default]
+    Off,
+    Ready(std::sync::Arc<Store>),
+    Sqlite(PathBuf),
+}
+
+impl Pending {
+    pub fn new(db: Option<&str>, logs: &Path) -> Result<Pending, StoreError> {
+        Ok(match Location::parse(db, logs) {
+            Location::Off => Pending::Off,
+            Location::Sqlite(p) => Pending::Sqlite(p),
+            Location::Postgres(_) => open_arc(db, logs)?.map_or(Pending::Off, Pending::Ready),
+        })
+    }
+
+    pub fn open(&self) -> Result<Option<std::sync::Arc<Store>>, StoreError> {
+        match self {
+            Pending::Off => Ok(None),
+            Pending::Ready(s) => Ok(Some(s.clone())),
+            Pending::Sqlite(p) => open_arc(Some(&format!("sqlite:{}", p.display())), Path::new(".")),
+        }
+    }
+}
+
 /// `Store::open` for a command: shared by its threads.
 pub fn open_arc(db: Option<&str>, logs: &Path) -> Result<Option<std::sync::Arc<Store>>, StoreError> {
     Ok(Store::open(db, logs)?.map(std::sync::Arc::new))

@@ -22,7 +22,8 @@ CREATE TABLE batches (
     started      TEXT NOT NULL,
     finished     TEXT,
     next_index   BIGINT NOT NULL,
-    meta_json    TEXT NOT NULL
+    meta_json    TEXT NOT NULL,
+    recertified_json TEXT NOT NULL
 );
 CREATE TABLE card_claims (
     batch_id TEXT NOT NULL REFERENCES batches (batch_id),

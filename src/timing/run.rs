@@ -37,6 +37,8 @@ pub struct Options {
     /// Looked at between iterations: once set, every group ends its op and runs no more
     /// (the samples so far are kept and written).
     pub stop: Option<std::sync::Arc<std::sync::atomic::AtomicBool>>,
+    /// Leave the CPUs' idle states alone (`--no-pm-qos`) instead of holding them shallow.
+    pub no_pm_qos: bool,
 }
 
 impl Options {
@@ -632,6 +634,8 @@ pub struct RunReport {
     pub samples: Vec<Sample>,
     pub jitter_before: super::jitter::TimerJitter,
     pub jitter_after: super::jitter::TimerJitter,
+    /// CPU idle states during the run: held shallow by PM QoS, or why not.
+    pub pm_qos: String,
     /// Errors of the trace writer (the run's trace is incomplete).
     pub sink_errors: Vec<String>,
 }
@@ -663,6 +667,7 @@ pub fn execute(
         Sha256::new().chain_update(b"cardbench timing").chain_update(&spec.id).finalize().into()
     });
     let started = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Micros, true);
+    let idle = if opts.no_pm_qos { super::qos::IdleLatency::off() } else { super::qos::IdleLatency::hold() };
     let jitter_before = super::jitter::measure(JITTER_READS);
     // Split the lab's heads into the groups' disjoint (dut, peer) borrows.
     let mut slots: Vec<Option<&mut LabHead>> = lab.heads.iter_mut().map(Some).collect();
@@ -698,13 +703,15 @@ pub fn execute(
             .collect()
     });
     let jitter_after = super::jitter::measure(JITTER_READS);
+    let pm_qos = idle.state.clone();
+    drop(idle);
     drop(rec);
     let sink_errors = sinks.join().unwrap_or_else(|_| vec!["sink thread panicked".into()]);
     let samples: Vec<Sample> = results.iter().flat_map(|g| g.samples.iter().cloned()).collect();
     let samples_path = dir.join("samples.csv");
     super::sample::write_csv(&samples_path, &samples)
         .with_context(|| format!("cannot write {}", samples_path.display()))?;
-    let report = RunReport { groups: results, samples, jitter_before, jitter_after, sink_errors };
+    let report = RunReport { groups: results, samples, jitter_before, jitter_after, pm_qos, sink_errors };
     write_header(dir, run_id, &started, spec, profile, &rng, &report)
         .with_context(|| format!("cannot write {}", dir.join("run.json").display()))?;
     Ok(report)
@@ -777,6 +784,7 @@ fn write_header(
         "terminal_rng": rng.describe(),
         "heads": heads,
         "timer_jitter": { "before": r.jitter_before, "after": r.jitter_after },
+        "pm_qos": r.pm_qos,
     });
     std::fs::write(dir.join("run.json"), serde_json::to_string_pretty(&header)? + "\n")
 }
@@ -792,6 +800,7 @@ pub fn outputs(
 ) -> Result<super::report::Outputs, super::report::ReportError> {
     let mut extra = serde_json::Map::new();
     extra.insert("timer_jitter".into(), serde_json::json!({ "before": r.jitter_before, "after": r.jitter_after }));
+    extra.insert("pm_qos".into(), serde_json::json!(r.pm_qos));
     let (out, _stats, text) = super::report::finish_run(dir, run_id, &r.samples, extra)?;
     for line in text.lines() {
         print(line);

@@ -3,6 +3,7 @@
 //! Parsed completely, every error located as file:line:col, before anything is sent.
 
 use crate::engine::key_update::UpdateMode;
+use crate::plan::expr_check::{Env, Ty};
 use crate::plan::template::{Template, Value};
 use crate::plan::CaptureSpec;
 use crate::plan::{Action, Amount, SwExpect};
@@ -261,9 +262,11 @@ pub fn parse_str(path: &Path, text: &str) -> Result<Spec, ConfigError> {
         let value = crate::plan::parse::var_value(name, v.get_ref()).map_err(|e| src.err(v.span(), e))?;
         vars.push((name.clone(), value));
     }
-    let mut known: BTreeSet<String> = crate::plan::parse::BUILTINS.iter().map(|s| s.to_string()).collect();
-    known.extend(ITERATION_VARS.iter().map(|s| s.to_string()));
-    known.extend(vars.iter().map(|(n, _)| n.clone()));
+    let mut known: Env =
+        crate::plan::parse::BUILTINS.iter().map(|s| (s.to_string(), crate::plan::parse::builtin_type(s))).collect();
+    // `i` is the iteration index; `rnd8`, `rnd16`, `rnd32` are fresh random bytes.
+    known.extend(ITERATION_VARS.iter().map(|s| (s.to_string(), if *s == "i" { Ty::Int } else { Ty::Str })));
+    known.extend(vars.iter().map(|(n, v)| (n.clone(), Ty::of(v))));
     let mut ops = Vec::new();
     let mut names = BTreeSet::new();
     for o in &raw.ops {
@@ -289,7 +292,7 @@ pub fn parse_str(path: &Path, text: &str) -> Result<Spec, ConfigError> {
     })
 }
 
-fn op(src: &Src, o: &Spanned<OpRaw>, known: &BTreeSet<String>) -> Result<Op, ConfigError> {
+fn op(src: &Src, o: &Spanned<OpRaw>, known: &Env) -> Result<Op, ConfigError> {
     let r = o.get_ref();
     let name = r.name.get_ref().clone();
     if name.is_empty() || name.contains(|c: char| c.is_whitespace() || c == ',') {
@@ -345,8 +348,15 @@ fn op(src: &Src, o: &Spanned<OpRaw>, known: &BTreeSet<String>) -> Result<Op, Con
                 Some(t) => {
                     let cmd = t.get_ref().trim().to_string();
                     if !known_command(&cmd) {
+                        let names: Vec<&str> = (0u8..=255)
+                            .flat_map(|ins| [crate::cmds::name(0x80, ins), crate::cmds::name(0x00, ins)])
+                            .filter(|n| *n != "UNKNOWN")
+                            .collect();
+                        let hint = crate::suggest::did_you_mean(&cmd, names, "'")
+                            .map(|d| format!(": {d}"))
+                            .unwrap_or_default();
                         return Err(
-                            src.err(t.span(), format!("'{cmd}' is not a command name of docs/card-spec.md §1.5"))
+                            src.err(t.span(), format!("'{cmd}' is not a command name of docs/card-spec.md §1.5{hint}"))
                         );
                     }
                     let head = match &m.head {
@@ -430,10 +440,13 @@ fn symbolic(src: &Src, h: &Spanned<String>) -> Result<String, ConfigError> {
     }
 }
 
-fn template(src: &Src, s: &Spanned<String>, known: &BTreeSet<String>) -> Result<Template, ConfigError> {
+fn template(src: &Src, s: &Spanned<String>, known: &Env) -> Result<Template, ConfigError> {
     let t = Template::parse(s.get_ref(), false).map_err(|e| src.err(s.span(), e))?;
-    for v in t.variables() {
-        if !known.contains(v) {
+    for (v, width) in t.substitutions() {
+        if let Some(msg) = known.get(v).and_then(|ty| crate::plan::parse::width_error(v, *ty, width)) {
+            return Err(src.err(s.span(), msg));
+        }
+        if !known.contains_key(v) {
             return Err(src.err(
                 s.span(),
                 format!(
@@ -460,11 +473,11 @@ fn sw_expect(src: &Src, v: &Spanned<toml::Value>) -> Result<SwExpect, ConfigErro
     Ok(SwExpect(list.into_iter().map(|p| p.to_uppercase()).collect()))
 }
 
-fn step(src: &Src, s: &Spanned<StepRaw>, known: &mut BTreeSet<String>) -> Result<Step, ConfigError> {
+fn step(src: &Src, s: &Spanned<StepRaw>, known: &mut Env) -> Result<Step, ConfigError> {
     step_of(src, s.span(), s.get_ref(), known)
 }
 
-fn step_of(src: &Src, span: Range<usize>, r: &StepRaw, known: &mut BTreeSet<String>) -> Result<Step, ConfigError> {
+fn step_of(src: &Src, span: Range<usize>, r: &StepRaw, known: &mut Env) -> Result<Step, ConfigError> {
     let kinds: Vec<(&str, Range<usize>)> = [
         ("apdu", r.apdu.as_ref().map(|x| x.span())),
         ("select", r.select.as_ref().map(|x| x.span())),
@@ -502,7 +515,11 @@ fn step_of(src: &Src, span: Range<usize>, r: &StepRaw, known: &mut BTreeSet<Stri
         _ => &["head", "heads", "from", "to", "amount", "mode", "unchecked"],
     };
     if let Some((f, fs)) = present.iter().find(|(f, _)| !allowed.contains(f)) {
-        return Err(src.err(fs.clone(), format!("field `{f}` does not apply to `{kind}` steps")));
+        let takes: Vec<String> = allowed.iter().map(|a| format!("`{a}`")).collect();
+        return Err(src.err(
+            fs.clone(),
+            format!("field `{f}` does not apply to `{kind}` steps (they take {})", takes.join(", ")),
+        ));
     }
     let head = || -> Result<String, ConfigError> {
         match &r.head {
@@ -530,8 +547,9 @@ fn step_of(src: &Src, span: Range<usize>, r: &StepRaw, known: &mut BTreeSet<Stri
                     if ITERATION_VARS.contains(&name.as_str()) {
                         return Err(src.err(c.span(), format!("capture '{name}' would hide a per-iteration variable")));
                     }
+                    let ty = if matches!(cs, CaptureSpec::Uint { .. }) { Ty::Int } else { Ty::Str };
                     capture.push((name.clone(), cs));
-                    known.insert(name.clone());
+                    known.insert(name.clone(), ty);
                 }
             }
             Step::Apdu { head: head()?, command, sw, capture }
@@ -542,7 +560,10 @@ fn step_of(src: &Src, span: Range<usize>, r: &StepRaw, known: &mut BTreeSet<Stri
                 "purse" => crate::card::Applet::Purse,
                 "cpay" => crate::card::Applet::Cpay,
                 "xfer" => crate::card::Applet::Xfer,
-                other => return Err(src.err(a.span(), format!("unknown applet '{other}' (purse, cpay, xfer)"))),
+                other => {
+                    let hint = crate::suggest::hint(other, ["purse", "cpay", "xfer"], "'");
+                    return Err(src.err(a.span(), format!("unknown applet '{other}'{hint}")));
+                }
             };
             Step::Select { head: head()?, applet }
         }
@@ -589,13 +610,9 @@ fn step_of(src: &Src, span: Range<usize>, r: &StepRaw, known: &mut BTreeSet<Stri
                     let mode = match &r.mode {
                         None => UpdateMode::Auto,
                         Some(m) => UpdateMode::parse(m.get_ref()).ok_or_else(|| {
-                            src.err(
-                                m.span(),
-                                format!(
-                                    "unknown key_update mode '{}' (common, public, auto, multi, rollover)",
-                                    m.get_ref()
-                                ),
-                            )
+                            let modes = ["common", "public", "auto", "multi", "rollover"];
+                            let hint = crate::suggest::hint(m.get_ref(), modes, "'");
+                            src.err(m.span(), format!("unknown key_update mode '{}'{hint}", m.get_ref()))
                         })?,
                     };
                     Action::KeyUpdate { a, b, mode }
@@ -604,7 +621,10 @@ fn step_of(src: &Src, span: Range<usize>, r: &StepRaw, known: &mut BTreeSet<Stri
                     let (from, to) = two(&r.from, &r.to, "value_transfer")?;
                     Action::ValueTransfer { from, to, amount: amount("value_transfer")? }
                 }
-                other => return Err(src.err(e.span(), format!("unknown engine '{other}' (one of: {ENGINES})"))),
+                other => {
+                    let hint = crate::suggest::hint(other, ENGINES.split(", "), "'");
+                    return Err(src.err(e.span(), format!("unknown engine '{other}'{hint}")));
+                }
             };
             Step::Engine(action)
         }

@@ -128,6 +128,19 @@ pub enum Msg {
     TimingResults(Vec<PathBuf>),
     /// The two sides of a comparison were read.
     CompareLoaded(Result<(crate::timing::compare::Side, crate::timing::compare::Side), String>),
+    /// A PC/SC reader's slot as pcscd reports it now: card present (with its ATR) or not.
+    Presence {
+        reader: String,
+        present: bool,
+        atr: Vec<u8>,
+    },
+    /// The PC/SC presence watch lost pcscd (or could not reach it): why.
+    PresenceLost(String),
+    /// The PN532 heads looked at while no batch, replay or timing run uses them.
+    Polled {
+        profile: PathBuf,
+        result: Result<super::presence::Polled, String>,
+    },
     Tick,
     Resize,
 }
@@ -158,6 +171,8 @@ pub enum Effect {
         a: PathBuf,
         b: PathBuf,
     },
+    /// Look at the profile's PN532 heads (card present, ATR).
+    PollPn532(PathBuf),
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -206,6 +221,20 @@ pub struct HeadRow {
     pub aborted: u64,
     /// The last error of the head, if it is in fault.
     pub fault: String,
+    /// What the head is doing in the batch and what the operator must do for it.
+    pub state: Option<crate::batch::operator::HeadState>,
+}
+
+impl HeadRow {
+    /// Whether an operator inserts and takes out this head's cards.
+    pub fn real(&self) -> bool {
+        !crate::lab::simulated(&self.driver)
+    }
+
+    /// What the operator must do for this head now, if anything.
+    pub fn prompt(&self) -> Option<String> {
+        self.state.as_ref().filter(|_| self.real()).and_then(|s| s.prompt(&self.name, &self.reader))
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -538,6 +567,15 @@ pub struct App {
     pub replay: ReplayView,
     /// The Timing panel's spec runs and comparisons.
     pub timing_view: TimingView,
+    /// Ring the terminal bell with each operator prompt (`tui --bell`).
+    pub bell: bool,
+    /// A prompt came that should ring the bell; the loop rings it and clears this.
+    pub ring: bool,
+    /// Why the PC/SC presence watch last lost pcscd (shown as the PC/SC heads' fault).
+    pub pcsc_lost: Option<String>,
+    /// A PN532 poll is under way; when the last one started.
+    pub polling: bool,
+    pub last_poll: Option<Instant>,
 }
 
 impl App {
@@ -579,6 +617,11 @@ impl App {
             events_sel: None,
             replay: ReplayView { traces, ..ReplayView::default() },
             timing_view: TimingView { specs, ..TimingView::default() },
+            bell: false,
+            ring: false,
+            pcsc_lost: None,
+            polling: false,
+            last_poll: None,
         };
         app.log(LogKind::Info, "cardbench TUI ready: choose plan and profile in Batch, press s to start, ? for keys");
         app
@@ -630,7 +673,13 @@ impl App {
             Msg::TimingEnded(r) => self.timing_ended(r),
             Msg::TimingResults(list) => self.timing_results_listed(list),
             Msg::CompareLoaded(r) => self.compare_loaded(r),
-            Msg::Tick => self.timing_tick(),
+            Msg::Presence { reader, present, atr } => self.presence(&reader, present, atr),
+            Msg::PresenceLost(why) => self.presence_lost(why),
+            Msg::Polled { profile, result } => self.polled(&profile, result),
+            Msg::Tick => {
+                self.timing_tick();
+                return self.poll_due().map(Effect::PollPn532).into_iter().collect();
+            }
             Msg::Resize => {}
         }
         Vec::new()
@@ -743,6 +792,7 @@ impl App {
             h.fail = 0;
             h.aborted = 0;
             h.fault.clear();
+            h.state = None;
         }
         self.log(
             LogKind::Batch,

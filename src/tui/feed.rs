@@ -2,6 +2,7 @@
 
 use super::app::{App, HeadRow, LogKind, Phase};
 use super::trace::command_name;
+use crate::batch::operator::HeadState;
 use crate::batch::BatchEvent;
 use crate::event::Event;
 use crate::report::Verdict;
@@ -68,12 +69,25 @@ impl App {
                     }
                 };
                 if let Some(h) = self.head_mut(&card.head) {
-                    h.present = Some(false);
+                    // A virtual head's card is taken out by the feeder; a real reader's stays
+                    // until the operator takes it (the presence watch says when).
+                    if !h.real() {
+                        h.present = Some(false);
+                        h.atr = None;
+                    }
                     h.case.clear();
                     h.step.clear();
+                    // A card with a verdict leaves the head in order: a head error the plan
+                    // provoked and expected (a mute card) is no fault of the head.
                     match &card.verdict {
-                        Verdict::Pass => h.pass += 1,
-                        Verdict::Fail { .. } => h.fail += 1,
+                        Verdict::Pass => {
+                            h.pass += 1;
+                            h.fault.clear();
+                        }
+                        Verdict::Fail { .. } => {
+                            h.fail += 1;
+                            h.fault.clear();
+                        }
                         Verdict::Aborted { reason } => {
                             h.aborted += 1;
                             h.fault = reason.clone();
@@ -92,11 +106,45 @@ impl App {
                 }
             }
             BatchEvent::Notice(msg) => self.log(LogKind::Info, msg),
+            BatchEvent::Head { head, reader, real, state } => self.head_state(head, reader, real, state),
             BatchEvent::Finished { stopped } => {
                 self.batch.workers_done = true;
                 let how = if stopped { "stopped by the operator" } else { "every card done" };
                 self.log(LogKind::Batch, format!("workers finished ({how}); writing reports"));
             }
+        }
+    }
+
+    /// A DUT head's operator state: shown in Heads, prompts logged (and the bell rung).
+    fn head_state(&mut self, head: String, reader: String, real: bool, state: HeadState) {
+        let bell = self.bell;
+        let Some(h) = self.head_mut(&head) else { return };
+        if real && !reader.is_empty() {
+            h.reader = reader;
+        }
+        match &state {
+            HeadState::Testing { card_id, .. } => {
+                h.present = Some(true);
+                h.card_id.clone_from(card_id);
+                h.case.clear();
+                h.step.clear();
+                h.fault.clear();
+            }
+            HeadState::Fault(why) => h.fault.clone_from(why),
+            // Waiting after a removal: the worker saw the card go (PN532 heads have no
+            // presence watch during a batch; this is how their row learns it).
+            HeadState::Waiting { .. } if matches!(h.state, Some(HeadState::Remove { .. })) => {
+                h.present = Some(false);
+                h.atr = None;
+            }
+            _ => {}
+        }
+        let changed = h.state.as_ref() != Some(&state);
+        h.state = Some(state);
+        let prompt = h.prompt();
+        if let (true, Some(p)) = (changed, prompt) {
+            self.ring |= bell;
+            self.log(LogKind::Info, format!("{head}: {p}"));
         }
     }
 

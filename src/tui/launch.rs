@@ -26,7 +26,7 @@ pub fn start(req: &BatchRequest, done: Sender<Msg>) -> Result<Running, String> {
     let loaded = crate::profile::load(&req.profile).map_err(|e| e.to_string())?;
     let lab = Lab::from_profile(&loaded).map_err(|e| e.to_string())?;
     let plan = crate::plan::load(&req.plan).map_err(|e| format!("{e:#}"))?;
-    plan.bind(|n| n == "dut" || n == "peer").map_err(|e| format!("{e:#}"))?;
+    crate::batch::validate(&loaded, &lab, Some(&plan)).map_err(|e| e.to_string())?;
     let logs = lab.logs.clone();
     let dir = logs.join(&req.batch_id);
     let control = Arc::new(Control::default());
@@ -34,12 +34,8 @@ pub fn start(req: &BatchRequest, done: Sender<Msg>) -> Result<Running, String> {
     if let Some(w) = lab.seeded_keys_on_real_heads() {
         let _ = tx.send(BatchEvent::Notice(format!("warning: {w}")));
     }
-    // The TUI's batches go to the default store too; one that cannot be opened leaves the
-    // batch to its files, and says so.
-    let store = crate::store::open_arc(None, &logs).unwrap_or_else(|e| {
-        let _ = tx.send(BatchEvent::Notice(format!("warning: {e}; this batch is written to its files only")));
-        None
-    });
+    // The TUI's batches go to the default store too, made with the batch folder.
+    let store = crate::store::Pending::new(None, &logs).unwrap_or_default();
     let opts = BatchOptions {
         store,
         batch_id: req.batch_id.clone(),
@@ -49,11 +45,18 @@ pub fn start(req: &BatchRequest, done: Sender<Msg>) -> Result<Running, String> {
         quiet: true,
         observer: Some(tx),
         control: control.clone(),
+        // The TUI resumes only an unchanged batch and never certifies a card twice.
+        force_changed: false,
+        recertify: false,
+        // The UI rings the bell itself (`tui --bell`).
+        bell: false,
     };
     let thread = std::thread::Builder::new()
         .name("cardbench-batch".into())
         .spawn(move || {
             let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                // The heads are the batch's until it ends (a PN532 poll in progress ends first).
+                let _heads = super::presence::HEADS.lock().unwrap_or_else(|p| p.into_inner());
                 crate::batch::run_batch(&loaded, lab, &plan, &opts)
             }));
             let stopped = opts.control.stop.load(std::sync::atomic::Ordering::Relaxed);
@@ -143,7 +146,10 @@ pub fn start_replay(req: &ReplayRequest, done: Sender<Msg>) -> Result<ReplayRunn
     std::thread::Builder::new()
         .name("cardbench-replay".into())
         .spawn(move || {
-            let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| replay_engine(&req, tx, flag)));
+            let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                let _heads = super::presence::HEADS.lock().unwrap_or_else(|p| p.into_inner());
+                replay_engine(&req, tx, flag)
+            }));
             let msg = match r {
                 Ok(r) => r,
                 Err(_) => Err(super::term::take_panic().unwrap_or_else(|| "the replay thread panicked".into())),
@@ -200,6 +206,8 @@ pub fn start_timing(req: &TimingRequest, done: Sender<Msg>) -> Result<TimingRunn
     let mut lab = Lab::from_profile(&loaded).map_err(|e| e.to_string())?;
     let spec = crate::timing::spec::load(&req.spec).map_err(|e| format!("{e:#}"))?;
     let groups = run::bind(&spec, &lab.heads, &req.heads, &[]).map_err(|e| format!("{e:#}"))?;
+    crate::head::usable::open(&mut lab.heads, groups.iter().flat_map(|g| std::iter::once(g.dut).chain(g.peer)))
+        .map_err(|e| e.to_string())?;
     let dir = lab.logs.join(&req.run_id);
     std::fs::create_dir_all(&dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
     let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
@@ -212,6 +220,7 @@ pub fn start_timing(req: &TimingRequest, done: Sender<Msg>) -> Result<TimingRunn
         .name("cardbench-timing".into())
         .spawn(move || {
             let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| -> Result<TimingEnd, String> {
+                let _heads = super::presence::HEADS.lock().unwrap_or_else(|p| p.into_inner());
                 let r = run::execute(&spec, &mut lab, &groups, &opts, &out, &req.run_id, &req.profile)
                     .map_err(|e| format!("{e:#}"))?;
                 // The console table would draw over the UI: the panel shows the same figures.

@@ -16,6 +16,7 @@ mod input;
 pub mod keymap;
 pub mod launch;
 pub mod panels;
+pub mod presence;
 pub mod replay;
 pub mod runloop;
 pub mod stats;
@@ -29,8 +30,10 @@ pub use app::{App, Config, Effect, Msg, Now, Panel};
 
 use std::path::PathBuf;
 
-/// Open the UI on the terminal until the operator quits.
-pub fn run(profile: Option<PathBuf>, plan: Option<PathBuf>) -> anyhow::Result<()> {
-    let app = App::new(Config::discover(plan, profile), Now::current());
+/// Open the UI on the terminal until the operator quits; `bell`: ring the terminal bell
+/// with each operator prompt.
+pub fn run(profile: Option<PathBuf>, plan: Option<PathBuf>, bell: bool) -> anyhow::Result<()> {
+    let mut app = App::new(Config::discover(plan, profile), Now::current());
+    app.bell = bell;
     runloop::run(app)
 }

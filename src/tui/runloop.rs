@@ -41,6 +41,9 @@ pub fn run(mut app: App) -> anyhow::Result<()> {
     for e in app.initial_effects() {
         perform(e, &mut app, &mut batch, &mut events, &mut replay, &mut timing, &aux_tx);
     }
+    // The PC/SC presence watch, started once the profile shows a PC/SC head.
+    let stop_presence = Arc::new(AtomicBool::new(false));
+    let mut watching = false;
     let mut dirty = true;
     let mut urgent = false;
     let mut last_draw = Instant::now() - FRAME;
@@ -51,6 +54,11 @@ pub fn run(mut app: App) -> anyhow::Result<()> {
         if dirty && last_draw.elapsed() >= gap {
             if let Err(e) = terminal.draw(|f| ui::draw(&app, f)) {
                 break Err(e.into());
+            }
+            if std::mem::take(&mut app.ring) {
+                // BEL between frames: the terminal beeps or flashes, the screen is untouched.
+                use std::io::Write;
+                let _ = std::io::stdout().write_all(b"\x07").and_then(|_| std::io::stdout().flush());
             }
             last_draw = Instant::now();
             dirty = false;
@@ -111,7 +119,12 @@ pub fn run(mut app: App) -> anyhow::Result<()> {
                 perform(e, &mut app, &mut batch, &mut events, &mut replay, &mut timing, &aux_tx);
             }
         }
+        if !watching && app.heads.iter().any(|h| h.driver == "pcsc") {
+            super::presence::watch_pcsc(aux_tx.clone(), stop_presence.clone());
+            watching = true;
+        }
     };
+    stop_presence.store(true, Ordering::Relaxed);
     stop_input.store(true, Ordering::Relaxed);
     drop(guard);
     // A batch left running (quit twice while stopping) ends with the process; its journal
@@ -177,6 +190,10 @@ fn perform(
         },
         Effect::ListTimingResults => launch::in_background(aux.clone(), || {
             Msg::TimingResults(super::timing::find_results(&[std::path::Path::new("logs")]))
+        }),
+        Effect::PollPn532(profile) => launch::in_background(aux.clone(), move || {
+            let result = super::presence::poll_pn532(&profile);
+            Msg::Polled { profile, result }
         }),
         Effect::LoadCompare { a, b } => {
             launch::in_background(aux.clone(), move || Msg::CompareLoaded(super::timing::load_sides(&a, &b)))

@@ -74,6 +74,18 @@ impl Pcscd {
         }
     }
 
+    /// pcscd stops (as `scripts/pcscd-lab.sh stop` does) and stays down, the lock still held:
+    /// no other test brings a pcscd up meanwhile.
+    pub fn stop(&self) {
+        let st = Command::new("bash")
+            .arg(Path::new(ROOT).join("scripts/pcscd-lab.sh"))
+            .arg("stop")
+            .arg(&self.dir)
+            .status()
+            .unwrap();
+        assert!(st.success());
+    }
+
     /// pcscd's own log (stdout and stderr of the daemon).
     pub fn log(&self) -> String {
         std::fs::read_to_string(self.dir.join("pcscd.log")).unwrap_or_default()

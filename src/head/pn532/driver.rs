@@ -611,6 +611,11 @@ impl Head for Pn532Head {
         self.active.as_ref().map(|a| a.atr.clone())
     }
 
+    /// The port opens and the PN532 passes its initialisation (line test, firmware).
+    fn open(&mut self) -> Result<(), HeadError> {
+        self.connect()
+    }
+
     /// Activate the card in the field (InListPassiveTarget, 106 kbps type A, RATS) after
     /// releasing a previous activation; the ATR is built from the ATS as PC/SC readers do.
     fn power_on(&mut self) -> Result<Vec<u8>, HeadError> {

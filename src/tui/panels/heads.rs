@@ -1,5 +1,7 @@
-//! Heads: per head its driver, reader, role, card, ATR, card ID, current case and seed step,
-//! pass / fail / aborted counts, fault. Two lines per head so it reads in 80 columns.
+//! Heads: per head its driver, reader (full name), role, card present and ATR (live for real
+//! readers), card ID, its state in the batch (waiting for a card, the case under test, remove
+//! the card, done) and the operator's prompt, seed step, pass / fail / aborted counts, fault.
+//! Two lines per head so it reads in 80 columns, a third for the prompt when there is room.
 
 use super::{block, clip, fit, offset};
 use crate::tui::app::{App, HeadRow, Panel};
@@ -16,13 +18,13 @@ pub fn render(app: &App, f: &mut Frame, area: Rect, focused: bool) {
     let t = &app.theme;
     let mut lines = vec![Line::styled(
         format!(
-            " {} {} {} {} {:<16}  {:<16} Case",
+            " {} {} {} {} {:<16}  {:<16}",
             fit("Head", 7),
             fit("Driver", 8),
             fit("Role", 6),
             "Card",
             "Card ID",
-            "Pass Fail Abort"
+            "Pass Fail Abort State"
         ),
         t.header(),
     )];
@@ -32,25 +34,47 @@ pub fn render(app: &App, f: &mut Frame, area: Rect, focused: bool) {
     // Two lines per head (reader, ATR, step and fault on the second) when there is room,
     // else one line each with the step and fault at its end.
     let rows = (inner.height as usize).saturating_sub(1);
-    let per_head = if rows >= app.heads.len() * 2 { 2 } else { 1 };
+    let prompts = app.heads.iter().any(|h| h.prompt().is_some());
+    let per_head = if prompts && rows >= app.heads.len() * 3 {
+        3
+    } else if rows >= app.heads.len() * 2 {
+        2
+    } else {
+        1
+    };
     let visible = rows / per_head;
     let first = offset(app.heads.len(), app.heads_sel, visible);
     for (i, h) in app.heads.iter().enumerate().skip(first).take(visible.max(1)) {
         let sel = focused && i == app.heads_sel;
         let [a, b] = head_lines(app, h, inner.width as usize);
         let style = if sel { t.selected() } else { t.text() };
-        if per_head == 2 {
-            lines.push(a.patch_style(style));
-            lines.push(b.patch_style(style));
-        } else {
-            let mut a = a;
-            if !h.step.is_empty() {
-                a.spans.push(Span::raw(format!("  step {}", h.step)));
+        let prompt = h.prompt().map(|p| Span::styled(format!("   ▶ {p}"), t.header()));
+        match (per_head, prompt) {
+            (3, p) => {
+                lines.push(a.patch_style(style));
+                lines.push(b.patch_style(style));
+                lines.push(Line::from(p.into_iter().collect::<Vec<_>>()).patch_style(style));
             }
-            if !h.fault.is_empty() {
-                a.spans.push(Span::styled(format!("  fault: {}", h.fault), t.fail()));
+            // No room for a third line: the prompt (which names the reader) takes the second.
+            (2, Some(p)) => {
+                lines.push(a.patch_style(style));
+                lines.push(Line::from(p).patch_style(style));
             }
-            lines.push(a.patch_style(style));
+            (2, None) => {
+                lines.push(a.patch_style(style));
+                lines.push(b.patch_style(style));
+            }
+            (_, p) => {
+                let mut a = a;
+                if !h.step.is_empty() {
+                    a.spans.push(Span::raw(format!("  step {}", h.step)));
+                }
+                if !h.fault.is_empty() {
+                    a.spans.push(Span::styled(format!("  fault: {}", h.fault), t.fail()));
+                }
+                a.spans.extend(p);
+                lines.push(a.patch_style(style));
+            }
         }
     }
     f.render_widget(Paragraph::new(lines), inner);
@@ -75,13 +99,14 @@ fn head_lines<'a>(app: &App, h: &HeadRow, width: usize) -> [Line<'a>; 2] {
             clip(&h.card_id, 16)
         )),
         Span::styled(fit(&counts, 16), counts_style),
-        Span::raw(format!(" {}", h.case)),
+        Span::raw(format!(" {}", state(h))),
     ]);
     let atr = match &h.atr {
         Some(a) => clip(&hex::encode_upper(a), 28),
         None => "—".into(),
     };
-    let mut spans = vec![Span::styled(format!("   {} ATR {atr}", fit(&h.reader, 16)), t.dim())];
+    // The reader's full name: two readers of one model differ only at the end of it.
+    let mut spans = vec![Span::styled(format!("   {:<16} ATR {atr}", h.reader), t.dim())];
     if !h.step.is_empty() {
         spans.push(Span::raw(format!("  step {}", h.step)));
     }
@@ -93,4 +118,17 @@ fn head_lines<'a>(app: &App, h: &HeadRow, width: usize) -> [Line<'a>; 2] {
         ));
     }
     [a, Line::from(spans)]
+}
+
+/// The head's state column: the case under test, or what the head waits for.
+fn state(h: &HeadRow) -> String {
+    use crate::batch::operator::HeadState as S;
+    match &h.state {
+        Some(S::Waiting { .. }) => "waiting for card".into(),
+        Some(S::Remove { .. }) => "remove card".into(),
+        Some(S::Done) => "done".into(),
+        Some(S::Fault(_)) => "fault".into(),
+        Some(S::Testing { .. }) if h.case.is_empty() => "testing".into(),
+        _ => h.case.clone(),
+    }
 }

@@ -131,7 +131,8 @@ fn card(app: &App, f: &mut Frame, area: Rect, c: &CardResult, d: &CardDetail) {
     for k in &c.cases {
         let (mark, style) = match k.status {
             CaseStatus::Passed => ("✓", t.pass()),
-            CaseStatus::Skipped => ("-", t.dim()),
+            CaseStatus::Skipped | CaseStatus::NotRun => ("-", t.dim()),
+            CaseStatus::Blocked => ("↳", t.dim()),
             CaseStatus::Failed | CaseStatus::Error => ("✗", t.fail()),
         };
         let status = crate::runner::status_word(&k.status);
