@@ -78,8 +78,12 @@ fn sqlite_by_default_holds_the_batch_and_its_reports_come_back_byte_for_byte() {
     assert!(db.exists(), "no default store under logs/");
     let store = Store::open(Some(db.to_str().unwrap()), d.path()).unwrap().unwrap();
     let back = d.path().join("from-db");
-    let b = cardbench::store::batches::write_reports(&store, "LOT-A", &back).unwrap();
-    assert_eq!(b.cards.len(), 8);
+    let o = cardbench(d.path())
+        .args(["report", "--db", "logs/cardbench.sqlite", "--batch", "LOT-A", "--out", "from-db"])
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(0), "{}", String::from_utf8_lossy(&o.stderr));
+    assert!(String::from_utf8_lossy(&o.stdout).starts_with("batch LOT-A: 8 cards"), "{o:?}");
     for f in ["summary.csv", "junit.xml", "results.json"] {
         let file = std::fs::read(d.path().join("logs/LOT-A").join(f)).unwrap();
         let from_db = std::fs::read(back.join(f)).unwrap();
@@ -326,8 +330,10 @@ fn postgres_two_stations_certify_one_batch_concurrently_and_one_report_covers_bo
     assert!(idx1.is_disjoint(&idx2), "a card certified at both stations: {:?}", idx1.intersection(&idx2));
     assert_eq!(one.len() + two.len(), COUNT as usize);
     // One report from the database covers both stations, every card once.
-    let out = d.path().join("report");
-    let b = cardbench::store::batches::write_reports(&store, "LAB-7", &out).unwrap();
+    let o = cardbench(d.path()).args(["report", "--db", &url, "--batch", "LAB-7"]).output().unwrap();
+    assert_eq!(o.status.code(), Some(0), "{}", String::from_utf8_lossy(&o.stderr));
+    let out = d.path().join("LAB-7-report");
+    let b = store.load_batch("LAB-7").unwrap();
     let all = summary_cards(&out.join("summary.csv"));
     assert_eq!(all.iter().map(|c| c.0).collect::<Vec<_>>(), (1..=COUNT).collect::<Vec<_>>());
     let ids: BTreeSet<&str> = all.iter().map(|c| c.1.as_str()).collect();
@@ -341,6 +347,10 @@ fn postgres_two_stations_certify_one_batch_concurrently_and_one_report_covers_bo
         b.count("fail"),
         fails(&d.path().join("station-1/LAB-7/summary.csv")) + fails(&d.path().join("station-2/LAB-7/summary.csv"))
     );
+    // Its header carries both stations' runs (their heads and readers).
+    let json: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("results.json")).unwrap()).unwrap();
+    assert_eq!(json["header"]["runs"].as_array().map(Vec::len), Some(2), "{}", json["header"]);
     // The stations are named in the store.
     let stations = store.query("SELECT COUNT(DISTINCT station) FROM cards WHERE batch_id = 'LAB-7'", &[]).unwrap();
     assert_eq!(stations[0][0], Value::Int(2));

@@ -464,20 +464,27 @@ pub fn write_reports(store: &Store, batch_id: &str, out: &std::path::Path) -> an
     Ok(b)
 }
 
-/// batch.json of the store with the `runs` of `station_meta` it lacks appended (stations
-/// sharing a batch each add their runs: heads, readers, ATRs). Unreadable JSON on either side
-/// leaves the other.
+/// batch.json of the store with the `runs` of `station_meta` joined: a run the store has (the
+/// same host, start and readers) is replaced, since a run's entry grows while it runs (the
+/// heads' ATRs); others are appended (stations sharing a batch each add their runs).
+/// Unreadable JSON on either side leaves the other.
 fn merge_runs(stored: &str, station_meta: &str) -> String {
     let (Ok(mut a), Ok(b)) =
         (serde_json::from_str::<serde_json::Value>(stored), serde_json::from_str::<serde_json::Value>(station_meta))
     else {
         return if stored.is_empty() { station_meta.to_string() } else { stored.to_string() };
     };
+    let key = |r: &serde_json::Value| {
+        let readers: Vec<&serde_json::Value> =
+            r["heads"].as_array().map(|h| h.iter().map(|x| &x["reader"]).collect()).unwrap_or_default();
+        serde_json::json!([r["host"], r["started"], readers]).to_string()
+    };
     let theirs = b.get("runs").and_then(|r| r.as_array()).cloned().unwrap_or_default();
     if let Some(runs) = a.get_mut("runs").and_then(|r| r.as_array_mut()) {
         for r in theirs {
-            if !runs.contains(&r) {
-                runs.push(r);
+            match runs.iter().position(|x| key(x) == key(&r)) {
+                Some(i) => runs[i] = r,
+                None => runs.push(r),
             }
         }
     }
