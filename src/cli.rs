@@ -728,6 +728,10 @@ fn report(dir: &Path) -> Result<ExitCode> {
 /// `cardbench report --db URL --batch ID`: the batch's reports from the results store, every
 /// station's cards in one report.
 fn report_from_store(db: &str, batch_id: &str, out: Option<PathBuf>) -> Result<ExitCode> {
+    // Reading never makes a store: a mistyped SQLite path is an error, not an empty database.
+    if let crate::store::Location::Sqlite(p) = crate::store::Location::parse(Some(db), Path::new(".")) {
+        anyhow::ensure!(p.is_file(), "{}: no results store there", p.display());
+    }
     let Some(store) = crate::store::Store::open(Some(db), Path::new("."))? else {
         anyhow::bail!("--db none has no batches to report");
     };
