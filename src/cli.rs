@@ -33,6 +33,8 @@ pub struct Cli {
     pub cmd: Option<Cmd>,
 }
 
+// Parsed once per process: the size of the largest variant costs nothing.
+#[allow(clippy::large_enum_variant)]
 #[derive(Subcommand, Debug)]
 pub enum Cmd {
     /// The operator's bench in the terminal (also `cardbench` alone in a terminal).
@@ -1596,6 +1598,7 @@ fn check_timing(path: &Path, profile: Option<&Path>) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
+#[allow(clippy::too_many_arguments)]
 fn time(
     spec_path: &Path,
     profile: &Path,
