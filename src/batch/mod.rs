@@ -786,16 +786,25 @@ pub fn run_batch(l: &Loaded, lab: Lab, plan: &Plan, opts: &BatchOptions) -> Resu
     if let Some(o) = &opts.observer {
         let _ = o.send(BatchEvent::Finished { stopped });
     }
-    if let Some(e) = first_error {
-        return Err(e);
-    }
     let certified_now = fresh.len();
     let mut cards = done;
     cards.extend(fresh);
     // From batch.json and the journaled cards only: `cardbench report` rebuilds these bytes.
     let result = reports::result_of(&books.meta, cards, books.recertified.clone());
     let missing = missing_cards(count, &result.cards);
-    crate::report::files::write_reports(&dir, &result)?;
+    let written = crate::report::files::write_reports(&dir, &result);
+    if let Some(e) = first_error {
+        // A bench failure ends the batch, but what is journaled is evidence all the same.
+        if written.is_ok() {
+            notice(format!(
+                "the reports of the {} journaled cards are in {}; the same command resumes",
+                result.cards.len(),
+                dir.display()
+            ));
+        }
+        return Err(e);
+    }
+    written?;
     Ok(BatchOutcome { result, dir, certified_now, missing, stalled, per_head: console.summary() })
 }
 
