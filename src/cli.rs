@@ -33,8 +33,6 @@ pub struct Cli {
     pub cmd: Option<Cmd>,
 }
 
-// Parsed once per process: the size of the largest variant costs nothing.
-#[allow(clippy::large_enum_variant)]
 #[derive(Subcommand, Debug)]
 pub enum Cmd {
     /// The operator's bench in the terminal (also `cardbench` alone in a terminal).
@@ -180,7 +178,7 @@ pub enum Cmd {
         batch: bool,
     },
     /// Timing (docs/timing.md): `time compare A B` compares two timing results.
-    Time(TimeArgs),
+    Time(Box<TimeArgs>),
     /// Test keys and PKI.
     Keys {
         #[command(subcommand)]
@@ -523,16 +521,29 @@ fn dispatch(cli: Cli) -> Result<ExitCode, BenchError> {
         Cmd::Trace { cmd: TraceCmd::Diff { a, b, json, timing_threshold } } => {
             trace_diff(&a, &b, json, timing_threshold).map_err(BenchError)
         }
-        Cmd::Time(TimeArgs { cmd: Some(TimeCmd::Compare(args)), .. }) => time_compare(&args).map_err(BenchError),
-        Cmd::Time(TimeArgs { cmd: None, run: Some(r) }) => {
-            let TimeRunArgs { spec, profile, heads, peers, iterations, warmup, seconds, no_pm_qos, run_id, logs, db } =
-                r;
-            let opts = crate::timing::run::Options { iterations, warmup, seconds, no_pm_qos, ..Default::default() };
-            time(&spec, &profile, &heads, &peers, &opts, run_id, logs, db.as_deref()).map_err(BenchError)
-        }
-        Cmd::Time(TimeArgs { cmd: None, run: None }) => {
-            Err(BenchError(anyhow::anyhow!("`cardbench time` needs a timing spec or `compare A B`")))
-        }
+        Cmd::Time(t) => match *t {
+            TimeArgs { cmd: Some(TimeCmd::Compare(args)), .. } => time_compare(&args).map_err(BenchError),
+            TimeArgs { cmd: None, run: Some(r) } => {
+                let TimeRunArgs {
+                    spec,
+                    profile,
+                    heads,
+                    peers,
+                    iterations,
+                    warmup,
+                    seconds,
+                    no_pm_qos,
+                    run_id,
+                    logs,
+                    db,
+                } = r;
+                let opts = crate::timing::run::Options { iterations, warmup, seconds, no_pm_qos, ..Default::default() };
+                time(&spec, &profile, &heads, &peers, &opts, run_id, logs, db.as_deref()).map_err(BenchError)
+            }
+            TimeArgs { cmd: None, run: None } => {
+                Err(BenchError(anyhow::anyhow!("`cardbench time` needs a timing spec or `compare A B`")))
+            }
+        },
         Cmd::Keys { cmd: KeysCmd::Init { dir, force } } => keys_init(&dir, force).map_err(BenchError),
         Cmd::Keys { cmd: KeysCmd::Revoke { serial, keyset, profile } } => {
             keys_revoke(&serial, keyset.as_deref(), profile.as_deref()).map_err(BenchError)

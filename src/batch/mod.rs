@@ -833,9 +833,6 @@ pub fn run_batch(l: &Loaded, lab: Lab, plan: &Plan, opts: &BatchOptions) -> Resu
     if let Some(o) = &opts.observer {
         let _ = o.send(BatchEvent::Finished { stopped });
     }
-    if let Some(e) = first_error {
-        return Err(e);
-    }
     let certified_now = fresh.len();
     let mut cards = done;
     cards.extend(fresh);
@@ -844,9 +841,26 @@ pub fn run_batch(l: &Loaded, lab: Lab, plan: &Plan, opts: &BatchOptions) -> Resu
     let mut missing = missing_cards(count, &result.cards);
     if let Some(s) = store {
         // Shared: this station's files cover its own cards; what the batch lacks is in the store.
-        missing = store_finish(s, &books, &result, &station)?.unwrap_or(missing);
+        match store_finish(s, &books, &result, &station) {
+            Ok(m) => missing = m.unwrap_or(missing),
+            Err(e) => {
+                first_error.get_or_insert(e);
+            }
+        }
     }
-    crate::report::files::write_reports(&dir, &result)?;
+    let written = crate::report::files::write_reports(&dir, &result);
+    if let Some(e) = first_error {
+        // A bench failure ends the batch, but what is journaled is evidence all the same.
+        if written.is_ok() {
+            notice(format!(
+                "the reports of the {} journaled cards are in {}; the same command resumes",
+                result.cards.len(),
+                dir.display()
+            ));
+        }
+        return Err(e);
+    }
+    written?;
     Ok(BatchOutcome { result, dir, certified_now, missing, stalled, per_head: console.summary() })
 }
 

@@ -722,17 +722,6 @@ fn sha256_file(p: &std::path::Path) -> String {
     std::fs::read(p).map(|b| hex::encode(Sha256::digest(b))).unwrap_or_else(|e| format!("unreadable: {e}"))
 }
 
-/// `git describe` of the source tree this binary was built from, when it is still there.
-fn git_describe() -> String {
-    std::process::Command::new("git")
-        .args(["-C", env!("CARGO_MANIFEST_DIR"), "describe", "--always", "--dirty", "--tags"])
-        .output()
-        .ok()
-        .filter(|o| o.status.success())
-        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
-        .unwrap_or_else(|| "unknown".into())
-}
-
 fn host() -> serde_json::Value {
     let read = |p: &str| std::fs::read_to_string(p).map(|s| s.trim().to_string()).unwrap_or_default();
     let cpu = read("/proc/cpuinfo")
@@ -772,7 +761,7 @@ fn write_header(
         "run_id": run_id,
         "kind": "timing",
         "tool": concat!("cardbench ", env!("CARGO_PKG_VERSION")),
-        "git_describe": git_describe(),
+        "git_describe": crate::batch::header::GIT_DESCRIBE,
         "started": started,
         "host": host(),
         "spec": spec.id,
