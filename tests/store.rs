@@ -291,6 +291,28 @@ fn postgres_a_card_certified_at_one_station_is_refused_at_another() {
     b.release("LAB", ib, "station-b").unwrap();
     assert_eq!(b.claim_next("LAB", "station-b").unwrap(), Some(ib));
     b.card_identified("LAB", ib, "CB000000000000BB", "station-b").unwrap();
+    // A station with another plan (its content, whatever its path) cannot join.
+    let with_plan = |h: &str| format!(r#"{{"header":{{"plan":{{"sha256":"{h}"}},"keyset":{{"fingerprint":"k"}}}}}}"#);
+    let first =
+        cardbench::store::batches::BatchRow { batch_id: "LAB2".into(), meta_json: with_plan("aaaa"), ..row.clone() };
+    a.begin_batch(&first, "station-a", &[]).unwrap();
+    b.begin_batch(
+        &cardbench::store::batches::BatchRow { meta_json: with_plan("aaaa"), ..first.clone() },
+        "station-b",
+        &[],
+    )
+    .unwrap();
+    let e = b
+        .begin_batch(
+            &cardbench::store::batches::BatchRow { meta_json: with_plan("bbbb"), ..first.clone() },
+            "station-c",
+            &[],
+        )
+        .unwrap_err();
+    assert!(
+        e.to_string().contains("this station's plan differs from the batch's (bbbb here, aaaa in the batch)"),
+        "{e}"
+    );
     // A station whose run ended gives back what it held when it begins again.
     b.begin_batch(&row, "station-b", &[]).unwrap();
     assert_eq!(a.claim_next("LAB", "station-a").unwrap(), Some(ib));

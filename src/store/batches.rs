@@ -162,7 +162,7 @@ impl Store {
         self.db().transaction(|db| {
             let mut notes = Vec::new();
             let have = db.query(
-                "SELECT plan_id, plan_version, card_count, started FROM batches WHERE batch_id = $1",
+                "SELECT plan_id, plan_version, card_count, started, meta_json FROM batches WHERE batch_id = $1",
                 &[(&b.batch_id).into()],
             )?;
             if let Some(r) = have.first() {
@@ -177,6 +177,12 @@ impl Store {
                                  this station has plan {} {}, count {}",
                                 b.batch_id, b.plan_id, b.plan_version, b.count
                             ),
+                        });
+                    }
+                    if let Some(what) = identity_differs(&text(r, 4), &b.meta_json) {
+                        return Err(StoreError::Batch {
+                            location,
+                            msg: format!("batch {}: this station's {what}; every station certifies with the same", b.batch_id),
                         });
                     }
                 } else if started != b.started {
@@ -489,6 +495,25 @@ fn merge_runs(stored: &str, station_meta: &str) -> String {
         }
     }
     a.to_string()
+}
+
+/// What differs between the identity (batch.json's header) a shared batch was created with
+/// and a joining station's: the plan's content (its hash over every include, not its path)
+/// or the keyset (the fingerprint of its public parts). Either side without a header says
+/// nothing.
+fn identity_differs(stored: &str, station: &str) -> Option<String> {
+    let (a, b): (serde_json::Value, serde_json::Value) =
+        (serde_json::from_str(stored).ok()?, serde_json::from_str(station).ok()?);
+    let short = |v: &serde_json::Value| {
+        v.as_str().unwrap_or("?").trim_start_matches("sha256:").chars().take(12).collect::<String>()
+    };
+    for (path, what) in [(["plan", "sha256"], "plan"), (["keyset", "fingerprint"], "keyset")] {
+        let (x, y) = (&a["header"][path[0]][path[1]], &b["header"][path[0]][path[1]]);
+        if !x.is_null() && !y.is_null() && x != y {
+            return Some(format!("{what} differs from the batch's ({} here, {} in the batch)", short(y), short(x)));
+        }
+    }
+    None
 }
 
 /// The stored re-certifications with a station's joined (by card index, the station's last).
