@@ -713,6 +713,7 @@ fn check(plan: &Path, profile: Option<&Path>, batch: bool) -> Result<ExitCode> {
         } else {
             p.bind_to(&lab.heads)?;
             p.bind_virtual(|n| lab.head_index(n).is_some_and(|i| lab.heads[i].head.info().driver == "virtual"))?;
+            p.bind_machines(&lab.keyset)?;
             // The profile's batch set-up is checked too: a typo in it fails only when a batch starts.
             if loaded.profile.batch.is_some() {
                 crate::batch::validate(&loaded, &lab, None)?;
@@ -736,6 +737,7 @@ fn tear(target: &str, profile: &Path, only: &[String], settle: &str, quiet: bool
     let (seqs, mut skipped) = if plan_mode {
         let plan = crate::plan::load(Path::new(target))?;
         plan.bind_to(&lab.heads)?;
+        plan.bind_machines(&lab.keyset)?;
         let names: Vec<String> = lab.heads.iter().map(|h| h.name.clone()).collect();
         let resolve = |n: &str| lab.head_index(n).map(|i| names[i].clone());
         let (all, skipped) = sequence::from_plan(&plan, resolve)?;
@@ -1284,6 +1286,7 @@ fn run(
         let plan = crate::plan::load(plan)?;
         plan.bind_to(&lab.heads)?;
         plan.bind_virtual(|n| lab.head_index(n).is_some_and(|i| lab.heads[i].head.info().driver == "virtual"))?;
+        plan.bind_machines(&lab.keyset)?;
         let seed = match terminal_seed_from {
             Some(t) => Some(crate::replay::card::recorded_terminal_seed(t).with_context(|| {
                 format!(
