@@ -312,3 +312,32 @@ fn check_validates_the_machine_a_step_names_against_the_keyset_with_file_and_lin
     assert_eq!(out.status.code(), Some(2), "{}", text(&out));
     assert!(text(&out).contains("field `machine` does not apply to engine key_update"), "{}", text(&out));
 }
+
+// ---- card-spec 9.8: an addition documented there, the "no limit" upper limit ----------------
+
+#[test]
+fn an_upper_limit_of_ffffffff_is_no_limit_and_a_lower_one_still_binds() {
+    use cardbench::engine::key_update::{key_update, UpdateMode};
+    let xfer = |n: u8, tk: u32, uk: u32, tk_limit: u32, uk_limit: u32| {
+        let mut plan = CardPlan::new([0xCB, 0, 0, 0, 0, 0x14, 0x05, n]);
+        (plan.transfer_key, plan.update_key) = (tk, uk);
+        (plan.transfer_key_limit, plan.update_key_limit) = (tk_limit, uk_limit);
+        let mut h = VirtualHead::new(&format!("L{n:02X}"));
+        h.insert(personalize_virtual(&plan, Protocol::T0, keys()).unwrap());
+        h.power_on().unwrap();
+        h
+    };
+    let rec = Recorder::disabled();
+    let mut t = term();
+    // Both IDs move (rollover, different update-key IDs): limits FFFFFFFF let any newer ID in.
+    let (mut a, mut b) = (xfer(1, 1, 1, u32::MAX, u32::MAX), xfer(2, 8, 4, 8, 4));
+    let o = key_update(&mut Link::new(&mut a, &rec), &mut Link::new(&mut b, &rec), &mut t, UpdateMode::Rollover);
+    assert_eq!(o.unwrap().verdict(), "success");
+    let x = &image(&mut a).xfer;
+    assert_eq!((x.tkid, x.ukid), (8, 4));
+    // The same update onto a card whose limit is 7 is refused by the card (6984).
+    let (mut a, mut b) = (xfer(3, 1, 1, 7, u32::MAX), xfer(4, 8, 4, 8, 4));
+    let o = key_update(&mut Link::new(&mut a, &rec), &mut Link::new(&mut b, &rec), &mut t, UpdateMode::Rollover);
+    assert_eq!(o.unwrap().verdict(), "rejected:card-refused-6984");
+    assert_eq!(image(&mut a).xfer.tkid, 1);
+}
