@@ -428,6 +428,19 @@ pub enum KeysCmd {
         #[arg(long, short)]
         profile: Option<PathBuf>,
     },
+    /// Put a machine's certificate on the center's machine CRL of a keyset file
+    /// (keyset.toml and machine-crl.bin): payment and charge machines then refuse its records
+    /// at S12.
+    RevokeMachine {
+        /// The machine's name (C2, P2, …).
+        name: String,
+        /// The keyset: DIR or DIR/keyset.toml.
+        #[arg(long, required_unless_present = "profile", conflicts_with = "profile")]
+        keyset: Option<PathBuf>,
+        /// The keyset a profile names with `[keyset] path`.
+        #[arg(long, short)]
+        profile: Option<PathBuf>,
+    },
     /// Show a keyset's public parts and fingerprint (never a secret).
     Show {
         /// The keyset: DIR or DIR/keyset.toml.
@@ -510,6 +523,9 @@ fn dispatch(cli: Cli) -> Result<ExitCode, BenchError> {
         Cmd::Keys { cmd: KeysCmd::Init { dir, force } } => keys_init(&dir, force).map_err(BenchError),
         Cmd::Keys { cmd: KeysCmd::Revoke { serial, keyset, profile } } => {
             keys_revoke(&serial, keyset.as_deref(), profile.as_deref()).map_err(BenchError)
+        }
+        Cmd::Keys { cmd: KeysCmd::RevokeMachine { name, keyset, profile } } => {
+            keys_revoke_machine(&name, keyset.as_deref(), profile.as_deref()).map_err(BenchError)
         }
         Cmd::Keys { cmd: KeysCmd::Show { keyset, profile } } => {
             keys_show(keyset.as_deref(), profile.as_deref()).map_err(BenchError)
@@ -1006,6 +1022,18 @@ fn keys_revoke(serial: &str, keyset: Option<&Path>, profile: Option<&Path>) -> R
     } else {
         println!("{}: serial {serial:08X} was already revoked", file.display());
     }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn keys_revoke_machine(name: &str, keyset: Option<&Path>, profile: Option<&Path>) -> Result<ExitCode> {
+    let file = match (keyset, profile) {
+        (Some(k), _) => crate::keys::keyset_file(k),
+        (None, Some(p)) => profile_keyset_file(p)?,
+        (None, None) => anyhow::bail!("give --keyset DIR or --profile PROFILE"),
+    };
+    let (serial, added) = crate::keys::revoke_machine(&file, name)?;
+    let what = if added { "revoked (machine-crl.bin rewritten)" } else { "was already revoked" };
+    println!("{}: machine {name} (serial {serial:08X}) {what}", file.display());
     Ok(ExitCode::SUCCESS)
 }
 

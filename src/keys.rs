@@ -688,6 +688,35 @@ pub fn revoke(path: &Path, serial: u32) -> Result<bool, KeyError> {
     Ok(true)
 }
 
+/// Put the certificate of machine `name` on the center's machine CRL of the keyset file at
+/// `path` and rewrite the public files beside it. Returns its serial, and false when it was
+/// already revoked (nothing written). C1 and P1 may be revoked too.
+pub fn revoke_machine(path: &Path, name: &str) -> Result<(u32, bool), KeyError> {
+    let path = keyset_file(path);
+    let err = |msg: String| KeyError::File { path: path.clone(), msg };
+    let text = read_private(&path).map_err(err)?;
+    let mut f: KeysetFile = toml::from_str(&text).map_err(|e| err(crate::profile::toml_error(&text, &e)))?;
+    // Loaded first: a keyset that would not load is not rewritten.
+    let ks = Keyset::load(&path)?;
+    let Some(m) = ks.machine(name) else {
+        let names: Vec<&str> = ks.all_machines().map(|p| p.name.as_str()).collect();
+        return Err(err(format!(
+            "no machine '{name}' (it has {}){}",
+            names.join(", "),
+            crate::suggest::hint(name, names.iter().copied(), "'")
+        )));
+    };
+    let serial = m.cert.body.serial;
+    if f.revoked_machines.contains(&serial) {
+        return Ok((serial, false));
+    }
+    f.revoked_machines.push(serial);
+    write_private(&path, render(&f).as_bytes()).map_err(|e| err(e.to_string()))?;
+    let dir = path.parent().unwrap_or_else(|| Path::new("."));
+    Keyset::load(&path)?.write_public(dir)?;
+    Ok((serial, true))
+}
+
 /// `keyset.toml` as text: the CRL's serials in hex, as certificates and `keys show` print them.
 fn render(f: &KeysetFile) -> String {
     let body = toml::to_string(f).expect("keyset serializes");

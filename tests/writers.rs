@@ -341,3 +341,26 @@ fn an_upper_limit_of_ffffffff_is_no_limit_and_a_lower_one_still_binds() {
     assert_eq!(o.unwrap().verdict(), "rejected:card-refused-6984");
     assert_eq!(image(&mut a).xfer.tkid, 1);
 }
+
+#[test]
+fn keys_revoke_machine_puts_its_serial_on_the_center_machine_crl() {
+    let d = tempfile::tempdir().unwrap();
+    assert!(bin(d.path()).args(["keys", "init", "keys"]).output().unwrap().status.success());
+    let before = Keyset::load(&d.path().join("keys/keyset.toml")).unwrap();
+    let out = bin(d.path()).args(["keys", "revoke-machine", "P2", "--keyset", "keys"]).output().unwrap();
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(text(&out).contains("machine P2 (serial 00000004) revoked"), "{}", text(&out));
+    let ks = Keyset::load(&d.path().join("keys/keyset.toml")).unwrap();
+    assert_eq!(ks.machine_crl.revoked, [6, 4]);
+    ks.machine_crl.verify_signature(&ks.center_public()).unwrap();
+    let file = std::fs::read(d.path().join("keys/machine-crl.bin")).unwrap();
+    assert_eq!(file, ks.machine_crl.encode());
+    assert_ne!(ks.fingerprint(), before.fingerprint(), "the machine CRL is a public part");
+    // Every secret stays what it was.
+    assert_eq!(ks.machine("P2").unwrap().cert.encode(), before.machine("P2").unwrap().cert.encode());
+    let out = bin(d.path()).args(["keys", "revoke-machine", "P2", "--keyset", "keys"]).output().unwrap();
+    assert!(text(&out).contains("was already revoked"), "{}", text(&out));
+    let out = bin(d.path()).args(["keys", "revoke-machine", "P22", "--keyset", "keys"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(text(&out).contains("no machine 'P22'") && text(&out).contains("did you mean 'P2'"), "{}", text(&out));
+}
