@@ -538,7 +538,7 @@ impl Keyset {
         }
         let mut machines = Vec::new();
         for m in &f.machine {
-            machines.push(machine_material(m, &machines, &h32).map_err(|e| match e {
+            machines.push(machine_material(m, &machines, h32).map_err(|e| match e {
                 MachineFileError::Key(k) => k,
                 MachineFileError::Msg(msg) => err(format!("[[machine]] '{}': {msg}", m.name)),
             })?);
@@ -843,7 +843,7 @@ enum MachineFileError {
 fn machine_material(
     m: &MachineEntry,
     before: &[MachineMaterial],
-    h32: &dyn Fn(&str, &str) -> Result<[u8; 32], KeyError>,
+    h32: impl Fn(&str, &str) -> Result<[u8; 32], KeyError>,
 ) -> Result<MachineMaterial, MachineFileError> {
     let bad = |msg: String| Err(MachineFileError::Msg(msg));
     if !valid_machine_name(&m.name) {
