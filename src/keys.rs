@@ -49,6 +49,17 @@ pub struct Party {
     pub cert: Certificate,
 }
 
+/// Name, role and certificate serial only: the secret key never reaches Debug output.
+impl std::fmt::Debug for Party {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Party")
+            .field("name", &self.name)
+            .field("role", &self.role())
+            .field("serial", &self.cert.body.serial)
+            .finish_non_exhaustive()
+    }
+}
+
 impl Party {
     pub fn role(&self) -> Role {
         self.cert.body.role
@@ -347,7 +358,14 @@ impl Keyset {
         };
         let Some(p) = self.machine(name) else {
             let names: Vec<&str> = self.all_machines().map(|p| p.name.as_str()).collect();
-            let hint = crate::suggest::hint(name, names.iter().copied(), "'");
+            let mut hint = crate::suggest::hint(name, names.iter().copied(), "'");
+            if self.machines.is_empty() {
+                // A keyset file from before named machines: say how to get the standard ones.
+                hint.push_str(
+                    "; this keyset predates named machines: make one with `cardbench keys init` or add \
+                     [[machine]] tables (card-spec 9.7)",
+                );
+            }
             return Err(MachineError::Unknown { name: name.into(), have: names.join(", "), hint });
         };
         if p.role() != role {

@@ -224,6 +224,8 @@ fn keys_init_writes_the_machines_and_a_keyset_without_them_still_loads() {
     let o = Keyset::load(&old_file).unwrap();
     assert_eq!(o.all_machines().map(|p| p.name.as_str()).collect::<Vec<_>>(), ["C1", "P1"]);
     assert!(o.machine_crl.revoked.is_empty());
+    let e = o.machine_for(Role::PaymentMachine, Some("P2"), "pay").unwrap_err().to_string();
+    assert!(e.contains("it has C1, P1") && e.contains("predates named machines"), "{e}");
     // Its public parts (so its fingerprint) are what they were: center, ca, charge, payment, crl.
     assert_eq!(
         o.public_parts().iter().map(|p| p.name.as_str()).collect::<Vec<_>>(),
