@@ -554,6 +554,10 @@ impl Keyset {
         for k in &f.transfer_key {
             transfer_keys.insert(k.id, h16(format!("transfer_key {}", k.id), &k.key)?);
         }
+        let most = crate::crypto::cert::MAX_REVOKED;
+        if f.revoked_machines.len() > most {
+            return Err(err(format!("revoked_machines: a CRL lists at most {most} serials")));
+        }
         let mut machines = Vec::new();
         for m in &f.machine {
             machines.push(machine_material(m, &machines, h32).map_err(|e| match e {

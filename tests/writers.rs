@@ -247,6 +247,12 @@ fn keys_init_writes_the_machines_and_a_keyset_without_them_still_loads() {
         let e = Keyset::load(&bad).unwrap_err().to_string();
         assert!(e.contains(want) && e.contains("bad/keyset.toml"), "{to}: {e}");
     }
+    // More revoked machines than a CRL holds: refused, not a panic.
+    let many: Vec<String> = (0..1001).map(|i| i.to_string()).collect();
+    let over =
+        text_now.replace("revoked_machines = [0x00000006]", &format!("revoked_machines = [{}]", many.join(", ")));
+    let e = Keyset::load(&write_keyset(d.path(), "many", &over)).unwrap_err().to_string();
+    assert!(e.contains("revoked_machines: a CRL lists at most 1000 serials"), "{e}");
 }
 
 fn write_keyset(dir: &Path, name: &str, text: &str) -> PathBuf {
