@@ -447,6 +447,19 @@ pub enum KeysCmd {
         #[arg(long, short)]
         profile: Option<PathBuf>,
     },
+    /// Put a machine's certificate on the center's machine CRL of a keyset file
+    /// (keyset.toml and machine-crl.bin): payment and charge machines then refuse its records
+    /// at S12.
+    RevokeMachine {
+        /// The machine's name (C2, P2, …).
+        name: String,
+        /// The keyset: DIR or DIR/keyset.toml.
+        #[arg(long, required_unless_present = "profile", conflicts_with = "profile")]
+        keyset: Option<PathBuf>,
+        /// The keyset a profile names with `[keyset] path`.
+        #[arg(long, short)]
+        profile: Option<PathBuf>,
+    },
     /// Show a keyset's public parts and fingerprint (never a secret).
     Show {
         /// The keyset: DIR or DIR/keyset.toml.
@@ -547,6 +560,9 @@ fn dispatch(cli: Cli) -> Result<ExitCode, BenchError> {
         Cmd::Keys { cmd: KeysCmd::Init { dir, force } } => keys_init(&dir, force).map_err(BenchError),
         Cmd::Keys { cmd: KeysCmd::Revoke { serial, keyset, profile } } => {
             keys_revoke(&serial, keyset.as_deref(), profile.as_deref()).map_err(BenchError)
+        }
+        Cmd::Keys { cmd: KeysCmd::RevokeMachine { name, keyset, profile } } => {
+            keys_revoke_machine(&name, keyset.as_deref(), profile.as_deref()).map_err(BenchError)
         }
         Cmd::Keys { cmd: KeysCmd::Show { keyset, profile } } => {
             keys_show(keyset.as_deref(), profile.as_deref()).map_err(BenchError)
@@ -781,6 +797,7 @@ fn check(plan: &Path, profile: Option<&Path>, batch: bool) -> Result<ExitCode> {
         } else {
             p.bind_to(&lab.heads)?;
             p.bind_virtual(|n| lab.head_index(n).is_some_and(|i| lab.heads[i].head.info().driver == "virtual"))?;
+            p.bind_machines(&lab.keyset)?;
             // The profile's batch set-up is checked too: a typo in it fails only when a batch starts.
             if loaded.profile.batch.is_some() {
                 crate::batch::validate(&loaded, &lab, None)?;
@@ -804,6 +821,7 @@ fn tear(target: &str, profile: &Path, only: &[String], settle: &str, quiet: bool
     let (seqs, mut skipped) = if plan_mode {
         let plan = crate::plan::load(Path::new(target))?;
         plan.bind_to(&lab.heads)?;
+        plan.bind_machines(&lab.keyset)?;
         let names: Vec<String> = lab.heads.iter().map(|h| h.name.clone()).collect();
         let resolve = |n: &str| lab.head_index(n).map(|i| names[i].clone());
         let (all, skipped) = sequence::from_plan(&plan, resolve)?;
@@ -1072,6 +1090,18 @@ fn keys_revoke(serial: &str, keyset: Option<&Path>, profile: Option<&Path>) -> R
     } else {
         println!("{}: serial {serial:08X} was already revoked", file.display());
     }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn keys_revoke_machine(name: &str, keyset: Option<&Path>, profile: Option<&Path>) -> Result<ExitCode> {
+    let file = match (keyset, profile) {
+        (Some(k), _) => crate::keys::keyset_file(k),
+        (None, Some(p)) => profile_keyset_file(p)?,
+        (None, None) => anyhow::bail!("give --keyset DIR or --profile PROFILE"),
+    };
+    let (serial, added) = crate::keys::revoke_machine(&file, name)?;
+    let what = if added { "revoked (machine-crl.bin rewritten)" } else { "was already revoked" };
+    println!("{}: machine {name} (serial {serial:08X}) {what}", file.display());
     Ok(ExitCode::SUCCESS)
 }
 
@@ -1353,6 +1383,7 @@ fn run(
         let plan = crate::plan::load(plan)?;
         plan.bind_to(&lab.heads)?;
         plan.bind_virtual(|n| lab.head_index(n).is_some_and(|i| lab.heads[i].head.info().driver == "virtual"))?;
+        plan.bind_machines(&lab.keyset)?;
         let seed = match terminal_seed_from {
             Some(t) => Some(crate::replay::card::recorded_terminal_seed(t).with_context(|| {
                 format!(

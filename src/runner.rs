@@ -72,6 +72,7 @@ pub fn identify(h: &mut dyn Head, rec: &Recorder) -> Result<String, crate::head:
 fn engine_fail(e: EngineError) -> StepFail {
     match &e {
         EngineError::Head { head, source } => head_fail(head, format!("head {head}"), source),
+        EngineError::Machine(m) => StepFail::Error(m.to_string()),
     }
 }
 
@@ -242,17 +243,17 @@ impl<'a> Session<'a> {
     fn engine(&mut self, action: &Action, case: &Case) -> Result<Outcome, StepFail> {
         let h: Vec<usize> = action.heads().iter().map(|n| self.idx(n)).collect::<Result<_, _>>()?;
         match action {
-            Action::Charge { amount, .. } => {
+            Action::Charge { amount, machine, .. } => {
                 let a = self.amount(amount)?;
-                self.single(h[0], case, |l, t| engine::purse::charge(l, t, a))
+                self.single(h[0], case, |l, t| engine::purse::charge_by(l, t, a, machine.as_deref()))
             }
-            Action::Pay { price, .. } => {
+            Action::Pay { price, machine, .. } => {
                 let a = self.amount(price)?;
-                self.single(h[0], case, |l, t| engine::purse::pay(l, t, a))
+                self.single(h[0], case, |l, t| engine::purse::pay_by(l, t, a, machine.as_deref()))
             }
-            Action::CardSignedPayment { price, unchecked, .. } => {
+            Action::CardSignedPayment { price, unchecked, machine, .. } => {
                 let (a, u) = (self.amount(price)?, *unchecked);
-                self.single(h[0], case, |l, t| engine::cpay::card_signed_payment_with(l, t, a, u))
+                self.single(h[0], case, |l, t| engine::cpay::card_signed_payment_by(l, t, a, u, machine.as_deref()))
             }
             Action::KeyUpdate { mode, .. } => {
                 let m = *mode;
@@ -666,13 +667,13 @@ impl<'a> Session<'a> {
             StepKind::Engine { action, expect } => {
                 p.push(format!("engine={}", action.engine()));
                 match action {
-                    Action::Charge { head, amount } => {
+                    Action::Charge { head, amount, .. } => {
                         p.extend([format!("head={}", h(head)), format!("amount={}", amt(amount))])
                     }
-                    Action::Pay { head, price } => {
+                    Action::Pay { head, price, .. } => {
                         p.extend([format!("head={}", h(head)), format!("price={}", amt(price))])
                     }
-                    Action::CardSignedPayment { head, price, unchecked } => p.extend([
+                    Action::CardSignedPayment { head, price, unchecked, .. } => p.extend([
                         format!("head={}", h(head)),
                         format!("price={}", amt(price)),
                         format!("unchecked={unchecked}"),
@@ -685,6 +686,9 @@ impl<'a> Session<'a> {
                         format!("to={}", h(to)),
                         format!("amount={}", amt(amount)),
                     ]),
+                }
+                if let Some((m, _)) = action.machine() {
+                    p.push(format!("machine={m}"));
                 }
                 p.push(format!("expect={expect}"));
                 p.push(format!("now={}", self.t.now));

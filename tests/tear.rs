@@ -388,9 +388,9 @@ fn op() -> impl Strategy<Value = Op> {
 fn action(o: &Op) -> Action {
     let (a, b) = ("A".to_string(), "B".to_string());
     match o {
-        Op::Charge(v) => Action::Charge { head: a, amount: Amount::Lit(*v) },
-        Op::Pay(v) => Action::Pay { head: a, price: Amount::Lit(*v) },
-        Op::Cpay(v) => Action::CardSignedPayment { head: b, price: Amount::Lit(*v), unchecked: false },
+        Op::Charge(v) => Action::Charge { head: a, amount: Amount::Lit(*v), machine: None },
+        Op::Pay(v) => Action::Pay { head: a, price: Amount::Lit(*v), machine: None },
+        Op::Cpay(v) => Action::CardSignedPayment { head: b, price: Amount::Lit(*v), unchecked: false, machine: None },
         Op::Send { a_to_b: true, amount } => Action::ValueTransfer { from: a, to: b, amount: Amount::Lit(*amount) },
         Op::Send { a_to_b: false, amount } => Action::ValueTransfer { from: b, to: a, amount: Amount::Lit(*amount) },
         Op::Update(mode) => Action::KeyUpdate { a, b, mode: *mode },
@@ -411,7 +411,7 @@ proptest! {
         let now = lab.clock.unwrap();
         let tpl = templates(&loaded).unwrap();
         let mut setup = vec![
-            Action::Charge { head: "A".into(), amount: Amount::Lit(1000) },
+            Action::Charge { head: "A".into(), amount: Amount::Lit(1000), machine: None },
             Action::KeyUpdate { a: "A".into(), b: "B".into(), mode: UpdateMode::Auto },
         ];
         setup.extend(ops[..ops.len() - 1].iter().map(action));

@@ -554,7 +554,10 @@ pub fn validate(l: &Loaded, lab: &Lab, plan: Option<&Plan>) -> Result<(), Config
         return Err(ConfigError::whole_file(&l.path, "no head with role \"dut\" for the batch"));
     }
     match plan {
-        Some(p) => p.bind_batch(duts.iter().all(|h| h.head.info().driver == "virtual")),
+        Some(p) => {
+            p.bind_batch(duts.iter().all(|h| h.head.info().driver == "virtual"))?;
+            p.bind_machines(&lab.keyset)
+        }
         None => Ok(()),
     }
 }

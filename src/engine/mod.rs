@@ -137,6 +137,22 @@ impl fmt::Display for Outcome {
 pub enum EngineError {
     #[error("head {head}: {source}")]
     Head { head: String, source: HeadError },
+    /// The step names a machine the keyset does not hold (or of the other role): checked
+    /// before a plan runs (`Plan::bind_machines`), so only a caller that skipped it sees this.
+    #[error("{0}")]
+    Machine(#[from] crate::keys::MachineError),
+}
+
+/// The machine identity an engine acts as: `name` from the keyset (role checked), or the
+/// keyset's default machine of `role` (C1, P1) when the step names none.
+pub(crate) fn acting<'k>(
+    t: &Terminal<'k>,
+    role: crate::crypto::cert::Role,
+    name: Option<&str>,
+    step: &'static str,
+) -> Result<&'k crate::keys::Party, EngineError> {
+    let keys: &'k crate::keys::Keyset = t.keys;
+    Ok(keys.machine_for(role, name, step)?)
 }
 
 /// Internal control flow: stop with a rejection, or with a bench failure.

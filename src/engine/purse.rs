@@ -59,11 +59,18 @@ pub fn record_verifies(t: &Terminal, rec: &Record) -> bool {
     if cert.verify_signature(&t.keys.center_public()).is_err()
         || !matches!(cert.body.role, Role::ChargeMachine | Role::PaymentMachine)
         || cert.is_expired(t.now)
+        || writer_revoked(t, &cert)
     {
         return false;
     }
     let Ok(writer) = cert.public_key() else { return false };
     sig::verify(&writer, &record_message(&rec.card_id, rec.counter, rec.date, rec.amount), &rec.signature).is_ok()
+}
+
+/// Is the writer's certificate on the center's machine CRL? A cardbench addition at S12
+/// (card-spec 9.7): seed 000 names no revocation of machines.
+pub fn writer_revoked(t: &Terminal, cert: &Certificate) -> bool {
+    t.keys.machine_crl.is_revoked(cert.body.serial)
 }
 
 /// The message a writer signs (S3): domain tag, card ID, counter, date, amount.
@@ -101,6 +108,13 @@ fn verify_record(link: &mut Link, t: &Terminal, prefix: &str) -> Flow<Record> {
     if cert.is_expired(t.now) {
         return reject(&s("S12"), RejectKind::CertificateExpired, "writer certificate expired (S13)");
     }
+    if writer_revoked(t, &cert) {
+        return reject(
+            &s("S12"),
+            RejectKind::CertificateRevoked,
+            format!("writer certificate serial {:08X} is on the center's machine CRL (S13)", cert.body.serial),
+        );
+    }
     let Ok(writer) = cert.public_key() else {
         return reject(&s("S12"), RejectKind::CertificateInvalid, "writer public key invalid (S13)");
     };
@@ -120,7 +134,15 @@ fn verify_record(link: &mut Link, t: &Terminal, prefix: &str) -> Flow<Record> {
 /// S1-S4 as one machine writes them: value + date, counter step checked, sign, certificate.
 /// The WRITE VALUE is recorded in the journal before it is sent: if S3/S4 never happen,
 /// recovery may re-sign exactly this record and no other.
-fn write_signed_value(link: &mut Link, t: &mut Terminal, who: Writer, amount: u32, before: u32, p: &str) -> Flow<u32> {
+fn write_signed_value(
+    link: &mut Link,
+    t: &mut Terminal,
+    who: Writer,
+    me: &Party,
+    amount: u32,
+    before: u32,
+    p: &str,
+) -> Flow<u32> {
     let step = |n: &str| format!("{p}{n}");
     let at = t.journal.record(Intent::PurseWrite {
         head: link.head_name(),
@@ -137,10 +159,6 @@ fn write_signed_value(link: &mut Link, t: &mut Terminal, who: Writer, amount: u3
     if let Some(Intent::PurseWrite { counter_after, .. }) = t.journal.get_mut(at) {
         *counter_after = Some(counter);
     }
-    let me: &Party = match who {
-        Writer::Charge => &t.keys.charge,
-        Writer::Payment => &t.keys.payment,
-    };
     if before.checked_sub(1) != Some(counter) {
         return reject(
             &step("S2"),
@@ -161,10 +179,26 @@ fn write_signed_value(link: &mut Link, t: &mut Terminal, who: Writer, amount: u3
 
 /// Charge machine: adds `amount` to the purse (a blank card starts at zero).
 pub fn charge(link: &mut Link, t: &mut Terminal, amount: u32) -> Result<Outcome, EngineError> {
-    journaled(t, |t| charge_flow(link, t, amount))
+    let keys = t.keys;
+    charge_as(link, t, amount, &keys.charge)
 }
 
-fn charge_flow(link: &mut Link, t: &mut Terminal, amount: u32) -> Flow<Outcome> {
+/// `charge` by the keyset's charge machine `machine` (C1 when `None`).
+pub fn charge_by(
+    link: &mut Link,
+    t: &mut Terminal,
+    amount: u32,
+    machine: Option<&str>,
+) -> Result<Outcome, EngineError> {
+    let me = super::acting(t, Role::ChargeMachine, machine, "charge")?;
+    charge_as(link, t, amount, me)
+}
+
+fn charge_as(link: &mut Link, t: &mut Terminal, amount: u32, me: &Party) -> Result<Outcome, EngineError> {
+    journaled(t, |t| charge_flow(link, t, amount, me))
+}
+
+fn charge_flow(link: &mut Link, t: &mut Terminal, amount: u32, me: &Party) -> Flow<Outcome> {
     no_open_intent(t, link, "S1")?;
     ok_data(link, "select", &cmds::select(&AID_PURSE))?;
     let current = read_record(link, "S1")?;
@@ -188,16 +222,28 @@ fn charge_flow(link: &mut Link, t: &mut Terminal, amount: u32) -> Flow<Outcome> 
     let Some(new) = old.checked_add(amount) else {
         return reject("S1", RejectKind::InsufficientValue, "charge would overflow the value field");
     };
-    let counter = write_signed_value(link, t, Writer::Charge, new, counter, "")?;
-    Ok(Outcome::Success(format!("charged {amount}: value {new}, counter {counter}")))
+    let counter = write_signed_value(link, t, Writer::Charge, me, new, counter, "")?;
+    Ok(Outcome::Success(format!("charged {amount} as {}: value {new}, counter {counter}", me.name)))
 }
 
 /// Payment machine: verifies the record, takes `price`, re-signs as the new writer.
 pub fn pay(link: &mut Link, t: &mut Terminal, price: u32) -> Result<Outcome, EngineError> {
-    journaled(t, |t| pay_flow(link, t, price))
+    let keys = t.keys;
+    pay_as(link, t, price, &keys.payment)
 }
 
-fn pay_flow(link: &mut Link, t: &mut Terminal, price: u32) -> Flow<Outcome> {
+/// `pay` by the keyset's payment machine `machine` (P1 when `None`): seed 000 [0025], the next
+/// payment machine verifies the record the previous one wrote.
+pub fn pay_by(link: &mut Link, t: &mut Terminal, price: u32, machine: Option<&str>) -> Result<Outcome, EngineError> {
+    let me = super::acting(t, Role::PaymentMachine, machine, "pay")?;
+    pay_as(link, t, price, me)
+}
+
+fn pay_as(link: &mut Link, t: &mut Terminal, price: u32, me: &Party) -> Result<Outcome, EngineError> {
+    journaled(t, |t| pay_flow(link, t, price, me))
+}
+
+fn pay_flow(link: &mut Link, t: &mut Terminal, price: u32, me: &Party) -> Flow<Outcome> {
     no_open_intent(t, link, "S11")?;
     ok_data(link, "select", &cmds::select(&AID_PURSE))?;
     let rec = verify_record(link, t, "")?;
@@ -206,6 +252,6 @@ fn pay_flow(link: &mut Link, t: &mut Terminal, price: u32) -> Flow<Outcome> {
     }
     link.note_step("S18", &format!("service provided, {price} subtracted"));
     let new = rec.amount - price;
-    let counter = write_signed_value(link, t, Writer::Payment, new, rec.counter, "S18.")?;
-    Ok(Outcome::Success(format!("paid {price}: value {new}, counter {counter}")))
+    let counter = write_signed_value(link, t, Writer::Payment, me, new, rec.counter, "S18.")?;
+    Ok(Outcome::Success(format!("paid {price} as {}: value {new}, counter {counter}", me.name)))
 }

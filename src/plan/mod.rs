@@ -25,19 +25,24 @@ pub enum TearAt {
 /// A protocol-engine invocation.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Action {
+    /// `machine`: which of the keyset's charge machines acts (`None`: C1).
     Charge {
         head: String,
         amount: Amount,
+        machine: Option<String>,
     },
+    /// `machine`: which of the keyset's payment machines acts (`None`: P1).
     Pay {
         head: String,
         price: Amount,
+        machine: Option<String>,
     },
     /// `unchecked`: the terminal skips its own value check (S38) so the card's is tested.
     CardSignedPayment {
         head: String,
         price: Amount,
         unchecked: bool,
+        machine: Option<String>,
     },
     KeyUpdate {
         a: String,
@@ -66,6 +71,18 @@ impl Action {
             Action::CardSignedPayment { .. } => "card_signed_payment",
             Action::KeyUpdate { .. } => "key_update",
             Action::ValueTransfer { .. } => "value_transfer",
+        }
+    }
+
+    /// The machine a step names (`machine = "P2"`), and the role it must have.
+    pub fn machine(&self) -> Option<(&str, crate::crypto::cert::Role)> {
+        use crate::crypto::cert::Role;
+        match self {
+            Action::Charge { machine: Some(m), .. } => Some((m, Role::ChargeMachine)),
+            Action::Pay { machine: Some(m), .. } | Action::CardSignedPayment { machine: Some(m), .. } => {
+                Some((m, Role::PaymentMachine))
+            }
+            _ => None,
         }
     }
 
@@ -259,6 +276,8 @@ pub struct Step {
     pub repeat: u32,
     /// Where the step's head names are, for binding errors.
     pub(crate) head_span: Located,
+    /// Where its `machine` is, for errors of `bind_machines`.
+    pub(crate) machine_span: Option<Located>,
 }
 
 /// A source position, for errors found after parsing (binding to a lab).

@@ -87,6 +87,7 @@ struct StepRaw {
     vars: Option<Spanned<BTreeMap<String, Spanned<String>>>>,
     card: Option<Spanned<CardRaw>>,
     unchecked: Option<Spanned<bool>>,
+    machine: Option<Spanned<String>>,
     at: Option<Spanned<i64>>,
     point: Option<Spanned<String>>,
     commit: Option<Spanned<i64>>,
@@ -651,6 +652,20 @@ fn template(
 }
 
 /// Replace `${name}` of for_each bindings in a scalar field (mode, expect, head names).
+/// The `machine` of a charge, pay or card_signed_payment step (`${var}` of for_each bindings
+/// substituted): a well-formed name here; `Plan::bind_machines` checks it against a keyset.
+fn machine(src: &Src, r: &StepRaw, b: &BTreeMap<String, Value>) -> Result<Option<String>, ConfigError> {
+    let Some(m) = &r.machine else { return Ok(None) };
+    let name = subst(m.get_ref(), b);
+    if !crate::keys::valid_machine_name(&name) {
+        return Err(src.err(
+            m.span(),
+            format!("machine '{name}' is not a machine name (1 to 16 of A-Z a-z 0-9 - _, such as P2)"),
+        ));
+    }
+    Ok(Some(name))
+}
+
 fn subst(s: &str, b: &BTreeMap<String, Value>) -> String {
     let mut out = s.to_string();
     for (k, v) in b {
@@ -691,6 +706,7 @@ fn step(
         ("vars", r.vars.as_ref().map(|x| x.span())),
         ("card", r.card.as_ref().map(|x| x.span())),
         ("unchecked", r.unchecked.as_ref().map(|x| x.span())),
+        ("machine", r.machine.as_ref().map(|x| x.span())),
         ("at", r.at.as_ref().map(|x| x.span())),
         ("point", r.point.as_ref().map(|x| x.span())),
         ("commit", r.commit.as_ref().map(|x| x.span())),
@@ -701,7 +717,7 @@ fn step(
     let allowed: &[&str] = match kind_name {
         "apdu" => &["head", "command", "sw", "data", "len", "capture"],
         "select" => &["head", "applet"],
-        "engine" => &["engine", "head", "heads", "from", "to", "amount", "mode", "expect", "unchecked"],
+        "engine" => &["engine", "head", "heads", "from", "to", "amount", "mode", "expect", "unchecked", "machine"],
         "read" => &["head", "state", "as"],
         "assert" => &["that"],
         "set" => &["vars"],
@@ -891,18 +907,19 @@ fn step(
                 "charge" => {
                     let (head, hs) = need_head()?;
                     head_span = hs;
-                    Action::Charge { head, amount: amount("charge")? }
+                    Action::Charge { head, amount: amount("charge")?, machine: machine(src, r, b)? }
                 }
                 "pay" => {
                     let (head, hs) = need_head()?;
                     head_span = hs;
-                    Action::Pay { head, price: amount("pay")? }
+                    Action::Pay { head, price: amount("pay")?, machine: machine(src, r, b)? }
                 }
                 "card_signed_payment" => {
                     let (head, hs) = need_head()?;
                     head_span = hs;
                     let unchecked = r.unchecked.as_ref().is_some_and(|u| *u.get_ref());
-                    Action::CardSignedPayment { head, price: amount("card_signed_payment")?, unchecked }
+                    let machine = machine(src, r, b)?;
+                    Action::CardSignedPayment { head, price: amount("card_signed_payment")?, unchecked, machine }
                 }
                 "key_update" => {
                     let heads = r.heads.as_ref().ok_or_else(|| {
@@ -948,6 +965,16 @@ fn step(
                     return Err(src.err(e.span(), format!("unknown engine '{other}'{hint}")));
                 }
             };
+            if let (Some(m), None) = (&r.machine, action.machine()) {
+                return Err(src.err(
+                    m.span(),
+                    format!(
+                        "field `machine` does not apply to engine {}: only charge, pay and card_signed_payment act \
+                         as a named machine",
+                        action.engine()
+                    ),
+                ));
+            }
             let expect = match &r.expect {
                 None => "success".to_string(),
                 Some(e) => {
@@ -1049,7 +1076,8 @@ fn step(
         None => 1,
     };
     let name = r.name.as_ref().map(|n| format!(" {n}")).unwrap_or_default();
-    Ok(Step { label: format!("{label} {kind_name}{name}"), kind, repeat, head_span: src.loc(head_span) })
+    let machine_span = r.machine.as_ref().map(|m| src.loc(m.span()));
+    Ok(Step { label: format!("{label} {kind_name}{name}"), kind, repeat, head_span: src.loc(head_span), machine_span })
 }
 
 /// Check an engine step's `expect` against what the engines and the runner can report
@@ -1231,6 +1259,21 @@ impl Plan {
                         hint(h)
                     )));
                 }
+            }
+        }
+        Ok(())
+    }
+
+    /// Check every `machine` a step names against the keyset the plan will run with: the
+    /// keyset holds it, and it has the role of the step (a charge machine for `charge`, a
+    /// payment machine for `pay` and `card_signed_payment`), before anything is sent.
+    pub fn bind_machines(&self, keys: &crate::keys::Keyset) -> Result<(), ConfigError> {
+        for s in self.all_steps() {
+            let StepKind::Engine { action, .. } = &s.kind else { continue };
+            let Some((name, role)) = action.machine() else { continue };
+            if let Err(e) = keys.machine_for(role, Some(name), action.engine()) {
+                let at = s.machine_span.as_ref().unwrap_or(&s.head_span);
+                return Err(at.error(format!("{}: {e}", s.label)));
             }
         }
         Ok(())

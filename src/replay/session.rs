@@ -483,12 +483,21 @@ fn step_of(unit: &Unit, p: &Params, names: &HashMap<String, String>) -> Result<O
     let kind = match p.need("do")? {
         "engine" => {
             let action = match p.need("engine")? {
-                "charge" => Action::Charge { head: head("head")?, amount: Amount::Lit(p.number("amount")?) },
-                "pay" => Action::Pay { head: head("head")?, price: Amount::Lit(p.number("price")?) },
+                "charge" => Action::Charge {
+                    head: head("head")?,
+                    amount: Amount::Lit(p.number("amount")?),
+                    machine: p.get("machine").map(str::to_string),
+                },
+                "pay" => Action::Pay {
+                    head: head("head")?,
+                    price: Amount::Lit(p.number("price")?),
+                    machine: p.get("machine").map(str::to_string),
+                },
                 "card_signed_payment" => Action::CardSignedPayment {
                     head: head("head")?,
                     price: Amount::Lit(p.number("price")?),
                     unchecked: p.get("unchecked") == Some("true"),
+                    machine: p.get("machine").map(str::to_string),
                 },
                 "key_update" => {
                     let m = p.need("mode")?;
@@ -570,6 +579,7 @@ fn step_of(unit: &Unit, p: &Params, names: &HashMap<String, String>) -> Result<O
         kind,
         repeat: 1,
         head_span: Located::default(),
+        machine_span: None,
     }))
 }
 

@@ -112,13 +112,17 @@ pub fn builtin(slots: &[Slot], keys: &Keyset, names: &[String]) -> Result<Vec<Se
                 name: name.into(),
                 cards: vec![],
                 setup: vec![],
-                body: Body::Engine(Action::Charge { head: first.head.clone(), amount: Amount::Lit(CHARGE) }),
+                body: Body::Engine(Action::Charge {
+                    head: first.head.clone(),
+                    amount: Amount::Lit(CHARGE),
+                    machine: None,
+                }),
             },
             "pay" => Sequence {
                 name: name.into(),
                 cards: vec![],
-                setup: vec![Action::Charge { head: first.head.clone(), amount: Amount::Lit(CHARGE) }],
-                body: Body::Engine(Action::Pay { head: first.head.clone(), price: Amount::Lit(PRICE) }),
+                setup: vec![Action::Charge { head: first.head.clone(), amount: Amount::Lit(CHARGE), machine: None }],
+                body: Body::Engine(Action::Pay { head: first.head.clone(), price: Amount::Lit(PRICE), machine: None }),
             },
             "card-signed-payment" => {
                 let s = slots
@@ -133,6 +137,7 @@ pub fn builtin(slots: &[Slot], keys: &Keyset, names: &[String]) -> Result<Vec<Se
                         head: s.head.clone(),
                         price: Amount::Lit(CPAY_PRICE),
                         unchecked: false,
+                        machine: None,
                     }),
                 }
             }
@@ -296,11 +301,18 @@ fn concrete(
         }
     };
     Ok(match a {
-        Action::Charge { head, amount } => Action::Charge { head: h(head)?, amount: amt(amount)? },
-        Action::Pay { head, price } => Action::Pay { head: h(head)?, price: amt(price)? },
-        Action::CardSignedPayment { head, price, unchecked } => {
-            Action::CardSignedPayment { head: h(head)?, price: amt(price)?, unchecked: *unchecked }
+        Action::Charge { head, amount, machine } => {
+            Action::Charge { head: h(head)?, amount: amt(amount)?, machine: machine.clone() }
         }
+        Action::Pay { head, price, machine } => {
+            Action::Pay { head: h(head)?, price: amt(price)?, machine: machine.clone() }
+        }
+        Action::CardSignedPayment { head, price, unchecked, machine } => Action::CardSignedPayment {
+            head: h(head)?,
+            price: amt(price)?,
+            unchecked: *unchecked,
+            machine: machine.clone(),
+        },
         Action::KeyUpdate { a, b, mode } => Action::KeyUpdate { a: h(a)?, b: h(b)?, mode: *mode },
         Action::ValueTransfer { from, to, amount } => {
             Action::ValueTransfer { from: h(from)?, to: h(to)?, amount: amt(amount)? }
@@ -323,11 +335,19 @@ fn pos(links: &[Link], head: &str) -> usize {
 /// Run one engine step on the links of the sequence's heads.
 pub fn run_action(a: &Action, links: &mut [Link], t: &mut Terminal) -> Result<Outcome, EngineError> {
     match a {
-        Action::Charge { head, amount } => engine::purse::charge(&mut links[pos(links, head)], t, lit(amount)),
-        Action::Pay { head, price } => engine::purse::pay(&mut links[pos(links, head)], t, lit(price)),
-        Action::CardSignedPayment { head, price, unchecked } => {
-            engine::cpay::card_signed_payment_with(&mut links[pos(links, head)], t, lit(price), *unchecked)
+        Action::Charge { head, amount, machine } => {
+            engine::purse::charge_by(&mut links[pos(links, head)], t, lit(amount), machine.as_deref())
         }
+        Action::Pay { head, price, machine } => {
+            engine::purse::pay_by(&mut links[pos(links, head)], t, lit(price), machine.as_deref())
+        }
+        Action::CardSignedPayment { head, price, unchecked, machine } => engine::cpay::card_signed_payment_by(
+            &mut links[pos(links, head)],
+            t,
+            lit(price),
+            *unchecked,
+            machine.as_deref(),
+        ),
         Action::KeyUpdate { a, b, mode } => {
             let (x, y) = two(links, pos(links, a), pos(links, b));
             engine::key_update::key_update(x, y, t, *mode)

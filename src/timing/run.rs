@@ -210,17 +210,17 @@ impl Bench<'_, '_> {
         let t = &mut self.t;
         let start = Instant::now();
         let r = match a {
-            Action::Charge { head, amount: x } => engine::purse::charge(
+            Action::Charge { head, amount: x, .. } => engine::purse::charge(
                 &mut labelled(&mut self.heads[sym(head)], rec, &ids[sym(head)], op, phase, k),
                 t,
                 amount(x),
             ),
-            Action::Pay { head, price } => engine::purse::pay(
+            Action::Pay { head, price, .. } => engine::purse::pay(
                 &mut labelled(&mut self.heads[sym(head)], rec, &ids[sym(head)], op, phase, k),
                 t,
                 amount(price),
             ),
-            Action::CardSignedPayment { head, price, unchecked } => engine::cpay::card_signed_payment_with(
+            Action::CardSignedPayment { head, price, unchecked, .. } => engine::cpay::card_signed_payment_with(
                 &mut labelled(&mut self.heads[sym(head)], rec, &ids[sym(head)], op, phase, k),
                 t,
                 amount(price),
@@ -249,6 +249,8 @@ impl Bench<'_, '_> {
         match r {
             Ok(o) => Ok((o, wall)),
             Err(engine::EngineError::Head { head, source }) => Err(head_stop(&head, source)),
+            // Timing specs name no machine: the keyset's defaults always exist.
+            Err(e @ engine::EngineError::Machine(_)) => Err(Stop::Fail(format!("op {op}: {e}"))),
         }
     }
 

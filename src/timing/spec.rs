@@ -586,12 +586,13 @@ fn step_of(src: &Src, span: Range<usize>, r: &StepRaw, known: &mut Env) -> Resul
                 Ok((x, y))
             };
             let action = match e.get_ref().as_str() {
-                "charge" => Action::Charge { head: head()?, amount: amount("charge")? },
-                "pay" => Action::Pay { head: head()?, price: amount("pay")? },
+                "charge" => Action::Charge { head: head()?, amount: amount("charge")?, machine: None },
+                "pay" => Action::Pay { head: head()?, price: amount("pay")?, machine: None },
                 "card_signed_payment" => Action::CardSignedPayment {
                     head: head()?,
                     price: amount("card_signed_payment")?,
                     unchecked: r.unchecked.as_ref().is_some_and(|u| *u.get_ref()),
+                    machine: None,
                 },
                 "key_update" => {
                     let hs = r
