@@ -159,9 +159,48 @@ fn write_signed_value(link: &mut Link, t: &mut Terminal, who: Writer, amount: u3
     Ok(counter)
 }
 
+/// What a charge machine does with the value already on the card.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum ChargeMode {
+    /// Verify the card's record (S11-S15) and add to its value: cardbench's default, a
+    /// deviation from the seed (card-spec 6.7).
+    #[default]
+    Add,
+    /// The seed's charge machine (000 [0015], S1-S4): write the money data it is given as
+    /// the purse's value and sign it, whatever record the card held. How a lab puts a purse
+    /// no payment machine accepts (an interrupted payment nobody can re-sign) back into use.
+    Write,
+}
+
+impl ChargeMode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ChargeMode::Add => "add",
+            ChargeMode::Write => "write",
+        }
+    }
+
+    /// The mode's name in plans (`add`, `write`).
+    pub fn parse(s: &str) -> Option<ChargeMode> {
+        match s {
+            "add" => Some(ChargeMode::Add),
+            "write" => Some(ChargeMode::Write),
+            _ => None,
+        }
+    }
+}
+
 /// Charge machine: adds `amount` to the purse (a blank card starts at zero).
 pub fn charge(link: &mut Link, t: &mut Terminal, amount: u32) -> Result<Outcome, EngineError> {
-    journaled(t, |t| charge_flow(link, t, amount))
+    charge_with(link, t, amount, ChargeMode::Add)
+}
+
+/// Charge machine in `mode`: add `amount` to the verified value, or write it as the value.
+pub fn charge_with(link: &mut Link, t: &mut Terminal, amount: u32, mode: ChargeMode) -> Result<Outcome, EngineError> {
+    match mode {
+        ChargeMode::Add => journaled(t, |t| charge_flow(link, t, amount)),
+        ChargeMode::Write => journaled(t, |t| write_flow(link, t, amount)),
+    }
 }
 
 fn charge_flow(link: &mut Link, t: &mut Terminal, amount: u32) -> Flow<Outcome> {
@@ -174,7 +213,7 @@ fn charge_flow(link: &mut Link, t: &mut Terminal, amount: u32) -> Flow<Outcome> 
             RejectKind::RecordUnsettled,
             format!(
                 "record holds value {} (counter {}) but no signature or certificate: an interrupted \
-                 write; run recovery before charging",
+                 write; run recovery, or charge with mode = \"write\" the value settled off-line",
                 current.amount, current.counter
             ),
         );
@@ -190,6 +229,25 @@ fn charge_flow(link: &mut Link, t: &mut Terminal, amount: u32) -> Flow<Outcome> 
     };
     let counter = write_signed_value(link, t, Writer::Charge, new, counter, "")?;
     Ok(Outcome::Success(format!("charged {amount}: value {new}, counter {counter}")))
+}
+
+/// The seed's charge machine: S1-S4 with `value` as the money data. The record is read for
+/// the counter only (S2 is checked against it); its value and signature are not used, so a
+/// record no payment machine accepts is replaced by one that verifies.
+fn write_flow(link: &mut Link, t: &mut Terminal, value: u32) -> Flow<Outcome> {
+    no_open_intent(t, link, "S1")?;
+    ok_data(link, "select", &cmds::select(&AID_PURSE))?;
+    let current = read_record(link, "S1")?;
+    let replaced = if current.is_blank() && current.amount == 0 && current.date == 0 {
+        "blank record".to_string()
+    } else if record_verifies(t, &current) {
+        format!("verified value {}", current.amount)
+    } else {
+        format!("unverified value {} (counter {})", current.amount, current.counter)
+    };
+    link.note_step("S1", &format!("charge machine writes value {value} over the {replaced}"));
+    let counter = write_signed_value(link, t, Writer::Charge, value, current.counter, "")?;
+    Ok(Outcome::Success(format!("wrote value {value} over the {replaced}: counter {counter}")))
 }
 
 /// Payment machine: verifies the record, takes `price`, re-signs as the new writer.

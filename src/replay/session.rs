@@ -483,7 +483,15 @@ fn step_of(unit: &Unit, p: &Params, names: &HashMap<String, String>) -> Result<O
     let kind = match p.need("do")? {
         "engine" => {
             let action = match p.need("engine")? {
-                "charge" => Action::Charge { head: head("head")?, amount: Amount::Lit(p.number("amount")?) },
+                "charge" => Action::Charge {
+                    head: head("head")?,
+                    amount: Amount::Lit(p.number("amount")?),
+                    mode: match p.get("mode") {
+                        None => crate::plan::ChargeMode::Add,
+                        Some(m) => crate::plan::ChargeMode::parse(m)
+                            .ok_or_else(|| format!("step parameter mode={m} is not a charge mode"))?,
+                    },
+                },
                 "pay" => Action::Pay { head: head("head")?, price: Amount::Lit(p.number("price")?) },
                 "card_signed_payment" => Action::CardSignedPayment {
                     head: head("head")?,
@@ -501,6 +509,12 @@ fn step_of(unit: &Unit, p: &Params, names: &HashMap<String, String>) -> Result<O
                     to: head("to")?,
                     amount: Amount::Lit(p.number("amount")?),
                 },
+                "settle" => {
+                    let m = p.need("mode")?;
+                    let mode = crate::engine::key_update::UpdateMode::parse(m)
+                        .ok_or_else(|| format!("step parameter mode={m} is not a key-update mode"))?;
+                    Action::Settle { from: head("from")?, to: head("to")?, amount: Amount::Lit(p.number("amount")?), mode }
+                }
                 other => return Err(format!("unknown engine `{other}` in a step row")),
             };
             StepKind::Engine { action, expect: p.get("expect").unwrap_or("success").to_string() }

@@ -9,7 +9,7 @@ use crate::issuance::CardPlan;
 use crate::keys::Keyset;
 use crate::link::Link;
 use crate::plan::template::Value;
-use crate::plan::{Action, Amount, Plan, StepKind};
+use crate::plan::{Action, Amount, ChargeMode, Plan, StepKind};
 
 /// The faulted part of a sequence.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -66,7 +66,9 @@ impl Sequence {
     pub fn pair(&self) -> Option<(String, String)> {
         match self.action() {
             Action::KeyUpdate { a, b, .. } => Some((a.clone(), b.clone())),
-            Action::ValueTransfer { from, to, .. } => Some((from.clone(), to.clone())),
+            Action::ValueTransfer { from, to, .. } | Action::Settle { from, to, .. } => {
+                Some((from.clone(), to.clone()))
+            }
             _ => None,
         }
     }
@@ -112,12 +114,20 @@ pub fn builtin(slots: &[Slot], keys: &Keyset, names: &[String]) -> Result<Vec<Se
                 name: name.into(),
                 cards: vec![],
                 setup: vec![],
-                body: Body::Engine(Action::Charge { head: first.head.clone(), amount: Amount::Lit(CHARGE) }),
+                body: Body::Engine(Action::Charge {
+                    head: first.head.clone(),
+                    amount: Amount::Lit(CHARGE),
+                    mode: ChargeMode::Add,
+                }),
             },
             "pay" => Sequence {
                 name: name.into(),
                 cards: vec![],
-                setup: vec![Action::Charge { head: first.head.clone(), amount: Amount::Lit(CHARGE) }],
+                setup: vec![Action::Charge {
+                    head: first.head.clone(),
+                    amount: Amount::Lit(CHARGE),
+                    mode: ChargeMode::Add,
+                }],
                 body: Body::Engine(Action::Pay { head: first.head.clone(), price: Amount::Lit(PRICE) }),
             },
             "card-signed-payment" => {
@@ -296,7 +306,7 @@ fn concrete(
         }
     };
     Ok(match a {
-        Action::Charge { head, amount } => Action::Charge { head: h(head)?, amount: amt(amount)? },
+        Action::Charge { head, amount, mode } => Action::Charge { head: h(head)?, amount: amt(amount)?, mode: *mode },
         Action::Pay { head, price } => Action::Pay { head: h(head)?, price: amt(price)? },
         Action::CardSignedPayment { head, price, unchecked } => {
             Action::CardSignedPayment { head: h(head)?, price: amt(price)?, unchecked: *unchecked }
@@ -304,6 +314,9 @@ fn concrete(
         Action::KeyUpdate { a, b, mode } => Action::KeyUpdate { a: h(a)?, b: h(b)?, mode: *mode },
         Action::ValueTransfer { from, to, amount } => {
             Action::ValueTransfer { from: h(from)?, to: h(to)?, amount: amt(amount)? }
+        }
+        Action::Settle { from, to, amount, mode } => {
+            Action::Settle { from: h(from)?, to: h(to)?, amount: amt(amount)?, mode: *mode }
         }
     })
 }
@@ -323,7 +336,9 @@ fn pos(links: &[Link], head: &str) -> usize {
 /// Run one engine step on the links of the sequence's heads.
 pub fn run_action(a: &Action, links: &mut [Link], t: &mut Terminal) -> Result<Outcome, EngineError> {
     match a {
-        Action::Charge { head, amount } => engine::purse::charge(&mut links[pos(links, head)], t, lit(amount)),
+        Action::Charge { head, amount, mode } => {
+            engine::purse::charge_with(&mut links[pos(links, head)], t, lit(amount), *mode)
+        }
         Action::Pay { head, price } => engine::purse::pay(&mut links[pos(links, head)], t, lit(price)),
         Action::CardSignedPayment { head, price, unchecked } => {
             engine::cpay::card_signed_payment_with(&mut links[pos(links, head)], t, lit(price), *unchecked)
@@ -335,6 +350,10 @@ pub fn run_action(a: &Action, links: &mut [Link], t: &mut Terminal) -> Result<Ou
         Action::ValueTransfer { from, to, amount } => {
             let (x, y) = two(links, pos(links, from), pos(links, to));
             engine::transfer::value_transfer(x, y, t, lit(amount))
+        }
+        Action::Settle { from, to, amount, mode } => {
+            let (x, y) = two(links, pos(links, from), pos(links, to));
+            engine::settle::settle(x, y, t, *mode, lit(amount))
         }
     }
 }
