@@ -1,7 +1,7 @@
 //! Seed 000: the charge machine (S1-S4) and the payment machine (S11-S18).
 
 use super::journal::{Intent, Writer};
-use super::{be32, journaled, no_open_intent, ok_data, reject, EngineError, Flow, Outcome, RejectKind, Terminal};
+use super::{be32, journaled, no_open_intent, ok_data, reject, EngineError, Flow, Outcome, RejectKind, Stop, Terminal};
 use crate::card::ins::{AID_PURSE, DOM_PURSE_RECORD};
 use crate::cmds;
 use crate::crypto::cert::{Certificate, Role};
@@ -221,7 +221,19 @@ fn charge_flow(link: &mut Link, t: &mut Terminal, amount: u32) -> Flow<Outcome> 
     let (old, counter) = if current.is_blank() {
         (0, current.counter)
     } else {
-        let r = verify_record(link, t, "charge.")?;
+        let r = verify_record(link, t, "charge.").map_err(|stop| match stop {
+            // Adding needs a value the machine can trust; a record that does not verify
+            // (tampered, or an interrupted payment nobody re-signed) is put back into use
+            // only by writing a value settled off-line (card-spec 6.7).
+            Stop::Reject(mut r) if r.kind == RejectKind::RecordSignatureInvalid => {
+                r.detail.push_str(
+                    "; if an interrupted write left it, run recovery on the terminal that wrote it, or \
+                     charge with mode = \"write\" the value settled off-line",
+                );
+                Stop::Reject(r)
+            }
+            other => other,
+        })?;
         (r.amount, r.counter)
     };
     let Some(new) = old.checked_add(amount) else {

@@ -513,7 +513,12 @@ fn step_of(unit: &Unit, p: &Params, names: &HashMap<String, String>) -> Result<O
                     let m = p.need("mode")?;
                     let mode = crate::engine::key_update::UpdateMode::parse(m)
                         .ok_or_else(|| format!("step parameter mode={m} is not a key-update mode"))?;
-                    Action::Settle { from: head("from")?, to: head("to")?, amount: Amount::Lit(p.number("amount")?), mode }
+                    Action::Settle {
+                        from: head("from")?,
+                        to: head("to")?,
+                        amount: Amount::Lit(p.number("amount")?),
+                        mode,
+                    }
                 }
                 other => return Err(format!("unknown engine `{other}` in a step row")),
             };
