@@ -408,3 +408,47 @@ fn the_write_mode_is_refused_while_this_terminals_own_write_is_in_doubt() {
     let w = charge_with(&mut Link::new(&mut h, &rec), &mut t, 5000, ChargeMode::Write).unwrap();
     assert_eq!(w.verdict(), "rejected:recovery-needed", "{w}");
 }
+
+// ---------------------------------------------------------------- tear campaign
+
+#[test]
+fn a_tear_campaign_on_a_settlement_finds_no_violation_and_names_the_updated_state() {
+    // Power cut at every exchange and NVM commit of a settlement (C on the older key: the
+    // update, then the transfer), then `engine::recover` and the invariants (docs/tear.md).
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path().join("tear-settle.toml");
+    std::fs::write(
+        &p,
+        r#"[plan]
+id = "tear-settle"
+version = "1.0.0"
+title = "settle under power cuts"
+applet = "xfer"
+
+[[case]]
+id = "SETTLE"
+title = "settle C -> D"
+[[case.step]]
+do = "engine"
+engine = "settle"
+from = "C"
+to = "D"
+amount = 700
+"#,
+    )
+    .unwrap();
+    let out = bin().arg("tear").arg(&p).args(["--profile", "profiles/virtual-lab.toml", "-q"]).output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
+    let last = stdout.lines().last().unwrap();
+    assert!(last.ends_with(", 0 VIOLATION"), "{stdout}");
+    // Cuts in the transfer part leave the key update done and no value moved (or a pending
+    // credit that recovery cancels): a state of its own, not a violation.
+    let updated: usize = last
+        .split(", ")
+        .find_map(|p| p.strip_suffix(" updated"))
+        .and_then(|n| n.rsplit(' ').next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no 'updated' count in: {last}"));
+    assert!(updated > 0, "{last}");
+}
