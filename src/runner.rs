@@ -243,9 +243,9 @@ impl<'a> Session<'a> {
     fn engine(&mut self, action: &Action, case: &Case) -> Result<Outcome, StepFail> {
         let h: Vec<usize> = action.heads().iter().map(|n| self.idx(n)).collect::<Result<_, _>>()?;
         match action {
-            Action::Charge { amount, machine, .. } => {
-                let a = self.amount(amount)?;
-                self.single(h[0], case, |l, t| engine::purse::charge_by(l, t, a, machine.as_deref()))
+            Action::Charge { amount, mode, machine, .. } => {
+                let (a, m) = (self.amount(amount)?, *mode);
+                self.single(h[0], case, |l, t| engine::purse::charge_machine(l, t, a, m, machine.as_deref()))
             }
             Action::Pay { price, machine, .. } => {
                 let a = self.amount(price)?;
@@ -262,6 +262,10 @@ impl<'a> Session<'a> {
             Action::ValueTransfer { amount, .. } => {
                 let a = self.amount(amount)?;
                 self.pair(h[0], h[1], case, |x, y, t| engine::transfer::value_transfer(x, y, t, a))
+            }
+            Action::Settle { amount, mode, .. } => {
+                let (a, m) = (self.amount(amount)?, *mode);
+                self.pair(h[0], h[1], case, |x, y, t| engine::settle::settle(x, y, t, m, a))
             }
         }
     }
@@ -667,8 +671,12 @@ impl<'a> Session<'a> {
             StepKind::Engine { action, expect } => {
                 p.push(format!("engine={}", action.engine()));
                 match action {
-                    Action::Charge { head, amount, .. } => {
-                        p.extend([format!("head={}", h(head)), format!("amount={}", amt(amount))])
+                    Action::Charge { head, amount, mode, .. } => {
+                        p.extend([format!("head={}", h(head)), format!("amount={}", amt(amount))]);
+                        // Only a non-default mode, so that traces of plain charges keep their rows.
+                        if *mode != engine::purse::ChargeMode::Add {
+                            p.push(format!("mode={}", mode.as_str()));
+                        }
                     }
                     Action::Pay { head, price, .. } => {
                         p.extend([format!("head={}", h(head)), format!("price={}", amt(price))])
@@ -685,6 +693,12 @@ impl<'a> Session<'a> {
                         format!("from={}", h(from)),
                         format!("to={}", h(to)),
                         format!("amount={}", amt(amount)),
+                    ]),
+                    Action::Settle { from, to, amount, mode } => p.extend([
+                        format!("from={}", h(from)),
+                        format!("to={}", h(to)),
+                        format!("amount={}", amt(amount)),
+                        format!("mode={}", mode.as_str()),
                     ]),
                 }
                 if let Some((m, _)) = action.machine() {

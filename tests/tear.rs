@@ -11,7 +11,7 @@ use cardbench::head::virtual_head::{CutPoint, VirtualHead};
 use cardbench::head::{Head, HeadError, HeadInfo, Wire};
 use cardbench::lab::{Lab, LabHead};
 use cardbench::link::Link;
-use cardbench::plan::{Action, Amount};
+use cardbench::plan::{Action, Amount, ChargeMode};
 use cardbench::report::CaseStatus;
 use cardbench::sim::pn532::{Pn532Sim, PtySim};
 use cardbench::tear::campaign::{templates, Campaign, PointResult};
@@ -388,7 +388,7 @@ fn op() -> impl Strategy<Value = Op> {
 fn action(o: &Op) -> Action {
     let (a, b) = ("A".to_string(), "B".to_string());
     match o {
-        Op::Charge(v) => Action::Charge { head: a, amount: Amount::Lit(*v), machine: None },
+        Op::Charge(v) => Action::Charge { head: a, amount: Amount::Lit(*v), mode: ChargeMode::Add, machine: None },
         Op::Pay(v) => Action::Pay { head: a, price: Amount::Lit(*v), machine: None },
         Op::Cpay(v) => Action::CardSignedPayment { head: b, price: Amount::Lit(*v), unchecked: false, machine: None },
         Op::Send { a_to_b: true, amount } => Action::ValueTransfer { from: a, to: b, amount: Amount::Lit(*amount) },
@@ -411,7 +411,7 @@ proptest! {
         let now = lab.clock.unwrap();
         let tpl = templates(&loaded).unwrap();
         let mut setup = vec![
-            Action::Charge { head: "A".into(), amount: Amount::Lit(1000), machine: None },
+            Action::Charge { head: "A".into(), amount: Amount::Lit(1000), mode: ChargeMode::Add, machine: None },
             Action::KeyUpdate { a: "A".into(), b: "B".into(), mode: UpdateMode::Auto },
         ];
         setup.extend(ops[..ops.len() - 1].iter().map(action));

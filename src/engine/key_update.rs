@@ -113,7 +113,7 @@ pub(crate) fn read_info_selected(link: &mut Link, step: &str) -> Flow<CardInfo> 
 }
 
 /// Terminal-side certificate checks (S3003): CA signature, role, subject, expiry, CRL.
-fn check_card_cert(t: &Terminal, step: &str, bytes: &[u8], info: &CardInfo) -> Flow<()> {
+pub(crate) fn check_card_cert(t: &Terminal, step: &str, bytes: &[u8], info: &CardInfo) -> Flow<()> {
     let side = hex::encode_upper(info.card_id);
     let Ok(cert) = Certificate::parse(bytes) else {
         return reject(step, RejectKind::CertificateInvalid, format!("card {side}: certificate does not parse"));
@@ -188,8 +188,9 @@ fn flow(x: &mut Link, y: &mut Link, t: &mut Terminal, mode: UpdateMode) -> Flow<
     }
 }
 
-/// S?003 (mode choice, certificate checks) to the final check, with A the older card.
-fn update_older(
+/// S?003 (mode choice, certificate checks) to the final check, with A the older card
+/// (also the settlement terminal's update, `engine::settle`).
+pub(crate) fn update_older(
     ta: &mut Link,
     tb: &mut Link,
     t: &mut Terminal,

@@ -7,6 +7,7 @@ pub mod journal;
 pub mod key_update;
 pub mod purse;
 pub mod recover;
+pub mod settle;
 pub mod transfer;
 
 use crate::apdu::{Command, Response};

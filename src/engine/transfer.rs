@@ -14,7 +14,8 @@ pub fn value_transfer(from: &mut Link, to: &mut Link, t: &mut Terminal, amount: 
     journaled(t, |t| flow(from, to, t, amount))
 }
 
-fn flow(a: &mut Link, b: &mut Link, t: &mut Terminal, paid: u32) -> Flow<Outcome> {
+/// The transfer itself (also the last part of a settlement, `engine::settle`).
+pub(crate) fn flow(a: &mut Link, b: &mut Link, t: &mut Terminal, paid: u32) -> Flow<Outcome> {
     no_open_intent(t, a, "S2001")?;
     no_open_intent(t, b, "S2001")?;
     let ia: CardInfo = read_info(a, "select", "info")?;

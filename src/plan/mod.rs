@@ -9,6 +9,7 @@ pub mod parse;
 pub mod template;
 
 use crate::engine::key_update::UpdateMode;
+pub use crate::engine::purse::ChargeMode;
 use std::ops::Range;
 use std::path::PathBuf;
 use template::{Expr, Template};
@@ -25,10 +26,12 @@ pub enum TearAt {
 /// A protocol-engine invocation.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Action {
+    /// `mode`: add to the verified record (the default) or write `amount` as the new value;
     /// `machine`: which of the keyset's charge machines acts (`None`: C1).
     Charge {
         head: String,
         amount: Amount,
+        mode: ChargeMode,
         machine: Option<String>,
     },
     /// `machine`: which of the keyset's payment machines acts (`None`: P1).
@@ -54,6 +57,14 @@ pub enum Action {
         to: String,
         amount: Amount,
     },
+    /// The settlement terminal: checks, key update of the older card in `mode` if the
+    /// transfer-key IDs differ, then the transfer from `from` to `to` (`engine::settle`).
+    Settle {
+        from: String,
+        to: String,
+        amount: Amount,
+        mode: UpdateMode,
+    },
 }
 
 /// An amount: a literal or a variable.
@@ -71,6 +82,7 @@ impl Action {
             Action::CardSignedPayment { .. } => "card_signed_payment",
             Action::KeyUpdate { .. } => "key_update",
             Action::ValueTransfer { .. } => "value_transfer",
+            Action::Settle { .. } => "settle",
         }
     }
 
@@ -92,7 +104,7 @@ impl Action {
                 vec![head]
             }
             Action::KeyUpdate { a, b, .. } => vec![a, b],
-            Action::ValueTransfer { from, to, .. } => vec![from, to],
+            Action::ValueTransfer { from, to, .. } | Action::Settle { from, to, .. } => vec![from, to],
         }
     }
 }

@@ -146,7 +146,7 @@ pub fn state_fields(s: StateKind) -> &'static [&'static str] {
     }
 }
 
-const ENGINES: &str = "charge, pay, card_signed_payment, key_update, value_transfer";
+const ENGINES: &str = "charge, pay, card_signed_payment, key_update, value_transfer, settle";
 const KINDS: &str =
     "apdu, select, engine, recover, read, assert, set, power_off, power_on, warm_reset, remove, insert, insert_card, tear";
 
@@ -903,11 +903,46 @@ fn step(
                 .engine
                 .as_ref()
                 .ok_or_else(|| src.err(span.clone(), format!("{label}: `engine` step needs `engine`")))?;
+            // Key-update mode of `key_update` and `settle` (default: auto, the 3rd embodiment).
+            let update_mode = |engine: &str| -> Result<UpdateMode, ConfigError> {
+                match &r.mode {
+                    None => Ok(UpdateMode::Auto),
+                    Some(m) => UpdateMode::parse(&subst(m.get_ref(), b)).ok_or_else(|| {
+                        let v = subst(m.get_ref(), b);
+                        let modes = ["common", "public", "auto", "multi", "rollover"];
+                        src.err(
+                            m.span(),
+                            format!("unknown {engine} mode '{v}'{}", crate::suggest::hint(&v, modes, "'")),
+                        )
+                    }),
+                }
+            };
+            // `from` and `to` of `value_transfer` and `settle`: two different heads.
+            let from_to = |engine: &str| -> Result<(String, String, std::ops::Range<usize>), ConfigError> {
+                let from =
+                    r.from.as_ref().ok_or_else(|| src.err(span.clone(), format!("{label}: {engine} needs `from`")))?;
+                let to = r.to.as_ref().ok_or_else(|| src.err(span.clone(), format!("{label}: {engine} needs `to`")))?;
+                let (f, t) = (subst(from.get_ref(), b), subst(to.get_ref(), b));
+                if f == t {
+                    return Err(src.err(to.span(), format!("{engine} needs two different heads")));
+                }
+                Ok((f, t, from.span()))
+            };
             let action = match e.get_ref().as_str() {
                 "charge" => {
                     let (head, hs) = need_head()?;
                     head_span = hs;
-                    Action::Charge { head, amount: amount("charge")?, machine: machine(src, r, b)? }
+                    let mode = match &r.mode {
+                        None => ChargeMode::Add,
+                        Some(m) => {
+                            let v = subst(m.get_ref(), b);
+                            ChargeMode::parse(&v).ok_or_else(|| {
+                                let hint = crate::suggest::hint(&v, ["add", "write"], "'");
+                                src.err(m.span(), format!("unknown charge mode '{v}'{hint}"))
+                            })?
+                        }
+                    };
+                    Action::Charge { head, amount: amount("charge")?, mode, machine: machine(src, r, b)? }
                 }
                 "pay" => {
                     let (head, hs) = need_head()?;
@@ -932,33 +967,17 @@ fn step(
                     if a == bb {
                         return Err(src.err(heads.span(), "key_update needs two different heads"));
                     }
-                    let mode = match &r.mode {
-                        None => UpdateMode::Auto,
-                        Some(m) => UpdateMode::parse(&subst(m.get_ref(), b)).ok_or_else(|| {
-                            let v = subst(m.get_ref(), b);
-                            let modes = ["common", "public", "auto", "multi", "rollover"];
-                            src.err(
-                                m.span(),
-                                format!("unknown key_update mode '{v}'{}", crate::suggest::hint(&v, modes, "'")),
-                            )
-                        })?,
-                    };
-                    Action::KeyUpdate { a, b: bb, mode }
+                    Action::KeyUpdate { a, b: bb, mode: update_mode("key_update")? }
                 }
                 "value_transfer" => {
-                    let from = r
-                        .from
-                        .as_ref()
-                        .ok_or_else(|| src.err(span.clone(), format!("{label}: value_transfer needs `from`")))?;
-                    let to =
-                        r.to.as_ref()
-                            .ok_or_else(|| src.err(span.clone(), format!("{label}: value_transfer needs `to`")))?;
-                    head_span = from.span();
-                    let (f, t) = (subst(from.get_ref(), b), subst(to.get_ref(), b));
-                    if f == t {
-                        return Err(src.err(to.span(), "value_transfer needs two different heads"));
-                    }
+                    let (f, t, hs) = from_to("value_transfer")?;
+                    head_span = hs;
                     Action::ValueTransfer { from: f, to: t, amount: amount("value_transfer")? }
+                }
+                "settle" => {
+                    let (f, t, hs) = from_to("settle")?;
+                    head_span = hs;
+                    Action::Settle { from: f, to: t, amount: amount("settle")?, mode: update_mode("settle")? }
                 }
                 other => {
                     let hint = crate::suggest::hint(other, ENGINES.split(", "), "'");

@@ -9,7 +9,7 @@ use crate::issuance::CardPlan;
 use crate::keys::Keyset;
 use crate::link::Link;
 use crate::plan::template::Value;
-use crate::plan::{Action, Amount, Plan, StepKind};
+use crate::plan::{Action, Amount, ChargeMode, Plan, StepKind};
 
 /// The faulted part of a sequence.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -66,7 +66,9 @@ impl Sequence {
     pub fn pair(&self) -> Option<(String, String)> {
         match self.action() {
             Action::KeyUpdate { a, b, .. } => Some((a.clone(), b.clone())),
-            Action::ValueTransfer { from, to, .. } => Some((from.clone(), to.clone())),
+            Action::ValueTransfer { from, to, .. } | Action::Settle { from, to, .. } => {
+                Some((from.clone(), to.clone()))
+            }
             _ => None,
         }
     }
@@ -116,12 +118,18 @@ pub fn builtin(slots: &[Slot], keys: &Keyset, names: &[String]) -> Result<Vec<Se
                     head: first.head.clone(),
                     amount: Amount::Lit(CHARGE),
                     machine: None,
+                    mode: ChargeMode::Add,
                 }),
             },
             "pay" => Sequence {
                 name: name.into(),
                 cards: vec![],
-                setup: vec![Action::Charge { head: first.head.clone(), amount: Amount::Lit(CHARGE), machine: None }],
+                setup: vec![Action::Charge {
+                    head: first.head.clone(),
+                    amount: Amount::Lit(CHARGE),
+                    mode: ChargeMode::Add,
+                    machine: None,
+                }],
                 body: Body::Engine(Action::Pay { head: first.head.clone(), price: Amount::Lit(PRICE), machine: None }),
             },
             "card-signed-payment" => {
@@ -301,8 +309,8 @@ fn concrete(
         }
     };
     Ok(match a {
-        Action::Charge { head, amount, machine } => {
-            Action::Charge { head: h(head)?, amount: amt(amount)?, machine: machine.clone() }
+        Action::Charge { head, amount, mode, machine } => {
+            Action::Charge { head: h(head)?, amount: amt(amount)?, mode: *mode, machine: machine.clone() }
         }
         Action::Pay { head, price, machine } => {
             Action::Pay { head: h(head)?, price: amt(price)?, machine: machine.clone() }
@@ -316,6 +324,9 @@ fn concrete(
         Action::KeyUpdate { a, b, mode } => Action::KeyUpdate { a: h(a)?, b: h(b)?, mode: *mode },
         Action::ValueTransfer { from, to, amount } => {
             Action::ValueTransfer { from: h(from)?, to: h(to)?, amount: amt(amount)? }
+        }
+        Action::Settle { from, to, amount, mode } => {
+            Action::Settle { from: h(from)?, to: h(to)?, amount: amt(amount)?, mode: *mode }
         }
     })
 }
@@ -335,8 +346,8 @@ fn pos(links: &[Link], head: &str) -> usize {
 /// Run one engine step on the links of the sequence's heads.
 pub fn run_action(a: &Action, links: &mut [Link], t: &mut Terminal) -> Result<Outcome, EngineError> {
     match a {
-        Action::Charge { head, amount, machine } => {
-            engine::purse::charge_by(&mut links[pos(links, head)], t, lit(amount), machine.as_deref())
+        Action::Charge { head, amount, mode, machine } => {
+            engine::purse::charge_machine(&mut links[pos(links, head)], t, lit(amount), *mode, machine.as_deref())
         }
         Action::Pay { head, price, machine } => {
             engine::purse::pay_by(&mut links[pos(links, head)], t, lit(price), machine.as_deref())
@@ -355,6 +366,10 @@ pub fn run_action(a: &Action, links: &mut [Link], t: &mut Terminal) -> Result<Ou
         Action::ValueTransfer { from, to, amount } => {
             let (x, y) = two(links, pos(links, from), pos(links, to));
             engine::transfer::value_transfer(x, y, t, lit(amount))
+        }
+        Action::Settle { from, to, amount, mode } => {
+            let (x, y) = two(links, pos(links, from), pos(links, to));
+            engine::settle::settle(x, y, t, *mode, lit(amount))
         }
     }
 }

@@ -210,10 +210,11 @@ impl Bench<'_, '_> {
         let t = &mut self.t;
         let start = Instant::now();
         let r = match a {
-            Action::Charge { head, amount: x, .. } => engine::purse::charge(
+            Action::Charge { head, amount: x, mode, .. } => engine::purse::charge_with(
                 &mut labelled(&mut self.heads[sym(head)], rec, &ids[sym(head)], op, phase, k),
                 t,
                 amount(x),
+                *mode,
             ),
             Action::Pay { head, price, .. } => engine::purse::pay(
                 &mut labelled(&mut self.heads[sym(head)], rec, &ids[sym(head)], op, phase, k),
@@ -241,6 +242,16 @@ impl Bench<'_, '_> {
                     &mut labelled(hx, rec, &ids[sym(from)], op, phase, k),
                     &mut labelled(hy, rec, &ids[sym(to)], op, phase, k),
                     t,
+                    amount(x),
+                )
+            }
+            Action::Settle { from, to, amount: x, mode } => {
+                let (hx, hy) = pair(&mut self.heads, sym(from), sym(to));
+                engine::settle::settle(
+                    &mut labelled(hx, rec, &ids[sym(from)], op, phase, k),
+                    &mut labelled(hy, rec, &ids[sym(to)], op, phase, k),
+                    t,
+                    *mode,
                     amount(x),
                 )
             }
