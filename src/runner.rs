@@ -72,6 +72,8 @@ pub fn identify(h: &mut dyn Head, rec: &Recorder) -> Result<String, crate::head:
 fn engine_fail(e: EngineError) -> StepFail {
     match &e {
         EngineError::Head { head, source } => head_fail(head, format!("head {head}"), source),
+        // The bench's own configuration: the case errs, no card is blamed and no head blocked.
+        EngineError::StaleCrl { .. } => StepFail::Error(e.to_string()),
     }
 }
 

@@ -249,6 +249,8 @@ impl Bench<'_, '_> {
         match r {
             Ok(o) => Ok((o, wall)),
             Err(engine::EngineError::Head { head, source }) => Err(head_stop(&head, source)),
+            // A stale CRL stops every later op the same way: end the run like a head failure.
+            Err(e @ engine::EngineError::StaleCrl { .. }) => Err(Stop::Head(e.to_string())),
         }
     }
 
