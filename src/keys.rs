@@ -636,6 +636,41 @@ mod tests {
     }
 
     #[test]
+    fn crl_dates_round_trip_and_a_keyset_written_before_them_still_loads() {
+        let dir = tempfile::tempdir().unwrap();
+        let now = 1_780_315_200;
+        let ks = Keyset::generate(now);
+        assert_eq!((ks.crl.issued, ks.crl.next_update), (now, now + CRL_DEFAULT_DAYS * 86_400));
+        ks.save(dir.path(), false).unwrap();
+        let file = dir.path().join("keyset.toml");
+        let loaded = Keyset::load(&file).unwrap();
+        assert_eq!(loaded.crl, ks.crl);
+        assert_eq!(loaded.fingerprint(), ks.fingerprint());
+        // `keys crl` issues it again with other dates, same serials, and `keys revoke` keeps them.
+        let crl = issue_crl(dir.path(), now + 10, now + 20).unwrap();
+        assert_eq!((crl.issued, crl.next_update, crl.revoked.clone()), (now + 10, now + 20, ks.crl.revoked.clone()));
+        assert!(revoke(dir.path(), 7).unwrap());
+        let again = Keyset::load(&file).unwrap();
+        assert_eq!((again.crl.issued, again.crl.next_update), (now + 10, now + 20));
+        assert_eq!(again.crl.revoked, [SUITE_REVOKED_SERIAL, 7]);
+        let bytes = std::fs::read(dir.path().join("crl.bin")).unwrap();
+        assert_eq!(Crl::parse(&bytes).unwrap(), again.crl);
+        assert!(issue_crl(dir.path(), now, now).is_err(), "next update must follow the issue date");
+        // A file without the dates (written before CRLs had them) gets the seeded ones.
+        let text = std::fs::read_to_string(&file).unwrap();
+        let old: String = text.lines().filter(|l| !l.starts_with("crl_")).map(|l| format!("{l}\n")).collect();
+        assert_ne!(old, text);
+        write_private(&file, old.as_bytes()).unwrap();
+        let old = Keyset::load(&file).unwrap();
+        assert_eq!((old.crl.issued, old.crl.next_update), (CRL_ISSUED, CRL_NEXT_UPDATE));
+        // Dates that do not parse or run backwards are refused, naming the file and the field.
+        let bad = text.replace("crl_next_update = \"", "crl_next_update = \"x");
+        write_private(&file, bad.as_bytes()).unwrap();
+        let e = Keyset::load(&file).unwrap_err().to_string();
+        assert!(e.contains("keyset.toml") && e.contains("crl_next_update"), "{e}");
+    }
+
+    #[test]
     fn the_fingerprint_follows_the_public_parts_and_the_crl() {
         let a = Keyset::from_seed("fp", vec![1]);
         assert_eq!(a.fingerprint(), Keyset::from_seed("fp", vec![1]).fingerprint());

@@ -36,6 +36,24 @@ pub(crate) fn read_certificate(link: &mut Link, step: &str) -> Flow<CardCert> {
     }
 }
 
+/// Read both cards' certificates (the XFER applet selected on each, rows labelled `read_step`)
+/// and check them at `step`: the whole check for an engine that moves a key or value between
+/// two cards it has just read (`transfer`; the combined settlement flow). Returns the
+/// certificates for a public key-update path.
+pub(crate) fn check_pair(
+    x: &mut Link,
+    y: &mut Link,
+    t: &Terminal,
+    read_step: &str,
+    step: &str,
+    (ix, iy): (&CardInfo, &CardInfo),
+) -> Flow<(CardCert, CardCert)> {
+    let cx = read_certificate(x, read_step)?;
+    let cy = read_certificate(y, read_step)?;
+    check_cards(t, x, step, [(ix, cx.as_deref()), (iy, cy.as_deref())])?;
+    Ok((cx, cy))
+}
+
 /// Check both cards at `step`: first that the terminal's CRL can be relied on (a bench
 /// error otherwise: no card is at fault), then each card in turn. `note` receives the trace
 /// note when a stale CRL is accepted by the profile. Nothing is sent to either card.

@@ -2,7 +2,7 @@
 
 use super::journal::Intent;
 use super::key_update::{read_info, read_info_selected, CardInfo};
-use super::revocation::{check_cards, read_certificate};
+use super::revocation::check_pair;
 use super::{
     exact_len, exec, journaled, no_open_intent, ok_data, reject, EngineError, Flow, Outcome, RejectKind, Terminal,
 };
@@ -20,8 +20,6 @@ fn flow(a: &mut Link, b: &mut Link, t: &mut Terminal, paid: u32) -> Flow<Outcome
     no_open_intent(t, b, "S2001")?;
     let ia: CardInfo = read_info(a, "select", "info")?;
     let ib: CardInfo = read_info(b, "select", "info")?;
-    let ca = read_certificate(a, "cert")?;
-    let cb = read_certificate(b, "cert")?;
     // A pending credit is an interrupted transfer: starting another one would hide it (the
     // receiver would refuse with a bare 6986) or move value before the first is settled.
     for i in [&ia, &ib] {
@@ -44,7 +42,7 @@ fn flow(a: &mut Link, b: &mut Link, t: &mut Terminal, paid: u32) -> Flow<Outcome
     }
     // Seed 002's CRL "inhibits value transfer to a smart card holding an invalid public key
     // certificate": both cards, before either is asked to move value.
-    check_cards(t, a, "S2001", [(&ia, ca.as_deref()), (&ib, cb.as_deref())])?;
+    check_pair(a, b, t, "cert", "S2001", (&ia, &ib))?;
     if ia.tkid != ib.tkid {
         return reject(
             "S2001",
