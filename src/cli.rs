@@ -460,6 +460,22 @@ pub enum KeysCmd {
         #[arg(long, short)]
         profile: Option<PathBuf>,
     },
+    /// Issue a keyset file's CRL again (same serials, signed by its CA) with a new issue date
+    /// and next-update date; a terminal refuses to run on a CRL past its next update.
+    Crl {
+        /// The keyset: DIR or DIR/keyset.toml.
+        #[arg(long, required_unless_present = "profile", conflicts_with = "profile")]
+        keyset: Option<PathBuf>,
+        /// The keyset a profile names with `[keyset] path`.
+        #[arg(long, short)]
+        profile: Option<PathBuf>,
+        /// Issue date (RFC 3339); default: now.
+        #[arg(long)]
+        issued: Option<String>,
+        /// Days from the issue date to the next update.
+        #[arg(long, default_value_t = crate::keys::CRL_DEFAULT_DAYS)]
+        days: u32,
+    },
     /// Show a keyset's public parts and fingerprint (never a secret).
     Show {
         /// The keyset: DIR or DIR/keyset.toml.
@@ -563,6 +579,9 @@ fn dispatch(cli: Cli) -> Result<ExitCode, BenchError> {
         }
         Cmd::Keys { cmd: KeysCmd::RevokeMachine { name, keyset, profile } } => {
             keys_revoke_machine(&name, keyset.as_deref(), profile.as_deref()).map_err(BenchError)
+        }
+        Cmd::Keys { cmd: KeysCmd::Crl { keyset, profile, issued, days } } => {
+            keys_crl(keyset.as_deref(), profile.as_deref(), issued.as_deref(), days).map_err(BenchError)
         }
         Cmd::Keys { cmd: KeysCmd::Show { keyset, profile } } => {
             keys_show(keyset.as_deref(), profile.as_deref()).map_err(BenchError)
@@ -1057,7 +1076,7 @@ fn trace_diff(a: &Path, b: &Path, json: bool, threshold: f64) -> Result<ExitCode
 }
 
 fn keys_init(dir: &Path, force: bool) -> Result<ExitCode> {
-    let ks = Keyset::generate();
+    let ks = Keyset::generate(wall_clock()?);
     let files = ks.save(dir, force)?;
     println!("test keyset written (TEST KEYS ONLY):");
     for f in files {
@@ -1102,6 +1121,35 @@ fn keys_revoke_machine(name: &str, keyset: Option<&Path>, profile: Option<&Path>
     let (serial, added) = crate::keys::revoke_machine(&file, name)?;
     let what = if added { "revoked (machine-crl.bin rewritten)" } else { "was already revoked" };
     println!("{}: machine {name} (serial {serial:08X}) {what}", file.display());
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Seconds since the epoch as the keyset and the CRL store dates.
+fn wall_clock() -> Result<u32> {
+    let t = chrono::Utc::now().timestamp();
+    u32::try_from(t).map_err(|_| anyhow::anyhow!("the system clock ({t}) is outside the u32 dates cards store"))
+}
+
+fn keys_crl(keyset: Option<&Path>, profile: Option<&Path>, issued: Option<&str>, days: u32) -> Result<ExitCode> {
+    let file = match (keyset, profile) {
+        (Some(k), _) => crate::keys::keyset_file(k),
+        (None, Some(p)) => profile_keyset_file(p)?,
+        (None, None) => anyhow::bail!("give --keyset DIR or --profile PROFILE"),
+    };
+    let issued = match issued {
+        Some(s) => crate::profile::parse_instant(s)
+            .ok_or_else(|| anyhow::anyhow!("--issued '{s}' is not an RFC 3339 time between 1970 and 2106"))?,
+        None => wall_clock()?,
+    };
+    anyhow::ensure!(days > 0, "--days 0: a CRL must stay current for at least a day");
+    let crl = crate::keys::issue_crl(&file, issued, crate::keys::crl_next_update(issued, days))?;
+    println!(
+        "{}: CRL issued {}, next update {}, {} revoked serial(s) (crl.bin rewritten)",
+        file.display(),
+        crate::keys::rfc3339(crl.issued),
+        crate::keys::rfc3339(crl.next_update),
+        crl.revoked.len()
+    );
     Ok(ExitCode::SUCCESS)
 }
 

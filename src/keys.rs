@@ -20,9 +20,15 @@ pub const CA_REF: [u8; 8] = *b"CBXFERCA";
 pub const MACHINE_CERT_EXPIRY: u32 = 2_082_758_400;
 pub const UPDATE_KEY_COUNT: u32 = 4;
 pub const TRANSFER_KEY_COUNT: u32 = 8;
-/// Issue date of the terminal CRL (2026-01-01T00:00:00Z): fixed, so that a CRL is a function
-/// of its serials and the keyset's fingerprint changes only when the list does.
-const CRL_ISSUED: u32 = 1_767_225_600;
+/// Issue date of a seeded keyset's CRL, and of a keyset file's written before CRLs had dates
+/// (2026-01-01T00:00:00Z): fixed, so that such a CRL is a function of its serials and the
+/// keyset's fingerprint changes only when the list does.
+pub const CRL_ISSUED: u32 = 1_767_225_600;
+/// Next-update date of those CRLs: the machine certificates' expiry (2036-01-01), so that a
+/// virtual lab never holds a stale list; a keyset file's CRL gets real dates from `keys crl`.
+pub const CRL_NEXT_UPDATE: u32 = MACHINE_CERT_EXPIRY;
+/// How long a CRL issued by `keys init` or `keys crl` stays current unless told otherwise.
+pub const CRL_DEFAULT_DAYS: u32 = 90;
 /// Certificate serial of the certification suite's revoked reference card (card ID
 /// CB0000000003EE01, case KU-CERT-REV-01): the CRL `keys init` starts with, so that the
 /// standard suite certifies good cards with a fresh keyset as it does with the lab's seed.
@@ -154,6 +160,9 @@ pub struct Keyset {
     /// The center's list of revoked machine certificate serials, checked at S12.
     pub machine_crl: Crl,
     pub crl: Crl,
+    /// The profile's `[keyset] accept_stale_crl`: a lab may knowingly run on a CRL past its
+    /// next update (engine::revocation); by default that is a bench error.
+    pub accept_stale_crl: bool,
     pub update_keys: BTreeMap<u32, Key16>,
     pub transfer_keys: BTreeMap<u32, Key16>,
     card_seed: [u8; 32],
@@ -179,6 +188,8 @@ struct Material {
     revoked: Vec<u32>,
     machines: Vec<MachineMaterial>,
     revoked_machines: Vec<u32>,
+    /// CRL issue and next-update dates.
+    crl_dates: (u32, u32),
     update_keys: BTreeMap<u32, [u8; 16]>,
     transfer_keys: BTreeMap<u32, [u8; 16]>,
 }
@@ -230,7 +241,7 @@ fn machine_cert(
 /// The center's machine revocation list (seed 000 names none; cardbench adds it so that a
 /// payment machine can refuse a revoked writer at S12, card-spec 9.7).
 fn machine_crl(center: &SigningKey, serials: Vec<u32>) -> Crl {
-    Crl::issue(CENTER_REF, CRL_ISSUED, serials, center)
+    Crl::issue(CENTER_REF, CRL_ISSUED, CRL_NEXT_UPDATE, serials, center)
 }
 
 /// A machine name as plans and keyset.toml write it: 1 to 16 of A-Z a-z 0-9 - _.
@@ -268,7 +279,7 @@ impl Keyset {
             })
             .collect();
         let machine_crl = machine_crl(&center, m.revoked_machines.clone());
-        let crl = Crl::issue(CA_REF, CRL_ISSUED, m.revoked.clone(), &ca);
+        let crl = Crl::issue(CA_REF, m.crl_dates.0, m.crl_dates.1, m.revoked.clone(), &ca);
         Keyset {
             test_keys: true,
             from_seed: false,
@@ -279,6 +290,7 @@ impl Keyset {
             machines,
             machine_crl,
             crl,
+            accept_stale_crl: false,
             update_keys: m.update_keys.into_iter().map(|(i, k)| (i, Key16::new(k))).collect(),
             transfer_keys: m.transfer_keys.into_iter().map(|(i, k)| (i, Key16::new(k))).collect(),
             card_seed: m.card_seed,
@@ -304,6 +316,7 @@ impl Keyset {
                 .map(|m| MachineMaterial::standard(m, scalar(&format!("machine-{}", m.name))))
                 .collect(),
             revoked_machines: standard_revoked_machines(),
+            crl_dates: (CRL_ISSUED, CRL_NEXT_UPDATE),
             update_keys: (1..=UPDATE_KEY_COUNT)
                 .map(|i| (i, sig::key128_from_seed(s, &format!("update-{i}"))))
                 .collect(),
@@ -315,8 +328,9 @@ impl Keyset {
         ks
     }
 
-    /// Fresh random test keys (for `keys init`).
-    pub fn generate() -> Keyset {
+    /// Fresh random test keys (for `keys init`); the CRL is issued `now` and current for
+    /// [`CRL_DEFAULT_DAYS`].
+    pub fn generate(now: u32) -> Keyset {
         let scalar = || SigningKey::random(&mut OsRng).to_bytes().into();
         let k16 = || {
             let mut k = [0u8; 16];
@@ -334,6 +348,7 @@ impl Keyset {
             revoked: vec![SUITE_REVOKED_SERIAL],
             machines: STANDARD_MACHINES.iter().map(|m| MachineMaterial::standard(m, scalar())).collect(),
             revoked_machines: standard_revoked_machines(),
+            crl_dates: (now, crl_next_update(now, CRL_DEFAULT_DAYS)),
             update_keys: (1..=UPDATE_KEY_COUNT).map(|i| (i, k16())).collect(),
             transfer_keys: (1..=TRANSFER_KEY_COUNT).map(|i| (i, k16())).collect(),
         })
@@ -384,8 +399,14 @@ impl Keyset {
             }
         }
         if list.len() != self.crl.revoked.len() {
-            self.crl = Crl::issue(CA_REF, CRL_ISSUED, list, &self.ca);
+            self.crl = Crl::issue(CA_REF, self.crl.issued, self.crl.next_update, list, &self.ca);
         }
+        self
+    }
+
+    /// The same CRL issued again by the CA with new dates (what `keys crl` writes).
+    pub fn reissue_crl(mut self, issued: u32, next_update: u32) -> Keyset {
+        self.crl = Crl::issue(CA_REF, issued, next_update, self.crl.revoked.clone(), &self.ca);
         self
     }
 
@@ -417,6 +438,10 @@ impl Keyset {
             bytes: c.encode().to_vec(),
         };
         let revoked: Vec<String> = self.crl.revoked.iter().map(|s| format!("{s:08X}")).collect();
+        let day = |t: u32| {
+            chrono::DateTime::from_timestamp(t as i64, 0)
+                .map_or_else(|| t.to_string(), |d| d.format("%Y-%m-%dT%H:%M:%SZ").to_string())
+        };
         let mut parts = vec![
             PublicPart {
                 name: "center".into(),
@@ -441,8 +466,10 @@ impl Keyset {
             PublicPart {
                 name: "crl".into(),
                 what: format!(
-                    "issued by {}, revoked serials: {}",
+                    "issued by {} on {}, next update {}, revoked serials: {}",
                     String::from_utf8_lossy(&self.crl.issuer),
+                    day(self.crl.issued),
+                    day(self.crl.next_update),
                     if revoked.is_empty() { "none".into() } else { revoked.join(", ") }
                 ),
                 bytes: self.crl.encode().to_vec(),
@@ -565,6 +592,7 @@ impl Keyset {
                 MachineFileError::Msg(msg) => err(format!("[[machine]] '{}': {msg}", m.name)),
             })?);
         }
+        let crl_dates = f.crl_dates().map_err(err)?;
         Ok(Keyset::build(Material {
             center: h32("center", &f.center)?,
             ca: h32("ca", &f.ca)?,
@@ -574,6 +602,7 @@ impl Keyset {
             revoked: f.revoked,
             machines,
             revoked_machines: f.revoked_machines,
+            crl_dates,
             update_keys,
             transfer_keys,
         }))
@@ -611,6 +640,8 @@ impl Keyset {
                     key: hx(&m.key),
                 })
                 .collect(),
+            crl_issued: Some(rfc3339(self.crl.issued)),
+            crl_next_update: Some(rfc3339(self.crl.next_update)),
             update_key: self.update_keys.iter().map(|(i, k)| IdKey { id: *i, key: hex::encode(k.expose()) }).collect(),
             transfer_key: self
                 .transfer_keys
@@ -739,6 +770,42 @@ pub fn revoke_machine(path: &Path, name: &str) -> Result<(u32, bool), KeyError> 
     Ok((serial, true))
 }
 
+/// Issue the CRL of the keyset file at `path` (DIR or keyset.toml) again, signed by its CA,
+/// dated `issued` and current until `next_update`; rewrites keyset.toml and `crl.bin`.
+/// Returns the new CRL's dates as the keyset holds them.
+pub fn issue_crl(path: &Path, issued: u32, next_update: u32) -> Result<Crl, KeyError> {
+    let path = keyset_file(path);
+    let err = |msg: String| KeyError::File { path: path.clone(), msg };
+    if next_update <= issued {
+        return Err(err(format!(
+            "a CRL's next update ({}) must come after its issue date ({})",
+            rfc3339(next_update),
+            rfc3339(issued)
+        )));
+    }
+    let text = read_private(&path).map_err(err)?;
+    let mut f: KeysetFile = toml::from_str(&text).map_err(|e| err(crate::profile::toml_error(&text, &e)))?;
+    // Loaded first: a keyset that would not load is not rewritten.
+    let ks = Keyset::load(&path)?.reissue_crl(issued, next_update);
+    f.crl_issued = Some(rfc3339(issued));
+    f.crl_next_update = Some(rfc3339(next_update));
+    write_private(&path, render(&f).as_bytes()).map_err(|e| err(e.to_string()))?;
+    let dir = path.parent().unwrap_or_else(|| Path::new("."));
+    ks.write_public(dir)?;
+    Ok(ks.crl)
+}
+
+/// `issued` plus `days`, saturating at the end of the u32 clock.
+pub fn crl_next_update(issued: u32, days: u32) -> u32 {
+    issued.saturating_add(days.saturating_mul(86_400))
+}
+
+/// A date as keyset.toml and `keys show` write it.
+pub fn rfc3339(t: u32) -> String {
+    chrono::DateTime::from_timestamp(t as i64, 0)
+        .map_or_else(|| t.to_string(), |d| d.format("%Y-%m-%dT%H:%M:%SZ").to_string())
+}
+
 /// `keyset.toml` as text: the CRL's serials in hex, as certificates and `keys show` print them.
 fn render(f: &KeysetFile) -> String {
     let body = toml::to_string(f).expect("keyset serializes");
@@ -823,6 +890,11 @@ struct KeysetFile {
     /// Written by `render` in hex.
     #[serde(default, skip_serializing)]
     revoked_machines: Vec<u32>,
+    /// CRL dates (RFC 3339); absent in files written before CRLs had dates.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    crl_issued: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    crl_next_update: Option<String>,
     #[serde(default)]
     update_key: Vec<IdKey>,
     #[serde(default)]
@@ -892,6 +964,25 @@ fn machine_material(
     Ok(MachineMaterial { name: m.name.clone(), role, subject, serial: m.serial, expiry, key })
 }
 
+impl KeysetFile {
+    /// The CRL's issue and next-update dates. A file written before CRLs had dates keeps
+    /// the fixed issue date its CRL was signed with and gets the seeded keysets' next update,
+    /// so it loads and runs as before until `keys crl` dates it.
+    fn crl_dates(&self) -> Result<(u32, u32), String> {
+        let date = |name: &str, v: &Option<String>, default: u32| match v {
+            None => Ok(default),
+            Some(s) => crate::profile::parse_instant(s)
+                .ok_or_else(|| format!("{name}: '{s}' is not an RFC 3339 time between 1970 and 2106")),
+        };
+        let issued = date("crl_issued", &self.crl_issued, CRL_ISSUED)?;
+        let next = date("crl_next_update", &self.crl_next_update, CRL_NEXT_UPDATE)?;
+        if next <= issued {
+            return Err(format!("crl_next_update {} is not after crl_issued {}", rfc3339(next), rfc3339(issued)));
+        }
+        Ok((issued, next))
+    }
+}
+
 #[derive(serde::Serialize, serde::Deserialize)]
 #[serde(deny_unknown_fields)]
 struct IdKey {
@@ -911,6 +1002,41 @@ mod tests {
         for bad in ["12345", "", "0x", "0x123456789", "3EE01", "CB0000000003EE0", "zz000000", "-1"] {
             assert!(parse_serial(bad).is_err(), "{bad}");
         }
+    }
+
+    #[test]
+    fn crl_dates_round_trip_and_a_keyset_written_before_them_still_loads() {
+        let dir = tempfile::tempdir().unwrap();
+        let now = 1_780_315_200;
+        let ks = Keyset::generate(now);
+        assert_eq!((ks.crl.issued, ks.crl.next_update), (now, now + CRL_DEFAULT_DAYS * 86_400));
+        ks.save(dir.path(), false).unwrap();
+        let file = dir.path().join("keyset.toml");
+        let loaded = Keyset::load(&file).unwrap();
+        assert_eq!(loaded.crl, ks.crl);
+        assert_eq!(loaded.fingerprint(), ks.fingerprint());
+        // `keys crl` issues it again with other dates, same serials, and `keys revoke` keeps them.
+        let crl = issue_crl(dir.path(), now + 10, now + 20).unwrap();
+        assert_eq!((crl.issued, crl.next_update, crl.revoked.clone()), (now + 10, now + 20, ks.crl.revoked.clone()));
+        assert!(revoke(dir.path(), 7).unwrap());
+        let again = Keyset::load(&file).unwrap();
+        assert_eq!((again.crl.issued, again.crl.next_update), (now + 10, now + 20));
+        assert_eq!(again.crl.revoked, [SUITE_REVOKED_SERIAL, 7]);
+        let bytes = std::fs::read(dir.path().join("crl.bin")).unwrap();
+        assert_eq!(Crl::parse(&bytes).unwrap(), again.crl);
+        assert!(issue_crl(dir.path(), now, now).is_err(), "next update must follow the issue date");
+        // A file without the dates (written before CRLs had them) gets the seeded ones.
+        let text = std::fs::read_to_string(&file).unwrap();
+        let old: String = text.lines().filter(|l| !l.starts_with("crl_")).map(|l| format!("{l}\n")).collect();
+        assert_ne!(old, text);
+        write_private(&file, old.as_bytes()).unwrap();
+        let old = Keyset::load(&file).unwrap();
+        assert_eq!((old.crl.issued, old.crl.next_update), (CRL_ISSUED, CRL_NEXT_UPDATE));
+        // Dates that do not parse or run backwards are refused, naming the file and the field.
+        let bad = text.replace("crl_next_update = \"", "crl_next_update = \"x");
+        write_private(&file, bad.as_bytes()).unwrap();
+        let e = Keyset::load(&file).unwrap_err().to_string();
+        assert!(e.contains("keyset.toml") && e.contains("crl_next_update"), "{e}");
     }
 
     #[test]

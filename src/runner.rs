@@ -73,6 +73,8 @@ fn engine_fail(e: EngineError) -> StepFail {
     match &e {
         EngineError::Head { head, source } => head_fail(head, format!("head {head}"), source),
         EngineError::Machine(m) => StepFail::Error(m.to_string()),
+        // The bench's own configuration: the case errs, no card is blamed and no head blocked.
+        EngineError::StaleCrl { .. } => StepFail::Error(e.to_string()),
     }
 }
 

@@ -112,7 +112,7 @@ fn the_cli_prints_the_matrix_and_totals_and_exits_0_after_recovery() {
     let out = bin().args(["tear", "all", "--profile", LAB]).output().unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert_eq!(out.status.code(), Some(0), "{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
-    assert!(stdout.contains("transfer             A#6 VALUE SEND after-command"), "{stdout}");
+    assert!(stdout.contains("transfer             A#8 VALUE SEND after-command"), "{stdout}");
     let last = stdout.lines().last().unwrap();
     assert!(last.starts_with("tear: ") && last.contains("in 10 sequences (settle: recover)"), "{last}");
     assert!(last.ends_with(", 0 VIOLATION"), "{last}");
@@ -260,7 +260,7 @@ fn on_pn532_heads_every_exchange_is_cut_on_the_same_cards_and_recovery_leaves_no
     // The interrupted writes and transfers were there to settle, and recovery settled them.
     let recovered = |s: &str| rows.iter().filter(|r| r.sequence == s && r.verdict == Verdict::Recovered).count();
     assert!(recovered("charge") > 0 && recovered("pay") > 0 && recovered("transfer") > 0);
-    assert!(rows.iter().any(|r| r.sequence == "transfer" && r.point.to_string() == "A#6 VALUE SEND after-command"));
+    assert!(rows.iter().any(|r| r.sequence == "transfer" && r.point.to_string() == "A#8 VALUE SEND after-command"));
 }
 
 #[test]

@@ -7,6 +7,7 @@ pub mod journal;
 pub mod key_update;
 pub mod purse;
 pub mod recover;
+pub mod revocation;
 pub mod settle;
 pub mod transfer;
 
@@ -55,6 +56,8 @@ reject_kinds! {
     CertificateInvalid = "certificate-invalid",
     CertificateExpired = "certificate-expired",
     CertificateRevoked = "certificate-revoked",
+    /// A public key-update path met a card that holds no certificate.
+    CertificateMissing = "certificate-missing",
     /// The value record's signature does not match ID, counter, date and amount: a tampered
     /// amount, a record cloned from another card, or a rollback to an earlier record.
     RecordSignatureInvalid = "record-signature-invalid",
@@ -142,6 +145,12 @@ pub enum EngineError {
     /// before a plan runs (`Plan::bind_machines`), so only a caller that skipped it sees this.
     #[error("{0}")]
     Machine(#[from] crate::keys::MachineError),
+    /// The terminal's CRL is past its next update: a bench error, not a verdict on a card.
+    #[error(
+        "at {step}: the terminal CRL is stale (next update {next_update}, lab clock {now}): issue a new one \
+         (cardbench keys crl) or let the profile accept it ([keyset] accept_stale_crl = true)"
+    )]
+    StaleCrl { step: String, next_update: String, now: String },
 }
 
 /// The machine identity an engine acts as: `name` from the keyset (role checked), or the
@@ -159,7 +168,12 @@ pub(crate) fn acting<'k>(
 /// Internal control flow: stop with a rejection, or with a bench failure.
 pub(crate) enum Stop {
     Reject(Rejection),
-    Head { head: String, source: HeadError },
+    Head {
+        head: String,
+        source: HeadError,
+    },
+    /// The bench itself cannot go on (EngineError other than a head's).
+    Bench(EngineError),
 }
 
 pub(crate) type Flow<T> = Result<T, Stop>;
@@ -174,6 +188,7 @@ pub(crate) fn finish(r: Flow<Outcome>) -> Result<Outcome, EngineError> {
         Ok(o) => Ok(o),
         Err(Stop::Reject(r)) => Ok(Outcome::Rejected(r)),
         Err(Stop::Head { head, source }) => Err(EngineError::Head { head, source }),
+        Err(Stop::Bench(e)) => Err(e),
     }
 }
 

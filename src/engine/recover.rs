@@ -181,6 +181,7 @@ pub fn recover(links: &mut [&mut Link], t: &mut Terminal) -> Result<Recovery, En
             Ok(out)
         }
         Err(Stop::Head { head, source }) => Err(EngineError::Head { head, source }),
+        Err(Stop::Bench(e)) => Err(e),
         // Rejections are reported as findings inside; none escapes.
         Err(Stop::Reject(r)) => {
             out.findings.push(Finding::Unrecoverable { head: String::new(), step: r.step, detail: r.detail });

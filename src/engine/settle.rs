@@ -9,10 +9,9 @@
 //! plan actions stay for conformance cases that drive one part alone.
 
 use super::key_update::{self, read_info, CardInfo, UpdateMode};
-use super::{exec, journaled, no_open_intent, reject, transfer, EngineError, Flow, Outcome, RejectKind, Terminal};
-use crate::cmds;
+use super::revocation::{self, read_certificate, CardCert};
+use super::{journaled, no_open_intent, reject, transfer, EngineError, Flow, Outcome, RejectKind, Terminal};
 use crate::link::Link;
-use crate::sw;
 
 /// Settle `amount` from the card in `from` to the card in `to`, updating the card with the
 /// older transfer key first (in `mode`: the embodiment the terminal runs).
@@ -61,14 +60,14 @@ fn flow(a: &mut Link, b: &mut Link, t: &mut Terminal, mode: UpdateMode, amount: 
             );
         }
     }
-    check_both(t, &check, (&ia, ca.as_slice()), (&ib, cb.as_slice()))?;
+    check_both(t, a, &check, (&ia, &ca), (&ib, &cb))?;
     let update = if ia.tkid == ib.tkid {
         a.note_step(&check, &format!("same transfer key ID {}: value transfer at once", ia.tkid));
         None
     } else if ia.tkid < ib.tkid {
-        Some(key_update::update_older(a, b, t, mode, (&ia, &ca), (&ib, &cb))?)
+        Some(key_update::update_older(a, b, mode, (&ia, &ca), (&ib, &cb))?)
     } else {
-        Some(key_update::update_older(b, a, t, mode, (&ib, &cb), (&ia, &ca))?)
+        Some(key_update::update_older(b, a, mode, (&ib, &cb), (&ia, &ca))?)
     };
     let transferred = transfer::flow(a, b, t, amount)?;
     Ok(match (update, transferred) {
@@ -79,25 +78,17 @@ fn flow(a: &mut Link, b: &mut Link, t: &mut Terminal, mode: UpdateMode, amount: 
     })
 }
 
-/// GET CARD INFO P1=01: the card's certificate, empty when the card holds none.
-fn read_certificate(link: &mut Link, step: &str) -> Flow<Vec<u8>> {
-    let r = exec(link, step, &cmds::xfer_certificate())?;
-    match r.sw {
-        sw::OK => Ok(r.data),
-        sw::REF_DATA_NOT_FOUND => Ok(Vec::new()),
-        other => reject(
-            step,
-            RejectKind::CardRefused(other),
-            format!("card answered {other:04X} to GET CARD INFO (certificate): {}", sw::describe(other)),
-        ),
-    }
-}
-
 /// The settlement terminal's checks on both cards before it changes either: term of
-/// validity, then each certificate (CA signature, role, subject, expiry, CRL). This is the
-/// one place the settlement calls them, so that a stronger certificate check (the CRL's own
-/// dates, the rule for a card without a certificate) is wired here once.
-pub(crate) fn check_both(t: &Terminal, step: &str, a: (&CardInfo, &[u8]), b: (&CardInfo, &[u8])) -> Flow<()> {
+/// validity, then the CRL and each certificate as every key update and transfer checks them
+/// (`revocation::check_cards`, card-spec 8.14: a card without a certificate is checked by its
+/// ID's serial, and a public key-update path refuses it later).
+pub(crate) fn check_both(
+    t: &Terminal,
+    note: &Link,
+    step: &str,
+    a: (&CardInfo, &CardCert),
+    b: (&CardInfo, &CardCert),
+) -> Flow<()> {
     for (info, _) in [a, b] {
         if t.now > info.validity {
             return reject(
@@ -107,17 +98,5 @@ pub(crate) fn check_both(t: &Terminal, step: &str, a: (&CardInfo, &[u8]), b: (&C
             );
         }
     }
-    for (info, cert) in [a, b] {
-        if cert.is_empty() {
-            // The terminal holds the CRL to refuse transfers to a card whose certificate is
-            // invalid (002, 2nd embodiment); a card with none cannot be cleared by it.
-            return reject(
-                step,
-                RejectKind::CertificateInvalid,
-                format!("card {} holds no certificate: the CRL cannot clear it", hex::encode_upper(info.card_id)),
-            );
-        }
-        key_update::check_card_cert(t, step, cert, info)?;
-    }
-    Ok(())
+    revocation::check_cards(t, note, step, [(a.0, a.1.as_deref()), (b.0, b.1.as_deref())])
 }

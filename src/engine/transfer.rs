@@ -2,6 +2,7 @@
 
 use super::journal::Intent;
 use super::key_update::{read_info, read_info_selected, CardInfo};
+use super::revocation::check_pair;
 use super::{
     exact_len, exec, journaled, no_open_intent, ok_data, reject, EngineError, Flow, Outcome, RejectKind, Terminal,
 };
@@ -40,6 +41,9 @@ pub(crate) fn flow(a: &mut Link, b: &mut Link, t: &mut Terminal, paid: u32) -> F
             return reject("S2001", RejectKind::CardExpired, format!("card {} expired", hex::encode_upper(i.card_id)));
         }
     }
+    // Seed 002's CRL "inhibits value transfer to a smart card holding an invalid public key
+    // certificate": both cards, before either is asked to move value.
+    check_pair(a, b, t, "cert", "S2001", (&ia, &ib))?;
     if ia.tkid != ib.tkid {
         return reject(
             "S2001",

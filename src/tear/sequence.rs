@@ -190,15 +190,17 @@ fn key_update_fits(x: &CardPlan, y: &CardPlan, keys: &Keyset, mode: UpdateMode) 
     let (old, new) = if x.transfer_key < y.transfer_key { (x, y) } else { (y, x) };
     let in_range = new.transfer_key <= old.transfer_key_limit;
     let revoked = |c: &CardPlan| keys.crl.is_revoked(crate::keys::card_serial(&c.card_id));
+    // The terminal checks both cards against the CRL in every mode (engine::revocation).
     let certs = !revoked(old) && !revoked(new);
     let same_uk = old.update_key == new.update_key;
     in_range
+        && certs
         && match mode {
             UpdateMode::Common => same_uk,
-            UpdateMode::Public | UpdateMode::Auto => certs,
+            UpdateMode::Public | UpdateMode::Auto => true,
             UpdateMode::Multi => same_uk && old.slots.contains(&new.transfer_key),
             // The 5th embodiment's own path: the update key moves too.
-            UpdateMode::Rollover => certs && old.update_key < new.update_key && new.update_key <= old.update_key_limit,
+            UpdateMode::Rollover => old.update_key < new.update_key && new.update_key <= old.update_key_limit,
         }
 }
 
@@ -218,6 +220,11 @@ fn transfer_pair(slots: &[Slot], keys: &Keyset) -> Option<(Vec<Action>, String, 
     let can_send = |s: &Slot| s.card.balance >= TRANSFER;
     for (i, x) in slots.iter().enumerate() {
         for y in &slots[i + 1..] {
+            let revoked = |c: &CardPlan| keys.crl.is_revoked(crate::keys::card_serial(&c.card_id));
+            // The terminal refuses a transfer with a card on the CRL (engine::revocation).
+            if revoked(&x.card) || revoked(&y.card) {
+                continue;
+            }
             let shared = x.card.transfer_key == y.card.transfer_key;
             let update = !shared
                 && [UpdateMode::Common, UpdateMode::Auto].iter().any(|m| key_update_fits(&x.card, &y.card, keys, *m));

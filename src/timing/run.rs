@@ -262,6 +262,8 @@ impl Bench<'_, '_> {
             Err(engine::EngineError::Head { head, source }) => Err(head_stop(&head, source)),
             // Timing specs name no machine: the keyset's defaults always exist.
             Err(e @ engine::EngineError::Machine(_)) => Err(Stop::Fail(format!("op {op}: {e}"))),
+            // A stale CRL stops every later op the same way: end the run like a head failure.
+            Err(e @ engine::EngineError::StaleCrl { .. }) => Err(Stop::Head(e.to_string())),
         }
     }
 
