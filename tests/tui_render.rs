@@ -371,7 +371,7 @@ fn batch_panel() {
     has(&s, &format!("Plan     {PLAN}"));
     has(&s, &format!("Profile  {PROFILE}"));
     has(&s, "Batch ID B1");
-    has(&s, "Cards    20");
+    has(&s, "Card count 20");
     has(&s, "State    running  batch B1");
     has(&s, "Folder   logs/B1");
     has(&s, "3/20  15%");
@@ -433,7 +433,7 @@ fn trace_panel_rows_filters_and_follow() {
     // The card filter takes the selected row's card; moving up leaves follow mode.
     b.ch('k');
     let s = screen(&b.app, 80, 24);
-    has(&s, "paused ·");
+    has(&s, "view frozen (f follows) ·");
     b.ch('C');
     let s = screen(&b.app, 80, 24);
     has(&s, &format!("card={} (2 shown)", card_id(2)));
@@ -575,7 +575,7 @@ fn help_lists_every_key() {
     for _ in 0..60 {
         b.ch('j');
     }
-    has(&screen(&b.app, 80, 24), "keep running");
+    has(&screen(&b.app, 80, 24), "keep it going");
     b.key(KeyCode::Esc);
     assert_eq!(b.app.modal, Modal::None);
 }

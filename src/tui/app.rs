@@ -223,6 +223,9 @@ pub struct HeadRow {
     pub fault: String,
     /// What the head is doing in the batch and what the operator must do for it.
     pub state: Option<crate::batch::operator::HeadState>,
+    /// Cards inserted in this head whose verdict has not come yet, by index: the engine
+    /// journals a card (and reports it done) after its worker has inserted the next one.
+    pub in_flight: Vec<u64>,
 }
 
 impl HeadRow {
@@ -382,7 +385,7 @@ impl Field {
             Field::Plan => "Plan",
             Field::Profile => "Profile",
             Field::BatchId => "Batch ID",
-            Field::Count => "Cards",
+            Field::Count => "Card count",
             Field::Trace => "Trace",
             Field::OtherTrace => "Compare with",
             Field::ReplayHead => "Replay on head",
@@ -576,6 +579,16 @@ pub struct App {
     /// A PN532 poll is under way; when the last one started.
     pub polling: bool,
     pub last_poll: Option<Instant>,
+    /// Why the last key did nothing (or what it did not do), shown on the status line until
+    /// the next key.
+    pub note: Option<String>,
+    /// Insert lines held back until the verdict of the head's previous card is logged, so the
+    /// Events panel lists a head's cards in the order they went in and out.
+    pub held_inserts: Vec<(String, String)>,
+    /// Quit once the replay has ended (asked while it ran).
+    pub quit_after_replay: bool,
+    /// Started without a profile and none of `profiles/` can run a batch: each one and why.
+    pub unusable_profiles: Vec<(PathBuf, String)>,
 }
 
 impl App {
@@ -622,6 +635,10 @@ impl App {
             pcsc_lost: None,
             polling: false,
             last_poll: None,
+            note: None,
+            held_inserts: Vec::new(),
+            quit_after_replay: false,
+            unusable_profiles: Vec::new(),
         };
         app.log(LogKind::Info, "cardbench TUI ready: choose plan and profile in Batch, press s to start, ? for keys");
         app
@@ -667,7 +684,12 @@ impl App {
             }
             Msg::ReplayLaunched { stop } => self.replay_launched(stop),
             Msg::Replay(e) => self.replay_event(e),
-            Msg::ReplayEnded(r) => self.replay_ended(r),
+            Msg::ReplayEnded(r) => {
+                self.replay_ended(r);
+                if self.quit_after_replay {
+                    self.quit = true;
+                }
+            }
             Msg::TimingLaunched { dir, stop } => self.timing_launched(dir, stop),
             Msg::TimingSample(s) => self.timing_sample(s),
             Msg::TimingEnded(r) => self.timing_ended(r),
@@ -699,6 +721,30 @@ impl App {
             }
         }
         self.events.push_back(LogRow { wall: self.now.wall, kind, text: text.into() });
+    }
+
+    /// Say on the status line why a key did nothing (until the next key).
+    pub fn say(&mut self, why: impl Into<String>) {
+        self.note = Some(why.into());
+    }
+
+    /// A refusal worth keeping: on the status line and in the Events panel.
+    pub fn refuse(&mut self, kind: LogKind, why: impl Into<String>) {
+        let why = why.into();
+        self.note = Some(why.clone());
+        self.log(kind, why);
+    }
+
+    /// A replay is running (or stopping) on the profile's heads.
+    pub fn replaying(&self) -> bool {
+        self.replay.live.as_ref().is_some_and(|l| l.phase.active())
+    }
+
+    /// `s` would resume the batch last run (stopped, same batch ID) rather than start one.
+    pub fn start_resumes(&self) -> bool {
+        matches!(self.batch.phase, Phase::Stopped | Phase::Failed(_))
+            && !self.batch.id.is_empty()
+            && self.form.batch_id.trim() == self.batch.id
     }
 
     pub fn head_mut(&mut self, name: &str) -> Option<&mut HeadRow> {
@@ -746,34 +792,45 @@ impl App {
 
     pub(super) fn start(&mut self) -> Vec<Effect> {
         if self.batch.phase.active() {
-            self.log(LogKind::Info, "a batch is already running");
+            let why = match self.batch.phase {
+                Phase::Paused => "s: the batch is paused, not stopped (p resumes it)",
+                Phase::Stopping => "s: the batch is stopping; s resumes it once it has stopped",
+                _ => "s: a batch is already running (x stops it)",
+            };
+            self.say(why);
             return Vec::new();
         }
-        if self.replay.live.as_ref().is_some_and(|l| l.phase.active()) {
-            self.log(LogKind::Error, "a replay is running on the profile's heads: stop it (x in 7 Replay) first");
+        if self.replaying() {
+            self.refuse(LogKind::Error, "a replay is running on the profile's heads: stop it (x in 7 Replay) first");
             return Vec::new();
         }
         if self.timing_view.running() {
-            self.log(LogKind::Error, "a timing run is using the profile's heads: stop it (x in 5 Timing) first");
+            self.refuse(LogKind::Error, "a timing run is using the profile's heads: stop it (x in 5 Timing) first");
             return Vec::new();
         }
         let (Some(plan), Some(profile)) = (self.form.plan_path(), self.form.profile_path()) else {
-            self.log(LogKind::Error, "choose a plan and a profile in the Batch panel first");
+            let missing = if self.form.plan_path().is_none() { "plan" } else { "profile" };
+            self.refuse(LogKind::Error, format!("s: no {missing} chosen: pick one in 2 Batch (Enter; / types a path)"));
             return Vec::new();
         };
+        if let Some(why) = &self.form.profile_note {
+            let why = format!("s: {} cannot run a batch: {why}", profile.display());
+            self.refuse(LogKind::Error, why);
+            return Vec::new();
+        }
         let count = match self.form.count.trim() {
             "" => None,
             s => match s.parse::<u64>() {
                 Ok(n) if n > 0 => Some(n),
                 _ => {
-                    self.log(LogKind::Error, format!("card count '{s}' is not a positive number"));
+                    self.refuse(LogKind::Error, format!("s: card count '{s}' is not a positive number"));
                     return Vec::new();
                 }
             },
         };
         let batch_id = self.form.batch_id.trim().to_string();
         if batch_id.is_empty() {
-            self.log(LogKind::Error, "the batch needs an ID");
+            self.refuse(LogKind::Error, "s: the batch needs an ID (2 Batch, Batch ID)");
             return Vec::new();
         }
         let req = BatchRequest { plan: plan.to_path_buf(), profile: profile.to_path_buf(), batch_id, count };
@@ -787,13 +844,17 @@ impl App {
         self.trace_detail = None;
         self.timing = Timing::default();
         self.timing_sel = 0;
+        // The counts per head start again; a resumed batch's earlier cards are added back
+        // when the engine lists them (`Started { earlier }`).
         for h in &mut self.heads {
             h.pass = 0;
             h.fail = 0;
             h.aborted = 0;
             h.fault.clear();
             h.state = None;
+            h.in_flight.clear();
         }
+        self.held_inserts.clear();
         self.log(
             LogKind::Batch,
             format!(
@@ -822,14 +883,20 @@ impl App {
                 }
                 self.log(LogKind::Batch, "resumed");
             }
-            _ => return,
+            Phase::Stopping => return self.say("p: the batch is stopping; nothing to pause"),
+            _ => return self.say("p: no batch is running to pause (s starts one)"),
         }
         self.batch.set_flags();
     }
 
     pub(super) fn stop(&mut self) {
         if !matches!(self.batch.phase, Phase::Starting | Phase::Running | Phase::Paused) {
-            return;
+            let why = if self.batch.phase == Phase::Stopping {
+                "x: the batch is already stopping (the cards in the heads finish first)"
+            } else {
+                "x: no batch is running to stop"
+            };
+            return self.say(why);
         }
         if let Some(t) = self.batch.paused_at.take() {
             self.batch.paused_for += self.now.mono.saturating_duration_since(t);

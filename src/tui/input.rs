@@ -33,18 +33,14 @@ impl App {
         if k.kind == KeyEventKind::Release {
             return Vec::new();
         }
+        self.note = None;
         match self.modal.clone() {
             Modal::Edit { field, buf } => self.edit_key(field, buf, k),
             Modal::ConfirmQuit => {
                 match lookup(&[Scope::Confirm], &k) {
                     Some(Action::Yes) => {
                         self.modal = Modal::None;
-                        self.batch.quit_when_done = true;
-                        if self.batch.phase.active() {
-                            self.stop();
-                        } else {
-                            self.quit = true;
-                        }
+                        self.quit_cleanly();
                     }
                     Some(Action::No) => self.modal = Modal::None,
                     _ => {}
@@ -80,7 +76,12 @@ impl App {
                 };
                 match lookup(scopes, &k) {
                     Some(a) => self.act(a, &k),
-                    None => Vec::new(),
+                    None => {
+                        let key =
+                            super::keymap::Key { code: k.code, ctrl: k.modifiers.contains(KeyModifiers::CONTROL) };
+                        self.say(format!("{} does nothing in {} (? lists every key)", key.label(), self.panel.title()));
+                        Vec::new()
+                    }
                 }
             }
         }
@@ -89,27 +90,14 @@ impl App {
     fn act(&mut self, a: Action, k: &KeyEvent) -> Vec<Effect> {
         match a {
             Action::Quit => {
-                if self.timing_view.running() && !self.batch.phase.active() {
-                    // Asked twice: leave now (the run's samples.csv is not written).
-                    if self.timing_view.quit_when_done {
-                        self.quit = true;
-                    } else {
-                        self.timing_view.quit_when_done = true;
-                        self.stop_timing();
-                        self.log(
-                            LogKind::Info,
-                            "quitting once the timing run has written its files (q again quits now)",
-                        );
-                    }
-                } else if self.batch.phase.active() {
-                    if self.batch.quit_when_done {
-                        // Asked twice: leave now; the journal holds every finished card.
-                        self.quit = true;
-                    } else {
-                        self.modal = Modal::ConfirmQuit;
-                    }
-                } else {
+                let busy = self.batch.phase.active() || self.timing_view.running() || self.replaying();
+                let asked = self.batch.quit_when_done || self.timing_view.quit_when_done || self.quit_after_replay;
+                if !busy || asked {
+                    // Asked twice: leave now (the journal holds every finished card; a timing
+                    // run's samples.csv is not written).
                     self.quit = true;
+                } else {
+                    self.modal = Modal::ConfirmQuit;
                 }
             }
             Action::Help => self.modal = Modal::Help { scroll: 0 },
@@ -173,7 +161,7 @@ impl App {
             Action::OpenTrace => return self.pick_trace(Field::Trace),
             Action::OpenOther => {
                 if self.replay.file.is_none() {
-                    self.log(LogKind::Error, "open a trace first (o), then the one to compare it with (d)");
+                    self.refuse(LogKind::Error, "d: open a trace first (o), then the one to compare it with (d)");
                     return Vec::new();
                 }
                 return self.pick_trace(Field::OtherTrace);
@@ -183,7 +171,7 @@ impl App {
                     self.replay.side_by_side = !self.replay.side_by_side;
                     self.replay.detail = false;
                 } else {
-                    self.log(LogKind::Info, "open a second trace (d) to see the two side by side");
+                    self.say("v: open a second trace (d) to see the two side by side");
                 }
             }
             Action::Replay | Action::ReplayKeepGoing => {
@@ -233,9 +221,29 @@ impl App {
                 let buf = format!("{}%", super::panels::timing_compare::threshold_pct(self.timing_view.threshold));
                 self.modal = Modal::Edit { field: Field::Threshold, buf };
             }
-            Action::Mark | Action::TypePath | Action::Yes | Action::No | Action::Doc => {}
+            Action::Mark | Action::TypePath | Action::Yes | Action::No | Action::Doc => {
+                self.say("that key does nothing here (? lists every key)")
+            }
         }
         Vec::new()
+    }
+
+    /// The operator said yes to quitting: stop what runs cleanly, then quit once it has ended.
+    fn quit_cleanly(&mut self) {
+        if self.batch.phase.active() {
+            self.batch.quit_when_done = true;
+            self.stop();
+        } else if self.timing_view.running() {
+            self.timing_view.quit_when_done = true;
+            self.stop_timing();
+            self.log(LogKind::Info, "quitting once the timing run has written its files (q again quits now)");
+        } else if self.replaying() {
+            self.quit_after_replay = true;
+            self.stop_replay();
+            self.log(LogKind::Info, "quitting once the replay has stopped (q again quits now)");
+        } else {
+            self.quit = true;
+        }
     }
 
     /// The trace picker, with the list looked up again (it may have new files).
@@ -462,6 +470,8 @@ impl App {
                     self.filter = Default::default();
                     self.filter.head = Some(h.name.clone());
                     self.panel = Panel::Trace;
+                } else {
+                    self.say("Enter: no heads yet (choose a profile in 2 Batch)");
                 }
             }
             Panel::Batch => {
@@ -486,6 +496,7 @@ impl App {
                     self.detail_scroll = 0;
                 }
                 Some(_) => {}
+                None if self.results.is_empty() => self.say("Enter: no card has a verdict yet"),
                 None => {
                     if let Some(c) = self.results.get(self.results_sel) {
                         self.card_detail = Some(CardDetail {
@@ -505,7 +516,8 @@ impl App {
                     self.detail_scroll = 0;
                 }
             }
-            Panel::Timing | Panel::Events => {}
+            Panel::Timing => self.say("Enter does nothing in Timing: j/k select a row (its histogram is below)"),
+            Panel::Events => self.say("Enter does nothing in Events: the selected event is shown whole below the list"),
         }
         Vec::new()
     }
@@ -519,7 +531,7 @@ impl App {
                 _ => self.card_detail = None,
             },
             Panel::Replay => self.replay.detail = false,
-            _ => {}
+            _ => self.say("Esc: nothing open to close"),
         }
     }
 
@@ -541,6 +553,14 @@ impl App {
                         }
                         return self.open_trace(field, std::path::PathBuf::from(path));
                     }
+                    Field::Plan | Field::Profile => {
+                        self.modal = Modal::None;
+                        let path = buf.trim();
+                        if path.is_empty() {
+                            return Vec::new();
+                        }
+                        return self.form_path_typed(field, std::path::PathBuf::from(path));
+                    }
                     Field::TimingSpec | Field::CompareA | Field::CompareB => {
                         self.modal = Modal::None;
                         let path = buf.trim();
@@ -558,7 +578,7 @@ impl App {
                         Ok(t) => self.set_threshold(t),
                         Err(e) => self.log(LogKind::Error, e.to_string()),
                     },
-                    Field::Plan | Field::Profile | Field::ReplayHead | Field::TimingHeads => {}
+                    Field::ReplayHead | Field::TimingHeads => {}
                 }
                 self.modal = Modal::None;
                 return Vec::new();
@@ -576,7 +596,13 @@ impl App {
                 if !ctrl
                     && matches!(
                         field,
-                        Field::Trace | Field::OtherTrace | Field::TimingSpec | Field::CompareA | Field::CompareB
+                        Field::Trace
+                            | Field::OtherTrace
+                            | Field::TimingSpec
+                            | Field::CompareA
+                            | Field::CompareB
+                            | Field::Plan
+                            | Field::Profile
                     )
                     && !c.is_control()
                     && buf.len() < 4096 =>
@@ -622,13 +648,21 @@ impl App {
             Some(Action::TypePath)
                 if matches!(
                     field,
-                    Field::Trace | Field::OtherTrace | Field::TimingSpec | Field::CompareA | Field::CompareB
+                    Field::Trace
+                        | Field::OtherTrace
+                        | Field::TimingSpec
+                        | Field::CompareA
+                        | Field::CompareB
+                        | Field::Plan
+                        | Field::Profile
                 ) =>
             {
                 // Start from the highlighted file: its folder is usually the one wanted.
                 let list = match field {
                     Field::TimingSpec => &self.timing_view.specs,
                     Field::CompareA | Field::CompareB => &self.timing_view.results,
+                    Field::Plan => &self.form.plans,
+                    Field::Profile => &self.form.profiles,
                     _ => &self.replay.traces,
                 };
                 let buf = list.get(sel).map_or(String::new(), |p| p.display().to_string());
@@ -679,6 +713,7 @@ impl App {
                 }
                 self.form.profile = Some(sel);
                 self.form.profile_note = None;
+                self.unusable_profiles.clear();
                 if !self.form.count_edited {
                     self.form.count.clear();
                 }
@@ -688,6 +723,34 @@ impl App {
         };
         self.modal = Modal::Picker { field, sel };
         Vec::new()
+    }
+
+    /// A plan or profile path typed in its picker: listed (first) and chosen; a missing file
+    /// is refused with its path.
+    fn form_path_typed(&mut self, field: Field, path: std::path::PathBuf) -> Vec<Effect> {
+        if !path.is_file() {
+            self.refuse(LogKind::Error, format!("{}: no such file", path.display()));
+            return Vec::new();
+        }
+        let list = if field == Field::Plan { &mut self.form.plans } else { &mut self.form.profiles };
+        let i = match list.iter().position(|p| *p == path) {
+            Some(i) => i,
+            None => {
+                list.insert(0, path.clone());
+                0
+            }
+        };
+        if field == Field::Plan {
+            self.form.plan = Some(i);
+            return Vec::new();
+        }
+        self.form.profile = Some(i);
+        self.form.profile_note = None;
+        self.unusable_profiles.clear();
+        if !self.form.count_edited {
+            self.form.count.clear();
+        }
+        vec![Effect::Probe(path)]
     }
 
     fn open_trace(&mut self, field: Field, path: std::path::PathBuf) -> Vec<Effect> {

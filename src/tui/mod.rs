@@ -33,7 +33,18 @@ use std::path::PathBuf;
 /// Open the UI on the terminal until the operator quits; `bell`: ring the terminal bell
 /// with each operator prompt.
 pub fn run(profile: Option<PathBuf>, plan: Option<PathBuf>, bell: bool) -> anyhow::Result<()> {
-    let mut app = App::new(Config::discover(plan, profile), Now::current());
+    let mut cfg = Config::discover(plan, profile.clone());
+    let mut unusable = Vec::new();
+    if profile.is_none() {
+        // The first profile that can run a batch, not merely the first file.
+        let (usable, why) = launch::first_batch_profile(&cfg.profiles);
+        if usable.is_none() {
+            unusable = why;
+        }
+        cfg.profile = usable;
+    }
+    let mut app = App::new(cfg, Now::current());
+    app.unusable_profiles = unusable;
     app.bell = bell;
     runloop::run(app)
 }
