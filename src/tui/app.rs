@@ -2,7 +2,7 @@
 //! reads it; threads, files and the batch are the event loop's business (`Effect`s).
 
 use super::replay::{find_traces, ReplayEnd, ReplayRequest, ReplayView, Slot, TraceFile};
-use super::stats::Timing;
+use super::stats::{SortBy, Summary, Timing};
 use super::theme::Theme;
 use super::timing::{TimingEnd, TimingRequest, TimingView};
 use super::trace::{TraceFilter, TraceLog, TraceRow};
@@ -141,6 +141,8 @@ pub enum Msg {
         profile: PathBuf,
         result: Result<super::presence::Polled, String>,
     },
+    /// A file the UI exported (the Timing table's CSV) was written, or why not.
+    Exported(Result<PathBuf, String>),
     Tick,
     Resize,
 }
@@ -173,6 +175,11 @@ pub enum Effect {
     },
     /// Look at the profile's PN532 heads (card present, ATR).
     PollPn532(PathBuf),
+    /// Write a file the UI exports (the Timing table as CSV).
+    Export {
+        path: PathBuf,
+        text: String,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -564,6 +571,10 @@ pub struct App {
     pub card_detail: Option<CardDetail>,
     pub timing: Timing,
     pub timing_sel: usize,
+    /// The batch's timing pooled over the DUT heads per command (else per head and command).
+    pub timing_pooled: bool,
+    pub timing_sort: SortBy,
+    pub timing_desc: bool,
     pub events: VecDeque<LogRow>,
     /// Selected event; None: follow the newest.
     pub events_sel: Option<usize>,
@@ -626,6 +637,9 @@ impl App {
             card_detail: None,
             timing: Timing::default(),
             timing_sel: 0,
+            timing_pooled: true,
+            timing_sort: SortBy::Name,
+            timing_desc: false,
             events: VecDeque::new(),
             events_sel: None,
             replay: ReplayView { traces, ..ReplayView::default() },
@@ -698,6 +712,12 @@ impl App {
             Msg::Presence { reader, present, atr } => self.presence(&reader, present, atr),
             Msg::PresenceLost(why) => self.presence_lost(why),
             Msg::Polled { profile, result } => self.polled(&profile, result),
+            Msg::Exported(Ok(path)) => {
+                let msg = format!("timing table written to {}", path.display());
+                self.say(msg.clone());
+                self.log(LogKind::Info, msg);
+            }
+            Msg::Exported(Err(e)) => self.refuse(LogKind::Error, format!("timing export failed: {e}")),
             Msg::Tick => {
                 self.timing_tick();
                 return self.poll_due().map(Effect::PollPn532).into_iter().collect();
@@ -733,6 +753,35 @@ impl App {
         let why = why.into();
         self.note = Some(why.clone());
         self.log(kind, why);
+    }
+
+    /// The batch Timing view's rows, as shown: pooled over the DUT heads or per head, sorted.
+    pub fn timing_rows(&self) -> Vec<Summary> {
+        // DUT heads by the profile's roles; before a profile is read, the peer cards' heads
+        // (`D1.peer`) are the ones with a dot.
+        let known = self.heads.iter().any(|h| h.role == "dut");
+        let is_dut = |h: &str| {
+            if known {
+                self.heads.iter().any(|x| x.name == h && x.role == "dut")
+            } else {
+                !h.contains('.')
+            }
+        };
+        let pooled: Option<&dyn Fn(&str) -> bool> = if self.timing_pooled { Some(&is_dut) } else { None };
+        self.timing.summaries(pooled, self.timing_sort, self.timing_desc)
+    }
+
+    /// Where `E` writes the Timing table: the batch's folder, else the working directory.
+    pub fn timing_export_path(&self) -> PathBuf {
+        let name = format!(
+            "timing-{}-{}.csv",
+            if self.timing_pooled { "all-duts" } else { "per-head" },
+            self.now.wall.format("%Y%m%dT%H%M%SZ")
+        );
+        match &self.batch.dir {
+            Some(d) => d.join(name),
+            None => PathBuf::from(name),
+        }
     }
 
     /// A replay is running (or stopping) on the profile's heads.

@@ -204,6 +204,30 @@ impl App {
                 self.timing_view.mode = self.timing_view.mode.next();
                 self.timing_view.sel = 0;
             }
+            Action::PoolHeads | Action::SortColumn | Action::SortOrder | Action::Export
+                if self.timing_view.mode != TimingMode::Batch =>
+            {
+                self.say("that key works in the batch timing view (v)")
+            }
+            Action::PoolHeads => {
+                self.timing_pooled = !self.timing_pooled;
+                self.timing_sel = 0;
+            }
+            Action::SortColumn => {
+                self.timing_sort = self.timing_sort.next();
+                // Figures read largest first, names in order.
+                self.timing_desc = self.timing_sort != super::stats::SortBy::Name;
+            }
+            Action::SortOrder => self.timing_desc = !self.timing_desc,
+            Action::Export => {
+                let rows = self.timing_rows();
+                if rows.is_empty() {
+                    self.say("E: no exchange timed yet: nothing to export");
+                } else {
+                    let path = self.timing_export_path();
+                    return vec![Effect::Export { path, text: super::stats::summaries_csv(&rows) }];
+                }
+            }
             Action::RunSpec => return self.pick_spec(),
             Action::StopTiming => {
                 if !self.stop_timing() {
@@ -435,7 +459,7 @@ impl App {
                 }
             }
             Panel::Timing if self.timing_view.mode == TimingMode::Batch => {
-                self.timing_sel = moved(self.timing_sel, self.timing.len(), m)
+                self.timing_sel = moved(self.timing_sel, self.timing_rows().len(), m)
             }
             Panel::Timing => self.timing_view.sel = moved(self.timing_view.sel, self.timing_view.len(), m),
             Panel::Replay => {

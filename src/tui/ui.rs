@@ -176,7 +176,9 @@ fn hint_line(app: &App, f: &mut Frame, area: Rect) {
         (_, Panel::Results) => &[("j/k", "move"), ("Enter", "open card")],
         (_, Panel::Heads) => &[("j/k", "move"), ("Enter", "trace of the head")],
         (_, Panel::Timing) => match app.timing_view.mode {
-            TimingMode::Batch => &[("v", "view"), ("r", "run spec"), ("c", "compare"), ("j/k", "select command")],
+            TimingMode::Batch => {
+                &[("v", "view"), ("a", "DUTs/heads"), ("o/O", "sort"), ("E", "export"), ("r", "run"), ("c", "compare")]
+            }
             TimingMode::Spec => {
                 &[("v", "view"), ("r", "run spec"), ("x", "stop"), ("c", "compare"), ("j/k", "select op")]
             }

@@ -15,7 +15,7 @@ pub fn render(app: &App, f: &mut Frame, area: Rect, focused: bool) {
     f.render_widget(b, area);
     let t = &app.theme;
     let w = inner.width as usize;
-    let label = |s: &str| Span::styled(format!(" {s:<10}"), t.header());
+    let label = |s: &str| Span::styled(format!(" {s:<10} "), t.header());
     let mut lines = Vec::new();
     for field in Field::ALL {
         let value = match (&app.modal, field) {
@@ -45,12 +45,12 @@ pub fn render(app: &App, f: &mut Frame, area: Rect, focused: bool) {
         let mark = if focused && app.form.field == field { "▸" } else { " " };
         lines.push(Line::from(vec![
             label(field.label()),
-            Span::styled(clip(&value, w.saturating_sub(13)), style),
+            Span::styled(clip(&value, w.saturating_sub(14)), style),
             Span::raw(format!(" {mark}")),
         ]));
         if field == Field::Profile {
             if let Some(note) = &app.form.profile_note {
-                lines.push(Line::from(vec![label(""), Span::styled(clip(note, w.saturating_sub(13)), t.fail())]));
+                lines.push(Line::from(vec![label(""), Span::styled(clip(note, w.saturating_sub(14)), t.fail())]));
             }
         }
     }
@@ -85,7 +85,7 @@ pub fn render(app: &App, f: &mut Frame, area: Rect, focused: bool) {
         lines.push(Line::from(vec![label("Error"), Span::styled(e.clone(), t.fail())]));
     }
     if let Some(d) = &bs.dir {
-        lines.push(Line::from(vec![label("Folder"), Span::raw(clip(&d.display().to_string(), w.saturating_sub(13)))]));
+        lines.push(Line::from(vec![label("Folder"), Span::raw(clip(&d.display().to_string(), w.saturating_sub(14)))]));
     }
     let done = bs.done();
     let frac = if bs.total > 0 { done as f64 / bs.total as f64 } else { 0.0 };
@@ -117,7 +117,7 @@ pub fn render(app: &App, f: &mut Frame, area: Rect, focused: bool) {
         Span::raw(format!("{rate}   ETA {eta}   elapsed {}", fmt_hms(bs.elapsed(now)))),
     ]));
     if let Some(s) = &bs.summary {
-        lines.push(Line::from(vec![label("Summary"), Span::raw(clip(&s.display().to_string(), w.saturating_sub(13)))]));
+        lines.push(Line::from(vec![label("Summary"), Span::raw(clip(&s.display().to_string(), w.saturating_sub(14)))]));
     }
     lines.push(Line::raw(""));
     let key = |k: &str, what: &str| vec![Span::styled(format!(" {k}"), t.key()), Span::raw(format!(" {what} "))];
