@@ -548,13 +548,14 @@ impl App {
 
     fn back(&mut self) {
         match self.panel {
-            Panel::Trace => self.trace_detail = None,
+            Panel::Trace if self.trace_detail.is_some() => self.trace_detail = None,
             Panel::Results => match self.card_detail.as_mut() {
                 Some(d) if d.exchange.is_some() => d.exchange = None,
                 Some(d) if d.show_trace => d.show_trace = false,
-                _ => self.card_detail = None,
+                Some(_) => self.card_detail = None,
+                None => self.say("Esc: nothing open to close"),
             },
-            Panel::Replay => self.replay.detail = false,
+            Panel::Replay if self.replay.detail => self.replay.detail = false,
             _ => self.say("Esc: nothing open to close"),
         }
     }
