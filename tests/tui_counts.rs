@@ -441,6 +441,10 @@ fn a_key_that_does_nothing_says_why_on_the_status_line() {
         assert!(status.contains(what), "{keys:?}: {what:?} not on the status line {status:?}");
     };
     said(&mut b, &['1', 'z'], "z does nothing in Heads (? lists every key)");
+    said(&mut b, &['3', 'j'], "nothing to move to: no exchange yet");
+    said(&mut b, &['7', 'n'], "no divergence or differing row to go to");
+    // A refusal logged in Events is on the status line too.
+    said(&mut b, &['r'], "open a trace with rows first (o)");
     said(&mut b, &['p'], "p: no batch is running to pause (s starts one)");
     said(&mut b, &['x'], "x: no batch is running to stop");
     b.ch('4');

@@ -596,6 +596,9 @@ pub struct App {
     /// Insert lines held back until the verdict of the head's previous card is logged, so the
     /// Events panel lists a head's cards in the order they went in and out.
     pub held_inserts: Vec<(String, String)>,
+    /// Error lines logged so far: a key that logs one was refused, and says why on the
+    /// status line too.
+    pub errors_logged: u64,
     /// Quit once the replay has ended (asked while it ran).
     pub quit_after_replay: bool,
     /// Started without a profile and none of `profiles/` can run a batch: each one and why.
@@ -652,6 +655,7 @@ impl App {
             note: None,
             held_inserts: Vec::new(),
             quit_after_replay: false,
+            errors_logged: 0,
             unusable_profiles: Vec::new(),
         };
         app.log(LogKind::Info, "cardbench TUI ready: choose plan and profile in Batch, press s to start, ? for keys");
@@ -740,6 +744,7 @@ impl App {
                 *s = s.saturating_sub(1);
             }
         }
+        self.errors_logged += u64::from(kind == LogKind::Error);
         self.events.push_back(LogRow { wall: self.now.wall, kind, text: text.into() });
     }
 

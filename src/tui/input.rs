@@ -65,24 +65,34 @@ impl App {
             }
             Modal::Picker { field, sel } => self.picker_key(field, sel, k),
             Modal::None => {
-                let scopes: &[Scope] = match self.panel {
-                    Panel::Batch => &[Scope::Batch, Scope::List, Scope::Global],
-                    Panel::Trace => &[Scope::Trace, Scope::List, Scope::Global],
-                    Panel::Results if self.card_detail.is_some() => &[Scope::CardDetail, Scope::List, Scope::Global],
-                    Panel::Results => &[Scope::Results, Scope::List, Scope::Global],
-                    Panel::Replay => &[Scope::Replay, Scope::List, Scope::Global],
-                    Panel::Timing => &[Scope::Timing, Scope::List, Scope::Global],
-                    _ => &[Scope::List, Scope::Global],
-                };
-                match lookup(scopes, &k) {
-                    Some(a) => self.act(a, &k),
-                    None => {
-                        let key =
-                            super::keymap::Key { code: k.code, ctrl: k.modifiers.contains(KeyModifiers::CONTROL) };
-                        self.say(format!("{} does nothing in {} (? lists every key)", key.label(), self.panel.title()));
-                        Vec::new()
-                    }
+                // A key refused with an error in the Events panel says it on the status line.
+                let errors = self.errors_logged;
+                let fx = self.panel_key(k);
+                if self.note.is_none() && self.errors_logged > errors {
+                    self.note = self.events.back().map(|e| e.text.clone());
                 }
+                fx
+            }
+        }
+    }
+
+    /// A key with no window open: the focused panel's binding, else why it does nothing.
+    fn panel_key(&mut self, k: KeyEvent) -> Vec<Effect> {
+        let scopes: &[Scope] = match self.panel {
+            Panel::Batch => &[Scope::Batch, Scope::List, Scope::Global],
+            Panel::Trace => &[Scope::Trace, Scope::List, Scope::Global],
+            Panel::Results if self.card_detail.is_some() => &[Scope::CardDetail, Scope::List, Scope::Global],
+            Panel::Results => &[Scope::Results, Scope::List, Scope::Global],
+            Panel::Replay => &[Scope::Replay, Scope::List, Scope::Global],
+            Panel::Timing => &[Scope::Timing, Scope::List, Scope::Global],
+            _ => &[Scope::List, Scope::Global],
+        };
+        match lookup(scopes, &k) {
+            Some(a) => self.act(a, &k),
+            None => {
+                let key = super::keymap::Key { code: k.code, ctrl: k.modifiers.contains(KeyModifiers::CONTROL) };
+                self.say(format!("{} does nothing in {} (? lists every key)", key.label(), self.panel.title()));
+                Vec::new()
             }
         }
     }
@@ -197,7 +207,12 @@ impl App {
                         self.replay.sel = i;
                         self.replay.follow = false;
                     }
-                    None => {}
+                    None if diffs.is_empty() => self.say("no divergence or differing row to go to"),
+                    None => self.say(if a == Action::NextDiff {
+                        "no divergence after this row"
+                    } else {
+                        "no divergence before this row"
+                    }),
                 }
             }
             Action::TimingView => {
@@ -419,6 +434,24 @@ impl App {
                 }
             }
             self.detail_scroll = 0;
+        }
+        let empty = match self.panel {
+            Panel::Heads if self.heads.is_empty() => Some("no heads yet: choose a profile in 2 Batch"),
+            Panel::Trace if !detail_open && self.trace.is_empty() => Some("no exchange yet"),
+            Panel::Trace if !detail_open && self.trace.visible(&self.filter).is_empty() => {
+                Some("no exchange matches the filters (F clears them)")
+            }
+            Panel::Results if self.card_detail.is_none() && self.results.is_empty() => {
+                Some("no card has a verdict yet")
+            }
+            Panel::Timing if self.timing_view.mode == TimingMode::Batch && self.timing.is_empty() => {
+                Some("no exchange timed yet")
+            }
+            Panel::Replay if self.replay.is_empty() => Some("no trace open (o opens one)"),
+            _ => None,
+        };
+        if let Some(why) = empty {
+            return self.say(format!("nothing to move to: {why}"));
         }
         match self.panel {
             Panel::Heads => self.heads_sel = moved(self.heads_sel, self.heads.len(), m),
