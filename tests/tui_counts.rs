@@ -464,6 +464,12 @@ fn a_key_that_does_nothing_says_why_on_the_status_line() {
     lacks(&b.screen(100, 24), "nothing to export");
     start(&mut b, "B12", 0, vec![]);
     said(&mut b, &['s'], "s: a batch is already running (x stops it)");
+    // While the batch runs, the counts come back on the ticker after a while.
+    b.at += 6.0;
+    b.send(Msg::Tick);
+    let s = b.screen(100, 24);
+    lacks(&s, "already running");
+    has(&s, "B12  0/200  pass 0");
 }
 
 #[test]

@@ -17,6 +17,9 @@ use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+/// How long a note stays on the status line while the ticker runs (a batch or timing run).
+pub const NOTE_SHOWN: Duration = Duration::from_secs(5);
+
 /// Events shown in the Events panel.
 pub const EVENTS_KEPT: usize = 1000;
 
@@ -593,6 +596,9 @@ pub struct App {
     /// Why the last key did nothing (or what it did not do), shown on the status line until
     /// the next key.
     pub note: Option<String>,
+    /// When the note was set: while a batch runs it gives the line back to the counts after
+    /// `NOTE_SHOWN`.
+    pub note_at: Option<Instant>,
     /// Insert lines held back until the verdict of the head's previous card is logged, so the
     /// Events panel lists a head's cards in the order they went in and out.
     pub held_inserts: Vec<(String, String)>,
@@ -653,6 +659,7 @@ impl App {
             polling: false,
             last_poll: None,
             note: None,
+            note_at: None,
             held_inserts: Vec::new(),
             quit_after_replay: false,
             errors_logged: 0,
@@ -723,6 +730,9 @@ impl App {
             }
             Msg::Exported(Err(e)) => self.refuse(LogKind::Error, format!("timing export failed: {e}")),
             Msg::Tick => {
+                if self.note_at.is_some_and(|t| now.mono.saturating_duration_since(t) >= NOTE_SHOWN) {
+                    self.note = None;
+                }
                 self.timing_tick();
                 return self.poll_due().map(Effect::PollPn532).into_iter().collect();
             }
@@ -751,12 +761,13 @@ impl App {
     /// Say on the status line why a key did nothing (until the next key).
     pub fn say(&mut self, why: impl Into<String>) {
         self.note = Some(why.into());
+        self.note_at = Some(self.now.mono);
     }
 
     /// A refusal worth keeping: on the status line and in the Events panel.
     pub fn refuse(&mut self, kind: LogKind, why: impl Into<String>) {
         let why = why.into();
-        self.note = Some(why.clone());
+        self.say(why.clone());
         self.log(kind, why);
     }
 

@@ -69,7 +69,9 @@ impl App {
                 let errors = self.errors_logged;
                 let fx = self.panel_key(k);
                 if self.note.is_none() && self.errors_logged > errors {
-                    self.note = self.events.back().map(|e| e.text.clone());
+                    if let Some(e) = self.events.back().map(|e| e.text.clone()) {
+                        self.say(e);
+                    }
                 }
                 fx
             }
