@@ -212,6 +212,22 @@ fn counts_after_a_resume_include_the_earlier_run_once_on_the_status_line_and_per
 }
 
 #[test]
+fn a_long_reader_name_keeps_its_end_at_80_columns() {
+    let mut b = idle();
+    let reader = "Identiv uTrust 3700 F CL Reader [uTrust 3700 F CL Reader] (53691324212792) 01 00";
+    b.app.heads[0].driver = "pcsc".into();
+    b.app.heads[0].reader = reader.into();
+    b.app.heads[0].atr = Some(vec![0x3B, 0x8F, 0x80, 0x01, 0x80, 0x4F, 0x0C, 0xA0, 0x00, 0x00, 0x03, 0x06]);
+    b.ch('1');
+    let s = b.screen(80, 24);
+    // What tells two such readers apart is the end of the name: it stays, with the ATR.
+    let line = line_with(&s, "(53691324212792) 01 00");
+    assert!(line.contains("ATR 3B8F8001804F0CA000000306"), "{line:?}");
+    let s = b.screen(200, 60);
+    has(&s, reader);
+}
+
+#[test]
 fn labels_follow_the_state() {
     let mut b = idle();
     b.ch('2');
