@@ -270,15 +270,7 @@ fn labels_follow_the_state() {
     // Another batch ID: s starts.
     b.app.form.batch_id = "B9".into();
     has(&b.screen(80, 24), " s start ");
-    // The trace view frozen is not the batch paused.
-    b.ch('3');
-    b.batch(BatchEvent::Started { total: 1, done: 0, heads: vec!["D1".into()], earlier: vec![] });
-    b.batch(BatchEvent::Run { head: "D1".into(), card_id: card_id(1), event: wire("D1", &card_id(1), &SELECT, 5) });
-    b.batch(BatchEvent::Run { head: "D1".into(), card_id: card_id(1), event: wire("D1", &card_id(1), &SELECT, 6) });
-    b.ch('k');
-    let s = b.screen(100, 24);
-    has(&s, "view frozen");
-    lacks(&s, "paused ·");
+    // (The trace's `view frozen`, not `paused`, is the Trace panel's: tests/tui_trace.rs.)
 }
 
 #[test]

@@ -433,7 +433,7 @@ fn trace_panel_rows_filters_and_follow() {
     // The card filter takes the selected row's card; moving up leaves follow mode.
     b.ch('k');
     let s = screen(&b.app, 80, 24);
-    has(&s, "view frozen (f follows) ·");
+    has(&s, "paused ·");
     b.ch('C');
     let s = screen(&b.app, 80, 24);
     has(&s, &format!("card={} (2 shown)", card_id(2)));

@@ -171,6 +171,11 @@ pub enum Effect {
     Time(TimingRequest),
     /// Look up the timing result folders under `logs/`.
     ListTimingResults,
+    /// Write a file the UI exports (the Timing table as CSV).
+    Export {
+        path: PathBuf,
+        text: String,
+    },
     /// Read two timing results to compare them.
     LoadCompare {
         a: PathBuf,
@@ -178,11 +183,6 @@ pub enum Effect {
     },
     /// Look at the profile's PN532 heads (card present, ATR).
     PollPn532(PathBuf),
-    /// Write a file the UI exports (the Timing table as CSV).
-    Export {
-        path: PathBuf,
-        text: String,
-    },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

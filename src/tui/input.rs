@@ -597,6 +597,15 @@ impl App {
 
     fn edit_key(&mut self, field: Field, mut buf: String, k: KeyEvent) -> Vec<Effect> {
         let ctrl = k.modifiers.contains(KeyModifiers::CONTROL);
+        // A plan or profile path typed in its picker (the Batch panel's fields are picked).
+        if k.code == KeyCode::Enter && matches!(field, Field::Plan | Field::Profile) {
+            self.modal = Modal::None;
+            let path = buf.trim();
+            if path.is_empty() {
+                return Vec::new();
+            }
+            return self.form_path_typed(field, std::path::PathBuf::from(path));
+        }
         match k.code {
             KeyCode::Enter => {
                 match field {
@@ -612,14 +621,6 @@ impl App {
                             return Vec::new();
                         }
                         return self.open_trace(field, std::path::PathBuf::from(path));
-                    }
-                    Field::Plan | Field::Profile => {
-                        self.modal = Modal::None;
-                        let path = buf.trim();
-                        if path.is_empty() {
-                            return Vec::new();
-                        }
-                        return self.form_path_typed(field, std::path::PathBuf::from(path));
                     }
                     Field::TimingSpec | Field::CompareA | Field::CompareB => {
                         self.modal = Modal::None;
@@ -638,7 +639,7 @@ impl App {
                         Ok(t) => self.set_threshold(t),
                         Err(e) => self.log(LogKind::Error, e.to_string()),
                     },
-                    Field::ReplayHead | Field::TimingHeads => {}
+                    Field::Plan | Field::Profile | Field::ReplayHead | Field::TimingHeads => {}
                 }
                 self.modal = Modal::None;
                 return Vec::new();
@@ -651,18 +652,18 @@ impl App {
                 buf.pop();
             }
             KeyCode::Char('u') if ctrl => buf.clear(),
+            // A plan or profile path typed in its picker.
+            KeyCode::Char(c)
+                if !ctrl && matches!(field, Field::Plan | Field::Profile) && !c.is_control() && buf.len() < 4096 =>
+            {
+                buf.push(c)
+            }
             // A path: any printable character.
             KeyCode::Char(c)
                 if !ctrl
                     && matches!(
                         field,
-                        Field::Trace
-                            | Field::OtherTrace
-                            | Field::TimingSpec
-                            | Field::CompareA
-                            | Field::CompareB
-                            | Field::Plan
-                            | Field::Profile
+                        Field::Trace | Field::OtherTrace | Field::TimingSpec | Field::CompareA | Field::CompareB
                     )
                     && !c.is_control()
                     && buf.len() < 4096 =>

@@ -191,14 +191,14 @@ fn perform(
         Effect::ListTimingResults => launch::in_background(aux.clone(), || {
             Msg::TimingResults(super::timing::find_results(&[std::path::Path::new("logs")]))
         }),
-        Effect::PollPn532(profile) => launch::in_background(aux.clone(), move || {
-            let result = super::presence::poll_pn532(&profile);
-            Msg::Polled { profile, result }
-        }),
         Effect::Export { path, text } => launch::in_background(aux.clone(), move || {
             let result =
                 std::fs::write(&path, text).map(|()| path.clone()).map_err(|e| format!("{}: {e}", path.display()));
             Msg::Exported(result)
+        }),
+        Effect::PollPn532(profile) => launch::in_background(aux.clone(), move || {
+            let result = super::presence::poll_pn532(&profile);
+            Msg::Polled { profile, result }
         }),
         Effect::LoadCompare { a, b } => {
             launch::in_background(aux.clone(), move || Msg::CompareLoaded(super::timing::load_sides(&a, &b)))

@@ -14,7 +14,7 @@ pub fn render(app: &App, f: &mut Frame, area: Rect, focused: bool) {
     if !app.filter.is_empty() {
         title.push_str(&format!("{} ({} shown) · ", app.filter.describe(), vis.len()));
     }
-    title.push_str(if app.trace_sel.is_none() { "follow · " } else { "view frozen (f follows) · " });
+    title.push_str(if app.trace_sel.is_none() { "follow · " } else { "paused · " });
     title.push_str(&format!("{} exchanges, {} kept", app.trace.total, app.trace.window()));
     let b = block(app, Panel::Trace, title, focused);
     let inner = b.inner(area);
