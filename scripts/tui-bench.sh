@@ -89,7 +89,7 @@ tui() {
         tmux -S "$sock" send-keys -t tui "$k"
         sleep 0.05
     done
-    until_ok 10 screen_has "Cards    $COUNT "
+    until_ok 10 screen_has "Card count $COUNT "
     tmux -S "$sock" send-keys -t tui s
     until_ok 3600 done_files "$d"
     until_ok 60 screen_has "● finished"

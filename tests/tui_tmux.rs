@@ -134,7 +134,7 @@ fn tui_batch_of_20_in_tmux_shows_the_summary_verdicts_and_quits_cleanly() {
 
     // Batch panel: third field down is the card count; type 20, start.
     tmux.keys(&["2", "j", "j", "j", "Enter", "C-u", "2", "0", "Enter"]);
-    tmux.wait("the count", Duration::from_secs(10), |s| s.contains("Cards    20 "));
+    tmux.wait("the count", Duration::from_secs(10), |s| s.contains("Card count 20 "));
     tmux.keys(&["s"]);
     let s = tmux.wait("the batch to finish", Duration::from_secs(300), |s| {
         s.contains("● finished") || s.contains("● failed") || s.contains("● stopped")
@@ -206,7 +206,7 @@ fn quitting_while_a_batch_runs_asks_then_stops_cleanly() {
     // 150 cards: long enough to quit in the middle. Not the profile's default count (200), so
     // the form shows it only once the keys are in.
     tmux.keys(&["j", "j", "j", "Enter", "C-u", "1", "5", "0", "Enter"]);
-    tmux.wait("the count", Duration::from_secs(10), |s| s.contains("Cards    150 "));
+    tmux.wait("the count", Duration::from_secs(10), |s| s.contains("Card count 150 "));
     tmux.keys(&["s"]);
     // A state only a running batch shows: the status line says running and counts a
     // certified card. A starting batch shows `0/0` and `pass 0` too, so neither is enough.

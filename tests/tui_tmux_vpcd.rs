@@ -109,7 +109,7 @@ fn a_batch_on_vpcd_heads_prompts_per_head_and_shows_live_presence() {
     );
     let out = tmux.cmd(&["new-session", "-d", "-s", "cb", "-x", "100", "-y", "30", &script]);
     assert!(out.status.success(), "tmux new-session: {}", String::from_utf8_lossy(&out.stderr));
-    tmux.wait("the TUI", Duration::from_secs(30), |s| s.contains("● idle") && s.contains("Cards    2 "));
+    tmux.wait("the TUI", Duration::from_secs(30), |s| s.contains("● idle") && s.contains("Card count 2 "));
 
     // Heads: E on its reader, named in full by pcscd, no card yet.
     tmux.keys(&["1"]);

@@ -113,14 +113,37 @@ pub fn probe(path: &Path) -> Result<Probe, String> {
         }
         heads.push(row);
     }
-    let not_batch = if loaded.profile.batch.is_none() {
+    let not_batch = why_not_batch(&loaded.profile);
+    Ok(Probe { heads, count: loaded.profile.batch.as_ref().map(|b| b.get_ref().count), not_batch })
+}
+
+/// Why a profile cannot run a batch, if it cannot (what the Batch panel says under it).
+fn why_not_batch(p: &crate::profile::Profile) -> Option<String> {
+    if p.batch.is_none() {
         Some("this profile has no [batch] section: it cannot run a batch".to_string())
-    } else if !lab.heads.iter().any(|h| h.role == "dut") {
+    } else if !p.heads.iter().any(|h| h.get_ref().role == "dut") {
         Some("this profile has no head with role \"dut\"".to_string())
     } else {
         None
-    };
-    Ok(Probe { heads, count: loaded.profile.batch.as_ref().map(|b| b.get_ref().count), not_batch })
+    }
+}
+
+/// The first of `profiles` that can run a batch (read, with a `[batch]` section and a `dut`
+/// head; its heads are not opened), and why each one before it cannot. Started without
+/// `--profile`, the UI opens that one rather than the first file of `profiles/`.
+pub fn first_batch_profile(profiles: &[PathBuf]) -> (Option<PathBuf>, Vec<(PathBuf, String)>) {
+    let mut unusable = Vec::new();
+    for p in profiles {
+        let why = match crate::profile::load(p) {
+            Ok(loaded) => why_not_batch(&loaded.profile),
+            Err(e) => Some(e.to_string()),
+        };
+        match why {
+            None => return (Some(p.clone()), unusable),
+            Some(why) => unusable.push((p.clone(), why)),
+        }
+    }
+    (None, unusable)
 }
 
 /// Run `f` on a short-lived thread and send what it returns.
