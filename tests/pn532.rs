@@ -453,17 +453,21 @@ fn same_exchanges_through_pn532(profile: &str, plan: &str, to_pn532: impl Fn(&La
     let run = |heads: &mut Vec<LabHead>, lab: &Lab| {
         plan.bind(|n| cardbench::lab::find_head(heads, n).is_some()).unwrap();
         let (rec, rx) = Recorder::new(&plan.id);
+        // Drained while the plan runs: the event queue is bounded, and a whole suite's
+        // events outgrow it.
+        let drain = std::thread::spawn(move || {
+            rx.iter()
+                .filter_map(|e| match e {
+                    Event::Exchange(x) => {
+                        Some((x.head, x.card_id, x.test_step, x.protocol_step, x.command, x.response, x.sw, x.note))
+                    }
+                    _ => None,
+                })
+                .collect::<Vec<_>>()
+        });
         let results = cardbench::runner::run_plan(&plan, heads, &rec, &lab.keyset, lab.clock.unwrap(), [7; 32]);
         drop(rec);
-        let rows: Vec<_> = rx
-            .iter()
-            .filter_map(|e| match e {
-                Event::Exchange(x) => {
-                    Some((x.head, x.card_id, x.test_step, x.protocol_step, x.command, x.response, x.sw, x.note))
-                }
-                _ => None,
-            })
-            .collect();
+        let rows = drain.join().unwrap();
         (results, rows)
     };
     let mut vlab = Lab::from_profile(&loaded).unwrap();

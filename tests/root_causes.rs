@@ -57,7 +57,8 @@ fn one_root_cause_in_the_suite_is_one_failure_and_its_knock_ons_are_blocked() {
             "PURSE-CHAIN-01",
             "PURSE-ROLLBACK-01",
             "PURSE-TAMP-AMT-01",
-            "PURSE-CLONE-01"
+            "PURSE-CLONE-01",
+            "PURSE-TORN-01"
         ]
     );
     assert_eq!(blocked.iter().find(|(id, _)| *id == "CERT-END-01").map(|(_, r)| *r), Some("PURSE-EXH-01"));

@@ -280,7 +280,7 @@ fn an_expired_card_and_a_pending_credit_stop_it_too() {
     // and strand the credit; the terminal refuses before sending anything that changes state.
     let mut a = xfer_head(1, 3, 5000);
     let mut b = xfer_head(2, 3, 5000);
-    b.cut_power(Some(PowerCut { at: 3, point: CutPoint::AfterCommand }));
+    b.cut_power(Some(PowerCut { at: 4, point: CutPoint::AfterCommand }));
     let rec = Recorder::disabled();
     let mut t = term();
     let r = cardbench::engine::transfer::value_transfer(
