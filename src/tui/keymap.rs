@@ -194,7 +194,7 @@ pub const BINDINGS: &[Binding] = &[
     b(S::Trace, &[ch('m')], A::FilterCommand, "filter: command of the selected row / off"),
     b(S::Trace, &[ch('c')], A::FilterCase, "filter: case of the selected row / off"),
     b(S::Trace, &[ch('e')], A::FailuresOnly, "filter: the exchanges failed cases failed on (✗)"),
-    b(S::Trace, &[ch('/')], A::Search, "search as you type: words, head: card: case: step: cmd: sw:6A82 sw:!9000"),
+    b(S::Trace, &[ch('/')], A::Search, "search as typed: text, cmd: case: head: card: sw:!9000"),
     b(S::Trace, &[ch('F')], A::ClearFilters, "clear every filter and the search"),
     b(S::Results, &[code(KeyCode::Enter)], A::Open, "open the card: cases, expected vs actual"),
     b(S::CardDetail, &[ch('t')], A::CardTrace, "cases / the card's full trace (its CSV)"),
@@ -269,8 +269,8 @@ mod tests {
         assert_eq!(lookup(&[Scope::List, Scope::Global], &g), Some(Action::Bottom));
         let cc = KeyEvent::new(KeyCode::Char('c'), KeyModifiers::CONTROL);
         assert_eq!(lookup(&[Scope::Global], &cc), Some(Action::Quit));
-        let c = KeyEvent::new(KeyCode::Char('c'), KeyModifiers::NONE);
-        assert_eq!(lookup(&[Scope::Trace, Scope::List, Scope::Global], &c), None);
+        let b = KeyEvent::new(KeyCode::Char('b'), KeyModifiers::NONE);
+        assert_eq!(lookup(&[Scope::Trace, Scope::List, Scope::Global], &b), None);
         let st = KeyEvent::new(KeyCode::Tab, KeyModifiers::SHIFT);
         assert_eq!(lookup(&[Scope::Global], &st), Some(Action::PrevPanel));
     }

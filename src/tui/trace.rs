@@ -284,7 +284,8 @@ impl TraceFilter {
     pub fn matches(&self, r: &TraceRow) -> bool {
         let x = &r.x;
         self.head.as_ref().is_none_or(|h| *h == x.head)
-            && self.card.as_deref().is_none_or(|c| c == r.card_shown())
+            // A card's own rows and the rows made for it (its peer's).
+            && self.card.as_deref().is_none_or(|c| c == r.card_shown() || c == &*r.card)
             && self.class.is_none_or(|c| r.is_final() && x.kind != RowKind::InDoubt && c == r.class())
             && (!self.not_ok || (r.is_final() && (x.kind == RowKind::InDoubt || x.sw != sw::OK)))
             && self.sw.is_none_or(|s| r.is_final() && x.kind != RowKind::InDoubt && x.sw == s)

@@ -134,8 +134,8 @@ pub fn table(theme: &Theme, f: &mut Frame, area: Rect, rows: &[RowView<'_>], sel
             keep_tail: false,
         },
         Col { header: "SW", short_header: "SW", min: 4, short: 4, full: 4, keep_tail: false },
-        Col { header: "Duration", short_header: "Dur", min: 7, short: most(7, 3), full: most(7, 8), keep_tail: false },
-        Col { header: "Meaning", short_header: "Meaning", min: 6, short: 12, full: most(6, 7), keep_tail: false },
+        Col { header: "Duration", short_header: "Dur", min: 7, short: most(6, 3), full: most(6, 8), keep_tail: false },
+        Col { header: "Meaning", short_header: "Meaning", min: 6, short: 12, full: most(7, 7), keep_tail: false },
     ];
     // Mark column and the spaces between the 9 columns.
     let avail = area.width.saturating_sub(1 + 8);
@@ -175,7 +175,7 @@ pub fn table(theme: &Theme, f: &mut Frame, area: Rect, rows: &[RowView<'_>], sel
             }
             for &k in &order {
                 let v = cut(&text[k], w[k], cols[k].keep_tail);
-                out.push(if k == 5 || k == 6 { Cell::from(Span::styled(v, sw_style)) } else { Cell::from(v) });
+                out.push(if k == 5 || k == 7 { Cell::from(Span::styled(v, sw_style)) } else { Cell::from(v) });
             }
             let mut style = if r.failed { theme.fail() } else { theme.text() };
             if sel == Some(*i) {
@@ -188,7 +188,8 @@ pub fn table(theme: &Theme, f: &mut Frame, area: Rect, rows: &[RowView<'_>], sel
     f.render_widget(t, area);
 }
 
-/// A row's texts: head, card, case, seed step, command, SW, meaning, duration.
+/// A row's texts, in priority order: head, card, case, seed step, command, SW, duration,
+/// meaning.
 fn texts(r: &RowView<'_>) -> [String; 8] {
     let x = r.x;
     let doubt = x.kind == RowKind::InDoubt;
@@ -200,6 +201,7 @@ fn texts(r: &RowView<'_>) -> [String; 8] {
         x.protocol_step.clone(),
         if event { x.kind.as_str().to_string() } else { command_name(&x.command).to_string() },
         if doubt || event { "----".into() } else { format!("{:04X}", x.sw) },
+        fmt_ns(x.duration_ns),
         if doubt {
             format!("in doubt: {}", x.error)
         } else if event {
@@ -207,7 +209,6 @@ fn texts(r: &RowView<'_>) -> [String; 8] {
         } else {
             sw::describe(x.sw)
         },
-        fmt_ns(x.duration_ns),
     ]
 }
 

@@ -16,15 +16,17 @@ pub fn render(app: &App, f: &mut Frame, area: Rect, focused: bool) {
         let s = &app.scan;
         let reading = if s.pending > 0 { ", reading traces…" } else { "" };
         let kept = if s.matched as usize > s.rows.len() {
-            format!(", first {} from disk kept", s.rows.len())
+            format!(", first {} kept", s.rows.len())
         } else {
             String::new()
         };
+        let n = app.trace_matches(&vis);
         title.push_str(&format!(
-            "{} · {} matches in {} cards read + live{kept}{reading} · ",
+            "{} · {n} match{} · {}/{} finished cards read{kept}{reading} · ",
             app.filter.describe(),
-            app.trace_matches(&vis),
-            s.cards.len()
+            if n == 1 { "" } else { "es" },
+            s.cards.len(),
+            app.results.len(),
         ));
     }
     // "frozen": the view stays on the selected row; the batch goes on.
