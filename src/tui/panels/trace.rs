@@ -15,11 +15,8 @@ pub fn render(app: &App, f: &mut Frame, area: Rect, focused: bool) {
     if !app.filter.is_empty() {
         let s = &app.scan;
         let reading = if s.pending > 0 { ", reading traces…" } else { "" };
-        let kept = if s.matched as usize > s.rows.len() {
-            format!(", first {} kept", s.rows.len())
-        } else {
-            String::new()
-        };
+        let kept =
+            if s.matched as usize > s.rows.len() { format!(", first {} kept", s.rows.len()) } else { String::new() };
         let n = app.trace_matches(&vis);
         title.push_str(&format!(
             "{} · {n} match{} · {}/{} finished cards read{kept}{reading} · ",
