@@ -512,3 +512,141 @@ fn a_stale_scan_is_ignored_and_unreadable_traces_are_named() {
     has(&s, "trace.csv");
     let _ = PathBuf::new();
 }
+
+/// The mini plan of tests/batch.rs: a counter check on the DUT, a key update with the peer.
+const MINI_PLAN: &str = r#"
+[plan]
+id = "mini"
+version = "1"
+roles = ["dut", "peer"]
+
+[[case]]
+id = "PURSE-CTR-01"
+title = "Counter decrements by exactly one"
+ref = "000 S2"
+[[case.step]]
+do = "read"
+head = "dut"
+state = "purse"
+as = "before"
+[[case.step]]
+do = "engine"
+engine = "charge"
+head = "dut"
+amount = 100
+[[case.step]]
+do = "read"
+head = "dut"
+state = "purse"
+as = "after"
+[[case.step]]
+do = "assert"
+that = "after.counter == before.counter - 1"
+
+[[case]]
+id = "XFER-UPD-01"
+title = "Common-key update from the reference card"
+ref = "002 S1001-S1104A"
+[[case.step]]
+do = "engine"
+engine = "key_update"
+heads = ["dut", "peer"]
+mode = "common"
+"#;
+
+/// Two virtual DUT heads; only card 1 of 200 carries a defect.
+fn mini_profile(logs: &Path) -> String {
+    format!(
+        r#"
+name = "tui-trace-test"
+[keyset]
+seed = "tui trace test"
+[defaults]
+clock = "2026-06-01T12:00:00Z"
+logs = "{}"
+[[head]]
+name = "D1"
+driver = "virtual"
+role = "dut"
+[[head]]
+name = "D2"
+driver = "virtual"
+role = "dut"
+[[card]]
+name = "dut"
+id = "CB0000000000D000"
+update_key = 1
+transfer_key = 2
+[[card]]
+name = "reference"
+id = "CB00000000000EEE"
+protocol = "T=1"
+update_key = 1
+transfer_key = 3
+[batch]
+dut_card = "dut"
+peer_card = "reference"
+id_prefix = "CB00B000"
+count = 200
+[[batch.defect]]
+every = 200
+offset = 1
+defects = ["counter-not-decremented"]
+"#,
+        logs.display()
+    )
+}
+
+#[test]
+fn a_real_200_card_batch_the_failing_filter_finds_card_1_in_its_trace_on_disk() {
+    let d = tempfile::tempdir().unwrap();
+    let (profile, plan) = (d.path().join("lab.toml"), d.path().join("plan.toml"));
+    std::fs::write(&profile, mini_profile(&d.path().join("logs"))).unwrap();
+    std::fs::write(&plan, MINI_PLAN).unwrap();
+    let t0 = Now::current();
+    let cfg = Config {
+        plans: vec![plan.clone()],
+        profiles: vec![profile.clone()],
+        plan: None,
+        profile: None,
+        theme: Theme::colored(),
+        // Ten cards' worth at most: card 1's rows leave the window long before the end.
+        trace_window: 300,
+        traces: vec![],
+        specs: vec![],
+    };
+    let mut b = Bench { app: App::new(cfg, t0), t0, at: 0.0 };
+    b.app.form.count = "200".into();
+    let fx = b.ch('s');
+    let [Effect::Start(req)] = fx.as_slice() else { panic!("{fx:?}") };
+    let (done_tx, done_rx) = crossbeam_channel::unbounded();
+    let r = cardbench::tui::launch::start(req, done_tx).unwrap();
+    b.send(Msg::Launched { dir: r.dir.clone(), control: r.control.clone() });
+    // The loop's job: the batch's events in order, then its end.
+    let end = loop {
+        crossbeam_channel::select! {
+            recv(r.events) -> e => match e {
+                Ok(e) => { b.batch(e); }
+                Err(_) => break done_rx.recv().unwrap(),
+            },
+            recv(done_rx) -> m => break m.unwrap(),
+        }
+    };
+    for e in r.events.try_iter() {
+        b.batch(e);
+    }
+    b.send(end);
+    r.thread.join().unwrap();
+    assert_eq!(b.app.results.len(), 200);
+    assert!(b.app.trace.rows().iter().all(|r| !r.card.ends_with("00000001")), "card 1 left the window");
+    b.ch('3');
+    let fx = b.ch('e');
+    assert_eq!(b.perform(fx), 1);
+    let s = screen(&b.app, 80, 24);
+    has(&s, "failures · 1 match · 200/200 finished cards read");
+    let row = s.lines().find(|l| l.contains('✗')).unwrap_or_else(|| panic!("{s}"));
+    assert!(row.contains("00000001") && row.contains("PURSE-CTR"), "{row:?}");
+    // Enter: the exchange read from card 1's trace CSV.
+    b.key(KeyCode::Enter);
+    has(&screen(&b.app, 80, 24), "card CB00B00000000001");
+}
