@@ -13,7 +13,7 @@ use chrono::TimeZone;
 use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
 use ratatui::backend::TestBackend;
 use ratatui::Terminal;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -330,7 +330,7 @@ fn a_filter_finds_the_failure_of_the_first_card_of_a_200_card_batch_on_disk() {
         let fx = play_card(&mut b, d.path(), i, i == 1);
         assert!(fx.is_empty(), "no scan without a filter: {fx:?}");
     }
-    assert!(b.app.trace.rows().iter().all(|r| &*r.card != card_id(1)), "card 1 left the window");
+    assert!(b.app.trace.rows().iter().all(|r| *r.card != card_id(1)), "card 1 left the window");
     b.ch('3');
     // w: final SW ≠ 9000. The 6116 answers are not final (GET RESPONSE follows): only card
     // 1's 6A84 is, and it comes from its trace on disk.
@@ -510,7 +510,6 @@ fn a_stale_scan_is_ignored_and_unreadable_traces_are_named() {
     let s = screen(&b.app, 100, 24);
     has(&s, "2/3 finished cards read");
     has(&s, "trace.csv");
-    let _ = PathBuf::new();
 }
 
 /// The mini plan of tests/batch.rs: a counter check on the DUT, a key update with the peer.

@@ -26,7 +26,7 @@ pub fn header_fields(cmd: &[u8]) -> Vec<(&'static str, String)> {
                 let shown = match (le, ext) {
                     (256, false) => "00 (any, up to 100)".to_string(),
                     (65536, true) => "0000 (any, up to 10000)".to_string(),
-                    (n, _) => len(n as usize),
+                    (n, _) => len(n),
                 };
                 v.push(("Le", shown));
             }
