@@ -5,6 +5,7 @@ use super::keymap::{lookup, Action, Scope};
 use super::replay::{ReplayRequest, Slot};
 use super::timing::{TimingMode, TimingRequest, THRESHOLD_STEP};
 use super::trace::CLASSES;
+use crate::event::RowKind;
 use crossterm::event::{KeyCode, KeyEvent, KeyEventKind, KeyModifiers};
 
 /// Rows a page key moves.
@@ -166,18 +167,30 @@ impl App {
             Action::FilterSwValue => {
                 self.filter.sw = match self.filter.sw {
                     Some(_) => None,
-                    None => self.trace_selected_row().filter(|r| r.is_final()).map(|r| r.x.sw),
+                    None => {
+                        let row = self.trace_selected_row();
+                        let sw = row.filter(|r| r.is_final() && r.x.kind != RowKind::InDoubt).map(|r| r.x.sw);
+                        if sw.is_none() {
+                            self.log(LogKind::Info, "v: the selected row carries no final SW (a power, card or step row, a 61xx / 6Cxx answer the link followed up, or a command in doubt)");
+                        }
+                        sw
+                    }
                 };
-                if self.filter.sw.is_none() && self.trace_selected_row().is_some_and(|r| !r.is_final()) {
-                    self.log(LogKind::Info, "v: the selected row is not a command's final answer (no SW to filter on)");
-                }
                 return self.rescan();
             }
             Action::FilterCommand => {
                 self.filter.command = match self.filter.command {
                     Some(_) => None,
                     None => {
-                        self.trace_selected_row().filter(|r| r.x.kind.is_wire()).map(|r| r.command_name().to_string())
+                        let row = self.trace_selected_row();
+                        let name = row.filter(|r| r.x.kind.is_wire()).map(|r| r.command_name().to_string());
+                        if name.is_none() {
+                            self.log(
+                                LogKind::Info,
+                                "m: the selected row is no command (a power, card or step row, or no row)",
+                            );
+                        }
+                        name
                     }
                 };
                 return self.rescan();
