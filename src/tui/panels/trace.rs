@@ -61,7 +61,11 @@ pub fn render(app: &App, f: &mut Frame, area: Rect, focused: bool) {
         f.render_widget(Paragraph::new(Line::styled(msg, app.theme.dim())), inner);
         return;
     }
-    let views: Vec<RowView> = vis.iter().map(|r| RowView { x: &r.x, card: &r.card, failed: r.failing }).collect();
+    // Only the page on screen is handed over (the window holds up to 10,000 rows).
     let sel = app.trace_pos(&vis);
-    exchange::table(&app.theme, f, inner, &views, Some(sel));
+    let page = inner.height.saturating_sub(1) as usize;
+    let first = super::offset(vis.len(), sel, page);
+    let views: Vec<RowView> =
+        vis[first..].iter().take(page).map(|r| RowView { x: &r.x, card: &r.card, failed: r.failing }).collect();
+    exchange::table(&app.theme, f, inner, &views, Some(sel - first));
 }
