@@ -6,7 +6,8 @@
 
 BUILD_PACKAGES=(libpcsclite-dev pkg-config)
 # tshark reads back `cardbench trace export --pcapng` (tests/interop.rs).
-TEST_PACKAGES=(pcscd vsmartcard-vpcd pcsc-tools libnfc-bin tmux tshark)
+# postgresql: tests/store.rs starts a throwaway server (initdb in a temp dir, private socket).
+TEST_PACKAGES=(pcscd vsmartcard-vpcd pcsc-tools libnfc-bin tmux tshark postgresql)
 
 need_packages() {
   local want=("${BUILD_PACKAGES[@]}")

@@ -91,7 +91,7 @@ tui() {
         tmux -S "$sock" send-keys -t tui "$k"
         sleep 0.05
     done
-    until_ok 10 screen_has "Cards    $COUNT "
+    until_ok 10 screen_has "Card count $COUNT "
     tmux -S "$sock" send-keys -t tui s
     if [[ -n ${PANEL:-} ]]; then
         tmux -S "$sock" send-keys -t tui "$PANEL"

@@ -68,6 +68,10 @@ pub enum Cmd {
         /// TRACE behind pcscd or a PN532 (`cardbench sim replay`, docs/replay.md).
         #[arg(long, value_name = "TRACE")]
         terminal_seed_from: Option<PathBuf>,
+        /// Results store (docs/results-store.md): default `<logs>/cardbench.sqlite`;
+        /// `postgres://…` for stations sharing batches; `none` for files only.
+        #[arg(long, env = "CARDBENCH_DB")]
+        db: Option<String>,
     },
     /// Certify a batch of cards: one worker per DUT head, per-card traces, summary CSV,
     /// JUnit XML and JSON; an interrupted batch resumes where it stopped.
@@ -102,12 +106,27 @@ pub enum Cmd {
         /// Ring the terminal bell with each operator prompt (insert / remove a card).
         #[arg(long)]
         bell: bool,
+        /// Results store (docs/results-store.md): default `<logs>/cardbench.sqlite`;
+        /// `postgres://…` for stations sharing batches; `none` for files only.
+        #[arg(long, env = "CARDBENCH_DB")]
+        db: Option<String>,
     },
     /// Rebuild every report of a batch folder (summary.csv, junit.xml, results.json) from
-    /// its batch.json and journal, byte for byte what the batch wrote.
+    /// its batch.json and journal, byte for byte what the batch wrote; or, with --db and
+    /// --batch, a batch's reports from the results store, every station's cards included.
     Report {
         /// The batch folder (`<logs>/<batch-id>`).
-        dir: PathBuf,
+        #[arg(required_unless_present = "db", conflicts_with = "db")]
+        dir: Option<PathBuf>,
+        /// The results store to read the batch from (docs/results-store.md).
+        #[arg(long, requires = "batch")]
+        db: Option<String>,
+        /// The batch ID in the store.
+        #[arg(long, requires = "db")]
+        batch: Option<String>,
+        /// Where the reports from the store go (default: ./<batch-id>-report).
+        #[arg(long, requires = "db")]
+        out: Option<PathBuf>,
     },
     /// Tear campaign (docs/tear.md): cut power at every wire exchange and NVM commit of each
     /// sequence on fresh virtual cards, settle, check the invariants; exit 1 on a violation.
@@ -428,6 +447,35 @@ pub enum KeysCmd {
         #[arg(long, short)]
         profile: Option<PathBuf>,
     },
+    /// Put a machine's certificate on the center's machine CRL of a keyset file
+    /// (keyset.toml and machine-crl.bin): payment and charge machines then refuse its records
+    /// at S12.
+    RevokeMachine {
+        /// The machine's name (C2, P2, …).
+        name: String,
+        /// The keyset: DIR or DIR/keyset.toml.
+        #[arg(long, required_unless_present = "profile", conflicts_with = "profile")]
+        keyset: Option<PathBuf>,
+        /// The keyset a profile names with `[keyset] path`.
+        #[arg(long, short)]
+        profile: Option<PathBuf>,
+    },
+    /// Issue a keyset file's CRL again (same serials, signed by its CA) with a new issue date
+    /// and next-update date; a terminal refuses to run on a CRL past its next update.
+    Crl {
+        /// The keyset: DIR or DIR/keyset.toml.
+        #[arg(long, required_unless_present = "profile", conflicts_with = "profile")]
+        keyset: Option<PathBuf>,
+        /// The keyset a profile names with `[keyset] path`.
+        #[arg(long, short)]
+        profile: Option<PathBuf>,
+        /// Issue date (RFC 3339); default: now.
+        #[arg(long)]
+        issued: Option<String>,
+        /// Days from the issue date to the next update.
+        #[arg(long, default_value_t = crate::keys::CRL_DEFAULT_DAYS)]
+        days: u32,
+    },
     /// Show a keyset's public parts and fingerprint (never a secret).
     Show {
         /// The keyset: DIR or DIR/keyset.toml.
@@ -464,14 +512,18 @@ fn dispatch(cli: Cli) -> Result<ExitCode, BenchError> {
     };
     match cmd {
         Cmd::Tui { profile, plan, bell } => tui(profile, plan, bell),
-        Cmd::Run { plan, profile, run_id, logs, quiet, terminal_seed_from } => {
-            run(&plan, &profile, run_id, logs, quiet, terminal_seed_from.as_deref())
+        Cmd::Run { plan, profile, run_id, logs, quiet, terminal_seed_from, db } => {
+            run(&plan, &profile, run_id, logs, quiet, terminal_seed_from.as_deref(), db.as_deref())
         }
-        Cmd::Batch { profile, plan, batch_id, count, logs, quiet, force_changed, recertify, bell } => {
-            let args = BatchArgs { profile, plan, batch_id, count, logs, quiet, force_changed, recertify, bell };
+        Cmd::Batch { profile, plan, batch_id, count, logs, quiet, force_changed, recertify, bell, db } => {
+            let args = BatchArgs { profile, plan, batch_id, count, logs, quiet, force_changed, recertify, bell, db };
             batch(args).map_err(BenchError)
         }
-        Cmd::Report { dir } => report(&dir).map_err(BenchError),
+        Cmd::Report { dir: Some(dir), .. } => report(&dir).map_err(BenchError),
+        Cmd::Report { dir: None, db, batch, out } => {
+            report_from_store(db.as_deref().unwrap_or_default(), batch.as_deref().unwrap_or_default(), out)
+                .map_err(BenchError)
+        }
         Cmd::Check { plan, profile, batch } => check(&plan, profile.as_deref(), batch).map_err(BenchError),
         Cmd::Tear { target, profile, sequences, settle, quiet } => {
             tear(&target, &profile, &sequences, &settle, quiet).map_err(BenchError)
@@ -501,10 +553,21 @@ fn dispatch(cli: Cli) -> Result<ExitCode, BenchError> {
         Cmd::Time(t) => match *t {
             TimeArgs { cmd: Some(TimeCmd::Compare(args)), .. } => time_compare(&args).map_err(BenchError),
             TimeArgs { cmd: None, run: Some(r) } => {
-                let TimeRunArgs { spec, profile, heads, peers, iterations, warmup, seconds, no_pm_qos, run_id, logs } =
-                    r;
+                let TimeRunArgs {
+                    spec,
+                    profile,
+                    heads,
+                    peers,
+                    iterations,
+                    warmup,
+                    seconds,
+                    no_pm_qos,
+                    run_id,
+                    logs,
+                    db,
+                } = r;
                 let opts = crate::timing::run::Options { iterations, warmup, seconds, no_pm_qos, ..Default::default() };
-                time(&spec, &profile, &heads, &peers, &opts, run_id, logs).map_err(BenchError)
+                time(&spec, &profile, &heads, &peers, &opts, run_id, logs, db.as_deref()).map_err(BenchError)
             }
             TimeArgs { cmd: None, run: None } => {
                 Err(BenchError(anyhow::anyhow!("`cardbench time` needs a timing spec or `compare A B`")))
@@ -513,6 +576,12 @@ fn dispatch(cli: Cli) -> Result<ExitCode, BenchError> {
         Cmd::Keys { cmd: KeysCmd::Init { dir, force } } => keys_init(&dir, force).map_err(BenchError),
         Cmd::Keys { cmd: KeysCmd::Revoke { serial, keyset, profile } } => {
             keys_revoke(&serial, keyset.as_deref(), profile.as_deref()).map_err(BenchError)
+        }
+        Cmd::Keys { cmd: KeysCmd::RevokeMachine { name, keyset, profile } } => {
+            keys_revoke_machine(&name, keyset.as_deref(), profile.as_deref()).map_err(BenchError)
+        }
+        Cmd::Keys { cmd: KeysCmd::Crl { keyset, profile, issued, days } } => {
+            keys_crl(keyset.as_deref(), profile.as_deref(), issued.as_deref(), days).map_err(BenchError)
         }
         Cmd::Keys { cmd: KeysCmd::Show { keyset, profile } } => {
             keys_show(keyset.as_deref(), profile.as_deref()).map_err(BenchError)
@@ -560,6 +629,7 @@ struct BatchArgs {
     force_changed: bool,
     recertify: bool,
     bell: bool,
+    db: Option<String>,
 }
 
 /// The profile and plan of a batch: as given, else (a resume) as its batch.json records them.
@@ -600,8 +670,11 @@ fn batch(a: BatchArgs) -> Result<ExitCode> {
     let logs = a.logs.unwrap_or_else(|| lab.logs.clone());
     let control = std::sync::Arc::new(crate::batch::Control::default());
     let dir = logs.join(&a.batch_id);
+    // PostgreSQL is reached now; the default SQLite file is made with the batch folder.
+    let store = crate::store::Pending::new(a.db.as_deref(), &logs)?;
     let interrupt = batch_signals(&control, &dir)?;
     let opts = crate::batch::BatchOptions {
+        store,
         batch_id: a.batch_id,
         count: a.count,
         logs,
@@ -700,6 +773,33 @@ fn report(dir: &Path) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
+/// `cardbench report --db URL --batch ID`: the batch's reports from the results store, every
+/// station's cards in one report.
+fn report_from_store(db: &str, batch_id: &str, out: Option<PathBuf>) -> Result<ExitCode> {
+    // Reading never makes a store: a mistyped SQLite path is an error, not an empty database.
+    if let crate::store::Location::Sqlite(p) = crate::store::Location::parse(Some(db), Path::new(".")) {
+        anyhow::ensure!(p.is_file(), "{}: no results store there", p.display());
+    }
+    let Some(store) = crate::store::Store::open(Some(db), Path::new("."))? else {
+        anyhow::bail!("--db none has no batches to report");
+    };
+    let out = out.unwrap_or_else(|| PathBuf::from(format!("{batch_id}-report")));
+    let r = crate::store::batches::write_reports(&store, batch_id, &out)?;
+    let files: Vec<String> =
+        crate::report::files::REPORT_FILES.iter().map(|f| out.join(f).display().to_string()).collect();
+    println!(
+        "batch {}: {} cards, {} pass, {} fail, {} aborted; from {}: {}",
+        r.batch_id,
+        r.cards.len(),
+        r.count("pass"),
+        r.count("fail"),
+        r.count("aborted"),
+        store.location(),
+        files.join(", ")
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
 fn check(plan: &Path, profile: Option<&Path>, batch: bool) -> Result<ExitCode> {
     // A file that cannot be read is reported by the plan loader, located like every input error.
     let text = std::fs::read_to_string(plan).unwrap_or_default();
@@ -716,6 +816,7 @@ fn check(plan: &Path, profile: Option<&Path>, batch: bool) -> Result<ExitCode> {
         } else {
             p.bind_to(&lab.heads)?;
             p.bind_virtual(|n| lab.head_index(n).is_some_and(|i| lab.heads[i].head.info().driver == "virtual"))?;
+            p.bind_machines(&lab.keyset)?;
             // The profile's batch set-up is checked too: a typo in it fails only when a batch starts.
             if loaded.profile.batch.is_some() {
                 crate::batch::validate(&loaded, &lab, None)?;
@@ -739,6 +840,7 @@ fn tear(target: &str, profile: &Path, only: &[String], settle: &str, quiet: bool
     let (seqs, mut skipped) = if plan_mode {
         let plan = crate::plan::load(Path::new(target))?;
         plan.bind_to(&lab.heads)?;
+        plan.bind_machines(&lab.keyset)?;
         let names: Vec<String> = lab.heads.iter().map(|h| h.name.clone()).collect();
         let resolve = |n: &str| lab.head_index(n).map(|i| names[i].clone());
         let (all, skipped) = sequence::from_plan(&plan, resolve)?;
@@ -974,7 +1076,7 @@ fn trace_diff(a: &Path, b: &Path, json: bool, threshold: f64) -> Result<ExitCode
 }
 
 fn keys_init(dir: &Path, force: bool) -> Result<ExitCode> {
-    let ks = Keyset::generate();
+    let ks = Keyset::generate(wall_clock()?);
     let files = ks.save(dir, force)?;
     println!("test keyset written (TEST KEYS ONLY):");
     for f in files {
@@ -1007,6 +1109,47 @@ fn keys_revoke(serial: &str, keyset: Option<&Path>, profile: Option<&Path>) -> R
     } else {
         println!("{}: serial {serial:08X} was already revoked", file.display());
     }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn keys_revoke_machine(name: &str, keyset: Option<&Path>, profile: Option<&Path>) -> Result<ExitCode> {
+    let file = match (keyset, profile) {
+        (Some(k), _) => crate::keys::keyset_file(k),
+        (None, Some(p)) => profile_keyset_file(p)?,
+        (None, None) => anyhow::bail!("give --keyset DIR or --profile PROFILE"),
+    };
+    let (serial, added) = crate::keys::revoke_machine(&file, name)?;
+    let what = if added { "revoked (machine-crl.bin rewritten)" } else { "was already revoked" };
+    println!("{}: machine {name} (serial {serial:08X}) {what}", file.display());
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Seconds since the epoch as the keyset and the CRL store dates.
+fn wall_clock() -> Result<u32> {
+    let t = chrono::Utc::now().timestamp();
+    u32::try_from(t).map_err(|_| anyhow::anyhow!("the system clock ({t}) is outside the u32 dates cards store"))
+}
+
+fn keys_crl(keyset: Option<&Path>, profile: Option<&Path>, issued: Option<&str>, days: u32) -> Result<ExitCode> {
+    let file = match (keyset, profile) {
+        (Some(k), _) => crate::keys::keyset_file(k),
+        (None, Some(p)) => profile_keyset_file(p)?,
+        (None, None) => anyhow::bail!("give --keyset DIR or --profile PROFILE"),
+    };
+    let issued = match issued {
+        Some(s) => crate::profile::parse_instant(s)
+            .ok_or_else(|| anyhow::anyhow!("--issued '{s}' is not an RFC 3339 time between 1970 and 2106"))?,
+        None => wall_clock()?,
+    };
+    anyhow::ensure!(days > 0, "--days 0: a CRL must stay current for at least a day");
+    let crl = crate::keys::issue_crl(&file, issued, crate::keys::crl_next_update(issued, days))?;
+    println!(
+        "{}: CRL issued {}, next update {}, {} revoked serial(s) (crl.bin rewritten)",
+        file.display(),
+        crate::keys::rfc3339(crl.issued),
+        crate::keys::rfc3339(crl.next_update),
+        crl.revoked.len()
+    );
     Ok(ExitCode::SUCCESS)
 }
 
@@ -1275,6 +1418,7 @@ fn run(
     logs: Option<PathBuf>,
     quiet: bool,
     terminal_seed_from: Option<&Path>,
+    db: Option<&str>,
 ) -> Result<ExitCode, BenchError> {
     // Everything is validated before a directory is made or a byte is sent.
     let prepared = (|| -> Result<_> {
@@ -1287,6 +1431,7 @@ fn run(
         let plan = crate::plan::load(plan)?;
         plan.bind_to(&lab.heads)?;
         plan.bind_virtual(|n| lab.head_index(n).is_some_and(|i| lab.heads[i].head.info().driver == "virtual"))?;
+        plan.bind_machines(&lab.keyset)?;
         let seed = match terminal_seed_from {
             Some(t) => Some(crate::replay::card::recorded_terminal_seed(t).with_context(|| {
                 format!(
@@ -1316,7 +1461,10 @@ fn run(
     if run_id.is_empty() || run_id.contains(['/', '\\']) || run_id.starts_with('.') {
         return Err(BenchError(anyhow::anyhow!("run id '{run_id}' must be a plain folder name")));
     }
-    let dir = logs.unwrap_or_else(|| lab.logs.clone()).join(&run_id);
+    let logs = logs.unwrap_or_else(|| lab.logs.clone());
+    let store = crate::store::open_arc(db, &logs).map_err(|e| BenchError(e.into()))?;
+    let started = crate::store::now();
+    let dir = logs.join(&run_id);
     std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display())).map_err(BenchError)?;
     let trace_path = dir.join("trace.csv");
     let trace = TraceCsv::create(&trace_path, &run_id, &plan.id)
@@ -1366,6 +1514,20 @@ fn run(
     );
     if let Some(e) = sink_errors.first() {
         return Err(BenchError(anyhow::anyhow!("writing run output: {e}")));
+    }
+    if let Some(s) = &store {
+        let trace = trace_path.display().to_string();
+        let r = crate::store::runs::RunRecord {
+            run_id: &run_id,
+            plan_id: &plan.id,
+            plan_version: &plan.version,
+            profile: &profile.display().to_string(),
+            started: &started,
+            finished: &crate::store::now(),
+            trace: &trace,
+            cases: &results,
+        };
+        s.record_run(&r, &crate::store::station_name(&dir)).map_err(|e| BenchError(e.into()))?;
     }
     // Errors because pcscd stopped or a reader went away during the run are the bench's, not
     // the cards': exit 2 naming the head (the trace above is complete).
@@ -1433,6 +1595,10 @@ pub struct TimeRunArgs {
     /// Directory for run folders (default: the profile's `logs`, else ./logs).
     #[arg(long)]
     pub logs: Option<PathBuf>,
+    /// Results store (docs/results-store.md): default `<logs>/cardbench.sqlite`;
+    /// `postgres://…` for a lab's shared database; `none` for files only.
+    #[arg(long, env = "CARDBENCH_DB")]
+    pub db: Option<String>,
 }
 
 #[derive(Subcommand, Debug)]
@@ -1522,6 +1688,7 @@ fn check_timing(path: &Path, profile: Option<&Path>) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
+#[allow(clippy::too_many_arguments)]
 fn time(
     spec_path: &Path,
     profile: &Path,
@@ -1530,6 +1697,7 @@ fn time(
     opts: &crate::timing::run::Options,
     run_id: Option<String>,
     logs: Option<PathBuf>,
+    db: Option<&str>,
 ) -> Result<ExitCode> {
     use crate::timing::run;
     if opts.iterations == Some(0) {
@@ -1551,7 +1719,10 @@ fn time(
     if run_id.is_empty() || run_id.contains(['/', '\\']) || run_id.starts_with('.') {
         anyhow::bail!("run id '{run_id}' must be a plain folder name");
     }
-    let dir = logs.unwrap_or_else(|| lab.logs.clone()).join(&run_id);
+    let logs = logs.unwrap_or_else(|| lab.logs.clone());
+    let store = crate::store::open_arc(db, &logs)?;
+    let started = crate::store::now();
+    let dir = logs.join(&run_id);
     std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
     let names: Vec<String> = groups.iter().map(|g| lab.heads[g.dut].name.clone()).collect();
     println!("timing {} on head {}: {}", spec.id, names.join(", "), dir.display());
@@ -1575,5 +1746,8 @@ fn time(
         anyhow::bail!("writing {}: {e}", dir.join("trace.csv").display());
     }
     println!("{} samples: {}", r.samples.len(), dir.join("samples.csv").display());
+    if let Some(s) = &store {
+        crate::store::runs::record_timing(s, &spec, profile, &dir, &run_id, &started, &r.samples)?;
+    }
     Ok(if r.groups.iter().any(|g| !g.failures.is_empty()) { ExitCode::from(1) } else { ExitCode::SUCCESS })
 }

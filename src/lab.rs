@@ -80,7 +80,7 @@ pub fn terminal_rng(heads: &[LabHead], reproducible: impl FnOnce() -> [u8; 32]) 
 impl Lab {
     pub fn from_profile(l: &Loaded) -> Result<Lab, ConfigError> {
         let p = &l.profile;
-        let keyset = match (&p.keyset.seed, &p.keyset.path) {
+        let mut keyset = match (&p.keyset.seed, &p.keyset.path) {
             (Some(seed), None) => Keyset::from_seed(seed, p.keyset.revoked.clone()),
             (None, Some(path)) => {
                 let base = l.path.parent().unwrap_or_else(|| std::path::Path::new("."));
@@ -91,6 +91,7 @@ impl Lab {
             }
             _ => return Err(ConfigError::at(&l.path, &l.text, 0, "[keyset] needs exactly one of `seed` or `path`")),
         };
+        keyset.accept_stale_crl = p.keyset.accept_stale_crl;
         let clock = match &p.defaults.clock {
             Some(c) => Some(
                 parse_instant(c.get_ref())

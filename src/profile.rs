@@ -126,6 +126,10 @@ pub struct KeysetRef {
     /// Certificate serials on the terminal's CRL; with `path`, added to the keyset file's own.
     #[serde(default)]
     pub revoked: Vec<u32>,
+    /// Run on a CRL past its next-update date (a lab that knowingly keeps an old list);
+    /// without it a stale CRL stops every key update and transfer as a bench error.
+    #[serde(default)]
+    pub accept_stale_crl: bool,
 }
 
 #[derive(Debug, Deserialize, Default)]

@@ -72,6 +72,9 @@ pub fn identify(h: &mut dyn Head, rec: &Recorder) -> Result<String, crate::head:
 fn engine_fail(e: EngineError) -> StepFail {
     match &e {
         EngineError::Head { head, source } => head_fail(head, format!("head {head}"), source),
+        EngineError::Machine(m) => StepFail::Error(m.to_string()),
+        // The bench's own configuration: the case errs, no card is blamed and no head blocked.
+        EngineError::StaleCrl { .. } => StepFail::Error(e.to_string()),
     }
 }
 
@@ -242,17 +245,17 @@ impl<'a> Session<'a> {
     fn engine(&mut self, action: &Action, case: &Case) -> Result<Outcome, StepFail> {
         let h: Vec<usize> = action.heads().iter().map(|n| self.idx(n)).collect::<Result<_, _>>()?;
         match action {
-            Action::Charge { amount, .. } => {
-                let a = self.amount(amount)?;
-                self.single(h[0], case, |l, t| engine::purse::charge(l, t, a))
+            Action::Charge { amount, mode, machine, .. } => {
+                let (a, m) = (self.amount(amount)?, *mode);
+                self.single(h[0], case, |l, t| engine::purse::charge_machine(l, t, a, m, machine.as_deref()))
             }
-            Action::Pay { price, .. } => {
+            Action::Pay { price, machine, .. } => {
                 let a = self.amount(price)?;
-                self.single(h[0], case, |l, t| engine::purse::pay(l, t, a))
+                self.single(h[0], case, |l, t| engine::purse::pay_by(l, t, a, machine.as_deref()))
             }
-            Action::CardSignedPayment { price, unchecked, .. } => {
+            Action::CardSignedPayment { price, unchecked, machine, .. } => {
                 let (a, u) = (self.amount(price)?, *unchecked);
-                self.single(h[0], case, |l, t| engine::cpay::card_signed_payment_with(l, t, a, u))
+                self.single(h[0], case, |l, t| engine::cpay::card_signed_payment_by(l, t, a, u, machine.as_deref()))
             }
             Action::KeyUpdate { mode, .. } => {
                 let m = *mode;
@@ -261,6 +264,10 @@ impl<'a> Session<'a> {
             Action::ValueTransfer { amount, .. } => {
                 let a = self.amount(amount)?;
                 self.pair(h[0], h[1], case, |x, y, t| engine::transfer::value_transfer(x, y, t, a))
+            }
+            Action::Settle { amount, mode, .. } => {
+                let (a, m) = (self.amount(amount)?, *mode);
+                self.pair(h[0], h[1], case, |x, y, t| engine::settle::settle(x, y, t, m, a))
             }
         }
     }
@@ -666,13 +673,17 @@ impl<'a> Session<'a> {
             StepKind::Engine { action, expect } => {
                 p.push(format!("engine={}", action.engine()));
                 match action {
-                    Action::Charge { head, amount } => {
-                        p.extend([format!("head={}", h(head)), format!("amount={}", amt(amount))])
+                    Action::Charge { head, amount, mode, .. } => {
+                        p.extend([format!("head={}", h(head)), format!("amount={}", amt(amount))]);
+                        // Only a non-default mode, so that traces of plain charges keep their rows.
+                        if *mode != engine::purse::ChargeMode::Add {
+                            p.push(format!("mode={}", mode.as_str()));
+                        }
                     }
-                    Action::Pay { head, price } => {
+                    Action::Pay { head, price, .. } => {
                         p.extend([format!("head={}", h(head)), format!("price={}", amt(price))])
                     }
-                    Action::CardSignedPayment { head, price, unchecked } => p.extend([
+                    Action::CardSignedPayment { head, price, unchecked, .. } => p.extend([
                         format!("head={}", h(head)),
                         format!("price={}", amt(price)),
                         format!("unchecked={unchecked}"),
@@ -685,6 +696,15 @@ impl<'a> Session<'a> {
                         format!("to={}", h(to)),
                         format!("amount={}", amt(amount)),
                     ]),
+                    Action::Settle { from, to, amount, mode } => p.extend([
+                        format!("from={}", h(from)),
+                        format!("to={}", h(to)),
+                        format!("amount={}", amt(amount)),
+                        format!("mode={}", mode.as_str()),
+                    ]),
+                }
+                if let Some((m, _)) = action.machine() {
+                    p.push(format!("machine={m}"));
                 }
                 p.push(format!("expect={expect}"));
                 p.push(format!("now={}", self.t.now));

@@ -260,12 +260,13 @@ fn certificate_vector() {
 }
 
 const CRL_ISSUED: u32 = 0x6553_F100; // 2023-11-14T22:13:20Z
-const CRL_VECTOR: &str = "e160e01b420843424341303030315f25046553f100c308000001020a0b0c0d5f3740d179ab0b3093f3e053b0be316016b4b59436972a875883a5b6eb90755d1c5dc625907dcfe6a5e9db3976d80507e10c95e1dbfeb6c4306fd53096689df65e0924";
+const CRL_NEXT_UPDATE: u32 = 0x657B_7E00; // 30 days later: 2023-12-14T22:13:20Z
+const CRL_VECTOR: &str = "e167e022420843424341303030315f25046553f1005f2404657b7e00c308000001020a0b0c0d5f37406572bbe21bda491fcfe391694a013d6516c9fdb4b9000dda2c1b7ce254883f396194c2987515ac376b5f6adb12054cd0b5771ef5d7b0cab5510ea7fc8c320407";
 
 #[test]
 fn crl_vector() {
     let ca = sig::key_from_seed(SEED, "ca");
-    let crl = Crl::issue(*b"CBCA0001", CRL_ISSUED, vec![CERT_SERIAL, 0x0A0B_0C0D], &ca);
+    let crl = Crl::issue(*b"CBCA0001", CRL_ISSUED, CRL_NEXT_UPDATE, vec![CERT_SERIAL, 0x0A0B_0C0D], &ca);
     assert_eq!(hex::encode(crl.encode()), CRL_VECTOR);
     let parsed = Crl::parse(&h(CRL_VECTOR)).unwrap();
     assert_eq!(parsed, crl);
@@ -273,6 +274,8 @@ fn crl_vector() {
     assert!(parsed.is_revoked(CERT_SERIAL));
     assert!(parsed.is_revoked(0x0A0B_0C0D));
     assert!(!parsed.is_revoked(0x0000_0103));
+    assert_eq!((parsed.issued, parsed.next_update), (CRL_ISSUED, CRL_NEXT_UPDATE));
+    assert!(!parsed.is_stale(CRL_NEXT_UPDATE) && parsed.is_stale(CRL_NEXT_UPDATE + 1));
 }
 
 // Value-transfer challenges: cmac(transfer key, [tag] ‖ value_be32 ‖ date_be32 ‖ random16).

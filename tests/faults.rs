@@ -265,9 +265,11 @@ impl Drop for SmallDisk {
 #[test]
 fn a_full_trace_disk_stops_the_run_with_exit_2() {
     let Some(disk) = SmallDisk::mount(24) else { return };
+    // The results store is off here: this test fills the disk under the trace (the store on
+    // a full disk is the next test).
     let out = bin()
         .args(["run", "test-plans/certification.toml", "--profile", "profiles/virtual-lab.toml", "--run-id", "R1"])
-        .arg("--logs")
+        .args(["--db", "none", "--logs"])
         .arg(&disk.0)
         .output()
         .unwrap();
@@ -454,4 +456,24 @@ repeat = 100000
     for (i, r) in t.rows.iter().enumerate() {
         assert_eq!(r.seq, i as u64 + 1, "dense sequence up to the kill");
     }
+}
+
+#[test]
+fn a_results_store_on_a_full_disk_stops_the_run_before_it_starts() {
+    let Some(disk) = SmallDisk::mount(24) else { return };
+    // Fill the disk first, so that not even the store's first page fits.
+    let filler = disk.0.join("filler");
+    let _ = std::fs::write(&filler, vec![0u8; 24 * 1024]);
+    let out = bin()
+        .args(["run", "test-plans/smoke.toml", "--profile", "profiles/virtual-lab.toml", "--run-id", "R2"])
+        .arg("--logs")
+        .arg(&disk.0)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stdout}\n{stderr}");
+    assert_eq!(stderr.trim().lines().count(), 1, "one-line error: {stderr}");
+    assert!(stderr.contains("results store"), "{stderr}");
+    assert!(!stdout.lines().any(|l| l.starts_with("PASS")), "no case ran: {stdout}");
 }

@@ -117,11 +117,16 @@ fn a_card_inserted_twice_is_refused_or_recertified_only_when_asked() {
     wait_readers_with_cards(1);
     let (mut child, err) = start_batch(dir, "DUP", &[]);
     wait_until(&mut child, "card #1 journaled", || journal(dir, "DUP").len() == 1);
+    // The worker asks for the card back only once it waits for its removal.
+    let prompt = |verdict: &str| format!("[E] remove card CB00C0000000000E ({verdict}) from E");
+    let said = |err: &Path, line: &str| std::fs::read_to_string(err).unwrap().matches(line).count();
+    wait_until(&mut child, "the remove prompt", || said(&err, &prompt("pass")) == 1);
     take_out(e);
     let again = Bridge::start("dut-e", 4, 0);
     let refusal = "card CB00C0000000000E in head E (cardbench vpcd 4 00 00) is already certified in this batch \
                    (#1, pass); not certified again: take it out and insert the next card";
     wait_until(&mut child, "the refusal", || std::fs::read_to_string(&err).unwrap().contains(refusal));
+    wait_until(&mut child, "the remove prompt", || said(&err, &prompt("refused")) == 1);
     take_out(again);
     let f = Bridge::start("dut-f", 4, 0);
     let st = child.wait().unwrap();
@@ -145,9 +150,11 @@ fn a_card_inserted_twice_is_refused_or_recertified_only_when_asked() {
     wait_readers_with_cards(1);
     let (mut child, err) = start_batch(dir, "RE", &["--recertify"]);
     wait_until(&mut child, "card #1 journaled", || journal(dir, "RE").len() == 1);
+    wait_until(&mut child, "the remove prompt", || said(&err, &prompt("pass")) == 1);
     take_out(e);
     let again = Bridge::start("dut-e", 4, 0);
     wait_until(&mut child, "the re-certification", || journal(dir, "RE").len() == 2);
+    wait_until(&mut child, "the second remove prompt", || said(&err, &prompt("pass")) == 2);
     take_out(again);
     let f = Bridge::start("dut-f", 4, 0);
     let st = child.wait().unwrap();

@@ -305,10 +305,11 @@ fn sender_that_debited_since_never_proves_an_old_session() {
     let ta = a.transmits();
     run_transfer(&mut a, &mut c, &mut term(), &rec, 1).unwrap();
     let per_a = a.transmits() - ta;
-    // A's transmits: SELECT, INFO (2), SEND PERMISSION (2), SEND (2), INFO (2): SEND = 6.
+    // A's transmits: SELECT, INFO (2), certificate (2), SEND PERMISSION (2), SEND (2), INFO:
+    // SEND = 8.
     let (mut a, mut b) = transfer_pair();
-    assert_eq!(per_a, 9);
-    a.cut_power(Some(PowerCut { at: 6, point: CutPoint::AfterCommand }));
+    assert_eq!(per_a, 11);
+    a.cut_power(Some(PowerCut { at: 8, point: CutPoint::AfterCommand }));
     assert!(run_transfer(&mut a, &mut b, &mut term(), &rec, PAID).is_err());
     repower(&mut a);
     assert_eq!(image(&a).xfer.balance, A0 - PAID);
@@ -545,8 +546,9 @@ fn recovery_interrupted_at_every_exchange_settles_on_the_next_run() {
     let rec = Recorder::disabled();
     // The fault points whose recovery sends state-changing commands.
     let interesting = [
-        // B's VALUE RECEIVE answer lost before it was sent (stranded: complete).
-        Fault::Cut { head: 1, at: 4, point: CutPoint::BeforeCommand },
+        // B's VALUE RECEIVE (after SELECT, INFO, certificate, RECEIVE PERMISSION) lost before
+        // it was sent (stranded: complete).
+        Fault::Cut { head: 1, at: 5, point: CutPoint::BeforeCommand },
         // A torn at its debit commit (blocked: cancel with proof).
         Fault::Tear { head: 0, commit: 2 },
     ];

@@ -54,6 +54,7 @@ fn one_root_cause_in_the_suite_is_one_failure_and_its_knock_ons_are_blocked() {
             "PURSE-TAMP-SIG-01",
             "PURSE-CERT-ROGUE-01",
             "PURSE-CERT-SWAP-01",
+            "PURSE-CHAIN-01",
             "PURSE-ROLLBACK-01",
             "PURSE-TAMP-AMT-01",
             "PURSE-CLONE-01"

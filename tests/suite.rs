@@ -18,6 +18,7 @@ const PLANS: &[&str] = &[
     "test-plans/cpay.toml",
     "test-plans/xfer-keys.toml",
     "test-plans/xfer-transfer.toml",
+    "test-plans/xfer-settle.toml",
     "test-plans/tear-cases.toml",
     "test-plans/certification.toml",
 ];
@@ -258,6 +259,7 @@ fn a_typo_anywhere_in_the_suite_is_refused_with_file_line_col_before_any_card_is
         ("purse.toml", "command = \"80 B2 01 00 08\"", "command = \"80 B2 01 00 0G\"", "'G' is not a hex digit"),
         ("cpay.toml", "sw = \"6986\"", "sw = \"698\"", "sw must be 4 hex digits"),
         ("xfer-transfer.toml", "capture = { rs = \"hex\" }", "capture = { rs = \"u64@0\" }", "capture 'rs'"),
+        ("xfer-settle.toml", "engine = \"settle\"", "engine = \"setle\"", "unknown engine 'setle'"),
         ("xfer-keys.toml", "that = \"a.tkid == d.tkid\"", "that = \"a.tkid == d.tkidd\"", "uses 'd.tkidd'"),
         ("purse.toml", "head = \"dut\"", "head = \"dtu\"", "no head or role 'dtu'"),
         ("certification.toml", "message = \"no transfer", "mesage = \"no transfer", "unknown field `mesage`"),

@@ -11,7 +11,7 @@ use cardbench::head::virtual_head::{CutPoint, VirtualHead};
 use cardbench::head::{Head, HeadError, HeadInfo, Wire};
 use cardbench::lab::{Lab, LabHead};
 use cardbench::link::Link;
-use cardbench::plan::{Action, Amount};
+use cardbench::plan::{Action, Amount, ChargeMode};
 use cardbench::report::CaseStatus;
 use cardbench::sim::pn532::{Pn532Sim, PtySim};
 use cardbench::tear::campaign::{templates, Campaign, PointResult};
@@ -112,7 +112,7 @@ fn the_cli_prints_the_matrix_and_totals_and_exits_0_after_recovery() {
     let out = bin().args(["tear", "all", "--profile", LAB]).output().unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert_eq!(out.status.code(), Some(0), "{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
-    assert!(stdout.contains("transfer             A#6 VALUE SEND after-command"), "{stdout}");
+    assert!(stdout.contains("transfer             A#8 VALUE SEND after-command"), "{stdout}");
     let last = stdout.lines().last().unwrap();
     assert!(last.starts_with("tear: ") && last.contains("in 10 sequences (settle: recover)"), "{last}");
     assert!(last.ends_with(", 0 VIOLATION"), "{last}");
@@ -260,7 +260,7 @@ fn on_pn532_heads_every_exchange_is_cut_on_the_same_cards_and_recovery_leaves_no
     // The interrupted writes and transfers were there to settle, and recovery settled them.
     let recovered = |s: &str| rows.iter().filter(|r| r.sequence == s && r.verdict == Verdict::Recovered).count();
     assert!(recovered("charge") > 0 && recovered("pay") > 0 && recovered("transfer") > 0);
-    assert!(rows.iter().any(|r| r.sequence == "transfer" && r.point.to_string() == "A#6 VALUE SEND after-command"));
+    assert!(rows.iter().any(|r| r.sequence == "transfer" && r.point.to_string() == "A#8 VALUE SEND after-command"));
 }
 
 #[test]
@@ -388,9 +388,9 @@ fn op() -> impl Strategy<Value = Op> {
 fn action(o: &Op) -> Action {
     let (a, b) = ("A".to_string(), "B".to_string());
     match o {
-        Op::Charge(v) => Action::Charge { head: a, amount: Amount::Lit(*v) },
-        Op::Pay(v) => Action::Pay { head: a, price: Amount::Lit(*v) },
-        Op::Cpay(v) => Action::CardSignedPayment { head: b, price: Amount::Lit(*v), unchecked: false },
+        Op::Charge(v) => Action::Charge { head: a, amount: Amount::Lit(*v), mode: ChargeMode::Add, machine: None },
+        Op::Pay(v) => Action::Pay { head: a, price: Amount::Lit(*v), machine: None },
+        Op::Cpay(v) => Action::CardSignedPayment { head: b, price: Amount::Lit(*v), unchecked: false, machine: None },
         Op::Send { a_to_b: true, amount } => Action::ValueTransfer { from: a, to: b, amount: Amount::Lit(*amount) },
         Op::Send { a_to_b: false, amount } => Action::ValueTransfer { from: b, to: a, amount: Amount::Lit(*amount) },
         Op::Update(mode) => Action::KeyUpdate { a, b, mode: *mode },
@@ -411,7 +411,7 @@ proptest! {
         let now = lab.clock.unwrap();
         let tpl = templates(&loaded).unwrap();
         let mut setup = vec![
-            Action::Charge { head: "A".into(), amount: Amount::Lit(1000) },
+            Action::Charge { head: "A".into(), amount: Amount::Lit(1000), mode: ChargeMode::Add, machine: None },
             Action::KeyUpdate { a: "A".into(), b: "B".into(), mode: UpdateMode::Auto },
         ];
         setup.extend(ops[..ops.len() - 1].iter().map(action));

@@ -368,12 +368,12 @@ fn batch_panel() {
     b.ch('2');
     let s = screen(&b.app, 80, 24);
     has(&s, "2 Batch");
-    has(&s, &format!("Plan     {PLAN}"));
-    has(&s, &format!("Profile  {PROFILE}"));
-    has(&s, "Batch ID B1");
-    has(&s, "Cards    20");
-    has(&s, "State    running  batch B1");
-    has(&s, "Folder   logs/B1");
+    has(&s, &format!("Plan       {PLAN}"));
+    has(&s, &format!("Profile    {PROFILE}"));
+    has(&s, "Batch ID   B1");
+    has(&s, "Card count 20");
+    has(&s, "State      running  batch B1");
+    has(&s, "Folder     logs/B1");
     has(&s, "3/20  15%");
     has(&s, "done 3  pass 1  fail 1  aborted 1");
     has(&s, "300 cards/h   ETA 3:24   elapsed 0:36");
@@ -390,8 +390,8 @@ fn batch_panel() {
     })));
     let s = screen(&b.app, 80, 24);
     has(&s, "● finished");
-    has(&s, "Summary  logs/B1/summary.csv");
-    lacks(&s, "Batch ID B1 ");
+    has(&s, "Summary    logs/B1/summary.csv");
+    lacks(&s, "Batch ID   B1 ");
 }
 
 #[test]
@@ -524,9 +524,17 @@ fn results_panel_and_card_detail() {
 fn timing_panel() {
     let mut b = known(Theme::colored());
     b.ch('5');
+    // First every DUT head pooled per command (the peer card's `D2.peer` left out).
     let s = screen(&b.app, 80, 24);
+    has(&s, "5 Timing · 2 commands over every DUT head");
+    let sel = line_with(&s, "SELECT");
+    assert!(sel.contains(" 2 ") && sel.contains("3.0µs") && sel.contains("6.0µs"), "{sel:?}");
+    lacks(&s, "D2.peer");
+    // a: per head and command.
+    b.ch('a');
+    let s = screen(&b.app, 120, 24);
     has(&s, "5 Timing · 4 head/command pairs");
-    for h in ["p50", "p95", "p99", "recent", "histogram"] {
+    for h in ["min", "p50", "p95", "p99", "max", "mean", "recent", "histogram"] {
         has(&s, h);
     }
     let d1 = line_with(&s, "WRITE VALUE");
@@ -577,7 +585,7 @@ fn help_lists_every_key() {
     for _ in 0..60 {
         b.ch('j');
     }
-    has(&screen(&b.app, 80, 24), "keep running");
+    has(&screen(&b.app, 80, 24), "keep it going");
     b.key(KeyCode::Esc);
     assert_eq!(b.app.modal, Modal::None);
 }
@@ -1304,8 +1312,11 @@ fn no_timing_run_while_a_batch_runs_and_a_run_that_cannot_start_says_why() {
     // And no batch while it runs.
     b.ch('s');
     assert!(!b.app.batch.phase.active());
-    // q while it runs stops it and quits once it has written its files.
+    // q while it runs asks; y stops it and quits once it has written its files.
     b.ch('q');
+    assert_eq!(b.app.modal, Modal::ConfirmQuit);
+    has(&screen(&b.app, 80, 24), "A timing run is running.");
+    b.ch('y');
     assert!(!b.app.quit);
     has(&screen(&b.app, 80, 24), "● timing stopping");
     b.send(Msg::TimingEnded(Err("my/spec.toml: cannot read: No such file or directory".into())));

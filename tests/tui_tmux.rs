@@ -134,7 +134,7 @@ fn tui_batch_of_20_in_tmux_shows_the_summary_verdicts_and_quits_cleanly() {
 
     // Batch panel: third field down is the card count; type 20, start.
     tmux.keys(&["2", "j", "j", "j", "Enter", "C-u", "2", "0", "Enter"]);
-    tmux.wait("the count", Duration::from_secs(10), |s| s.contains("Cards    20 "));
+    tmux.wait("the count", Duration::from_secs(10), |s| s.contains("Card count 20 "));
     tmux.keys(&["s"]);
     let s = tmux.wait("the batch to finish", Duration::from_secs(300), |s| {
         s.contains("● finished") || s.contains("● failed") || s.contains("● stopped")
@@ -148,7 +148,9 @@ fn tui_batch_of_20_in_tmux_shows_the_summary_verdicts_and_quits_cleanly() {
     assert_eq!(shown.len(), 20, "20 result rows on screen:\n{s}");
 
     let logs = work.join("logs");
-    let dirs: Vec<PathBuf> = std::fs::read_dir(&logs).unwrap().map(|e| e.unwrap().path()).collect();
+    // Folders only: the results store (cardbench.sqlite) sits beside them.
+    let dirs: Vec<PathBuf> =
+        std::fs::read_dir(&logs).unwrap().map(|e| e.unwrap().path()).filter(|p| p.is_dir()).collect();
     assert_eq!(dirs.len(), 1, "one batch folder in {}", logs.display());
     let mut csv = csv::Reader::from_path(dirs[0].join("summary.csv")).unwrap();
     let rows: Vec<csv::StringRecord> = csv.records().map(|r| r.unwrap()).collect();
@@ -204,7 +206,7 @@ fn quitting_while_a_batch_runs_asks_then_stops_cleanly() {
     // 150 cards: long enough to quit in the middle. Not the profile's default count (200), so
     // the form shows it only once the keys are in.
     tmux.keys(&["j", "j", "j", "Enter", "C-u", "1", "5", "0", "Enter"]);
-    tmux.wait("the count", Duration::from_secs(10), |s| s.contains("Cards    150 "));
+    tmux.wait("the count", Duration::from_secs(10), |s| s.contains("Card count 150 "));
     tmux.keys(&["s"]);
     // A state only a running batch shows: the status line says running and counts a
     // certified card. A starting batch shows `0/0` and `pass 0` too, so neither is enough.
@@ -219,7 +221,7 @@ fn quitting_while_a_batch_runs_asks_then_stops_cleanly() {
     assert_eq!(std::fs::read_to_string(&exit_file).unwrap().trim(), "EXIT=0");
     // The stop left a consistent, resumable batch: journal lines are whole cards, and the
     // reports cover exactly the journaled cards.
-    let dir = std::fs::read_dir(work.join("logs")).unwrap().next().unwrap().unwrap().path();
+    let dir = std::fs::read_dir(work.join("logs")).unwrap().map(|e| e.unwrap().path()).find(|p| p.is_dir()).unwrap();
     let journal = std::fs::read_to_string(dir.join("journal.jsonl")).unwrap();
     let n = journal.lines().count();
     assert!(n > 0 && n < 150, "stopped in the middle: {n} cards");
@@ -393,7 +395,7 @@ baseline = "80 B2 01 00 08"
     assert_eq!(&t[..3], ["cpay.sign_payment", "B", "20"], "{row}");
     // What the panel shows is what the run wrote: timing.json's median for the op.
     let logs = work.join("logs");
-    let dir = std::fs::read_dir(&logs).unwrap().map(|e| e.unwrap().path()).next().unwrap();
+    let dir = std::fs::read_dir(&logs).unwrap().map(|e| e.unwrap().path()).find(|p| p.is_dir()).unwrap();
     for f in ["samples.csv", "timing.json", "timing.csv", "timing.svg", "trace.csv", "run.json"] {
         assert!(dir.join(f).is_file(), "{f} in {}", dir.display());
     }

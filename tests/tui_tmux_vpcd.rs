@@ -109,7 +109,7 @@ fn a_batch_on_vpcd_heads_prompts_per_head_and_shows_live_presence() {
     );
     let out = tmux.cmd(&["new-session", "-d", "-s", "cb", "-x", "100", "-y", "30", &script]);
     assert!(out.status.success(), "tmux new-session: {}", String::from_utf8_lossy(&out.stderr));
-    tmux.wait("the TUI", Duration::from_secs(30), |s| s.contains("● idle") && s.contains("Cards    2 "));
+    tmux.wait("the TUI", Duration::from_secs(30), |s| s.contains("● idle") && s.contains("Card count 2 "));
 
     // Heads: E on its reader, named in full by pcscd, no card yet.
     tmux.keys(&["1"]);
@@ -151,14 +151,10 @@ fn a_batch_on_vpcd_heads_prompts_per_head_and_shows_live_presence() {
     tmux.keys(&["q"]);
     tmux.wait("the shell", Duration::from_secs(30), |s| s.contains("TUI-TEST-SHELL-BACK"));
     assert_eq!(std::fs::read_to_string(&exit_file).unwrap().trim(), "EXIT=0");
-    let summary = csv::Reader::from_path(
-        work.join("logs")
-            .join(std::fs::read_dir(work.join("logs")).unwrap().next().unwrap().unwrap().file_name())
-            .join("summary.csv"),
-    )
-    .unwrap()
-    .records()
-    .count();
+    // The batch folder (the results store, cardbench.sqlite, sits beside it).
+    let batch_dir =
+        std::fs::read_dir(work.join("logs")).unwrap().map(|e| e.unwrap().path()).find(|p| p.is_dir()).unwrap();
+    let summary = csv::Reader::from_path(batch_dir.join("summary.csv")).unwrap().records().count();
     assert_eq!(summary, 2);
 }
 

@@ -20,6 +20,7 @@ use crate::plan::Plan;
 use crate::profile::{ConfigError, Loaded};
 use crate::report::{BatchResult, CardResult, CaseStatus, Verdict};
 use crate::sinks::{self, Sink};
+use crate::store::feed::Feed;
 use crate::trace::TraceCsv;
 use anyhow::{bail, Context, Result};
 use journal::BatchMeta;
@@ -27,7 +28,6 @@ use lock::BatchLock;
 use operator::HeadState;
 use registry::{Claim, Registry};
 use sha2::{Digest, Sha256};
-use std::collections::VecDeque;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use std::time::Instant;
@@ -118,6 +118,10 @@ pub struct BatchOptions {
     pub recertify: bool,
     /// Ring the terminal bell with each operator prompt (headless).
     pub bell: bool,
+    /// The results store the batch is also written to (docs/results-store.md), opened when
+    /// the batch folder is made; a shared one (PostgreSQL) also hands out the cards among
+    /// stations.
+    pub store: crate::store::Pending,
 }
 
 /// What a batch reports to an observer.
@@ -339,6 +343,8 @@ struct Shared<'a> {
     registry: &'a Registry,
     recertify: bool,
     announce: &'a dyn Fn(&LabHead, HeadState),
+    /// Where the cards come from; a shared store also refuses a card another station has.
+    feed: &'a Feed<'a>,
 }
 
 /// Certify the card in a worker's heads (`heads[0]` DUT, `heads[1]` its peer) as card
@@ -377,6 +383,20 @@ fn certify(
             return Ok(Certified::Refused { card_id: card_hex, why });
         }
     };
+    // Before anything is written for it: a card another station has is not this one's.
+    match sh.feed.card_identified(index, &card_hex) {
+        Ok(()) => {}
+        Err(e @ crate::store::StoreError::Refused { .. }) => {
+            sh.registry.released(&card_hex, &claim);
+            let _ = heads[0].head.power_off();
+            let why = format!("head {} ({}): {e}", heads[0].name, heads[0].head.info().reader);
+            return Ok(Certified::Refused { card_id: card_hex, why });
+        }
+        Err(e) => {
+            sh.registry.released(&card_hex, &claim);
+            return Err(e.into());
+        }
+    }
     let r = certify_card(heads, sh, index, certification, &card_hex, (t0, started), board);
     match r {
         Ok((result, atr)) => Ok(Certified::Card { result, certification, previous, atr }),
@@ -534,7 +554,10 @@ pub fn validate(l: &Loaded, lab: &Lab, plan: Option<&Plan>) -> Result<(), Config
         return Err(ConfigError::whole_file(&l.path, "no head with role \"dut\" for the batch"));
     }
     match plan {
-        Some(p) => p.bind_batch(duts.iter().all(|h| h.head.info().driver == "virtual")),
+        Some(p) => {
+            p.bind_batch(duts.iter().all(|h| h.head.info().driver == "virtual"))?;
+            p.bind_machines(&lab.keyset)
+        }
         None => Ok(()),
     }
 }
@@ -570,6 +593,7 @@ pub fn run_batch(l: &Loaded, lab: Lab, plan: &Plan, opts: &BatchOptions) -> Resu
     let n = duts.len();
     crate::head::usable::open(&mut duts, 0..n)?;
     let dir = opts.logs.join(&opts.batch_id);
+    let store = opts.store.open()?;
     std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
     // Before anything in the folder is read or written: one process per batch.
     let _lock = BatchLock::acquire(&dir)?;
@@ -588,7 +612,17 @@ pub fn run_batch(l: &Loaded, lab: Lab, plan: &Plan, opts: &BatchOptions) -> Resu
     let done = std::mem::take(&mut books.done);
     let registry = Registry::new(&done, &books.recertified);
     let done_idx: std::collections::BTreeSet<u64> = done.iter().map(|r| r.index).collect();
-    let queue: Mutex<VecDeque<u64>> = Mutex::new((1..=count).filter(|i| !done_idx.contains(i)).collect());
+    let station = crate::store::station_name(&dir);
+    let store = store.as_deref();
+    if let Some(s) = store {
+        for n in store_begin(s, &books.meta, &station, &done)? {
+            notice(n);
+        }
+    }
+    let queue = match store.filter(|s| s.shared()) {
+        Some(s) => Feed::shared(s, &opts.batch_id, &station),
+        None => Feed::local((1..=count).filter(|i| !done_idx.contains(i))),
+    };
     let real_heads = duts.iter().any(|h| !crate::lab::simulated(h.head.info().driver));
     let progress = Progress::new(count, &done, opts.quiet, real_heads);
     let console = operator::Console::new(opts.bell);
@@ -642,7 +676,14 @@ pub fn run_batch(l: &Loaded, lab: Lab, plan: &Plan, opts: &BatchOptions) -> Resu
                     if !opts.control.wait_while_paused() {
                         break;
                     }
-                    let Some(index) = queue.lock().expect("queue lock").pop_front() else { break };
+                    let index = match queue.next() {
+                        Ok(Some(i)) => i,
+                        Ok(None) => break,
+                        Err(e) => {
+                            let _ = tx.send(WorkerMsg::Card(Err(e.into())));
+                            break;
+                        }
+                    };
                     // A real reader: the operator inserts the card. A head that sees none
                     // gives its card back to the queue (another head may take it) and stops.
                     let mut detected = None;
@@ -651,11 +692,11 @@ pub fn run_batch(l: &Loaded, lab: Lab, plan: &Plan, opts: &BatchOptions) -> Resu
                         match opts.control.wait_for_card(heads[0].head.as_mut(), true, presence_timeout) {
                             Ok(Some(true)) => detected = Some((Instant::now(), now_rfc3339())),
                             Ok(None) => {
-                                queue.lock().expect("queue lock").push_front(index);
+                                let _ = queue.give_back(index);
                                 break;
                             }
                             Ok(Some(false)) => {
-                                queue.lock().expect("queue lock").push_front(index);
+                                let _ = queue.give_back(index);
                                 let why = format!(
                                     "head {}: no card inserted within {} s (card #{index} was next)",
                                     heads[0].name,
@@ -669,7 +710,7 @@ pub fn run_batch(l: &Loaded, lab: Lab, plan: &Plan, opts: &BatchOptions) -> Resu
                                 break;
                             }
                             Err(e) => {
-                                queue.lock().expect("queue lock").push_front(index);
+                                let _ = queue.give_back(index);
                                 last = HeadState::Fault(e.to_string());
                                 let _ = tx.send(WorkerMsg::Card(Err(head_error(&heads[0], e))));
                                 break;
@@ -688,13 +729,16 @@ pub fn run_batch(l: &Loaded, lab: Lab, plan: &Plan, opts: &BatchOptions) -> Resu
                         registry,
                         recertify: opts.recertify,
                         announce,
+                        feed: queue,
                     };
                     let r = certify(&mut heads, &shared, index, detected, board_sink);
                     // A card certified in its earlier place, or refused, leaves this index
                     // to the next card.
                     match &r {
                         Ok(Certified::Card { result, .. }) if result.index == index => {}
-                        Ok(_) => queue.lock().expect("queue lock").push_front(index),
+                        Ok(_) => {
+                            let _ = queue.give_back(index);
+                        }
                         Err(_) => {}
                     }
                     let card = match &r {
@@ -716,7 +760,7 @@ pub fn run_batch(l: &Loaded, lab: Lab, plan: &Plan, opts: &BatchOptions) -> Resu
                     let Some((card_id, verdict)) = card else { break };
                     // A real reader: wait for the operator to take the card out before the
                     // next one, unless the batch is complete.
-                    let more = !queue.lock().expect("queue lock").is_empty();
+                    let more = queue.has_more();
                     if more && real {
                         announce(&heads[0], HeadState::Remove { index, card_id, verdict });
                         match opts.control.wait_for_card(heads[0].head.as_mut(), false, presence_timeout) {
@@ -757,8 +801,14 @@ pub fn run_batch(l: &Loaded, lab: Lab, plan: &Plan, opts: &BatchOptions) -> Resu
                     };
                     if let Err(e) = recorded {
                         first_error.get_or_insert(e);
-                        queue.lock().expect("queue lock").clear();
+                        queue.close();
                         continue;
+                    }
+                    // The store is written from the same result, after the journal (a kill
+                    // between the two is mended by the next run's store_begin).
+                    if let Some(Err(e)) = store.map(|s| s.record_card(&opts.batch_id, &station, &card)) {
+                        first_error.get_or_insert(e.into());
+                        queue.close();
                     }
                     registry.finished(&card.card_id, card.verdict.word());
                     // A re-certification in this run replaces the card's earlier result.
@@ -771,7 +821,7 @@ pub fn run_batch(l: &Loaded, lab: Lab, plan: &Plan, opts: &BatchOptions) -> Resu
                 }
                 WorkerMsg::Card(Err(e)) => {
                     // A bench failure stops the batch; what is journaled stays valid.
-                    queue.lock().expect("queue lock").clear();
+                    queue.close();
                     first_error.get_or_insert(e);
                 }
                 WorkerMsg::Stalled(why) => {
@@ -791,7 +841,16 @@ pub fn run_batch(l: &Loaded, lab: Lab, plan: &Plan, opts: &BatchOptions) -> Resu
     cards.extend(fresh);
     // From batch.json and the journaled cards only: `cardbench report` rebuilds these bytes.
     let result = reports::result_of(&books.meta, cards, books.recertified.clone());
-    let missing = missing_cards(count, &result.cards);
+    let mut missing = missing_cards(count, &result.cards);
+    if let Some(s) = store {
+        // Shared: this station's files cover its own cards; what the batch lacks is in the store.
+        match store_finish(s, &books, &result, &station) {
+            Ok(m) => missing = m.unwrap_or(missing),
+            Err(e) => {
+                first_error.get_or_insert(e);
+            }
+        }
+    }
     let written = crate::report::files::write_reports(&dir, &result);
     if let Some(e) = first_error {
         // A bench failure ends the batch, but what is journaled is evidence all the same.
@@ -824,6 +883,35 @@ fn open_folder(
     let default_count = l.profile.batch.as_ref().map_or(0, |b| b.get_ref().count);
     let new = BatchMeta::new(&opts.batch_id, plan, &l.path, opts.count.unwrap_or(default_count));
     journal::open_batch(dir, new, identity, run, opts.count, opts.force_changed)
+}
+
+/// The store's side of a batch run's start (see `Store::begin_batch`).
+fn store_begin(s: &crate::store::Store, meta: &BatchMeta, station: &str, done: &[CardResult]) -> Result<Vec<String>> {
+    let row = crate::store::batches::BatchRow {
+        batch_id: meta.batch_id.clone(),
+        plan_id: meta.plan_id.clone(),
+        plan_version: meta.plan_version.clone(),
+        profile: meta.profile.clone(),
+        count: meta.count,
+        started: meta.started.clone(),
+        meta_json: serde_json::to_string(meta)?,
+    };
+    Ok(s.begin_batch(&row, station, done)?)
+}
+
+/// The store's side of a batch run's end: batch.json as it now stands (its runs, the heads'
+/// ATRs), the re-certified cards and the finish time, and, in a shared store, the cards of
+/// the batch that no station has (`None`: one station, the journal says).
+fn store_finish(
+    s: &crate::store::Store,
+    books: &journal::OpenBatch,
+    r: &BatchResult,
+    station: &str,
+) -> Result<Option<Vec<u64>>> {
+    let meta = serde_json::to_string(&books.meta)?;
+    let recertified = serde_json::to_string(&books.recertified)?;
+    s.finish_batch(&r.batch_id, &r.finished, &meta, &recertified)?;
+    Ok(if s.shared() { Some(s.missing(&r.batch_id, station)?) } else { None })
 }
 
 /// Headless progress: a bar on a terminal, one line per card otherwise.

@@ -18,6 +18,7 @@
 //!   E0 body
 //!     42    issuer, 8 bytes
 //!     5F25  issue date, u32 BE seconds
+//!     5F24  next-update date, u32 BE seconds: after it the list is stale
 //!     C3    revoked serial numbers, 4 bytes BE each (possibly empty)
 //!   5F37  signature r ‖ s (64 bytes) by the CA over the encoded E0 TLV
 //! ```
@@ -49,6 +50,8 @@ const T_SIGNATURE: u16 = 0x5F37;
 const T_CRL: u16 = 0xE1;
 const T_CRL_BODY: u16 = 0xE0;
 const T_ISSUED: u16 = 0x5F25;
+/// The CRL's next update takes the certificate's expiry tag: both say "not to be relied on after".
+const T_NEXT_UPDATE: u16 = 0x5F24;
 const T_REVOKED: u16 = 0xC3;
 
 /// Value of the profile identifier (tag `5F29`).
@@ -62,7 +65,7 @@ pub const MAX_CERT_LEN: usize = 1024;
 pub const MAX_REVOKED: usize = 1000;
 /// Longest input [`Crl::parse`] accepts: the encoding of a CRL with
 /// [`MAX_REVOKED`] serial numbers.
-pub const MAX_CRL_LEN: usize = 4096;
+pub const MAX_CRL_LEN: usize = 4103;
 
 /// Role of a certificate holder (tag `5F4C`).
 #[repr(u8)]
@@ -153,6 +156,8 @@ pub struct Crl {
     pub issuer: [u8; 8],
     /// Issue date, seconds since the Unix epoch, UTC (tag `5F25`).
     pub issued: u32,
+    /// Next-update date (tag `5F24`): a terminal whose clock is past it holds a stale list.
+    pub next_update: u32,
     /// Revoked serial numbers, in encoding order (tag `C3`).
     pub revoked: Vec<u32>,
     /// CA signature `r ‖ s` over the encoded `E0` body.
@@ -342,7 +347,7 @@ impl Crl {
     /// # Panics
     ///
     /// Panics if more than [`MAX_REVOKED`] serial numbers are given.
-    pub fn issue(issuer: [u8; 8], issued: u32, revoked: Vec<u32>, key: &SigningKey) -> Crl {
+    pub fn issue(issuer: [u8; 8], issued: u32, next_update: u32, revoked: Vec<u32>, key: &SigningKey) -> Crl {
         assert!(
             revoked.len() <= MAX_REVOKED,
             "a CRL lists at most {MAX_REVOKED} serial numbers, {} given",
@@ -351,10 +356,15 @@ impl Crl {
         let list: Vec<u8> = revoked.iter().flat_map(|s| s.to_be_bytes()).collect();
         let body_tlv = constructed(
             T_CRL_BODY,
-            vec![primitive(T_ISSUER, &issuer), primitive(T_ISSUED, &issued.to_be_bytes()), primitive(T_REVOKED, &list)],
+            vec![
+                primitive(T_ISSUER, &issuer),
+                primitive(T_ISSUED, &issued.to_be_bytes()),
+                primitive(T_NEXT_UPDATE, &next_update.to_be_bytes()),
+                primitive(T_REVOKED, &list),
+            ],
         );
         let (signature, body_der, raw) = signed(T_CRL, body_tlv, key);
-        Crl { issuer, issued, revoked, signature, body_der, raw }
+        Crl { issuer, issued, next_update, revoked, signature, body_der, raw }
     }
 
     /// Strictly decodes a CRL (see the module documentation). Does not
@@ -370,11 +380,12 @@ impl Crl {
         let [body_tlv, sig_tlv] = children(&top, T_CRL, "CRL", 2)? else {
             unreachable!("children() checked the count")
         };
-        let [issuer, issued, revoked] = children(body_tlv, T_CRL_BODY, "CRL body", 3)? else {
+        let [issuer, issued, next_update, revoked] = children(body_tlv, T_CRL_BODY, "CRL body", 4)? else {
             unreachable!("children() checked the count")
         };
         let issuer = fixed::<8>(issuer, T_ISSUER, "issuer")?;
         let issued = u32::from_be_bytes(fixed::<4>(issued, T_ISSUED, "issue date")?);
+        let next_update = u32::from_be_bytes(fixed::<4>(next_update, T_NEXT_UPDATE, "next-update date")?);
         let list = value(revoked, T_REVOKED, "revoked serial numbers")?;
         if list.len() % 4 != 0 {
             return Err(format!("revoked serial numbers (C3) have {} bytes, not a multiple of 4", list.len()));
@@ -384,7 +395,7 @@ impl Crl {
         }
         let revoked = list.chunks_exact(4).map(|c| u32::from_be_bytes([c[0], c[1], c[2], c[3]])).collect();
         let signature = fixed::<64>(sig_tlv, T_SIGNATURE, "signature")?;
-        Ok(Crl { issuer, issued, revoked, signature, body_der: body_tlv.to_vec(), raw: bytes.to_vec() })
+        Ok(Crl { issuer, issued, next_update, revoked, signature, body_der: body_tlv.to_vec(), raw: bytes.to_vec() })
     }
 
     /// The complete encoding (the `E1` TLV).
@@ -405,6 +416,13 @@ impl Crl {
     /// `true` if `serial` is listed.
     pub fn is_revoked(&self, serial: u32) -> bool {
         self.revoked.contains(&serial)
+    }
+
+    /// `true` once `now` is past the next-update date: a newer list should exist, so a
+    /// serial missing from this one proves nothing. Valid during the next-update second itself,
+    /// like [`Certificate::is_expired`].
+    pub fn is_stale(&self, now: u32) -> bool {
+        now > self.next_update
     }
 }
 
@@ -435,7 +453,7 @@ mod tests {
     }
 
     fn crl(revoked: Vec<u32>) -> Crl {
-        Crl::issue(*b"UNITCA01", 1_700_000_000, revoked, &ca())
+        Crl::issue(*b"UNITCA01", 1_700_000_000, 1_700_864_000, revoked, &ca())
     }
 
     #[test]
@@ -641,6 +659,9 @@ mod tests {
         assert_eq!(p, list);
         assert_eq!(p.issuer, *b"UNITCA01");
         assert_eq!(p.issued, 1_700_000_000);
+        assert_eq!(p.next_update, 1_700_864_000);
+        assert!(!p.is_stale(1_700_864_000));
+        assert!(p.is_stale(1_700_864_001));
         assert!(p.is_revoked(5));
         assert!(p.is_revoked(0x0102_0304));
         assert!(p.is_revoked(u32::MAX));
@@ -656,8 +677,8 @@ mod tests {
 
     #[test]
     fn crl_all_sizes_round_trip() {
-        // Covers every length-field size, including the E0 length of 127
-        // (27 serials), which iso7816-tlv encodes as 81 7F.
+        // Covers every length-field size of the E0 body and the C3 list, across
+        // the one-byte / 81 / 82 boundaries.
         for n in (0..=70).chain([250, 999, MAX_REVOKED]) {
             let c = crl((0..n as u32).collect());
             assert_eq!(Crl::parse(c.encode()).as_ref(), Ok(&c), "n = {n}");
@@ -694,6 +715,7 @@ mod tests {
             vec![
                 primitive(T_ISSUER, b"UNITCA01"),
                 primitive(T_ISSUED, &[0, 0, 0, 1]),
+                primitive(T_NEXT_UPDATE, &[0, 0, 0, 2]),
                 primitive(T_REVOKED, &[1, 2, 3, 4, 5]),
             ],
         );

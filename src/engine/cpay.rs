@@ -10,11 +10,12 @@ use crate::card::ins::{AID_CPAY, FIELD_CERTIFICATE};
 use crate::cmds;
 use crate::crypto::cert::{Certificate, Role};
 use crate::crypto::sig;
+use crate::keys::Party;
 use crate::link::Link;
 use crate::sw;
 
 pub fn card_signed_payment(link: &mut Link, t: &mut Terminal, price: u32) -> Result<Outcome, EngineError> {
-    journaled(t, |t| flow(link, t, price, false))
+    card_signed_payment_with(link, t, price, false)
 }
 
 /// As `card_signed_payment`; with `unchecked` the terminal skips its own value check at S38
@@ -25,14 +26,37 @@ pub fn card_signed_payment_with(
     price: u32,
     unchecked: bool,
 ) -> Result<Outcome, EngineError> {
-    journaled(t, |t| flow(link, t, price, unchecked))
+    let keys = t.keys;
+    card_signed_payment_as(link, t, price, unchecked, &keys.payment)
 }
 
-fn flow(link: &mut Link, t: &mut Terminal, price: u32, unchecked: bool) -> Flow<Outcome> {
+/// `card_signed_payment_with` by the keyset's payment machine `machine` (P1 when `None`).
+pub fn card_signed_payment_by(
+    link: &mut Link,
+    t: &mut Terminal,
+    price: u32,
+    unchecked: bool,
+    machine: Option<&str>,
+) -> Result<Outcome, EngineError> {
+    let me = super::acting(t, Role::PaymentMachine, machine, "card_signed_payment")?;
+    card_signed_payment_as(link, t, price, unchecked, me)
+}
+
+fn card_signed_payment_as(
+    link: &mut Link,
+    t: &mut Terminal,
+    price: u32,
+    unchecked: bool,
+    me: &Party,
+) -> Result<Outcome, EngineError> {
+    journaled(t, |t| flow(link, t, price, unchecked, me))
+}
+
+fn flow(link: &mut Link, t: &mut Terminal, price: u32, unchecked: bool, me: &Party) -> Flow<Outcome> {
     no_open_intent(t, link, "S21")?;
     ok_data(link, "select", &cmds::select(&AID_CPAY))?;
     // S21-S23 run on the card: it checks our certified key with the center key.
-    let r: Response = exec(link, "S21", &cmds::cpay_verify_reader(t.keys.payment.cert.encode()))?;
+    let r: Response = exec(link, "S21", &cmds::cpay_verify_reader(me.cert.encode()))?;
     if r.sw != sw::OK {
         return reject("S22", RejectKind::CardRefused(r.sw), "card rejected the reader certificate (S23)");
     }
@@ -77,7 +101,7 @@ fn flow(link: &mut Link, t: &mut Terminal, price: u32, unchecked: bool) -> Flow<
     if amount < price && !unchecked {
         return reject("S38", RejectKind::InsufficientValue, format!("card value {amount} < price {price}"));
     }
-    let auth = sig::sign(&t.keys.payment.key, &debit_message(&id, price, t.now, nonce));
+    let auth = sig::sign(&me.key, &debit_message(&id, price, t.now, nonce));
     // Recorded before it goes: if the answer is lost, recovery compares the card's value
     // with the signed one instead of debiting again.
     t.journal.record(Intent::CpayDebit {

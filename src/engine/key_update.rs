@@ -6,11 +6,11 @@
 //! "A" is always the card being updated and "B" the card holding the newer key, as in the
 //! seed's figures.
 
+use super::revocation::{check_cards, read_certificate, require_certificate, CardCert};
 use super::{be32, exec, finish, ok_data, reject, EngineError, Flow, Outcome, RejectKind, Terminal};
 use crate::apdu::Response;
 use crate::card::ins::*;
 use crate::cmds;
-use crate::crypto::cert::{Certificate, Role};
 use crate::link::Link;
 use crate::sw;
 
@@ -112,35 +112,6 @@ pub(crate) fn read_info_selected(link: &mut Link, step: &str) -> Flow<CardInfo> 
     }
 }
 
-/// Terminal-side certificate checks (S3003): CA signature, role, subject, expiry, CRL.
-fn check_card_cert(t: &Terminal, step: &str, bytes: &[u8], info: &CardInfo) -> Flow<()> {
-    let side = hex::encode_upper(info.card_id);
-    let Ok(cert) = Certificate::parse(bytes) else {
-        return reject(step, RejectKind::CertificateInvalid, format!("card {side}: certificate does not parse"));
-    };
-    if cert.verify_signature(&t.keys.ca_public()).is_err() || cert.body.role != Role::XferCard {
-        return reject(step, RejectKind::CertificateInvalid, format!("card {side}: certificate not issued by the CA"));
-    }
-    if cert.body.subject != info.card_id {
-        return reject(step, RejectKind::CertificateInvalid, format!("card {side}: certificate names another card"));
-    }
-    if cert.is_expired(t.now) {
-        return reject(step, RejectKind::CertificateExpired, format!("card {side}: certificate expired"));
-    }
-    let crl = &t.keys.crl;
-    if crl.verify_signature(&t.keys.ca_public()).is_err() {
-        return reject(step, RejectKind::CertificateInvalid, "terminal CRL is not signed by the CA");
-    }
-    if crl.is_revoked(cert.body.serial) {
-        return reject(
-            step,
-            RejectKind::CertificateRevoked,
-            format!("card {side}: certificate serial {} is on the CRL", cert.body.serial),
-        );
-    }
-    Ok(())
-}
-
 pub fn key_update(a: &mut Link, b: &mut Link, t: &mut Terminal, mode: UpdateMode) -> Result<Outcome, EngineError> {
     finish(flow(a, b, t, mode))
 }
@@ -156,16 +127,11 @@ fn flow(x: &mut Link, y: &mut Link, t: &mut Terminal, mode: UpdateMode) -> Flow<
     let s = |e: u32, n: &str| format!("S{e}{n}");
     let ix = read_info(x, &s(e, "001"), &format!("S{e}002/S{e}101A"))?;
     let iy = read_info(y, &s(e, "001"), &format!("S{e}002/S{e}101B"))?;
-    let needs_certs = matches!(mode, UpdateMode::Public | UpdateMode::Auto | UpdateMode::Rollover);
-    let (cx, cy) = if needs_certs {
-        (
-            ok_data(x, &format!("S{e}002/S{e}101A"), &cmds::xfer_certificate())?,
-            ok_data(y, &format!("S{e}002/S{e}101B"), &cmds::xfer_certificate())?,
-        )
-    } else {
-        (Vec::new(), Vec::new())
-    };
-    // S?003: validity, then which card is older.
+    // Every mode reads both certificates: the CRL check at S?003 needs them, not only the
+    // public paths' key transport (a card without one is checked by its ID: revocation.rs).
+    let cx = read_certificate(x, &format!("S{e}002/S{e}101A"))?;
+    let cy = read_certificate(y, &format!("S{e}002/S{e}101B"))?;
+    // S?003: validity, certificates and CRL, then which card is older.
     let check = s(e, "003");
     for i in [&ix, &iy] {
         if t.now > i.validity {
@@ -176,26 +142,34 @@ fn flow(x: &mut Link, y: &mut Link, t: &mut Terminal, mode: UpdateMode) -> Flow<
             );
         }
     }
+    // The 3rd and 5th embodiments' public paths number their check S5003 / S8003 (the path
+    // follows from the update-key IDs, known before either card is chosen as A).
+    let cert_check = match mode {
+        UpdateMode::Auto if ix.ukid != iy.ukid => s(5, "003"),
+        UpdateMode::Rollover if ix.ukid != iy.ukid => s(8, "003"),
+        _ => check.clone(),
+    };
+    check_cards(t, x, &cert_check, [(&ix, cx.as_deref()), (&iy, cy.as_deref())])?;
     if ix.tkid == iy.tkid {
         x.note_step(&check, "same transfer key ID: no update");
         return Ok(Outcome::Skipped(format!("both cards hold transfer key ID {}", ix.tkid)));
     }
     // The seed's A is the card being updated, B the one with the newer key.
     if ix.tkid < iy.tkid {
-        update_older(x, y, t, mode, (&ix, &cx), (&iy, &cy))
+        update_older(x, y, mode, (&ix, &cx), (&iy, &cy))
     } else {
-        update_older(y, x, t, mode, (&iy, &cy), (&ix, &cx))
+        update_older(y, x, mode, (&iy, &cy), (&ix, &cx))
     }
 }
 
-/// S?003 (mode choice, certificate checks) to the final check, with A the older card.
-fn update_older(
+/// S?003 (mode choice, certificate checks) to the final check, with A the older card
+/// (also the settlement terminal's update, `engine::settle`).
+pub(crate) fn update_older(
     ta: &mut Link,
     tb: &mut Link,
-    t: &mut Terminal,
     mode: UpdateMode,
-    (ia, ca): (&CardInfo, &Vec<u8>),
-    (ib, cb): (&CardInfo, &Vec<u8>),
+    (ia, ca): (&CardInfo, &CardCert),
+    (ib, cb): (&CardInfo, &CardCert),
 ) -> Flow<Outcome> {
     let s = |e: u32, n: &str| format!("S{e}{n}");
     let (card_mode, e) = match mode {
@@ -208,12 +182,15 @@ fn update_older(
         UpdateMode::Rollover => (MODE_PUBLIC_UK, 8),
     };
     let public = matches!(card_mode, MODE_PUBLIC | MODE_PUBLIC_UK);
-    // The 3rd and 5th embodiments' public paths number their check S5003 / S8003.
     let check = s(e, "003");
-    if public {
-        check_card_cert(t, &check, ca, ia)?;
-        check_card_cert(t, &check, cb, ib)?;
-    }
+    // Both certificates passed the CRL check in `flow`; a public path also needs them present.
+    let (pa, pb) = if public {
+        let ca = require_certificate(&check, ia, ca)?;
+        let cb = require_certificate(&check, ib, cb)?;
+        (cb, ca)
+    } else {
+        (&[][..], &[][..])
+    };
     ta.note_step(
         &check,
         &format!(
@@ -223,7 +200,6 @@ fn update_older(
             ib.tkid
         ),
     );
-    let (pa, pb) = if public { (cb.as_slice(), ca.as_slice()) } else { (&[][..], &[][..]) };
     // S?004 → A answers a fresh update random (S?102A).
     let random = ok_data(ta, &format!("S{e}004/S{e}102A"), &cmds::xfer_update_permission(card_mode, pa))?;
     if random.len() != 16 {

@@ -7,6 +7,8 @@ pub mod journal;
 pub mod key_update;
 pub mod purse;
 pub mod recover;
+pub mod revocation;
+pub mod settle;
 pub mod transfer;
 
 use crate::apdu::{Command, Response};
@@ -54,6 +56,8 @@ reject_kinds! {
     CertificateInvalid = "certificate-invalid",
     CertificateExpired = "certificate-expired",
     CertificateRevoked = "certificate-revoked",
+    /// A public key-update path met a card that holds no certificate.
+    CertificateMissing = "certificate-missing",
     /// The value record's signature does not match ID, counter, date and amount: a tampered
     /// amount, a record cloned from another card, or a rollback to an earlier record.
     RecordSignatureInvalid = "record-signature-invalid",
@@ -137,12 +141,39 @@ impl fmt::Display for Outcome {
 pub enum EngineError {
     #[error("head {head}: {source}")]
     Head { head: String, source: HeadError },
+    /// The step names a machine the keyset does not hold (or of the other role): checked
+    /// before a plan runs (`Plan::bind_machines`), so only a caller that skipped it sees this.
+    #[error("{0}")]
+    Machine(#[from] crate::keys::MachineError),
+    /// The terminal's CRL is past its next update: a bench error, not a verdict on a card.
+    #[error(
+        "at {step}: the terminal CRL is stale (next update {next_update}, lab clock {now}): issue a new one \
+         (cardbench keys crl) or let the profile accept it ([keyset] accept_stale_crl = true)"
+    )]
+    StaleCrl { step: String, next_update: String, now: String },
+}
+
+/// The machine identity an engine acts as: `name` from the keyset (role checked), or the
+/// keyset's default machine of `role` (C1, P1) when the step names none.
+pub(crate) fn acting<'k>(
+    t: &Terminal<'k>,
+    role: crate::crypto::cert::Role,
+    name: Option<&str>,
+    step: &'static str,
+) -> Result<&'k crate::keys::Party, EngineError> {
+    let keys: &'k crate::keys::Keyset = t.keys;
+    Ok(keys.machine_for(role, name, step)?)
 }
 
 /// Internal control flow: stop with a rejection, or with a bench failure.
 pub(crate) enum Stop {
     Reject(Rejection),
-    Head { head: String, source: HeadError },
+    Head {
+        head: String,
+        source: HeadError,
+    },
+    /// The bench itself cannot go on (EngineError other than a head's).
+    Bench(EngineError),
 }
 
 pub(crate) type Flow<T> = Result<T, Stop>;
@@ -157,6 +188,7 @@ pub(crate) fn finish(r: Flow<Outcome>) -> Result<Outcome, EngineError> {
         Ok(o) => Ok(o),
         Err(Stop::Reject(r)) => Ok(Outcome::Rejected(r)),
         Err(Stop::Head { head, source }) => Err(EngineError::Head { head, source }),
+        Err(Stop::Bench(e)) => Err(e),
     }
 }
 

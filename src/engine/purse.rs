@@ -1,7 +1,7 @@
 //! Seed 000: the charge machine (S1-S4) and the payment machine (S11-S18).
 
 use super::journal::{Intent, Writer};
-use super::{be32, journaled, no_open_intent, ok_data, reject, EngineError, Flow, Outcome, RejectKind, Terminal};
+use super::{be32, journaled, no_open_intent, ok_data, reject, EngineError, Flow, Outcome, RejectKind, Stop, Terminal};
 use crate::card::ins::{AID_PURSE, DOM_PURSE_RECORD};
 use crate::cmds;
 use crate::crypto::cert::{Certificate, Role};
@@ -59,11 +59,18 @@ pub fn record_verifies(t: &Terminal, rec: &Record) -> bool {
     if cert.verify_signature(&t.keys.center_public()).is_err()
         || !matches!(cert.body.role, Role::ChargeMachine | Role::PaymentMachine)
         || cert.is_expired(t.now)
+        || writer_revoked(t, &cert)
     {
         return false;
     }
     let Ok(writer) = cert.public_key() else { return false };
     sig::verify(&writer, &record_message(&rec.card_id, rec.counter, rec.date, rec.amount), &rec.signature).is_ok()
+}
+
+/// Is the writer's certificate on the center's machine CRL? A cardbench addition at S12
+/// (card-spec 9.7): seed 000 names no revocation of machines.
+pub fn writer_revoked(t: &Terminal, cert: &Certificate) -> bool {
+    t.keys.machine_crl.is_revoked(cert.body.serial)
 }
 
 /// The message a writer signs (S3): domain tag, card ID, counter, date, amount.
@@ -101,6 +108,13 @@ fn verify_record(link: &mut Link, t: &Terminal, prefix: &str) -> Flow<Record> {
     if cert.is_expired(t.now) {
         return reject(&s("S12"), RejectKind::CertificateExpired, "writer certificate expired (S13)");
     }
+    if writer_revoked(t, &cert) {
+        return reject(
+            &s("S12"),
+            RejectKind::CertificateRevoked,
+            format!("writer certificate serial {:08X} is on the center's machine CRL (S13)", cert.body.serial),
+        );
+    }
     let Ok(writer) = cert.public_key() else {
         return reject(&s("S12"), RejectKind::CertificateInvalid, "writer public key invalid (S13)");
     };
@@ -120,7 +134,15 @@ fn verify_record(link: &mut Link, t: &Terminal, prefix: &str) -> Flow<Record> {
 /// S1-S4 as one machine writes them: value + date, counter step checked, sign, certificate.
 /// The WRITE VALUE is recorded in the journal before it is sent: if S3/S4 never happen,
 /// recovery may re-sign exactly this record and no other.
-fn write_signed_value(link: &mut Link, t: &mut Terminal, who: Writer, amount: u32, before: u32, p: &str) -> Flow<u32> {
+fn write_signed_value(
+    link: &mut Link,
+    t: &mut Terminal,
+    who: Writer,
+    me: &Party,
+    amount: u32,
+    before: u32,
+    p: &str,
+) -> Flow<u32> {
     let step = |n: &str| format!("{p}{n}");
     let at = t.journal.record(Intent::PurseWrite {
         head: link.head_name(),
@@ -137,10 +159,6 @@ fn write_signed_value(link: &mut Link, t: &mut Terminal, who: Writer, amount: u3
     if let Some(Intent::PurseWrite { counter_after, .. }) = t.journal.get_mut(at) {
         *counter_after = Some(counter);
     }
-    let me: &Party = match who {
-        Writer::Charge => &t.keys.charge,
-        Writer::Payment => &t.keys.payment,
-    };
     if before.checked_sub(1) != Some(counter) {
         return reject(
             &step("S2"),
@@ -159,12 +177,85 @@ fn write_signed_value(link: &mut Link, t: &mut Terminal, who: Writer, amount: u3
     Ok(counter)
 }
 
-/// Charge machine: adds `amount` to the purse (a blank card starts at zero).
-pub fn charge(link: &mut Link, t: &mut Terminal, amount: u32) -> Result<Outcome, EngineError> {
-    journaled(t, |t| charge_flow(link, t, amount))
+/// What a charge machine does with the value already on the card.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum ChargeMode {
+    /// Verify the card's record (S11-S15) and add to its value: cardbench's default, a
+    /// deviation from the seed (card-spec 6.7).
+    #[default]
+    Add,
+    /// The seed's charge machine (000 [0015], S1-S4): write the money data it is given as
+    /// the purse's value and sign it, whatever record the card held. How a lab puts a purse
+    /// no payment machine accepts (an interrupted payment nobody can re-sign) back into use.
+    Write,
 }
 
-fn charge_flow(link: &mut Link, t: &mut Terminal, amount: u32) -> Flow<Outcome> {
+impl ChargeMode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ChargeMode::Add => "add",
+            ChargeMode::Write => "write",
+        }
+    }
+
+    /// The mode's name in plans (`add`, `write`).
+    pub fn parse(s: &str) -> Option<ChargeMode> {
+        match s {
+            "add" => Some(ChargeMode::Add),
+            "write" => Some(ChargeMode::Write),
+            _ => None,
+        }
+    }
+}
+
+/// Charge machine: adds `amount` to the purse (a blank card starts at zero).
+pub fn charge(link: &mut Link, t: &mut Terminal, amount: u32) -> Result<Outcome, EngineError> {
+    let keys = t.keys;
+    charge_as(link, t, amount, ChargeMode::Add, &keys.charge)
+}
+
+/// Charge machine C1 in `mode`: add `amount` to the verified value, or write it as the value.
+pub fn charge_with(link: &mut Link, t: &mut Terminal, amount: u32, mode: ChargeMode) -> Result<Outcome, EngineError> {
+    let keys = t.keys;
+    charge_as(link, t, amount, mode, &keys.charge)
+}
+
+/// `charge` by the keyset's charge machine `machine` (C1 when `None`).
+pub fn charge_by(
+    link: &mut Link,
+    t: &mut Terminal,
+    amount: u32,
+    machine: Option<&str>,
+) -> Result<Outcome, EngineError> {
+    charge_machine(link, t, amount, ChargeMode::Add, machine)
+}
+
+/// `charge` in `mode` by the keyset's charge machine `machine` (C1 when `None`).
+pub fn charge_machine(
+    link: &mut Link,
+    t: &mut Terminal,
+    amount: u32,
+    mode: ChargeMode,
+    machine: Option<&str>,
+) -> Result<Outcome, EngineError> {
+    let me = super::acting(t, Role::ChargeMachine, machine, "charge")?;
+    charge_as(link, t, amount, mode, me)
+}
+
+fn charge_as(
+    link: &mut Link,
+    t: &mut Terminal,
+    amount: u32,
+    mode: ChargeMode,
+    me: &Party,
+) -> Result<Outcome, EngineError> {
+    match mode {
+        ChargeMode::Add => journaled(t, |t| charge_flow(link, t, amount, me)),
+        ChargeMode::Write => journaled(t, |t| write_flow(link, t, amount, me)),
+    }
+}
+
+fn charge_flow(link: &mut Link, t: &mut Terminal, amount: u32, me: &Party) -> Flow<Outcome> {
     no_open_intent(t, link, "S1")?;
     ok_data(link, "select", &cmds::select(&AID_PURSE))?;
     let current = read_record(link, "S1")?;
@@ -174,7 +265,7 @@ fn charge_flow(link: &mut Link, t: &mut Terminal, amount: u32) -> Flow<Outcome> 
             RejectKind::RecordUnsettled,
             format!(
                 "record holds value {} (counter {}) but no signature or certificate: an interrupted \
-                 write; run recovery before charging",
+                 write; run recovery, or charge with mode = \"write\" the value settled off-line",
                 current.amount, current.counter
             ),
         );
@@ -182,22 +273,65 @@ fn charge_flow(link: &mut Link, t: &mut Terminal, amount: u32) -> Flow<Outcome> 
     let (old, counter) = if current.is_blank() {
         (0, current.counter)
     } else {
-        let r = verify_record(link, t, "charge.")?;
+        let r = verify_record(link, t, "charge.").map_err(|stop| match stop {
+            // Adding needs a value the machine can trust; a record that does not verify
+            // (tampered, or an interrupted payment nobody re-signed) is put back into use
+            // only by writing a value settled off-line (card-spec 6.7).
+            Stop::Reject(mut r) if r.kind == RejectKind::RecordSignatureInvalid => {
+                r.detail.push_str(
+                    "; if an interrupted write left it, run recovery on the terminal that wrote it, or \
+                     charge with mode = \"write\" the value settled off-line",
+                );
+                Stop::Reject(r)
+            }
+            other => other,
+        })?;
         (r.amount, r.counter)
     };
     let Some(new) = old.checked_add(amount) else {
         return reject("S1", RejectKind::InsufficientValue, "charge would overflow the value field");
     };
-    let counter = write_signed_value(link, t, Writer::Charge, new, counter, "")?;
-    Ok(Outcome::Success(format!("charged {amount}: value {new}, counter {counter}")))
+    let counter = write_signed_value(link, t, Writer::Charge, me, new, counter, "")?;
+    Ok(Outcome::Success(format!("charged {amount} as {}: value {new}, counter {counter}", me.name)))
+}
+
+/// The seed's charge machine: S1-S4 with `value` as the money data. The record is read for
+/// the counter only (S2 is checked against it); its value and signature are not used, so a
+/// record no payment machine accepts is replaced by one that verifies.
+fn write_flow(link: &mut Link, t: &mut Terminal, value: u32, me: &Party) -> Flow<Outcome> {
+    no_open_intent(t, link, "S1")?;
+    ok_data(link, "select", &cmds::select(&AID_PURSE))?;
+    let current = read_record(link, "S1")?;
+    let replaced = if current.is_blank() && current.amount == 0 && current.date == 0 {
+        "blank record".to_string()
+    } else if record_verifies(t, &current) {
+        format!("verified value {}", current.amount)
+    } else {
+        format!("unverified value {} (counter {})", current.amount, current.counter)
+    };
+    link.note_step("S1", &format!("charge machine writes value {value} over the {replaced}"));
+    let counter = write_signed_value(link, t, Writer::Charge, me, value, current.counter, "")?;
+    Ok(Outcome::Success(format!("wrote value {value} over the {replaced} as {}: counter {counter}", me.name)))
 }
 
 /// Payment machine: verifies the record, takes `price`, re-signs as the new writer.
 pub fn pay(link: &mut Link, t: &mut Terminal, price: u32) -> Result<Outcome, EngineError> {
-    journaled(t, |t| pay_flow(link, t, price))
+    let keys = t.keys;
+    pay_as(link, t, price, &keys.payment)
 }
 
-fn pay_flow(link: &mut Link, t: &mut Terminal, price: u32) -> Flow<Outcome> {
+/// `pay` by the keyset's payment machine `machine` (P1 when `None`): seed 000 [0025], the next
+/// payment machine verifies the record the previous one wrote.
+pub fn pay_by(link: &mut Link, t: &mut Terminal, price: u32, machine: Option<&str>) -> Result<Outcome, EngineError> {
+    let me = super::acting(t, Role::PaymentMachine, machine, "pay")?;
+    pay_as(link, t, price, me)
+}
+
+fn pay_as(link: &mut Link, t: &mut Terminal, price: u32, me: &Party) -> Result<Outcome, EngineError> {
+    journaled(t, |t| pay_flow(link, t, price, me))
+}
+
+fn pay_flow(link: &mut Link, t: &mut Terminal, price: u32, me: &Party) -> Flow<Outcome> {
     no_open_intent(t, link, "S11")?;
     ok_data(link, "select", &cmds::select(&AID_PURSE))?;
     let rec = verify_record(link, t, "")?;
@@ -206,6 +340,6 @@ fn pay_flow(link: &mut Link, t: &mut Terminal, price: u32) -> Flow<Outcome> {
     }
     link.note_step("S18", &format!("service provided, {price} subtracted"));
     let new = rec.amount - price;
-    let counter = write_signed_value(link, t, Writer::Payment, new, rec.counter, "S18.")?;
-    Ok(Outcome::Success(format!("paid {price}: value {new}, counter {counter}")))
+    let counter = write_signed_value(link, t, Writer::Payment, me, new, rec.counter, "S18.")?;
+    Ok(Outcome::Success(format!("paid {price} as {}: value {new}, counter {counter}", me.name)))
 }

@@ -19,7 +19,9 @@
 //!   counter read before it minus one). Otherwise it is reported when a write of this
 //!   terminal to the card is in doubt, or when it is a value with no signature at all (a
 //!   first write cut short); a signed record that merely fails to verify, with nothing of
-//!   ours in doubt, is tampering for payment to refuse (S15), not a recovery matter.
+//!   ours in doubt, is tampering for payment to refuse (S15), not a recovery matter. Either
+//!   way a record nobody may re-sign is put back into use by the seed's charge machine,
+//!   `purse::charge_with(.., ChargeMode::Write)`, with a value the lab settled off-line.
 //! * **Card-signed payment.** A DEBIT that got no answer took effect if the card's value is
 //!   the signed value minus the price (with the DEBIT's date), and did not if the value is
 //!   still the signed one; recovery reports which and never debits.
@@ -179,6 +181,7 @@ pub fn recover(links: &mut [&mut Link], t: &mut Terminal) -> Result<Recovery, En
             Ok(out)
         }
         Err(Stop::Head { head, source }) => Err(EngineError::Head { head, source }),
+        Err(Stop::Bench(e)) => Err(e),
         // Rejections are reported as findings inside; none escapes.
         Err(Stop::Reject(r)) => {
             out.findings.push(Finding::Unrecoverable { head: String::new(), step: r.step, detail: r.detail });
@@ -458,7 +461,8 @@ fn purse(link: &mut Link, t: &mut Terminal, out: &mut Recovery) -> Flow<()> {
             step: "S15".into(),
             detail: format!(
                 "card {card_id}: record counter {} amount {} date {} does not verify, and this terminal has no \
-                 record of writing it: not re-signed",
+                 record of writing it: not re-signed; a charge with mode = \"write\" of the value settled \
+                 off-line puts the purse back into use (card-spec 6.7)",
                 rec.counter, rec.amount, rec.date
             ),
         }),

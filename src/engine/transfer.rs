@@ -2,6 +2,7 @@
 
 use super::journal::Intent;
 use super::key_update::{read_info, read_info_selected, CardInfo};
+use super::revocation::check_pair;
 use super::{
     exact_len, exec, journaled, no_open_intent, ok_data, reject, EngineError, Flow, Outcome, RejectKind, Terminal,
 };
@@ -14,7 +15,8 @@ pub fn value_transfer(from: &mut Link, to: &mut Link, t: &mut Terminal, amount: 
     journaled(t, |t| flow(from, to, t, amount))
 }
 
-fn flow(a: &mut Link, b: &mut Link, t: &mut Terminal, paid: u32) -> Flow<Outcome> {
+/// The transfer itself (also the last part of a settlement, `engine::settle`).
+pub(crate) fn flow(a: &mut Link, b: &mut Link, t: &mut Terminal, paid: u32) -> Flow<Outcome> {
     no_open_intent(t, a, "S2001")?;
     no_open_intent(t, b, "S2001")?;
     let ia: CardInfo = read_info(a, "select", "info")?;
@@ -39,6 +41,9 @@ fn flow(a: &mut Link, b: &mut Link, t: &mut Terminal, paid: u32) -> Flow<Outcome
             return reject("S2001", RejectKind::CardExpired, format!("card {} expired", hex::encode_upper(i.card_id)));
         }
     }
+    // Seed 002's CRL "inhibits value transfer to a smart card holding an invalid public key
+    // certificate": both cards, before either is asked to move value.
+    check_pair(a, b, t, "cert", "S2001", (&ia, &ib))?;
     if ia.tkid != ib.tkid {
         return reject(
             "S2001",

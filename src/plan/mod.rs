@@ -9,6 +9,7 @@ pub mod parse;
 pub mod template;
 
 use crate::engine::key_update::UpdateMode;
+pub use crate::engine::purse::ChargeMode;
 use std::ops::Range;
 use std::path::PathBuf;
 use template::{Expr, Template};
@@ -25,19 +26,26 @@ pub enum TearAt {
 /// A protocol-engine invocation.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Action {
+    /// `mode`: add to the verified record (the default) or write `amount` as the new value;
+    /// `machine`: which of the keyset's charge machines acts (`None`: C1).
     Charge {
         head: String,
         amount: Amount,
+        mode: ChargeMode,
+        machine: Option<String>,
     },
+    /// `machine`: which of the keyset's payment machines acts (`None`: P1).
     Pay {
         head: String,
         price: Amount,
+        machine: Option<String>,
     },
     /// `unchecked`: the terminal skips its own value check (S38) so the card's is tested.
     CardSignedPayment {
         head: String,
         price: Amount,
         unchecked: bool,
+        machine: Option<String>,
     },
     KeyUpdate {
         a: String,
@@ -48,6 +56,14 @@ pub enum Action {
         from: String,
         to: String,
         amount: Amount,
+    },
+    /// The settlement terminal: checks, key update of the older card in `mode` if the
+    /// transfer-key IDs differ, then the transfer from `from` to `to` (`engine::settle`).
+    Settle {
+        from: String,
+        to: String,
+        amount: Amount,
+        mode: UpdateMode,
     },
 }
 
@@ -66,6 +82,19 @@ impl Action {
             Action::CardSignedPayment { .. } => "card_signed_payment",
             Action::KeyUpdate { .. } => "key_update",
             Action::ValueTransfer { .. } => "value_transfer",
+            Action::Settle { .. } => "settle",
+        }
+    }
+
+    /// The machine a step names (`machine = "P2"`), and the role it must have.
+    pub fn machine(&self) -> Option<(&str, crate::crypto::cert::Role)> {
+        use crate::crypto::cert::Role;
+        match self {
+            Action::Charge { machine: Some(m), .. } => Some((m, Role::ChargeMachine)),
+            Action::Pay { machine: Some(m), .. } | Action::CardSignedPayment { machine: Some(m), .. } => {
+                Some((m, Role::PaymentMachine))
+            }
+            _ => None,
         }
     }
 
@@ -75,7 +104,7 @@ impl Action {
                 vec![head]
             }
             Action::KeyUpdate { a, b, .. } => vec![a, b],
-            Action::ValueTransfer { from, to, .. } => vec![from, to],
+            Action::ValueTransfer { from, to, .. } | Action::Settle { from, to, .. } => vec![from, to],
         }
     }
 }
@@ -259,6 +288,8 @@ pub struct Step {
     pub repeat: u32,
     /// Where the step's head names are, for binding errors.
     pub(crate) head_span: Located,
+    /// Where its `machine` is, for errors of `bind_machines`.
+    pub(crate) machine_span: Option<Located>,
 }
 
 /// A source position, for errors found after parsing (binding to a lab).

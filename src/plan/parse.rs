@@ -87,6 +87,7 @@ struct StepRaw {
     vars: Option<Spanned<BTreeMap<String, Spanned<String>>>>,
     card: Option<Spanned<CardRaw>>,
     unchecked: Option<Spanned<bool>>,
+    machine: Option<Spanned<String>>,
     at: Option<Spanned<i64>>,
     point: Option<Spanned<String>>,
     commit: Option<Spanned<i64>>,
@@ -145,7 +146,7 @@ pub fn state_fields(s: StateKind) -> &'static [&'static str] {
     }
 }
 
-const ENGINES: &str = "charge, pay, card_signed_payment, key_update, value_transfer";
+const ENGINES: &str = "charge, pay, card_signed_payment, key_update, value_transfer, settle";
 const KINDS: &str =
     "apdu, select, engine, recover, read, assert, set, power_off, power_on, warm_reset, remove, insert, insert_card, tear";
 
@@ -651,6 +652,20 @@ fn template(
 }
 
 /// Replace `${name}` of for_each bindings in a scalar field (mode, expect, head names).
+/// The `machine` of a charge, pay or card_signed_payment step (`${var}` of for_each bindings
+/// substituted): a well-formed name here; `Plan::bind_machines` checks it against a keyset.
+fn machine(src: &Src, r: &StepRaw, b: &BTreeMap<String, Value>) -> Result<Option<String>, ConfigError> {
+    let Some(m) = &r.machine else { return Ok(None) };
+    let name = subst(m.get_ref(), b);
+    if !crate::keys::valid_machine_name(&name) {
+        return Err(src.err(
+            m.span(),
+            format!("machine '{name}' is not a machine name (1 to 16 of A-Z a-z 0-9 - _, such as P2)"),
+        ));
+    }
+    Ok(Some(name))
+}
+
 fn subst(s: &str, b: &BTreeMap<String, Value>) -> String {
     let mut out = s.to_string();
     for (k, v) in b {
@@ -691,6 +706,7 @@ fn step(
         ("vars", r.vars.as_ref().map(|x| x.span())),
         ("card", r.card.as_ref().map(|x| x.span())),
         ("unchecked", r.unchecked.as_ref().map(|x| x.span())),
+        ("machine", r.machine.as_ref().map(|x| x.span())),
         ("at", r.at.as_ref().map(|x| x.span())),
         ("point", r.point.as_ref().map(|x| x.span())),
         ("commit", r.commit.as_ref().map(|x| x.span())),
@@ -701,7 +717,7 @@ fn step(
     let allowed: &[&str] = match kind_name {
         "apdu" => &["head", "command", "sw", "data", "len", "capture"],
         "select" => &["head", "applet"],
-        "engine" => &["engine", "head", "heads", "from", "to", "amount", "mode", "expect", "unchecked"],
+        "engine" => &["engine", "head", "heads", "from", "to", "amount", "mode", "expect", "unchecked", "machine"],
         "read" => &["head", "state", "as"],
         "assert" => &["that"],
         "set" => &["vars"],
@@ -887,22 +903,58 @@ fn step(
                 .engine
                 .as_ref()
                 .ok_or_else(|| src.err(span.clone(), format!("{label}: `engine` step needs `engine`")))?;
+            // Key-update mode of `key_update` and `settle` (default: auto, the 3rd embodiment).
+            let update_mode = |engine: &str| -> Result<UpdateMode, ConfigError> {
+                match &r.mode {
+                    None => Ok(UpdateMode::Auto),
+                    Some(m) => UpdateMode::parse(&subst(m.get_ref(), b)).ok_or_else(|| {
+                        let v = subst(m.get_ref(), b);
+                        let modes = ["common", "public", "auto", "multi", "rollover"];
+                        src.err(
+                            m.span(),
+                            format!("unknown {engine} mode '{v}'{}", crate::suggest::hint(&v, modes, "'")),
+                        )
+                    }),
+                }
+            };
+            // `from` and `to` of `value_transfer` and `settle`: two different heads.
+            let from_to = |engine: &str| -> Result<(String, String, std::ops::Range<usize>), ConfigError> {
+                let from =
+                    r.from.as_ref().ok_or_else(|| src.err(span.clone(), format!("{label}: {engine} needs `from`")))?;
+                let to = r.to.as_ref().ok_or_else(|| src.err(span.clone(), format!("{label}: {engine} needs `to`")))?;
+                let (f, t) = (subst(from.get_ref(), b), subst(to.get_ref(), b));
+                if f == t {
+                    return Err(src.err(to.span(), format!("{engine} needs two different heads")));
+                }
+                Ok((f, t, from.span()))
+            };
             let action = match e.get_ref().as_str() {
                 "charge" => {
                     let (head, hs) = need_head()?;
                     head_span = hs;
-                    Action::Charge { head, amount: amount("charge")? }
+                    let mode = match &r.mode {
+                        None => ChargeMode::Add,
+                        Some(m) => {
+                            let v = subst(m.get_ref(), b);
+                            ChargeMode::parse(&v).ok_or_else(|| {
+                                let hint = crate::suggest::hint(&v, ["add", "write"], "'");
+                                src.err(m.span(), format!("unknown charge mode '{v}'{hint}"))
+                            })?
+                        }
+                    };
+                    Action::Charge { head, amount: amount("charge")?, mode, machine: machine(src, r, b)? }
                 }
                 "pay" => {
                     let (head, hs) = need_head()?;
                     head_span = hs;
-                    Action::Pay { head, price: amount("pay")? }
+                    Action::Pay { head, price: amount("pay")?, machine: machine(src, r, b)? }
                 }
                 "card_signed_payment" => {
                     let (head, hs) = need_head()?;
                     head_span = hs;
                     let unchecked = r.unchecked.as_ref().is_some_and(|u| *u.get_ref());
-                    Action::CardSignedPayment { head, price: amount("card_signed_payment")?, unchecked }
+                    let machine = machine(src, r, b)?;
+                    Action::CardSignedPayment { head, price: amount("card_signed_payment")?, unchecked, machine }
                 }
                 "key_update" => {
                     let heads = r.heads.as_ref().ok_or_else(|| {
@@ -915,39 +967,33 @@ fn step(
                     if a == bb {
                         return Err(src.err(heads.span(), "key_update needs two different heads"));
                     }
-                    let mode = match &r.mode {
-                        None => UpdateMode::Auto,
-                        Some(m) => UpdateMode::parse(&subst(m.get_ref(), b)).ok_or_else(|| {
-                            let v = subst(m.get_ref(), b);
-                            let modes = ["common", "public", "auto", "multi", "rollover"];
-                            src.err(
-                                m.span(),
-                                format!("unknown key_update mode '{v}'{}", crate::suggest::hint(&v, modes, "'")),
-                            )
-                        })?,
-                    };
-                    Action::KeyUpdate { a, b: bb, mode }
+                    Action::KeyUpdate { a, b: bb, mode: update_mode("key_update")? }
                 }
                 "value_transfer" => {
-                    let from = r
-                        .from
-                        .as_ref()
-                        .ok_or_else(|| src.err(span.clone(), format!("{label}: value_transfer needs `from`")))?;
-                    let to =
-                        r.to.as_ref()
-                            .ok_or_else(|| src.err(span.clone(), format!("{label}: value_transfer needs `to`")))?;
-                    head_span = from.span();
-                    let (f, t) = (subst(from.get_ref(), b), subst(to.get_ref(), b));
-                    if f == t {
-                        return Err(src.err(to.span(), "value_transfer needs two different heads"));
-                    }
+                    let (f, t, hs) = from_to("value_transfer")?;
+                    head_span = hs;
                     Action::ValueTransfer { from: f, to: t, amount: amount("value_transfer")? }
+                }
+                "settle" => {
+                    let (f, t, hs) = from_to("settle")?;
+                    head_span = hs;
+                    Action::Settle { from: f, to: t, amount: amount("settle")?, mode: update_mode("settle")? }
                 }
                 other => {
                     let hint = crate::suggest::hint(other, ENGINES.split(", "), "'");
                     return Err(src.err(e.span(), format!("unknown engine '{other}'{hint}")));
                 }
             };
+            if let (Some(m), None) = (&r.machine, action.machine()) {
+                return Err(src.err(
+                    m.span(),
+                    format!(
+                        "field `machine` does not apply to engine {}: only charge, pay and card_signed_payment act \
+                         as a named machine",
+                        action.engine()
+                    ),
+                ));
+            }
             let expect = match &r.expect {
                 None => "success".to_string(),
                 Some(e) => {
@@ -1049,7 +1095,8 @@ fn step(
         None => 1,
     };
     let name = r.name.as_ref().map(|n| format!(" {n}")).unwrap_or_default();
-    Ok(Step { label: format!("{label} {kind_name}{name}"), kind, repeat, head_span: src.loc(head_span) })
+    let machine_span = r.machine.as_ref().map(|m| src.loc(m.span()));
+    Ok(Step { label: format!("{label} {kind_name}{name}"), kind, repeat, head_span: src.loc(head_span), machine_span })
 }
 
 /// Check an engine step's `expect` against what the engines and the runner can report
@@ -1231,6 +1278,21 @@ impl Plan {
                         hint(h)
                     )));
                 }
+            }
+        }
+        Ok(())
+    }
+
+    /// Check every `machine` a step names against the keyset the plan will run with: the
+    /// keyset holds it, and it has the role of the step (a charge machine for `charge`, a
+    /// payment machine for `pay` and `card_signed_payment`), before anything is sent.
+    pub fn bind_machines(&self, keys: &crate::keys::Keyset) -> Result<(), ConfigError> {
+        for s in self.all_steps() {
+            let StepKind::Engine { action, .. } = &s.kind else { continue };
+            let Some((name, role)) = action.machine() else { continue };
+            if let Err(e) = keys.machine_for(role, Some(name), action.engine()) {
+                let at = s.machine_span.as_ref().unwrap_or(&s.head_span);
+                return Err(at.error(format!("{}: {e}", s.label)));
             }
         }
         Ok(())

@@ -483,12 +483,26 @@ fn step_of(unit: &Unit, p: &Params, names: &HashMap<String, String>) -> Result<O
     let kind = match p.need("do")? {
         "engine" => {
             let action = match p.need("engine")? {
-                "charge" => Action::Charge { head: head("head")?, amount: Amount::Lit(p.number("amount")?) },
-                "pay" => Action::Pay { head: head("head")?, price: Amount::Lit(p.number("price")?) },
+                "charge" => Action::Charge {
+                    head: head("head")?,
+                    amount: Amount::Lit(p.number("amount")?),
+                    machine: p.get("machine").map(str::to_string),
+                    mode: match p.get("mode") {
+                        None => crate::plan::ChargeMode::Add,
+                        Some(m) => crate::plan::ChargeMode::parse(m)
+                            .ok_or_else(|| format!("step parameter mode={m} is not a charge mode"))?,
+                    },
+                },
+                "pay" => Action::Pay {
+                    head: head("head")?,
+                    price: Amount::Lit(p.number("price")?),
+                    machine: p.get("machine").map(str::to_string),
+                },
                 "card_signed_payment" => Action::CardSignedPayment {
                     head: head("head")?,
                     price: Amount::Lit(p.number("price")?),
                     unchecked: p.get("unchecked") == Some("true"),
+                    machine: p.get("machine").map(str::to_string),
                 },
                 "key_update" => {
                     let m = p.need("mode")?;
@@ -501,6 +515,17 @@ fn step_of(unit: &Unit, p: &Params, names: &HashMap<String, String>) -> Result<O
                     to: head("to")?,
                     amount: Amount::Lit(p.number("amount")?),
                 },
+                "settle" => {
+                    let m = p.need("mode")?;
+                    let mode = crate::engine::key_update::UpdateMode::parse(m)
+                        .ok_or_else(|| format!("step parameter mode={m} is not a key-update mode"))?;
+                    Action::Settle {
+                        from: head("from")?,
+                        to: head("to")?,
+                        amount: Amount::Lit(p.number("amount")?),
+                        mode,
+                    }
+                }
                 other => return Err(format!("unknown engine `{other}` in a step row")),
             };
             StepKind::Engine { action, expect: p.get("expect").unwrap_or("success").to_string() }
@@ -570,6 +595,7 @@ fn step_of(unit: &Unit, p: &Params, names: &HashMap<String, String>) -> Result<O
         kind,
         repeat: 1,
         head_span: Located::default(),
+        machine_span: None,
     }))
 }
 

@@ -127,6 +127,8 @@ impl Arm {
 struct Baseline {
     before: Vec<CardState>,
     complete: Vec<CardState>,
+    /// A settlement's cards after its key update alone (`None` for other sequences).
+    midway: Option<Vec<CardState>>,
     points: Vec<FaultPoint>,
     /// The cut that interrupts a recovery sequence's engine step.
     prep: Option<Arm>,
@@ -214,7 +216,7 @@ impl<'a> Campaign<'a> {
                 self.template(n)?;
             }
         }
-        let Baseline { before: before0, complete: complete0, points, prep, pair_works, drain } =
+        let Baseline { before: before0, complete: complete0, midway, points, prep, pair_works, drain } =
             self.baseline(seq, &names, real)?;
         // A key moves forward once: on the same cards a key update is done after its first run.
         if real && before0.iter().zip(&complete0).all(|(b, c)| b.view() == c.view()) {
@@ -255,7 +257,7 @@ impl<'a> Campaign<'a> {
                 self.snapshots(&names).map_err(|e| TearError::Baseline { seq: seq.name.clone(), detail: e })?;
                 (before0.clone(), complete0.clone())
             };
-            let states = States { before: &before, complete: &complete };
+            let states = States { before: &before, complete: &complete, midway: midway.as_deref() };
             let arm = Arm::of(&point.fault);
             let mut notes = Vec::new();
             let (fired, first) = match &seq.body {
@@ -371,7 +373,8 @@ impl<'a> Campaign<'a> {
         let drain = if real { drift::drain(&start, &complete) } else { Vec::new() };
         let Body::Recovery { head, command, point, .. } = &seq.body else {
             let points = fault_points(names, &p.seen, &commits0, real);
-            return Ok(Baseline { before, complete, points, prep: None, pair_works, drain });
+            let midway = if real { None } else { self.midway(seq, names).map_err(failed)? };
+            return Ok(Baseline { before, complete, midway, points, prep: None, pair_works, drain });
         };
         // Recovery: interrupt the engine step where asked, then fault the settling run.
         let hi = names.iter().position(|n| n == head).expect("the recovery head is in the sequence");
@@ -397,7 +400,7 @@ impl<'a> Campaign<'a> {
             return Err(failed(format!("{} without a fault: {e}", settle.name())));
         }
         let points = fault_points(names, &s.seen, &commits0, real);
-        Ok(Baseline { before, complete, points, prep: Some(prep), pair_works, drain })
+        Ok(Baseline { before, complete, midway: None, points, prep: Some(prep), pair_works, drain })
     }
 
     /// Real heads, before a point: the cards can still run the sequence, then the setup, then
@@ -422,6 +425,23 @@ impl<'a> Campaign<'a> {
             let driver = self.heads.iter().find(|h| h.name == head).map_or("unknown", |h| h.head.info().driver);
             TearError::NotVirtual { head: head.to_string(), driver }
         })
+    }
+
+    /// A settlement's first committed part: fresh cards, the setup, the key update alone in
+    /// the settlement's mode. `None` for other sequences and when the IDs are equal already.
+    fn midway(&mut self, seq: &Sequence, names: &[String]) -> Result<Option<Vec<CardState>>, String> {
+        let Action::Settle { from, to, mode, .. } = seq.action() else { return Ok(None) };
+        let update = Action::KeyUpdate { a: from.clone(), b: to.clone(), mode: *mode };
+        let mut t = self.terminal(seq, None);
+        self.fresh(seq, names).map_err(|e| e.to_string())?;
+        self.setup(seq, names, &mut t).map_err(|e| e.to_string())?;
+        let p = self.part(names, &Arm::default(), &mut t, |links, t| run_action(&update, links, t));
+        self.power_cycle(names);
+        match p.result {
+            Ok(Outcome::Success(_)) => Ok(Some(self.snapshots(names)?)),
+            Ok(_) => Ok(None),
+            Err(e) => Err(format!("key update without a fault: {e}")),
+        }
     }
 
     /// A seeded terminal; on real heads each point (`salt`) gets its own randoms, as the same

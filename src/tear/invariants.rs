@@ -14,6 +14,10 @@ pub enum Verdict {
     Completed,
     /// Settling finished or undid the sequence; the cards are as before or as after it.
     Recovered,
+    /// A settlement's key update took effect and its transfer did not (or settling undid
+    /// it): the cards are as a key update alone leaves them, and the next settlement
+    /// transfers at once. Only `settle` sequences have this state.
+    Updated,
     /// A partial state that settling reported for the operator (e.g. a torn purse record).
     Reported,
     /// An invariant does not hold.
@@ -21,14 +25,21 @@ pub enum Verdict {
 }
 
 impl Verdict {
-    pub const ALL: [Verdict; 5] =
-        [Verdict::NoEffect, Verdict::Completed, Verdict::Recovered, Verdict::Reported, Verdict::Violation];
+    pub const ALL: [Verdict; 6] = [
+        Verdict::NoEffect,
+        Verdict::Completed,
+        Verdict::Recovered,
+        Verdict::Updated,
+        Verdict::Reported,
+        Verdict::Violation,
+    ];
 
     pub fn word(self) -> &'static str {
         match self {
             Verdict::NoEffect => "no effect",
             Verdict::Completed => "completed",
             Verdict::Recovered => "recovered",
+            Verdict::Updated => "updated",
             Verdict::Reported => "reported",
             Verdict::Violation => "VIOLATION",
         }
@@ -45,6 +56,8 @@ impl fmt::Display for Verdict {
 pub struct States<'a> {
     pub before: &'a [CardState],
     pub complete: &'a [CardState],
+    /// A settlement's cards after its key update alone (its first committed part).
+    pub midway: Option<&'a [CardState]>,
 }
 
 /// Every invariant broken by `after` (empty when they all hold).
@@ -121,10 +134,12 @@ pub fn verdict(s: &States, after: &[CardState], settled: &Settled, broken: &mut 
     }
     let same = |a: &[CardState], b: &[CardState]| a.iter().zip(b).all(|(x, y)| x.view() == y.view());
     let (as_before, as_complete) = (same(after, s.before), same(after, s.complete));
+    let as_midway = s.midway.is_some_and(|m| same(after, m));
     match settled {
         _ if as_before && !settled.acted() => Verdict::NoEffect,
         _ if as_complete && !settled.acted() => Verdict::Completed,
         _ if (as_before || as_complete) && settled.acted() => Verdict::Recovered,
+        _ if as_midway => Verdict::Updated,
         Settled::Reported(_) => Verdict::Reported,
         _ => {
             let diff: Vec<String> = after

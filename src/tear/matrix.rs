@@ -9,7 +9,7 @@ use std::io::{self, Write};
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Totals {
     pub points: usize,
-    pub by_verdict: [usize; 5],
+    pub by_verdict: [usize; 6],
 }
 
 impl Totals {

@@ -9,7 +9,7 @@ use crate::issuance::CardPlan;
 use crate::keys::Keyset;
 use crate::link::Link;
 use crate::plan::template::Value;
-use crate::plan::{Action, Amount, Plan, StepKind};
+use crate::plan::{Action, Amount, ChargeMode, Plan, StepKind};
 
 /// The faulted part of a sequence.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -66,7 +66,9 @@ impl Sequence {
     pub fn pair(&self) -> Option<(String, String)> {
         match self.action() {
             Action::KeyUpdate { a, b, .. } => Some((a.clone(), b.clone())),
-            Action::ValueTransfer { from, to, .. } => Some((from.clone(), to.clone())),
+            Action::ValueTransfer { from, to, .. } | Action::Settle { from, to, .. } => {
+                Some((from.clone(), to.clone()))
+            }
             _ => None,
         }
     }
@@ -112,13 +114,23 @@ pub fn builtin(slots: &[Slot], keys: &Keyset, names: &[String]) -> Result<Vec<Se
                 name: name.into(),
                 cards: vec![],
                 setup: vec![],
-                body: Body::Engine(Action::Charge { head: first.head.clone(), amount: Amount::Lit(CHARGE) }),
+                body: Body::Engine(Action::Charge {
+                    head: first.head.clone(),
+                    amount: Amount::Lit(CHARGE),
+                    machine: None,
+                    mode: ChargeMode::Add,
+                }),
             },
             "pay" => Sequence {
                 name: name.into(),
                 cards: vec![],
-                setup: vec![Action::Charge { head: first.head.clone(), amount: Amount::Lit(CHARGE) }],
-                body: Body::Engine(Action::Pay { head: first.head.clone(), price: Amount::Lit(PRICE) }),
+                setup: vec![Action::Charge {
+                    head: first.head.clone(),
+                    amount: Amount::Lit(CHARGE),
+                    mode: ChargeMode::Add,
+                    machine: None,
+                }],
+                body: Body::Engine(Action::Pay { head: first.head.clone(), price: Amount::Lit(PRICE), machine: None }),
             },
             "card-signed-payment" => {
                 let s = slots
@@ -133,6 +145,7 @@ pub fn builtin(slots: &[Slot], keys: &Keyset, names: &[String]) -> Result<Vec<Se
                         head: s.head.clone(),
                         price: Amount::Lit(CPAY_PRICE),
                         unchecked: false,
+                        machine: None,
                     }),
                 }
             }
@@ -177,15 +190,17 @@ fn key_update_fits(x: &CardPlan, y: &CardPlan, keys: &Keyset, mode: UpdateMode) 
     let (old, new) = if x.transfer_key < y.transfer_key { (x, y) } else { (y, x) };
     let in_range = new.transfer_key <= old.transfer_key_limit;
     let revoked = |c: &CardPlan| keys.crl.is_revoked(crate::keys::card_serial(&c.card_id));
+    // The terminal checks both cards against the CRL in every mode (engine::revocation).
     let certs = !revoked(old) && !revoked(new);
     let same_uk = old.update_key == new.update_key;
     in_range
+        && certs
         && match mode {
             UpdateMode::Common => same_uk,
-            UpdateMode::Public | UpdateMode::Auto => certs,
+            UpdateMode::Public | UpdateMode::Auto => true,
             UpdateMode::Multi => same_uk && old.slots.contains(&new.transfer_key),
             // The 5th embodiment's own path: the update key moves too.
-            UpdateMode::Rollover => certs && old.update_key < new.update_key && new.update_key <= old.update_key_limit,
+            UpdateMode::Rollover => old.update_key < new.update_key && new.update_key <= old.update_key_limit,
         }
 }
 
@@ -205,6 +220,11 @@ fn transfer_pair(slots: &[Slot], keys: &Keyset) -> Option<(Vec<Action>, String, 
     let can_send = |s: &Slot| s.card.balance >= TRANSFER;
     for (i, x) in slots.iter().enumerate() {
         for y in &slots[i + 1..] {
+            let revoked = |c: &CardPlan| keys.crl.is_revoked(crate::keys::card_serial(&c.card_id));
+            // The terminal refuses a transfer with a card on the CRL (engine::revocation).
+            if revoked(&x.card) || revoked(&y.card) {
+                continue;
+            }
             let shared = x.card.transfer_key == y.card.transfer_key;
             let update = !shared
                 && [UpdateMode::Common, UpdateMode::Auto].iter().any(|m| key_update_fits(&x.card, &y.card, keys, *m));
@@ -296,14 +316,24 @@ fn concrete(
         }
     };
     Ok(match a {
-        Action::Charge { head, amount } => Action::Charge { head: h(head)?, amount: amt(amount)? },
-        Action::Pay { head, price } => Action::Pay { head: h(head)?, price: amt(price)? },
-        Action::CardSignedPayment { head, price, unchecked } => {
-            Action::CardSignedPayment { head: h(head)?, price: amt(price)?, unchecked: *unchecked }
+        Action::Charge { head, amount, mode, machine } => {
+            Action::Charge { head: h(head)?, amount: amt(amount)?, mode: *mode, machine: machine.clone() }
         }
+        Action::Pay { head, price, machine } => {
+            Action::Pay { head: h(head)?, price: amt(price)?, machine: machine.clone() }
+        }
+        Action::CardSignedPayment { head, price, unchecked, machine } => Action::CardSignedPayment {
+            head: h(head)?,
+            price: amt(price)?,
+            unchecked: *unchecked,
+            machine: machine.clone(),
+        },
         Action::KeyUpdate { a, b, mode } => Action::KeyUpdate { a: h(a)?, b: h(b)?, mode: *mode },
         Action::ValueTransfer { from, to, amount } => {
             Action::ValueTransfer { from: h(from)?, to: h(to)?, amount: amt(amount)? }
+        }
+        Action::Settle { from, to, amount, mode } => {
+            Action::Settle { from: h(from)?, to: h(to)?, amount: amt(amount)?, mode: *mode }
         }
     })
 }
@@ -323,11 +353,19 @@ fn pos(links: &[Link], head: &str) -> usize {
 /// Run one engine step on the links of the sequence's heads.
 pub fn run_action(a: &Action, links: &mut [Link], t: &mut Terminal) -> Result<Outcome, EngineError> {
     match a {
-        Action::Charge { head, amount } => engine::purse::charge(&mut links[pos(links, head)], t, lit(amount)),
-        Action::Pay { head, price } => engine::purse::pay(&mut links[pos(links, head)], t, lit(price)),
-        Action::CardSignedPayment { head, price, unchecked } => {
-            engine::cpay::card_signed_payment_with(&mut links[pos(links, head)], t, lit(price), *unchecked)
+        Action::Charge { head, amount, mode, machine } => {
+            engine::purse::charge_machine(&mut links[pos(links, head)], t, lit(amount), *mode, machine.as_deref())
         }
+        Action::Pay { head, price, machine } => {
+            engine::purse::pay_by(&mut links[pos(links, head)], t, lit(price), machine.as_deref())
+        }
+        Action::CardSignedPayment { head, price, unchecked, machine } => engine::cpay::card_signed_payment_by(
+            &mut links[pos(links, head)],
+            t,
+            lit(price),
+            *unchecked,
+            machine.as_deref(),
+        ),
         Action::KeyUpdate { a, b, mode } => {
             let (x, y) = two(links, pos(links, a), pos(links, b));
             engine::key_update::key_update(x, y, t, *mode)
@@ -335,6 +373,10 @@ pub fn run_action(a: &Action, links: &mut [Link], t: &mut Terminal) -> Result<Ou
         Action::ValueTransfer { from, to, amount } => {
             let (x, y) = two(links, pos(links, from), pos(links, to));
             engine::transfer::value_transfer(x, y, t, lit(amount))
+        }
+        Action::Settle { from, to, amount, mode } => {
+            let (x, y) = two(links, pos(links, from), pos(links, to));
+            engine::settle::settle(x, y, t, *mode, lit(amount))
         }
     }
 }

@@ -210,17 +210,18 @@ impl Bench<'_, '_> {
         let t = &mut self.t;
         let start = Instant::now();
         let r = match a {
-            Action::Charge { head, amount: x } => engine::purse::charge(
+            Action::Charge { head, amount: x, mode, .. } => engine::purse::charge_with(
                 &mut labelled(&mut self.heads[sym(head)], rec, &ids[sym(head)], op, phase, k),
                 t,
                 amount(x),
+                *mode,
             ),
-            Action::Pay { head, price } => engine::purse::pay(
+            Action::Pay { head, price, .. } => engine::purse::pay(
                 &mut labelled(&mut self.heads[sym(head)], rec, &ids[sym(head)], op, phase, k),
                 t,
                 amount(price),
             ),
-            Action::CardSignedPayment { head, price, unchecked } => engine::cpay::card_signed_payment_with(
+            Action::CardSignedPayment { head, price, unchecked, .. } => engine::cpay::card_signed_payment_with(
                 &mut labelled(&mut self.heads[sym(head)], rec, &ids[sym(head)], op, phase, k),
                 t,
                 amount(price),
@@ -244,11 +245,25 @@ impl Bench<'_, '_> {
                     amount(x),
                 )
             }
+            Action::Settle { from, to, amount: x, mode } => {
+                let (hx, hy) = pair(&mut self.heads, sym(from), sym(to));
+                engine::settle::settle(
+                    &mut labelled(hx, rec, &ids[sym(from)], op, phase, k),
+                    &mut labelled(hy, rec, &ids[sym(to)], op, phase, k),
+                    t,
+                    *mode,
+                    amount(x),
+                )
+            }
         };
         let wall = start.elapsed();
         match r {
             Ok(o) => Ok((o, wall)),
             Err(engine::EngineError::Head { head, source }) => Err(head_stop(&head, source)),
+            // Timing specs name no machine: the keyset's defaults always exist.
+            Err(e @ engine::EngineError::Machine(_)) => Err(Stop::Fail(format!("op {op}: {e}"))),
+            // A stale CRL stops every later op the same way: end the run like a head failure.
+            Err(e @ engine::EngineError::StaleCrl { .. }) => Err(Stop::Head(e.to_string())),
         }
     }
 
@@ -722,17 +737,6 @@ fn sha256_file(p: &std::path::Path) -> String {
     std::fs::read(p).map(|b| hex::encode(Sha256::digest(b))).unwrap_or_else(|e| format!("unreadable: {e}"))
 }
 
-/// `git describe` of the source tree this binary was built from, when it is still there.
-fn git_describe() -> String {
-    std::process::Command::new("git")
-        .args(["-C", env!("CARGO_MANIFEST_DIR"), "describe", "--always", "--dirty", "--tags"])
-        .output()
-        .ok()
-        .filter(|o| o.status.success())
-        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
-        .unwrap_or_else(|| "unknown".into())
-}
-
 fn host() -> serde_json::Value {
     let read = |p: &str| std::fs::read_to_string(p).map(|s| s.trim().to_string()).unwrap_or_default();
     let cpu = read("/proc/cpuinfo")
@@ -772,7 +776,7 @@ fn write_header(
         "run_id": run_id,
         "kind": "timing",
         "tool": concat!("cardbench ", env!("CARGO_PKG_VERSION")),
-        "git_describe": git_describe(),
+        "git_describe": crate::batch::header::GIT_DESCRIBE,
         "started": started,
         "host": host(),
         "spec": spec.id,

@@ -6,7 +6,7 @@ use crate::engine::key_update::UpdateMode;
 use crate::plan::expr_check::{Env, Ty};
 use crate::plan::template::{Template, Value};
 use crate::plan::CaptureSpec;
-use crate::plan::{Action, Amount, SwExpect};
+use crate::plan::{Action, Amount, ChargeMode, SwExpect};
 use crate::profile::ConfigError;
 use serde::Deserialize;
 use std::collections::{BTreeMap, BTreeSet};
@@ -586,12 +586,15 @@ fn step_of(src: &Src, span: Range<usize>, r: &StepRaw, known: &mut Env) -> Resul
                 Ok((x, y))
             };
             let action = match e.get_ref().as_str() {
-                "charge" => Action::Charge { head: head()?, amount: amount("charge")? },
-                "pay" => Action::Pay { head: head()?, price: amount("pay")? },
+                "charge" => {
+                    Action::Charge { head: head()?, amount: amount("charge")?, mode: ChargeMode::Add, machine: None }
+                }
+                "pay" => Action::Pay { head: head()?, price: amount("pay")?, machine: None },
                 "card_signed_payment" => Action::CardSignedPayment {
                     head: head()?,
                     price: amount("card_signed_payment")?,
                     unchecked: r.unchecked.as_ref().is_some_and(|u| *u.get_ref()),
+                    machine: None,
                 },
                 "key_update" => {
                     let hs = r

@@ -2,7 +2,7 @@
 //! reads it; threads, files and the batch are the event loop's business (`Effect`s).
 
 use super::replay::{find_traces, ReplayEnd, ReplayRequest, ReplayView, Slot, TraceFile};
-use super::stats::Timing;
+use super::stats::{SortBy, Summary, Timing};
 use super::theme::Theme;
 use super::timing::{TimingEnd, TimingRequest, TimingView};
 use super::trace::{TraceFilter, TraceLog, TraceRow};
@@ -16,6 +16,9 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
+
+/// How long a note stays on the status line while the ticker runs (a batch or timing run).
+pub const NOTE_SHOWN: Duration = Duration::from_secs(5);
 
 /// Events shown in the Events panel.
 pub const EVENTS_KEPT: usize = 1000;
@@ -143,6 +146,8 @@ pub enum Msg {
         profile: PathBuf,
         result: Result<super::presence::Polled, String>,
     },
+    /// A file the UI exported (the Timing table's CSV) was written, or why not.
+    Exported(Result<PathBuf, String>),
     Tick,
     Resize,
 }
@@ -168,6 +173,11 @@ pub enum Effect {
     Time(TimingRequest),
     /// Look up the timing result folders under `logs/`.
     ListTimingResults,
+    /// Write a file the UI exports (the Timing table as CSV).
+    Export {
+        path: PathBuf,
+        text: String,
+    },
     /// Read two timing results to compare them.
     LoadCompare {
         a: PathBuf,
@@ -227,6 +237,9 @@ pub struct HeadRow {
     pub fault: String,
     /// What the head is doing in the batch and what the operator must do for it.
     pub state: Option<crate::batch::operator::HeadState>,
+    /// Cards inserted in this head whose verdict has not come yet, by index: the engine
+    /// journals a card (and reports it done) after its worker has inserted the next one.
+    pub in_flight: Vec<u64>,
 }
 
 impl HeadRow {
@@ -388,7 +401,7 @@ impl Field {
             Field::Plan => "Plan",
             Field::Profile => "Profile",
             Field::BatchId => "Batch ID",
-            Field::Count => "Cards",
+            Field::Count => "Card count",
             Field::Trace => "Trace",
             Field::OtherTrace => "Compare with",
             Field::ReplayHead => "Replay on head",
@@ -570,6 +583,10 @@ pub struct App {
     pub card_detail: Option<CardDetail>,
     pub timing: Timing,
     pub timing_sel: usize,
+    /// The batch's timing pooled over the DUT heads per command (else per head and command).
+    pub timing_pooled: bool,
+    pub timing_sort: SortBy,
+    pub timing_desc: bool,
     pub events: VecDeque<LogRow>,
     /// Selected event; None: follow the newest.
     pub events_sel: Option<usize>,
@@ -585,6 +602,22 @@ pub struct App {
     /// A PN532 poll is under way; when the last one started.
     pub polling: bool,
     pub last_poll: Option<Instant>,
+    /// Why the last key did nothing (or what it did not do), shown on the status line until
+    /// the next key.
+    pub note: Option<String>,
+    /// When the note was set: while a batch runs it gives the line back to the counts after
+    /// `NOTE_SHOWN`.
+    pub note_at: Option<Instant>,
+    /// Insert lines held back until the verdict of the head's previous card is logged, so the
+    /// Events panel lists a head's cards in the order they went in and out.
+    pub held_inserts: Vec<(String, String)>,
+    /// Error lines logged so far: a key that logs one was refused, and says why on the
+    /// status line too.
+    pub errors_logged: u64,
+    /// Quit once the replay has ended (asked while it ran).
+    pub quit_after_replay: bool,
+    /// Started without a profile and none of `profiles/` can run a batch: each one and why.
+    pub unusable_profiles: Vec<(PathBuf, String)>,
 }
 
 impl App {
@@ -623,6 +656,9 @@ impl App {
             card_detail: None,
             timing: Timing::default(),
             timing_sel: 0,
+            timing_pooled: true,
+            timing_sort: SortBy::Name,
+            timing_desc: false,
             events: VecDeque::new(),
             events_sel: None,
             replay: ReplayView { traces, ..ReplayView::default() },
@@ -632,6 +668,12 @@ impl App {
             pcsc_lost: None,
             polling: false,
             last_poll: None,
+            note: None,
+            note_at: None,
+            held_inserts: Vec::new(),
+            quit_after_replay: false,
+            errors_logged: 0,
+            unusable_profiles: Vec::new(),
         };
         app.log(LogKind::Info, "cardbench TUI ready: choose plan and profile in Batch, press s to start, ? for keys");
         app
@@ -688,7 +730,12 @@ impl App {
             }
             Msg::ReplayLaunched { stop } => self.replay_launched(stop),
             Msg::Replay(e) => self.replay_event(e),
-            Msg::ReplayEnded(r) => self.replay_ended(r),
+            Msg::ReplayEnded(r) => {
+                self.replay_ended(r);
+                if self.quit_after_replay {
+                    self.quit = true;
+                }
+            }
             Msg::TimingLaunched { dir, stop } => self.timing_launched(dir, stop),
             Msg::TimingSample(s) => self.timing_sample(s),
             Msg::TimingEnded(r) => self.timing_ended(r),
@@ -697,7 +744,16 @@ impl App {
             Msg::Presence { reader, present, atr } => self.presence(&reader, present, atr),
             Msg::PresenceLost(why) => self.presence_lost(why),
             Msg::Polled { profile, result } => self.polled(&profile, result),
+            Msg::Exported(Ok(path)) => {
+                let msg = format!("timing table written to {}", path.display());
+                self.say(msg.clone());
+                self.log(LogKind::Info, msg);
+            }
+            Msg::Exported(Err(e)) => self.refuse(LogKind::Error, format!("timing export failed: {e}")),
             Msg::Tick => {
+                if self.note_at.is_some_and(|t| now.mono.saturating_duration_since(t) >= NOTE_SHOWN) {
+                    self.note = None;
+                }
                 self.timing_tick();
                 return self.poll_due().map(Effect::PollPn532).into_iter().collect();
             }
@@ -719,7 +775,62 @@ impl App {
                 *s = s.saturating_sub(1);
             }
         }
+        self.errors_logged += u64::from(kind == LogKind::Error);
         self.events.push_back(LogRow { wall: self.now.wall, kind, text: text.into() });
+    }
+
+    /// Say on the status line why a key did nothing (until the next key).
+    pub fn say(&mut self, why: impl Into<String>) {
+        self.note = Some(why.into());
+        self.note_at = Some(self.now.mono);
+    }
+
+    /// A refusal worth keeping: on the status line and in the Events panel.
+    pub fn refuse(&mut self, kind: LogKind, why: impl Into<String>) {
+        let why = why.into();
+        self.say(why.clone());
+        self.log(kind, why);
+    }
+
+    /// The batch Timing view's rows, as shown: pooled over the DUT heads or per head, sorted.
+    pub fn timing_rows(&self) -> Vec<Summary> {
+        // DUT heads by the profile's roles; before a profile is read, the peer cards' heads
+        // (`D1.peer`) are the ones with a dot.
+        let known = self.heads.iter().any(|h| h.role == "dut");
+        let is_dut = |h: &str| {
+            if known {
+                self.heads.iter().any(|x| x.name == h && x.role == "dut")
+            } else {
+                !h.contains('.')
+            }
+        };
+        let pooled: Option<&dyn Fn(&str) -> bool> = if self.timing_pooled { Some(&is_dut) } else { None };
+        self.timing.summaries(pooled, self.timing_sort, self.timing_desc)
+    }
+
+    /// Where `E` writes the Timing table: the batch's folder, else the working directory.
+    pub fn timing_export_path(&self) -> PathBuf {
+        let name = format!(
+            "timing-{}-{}.csv",
+            if self.timing_pooled { "all-duts" } else { "per-head" },
+            self.now.wall.format("%Y%m%dT%H%M%SZ")
+        );
+        match &self.batch.dir {
+            Some(d) => d.join(name),
+            None => PathBuf::from(name),
+        }
+    }
+
+    /// A replay is running (or stopping) on the profile's heads.
+    pub fn replaying(&self) -> bool {
+        self.replay.live.as_ref().is_some_and(|l| l.phase.active())
+    }
+
+    /// `s` would resume the batch last run (stopped, same batch ID) rather than start one.
+    pub fn start_resumes(&self) -> bool {
+        matches!(self.batch.phase, Phase::Stopped | Phase::Failed(_))
+            && !self.batch.id.is_empty()
+            && self.form.batch_id.trim() == self.batch.id
     }
 
     pub fn head_mut(&mut self, name: &str) -> Option<&mut HeadRow> {
@@ -767,34 +878,45 @@ impl App {
 
     pub(super) fn start(&mut self) -> Vec<Effect> {
         if self.batch.phase.active() {
-            self.log(LogKind::Info, "a batch is already running");
+            let why = match self.batch.phase {
+                Phase::Paused => "s: the batch is paused, not stopped (p resumes it)",
+                Phase::Stopping => "s: the batch is stopping; s resumes it once it has stopped",
+                _ => "s: a batch is already running (x stops it)",
+            };
+            self.say(why);
             return Vec::new();
         }
-        if self.replay.live.as_ref().is_some_and(|l| l.phase.active()) {
-            self.log(LogKind::Error, "a replay is running on the profile's heads: stop it (x in 7 Replay) first");
+        if self.replaying() {
+            self.refuse(LogKind::Error, "a replay is running on the profile's heads: stop it (x in 7 Replay) first");
             return Vec::new();
         }
         if self.timing_view.running() {
-            self.log(LogKind::Error, "a timing run is using the profile's heads: stop it (x in 5 Timing) first");
+            self.refuse(LogKind::Error, "a timing run is using the profile's heads: stop it (x in 5 Timing) first");
             return Vec::new();
         }
         let (Some(plan), Some(profile)) = (self.form.plan_path(), self.form.profile_path()) else {
-            self.log(LogKind::Error, "choose a plan and a profile in the Batch panel first");
+            let missing = if self.form.plan_path().is_none() { "plan" } else { "profile" };
+            self.refuse(LogKind::Error, format!("s: no {missing} chosen: pick one in 2 Batch (Enter; / types a path)"));
             return Vec::new();
         };
+        if let Some(why) = &self.form.profile_note {
+            let why = format!("s: {} cannot run a batch: {why}", profile.display());
+            self.refuse(LogKind::Error, why);
+            return Vec::new();
+        }
         let count = match self.form.count.trim() {
             "" => None,
             s => match s.parse::<u64>() {
                 Ok(n) if n > 0 => Some(n),
                 _ => {
-                    self.log(LogKind::Error, format!("card count '{s}' is not a positive number"));
+                    self.refuse(LogKind::Error, format!("s: card count '{s}' is not a positive number"));
                     return Vec::new();
                 }
             },
         };
         let batch_id = self.form.batch_id.trim().to_string();
         if batch_id.is_empty() {
-            self.log(LogKind::Error, "the batch needs an ID");
+            self.refuse(LogKind::Error, "s: the batch needs an ID (2 Batch, Batch ID)");
             return Vec::new();
         }
         let req = BatchRequest { plan: plan.to_path_buf(), profile: profile.to_path_buf(), batch_id, count };
@@ -809,13 +931,17 @@ impl App {
         let _ = self.rescan();
         self.timing = Timing::default();
         self.timing_sel = 0;
+        // The counts per head start again; a resumed batch's earlier cards are added back
+        // when the engine lists them (`Started { earlier }`).
         for h in &mut self.heads {
             h.pass = 0;
             h.fail = 0;
             h.aborted = 0;
             h.fault.clear();
             h.state = None;
+            h.in_flight.clear();
         }
+        self.held_inserts.clear();
         self.log(
             LogKind::Batch,
             format!(
@@ -844,14 +970,20 @@ impl App {
                 }
                 self.log(LogKind::Batch, "resumed");
             }
-            _ => return,
+            Phase::Stopping => return self.say("p: the batch is stopping; nothing to pause"),
+            _ => return self.say("p: no batch is running to pause (s starts one)"),
         }
         self.batch.set_flags();
     }
 
     pub(super) fn stop(&mut self) {
         if !matches!(self.batch.phase, Phase::Starting | Phase::Running | Phase::Paused) {
-            return;
+            let why = if self.batch.phase == Phase::Stopping {
+                "x: the batch is already stopping (the cards in the heads finish first)"
+            } else {
+                "x: no batch is running to stop"
+            };
+            return self.say(why);
         }
         if let Some(t) = self.batch.paused_at.take() {
             self.batch.paused_for += self.now.mono.saturating_duration_since(t);

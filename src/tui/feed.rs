@@ -12,11 +12,23 @@ impl App {
         match e {
             BatchEvent::Started { total, done, heads, earlier } => {
                 // A resumed batch: its earlier verdicts belong in Results and the counts.
+                // The heads count the whole batch too: each earlier card on the head that
+                // certified it (a head no longer in the profile is listed, to keep the sums).
                 for card in earlier {
                     match card.verdict {
                         Verdict::Pass => self.batch.pass += 1,
                         Verdict::Fail { .. } => self.batch.fail += 1,
                         Verdict::Aborted { .. } => self.batch.aborted += 1,
+                    }
+                    if self.head_mut(&card.head).is_none() {
+                        self.heads.push(HeadRow { name: card.head.clone(), role: "dut".into(), ..HeadRow::default() });
+                    }
+                    if let Some(h) = self.head_mut(&card.head) {
+                        match card.verdict {
+                            Verdict::Pass => h.pass += 1,
+                            Verdict::Fail { .. } => h.fail += 1,
+                            Verdict::Aborted { .. } => h.aborted += 1,
+                        }
                     }
                     let at = self.results.partition_point(|c| c.index < card.index);
                     if self.results.get(at).is_none_or(|c| c.index != card.index) {
@@ -41,14 +53,24 @@ impl App {
                 );
             }
             BatchEvent::CardInserted { head, index, card_id, atr } => {
+                let line = format!("card {card_id} #{index} in {head}");
+                let mut hold = false;
                 if let Some(h) = self.head_mut(&head) {
                     h.present = Some(true);
                     h.card_id = card_id.clone();
                     h.atr = (!atr.is_empty()).then_some(atr);
                     h.case.clear();
                     h.step.clear();
+                    // The previous card's verdict comes after this insertion (the engine
+                    // journals it first): its removal line goes first.
+                    hold = !h.in_flight.is_empty();
+                    h.in_flight.push(index);
                 }
-                self.log(LogKind::Inserted, format!("card {card_id} #{index} in {head}"));
+                if hold {
+                    self.held_inserts.push((head, line));
+                } else {
+                    self.log(LogKind::Inserted, line);
+                }
             }
             BatchEvent::Run { head, card_id, event } => self.run_event(&head, &card_id, event),
             BatchEvent::CardDone(card) => {
@@ -68,15 +90,22 @@ impl App {
                         ("aborted", format!(" ({reason})"))
                     }
                 };
+                let mut release = false;
                 if let Some(h) = self.head_mut(&card.head) {
+                    h.in_flight.retain(|i| *i != card.index);
                     // A virtual head's card is taken out by the feeder; a real reader's stays
-                    // until the operator takes it (the presence watch says when).
-                    if !h.real() {
+                    // until the operator takes it (the presence watch says when). A verdict
+                    // that comes after the next card went in leaves that card shown.
+                    let next_in = !h.in_flight.is_empty();
+                    release = next_in;
+                    if !h.real() && !next_in {
                         h.present = Some(false);
                         h.atr = None;
                     }
-                    h.case.clear();
-                    h.step.clear();
+                    if !next_in {
+                        h.case.clear();
+                        h.step.clear();
+                    }
                     // A card with a verdict leaves the head in order: a head error the plan
                     // provoked and expected (a mute card) is no fault of the head.
                     match &card.verdict {
@@ -98,6 +127,12 @@ impl App {
                     LogKind::Removed,
                     format!("card {} #{} out of {}: {word}{detail}", card.card_id, card.index, card.head),
                 );
+                if release {
+                    if let Some(i) = self.held_inserts.iter().position(|(h, _)| *h == card.head) {
+                        let (_, line) = self.held_inserts.remove(i);
+                        self.log(LogKind::Inserted, line);
+                    }
+                }
                 let at = self.results.partition_point(|c| c.index < card.index);
                 if self.results.get(at).is_some_and(|c| c.index == card.index) {
                     self.results[at] = card;
@@ -109,6 +144,9 @@ impl App {
             BatchEvent::Head { head, reader, real, state } => self.head_state(head, reader, real, state),
             BatchEvent::Finished { stopped } => {
                 self.batch.workers_done = true;
+                for (_, line) in std::mem::take(&mut self.held_inserts) {
+                    self.log(LogKind::Inserted, line);
+                }
                 let how = if stopped { "stopped by the operator" } else { "every card done" };
                 self.log(LogKind::Batch, format!("workers finished ({how}); writing reports"));
             }

@@ -34,18 +34,14 @@ impl App {
         if k.kind == KeyEventKind::Release {
             return Vec::new();
         }
+        self.note = None;
         match self.modal.clone() {
             Modal::Edit { field, buf } => self.edit_key(field, buf, k),
             Modal::ConfirmQuit => {
                 match lookup(&[Scope::Confirm], &k) {
                     Some(Action::Yes) => {
                         self.modal = Modal::None;
-                        self.batch.quit_when_done = true;
-                        if self.batch.phase.active() {
-                            self.stop();
-                        } else {
-                            self.quit = true;
-                        }
+                        self.quit_cleanly();
                     }
                     Some(Action::No) => self.modal = Modal::None,
                     _ => {}
@@ -70,19 +66,36 @@ impl App {
             }
             Modal::Picker { field, sel } => self.picker_key(field, sel, k),
             Modal::None => {
-                let scopes: &[Scope] = match self.panel {
-                    Panel::Batch => &[Scope::Batch, Scope::List, Scope::Global],
-                    Panel::Trace => &[Scope::Trace, Scope::List, Scope::Global],
-                    Panel::Results if self.card_detail.is_some() => &[Scope::CardDetail, Scope::List, Scope::Global],
-                    Panel::Results => &[Scope::Results, Scope::List, Scope::Global],
-                    Panel::Replay => &[Scope::Replay, Scope::List, Scope::Global],
-                    Panel::Timing => &[Scope::Timing, Scope::List, Scope::Global],
-                    _ => &[Scope::List, Scope::Global],
-                };
-                match lookup(scopes, &k) {
-                    Some(a) => self.act(a, &k),
-                    None => Vec::new(),
+                // A key refused with an error in the Events panel says it on the status line.
+                let errors = self.errors_logged;
+                let fx = self.panel_key(k);
+                if self.note.is_none() && self.errors_logged > errors {
+                    if let Some(e) = self.events.back().map(|e| e.text.clone()) {
+                        self.say(e);
+                    }
                 }
+                fx
+            }
+        }
+    }
+
+    /// A key with no window open: the focused panel's binding, else why it does nothing.
+    fn panel_key(&mut self, k: KeyEvent) -> Vec<Effect> {
+        let scopes: &[Scope] = match self.panel {
+            Panel::Batch => &[Scope::Batch, Scope::List, Scope::Global],
+            Panel::Trace => &[Scope::Trace, Scope::List, Scope::Global],
+            Panel::Results if self.card_detail.is_some() => &[Scope::CardDetail, Scope::List, Scope::Global],
+            Panel::Results => &[Scope::Results, Scope::List, Scope::Global],
+            Panel::Replay => &[Scope::Replay, Scope::List, Scope::Global],
+            Panel::Timing => &[Scope::Timing, Scope::List, Scope::Global],
+            _ => &[Scope::List, Scope::Global],
+        };
+        match lookup(scopes, &k) {
+            Some(a) => self.act(a, &k),
+            None => {
+                let key = super::keymap::Key { code: k.code, ctrl: k.modifiers.contains(KeyModifiers::CONTROL) };
+                self.say(format!("{} does nothing in {} (? lists every key)", key.label(), self.panel.title()));
+                Vec::new()
             }
         }
     }
@@ -90,27 +103,14 @@ impl App {
     fn act(&mut self, a: Action, k: &KeyEvent) -> Vec<Effect> {
         match a {
             Action::Quit => {
-                if self.timing_view.running() && !self.batch.phase.active() {
-                    // Asked twice: leave now (the run's samples.csv is not written).
-                    if self.timing_view.quit_when_done {
-                        self.quit = true;
-                    } else {
-                        self.timing_view.quit_when_done = true;
-                        self.stop_timing();
-                        self.log(
-                            LogKind::Info,
-                            "quitting once the timing run has written its files (q again quits now)",
-                        );
-                    }
-                } else if self.batch.phase.active() {
-                    if self.batch.quit_when_done {
-                        // Asked twice: leave now; the journal holds every finished card.
-                        self.quit = true;
-                    } else {
-                        self.modal = Modal::ConfirmQuit;
-                    }
-                } else {
+                let busy = self.batch.phase.active() || self.timing_view.running() || self.replaying();
+                let asked = self.batch.quit_when_done || self.timing_view.quit_when_done || self.quit_after_replay;
+                if !busy || asked {
+                    // Asked twice: leave now (the journal holds every finished card; a timing
+                    // run's samples.csv is not written).
                     self.quit = true;
+                } else {
+                    self.modal = Modal::ConfirmQuit;
                 }
             }
             Action::Help => self.modal = Modal::Help { scroll: 0 },
@@ -229,7 +229,7 @@ impl App {
             Action::OpenTrace => return self.pick_trace(Field::Trace),
             Action::OpenOther => {
                 if self.replay.file.is_none() {
-                    self.log(LogKind::Error, "open a trace first (o), then the one to compare it with (d)");
+                    self.refuse(LogKind::Error, "d: open a trace first (o), then the one to compare it with (d)");
                     return Vec::new();
                 }
                 return self.pick_trace(Field::OtherTrace);
@@ -239,7 +239,7 @@ impl App {
                     self.replay.side_by_side = !self.replay.side_by_side;
                     self.replay.detail = false;
                 } else {
-                    self.log(LogKind::Info, "open a second trace (d) to see the two side by side");
+                    self.say("v: open a second trace (d) to see the two side by side");
                 }
             }
             Action::Replay | Action::ReplayKeepGoing => {
@@ -265,12 +265,41 @@ impl App {
                         self.replay.sel = i;
                         self.replay.follow = false;
                     }
-                    None => {}
+                    None if diffs.is_empty() => self.say("no divergence or differing row to go to"),
+                    None => self.say(if a == Action::NextDiff {
+                        "no divergence after this row"
+                    } else {
+                        "no divergence before this row"
+                    }),
                 }
             }
             Action::TimingView => {
                 self.timing_view.mode = self.timing_view.mode.next();
                 self.timing_view.sel = 0;
+            }
+            Action::PoolHeads | Action::SortColumn | Action::SortOrder | Action::Export
+                if self.timing_view.mode != TimingMode::Batch =>
+            {
+                self.say("that key works in the batch timing view (v)")
+            }
+            Action::PoolHeads => {
+                self.timing_pooled = !self.timing_pooled;
+                self.timing_sel = 0;
+            }
+            Action::SortColumn => {
+                self.timing_sort = self.timing_sort.next();
+                // Figures read largest first, names in order.
+                self.timing_desc = self.timing_sort != super::stats::SortBy::Name;
+            }
+            Action::SortOrder => self.timing_desc = !self.timing_desc,
+            Action::Export => {
+                let rows = self.timing_rows();
+                if rows.is_empty() {
+                    self.say("E: no exchange timed yet: nothing to export");
+                } else {
+                    let path = self.timing_export_path();
+                    return vec![Effect::Export { path, text: super::stats::summaries_csv(&rows) }];
+                }
             }
             Action::RunSpec => return self.pick_spec(),
             Action::StopTiming => {
@@ -289,9 +318,29 @@ impl App {
                 let buf = format!("{}%", super::panels::timing_compare::threshold_pct(self.timing_view.threshold));
                 self.modal = Modal::Edit { field: Field::Threshold, buf };
             }
-            Action::Mark | Action::TypePath | Action::Yes | Action::No | Action::Doc => {}
+            Action::Mark | Action::TypePath | Action::Yes | Action::No | Action::Doc => {
+                self.say("that key does nothing here (? lists every key)")
+            }
         }
         Vec::new()
+    }
+
+    /// The operator said yes to quitting: stop what runs cleanly, then quit once it has ended.
+    fn quit_cleanly(&mut self) {
+        if self.batch.phase.active() {
+            self.batch.quit_when_done = true;
+            self.stop();
+        } else if self.timing_view.running() {
+            self.timing_view.quit_when_done = true;
+            self.stop_timing();
+            self.log(LogKind::Info, "quitting once the timing run has written its files (q again quits now)");
+        } else if self.replaying() {
+            self.quit_after_replay = true;
+            self.stop_replay();
+            self.log(LogKind::Info, "quitting once the replay has stopped (q again quits now)");
+        } else {
+            self.quit = true;
+        }
     }
 
     /// The trace picker, with the list looked up again (it may have new files).
@@ -444,6 +493,24 @@ impl App {
             }
             self.detail_scroll = 0;
         }
+        let empty = match self.panel {
+            Panel::Heads if self.heads.is_empty() => Some("no heads yet: choose a profile in 2 Batch"),
+            Panel::Trace if !detail_open && self.trace.is_empty() => Some("no exchange yet"),
+            Panel::Trace if !detail_open && self.trace.visible(&self.filter).is_empty() => {
+                Some("no exchange matches the filters (F clears them)")
+            }
+            Panel::Results if self.card_detail.is_none() && self.results.is_empty() => {
+                Some("no card has a verdict yet")
+            }
+            Panel::Timing if self.timing_view.mode == TimingMode::Batch && self.timing.is_empty() => {
+                Some("no exchange timed yet")
+            }
+            Panel::Replay if self.replay.is_empty() => Some("no trace open (o opens one)"),
+            _ => None,
+        };
+        if let Some(why) = empty {
+            return self.say(format!("nothing to move to: {why}"));
+        }
         match self.panel {
             Panel::Heads => self.heads_sel = moved(self.heads_sel, self.heads.len(), m),
             Panel::Batch => {
@@ -483,7 +550,7 @@ impl App {
                 }
             }
             Panel::Timing if self.timing_view.mode == TimingMode::Batch => {
-                self.timing_sel = moved(self.timing_sel, self.timing.len(), m)
+                self.timing_sel = moved(self.timing_sel, self.timing_rows().len(), m)
             }
             Panel::Timing => self.timing_view.sel = moved(self.timing_view.sel, self.timing_view.len(), m),
             Panel::Replay => {
@@ -518,6 +585,8 @@ impl App {
                     self.filter = Default::default();
                     self.filter.head = Some(h.name.clone());
                     self.panel = Panel::Trace;
+                } else {
+                    self.say("Enter: no heads yet (choose a profile in 2 Batch)");
                 }
             }
             Panel::Batch => {
@@ -542,6 +611,7 @@ impl App {
                     self.detail_scroll = 0;
                 }
                 Some(_) => {}
+                None if self.results.is_empty() => self.say("Enter: no card has a verdict yet"),
                 None => {
                     if let Some(c) = self.results.get(self.results_sel) {
                         self.card_detail = Some(CardDetail {
@@ -561,26 +631,37 @@ impl App {
                     self.detail_scroll = 0;
                 }
             }
-            Panel::Timing | Panel::Events => {}
+            Panel::Timing => self.say("Enter does nothing in Timing: j/k select a row (its histogram is below)"),
+            Panel::Events => self.say("Enter does nothing in Events: the selected event is shown whole below the list"),
         }
         Vec::new()
     }
 
     fn back(&mut self) {
         match self.panel {
-            Panel::Trace => self.trace_detail = None,
+            Panel::Trace if self.trace_detail.is_some() => self.trace_detail = None,
             Panel::Results => match self.card_detail.as_mut() {
                 Some(d) if d.exchange.is_some() => d.exchange = None,
                 Some(d) if d.show_trace => d.show_trace = false,
-                _ => self.card_detail = None,
+                Some(_) => self.card_detail = None,
+                None => self.say("Esc: nothing open to close"),
             },
-            Panel::Replay => self.replay.detail = false,
-            _ => {}
+            Panel::Replay if self.replay.detail => self.replay.detail = false,
+            _ => self.say("Esc: nothing open to close"),
         }
     }
 
     fn edit_key(&mut self, field: Field, mut buf: String, k: KeyEvent) -> Vec<Effect> {
         let ctrl = k.modifiers.contains(KeyModifiers::CONTROL);
+        // A plan or profile path typed in its picker (the Batch panel's fields are picked).
+        if k.code == KeyCode::Enter && matches!(field, Field::Plan | Field::Profile) {
+            self.modal = Modal::None;
+            let path = buf.trim();
+            if path.is_empty() {
+                return Vec::new();
+            }
+            return self.form_path_typed(field, std::path::PathBuf::from(path));
+        }
         match k.code {
             KeyCode::Enter => {
                 match field {
@@ -632,6 +713,12 @@ impl App {
                 buf.pop();
             }
             KeyCode::Char('u') if ctrl => buf.clear(),
+            // A plan or profile path typed in its picker.
+            KeyCode::Char(c)
+                if !ctrl && matches!(field, Field::Plan | Field::Profile) && !c.is_control() && buf.len() < 4096 =>
+            {
+                buf.push(c)
+            }
             // A path: any printable character.
             KeyCode::Char(c)
                 if !ctrl
@@ -694,13 +781,21 @@ impl App {
             Some(Action::TypePath)
                 if matches!(
                     field,
-                    Field::Trace | Field::OtherTrace | Field::TimingSpec | Field::CompareA | Field::CompareB
+                    Field::Trace
+                        | Field::OtherTrace
+                        | Field::TimingSpec
+                        | Field::CompareA
+                        | Field::CompareB
+                        | Field::Plan
+                        | Field::Profile
                 ) =>
             {
                 // Start from the highlighted file: its folder is usually the one wanted.
                 let list = match field {
                     Field::TimingSpec => &self.timing_view.specs,
                     Field::CompareA | Field::CompareB => &self.timing_view.results,
+                    Field::Plan => &self.form.plans,
+                    Field::Profile => &self.form.profiles,
                     _ => &self.replay.traces,
                 };
                 let buf = list.get(sel).map_or(String::new(), |p| p.display().to_string());
@@ -751,6 +846,7 @@ impl App {
                 }
                 self.form.profile = Some(sel);
                 self.form.profile_note = None;
+                self.unusable_profiles.clear();
                 if !self.form.count_edited {
                     self.form.count.clear();
                 }
@@ -760,6 +856,34 @@ impl App {
         };
         self.modal = Modal::Picker { field, sel };
         Vec::new()
+    }
+
+    /// A plan or profile path typed in its picker: listed (first) and chosen; a missing file
+    /// is refused with its path.
+    fn form_path_typed(&mut self, field: Field, path: std::path::PathBuf) -> Vec<Effect> {
+        if !path.is_file() {
+            self.refuse(LogKind::Error, format!("{}: no such file", path.display()));
+            return Vec::new();
+        }
+        let list = if field == Field::Plan { &mut self.form.plans } else { &mut self.form.profiles };
+        let i = match list.iter().position(|p| *p == path) {
+            Some(i) => i,
+            None => {
+                list.insert(0, path.clone());
+                0
+            }
+        };
+        if field == Field::Plan {
+            self.form.plan = Some(i);
+            return Vec::new();
+        }
+        self.form.profile = Some(i);
+        self.form.profile_note = None;
+        self.unusable_profiles.clear();
+        if !self.form.count_edited {
+            self.form.count.clear();
+        }
+        vec![Effect::Probe(path)]
     }
 
     fn open_trace(&mut self, field: Field, path: std::path::PathBuf) -> Vec<Effect> {

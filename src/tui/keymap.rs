@@ -32,7 +32,7 @@ impl Scope {
             Scope::Timing => "Timing panel (timing specs, comparisons)",
             Scope::Picker => "Pickers (plan, profile, trace, head, spec, result)",
             Scope::Edit => "Editing a field",
-            Scope::Confirm => "Quit while a batch runs",
+            Scope::Confirm => "Quit while a batch, replay or timing run runs",
         }
     }
 }
@@ -80,6 +80,10 @@ pub enum Action {
     RunSpec,
     StopTiming,
     CompareResults,
+    PoolHeads,
+    SortColumn,
+    SortOrder,
+    Export,
     ThresholdUp,
     ThresholdDown,
     TypeThreshold,
@@ -164,7 +168,7 @@ use Scope as S;
 
 pub const BINDINGS: &[Binding] = &[
     b(S::Global, &[ch('?')], A::Help, "show / hide this help"),
-    b(S::Global, &[ch('q'), ctrl('c')], A::Quit, "quit (asks first while a batch runs; stops a timing run)"),
+    b(S::Global, &[ch('q'), ctrl('c')], A::Quit, "quit (asks while a batch, replay or timing run runs)"),
     b(S::Global, &[code(KeyCode::Tab), ch('l'), code(KeyCode::Right)], A::NextPanel, "next panel"),
     b(S::Global, &[code(KeyCode::BackTab), ch('h'), code(KeyCode::Left)], A::PrevPanel, "previous panel"),
     b(
@@ -173,7 +177,7 @@ pub const BINDINGS: &[Binding] = &[
         A::FocusDigit,
         "Heads, Batch, Trace, Results, Timing, Events, Replay",
     ),
-    b(S::Global, &[ch('s')], A::Start, "start the batch set up in the Batch panel"),
+    b(S::Global, &[ch('s')], A::Start, "start the batch of the Batch panel (same ID: resume)"),
     b(S::Global, &[ch('p'), ch(' ')], A::PauseResume, "pause / resume (workers finish their card)"),
     b(S::Global, &[ch('x')], A::Stop, "stop: in-flight cards finish, batch stays resumable"),
     b(S::List, &[ch('j'), code(KeyCode::Down)], A::Down, "down"),
@@ -211,19 +215,23 @@ pub const BINDINGS: &[Binding] = &[
     b(S::Timing, &[ch('r')], A::RunSpec, "run a timing spec (picker, / types a path) on heads"),
     b(S::Timing, &[ch('x')], A::StopTiming, "stop the timing run (the batch when none runs)"),
     b(S::Timing, &[ch('c')], A::CompareResults, "compare two timing results of logs/ (A, then B)"),
+    b(S::Timing, &[ch('a')], A::PoolHeads, "batch view: all DUTs per command / per head"),
+    b(S::Timing, &[ch('o')], A::SortColumn, "batch view: sort by the next column"),
+    b(S::Timing, &[ch('O')], A::SortOrder, "batch view: sort ascending / descending"),
+    b(S::Timing, &[ch('E')], A::Export, "batch view: export the table to CSV (batch folder)"),
     b(S::Timing, &[ch('+'), ch('=')], A::ThresholdUp, "comparison: threshold +0.5%"),
     b(S::Timing, &[ch('-')], A::ThresholdDown, "comparison: threshold -0.5%"),
     b(S::Timing, &[ch('T')], A::TypeThreshold, "comparison: type the threshold (e.g. 2%)"),
     b(S::Picker, &[code(KeyCode::Enter)], A::Open, "choose"),
     b(S::Picker, &[ch(' ')], A::Mark, "head picker of a timing run: mark / unmark a head"),
-    b(S::Picker, &[ch('/')], A::TypePath, "trace, spec and result pickers: type a path instead"),
+    b(S::Picker, &[ch('/')], A::TypePath, "type a path (plan, profile, trace, spec, result)"),
     b(S::Picker, &[code(KeyCode::Esc)], A::Back, "cancel"),
     b(S::Edit, &[code(KeyCode::Enter)], A::Open, "accept"),
     b(S::Edit, &[code(KeyCode::Esc)], A::Back, "cancel"),
     b(S::Edit, &[code(KeyCode::Backspace)], A::Doc, "delete a character"),
     b(S::Edit, &[ctrl('u')], A::Doc, "clear the field"),
-    b(S::Confirm, &[ch('y')], A::Yes, "stop the batch cleanly, then quit"),
-    b(S::Confirm, &[ch('n'), code(KeyCode::Esc)], A::No, "keep running"),
+    b(S::Confirm, &[ch('y')], A::Yes, "stop it cleanly (batch, timing run, replay), then quit"),
+    b(S::Confirm, &[ch('n'), code(KeyCode::Esc)], A::No, "keep it going"),
 ];
 
 /// The action of a key in the first scope (in order) that binds it.

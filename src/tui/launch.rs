@@ -34,7 +34,10 @@ pub fn start(req: &BatchRequest, done: Sender<Msg>) -> Result<Running, String> {
     if let Some(w) = lab.seeded_keys_on_real_heads() {
         let _ = tx.send(BatchEvent::Notice(format!("warning: {w}")));
     }
+    // The TUI's batches go to the default store too, made with the batch folder.
+    let store = crate::store::Pending::new(None, &logs).unwrap_or_default();
     let opts = BatchOptions {
+        store,
         batch_id: req.batch_id.clone(),
         count: req.count,
         logs,
@@ -110,14 +113,37 @@ pub fn probe(path: &Path) -> Result<Probe, String> {
         }
         heads.push(row);
     }
-    let not_batch = if loaded.profile.batch.is_none() {
+    let not_batch = why_not_batch(&loaded.profile);
+    Ok(Probe { heads, count: loaded.profile.batch.as_ref().map(|b| b.get_ref().count), not_batch })
+}
+
+/// Why a profile cannot run a batch, if it cannot (what the Batch panel says under it).
+fn why_not_batch(p: &crate::profile::Profile) -> Option<String> {
+    if p.batch.is_none() {
         Some("this profile has no [batch] section: it cannot run a batch".to_string())
-    } else if !lab.heads.iter().any(|h| h.role == "dut") {
+    } else if !p.heads.iter().any(|h| h.get_ref().role == "dut") {
         Some("this profile has no head with role \"dut\"".to_string())
     } else {
         None
-    };
-    Ok(Probe { heads, count: loaded.profile.batch.as_ref().map(|b| b.get_ref().count), not_batch })
+    }
+}
+
+/// The first of `profiles` that can run a batch (read, with a `[batch]` section and a `dut`
+/// head; its heads are not opened), and why each one before it cannot. Started without
+/// `--profile`, the UI opens that one rather than the first file of `profiles/`.
+pub fn first_batch_profile(profiles: &[PathBuf]) -> (Option<PathBuf>, Vec<(PathBuf, String)>) {
+    let mut unusable = Vec::new();
+    for p in profiles {
+        let why = match crate::profile::load(p) {
+            Ok(loaded) => why_not_batch(&loaded.profile),
+            Err(e) => Some(e.to_string()),
+        };
+        match why {
+            None => return (Some(p.clone()), unusable),
+            Some(why) => unusable.push((p.clone(), why)),
+        }
+    }
+    (None, unusable)
 }
 
 /// Run `f` on a short-lived thread and send what it returns.
@@ -211,6 +237,8 @@ pub fn start_timing(req: &TimingRequest, done: Sender<Msg>) -> Result<TimingRunn
     let (tx, samples) = crossbeam_channel::unbounded();
     let opts = run::Options { observer: Some(tx), stop: Some(stop.clone()), ..run::Options::default() };
     let (req, out) = (req.clone(), dir.clone());
+    let logs = lab.logs.clone();
+    let started = crate::store::now();
     std::thread::Builder::new()
         .name("cardbench-timing".into())
         .spawn(move || {
@@ -223,6 +251,22 @@ pub fn start_timing(req: &TimingRequest, done: Sender<Msg>) -> Result<TimingRunn
                 let mut failures: Vec<String> = r.groups.iter().flat_map(|g| g.failures.clone()).collect();
                 failures
                     .extend(r.sink_errors.iter().map(|e| format!("writing {}: {e}", out.join("trace.csv").display())));
+                // Like `cardbench time`: the run also goes to the default results store.
+                let stored = crate::store::Store::open(None, &logs).and_then(|s| match s {
+                    Some(s) => crate::store::runs::record_timing(
+                        &s,
+                        &spec,
+                        &req.profile,
+                        &out,
+                        &req.run_id,
+                        &started,
+                        &r.samples,
+                    ),
+                    None => Ok(()),
+                });
+                if let Err(e) = stored {
+                    failures.push(e.to_string());
+                }
                 Ok(TimingEnd {
                     dir: out.clone(),
                     samples: r.samples.len(),

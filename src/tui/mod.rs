@@ -35,7 +35,25 @@ use std::path::PathBuf;
 /// Open the UI on the terminal until the operator quits; `bell`: ring the terminal bell
 /// with each operator prompt.
 pub fn run(profile: Option<PathBuf>, plan: Option<PathBuf>, bell: bool) -> anyhow::Result<()> {
-    let mut app = App::new(Config::discover(plan, profile), Now::current());
+    let given = profile.is_some();
+    let mut app = startup(Config::discover(plan, profile), given, Now::current());
     app.bell = bell;
     runloop::run(app)
+}
+
+/// The app as it opens. Without a profile given, the first of `cfg.profiles` that can run a
+/// batch is chosen (not merely the first file); when none can, the Batch panel lists each
+/// one and why.
+pub fn startup(mut cfg: Config, profile_given: bool, now: Now) -> App {
+    let mut unusable = Vec::new();
+    if !profile_given {
+        let (usable, why) = launch::first_batch_profile(&cfg.profiles);
+        if usable.is_none() {
+            unusable = why;
+        }
+        cfg.profile = usable;
+    }
+    let mut app = App::new(cfg, now);
+    app.unusable_profiles = unusable;
+    app
 }

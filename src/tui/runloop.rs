@@ -191,6 +191,11 @@ fn perform(
         Effect::ListTimingResults => launch::in_background(aux.clone(), || {
             Msg::TimingResults(super::timing::find_results(&[std::path::Path::new("logs")]))
         }),
+        Effect::Export { path, text } => launch::in_background(aux.clone(), move || {
+            let result =
+                std::fs::write(&path, text).map(|()| path.clone()).map_err(|e| format!("{}: {e}", path.display()));
+            Msg::Exported(result)
+        }),
         Effect::PollPn532(profile) => launch::in_background(aux.clone(), move || {
             let result = super::presence::poll_pn532(&profile);
             Msg::Polled { profile, result }

@@ -48,7 +48,9 @@ pub fn draw(app: &App, f: &mut Frame) {
                 | Field::TimingSpec
                 | Field::CompareA
                 | Field::CompareB
-                | Field::Threshold),
+                | Field::Threshold
+                | Field::Plan
+                | Field::Profile),
             buf,
         } => modal::path_input(app, f, area, *field, buf),
         Modal::Edit { .. } | Modal::None => {}
@@ -97,7 +99,10 @@ fn status_line(app: &App, f: &mut Frame, area: Rect) {
         _ => t.accent(),
     };
     let mut spans = vec![Span::styled(format!(" ● {} ", b.phase.word()), style)];
-    if b.phase == Phase::Idle {
+    // Why the last key did nothing: the line is the operator's answer until the next key.
+    if let Some(note) = &app.note {
+        spans.push(Span::styled(format!(" {note}"), t.header()));
+    } else if b.phase == Phase::Idle {
         spans.push(Span::raw(" no batch yet: set it up in 2 Batch, s starts it"));
     } else {
         spans.push(Span::raw(format!(" {}  {}/{}  ", b.id, b.done(), b.total)));
@@ -106,8 +111,9 @@ fn status_line(app: &App, f: &mut Frame, area: Rect) {
         spans.push(Span::styled(format!("fail {}", b.fail), if b.fail > 0 { t.fail() } else { t.text() }));
         spans.push(Span::raw(" "));
         spans.push(Span::styled(format!("aborted {}", b.aborted), if b.aborted > 0 { t.fail() } else { t.text() }));
+        // The counts are the whole batch's; say how many of them an earlier run certified.
         if b.done_before > 0 {
-            spans.push(Span::raw(format!(" (+{} earlier)", b.done_before)));
+            spans.push(Span::raw(format!(" (incl. {} from earlier runs)", b.done_before)));
         }
         if let Some(r) = b.per_hour(now) {
             spans.push(Span::raw(format!("  {r:.0} cards/h")));
@@ -127,7 +133,14 @@ fn hint_line(app: &App, f: &mut Frame, area: Rect) {
         (Modal::Edit { .. }, _) => &[("Enter", "accept"), ("Esc", "cancel"), ("Bksp", "delete"), ("C-u", "clear")],
         (
             Modal::Picker {
-                field: Field::Trace | Field::OtherTrace | Field::TimingSpec | Field::CompareA | Field::CompareB,
+                field:
+                    Field::Trace
+                    | Field::OtherTrace
+                    | Field::TimingSpec
+                    | Field::CompareA
+                    | Field::CompareB
+                    | Field::Plan
+                    | Field::Profile,
                 ..
             },
             _,
@@ -136,9 +149,15 @@ fn hint_line(app: &App, f: &mut Frame, area: Rect) {
             &[("j/k", "move"), ("Space", "mark"), ("Enter", "run"), ("Esc", "cancel")]
         }
         (Modal::Picker { .. }, _) => &[("j/k", "move"), ("Enter", "choose"), ("Esc", "cancel")],
-        (Modal::ConfirmQuit, _) => &[("y", "stop and quit"), ("n", "keep running")],
+        (Modal::ConfirmQuit, _) => &[("y", "stop and quit"), ("n", "keep it going")],
         (Modal::Help { .. }, _) => &[("j/k", "scroll"), ("Esc", "close")],
-        (_, Panel::Batch) => &[("j/k", "field"), ("Enter", "pick/edit"), ("s", "start"), ("p", "pause"), ("x", "stop")],
+        (_, Panel::Batch) => &[
+            ("j/k", "field"),
+            ("Enter", "pick/edit"),
+            ("s", if app.start_resumes() { "resume" } else { "start" }),
+            ("p", if app.batch.phase == Phase::Paused { "resume" } else { "pause" }),
+            ("x", "stop"),
+        ],
         (_, Panel::Trace) if app.trace_detail.is_some() => {
             &[("Esc", "back"), ("j/k", "prev/next"), ("PgUp/PgDn", "scroll")]
         }
@@ -156,7 +175,9 @@ fn hint_line(app: &App, f: &mut Frame, area: Rect) {
         (_, Panel::Results) => &[("j/k", "move"), ("Enter", "open card")],
         (_, Panel::Heads) => &[("j/k", "move"), ("Enter", "trace of the head")],
         (_, Panel::Timing) => match app.timing_view.mode {
-            TimingMode::Batch => &[("v", "view"), ("r", "run spec"), ("c", "compare"), ("j/k", "select command")],
+            TimingMode::Batch => {
+                &[("v", "view"), ("a", "DUTs/heads"), ("o/O", "sort"), ("E", "export"), ("r", "run"), ("c", "compare")]
+            }
             TimingMode::Spec => {
                 &[("v", "view"), ("r", "run spec"), ("x", "stop"), ("c", "compare"), ("j/k", "select op")]
             }

@@ -15,17 +15,19 @@ pub fn render(app: &App, f: &mut Frame, area: Rect, focused: bool) {
     f.render_widget(b, area);
     let t = &app.theme;
     let w = inner.width as usize;
-    let label = |s: &str| Span::styled(format!(" {s:<9}"), t.header());
+    let label = |s: &str| Span::styled(format!(" {s:<10} "), t.header());
     let mut lines = Vec::new();
     for field in Field::ALL {
         let value = match (&app.modal, field) {
             (Modal::Edit { field: ef, buf }, _) if *ef == field => format!("{buf}▏"),
-            (_, Field::Plan) => {
-                app.form.plan_path().map_or("(none: add plans to test-plans/)".into(), |p| p.display().to_string())
-            }
-            (_, Field::Profile) => {
-                app.form.profile_path().map_or("(none: add profiles to profiles/)".into(), |p| p.display().to_string())
-            }
+            (_, Field::Plan) => app
+                .form
+                .plan_path()
+                .map_or("(none in test-plans/: Enter, then / types a path)".into(), |p| p.display().to_string()),
+            (_, Field::Profile) => app
+                .form
+                .profile_path()
+                .map_or("(none in profiles/: Enter, then / types a path)".into(), |p| p.display().to_string()),
             (_, Field::BatchId) => app.form.batch_id.clone(),
             (_, Field::Count) if app.form.count.is_empty() => "(profile default)".into(),
             (_, Field::Count) => app.form.count.clone(),
@@ -43,14 +45,27 @@ pub fn render(app: &App, f: &mut Frame, area: Rect, focused: bool) {
         let mark = if focused && app.form.field == field { "▸" } else { " " };
         lines.push(Line::from(vec![
             label(field.label()),
-            Span::styled(clip(&value, w.saturating_sub(12)), style),
+            Span::styled(clip(&value, w.saturating_sub(14)), style),
             Span::raw(format!(" {mark}")),
         ]));
         if field == Field::Profile {
             if let Some(note) = &app.form.profile_note {
-                lines.push(Line::from(vec![label(""), Span::styled(clip(note, w.saturating_sub(12)), t.fail())]));
+                lines.push(Line::from(vec![label(""), Span::styled(clip(note, w.saturating_sub(14)), t.fail())]));
             }
         }
+    }
+    // Started without a profile and none here can run a batch: which, and why each cannot.
+    if !app.unusable_profiles.is_empty() && !app.batch.phase.active() {
+        lines.push(Line::raw(""));
+        lines.push(Line::styled(" No profile here can run a batch:", t.fail()));
+        for (p, why) in &app.unusable_profiles {
+            let name = p.display().to_string();
+            lines.push(Line::from(vec![
+                Span::raw(format!("  {name}: ")),
+                Span::styled(clip(why, w.saturating_sub(name.len() + 4).max(8)), t.dim()),
+            ]));
+        }
+        lines.push(Line::styled(" Pick another profile (Enter on Profile; / types a path).", t.dim()));
     }
     lines.push(Line::raw(""));
     let bs = &app.batch;
@@ -70,7 +85,7 @@ pub fn render(app: &App, f: &mut Frame, area: Rect, focused: bool) {
         lines.push(Line::from(vec![label("Error"), Span::styled(e.clone(), t.fail())]));
     }
     if let Some(d) = &bs.dir {
-        lines.push(Line::from(vec![label("Folder"), Span::raw(clip(&d.display().to_string(), w.saturating_sub(12)))]));
+        lines.push(Line::from(vec![label("Folder"), Span::raw(clip(&d.display().to_string(), w.saturating_sub(14)))]));
     }
     let done = bs.done();
     let frac = if bs.total > 0 { done as f64 / bs.total as f64 } else { 0.0 };
@@ -81,7 +96,7 @@ pub fn render(app: &App, f: &mut Frame, area: Rect, focused: bool) {
         Span::raw(format!(" {done}/{} {:>3.0}%", bs.total, frac * 100.0)),
     ]));
     lines.push(Line::from(vec![
-        label("Cards"),
+        label("Verdicts"),
         Span::raw(format!("done {done}  ")),
         Span::styled(format!("pass {}", bs.pass), t.pass()),
         Span::raw("  "),
@@ -92,7 +107,7 @@ pub fn render(app: &App, f: &mut Frame, area: Rect, focused: bool) {
     if bs.done_before > 0 {
         lines.push(Line::from(vec![
             label(""),
-            Span::styled(format!("{} certified before this run (resumed)", bs.done_before), t.dim()),
+            Span::styled(format!("incl. {} certified before this run (resumed)", bs.done_before), t.dim()),
         ]));
     }
     let rate = bs.per_hour(now).map_or("—".into(), |r| format!("{r:.0} cards/h"));
@@ -102,12 +117,12 @@ pub fn render(app: &App, f: &mut Frame, area: Rect, focused: bool) {
         Span::raw(format!("{rate}   ETA {eta}   elapsed {}", fmt_hms(bs.elapsed(now)))),
     ]));
     if let Some(s) = &bs.summary {
-        lines.push(Line::from(vec![label("Summary"), Span::raw(clip(&s.display().to_string(), w.saturating_sub(12)))]));
+        lines.push(Line::from(vec![label("Summary"), Span::raw(clip(&s.display().to_string(), w.saturating_sub(14)))]));
     }
     lines.push(Line::raw(""));
     let key = |k: &str, what: &str| vec![Span::styled(format!(" {k}"), t.key()), Span::raw(format!(" {what} "))];
     let mut keys = Vec::new();
-    keys.extend(key("s", "start"));
+    keys.extend(key("s", if app.start_resumes() { "resume" } else { "start" }));
     keys.extend(key("p", if bs.phase == Phase::Paused { "resume" } else { "pause" }));
     keys.extend(key("x", "stop"));
     keys.extend(key("Enter", "pick / edit"));

@@ -105,8 +105,11 @@ fn head_lines<'a>(app: &App, h: &HeadRow, width: usize) -> [Line<'a>; 2] {
         Some(a) => clip(&hex::encode_upper(a), 28),
         None => "—".into(),
     };
-    // The reader's full name: two readers of one model differ only at the end of it.
-    let mut spans = vec![Span::styled(format!("   {:<16} ATR {atr}", h.reader), t.dim())];
+    // The reader's full name: two readers of one model differ only at the end of it, so a
+    // name too long for the line with the ATR loses its beginning, never its end.
+    let room = width.saturating_sub(3 + 1 + 4 + atr.chars().count()).max(16);
+    let reader = clip_head(&h.reader, room);
+    let mut spans = vec![Span::styled(format!("   {reader:<16} ATR {atr}"), t.dim())];
     if !h.step.is_empty() {
         spans.push(Span::raw(format!("  step {}", h.step)));
     }
@@ -131,4 +134,15 @@ fn state(h: &HeadRow) -> String {
         Some(S::Testing { .. }) if h.case.is_empty() => "testing".into(),
         _ => h.case.clone(),
     }
+}
+
+/// Cut `s` to its last `n` characters, with an ellipsis first when cut.
+fn clip_head(s: &str, n: usize) -> String {
+    let c: Vec<char> = s.chars().collect();
+    if c.len() <= n || n < 2 {
+        return s.to_string();
+    }
+    let mut out = String::from("…");
+    out.extend(&c[c.len() - (n - 1)..]);
+    out
 }

@@ -10,14 +10,38 @@ use ratatui::Frame;
 
 pub fn confirm_quit(app: &App, f: &mut Frame, area: Rect) {
     let t = &app.theme;
-    let what = if app.batch.phase == Phase::Starting { "starting" } else { "running" };
+    let (first, why1, why2) = if app.batch.phase.active() {
+        let what = match app.batch.phase {
+            Phase::Starting => "starting",
+            Phase::Paused => "paused (its cards wait between two cards)",
+            Phase::Stopping => "stopping",
+            _ => "running",
+        };
+        (
+            format!("Batch {} is {what}.", app.batch.id),
+            "Quit stops it cleanly first: the cards in the heads finish and are",
+            "journaled, reports are written, and the batch can be resumed later.",
+        )
+    } else if app.timing_view.running() {
+        (
+            "A timing run is running.".to_string(),
+            "Quit stops it after the iterations in progress, writes its samples",
+            "and results (timing.json), then quits.",
+        )
+    } else {
+        (
+            "A replay is running.".to_string(),
+            "Quit stops it after the row in progress; its trace and replay.json",
+            "hold the rows checked so far.",
+        )
+    };
     let text = vec![
-        Line::raw(format!("Batch {} is {what}.", app.batch.id)),
+        Line::raw(first),
         Line::raw(""),
-        Line::raw("Quit stops it cleanly first: the cards in the heads finish and are"),
-        Line::raw("journaled, reports are written, and the batch can be resumed later."),
+        Line::raw(why1),
+        Line::raw(why2),
         Line::raw(""),
-        Line::styled("y  stop and quit        n / Esc  keep running", t.key()),
+        Line::styled("y  stop and quit        n / Esc  keep it going", t.key()),
     ];
     let r = centered(area, 74, 8);
     f.render_widget(Clear, r);
@@ -28,7 +52,7 @@ pub fn confirm_quit(app: &App, f: &mut Frame, area: Rect) {
 pub fn picker(app: &App, f: &mut Frame, area: Rect, field: Field, sel: usize) {
     let paths = |list: &[std::path::PathBuf]| list.iter().map(|p| p.display().to_string()).collect::<Vec<_>>();
     let (list, title, empty) = match field {
-        Field::Plan => (paths(&app.form.plans), " Plan ".to_string(), "nothing in test-plans/"),
+        Field::Plan => (paths(&app.form.plans), " Plan ".to_string(), "nothing in test-plans/: / types a path"),
         Field::Trace | Field::OtherTrace => (
             paths(&app.replay.traces),
             format!(" {} ", if field == Field::Trace { "Open trace" } else { "Compare with trace" }),
@@ -86,7 +110,7 @@ pub fn picker(app: &App, f: &mut Frame, area: Rect, field: Field, sel: usize) {
             let how = if app.replay.keep_going { " (keep going)" } else { "" };
             (heads, format!(" Replay{how} trace head {th}{card} on "), "the profile has no heads")
         }
-        _ => (paths(&app.form.profiles), " Profile ".to_string(), "nothing in profiles/"),
+        _ => (paths(&app.form.profiles), " Profile ".to_string(), "nothing in profiles/: / types a path"),
     };
     let bottom =
         if matches!(field, Field::Trace | Field::OtherTrace | Field::TimingSpec | Field::CompareA | Field::CompareB) {
@@ -148,6 +172,8 @@ pub fn path_input(app: &App, f: &mut Frame, area: Rect, field: Field, buf: &str)
         Field::CompareA => " Timing result A: path ",
         Field::CompareB => " Timing result B: path ",
         Field::Threshold => " Comparison threshold (e.g. 2%) ",
+        Field::Plan => " Plan: path ",
+        Field::Profile => " Profile: path ",
         _ => " Compare with trace: path ",
     };
     let b = Block::bordered()

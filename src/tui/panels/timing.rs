@@ -1,15 +1,15 @@
-//! The Timing panel, in three views (`v`): the batch's timing per head and command (counts,
-//! last, p50 / p95 / p99 and a sparkline of recent durations per row; the selected row's
-//! sparkline and histogram below), a timing spec's run (`timing_spec`) and two timing results
+//! The Timing panel, in three views (`v`): the batch's timing per command over every DUT head
+//! (`a`: per head and command): n, min, p50, p95, p99, max, mean, sortable (`o`, `O`),
+//! exported as CSV (`E`), the selected row's histogram below; a timing spec's run (`timing_spec`) and two timing results
 //! compared (`timing_compare`).
 
 use super::{block, clip, fit, offset};
 use crate::tui::app::{App, Panel};
-use crate::tui::stats::{fmt_ns, spark_text, Series, WINDOW};
+use crate::tui::stats::{fmt_ns, histogram, spark_text, SortBy, Summary, WINDOW};
 use crate::tui::timing::TimingMode;
 use ratatui::layout::{Constraint, Layout, Rect};
 use ratatui::text::{Line, Span};
-use ratatui::widgets::{Block, Borders, Cell, Paragraph, Row, Sparkline, Table};
+use ratatui::widgets::{Block, Borders, Cell, Paragraph, Row, Table};
 use ratatui::Frame;
 
 pub fn render(app: &App, f: &mut Frame, area: Rect, focused: bool) {
@@ -21,8 +21,14 @@ pub fn render(app: &App, f: &mut Frame, area: Rect, focused: bool) {
 }
 
 fn batch(app: &App, f: &mut Frame, area: Rect, focused: bool) {
-    let rows = app.timing.rows();
-    let title = format!("{} head/command pairs, percentiles over the last {WINDOW}", rows.len());
+    let rows = app.timing_rows();
+    let order = if app.timing_desc { "▼" } else { "▲" };
+    let what = if app.timing_pooled {
+        format!("{} commands over every DUT head", rows.len())
+    } else {
+        format!("{} head/command pairs", rows.len())
+    };
+    let title = format!("{what} · sorted by {} {order} · percentiles over the last {WINDOW}", app.timing_sort.label());
     let b = block(app, Panel::Timing, title, focused);
     let inner = b.inner(area);
     f.render_widget(b, area);
@@ -45,26 +51,31 @@ fn batch(app: &App, f: &mut Frame, area: Rect, focused: bool) {
     };
     let visible = table_area.height.saturating_sub(1) as usize;
     let first = offset(rows.len(), sel, visible);
-    let spark_w = (table_area.width as usize).saturating_sub(8 + 22 + 6 + 4 * 8 + 8).clamp(4, 48);
+    // The recent durations in time order exist per head only (a pooled window has none).
+    let recent_w = if app.timing_pooled { 0 } else { (table_area.width as usize).saturating_sub(88).min(48) };
     let built: Vec<Row> = rows
         .iter()
         .enumerate()
         .skip(first)
         .take(visible)
-        .map(|(i, (head, cmd, s))| {
-            let [p50, p95, p99] = s.percentiles().unwrap_or([0; 3]);
-            let n = s.recent.len();
-            let recent = spark_text(s.recent.iter().skip(n.saturating_sub(spark_w)).copied());
-            let row = Row::new(vec![
-                Cell::from(head.to_string()),
-                Cell::from(*cmd),
-                Cell::from(s.count.to_string()),
-                Cell::from(fmt_ns(s.last().unwrap_or(0))),
-                Cell::from(fmt_ns(p50)),
-                Cell::from(fmt_ns(p95)),
-                Cell::from(fmt_ns(p99)),
-                Cell::from(Span::styled(recent, t.accent())),
-            ]);
+        .map(|(i, r)| {
+            let mut cells = Vec::new();
+            if !app.timing_pooled {
+                cells.push(Cell::from(r.head.clone()));
+            }
+            cells.push(Cell::from(r.command));
+            cells.push(Cell::from(r.n.to_string()));
+            for v in [r.min, r.p50, r.p95, r.p99, r.max, r.mean] {
+                cells.push(Cell::from(fmt_ns(v)));
+            }
+            if recent_w >= 4 {
+                let s = app.timing.by_head.get(&r.head).and_then(|m| m.get(r.command));
+                let recent = s.map_or(String::new(), |s| {
+                    spark_text(s.recent.iter().skip(s.recent.len().saturating_sub(recent_w)).copied())
+                });
+                cells.push(Cell::from(Span::styled(recent, t.accent())));
+            }
+            let row = Row::new(cells);
             if focused && i == sel {
                 row.style(t.selected())
             } else {
@@ -72,55 +83,65 @@ fn batch(app: &App, f: &mut Frame, area: Rect, focused: bool) {
             }
         })
         .collect();
-    let cmd_w = if table_area.width >= 100 { 22 } else { 16 };
-    let widths = [
-        Constraint::Length(8),
-        Constraint::Length(cmd_w),
-        Constraint::Length(6),
-        Constraint::Length(7),
-        Constraint::Length(7),
-        Constraint::Length(7),
-        Constraint::Length(7),
-        Constraint::Fill(1),
-    ];
-    let header = Row::new(["Head", "Command", "n", "last", "p50", "p95", "p99", "recent"]).style(t.header());
+    let mut widths = Vec::new();
+    let mut header: Vec<String> = Vec::new();
+    if !app.timing_pooled {
+        widths.push(Constraint::Length(7));
+        header.push("Head".into());
+    }
+    widths.push(Constraint::Min(12));
+    header.push("Command".into());
+    widths.push(Constraint::Length(6));
+    header.push("n".into());
+    for _ in 0..6 {
+        widths.push(Constraint::Length(7));
+    }
+    header.extend(["min", "p50", "p95", "p99", "max", "mean"].map(String::from));
+    if recent_w >= 4 {
+        widths.push(Constraint::Length(recent_w as u16));
+        header.push("recent".into());
+    }
+    // The sorted column's header carries the order.
+    let sorted = match app.timing_sort {
+        SortBy::Name => "Command",
+        other => other.label(),
+    };
+    for h in header.iter_mut().filter(|h| h.as_str() == sorted) {
+        h.push_str(order);
+    }
+    let header = Row::new(header).style(t.header());
     f.render_widget(Table::new(built, widths).header(header).column_spacing(1), table_area);
     if let Some(area) = detail_area {
-        let (head, cmd, s) = rows[sel];
-        detail(app, f, area, head, cmd, s);
+        detail(app, f, area, &rows[sel]);
     }
 }
 
-fn detail(app: &App, f: &mut Frame, area: Rect, head: &str, cmd: &str, s: &Series) {
+/// The selected row's figures and the histogram of its window, percentiles marked.
+fn detail(app: &App, f: &mut Frame, area: Rect, r: &Summary) {
     let t = &app.theme;
-    let [left, right] = Layout::horizontal([Constraint::Percentage(50), Constraint::Percentage(50)]).areas(area);
-    let n = s.recent.len();
-    let w = left.width.saturating_sub(2) as usize;
-    let data: Vec<u64> = s.recent.iter().skip(n.saturating_sub(w)).copied().collect();
-    let title = format!(" {head} {} · last {} ", clip(cmd, 20), data.len());
-    let spark = Sparkline::default()
-        .block(Block::default().borders(Borders::TOP).title(title).border_style(t.dim()))
-        .data(&data)
-        .style(t.accent());
-    f.render_widget(spark, left);
-    let [p50, p95, p99] = s.percentiles().unwrap_or([0; 3]);
-    let mean = if s.count > 0 { (s.total_ns / s.count as u128) as u64 } else { 0 };
+    let title = format!(" {} {} · histogram of the last {} ", r.head, clip(r.command, 24), r.window.len());
     let mut lines = vec![Line::from(vec![
-        Span::styled(" p50 ", t.header()),
-        Span::raw(fmt_ns(p50)),
+        Span::styled(" n ", t.header()),
+        Span::raw(r.n.to_string()),
+        Span::styled("  min ", t.header()),
+        Span::raw(fmt_ns(r.min)),
+        Span::styled("  p50 ", t.header()),
+        Span::raw(fmt_ns(r.p50)),
         Span::styled("  p95 ", t.header()),
-        Span::raw(fmt_ns(p95)),
+        Span::raw(fmt_ns(r.p95)),
         Span::styled("  p99 ", t.header()),
-        Span::raw(fmt_ns(p99)),
+        Span::raw(fmt_ns(r.p99)),
+        Span::styled("  max ", t.header()),
+        Span::raw(fmt_ns(r.max)),
         Span::styled("  mean ", t.header()),
-        Span::raw(fmt_ns(mean)),
+        Span::raw(fmt_ns(r.mean)),
     ])];
-    let buckets = right.height.saturating_sub(2).max(1) as usize;
-    let hist = s.histogram(buckets);
+    let buckets = area.height.saturating_sub(2).max(1) as usize;
+    let hist = histogram(r.window.iter().copied(), buckets);
     let most = hist.iter().map(|b| b.2).max().unwrap_or(1).max(1);
-    let bar_w = (right.width as usize).saturating_sub(26).max(4);
+    let bar_w = (area.width as usize).saturating_sub(30).max(4);
     let at = |p: u64| hist.iter().rposition(|b| b.0 <= p);
-    let marks_of: Vec<Option<usize>> = [p50, p95, p99].into_iter().map(at).collect();
+    let marks_of: Vec<Option<usize>> = [r.p50, r.p95, r.p99].into_iter().map(at).collect();
     for (i, (lo, _, c)) in hist.iter().enumerate() {
         let len = (c * bar_w).div_ceil(most);
         let marks: Vec<&str> =
@@ -131,6 +152,6 @@ fn detail(app: &App, f: &mut Frame, area: Rect, head: &str, cmd: &str, s: &Serie
             Span::raw(format!(" {c} {}", marks.join(","))),
         ]));
     }
-    let hist_block = Block::default().borders(Borders::TOP | Borders::LEFT).title(" histogram ").border_style(t.dim());
-    f.render_widget(Paragraph::new(lines).block(hist_block), right);
+    let b = Block::default().borders(Borders::TOP).title(title).border_style(t.dim());
+    f.render_widget(Paragraph::new(lines).block(b), area);
 }

@@ -1,0 +1,92 @@
+//! Where a batch's workers take their next card index: the local queue of the indices this
+//! batch's journal lacks, or, in a shared store (PostgreSQL), the database, which hands each
+//! index to one station at a time so that no card is certified twice across stations.
+
+use super::{Store, StoreError};
+use std::collections::VecDeque;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Mutex;
+
+pub struct Feed<'a> {
+    local: Mutex<VecDeque<u64>>,
+    shared: Option<Shared<'a>>,
+    /// Set when the batch stops taking cards (a bench error): no more claims.
+    closed: AtomicBool,
+}
+
+struct Shared<'a> {
+    store: &'a Store,
+    batch_id: String,
+    station: String,
+}
+
+impl<'a> Feed<'a> {
+    /// Cards from this process's own queue.
+    pub fn local(indices: impl IntoIterator<Item = u64>) -> Feed<'a> {
+        Feed { local: Mutex::new(indices.into_iter().collect()), shared: None, closed: AtomicBool::new(false) }
+    }
+
+    /// Cards handed out by a shared store, to `station`.
+    pub fn shared(store: &'a Store, batch_id: &str, station: &str) -> Feed<'a> {
+        Feed {
+            local: Mutex::new(VecDeque::new()),
+            shared: Some(Shared { store, batch_id: batch_id.into(), station: station.into() }),
+            closed: AtomicBool::new(false),
+        }
+    }
+
+    fn queue(&self) -> std::sync::MutexGuard<'_, VecDeque<u64>> {
+        self.local.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The next card index, `None` when there is none left for this station.
+    pub fn next(&self) -> Result<Option<u64>, StoreError> {
+        if self.closed.load(Ordering::Relaxed) {
+            return Ok(None);
+        }
+        match &self.shared {
+            None => Ok(self.queue().pop_front()),
+            Some(s) => s.store.claim_next(&s.batch_id, &s.station),
+        }
+    }
+
+    /// A worker could not take the card `index` (its head stopped, the card was refused): it
+    /// goes back first in line, here or, shared, to every station.
+    pub fn give_back(&self, index: u64) -> Result<(), StoreError> {
+        match &self.shared {
+            None => {
+                self.queue().push_front(index);
+                Ok(())
+            }
+            Some(s) => s.store.release(&s.batch_id, index, &s.station),
+        }
+    }
+
+    /// Stop handing out cards (a bench error stops the batch).
+    pub fn close(&self) {
+        self.closed.store(true, Ordering::Relaxed);
+        self.queue().clear();
+    }
+
+    /// Whether another card may come (a real reader's worker then waits for this one to be
+    /// taken out). A store that cannot say is taken as "yes": waiting costs the operator a
+    /// card removal, not a card.
+    pub fn has_more(&self) -> bool {
+        if self.closed.load(Ordering::Relaxed) {
+            return false;
+        }
+        match &self.shared {
+            None => !self.queue().is_empty(),
+            Some(s) => s.store.has_free(&s.batch_id).unwrap_or(true),
+        }
+    }
+
+    /// The card of `index` is in the head and identified: a shared store refuses a card that
+    /// another station certified or is certifying (`StoreError::Refused`).
+    pub fn card_identified(&self, index: u64, card_id: &str) -> Result<(), StoreError> {
+        match &self.shared {
+            None => Ok(()),
+            Some(s) => s.store.card_identified(&s.batch_id, index, card_id, &s.station),
+        }
+    }
+}
