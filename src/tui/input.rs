@@ -171,7 +171,7 @@ impl App {
                         let row = self.trace_selected_row();
                         let sw = row.filter(|r| r.is_final() && r.x.kind != RowKind::InDoubt).map(|r| r.x.sw);
                         if sw.is_none() {
-                            self.log(LogKind::Info, "v: the selected row carries no final SW (a power, card or step row, a 61xx / 6Cxx answer the link followed up, or a command in doubt)");
+                            self.say("v: the selected row has no final SW (not a command, 61xx / 6Cxx followed up, or in doubt)");
                         }
                         sw
                     }
@@ -185,9 +185,8 @@ impl App {
                         let row = self.trace_selected_row();
                         let name = row.filter(|r| r.x.kind.is_wire()).map(|r| r.command_name().to_string());
                         if name.is_none() {
-                            self.log(
-                                LogKind::Info,
-                                "m: the selected row is no command (a power, card or step row, or no row)",
+                            self.say(
+                                "m: the selected row is no command (a power, card or step row), or there is no row",
                             );
                         }
                         name
@@ -200,6 +199,9 @@ impl App {
                     Some(_) => None,
                     None => self.trace_selected_row().map(|r| r.x.test_step.clone()),
                 };
+                if self.filter.case.is_none() && self.trace_selected_row().is_none() {
+                    self.say("c: no row selected to take the case from");
+                }
                 return self.rescan();
             }
             Action::FailuresOnly => {
