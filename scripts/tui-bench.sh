@@ -5,6 +5,8 @@
 #
 #   scripts/tui-bench.sh [COUNT] [RUNS]        defaults: 200 cards, 3 runs of each
 #   PROFILE=... PLAN=... scripts/tui-bench.sh  defaults: the virtual lab, the certification suite
+#   PANEL=3 scripts/tui-bench.sh               the panel shown while the batch runs (a key,
+#                                              e.g. 3 for the live trace; default: Batch)
 #
 # A batch's wall time is measured from its batch.json (written as the batch starts) to its
 # summary.csv (written once the last card is journaled): the same span in both modes, without
@@ -91,6 +93,9 @@ tui() {
     done
     until_ok 10 screen_has "Card count $COUNT "
     tmux -S "$sock" send-keys -t tui s
+    if [[ -n ${PANEL:-} ]]; then
+        tmux -S "$sock" send-keys -t tui "$PANEL"
+    fi
     until_ok 3600 done_files "$d"
     until_ok 60 screen_has "● finished"
     local pid cpu

@@ -412,31 +412,33 @@ fn trace_panel_rows_filters_and_follow() {
         b.ch('W');
     }
     let s = screen(&b.app, 80, 24);
-    has(&s, "sw=checking-error (1 shown)");
+    has(&s, "sw=checking-error · 1 match ·");
     has(&s, "6A80");
     lacks(&s, "SELECT");
     b.ch('F');
     b.ch('e');
     let s = screen(&b.app, 80, 24);
-    has(&s, "failures (2 shown)");
+    has(&s, "failures · 1 match ·");
     b.ch('F');
     b.ch('H');
     b.ch('H');
     let s = screen(&b.app, 80, 24);
-    has(&s, "head=D2 (1 shown)");
+    has(&s, "head=D2 · 1 match ·");
     b.ch('H');
     let s = screen(&b.app, 80, 24);
-    has(&s, "head=D2.peer (1 shown)");
+    has(&s, "head=D2.peer · 1 match ·");
     b.ch('H');
     lacks(&screen(&b.app, 80, 24), "head=");
     b.ch('F');
     // The card filter takes the selected row's card; moving up leaves follow mode.
     b.ch('k');
     let s = screen(&b.app, 80, 24);
-    has(&s, "paused ·");
+    has(&s, "view frozen ·");
+    b.ch('k');
     b.ch('C');
     let s = screen(&b.app, 80, 24);
-    has(&s, &format!("card={} (2 shown)", card_id(2)));
+    // The card's own rows and its peer's rows.
+    has(&s, &format!("card={} · 2 matches", card_id(2)));
     b.ch('F');
     b.ch('G');
     has(&screen(&b.app, 80, 24), "· follow ·");
@@ -457,10 +459,10 @@ fn trace_detail_shows_full_hex_and_decoded_fields() {
     b.key(KeyCode::Enter);
     let s = screen(&b.app, 80, 24);
     has(&s, "Exchange  #7  head D1  card CB00B00000000001");
-    has(&s, "Case      PURSE-CTR-01  (case failed)");
+    has(&s, "Case      PURSE-CTR-01  (case failed on this exchange)");
     has(&s, "Seed step 000 S2");
     has(&s, "Command   WRITE VALUE");
-    has(&s, "CLA 80  INS D0  P1 00  P2 00  Lc 8  Le 4");
+    has(&s, "CLA 80  INS D0  P1 00  P2 00  Lc 08  Le 04");
     has(&s, "0000  80 D0 00 00 08 00 00 00 64 6A 1D 74 40 04");
     has(&s, "Resp hex  4 bytes + SW");
     has(&s, "0000  00 00 03 E8");

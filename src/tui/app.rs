@@ -139,6 +139,8 @@ pub enum Msg {
     },
     /// The PC/SC presence watch lost pcscd (or could not reach it): why.
     PresenceLost(String),
+    /// A trace filter's reading of finished cards' traces (`scan`).
+    Scanned(super::scan::Scanned),
     /// The PN532 heads looked at while no batch, replay or timing run uses them.
     Polled {
         profile: PathBuf,
@@ -183,6 +185,8 @@ pub enum Effect {
     },
     /// Look at the profile's PN532 heads (card present, ATR).
     PollPn532(PathBuf),
+    /// Read finished cards' traces for the trace filter.
+    Scan(super::scan::ScanJob),
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -385,6 +389,8 @@ pub enum Field {
     CompareB,
     /// The comparison's threshold (typed).
     Threshold,
+    /// The Trace panel's `/` search (typed, applied as it is typed).
+    Search,
 }
 
 impl Field {
@@ -404,6 +410,7 @@ impl Field {
             Field::CompareA => "Compare A",
             Field::CompareB => "with B",
             Field::Threshold => "Threshold",
+            Field::Search => "Search",
         }
     }
 }
@@ -566,6 +573,8 @@ pub struct App {
     /// Selected trace row by id; None: follow the newest row.
     pub trace_sel: Option<u64>,
     pub trace_detail: Option<Box<TraceRow>>,
+    /// The trace filter's matches in the finished cards' traces on disk.
+    pub scan: super::scan::BatchScan,
     /// Scroll of an open exchange detail (live trace or a card's trace).
     pub detail_scroll: u16,
     /// This run's cards, by index.
@@ -640,6 +649,7 @@ impl App {
             filter: TraceFilter::default(),
             trace_sel: None,
             trace_detail: None,
+            scan: Default::default(),
             detail_scroll: 0,
             results: Vec::new(),
             results_sel: 0,
@@ -683,7 +693,18 @@ impl App {
         self.now = now;
         match msg {
             Msg::Key(k) => return self.key(k),
-            Msg::Batch(e) => self.batch_event(e),
+            Msg::Batch(e) => {
+                let done = match &e {
+                    BatchEvent::CardDone(c) => Some(c.index),
+                    _ => None,
+                };
+                self.batch_event(e);
+                // A filter covers the whole batch: a finished card's trace is read too.
+                if let Some(index) = done {
+                    return self.scan_finished(index);
+                }
+            }
+            Msg::Scanned(r) => self.scanned(r),
             Msg::Launched { dir, control } => {
                 self.batch.dir = Some(dir);
                 self.batch.control = Some(control);
@@ -907,6 +928,7 @@ impl App {
         self.trace = TraceLog::with_window(self.trace.window());
         self.trace_sel = None;
         self.trace_detail = None;
+        let _ = self.rescan();
         self.timing = Timing::default();
         self.timing_sel = 0;
         // The counts per head start again; a resumed batch's earlier cards are added back

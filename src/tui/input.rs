@@ -5,6 +5,7 @@ use super::keymap::{lookup, Action, Scope};
 use super::replay::{ReplayRequest, Slot};
 use super::timing::{TimingMode, TimingRequest, THRESHOLD_STEP};
 use super::trace::CLASSES;
+use crate::event::RowKind;
 use crossterm::event::{KeyCode, KeyEvent, KeyEventKind, KeyModifiers};
 
 /// Rows a page key moves.
@@ -143,21 +144,78 @@ impl App {
                     None => heads.first().cloned(),
                     Some(h) => heads.iter().position(|x| x == h).and_then(|i| heads.get(i + 1)).cloned(),
                 };
+                return self.rescan();
             }
             Action::FilterCard => {
                 self.filter.card = match self.filter.card {
                     Some(_) => None,
-                    None => self.trace_selected_row().map(|r| r.card.to_string()),
+                    None => self.trace_selected_row().map(|r| r.card_shown().to_string()),
                 };
+                return self.rescan();
             }
             Action::FilterSw => {
                 self.filter.class = match self.filter.class {
                     None => Some(CLASSES[0]),
                     Some(c) => CLASSES.iter().position(|x| *x == c).and_then(|i| CLASSES.get(i + 1)).copied(),
                 };
+                return self.rescan();
             }
-            Action::FailuresOnly => self.filter.failures_only = !self.filter.failures_only,
-            Action::ClearFilters => self.filter = Default::default(),
+            Action::FilterNotOk => {
+                self.filter.not_ok = !self.filter.not_ok;
+                return self.rescan();
+            }
+            Action::FilterSwValue => {
+                self.filter.sw = match self.filter.sw {
+                    Some(_) => None,
+                    None => {
+                        let row = self.trace_selected_row();
+                        let sw = row.filter(|r| r.is_final() && r.x.kind != RowKind::InDoubt).map(|r| r.x.sw);
+                        if sw.is_none() {
+                            self.say("v: the selected row has no final SW (not a command, 61xx / 6Cxx followed up, or in doubt)");
+                        }
+                        sw
+                    }
+                };
+                return self.rescan();
+            }
+            Action::FilterCommand => {
+                self.filter.command = match self.filter.command {
+                    Some(_) => None,
+                    None => {
+                        let row = self.trace_selected_row();
+                        let name = row.filter(|r| r.x.kind.is_wire()).map(|r| r.command_name().to_string());
+                        if name.is_none() {
+                            self.say(
+                                "m: the selected row is no command (a power, card or step row), or there is no row",
+                            );
+                        }
+                        name
+                    }
+                };
+                return self.rescan();
+            }
+            Action::FilterCase => {
+                self.filter.case = match self.filter.case {
+                    Some(_) => None,
+                    None => self.trace_selected_row().map(|r| r.x.test_step.clone()),
+                };
+                if self.filter.case.is_none() && self.trace_selected_row().is_none() {
+                    self.say("c: no row selected to take the case from");
+                }
+                return self.rescan();
+            }
+            Action::FailuresOnly => {
+                self.filter.failures_only = !self.filter.failures_only;
+                return self.rescan();
+            }
+            Action::Search => {
+                self.trace_detail = None;
+                self.modal = Modal::Edit { field: Field::Search, buf: self.filter.text.clone() };
+            }
+            Action::ClearFilters => {
+                self.filter = Default::default();
+                return self.rescan();
+            }
             Action::CardTrace => {
                 if let Some(d) = self.card_detail.as_mut() {
                     d.show_trace = !d.show_trace;
@@ -462,7 +520,7 @@ impl App {
                 self.form.field = Field::ALL[moved(i, Field::ALL.len(), m)];
             }
             Panel::Trace => {
-                let vis = self.trace.visible(&self.filter);
+                let vis = self.trace_view();
                 if vis.is_empty() {
                     return;
                 }
@@ -471,7 +529,7 @@ impl App {
                     self.trace_sel = None;
                 } else {
                     let new = moved(cur, vis.len(), m);
-                    self.trace_sel = Some(self.trace.rows()[vis[new]].id);
+                    self.trace_sel = Some(vis[new].id);
                 }
                 if self.trace_detail.is_some() {
                     self.trace_detail = self.trace_selected_row().map(|r| Box::new(r.clone()));
@@ -639,13 +697,18 @@ impl App {
                         Ok(t) => self.set_threshold(t),
                         Err(e) => self.log(LogKind::Error, e.to_string()),
                     },
-                    Field::Plan | Field::Profile | Field::ReplayHead | Field::TimingHeads => {}
+                    Field::Plan | Field::Profile | Field::ReplayHead | Field::TimingHeads | Field::Search => {}
                 }
                 self.modal = Modal::None;
                 return Vec::new();
             }
             KeyCode::Esc => {
                 self.modal = Modal::None;
+                if field == Field::Search {
+                    // Esc drops the search (Enter keeps it).
+                    self.filter.set_text("");
+                    return self.rescan();
+                }
                 return Vec::new();
             }
             KeyCode::Backspace => {
@@ -663,7 +726,12 @@ impl App {
                 if !ctrl
                     && matches!(
                         field,
-                        Field::Trace | Field::OtherTrace | Field::TimingSpec | Field::CompareA | Field::CompareB
+                        Field::Trace
+                            | Field::OtherTrace
+                            | Field::TimingSpec
+                            | Field::CompareA
+                            | Field::CompareB
+                            | Field::Search
                     )
                     && !c.is_control()
                     && buf.len() < 4096 =>
@@ -681,6 +749,12 @@ impl App {
                 }
             }
             _ => {}
+        }
+        if field == Field::Search && buf != self.filter.text {
+            // Incremental: the view narrows as the search is typed.
+            self.filter.set_text(&buf);
+            self.modal = Modal::Edit { field, buf };
+            return self.rescan();
         }
         self.modal = Modal::Edit { field, buf };
         Vec::new()
@@ -821,19 +895,21 @@ impl App {
         vec![Effect::OpenTrace { slot, path }]
     }
 
-    /// Position of the selected row among the visible ones (the last when following).
-    pub fn trace_pos(&self, vis: &[usize]) -> usize {
+    /// Position of the selected row among the visible ones (the last when following; the
+    /// next live row when the selected one left the window).
+    pub fn trace_pos(&self, vis: &[&super::trace::TraceRow]) -> usize {
+        let last = vis.len().saturating_sub(1);
         match self.trace_sel {
-            None => vis.len().saturating_sub(1),
-            Some(id) => {
-                let rows = self.trace.rows();
-                vis.partition_point(|&i| rows[i].id < id).min(vis.len().saturating_sub(1))
-            }
+            None => last,
+            Some(id) => vis
+                .iter()
+                .position(|r| r.id == id)
+                .unwrap_or_else(|| vis.iter().position(|r| r.id > id && r.id < (1 << 62)).unwrap_or(last)),
         }
     }
 
     pub fn trace_selected_row(&self) -> Option<&super::trace::TraceRow> {
-        let vis = self.trace.visible(&self.filter);
-        vis.get(self.trace_pos(&vis)).map(|&i| &self.trace.rows()[i])
+        let vis = self.trace_view();
+        vis.get(self.trace_pos(&vis)).copied()
     }
 }

@@ -61,6 +61,11 @@ pub enum Action {
     FilterCard,
     FilterSw,
     FailuresOnly,
+    FilterNotOk,
+    FilterSwValue,
+    FilterCommand,
+    FilterCase,
+    Search,
     ClearFilters,
     CardTrace,
     OpenTrace,
@@ -188,8 +193,13 @@ pub const BINDINGS: &[Binding] = &[
     b(S::Trace, &[ch('H')], A::FilterHead, "filter: cycle head"),
     b(S::Trace, &[ch('C')], A::FilterCard, "filter: card of the selected row / off"),
     b(S::Trace, &[ch('W')], A::FilterSw, "filter: cycle SW class"),
-    b(S::Trace, &[ch('e')], A::FailuresOnly, "filter: exchanges of failed cases"),
-    b(S::Trace, &[ch('F')], A::ClearFilters, "clear every filter"),
+    b(S::Trace, &[ch('w')], A::FilterNotOk, "filter: final SW ≠ 9000 (after 61xx / 6Cxx rounds)"),
+    b(S::Trace, &[ch('v')], A::FilterSwValue, "filter: final SW of the selected row / off"),
+    b(S::Trace, &[ch('m')], A::FilterCommand, "filter: command of the selected row / off"),
+    b(S::Trace, &[ch('c')], A::FilterCase, "filter: case of the selected row / off"),
+    b(S::Trace, &[ch('e')], A::FailuresOnly, "filter: the exchanges failed cases failed on (✗)"),
+    b(S::Trace, &[ch('/')], A::Search, "search as typed: text, cmd: case: head: card: sw:!9000"),
+    b(S::Trace, &[ch('F')], A::ClearFilters, "clear every filter and the search"),
     b(S::Results, &[code(KeyCode::Enter)], A::Open, "open the card: cases, expected vs actual"),
     b(S::CardDetail, &[ch('t')], A::CardTrace, "cases / the card's full trace (its CSV)"),
     b(S::CardDetail, &[code(KeyCode::Enter)], A::Open, "in the trace: open the exchange"),
@@ -267,8 +277,8 @@ mod tests {
         assert_eq!(lookup(&[Scope::List, Scope::Global], &g), Some(Action::Bottom));
         let cc = KeyEvent::new(KeyCode::Char('c'), KeyModifiers::CONTROL);
         assert_eq!(lookup(&[Scope::Global], &cc), Some(Action::Quit));
-        let c = KeyEvent::new(KeyCode::Char('c'), KeyModifiers::NONE);
-        assert_eq!(lookup(&[Scope::Trace, Scope::List, Scope::Global], &c), None);
+        let b = KeyEvent::new(KeyCode::Char('b'), KeyModifiers::NONE);
+        assert_eq!(lookup(&[Scope::Trace, Scope::List, Scope::Global], &b), None);
         let st = KeyEvent::new(KeyCode::Tab, KeyModifiers::SHIFT);
         assert_eq!(lookup(&[Scope::Global], &st), Some(Action::PrevPanel));
     }

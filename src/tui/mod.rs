@@ -11,6 +11,7 @@
 pub mod align;
 pub mod app;
 pub mod check;
+pub mod decode;
 mod feed;
 mod input;
 pub mod keymap;
@@ -19,6 +20,7 @@ pub mod panels;
 pub mod presence;
 pub mod replay;
 pub mod runloop;
+pub mod scan;
 pub mod stats;
 pub mod term;
 pub mod theme;

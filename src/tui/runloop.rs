@@ -200,6 +200,7 @@ fn perform(
             let result = super::presence::poll_pn532(&profile);
             Msg::Polled { profile, result }
         }),
+        Effect::Scan(job) => launch::in_background(aux.clone(), move || Msg::Scanned(super::scan::run(job))),
         Effect::LoadCompare { a, b } => {
             launch::in_background(aux.clone(), move || Msg::CompareLoaded(super::timing::load_sides(&a, &b)))
         }

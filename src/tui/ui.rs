@@ -163,11 +163,10 @@ fn hint_line(app: &App, f: &mut Frame, area: Rect) {
         }
         (_, Panel::Trace) => &[
             ("Enter", "open"),
-            ("f", "follow"),
-            ("H", "head"),
-            ("C", "card"),
-            ("W", "SW class"),
+            ("/", "search"),
+            ("w", "SW≠9000"),
             ("e", "failed"),
+            ("H/C/c/m/v/W", "filter"),
             ("F", "clear"),
         ],
         (_, Panel::Results) if app.card_detail.is_some() => {

@@ -91,11 +91,19 @@ fn card(app: &App, f: &mut Frame, area: Rect, c: &CardResult, d: &CardDetail) {
             return;
         }
         let rows = d.trace.as_ref().and_then(|r| r.as_ref().ok()).map(Vec::as_slice).unwrap_or(&[]);
-        let failing: Vec<&str> =
-            c.cases.iter().filter(|k| k.status != CaseStatus::Passed).map(|k| k.id.as_str()).collect();
+        // Only the exchange each failed case failed on is marked (as in the live trace).
+        let failed_cases: Vec<String> = c
+            .cases
+            .iter()
+            .filter(|k| matches!(k.status, CaseStatus::Failed | CaseStatus::Error))
+            .map(|k| k.id.clone())
+            .collect();
+        let xs: Vec<&crate::event::Exchange> = rows.iter().collect();
+        let failing = crate::tui::trace::failing_rows(&xs, &crate::tui::trace::finals(&xs), &failed_cases);
         let views: Vec<RowView> = rows
             .iter()
-            .map(|x| RowView { x, card: &c.card_id, failed: failing.contains(&x.test_step.as_str()) })
+            .enumerate()
+            .map(|(i, x)| RowView { x, card: &c.card_id, failed: failing.contains(&i) })
             .collect();
         let [head, body] = ratatui::layout::Layout::vertical([Constraint::Length(1), Constraint::Fill(1)]).areas(area);
         let title = format!(" card {} · {} exchanges · t cases · Enter exchange · Esc back", c.card_id, rows.len());
