@@ -1,92 +1,26 @@
 //! `cardbench batch` as a lab runs it: parallel DUT heads, verdicts naming the defective cards,
 //! reports, and a killed batch resumed with every card certified exactly once.
 
+#[path = "common/batch_lab.rs"]
+mod batch_lab;
+
 use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-const PLAN: &str = r#"
-[plan]
-id = "mini"
-version = "1"
-roles = ["dut", "peer"]
-
-[[case]]
-id = "PURSE-CTR-01"
-title = "Counter decrements by exactly one"
-ref = "000 S2"
-[[case.step]]
-do = "read"
-head = "dut"
-state = "purse"
-as = "before"
-[[case.step]]
-do = "engine"
-engine = "charge"
-head = "dut"
-amount = 100
-[[case.step]]
-do = "read"
-head = "dut"
-state = "purse"
-as = "after"
-[[case.step]]
-do = "assert"
-that = "after.counter == before.counter - 1"
-
-[[case]]
-id = "XFER-UPD-01"
-title = "Common-key update from the reference card"
-ref = "002 S1001-S1104A"
-[[case.step]]
-do = "engine"
-engine = "key_update"
-heads = ["dut", "peer"]
-mode = "common"
-"#;
-
 fn profile(service_us: u32) -> String {
-    let mut s = String::from(
-        r#"
-name = "batch-test"
-[keyset]
-seed = "batch test"
-[defaults]
-clock = "2026-06-01T12:00:00Z"
-"#,
-    );
-    for h in ["D1", "D2", "D3"] {
-        s += &format!(
-            "[[head]]\nname = \"{h}\"\ndriver = \"virtual\"\nrole = \"dut\"\nservice_time_us = {service_us}\n"
-        );
-    }
-    s += r#"
-[[card]]
-name = "dut"
-id = "CB0000000000D000"
-update_key = 1
-transfer_key = 2
-[[card]]
-name = "reference"
-id = "CB00000000000EEE"
-protocol = "T=1"
-update_key = 1
-transfer_key = 3
-[batch]
-dut_card = "dut"
-peer_card = "reference"
-id_prefix = "CB00B000"
-[[batch.defect]]
-every = 7
-offset = 3
-defects = ["counter-not-decremented"]
-"#;
-    s
+    let head =
+        "\nname = \"batch-test\"\n[keyset]\nseed = \"batch test\"\n[defaults]\nclock = \"2026-06-01T12:00:00Z\"\n";
+    format!(
+        "{head}{}{}",
+        batch_lab::dut_heads(&["D1", "D2", "D3"], Some(service_us)),
+        batch_lab::cards_and_batch(None, 7, 3)
+    )
 }
 
 fn setup(dir: &Path, service_us: u32) {
     std::fs::write(dir.join("lab.toml"), profile(service_us)).unwrap();
-    std::fs::write(dir.join("plan.toml"), PLAN).unwrap();
+    std::fs::write(dir.join("plan.toml"), batch_lab::MINI_PLAN).unwrap();
 }
 
 fn batch(dir: &Path, id: &str, count: u32) -> Command {
@@ -375,12 +309,10 @@ fn a_batch_whose_reader_never_gets_the_next_card_is_incomplete_and_exits_1() {
     // One real DUT head: the PN532 simulator (its own process, on a pseudo-terminal) with a
     // card in its field that nobody takes out, so the next card never comes.
     let link = dir.join("pn532");
-    let profile = profile(0);
-    let heads_end = profile.find("\n[[card]]").unwrap();
     let mut lab = String::from("name = \"pn532-batch\"\n[keyset]\nseed = \"batch test\"\n[defaults]\n");
     lab += "clock = \"2026-06-01T12:00:00Z\"\n";
     lab += &format!("[[head]]\nname = \"N1\"\ndriver = \"pn532\"\nrole = \"dut\"\nport = \"{}\"\n", link.display());
-    lab += &profile[heads_end..];
+    lab += &batch_lab::cards_and_batch(None, 7, 3);
     lab = lab.replace("[batch]\n", "[batch]\npresence_timeout_s = 1\n");
     std::fs::write(dir.join("pn532-lab.toml"), lab).unwrap();
     let mut sim = Command::new(env!("CARGO_BIN_EXE_cardbench"))

@@ -4,90 +4,29 @@
 //! reports byte for byte. The tests wait for states (journal lines, card folders, stderr
 //! lines), never for time.
 
+#[path = "common/batch_lab.rs"]
+mod batch_lab;
+
 use std::collections::BTreeSet;
 use std::io::BufRead;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-const PLAN: &str = r#"
-[plan]
-id = "mini"
-version = "1"
-roles = ["dut", "peer"]
-
-[[case]]
-id = "PURSE-CTR-01"
-title = "Counter decrements by exactly one"
-ref = "000 S2"
-[[case.step]]
-do = "read"
-head = "dut"
-state = "purse"
-as = "before"
-[[case.step]]
-do = "engine"
-engine = "charge"
-head = "dut"
-amount = 100
-[[case.step]]
-do = "read"
-head = "dut"
-state = "purse"
-as = "after"
-[[case.step]]
-do = "assert"
-that = "after.counter == before.counter - 1"
-
-[[case]]
-id = "XFER-UPD-01"
-title = "Common-key update from the reference card"
-ref = "002 S1001-S1104A"
-[[case.step]]
-do = "engine"
-engine = "key_update"
-heads = ["dut", "peer"]
-mode = "common"
-"#;
-
 /// Three virtual DUT heads; every card command takes `service_us` on the card.
 fn profile(service_us: u32) -> String {
-    let mut s = String::from(
-        "name = \"stop-test\"\n[keyset]\nseed = \"batch test\"\n[defaults]\nclock = \"2026-06-01T12:00:00Z\"\n",
-    );
-    for h in ["D1", "D2", "D3"] {
-        s += &format!(
-            "[[head]]\nname = \"{h}\"\ndriver = \"virtual\"\nrole = \"dut\"\nservice_time_us = {service_us}\n"
-        );
-    }
-    s += r#"
-[[card]]
-name = "dut"
-id = "CB0000000000D000"
-update_key = 1
-transfer_key = 2
-[[card]]
-name = "reference"
-id = "CB00000000000EEE"
-protocol = "T=1"
-update_key = 1
-transfer_key = 3
-[batch]
-dut_card = "dut"
-peer_card = "reference"
-id_prefix = "CB00B000"
-[[batch.defect]]
-every = 7
-offset = 3
-defects = ["counter-not-decremented"]
-"#;
-    s
+    let head = "name = \"stop-test\"\n[keyset]\nseed = \"batch test\"\n[defaults]\nclock = \"2026-06-01T12:00:00Z\"\n";
+    format!(
+        "{head}{}{}",
+        batch_lab::dut_heads(&["D1", "D2", "D3"], Some(service_us)),
+        batch_lab::cards_and_batch(None, 7, 3)
+    )
 }
 
 fn setup(service_us: u32) -> tempfile::TempDir {
     let d = tempfile::tempdir().unwrap();
     std::fs::write(d.path().join("lab.toml"), profile(service_us)).unwrap();
-    std::fs::write(d.path().join("plan.toml"), PLAN).unwrap();
+    std::fs::write(d.path().join("plan.toml"), batch_lab::MINI_PLAN).unwrap();
     d
 }
 

@@ -4,6 +4,9 @@
 //! was forced through), a resume that takes its parameters from batch.json; and the keys a
 //! lab makes with `cardbench keys init`, used as the README says, certifying good cards.
 
+#[path = "common/batch_lab.rs"]
+mod batch_lab;
+
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -60,41 +63,10 @@ do = "assert"
 that = "after.counter == before.counter - 1"
 "#;
 
-const PROFILE: &str = r#"
-name = "integrity-test"
-[keyset]
-seed = "integrity test"
-[defaults]
-clock = "2026-06-01T12:00:00Z"
-[[head]]
-name = "D1"
-driver = "virtual"
-role = "dut"
-[[head]]
-name = "D2"
-driver = "virtual"
-role = "dut"
-[[card]]
-name = "dut"
-id = "CB0000000000D000"
-update_key = 1
-transfer_key = 2
-[[card]]
-name = "reference"
-id = "CB00000000000EEE"
-protocol = "T=1"
-update_key = 1
-transfer_key = 3
-[batch]
-dut_card = "dut"
-peer_card = "reference"
-id_prefix = "CB00B000"
-count = 50
-[[batch.defect]]
-every = 5
-offset = 3
-defects = ["counter-not-decremented"]
-"#;
+fn profile() -> String {
+    let head = "\nname = \"integrity-test\"\n[keyset]\nseed = \"integrity test\"\n[defaults]\nclock = \"2026-06-01T12:00:00Z\"\n";
+    format!("{head}{}{}", batch_lab::dut_heads(&["D1", "D2"], None), batch_lab::cards_and_batch(Some(50), 5, 3))
+}
 
 fn bin(dir: &Path) -> Command {
     let mut c = Command::new(env!("CARGO_BIN_EXE_cardbench"));
@@ -104,7 +76,7 @@ fn bin(dir: &Path) -> Command {
 
 fn setup() -> tempfile::TempDir {
     let d = tempfile::tempdir().unwrap();
-    std::fs::write(d.path().join("lab.toml"), PROFILE).unwrap();
+    std::fs::write(d.path().join("lab.toml"), profile()).unwrap();
     std::fs::write(d.path().join("plan.toml"), PLAN).unwrap();
     std::fs::write(d.path().join("charge.toml"), INCLUDED).unwrap();
     d
@@ -255,12 +227,12 @@ fn a_changed_profile_or_keyset_is_refused_too() {
     start(d.path(), 3);
     // The profile: another clock.
     let lab = d.path().join("lab.toml");
-    std::fs::write(&lab, PROFILE.replace("2026-06-01T12:00:00Z", "2026-07-01T12:00:00Z")).unwrap();
+    std::fs::write(&lab, profile().replace("2026-06-01T12:00:00Z", "2026-07-01T12:00:00Z")).unwrap();
     let out = batch(d.path(), &[]);
     assert_eq!(out.status.code(), Some(2), "{}", text(&out));
     assert!(text(&out).contains("cannot resume: profile lab.toml changed: sha256 "), "{}", text(&out));
     // The keyset: another seed changes the keyset too (and the profile).
-    std::fs::write(&lab, PROFILE.replace("seed = \"integrity test\"", "seed = \"another\"")).unwrap();
+    std::fs::write(&lab, profile().replace("seed = \"integrity test\"", "seed = \"another\"")).unwrap();
     let out = batch(d.path(), &[]);
     let t = text(&out);
     assert!(t.contains("profile lab.toml changed") && t.contains("; keyset seed changed: fingerprint "), "{t}");

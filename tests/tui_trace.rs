@@ -3,6 +3,9 @@
 //! whole 200-card batch (its card traces written as real CSV files and read back by the scan
 //! the UI runs), the failing exchange marked, and the detail pane in hex with fields.
 
+#[path = "common/batch_lab.rs"]
+mod batch_lab;
+
 use cardbench::batch::BatchEvent;
 use cardbench::event::{Event, Exchange, RowKind};
 use cardbench::report::{CardResult, CaseResult, CaseStatus, Verdict};
@@ -512,88 +515,13 @@ fn a_stale_scan_is_ignored_and_unreadable_traces_are_named() {
     has(&s, "trace.csv");
 }
 
-/// The mini plan of tests/batch.rs: a counter check on the DUT, a key update with the peer.
-const MINI_PLAN: &str = r#"
-[plan]
-id = "mini"
-version = "1"
-roles = ["dut", "peer"]
-
-[[case]]
-id = "PURSE-CTR-01"
-title = "Counter decrements by exactly one"
-ref = "000 S2"
-[[case.step]]
-do = "read"
-head = "dut"
-state = "purse"
-as = "before"
-[[case.step]]
-do = "engine"
-engine = "charge"
-head = "dut"
-amount = 100
-[[case.step]]
-do = "read"
-head = "dut"
-state = "purse"
-as = "after"
-[[case.step]]
-do = "assert"
-that = "after.counter == before.counter - 1"
-
-[[case]]
-id = "XFER-UPD-01"
-title = "Common-key update from the reference card"
-ref = "002 S1001-S1104A"
-[[case.step]]
-do = "engine"
-engine = "key_update"
-heads = ["dut", "peer"]
-mode = "common"
-"#;
-
 /// Two virtual DUT heads; only card 1 of 200 carries a defect.
 fn mini_profile(logs: &Path) -> String {
-    format!(
-        r#"
-name = "tui-trace-test"
-[keyset]
-seed = "tui trace test"
-[defaults]
-clock = "2026-06-01T12:00:00Z"
-logs = "{}"
-[[head]]
-name = "D1"
-driver = "virtual"
-role = "dut"
-[[head]]
-name = "D2"
-driver = "virtual"
-role = "dut"
-[[card]]
-name = "dut"
-id = "CB0000000000D000"
-update_key = 1
-transfer_key = 2
-[[card]]
-name = "reference"
-id = "CB00000000000EEE"
-protocol = "T=1"
-update_key = 1
-transfer_key = 3
-[batch]
-dut_card = "dut"
-peer_card = "reference"
-id_prefix = "CB00B000"
-count = 200
-[[batch.defect]]
-every = 200
-offset = 1
-defects = ["counter-not-decremented"]
-"#,
+    let head = format!(
+        "\nname = \"tui-trace-test\"\n[keyset]\nseed = \"tui trace test\"\n[defaults]\nclock = \"2026-06-01T12:00:00Z\"\nlogs = \"{}\"\n",
         logs.display()
-    )
+    );
+    format!("{head}{}{}", batch_lab::dut_heads(&["D1", "D2"], None), batch_lab::cards_and_batch(Some(200), 200, 1))
 }
 
 #[test]
@@ -601,7 +529,7 @@ fn a_real_200_card_batch_the_failing_filter_finds_card_1_in_its_trace_on_disk() 
     let d = tempfile::tempdir().unwrap();
     let (profile, plan) = (d.path().join("lab.toml"), d.path().join("plan.toml"));
     std::fs::write(&profile, mini_profile(&d.path().join("logs"))).unwrap();
-    std::fs::write(&plan, MINI_PLAN).unwrap();
+    std::fs::write(&plan, batch_lab::MINI_PLAN).unwrap();
     let t0 = Now::current();
     let cfg = Config {
         plans: vec![plan.clone()],
