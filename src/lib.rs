@@ -29,6 +29,7 @@ pub mod runner;
 pub mod secret;
 pub mod sim;
 pub mod sinks;
+pub mod spec;
 pub mod store;
 pub mod suggest;
 pub mod sw;

@@ -1,0 +1,6 @@
+//! The card specification as code: the protocol vocabulary that the reference card and the
+//! terminal side both speak (AIDs, instruction bytes, response layouts, message formats) and the
+//! requirement IDs of `docs/card-spec.md`. Terminal code reads the spec from here, never from
+//! `crate::card`, so that the reference card is one device under test among others.
+
+pub mod requirements;
