@@ -15,11 +15,22 @@ pub enum CutPoint {
     AfterCommand,
 }
 
-/// A power cut armed on a virtual head: at the `at`-th transmit from now (1 = the next one).
+/// A power cut armed on a virtual head: at the `at`-th transmit from now (1 = the next one),
+/// counting only the transmits of commands with INS `ins` when it is given.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct PowerCut {
     pub at: u64,
     pub point: CutPoint,
+    /// Count the commands with this INS only: the same cut on a T=0 and a T=1 card, whose
+    /// GET RESPONSE and `6Cxx` re-sends differ (card-spec 2.3).
+    pub ins: Option<u8>,
+}
+
+impl PowerCut {
+    /// Whether the transmit of `apdu` counts towards `at`.
+    pub fn counts(&self, apdu: &[u8]) -> bool {
+        self.ins.is_none_or(|ins| apdu.get(1) == Some(&ins))
+    }
 }
 
 pub struct VirtualHead {
@@ -61,8 +72,8 @@ impl VirtualHead {
     }
 
     /// Which point the armed cut fires at, when the transmit now starting is its one.
-    fn fire_cut(&mut self) -> Option<CutPoint> {
-        let c = self.cut.as_mut()?;
+    fn fire_cut(&mut self, apdu: &[u8]) -> Option<CutPoint> {
+        let c = self.cut.as_mut().filter(|c| c.counts(apdu))?;
         c.at -= 1;
         if c.at > 0 {
             return None;
@@ -141,7 +152,7 @@ impl Head for VirtualHead {
             return Err(HeadError::Unpowered);
         }
         self.transmits += 1;
-        let cut = self.fire_cut();
+        let cut = self.fire_cut(apdu);
         let card = self.card.as_mut().ok_or(HeadError::NoCard)?;
         if cut == Some(CutPoint::BeforeCommand) {
             card.power_off();

@@ -110,6 +110,7 @@ fn cut_transmit(
     apdu: &[u8],
 ) -> Result<Wire, HeadError> {
     let now = match cut.as_mut() {
+        Some(c) if !c.counts(apdu) => None,
         Some(c) if c.at == 1 => cut.take().map(|c| c.point),
         Some(c) => {
             c.at -= 1;
