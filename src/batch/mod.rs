@@ -458,7 +458,10 @@ fn next_detected(
         Ok(Some(i)) => Arrival::Card(i, at),
         // Another head detected its card first and took the last index.
         Ok(None) => Arrival::NoMore,
-        Err(e) => Arrival::Failed(e.into(), HeadState::Fault("the results store failed".into())),
+        Err(e) => {
+            let state = HeadState::Fault(e.to_string());
+            Arrival::Failed(e.into(), state)
+        }
     }
 }
 
