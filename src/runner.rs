@@ -827,6 +827,7 @@ fn empty_case(id: &str) -> Case {
         needs: vec![],
         bindings: vec![],
         steps: vec![],
+        verifies: vec![],
     }
 }
 
