@@ -9,15 +9,8 @@ use super::ins::*;
 use super::{be32, status, Reply, VirtualCard};
 use crate::apdu::{Command, Response};
 use crate::crypto::{cert, sig};
+pub use crate::spec::message::{debit_message, sign_message};
 use crate::sw;
-
-pub fn sign_message(id: &[u8; 8], date: u32, amount: u32, reader_random: &[u8]) -> Vec<u8> {
-    [DOM_CPAY_SIGN.as_slice(), id, &date.to_be_bytes(), &amount.to_be_bytes(), reader_random].concat()
-}
-
-pub fn debit_message(id: &[u8; 8], price: u32, date: u32, card_nonce: &[u8]) -> Vec<u8> {
-    [DOM_CPAY_DEBIT.as_slice(), id, &price.to_be_bytes(), &date.to_be_bytes(), card_nonce].concat()
-}
 
 impl VirtualCard {
     pub(crate) fn cpay(&mut self, cmd: &Command) -> Reply {

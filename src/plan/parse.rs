@@ -132,23 +132,19 @@ pub(crate) fn builtin_type(name: &str) -> Ty {
     }
 }
 
-/// The type of a field a `read` step defines: IDs, signatures and certificates are bytes.
+/// The type of a field a `read` step defines: IDs, signatures, certificates, randoms and the
+/// slot ID list are strings, the rest integers.
 fn state_field_type(field: &str) -> Ty {
-    match field {
-        "card_id" | "signature" | "certificate" => Ty::Str,
-        _ => Ty::Int,
+    if crate::state_read::is_string_field(field) {
+        Ty::Str
+    } else {
+        Ty::Int
     }
 }
 
 /// Fields a `read` step defines, per state.
 pub fn state_fields(s: StateKind) -> &'static [&'static str] {
-    match s {
-        StateKind::Purse => &["card_id", "counter", "amount", "date", "signature", "certificate"],
-        StateKind::Cpay => &["amount", "date"],
-        StateKind::Xfer => {
-            &["card_id", "validity", "balance", "ukid", "tkid", "ukid_limit", "tkid_limit", "slots", "pending", "debit"]
-        }
-    }
+    crate::state_read::fields(s)
 }
 
 const ENGINES: &str = "charge, pay, card_signed_payment, key_update, value_transfer, settle";
