@@ -14,6 +14,7 @@ use std::process::Command as Proc;
 const PROFILE: &str = "profiles/cert-lab.toml";
 const SUITE: &str = "test-plans/certification.toml";
 const PLANS: &[&str] = &[
+    "test-plans/robustness.toml",
     "test-plans/purse.toml",
     "test-plans/cpay.toml",
     "test-plans/xfer-keys.toml",
@@ -211,8 +212,8 @@ fn every_case_has_an_id_title_reference_and_tags_in_suite_order() {
     }
     assert_eq!(
         prefixes,
-        ["PURSE", "CPAY", "KU", "XFER", "TEAR", "CERT"],
-        "include order: purse, cpay, keys, transfer, tear"
+        ["RB", "PURSE", "CPAY", "KU", "XFER", "TEAR", "CERT"],
+        "include order: robustness, purse, cpay, keys, transfer, tear"
     );
 }
 
