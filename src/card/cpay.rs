@@ -31,7 +31,9 @@ impl VirtualCard {
                         [img.purse.amount.to_be_bytes(), img.purse.date.to_be_bytes()].concat()
                     }
                     (FIELD_VALUE, 0) => [img.cpay.amount.to_be_bytes(), img.cpay.date.to_be_bytes()].concat(),
-                    (FIELD_COUNTER, 0) if d.has(Defect::CpayReadFieldCounter) => img.purse.counter.to_be_bytes().to_vec(),
+                    (FIELD_COUNTER, 0) if d.has(Defect::CpayReadFieldCounter) => {
+                        img.purse.counter.to_be_bytes().to_vec()
+                    }
                     (FIELD_CERTIFICATE, 0) => img.cpay.certificate.clone(),
                     _ => return status(sw::WRONG_P1P2),
                 };

@@ -119,7 +119,10 @@ impl VirtualCard {
                 if !ok_len {
                     return status(sw::WRONG_LENGTH);
                 }
-                if !sig && d.has(Defect::WriteCertificateParsed) && crate::crypto::cert::Certificate::parse(&cmd.data).is_err() {
+                if !sig
+                    && d.has(Defect::WriteCertificateParsed)
+                    && crate::crypto::cert::Certificate::parse(&cmd.data).is_err()
+                {
                     return status(sw::WRONG_DATA);
                 }
                 let data = cmd.data.clone();
