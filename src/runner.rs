@@ -515,7 +515,10 @@ impl<'a> Session<'a> {
     fn arm(&mut self, i: usize, at: TearAt) -> Result<(), String> {
         let h = &mut self.heads[i];
         match (h.head.as_virtual(), at) {
-            (Some(v), TearAt::Exchange { .. } | TearAt::Command { .. }) => v.cut_power(at.power_cut()),
+            (Some(v), TearAt::Exchange { .. } | TearAt::Command { .. }) => {
+                let (cut, ins) = at.power_cut().unzip();
+                v.cut_power_at(cut, ins.flatten())
+            }
             (Some(v), TearAt::Commit(k)) => {
                 v.card_mut().ok_or("no card in the head")?.nvm_mut().tear_after(Some(k));
             }
@@ -529,7 +532,10 @@ impl<'a> Session<'a> {
                     h.head = Box::new(ArmedHead::owned(inner, Armed(ctl.clone())));
                     ctl
                 });
-                *ctl.lock().unwrap_or_else(|p| p.into_inner()) = CutControl { cut: at.power_cut(), fired: false };
+                *ctl.lock().unwrap_or_else(|p| p.into_inner()) = {
+                    let (cut, ins) = at.power_cut().unzip();
+                    CutControl { cut, fired: false, ins: ins.flatten() }
+                };
             }
         }
         self.armed.push((i, at));

@@ -15,22 +15,18 @@ pub enum CutPoint {
     AfterCommand,
 }
 
-/// A power cut armed on a virtual head: at the `at`-th transmit from now (1 = the next one),
-/// counting only the transmits of commands with INS `ins` when it is given.
+/// A power cut armed on a virtual head: at the `at`-th transmit from now (1 = the next one).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct PowerCut {
     pub at: u64,
     pub point: CutPoint,
-    /// Count the commands with this INS only: the same cut on a T=0 and a T=1 card, whose
-    /// GET RESPONSE and `6Cxx` re-sends differ (card-spec 2.3).
-    pub ins: Option<u8>,
 }
 
-impl PowerCut {
-    /// Whether the transmit of `apdu` counts towards `at`.
-    pub fn counts(&self, apdu: &[u8]) -> bool {
-        self.ins.is_none_or(|ins| apdu.get(1) == Some(&ins))
-    }
+/// Which transmits count towards a cut's `at`: all of them, or (`Some(ins)`) only those of
+/// commands with that INS, so that the same cut falls on the same command of a T=0 and a T=1
+/// card, whose GET RESPONSE and `6Cxx` re-sends differ (card-spec 2.3).
+pub fn counts(ins: Option<u8>, apdu: &[u8]) -> bool {
+    ins.is_none_or(|ins| apdu.get(1) == Some(&ins))
 }
 
 pub struct VirtualHead {
@@ -41,6 +37,8 @@ pub struct VirtualHead {
     /// Transmits since the head was made; tear campaigns count fault points with it.
     transmits: u64,
     cut: Option<PowerCut>,
+    /// The INS whose commands the armed cut counts (`counts`), if only those.
+    cut_ins: Option<u8>,
 }
 
 impl VirtualHead {
@@ -51,6 +49,7 @@ impl VirtualHead {
             service: ServiceModel::default(),
             transmits: 0,
             cut: None,
+            cut_ins: None,
         }
     }
 
@@ -58,7 +57,13 @@ impl VirtualHead {
     /// off and the transmit fails with `HeadError::Mute`, as a reader sees a card that lost
     /// its field; the cut disarms itself once it fired.
     pub fn cut_power(&mut self, cut: Option<PowerCut>) {
+        self.cut_power_at(cut, None);
+    }
+
+    /// `cut_power` counting only the commands with INS `ins` (`None`: every transmit).
+    pub fn cut_power_at(&mut self, cut: Option<PowerCut>, ins: Option<u8>) {
         self.cut = cut.filter(|c| c.at > 0);
+        self.cut_ins = ins;
     }
 
     /// Whether an armed power cut is still waiting for its transmit.
@@ -73,7 +78,10 @@ impl VirtualHead {
 
     /// Which point the armed cut fires at, when the transmit now starting is its one.
     fn fire_cut(&mut self, apdu: &[u8]) -> Option<CutPoint> {
-        let c = self.cut.as_mut().filter(|c| c.counts(apdu))?;
+        if !counts(self.cut_ins, apdu) {
+            return None;
+        }
+        let c = self.cut.as_mut()?;
         c.at -= 1;
         if c.at > 0 {
             return None;

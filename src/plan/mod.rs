@@ -28,12 +28,13 @@ pub enum TearAt {
 }
 
 impl TearAt {
-    /// The head-level cut of an exchange or command tear (`None` for a commit tear).
-    pub fn power_cut(self) -> Option<crate::head::virtual_head::PowerCut> {
+    /// The head-level cut of an exchange or command tear, with the INS it counts (`None`
+    /// for a commit tear).
+    pub fn power_cut(self) -> Option<(crate::head::virtual_head::PowerCut, Option<u8>)> {
         use crate::head::virtual_head::PowerCut;
         match self {
-            TearAt::Exchange { n, point } => Some(PowerCut { at: n, point, ins: None }),
-            TearAt::Command { ins, n, point } => Some(PowerCut { at: n, point, ins: Some(ins) }),
+            TearAt::Exchange { n, point } => Some((PowerCut { at: n, point }, None)),
+            TearAt::Command { ins, n, point } => Some((PowerCut { at: n, point }, Some(ins))),
             TearAt::Commit(_) => None,
         }
     }

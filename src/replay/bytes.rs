@@ -191,7 +191,10 @@ impl Replayer<'_> {
         let Some(at) = param("at=").and_then(|a| crate::replay::session::tear_at(&a).ok()) else { return };
         let Some(v) = self.lab.heads[i].head.as_virtual() else { return };
         match at {
-            TearAt::Exchange { .. } | TearAt::Command { .. } => v.cut_power(at.power_cut()),
+            TearAt::Exchange { .. } | TearAt::Command { .. } => {
+                let (cut, ins) = at.power_cut().unzip();
+                v.cut_power_at(cut, ins.flatten())
+            }
             TearAt::Commit(k) => {
                 if let Some(c) = v.card_mut() {
                     c.nvm_mut().tear_after(Some(k));

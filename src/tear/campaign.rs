@@ -116,7 +116,7 @@ impl Arm {
     fn of(f: &Fault) -> Arm {
         match f {
             Fault::Exchange { head, n, point } => {
-                Arm { cut: Some((head.clone(), PowerCut { at: *n, point: *point, ins: None })), tear: None }
+                Arm { cut: Some((head.clone(), PowerCut { at: *n, point: *point })), tear: None }
             }
             Fault::Commit { head, k } => Arm { cut: None, tear: Some((head.clone(), *k)) },
         }
@@ -384,7 +384,7 @@ impl<'a> Campaign<'a> {
             .ok_or_else(|| failed(format!("{} sends no {command} to head {head}", action.engine())))?
             as u64
             + 1;
-        let prep = Arm { cut: Some((head.clone(), PowerCut { at: n, point: *point, ins: None })), tear: None };
+        let prep = Arm { cut: Some((head.clone(), PowerCut { at: n, point: *point })), tear: None };
         let mut t = self.terminal(seq, None);
         if !real {
             self.fresh(seq, names)?;
