@@ -328,3 +328,27 @@ fn the_certification_suite_passes_on_every_allowed_variant_through_pcscd_and_vpc
     assert!(false_failures.is_empty(), "false failures:\n{}", false_failures.join("\n"));
     assert_eq!(status.code(), Some(0), "{}", seen.join("\n"));
 }
+
+#[test]
+fn a_variant_atr_that_is_malformed_or_announces_another_protocol_is_refused_with_its_line() {
+    let tmp = tempfile::tempdir().unwrap();
+    for (keys, want) in [
+        ("atr = \"3B89014341524442454E4348DE\"\n", "atr: the ATR announces T=1 and the card follows T=0"),
+        ("atr = \"3B89004341524442454E43\"\n", "atr: T0 announces 9 historical bytes, the ATR has 8 bytes"),
+        ("atr = \"3B8900ZZ\"\n", "atr '3B8900ZZ' is not hex"),
+        ("card_rng = \"dev\"\n", "card_rng 'dev' is not seeded or os"),
+    ] {
+        let v = Variant { name: "bad", protocol: "T=0", keys: keys.into(), atr: "" };
+        let lab = inproc_lab(tmp.path(), &v);
+        let text = std::fs::read_to_string(&lab).unwrap();
+        let line = text.lines().position(|l| l == keys.trim_end()).unwrap() + 1;
+        let o = bin()
+            .args(["check", "test-plans/certification.toml", "--profile", lab.to_str().unwrap()])
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert_eq!(o.status.code(), Some(2), "{keys}: {err}");
+        let at = format!("variant-bad.toml:{line}:");
+        assert!(err.contains(&at) && err.contains(want), "{keys}: {at} … {want} in {err}");
+    }
+}
