@@ -5,13 +5,13 @@ use super::{
     be32, exact_len, exec, journaled, no_open_intent, ok_data, reject, EngineError, Flow, Outcome, RejectKind, Terminal,
 };
 use crate::apdu::Response;
-use crate::card::cpay::{debit_message, sign_message};
-use crate::card::ins::{AID_CPAY, FIELD_CERTIFICATE};
 use crate::cmds;
 use crate::crypto::cert::{Certificate, Role};
 use crate::crypto::sig;
 use crate::keys::Party;
 use crate::link::Link;
+use crate::spec::codes::{AID_CPAY, FIELD_CERTIFICATE};
+use crate::spec::message::{debit_message, sign_message};
 use crate::sw;
 
 pub fn card_signed_payment(link: &mut Link, t: &mut Terminal, price: u32) -> Result<Outcome, EngineError> {

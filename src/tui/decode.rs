@@ -3,7 +3,7 @@
 //! hex + ASCII dump. Only what the card spec defines is decoded; anything else stays hex.
 
 use crate::apdu::{Case, Command};
-use crate::card::ins;
+use crate::spec::codes as ins;
 
 /// Decoded header fields of a command APDU, every value in hex as on the wire:
 /// ("CLA", "80"), ("INS", "D0"), ("P1", "00"), ("P2", "00"), ("Lc", "08"), ("Le", "04").
