@@ -9,6 +9,7 @@ pub mod batch;
 pub mod card;
 pub mod cli;
 pub mod cmds;
+pub mod coverage;
 pub mod crypto;
 pub mod engine;
 pub mod event;
