@@ -3,10 +3,10 @@
 //! not an error; a head that cannot talk makes the case an `error`.
 
 use crate::apdu::{Command, Response};
-use crate::card::{ins, Applet, VirtualCard};
 use crate::cmds;
 use crate::engine::{self, EngineError, Outcome, Terminal};
 use crate::event::{Event, Recorder, RowKind};
+use crate::head::virtual_head::VirtualCard;
 use crate::head::virtual_head::VirtualHead;
 use crate::head::Head;
 use crate::keys::Keyset;
@@ -17,6 +17,7 @@ use crate::plan::TearAt;
 use crate::plan::{meets, Action, Amount, Case, DataExpect, Plan, StateKind, Step, StepKind};
 use crate::report::{CaseResult, CaseStatus, Failure};
 use crate::spec::layout::xfer::CardInfo;
+use crate::spec::{codes as ins, Applet};
 use crate::sw;
 use crate::tear::fault::{Armed, ArmedHead, CutControl};
 use rand_chacha::ChaCha20Rng;
@@ -992,7 +993,7 @@ impl<'a> Session<'a> {
         head: &str,
         test_step: &str,
         made: &crate::lab::InsertedCard,
-        defects: Option<crate::card::defects::Defects>,
+        defects: Option<crate::lab::Defects>,
     ) -> Result<(), String> {
         let i = find_head(self.heads, head).ok_or_else(|| format!("no head '{head}'"))?;
         self.cur_step = (String::new(), 0);

@@ -16,6 +16,7 @@ pub mod purse;
 pub mod xfer;
 
 use crate::apdu::{Command, Response};
+pub use crate::spec::{applet::Applet, protocol::Protocol};
 use crate::sw;
 use defects::Defects;
 use image::CardImage;
@@ -23,31 +24,6 @@ use nvm::{Nvm, NvmFailure};
 use p256::ecdsa::VerifyingKey;
 use rand_chacha::ChaCha20Rng;
 use rand_core::{RngCore, SeedableRng};
-
-/// Transmission protocol the card announces in its ATR and follows for response delivery.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize, serde::Serialize)]
-pub enum Protocol {
-    #[serde(rename = "T=0")]
-    T0,
-    #[serde(rename = "T=1")]
-    T1,
-}
-
-impl Protocol {
-    pub fn name(self) -> &'static str {
-        match self {
-            Protocol::T0 => "T=0",
-            Protocol::T1 => "T=1",
-        }
-    }
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Applet {
-    Purse,
-    Cpay,
-    Xfer,
-}
 
 /// Volatile state: lost on every power-off or reset, like card RAM.
 #[derive(Debug, Default)]

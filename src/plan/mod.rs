@@ -206,7 +206,7 @@ pub enum StepKind {
     },
     Select {
         head: String,
-        applet: crate::card::Applet,
+        applet: crate::spec::Applet,
     },
     Engine {
         action: Action,
@@ -255,7 +255,7 @@ pub enum StepKind {
     InsertCard {
         head: String,
         card: Box<crate::issuance::CardPlan>,
-        protocol: crate::card::Protocol,
+        protocol: crate::spec::Protocol,
     },
 }
 

@@ -3,9 +3,9 @@
 use super::expr_check::{self, Env, Ty};
 use super::template::{Expr, Template, Value};
 use super::*;
-use crate::card::Applet;
 use crate::profile::ConfigError;
 use crate::spec::requirements::Requirements;
+use crate::spec::Applet;
 use serde::Deserialize;
 use std::collections::{BTreeMap, HashSet};
 use std::path::Path;
@@ -106,7 +106,7 @@ struct StepRaw {
 #[serde(deny_unknown_fields)]
 struct CardRaw {
     id: String,
-    protocol: Option<crate::card::Protocol>,
+    protocol: Option<crate::spec::Protocol>,
     purse_counter: Option<u32>,
     cpay_amount: Option<u32>,
     balance: Option<u32>,
@@ -1221,7 +1221,7 @@ fn positive(src: &Src, v: &Spanned<i64>, what: &str) -> Result<u64, ConfigError>
 fn card_plan(
     src: &Src,
     c: &Spanned<CardRaw>,
-) -> Result<(crate::issuance::CardPlan, crate::card::Protocol), ConfigError> {
+) -> Result<(crate::issuance::CardPlan, crate::spec::Protocol), ConfigError> {
     let r = c.get_ref();
     let id: [u8; 8] = hex::decode(&r.id)
         .ok()
@@ -1263,7 +1263,7 @@ fn card_plan(
             ));
         }
     }
-    Ok((p, r.protocol.unwrap_or(crate::card::Protocol::T1)))
+    Ok((p, r.protocol.unwrap_or(crate::spec::Protocol::T1)))
 }
 
 pub(crate) fn capture_spec(s: &str) -> Option<CaptureSpec> {
