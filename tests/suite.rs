@@ -43,7 +43,7 @@ const MATRIX: &[(&str, &[&str])] = &[
     ("write-value-exhaustion-checked-first", &["PURSE-EXH-01"]),
     ("write-value-answers-old-counter", &["PURSE-CHG-01", "PURSE-CTR-01", "PURSE-ATOM-01"]),
     ("write-value-clears-signature", &["PURSE-TAMP-AMT-01"]),
-    ("write-signature-any-length", &["PURSE-WRITE-01"]),
+    ("write-signature-any-length", &["RB-PURSE-WS-01", "PURSE-BLANK-01"]),
     ("write-signature-into-certificate-area", &["PURSE-CHG-01"]),
     ("write-certificate-accepts-empty", &["PURSE-WRITE-01"]),
     ("write-certificate-parsed", &["PURSE-WRITE-01"]),
