@@ -285,28 +285,37 @@ impl FromStr for Defect {
 /// A set of defects: one bit per `Defect` (declaration order). `Default` is the empty set,
 /// i.e. the reference card.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
-pub struct Defects(u128);
+pub struct Defects([u64; WORDS]);
 
+const WORDS: usize = 4;
 // One bit per defect must fit.
-const _: () = assert!(Defect::ALL.len() <= 128);
+const _: () = assert!(Defect::ALL.len() <= WORDS * 64);
 
 impl Defects {
-    pub const NONE: Defects = Defects(0);
+    pub const NONE: Defects = Defects([0; WORDS]);
 
     pub fn new() -> Defects {
         Defects::NONE
     }
 
+    fn bit(d: Defect) -> (usize, u64) {
+        let i = d as usize;
+        (i / 64, 1u64 << (i % 64))
+    }
+
     pub fn has(&self, d: Defect) -> bool {
-        self.0 & (1u128 << d as u32) != 0
+        let (w, b) = Self::bit(d);
+        self.0[w] & b != 0
     }
 
     pub fn insert(&mut self, d: Defect) {
-        self.0 |= 1u128 << d as u32;
+        let (w, b) = Self::bit(d);
+        self.0[w] |= b;
     }
 
     pub fn remove(&mut self, d: Defect) {
-        self.0 &= !(1u128 << d as u32);
+        let (w, b) = Self::bit(d);
+        self.0[w] &= !b;
     }
 
     pub fn with(mut self, d: Defect) -> Defects {
@@ -315,11 +324,11 @@ impl Defects {
     }
 
     pub fn is_empty(&self) -> bool {
-        self.0 == 0
+        self.0.iter().all(|w| *w == 0)
     }
 
     pub fn len(&self) -> usize {
-        self.0.count_ones() as usize
+        self.0.iter().map(|w| w.count_ones() as usize).sum()
     }
 
     /// The defects in the set, in declaration order.
