@@ -856,6 +856,23 @@ fn cpay_debit_zero_price() {
 }
 
 #[test]
+fn cpay_nonce_kept_on_value_refusal() {
+    let k = keys();
+    let p = plan(1);
+    let (mut good, mut bad) = pair(&k, &p, &AID_CPAY, Defect::CpayNonceKeptOnValueRefusal);
+    for (b, after) in [(&mut good, sw::COMMAND_NOT_ALLOWED), (&mut bad, OK)] {
+        // Insufficient value: the authorized DEBIT answers 6A84 on both cards...
+        let n = cpay_nonce(b, &k);
+        assert_eq!(b.sw(&debit(&k, &p.card_id, 1500, &n)), sw::NOT_ENOUGH_MEMORY);
+        assert_eq!(probe_debit(b), if after == OK { sw::SECURITY_NOT_SATISFIED } else { after });
+        // ...and price 0 answers 6A80; the defective card then accepts a retry over the same nonce.
+        let n = cpay_nonce(b, &k);
+        assert_eq!(b.sw(&debit(&k, &p.card_id, 0, &n)), sw::WRONG_DATA);
+        assert_eq!(b.sw(&debit(&k, &p.card_id, 100, &n)), after);
+    }
+}
+
+#[test]
 fn cpay_debit_keeps_date() {
     let k = keys();
     let p = plan(1);

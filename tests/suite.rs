@@ -67,6 +67,7 @@ const MATRIX: &[(&str, &[&str])] = &[
     ("cpay-debit-nonce-consumed-by-bad-length", &["CPAY-LEN-01"]),
     ("cpay-debit-zero-price", &["CPAY-ZERO-01"]),
     ("cpay-debit-keeps-date", &["CPAY-PAY-01"]),
+    ("cpay-nonce-kept-on-value-refusal", &["CPAY-OVER-02", "CPAY-ZERO-01"]),
     // XFER key update
     ("update-permission-reusable", &["KU-TK-EQ-01", "KU-STALE-01"]),
     ("update-random-unchecked", &["KU-STALE-01"]),

@@ -143,7 +143,12 @@ impl VirtualCard {
                 {
                     return status(sw::SECURITY_NOT_SATISFIED);
                 }
+                // Defect: only a bad signature is taken to burn the nonce.
+                let keep_nonce = d.has(Defect::CpayNonceKeptOnValueRefusal);
                 if price == 0 && !d.has(Defect::CpayDebitZeroPrice) {
+                    if keep_nonce {
+                        self.ram.cpay_nonce = Some(nonce);
+                    }
                     return status(sw::WRONG_DATA);
                 }
                 let overdraft = self.defects.has(Defect::CpayOverdraft);
@@ -165,7 +170,12 @@ impl VirtualCard {
                         }
                         Response::ok(a.to_be_bytes().to_vec()).into()
                     }
-                    Err(r) => r,
+                    Err(r) => {
+                        if keep_nonce && !matches!(r, Reply::Mute) {
+                            self.ram.cpay_nonce = Some(nonce);
+                        }
+                        r
+                    }
                 }
             }
             _ => status(sw::INS_NOT_SUPPORTED),

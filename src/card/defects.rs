@@ -128,6 +128,8 @@ defects! {
         "DEBIT with price 0 (reader-signed) answers 9000 and moves the value date instead of 6A80";
     CpayDebitKeepsDate = "cpay-debit-keeps-date", "CPAY",
         "DEBIT takes the price from the amount but does not write the DEBIT's date";
+    CpayNonceKeptOnValueRefusal = "cpay-nonce-kept-on-value-refusal", "CPAY",
+        "a DEBIT refused for its price (6A80 price 0, 6A84 insufficient value) puts the nonce back, so the authorization can be retried";
     // ---- XFER key update (seed 002 S1001-S8105A, card-spec 8.4-8.6) ----
     UpdatePermissionReusable = "update-permission-reusable", "XFER",
         "UPDATE TRANSFER KEY does not consume the key-update permission: after a refused attempt the same update random is still accepted";
