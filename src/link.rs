@@ -76,6 +76,13 @@ impl<'a> Link<'a> {
         self.wire(step, cmd, false, RowKind::Command, "", (&origin, &[]))
     }
 
+    /// Bytes sent exactly as given, in one wire exchange: not parsed as an APDU, not re-encoded
+    /// (an extended form stays extended), `61xx`/`6Cxx` returned as they are. How a plan asks a
+    /// card about GET RESPONSE itself, or sends an APDU that does not parse (plan `raw = true`).
+    pub fn exec_bytes(&mut self, step: &str, bytes: &[u8]) -> Result<Response, HeadError> {
+        self.wire_bytes(step, bytes, bytes.to_vec(), String::new(), RowKind::Command, (bytes, &[]))
+    }
+
     /// Cold reset through the head, recorded as a `power-on` row with the ATR (or the error).
     pub fn power_on(&mut self) -> Result<Vec<u8>, HeadError> {
         let at = Instant::now();
@@ -177,12 +184,33 @@ impl<'a> Link<'a> {
         (origin, before): (&[u8], &[u8]),
     ) -> Result<Response, HeadError> {
         let bytes = cmd.to_bytes().map_err(|e| HeadError::NotSent(e.to_string()))?;
+        let mut recorded = bytes.clone();
+        let mut note = note.to_string();
+        if secret {
+            let start = recorded.len() - cmd.data.len() - trailer_len(cmd);
+            recorded[start..start + cmd.data.len()].iter_mut().for_each(|b| *b = 0);
+            note = if note.is_empty() { "data redacted".into() } else { format!("{note}; data redacted") };
+        }
+        self.wire_bytes(step, &bytes, recorded, note, kind, (origin, before))
+    }
+
+    /// One exchange of `bytes` with the head, recorded as `recorded` (the bytes with any secret
+    /// data zeroed).
+    fn wire_bytes(
+        &mut self,
+        step: &str,
+        bytes: &[u8],
+        recorded: Vec<u8>,
+        note: String,
+        kind: RowKind,
+        (origin, before): (&[u8], &[u8]),
+    ) -> Result<Response, HeadError> {
         if let Some(why) = self.rec.failure() {
             return Err(HeadError::NotSent(format!("the trace cannot be written ({why})")));
         }
         let wall = chrono::Utc::now();
         let at = Instant::now();
-        let answer = self.head.transmit(&bytes).and_then(|w| match Response::parse(&w.response) {
+        let answer = self.head.transmit(bytes).and_then(|w| match Response::parse(&w.response) {
             Ok(r) => Ok((r, w.duration)),
             Err(e) => Err(HeadError::Protocol(format!("malformed answer {}: {e}", hex::encode_upper(&w.response)))),
         });
@@ -197,13 +225,7 @@ impl<'a> Link<'a> {
             }
         };
         if self.rec.enabled() {
-            let mut command = bytes;
-            let mut note = note.to_string();
-            if secret {
-                let start = command.len() - cmd.data.len() - trailer_len(cmd);
-                command[start..start + cmd.data.len()].iter_mut().for_each(|b| *b = 0);
-                note = if note.is_empty() { "data redacted".into() } else { format!("{note}; data redacted") };
-            }
+            let command = recorded;
             let mask = if before.is_empty() {
                 crate::mask::dynamic(origin, &resp.data)
             } else {

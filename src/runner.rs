@@ -185,6 +185,18 @@ impl<'a> Session<'a> {
         r
     }
 
+    /// `exec` for a raw `apdu` step: the bytes as rendered, one wire exchange.
+    fn exec_bytes(&mut self, i: usize, case: &Case, label: &str, bytes: &[u8]) -> Result<Response, StepFail> {
+        let proto = if case.reference.is_empty() { "apdu".to_string() } else { case.reference.clone() };
+        let mut l = self.link(i, &case.id)?;
+        let name = l.head_name();
+        let r = l.exec_bytes(&proto, bytes).map_err(|e| head_fail(&name, format!("{label}: head {name}"), &e));
+        let id = l.card_id.clone();
+        drop(l);
+        self.card_ids.insert(i, id);
+        r
+    }
+
     fn amount(&self, a: &Amount) -> Result<u32, StepFail> {
         match a {
             Amount::Lit(v) => Ok(*v),
@@ -379,14 +391,18 @@ impl<'a> Session<'a> {
     }
 
     fn apdu(&mut self, case: &Case, step: &Step) -> StepResult {
-        let StepKind::Apdu { head, command, sw: want_sw, data, capture } = &step.kind else {
+        let StepKind::Apdu { head, command, sw: want_sw, data, capture, raw } = &step.kind else {
             return Err(StepFail::Error("not an apdu step".into()));
         };
         let label = step.label.as_str();
         let i = self.idx(head)?;
         let bytes = command.render_bytes(&self.vars).map_err(|e| StepFail::Error(format!("{label}: {e}")))?;
-        let cmd = Command::parse(&bytes).map_err(|e| StepFail::Error(format!("{label}: not an APDU: {e}")))?;
-        let r = self.exec(i, case, label, &cmd)?;
+        let r = if *raw {
+            self.exec_bytes(i, case, label, &bytes)?
+        } else {
+            let cmd = Command::parse(&bytes).map_err(|e| StepFail::Error(format!("{label}: not an APDU: {e}")))?;
+            self.exec(i, case, label, &cmd)?
+        };
         if !want_sw.matches(r.sw) {
             return Err(failed(
                 label,
@@ -415,7 +431,7 @@ impl<'a> Session<'a> {
             }
         }
         for (name, spec) in capture {
-            let v = spec.take(&r.data).ok_or_else(|| {
+            let v = spec.take(&r.data, r.sw).ok_or_else(|| {
                 failed(label, format!("response long enough to capture '{name}'"), format!("{} bytes", r.data.len()))
             })?;
             self.vars.insert(name.clone(), v);
@@ -709,11 +725,14 @@ impl<'a> Session<'a> {
                 p.push(format!("expect={expect}"));
                 p.push(format!("now={}", self.t.now));
             }
-            StepKind::Apdu { head, command, .. } => {
+            StepKind::Apdu { head, command, raw, .. } => {
                 p.push(format!("head={}", h(head)));
                 match command.render_bytes(&self.vars) {
                     Ok(b) => p.push(format!("apdu={}", hex::encode_upper(b))),
                     Err(_) => p.push("apdu=unresolved".into()),
+                }
+                if *raw {
+                    p.push("raw=1".into());
                 }
             }
             StepKind::Select { head, applet } => {

@@ -87,6 +87,7 @@ struct StepRaw {
     vars: Option<Spanned<BTreeMap<String, Spanned<String>>>>,
     card: Option<Spanned<CardRaw>>,
     unchecked: Option<Spanned<bool>>,
+    raw: Option<Spanned<bool>>,
     machine: Option<Spanned<String>>,
     at: Option<Spanned<i64>>,
     point: Option<Spanned<String>>,
@@ -448,7 +449,7 @@ fn check_name(src: &Src, span: Range<usize>, name: &str) -> Result<(), ConfigErr
 fn define(k: &StepKind, known: &mut Env) {
     match k {
         StepKind::Apdu { capture, .. } => known.extend(capture.iter().map(|(n, c)| {
-            let ty = if matches!(c, CaptureSpec::Uint { .. }) { Ty::Int } else { Ty::Str };
+            let ty = if matches!(c, CaptureSpec::Uint { .. } | CaptureSpec::Sw) { Ty::Int } else { Ty::Str };
             (n.clone(), ty)
         })),
         StepKind::Read { state, prefix, .. } => {
@@ -706,6 +707,7 @@ fn step(
         ("vars", r.vars.as_ref().map(|x| x.span())),
         ("card", r.card.as_ref().map(|x| x.span())),
         ("unchecked", r.unchecked.as_ref().map(|x| x.span())),
+        ("raw", r.raw.as_ref().map(|x| x.span())),
         ("machine", r.machine.as_ref().map(|x| x.span())),
         ("at", r.at.as_ref().map(|x| x.span())),
         ("point", r.point.as_ref().map(|x| x.span())),
@@ -715,7 +717,7 @@ fn step(
     .filter_map(|(n, s)| s.map(|s| (n, s)))
     .collect();
     let allowed: &[&str] = match kind_name {
-        "apdu" => &["head", "command", "sw", "data", "len", "capture"],
+        "apdu" => &["head", "command", "sw", "data", "len", "capture", "raw"],
         "select" => &["head", "applet"],
         "engine" => &["engine", "head", "heads", "from", "to", "amount", "mode", "expect", "unchecked", "machine"],
         "read" => &["head", "state", "as"],
@@ -828,7 +830,7 @@ fn step(
                         let spec = spec.get_ref();
                         src.err(
                             spec_span.clone(),
-                            format!("capture '{name}': '{spec}' is not u8@N, u16@N, u32@N, bytes@A..B or hex"),
+                            format!("capture '{name}': '{spec}' is not u8@N, u16@N, u32@N, bytes@A..B, hex or sw"),
                         )
                     })?;
                     if let Some((most, why)) = longest(&data) {
@@ -847,7 +849,8 @@ fn step(
                     capture.push((name.clone(), cs));
                 }
             }
-            StepKind::Apdu { head, command, sw, data, capture }
+            let raw = r.raw.as_ref().is_some_and(|x| *x.get_ref());
+            StepKind::Apdu { head, command, sw, data, capture, raw }
         }
         "select" => {
             let (head, hs) = need_head()?;
@@ -1227,6 +1230,9 @@ fn card_plan(
 pub(crate) fn capture_spec(s: &str) -> Option<CaptureSpec> {
     if s == "hex" {
         return Some(CaptureSpec::All);
+    }
+    if s == "sw" {
+        return Some(CaptureSpec::Sw);
     }
     let (kind, at) = s.split_once('@')?;
     match kind {
