@@ -41,8 +41,12 @@ impl VirtualCard {
                 }
                 // S21-S23: the card checks the reader's certified key with the center key.
                 // A new reader invalidates any nonce issued under the previous one.
-                self.ram.cpay_reader = None;
-                self.ram.cpay_nonce = None;
+                if !self.defects.has(Defect::PsoFailureKeepsReader) {
+                    self.ram.cpay_reader = None;
+                }
+                if !self.defects.has(Defect::PsoKeepsNonce) {
+                    self.ram.cpay_nonce = None;
+                }
                 let Some(center) = self.nvm.get().cpay.center_key else {
                     return status(sw::CONDITIONS_NOT_SATISFIED);
                 };
@@ -56,7 +60,9 @@ impl VirtualCard {
                     self.defects.has(Defect::CpayReaderSignatureUnchecked) || c.verify_signature(&center).is_ok();
                 let role_ok =
                     self.defects.has(Defect::CpayReaderRoleUnchecked) || c.body.role == cert::Role::PaymentMachine;
-                if !signature_ok || !role_ok {
+                // Defect: the card judges expiry against a date burnt into its ROM.
+                let expired = self.defects.has(Defect::CpayChecksExpiry) && c.body.expiry < 1_767_225_600;
+                if !signature_ok || !role_ok || expired {
                     return status(sw::SECURITY_NOT_SATISFIED);
                 }
                 match c.public_key() {

@@ -82,6 +82,9 @@ impl VirtualCard {
             (0x00, 0x00) => {
                 let mut v = Vec::with_capacity(40);
                 v.extend_from_slice(&img.card_id);
+                if self.defects.has(Defect::XferCardIdSerialZero) {
+                    v[4..8].fill(0);
+                }
                 for n in [x.validity, x.balance, x.ukid, x.tkid, x.ukid_limit, x.tkid_limit] {
                     v.extend_from_slice(&n.to_be_bytes());
                 }
@@ -137,7 +140,9 @@ impl VirtualCard {
     /// S1102A / S3102A / S6102A / S8102A: hand out a fresh update random.
     fn xfer_update_permission(&mut self, cmd: &Command) -> Result<Reply, Reply> {
         let mode = Self::mode_of(cmd)?;
-        self.ram.key_update = None;
+        if !self.defects.has(Defect::RefusedKupKeepsPermission) {
+            self.ram.key_update = None;
+        }
         let peer = if is_public(mode) {
             self.card_key()?;
             Some(self.verified_peer(&cmd.data)?)
@@ -357,6 +362,13 @@ impl VirtualCard {
             return Err(status(sw::COMMAND_NOT_ALLOWED));
         }
         if x.balance.checked_add(paid).is_none_or(|b| b > x.balance_cap()) && !d.has(Defect::BalanceCapUnchecked) {
+            if d.has(Defect::ReceivePermissionRefusalStores) {
+                // The record was written before the check and not rolled back (no random drawn).
+                self.commit(|img| {
+                    img.xfer.pending_credit = Some(PendingCredit { paid, date, rnd_send, rnd_recv: [0; 16] });
+                    Ok(())
+                })?;
+            }
             return Err(status(sw::NOT_ENOUGH_MEMORY));
         }
         let rnd_recv = self.random16();
@@ -378,9 +390,10 @@ impl VirtualCard {
         if cmd.data.len() != 32 {
             return Err(status(sw::WRONG_LENGTH));
         }
-        let s = self.ram.send.take().ok_or_else(|| status(sw::COMMAND_NOT_ALLOWED))?;
-        let tk = self.transfer_key()?;
         let d = self.defects;
+        let s = if d.has(Defect::SendSessionKeptOnRefusal) { self.ram.send.clone() } else { self.ram.send.take() }
+            .ok_or_else(|| status(sw::COMMAND_NOT_ALLOWED))?;
+        let tk = self.transfer_key()?;
         if !d.has(Defect::SendChallengeUnchecked)
             && !self.card_challenge_ok(&tk, TAG_TRANSMISSION, s.paid, s.date, &s.rnd_send, &cmd.data[..16])
         {
@@ -404,6 +417,7 @@ impl VirtualCard {
             }
             Ok(())
         })?;
+        self.ram.send = None;
         Ok(Response::ok(chal.to_vec()).into())
     }
 
