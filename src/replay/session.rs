@@ -542,7 +542,8 @@ fn step_of(unit: &Unit, p: &Params, names: &HashMap<String, String>) -> Result<O
                 sw: SwExpect(vec!["XXXX".into()]),
                 data: Vec::new(),
                 capture: Vec::new(),
-                raw: p.get("raw") == Some("1"),
+                verbatim: p.get("verbatim") == Some("true"),
+                raw: p.get("raw") == Some("true"),
             }
         }
         "select" => {
