@@ -117,7 +117,11 @@ fn check(head: &str) {
     assert_eq!((gr[0].0.as_str(), gr[0].1.len(), gr[0].2.as_str()), ("00C0000008", 16, "9000"), "{head}: still kept");
     let ext = step(&rows, 6);
     assert_eq!(ext.len(), 1, "{head}: {ext:?}");
-    assert_eq!((ext[0].0.as_str(), ext[0].1.as_str()), ("80B20100000008", gr[0].1.as_str()), "{head}: extended stays extended");
+    assert_eq!(
+        (ext[0].0.as_str(), ext[0].1.as_str()),
+        ("80B20100000008", gr[0].1.as_str()),
+        "{head}: extended stays extended"
+    );
     // The same command without `raw`: the link fetches the data with GET RESPONSE.
     let followed = step(&rows, 7);
     assert_eq!(followed.len(), 2, "{head}: {followed:?}");
