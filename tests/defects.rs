@@ -231,7 +231,7 @@ fn all_names_round_trip_and_are_unique() {
             d.name()
         );
         assert!(!d.description().is_empty());
-        assert!(["PURSE", "CPAY", "XFER"].contains(&d.applet()));
+        assert!(["GEN", "PURSE", "CPAY", "XFER"].contains(&d.applet()));
     }
     assert!(Defect::ALL.len() >= 14);
     let e = "no-such-defect".parse::<Defect>().unwrap_err().to_string();
@@ -265,7 +265,9 @@ fn default_card_has_no_defects() {
 #[test]
 fn all_defects_at_once_never_panic() {
     let k = keys();
-    let all: Defects = Defect::ALL.iter().copied().collect();
+    // All but select-inside-applet, which refuses every SELECT once an applet is selected
+    // (with reset-keeps-selection, from power-on on): the walk would meet nothing but 6D00.
+    let all: Defects = Defect::ALL.iter().copied().filter(|d| *d != Defect::SelectInsideApplet).collect();
     let mut rng = ChaCha20Rng::seed_from_u64(0xDEFEC7);
     let inss: &[u8] = &[
         0xB0, 0xB2, 0xD0, 0xD2, 0xD4, 0x2A, 0x88, 0xD6, 0x10, 0x20, 0x22, 0x24, 0x30, 0x32, 0x34, 0x36, 0x38, 0x3A,
@@ -1179,4 +1181,377 @@ fn cancel_proof_unchecked() {
     });
     assert_eq!(good, (sw::SECURITY_NOT_SATISFIED, 400, 500, true), "credit kept, still completable");
     assert_eq!(bad, (OK, 400, 500, false), "value destroyed: A debited, B's credit gone");
+}
+
+// ---------------------------------------------------------------------------------------------
+// GEN defects (card-spec 1-5): a correct and a defective card side by side, fed the same raw
+// bytes (the card's own 61xx / 6Cxx answers, nothing followed); answers as upper-case hex.
+
+const SEL_PURSE: &str = "00A4040007A0000007770001";
+const SEL_CPAY: &str = "00A4040007A0000007770002";
+const SEL_XFER: &str = "00A4040007A0000007770003";
+const SIGN: &str = "8088000010000102030405060708090A0B0C0D0E0F00";
+/// PERSO STATUS, GET CARD INFO and READ FIELD card ID answers of the pair's card.
+const ID: &str = "DEFEC70000000160";
+
+struct Pair {
+    good: VirtualCard,
+    bad: VirtualCard,
+}
+
+impl Pair {
+    fn new(d: Defect) -> Pair {
+        Pair::on(d, Protocol::T0)
+    }
+
+    fn on(d: Defect, proto: Protocol) -> Pair {
+        let k = keys();
+        let mk = |defects: Defects| {
+            let mut c = personalize_virtual(&plan(0x60), proto, &k).expect("personalization");
+            c.set_defects(defects);
+            c.power_on();
+            c
+        };
+        Pair { good: mk(Defects::NONE), bad: mk(Defects::from(d)) }
+    }
+
+    /// (the correct card's answer, the defective card's answer).
+    fn send(&mut self, apdu: &str) -> (String, String) {
+        let b = hex::decode(apdu.replace(' ', "")).expect("hex APDU");
+        let answer = |c: &mut VirtualCard| c.process(&b).map(hex::encode_upper).unwrap_or_else(|| "mute".into());
+        (answer(&mut self.good), answer(&mut self.bad))
+    }
+
+    /// A step before the defect shows: both cards answer the same.
+    fn same(&mut self, apdu: &str) -> String {
+        let (g, b) = self.send(apdu);
+        assert_eq!(g, b, "{apdu}: the cards differ before the defect shows");
+        g
+    }
+
+    fn reset(&mut self) {
+        for c in [&mut self.good, &mut self.bad] {
+            c.power_off();
+            c.power_on();
+        }
+    }
+}
+
+fn answers(g: &str, b: &str) -> (String, String) {
+    (g.to_string(), b.to_string())
+}
+
+fn pso() -> String {
+    format!("002A00BEBA{}", hex::encode_upper(keys().payment.cert.encode()))
+}
+
+#[test]
+fn cpay_xfer_aids_swapped() {
+    let mut p = Pair::new(Defect::CpayXferAidsSwapped);
+    p.same(SEL_CPAY);
+    assert_eq!(p.send("80 10 00 00 00"), answers("6D00", "6C22"), "GET CARD INFO answered in 'CPAY'");
+}
+
+#[test]
+fn read_all_in_every_applet() {
+    let mut p = Pair::new(Defect::ReadAllInEveryApplet);
+    p.same(SEL_CPAY);
+    assert_eq!(p.send("80 B0 00 00 00"), answers("6D00", "6C16"));
+}
+
+#[test]
+fn select_keeps_ram() {
+    let mut p = Pair::new(Defect::SelectKeepsRam);
+    p.same(SEL_CPAY);
+    assert_eq!(p.same(&pso()), "9000");
+    assert_eq!(p.same(SEL_CPAY), "9000");
+    assert_eq!(p.send(SIGN), answers("6986", "6160"), "the reader verified before the SELECT");
+}
+
+#[test]
+fn select_unknown_aid_deselects() {
+    let mut p = Pair::new(Defect::SelectUnknownAidDeselects);
+    p.same(SEL_PURSE);
+    assert_eq!(p.same("00A4040007A0000007770009"), "6A82");
+    assert_eq!(p.send("80 B2 01 00 08"), (format!("{ID}9000"), "6986".into()));
+}
+
+#[test]
+fn select_p2_unchecked() {
+    let mut p = Pair::new(Defect::SelectP2Unchecked);
+    assert_eq!(p.send("00A4040107A0000007770001"), answers("6A86", "9000"));
+}
+
+#[test]
+fn select_partial_aid() {
+    let mut p = Pair::new(Defect::SelectPartialAid);
+    assert_eq!(p.send("00A4040006A00000077700"), answers("6A82", "9000"));
+}
+
+#[test]
+fn select_returns_fci() {
+    let mut p = Pair::new(Defect::SelectReturnsFci);
+    assert_eq!(p.send(SEL_PURSE), answers("9000", "6107"));
+}
+
+#[test]
+fn select_inside_applet() {
+    let mut p = Pair::new(Defect::SelectInsideApplet);
+    assert_eq!(p.same(SEL_PURSE), "9000", "with none selected SELECT works");
+    assert_eq!(p.send(SEL_XFER), answers("9000", "6D00"));
+}
+
+#[test]
+fn reset_keeps_selection() {
+    let mut p = Pair::new(Defect::ResetKeepsSelection);
+    p.same(SEL_PURSE);
+    p.reset();
+    assert_eq!(p.send("80 B2 01 00 08"), ("6986".into(), format!("{ID}9000")));
+}
+
+#[test]
+fn reset_keeps_get_response() {
+    let mut p = Pair::new(Defect::ResetKeepsGetResponse);
+    p.same(SEL_PURSE);
+    assert_eq!(p.same("80 B2 01 00"), "6108");
+    p.reset();
+    assert_eq!(p.send("00 C0 00 00 08"), ("6986".into(), format!("{ID}9000")));
+}
+
+#[test]
+fn unknown_cla_6d00() {
+    let mut p = Pair::new(Defect::UnknownCla6D00);
+    p.same(SEL_PURSE);
+    assert_eq!(p.send("84 B0 00 00 00"), answers("6E00", "6D00"));
+}
+
+#[test]
+fn cla_not_bound() {
+    let mut p = Pair::new(Defect::ClaNotBound);
+    p.same(SEL_PURSE);
+    assert_eq!(p.send("00 B2 01 00 08"), ("6D00".into(), format!("{ID}9000")));
+}
+
+#[test]
+fn perso_any_cla() {
+    let mut p = Pair::new(Defect::PersoAnyCla);
+    assert_eq!(p.send("00 EC 00 00 01"), answers("6986", "019000"), "no applet selected");
+}
+
+#[test]
+fn perso_needs_applet() {
+    let mut p = Pair::new(Defect::PersoNeedsApplet);
+    assert_eq!(p.send("80 EC 00 00 01"), answers("019000", "6986"));
+}
+
+#[test]
+fn no_applet_6d00() {
+    let mut p = Pair::new(Defect::NoApplet6D00);
+    assert_eq!(p.send("80 B0 00 00 00"), answers("6986", "6D00"));
+}
+
+#[test]
+fn unknown_ins_before_p1p2() {
+    let mut p = Pair::new(Defect::UnknownInsBeforeP1p2);
+    p.same(SEL_PURSE);
+    assert_eq!(p.send("80 FF 01 00"), answers("6A86", "6D00"));
+}
+
+#[test]
+fn unknown_ins_6a81() {
+    let mut p = Pair::new(Defect::UnknownIns6A81);
+    p.same(SEL_PURSE);
+    assert_eq!(p.send("80 FF 00 00"), answers("6D00", "6A81"));
+}
+
+#[test]
+fn refusal_with_data() {
+    let mut p = Pair::new(Defect::RefusalWithData);
+    p.same(SEL_PURSE);
+    assert_eq!(p.send("80 FF 00 00"), answers("6D00", "FF6D00"));
+}
+
+#[test]
+fn get_response_needs_applet() {
+    let mut p = Pair::new(Defect::GetResponseNeedsApplet);
+    assert_eq!(p.same("80 EC 00 00"), "6101");
+    assert_eq!(p.send("00 C0 00 00 01"), answers("019000", "6986"));
+}
+
+#[test]
+fn unparsable_clears_get_response() {
+    let mut p = Pair::new(Defect::UnparsableClearsGetResponse);
+    p.same(SEL_PURSE);
+    assert_eq!(p.same("80 B2 01 00"), "6108");
+    assert_eq!(p.same("80 B2 01 00 05 01"), "6700");
+    assert_eq!(p.send("00 C0 00 00 08"), (format!("{ID}9000"), "6986".into()));
+}
+
+#[test]
+fn lenient_apdu_parse() {
+    let mut p = Pair::new(Defect::LenientApduParse);
+    assert_eq!(p.send("80 EC 00 00 01 00 01 FF"), answers("6700", "6101"));
+}
+
+#[test]
+fn get_response_not_cleared() {
+    let mut p = Pair::new(Defect::GetResponseNotCleared);
+    p.same(SEL_PURSE);
+    assert_eq!(p.same("80 B2 01 00"), "6108");
+    assert_eq!(p.same("80 B2 01 01"), "6A86");
+    assert_eq!(p.send("00 C0 00 00 08"), ("6986".into(), format!("{ID}9000")));
+}
+
+#[test]
+fn extended_apdu_6700() {
+    let mut p = Pair::new(Defect::ExtendedApdu6700);
+    p.same(SEL_PURSE);
+    assert_eq!(p.send("80 B2 01 00 00 00 08"), (format!("{ID}9000"), "6700".into()));
+}
+
+#[test]
+fn get_response_empty_9000() {
+    let mut p = Pair::new(Defect::GetResponseEmpty9000);
+    assert_eq!(p.send("00 C0 00 00 00"), answers("6986", "9000"));
+}
+
+#[test]
+fn get_response_short_9000() {
+    let mut p = Pair::new(Defect::GetResponseShort9000);
+    p.same(SEL_PURSE);
+    assert_eq!(p.same("80 B2 01 00"), "6108");
+    assert_eq!(p.send("00 C0 00 00 00"), ("6C08".into(), format!("{ID}9000")));
+}
+
+#[test]
+fn get_response_p1p2_unchecked() {
+    let mut p = Pair::new(Defect::GetResponseP1p2Unchecked);
+    p.same(SEL_PURSE);
+    assert_eq!(p.same("80 B2 01 00"), "6108");
+    assert_eq!(p.send("00 C0 01 00 08"), ("6A86".into(), format!("{ID}9000")));
+}
+
+#[test]
+fn get_response_drops_rest() {
+    let mut p = Pair::new(Defect::GetResponseDropsRest);
+    p.same(SEL_PURSE);
+    assert_eq!(p.same("80 B2 01 00"), "6108");
+    assert_eq!(p.send("00 C0 00 00 03"), (format!("{}6105", &ID[..6]), format!("{}9000", &ID[..6])));
+    assert_eq!(p.send("00 C0 00 00 05"), (format!("{}9000", &ID[6..]), "6986".into()));
+}
+
+#[test]
+fn get_response_data_6700() {
+    let mut p = Pair::new(Defect::GetResponseData6700);
+    p.same(SEL_PURSE);
+    assert_eq!(p.same("80 B2 01 00"), "6108");
+    assert_eq!(p.send("00 C0 00 00 02 FFFF"), answers("6C08", "6700"));
+}
+
+#[test]
+fn case1_data_no_61xx() {
+    let mut p = Pair::new(Defect::Case1DataNo61);
+    p.same(SEL_PURSE);
+    assert_eq!(p.send("80 B2 01 00"), ("6108".into(), format!("{ID}9000")));
+}
+
+#[test]
+fn t0_case4_empty_6100() {
+    let mut p = Pair::new(Defect::T0Case4Empty6100);
+    assert_eq!(p.send("00A4040007A000000777000100"), answers("9000", "6100"));
+}
+
+#[test]
+fn t0_wrong_le_no_6c() {
+    let mut p = Pair::new(Defect::T0WrongLeNo6C);
+    p.same(SEL_PURSE);
+    assert_eq!(p.send("80 B2 01 00 00"), ("6C08".into(), format!("{ID}9000")));
+}
+
+#[test]
+fn t0_exact_le_61xx() {
+    let mut p = Pair::new(Defect::T0ExactLe61);
+    p.same(SEL_PURSE);
+    assert_eq!(p.send("80 B2 01 00 08"), (format!("{ID}9000"), "6108".into()));
+}
+
+#[test]
+fn long_response_truncated() {
+    // Rule 4 (Na > Ne): T=1 with a short Le (on T=0 only responses over 256 bytes reach it).
+    let mut p = Pair::on(Defect::LongResponseTruncated, Protocol::T1);
+    p.same(SEL_PURSE);
+    assert_eq!(p.send("80 B2 01 00 03"), (format!("{}6105", &ID[..6]), format!("{}9000", &ID[..6])));
+    assert_eq!(p.send("00 C0 00 00 05"), (format!("{}9000", &ID[6..]), "6986".into()));
+}
+
+#[test]
+fn pso_keeps_nonce() {
+    let mut p = Pair::new(Defect::PsoKeepsNonce);
+    p.same(SEL_CPAY);
+    assert_eq!(p.same(&pso()), "9000");
+    assert_eq!(p.same(SIGN), "6160");
+    assert_eq!(p.same(&pso()), "9000");
+    let debit = format!("80D6000048 00000001 {DATE:08X} {} 04", "11".repeat(64));
+    assert_eq!(p.send(&debit), answers("6986", "6982"), "the nonce issued before the second PSO");
+}
+
+#[test]
+fn refused_command_clears_ram() {
+    let mut p = Pair::new(Defect::RefusedCommandClearsRam);
+    p.same(SEL_CPAY);
+    assert_eq!(p.same(&pso()), "9000");
+    assert_eq!(p.same("80 FF 01 00"), "6A86");
+    assert_eq!(p.send(SIGN), answers("6160", "6986"));
+}
+
+#[test]
+fn send_log_in_ram() {
+    let mut p = Pair::new(Defect::SendLogInRam);
+    p.same(SEL_XFER);
+    assert_eq!(p.same(&format!("8030000008 00000001 {DATE:08X} 10")), "6110");
+    let rnd_send = p.same("00 C0 00 00 10");
+    p.reset();
+    p.same(SEL_XFER);
+    let proof = format!("803C000028 00000001 {DATE:08X} {} {} 10", &rnd_send[..32], "00".repeat(16));
+    assert_eq!(p.send(&proof), answers("6110", "6A88"), "the logged session after a power cycle");
+}
+
+#[test]
+fn receive_permission_refusal_stores() {
+    let mut p = Pair::new(Defect::ReceivePermissionRefusalStores);
+    p.same(SEL_XFER);
+    assert_eq!(p.same(&format!("8032000018 FFFFFFFF {DATE:08X} {} 20", "00".repeat(16))), "6A84");
+    let (g, b) = p.send("80 38 01 00 00");
+    assert_eq!(g, "6A88", "nothing pending on the correct card");
+    assert_ne!(b, "6A88", "the refused credit is pending on the defective card");
+}
+
+#[test]
+fn lock_checks_locked_first() {
+    let mut p = Pair::new(Defect::LockChecksLockedFirst);
+    assert_eq!(p.send("80 EE 01 00"), answers("6A86", "6986"));
+}
+
+#[test]
+fn relock_accepted() {
+    let mut p = Pair::new(Defect::RelockAccepted);
+    assert_eq!(p.send("80 EE 00 00"), answers("6986", "9000"));
+}
+
+#[test]
+fn perso_status_p1p2_unchecked() {
+    let mut p = Pair::new(Defect::PersoStatusP1p2Unchecked);
+    assert_eq!(p.send("80 EC 01 00 01"), answers("6A86", "019000"));
+}
+
+#[test]
+fn perso_status_inverted() {
+    let mut p = Pair::new(Defect::PersoStatusInverted);
+    assert_eq!(p.send("80 EC 00 00 01"), answers("019000", "009000"));
+}
+
+#[test]
+fn perso_put_object_checked_first() {
+    let mut p = Pair::new(Defect::PersoPutObjectCheckedFirst);
+    assert_eq!(p.send("80 E0 FF 00 01 00"), answers("6986", "6A86"));
 }

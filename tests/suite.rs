@@ -14,6 +14,7 @@ use std::process::Command as Proc;
 const PROFILE: &str = "profiles/cert-lab.toml";
 const SUITE: &str = "test-plans/certification.toml";
 const PLANS: &[&str] = &[
+    "test-plans/general.toml",
     "test-plans/robustness.toml",
     "test-plans/purse.toml",
     "test-plans/cpay.toml",
@@ -27,6 +28,49 @@ const PLANS: &[&str] = &[
 /// Defect → the cases that must catch it (each must be among the failed cases when the DUT
 /// carries only that defect). Keep in step with docs/defects.md, column "caught by".
 const MATRIX: &[(&str, &[&str])] = &[
+    // GEN (card-spec 1-5)
+    ("cpay-xfer-aids-swapped", &["GEN-AID-01"]),
+    ("read-all-in-every-applet", &["GEN-AID-01", "GEN-ORD-02"]),
+    ("select-keeps-ram", &["GEN-SEL-03", "GEN-SEL-04", "GEN-SEL-05"]),
+    ("select-unknown-aid-deselects", &["GEN-SEL-01"]),
+    ("select-p2-unchecked", &["GEN-SEL-02"]),
+    ("select-partial-aid", &["GEN-SEL-01"]),
+    ("select-returns-fci", &["GEN-AID-01"]),
+    ("select-inside-applet", &["GEN-AID-01", "GEN-SEL-01"]),
+    ("reset-keeps-selection", &["GEN-RST-01", "GEN-ORD-01", "GEN-CLA-01"]),
+    ("reset-keeps-get-response", &["GEN-RST-01", "GEN-GR-02"]),
+    ("unknown-cla-6d00", &["GEN-CLA-01"]),
+    ("cla-not-bound", &["GEN-ORD-02", "GEN-RAM-05"]),
+    ("perso-any-cla", &["GEN-ORD-01", "GEN-ORD-02"]),
+    ("perso-needs-applet", &["GEN-ORD-01", "GEN-PERSO-01"]),
+    ("no-applet-6d00", &["GEN-RST-01", "GEN-ORD-01"]),
+    ("unknown-ins-before-p1p2", &["GEN-ORD-02"]),
+    ("unknown-ins-6a81", &["GEN-AID-01", "GEN-ORD-02"]),
+    ("refusal-with-data", &["GEN-AID-01", "GEN-ORD-02"]),
+    ("get-response-needs-applet", &["GEN-ORD-01"]),
+    ("unparsable-clears-get-response", &["GEN-GR-02"]),
+    ("lenient-apdu-parse", &["GEN-GR-02", "GEN-PARSE-01"]),
+    ("get-response-not-cleared", &["GEN-GR-02", "GEN-CLA-01"]),
+    ("extended-apdu-6700", &["GEN-EXT-01"]),
+    ("get-response-empty-9000", &["GEN-AID-01", "GEN-GR-01"]),
+    ("get-response-short-9000", &["GEN-GR-01"]),
+    ("get-response-p1p2-unchecked", &["GEN-GR-01"]),
+    ("get-response-drops-rest", &["GEN-GR-01"]),
+    ("get-response-data-6700", &["GEN-GR-01"]),
+    ("case1-data-no-61xx", &["GEN-GR-01", "GEN-GR-02"]),
+    ("t0-case4-empty-6100", &["GEN-AID-01"]),
+    ("t0-wrong-le-no-6c", &["GEN-DLV-01"]),
+    ("t0-exact-le-61xx", &["GEN-EXT-01", "GEN-DLV-01"]),
+    ("long-response-truncated", &["PURSE-CHG-01"]),
+    ("pso-keeps-nonce", &["GEN-RAM-02"]),
+    ("refused-command-clears-ram", &["GEN-RAM-05"]),
+    ("send-log-in-ram", &["GEN-NVM-01"]),
+    ("receive-permission-refusal-stores", &["GEN-NVM-01"]),
+    ("lock-checks-locked-first", &["GEN-PERSO-01"]),
+    ("relock-accepted", &["GEN-PERSO-01"]),
+    ("perso-status-p1p2-unchecked", &["GEN-PERSO-01"]),
+    ("perso-status-inverted", &["GEN-PERSO-01"]),
+    ("perso-put-object-checked-first", &["GEN-PERSO-01"]),
     // PURSE
     ("counter-not-decremented", &["PURSE-CHG-01", "PURSE-CTR-01", "PURSE-ATOM-01", "PURSE-EXH-01"]),
     ("counter-decremented-twice", &["PURSE-CHG-01", "PURSE-CTR-01", "PURSE-ATOM-01"]),
@@ -78,7 +122,9 @@ const MATRIX: &[(&str, &[&str])] = &[
     ("peer-cert-unchecked", &["KU-CERT-FORGED-01"]),
     ("multi-key-unauthenticated", &["KU-MULTI-PLAIN-01"]),
     // XFER value transfer
-    ("send-challenge-unchecked", &["XFER-CHAL-01", "XFER-KEYS-01"]),
+    // The GEN cases' wrong challenges debit such a card first: the debit they leave blocks
+    // XFER-CHAL-01 and XFER-KEYS-01 (state drift), so the GEN cases are the root causes.
+    ("send-challenge-unchecked", &["GEN-SEL-01", "GEN-SEL-05", "GEN-RAM-04"]),
     ("debit-at-send-permission", &["XFER-TENT-01", "XFER-CHAL-01", "XFER-OVF-02"]),
     ("credit-at-receive-permission", &["XFER-TENT-02"]),
     ("challenge-omits-date", &["XFER-CONS-01", "XFER-CONS-02", "XFER-TENT-01"]),
@@ -241,8 +287,8 @@ fn every_case_has_an_id_title_reference_and_tags_in_suite_order() {
     }
     assert_eq!(
         prefixes,
-        ["RB", "PURSE", "CPAY", "KU", "XFER", "TEAR", "CERT"],
-        "include order: robustness, purse, cpay, keys, transfer, tear"
+        ["GEN", "RB", "PURSE", "CPAY", "KU", "XFER", "TEAR", "CERT"],
+        "include order: general, robustness, purse, cpay, keys, transfer, tear"
     );
 }
 
@@ -286,6 +332,7 @@ fn suite_with_typo(dir: &Path, file: &str, from: &str, to: &str) -> (PathBuf, us
 fn a_typo_anywhere_in_the_suite_is_refused_with_file_line_col_before_any_card_is_touched() {
     let cases = [
         ("xfer-keys.toml", "do = \"insert_card\"", "do = \"insert_crad\"", "unknown step kind 'insert_crad'"),
+        ("general.toml", "capture = { s0 = \"sw\"", "capture = { s0 = \"sw2\"", "capture 's0'"),
         ("purse.toml", "command = \"80 B2 01 00 08\"", "command = \"80 B2 01 00 0G\"", "'G' is not a hex digit"),
         ("cpay.toml", "sw = \"6986\"", "sw = \"698\"", "sw must be 4 hex digits"),
         ("xfer-transfer.toml", "capture = { rs = \"hex\" }", "capture = { rs = \"u64@0\" }", "capture 'rs'"),

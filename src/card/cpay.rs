@@ -48,7 +48,9 @@ impl VirtualCard {
                 // A new reader invalidates any nonce issued under the previous one.
                 if !d.has(Defect::CpayRefusedPsoKeepsReader) {
                     self.ram.cpay_reader = None;
-                    self.ram.cpay_nonce = None;
+                    if !d.has(Defect::PsoKeepsNonce) {
+                        self.ram.cpay_nonce = None;
+                    }
                 }
                 let Some(center) = self.nvm.get().cpay.center_key else {
                     return status(sw::CONDITIONS_NOT_SATISFIED);
@@ -73,7 +75,9 @@ impl VirtualCard {
                 }
                 match c.public_key() {
                     Ok(k) => {
-                        self.ram.cpay_nonce = None;
+                        if !d.has(Defect::PsoKeepsNonce) {
+                            self.ram.cpay_nonce = None;
+                        }
                         self.ram.cpay_reader = Some(k);
                         status(sw::OK)
                     }

@@ -449,6 +449,13 @@ impl VirtualCard {
             return Err(status(sw::COMMAND_NOT_ALLOWED));
         }
         if x.balance.checked_add(paid).is_none_or(|b| b > x.balance_cap()) && !d.has(Defect::BalanceCapUnchecked) {
+            if d.has(Defect::ReceivePermissionRefusalStores) {
+                // The record was written before the check and not rolled back (no random drawn).
+                self.commit(|img| {
+                    img.xfer.pending_credit = Some(PendingCredit { paid, date, rnd_send, rnd_recv: [0; 16] });
+                    Ok(())
+                })?;
+            }
             return Err(status(sw::NOT_ENOUGH_MEMORY));
         }
         let rnd_recv = self.xfer_random16();

@@ -543,6 +543,7 @@ fn step_of(unit: &Unit, p: &Params, names: &HashMap<String, String>) -> Result<O
                 data: Vec::new(),
                 capture: Vec::new(),
                 verbatim: p.get("verbatim") == Some("true"),
+                raw: p.get("raw") == Some("true"),
             }
         }
         "select" => {

@@ -284,7 +284,7 @@ impl Bench<'_, '_> {
                 }
                 for (name, c) in capture {
                     let v = c
-                        .take(&r.data)
+                        .take(&r.data, r.sw)
                         .ok_or_else(|| Stop::Fail(format!("{phase}: capture '{name}': answer too short")))?;
                     vars.insert(name.clone(), v);
                 }
@@ -323,7 +323,7 @@ impl Bench<'_, '_> {
         if !r.is_ok() {
             return Err(Stop::Fail(format!("limit: reading the {} answered SW {:04X}", l.what, r.sw)));
         }
-        match l.left.take(&r.data) {
+        match l.left.take(&r.data, r.sw) {
             Some(Value::Int(v)) => Ok(v as u64),
             _ => Err(Stop::Fail(format!("limit: the {} answer is too short: {}", l.what, hex::encode_upper(&r.data)))),
         }
