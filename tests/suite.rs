@@ -50,7 +50,7 @@ const MATRIX: &[(&str, &[&str])] = &[
     // XFER value transfer
     ("send-challenge-unchecked", &["XFER-CHAL-01", "XFER-KEYS-01"]),
     ("debit-at-send-permission", &["XFER-TENT-01", "XFER-CHAL-01", "XFER-OVF-02"]),
-    ("credit-at-receive-permission", &["XFER-TENT-02"]),
+    ("credit-at-receive-permission", &["KU-KEYCHECK-01"]),
     ("challenge-omits-date", &["XFER-CONS-01", "XFER-CONS-02", "XFER-TENT-01"]),
     ("overdraft-allowed", &["XFER-INSUF-01"]),
     ("balance-cap-unchecked", &["XFER-OVF-01"]),
