@@ -57,6 +57,35 @@ defects! {
         "PERSO PUT 10 (backward counter) is still accepted after PERSO LOCK, so the counter can be set back up";
     CounterDecrementedOnRefusedWrite = "counter-decremented-on-refused-write", "PURSE",
         "WRITE VALUE decrements the counter in its own transaction before the length check, so a refused write (6700) still costs a counter step";
+    // PURSE responses and the other checks (card-spec 6.2-6.6), one rule each.
+    ReadAllRejectsData = "read-all-rejects-data", "PURSE",
+        "READ ALL sent with a data field answers 6700 instead of ignoring the data";
+    ReadAllDateBeforeAmount = "read-all-date-before-amount", "PURSE",
+        "READ ALL lays out the value area date first (the order of the signed message) instead of amount then date";
+    ReadAllPadsEmptySignature = "read-all-pads-empty-signature", "PURSE",
+        "READ ALL of a never-signed record gives signature length 40 and 64 zero bytes instead of length 00 and nothing";
+    ReadAllTruncatedAt256 = "read-all-truncated-at-256", "PURSE",
+        "READ ALL builds the record in a 256-byte buffer: a longer record (signature and certificate) is cut at 256 bytes";
+    ReadFieldDateBeforeAmount = "read-field-date-before-amount", "PURSE",
+        "READ FIELD 03 (PURSE) answers date || amount instead of amount || date";
+    ReadFieldP2Ignored = "read-field-p2-ignored", "PURSE",
+        "READ FIELD (PURSE) ignores P2: P2 other than 00 answers the field instead of 6A86";
+    ReadFieldEmptyAreaZeros = "read-field-empty-area-zeros", "PURSE",
+        "READ FIELD 04 of a never-written signature area answers 64 zero bytes and 9000 instead of 6A88";
+    WriteValueExhaustionFirst = "write-value-exhaustion-checked-first", "PURSE",
+        "WRITE VALUE checks the exhausted counter before the length: a wrong-length write on an exhausted purse answers 6A84 instead of 6700";
+    WriteValueAnswersOldCounter = "write-value-answers-old-counter", "PURSE",
+        "WRITE VALUE decrements the counter but answers the counter from before the decrement";
+    WriteValueClearsSignature = "write-value-clears-signature", "PURSE",
+        "WRITE VALUE empties the signature area in the same commit instead of leaving it alone";
+    WriteSignatureAnyLength = "write-signature-any-length", "PURSE",
+        "WRITE SIGNATURE accepts and stores any data of 1 to 64 bytes instead of answering 6700 for Nc != 64";
+    WriteSignatureIntoCertificate = "write-signature-into-certificate-area", "PURSE",
+        "WRITE SIGNATURE stores its data in the certificate area (a copy-paste of WRITE CERTIFICATE); the signature area keeps its content";
+    WriteCertificateAcceptsEmpty = "write-certificate-accepts-empty", "PURSE",
+        "WRITE CERTIFICATE with Nc = 0 answers 9000 and empties the certificate area instead of 6700";
+    WriteCertificateParsed = "write-certificate-parsed", "PURSE",
+        "WRITE CERTIFICATE parses the data as a CV certificate and refuses anything else with 6A80 instead of storing it as is";
     // ---- CPAY (seed 000 prior art S21-S24, S38; card-spec 7.3-7.5) ----
     CpayReaderSignatureUnchecked = "cpay-reader-signature-unchecked", "CPAY",
         "PSO VERIFY CERTIFICATE does not verify the center's signature on the reader certificate: any well-formed payment-machine certificate is accepted";
@@ -70,6 +99,35 @@ defects! {
         "DEBIT does not verify the reader's signature over the nonce: any 64 bytes authorize a debit";
     CpayOverdraft = "cpay-overdraft", "CPAY",
         "DEBIT with price > amount is accepted and the amount wraps below zero instead of 6A84";
+    // CPAY responses, check order and RAM rules (card-spec 7.2-7.5), one rule each.
+    CpayReadFieldPurseValue = "cpay-read-field-purse-value", "CPAY",
+        "CPAY READ FIELD 03 answers the PURSE value area (shared READ FIELD table) instead of the CPAY value";
+    CpayReadFieldCounter = "cpay-read-field-counter", "CPAY",
+        "CPAY READ FIELD 02 answers the PURSE backward counter (shared READ FIELD table) instead of 6A86";
+    CpayPsoClearsBeforeP1P2 = "cpay-pso-clears-before-p1p2", "CPAY",
+        "PSO VERIFY CERTIFICATE clears the verified reader and the nonce before checking P1-P2, so a 6A86 ends the session";
+    CpayRefusedPsoKeepsReader = "cpay-refused-pso-keeps-reader", "CPAY",
+        "PSO VERIFY CERTIFICATE replaces the verified reader only on success: after a refused certificate the earlier reader and nonce stay usable";
+    CpayPsoUnparsable6982 = "cpay-pso-unparsable-6982", "CPAY",
+        "PSO VERIFY CERTIFICATE answers 6982 instead of 6A80 for data that is not a certificate";
+    CpayReaderSingleUse = "cpay-reader-single-use", "CPAY",
+        "a successful DEBIT also ends the verified reader: the next SIGN PAYMENT answers 6986 without a new PSO VERIFY CERTIFICATE";
+    CpayReaderExpiryChecked = "cpay-reader-expiry-checked", "CPAY",
+        "PSO VERIFY CERTIFICATE refuses (6982) a reader certificate that expired before the card's CPAY value date, although the card checks no expiry";
+    CpaySignReaderCheckedFirst = "cpay-sign-reader-checked-first", "CPAY",
+        "SIGN PAYMENT checks for a verified reader before the length: a wrong-length SIGN PAYMENT without reader answers 6986 instead of 6700";
+    CpaySignWithoutReader = "cpay-sign-without-reader", "CPAY",
+        "SIGN PAYMENT signs without a verified reader instead of answering 6986";
+    CpaySignAmountBeforeDate = "cpay-sign-amount-before-date", "CPAY",
+        "the SIGN PAYMENT response carries amount then date (the order of READ FIELD 03) instead of date then amount; the signature is still over M_pay";
+    CpayNonceNotReplaced = "cpay-nonce-not-replaced", "CPAY",
+        "SIGN PAYMENT keeps an outstanding nonce instead of replacing it: the next SIGN PAYMENT of the session answers the same nonce";
+    CpayDebitNonceConsumedByBadLength = "cpay-debit-nonce-consumed-by-bad-length", "CPAY",
+        "DEBIT consumes the nonce before the length check, so a DEBIT refused with 6700 costs the nonce";
+    CpayDebitZeroPrice = "cpay-debit-zero-price", "CPAY",
+        "DEBIT with price 0 (reader-signed) answers 9000 and moves the value date instead of 6A80";
+    CpayDebitKeepsDate = "cpay-debit-keeps-date", "CPAY",
+        "DEBIT takes the price from the amount but does not write the DEBIT's date";
     // ---- XFER key update (seed 002 S1001-S8105A, card-spec 8.4-8.6) ----
     UpdatePermissionReusable = "update-permission-reusable", "XFER",
         "UPDATE TRANSFER KEY does not consume the key-update permission: after a refused attempt the same update random is still accepted";
@@ -225,28 +283,37 @@ impl FromStr for Defect {
 /// A set of defects: one bit per `Defect` (declaration order). `Default` is the empty set,
 /// i.e. the reference card.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
-pub struct Defects(u128);
+pub struct Defects([u64; WORDS]);
 
+const WORDS: usize = 4;
 // One bit per defect must fit.
-const _: () = assert!(Defect::ALL.len() <= 128);
+const _: () = assert!(Defect::ALL.len() <= WORDS * 64);
 
 impl Defects {
-    pub const NONE: Defects = Defects(0);
+    pub const NONE: Defects = Defects([0; WORDS]);
 
     pub fn new() -> Defects {
         Defects::NONE
     }
 
+    fn bit(d: Defect) -> (usize, u64) {
+        let i = d as usize;
+        (i / 64, 1u64 << (i % 64))
+    }
+
     pub fn has(&self, d: Defect) -> bool {
-        self.0 & (1u128 << d as u32) != 0
+        let (w, b) = Self::bit(d);
+        self.0[w] & b != 0
     }
 
     pub fn insert(&mut self, d: Defect) {
-        self.0 |= 1u128 << d as u32;
+        let (w, b) = Self::bit(d);
+        self.0[w] |= b;
     }
 
     pub fn remove(&mut self, d: Defect) {
-        self.0 &= !(1u128 << d as u32);
+        let (w, b) = Self::bit(d);
+        self.0[w] &= !b;
     }
 
     pub fn with(mut self, d: Defect) -> Defects {
@@ -255,11 +322,11 @@ impl Defects {
     }
 
     pub fn is_empty(&self) -> bool {
-        self.0 == 0
+        self.0.iter().all(|w| *w == 0)
     }
 
     pub fn len(&self) -> usize {
-        self.0.count_ones() as usize
+        self.0.iter().map(|w| w.count_ones() as usize).sum()
     }
 
     /// The defects in the set, in declaration order.

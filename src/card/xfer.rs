@@ -8,6 +8,7 @@ use super::{arr16, be32, status, Reply, VirtualCard};
 use crate::apdu::{Command, Response};
 use crate::crypto::{ae, cert, ecies, mac, sig};
 use crate::secret::Secret;
+pub use crate::spec::message::{cancel_proof, challenge, transport_aad, transport_signed};
 use crate::sw;
 use p256::ecdsa::{SigningKey, VerifyingKey};
 
@@ -26,27 +27,6 @@ pub struct SendSession {
     pub paid: u32,
     pub date: u32,
     pub rnd_send: [u8; 16],
-}
-
-/// Transmission (tag 01) and reception (tag 02) challenges: AES-CMAC under the transfer key.
-pub fn challenge(tk: &[u8; 16], tag: u8, paid: u32, date: u32, random: &[u8; 16]) -> [u8; 16] {
-    mac::cmac(tk, &[&[tag], &paid.to_be_bytes(), &date.to_be_bytes(), random])
-}
-
-/// The sending card's proof that a send session never debited and never will (tag 03),
-/// checked by the receiving card before it cancels the matching pending credit.
-pub fn cancel_proof(tk: &[u8; 16], paid: u32, date: u32, rnd_send: &[u8; 16], rnd_recv: &[u8; 16]) -> [u8; 16] {
-    mac::cmac(tk, &[&[TAG_CANCEL], &paid.to_be_bytes(), &date.to_be_bytes(), rnd_send, rnd_recv])
-}
-
-/// Associated data of the key-transport AE (common and multi-key modes).
-pub fn transport_aad(mode: u8) -> Vec<u8> {
-    [DOM_XFER_KEY.as_slice(), &[mode]].concat()
-}
-
-/// What the sending card signs in the public-key modes (S3103B / S8103B).
-pub fn transport_signed(mode: u8, ciphertext: &[u8], random: &[u8]) -> Vec<u8> {
-    [DOM_XFER_KEY.as_slice(), &[mode], ciphertext, random].concat()
 }
 
 /// A key ID with its key, as decrypted from a key-transport message.
