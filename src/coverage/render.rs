@@ -84,7 +84,9 @@ pub fn markdown(c: &Coverage, plan_path: &str) -> String {
     let _ = writeln!(o, "Plan `{}` {}: {}.\n", c.plan_id, c.plan_version, c.summary());
     let uncovered: Vec<_> = c.with_status(Status::Uncovered).collect();
     let _ = writeln!(o, "## Uncovered requirements\n");
-    if uncovered.is_empty() {
+    if c.rows.is_empty() {
+        let _ = writeln!(o, "The spec defines no requirement ID yet: there is nothing to cover.\n");
+    } else if uncovered.is_empty() {
         let _ = writeln!(o, "None: every requirement in scope is verified by at least one case.\n");
     } else {
         let _ = writeln!(o, "| Requirement | Statement |\n|---|---|");

@@ -145,7 +145,7 @@ fn heading_section(line: &str) -> Option<Option<String>> {
     if rest.len() == line.len() || !rest.starts_with(' ') {
         return None;
     }
-    let word = rest.trim_start().split_whitespace().next().unwrap_or("");
+    let word = rest.split_whitespace().next().unwrap_or("");
     let word = word.trim_end_matches('.');
     let numbers: Vec<&str> = word.split('.').collect();
     if word.is_empty() || numbers.iter().any(|n| n.is_empty() || !n.bytes().all(|b| b.is_ascii_digit())) {
