@@ -114,3 +114,45 @@ fn an_unknown_requirement_is_refused_at_its_line_by_check_run_batch_and_coverage
     let err = text(&bin(&["check", bad.to_str().unwrap()]).stderr);
     assert!(err.contains("'xfer-8.1-r3' is not a requirement ID: prefix 'xfer'"), "{err}");
 }
+
+/// A batch carries the matrix: each case's requirements in results.json and junit.xml, and
+/// coverage.csv beside them; `cardbench report` rebuilds the same bytes from the folder.
+#[test]
+fn a_batch_reports_the_requirements_of_each_case_and_its_coverage_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let logs = dir.path().join("logs");
+    let first = spec().all().first().map(|r| r.id.as_str());
+    let body = "[plan]\nid = \"p\"\nversion = \"1\"\nroles = [\"dut\"]\n\n[[case]]\nid = \"C1\"\n{V}\
+                [[case.step]]\ndo = \"read\"\nhead = \"dut\"\nstate = \"purse\"\nas = \"b\"\n\
+                [[case.step]]\ndo = \"assert\"\nthat = \"b.counter > 0\"\n\n\
+                [[case]]\nid = \"C2\"\n[[case.step]]\ndo = \"assert\"\nthat = \"1 == 1\"\n";
+    let v = first.map_or(String::new(), |id| format!("verifies = [\"{id}\"]\n"));
+    let p = plan(dir.path(), "p.toml", &body.replace("{V}", &v));
+    let args = ["batch", "--plan", p.to_str().unwrap(), "--profile", "profiles/virtual-lab.toml", "--batch-id", "B1"];
+    let out = bin(&[&args[..], &["--count", "1", "-q", "--db", "none", "--logs", logs.to_str().unwrap()]].concat());
+    assert_eq!(out.status.code(), Some(0), "{}{}", text(&out.stdout), text(&out.stderr));
+    let folder = logs.join("B1");
+    let read = |f: &str| std::fs::read_to_string(folder.join(f)).unwrap_or_else(|e| panic!("{f}: {e}"));
+    let (json, junit, csv) = (read("results.json"), read("junit.xml"), read("coverage.csv"));
+    assert!(csv.starts_with("requirement,section,status,cases,reason,statement\n"), "{csv}");
+    assert!(csv.ends_with(",,no_requirement,C2,,\n"), "{csv}");
+    let results: serde_json::Value = serde_json::from_str(&json).unwrap();
+    let cases = &results["cards"][0]["cases"];
+    assert!(cases[1].get("verifies").is_none(), "a case citing nothing has no verifies: {json}");
+    match first {
+        Some(id) => {
+            assert_eq!(cases[0]["verifies"], serde_json::json!([id]), "{json}");
+            assert!(junit.contains(&format!("<property name=\"verifies:C1\" value=\"{id}\"/>")), "{junit}");
+            assert!(csv.lines().any(|l| l.starts_with(&format!("{id},")) && l.contains(",covered,C1,")), "{csv}");
+        }
+        None => assert!(csv.contains(",,no_requirement,C1,,\n"), "{csv}"),
+    }
+    std::fs::remove_file(folder.join("coverage.csv")).unwrap();
+    let out = bin(&["report", folder.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert_eq!(
+        (read("results.json"), read("junit.xml"), read("coverage.csv")),
+        (json, junit, csv),
+        "rebuilt as written"
+    );
+}
