@@ -31,9 +31,11 @@ pub mod secret;
 pub mod sim;
 pub mod sinks;
 pub mod spec;
+pub mod state_read;
 pub mod store;
 pub mod suggest;
-pub mod sw;
+/// The status words live with the rest of the protocol vocabulary (`spec::sw`).
+pub use spec::sw;
 pub mod tear;
 pub mod timing;
 pub mod trace;

@@ -134,11 +134,43 @@ impl<'a> Link<'a> {
         })));
     }
 
+    /// Send `bytes` exactly as given, then follow procedure bytes as `exec` does: how a plan
+    /// puts on the wire what `Command` would never encode (an Lc that disagrees with the data,
+    /// trailing bytes, a truncated length, the extended form of a command that fits the short
+    /// one), to see the card answer it (card-spec 1.6). A `6Cxx` is answered by re-sending the
+    /// parsed command with Le = xx (in the form `Command` gives it); bytes that do not parse
+    /// have nothing to re-send, and their `6Cxx` is returned as it came.
+    pub fn exec_verbatim(&mut self, step: &str, bytes: &[u8]) -> Result<Response, HeadError> {
+        let first = self.wire_bytes(step, bytes.to_vec(), None, RowKind::Command, "", (bytes, &[]))?;
+        match Command::parse(bytes) {
+            Ok(cmd) => self.follow(step, &cmd, false, bytes, first),
+            Err(_) if first.sw1() == 0x61 => {
+                // A card that kept data for an APDU it could not parse: fetch it all the same.
+                self.follow(step, &Command::new(0x00, 0xC0, 0, 0), false, bytes, first)
+            }
+            Err(_) => Ok(first),
+        }
+    }
+
     fn exec_inner(&mut self, step: &str, cmd: &Command, secret: bool) -> Result<Response, HeadError> {
         // The dynamic bytes of every row of the exchange are those of the command asked for.
         let origin = cmd.to_bytes().map_err(|e| HeadError::NotSent(e.to_string()))?;
+        let resp = self.wire(step, cmd, secret, RowKind::Command, "", (&origin, &[]))?;
+        self.follow(step, cmd, secret, &origin, resp)
+    }
+
+    /// Follow the procedure bytes of `resp`, the card's answer to `cmd` (sent as `origin`),
+    /// until a final status word; the data of every part, concatenated.
+    fn follow(
+        &mut self,
+        step: &str,
+        cmd: &Command,
+        secret: bool,
+        origin: &[u8],
+        mut resp: Response,
+    ) -> Result<Response, HeadError> {
+        let origin = origin.to_vec();
         let mut last = cmd.clone();
-        let mut resp = self.wire(step, &last, secret, RowKind::Command, "", (&origin, &[]))?;
         let mut data = Vec::new();
         let mut resent = false;
         for _ in 0..MAX_CHAIN {
@@ -177,6 +209,22 @@ impl<'a> Link<'a> {
         (origin, before): (&[u8], &[u8]),
     ) -> Result<Response, HeadError> {
         let bytes = cmd.to_bytes().map_err(|e| HeadError::NotSent(e.to_string()))?;
+        // Secret commands: the trace keeps the header and the length, the data is zeroed.
+        let redact = secret.then(|| (bytes.len() - cmd.data.len() - trailer_len(cmd), cmd.data.len()));
+        self.wire_bytes(step, bytes, redact, kind, note, (origin, before))
+    }
+
+    /// One wire exchange of `bytes` as they are, and its trace row; `redact`: the range of
+    /// the command (start, length) the row zeroes.
+    fn wire_bytes(
+        &mut self,
+        step: &str,
+        bytes: Vec<u8>,
+        redact: Option<(usize, usize)>,
+        kind: RowKind,
+        note: &str,
+        (origin, before): (&[u8], &[u8]),
+    ) -> Result<Response, HeadError> {
         if let Some(why) = self.rec.failure() {
             return Err(HeadError::NotSent(format!("the trace cannot be written ({why})")));
         }
@@ -199,9 +247,8 @@ impl<'a> Link<'a> {
         if self.rec.enabled() {
             let mut command = bytes;
             let mut note = note.to_string();
-            if secret {
-                let start = command.len() - cmd.data.len() - trailer_len(cmd);
-                command[start..start + cmd.data.len()].iter_mut().for_each(|b| *b = 0);
+            if let Some((start, n)) = redact {
+                command[start..start + n].iter_mut().for_each(|b| *b = 0);
                 note = if note.is_empty() { "data redacted".into() } else { format!("{note}; data redacted") };
             }
             let mask = if before.is_empty() {

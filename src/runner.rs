@@ -5,7 +5,7 @@
 use crate::apdu::{Command, Response};
 use crate::card::{ins, Applet, VirtualCard};
 use crate::cmds;
-use crate::engine::{self, key_update::CardInfo, purse::Record, EngineError, Outcome, Terminal};
+use crate::engine::{self, EngineError, Outcome, Terminal};
 use crate::event::{Event, Recorder, RowKind};
 use crate::head::virtual_head::{PowerCut, VirtualHead};
 use crate::head::Head;
@@ -16,6 +16,7 @@ use crate::plan::template::{mask_matches, Value, Vars};
 use crate::plan::TearAt;
 use crate::plan::{meets, Action, Amount, Case, DataExpect, Plan, StateKind, Step, StepKind};
 use crate::report::{CaseResult, CaseStatus, Failure};
+use crate::spec::layout::xfer::CardInfo;
 use crate::sw;
 use crate::tear::fault::{Armed, ArmedHead, CutControl};
 use rand_chacha::ChaCha20Rng;
@@ -62,7 +63,7 @@ pub fn identify(h: &mut dyn Head, rec: &Recorder) -> Result<String, crate::head:
     }
     if l.exec("identify", &cmds::select(&ins::AID_XFER))?.is_ok() {
         let r = l.exec("identify", &cmds::xfer_info())?;
-        if let (true, Some(info)) = (r.is_ok(), CardInfo::parse(&r.data)) {
+        if let (true, Ok(info)) = (r.is_ok(), CardInfo::parse(&r.data)) {
             return Ok(hex::encode_upper(info.card_id));
         }
     }
@@ -179,6 +180,18 @@ impl<'a> Session<'a> {
         let mut l = self.link(i, &case.id)?;
         let name = l.head_name();
         let r = l.exec(&proto, cmd).map_err(|e| head_fail(&name, format!("{label}: head {name}"), &e));
+        let id = l.card_id.clone();
+        drop(l);
+        self.card_ids.insert(i, id);
+        r
+    }
+
+    /// `exec` for a `verbatim` apdu step: the bytes go on the wire as written.
+    fn exec_verbatim(&mut self, i: usize, case: &Case, label: &str, bytes: &[u8]) -> Result<Response, StepFail> {
+        let proto = if case.reference.is_empty() { "apdu".to_string() } else { case.reference.clone() };
+        let mut l = self.link(i, &case.id)?;
+        let name = l.head_name();
+        let r = l.exec_verbatim(&proto, bytes).map_err(|e| head_fail(&name, format!("{label}: head {name}"), &e));
         let id = l.card_id.clone();
         drop(l);
         self.card_ids.insert(i, id);
@@ -333,60 +346,31 @@ impl<'a> Session<'a> {
 
     /// Card state read back through commands into `<prefix>.<field>` variables.
     fn read(&mut self, i: usize, case: &Case, label: &str, state: StateKind, prefix: &str) -> StepResult {
-        let mut put = Vec::new();
-        match state {
-            StateKind::Purse => {
-                self.ok_data(i, case, label, &cmds::select(&ins::AID_PURSE))?;
-                let d = self.ok_data(i, case, label, &cmds::purse_read_all())?;
-                let r = Record::parse(&d).ok_or_else(|| failed(label, "READ ALL layout", hex::encode_upper(&d)))?;
-                put.push(("card_id", Value::Hex(hex::encode_upper(r.card_id))));
-                put.push(("counter", Value::Int(r.counter.into())));
-                put.push(("amount", Value::Int(r.amount.into())));
-                put.push(("date", Value::Int(r.date.into())));
-                put.push(("signature", Value::Hex(hex::encode_upper(&r.signature))));
-                put.push(("certificate", Value::Hex(hex::encode_upper(&r.certificate))));
-            }
-            StateKind::Cpay => {
-                self.ok_data(i, case, label, &cmds::select(&ins::AID_CPAY))?;
-                let d = self.ok_data(i, case, label, &cmds::read_field(ins::FIELD_VALUE, 8))?;
-                if d.len() != 8 {
-                    return Err(failed(label, "8-byte value field", hex::encode_upper(&d)));
-                }
-                put.push(("amount", Value::Int(be32(&d, 0))));
-                put.push(("date", Value::Int(be32(&d, 4))));
-            }
-            StateKind::Xfer => {
-                self.ok_data(i, case, label, &cmds::select(&ins::AID_XFER))?;
-                let d = self.ok_data(i, case, label, &cmds::xfer_info())?;
-                let c =
-                    CardInfo::parse(&d).ok_or_else(|| failed(label, "GET CARD INFO layout", hex::encode_upper(&d)))?;
-                put.push(("card_id", Value::Hex(hex::encode_upper(c.card_id))));
-                put.push(("validity", Value::Int(c.validity.into())));
-                put.push(("balance", Value::Int(c.balance.into())));
-                put.push(("ukid", Value::Int(c.ukid.into())));
-                put.push(("tkid", Value::Int(c.tkid.into())));
-                put.push(("ukid_limit", Value::Int(c.ukid_limit.into())));
-                put.push(("tkid_limit", Value::Int(c.tkid_limit.into())));
-                put.push(("slots", Value::Int(c.slots.len() as i64)));
-                put.push(("pending", Value::Int(i64::from(c.flags & 0x04 != 0))));
-                put.push(("debit", Value::Int(i64::from(c.flags & 0x08 != 0))));
-            }
-        }
-        for (k, v) in put {
+        use crate::state_read::{read, ReadError};
+        let fields = match read(state, &mut |c: &Command| self.exec(i, case, label, c)) {
+            Ok(f) => f,
+            Err(ReadError::Exchange(e)) => return Err(e),
+            Err(ReadError::Card(m)) => return Err(failed(label, m.expected, m.actual)),
+        };
+        for (k, v) in fields {
             self.vars.insert(format!("{prefix}.{k}"), v);
         }
         Ok(())
     }
 
     fn apdu(&mut self, case: &Case, step: &Step) -> StepResult {
-        let StepKind::Apdu { head, command, sw: want_sw, data, capture } = &step.kind else {
+        let StepKind::Apdu { head, command, sw: want_sw, data, capture, verbatim } = &step.kind else {
             return Err(StepFail::Error("not an apdu step".into()));
         };
         let label = step.label.as_str();
         let i = self.idx(head)?;
         let bytes = command.render_bytes(&self.vars).map_err(|e| StepFail::Error(format!("{label}: {e}")))?;
-        let cmd = Command::parse(&bytes).map_err(|e| StepFail::Error(format!("{label}: not an APDU: {e}")))?;
-        let r = self.exec(i, case, label, &cmd)?;
+        let r = if *verbatim {
+            self.exec_verbatim(i, case, label, &bytes)?
+        } else {
+            let cmd = Command::parse(&bytes).map_err(|e| StepFail::Error(format!("{label}: not an APDU: {e}")))?;
+            self.exec(i, case, label, &cmd)?
+        };
         if !want_sw.matches(r.sw) {
             return Err(failed(
                 label,
@@ -709,11 +693,14 @@ impl<'a> Session<'a> {
                 p.push(format!("expect={expect}"));
                 p.push(format!("now={}", self.t.now));
             }
-            StepKind::Apdu { head, command, .. } => {
+            StepKind::Apdu { head, command, verbatim, .. } => {
                 p.push(format!("head={}", h(head)));
                 match command.render_bytes(&self.vars) {
                     Ok(b) => p.push(format!("apdu={}", hex::encode_upper(b))),
                     Err(_) => p.push("apdu=unresolved".into()),
+                }
+                if *verbatim {
+                    p.push("verbatim=true".into());
                 }
             }
             StepKind::Select { head, applet } => {
@@ -800,10 +787,6 @@ impl<'a> Session<'a> {
         r.duration_ms = start.elapsed().as_secs_f64() * 1e3;
         r
     }
-}
-
-fn be32(b: &[u8], off: usize) -> i64 {
-    i64::from(u32::from_be_bytes([b[off], b[off + 1], b[off + 2], b[off + 3]]))
 }
 
 /// Two distinct heads of the lab, mutably.

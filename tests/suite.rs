@@ -14,6 +14,7 @@ use std::process::Command as Proc;
 const PROFILE: &str = "profiles/cert-lab.toml";
 const SUITE: &str = "test-plans/certification.toml";
 const PLANS: &[&str] = &[
+    "test-plans/robustness.toml",
     "test-plans/purse.toml",
     "test-plans/cpay.toml",
     "test-plans/xfer-keys.toml",
@@ -32,12 +33,40 @@ const MATRIX: &[(&str, &[&str])] = &[
     ("counter-wraps", &["PURSE-EXH-01"]),
     ("counter-settable-after-lock", &["PURSE-CTR-SET-01"]),
     ("counter-decremented-on-refused-write", &["PURSE-CTR-SET-01"]),
+    ("read-all-rejects-data", &["PURSE-READ-01"]),
+    ("read-all-date-before-amount", &["PURSE-CHG-01", "PURSE-ATOM-01"]),
+    ("read-all-pads-empty-signature", &["PURSE-BLANK-01", "PURSE-CHG-01"]),
+    ("read-all-truncated-at-256", &["PURSE-CHG-01", "PURSE-CTR-01", "PURSE-ATOM-01", "PURSE-EXH-01"]),
+    ("read-field-date-before-amount", &["PURSE-READ-01", "PURSE-ATOM-01"]),
+    ("read-field-p2-ignored", &["PURSE-READ-01"]),
+    ("read-field-empty-area-zeros", &["PURSE-BLANK-01"]),
+    ("write-value-exhaustion-checked-first", &["PURSE-EXH-01"]),
+    ("write-value-answers-old-counter", &["PURSE-CHG-01", "PURSE-CTR-01", "PURSE-ATOM-01"]),
+    ("write-value-clears-signature", &["PURSE-TAMP-AMT-01"]),
+    ("write-signature-any-length", &["PURSE-WRITE-01"]),
+    ("write-signature-into-certificate-area", &["PURSE-CHG-01"]),
+    ("write-certificate-accepts-empty", &["PURSE-WRITE-01"]),
+    ("write-certificate-parsed", &["PURSE-WRITE-01"]),
     // CPAY
     ("cpay-reader-signature-unchecked", &["CPAY-CERT-01"]),
     ("cpay-reader-role-unchecked", &["CPAY-ROLE-01"]),
     ("cpay-signs-zero-random", &["CPAY-PAY-01", "CPAY-REPLAY-01"]),
     ("cpay-nonce-reusable", &["CPAY-DEBIT-01", "CPAY-REPLAY-01"]),
     ("cpay-debit-signature-unchecked", &["CPAY-DEBIT-01"]),
+    ("cpay-read-field-purse-value", &["CPAY-PAY-01", "CPAY-SIGN-01"]),
+    ("cpay-read-field-counter", &["CPAY-SIGN-01"]),
+    ("cpay-pso-clears-before-p1p2", &["CPAY-PSO-01"]),
+    ("cpay-refused-pso-keeps-reader", &["CPAY-ROLE-01", "CPAY-PSO-01"]),
+    ("cpay-pso-unparsable-6982", &["CPAY-CERT-01", "CPAY-PSO-01"]),
+    ("cpay-reader-single-use", &["CPAY-REPLAY-01"]),
+    ("cpay-reader-expiry-checked", &["CPAY-EXP-01"]),
+    ("cpay-sign-reader-checked-first", &["CPAY-LEN-01"]),
+    ("cpay-sign-without-reader", &["CPAY-SEQ-01", "CPAY-LEN-01"]),
+    ("cpay-sign-amount-before-date", &["CPAY-PAY-01", "CPAY-SIGN-01"]),
+    ("cpay-nonce-not-replaced", &["CPAY-SIGN-01"]),
+    ("cpay-debit-nonce-consumed-by-bad-length", &["CPAY-LEN-01"]),
+    ("cpay-debit-zero-price", &["CPAY-ZERO-01"]),
+    ("cpay-debit-keeps-date", &["CPAY-PAY-01"]),
     // XFER key update
     ("update-permission-reusable", &["KU-TK-EQ-01", "KU-STALE-01"]),
     ("update-random-unchecked", &["KU-STALE-01"]),
@@ -212,8 +241,8 @@ fn every_case_has_an_id_title_reference_and_tags_in_suite_order() {
     }
     assert_eq!(
         prefixes,
-        ["PURSE", "CPAY", "KU", "XFER", "TEAR", "CERT"],
-        "include order: purse, cpay, keys, transfer, tear"
+        ["RB", "PURSE", "CPAY", "KU", "XFER", "TEAR", "CERT"],
+        "include order: robustness, purse, cpay, keys, transfer, tear"
     );
 }
 

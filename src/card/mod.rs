@@ -57,6 +57,8 @@ pub(crate) struct Ram {
     pub cpay_nonce: Option<[u8; 16]>,
     pub key_update: Option<xfer::KeyUpdateSession>,
     pub send: Option<xfer::SendSession>,
+    /// Set by a pending credit made since the last reset or SELECT (`Defect::PendingCreditInRam`).
+    pub xfer_credit_live: bool,
 }
 
 /// Outcome of one applet command: a response, or the card going mute (power cut mid-write).

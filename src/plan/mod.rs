@@ -184,6 +184,9 @@ pub enum StepKind {
         sw: SwExpect,
         data: Vec<DataExpect>,
         capture: Vec<(String, CaptureSpec)>,
+        /// Send the command's bytes exactly as written (`verbatim = true`), not re-encoded
+        /// from the parsed APDU: malformed lengths and extended forms reach the card.
+        verbatim: bool,
     },
     Select {
         head: String,

@@ -83,6 +83,7 @@ struct StepRaw {
     data: Option<Spanned<String>>,
     len: Option<Spanned<toml::Value>>,
     capture: Option<Spanned<BTreeMap<String, Spanned<String>>>>,
+    verbatim: Option<Spanned<bool>>,
     applet: Option<Spanned<String>>,
     state: Option<Spanned<String>>,
     #[serde(rename = "as")]
@@ -132,23 +133,19 @@ pub(crate) fn builtin_type(name: &str) -> Ty {
     }
 }
 
-/// The type of a field a `read` step defines: IDs, signatures and certificates are bytes.
+/// The type of a field a `read` step defines: IDs, signatures, certificates, randoms and the
+/// slot ID list are strings, the rest integers.
 fn state_field_type(field: &str) -> Ty {
-    match field {
-        "card_id" | "signature" | "certificate" => Ty::Str,
-        _ => Ty::Int,
+    if crate::state_read::is_string_field(field) {
+        Ty::Str
+    } else {
+        Ty::Int
     }
 }
 
 /// Fields a `read` step defines, per state.
 pub fn state_fields(s: StateKind) -> &'static [&'static str] {
-    match s {
-        StateKind::Purse => &["card_id", "counter", "amount", "date", "signature", "certificate"],
-        StateKind::Cpay => &["amount", "date"],
-        StateKind::Xfer => {
-            &["card_id", "validity", "balance", "ukid", "tkid", "ukid_limit", "tkid_limit", "slots", "pending", "debit"]
-        }
-    }
+    crate::state_read::fields(s)
 }
 
 const ENGINES: &str = "charge, pay, card_signed_payment, key_update, value_transfer, settle";
@@ -720,6 +717,7 @@ fn step(
         ("data", r.data.as_ref().map(|x| x.span())),
         ("len", r.len.as_ref().map(|x| x.span())),
         ("capture", r.capture.as_ref().map(|x| x.span())),
+        ("verbatim", r.verbatim.as_ref().map(|x| x.span())),
         ("applet", r.applet.as_ref().map(|x| x.span())),
         ("state", r.state.as_ref().map(|x| x.span())),
         ("as", r.prefix.as_ref().map(|x| x.span())),
@@ -736,7 +734,7 @@ fn step(
     .filter_map(|(n, s)| s.map(|s| (n, s)))
     .collect();
     let allowed: &[&str] = match kind_name {
-        "apdu" => &["head", "command", "sw", "data", "len", "capture"],
+        "apdu" => &["head", "command", "sw", "data", "len", "capture", "verbatim"],
         "select" => &["head", "applet"],
         "engine" => &["engine", "head", "heads", "from", "to", "amount", "mode", "expect", "unchecked", "machine"],
         "read" => &["head", "state", "as"],
@@ -868,7 +866,8 @@ fn step(
                     capture.push((name.clone(), cs));
                 }
             }
-            StepKind::Apdu { head, command, sw, data, capture }
+            let verbatim = r.verbatim.as_ref().is_some_and(|v| *v.get_ref());
+            StepKind::Apdu { head, command, sw, data, capture, verbatim }
         }
         "select" => {
             let (head, hs) = need_head()?;

@@ -327,8 +327,10 @@ impl Replayer<'_> {
                             personalization rows after an `insert` row with a card_plan are rebuilt instead)"
                 .into()));
         }
-        let cmd = Command::parse(&first.command)
-            .map_err(|e| bad(format!("command {} is not an APDU: {e}", hex::encode_upper(&first.command))))?;
+        // A command the terminal sent as written (a plan's `verbatim` step: a malformed
+        // length, an extended form) is sent again as written; any other is re-encoded.
+        let cmd =
+            Command::parse(&first.command).ok().filter(|c| c.to_bytes().ok().as_deref() == Some(&first.command[..]));
         let expected = fold(&rows);
         let in_doubt = rows.last().is_some_and(|r| r.kind == RowKind::InDoubt);
         let name = self.lab.heads[i].name.clone();
@@ -341,7 +343,11 @@ impl Replayer<'_> {
         // a `61xx`/`6Cxx` answer) is replayed as it was: one exchange, not followed.
         let raw = rows.len() == 1 && first.kind == RowKind::Command && matches!(first.sw >> 8, 0x61 | 0x6C);
         let mut l = labelled(&mut timed, self.rec, first);
-        let answer = if raw { l.exec_raw(&first.protocol_step, &cmd) } else { l.exec(&first.protocol_step, &cmd) };
+        let answer = match &cmd {
+            Some(cmd) if raw => l.exec_raw(&first.protocol_step, cmd),
+            Some(cmd) => l.exec(&first.protocol_step, cmd),
+            None => l.exec_verbatim(&first.protocol_step, &first.command),
+        };
         let wire_ns = timed.wire_ns;
         self.out.commands += 1;
         let resp = match answer {
@@ -375,7 +381,8 @@ impl Replayer<'_> {
         actual.sw = resp.sw;
         actual.duration_ns = wire_ns;
         actual.head = name.clone();
-        self.timing.add(crate::cmds::name(cmd.cla, cmd.ins), expected.duration_ns, wire_ns);
+        let (cla, ins) = (first.command.first().copied().unwrap_or(0), first.command.get(1).copied().unwrap_or(0));
+        self.timing.add(crate::cmds::name(cla, ins), expected.duration_ns, wire_ns);
         let check = compare(&expected, &actual);
         if check.is_match() {
             self.out.matched += 1;

@@ -542,6 +542,7 @@ fn step_of(unit: &Unit, p: &Params, names: &HashMap<String, String>) -> Result<O
                 sw: SwExpect(vec!["XXXX".into()]),
                 data: Vec::new(),
                 capture: Vec::new(),
+                verbatim: p.get("verbatim") == Some("true"),
             }
         }
         "select" => {
