@@ -10,7 +10,7 @@ use std::fmt;
 use std::str::FromStr;
 
 macro_rules! defects {
-    ($($(#[$doc:meta])* $v:ident = $name:literal, $applet:literal, $desc:literal;)*) => {
+    ($($(#[$doc:meta])* $v:ident = $name:literal, $applet:literal, $(violates [$($req:literal),* $(,)?],)? $desc:literal;)*) => {
         /// One seeded implementation defect.
         #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
         pub enum Defect {
@@ -41,10 +41,21 @@ macro_rules! defects {
                     $(Defect::$v => $desc,)*
                 }
             }
+
+            /// Requirement IDs of docs/card-spec.md the defect breaks (`violates [...]` in the
+            /// table below; tests/suite.rs checks them against the spec and the suite).
+            pub fn violates(self) -> &'static [&'static str] {
+                match self {
+                    $(Defect::$v => &[$($($req),*)?],)*
+                }
+            }
         }
     };
 }
 
+// An entry: `Variant = "kebab-name", "APPLET", violates ["XFER-8.1-R3", …], "what it does";`
+// (`violates` names the requirements of docs/card-spec.md the mistake breaks, as docs/defects.md's
+// "Violates" column does).
 defects! {
     // ---- PURSE (seed 000 S1-S2, card-spec 6.4) ----
     CounterNotDecremented = "counter-not-decremented", "PURSE",
@@ -403,5 +414,22 @@ mod tests {
         }
         let near = Defects::parse(&["counter-wrap"]).unwrap_err().to_string();
         assert_eq!(near, "unknown defect 'counter-wrap': did you mean counter-wraps?");
+    }
+}
+
+#[cfg(test)]
+#[allow(dead_code)] // the test table needs only `violates` and `description`
+mod violates_syntax {
+    // The table's grammar with and without `violates`, apart from the real table.
+    defects! {
+        Listed = "listed", "XFER", violates ["XFER-8.1-R3", "GEN-1.7-R2",], "breaks two rules";
+        Unlisted = "unlisted", "PURSE", "names none yet";
+    }
+
+    #[test]
+    fn violates_is_optional_and_kept_in_order() {
+        assert_eq!(Defect::Listed.violates(), ["XFER-8.1-R3", "GEN-1.7-R2"]);
+        assert!(Defect::Unlisted.violates().is_empty());
+        assert_eq!(Defect::Listed.description(), "breaks two rules");
     }
 }
