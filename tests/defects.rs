@@ -1677,3 +1677,32 @@ fn pending_credit_in_ram() {
     assert!(good.info().pending);
     assert!(!bad.info().pending, "the credit did not survive the power cycle");
 }
+
+#[test]
+fn multi_key_not_loaded() {
+    let k = keys();
+    let mut pa = plan_tk(123, 1);
+    pa.slots = vec![2];
+    let (good, bad) = with_peer(&k, &pa, &plan_tk(124, 2), Defect::MultiKeyNotLoaded, |a, b| {
+        assert_eq!(key_update(a, b, MODE_MULTI), OK);
+        // B proves A's key: B's cancel proof over A's pending credit verifies only under the same key.
+        let rnd_send = b.ok(&cmds::xfer_send_permission(100, DATE));
+        a.ok(&cmds::xfer_receive_permission(100, DATE, &rnd_send));
+        let proof = b.ok(&cmds::xfer_cancel_proof(&a.ok(&cmds::xfer_read_state(1))));
+        (a.info().tkid, a.sw(&cmds::xfer_cancel_pending(&proof)))
+    });
+    assert_eq!(good, (2, OK));
+    assert_eq!(bad, (2, sw::SECURITY_NOT_SATISFIED), "the ID moved, the key did not");
+}
+
+#[test]
+fn send_session_survives_select() {
+    let (mut good, mut bad) = xfer_pair(125, Defect::SendSessionSurvivesSelect);
+    for b in [&mut good, &mut bad] {
+        b.ok(&cmds::xfer_send_permission(100, DATE));
+        b.select(&AID_CPAY);
+        b.select(&AID_XFER);
+    }
+    assert_eq!(probe_session(&mut good), sw::COMMAND_NOT_ALLOWED);
+    assert_eq!(probe_session(&mut bad), sw::SECURITY_NOT_SATISFIED);
+}

@@ -220,8 +220,10 @@ defects! {
         "UPDATE TRANSFER KEY (modes 02/04) does not verify card B's signature over the ciphertext and the update random";
     UpdateDecryptError6A80 = "update-decrypt-error-6a80", "XFER", violates ["XFER-8.6-R6"],
         "UPDATE TRANSFER KEY (modes 02/04) answers 6A80 instead of 6982 when the ECIES decryption fails";
-    MultiMovesIdOnly = "multi-moves-id-only", "XFER", violates ["XFER-8.6-R11", "XFER-8.6-R14"],
+    MultiMovesIdOnly = "multi-moves-id-only", "XFER", violates ["XFER-8.6-R11"],
         "UPDATE TRANSFER KEY mode 03 moves the transfer-key ID but keeps the old key, and needs no preloaded key with the new ID";
+    MultiKeyNotLoaded = "multi-key-not-loaded", "XFER", violates ["XFER-8.6-R14"],
+        "UPDATE TRANSFER KEY mode 03 checks the preloaded key with the new ID but commits only the ID: the old transfer key stays";
     SendSessionKeptOnRefusal = "send-session-kept-on-refusal", "XFER", violates ["XFER-8.7-R2"],
         "VALUE SEND PERMISSION discards the earlier send session only when it succeeds";
     TransferLengthsLenient = "transfer-lengths-lenient", "XFER", violates ["XFER-8.7-R3", "XFER-8.8-R3", "XFER-8.10-R2", "XFER-8.12-R1", "XFER-8.13-R2"],
@@ -266,6 +268,8 @@ defects! {
         "VALUE SEND does not end the send session when it debits: the same VALUE SEND debits again";
     SendPermissionKeepsFirstSession = "send-permission-keeps-first-session", "XFER", violates ["XFER-9.2-R4"],
         "a VALUE SEND PERMISSION while a send session is open logs and answers a new rnd_send but the RAM keeps the first session";
+    SendSessionSurvivesSelect = "send-session-survives-select", "XFER", violates ["XFER-9.2-R5"],
+        "SELECT keeps the XFER send session (the rest of RAM is reset): VALUE SEND still debits after a re-selection";
     PendingCreditInRam = "pending-credit-in-ram", "XFER", violates ["XFER-9.2-R8"],
         "the pending credit is lost on every reset, power-off and SELECT (kept as if in RAM)";
 }

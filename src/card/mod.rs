@@ -242,7 +242,8 @@ impl VirtualCard {
             _ => return status(sw::FILE_NOT_FOUND),
         };
         // Selecting ends every session of the previously selected applet.
-        self.ram = Ram { selected: Some(applet), ..Ram::default() };
+        let kept_send = self.ram.send.take().filter(|_| self.defects.has(defects::Defect::SendSessionSurvivesSelect));
+        self.ram = Ram { selected: Some(applet), send: kept_send, ..Ram::default() };
         status(sw::OK)
     }
 
