@@ -764,6 +764,7 @@ impl<'a> Session<'a> {
             message: String::new(),
             failure: None,
             duration_ms: 0.0,
+            verifies: case.verifies.clone(),
         };
         let skip = match &case.skip_if {
             Some(e) => e.eval_bool(&self.vars).map_err(|e| format!("skip_if: {e}")),
@@ -886,6 +887,7 @@ pub fn run_plan(
             message,
             failure,
             duration_ms: 0.0,
+            verifies: case.verifies.clone(),
         };
         let mut r = match (&setup, &s.halted, blocked) {
             (_, Some(why), _) => not_run(CaseStatus::NotRun, format!("not run: {why}"), None),

@@ -35,6 +35,7 @@ fn case(id: &str, title: &str, status: CaseStatus, ms: f64) -> CaseResult {
         message: String::new(),
         failure: None,
         duration_ms: ms,
+        verifies: vec![],
     }
 }
 
@@ -108,6 +109,7 @@ fn batch() -> BatchResult {
         finished: "2026-11-22T10:05:00Z".into(),
         header: None,
         cards: vec![pass, fail, aborted],
+        coverage: None,
     }
 }
 

@@ -245,6 +245,7 @@ fn card(index: u64, id: &str) -> CardResult {
             message: String::new(),
             failure: None,
             duration_ms: 1.5,
+            verifies: vec![],
         }],
         trace: format!("cards/{index:05}-{id}/trace.csv"),
         started: "2026-12-01T00:00:00.000Z".into(),

@@ -126,15 +126,63 @@ const MATRIX: &[(&str, &[&str])] = &[
     // XFER-CHAL-01 and XFER-KEYS-01 (state drift), so the GEN cases are the root causes.
     ("send-challenge-unchecked", &["GEN-SEL-01", "GEN-SEL-05", "GEN-RAM-04"]),
     ("debit-at-send-permission", &["XFER-TENT-01", "XFER-CHAL-01", "XFER-OVF-02"]),
-    ("credit-at-receive-permission", &["XFER-TENT-02"]),
+    ("credit-at-receive-permission", &["KU-KEYCHECK-01"]),
     ("challenge-omits-date", &["XFER-CONS-01", "XFER-CONS-02", "XFER-TENT-01"]),
     ("overdraft-allowed", &["XFER-INSUF-01"]),
-    ("balance-cap-unchecked", &["XFER-OVF-01"]),
-    ("validity-ignored", &["XFER-VAL-02"]),
+    ("balance-cap-unchecked", &["RB-XFER-RECV-01"]),
+    ("validity-ignored", &["RB-XFER-SEND-01", "RB-XFER-RECV-01"]),
     ("pending-credit-overwritten", &["XFER-PEND-01"]),
     ("receive-replay", &["XFER-CONS-02"]),
     ("cancel-proof-unchecked", &["XFER-CHAL-02", "XFER-RECOVER-03"]),
     ("cpay-overdraft", &["CPAY-OVER-02"]),
+    // XFER requirement matrix (card-spec §8-§9)
+    ("info-slot-ids-padded", &["KU-INFO-01"]),
+    ("info-cert-is-cpay-cert", &["KU-INFO-01"]),
+    ("info-card-id-serial-only", &["KU-INFO-01"]),
+    ("info-limits-swapped", &["KU-INFO-01"]),
+    ("info-flags-shifted", &["KU-INFO-01"]),
+    ("p2-ignored-by-info-and-read-state", &["KU-INFO-01", "XFER-INFO-01"]),
+    ("reads-end-send-session", &["XFER-TENT-01", "XFER-SEND-02"]),
+    ("transport-aad-without-mode", &["KU-PERM-01", "KU-TK-EQ-01"]),
+    ("xfer-randoms-constant", &["KU-PERM-01", "KU-GTK-01", "KU-REPLAY-01", "XFER-SEND-01"]),
+    ("transport-signature-without-random", &["KU-AUTO-02", "KU-PUB-02", "KU-ROLL-02"]),
+    ("permission-dropped-before-mode-check", &["KU-PERM-01", "KU-UPD-01"]),
+    ("permission-kept-on-refusal", &["KU-PERM-01", "KU-CERT-FORGED-01"]),
+    ("cert-parse-error-6982", &["KU-PERM-01", "KU-GTK-01"]),
+    ("key-update-lengths-lenient", &["KU-PERM-01", "KU-GTK-01"]),
+    ("permission-mode-not-bound", &["KU-UPD-01"]),
+    ("multi-blob-carries-key", &["KU-GTK-01", "KU-MULTI-03"]),
+    ("transfer-key-mode-unchecked", &["KU-GTK-01"]),
+    ("transfer-key-clears-permission", &["KU-GTK-01"]),
+    ("update-public-min-length-64", &["KU-UPD-01"]),
+    ("update-signature-unchecked", &["KU-UPD-01"]),
+    ("update-decrypt-error-6a80", &["KU-UPD-01"]),
+    ("multi-moves-id-only", &["KU-MULTI-02"]),
+    ("multi-key-not-loaded", &["KU-KEYCHECK-02"]),
+    ("send-session-kept-on-refusal", &["XFER-SEND-01"]),
+    ("transfer-lengths-lenient", &["RB-XFER-SEND-01", "RB-XFER-RECV-01", "RB-XFER-CP-01"]),
+    ("zero-transfer-allowed", &["RB-XFER-SEND-01", "RB-XFER-RECV-01"]),
+    ("send-log-drops-newest", &["XFER-SEND-01"]),
+    ("send-length-checked-after-session", &["XFER-SEND-01"]),
+    ("send-session-kept-on-bad-challenge", &["XFER-CHAL-01", "XFER-SEND-01"]),
+    ("last-debit-not-recorded", &["XFER-CONS-01", "XFER-TENT-01"]),
+    ("receive-answers-old-balance", &["XFER-TENT-02"]),
+    ("no-credit-status-swapped", &["XFER-SEQ-01", "XFER-CHAL-02"]),
+    ("bad-challenge-clears-credit", &["XFER-CHAL-02"]),
+    ("pending-state-randoms-swapped", &["KU-KEYCHECK-01", "XFER-CONS-01"]),
+    ("last-debit-state-without-challenge", &["XFER-TENT-01"]),
+    ("read-state-empty-zeros", &["KU-INFO-01"]),
+    ("cancel-does-not-clear-credit", &["KU-KEYCHECK-01", "XFER-CONS-01"]),
+    ("cancel-proof-without-tag", &["XFER-CHAL-01", "XFER-RECOVER-02", "XFER-PROOF-01"]),
+    ("cancel-proof-unknown-session", &["XFER-PROOF-01", "XFER-SEND-01"]),
+    ("cancel-proof-ignores-amount", &["XFER-PROOF-01", "XFER-SEND-02"]),
+    ("cancel-proof-for-debited", &["XFER-SEND-02"]),
+    ("cancel-proof-keeps-session", &["XFER-PROOF-01"]),
+    ("cancel-proof-once", &["XFER-PROOF-01", "XFER-SEND-01"]),
+    ("send-session-kept-after-debit", &["XFER-SEND-02"]),
+    ("send-permission-keeps-first-session", &["XFER-SEND-01"]),
+    ("send-session-survives-select", &["XFER-SEQ-01", "XFER-SEND-01"]),
+    ("pending-credit-in-ram", &["XFER-TENT-02"]),
 ];
 
 /// Defects no plan can catch with the current plan language, with the reason. The matrix
@@ -232,6 +280,7 @@ fn every_seeded_defect_is_caught_by_the_cases_of_the_matrix() {
             problems.push(format!("{}: case {} is an error, not a failure: {}", d.name(), r.id, r.message));
         }
         observed.push(format!("{:<38} {}", d.name(), failed.iter().cloned().collect::<Vec<_>>().join(", ")));
+        problems.extend(requirement_problems(*d, &plan, &results));
         match expected.get(d.name()) {
             Some(want) => {
                 if failed.is_empty() {
@@ -436,4 +485,107 @@ fn virtual_lab_batch_names_exactly_the_defective_cards() {
     assert_eq!(junit.matches("<testsuite ").count(), 100);
     let failed_suites = junit.split("<testsuite ").skip(1).filter(|s| s.contains("<failure ")).count();
     assert_eq!(failed_suites, defective, "JUnit names the same cards");
+}
+
+// ---- The requirement ↔ defect ↔ case matrix (issue 12) ----
+
+/// A defect's `violates` proven by the suite: for each requirement it breaks, a case that
+/// `verifies` that requirement fails on its own (not blocked) on the defective card. A case that
+/// cites a rule it would not catch being broken is found here.
+fn requirement_problems(d: Defect, plan: &Plan, results: &[CaseResult]) -> Vec<String> {
+    let mut problems = Vec::new();
+    for req in d.violates() {
+        let citing: Vec<&str> =
+            plan.cases.iter().filter(|c| c.verifies.iter().any(|v| v == req)).map(|c| c.id.as_str()).collect();
+        let caught = results.iter().any(|r| r.status == CaseStatus::Failed && citing.contains(&r.id.as_str()));
+        if !caught {
+            let outcome: Vec<String> = citing
+                .iter()
+                .map(|c| {
+                    let st = results
+                        .iter()
+                        .find(|r| r.id == *c)
+                        .map_or("not run".to_string(), |r| format!("{:?}", r.status));
+                    format!("{c} {st}")
+                })
+                .collect();
+            problems.push(format!(
+                "{}: violates {req}, but no case that verifies {req} fails on its own (cases citing it: {})",
+                d.name(),
+                if outcome.is_empty() { "none".to_string() } else { outcome.join(", ") }
+            ));
+        }
+    }
+    problems
+}
+
+/// The requirement IDs written in a cell of docs/defects.md (without brackets).
+fn ids_in(cell: &str) -> BTreeSet<String> {
+    cell.split(|c: char| !(c.is_ascii_alphanumeric() || c == '-' || c == '.'))
+        .map(|w| w.trim_end_matches('.'))
+        .filter(|w| cardbench::spec::requirements::is_id(w))
+        .map(str::to_string)
+        .collect()
+}
+
+/// Defect name → the IDs of its "Violates" cell in docs/defects.md.
+fn violates_column() -> BTreeMap<String, BTreeSet<String>> {
+    let doc = std::fs::read_to_string(root().join("docs/defects.md")).unwrap();
+    let cells = |l: &str| l.trim().trim_matches('|').split('|').map(|c| c.trim().to_string()).collect::<Vec<_>>();
+    let header = doc.lines().find(|l| l.starts_with("| Name |")).expect("docs/defects.md has the defect table");
+    let col = cells(header).iter().position(|c| c == "Violates").expect("a Violates column");
+    doc.lines()
+        .filter(|l| l.starts_with("| `"))
+        .map(|l| {
+            let c = cells(l);
+            (c[0].trim_matches('`').to_string(), ids_in(&c[col]))
+        })
+        .collect()
+}
+
+#[test]
+fn every_requirement_in_scope_is_violated_by_a_seeded_defect_and_every_named_id_exists() {
+    let spec = cardbench::spec::requirements::Requirements::spec().unwrap_or_else(|e| panic!("{e}"));
+    let plan = suite();
+    let column = violates_column();
+    let mut problems = Vec::new();
+    for d in Defect::ALL {
+        for id in d.violates() {
+            if spec.get(id).is_none() {
+                problems.push(format!("{}: violates: {}", d.name(), spec.unknown(id)));
+            }
+        }
+        // Until the spec defines IDs no defect can name one; from then on each must.
+        if d.violates().is_empty() && !spec.is_empty() {
+            problems.push(format!(
+                "{}: names no requirement it violates (`violates [...]` in src/card/defects.rs)",
+                d.name()
+            ));
+        }
+        let listed: BTreeSet<String> = d.violates().iter().map(|s| s.to_string()).collect();
+        match column.get(d.name()) {
+            None => problems.push(format!("{}: no row in docs/defects.md", d.name())),
+            Some(doc) if *doc != listed => problems.push(format!(
+                "{}: docs/defects.md's Violates column names {doc:?}, src/card/defects.rs {listed:?}",
+                d.name()
+            )),
+            Some(_) => {}
+        }
+    }
+    let out_of_scope: BTreeSet<&str> = plan.out_of_scope.iter().map(|o| o.id.as_str()).collect();
+    let violated: BTreeSet<&str> = Defect::ALL.iter().flat_map(|d| d.violates().iter().copied()).collect();
+    let unviolated: Vec<&str> = spec
+        .all()
+        .iter()
+        .map(|r| r.id.as_str())
+        .filter(|id| !out_of_scope.contains(id) && !violated.contains(id))
+        .collect();
+    if !unviolated.is_empty() {
+        problems.push(format!(
+            "{} requirements in scope are violated by no seeded defect: {}",
+            unviolated.len(),
+            unviolated.join(", ")
+        ));
+    }
+    assert!(problems.is_empty(), "{}", problems.join("\n"));
 }

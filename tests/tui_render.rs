@@ -141,6 +141,7 @@ fn case(id: &str, status: CaseStatus, failure: Option<Failure>, message: &str) -
         message: message.into(),
         failure,
         duration_ms: 12.5,
+        verifies: vec![],
     }
 }
 

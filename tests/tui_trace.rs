@@ -200,6 +200,7 @@ fn result(i: u64, bad: bool) -> CardResult {
         message: String::new(),
         failure: None,
         duration_ms: 1.0,
+        verifies: vec![],
     };
     CardResult {
         index: i,

@@ -28,6 +28,10 @@ pub struct BatchMeta {
     pub header: Option<Identity>,
     #[serde(default)]
     pub runs: Vec<Run>,
+    /// The plan's requirement matrix as of the last run (absent before cardbench kept it):
+    /// the batch's coverage.csv and each case's `verifies` in the reports.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub coverage: Option<crate::coverage::Coverage>,
 }
 
 impl BatchMeta {
@@ -63,6 +67,9 @@ impl BatchMeta {
             started: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
             header: None,
             runs: Vec::new(),
+            coverage: crate::spec::requirements::Requirements::spec()
+                .ok()
+                .map(|reqs| crate::coverage::Coverage::of(plan, reqs)),
         }
     }
 
@@ -142,7 +149,10 @@ pub fn open_batch(
     if let Some(old) = &old {
         run.changes = old.resume_check(&identity, count, force_changed)?;
     }
+    // The reports show the matrix of the plan this run certifies with.
+    let coverage = new.coverage.clone();
     let mut meta = old.unwrap_or(new);
+    meta.coverage = coverage;
     if meta.count == 0 || meta.count > u32::MAX as u64 {
         anyhow::bail!("--count must be between 1 and {}", u32::MAX);
     }
@@ -478,6 +488,8 @@ impl JournalLine {
                     message: c.message,
                     failure: c.failure.map(|(step, expected, actual)| Failure { step, expected, actual }),
                     duration_ms: c.duration_ms,
+                    // From batch.json's matrix when the reports are made.
+                    verifies: Vec::new(),
                 })
                 .collect(),
             trace: self.trace,

@@ -20,7 +20,9 @@ pub fn result_of(meta: &BatchMeta, cards: Vec<CardResult>, recertified: Vec<Rece
         profile: &meta.profile,
         started: &meta.started,
     };
-    batch_result(&info, by_index.into_values().collect(), meta.report_header(recertified))
+    let mut result = batch_result(&info, by_index.into_values().collect(), meta.report_header(recertified));
+    crate::report::files::attach_coverage(&mut result, meta.coverage.clone());
+    result
 }
 
 /// What a rebuild found and wrote.

@@ -323,7 +323,8 @@ impl VirtualCard {
             self.ram.selected = Some(applet);
         } else {
             // Selecting ends every session of the previously selected applet.
-            self.ram = Ram { selected: Some(applet), ..Ram::default() };
+            let kept_send = self.ram.send.take().filter(|_| d.has(Defect::SendSessionSurvivesSelect));
+            self.ram = Ram { selected: Some(applet), send: kept_send, ..Ram::default() };
         }
         if d.has(Defect::SelectReturnsFci) {
             return Response::ok(cmd.data.clone()).into();

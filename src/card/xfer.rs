@@ -326,7 +326,12 @@ impl VirtualCard {
                 *x.tk.as_ref().ok_or_else(|| status(sw::CONDITIONS_NOT_SATISFIED))?.expose()
             } else {
                 let slot = x.slots.iter().find(|(id, _)| *id == tkid);
-                *slot.ok_or_else(|| status(sw::REF_DATA_NOT_USABLE))?.1.expose()
+                let preloaded = *slot.ok_or_else(|| status(sw::REF_DATA_NOT_USABLE))?.1.expose();
+                match x.tk.as_ref() {
+                    // Defect: the slot is looked up, but only the ID is committed.
+                    Some(old) if d.has(Defect::MultiKeyNotLoaded) => *old.expose(),
+                    _ => preloaded,
+                }
             };
             (tkid, tk, None)
         };

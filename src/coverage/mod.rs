@@ -6,7 +6,9 @@ pub mod render;
 
 use crate::plan::verifies::OutOfScope;
 use crate::plan::Plan;
-use crate::spec::requirements::{Requirement, Requirements};
+use crate::spec::requirements::Requirements;
+use serde::{Deserialize, Serialize};
+use std::collections::HashMap;
 
 /// Where a requirement stands in a plan.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -30,15 +32,19 @@ impl Status {
 }
 
 /// One requirement and the cases that verify it.
-#[derive(Debug, Clone)]
-pub struct Row<'a> {
-    pub req: &'a Requirement,
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Row {
+    pub id: String,
+    pub section: String,
+    /// The requirement's one-line statement in the spec.
+    pub statement: String,
     /// Case IDs in plan order; the instances of a `for_each` case count as that case.
     pub cases: Vec<String>,
-    pub out_of_scope: Option<&'a OutOfScope>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub out_of_scope: Option<OutOfScope>,
 }
 
-impl Row<'_> {
+impl Row {
     pub fn status(&self) -> Status {
         match (&self.out_of_scope, self.cases.is_empty()) {
             (Some(_), _) => Status::OutOfScope,
@@ -48,13 +54,14 @@ impl Row<'_> {
     }
 }
 
-/// The matrix of a plan against a spec.
-#[derive(Debug, Clone)]
-pub struct Coverage<'a> {
+/// The matrix of a plan against a spec. It owns its data: a batch keeps it in batch.json, so
+/// that its reports (rebuilt later, or from the results store) show the matrix it ran with.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Coverage {
     pub plan_id: String,
     pub plan_version: String,
     /// Every requirement of the spec, in document order.
-    pub rows: Vec<Row<'a>>,
+    pub rows: Vec<Row>,
     /// Cases (as written, `for_each` instances folded) in plan order.
     pub cases: Vec<String>,
     /// Cases that cite no requirement.
@@ -72,13 +79,20 @@ fn push_once(v: &mut Vec<String>, s: &str) {
     }
 }
 
-impl<'a> Coverage<'a> {
-    pub fn of(plan: &'a Plan, reqs: &'a Requirements) -> Coverage<'a> {
-        let mut rows: Vec<Row<'a>> = reqs
+impl Coverage {
+    pub fn of(plan: &Plan, reqs: &Requirements) -> Coverage {
+        let mut rows: Vec<Row> = reqs
             .all()
             .iter()
-            .map(|req| Row { req, cases: Vec::new(), out_of_scope: plan.out_of_scope.iter().find(|o| o.id == req.id) })
+            .map(|req| Row {
+                id: req.id.clone(),
+                section: req.section.clone(),
+                statement: req.text.clone(),
+                cases: Vec::new(),
+                out_of_scope: plan.out_of_scope.iter().find(|o| o.id == req.id).cloned(),
+            })
             .collect();
+        let at: HashMap<&str, usize> = reqs.all().iter().enumerate().map(|(i, r)| (r.id.as_str(), i)).collect();
         let mut cases = Vec::new();
         let mut without_requirement = Vec::new();
         for case in &plan.cases {
@@ -89,15 +103,15 @@ impl<'a> Coverage<'a> {
             }
             for v in &case.verifies {
                 // The plan parser refused IDs the spec does not define.
-                if let Some(row) = rows.iter_mut().find(|r| r.req.id == *v) {
-                    push_once(&mut row.cases, id);
+                if let Some(&i) = at.get(v.as_str()) {
+                    push_once(&mut rows[i].cases, id);
                 }
             }
         }
         Coverage { plan_id: plan.id.clone(), plan_version: plan.version.clone(), rows, cases, without_requirement }
     }
 
-    pub fn with_status(&self, s: Status) -> impl Iterator<Item = &Row<'a>> {
+    pub fn with_status(&self, s: Status) -> impl Iterator<Item = &Row> {
         self.rows.iter().filter(move |r| r.status() == s)
     }
 
@@ -110,9 +124,15 @@ impl<'a> Coverage<'a> {
         self.count(Status::Uncovered) == 0
     }
 
-    /// Requirements declared out of scope that a case cites all the same.
-    pub fn out_of_scope_but_cited(&self) -> impl Iterator<Item = &Row<'a>> {
-        self.with_status(Status::OutOfScope).filter(|r| !r.cases.is_empty())
+    /// Written case ID → the requirements it verifies, in spec order.
+    pub fn by_case(&self) -> HashMap<&str, Vec<&str>> {
+        let mut m: HashMap<&str, Vec<&str>> = HashMap::new();
+        for r in &self.rows {
+            for c in &r.cases {
+                m.entry(c.as_str()).or_default().push(r.id.as_str());
+            }
+        }
+        m
     }
 
     /// One line: requirements, how many covered / out of scope / uncovered, cases.
@@ -164,7 +184,7 @@ that = "1 == 1"
         let plan = crate::plan::parse::parse_str_with(Path::new("p.toml"), PLAN, &reqs).unwrap();
         let c = Coverage::of(&plan, &reqs);
         let st: Vec<(&str, Status, Vec<String>)> =
-            c.rows.iter().map(|r| (r.req.id.as_str(), r.status(), r.cases.clone())).collect();
+            c.rows.iter().map(|r| (r.id.as_str(), r.status(), r.cases.clone())).collect();
         assert_eq!(
             st,
             [
@@ -175,6 +195,8 @@ that = "1 == 1"
         );
         assert_eq!(c.cases, ["A", "B"]);
         assert_eq!(c.without_requirement, ["B"]);
+        assert_eq!(c.by_case().get("A"), Some(&vec!["GEN-1.7-R1"]));
+        assert_eq!(c.by_case().get("B"), None);
         assert!(!c.complete());
         assert_eq!(
             c.summary(),

@@ -26,12 +26,12 @@ pub fn render(c: &Coverage, plan_path: &str, format: Format) -> String {
 pub fn text(c: &Coverage, plan_path: &str) -> String {
     let mut o = String::new();
     let _ = writeln!(o, "coverage of plan {} {} ({plan_path}): {}", c.plan_id, c.plan_version, c.summary());
-    let width = c.rows.iter().map(|r| r.req.id.len()).max().unwrap_or(0);
+    let width = c.rows.iter().map(|r| r.id.len()).max().unwrap_or(0);
     let uncovered: Vec<_> = c.with_status(Status::Uncovered).collect();
     if !uncovered.is_empty() {
         let _ = writeln!(o, "\nuncovered requirements ({}):", uncovered.len());
         for r in uncovered {
-            let _ = writeln!(o, "  {:width$}  {}", r.req.id, r.req.text);
+            let _ = writeln!(o, "  {:width$}  {}", r.id, r.statement);
         }
     }
     if !c.without_requirement.is_empty() {
@@ -44,13 +44,13 @@ pub fn text(c: &Coverage, plan_path: &str) -> String {
     if !out.is_empty() {
         let _ = writeln!(o, "\nout of scope ({}):", out.len());
         for r in out {
-            let o_s = r.out_of_scope.expect("an out-of-scope row has its declaration");
+            let o_s = r.out_of_scope.as_ref().expect("an out-of-scope row has its declaration");
             let cited = if r.cases.is_empty() {
                 String::new()
             } else {
                 format!(" (cited all the same by {})", r.cases.join(", "))
             };
-            let _ = writeln!(o, "  {:width$}  {} [plan {}]{cited}", r.req.id, o_s.reason, o_s.plan);
+            let _ = writeln!(o, "  {:width$}  {} [plan {}]{cited}", r.id, o_s.reason, o_s.plan);
         }
     }
     let _ = writeln!(o, "\nmatrix (requirement: cases):");
@@ -60,7 +60,7 @@ pub fn text(c: &Coverage, plan_path: &str) -> String {
             Status::OutOfScope if r.cases.is_empty() => "(out of scope)".to_string(),
             _ => r.cases.join(", "),
         };
-        let _ = writeln!(o, "  {:width$}  {cases}", r.req.id);
+        let _ = writeln!(o, "  {:width$}  {cases}", r.id);
     }
     o
 }
@@ -84,12 +84,14 @@ pub fn markdown(c: &Coverage, plan_path: &str) -> String {
     let _ = writeln!(o, "Plan `{}` {}: {}.\n", c.plan_id, c.plan_version, c.summary());
     let uncovered: Vec<_> = c.with_status(Status::Uncovered).collect();
     let _ = writeln!(o, "## Uncovered requirements\n");
-    if uncovered.is_empty() {
+    if c.rows.is_empty() {
+        let _ = writeln!(o, "The spec defines no requirement ID yet: there is nothing to cover.\n");
+    } else if uncovered.is_empty() {
         let _ = writeln!(o, "None: every requirement in scope is verified by at least one case.\n");
     } else {
         let _ = writeln!(o, "| Requirement | Statement |\n|---|---|");
         for r in uncovered {
-            let _ = writeln!(o, "| {} | {} |", r.req.id, cell(&r.req.text));
+            let _ = writeln!(o, "| {} | {} |", r.id, cell(&r.statement));
         }
         o.push('\n');
     }
@@ -100,8 +102,8 @@ pub fn markdown(c: &Coverage, plan_path: &str) -> String {
     } else {
         let _ = writeln!(o, "| Requirement | Reason | Declared by |\n|---|---|---|");
         for r in out {
-            let d = r.out_of_scope.expect("an out-of-scope row has its declaration");
-            let _ = writeln!(o, "| {} | {} | `{}` |", r.req.id, cell(&d.reason), d.plan);
+            let d = r.out_of_scope.as_ref().expect("an out-of-scope row has its declaration");
+            let _ = writeln!(o, "| {} | {} | `{}` |", r.id, cell(&d.reason), d.plan);
         }
         o.push('\n');
     }
@@ -120,7 +122,7 @@ pub fn markdown(c: &Coverage, plan_path: &str) -> String {
             Status::OutOfScope if r.cases.is_empty() => "out of scope".to_string(),
             _ => r.cases.iter().map(|i| format!("`{i}`")).collect::<Vec<_>>().join(", "),
         };
-        let _ = writeln!(o, "| {} | {} | {cases} |", r.req.id, cell(&r.req.text));
+        let _ = writeln!(o, "| {} | {} | {cases} |", r.id, cell(&r.statement));
     }
     o
 }
@@ -131,9 +133,9 @@ pub fn csv(c: &Coverage) -> String {
     let mut w = ::csv::Writer::from_writer(Vec::new());
     let _ = w.write_record(["requirement", "section", "status", "cases", "reason", "statement"]);
     for r in &c.rows {
-        let reason = r.out_of_scope.map_or("", |o| o.reason.as_str());
+        let reason = r.out_of_scope.as_ref().map_or("", |o| o.reason.as_str());
         let cases = r.cases.join(" ");
-        let _ = w.write_record([&r.req.id, &r.req.section, r.status().word(), &cases, reason, &r.req.text]);
+        let _ = w.write_record([&r.id, &r.section, r.status().word(), &cases, reason, &r.statement]);
     }
     for id in &c.without_requirement {
         let _ = w.write_record(["", "", "no_requirement", id, "", ""]);

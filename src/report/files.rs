@@ -9,6 +9,9 @@ use super::{BatchResult, CardResult};
 
 /// Every report a batch writes, by file name in the batch folder.
 pub const REPORT_FILES: [&str; 3] = ["summary.csv", "junit.xml", "results.json"];
+/// The requirement matrix of the batch's plan (`coverage::render::csv`), beside the reports
+/// when batch.json keeps one.
+pub const COVERAGE_FILE: &str = "coverage.csv";
 
 /// What a batch was started with, as batch.json keeps it.
 pub struct BatchInfo<'a> {
@@ -38,7 +41,22 @@ pub fn batch_result(
         finished,
         cards,
         header,
+        coverage: None,
     }
+}
+
+/// Give the result its requirement matrix and each case the requirements it verifies, from
+/// the matrix alone (a case without an entry verifies none), so that the reports of a batch
+/// are the same whether a card was journaled or certified in this run.
+pub fn attach_coverage(b: &mut BatchResult, coverage: Option<crate::coverage::Coverage>) {
+    {
+        let by_case = coverage.as_ref().map(|c| c.by_case()).unwrap_or_default();
+        for case in b.cards.iter_mut().flat_map(|c| c.cases.iter_mut()) {
+            let ids = by_case.get(crate::coverage::written_id(&case.id));
+            case.verifies = ids.map(|v| v.iter().map(|s| s.to_string()).collect()).unwrap_or_default();
+        }
+    }
+    b.coverage = coverage;
 }
 
 fn card_end(c: &CardResult) -> Option<chrono::DateTime<chrono::Utc>> {
@@ -55,5 +73,10 @@ fn rfc3339(t: chrono::DateTime<chrono::Utc>) -> String {
 pub fn write_reports(dir: &Path, b: &BatchResult) -> io::Result<()> {
     super::summary::write_summary_csv(&dir.join(REPORT_FILES[0]), b)?;
     super::junit::write_junit(&dir.join(REPORT_FILES[1]), b)?;
-    super::json::write_json(&dir.join(REPORT_FILES[2]), b)
+    super::json::write_json(&dir.join(REPORT_FILES[2]), b)?;
+    if let Some(c) = &b.coverage {
+        let text = crate::coverage::render::csv(c);
+        super::atomic::write_atomically(&dir.join(COVERAGE_FILE), |w| w.write_all(text.as_bytes()))?;
+    }
+    Ok(())
 }

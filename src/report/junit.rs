@@ -127,6 +127,9 @@ fn write_suite<W: Write>(
     for c in card.cases.iter().filter(|c| !c.reference.is_empty()) {
         property(w, &format!("ref:{}", c.id), &c.reference)?;
     }
+    for c in card.cases.iter().filter(|c| !c.verifies.is_empty()) {
+        property(w, &format!("verifies:{}", c.id), &c.verifies.join(" "))?;
+    }
     w.write_event(Event::End(BytesEnd::new("properties")))?;
 
     let classname = format!("{}.{}", b.plan_id, card.card_id);

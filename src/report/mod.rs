@@ -47,6 +47,10 @@ pub struct CaseResult {
     pub message: String,
     pub failure: Option<Failure>,
     pub duration_ms: f64,
+    /// Requirement IDs of docs/card-spec.md the case verifies (its plan's `verifies`); in a
+    /// batch's reports, from the matrix batch.json keeps (`BatchResult::coverage`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub verifies: Vec<String>,
 }
 
 /// The prefix of a blocked case's message, before the root cause's case ID.
@@ -156,6 +160,10 @@ pub struct BatchResult {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub header: Option<crate::batch::header::ReportHeader>,
     pub cards: Vec<CardResult>,
+    /// The plan's requirement matrix, written to coverage.csv (not into results.json, where
+    /// each case carries its own `verifies`). None for a batch.json from before the matrix.
+    #[serde(skip)]
+    pub coverage: Option<crate::coverage::Coverage>,
 }
 
 impl BatchResult {

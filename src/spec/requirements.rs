@@ -145,7 +145,7 @@ fn heading_section(line: &str) -> Option<Option<String>> {
     if rest.len() == line.len() || !rest.starts_with(' ') {
         return None;
     }
-    let word = rest.trim_start().split_whitespace().next().unwrap_or("");
+    let word = rest.split_whitespace().next().unwrap_or("");
     let word = word.trim_end_matches('.');
     let numbers: Vec<&str> = word.split('.').collect();
     if word.is_empty() || numbers.iter().any(|n| n.is_empty() || !n.bytes().all(|b| b.is_ascii_digit())) {
@@ -244,11 +244,7 @@ impl Requirements {
                         first: reqs.list[first].line,
                     });
                 }
-                let mut text = statement(&line[at + 2 + len..]);
-                if text.is_empty() {
-                    // An ID alone on its line: the statement is the line after it.
-                    text = lines.get(i + 1).map(|l| statement(l)).unwrap_or_default();
-                }
+                let text = statement_from(&lines, i, at + 2 + len);
                 reqs.index.insert(id.clone(), reqs.list.len());
                 reqs.list.push(Requirement { id, prefix, section: sec, number, text, line: line_no });
             }
@@ -305,6 +301,52 @@ impl Requirements {
     }
 }
 
+/// Where the next bracketed ID starts in `line` (from byte `from`), if any.
+fn next_id(line: &str, from: usize) -> Option<usize> {
+    line[from..]
+        .match_indices('[')
+        .map(|(i, _)| from + i)
+        .find(|&at| line[at + 1..].find(']').is_some_and(|len| looks_like_id(&line[at + 1..at + 1 + len])))
+}
+
+/// A line that starts a block of its own: the statement before it has ended.
+fn starts_block(line: &str) -> bool {
+    let t = line.trim_start();
+    let numbered = t.split_once(". ").is_some_and(|(n, _)| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()));
+    t.is_empty() || t.starts_with(['#', '|', '*', '-', '>']) || t.starts_with("```") || numbered
+}
+
+/// The statement of the ID that ends at byte `from` of line `i`: a table row's other cells, or
+/// the text up to the next ID or the end of the paragraph or list item, on one line.
+fn statement_from(lines: &[&str], i: usize, from: usize) -> String {
+    let line = lines[i];
+    if line.trim_start().starts_with('|') {
+        return statement(&line[from..]);
+    }
+    let mut text = String::new();
+    let (mut l, mut start) = (line, from);
+    let mut j = i;
+    loop {
+        match next_id(l, start) {
+            Some(end) => {
+                text.push(' ');
+                text.push_str(&l[start..end]);
+                break;
+            }
+            None => {
+                text.push(' ');
+                text.push_str(&l[start..]);
+            }
+        }
+        j += 1;
+        match lines.get(j) {
+            Some(next) if !starts_block(next) => (l, start) = (next, 0),
+            _ => break,
+        }
+    }
+    statement(&text)
+}
+
 /// Bracketed text that is meant as an ID: it starts with a known prefix and a dash, whatever
 /// follows (so that a typo inside is reported, not silently taken for prose).
 fn looks_like_id(inner: &str) -> bool {
@@ -344,18 +386,31 @@ mod tests {
 ### 8.1 GET CARD INFO
 
 [XFER-8.1-R1] Card information is 34 + 4n bytes. See GEN-1.7-R1.
+
+* [XFER-8.1-R2] Flags: bit 0 update key,
+  other bits 0. [XFER-8.1-R3] Slot IDs
+  ascending.
+* [XFER-8.1-R4]
+  Alone on its line.
 ";
 
     #[test]
     fn definitions_are_found_with_their_section_and_text() {
         let r = Requirements::parse("spec.md", DOC).unwrap();
         let ids: Vec<&str> = r.all().iter().map(|r| r.id.as_str()).collect();
-        assert_eq!(ids, ["GEN-1.7-R1", "GEN-1.7-R2", "XFER-8-R1", "XFER-8.1-R1"]);
+        assert_eq!(
+            ids,
+            ["GEN-1.7-R1", "GEN-1.7-R2", "XFER-8-R1", "XFER-8.1-R1", "XFER-8.1-R2", "XFER-8.1-R3", "XFER-8.1-R4"]
+        );
         let row = r.get("XFER-8-R1").unwrap();
         assert_eq!((row.section.as_str(), row.number, row.line), ("8", 1, 24));
         assert_eq!(row.text, "32 | flags: bit 0 update key");
         assert_eq!(r.get("GEN-1.7-R1").unwrap().text, "SELECT of an unknown AID answers `6A82`.");
         assert_eq!(r.get("XFER-8.1-R1").unwrap().prefix, Prefix::Xfer);
+        // A statement wrapped over lines is one line; the next ID ends it.
+        assert_eq!(r.get("XFER-8.1-R2").unwrap().text, "Flags: bit 0 update key, other bits 0.");
+        assert_eq!(r.get("XFER-8.1-R3").unwrap().text, "Slot IDs ascending.");
+        assert_eq!(r.get("XFER-8.1-R4").unwrap().text, "Alone on its line.");
     }
 
     fn err(doc: &str) -> String {
@@ -412,7 +467,12 @@ mod tests {
         );
         assert_eq!(
             r.unknown("XFER-8.1-R77"),
-            "docs/card-spec.md defines no requirement XFER-8.1-R77: did you mean XFER-8.1-R1?"
+            "docs/card-spec.md defines no requirement XFER-8.1-R77 (section 8.1 has XFER-8.1-R1 to XFER-8.1-R4)"
+        );
+        assert_eq!(r.unknown("GEN-1.7-R"), "'GEN-1.7-R' is not a requirement ID: 'R' is not R<n> with n = 1, 2, … (the form is PREFIX-SECTION-R<n>, e.g. XFER-8.1-R3)");
+        assert_eq!(
+            r.unknown("XFER-8-R2"),
+            "docs/card-spec.md defines no requirement XFER-8-R2: did you mean XFER-8-R1?"
         );
         assert!(r.unknown("GEN-4-R1").contains("none in section 4"));
         assert!(r.unknown("gen-1.7-R1").contains("is not a requirement ID"));
