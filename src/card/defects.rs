@@ -18,7 +18,7 @@ macro_rules! defects {
         }
 
         impl Defect {
-            /// Every defect, in declaration order (PURSE, CPAY, XFER key update, XFER transfer).
+            /// Every defect, in declaration order (GEN, PURSE, CPAY, XFER key update, XFER transfer).
             pub const ALL: &'static [Defect] = &[$(Defect::$v,)*];
 
             /// Kebab-case name, as written in a profile's `defects` list.
@@ -28,7 +28,8 @@ macro_rules! defects {
                 }
             }
 
-            /// Applet whose rule the defect breaks: "PURSE", "CPAY" or "XFER".
+            /// Applet whose rule the defect breaks: "PURSE", "CPAY" or "XFER"; "GEN" for the
+            /// rules of card-spec 1-5 that every applet shares.
             pub fn applet(self) -> &'static str {
                 match self {
                     $(Defect::$v => $applet,)*
@@ -46,6 +47,11 @@ macro_rules! defects {
 }
 
 defects! {
+    // ---- GEN (card-spec 1-5: every applet) ----
+    /// Not a rule a case can fail on: the card stops answering, and the bench must end the
+    /// case at the head's deadline and go on (docs/defects.md, "A mute card").
+    MuteAfterSelect = "mute-after-select", "GEN",
+        "after answering a SELECT with 9000 the card hangs: no later command gets any answer until the card is powered off";
     // ---- PURSE (seed 000 S1-S2, card-spec 6.4) ----
     CounterNotDecremented = "counter-not-decremented", "PURSE",
         "WRITE VALUE writes amount and date but leaves the backward counter unchanged (and answers the unchanged counter)";

@@ -57,6 +57,8 @@ pub(crate) struct Ram {
     pub cpay_nonce: Option<[u8; 16]>,
     pub key_update: Option<xfer::KeyUpdateSession>,
     pub send: Option<xfer::SendSession>,
+    /// Seeded defect `mute-after-select`: the card hangs until it is powered off.
+    pub hung: bool,
 }
 
 /// Outcome of one applet command: a response, or the card going mute (power cut mid-write).
@@ -146,6 +148,12 @@ impl VirtualCard {
         self.powered
     }
 
+    /// Powered but answering nothing until powered off (seeded defect `mute-after-select`):
+    /// a card that hangs, which a reader sees as a command that never gets an answer.
+    pub fn is_hung(&self) -> bool {
+        self.powered && self.ram.hung
+    }
+
     /// ATR: direct convention, TD1 announcing the protocol, historical bytes "CARDBENCH".
     pub fn atr(&self) -> Vec<u8> {
         let hist = b"CARDBENCH";
@@ -178,7 +186,7 @@ impl VirtualCard {
     /// One command in, one response out; `None` when the card does not answer (unpowered,
     /// or power was cut in the middle of an NVM write).
     pub fn process(&mut self, bytes: &[u8]) -> Option<Vec<u8>> {
-        if !self.powered {
+        if !self.powered || self.ram.hung {
             return None;
         }
         let cmd = match Command::parse(bytes) {
@@ -241,6 +249,7 @@ impl VirtualCard {
         };
         // Selecting ends every session of the previously selected applet.
         self.ram = Ram { selected: Some(applet), ..Ram::default() };
+        self.ram.hung = self.defects.has(defects::Defect::MuteAfterSelect);
         status(sw::OK)
     }
 
