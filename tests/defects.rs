@@ -265,7 +265,8 @@ fn default_card_has_no_defects() {
 #[test]
 fn all_defects_at_once_never_panic() {
     let k = keys();
-    let all: Defects = Defect::ALL.iter().copied().collect();
+    // Every defect that still answers: a hung card (mute-after-select) answers nothing.
+    let all: Defects = Defect::ALL.iter().copied().filter(|d| *d != Defect::MuteAfterSelect).collect();
     let mut rng = ChaCha20Rng::seed_from_u64(0xDEFEC7);
     let inss: &[u8] = &[
         0xB0, 0xB2, 0xD0, 0xD2, 0xD4, 0x2A, 0x88, 0xD6, 0x10, 0x20, 0x22, 0x24, 0x30, 0x32, 0x34, 0x36, 0x38, 0x3A,
