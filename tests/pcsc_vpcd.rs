@@ -462,7 +462,7 @@ fn a_mute_card_through_pcscd_ends_at_the_deadline_and_the_batch_goes_on() {
     let mut seen: Vec<String> = Vec::new();
     let t0 = Instant::now();
     // Until `n` console lines contain `what`.
-    let mut wait_for = |what: &str, n: usize, seen: &mut Vec<String>| {
+    let wait_for = |what: &str, n: usize, seen: &mut Vec<String>| {
         while seen.iter().filter(|l| l.contains(what)).count() < n {
             // A guard against a hung batch, not a timing assertion.
             assert!(t0.elapsed() < Duration::from_secs(180), "no '{what}' #{n} on the console:\n{}", seen.join("\n"));
