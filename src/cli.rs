@@ -177,6 +177,15 @@ pub enum Cmd {
         #[arg(long)]
         batch: bool,
     },
+    /// Requirement coverage (docs/coverage.md): which cases verify each requirement of
+    /// docs/card-spec.md. Exit 0 every in-scope requirement has a case, 1 one has none, 2 the
+    /// plan could not be read.
+    Coverage {
+        #[arg(long)]
+        plan: PathBuf,
+        #[arg(long, value_enum, default_value = "text")]
+        format: crate::coverage::render::Format,
+    },
     /// Timing (docs/timing.md): `time compare A B` compares two timing results.
     Time(Box<TimeArgs>),
     /// Test keys and PKI.
@@ -525,6 +534,7 @@ fn dispatch(cli: Cli) -> Result<ExitCode, BenchError> {
                 .map_err(BenchError)
         }
         Cmd::Check { plan, profile, batch } => check(&plan, profile.as_deref(), batch).map_err(BenchError),
+        Cmd::Coverage { plan, format } => coverage(&plan, format).map_err(BenchError),
         Cmd::Tear { target, profile, sequences, settle, quiet } => {
             tear(&target, &profile, &sequences, &settle, quiet).map_err(BenchError)
         }
@@ -828,6 +838,23 @@ fn check(plan: &Path, profile: Option<&Path>, batch: bool) -> Result<ExitCode> {
     let steps: usize = p.cases.iter().map(|c| c.steps.len()).sum::<usize>() + p.setup.len() + p.teardown.len();
     println!("{}: plan {} {} is valid: {} cases, {} steps", plan.display(), p.id, p.version, p.cases.len(), steps);
     Ok(ExitCode::SUCCESS)
+}
+
+fn coverage(plan: &Path, format: crate::coverage::render::Format) -> Result<ExitCode> {
+    let p = crate::plan::load(plan)?;
+    let reqs = crate::plan::verifies::spec()?;
+    let c = crate::coverage::Coverage::of(&p, reqs);
+    let shown = crate::coverage::render::render(&c, &plan.display().to_string(), format);
+    // `out` ends the text with its own newline.
+    println!("{}", shown.strip_suffix('\n').unwrap_or(&shown));
+    if reqs.is_empty() {
+        eprintln!(
+            "cardbench: {} defines no requirement: there is nothing to cover",
+            crate::spec::requirements::SPEC_PATH
+        );
+        return Ok(ExitCode::from(1));
+    }
+    Ok(if c.complete() { ExitCode::SUCCESS } else { ExitCode::from(1) })
 }
 
 fn tear(target: &str, profile: &Path, only: &[String], settle: &str, quiet: bool) -> Result<ExitCode> {

@@ -5,7 +5,7 @@
 use crate::apdu::{Command, Response};
 use crate::card::{ins, Applet, VirtualCard};
 use crate::cmds;
-use crate::engine::{self, key_update::CardInfo, purse::Record, EngineError, Outcome, Terminal};
+use crate::engine::{self, EngineError, Outcome, Terminal};
 use crate::event::{Event, Recorder, RowKind};
 use crate::head::virtual_head::{PowerCut, VirtualHead};
 use crate::head::Head;
@@ -16,6 +16,7 @@ use crate::plan::template::{mask_matches, Value, Vars};
 use crate::plan::TearAt;
 use crate::plan::{meets, Action, Amount, Case, DataExpect, Plan, StateKind, Step, StepKind};
 use crate::report::{CaseResult, CaseStatus, Failure};
+use crate::spec::layout::xfer::CardInfo;
 use crate::sw;
 use crate::tear::fault::{Armed, ArmedHead, CutControl};
 use rand_chacha::ChaCha20Rng;
@@ -62,7 +63,7 @@ pub fn identify(h: &mut dyn Head, rec: &Recorder) -> Result<String, crate::head:
     }
     if l.exec("identify", &cmds::select(&ins::AID_XFER))?.is_ok() {
         let r = l.exec("identify", &cmds::xfer_info())?;
-        if let (true, Some(info)) = (r.is_ok(), CardInfo::parse(&r.data)) {
+        if let (true, Ok(info)) = (r.is_ok(), CardInfo::parse(&r.data)) {
             return Ok(hex::encode_upper(info.card_id));
         }
     }
@@ -345,46 +346,13 @@ impl<'a> Session<'a> {
 
     /// Card state read back through commands into `<prefix>.<field>` variables.
     fn read(&mut self, i: usize, case: &Case, label: &str, state: StateKind, prefix: &str) -> StepResult {
-        let mut put = Vec::new();
-        match state {
-            StateKind::Purse => {
-                self.ok_data(i, case, label, &cmds::select(&ins::AID_PURSE))?;
-                let d = self.ok_data(i, case, label, &cmds::purse_read_all())?;
-                let r = Record::parse(&d).ok_or_else(|| failed(label, "READ ALL layout", hex::encode_upper(&d)))?;
-                put.push(("card_id", Value::Hex(hex::encode_upper(r.card_id))));
-                put.push(("counter", Value::Int(r.counter.into())));
-                put.push(("amount", Value::Int(r.amount.into())));
-                put.push(("date", Value::Int(r.date.into())));
-                put.push(("signature", Value::Hex(hex::encode_upper(&r.signature))));
-                put.push(("certificate", Value::Hex(hex::encode_upper(&r.certificate))));
-            }
-            StateKind::Cpay => {
-                self.ok_data(i, case, label, &cmds::select(&ins::AID_CPAY))?;
-                let d = self.ok_data(i, case, label, &cmds::read_field(ins::FIELD_VALUE, 8))?;
-                if d.len() != 8 {
-                    return Err(failed(label, "8-byte value field", hex::encode_upper(&d)));
-                }
-                put.push(("amount", Value::Int(be32(&d, 0))));
-                put.push(("date", Value::Int(be32(&d, 4))));
-            }
-            StateKind::Xfer => {
-                self.ok_data(i, case, label, &cmds::select(&ins::AID_XFER))?;
-                let d = self.ok_data(i, case, label, &cmds::xfer_info())?;
-                let c =
-                    CardInfo::parse(&d).ok_or_else(|| failed(label, "GET CARD INFO layout", hex::encode_upper(&d)))?;
-                put.push(("card_id", Value::Hex(hex::encode_upper(c.card_id))));
-                put.push(("validity", Value::Int(c.validity.into())));
-                put.push(("balance", Value::Int(c.balance.into())));
-                put.push(("ukid", Value::Int(c.ukid.into())));
-                put.push(("tkid", Value::Int(c.tkid.into())));
-                put.push(("ukid_limit", Value::Int(c.ukid_limit.into())));
-                put.push(("tkid_limit", Value::Int(c.tkid_limit.into())));
-                put.push(("slots", Value::Int(c.slots.len() as i64)));
-                put.push(("pending", Value::Int(i64::from(c.flags & 0x04 != 0))));
-                put.push(("debit", Value::Int(i64::from(c.flags & 0x08 != 0))));
-            }
-        }
-        for (k, v) in put {
+        use crate::state_read::{read, ReadError};
+        let fields = match read(state, &mut |c: &Command| self.exec(i, case, label, c)) {
+            Ok(f) => f,
+            Err(ReadError::Exchange(e)) => return Err(e),
+            Err(ReadError::Card(m)) => return Err(failed(label, m.expected, m.actual)),
+        };
+        for (k, v) in fields {
             self.vars.insert(format!("{prefix}.{k}"), v);
         }
         Ok(())
@@ -820,10 +788,6 @@ impl<'a> Session<'a> {
     }
 }
 
-fn be32(b: &[u8], off: usize) -> i64 {
-    i64::from(u32::from_be_bytes([b[off], b[off + 1], b[off + 2], b[off + 3]]))
-}
-
 /// Two distinct heads of the lab, mutably.
 fn two(heads: &mut [LabHead], i: usize, j: usize) -> (&mut dyn Head, &mut dyn Head) {
     assert_ne!(i, j, "plan parsing rejects a step naming one head twice");
@@ -846,6 +810,7 @@ fn empty_case(id: &str) -> Case {
         needs: vec![],
         bindings: vec![],
         steps: vec![],
+        verifies: vec![],
     }
 }
 

@@ -1,4 +1,4 @@
-//! docs/card-spec.md must keep up with the card: every constant of `src/card/ins.rs`
+//! docs/card-spec.md must keep up with the card: every constant of `src/spec/codes.rs`
 //! (instruction bytes, P1 values, perso objects, modes, tags, AIDs, domain tags) must appear
 //! in a table row of the spec together with its value, and every status word the card code
 //! returns (`sw::NAME` in `src/card/*.rs`) must have a row in the spec's status-word table.
@@ -141,10 +141,10 @@ fn sw_names_used(dir: &Path) -> BTreeMap<String, Vec<String>> {
 #[test]
 fn every_ins_constant_is_in_a_spec_table() {
     let spec = read("docs/card-spec.md");
-    let ins = read("src/card/ins.rs");
+    let ins = read("src/spec/codes.rs");
     let rows: Vec<BTreeSet<String>> = table_rows(&spec).into_iter().map(tokens).collect();
     let consts = pub_consts(&ins);
-    assert!(consts.len() >= 40, "found only {} pub consts in src/card/ins.rs: parser out of date?", consts.len());
+    assert!(consts.len() >= 40, "found only {} pub consts in src/spec/codes.rs: parser out of date?", consts.len());
     let mut missing = Vec::new();
     for (name, _ty, value) in &consts {
         let want = match spec_value(name, value) {
@@ -157,7 +157,7 @@ fn every_ins_constant_is_in_a_spec_table() {
         let found = rows.iter().any(|r| r.contains(&name.to_ascii_uppercase()) && r.contains(&want));
         if !found {
             missing.push(format!(
-                "ins.rs constant {name} = {value}: no table row in docs/card-spec.md names it with `{want}`"
+                "codes.rs constant {name} = {value}: no table row in docs/card-spec.md names it with `{want}`"
             ));
         }
     }
@@ -172,13 +172,13 @@ fn every_ins_constant_is_in_a_spec_table() {
 #[test]
 fn every_status_word_the_card_returns_is_in_the_sw_table() {
     let spec = read("docs/card-spec.md");
-    let sw_src = read("src/sw.rs");
+    let sw_src = read("src/spec/sw.rs");
     let values: BTreeMap<String, String> = pub_consts(&sw_src)
         .into_iter()
         .filter(|(_, ty, _)| ty == "u16")
         .filter_map(|(n, _, v)| spec_value(&n, &v).ok().map(|v| (n, v)))
         .collect();
-    assert!(values.contains_key("OK"), "src/sw.rs: no `pub const OK: u16`");
+    assert!(values.contains_key("OK"), "src/spec/sw.rs: no `pub const OK: u16`");
 
     let table = section(&spec, "status words")
         .expect("docs/card-spec.md has no section whose heading contains \"Status words\"");
@@ -196,7 +196,7 @@ fn every_status_word_the_card_returns_is_in_the_sw_table() {
     for (name, files) in &used {
         match values.get(name) {
             None => missing.push(format!(
-                "sw::{name} (used in src/card/{}) is not a u16 constant of src/sw.rs",
+                "sw::{name} (used in src/card/{}) is not a u16 constant of src/spec/sw.rs",
                 files.join(", src/card/")
             )),
             Some(v) if v.len() != 4 => missing.push(format!("sw::{name} = {v} is not 4 hex digits")),
@@ -246,7 +246,7 @@ fn spec_quotes_the_atr_of_both_protocols() {
 fn spec_names_every_command() {
     // Names come from `cmds::name`, the one the trace uses, so the spec and the trace agree.
     let spec = read("docs/card-spec.md");
-    let ins = read("src/card/ins.rs");
+    let ins = read("src/spec/codes.rs");
     let not_ins = ["CLA_", "FIELD_", "MODE_", "TAG_", "PO_", "AID_", "DOM_"];
     let mut missing = Vec::new();
     for (name, ty, value) in pub_consts(&ins) {

@@ -439,6 +439,185 @@ fn counter_decremented_on_refused_write() {
     assert_eq!(bad.ok(&cmds::read_field(FIELD_VALUE, 8)), [0; 8]);
 }
 
+/// A READ ALL on both cards, one command through the link.
+fn read_all(b: &mut Bench) -> Vec<u8> {
+    b.ok(&cmds::purse_read_all())
+}
+
+/// PURSE record signed and certified (64-byte signature, `cert_len`-byte certificate).
+fn signed_record(b: &mut Bench, cert_len: usize) {
+    b.ok(&cmds::purse_write_value(3000, DATE));
+    b.ok(&cmds::purse_write_signature(&[0x5A; 64]));
+    b.ok(&cmds::purse_write_certificate(&vec![0xC3; cert_len]));
+}
+
+#[test]
+fn read_all_rejects_data() {
+    let k = keys();
+    let (mut good, mut bad) = pair(&k, &plan(1), &AID_PURSE, Defect::ReadAllRejectsData);
+    let with_data = cmds::purse_read_all().data(vec![0, 0]);
+    assert_eq!(good.ok(&with_data), read_all(&mut good));
+    assert_eq!(bad.sw(&with_data), sw::WRONG_LENGTH);
+    assert_eq!(read_all(&mut bad), read_all(&mut good), "without data both answer the record");
+}
+
+#[test]
+fn read_all_date_before_amount() {
+    let k = keys();
+    let (mut good, mut bad) = pair(&k, &plan(1), &AID_PURSE, Defect::ReadAllDateBeforeAmount);
+    for b in [&mut good, &mut bad] {
+        b.ok(&cmds::purse_write_value(5, DATE));
+    }
+    assert_eq!((be32(&read_all(&mut good), 12), be32(&read_all(&mut good), 16)), (5, DATE));
+    assert_eq!((be32(&read_all(&mut bad), 12), be32(&read_all(&mut bad), 16)), (DATE, 5));
+    assert_eq!(bad.ok(&cmds::read_field(FIELD_VALUE, 8)), good.ok(&cmds::read_field(FIELD_VALUE, 8)));
+}
+
+#[test]
+fn read_all_pads_empty_signature() {
+    let k = keys();
+    let (mut good, mut bad) = pair(&k, &plan(1), &AID_PURSE, Defect::ReadAllPadsEmptySignature);
+    let (g, b) = (read_all(&mut good), read_all(&mut bad));
+    assert_eq!((g.len(), g[20], g[21]), (22, 0, 0));
+    assert_eq!((b.len(), b[20]), (22 + 64, 0x40));
+    assert_eq!(&b[21..85], &[0; 64][..]);
+    // Once signed, both agree.
+    for c in [&mut good, &mut bad] {
+        c.ok(&cmds::purse_write_signature(&[0x5A; 64]));
+    }
+    assert_eq!(read_all(&mut good), read_all(&mut bad));
+}
+
+#[test]
+fn read_all_truncated_at_256() {
+    let k = keys();
+    let (mut good, mut bad) = pair(&k, &plan(1), &AID_PURSE, Defect::ReadAllTruncatedAt256);
+    for b in [&mut good, &mut bad] {
+        signed_record(b, 186);
+    }
+    let (g, b) = (read_all(&mut good), read_all(&mut bad));
+    assert_eq!((g.len(), b.len()), (272, 256));
+    assert_eq!(&g[..256], &b[..]);
+}
+
+#[test]
+fn read_field_date_before_amount() {
+    let k = keys();
+    let (mut good, mut bad) = pair(&k, &plan(1), &AID_PURSE, Defect::ReadFieldDateBeforeAmount);
+    for b in [&mut good, &mut bad] {
+        b.ok(&cmds::purse_write_value(5, DATE));
+    }
+    let value = |a: u32, d: u32| [a.to_be_bytes(), d.to_be_bytes()].concat();
+    assert_eq!(good.ok(&cmds::read_field(FIELD_VALUE, 8)), value(5, DATE));
+    assert_eq!(bad.ok(&cmds::read_field(FIELD_VALUE, 8)), value(DATE, 5));
+    assert_eq!(read_all(&mut bad), read_all(&mut good), "READ ALL is right");
+}
+
+#[test]
+fn read_field_p2_ignored() {
+    let k = keys();
+    let (mut good, mut bad) = pair(&k, &plan(1), &AID_PURSE, Defect::ReadFieldP2Ignored);
+    let p2 = Command::new(CLA_PROP, READ_FIELD, FIELD_ID, 0x01).le(8);
+    assert_eq!(good.sw(&p2), sw::WRONG_P1P2);
+    assert_eq!(bad.ok(&p2), card_id(1));
+}
+
+#[test]
+fn read_field_empty_area_zeros() {
+    let k = keys();
+    let (mut good, mut bad) = pair(&k, &plan(1), &AID_PURSE, Defect::ReadFieldEmptyAreaZeros);
+    assert_eq!(good.sw(&cmds::read_field(FIELD_SIGNATURE, 64)), sw::REF_DATA_NOT_FOUND);
+    assert_eq!(bad.ok(&cmds::read_field(FIELD_SIGNATURE, 64)), [0; 64]);
+    assert_eq!(bad.sw(&cmds::read_field(FIELD_CERTIFICATE, 256)), sw::REF_DATA_NOT_FOUND);
+}
+
+#[test]
+fn write_value_exhaustion_checked_first() {
+    let k = keys();
+    let mut p = plan(1);
+    p.purse_counter = 0;
+    let (mut good, mut bad) = pair(&k, &p, &AID_PURSE, Defect::WriteValueExhaustionFirst);
+    let short = Command::new(CLA_PROP, PURSE_WRITE_VALUE, 0, 0).data(vec![0, 0, 0, 5]).le(4);
+    assert_eq!(good.sw(&short), sw::WRONG_LENGTH);
+    assert_eq!(bad.sw(&short), sw::NOT_ENOUGH_MEMORY);
+    for b in [&mut good, &mut bad] {
+        assert_eq!(b.sw(&cmds::purse_write_value(5, DATE)), sw::NOT_ENOUGH_MEMORY);
+    }
+}
+
+#[test]
+fn write_value_answers_old_counter() {
+    let k = keys();
+    let (mut good, mut bad) = pair(&k, &plan(1), &AID_PURSE, Defect::WriteValueAnswersOldCounter);
+    assert_eq!(good.ok(&cmds::purse_write_value(5, DATE)), 999u32.to_be_bytes());
+    assert_eq!(bad.ok(&cmds::purse_write_value(5, DATE)), 1000u32.to_be_bytes());
+    assert_eq!((good.counter(), bad.counter()), (999, 999), "the counter itself moved by one");
+}
+
+#[test]
+fn write_value_clears_signature() {
+    let k = keys();
+    let (mut good, mut bad) = pair(&k, &plan(1), &AID_PURSE, Defect::WriteValueClearsSignature);
+    for b in [&mut good, &mut bad] {
+        signed_record(b, 186);
+        b.ok(&cmds::purse_write_value(9000, DATE));
+    }
+    assert_eq!(good.ok(&cmds::read_field(FIELD_SIGNATURE, 64)), [0x5A; 64]);
+    assert_eq!(bad.sw(&cmds::read_field(FIELD_SIGNATURE, 64)), sw::REF_DATA_NOT_FOUND);
+}
+
+#[test]
+fn write_signature_any_length() {
+    let k = keys();
+    let (mut good, mut bad) = pair(&k, &plan(1), &AID_PURSE, Defect::WriteSignatureAnyLength);
+    let short = cmds::purse_write_signature(&[0x5A; 63]);
+    assert_eq!(good.sw(&short), sw::WRONG_LENGTH);
+    assert_eq!(bad.sw(&short), OK);
+    assert_eq!(good.sw(&cmds::read_field(FIELD_SIGNATURE, 64)), sw::REF_DATA_NOT_FOUND);
+    assert_eq!(bad.ok(&cmds::read_field(FIELD_SIGNATURE, 256)), [0x5A; 63]);
+    // More than 64 is still refused.
+    assert_eq!(bad.sw(&cmds::purse_write_signature(&[0x5A; 65])), sw::WRONG_LENGTH);
+}
+
+#[test]
+fn write_signature_into_certificate_area() {
+    let k = keys();
+    let (mut good, mut bad) = pair(&k, &plan(1), &AID_PURSE, Defect::WriteSignatureIntoCertificate);
+    for b in [&mut good, &mut bad] {
+        assert_eq!(b.sw(&cmds::purse_write_signature(&[0x5A; 64])), OK);
+    }
+    assert_eq!(good.ok(&cmds::read_field(FIELD_SIGNATURE, 64)), [0x5A; 64]);
+    assert_eq!(good.sw(&cmds::read_field(FIELD_CERTIFICATE, 256)), sw::REF_DATA_NOT_FOUND);
+    assert_eq!(bad.sw(&cmds::read_field(FIELD_SIGNATURE, 64)), sw::REF_DATA_NOT_FOUND);
+    assert_eq!(bad.ok(&cmds::read_field(FIELD_CERTIFICATE, 256)), [0x5A; 64]);
+}
+
+#[test]
+fn write_certificate_accepts_empty() {
+    let k = keys();
+    let (mut good, mut bad) = pair(&k, &plan(1), &AID_PURSE, Defect::WriteCertificateAcceptsEmpty);
+    let empty = Command::new(CLA_PROP, PURSE_WRITE_CERTIFICATE, 0, 0);
+    for b in [&mut good, &mut bad] {
+        b.ok(&cmds::purse_write_certificate(&[0xC3; 186]));
+    }
+    assert_eq!(good.sw(&empty), sw::WRONG_LENGTH);
+    assert_eq!(bad.sw(&empty), OK);
+    assert_eq!(good.ok(&cmds::read_field(FIELD_CERTIFICATE, 256)), [0xC3; 186]);
+    assert_eq!(bad.sw(&cmds::read_field(FIELD_CERTIFICATE, 256)), sw::REF_DATA_NOT_FOUND);
+}
+
+#[test]
+fn write_certificate_parsed() {
+    let k = keys();
+    let (mut good, mut bad) = pair(&k, &plan(1), &AID_PURSE, Defect::WriteCertificateParsed);
+    let one = cmds::purse_write_certificate(&[0x5A]);
+    assert_eq!(good.sw(&one), OK);
+    assert_eq!(bad.sw(&one), sw::WRONG_DATA);
+    assert_eq!(good.ok(&cmds::read_field(FIELD_CERTIFICATE, 256)), [0x5A]);
+    // A real certificate is stored by both.
+    assert_eq!(bad.sw(&cmds::purse_write_certificate(k.payment.cert.encode())), OK);
+}
+
 // ---------------------------------------------------------------------------------------------
 // CPAY
 
@@ -531,6 +710,198 @@ fn cpay_overdraft() {
     let left = 1000u32.wrapping_sub(1500);
     assert_eq!(bad.ok(&debit(&k, &p.card_id, 1500, &n)), left.to_be_bytes());
     assert_eq!(good.ok(&cmds::read_field(FIELD_VALUE, 8))[..4], 1000u32.to_be_bytes());
+}
+
+#[test]
+fn cpay_read_field_purse_value() {
+    let k = keys();
+    let (mut good, mut bad) = pair(&k, &plan(1), &AID_CPAY, Defect::CpayReadFieldPurseValue);
+    let cpay_value = [1000u32.to_be_bytes(), 0u32.to_be_bytes()].concat();
+    assert_eq!(good.ok(&cmds::read_field(FIELD_VALUE, 8)), cpay_value);
+    assert_eq!(bad.ok(&cmds::read_field(FIELD_VALUE, 8)), [0; 8], "the blank PURSE value area");
+}
+
+#[test]
+fn cpay_read_field_counter() {
+    let k = keys();
+    let (mut good, mut bad) = pair(&k, &plan(1), &AID_CPAY, Defect::CpayReadFieldCounter);
+    assert_eq!(good.sw(&cmds::read_field(FIELD_COUNTER, 4)), sw::WRONG_P1P2);
+    assert_eq!(bad.ok(&cmds::read_field(FIELD_COUNTER, 4)), 1000u32.to_be_bytes());
+    assert_eq!(bad.sw(&cmds::read_field(FIELD_SIGNATURE, 64)), sw::WRONG_P1P2);
+}
+
+/// The answer to a DEBIT with a wrong signature tells whether a nonce and reader are there:
+/// `6982` (both there, the signature was checked) or `6986` (no nonce or no reader).
+fn probe_debit(b: &mut Bench) -> u16 {
+    b.sw(&cmds::cpay_debit(10, DATE, &[0x11; 64]))
+}
+
+#[test]
+fn cpay_pso_clears_before_p1p2() {
+    let k = keys();
+    let (mut good, mut bad) = pair(&k, &plan(1), &AID_CPAY, Defect::CpayPsoClearsBeforeP1P2);
+    let wrong_p2 = Command::new(CLA_ISO, CPAY_VERIFY_READER, 0x00, 0x00).data(k.payment.cert.encode().to_vec());
+    for b in [&mut good, &mut bad] {
+        cpay_nonce(b, &k);
+        assert_eq!(b.sw(&wrong_p2), sw::WRONG_P1P2);
+    }
+    assert_eq!(probe_debit(&mut good), sw::SECURITY_NOT_SATISFIED);
+    assert_eq!(probe_debit(&mut bad), sw::COMMAND_NOT_ALLOWED);
+    assert_eq!(good.ok(&cmds::cpay_sign(&[1; 16])).len(), 96);
+    assert_eq!(bad.sw(&cmds::cpay_sign(&[1; 16])), sw::COMMAND_NOT_ALLOWED);
+}
+
+#[test]
+fn cpay_refused_pso_keeps_reader() {
+    let k = keys();
+    let (mut good, mut bad) = pair(&k, &plan(1), &AID_CPAY, Defect::CpayRefusedPsoKeepsReader);
+    let charge = cmds::cpay_verify_reader(k.charge.cert.encode());
+    for b in [&mut good, &mut bad] {
+        cpay_nonce(b, &k);
+        assert_eq!(b.sw(&charge), sw::SECURITY_NOT_SATISFIED);
+    }
+    assert_eq!(probe_debit(&mut good), sw::COMMAND_NOT_ALLOWED);
+    assert_eq!(probe_debit(&mut bad), sw::SECURITY_NOT_SATISFIED);
+    assert_eq!(good.sw(&cmds::cpay_sign(&[1; 16])), sw::COMMAND_NOT_ALLOWED);
+    assert_eq!(bad.ok(&cmds::cpay_sign(&[1; 16])).len(), 96);
+}
+
+#[test]
+fn cpay_pso_unparsable_6982() {
+    let k = keys();
+    let (mut good, mut bad) = pair(&k, &plan(1), &AID_CPAY, Defect::CpayPsoUnparsable6982);
+    let junk = cmds::cpay_verify_reader(&[0x42; 16]);
+    assert_eq!(good.sw(&junk), sw::WRONG_DATA);
+    assert_eq!(bad.sw(&junk), sw::SECURITY_NOT_SATISFIED);
+    assert_eq!(bad.sw(&cmds::cpay_verify_reader(k.payment.cert.encode())), OK);
+}
+
+#[test]
+fn cpay_reader_single_use() {
+    let k = keys();
+    let p = plan(1);
+    let (mut good, mut bad) = pair(&k, &p, &AID_CPAY, Defect::CpayReaderSingleUse);
+    for b in [&mut good, &mut bad] {
+        let n = cpay_nonce(b, &k);
+        assert_eq!(b.ok(&debit(&k, &p.card_id, 100, &n)), 900u32.to_be_bytes());
+    }
+    assert_eq!(good.ok(&cmds::cpay_sign(&[2; 16])).len(), 96);
+    assert_eq!(bad.sw(&cmds::cpay_sign(&[2; 16])), sw::COMMAND_NOT_ALLOWED);
+}
+
+#[test]
+fn cpay_reader_expiry_checked() {
+    let k = keys();
+    let p = plan(1);
+    let (mut good, mut bad) = pair(&k, &p, &AID_CPAY, Defect::CpayReaderExpiryChecked);
+    let expired = k.machine("P-EXPIRED").expect("P-EXPIRED in every keyset").cert.encode().to_vec();
+    // A first debit dates the CPAY value (DATE, 2027) after the expiry (2025-01-01).
+    for b in [&mut good, &mut bad] {
+        let n = cpay_nonce(b, &k);
+        b.ok(&debit(&k, &p.card_id, 100, &n));
+    }
+    assert_eq!(good.sw(&cmds::cpay_verify_reader(&expired)), OK);
+    assert_eq!(bad.sw(&cmds::cpay_verify_reader(&expired)), sw::SECURITY_NOT_SATISFIED);
+}
+
+#[test]
+fn cpay_sign_reader_checked_first() {
+    let k = keys();
+    let (mut good, mut bad) = pair(&k, &plan(1), &AID_CPAY, Defect::CpaySignReaderCheckedFirst);
+    let short = Command::new(CLA_PROP, CPAY_SIGN, 0, 0).data(vec![1; 8]).le(256);
+    assert_eq!(good.sw(&short), sw::WRONG_LENGTH);
+    assert_eq!(bad.sw(&short), sw::COMMAND_NOT_ALLOWED);
+    for b in [&mut good, &mut bad] {
+        b.ok(&cmds::cpay_verify_reader(k.payment.cert.encode()));
+        assert_eq!(b.sw(&short), sw::WRONG_LENGTH);
+    }
+}
+
+#[test]
+fn cpay_sign_without_reader() {
+    let k = keys();
+    let (mut good, mut bad) = pair(&k, &plan(1), &AID_CPAY, Defect::CpaySignWithoutReader);
+    assert_eq!(good.sw(&cmds::cpay_sign(&[1; 16])), sw::COMMAND_NOT_ALLOWED);
+    assert_eq!(bad.ok(&cmds::cpay_sign(&[1; 16])).len(), 96);
+    // Without a reader no DEBIT can follow on either card.
+    assert_eq!(probe_debit(&mut bad), sw::COMMAND_NOT_ALLOWED);
+}
+
+#[test]
+fn cpay_sign_amount_before_date() {
+    let k = keys();
+    let mut p = plan(1);
+    p.cpay_amount = 1000;
+    let (mut good, mut bad) = pair(&k, &p, &AID_CPAY, Defect::CpaySignAmountBeforeDate);
+    // Date the value first, so that date and amount differ.
+    for b in [&mut good, &mut bad] {
+        let n = cpay_nonce(b, &k);
+        b.ok(&debit(&k, &p.card_id, 100, &n));
+        b.ok(&cmds::cpay_verify_reader(k.payment.cert.encode()));
+    }
+    let (g, b) = (good.ok(&cmds::cpay_sign(&[3; 16])), bad.ok(&cmds::cpay_sign(&[3; 16])));
+    assert_eq!((be32(&g, 8), be32(&g, 12)), (DATE, 900));
+    assert_eq!((be32(&b, 8), be32(&b, 12)), (900, DATE));
+    // The signature is still over M_pay with date first.
+    let card_key = *k.card_key(&p.card_id, "cpay").verifying_key();
+    assert!(sig::verify(&card_key, &cpay::sign_message(&p.card_id, DATE, 900, &[3; 16]), &b[32..]).is_ok());
+}
+
+#[test]
+fn cpay_nonce_not_replaced() {
+    let k = keys();
+    let (mut good, mut bad) = pair(&k, &plan(1), &AID_CPAY, Defect::CpayNonceNotReplaced);
+    let nonces = |b: &mut Bench| {
+        let first = cpay_nonce(b, &k);
+        let second = b.ok(&cmds::cpay_sign(&[7; 16]))[16..32].to_vec();
+        (first, second)
+    };
+    let (g1, g2) = nonces(&mut good);
+    let (b1, b2) = nonces(&mut bad);
+    assert_eq!(g1, b1, "same random stream");
+    assert_ne!(g1, g2);
+    assert_eq!(b1, b2);
+}
+
+#[test]
+fn cpay_debit_nonce_consumed_by_bad_length() {
+    let k = keys();
+    let (mut good, mut bad) = pair(&k, &plan(1), &AID_CPAY, Defect::CpayDebitNonceConsumedByBadLength);
+    let short = Command::new(CLA_PROP, CPAY_DEBIT, 0, 0).data(vec![0x11; 71]).le(4);
+    for b in [&mut good, &mut bad] {
+        cpay_nonce(b, &k);
+        assert_eq!(b.sw(&short), sw::WRONG_LENGTH);
+    }
+    assert_eq!(probe_debit(&mut good), sw::SECURITY_NOT_SATISFIED);
+    assert_eq!(probe_debit(&mut bad), sw::COMMAND_NOT_ALLOWED);
+}
+
+#[test]
+fn cpay_debit_zero_price() {
+    let k = keys();
+    let p = plan(1);
+    let (mut good, mut bad) = pair(&k, &p, &AID_CPAY, Defect::CpayDebitZeroPrice);
+    let n = cpay_nonce(&mut good, &k);
+    assert_eq!(good.sw(&debit(&k, &p.card_id, 0, &n)), sw::WRONG_DATA);
+    let n = cpay_nonce(&mut bad, &k);
+    assert_eq!(bad.ok(&debit(&k, &p.card_id, 0, &n)), 1000u32.to_be_bytes());
+    let value = |a: u32, d: u32| [a.to_be_bytes(), d.to_be_bytes()].concat();
+    assert_eq!(good.ok(&cmds::read_field(FIELD_VALUE, 8)), value(1000, 0));
+    assert_eq!(bad.ok(&cmds::read_field(FIELD_VALUE, 8)), value(1000, DATE), "the date moved");
+}
+
+#[test]
+fn cpay_debit_keeps_date() {
+    let k = keys();
+    let p = plan(1);
+    let (mut good, mut bad) = pair(&k, &p, &AID_CPAY, Defect::CpayDebitKeepsDate);
+    for b in [&mut good, &mut bad] {
+        let n = cpay_nonce(b, &k);
+        assert_eq!(b.ok(&debit(&k, &p.card_id, 100, &n)), 900u32.to_be_bytes());
+    }
+    let value = |a: u32, d: u32| [a.to_be_bytes(), d.to_be_bytes()].concat();
+    assert_eq!(good.ok(&cmds::read_field(FIELD_VALUE, 8)), value(900, DATE));
+    assert_eq!(bad.ok(&cmds::read_field(FIELD_VALUE, 8)), value(900, 0));
 }
 
 // ---------------------------------------------------------------------------------------------

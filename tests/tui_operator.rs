@@ -120,7 +120,7 @@ fn each_head_says_what_the_operator_must_do() {
     let mut app = app();
     app.bell = true;
     app.event(Msg::Presence { reader: "cardbench vpcd 4 00 00".into(), present: false, atr: vec![] });
-    head_event(&mut app, HeadState::Waiting { next: 1 });
+    head_event(&mut app, HeadState::Waiting { next: Some(1) });
     let s = screen(&app);
     assert!(s.contains("▶ insert the next card in E (reader cardbench vpcd 4 00 00)"), "{s}");
     assert!(line_with(&s, " E ").contains("waiting for card"), "{s}");
@@ -164,7 +164,7 @@ fn each_head_says_what_the_operator_must_do() {
 
     // The worker saw the card go and waits for the next: no card, no ATR (also for heads
     // without a presence watch).
-    head_event(&mut app, HeadState::Waiting { next: 2 });
+    head_event(&mut app, HeadState::Waiting { next: Some(2) });
     let s = screen(&app);
     assert!(line_with(&s, " E ").contains(" no ") && s.contains("cardbench vpcd 4 00 00 ATR —"), "{s}");
     head_event(&mut app, HeadState::Done);

@@ -182,18 +182,19 @@ impl Control {
         self.stop.load(std::sync::atomic::Ordering::Relaxed)
     }
 
-    /// `Head::wait_for_card` that gives up when the operator stops the batch (`Ok(None)`),
-    /// so a stop never waits out a presence timeout.
+    /// `Head::wait_for_card` that gives up when the operator stops the batch or `give_up`
+    /// says the wait is pointless (`Ok(None)`), so neither waits out a presence timeout.
     fn wait_for_card(
         &self,
         head: &mut dyn crate::head::Head,
         present: bool,
         timeout: std::time::Duration,
+        give_up: &dyn Fn() -> bool,
     ) -> Result<Option<bool>, crate::head::HeadError> {
         const SLICE: std::time::Duration = std::time::Duration::from_millis(200);
         let deadline = Instant::now() + timeout;
         loop {
-            if self.stopped() {
+            if self.stopped() || give_up() {
                 return Ok(None);
             }
             let left = deadline.saturating_duration_since(Instant::now());
@@ -434,6 +435,57 @@ fn mute_card(head: &mut LabHead, e: &crate::head::HeadError) -> Certified {
         head.head.info().reader
     );
     Certified::Refused { card_id: "unidentified".into(), why }
+}
+
+/// How a real reader's wait for its next card ended.
+enum Arrival {
+    /// A card was detected (when) and got card index .0 of the batch.
+    Card(u64, (Instant, String)),
+    /// No card left for this head (another head took the last one), or the batch stopped.
+    NoMore,
+    /// No card came within the presence timeout: why, for the batch and the head.
+    Stalled(String, HeadState),
+    /// The reader or the store failed.
+    Failed(anyhow::Error, HeadState),
+}
+
+/// Wait for the operator to insert a card in a real reader, then give it the next card
+/// index. The index is taken only once the card is there: a head that took it while still
+/// waiting would hold the batch's last card hostage while the card sits in another head
+/// (one card, two heads, `--count 1`). The wait ends early once no index is left to take.
+fn next_detected(
+    head: &mut LabHead,
+    queue: &Feed,
+    control: &Control,
+    presence_timeout: std::time::Duration,
+    announce: &dyn Fn(&LabHead, HeadState),
+) -> Arrival {
+    if !queue.has_more() {
+        return Arrival::NoMore;
+    }
+    let next = queue.peek();
+    announce(head, HeadState::Waiting { next });
+    match control.wait_for_card(head.head.as_mut(), true, presence_timeout, &|| !queue.has_more()) {
+        Ok(Some(true)) => {}
+        Ok(None) => return Arrival::NoMore,
+        Ok(Some(false)) => {
+            let secs = presence_timeout.as_secs();
+            let was = next.map(|n| format!(" (card #{n} was next)")).unwrap_or_default();
+            let why = format!("head {}: no card inserted within {secs} s{was}", head.name);
+            return Arrival::Stalled(why, HeadState::Fault(format!("no card inserted within {secs} s")));
+        }
+        Err(e) => {
+            let state = HeadState::Fault(e.to_string());
+            return Arrival::Failed(head_error(head, e), state);
+        }
+    }
+    let at = (Instant::now(), now_rfc3339());
+    match queue.next() {
+        Ok(Some(i)) => Arrival::Card(i, at),
+        // Another head detected its card first and took the last index.
+        Ok(None) => Arrival::NoMore,
+        Err(e) => Arrival::Failed(e.into(), HeadState::Fault("the results store failed".into())),
+    }
 }
 
 /// What the operator reads when a card comes back: which card, where it was certified, what
@@ -705,47 +757,33 @@ pub fn run_batch(l: &Loaded, lab: Lab, plan: &Plan, opts: &BatchOptions) -> Resu
                     if !opts.control.wait_while_paused() {
                         break;
                     }
-                    let index = match queue.next() {
-                        Ok(Some(i)) => i,
-                        Ok(None) => break,
-                        Err(e) => {
-                            let _ = tx.send(WorkerMsg::Card(Err(e.into())));
-                            break;
-                        }
-                    };
-                    // A real reader: the operator inserts the card. A head that sees none
-                    // gives its card back to the queue (another head may take it) and stops.
-                    let mut detected = None;
-                    if real {
-                        announce(&heads[0], HeadState::Waiting { next: index });
-                        match opts.control.wait_for_card(heads[0].head.as_mut(), true, presence_timeout) {
-                            Ok(Some(true)) => detected = Some((Instant::now(), now_rfc3339())),
-                            Ok(None) => {
-                                let _ = queue.give_back(index);
-                                break;
-                            }
-                            Ok(Some(false)) => {
-                                let _ = queue.give_back(index);
-                                let why = format!(
-                                    "head {}: no card inserted within {} s (card #{index} was next)",
-                                    heads[0].name,
-                                    presence_timeout.as_secs()
-                                );
-                                last = HeadState::Fault(format!(
-                                    "no card inserted within {} s",
-                                    presence_timeout.as_secs()
-                                ));
+                    // A virtual head: the feeder makes card `index` for it. A real reader: the
+                    // card gets its index when the head detects it (`next_detected`).
+                    let (index, detected) = if real {
+                        match next_detected(&mut heads[0], queue, &opts.control, presence_timeout, announce) {
+                            Arrival::Card(i, at) => (i, Some(at)),
+                            Arrival::NoMore => break,
+                            Arrival::Stalled(why, state) => {
+                                last = state;
                                 let _ = tx.send(WorkerMsg::Stalled(why));
                                 break;
                             }
-                            Err(e) => {
-                                let _ = queue.give_back(index);
-                                last = HeadState::Fault(e.to_string());
-                                let _ = tx.send(WorkerMsg::Card(Err(head_error(&heads[0], e))));
+                            Arrival::Failed(e, state) => {
+                                last = state;
+                                let _ = tx.send(WorkerMsg::Card(Err(e)));
                                 break;
                             }
                         }
-                    }
+                    } else {
+                        match queue.next() {
+                            Ok(Some(i)) => (i, None),
+                            Ok(None) => break,
+                            Err(e) => {
+                                let _ = tx.send(WorkerMsg::Card(Err(e.into())));
+                                break;
+                            }
+                        }
+                    };
                     let board_sink = board.as_ref().filter(|_| real).map(|b| b.sink(&heads[0].name));
                     let shared = Shared {
                         f: factory,
@@ -792,7 +830,7 @@ pub fn run_batch(l: &Loaded, lab: Lab, plan: &Plan, opts: &BatchOptions) -> Resu
                     let more = queue.has_more();
                     if more && real {
                         announce(&heads[0], HeadState::Remove { index, card_id, verdict });
-                        match opts.control.wait_for_card(heads[0].head.as_mut(), false, presence_timeout) {
+                        match opts.control.wait_for_card(heads[0].head.as_mut(), false, presence_timeout, &|| false) {
                             Ok(Some(true)) => {}
                             Ok(None) => break,
                             Ok(Some(false)) => {

@@ -11,8 +11,10 @@ use std::sync::{Arc, Mutex};
 /// What a head of a batch is doing, as the operator sees it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum HeadState {
-    /// A real reader waits for the operator to insert the next card (card #`next` of the batch).
-    Waiting { next: u64 },
+    /// A real reader waits for the operator to insert the next card. `next`: the index the
+    /// batch would hand out now (`None` when a shared store hands them out); the card gets
+    /// its index only when a head detects it, so another head may take that one first.
+    Waiting { next: Option<u64> },
     /// A card is in the head and the plan runs on it (the case in progress comes with the
     /// run's `StepStarted` events).
     Testing { index: u64, card_id: String },
@@ -50,7 +52,8 @@ impl HeadState {
     /// The state as one line (without the prompt's reader).
     pub fn describe(&self, case: &str) -> String {
         match self {
-            HeadState::Waiting { next } => format!("waiting for card #{next}"),
+            HeadState::Waiting { next: Some(next) } => format!("waiting for card #{next}"),
+            HeadState::Waiting { next: None } => "waiting for a card".into(),
             HeadState::Testing { card_id, .. } if case.is_empty() => format!("testing card {card_id}"),
             HeadState::Testing { card_id, .. } => format!("testing card {card_id} at {case}"),
             HeadState::Remove { card_id, verdict, .. } => format!("card {card_id} {verdict}: remove it"),
@@ -191,7 +194,7 @@ mod tests {
 
     #[test]
     fn prompts_name_the_head_and_its_reader() {
-        let w = HeadState::Waiting { next: 3 };
+        let w = HeadState::Waiting { next: Some(3) };
         assert_eq!(
             w.prompt("E", "cardbench vpcd 4 00 00").unwrap(),
             "insert the next card in E (reader cardbench vpcd 4 00 00)"
@@ -206,7 +209,7 @@ mod tests {
     #[test]
     fn the_bell_rings_with_prompts_only() {
         let c = Console::new(true);
-        assert!(c.line("E", "R", &HeadState::Waiting { next: 1 }).unwrap().ends_with('\x07'));
+        assert!(c.line("E", "R", &HeadState::Waiting { next: Some(1) }).unwrap().ends_with('\x07'));
         let t = HeadState::Testing { index: 1, card_id: "X".into() };
         assert!(!c.line("E", "R", &t).unwrap().contains('\x07'));
     }

@@ -63,6 +63,35 @@ defects! {
         "PERSO PUT 10 (backward counter) is still accepted after PERSO LOCK, so the counter can be set back up";
     CounterDecrementedOnRefusedWrite = "counter-decremented-on-refused-write", "PURSE",
         "WRITE VALUE decrements the counter in its own transaction before the length check, so a refused write (6700) still costs a counter step";
+    // PURSE responses and the other checks (card-spec 6.2-6.6), one rule each.
+    ReadAllRejectsData = "read-all-rejects-data", "PURSE",
+        "READ ALL sent with a data field answers 6700 instead of ignoring the data";
+    ReadAllDateBeforeAmount = "read-all-date-before-amount", "PURSE",
+        "READ ALL lays out the value area date first (the order of the signed message) instead of amount then date";
+    ReadAllPadsEmptySignature = "read-all-pads-empty-signature", "PURSE",
+        "READ ALL of a never-signed record gives signature length 40 and 64 zero bytes instead of length 00 and nothing";
+    ReadAllTruncatedAt256 = "read-all-truncated-at-256", "PURSE",
+        "READ ALL builds the record in a 256-byte buffer: a longer record (signature and certificate) is cut at 256 bytes";
+    ReadFieldDateBeforeAmount = "read-field-date-before-amount", "PURSE",
+        "READ FIELD 03 (PURSE) answers date || amount instead of amount || date";
+    ReadFieldP2Ignored = "read-field-p2-ignored", "PURSE",
+        "READ FIELD (PURSE) ignores P2: P2 other than 00 answers the field instead of 6A86";
+    ReadFieldEmptyAreaZeros = "read-field-empty-area-zeros", "PURSE",
+        "READ FIELD 04 of a never-written signature area answers 64 zero bytes and 9000 instead of 6A88";
+    WriteValueExhaustionFirst = "write-value-exhaustion-checked-first", "PURSE",
+        "WRITE VALUE checks the exhausted counter before the length: a wrong-length write on an exhausted purse answers 6A84 instead of 6700";
+    WriteValueAnswersOldCounter = "write-value-answers-old-counter", "PURSE",
+        "WRITE VALUE decrements the counter but answers the counter from before the decrement";
+    WriteValueClearsSignature = "write-value-clears-signature", "PURSE",
+        "WRITE VALUE empties the signature area in the same commit instead of leaving it alone";
+    WriteSignatureAnyLength = "write-signature-any-length", "PURSE",
+        "WRITE SIGNATURE accepts and stores any data of 1 to 64 bytes instead of answering 6700 for Nc != 64";
+    WriteSignatureIntoCertificate = "write-signature-into-certificate-area", "PURSE",
+        "WRITE SIGNATURE stores its data in the certificate area (a copy-paste of WRITE CERTIFICATE); the signature area keeps its content";
+    WriteCertificateAcceptsEmpty = "write-certificate-accepts-empty", "PURSE",
+        "WRITE CERTIFICATE with Nc = 0 answers 9000 and empties the certificate area instead of 6700";
+    WriteCertificateParsed = "write-certificate-parsed", "PURSE",
+        "WRITE CERTIFICATE parses the data as a CV certificate and refuses anything else with 6A80 instead of storing it as is";
     // ---- CPAY (seed 000 prior art S21-S24, S38; card-spec 7.3-7.5) ----
     CpayReaderSignatureUnchecked = "cpay-reader-signature-unchecked", "CPAY",
         "PSO VERIFY CERTIFICATE does not verify the center's signature on the reader certificate: any well-formed payment-machine certificate is accepted";
@@ -76,6 +105,35 @@ defects! {
         "DEBIT does not verify the reader's signature over the nonce: any 64 bytes authorize a debit";
     CpayOverdraft = "cpay-overdraft", "CPAY",
         "DEBIT with price > amount is accepted and the amount wraps below zero instead of 6A84";
+    // CPAY responses, check order and RAM rules (card-spec 7.2-7.5), one rule each.
+    CpayReadFieldPurseValue = "cpay-read-field-purse-value", "CPAY",
+        "CPAY READ FIELD 03 answers the PURSE value area (shared READ FIELD table) instead of the CPAY value";
+    CpayReadFieldCounter = "cpay-read-field-counter", "CPAY",
+        "CPAY READ FIELD 02 answers the PURSE backward counter (shared READ FIELD table) instead of 6A86";
+    CpayPsoClearsBeforeP1P2 = "cpay-pso-clears-before-p1p2", "CPAY",
+        "PSO VERIFY CERTIFICATE clears the verified reader and the nonce before checking P1-P2, so a 6A86 ends the session";
+    CpayRefusedPsoKeepsReader = "cpay-refused-pso-keeps-reader", "CPAY",
+        "PSO VERIFY CERTIFICATE replaces the verified reader only on success: after a refused certificate the earlier reader and nonce stay usable";
+    CpayPsoUnparsable6982 = "cpay-pso-unparsable-6982", "CPAY",
+        "PSO VERIFY CERTIFICATE answers 6982 instead of 6A80 for data that is not a certificate";
+    CpayReaderSingleUse = "cpay-reader-single-use", "CPAY",
+        "a successful DEBIT also ends the verified reader: the next SIGN PAYMENT answers 6986 without a new PSO VERIFY CERTIFICATE";
+    CpayReaderExpiryChecked = "cpay-reader-expiry-checked", "CPAY",
+        "PSO VERIFY CERTIFICATE refuses (6982) a reader certificate that expired before the card's CPAY value date, although the card checks no expiry";
+    CpaySignReaderCheckedFirst = "cpay-sign-reader-checked-first", "CPAY",
+        "SIGN PAYMENT checks for a verified reader before the length: a wrong-length SIGN PAYMENT without reader answers 6986 instead of 6700";
+    CpaySignWithoutReader = "cpay-sign-without-reader", "CPAY",
+        "SIGN PAYMENT signs without a verified reader instead of answering 6986";
+    CpaySignAmountBeforeDate = "cpay-sign-amount-before-date", "CPAY",
+        "the SIGN PAYMENT response carries amount then date (the order of READ FIELD 03) instead of date then amount; the signature is still over M_pay";
+    CpayNonceNotReplaced = "cpay-nonce-not-replaced", "CPAY",
+        "SIGN PAYMENT keeps an outstanding nonce instead of replacing it: the next SIGN PAYMENT of the session answers the same nonce";
+    CpayDebitNonceConsumedByBadLength = "cpay-debit-nonce-consumed-by-bad-length", "CPAY",
+        "DEBIT consumes the nonce before the length check, so a DEBIT refused with 6700 costs the nonce";
+    CpayDebitZeroPrice = "cpay-debit-zero-price", "CPAY",
+        "DEBIT with price 0 (reader-signed) answers 9000 and moves the value date instead of 6A80";
+    CpayDebitKeepsDate = "cpay-debit-keeps-date", "CPAY",
+        "DEBIT takes the price from the amount but does not write the DEBIT's date";
     // ---- XFER key update (seed 002 S1001-S8105A, card-spec 8.4-8.6) ----
     UpdatePermissionReusable = "update-permission-reusable", "XFER",
         "UPDATE TRANSFER KEY does not consume the key-update permission: after a refused attempt the same update random is still accepted";
@@ -114,6 +172,97 @@ defects! {
         "VALUE RECEIVE credits but does not clear the pending credit, so the same reception challenge credits again";
     CancelProofUnchecked = "cancel-proof-unchecked", "XFER",
         "CANCEL PENDING CREDIT does not verify the sending card's cancel proof: any 16 bytes cancel a pending credit, also one whose debit was committed";
+    // ---- XFER requirement matrix (card-spec §8-§9; issue 12): one firmware mistake each ----
+    InfoSlotIdsPadded = "info-slot-ids-padded", "XFER",
+        "GET CARD INFO always writes eight slot-ID entries (zeros for unused ones) after the slot count, so the card information is 66 bytes instead of 34 + 4n";
+    InfoCertIsCpayCert = "info-cert-is-cpay-cert", "XFER",
+        "GET CARD INFO P1 = 01 answers the CPAY card certificate (role 05) instead of the XFER one";
+    InfoCardIdSerialOnly = "info-card-id-serial-only", "XFER",
+        "GET CARD INFO writes only the card ID's last 4 bytes (its serial), right-aligned after 4 zero bytes";
+    InfoLimitsSwapped = "info-limits-swapped", "XFER",
+        "GET CARD INFO writes the transfer-key ID limit at offset 24 and the update-key ID limit at offset 28";
+    InfoFlagsShifted = "info-flags-shifted", "XFER",
+        "GET CARD INFO numbers the flag bits from 1: update key 02, card key 04, credit pending 08, last debit 10";
+    P2IgnoredByInfoAndReadState = "p2-ignored-by-info-and-read-state", "XFER",
+        "GET CARD INFO and READ TRANSFER STATE look at P1 only: any P2 is accepted instead of 6A86";
+    ReadsEndSendSession = "reads-end-send-session", "XFER",
+        "GET CARD INFO and READ TRANSFER STATE reset the XFER RAM, so they end a send session";
+    TransportAadWithoutMode = "transport-aad-without-mode", "XFER",
+        "the common/multi key-transport AE (seal and open) uses the AAD \"CBXFERTK\" without the mode byte";
+    XferRandomsConstant = "xfer-randoms-constant", "XFER",
+        "every XFER random (update random, AE IV, rnd_send, rnd_recv) is drawn but replaced by one derived from the card ID, the same every time";
+    TransportSignatureWithoutRandom = "transport-signature-without-random", "XFER",
+        "GET TRANSFER KEY (modes 02/04) signs \"CBXFERTK\" || mode || ct without the update random";
+    PermissionDroppedBeforeModeCheck = "permission-dropped-before-mode-check", "XFER",
+        "KEY UPDATE PERMISSION and UPDATE TRANSFER KEY drop the key-update permission before checking P1-P2, so a 6A86 loses it";
+    PermissionKeptOnRefusal = "permission-kept-on-refusal", "XFER",
+        "KEY UPDATE PERMISSION replaces the earlier permission only when it succeeds: a refused one leaves the earlier permission usable";
+    CertParseError6982 = "cert-parse-error-6982", "XFER",
+        "a peer certificate that does not parse (or is absent) answers 6982 instead of 6A80 in KEY UPDATE PERMISSION and GET TRANSFER KEY";
+    KeyUpdateLengthsLenient = "key-update-lengths-lenient", "XFER",
+        "modes 01/03: KEY UPDATE PERMISSION ignores data and GET TRANSFER KEY takes the first 16 bytes of longer data instead of 6700";
+    PermissionModeNotBound = "permission-mode-not-bound", "XFER",
+        "UPDATE TRANSFER KEY accepts a key-update permission given for another mode";
+    MultiBlobCarriesKey = "multi-blob-carries-key", "XFER",
+        "GET TRANSFER KEY mode 03 seals the transfer key too (mode 01's plaintext): a 68-byte blob that card A refuses";
+    TransferKeyModeUnchecked = "transfer-key-mode-unchecked", "XFER",
+        "GET TRANSFER KEY accepts any P1 and P2, treating an unknown mode as mode 01";
+    TransferKeyClearsPermission = "transfer-key-clears-permission", "XFER",
+        "GET TRANSFER KEY discards the card's own key-update permission";
+    UpdatePublicMinLength64 = "update-public-min-length-64", "XFER",
+        "UPDATE TRANSFER KEY (modes 02/04) checks only Nc >= 64 (the signature), so a 64-160 byte message answers 6982 instead of 6700";
+    UpdateSignatureUnchecked = "update-signature-unchecked", "XFER",
+        "UPDATE TRANSFER KEY (modes 02/04) does not verify card B's signature over the ciphertext and the update random";
+    UpdateDecryptError6A80 = "update-decrypt-error-6a80", "XFER",
+        "UPDATE TRANSFER KEY (modes 02/04) answers 6A80 instead of 6982 when the ECIES decryption fails";
+    MultiMovesIdOnly = "multi-moves-id-only", "XFER",
+        "UPDATE TRANSFER KEY mode 03 moves the transfer-key ID but keeps the old key, and needs no preloaded key with the new ID";
+    SendSessionKeptOnRefusal = "send-session-kept-on-refusal", "XFER",
+        "VALUE SEND PERMISSION discards the earlier send session only when it succeeds";
+    TransferLengthsLenient = "transfer-lengths-lenient", "XFER",
+        "the value-transfer commands (permissions, VALUE RECEIVE, CANCEL PENDING CREDIT, CANCEL PROOF) take longer data and ignore the excess instead of 6700";
+    ZeroTransferAllowed = "zero-transfer-allowed", "XFER",
+        "VALUE SEND / RECEIVE PERMISSION accept a paid value of 0 instead of 6A80";
+    SendLogDropsNewest = "send-log-drops-newest", "XFER",
+        "with four sessions logged, VALUE SEND PERMISSION overwrites the newest log entry instead of dropping the oldest";
+    SendLengthCheckedAfterSession = "send-length-checked-after-session", "XFER",
+        "VALUE SEND takes (consumes) the send session before its length check, so a 6700 ends the session";
+    SendSessionKeptOnBadChallenge = "send-session-kept-on-bad-challenge", "XFER",
+        "VALUE SEND keeps the send session when the transmission challenge is wrong (6982), allowing retries";
+    LastDebitNotRecorded = "last-debit-not-recorded", "XFER",
+        "VALUE SEND's commit debits but does not record the last debit";
+    ReceiveAnswersOldBalance = "receive-answers-old-balance", "XFER",
+        "VALUE RECEIVE credits but answers the balance from before the credit";
+    NoCreditStatusSwapped = "no-credit-status-swapped", "XFER",
+        "with no credit pending VALUE RECEIVE answers 6A88 and CANCEL PENDING CREDIT 6986 (the two status words swapped)";
+    BadChallengeClearsCredit = "bad-challenge-clears-credit", "XFER",
+        "VALUE RECEIVE with a wrong reception challenge clears the pending credit (answering 6982)";
+    PendingStateRandomsSwapped = "pending-state-randoms-swapped", "XFER",
+        "READ TRANSFER STATE 01 answers rnd_recv before rnd_send";
+    LastDebitStateWithoutChallenge = "last-debit-state-without-challenge", "XFER",
+        "READ TRANSFER STATE 02 answers 40 bytes: the last debit without its reception challenge";
+    ReadStateEmptyZeros = "read-state-empty-zeros", "XFER",
+        "READ TRANSFER STATE answers 9000 and zero bytes when nothing is recorded, instead of 6A88";
+    CancelDoesNotClearCredit = "cancel-does-not-clear-credit", "XFER",
+        "CANCEL PENDING CREDIT verifies the proof and answers 9000 but leaves the credit pending";
+    CancelProofWithoutTag = "cancel-proof-without-tag", "XFER",
+        "CANCEL PROOF computes the proof without the tag 03, so the receiving card refuses it";
+    CancelProofUnknownSession = "cancel-proof-unknown-session", "XFER",
+        "CANCEL PROOF gives a proof for a session it has no log entry of (trusting the terminal) instead of 6A88";
+    CancelProofIgnoresAmount = "cancel-proof-ignores-amount", "XFER",
+        "CANCEL PROOF does not compare the paid value and date with the logged session";
+    CancelProofForDebited = "cancel-proof-for-debited", "XFER",
+        "CANCEL PROOF proves a session that debited (neither the log state nor the last debit is checked)";
+    CancelProofKeepsSession = "cancel-proof-keeps-session", "XFER",
+        "CANCEL PROOF of the live session does not discard the RAM session, so VALUE SEND can still debit after the proof";
+    CancelProofOnce = "cancel-proof-once", "XFER",
+        "CANCEL PROOF answers 6986 for a session it already cancelled instead of the same proof again";
+    SendSessionKeptAfterDebit = "send-session-kept-after-debit", "XFER",
+        "VALUE SEND does not end the send session when it debits: the same VALUE SEND debits again";
+    SendPermissionKeepsFirstSession = "send-permission-keeps-first-session", "XFER",
+        "a VALUE SEND PERMISSION while a send session is open logs and answers a new rnd_send but the RAM keeps the first session";
+    PendingCreditInRam = "pending-credit-in-ram", "XFER",
+        "the pending credit is lost on every reset, power-off and SELECT (kept as if in RAM)";
 }
 
 impl fmt::Display for Defect {
@@ -140,28 +289,37 @@ impl FromStr for Defect {
 /// A set of defects: one bit per `Defect` (declaration order). `Default` is the empty set,
 /// i.e. the reference card.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
-pub struct Defects(u64);
+pub struct Defects([u64; WORDS]);
 
+const WORDS: usize = 4;
 // One bit per defect must fit.
-const _: () = assert!(Defect::ALL.len() <= 64);
+const _: () = assert!(Defect::ALL.len() <= WORDS * 64);
 
 impl Defects {
-    pub const NONE: Defects = Defects(0);
+    pub const NONE: Defects = Defects([0; WORDS]);
 
     pub fn new() -> Defects {
         Defects::NONE
     }
 
+    fn bit(d: Defect) -> (usize, u64) {
+        let i = d as usize;
+        (i / 64, 1u64 << (i % 64))
+    }
+
     pub fn has(&self, d: Defect) -> bool {
-        self.0 & (1u64 << d as u32) != 0
+        let (w, b) = Self::bit(d);
+        self.0[w] & b != 0
     }
 
     pub fn insert(&mut self, d: Defect) {
-        self.0 |= 1u64 << d as u32;
+        let (w, b) = Self::bit(d);
+        self.0[w] |= b;
     }
 
     pub fn remove(&mut self, d: Defect) {
-        self.0 &= !(1u64 << d as u32);
+        let (w, b) = Self::bit(d);
+        self.0[w] &= !b;
     }
 
     pub fn with(mut self, d: Defect) -> Defects {
@@ -170,11 +328,11 @@ impl Defects {
     }
 
     pub fn is_empty(&self) -> bool {
-        self.0 == 0
+        self.0.iter().all(|w| *w == 0)
     }
 
     pub fn len(&self) -> usize {
-        self.0.count_ones() as usize
+        self.0.iter().map(|w| w.count_ones() as usize).sum()
     }
 
     /// The defects in the set, in declaration order.

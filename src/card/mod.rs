@@ -59,6 +59,8 @@ pub(crate) struct Ram {
     pub send: Option<xfer::SendSession>,
     /// Seeded defect `mute-after-select`: the card hangs until it is powered off.
     pub hung: bool,
+    /// Set by a pending credit made since the last reset or SELECT (`Defect::PendingCreditInRam`).
+    pub xfer_credit_live: bool,
 }
 
 /// Outcome of one applet command: a response, or the card going mute (power cut mid-write).

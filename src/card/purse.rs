@@ -33,17 +33,26 @@ impl VirtualCard {
                 if cmd.p1 != 0 || cmd.p2 != 0 {
                     return status(sw::WRONG_P1P2);
                 }
-                Response::ok(encode_record(img)).into()
+                if self.defects.has(Defect::ReadAllRejectsData) && !cmd.data.is_empty() {
+                    return status(sw::WRONG_LENGTH);
+                }
+                Response::ok(self.defective_record(encode_record(img))).into()
             }
             READ_FIELD => {
-                if cmd.p2 != 0 {
+                if cmd.p2 != 0 && !self.defects.has(Defect::ReadFieldP2Ignored) {
                     return status(sw::WRONG_P1P2);
                 }
                 let p = &img.purse;
                 let data = match cmd.p1 {
                     FIELD_ID => img.card_id.to_vec(),
                     FIELD_COUNTER => p.counter.to_be_bytes().to_vec(),
+                    FIELD_VALUE if self.defects.has(Defect::ReadFieldDateBeforeAmount) => {
+                        [p.date.to_be_bytes(), p.amount.to_be_bytes()].concat()
+                    }
                     FIELD_VALUE => [p.amount.to_be_bytes(), p.date.to_be_bytes()].concat(),
+                    FIELD_SIGNATURE if p.signature.is_empty() && self.defects.has(Defect::ReadFieldEmptyAreaZeros) => {
+                        vec![0; 64]
+                    }
                     FIELD_SIGNATURE => p.signature.clone(),
                     FIELD_CERTIFICATE => p.certificate.clone(),
                     _ => return status(sw::WRONG_P1P2),
@@ -55,6 +64,9 @@ impl VirtualCard {
             }
             PURSE_WRITE_VALUE => {
                 let defects = self.defects;
+                if defects.has(Defect::WriteValueExhaustionFirst) && img.purse.counter == 0 {
+                    return status(sw::NOT_ENOUGH_MEMORY);
+                }
                 if cmd.data.len() != 8 {
                     if defects.has(Defect::CounterDecrementedOnRefusedWrite) {
                         // Defect: the counter step is its own transaction, done before the
@@ -82,10 +94,14 @@ impl VirtualCard {
                     if p.counter == 0 && !defects.has(Defect::CounterWraps) {
                         return Err(sw::NOT_ENOUGH_MEMORY);
                     }
+                    let before = p.counter;
                     p.counter = p.counter.wrapping_sub(step);
                     p.amount = amount;
                     p.date = date;
-                    Ok(p.counter)
+                    if defects.has(Defect::WriteValueClearsSignature) {
+                        p.signature.clear();
+                    }
+                    Ok(if defects.has(Defect::WriteValueAnswersOldCounter) { before } else { p.counter })
                 }) {
                     Ok(c) => Response::ok(c.to_be_bytes().to_vec()).into(),
                     Err(r) => r,
@@ -93,13 +109,26 @@ impl VirtualCard {
             }
             PURSE_WRITE_SIGNATURE | PURSE_WRITE_CERTIFICATE => {
                 let sig = cmd.ins == PURSE_WRITE_SIGNATURE;
-                let ok_len = if sig { cmd.data.len() == 64 } else { (1..=255).contains(&cmd.data.len()) };
+                let d = self.defects;
+                let ok_len = match (sig, cmd.data.len()) {
+                    (true, n) if d.has(Defect::WriteSignatureAnyLength) => (1..=64).contains(&n),
+                    (true, n) => n == 64,
+                    (false, 0) => d.has(Defect::WriteCertificateAcceptsEmpty),
+                    (false, n) => n <= 255,
+                };
                 if !ok_len {
                     return status(sw::WRONG_LENGTH);
                 }
+                if !sig
+                    && d.has(Defect::WriteCertificateParsed)
+                    && crate::crypto::cert::Certificate::parse(&cmd.data).is_err()
+                {
+                    return status(sw::WRONG_DATA);
+                }
                 let data = cmd.data.clone();
+                let into_signature = sig && !d.has(Defect::WriteSignatureIntoCertificate);
                 match self.commit(move |img| {
-                    if sig {
+                    if into_signature {
                         img.purse.signature = data;
                     } else {
                         img.purse.certificate = data;
@@ -112,5 +141,19 @@ impl VirtualCard {
             }
             _ => status(sw::INS_NOT_SUPPORTED),
         }
+    }
+
+    /// The READ ALL record as a defective card lays it out (unchanged on the reference card).
+    fn defective_record(&self, mut r: Vec<u8>) -> Vec<u8> {
+        if self.defects.has(Defect::ReadAllDateBeforeAmount) {
+            r[12..20].rotate_left(4);
+        }
+        if self.defects.has(Defect::ReadAllPadsEmptySignature) && r[20] == 0 {
+            r.splice(20..21, std::iter::once(64).chain(std::iter::repeat(0).take(64)));
+        }
+        if self.defects.has(Defect::ReadAllTruncatedAt256) {
+            r.truncate(256);
+        }
+        r
     }
 }

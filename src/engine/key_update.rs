@@ -7,11 +7,12 @@
 //! seed's figures.
 
 use super::revocation::{check_cards, read_certificate, require_certificate, CardCert};
-use super::{be32, exec, finish, ok_data, reject, EngineError, Flow, Outcome, RejectKind, Terminal};
+use super::{exec, finish, ok_data, reject, EngineError, Flow, Outcome, RejectKind, Terminal};
 use crate::apdu::Response;
-use crate::card::ins::*;
 use crate::cmds;
 use crate::link::Link;
+use crate::spec::codes::*;
+pub use crate::spec::layout::xfer::CardInfo;
 use crate::sw;
 
 /// Which embodiment the terminal runs.
@@ -54,47 +55,6 @@ impl UpdateMode {
     }
 }
 
-/// GET CARD INFO (P1=00) as the terminal reads it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct CardInfo {
-    pub card_id: [u8; 8],
-    pub validity: u32,
-    pub balance: u32,
-    pub ukid: u32,
-    pub tkid: u32,
-    pub ukid_limit: u32,
-    pub tkid_limit: u32,
-    pub flags: u8,
-    pub slots: Vec<u32>,
-}
-
-impl CardInfo {
-    pub fn parse(b: &[u8]) -> Option<CardInfo> {
-        if b.len() < 34 {
-            return None;
-        }
-        let n = b[33] as usize;
-        if b.len() != 34 + 4 * n {
-            return None;
-        }
-        Some(CardInfo {
-            card_id: b[..8].try_into().ok()?,
-            validity: be32(b, 8),
-            balance: be32(b, 12),
-            ukid: be32(b, 16),
-            tkid: be32(b, 20),
-            ukid_limit: be32(b, 24),
-            tkid_limit: be32(b, 28),
-            flags: b[32],
-            slots: (0..n).map(|i| be32(b, 34 + 4 * i)).collect(),
-        })
-    }
-
-    pub fn has_pending_credit(&self) -> bool {
-        self.flags & 0x04 != 0
-    }
-}
-
 /// Select XFER and read the card information (S1101A/B and their twins).
 pub(crate) fn read_info(link: &mut Link, select_step: &str, step: &str) -> Flow<CardInfo> {
     ok_data(link, select_step, &cmds::select(&AID_XFER))?;
@@ -104,11 +64,11 @@ pub(crate) fn read_info(link: &mut Link, select_step: &str, step: &str) -> Flow<
 pub(crate) fn read_info_selected(link: &mut Link, step: &str) -> Flow<CardInfo> {
     let data = ok_data(link, step, &cmds::xfer_info())?;
     match CardInfo::parse(&data) {
-        Some(i) => {
+        Ok(i) => {
             link.card_id = hex::encode_upper(i.card_id);
             Ok(i)
         }
-        None => reject(step, RejectKind::MalformedResponse, "GET CARD INFO layout"),
+        Err(e) => reject(step, RejectKind::MalformedResponse, e.to_string()),
     }
 }
 

@@ -2,55 +2,14 @@
 
 use super::journal::{Intent, Writer};
 use super::{be32, journaled, no_open_intent, ok_data, reject, EngineError, Flow, Outcome, RejectKind, Stop, Terminal};
-use crate::card::ins::{AID_PURSE, DOM_PURSE_RECORD};
 use crate::cmds;
 use crate::crypto::cert::{Certificate, Role};
 use crate::crypto::sig;
 use crate::keys::Party;
 use crate::link::Link;
-
-/// The PURSE record as READ ALL returns it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Record {
-    pub card_id: [u8; 8],
-    pub counter: u32,
-    pub amount: u32,
-    pub date: u32,
-    pub signature: Vec<u8>,
-    pub certificate: Vec<u8>,
-}
-
-impl Record {
-    pub fn parse(b: &[u8]) -> Option<Record> {
-        if b.len() < 22 {
-            return None;
-        }
-        let sig_len = b[20] as usize;
-        let cert_at = 21 + sig_len;
-        let cert_len = *b.get(cert_at)? as usize;
-        if b.len() != cert_at + 1 + cert_len {
-            return None;
-        }
-        Some(Record {
-            card_id: b[..8].try_into().ok()?,
-            counter: be32(b, 8),
-            amount: be32(b, 12),
-            date: be32(b, 16),
-            signature: b[21..cert_at].to_vec(),
-            certificate: b[cert_at + 1..].to_vec(),
-        })
-    }
-
-    pub fn is_blank(&self) -> bool {
-        self.signature.is_empty() && self.certificate.is_empty()
-    }
-
-    /// A value (or date) without signature and certificate: a first write whose S3/S4 never
-    /// happened. Charging over it would hide the interrupted write.
-    pub fn is_unsigned_value(&self) -> bool {
-        self.is_blank() && (self.amount != 0 || self.date != 0)
-    }
-}
+use crate::spec::codes::AID_PURSE;
+pub use crate::spec::layout::purse::Record;
+pub use crate::spec::message::record_message;
 
 /// Whether a record verifies as S11-S16 check it: a center-issued charge or payment machine
 /// certificate (not expired at `now`) whose key signed ID, counter, date and amount.
@@ -73,19 +32,14 @@ pub fn writer_revoked(t: &Terminal, cert: &Certificate) -> bool {
     t.keys.machine_crl.is_revoked(cert.body.serial)
 }
 
-/// The message a writer signs (S3): domain tag, card ID, counter, date, amount.
-pub fn record_message(card_id: &[u8; 8], counter: u32, date: u32, amount: u32) -> Vec<u8> {
-    [DOM_PURSE_RECORD.as_slice(), card_id, &counter.to_be_bytes(), &date.to_be_bytes(), &amount.to_be_bytes()].concat()
-}
-
 pub(crate) fn read_record(link: &mut Link, step: &str) -> Flow<Record> {
     let data = ok_data(link, step, &cmds::purse_read_all())?;
     match Record::parse(&data) {
-        Some(r) => {
+        Ok(r) => {
             link.card_id = hex::encode_upper(r.card_id);
             Ok(r)
         }
-        None => reject(step, RejectKind::MalformedResponse, "READ ALL layout"),
+        Err(e) => reject(step, RejectKind::MalformedResponse, e.to_string()),
     }
 }
 

@@ -235,7 +235,7 @@ fn read_xfer(link: &mut Link) -> Flow<Option<XferState>> {
         return Ok(None);
     }
     let r = send(link, "recover.info", &cmds::xfer_info())?;
-    let Some(info) = (r.sw == sw::OK).then(|| CardInfo::parse(&r.data)).flatten() else {
+    let Some(info) = (r.sw == sw::OK).then(|| CardInfo::parse(&r.data).ok()).flatten() else {
         return Ok(None);
     };
     link.card_id = hex::encode_upper(info.card_id);
@@ -420,7 +420,7 @@ fn purse(link: &mut Link, t: &mut Terminal, out: &mut Recovery) -> Flow<()> {
         return Ok(());
     }
     let r = send(link, "recover.S11-S14", &cmds::purse_read_all())?;
-    let Some(rec) = (r.sw == sw::OK).then(|| Record::parse(&r.data)).flatten() else {
+    let Some(rec) = (r.sw == sw::OK).then(|| Record::parse(&r.data).ok()).flatten() else {
         return Ok(());
     };
     let head = link.head_name();
@@ -485,7 +485,7 @@ fn resign(link: &mut Link, t: &mut Terminal, rec: &Record, writer: Writer, out: 
     let a = send(link, s3, &cmds::purse_write_signature(&signature))?;
     let b = send(link, s4, &cmds::purse_write_certificate(me.cert.encode()))?;
     let again = send(link, "recover.S11-S14", &cmds::purse_read_all())?;
-    let now = Record::parse(&again.data).filter(|r| record_verifies(t, r) && r.counter == rec.counter);
+    let now = Record::parse(&again.data).ok().filter(|r| record_verifies(t, r) && r.counter == rec.counter);
     if a.sw == sw::OK && b.sw == sw::OK && now.is_some() {
         out.findings.push(Finding::RecordResigned { head, card_id, counter: rec.counter, amount: rec.amount });
     } else {

@@ -237,7 +237,7 @@ fn told_card_id(origin: &[u8], data: &[u8], sw: u16) -> Option<String> {
     match origin {
         [CLA_PROP, READ_FIELD, FIELD_ID, ..] if data.len() == 8 => Some(hex::encode_upper(data)),
         [CLA_PROP, XFER_GET_INFO, 0, ..] => {
-            crate::engine::key_update::CardInfo::parse(data).map(|i| hex::encode_upper(i.card_id))
+            crate::engine::key_update::CardInfo::parse(data).ok().map(|i| hex::encode_upper(i.card_id))
         }
         _ => None,
     }

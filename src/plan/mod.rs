@@ -7,6 +7,7 @@
 pub mod expr_check;
 pub mod parse;
 pub mod template;
+pub mod verifies;
 
 use crate::engine::key_update::UpdateMode;
 pub use crate::engine::purse::ChargeMode;
@@ -324,6 +325,8 @@ pub struct Case {
     /// Variables fixed for this instance by `for_each`.
     pub bindings: Vec<(String, template::Value)>,
     pub steps: Vec<Step>,
+    /// Requirement IDs of docs/card-spec.md the case checks (`crate::spec::requirements`).
+    pub verifies: Vec<String>,
 }
 
 /// Whether the case `id` is the case named `name` (in `needs`): the same id, or one of the
@@ -343,6 +346,8 @@ pub struct Plan {
     pub setup: Vec<Step>,
     pub cases: Vec<Case>,
     pub teardown: Vec<Step>,
+    /// Requirements the plan (or a plan it includes) declares out of scope, with the reason.
+    pub out_of_scope: Vec<verifies::OutOfScope>,
 }
 
 pub use parse::{load, parse_str};

@@ -5,6 +5,7 @@ use super::template::{Expr, Template, Value};
 use super::*;
 use crate::card::Applet;
 use crate::profile::ConfigError;
+use crate::spec::requirements::Requirements;
 use serde::Deserialize;
 use std::collections::{BTreeMap, HashSet};
 use std::path::Path;
@@ -38,6 +39,8 @@ struct MetaRaw {
     roles: Vec<Spanned<String>>,
     #[serde(default)]
     include: Vec<Spanned<String>>,
+    #[serde(default)]
+    out_of_scope: Vec<Spanned<verifies::OutOfScopeRaw>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -54,6 +57,8 @@ struct CaseRaw {
     #[serde(default)]
     needs: Vec<Spanned<String>>,
     for_each: Option<Spanned<BTreeMap<String, Vec<toml::Value>>>>,
+    #[serde(default)]
+    verifies: Vec<Spanned<String>>,
     #[serde(rename = "step")]
     steps: Vec<Spanned<StepRaw>>,
 }
@@ -128,23 +133,19 @@ pub(crate) fn builtin_type(name: &str) -> Ty {
     }
 }
 
-/// The type of a field a `read` step defines: IDs, signatures and certificates are bytes.
+/// The type of a field a `read` step defines: IDs, signatures, certificates, randoms and the
+/// slot ID list are strings, the rest integers.
 fn state_field_type(field: &str) -> Ty {
-    match field {
-        "card_id" | "signature" | "certificate" => Ty::Str,
-        _ => Ty::Int,
+    if crate::state_read::is_string_field(field) {
+        Ty::Str
+    } else {
+        Ty::Int
     }
 }
 
 /// Fields a `read` step defines, per state.
 pub fn state_fields(s: StateKind) -> &'static [&'static str] {
-    match s {
-        StateKind::Purse => &["card_id", "counter", "amount", "date", "signature", "certificate"],
-        StateKind::Cpay => &["amount", "date"],
-        StateKind::Xfer => {
-            &["card_id", "validity", "balance", "ukid", "tkid", "ukid_limit", "tkid_limit", "slots", "pending", "debit"]
-        }
-    }
+    crate::state_read::fields(s)
 }
 
 const ENGINES: &str = "charge, pay, card_signed_payment, key_update, value_transfer, settle";
@@ -225,13 +226,13 @@ pub(crate) fn var_value(name: &str, v: &toml::Value) -> Result<Value, String> {
 }
 
 /// One source file being parsed: errors are located in it.
-struct Src<'a> {
+pub(crate) struct Src<'a> {
     path: &'a Path,
     text: &'a str,
 }
 
 impl Src<'_> {
-    fn err(&self, span: Range<usize>, msg: impl Into<String>) -> ConfigError {
+    pub(crate) fn err(&self, span: Range<usize>, msg: impl Into<String>) -> ConfigError {
         ConfigError::at(self.path, self.text, span.start, msg)
     }
 
@@ -241,32 +242,42 @@ impl Src<'_> {
 }
 
 pub fn load(path: &Path) -> Result<Plan, ConfigError> {
+    load_with(path, verifies::spec()?)
+}
+
+/// `load`, judging `verifies` and `out_of_scope` against `reqs` instead of the embedded spec.
+pub fn load_with(path: &Path, reqs: &Requirements) -> Result<Plan, ConfigError> {
     let mut seen = Vec::new();
-    let plan = load_inner(path, &mut seen)?;
+    let plan = load_inner(path, &mut seen, reqs)?;
     plan.check_inserts()?;
     Ok(plan)
 }
 
-fn load_inner(path: &Path, seen: &mut Vec<PathBuf>) -> Result<Plan, ConfigError> {
+fn load_inner(path: &Path, seen: &mut Vec<PathBuf>, reqs: &Requirements) -> Result<Plan, ConfigError> {
     let text = std::fs::read_to_string(path).map_err(|e| ConfigError::whole_file(path, format!("cannot read: {e}")))?;
     let canon = path.canonicalize().unwrap_or_else(|_| path.to_path_buf());
     if seen.contains(&canon) {
         return Err(ConfigError::whole_file(path, "plan includes itself (include cycle)"));
     }
     seen.push(canon);
-    let r = parse_with(path, &text, seen);
+    let r = parse_with(path, &text, seen, reqs);
     seen.pop();
     r
 }
 
 /// Parse plan text that includes nothing from disk relative to `path` except its includes.
 pub fn parse_str(path: &Path, text: &str) -> Result<Plan, ConfigError> {
-    let plan = parse_with(path, text, &mut Vec::new())?;
+    parse_str_with(path, text, verifies::spec()?)
+}
+
+/// `parse_str`, judging `verifies` and `out_of_scope` against `reqs`.
+pub fn parse_str_with(path: &Path, text: &str, reqs: &Requirements) -> Result<Plan, ConfigError> {
+    let plan = parse_with(path, text, &mut Vec::new(), reqs)?;
     plan.check_inserts()?;
     Ok(plan)
 }
 
-fn parse_with(path: &Path, text: &str, seen: &mut Vec<PathBuf>) -> Result<Plan, ConfigError> {
+fn parse_with(path: &Path, text: &str, seen: &mut Vec<PathBuf>, reqs: &Requirements) -> Result<Plan, ConfigError> {
     let src = Src { path, text };
     let raw: FileRaw = toml::from_str(text).map_err(|e| ConfigError::from_toml(path, text, &e))?;
     let mut plan = Plan {
@@ -279,6 +290,7 @@ fn parse_with(path: &Path, text: &str, seen: &mut Vec<PathBuf>) -> Result<Plan, 
         setup: Vec::new(),
         cases: Vec::new(),
         teardown: Vec::new(),
+        out_of_scope: Vec::new(),
     };
     let _ = &raw.plan.applet;
     // Included plans first: their variables, setup and cases come before ours.
@@ -292,13 +304,14 @@ fn parse_with(path: &Path, text: &str, seen: &mut Vec<PathBuf>) -> Result<Plan, 
         if seen.len() >= MAX_INCLUDE_DEPTH {
             return Err(src.err(inc.span(), format!("includes nest deeper than {MAX_INCLUDE_DEPTH} plans")));
         }
-        let sub = load_inner(&p, seen)?;
+        let sub = load_inner(&p, seen, reqs)?;
         size = size.add(Size::of_plan(&sub));
         if let Some(over) = size.over() {
             return Err(src.err(inc.span(), format!("with '{}' the plan would have {over}", inc.get_ref())));
         }
         merge(&mut plan, sub, &src, inc.span(), &mut ids)?;
     }
+    verifies::out_of_scope(&src, &raw.plan.out_of_scope, reqs, &mut plan.out_of_scope, &raw.plan.id)?;
     for (name, v) in &raw.vars {
         check_name(&src, v.span(), name)?;
         let value = crate::plan::parse::var_value(name, v.get_ref()).map_err(|e| src.err(v.span(), e))?;
@@ -329,7 +342,9 @@ fn parse_with(path: &Path, text: &str, seen: &mut Vec<PathBuf>) -> Result<Plan, 
     for (i, c) in raw.cases.iter().enumerate() {
         size = size.add(check_expansion(&src, c, size)?);
         check_needs(&src, c, &raw.cases[i + 1..])?;
-        for case in cases(&src, c, &known)? {
+        let cited = verifies::case_ids(&src, &c.get_ref().verifies, reqs)?;
+        for mut case in cases(&src, c, &known)? {
+            case.verifies = cited.clone();
             if !ids.insert(case.id.clone()) {
                 return Err(src.err(c.get_ref().id.span(), format!("case id '{}' is used twice", case.id)));
             }
@@ -432,6 +447,7 @@ fn merge(
     }
     plan.setup.extend(sub.setup);
     plan.teardown.extend(sub.teardown);
+    verifies::merge_out_of_scope(&mut plan.out_of_scope, sub.out_of_scope);
     Ok(())
 }
 
@@ -548,6 +564,7 @@ fn cases(src: &Src, c: &Spanned<CaseRaw>, known: &Env) -> Result<Vec<Case>, Conf
             needs: raw.needs.iter().map(|n| n.get_ref().clone()).collect(),
             bindings: b.into_iter().collect(),
             steps,
+            verifies: Vec::new(),
         });
     }
     Ok(out)

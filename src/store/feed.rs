@@ -50,6 +50,15 @@ impl<'a> Feed<'a> {
         }
     }
 
+    /// The index `next` would hand out now, without taking it (a local queue only: a shared
+    /// store's next index depends on the other stations). For the operator's display.
+    pub fn peek(&self) -> Option<u64> {
+        match &self.shared {
+            None if !self.closed.load(Ordering::Relaxed) => self.queue().front().copied(),
+            _ => None,
+        }
+    }
+
     /// A worker could not take the card `index` (its head stopped, the card was refused): it
     /// goes back first in line, here or, shared, to every station.
     pub fn give_back(&self, index: u64) -> Result<(), StoreError> {

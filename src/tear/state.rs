@@ -149,7 +149,7 @@ pub fn snapshot(head: &mut dyn Head, keys: &Keyset, now: u32) -> Result<CardStat
     };
     ok("select purse", &cmds::select(&ins::AID_PURSE))?;
     let d = ok("READ ALL", &cmds::purse_read_all())?;
-    let rec = Record::parse(&d).ok_or_else(|| format!("head {name}: READ ALL layout"))?;
+    let rec = Record::parse(&d).map_err(|e| format!("head {name}: {e}"))?;
     let record = check_record(&rec, keys, now);
     ok("select cpay", &cmds::select(&ins::AID_CPAY))?;
     let v = ok("READ FIELD value", &cmds::read_field(ins::FIELD_VALUE, 8))?;
@@ -158,7 +158,7 @@ pub fn snapshot(head: &mut dyn Head, keys: &Keyset, now: u32) -> Result<CardStat
     }
     ok("select xfer", &cmds::select(&ins::AID_XFER))?;
     let i = ok("GET CARD INFO", &cmds::xfer_info())?;
-    let info = CardInfo::parse(&i).ok_or_else(|| format!("head {name}: GET CARD INFO layout"))?;
+    let info = CardInfo::parse(&i).map_err(|e| format!("head {name}: {e}"))?;
     let mut optional = |which: u8, len: usize| -> Result<Option<Vec<u8>>, String> {
         let r =
             l.exec("READ TRANSFER STATE", &cmds::xfer_read_state(which)).map_err(|e| format!("head {name}: {e}"))?;

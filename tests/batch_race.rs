@@ -1,0 +1,128 @@
+//! The batch worker race, through real pcscd and vpcd: one card, two DUT heads (E and F),
+//! `--count 1`. A worker that took card #1 before its head had a card would wait out the
+//! presence timeout while the card sits in the other head, which then had no index left and
+//! stopped: the card was never certified. Each run here makes that interleaving happen for
+//! sure: the card is inserted only after BOTH heads are waiting for one, once in E and once
+//! in F, and the card must be certified in the head it was put in every time.
+
+#[path = "common/operator_lab.rs"]
+mod operator_lab;
+#[path = "common/pcscd.rs"]
+mod pcscd;
+
+use operator_lab::{insert_in, two_head_lab};
+use pcscd::{available, bin, Pcscd};
+use std::io::BufRead;
+use std::process::{Child, Stdio};
+use std::time::Duration;
+
+/// The batch, killed if the test fails before it ended.
+struct Batch(Child);
+
+impl Drop for Batch {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Lines of a child's stream, read on a thread.
+fn lines_of(r: impl std::io::Read + Send + 'static) -> crossbeam_channel::Receiver<String> {
+    let (tx, rx) = crossbeam_channel::unbounded();
+    std::thread::spawn(move || {
+        for l in std::io::BufReader::new(r).lines() {
+            let Ok(l) = l else { break };
+            if tx.send(l).is_err() {
+                break;
+            }
+        }
+    });
+    rx
+}
+
+/// The next line of `rx` (kept in `seen`); the bound only turns a hang into a failure.
+fn next_line(rx: &crossbeam_channel::Receiver<String>, seen: &mut Vec<String>) -> String {
+    match rx.recv_timeout(Duration::from_secs(300)) {
+        Ok(l) => {
+            seen.push(l.clone());
+            l
+        }
+        Err(e) => panic!("no more lines ({e}); so far:\n{}", seen.join("\n")),
+    }
+}
+
+/// Read until every head of `heads` has prompted for a card. A head that says it is done
+/// before it prompted took no part in the race (the old worker: its sibling held the card
+/// index while waiting), which is the bug.
+fn both_waiting(rx: &crossbeam_channel::Receiver<String>, seen: &mut Vec<String>, heads: &[(&str, u32)]) {
+    let mut waiting = vec![false; heads.len()];
+    while waiting.iter().any(|w| !w) {
+        let l = next_line(rx, seen);
+        for (i, (h, r)) in heads.iter().enumerate() {
+            if l == format!("[{h}] insert the next card in {h} (reader cardbench vpcd {r} 00 00)") {
+                waiting[i] = true;
+            }
+            assert!(
+                !(l.starts_with(&format!("[{h}] done")) && !waiting[i]),
+                "head {h} stopped before the card came:\n{}",
+                seen.join("\n")
+            );
+        }
+    }
+}
+
+/// One batch: both heads wait, then the card goes into `into`; it must be certified there.
+fn one_card_two_heads(dir: &std::path::Path, into: &str) {
+    let heads = [("E", 4), ("F", 5)];
+    let lab = two_head_lab(dir);
+    let logs = dir.join(format!("logs-{into}"));
+    let mut child = Batch(
+        bin()
+            .args(["batch", "--profile", lab.to_str().unwrap(), "--plan", "test-plans/certification.toml"])
+            .args(["--batch-id", "RACE", "--count", "1", "--logs"])
+            .arg(&logs)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap(),
+    );
+    let err = lines_of(child.0.stderr.take().unwrap());
+    let out = lines_of(child.0.stdout.take().unwrap());
+    let mut seen = Vec::new();
+    both_waiting(&err, &mut seen, &heads);
+    let reader = heads.iter().find(|(h, _)| *h == into).unwrap().1;
+    let other = heads.iter().find(|(h, _)| *h != into).unwrap().0;
+    let _card = insert_in(&lab, "card-1", reader);
+    let (mut tested, mut done_into, mut done_other) = (false, false, false);
+    while !(done_into && done_other) {
+        let l = next_line(&err, &mut seen);
+        tested |= l == format!("[{into}] card CB00C00000000011 detected: testing (#1)");
+        assert!(!l.starts_with(&format!("[{other}] card ")), "the card was put in {into}:\n{}", seen.join("\n"));
+        assert!(!l.contains("fault"), "{}", seen.join("\n"));
+        done_into |= l == format!("[{into}] done: 1 pass, 0 fail, 0 aborted");
+        // The other head stops waiting once no card is left for it, without a timeout.
+        done_other |= l == format!("[{other}] done: 0 pass, 0 fail, 0 aborted");
+    }
+    assert!(tested, "{}", seen.join("\n"));
+    let status = child.0.wait().unwrap();
+    let stdout: Vec<String> = out.iter().collect();
+    assert_eq!(status.code(), Some(0), "{}\n{}", stdout.join("\n"), seen.join("\n"));
+    let journal = std::fs::read_to_string(logs.join("RACE/journal.jsonl")).unwrap();
+    let cards: Vec<serde_json::Value> = journal.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    assert_eq!(cards.len(), 1, "{journal}");
+    assert_eq!(cards[0]["index"], 1, "{journal}");
+    assert_eq!(cards[0]["head"], into, "{journal}");
+    assert_eq!(cards[0]["verdict"], "pass", "{journal}");
+}
+
+#[test]
+fn one_card_in_either_of_two_heads_is_certified_with_count_1() {
+    if !available() {
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let _pcscd = Pcscd::start(6, &tmp.path().join("pcscd"));
+    for into in ["F", "E"] {
+        one_card_two_heads(tmp.path(), into);
+    }
+}
