@@ -438,7 +438,7 @@ fn a_mute_card_is_aborted_and_the_batch_goes_on() {
             let trace: Vec<csv::StringRecord> = t.records().map(|x| x.unwrap()).collect();
             let wire: Vec<_> = trace
                 .iter()
-                .filter(|x| &x[4] == &r[3] && ["command", "get-response", "resend-6c", "in-doubt"].contains(&&x[15]))
+                .filter(|x| x[4] == r[3] && ["command", "get-response", "resend-6c", "in-doubt"].contains(&&x[15]))
                 .collect();
             let silent = wire.iter().position(|x| &x[15] == "in-doubt").expect("an in-doubt row");
             assert!(

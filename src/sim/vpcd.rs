@@ -115,12 +115,14 @@ fn session<C: SimCard>(
         let arrived = Instant::now();
         let is_apdu = msg.len() != 1;
         if is_apdu && how.stalls_now(served) {
-            return Ok(stall(stop, served, &msg));
+            stall(stop, served, &msg);
+            return Ok(());
         }
         let answer = handle(card, &msg);
         if is_apdu && card.is_hung() && answer.as_deref().is_some_and(<[u8]>::is_empty) {
             // The card itself hangs (seeded defect `mute-after-select`): no answer either.
-            return Ok(stall(stop, served, &msg));
+            stall(stop, served, &msg);
+            return Ok(());
         }
         if is_apdu {
             served.apdus += 1;
