@@ -395,3 +395,66 @@ fn a_card_trace_records_how_its_cards_were_made_without_secrets() {
     }
     assert_eq!(traces, 2);
 }
+
+/// A card that stops answering (seeded defect `mute-after-select`, docs/defects.md "A mute
+/// card") ends its own run: the command that got no answer is an in-doubt row, the case an
+/// error, the card `aborted` with the reason; every other card, on both heads and after it on
+/// its own head, is certified, and the reports name every card.
+#[test]
+fn a_mute_card_is_aborted_and_the_batch_goes_on() {
+    let d = tempfile::tempdir().unwrap();
+    let head =
+        "\nname = \"mute-test\"\n[keyset]\nseed = \"batch test\"\n[defaults]\nclock = \"2026-06-01T12:00:00Z\"\n";
+    let lab = format!(
+        "{head}{}{}\n[[batch.defect]]\nevery = 5\noffset = 2\ndefects = [\"mute-after-select\"]\n",
+        batch_lab::dut_heads(&["D1", "D2"], None),
+        batch_lab::cards_and_batch(None, 7, 3)
+    );
+    std::fs::write(d.path().join("lab.toml"), lab).unwrap();
+    std::fs::write(d.path().join("plan.toml"), batch_lab::MINI_PLAN).unwrap();
+    let out = batch(d.path(), "M", 10).output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "aborted cards: {stdout}{}", String::from_utf8_lossy(&out.stderr));
+    assert!(stdout.contains("10 cards (10 certified now), 6 pass, 2 fail, 2 aborted"), "{stdout}");
+    let rows = summary(d.path(), "M");
+    assert_eq!(rows.len(), 10, "every card has a verdict: {rows:?}");
+    for r in &rows {
+        let index: u64 = r[1].parse().unwrap();
+        let want = match index {
+            2 | 7 => "aborted",
+            3 | 10 => "fail",
+            _ => "pass",
+        };
+        assert_eq!(&r[4], want, "card {index}: {r:?}");
+        if want == "aborted" {
+            assert!(
+                r[6].contains("PURSE-CTR-01") && r[6].contains("card is mute"),
+                "reason names case and silence: {r:?}"
+            );
+            // The silent command is on record as in doubt: the one after the SELECT. After it
+            // only the runner's single recovery attempt (docs/architecture.md, "In doubt,
+            // never retried") reached the card, and got no answer either.
+            let mut t = csv::Reader::from_path(d.path().join("logs/M").join(&r[13])).unwrap();
+            let trace: Vec<csv::StringRecord> = t.records().map(|x| x.unwrap()).collect();
+            let wire: Vec<_> = trace
+                .iter()
+                .filter(|x| x[4] == r[3] && ["command", "get-response", "resend-6c", "in-doubt"].contains(&&x[15]))
+                .collect();
+            let silent = wire.iter().position(|x| &x[15] == "in-doubt").expect("an in-doubt row");
+            assert!(
+                silent > 0 && &wire[silent - 1][9] == "00A4040007A0000007770001" && &wire[silent - 1][11] == "9000"
+            );
+            assert!(wire[silent][16].contains("mute"), "{:?}", wire[silent]);
+            let after = &wire[silent + 1..];
+            assert!(
+                after.len() <= 1 && after.iter().all(|x| &x[15] == "in-doubt"),
+                "one recovery attempt at most: {after:?}"
+            );
+        }
+    }
+    let junit = std::fs::read_to_string(d.path().join("logs/M/junit.xml")).unwrap();
+    assert_eq!(junit.matches("<testsuite ").count(), 10);
+    let json: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(d.path().join("logs/M/results.json")).unwrap()).unwrap();
+    assert_eq!(json["cards"].as_array().unwrap().len(), 10);
+}

@@ -15,7 +15,7 @@ use cardbench::crypto::cert::{CertBody, Certificate, Role};
 use cardbench::crypto::{ae, ecies, sig};
 use cardbench::event::Recorder;
 use cardbench::head::virtual_head::VirtualHead;
-use cardbench::head::Head;
+use cardbench::head::{Head, HeadError};
 use cardbench::issuance::CardPlan;
 use cardbench::keys::{Keyset, CA_REF, CENTER_REF};
 use cardbench::lab::{personalize_virtual, Lab};
@@ -266,8 +266,13 @@ fn default_card_has_no_defects() {
 fn all_defects_at_once_never_panic() {
     let k = keys();
     // All but select-inside-applet, which refuses every SELECT once an applet is selected
-    // (with reset-keeps-selection, from power-on on): the walk would meet nothing but 6D00.
-    let all: Defects = Defect::ALL.iter().copied().filter(|d| *d != Defect::SelectInsideApplet).collect();
+    // (with reset-keeps-selection, from power-on on): the walk would meet nothing but 6D00;
+    // and mute-after-select, a hung card that answers nothing.
+    let all: Defects = Defect::ALL
+        .iter()
+        .copied()
+        .filter(|d| !matches!(d, Defect::SelectInsideApplet | Defect::MuteAfterSelect))
+        .collect();
     let mut rng = ChaCha20Rng::seed_from_u64(0xDEFEC7);
     let inss: &[u8] = &[
         0xB0, 0xB2, 0xD0, 0xD2, 0xD4, 0x2A, 0x88, 0xD6, 0x10, 0x20, 0x22, 0x24, 0x30, 0x32, 0x34, 0x36, 0x38, 0x3A,
@@ -375,6 +380,40 @@ fn counter_wraps() {
     assert_eq!(good.counter(), 0);
     assert_eq!(bad.ok(&cmds::purse_write_value(6, DATE)), [0xFF; 4]);
     assert_eq!(bad.counter(), u32::MAX);
+}
+
+#[test]
+fn mute_after_select() {
+    let k = keys();
+    let mut good = Bench::new(&k, &plan(1), Defects::NONE);
+    let mut bad = Bench::new(&k, &plan(1), Defect::MuteAfterSelect.into());
+    let read_id = cmds::read_field(FIELD_ID, 8);
+    // Before any SELECT both cards answer alike (no applet selected, PERSO STATUS works).
+    for b in [&mut good, &mut bad] {
+        assert_eq!(b.sw(&read_id), sw::COMMAND_NOT_ALLOWED);
+        assert_eq!(b.ok(&cmds::perso_status()), [1]);
+        b.select(&AID_PURSE);
+    }
+    assert_eq!(good.ok(&read_id), card_id(1));
+    // The SELECT was answered; from the next command on the defective card is silent: the
+    // head sees a card that does not answer, and it stays so however often it is asked.
+    for _ in 0..3 {
+        let e = Link::new(&mut bad.head, &bad.rec).exec("defect-test", &read_id).unwrap_err();
+        assert_eq!(e, HeadError::Mute);
+    }
+    assert!(bad.head.card().unwrap().is_hung());
+    // A power cycle wakes it (RAM cleared) until its next SELECT.
+    bad.power_cycle();
+    assert!(!bad.head.card().unwrap().is_hung());
+    assert_eq!(bad.ok(&cmds::perso_status()), [1]);
+    bad.select(&AID_XFER);
+    assert_eq!(
+        Link::new(&mut bad.head, &bad.rec).exec("defect-test", &cmds::xfer_info()).unwrap_err(),
+        HeadError::Mute
+    );
+    // A correct card never hangs.
+    good.select(&AID_XFER);
+    assert!(!good.head.card().unwrap().is_hung());
 }
 
 #[test]

@@ -400,3 +400,140 @@ fn pcsc_through_pcscd_and_vpcd() {
     }
     drop(pcscd);
 }
+
+/// The template DUT of profiles/vpcd-lab.toml under another name and ID, with extra lines.
+fn dut_card(name: &str, id: &str, extra: &str) -> String {
+    format!(
+        "\n[[card]]\nname = \"{name}\"\nid = \"{id}\"\nprotocol = \"T=0\"\npurse_counter = 50\ncpay_amount = 5000\n\
+         balance = 10000\nmax_balance = 100000\nvalidity = \"2030-12-31\"\nupdate_key = 1\ntransfer_key = 2\n\
+         transfer_key_limit = 6\nupdate_key_limit = 3\nslots = [3, 4]\ncert_expiry = \"2035-12-31\"\n{extra}"
+    )
+}
+
+/// A batch over PC/SC heads E and F (profile `timeout_ms` 1500) with cards that stop
+/// answering (docs/defects.md, "A mute card"). E's first card hangs in the middle of the
+/// plan (bridge `--stall-after`): that case ends at the deadline (`timeout after`, in-doubt
+/// row), the card's verdict is `aborted`, and the operator is asked to take it out. E's next
+/// card hangs right after its first SELECT (seeded defect `mute-after-select`), before it
+/// could be identified: it is refused with a notice, not a bench failure. E's third card and
+/// F's card pass, and the reports name every card that got a verdict.
+#[test]
+fn a_mute_card_through_pcscd_ends_at_the_deadline_and_the_batch_goes_on() {
+    if !available() {
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let pcscd = Pcscd::start(6, &tmp.path().join("pcscd"));
+    let timeout_ms = 1500;
+    let lab = lab_with_timeout(tmp.path(), timeout_ms);
+    let mut profile = std::fs::read_to_string(&lab).unwrap();
+    profile += &dut_card("dut-mute", "CB00C000000000AD", "defects = [\"mute-after-select\"]\n");
+    profile += &dut_card("dut-g", "CB00C00000000010", "");
+    std::fs::write(&lab, profile).unwrap();
+    let lab_arg = lab.to_str().unwrap().to_string();
+    let bridge = |card: &str, reader: u32, extra: &[&str]| {
+        let port = pcscd::vpcd_port(reader).to_string();
+        let mut args = vec!["sim", "vpcd", "--profile", &lab_arg, "--card", card, "--port", &port];
+        args.extend_from_slice(extra);
+        Bridge::spawn(&args)
+    };
+    // E's card answers identification and the first reads, then never again.
+    let mut e = bridge("dut-e", 4, &["--stall-after", "30"]);
+    let f = bridge("dut-f", 5, &[]);
+    wait_readers_with_cards(2);
+    let logs = tmp.path().join("logs");
+    let mut child = bin()
+        .args(["batch", "--profile", &lab_arg, "--plan", "test-plans/robustness.toml", "--batch-id", "MUTE"])
+        .args(["--count", "3", "-q", "--logs"])
+        .arg(&logs)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // The operator's console (stderr) tells when to swap E's card.
+    let (tx, rx) = std::sync::mpsc::channel::<String>();
+    let stderr = child.stderr.take().unwrap();
+    let reader = std::thread::spawn(move || {
+        use std::io::BufRead;
+        for l in std::io::BufReader::new(stderr).lines().map_while(Result::ok) {
+            let _ = tx.send(l);
+        }
+    });
+    let mut seen: Vec<String> = Vec::new();
+    let t0 = Instant::now();
+    // Until `n` console lines contain `what`.
+    let wait_for = |what: &str, n: usize, seen: &mut Vec<String>| {
+        while seen.iter().filter(|l| l.contains(what)).count() < n {
+            // A guard against a hung batch, not a timing assertion.
+            assert!(t0.elapsed() < Duration::from_secs(180), "no '{what}' #{n} on the console:\n{}", seen.join("\n"));
+            if let Ok(l) = rx.recv_timeout(Duration::from_millis(100)) {
+                seen.push(l);
+            }
+        }
+    };
+    let next = "[E] insert the next card in E";
+    wait_for("[E] remove card CB00C0000000000E (aborted) from E", 1, &mut seen);
+    drop(e);
+    // E's first prompt came before it saw its first card; the second asks for the next one.
+    wait_for(next, 2, &mut seen);
+    e = bridge("dut-mute", 4, &[]);
+    wait_for("[E] remove card unidentified (refused) from E", 1, &mut seen);
+    drop(e);
+    wait_for(next, 3, &mut seen);
+    let _g = bridge("dut-g", 4, &[]);
+    wait_for("[E] done:", 1, &mut seen);
+    // F waited for its certified card to be taken out while E's cards came and went.
+    drop(f);
+    let status = {
+        let t = Instant::now();
+        loop {
+            if let Some(s) = child.try_wait().unwrap() {
+                break s;
+            }
+            assert!(t.elapsed() < Duration::from_secs(60), "batch did not end:\n{}", seen.join("\n"));
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    };
+    reader.join().unwrap();
+    seen.extend(rx.try_iter());
+    let console = seen.join("\n");
+    assert_eq!(status.code(), Some(1), "an aborted card: {console}");
+    assert!(
+        console.contains("the card in head E (cardbench vpcd 4 00 00) does not answer (timeout after"),
+        "the silent card is named, not a bench failure: {console}"
+    );
+    let mut r = csv::Reader::from_path(logs.join("MUTE/summary.csv")).unwrap();
+    let rows: Vec<csv::StringRecord> = r.records().map(|x| x.unwrap()).collect();
+    let by_id = |id: &str| rows.iter().find(|x| &x[2] == id).unwrap_or_else(|| panic!("no {id}: {rows:?}")).clone();
+    assert_eq!(rows.len(), 3, "{rows:?}");
+    let stalled = by_id("CB00C0000000000E");
+    assert_eq!((&stalled[3], &stalled[4]), ("E", "aborted"), "{stalled:?}");
+    // The case met the silence and waited the deadline out, not less.
+    let reason = &stalled[6];
+    let secs: f64 = reason
+        .split("timeout after ")
+        .nth(1)
+        .and_then(|s| s.split('s').next())
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| panic!("reason names the timeout: {reason}"));
+    assert!(reason.starts_with("RB-") && secs >= timeout_ms as f64 / 1000.0, "{reason}");
+    for (id, head) in [("CB00C0000000000F", "F"), ("CB00C00000000010", "E")] {
+        let x = by_id(id);
+        assert_eq!((&x[3], &x[4]), (head, "pass"), "{x:?}");
+    }
+    // The stalled command is on record, in doubt, naming the timeout; after it at most the
+    // runner's one recovery attempt reached the card.
+    let mut t = csv::Reader::from_path(logs.join("MUTE").join(&stalled[13])).unwrap();
+    let trace: Vec<csv::StringRecord> = t.records().map(|x| x.unwrap()).collect();
+    let wire: Vec<_> = trace
+        .iter()
+        .filter(|x| &x[4] == "E" && ["command", "get-response", "resend-6c", "in-doubt"].contains(&&x[15]))
+        .collect();
+    let silent = wire.iter().position(|x| &x[15] == "in-doubt").expect("an in-doubt row");
+    assert!(wire[silent][16].contains("timeout after"), "{:?}", wire[silent]);
+    let after = &wire[silent + 1..];
+    assert!(after.len() <= 1 && after.iter().all(|x| &x[15] == "in-doubt"), "{after:?}");
+    let junit = std::fs::read_to_string(logs.join("MUTE/junit.xml")).unwrap();
+    assert_eq!(junit.matches("<testsuite ").count(), 3);
+    drop(pcscd);
+}

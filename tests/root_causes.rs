@@ -72,11 +72,15 @@ fn one_root_cause_in_the_suite_is_one_failure_and_its_knock_ons_are_blocked() {
 #[test]
 fn a_case_whose_needs_passed_fails_on_its_own() {
     // The counter cannot be set after LOCK: PURSE-CTR-SET-01 is the root cause; the cases
-    // that need the record intact after it are blocked by it, and nothing else is.
+    // that need the record intact after it are blocked by it, and nothing else is. The
+    // robustness case that sends PERSO PUT after LOCK catches the same defect on its own.
     let r = suite_with(Defect::CounterSettableAfterLock);
-    assert_eq!(ids(&r, CaseStatus::Failed), ["PURSE-CTR-SET-01"]);
-    let blocked: Vec<&str> = r.iter().filter_map(|c| c.blocked_by()).collect();
-    assert!(!blocked.is_empty() && blocked.iter().all(|b| *b == "PURSE-CTR-SET-01"), "{blocked:?}");
+    assert_eq!(ids(&r, CaseStatus::Failed), ["PURSE-CTR-SET-01", "RB-PERSO-01"]);
+    let blocked: Vec<(&str, &str)> = r.iter().filter_map(|c| Some((c.id.as_str(), c.blocked_by()?))).collect();
+    // The end state is blocked by the robustness case, whose PERSO PUT set the counter again.
+    let (end, rest): (Vec<_>, Vec<_>) = blocked.iter().partition(|(id, _)| *id == "CERT-END-01");
+    assert_eq!(end, [("CERT-END-01", "RB-PERSO-01")], "{blocked:?}");
+    assert!(!rest.is_empty() && rest.iter().all(|(_, b)| *b == "PURSE-CTR-SET-01"), "{blocked:?}");
 }
 
 // ---- through `cardbench batch`: reports and the console line ---------------------------

@@ -370,8 +370,11 @@ fn certify(
         hex::encode_upper(sh.f.card_id(index))
     } else {
         // A real reader: the worker saw the operator insert the card.
-        heads[0].head.power_on()?;
-        crate::runner::identify(heads[0].head.as_mut(), &Recorder::disabled())?
+        match identify_inserted(heads[0].head.as_mut()) {
+            Ok(id) => id,
+            Err(e) if silent(&e) => return Ok(mute_card(&mut heads[0], &e)),
+            Err(e) => return Err(e.into()),
+        }
     };
     let claim = sh.registry.claim(&card_hex, index, sh.recertify);
     let (index, certification, previous) = match claim {
@@ -409,6 +412,32 @@ fn certify(
             Err(e)
         }
     }
+}
+
+/// Power the card a real reader saw arrive and read its ID through APDUs.
+fn identify_inserted(h: &mut dyn crate::head::Head) -> Result<String, crate::head::HeadError> {
+    h.power_on()?;
+    crate::runner::identify(h, &Recorder::disabled())
+}
+
+/// A card that does not answer (no ATR, a command cut at the head's deadline, garbage): the
+/// card's fault, not the bench's, so it must not stop the batch.
+fn silent(e: &crate::head::HeadError) -> bool {
+    use crate::head::HeadError as H;
+    matches!(e, H::Mute | H::Timeout(_) | H::Protocol(_))
+}
+
+/// A card that went silent before it could be identified has no ID to give a verdict to: it
+/// is refused like a duplicate (the operator takes it out, its index goes to the next card)
+/// and the other heads and cards go on.
+fn mute_card(head: &mut LabHead, e: &crate::head::HeadError) -> Certified {
+    let _ = head.head.power_off();
+    let why = format!(
+        "the card in head {} ({}) does not answer ({e}): not certified; take it out and insert the next card",
+        head.name,
+        head.head.info().reader
+    );
+    Certified::Refused { card_id: "unidentified".into(), why }
 }
 
 /// How a real reader's wait for its next card ended.

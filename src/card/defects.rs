@@ -144,6 +144,11 @@ defects! {
         "PERSO STATUS answers 00 for a locked card and 01 for an unlocked one";
     PersoPutObjectCheckedFirst = "perso-put-object-checked-first", "GEN",
         "after LOCK, PERSO PUT checks P2 and the object before the lock: an unknown object or P2 gets 6A86 instead of 6986";
+
+    /// Not a rule a case can fail on: the card stops answering, and the bench must end the
+    /// case at the head's deadline and go on (docs/defects.md, "A mute card").
+    MuteAfterSelect = "mute-after-select", "GEN",
+        "after answering a SELECT with 9000 the card hangs: no later command gets any answer until the card is powered off";
     // ---- PURSE (seed 000 S1-S2, card-spec 6.4) ----
     CounterNotDecremented = "counter-not-decremented", "PURSE",
         "WRITE VALUE writes amount and date but leaves the backward counter unchanged (and answers the unchanged counter)";

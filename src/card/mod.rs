@@ -34,6 +34,8 @@ pub(crate) struct Ram {
     pub cpay_nonce: Option<[u8; 16]>,
     pub key_update: Option<xfer::KeyUpdateSession>,
     pub send: Option<xfer::SendSession>,
+    /// Seeded defect `mute-after-select`: the card hangs until it is powered off.
+    pub hung: bool,
     /// Set by a pending credit made since the last reset or SELECT (`Defect::PendingCreditInRam`).
     pub xfer_credit_live: bool,
 }
@@ -140,6 +142,12 @@ impl VirtualCard {
         self.powered
     }
 
+    /// Powered but answering nothing until powered off (seeded defect `mute-after-select`):
+    /// a card that hangs, which a reader sees as a command that never gets an answer.
+    pub fn is_hung(&self) -> bool {
+        self.powered && self.ram.hung
+    }
+
     /// ATR: direct convention, TD1 announcing the protocol, historical bytes "CARDBENCH".
     pub fn atr(&self) -> Vec<u8> {
         if let Some(a) = &self.atr_variant {
@@ -189,7 +197,7 @@ impl VirtualCard {
     /// One command in, one response out; `None` when the card does not answer (unpowered,
     /// or power was cut in the middle of an NVM write).
     pub fn process(&mut self, bytes: &[u8]) -> Option<Vec<u8>> {
-        if !self.powered {
+        if !self.powered || self.ram.hung {
             return None;
         }
         let cmd = match self.parse(bytes) {
@@ -329,6 +337,7 @@ impl VirtualCard {
         if d.has(Defect::SelectReturnsFci) {
             return Response::ok(cmd.data.clone()).into();
         }
+        self.ram.hung = d.has(Defect::MuteAfterSelect);
         status(sw::OK)
     }
 

@@ -15,6 +15,11 @@ pub trait SimCard: Send {
     fn power_off(&mut self);
     /// One command APDU in, the response APDU out; `None` when the card does not answer.
     fn process(&mut self, apdu: &[u8]) -> Option<Vec<u8>>;
+    /// Whether the card hangs (powered, never answering until powered off): a simulator
+    /// then sends nothing at all, as a reader waits on a card that never answers.
+    fn is_hung(&self) -> bool {
+        false
+    }
 }
 
 impl SimCard for VirtualCard {
@@ -40,5 +45,9 @@ impl SimCard for VirtualCard {
 
     fn process(&mut self, apdu: &[u8]) -> Option<Vec<u8>> {
         VirtualCard::process(self, apdu)
+    }
+
+    fn is_hung(&self) -> bool {
+        VirtualCard::is_hung(self)
     }
 }

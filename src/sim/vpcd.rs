@@ -115,17 +115,15 @@ fn session<C: SimCard>(
         let arrived = Instant::now();
         let is_apdu = msg.len() != 1;
         if is_apdu && how.stalls_now(served) {
-            // A stalled card: the command arrived and no answer ever comes, while the
-            // connection stays up (as with a card that hangs in the middle of a command).
-            // vpcd, and pcscd's reader with it, wait until the bridge is stopped.
-            eprintln!("vpcd bridge: stalled on APDU #{} {}", served.apdus + 1, hex::encode_upper(&msg));
-            served.stalled = true;
-            while !stop.load(Ordering::Relaxed) {
-                std::thread::sleep(Duration::from_millis(100));
-            }
+            stall(stop, served, &msg);
             return Ok(());
         }
         let answer = handle(card, &msg);
+        if is_apdu && card.is_hung() && answer.as_deref().is_some_and(<[u8]>::is_empty) {
+            // The card itself hangs (seeded defect `mute-after-select`): no answer either.
+            stall(stop, served, &msg);
+            return Ok(());
+        }
         if is_apdu {
             served.apdus += 1;
             if !service.is_zero() {
@@ -136,6 +134,17 @@ fn session<C: SimCard>(
         if let Some(a) = answer {
             send(s, &a)?;
         }
+    }
+}
+
+/// A stalled card: the command arrived and no answer ever comes, while the connection
+/// stays up (as with a card that hangs in the middle of a command). vpcd, and pcscd's
+/// reader with it, wait until the bridge is stopped.
+fn stall(stop: &AtomicBool, served: &mut Served, msg: &[u8]) {
+    eprintln!("vpcd bridge: stalled on APDU #{} {}", served.apdus + 1, hex::encode_upper(msg));
+    served.stalled = true;
+    while !stop.load(Ordering::Relaxed) {
+        std::thread::sleep(Duration::from_millis(100));
     }
 }
 
