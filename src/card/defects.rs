@@ -58,86 +58,86 @@ macro_rules! defects {
 // "Violates" column does).
 defects! {
     // ---- PURSE (seed 000 S1-S2, card-spec 6.4) ----
-    CounterNotDecremented = "counter-not-decremented", "PURSE",
+    CounterNotDecremented = "counter-not-decremented", "PURSE", violates ["PURSE-6.4-R3", "PURSE-6.4-R4"],
         "WRITE VALUE writes amount and date but leaves the backward counter unchanged (and answers the unchanged counter)";
-    CounterDecrementedTwice = "counter-decremented-twice", "PURSE",
+    CounterDecrementedTwice = "counter-decremented-twice", "PURSE", violates ["PURSE-6.4-R3", "PURSE-6.4-R4"],
         "WRITE VALUE decrements the backward counter by two instead of one";
-    CounterWraps = "counter-wraps", "PURSE",
+    CounterWraps = "counter-wraps", "PURSE", violates ["PURSE-6.4-R2"],
         "WRITE VALUE with the counter at 0 is accepted and the counter wraps to FFFFFFFF instead of 6A84";
-    CounterSettableAfterLock = "counter-settable-after-lock", "PURSE",
+    CounterSettableAfterLock = "counter-settable-after-lock", "PURSE", violates ["PURSE-6-R1"],
         "PERSO PUT 10 (backward counter) is still accepted after PERSO LOCK, so the counter can be set back up";
-    CounterDecrementedOnRefusedWrite = "counter-decremented-on-refused-write", "PURSE",
+    CounterDecrementedOnRefusedWrite = "counter-decremented-on-refused-write", "PURSE", violates ["PURSE-6.4-R1"],
         "WRITE VALUE decrements the counter in its own transaction before the length check, so a refused write (6700) still costs a counter step";
     // PURSE responses and the other checks (card-spec 6.2-6.6), one rule each.
-    ReadAllRejectsData = "read-all-rejects-data", "PURSE",
+    ReadAllRejectsData = "read-all-rejects-data", "PURSE", violates ["PURSE-6.2-R1"],
         "READ ALL sent with a data field answers 6700 instead of ignoring the data";
-    ReadAllDateBeforeAmount = "read-all-date-before-amount", "PURSE",
+    ReadAllDateBeforeAmount = "read-all-date-before-amount", "PURSE", violates ["PURSE-6.2-R2"],
         "READ ALL lays out the value area date first (the order of the signed message) instead of amount then date";
-    ReadAllPadsEmptySignature = "read-all-pads-empty-signature", "PURSE",
+    ReadAllPadsEmptySignature = "read-all-pads-empty-signature", "PURSE", violates ["PURSE-6.2-R3"],
         "READ ALL of a never-signed record gives signature length 40 and 64 zero bytes instead of length 00 and nothing";
-    ReadAllTruncatedAt256 = "read-all-truncated-at-256", "PURSE",
+    ReadAllTruncatedAt256 = "read-all-truncated-at-256", "PURSE", violates ["PURSE-6.2-R4"],
         "READ ALL builds the record in a 256-byte buffer: a longer record (signature and certificate) is cut at 256 bytes";
-    ReadFieldDateBeforeAmount = "read-field-date-before-amount", "PURSE",
+    ReadFieldDateBeforeAmount = "read-field-date-before-amount", "PURSE", violates ["PURSE-6.3-R1"],
         "READ FIELD 03 (PURSE) answers date || amount instead of amount || date";
-    ReadFieldP2Ignored = "read-field-p2-ignored", "PURSE",
+    ReadFieldP2Ignored = "read-field-p2-ignored", "PURSE", violates ["PURSE-6.3-R2"],
         "READ FIELD (PURSE) ignores P2: P2 other than 00 answers the field instead of 6A86";
-    ReadFieldEmptyAreaZeros = "read-field-empty-area-zeros", "PURSE",
+    ReadFieldEmptyAreaZeros = "read-field-empty-area-zeros", "PURSE", violates ["PURSE-6.3-R3"],
         "READ FIELD 04 of a never-written signature area answers 64 zero bytes and 9000 instead of 6A88";
-    WriteValueExhaustionFirst = "write-value-exhaustion-checked-first", "PURSE",
+    WriteValueExhaustionFirst = "write-value-exhaustion-checked-first", "PURSE", violates ["PURSE-6.4-R1"],
         "WRITE VALUE checks the exhausted counter before the length: a wrong-length write on an exhausted purse answers 6A84 instead of 6700";
-    WriteValueAnswersOldCounter = "write-value-answers-old-counter", "PURSE",
+    WriteValueAnswersOldCounter = "write-value-answers-old-counter", "PURSE", violates ["PURSE-6.4-R4"],
         "WRITE VALUE decrements the counter but answers the counter from before the decrement";
-    WriteValueClearsSignature = "write-value-clears-signature", "PURSE",
+    WriteValueClearsSignature = "write-value-clears-signature", "PURSE", violates ["PURSE-6.4-R5"],
         "WRITE VALUE empties the signature area in the same commit instead of leaving it alone";
-    WriteSignatureAnyLength = "write-signature-any-length", "PURSE",
+    WriteSignatureAnyLength = "write-signature-any-length", "PURSE", violates ["PURSE-6.5-R1"],
         "WRITE SIGNATURE accepts and stores any data of 1 to 64 bytes instead of answering 6700 for Nc != 64";
-    WriteSignatureIntoCertificate = "write-signature-into-certificate-area", "PURSE",
+    WriteSignatureIntoCertificate = "write-signature-into-certificate-area", "PURSE", violates ["PURSE-6.5-R2"],
         "WRITE SIGNATURE stores its data in the certificate area (a copy-paste of WRITE CERTIFICATE); the signature area keeps its content";
-    WriteCertificateAcceptsEmpty = "write-certificate-accepts-empty", "PURSE",
+    WriteCertificateAcceptsEmpty = "write-certificate-accepts-empty", "PURSE", violates ["PURSE-6.6-R1"],
         "WRITE CERTIFICATE with Nc = 0 answers 9000 and empties the certificate area instead of 6700";
-    WriteCertificateParsed = "write-certificate-parsed", "PURSE",
+    WriteCertificateParsed = "write-certificate-parsed", "PURSE", violates ["PURSE-6.6-R2"],
         "WRITE CERTIFICATE parses the data as a CV certificate and refuses anything else with 6A80 instead of storing it as is";
     // ---- CPAY (seed 000 prior art S21-S24, S38; card-spec 7.3-7.5) ----
-    CpayReaderSignatureUnchecked = "cpay-reader-signature-unchecked", "CPAY",
+    CpayReaderSignatureUnchecked = "cpay-reader-signature-unchecked", "CPAY", violates ["CPAY-7.3-R5"],
         "PSO VERIFY CERTIFICATE does not verify the center's signature on the reader certificate: any well-formed payment-machine certificate is accepted";
-    CpayReaderRoleUnchecked = "cpay-reader-role-unchecked", "CPAY",
+    CpayReaderRoleUnchecked = "cpay-reader-role-unchecked", "CPAY", violates ["CPAY-7.3-R6"],
         "PSO VERIFY CERTIFICATE accepts a center-signed certificate of any role (charge machine, signing card) as a reader";
-    CpaySignsZeroRandom = "cpay-signs-zero-random", "CPAY",
+    CpaySignsZeroRandom = "cpay-signs-zero-random", "CPAY", violates ["CPAY-7.4-R6"],
         "SIGN PAYMENT signs 16 zero bytes in place of the reader's random, so its signature can be replayed";
-    CpayNonceReusable = "cpay-nonce-reusable", "CPAY",
+    CpayNonceReusable = "cpay-nonce-reusable", "CPAY", violates ["CPAY-7.5-R2", "CPAY-7.5-R3"],
         "DEBIT does not consume the SIGN PAYMENT nonce: the same authorized DEBIT can be replayed";
-    CpayDebitSignatureUnchecked = "cpay-debit-signature-unchecked", "CPAY",
+    CpayDebitSignatureUnchecked = "cpay-debit-signature-unchecked", "CPAY", violates ["CPAY-7.5-R4"],
         "DEBIT does not verify the reader's signature over the nonce: any 64 bytes authorize a debit";
-    CpayOverdraft = "cpay-overdraft", "CPAY",
+    CpayOverdraft = "cpay-overdraft", "CPAY", violates ["CPAY-7.5-R6"],
         "DEBIT with price > amount is accepted and the amount wraps below zero instead of 6A84";
     // CPAY responses, check order and RAM rules (card-spec 7.2-7.5), one rule each.
-    CpayReadFieldPurseValue = "cpay-read-field-purse-value", "CPAY",
+    CpayReadFieldPurseValue = "cpay-read-field-purse-value", "CPAY", violates ["CPAY-7.2-R1"],
         "CPAY READ FIELD 03 answers the PURSE value area (shared READ FIELD table) instead of the CPAY value";
-    CpayReadFieldCounter = "cpay-read-field-counter", "CPAY",
+    CpayReadFieldCounter = "cpay-read-field-counter", "CPAY", violates ["CPAY-7.2-R2"],
         "CPAY READ FIELD 02 answers the PURSE backward counter (shared READ FIELD table) instead of 6A86";
-    CpayPsoClearsBeforeP1P2 = "cpay-pso-clears-before-p1p2", "CPAY",
+    CpayPsoClearsBeforeP1P2 = "cpay-pso-clears-before-p1p2", "CPAY", violates ["CPAY-7.3-R1"],
         "PSO VERIFY CERTIFICATE clears the verified reader and the nonce before checking P1-P2, so a 6A86 ends the session";
-    CpayRefusedPsoKeepsReader = "cpay-refused-pso-keeps-reader", "CPAY",
+    CpayRefusedPsoKeepsReader = "cpay-refused-pso-keeps-reader", "CPAY", violates ["CPAY-7.3-R2"],
         "PSO VERIFY CERTIFICATE replaces the verified reader only on success: after a refused certificate the earlier reader and nonce stay usable";
-    CpayPsoUnparsable6982 = "cpay-pso-unparsable-6982", "CPAY",
+    CpayPsoUnparsable6982 = "cpay-pso-unparsable-6982", "CPAY", violates ["CPAY-7.3-R4"],
         "PSO VERIFY CERTIFICATE answers 6982 instead of 6A80 for data that is not a certificate";
-    CpayReaderSingleUse = "cpay-reader-single-use", "CPAY",
+    CpayReaderSingleUse = "cpay-reader-single-use", "CPAY", violates ["CPAY-7.3-R8"],
         "a successful DEBIT also ends the verified reader: the next SIGN PAYMENT answers 6986 without a new PSO VERIFY CERTIFICATE";
-    CpayReaderExpiryChecked = "cpay-reader-expiry-checked", "CPAY",
+    CpayReaderExpiryChecked = "cpay-reader-expiry-checked", "CPAY", violates ["CPAY-7.3-R9"],
         "PSO VERIFY CERTIFICATE refuses (6982) a reader certificate that expired before the card's CPAY value date, although the card checks no expiry";
-    CpaySignReaderCheckedFirst = "cpay-sign-reader-checked-first", "CPAY",
+    CpaySignReaderCheckedFirst = "cpay-sign-reader-checked-first", "CPAY", violates ["CPAY-7.4-R1"],
         "SIGN PAYMENT checks for a verified reader before the length: a wrong-length SIGN PAYMENT without reader answers 6986 instead of 6700";
-    CpaySignWithoutReader = "cpay-sign-without-reader", "CPAY",
+    CpaySignWithoutReader = "cpay-sign-without-reader", "CPAY", violates ["CPAY-7.4-R2"],
         "SIGN PAYMENT signs without a verified reader instead of answering 6986";
-    CpaySignAmountBeforeDate = "cpay-sign-amount-before-date", "CPAY",
+    CpaySignAmountBeforeDate = "cpay-sign-amount-before-date", "CPAY", violates ["CPAY-7.4-R4"],
         "the SIGN PAYMENT response carries amount then date (the order of READ FIELD 03) instead of date then amount; the signature is still over M_pay";
-    CpayNonceNotReplaced = "cpay-nonce-not-replaced", "CPAY",
+    CpayNonceNotReplaced = "cpay-nonce-not-replaced", "CPAY", violates ["CPAY-7.4-R5"],
         "SIGN PAYMENT keeps an outstanding nonce instead of replacing it: the next SIGN PAYMENT of the session answers the same nonce";
-    CpayDebitNonceConsumedByBadLength = "cpay-debit-nonce-consumed-by-bad-length", "CPAY",
+    CpayDebitNonceConsumedByBadLength = "cpay-debit-nonce-consumed-by-bad-length", "CPAY", violates ["CPAY-7.5-R1"],
         "DEBIT consumes the nonce before the length check, so a DEBIT refused with 6700 costs the nonce";
-    CpayDebitZeroPrice = "cpay-debit-zero-price", "CPAY",
+    CpayDebitZeroPrice = "cpay-debit-zero-price", "CPAY", violates ["CPAY-7.5-R5"],
         "DEBIT with price 0 (reader-signed) answers 9000 and moves the value date instead of 6A80";
-    CpayDebitKeepsDate = "cpay-debit-keeps-date", "CPAY",
+    CpayDebitKeepsDate = "cpay-debit-keeps-date", "CPAY", violates ["CPAY-7.5-R7"],
         "DEBIT takes the price from the amount but does not write the DEBIT's date";
     // ---- XFER key update (seed 002 S1001-S8105A, card-spec 8.4-8.6) ----
     UpdatePermissionReusable = "update-permission-reusable", "XFER",
