@@ -1287,10 +1287,8 @@ pub fn profile_card(
         .iter()
         .find(|c| c.get_ref().name == card)
         .with_context(|| format!("{}: no [[card]] named '{card}'", profile.display()))?;
-    let plan = crate::lab::card_plan(&loaded, spec)?;
-    let mut vc =
-        crate::lab::personalize_virtual(&plan, spec.get_ref().protocol, &lab.keyset).map_err(anyhow::Error::msg)?;
-    vc.set_defects(crate::lab::card_defects(&loaded, spec)?);
+    // Made as a virtual head's card is: defects and allowed-variant options included.
+    let vc = crate::lab::build_card(&loaded, spec, &lab.keyset)?;
     Ok((vc, crate::lab::card_service(&loaded, spec)?))
 }
 

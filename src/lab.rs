@@ -180,6 +180,7 @@ impl Lab {
         // bridges serve any [[card]].
         for c in &p.cards {
             card_service(l, c)?;
+            card_variant(l, c)?;
             card_keys(l, c, &keyset)?;
         }
         let logs = PathBuf::from(p.defaults.logs.clone().unwrap_or_else(|| "logs".into()));
@@ -390,12 +391,56 @@ pub fn card_plan(l: &Loaded, spec: &toml::Spanned<CardSpec>) -> Result<CardPlan,
     })
 }
 
-fn build_card(l: &Loaded, spec: &toml::Spanned<CardSpec>, keys: &Keyset) -> Result<VirtualCard, ConfigError> {
+/// A profile card entry made: personalized, with its seeded defects and its allowed-variant
+/// options (`card_variant`).
+pub fn build_card(l: &Loaded, spec: &toml::Spanned<CardSpec>, keys: &Keyset) -> Result<VirtualCard, ConfigError> {
     let plan = card_plan(l, spec)?;
     let defects = card_defects(l, spec)?;
+    let variant = card_variant(l, spec)?;
     let mut card = personalize_virtual(&plan, spec.get_ref().protocol, keys).map_err(|e| l.err(spec.span(), e))?;
     card.set_defects(defects);
+    variant.apply(&mut card);
     Ok(card)
+}
+
+/// The options of a `[[card]]` that change only what card-spec.md lets a card choose
+/// (docs/card-variants.md): its ATR and where its randoms come from. Protocol (`protocol`)
+/// and latency (`service_time_us`, `[[card.service]]`) are variants too, with their own keys.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct CardVariant {
+    pub atr: Option<Vec<u8>>,
+    pub os_rng: bool,
+}
+
+impl CardVariant {
+    /// Give a made card (personalized, in a head or not) these options.
+    pub fn apply(&self, card: &mut VirtualCard) {
+        card.set_atr(self.atr.clone());
+        if self.os_rng {
+            card.use_os_rng();
+        }
+    }
+}
+
+/// The variant options of a profile card entry; an ATR that is not hex, not well formed or
+/// announcing another protocol than the card's is an error located at the value.
+pub fn card_variant(l: &Loaded, spec: &toml::Spanned<CardSpec>) -> Result<CardVariant, ConfigError> {
+    let c = spec.get_ref();
+    let atr = match &c.atr {
+        None => None,
+        Some(a) => {
+            let bytes = hex::decode(a.get_ref().replace(' ', ""))
+                .map_err(|_| l.err(a.span(), format!("atr '{}' is not hex", a.get_ref())))?;
+            crate::card::atr::check(&bytes, c.protocol).map_err(|e| l.err(a.span(), format!("atr: {e}")))?;
+            Some(bytes)
+        }
+    };
+    let os_rng = match c.card_rng.as_ref().map(|r| (r.get_ref().as_str(), r.span())) {
+        None | Some(("seeded", _)) => false,
+        Some(("os", _)) => true,
+        Some((other, at)) => return Err(l.err(at, format!("card_rng '{other}' is not seeded or os"))),
+    };
+    Ok(CardVariant { atr, os_rng })
 }
 
 /// A `[[card]]` names only keys the keyset holds, so personalizing it (in a virtual head, a

@@ -291,6 +291,12 @@ pub struct CardSpec {
     pub service: Vec<Spanned<ServiceSpec>>,
     /// Seed of the service-time draws (default 0).
     pub service_seed: Option<u64>,
+    /// Allowed variant (docs/card-variants.md): the ATR the card answers with, hex, instead
+    /// of the reference one; well formed and announcing `protocol` only.
+    pub atr: Option<Spanned<String>>,
+    /// Allowed variant: where the card's own randoms come from, `seeded` (default: from the
+    /// card ID, the same in every run) or `os` (fresh ones, as silicon draws them).
+    pub card_rng: Option<Spanned<String>>,
 }
 
 fn default_protocol() -> crate::card::Protocol {

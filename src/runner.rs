@@ -7,7 +7,7 @@ use crate::card::{ins, Applet, VirtualCard};
 use crate::cmds;
 use crate::engine::{self, EngineError, Outcome, Terminal};
 use crate::event::{Event, Recorder, RowKind};
-use crate::head::virtual_head::{PowerCut, VirtualHead};
+use crate::head::virtual_head::VirtualHead;
 use crate::head::Head;
 use crate::keys::Keyset;
 use crate::lab::{find_head, LabHead};
@@ -515,22 +515,27 @@ impl<'a> Session<'a> {
     fn arm(&mut self, i: usize, at: TearAt) -> Result<(), String> {
         let h = &mut self.heads[i];
         match (h.head.as_virtual(), at) {
-            (Some(v), TearAt::Exchange { n, point }) => v.cut_power(Some(PowerCut { at: n, point })),
+            (Some(v), TearAt::Exchange { .. } | TearAt::Command { .. }) => {
+                let (cut, ins) = at.power_cut().unzip();
+                v.cut_power_at(cut, ins.flatten())
+            }
             (Some(v), TearAt::Commit(k)) => {
                 v.card_mut().ok_or("no card in the head")?.nvm_mut().tear_after(Some(k));
             }
             (None, TearAt::Commit(_)) => {
                 return Err(format!("head {}: a tear at an NVM commit is not supported by this head", h.name))
             }
-            (None, TearAt::Exchange { n, point }) => {
+            (None, TearAt::Exchange { .. } | TearAt::Command { .. }) => {
                 let ctl = self.cut_controls.entry(i).or_insert_with(|| {
                     let ctl = Arc::new(Mutex::new(CutControl::default()));
                     let inner = std::mem::replace(&mut h.head, Box::new(VirtualHead::new(&h.name)));
                     h.head = Box::new(ArmedHead::owned(inner, Armed(ctl.clone())));
                     ctl
                 });
-                *ctl.lock().unwrap_or_else(|p| p.into_inner()) =
-                    CutControl { cut: Some(PowerCut { at: n, point }), fired: false };
+                *ctl.lock().unwrap_or_else(|p| p.into_inner()) = {
+                    let (cut, ins) = at.power_cut().unzip();
+                    CutControl { cut, fired: false, ins: ins.flatten() }
+                };
             }
         }
         self.armed.push((i, at));
@@ -545,7 +550,7 @@ impl<'a> Session<'a> {
             let fired = match (self.heads[i].head.as_virtual(), self.cut_controls.get(&i)) {
                 (Some(v), _) => {
                     let pending = match at {
-                        TearAt::Exchange { .. } => v.cut_pending(),
+                        TearAt::Exchange { .. } | TearAt::Command { .. } => v.cut_pending(),
                         TearAt::Commit(_) => v.card().is_some_and(|c| c.nvm().tear_pending()),
                     };
                     v.cut_power(None);

@@ -63,7 +63,7 @@ fn both_waiting(rx: &crossbeam_channel::Receiver<String>, seen: &mut Vec<String>
                 waiting[i] = true;
             }
             assert!(
-                !(l.starts_with(&format!("[{h}] done")) && !waiting[i]),
+                waiting[i] || !l.starts_with(&format!("[{h}] done")),
                 "head {h} stopped before the card came:\n{}",
                 seen.join("\n")
             );

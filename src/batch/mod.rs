@@ -41,6 +41,8 @@ struct Factory {
     dut: CardPlan,
     dut_protocol: crate::card::Protocol,
     dut_defects: Defects,
+    /// The DUT template's allowed-variant options (ATR, randoms), given to every DUT card.
+    dut_variant: crate::lab::CardVariant,
     peer: CardPlan,
     peer_protocol: crate::card::Protocol,
     prefix: [u8; 4],
@@ -76,6 +78,7 @@ impl Factory {
             dut: card_plan(l, dut_spec)?,
             dut_protocol: dut_spec.get_ref().protocol,
             dut_defects: card_defects(l, dut_spec)?,
+            dut_variant: crate::lab::card_variant(l, dut_spec)?,
             peer: card_plan(l, peer_spec)?,
             peer_protocol: peer_spec.get_ref().protocol,
             prefix,
@@ -455,7 +458,10 @@ fn next_detected(
         Ok(Some(i)) => Arrival::Card(i, at),
         // Another head detected its card first and took the last index.
         Ok(None) => Arrival::NoMore,
-        Err(e) => Arrival::Failed(e.into(), HeadState::Fault("the results store failed".into())),
+        Err(e) => {
+            let state = HeadState::Fault(e.to_string());
+            Arrival::Failed(e.into(), state)
+        }
     }
 }
 
@@ -522,6 +528,9 @@ fn certify_card(
             l.test_step = "insert".into();
             crate::lab::insert_card(&mut l, &dut, f.dut_protocol, keys, Some(f.defects(index)))
                 .map_err(anyhow::Error::msg)?;
+            if let Some(card) = heads[0].head.as_virtual().and_then(|v| v.card_mut()) {
+                f.dut_variant.apply(card);
+            }
         } else {
             let mut l = Link::new(heads[0].head.as_mut(), &rec);
             (l.card_id, l.test_step) = (card_hex.clone(), "insert".into());

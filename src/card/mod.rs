@@ -4,6 +4,7 @@
 //! with the T=0 / T=1 response-delivery rules applied here so the terminal's procedure-byte
 //! handling meets the same behaviour as on silicon. It never panics on any input.
 
+pub mod atr;
 pub mod cpay;
 pub mod defects;
 pub mod image;
@@ -88,6 +89,8 @@ pub struct VirtualCard {
     pub(crate) defects: Defects,
     /// Signing keys built from the NVM scalars (host-side cache, `keycache`).
     pub(crate) keys: keycache::KeyCache,
+    /// An allowed variant's ATR in place of the reference one (`atr::check`ed by the lab).
+    atr_variant: Option<Vec<u8>>,
 }
 
 impl std::fmt::Debug for VirtualCard {
@@ -112,10 +115,23 @@ impl VirtualCard {
             powered: false,
             defects: Defects::NONE,
             keys: keycache::KeyCache::default(),
+            atr_variant: None,
         }
     }
 
+    /// Answer power-on with `atr` instead of the reference ATR of card-spec 2.1 (`None`: the
+    /// reference one). The caller checks it (`atr::check`): it must announce `protocol()`.
+    pub fn set_atr(&mut self, atr: Option<Vec<u8>>) {
+        self.atr_variant = atr;
+    }
+
     /// Give this card seeded implementation defects (`Defects::NONE`: the reference card).
+    /// Draw the card's randoms from the OS from now on (an allowed variant: silicon draws
+    /// fresh randoms, the reference card seeded ones so that runs repeat).
+    pub fn use_os_rng(&mut self) {
+        self.rng = ChaCha20Rng::from_entropy();
+    }
+
     pub fn set_defects(&mut self, d: Defects) {
         self.defects = d;
     }
@@ -150,6 +166,9 @@ impl VirtualCard {
 
     /// ATR: direct convention, TD1 announcing the protocol, historical bytes "CARDBENCH".
     pub fn atr(&self) -> Vec<u8> {
+        if let Some(a) = &self.atr_variant {
+            return a.clone();
+        }
         let hist = b"CARDBENCH";
         let t = match self.protocol {
             Protocol::T0 => 0x00,

@@ -22,6 +22,13 @@ pub struct PowerCut {
     pub point: CutPoint,
 }
 
+/// Which transmits count towards a cut's `at`: all of them, or (`Some(ins)`) only those of
+/// commands with that INS, so that the same cut falls on the same command of a T=0 and a T=1
+/// card, whose GET RESPONSE and `6Cxx` re-sends differ (card-spec 2.3).
+pub fn counts(ins: Option<u8>, apdu: &[u8]) -> bool {
+    ins.is_none_or(|ins| apdu.get(1) == Some(&ins))
+}
+
 pub struct VirtualHead {
     info: HeadInfo,
     card: Option<VirtualCard>,
@@ -30,6 +37,8 @@ pub struct VirtualHead {
     /// Transmits since the head was made; tear campaigns count fault points with it.
     transmits: u64,
     cut: Option<PowerCut>,
+    /// The INS whose commands the armed cut counts (`counts`), if only those.
+    cut_ins: Option<u8>,
 }
 
 impl VirtualHead {
@@ -40,6 +49,7 @@ impl VirtualHead {
             service: ServiceModel::default(),
             transmits: 0,
             cut: None,
+            cut_ins: None,
         }
     }
 
@@ -47,7 +57,13 @@ impl VirtualHead {
     /// off and the transmit fails with `HeadError::Mute`, as a reader sees a card that lost
     /// its field; the cut disarms itself once it fired.
     pub fn cut_power(&mut self, cut: Option<PowerCut>) {
+        self.cut_power_at(cut, None);
+    }
+
+    /// `cut_power` counting only the commands with INS `ins` (`None`: every transmit).
+    pub fn cut_power_at(&mut self, cut: Option<PowerCut>, ins: Option<u8>) {
         self.cut = cut.filter(|c| c.at > 0);
+        self.cut_ins = ins;
     }
 
     /// Whether an armed power cut is still waiting for its transmit.
@@ -61,7 +77,10 @@ impl VirtualHead {
     }
 
     /// Which point the armed cut fires at, when the transmit now starting is its one.
-    fn fire_cut(&mut self) -> Option<CutPoint> {
+    fn fire_cut(&mut self, apdu: &[u8]) -> Option<CutPoint> {
+        if !counts(self.cut_ins, apdu) {
+            return None;
+        }
         let c = self.cut.as_mut()?;
         c.at -= 1;
         if c.at > 0 {
@@ -141,7 +160,7 @@ impl Head for VirtualHead {
             return Err(HeadError::Unpowered);
         }
         self.transmits += 1;
-        let cut = self.fire_cut();
+        let cut = self.fire_cut(apdu);
         let card = self.card.as_mut().ok_or(HeadError::NoCard)?;
         if cut == Some(CutPoint::BeforeCommand) {
             card.power_off();

@@ -22,6 +22,22 @@ pub enum TearAt {
     Exchange { n: u64, point: crate::head::virtual_head::CutPoint },
     /// During the `k`-th NVM commit of the card (virtual heads only).
     Commit(u64),
+    /// At the `n`-th command with INS `ins` on the head, before it or after it: GET RESPONSE
+    /// and other commands do not count, so the cut is the same on T=0 and T=1.
+    Command { ins: u8, n: u64, point: crate::head::virtual_head::CutPoint },
+}
+
+impl TearAt {
+    /// The head-level cut of an exchange or command tear, with the INS it counts (`None`
+    /// for a commit tear).
+    pub fn power_cut(self) -> Option<(crate::head::virtual_head::PowerCut, Option<u8>)> {
+        use crate::head::virtual_head::PowerCut;
+        match self {
+            TearAt::Exchange { n, point } => Some((PowerCut { at: n, point }, None)),
+            TearAt::Command { ins, n, point } => Some((PowerCut { at: n, point }, Some(ins))),
+            TearAt::Commit(_) => None,
+        }
+    }
 }
 
 /// A protocol-engine invocation.

@@ -97,6 +97,8 @@ struct StepRaw {
     at: Option<Spanned<i64>>,
     point: Option<Spanned<String>>,
     commit: Option<Spanned<i64>>,
+    /// `tear`: count the commands with this INS (hex) instead of wire exchanges.
+    ins: Option<Spanned<String>>,
 }
 
 /// An inline reference card for `insert_card`; absent fields take `CardPlan::new` defaults.
@@ -382,6 +384,25 @@ fn check_needs(src: &Src, c: &Spanned<CaseRaw>, later: &[Spanned<CaseRaw>]) -> R
         }
     }
     Ok(())
+}
+
+/// A `tear` at the `at`-th (default 1st) command with INS `ins` (one hex byte).
+fn tear_command(
+    src: &Src,
+    ins: Option<&Spanned<String>>,
+    at: Option<&Spanned<i64>>,
+    point: crate::head::virtual_head::CutPoint,
+) -> Result<TearAt, ConfigError> {
+    let ins = ins.expect("called with an ins");
+    let byte = u8::from_str_radix(ins.get_ref().trim(), 16)
+        .ok()
+        .filter(|_| ins.get_ref().trim().len() == 2)
+        .ok_or_else(|| src.err(ins.span(), format!("ins '{}' is not one hex byte (e.g. \"D6\")", ins.get_ref())))?;
+    let n = match at {
+        Some(n) => positive(src, n, "at")?,
+        None => 1,
+    };
+    Ok(TearAt::Command { ins: byte, n, point })
 }
 
 fn refuse_tear(src: &Src, s: &Spanned<StepRaw>) -> Result<(), ConfigError> {
@@ -742,7 +763,7 @@ fn step(
         "set" => &["vars"],
         "power_off" | "power_on" | "warm_reset" | "remove" | "insert" => &["head"],
         "insert_card" => &["head", "card"],
-        "tear" => &["head", "at", "point", "commit"],
+        "tear" => &["head", "at", "point", "commit", "ins"],
         "recover" => &["head", "heads", "expect"],
         other => {
             let hint = crate::suggest::hint(other, KINDS.split(", "), "'");
@@ -1027,20 +1048,18 @@ fn step(
         "tear" => {
             let (head, hs) = need_head()?;
             head_span = hs;
+            let cut_point = |p: &Spanned<String>| {
+                crate::tear::fault::parse_point(p.get_ref()).ok_or_else(|| {
+                    let hint = crate::suggest::did_you_mean(p.get_ref(), ["before-command", "after-command"], "'")
+                        .map(|d| format!(": {d}"))
+                        .unwrap_or_default();
+                    src.err(p.span(), format!("point '{}' is not before-command or after-command{hint}", p.get_ref()))
+                })
+            };
             let at = match (&r.at, &r.point, &r.commit) {
-                (Some(n), Some(p), None) => {
-                    let point = crate::tear::fault::parse_point(p.get_ref()).ok_or_else(|| {
-                        let hint = crate::suggest::did_you_mean(p.get_ref(), ["before-command", "after-command"], "'")
-                            .map(|d| format!(": {d}"))
-                            .unwrap_or_default();
-                        src.err(
-                            p.span(),
-                            format!("point '{}' is not before-command or after-command{hint}", p.get_ref()),
-                        )
-                    })?;
-                    TearAt::Exchange { n: positive(src, n, "at")?, point }
-                }
-                (None, None, Some(k)) => TearAt::Commit(positive(src, k, "commit")?),
+                (n, Some(p), None) if r.ins.is_some() => tear_command(src, r.ins.as_ref(), n.as_ref(), cut_point(p)?)?,
+                (Some(n), Some(p), None) => TearAt::Exchange { n: positive(src, n, "at")?, point: cut_point(p)? },
+                (None, None, Some(k)) if r.ins.is_none() => TearAt::Commit(positive(src, k, "commit")?),
                 (Some(_), None, None) => {
                     return Err(src.err(
                         span.clone(),
@@ -1050,7 +1069,10 @@ fn step(
                 _ => {
                     return Err(src.err(
                         span.clone(),
-                        format!("{label}: `tear` needs `at` and `point` (a wire exchange) or `commit` (an NVM commit)"),
+                        format!(
+                            "{label}: `tear` needs `at` and `point` (a wire exchange), `ins` and `point` (a command) \
+                             or `commit` (an NVM commit)"
+                        ),
                     ))
                 }
             };

@@ -19,11 +19,11 @@ use crate::apdu::Command;
 use crate::card::defects::Defects;
 use crate::card::VirtualCard;
 use crate::event::{Event, Exchange, Recorder, RowKind};
-use crate::head::virtual_head::{CutPoint, PowerCut};
 use crate::head::{Head, HeadError, HeadInfo, Wire};
 use crate::lab::{InsertedCard, Lab};
 use crate::link::Link;
 use crate::mask::Mask;
+use crate::plan::TearAt;
 use crate::replay::compare::{compare, hexdiff};
 use crate::trace::Rows;
 use std::collections::{HashMap, HashSet};
@@ -188,11 +188,14 @@ impl Replayer<'_> {
         if param("do=").as_deref() != Some("tear") {
             return;
         }
-        let Some(at) = param("at=").and_then(|a| parse_tear(&a)) else { return };
+        let Some(at) = param("at=").and_then(|a| crate::replay::session::tear_at(&a).ok()) else { return };
         let Some(v) = self.lab.heads[i].head.as_virtual() else { return };
         match at {
-            Tear::Exchange(n, point) => v.cut_power(Some(PowerCut { at: n, point })),
-            Tear::Commit(k) => {
+            TearAt::Exchange { .. } | TearAt::Command { .. } => {
+                let (cut, ins) = at.power_cut().unzip();
+                v.cut_power_at(cut, ins.flatten())
+            }
+            TearAt::Commit(k) => {
                 if let Some(c) = v.card_mut() {
                     c.nvm_mut().tear_after(Some(k));
                 }
@@ -479,28 +482,6 @@ fn labelled<'h>(head: &'h mut dyn Head, rec: &Recorder, row: &Exchange) -> Link<
 enum Making {
     AwaitPowerOn,
     Perso,
-}
-
-/// A `tear` step's `at=` parameter as the step row writes it (`Exchange{n:7,point:AfterCommand}`,
-/// `Commit(2)`).
-enum Tear {
-    Exchange(u64, CutPoint),
-    Commit(u64),
-}
-
-fn parse_tear(at: &str) -> Option<Tear> {
-    if let Some(k) = at.strip_prefix("Commit(").and_then(|r| r.strip_suffix(')')) {
-        return k.parse().ok().map(Tear::Commit);
-    }
-    let inner = at.strip_prefix("Exchange{")?.strip_suffix('}')?;
-    let (n, point) = inner.split_once(',')?;
-    let n = n.strip_prefix("n:")?.parse().ok()?;
-    let point = match point.strip_prefix("point:")? {
-        "BeforeCommand" => CutPoint::BeforeCommand,
-        "AfterCommand" => CutPoint::AfterCommand,
-        _ => return None,
-    };
-    Some(Tear::Exchange(n, point))
 }
 
 fn command_name(command: &[u8]) -> String {

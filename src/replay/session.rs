@@ -600,25 +600,30 @@ fn step_of(unit: &Unit, p: &Params, names: &HashMap<String, String>) -> Result<O
     }))
 }
 
-/// A `tear` step's `at` parameter as the runner writes it: `Exchange{n:6,point:AfterCommand}`
-/// or `Commit(1)`.
-fn tear_at(v: &str) -> Result<TearAt, String> {
+/// A `tear` step's `at` parameter as the runner writes it: `Exchange{n:6,point:AfterCommand}`,
+/// `Command{ins:214,n:1,point:AfterCommand}` or `Commit(1)`.
+pub(crate) fn tear_at(v: &str) -> Result<TearAt, String> {
     let bad = || format!("step parameter at={v} is not Exchange{{n:N,point:BeforeCommand|AfterCommand}} or Commit(N)");
     if let Some(k) = v.strip_prefix("Commit(").and_then(|r| r.strip_suffix(')')) {
         return k.parse().map(TearAt::Commit).map_err(|_| bad());
     }
-    let inner = v.strip_prefix("Exchange{").and_then(|r| r.strip_suffix('}')).ok_or_else(bad)?;
-    let (mut n, mut point) = (None, None);
+    let (inner, command) = match v.strip_prefix("Command{") {
+        Some(r) => (r.strip_suffix('}').ok_or_else(bad)?, true),
+        None => (v.strip_prefix("Exchange{").and_then(|r| r.strip_suffix('}')).ok_or_else(bad)?, false),
+    };
+    let (mut n, mut point, mut ins) = (None, None, None);
     for kv in inner.split(',') {
         match kv.split_once(':') {
             Some(("n", x)) => n = x.parse::<u64>().ok(),
+            Some(("ins", x)) if command => ins = x.parse::<u8>().ok(),
             Some(("point", "BeforeCommand")) => point = Some(CutPoint::BeforeCommand),
             Some(("point", "AfterCommand")) => point = Some(CutPoint::AfterCommand),
             _ => return Err(bad()),
         }
     }
-    match (n, point) {
-        (Some(n), Some(point)) => Ok(TearAt::Exchange { n, point }),
+    match (n, point, ins) {
+        (Some(n), Some(point), None) if !command => Ok(TearAt::Exchange { n, point }),
+        (Some(n), Some(point), Some(ins)) => Ok(TearAt::Command { ins, n, point }),
         _ => Err(bad()),
     }
 }
@@ -918,6 +923,11 @@ mod tests {
         assert!(fails("do=tear head=A at=Commit(x)").contains("is not Exchange{n:N"));
         assert!(fails("do=tear head=A at=Exchange{n:3,point:Sideways}").contains("is not Exchange{n:N"));
         assert_eq!(tear_at("Commit(2)"), Ok(TearAt::Commit(2)));
+        assert_eq!(
+            tear_at("Command{ins:214,n:1,point:BeforeCommand}"),
+            Ok(TearAt::Command { ins: 0xD6, n: 1, point: CutPoint::BeforeCommand })
+        );
+        assert!(tear_at("Command{n:1,point:BeforeCommand}").is_err());
         assert_eq!(
             tear_at("Exchange{n:6,point:AfterCommand}"),
             Ok(TearAt::Exchange { n: 6, point: CutPoint::AfterCommand })

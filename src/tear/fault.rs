@@ -94,7 +94,7 @@ impl Hook for CutLog {
             [cla, ins, ..] => crate::cmds::name(*cla, *ins).to_string(),
             _ => "UNKNOWN".to_string(),
         };
-        let r = cut_transmit(inner, &mut self.cut, &mut self.fired, apdu);
+        let r = cut_transmit(inner, &mut self.cut, None, &mut self.fired, apdu);
         // Commits are named by the command that made them.
         let commits_after = inner.as_virtual().and_then(|v| v.card().map(|c| c.nvm().commits()));
         self.seen.push(Seen { command, commits_after });
@@ -106,10 +106,12 @@ impl Hook for CutLog {
 fn cut_transmit(
     inner: &mut dyn Head,
     cut: &mut Option<PowerCut>,
+    ins: Option<u8>,
     fired: &mut bool,
     apdu: &[u8],
 ) -> Result<Wire, HeadError> {
     let now = match cut.as_mut() {
+        Some(_) if !crate::head::virtual_head::counts(ins, apdu) => None,
         Some(c) if c.at == 1 => cut.take().map(|c| c.point),
         Some(c) => {
             c.at -= 1;
@@ -139,6 +141,8 @@ fn cut_transmit(
 pub struct CutControl {
     pub cut: Option<PowerCut>,
     pub fired: bool,
+    /// Count only the commands with this INS (`virtual_head::counts`).
+    pub ins: Option<u8>,
 }
 
 /// The hook of a lab head (any driver) that a plan can arm with a power cut at an exchange
@@ -151,7 +155,7 @@ pub type ArmedHead = Tapped<'static, Armed>;
 impl Hook for Armed {
     fn transmit(&mut self, inner: &mut dyn Head, apdu: &[u8]) -> Result<Wire, HeadError> {
         let mut ctl = self.0.lock().unwrap_or_else(|p| p.into_inner());
-        let CutControl { cut, fired } = &mut *ctl;
-        cut_transmit(inner, cut, fired, apdu)
+        let CutControl { cut, fired, ins } = &mut *ctl;
+        cut_transmit(inner, cut, *ins, fired, apdu)
     }
 }
