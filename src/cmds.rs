@@ -2,7 +2,7 @@
 //! and plans never spell instruction bytes by hand.
 
 use crate::apdu::Command;
-use crate::card::ins::*;
+use crate::spec::codes::*;
 
 pub fn select(aid: &[u8]) -> Command {
     Command::new(CLA_ISO, SELECT, 0x04, 0x00).data(aid.to_vec())

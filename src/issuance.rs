@@ -3,11 +3,11 @@
 //! process or a real card through any head.
 
 use crate::apdu::Command;
-use crate::card::ins::*;
 use crate::cmds::{perso_lock, perso_put};
 use crate::crypto::cert::Role;
 use crate::crypto::sig;
 use crate::keys::Keyset;
+use crate::spec::codes::*;
 
 /// Everything a card needs, resolved from a profile's card entry. No secret: the keys come
 /// from the keyset by ID, so a trace can carry it (the `note` of an `insert` row).

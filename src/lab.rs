@@ -1,6 +1,7 @@
 //! A lab built from a profile: the keyset and the heads, with virtual cards personalized.
 
-use crate::card::defects::Defects;
+/// Seeded defects of a virtual card, as profiles and batches name them.
+pub use crate::card::defects::Defects;
 use crate::card::VirtualCard;
 use crate::head::service::ServiceModel;
 use crate::head::virtual_head::VirtualHead;
@@ -488,7 +489,7 @@ pub fn defects_in(l: &Loaded, span: std::ops::Range<usize>, names: &[String]) ->
 /// script carries secrets and is the issuer's business, not the bench run's).
 pub fn personalize_virtual(
     plan: &CardPlan,
-    protocol: crate::card::Protocol,
+    protocol: crate::spec::Protocol,
     keys: &Keyset,
 ) -> Result<VirtualCard, String> {
     personalize_virtual_seeded(plan, protocol, keys, Some(card_rng_seed(plan)))
@@ -499,7 +500,7 @@ pub fn personalize_virtual(
 /// session replay on "another card of the same lot").
 pub fn personalize_virtual_seeded(
     plan: &CardPlan,
-    protocol: crate::card::Protocol,
+    protocol: crate::spec::Protocol,
     keys: &Keyset,
     rng_seed: Option<[u8; 32]>,
 ) -> Result<VirtualCard, String> {
@@ -527,10 +528,16 @@ fn card_rng_seed(plan: &CardPlan) -> [u8; 32] {
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct InsertedCard {
     pub card_plan: CardPlan,
-    pub protocol: crate::card::Protocol,
+    pub protocol: crate::spec::Protocol,
     /// Seeded defects of the card, by name (informational: a replay chooses its own cards).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub defects: Vec<String>,
+}
+
+/// The ATR of a blank reference card on `protocol` (card-spec 2.1), for a replay that has to
+/// answer a power-on the way the recorded card did.
+pub fn reference_atr(protocol: crate::spec::Protocol) -> Vec<u8> {
+    VirtualCard::blank(protocol, None).atr()
 }
 
 /// Put a blank reference card into the virtual head under `l` and personalize it through the
@@ -540,7 +547,7 @@ pub struct InsertedCard {
 pub fn insert_card(
     l: &mut crate::link::Link,
     plan: &CardPlan,
-    protocol: crate::card::Protocol,
+    protocol: crate::spec::Protocol,
     keys: &Keyset,
     defects: Option<Defects>,
 ) -> Result<(), String> {

@@ -152,6 +152,13 @@ impl<'a> Link<'a> {
         }
     }
 
+    /// Bytes sent exactly as given, in one wire exchange: not parsed, not re-encoded, and the
+    /// card's `61xx`/`6Cxx` returned as they are (no GET RESPONSE, no re-send). How a plan asks
+    /// a card about its delivery and GET RESPONSE rules themselves (plan `raw = true`).
+    pub fn exec_bytes(&mut self, step: &str, bytes: &[u8]) -> Result<Response, HeadError> {
+        self.wire_bytes(step, bytes.to_vec(), None, RowKind::Command, "", (bytes, &[]))
+    }
+
     fn exec_inner(&mut self, step: &str, cmd: &Command, secret: bool) -> Result<Response, HeadError> {
         // The dynamic bytes of every row of the exchange are those of the command asked for.
         let origin = cmd.to_bytes().map_err(|e| HeadError::NotSent(e.to_string()))?;

@@ -178,7 +178,7 @@ impl RowMasks {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::card::ins::*;
+    use crate::spec::codes::*;
 
     #[test]
     fn column_syntax_round_trips_and_merges() {

@@ -252,7 +252,7 @@ pub struct CardSpec {
     /// Card ID, 8 bytes as 16 hex digits.
     pub id: Spanned<String>,
     #[serde(default = "default_protocol")]
-    pub protocol: crate::card::Protocol,
+    pub protocol: crate::spec::Protocol,
     #[serde(default = "default_counter")]
     pub purse_counter: u32,
     #[serde(default)]
@@ -299,8 +299,8 @@ pub struct CardSpec {
     pub card_rng: Option<Spanned<String>>,
 }
 
-fn default_protocol() -> crate::card::Protocol {
-    crate::card::Protocol::T0
+fn default_protocol() -> crate::spec::Protocol {
+    crate::spec::Protocol::T0
 }
 fn default_counter() -> u32 {
     1000

@@ -3,10 +3,10 @@
 //! not an error; a head that cannot talk makes the case an `error`.
 
 use crate::apdu::{Command, Response};
-use crate::card::{ins, Applet, VirtualCard};
 use crate::cmds;
 use crate::engine::{self, EngineError, Outcome, Terminal};
 use crate::event::{Event, Recorder, RowKind};
+use crate::head::virtual_head::VirtualCard;
 use crate::head::virtual_head::VirtualHead;
 use crate::head::Head;
 use crate::keys::Keyset;
@@ -17,6 +17,7 @@ use crate::plan::TearAt;
 use crate::plan::{meets, Action, Amount, Case, DataExpect, Plan, StateKind, Step, StepKind};
 use crate::report::{CaseResult, CaseStatus, Failure};
 use crate::spec::layout::xfer::CardInfo;
+use crate::spec::{codes as ins, Applet};
 use crate::sw;
 use crate::tear::fault::{Armed, ArmedHead, CutControl};
 use rand_chacha::ChaCha20Rng;
@@ -186,12 +187,21 @@ impl<'a> Session<'a> {
         r
     }
 
-    /// `exec` for a `verbatim` apdu step: the bytes go on the wire as written.
-    fn exec_verbatim(&mut self, i: usize, case: &Case, label: &str, bytes: &[u8]) -> Result<Response, StepFail> {
+    /// `exec` for a `verbatim` or `raw` apdu step: the bytes go on the wire as written; a raw
+    /// step's procedure bytes (`61xx`, `6Cxx`) are its answer, not followed.
+    fn exec_written(
+        &mut self,
+        i: usize,
+        case: &Case,
+        label: &str,
+        bytes: &[u8],
+        raw: bool,
+    ) -> Result<Response, StepFail> {
         let proto = if case.reference.is_empty() { "apdu".to_string() } else { case.reference.clone() };
         let mut l = self.link(i, &case.id)?;
         let name = l.head_name();
-        let r = l.exec_verbatim(&proto, bytes).map_err(|e| head_fail(&name, format!("{label}: head {name}"), &e));
+        let r = if raw { l.exec_bytes(&proto, bytes) } else { l.exec_verbatim(&proto, bytes) };
+        let r = r.map_err(|e| head_fail(&name, format!("{label}: head {name}"), &e));
         let id = l.card_id.clone();
         drop(l);
         self.card_ids.insert(i, id);
@@ -359,14 +369,14 @@ impl<'a> Session<'a> {
     }
 
     fn apdu(&mut self, case: &Case, step: &Step) -> StepResult {
-        let StepKind::Apdu { head, command, sw: want_sw, data, capture, verbatim } = &step.kind else {
+        let StepKind::Apdu { head, command, sw: want_sw, data, capture, verbatim, raw } = &step.kind else {
             return Err(StepFail::Error("not an apdu step".into()));
         };
         let label = step.label.as_str();
         let i = self.idx(head)?;
         let bytes = command.render_bytes(&self.vars).map_err(|e| StepFail::Error(format!("{label}: {e}")))?;
-        let r = if *verbatim {
-            self.exec_verbatim(i, case, label, &bytes)?
+        let r = if *verbatim || *raw {
+            self.exec_written(i, case, label, &bytes, *raw)?
         } else {
             let cmd = Command::parse(&bytes).map_err(|e| StepFail::Error(format!("{label}: not an APDU: {e}")))?;
             self.exec(i, case, label, &cmd)?
@@ -399,7 +409,7 @@ impl<'a> Session<'a> {
             }
         }
         for (name, spec) in capture {
-            let v = spec.take(&r.data).ok_or_else(|| {
+            let v = spec.take(&r.data, r.sw).ok_or_else(|| {
                 failed(label, format!("response long enough to capture '{name}'"), format!("{} bytes", r.data.len()))
             })?;
             self.vars.insert(name.clone(), v);
@@ -698,7 +708,7 @@ impl<'a> Session<'a> {
                 p.push(format!("expect={expect}"));
                 p.push(format!("now={}", self.t.now));
             }
-            StepKind::Apdu { head, command, verbatim, .. } => {
+            StepKind::Apdu { head, command, verbatim, raw, .. } => {
                 p.push(format!("head={}", h(head)));
                 match command.render_bytes(&self.vars) {
                     Ok(b) => p.push(format!("apdu={}", hex::encode_upper(b))),
@@ -706,6 +716,9 @@ impl<'a> Session<'a> {
                 }
                 if *verbatim {
                     p.push("verbatim=true".into());
+                }
+                if *raw {
+                    p.push("raw=true".into());
                 }
             }
             StepKind::Select { head, applet } => {
@@ -994,7 +1007,7 @@ impl<'a> Session<'a> {
         head: &str,
         test_step: &str,
         made: &crate::lab::InsertedCard,
-        defects: Option<crate::card::defects::Defects>,
+        defects: Option<crate::lab::Defects>,
     ) -> Result<(), String> {
         let i = find_head(self.heads, head).ok_or_else(|| format!("no head '{head}'"))?;
         self.cur_step = (String::new(), 0);

@@ -231,7 +231,7 @@ fn all_names_round_trip_and_are_unique() {
             d.name()
         );
         assert!(!d.description().is_empty());
-        assert!(["PURSE", "CPAY", "XFER"].contains(&d.applet()));
+        assert!(["GEN", "PURSE", "CPAY", "XFER"].contains(&d.applet()));
     }
     assert!(Defect::ALL.len() >= 14);
     let e = "no-such-defect".parse::<Defect>().unwrap_err().to_string();
@@ -265,7 +265,9 @@ fn default_card_has_no_defects() {
 #[test]
 fn all_defects_at_once_never_panic() {
     let k = keys();
-    let all: Defects = Defect::ALL.iter().copied().collect();
+    // All but select-inside-applet, which refuses every SELECT once an applet is selected
+    // (with reset-keeps-selection, from power-on on): the walk would meet nothing but 6D00.
+    let all: Defects = Defect::ALL.iter().copied().filter(|d| *d != Defect::SelectInsideApplet).collect();
     let mut rng = ChaCha20Rng::seed_from_u64(0xDEFEC7);
     let inss: &[u8] = &[
         0xB0, 0xB2, 0xD0, 0xD2, 0xD4, 0x2A, 0x88, 0xD6, 0x10, 0x20, 0x22, 0x24, 0x30, 0x32, 0x34, 0x36, 0x38, 0x3A,
@@ -856,6 +858,23 @@ fn cpay_debit_zero_price() {
 }
 
 #[test]
+fn cpay_nonce_kept_on_value_refusal() {
+    let k = keys();
+    let p = plan(1);
+    let (mut good, mut bad) = pair(&k, &p, &AID_CPAY, Defect::CpayNonceKeptOnValueRefusal);
+    for (b, after) in [(&mut good, sw::COMMAND_NOT_ALLOWED), (&mut bad, OK)] {
+        // Insufficient value: the authorized DEBIT answers 6A84 on both cards...
+        let n = cpay_nonce(b, &k);
+        assert_eq!(b.sw(&debit(&k, &p.card_id, 1500, &n)), sw::NOT_ENOUGH_MEMORY);
+        assert_eq!(probe_debit(b), if after == OK { sw::SECURITY_NOT_SATISFIED } else { after });
+        // ...and price 0 answers 6A80; the defective card then accepts a retry over the same nonce.
+        let n = cpay_nonce(b, &k);
+        assert_eq!(b.sw(&debit(&k, &p.card_id, 0, &n)), sw::WRONG_DATA);
+        assert_eq!(b.sw(&debit(&k, &p.card_id, 100, &n)), after);
+    }
+}
+
+#[test]
 fn cpay_debit_keeps_date() {
     let k = keys();
     let p = plan(1);
@@ -1162,4 +1181,920 @@ fn cancel_proof_unchecked() {
     });
     assert_eq!(good, (sw::SECURITY_NOT_SATISFIED, 400, 500, true), "credit kept, still completable");
     assert_eq!(bad, (OK, 400, 500, false), "value destroyed: A debited, B's credit gone");
+}
+
+// ---------------------------------------------------------------------------------------------
+// GEN defects (card-spec 1-5): a correct and a defective card side by side, fed the same raw
+// bytes (the card's own 61xx / 6Cxx answers, nothing followed); answers as upper-case hex.
+
+const SEL_PURSE: &str = "00A4040007A0000007770001";
+const SEL_CPAY: &str = "00A4040007A0000007770002";
+const SEL_XFER: &str = "00A4040007A0000007770003";
+const SIGN: &str = "8088000010000102030405060708090A0B0C0D0E0F00";
+/// PERSO STATUS, GET CARD INFO and READ FIELD card ID answers of the pair's card.
+const ID: &str = "DEFEC70000000160";
+
+struct Pair {
+    good: VirtualCard,
+    bad: VirtualCard,
+}
+
+impl Pair {
+    fn new(d: Defect) -> Pair {
+        Pair::on(d, Protocol::T0)
+    }
+
+    fn on(d: Defect, proto: Protocol) -> Pair {
+        let k = keys();
+        let mk = |defects: Defects| {
+            let mut c = personalize_virtual(&plan(0x60), proto, &k).expect("personalization");
+            c.set_defects(defects);
+            c.power_on();
+            c
+        };
+        Pair { good: mk(Defects::NONE), bad: mk(Defects::from(d)) }
+    }
+
+    /// (the correct card's answer, the defective card's answer).
+    fn send(&mut self, apdu: &str) -> (String, String) {
+        let b = hex::decode(apdu.replace(' ', "")).expect("hex APDU");
+        let answer = |c: &mut VirtualCard| c.process(&b).map(hex::encode_upper).unwrap_or_else(|| "mute".into());
+        (answer(&mut self.good), answer(&mut self.bad))
+    }
+
+    /// A step before the defect shows: both cards answer the same.
+    fn same(&mut self, apdu: &str) -> String {
+        let (g, b) = self.send(apdu);
+        assert_eq!(g, b, "{apdu}: the cards differ before the defect shows");
+        g
+    }
+
+    fn reset(&mut self) {
+        for c in [&mut self.good, &mut self.bad] {
+            c.power_off();
+            c.power_on();
+        }
+    }
+}
+
+fn answers(g: &str, b: &str) -> (String, String) {
+    (g.to_string(), b.to_string())
+}
+
+fn pso() -> String {
+    format!("002A00BEBA{}", hex::encode_upper(keys().payment.cert.encode()))
+}
+
+#[test]
+fn cpay_xfer_aids_swapped() {
+    let mut p = Pair::new(Defect::CpayXferAidsSwapped);
+    p.same(SEL_CPAY);
+    assert_eq!(p.send("80 10 00 00 00"), answers("6D00", "6C22"), "GET CARD INFO answered in 'CPAY'");
+}
+
+#[test]
+fn read_all_in_every_applet() {
+    let mut p = Pair::new(Defect::ReadAllInEveryApplet);
+    p.same(SEL_CPAY);
+    assert_eq!(p.send("80 B0 00 00 00"), answers("6D00", "6C16"));
+}
+
+#[test]
+fn select_keeps_ram() {
+    let mut p = Pair::new(Defect::SelectKeepsRam);
+    p.same(SEL_CPAY);
+    assert_eq!(p.same(&pso()), "9000");
+    assert_eq!(p.same(SEL_CPAY), "9000");
+    assert_eq!(p.send(SIGN), answers("6986", "6160"), "the reader verified before the SELECT");
+}
+
+#[test]
+fn select_unknown_aid_deselects() {
+    let mut p = Pair::new(Defect::SelectUnknownAidDeselects);
+    p.same(SEL_PURSE);
+    assert_eq!(p.same("00A4040007A0000007770009"), "6A82");
+    assert_eq!(p.send("80 B2 01 00 08"), (format!("{ID}9000"), "6986".into()));
+}
+
+#[test]
+fn select_p2_unchecked() {
+    let mut p = Pair::new(Defect::SelectP2Unchecked);
+    assert_eq!(p.send("00A4040107A0000007770001"), answers("6A86", "9000"));
+}
+
+#[test]
+fn select_partial_aid() {
+    let mut p = Pair::new(Defect::SelectPartialAid);
+    assert_eq!(p.send("00A4040006A00000077700"), answers("6A82", "9000"));
+}
+
+#[test]
+fn select_returns_fci() {
+    let mut p = Pair::new(Defect::SelectReturnsFci);
+    assert_eq!(p.send(SEL_PURSE), answers("9000", "6107"));
+}
+
+#[test]
+fn select_inside_applet() {
+    let mut p = Pair::new(Defect::SelectInsideApplet);
+    assert_eq!(p.same(SEL_PURSE), "9000", "with none selected SELECT works");
+    assert_eq!(p.send(SEL_XFER), answers("9000", "6D00"));
+}
+
+#[test]
+fn reset_keeps_selection() {
+    let mut p = Pair::new(Defect::ResetKeepsSelection);
+    p.same(SEL_PURSE);
+    p.reset();
+    assert_eq!(p.send("80 B2 01 00 08"), ("6986".into(), format!("{ID}9000")));
+}
+
+#[test]
+fn reset_keeps_get_response() {
+    let mut p = Pair::new(Defect::ResetKeepsGetResponse);
+    p.same(SEL_PURSE);
+    assert_eq!(p.same("80 B2 01 00"), "6108");
+    p.reset();
+    assert_eq!(p.send("00 C0 00 00 08"), ("6986".into(), format!("{ID}9000")));
+}
+
+#[test]
+fn unknown_cla_6d00() {
+    let mut p = Pair::new(Defect::UnknownCla6D00);
+    p.same(SEL_PURSE);
+    assert_eq!(p.send("84 B0 00 00 00"), answers("6E00", "6D00"));
+}
+
+#[test]
+fn cla_not_bound() {
+    let mut p = Pair::new(Defect::ClaNotBound);
+    p.same(SEL_PURSE);
+    assert_eq!(p.send("00 B2 01 00 08"), ("6D00".into(), format!("{ID}9000")));
+}
+
+#[test]
+fn perso_any_cla() {
+    let mut p = Pair::new(Defect::PersoAnyCla);
+    assert_eq!(p.send("00 EC 00 00 01"), answers("6986", "019000"), "no applet selected");
+}
+
+#[test]
+fn perso_needs_applet() {
+    let mut p = Pair::new(Defect::PersoNeedsApplet);
+    assert_eq!(p.send("80 EC 00 00 01"), answers("019000", "6986"));
+}
+
+#[test]
+fn no_applet_6d00() {
+    let mut p = Pair::new(Defect::NoApplet6D00);
+    assert_eq!(p.send("80 B0 00 00 00"), answers("6986", "6D00"));
+}
+
+#[test]
+fn unknown_ins_before_p1p2() {
+    let mut p = Pair::new(Defect::UnknownInsBeforeP1p2);
+    p.same(SEL_PURSE);
+    assert_eq!(p.send("80 FF 01 00"), answers("6A86", "6D00"));
+}
+
+#[test]
+fn unknown_ins_6a81() {
+    let mut p = Pair::new(Defect::UnknownIns6A81);
+    p.same(SEL_PURSE);
+    assert_eq!(p.send("80 FF 00 00"), answers("6D00", "6A81"));
+}
+
+#[test]
+fn refusal_with_data() {
+    let mut p = Pair::new(Defect::RefusalWithData);
+    p.same(SEL_PURSE);
+    assert_eq!(p.send("80 FF 00 00"), answers("6D00", "FF6D00"));
+}
+
+#[test]
+fn get_response_needs_applet() {
+    let mut p = Pair::new(Defect::GetResponseNeedsApplet);
+    assert_eq!(p.same("80 EC 00 00"), "6101");
+    assert_eq!(p.send("00 C0 00 00 01"), answers("019000", "6986"));
+}
+
+#[test]
+fn unparsable_clears_get_response() {
+    let mut p = Pair::new(Defect::UnparsableClearsGetResponse);
+    p.same(SEL_PURSE);
+    assert_eq!(p.same("80 B2 01 00"), "6108");
+    assert_eq!(p.same("80 B2 01 00 05 01"), "6700");
+    assert_eq!(p.send("00 C0 00 00 08"), (format!("{ID}9000"), "6986".into()));
+}
+
+#[test]
+fn lenient_apdu_parse() {
+    let mut p = Pair::new(Defect::LenientApduParse);
+    assert_eq!(p.send("80 EC 00 00 01 00 01 FF"), answers("6700", "6101"));
+}
+
+#[test]
+fn get_response_not_cleared() {
+    let mut p = Pair::new(Defect::GetResponseNotCleared);
+    p.same(SEL_PURSE);
+    assert_eq!(p.same("80 B2 01 00"), "6108");
+    assert_eq!(p.same("80 B2 01 01"), "6A86");
+    assert_eq!(p.send("00 C0 00 00 08"), ("6986".into(), format!("{ID}9000")));
+}
+
+#[test]
+fn extended_apdu_6700() {
+    let mut p = Pair::new(Defect::ExtendedApdu6700);
+    p.same(SEL_PURSE);
+    assert_eq!(p.send("80 B2 01 00 00 00 08"), (format!("{ID}9000"), "6700".into()));
+}
+
+#[test]
+fn get_response_empty_9000() {
+    let mut p = Pair::new(Defect::GetResponseEmpty9000);
+    assert_eq!(p.send("00 C0 00 00 00"), answers("6986", "9000"));
+}
+
+#[test]
+fn get_response_short_9000() {
+    let mut p = Pair::new(Defect::GetResponseShort9000);
+    p.same(SEL_PURSE);
+    assert_eq!(p.same("80 B2 01 00"), "6108");
+    assert_eq!(p.send("00 C0 00 00 00"), ("6C08".into(), format!("{ID}9000")));
+}
+
+#[test]
+fn get_response_p1p2_unchecked() {
+    let mut p = Pair::new(Defect::GetResponseP1p2Unchecked);
+    p.same(SEL_PURSE);
+    assert_eq!(p.same("80 B2 01 00"), "6108");
+    assert_eq!(p.send("00 C0 01 00 08"), ("6A86".into(), format!("{ID}9000")));
+}
+
+#[test]
+fn get_response_drops_rest() {
+    let mut p = Pair::new(Defect::GetResponseDropsRest);
+    p.same(SEL_PURSE);
+    assert_eq!(p.same("80 B2 01 00"), "6108");
+    assert_eq!(p.send("00 C0 00 00 03"), (format!("{}6105", &ID[..6]), format!("{}9000", &ID[..6])));
+    assert_eq!(p.send("00 C0 00 00 05"), (format!("{}9000", &ID[6..]), "6986".into()));
+}
+
+#[test]
+fn get_response_data_6700() {
+    let mut p = Pair::new(Defect::GetResponseData6700);
+    p.same(SEL_PURSE);
+    assert_eq!(p.same("80 B2 01 00"), "6108");
+    assert_eq!(p.send("00 C0 00 00 02 FFFF"), answers("6C08", "6700"));
+}
+
+#[test]
+fn case1_data_no_61xx() {
+    let mut p = Pair::new(Defect::Case1DataNo61);
+    p.same(SEL_PURSE);
+    assert_eq!(p.send("80 B2 01 00"), ("6108".into(), format!("{ID}9000")));
+}
+
+#[test]
+fn t0_case4_empty_6100() {
+    let mut p = Pair::new(Defect::T0Case4Empty6100);
+    assert_eq!(p.send("00A4040007A000000777000100"), answers("9000", "6100"));
+}
+
+#[test]
+fn t0_wrong_le_no_6c() {
+    let mut p = Pair::new(Defect::T0WrongLeNo6C);
+    p.same(SEL_PURSE);
+    assert_eq!(p.send("80 B2 01 00 00"), ("6C08".into(), format!("{ID}9000")));
+}
+
+#[test]
+fn t0_exact_le_61xx() {
+    let mut p = Pair::new(Defect::T0ExactLe61);
+    p.same(SEL_PURSE);
+    assert_eq!(p.send("80 B2 01 00 08"), (format!("{ID}9000"), "6108".into()));
+}
+
+#[test]
+fn long_response_truncated() {
+    // Rule 4 (Na > Ne): T=1 with a short Le (on T=0 only responses over 256 bytes reach it).
+    let mut p = Pair::on(Defect::LongResponseTruncated, Protocol::T1);
+    p.same(SEL_PURSE);
+    assert_eq!(p.send("80 B2 01 00 03"), (format!("{}6105", &ID[..6]), format!("{}9000", &ID[..6])));
+    assert_eq!(p.send("00 C0 00 00 05"), (format!("{}9000", &ID[6..]), "6986".into()));
+}
+
+#[test]
+fn pso_keeps_nonce() {
+    let mut p = Pair::new(Defect::PsoKeepsNonce);
+    p.same(SEL_CPAY);
+    assert_eq!(p.same(&pso()), "9000");
+    assert_eq!(p.same(SIGN), "6160");
+    assert_eq!(p.same(&pso()), "9000");
+    let debit = format!("80D6000048 00000001 {DATE:08X} {} 04", "11".repeat(64));
+    assert_eq!(p.send(&debit), answers("6986", "6982"), "the nonce issued before the second PSO");
+}
+
+#[test]
+fn refused_command_clears_ram() {
+    let mut p = Pair::new(Defect::RefusedCommandClearsRam);
+    p.same(SEL_CPAY);
+    assert_eq!(p.same(&pso()), "9000");
+    assert_eq!(p.same("80 FF 01 00"), "6A86");
+    assert_eq!(p.send(SIGN), answers("6160", "6986"));
+}
+
+#[test]
+fn send_log_in_ram() {
+    let mut p = Pair::new(Defect::SendLogInRam);
+    p.same(SEL_XFER);
+    assert_eq!(p.same(&format!("8030000008 00000001 {DATE:08X} 10")), "6110");
+    let rnd_send = p.same("00 C0 00 00 10");
+    p.reset();
+    p.same(SEL_XFER);
+    let proof = format!("803C000028 00000001 {DATE:08X} {} {} 10", &rnd_send[..32], "00".repeat(16));
+    assert_eq!(p.send(&proof), answers("6110", "6A88"), "the logged session after a power cycle");
+}
+
+#[test]
+fn receive_permission_refusal_stores() {
+    let mut p = Pair::new(Defect::ReceivePermissionRefusalStores);
+    p.same(SEL_XFER);
+    assert_eq!(p.same(&format!("8032000018 FFFFFFFF {DATE:08X} {} 20", "00".repeat(16))), "6A84");
+    let (g, b) = p.send("80 38 01 00 00");
+    assert_eq!(g, "6A88", "nothing pending on the correct card");
+    assert_ne!(b, "6A88", "the refused credit is pending on the defective card");
+}
+
+#[test]
+fn lock_checks_locked_first() {
+    let mut p = Pair::new(Defect::LockChecksLockedFirst);
+    assert_eq!(p.send("80 EE 01 00"), answers("6A86", "6986"));
+}
+
+#[test]
+fn relock_accepted() {
+    let mut p = Pair::new(Defect::RelockAccepted);
+    assert_eq!(p.send("80 EE 00 00"), answers("6986", "9000"));
+}
+
+#[test]
+fn perso_status_p1p2_unchecked() {
+    let mut p = Pair::new(Defect::PersoStatusP1p2Unchecked);
+    assert_eq!(p.send("80 EC 01 00 01"), answers("6A86", "019000"));
+}
+
+#[test]
+fn perso_status_inverted() {
+    let mut p = Pair::new(Defect::PersoStatusInverted);
+    assert_eq!(p.send("80 EC 00 00 01"), answers("019000", "009000"));
+}
+
+#[test]
+fn perso_put_object_checked_first() {
+    let mut p = Pair::new(Defect::PersoPutObjectCheckedFirst);
+    assert_eq!(p.send("80 E0 FF 00 01 00"), answers("6986", "6A86"));
+}
+
+// ---------------------------------------------------------------------------------------------
+// XFER requirement matrix (card-spec §8-§9): one test per defect, a correct card and a
+// defective one side by side.
+
+/// A correct and a defective XFER card (the same plan), XFER selected.
+fn xfer_pair(n: u8, defect: Defect) -> (Bench, Bench) {
+    pair(&keys(), &plan(n), &AID_XFER, defect)
+}
+
+fn plan_tk(n: u8, tk: u32) -> CardPlan {
+    let mut p = plan(n);
+    p.transfer_key = tk;
+    p
+}
+
+const WRONG16: [u8; 16] = [0xA5; 16];
+
+/// `paid ‖ date ‖ rnd_send ‖ rnd_recv`, the data of CANCEL PROOF.
+fn proof_request(paid: u32, date: u32, rnd_send: &[u8], rnd_recv: &[u8]) -> Vec<u8> {
+    [&paid.to_be_bytes()[..], &date.to_be_bytes(), rnd_send, rnd_recv].concat()
+}
+
+/// SW of VALUE SEND with a wrong challenge: `6982` while a send session is open, `6986` if not.
+fn probe_session(b: &mut Bench) -> u16 {
+    b.sw(&cmds::xfer_send(&WRONG16, &WRONG16))
+}
+
+#[test]
+fn info_slot_ids_padded() {
+    let mut p = plan(60);
+    p.slots = vec![3];
+    let (mut good, mut bad) = pair(&keys(), &p, &AID_XFER, Defect::InfoSlotIdsPadded);
+    assert_eq!(good.ok(&cmds::xfer_info()).len(), 38);
+    assert_eq!(bad.ok(&cmds::xfer_info()).len(), 66);
+}
+
+#[test]
+fn info_cert_is_cpay_cert() {
+    let (mut good, mut bad) = xfer_pair(61, Defect::InfoCertIsCpayCert);
+    // Offset 35 of a certificate is its role.
+    assert_eq!(good.ok(&cmds::xfer_certificate())[35], Role::XferCard as u8);
+    assert_eq!(bad.ok(&cmds::xfer_certificate())[35], Role::SigningCard as u8);
+}
+
+#[test]
+fn info_card_id_serial_only() {
+    let (mut good, mut bad) = xfer_pair(62, Defect::InfoCardIdSerialOnly);
+    assert_eq!(good.ok(&cmds::xfer_info())[..8], card_id(62));
+    assert_eq!(bad.ok(&cmds::xfer_info())[..8], [&[0u8; 4][..], &card_id(62)[4..]].concat()[..]);
+}
+
+#[test]
+fn info_limits_swapped() {
+    let (mut good, mut bad) = xfer_pair(63, Defect::InfoLimitsSwapped);
+    let limits = |b: &mut Bench| {
+        let d = b.ok(&cmds::xfer_info());
+        (be32(&d, 24), be32(&d, 28))
+    };
+    assert_eq!(limits(&mut good), (4, 8));
+    assert_eq!(limits(&mut bad), (8, 4));
+}
+
+#[test]
+fn info_flags_shifted() {
+    let (mut good, mut bad) = xfer_pair(64, Defect::InfoFlagsShifted);
+    assert_eq!(good.ok(&cmds::xfer_info())[32], 0x03);
+    assert_eq!(bad.ok(&cmds::xfer_info())[32], 0x06);
+}
+
+#[test]
+fn p2_ignored_by_info_and_read_state() {
+    let (mut good, mut bad) = xfer_pair(65, Defect::P2IgnoredByInfoAndReadState);
+    let info = Command::new(CLA_PROP, XFER_GET_INFO, 0, 1).le(256);
+    let state = Command::new(CLA_PROP, XFER_READ_STATE, 1, 1).le(256);
+    assert_eq!((good.sw(&info), good.sw(&state)), (sw::WRONG_P1P2, sw::WRONG_P1P2));
+    assert_eq!((bad.sw(&info), bad.sw(&state)), (OK, sw::REF_DATA_NOT_FOUND));
+}
+
+#[test]
+fn reads_end_send_session() {
+    let (mut good, mut bad) = xfer_pair(66, Defect::ReadsEndSendSession);
+    for b in [&mut good, &mut bad] {
+        b.ok(&cmds::xfer_send_permission(100, DATE));
+        b.ok(&cmds::xfer_info());
+    }
+    assert_eq!(probe_session(&mut good), sw::SECURITY_NOT_SATISFIED);
+    assert_eq!(probe_session(&mut bad), sw::COMMAND_NOT_ALLOWED);
+}
+
+#[test]
+fn transport_aad_without_mode() {
+    let k = keys();
+    let (good, bad) = with_peer(&k, &plan_tk(67, 1), &plan_tk(68, 2), Defect::TransportAadWithoutMode, |a, b| {
+        key_update(a, b, MODE_COMMON)
+    });
+    assert_eq!((good, bad), (OK, sw::SECURITY_NOT_SATISFIED), "the defective card A cannot open B's blob");
+}
+
+#[test]
+fn xfer_randoms_constant() {
+    let (mut good, mut bad) = xfer_pair(69, Defect::XferRandomsConstant);
+    let two = |b: &mut Bench| {
+        let r1 = b.ok(&cmds::xfer_send_permission(100, DATE));
+        let r2 = b.ok(&cmds::xfer_send_permission(100, DATE));
+        r1 == r2
+    };
+    assert!(!two(&mut good));
+    assert!(two(&mut bad));
+}
+
+#[test]
+fn transport_signature_without_random() {
+    let k = keys();
+    let (good, bad) =
+        with_peer(&k, &plan_tk(70, 2), &plan_tk(71, 1), Defect::TransportSignatureWithoutRandom, |dut, peer| {
+            key_update(peer, dut, MODE_PUBLIC)
+        });
+    assert_eq!((good, bad), (OK, sw::SECURITY_NOT_SATISFIED), "card A refuses the defective B's signature");
+}
+
+/// KEY UPDATE PERMISSION (common) on `a`, then `between`, then B's blob for that random: A's SW.
+fn update_after(a: &mut Bench, b: &mut Bench, between: impl Fn(&mut Bench)) -> u16 {
+    let random = a.ok(&cmds::xfer_update_permission(MODE_COMMON, &[]));
+    between(a);
+    let blob = b.ok(&cmds::xfer_get_transfer_key(MODE_COMMON, &random, &[]));
+    a.sw(&cmds::xfer_update_transfer_key(MODE_COMMON, &blob))
+}
+
+#[test]
+fn permission_dropped_before_mode_check() {
+    let k = keys();
+    let (good, bad) =
+        with_peer(&k, &plan_tk(72, 1), &plan_tk(73, 2), Defect::PermissionDroppedBeforeModeCheck, |a, b| {
+            update_after(a, b, |a| assert_eq!(a.sw(&cmds::xfer_update_permission(5, &[])), sw::WRONG_P1P2))
+        });
+    assert_eq!((good, bad), (OK, sw::COMMAND_NOT_ALLOWED));
+}
+
+#[test]
+fn permission_kept_on_refusal() {
+    let k = keys();
+    let (good, bad) = with_peer(&k, &plan_tk(74, 1), &plan_tk(75, 2), Defect::PermissionKeptOnRefusal, |a, b| {
+        update_after(a, b, |a| {
+            let with_data = Command::new(CLA_PROP, XFER_UPDATE_PERMISSION, MODE_COMMON, 0).data(vec![0]).le(16);
+            assert_eq!(a.sw(&with_data), sw::WRONG_LENGTH);
+        })
+    });
+    assert_eq!((good, bad), (sw::COMMAND_NOT_ALLOWED, OK));
+}
+
+#[test]
+fn cert_parse_error_6982() {
+    let (mut good, mut bad) = xfer_pair(76, Defect::CertParseError6982);
+    let cmd = cmds::xfer_update_permission(MODE_PUBLIC, &[1, 2, 3]);
+    assert_eq!(good.sw(&cmd), sw::WRONG_DATA);
+    assert_eq!(bad.sw(&cmd), sw::SECURITY_NOT_SATISFIED);
+}
+
+#[test]
+fn key_update_lengths_lenient() {
+    let (mut good, mut bad) = xfer_pair(77, Defect::KeyUpdateLengthsLenient);
+    let cmd = cmds::xfer_get_transfer_key(MODE_COMMON, &[0; 17], &[]);
+    assert_eq!(good.sw(&cmd), sw::WRONG_LENGTH);
+    assert_eq!(bad.sw(&cmd), OK);
+}
+
+#[test]
+fn permission_mode_not_bound() {
+    let (mut good, mut bad) = xfer_pair(78, Defect::PermissionModeNotBound);
+    let update = cmds::xfer_update_transfer_key(MODE_MULTI, &[0; 68]);
+    for b in [&mut good, &mut bad] {
+        b.ok(&cmds::xfer_update_permission(MODE_COMMON, &[]));
+    }
+    assert_eq!(good.sw(&update), sw::COMMAND_NOT_ALLOWED);
+    assert_eq!(bad.sw(&update), sw::SECURITY_NOT_SATISFIED);
+}
+
+#[test]
+fn multi_blob_carries_key() {
+    let (mut good, mut bad) = xfer_pair(79, Defect::MultiBlobCarriesKey);
+    let cmd = cmds::xfer_get_transfer_key(MODE_MULTI, &[0; 16], &[]);
+    assert_eq!(good.ok(&cmd).len(), 52);
+    assert_eq!(bad.ok(&cmd).len(), 68);
+}
+
+#[test]
+fn transfer_key_mode_unchecked() {
+    let (mut good, mut bad) = xfer_pair(80, Defect::TransferKeyModeUnchecked);
+    let cmd = cmds::xfer_get_transfer_key(5, &[0; 16], &[]);
+    assert_eq!(good.sw(&cmd), sw::WRONG_P1P2);
+    assert_eq!(bad.sw(&cmd), OK);
+}
+
+#[test]
+fn transfer_key_clears_permission() {
+    let k = keys();
+    let (good, bad) = with_peer(&k, &plan_tk(81, 1), &plan_tk(82, 2), Defect::TransferKeyClearsPermission, |a, b| {
+        update_after(a, b, |a| {
+            a.ok(&cmds::xfer_get_transfer_key(MODE_COMMON, &[0; 16], &[]));
+        })
+    });
+    assert_eq!((good, bad), (OK, sw::COMMAND_NOT_ALLOWED));
+}
+
+/// Public-mode permission on A for B's certificate; returns (A's certificate, the random).
+fn public_permission(a: &mut Bench, b: &mut Bench) -> (Vec<u8>, Vec<u8>) {
+    let ca = a.ok(&cmds::xfer_certificate());
+    let cb = b.ok(&cmds::xfer_certificate());
+    (ca, a.ok(&cmds::xfer_update_permission(MODE_PUBLIC, &cb)))
+}
+
+#[test]
+fn update_public_min_length_64() {
+    let k = keys();
+    let (good, bad) = with_peer(&k, &plan_tk(83, 1), &plan_tk(84, 2), Defect::UpdatePublicMinLength64, |a, b| {
+        public_permission(a, b);
+        a.sw(&cmds::xfer_update_transfer_key(MODE_PUBLIC, &[0; 160]))
+    });
+    assert_eq!((good, bad), (sw::WRONG_LENGTH, sw::SECURITY_NOT_SATISFIED));
+}
+
+#[test]
+fn update_signature_unchecked() {
+    let k = keys();
+    let (good, bad) = with_peer(&k, &plan_tk(85, 1), &plan_tk(86, 2), Defect::UpdateSignatureUnchecked, |a, b| {
+        let (ca, random) = public_permission(a, b);
+        let genuine = b.ok(&cmds::xfer_get_transfer_key(MODE_PUBLIC, &random, &ca));
+        let other = b.ok(&cmds::xfer_get_transfer_key(MODE_PUBLIC, &[0; 16], &ca));
+        // The ciphertext for A with the signature made over another ciphertext and random.
+        let mixed = [&genuine[..117], &other[117..]].concat();
+        (a.sw(&cmds::xfer_update_transfer_key(MODE_PUBLIC, &mixed)), a.info().tkid)
+    });
+    assert_eq!(good, (sw::SECURITY_NOT_SATISFIED, 1));
+    assert_eq!(bad, (OK, 2));
+}
+
+#[test]
+fn update_decrypt_error_6a80() {
+    let k = keys();
+    let (good, bad) = with_peer(&k, &plan_tk(87, 1), &plan_tk(88, 2), Defect::UpdateDecryptError6A80, |a, b| {
+        let (_, random) = public_permission(a, b);
+        // B signs a ciphertext encrypted to its own key, not to A's.
+        let cb = b.ok(&cmds::xfer_certificate());
+        let msg = b.ok(&cmds::xfer_get_transfer_key(MODE_PUBLIC, &random, &cb));
+        a.sw(&cmds::xfer_update_transfer_key(MODE_PUBLIC, &msg))
+    });
+    assert_eq!((good, bad), (sw::SECURITY_NOT_SATISFIED, sw::WRONG_DATA));
+}
+
+#[test]
+fn multi_moves_id_only() {
+    let k = keys();
+    // A has no preloaded key 2: mode 03 must refuse (6984).
+    let (good, bad) = with_peer(&k, &plan_tk(89, 1), &plan_tk(90, 2), Defect::MultiMovesIdOnly, |a, b| {
+        (key_update(a, b, MODE_MULTI), a.info().tkid)
+    });
+    assert_eq!(good, (sw::REF_DATA_NOT_USABLE, 1));
+    assert_eq!(bad, (OK, 2), "the ID moved, the key did not");
+}
+
+#[test]
+fn send_session_kept_on_refusal() {
+    let (mut good, mut bad) = xfer_pair(91, Defect::SendSessionKeptOnRefusal);
+    for b in [&mut good, &mut bad] {
+        b.ok(&cmds::xfer_send_permission(100, DATE));
+        assert_eq!(b.sw(&cmds::xfer_send_permission(0, DATE)), sw::WRONG_DATA);
+    }
+    assert_eq!(probe_session(&mut good), sw::COMMAND_NOT_ALLOWED);
+    assert_eq!(probe_session(&mut bad), sw::SECURITY_NOT_SATISFIED);
+}
+
+#[test]
+fn transfer_lengths_lenient() {
+    let (mut good, mut bad) = xfer_pair(92, Defect::TransferLengthsLenient);
+    let nine = Command::new(CLA_PROP, XFER_SEND_PERMISSION, 0, 0)
+        .data([&100u32.to_be_bytes()[..], &DATE.to_be_bytes(), &[0]].concat())
+        .le(16);
+    assert_eq!(good.sw(&nine), sw::WRONG_LENGTH);
+    assert_eq!(bad.sw(&nine), OK);
+}
+
+#[test]
+fn zero_transfer_allowed() {
+    let (mut good, mut bad) = xfer_pair(93, Defect::ZeroTransferAllowed);
+    assert_eq!(good.sw(&cmds::xfer_send_permission(0, DATE)), sw::WRONG_DATA);
+    assert_eq!(bad.sw(&cmds::xfer_send_permission(0, DATE)), OK);
+}
+
+#[test]
+fn send_log_drops_newest() {
+    let (mut good, mut bad) = xfer_pair(94, Defect::SendLogDropsNewest);
+    let oldest_after_five = |b: &mut Bench| {
+        let first = b.ok(&cmds::xfer_send_permission(100, DATE));
+        for _ in 0..4 {
+            b.ok(&cmds::xfer_send_permission(100, DATE));
+        }
+        b.sw(&cmds::xfer_cancel_proof(&proof_request(100, DATE, &first, &WRONG16)))
+    };
+    assert_eq!(oldest_after_five(&mut good), sw::REF_DATA_NOT_FOUND, "the oldest of five left the log");
+    assert_eq!(oldest_after_five(&mut bad), OK);
+}
+
+#[test]
+fn send_length_checked_after_session() {
+    let (mut good, mut bad) = xfer_pair(95, Defect::SendLengthCheckedAfterSession);
+    for b in [&mut good, &mut bad] {
+        b.ok(&cmds::xfer_send_permission(100, DATE));
+        assert_eq!(b.sw(&cmds::xfer_send(&[0; 16], &[0; 15])), sw::WRONG_LENGTH);
+    }
+    assert_eq!(probe_session(&mut good), sw::SECURITY_NOT_SATISFIED);
+    assert_eq!(probe_session(&mut bad), sw::COMMAND_NOT_ALLOWED);
+}
+
+#[test]
+fn send_session_kept_on_bad_challenge() {
+    let (mut good, mut bad) = xfer_pair(96, Defect::SendSessionKeptOnBadChallenge);
+    for b in [&mut good, &mut bad] {
+        b.ok(&cmds::xfer_send_permission(100, DATE));
+        assert_eq!(probe_session(b), sw::SECURITY_NOT_SATISFIED);
+    }
+    assert_eq!(probe_session(&mut good), sw::COMMAND_NOT_ALLOWED);
+    assert_eq!(probe_session(&mut bad), sw::SECURITY_NOT_SATISFIED);
+}
+
+#[test]
+fn last_debit_not_recorded() {
+    let k = keys();
+    let (good, bad) = with_peer(&k, &plan(97), &plan(98), Defect::LastDebitNotRecorded, |a, b| {
+        assert_eq!(transfer(a, b, 100, DATE), [OK, OK, OK, OK]);
+        (a.sw(&cmds::xfer_read_state(2)), a.info().balance)
+    });
+    assert_eq!(good, (OK, 400));
+    assert_eq!(bad, (sw::REF_DATA_NOT_FOUND, 400));
+}
+
+#[test]
+fn receive_answers_old_balance() {
+    let k = keys();
+    let (good, bad) = with_peer(&k, &plan(99), &plan(100), Defect::ReceiveAnswersOldBalance, |r, s| {
+        let rnd_send = s.ok(&cmds::xfer_send_permission(100, DATE));
+        let rb = r.ok(&cmds::xfer_receive_permission(100, DATE, &rnd_send));
+        let rc = s.ok(&cmds::xfer_send(&rb[..16], &rb[16..]));
+        (be32(&r.ok(&cmds::xfer_receive(&rc)), 0), r.info().balance)
+    });
+    assert_eq!(good, (600, 600));
+    assert_eq!(bad, (500, 600));
+}
+
+#[test]
+fn no_credit_status_swapped() {
+    let (mut good, mut bad) = xfer_pair(101, Defect::NoCreditStatusSwapped);
+    let sws = |b: &mut Bench| (b.sw(&cmds::xfer_receive(&WRONG16)), b.sw(&cmds::xfer_cancel_pending(&WRONG16)));
+    assert_eq!(sws(&mut good), (sw::COMMAND_NOT_ALLOWED, sw::REF_DATA_NOT_FOUND));
+    assert_eq!(sws(&mut bad), (sw::REF_DATA_NOT_FOUND, sw::COMMAND_NOT_ALLOWED));
+}
+
+#[test]
+fn bad_challenge_clears_credit() {
+    let (mut good, mut bad) = xfer_pair(102, Defect::BadChallengeClearsCredit);
+    for b in [&mut good, &mut bad] {
+        b.ok(&cmds::xfer_receive_permission(100, DATE, &[1; 16]));
+        assert_eq!(b.sw(&cmds::xfer_receive(&WRONG16)), sw::SECURITY_NOT_SATISFIED);
+    }
+    assert!(good.info().pending);
+    assert!(!bad.info().pending);
+}
+
+#[test]
+fn pending_state_randoms_swapped() {
+    let (mut good, mut bad) = xfer_pair(103, Defect::PendingStateRandomsSwapped);
+    let rnd_send_echoed = |b: &mut Bench| {
+        b.ok(&cmds::xfer_receive_permission(100, DATE, &[1; 16]));
+        b.ok(&cmds::xfer_read_state(1))[8..24] == [1; 16]
+    };
+    assert!(rnd_send_echoed(&mut good));
+    assert!(!rnd_send_echoed(&mut bad));
+}
+
+#[test]
+fn last_debit_state_without_challenge() {
+    let k = keys();
+    let (good, bad) = with_peer(&k, &plan(104), &plan(105), Defect::LastDebitStateWithoutChallenge, |a, b| {
+        assert_eq!(transfer(a, b, 100, DATE), [OK, OK, OK, OK]);
+        a.ok(&cmds::xfer_read_state(2)).len()
+    });
+    assert_eq!((good, bad), (56, 40));
+}
+
+#[test]
+fn read_state_empty_zeros() {
+    let (mut good, mut bad) = xfer_pair(106, Defect::ReadStateEmptyZeros);
+    assert_eq!(good.sw(&cmds::xfer_read_state(1)), sw::REF_DATA_NOT_FOUND);
+    assert_eq!(bad.ok(&cmds::xfer_read_state(1)), vec![0; 40]);
+}
+
+#[test]
+fn cancel_does_not_clear_credit() {
+    let k = keys();
+    let (good, bad) = with_peer(&k, &plan(107), &plan(108), Defect::CancelDoesNotClearCredit, |r, s| {
+        let rnd_send = s.ok(&cmds::xfer_send_permission(100, DATE));
+        r.ok(&cmds::xfer_receive_permission(100, DATE, &rnd_send));
+        let proof = s.ok(&cmds::xfer_cancel_proof(&r.ok(&cmds::xfer_read_state(1))));
+        (r.sw(&cmds::xfer_cancel_pending(&proof)), r.info().pending)
+    });
+    assert_eq!(good, (OK, false));
+    assert_eq!(bad, (OK, true));
+}
+
+#[test]
+fn cancel_proof_without_tag() {
+    let k = keys();
+    let (good, bad) = with_peer(&k, &plan(109), &plan(110), Defect::CancelProofWithoutTag, |s, r| {
+        let rnd_send = s.ok(&cmds::xfer_send_permission(100, DATE));
+        r.ok(&cmds::xfer_receive_permission(100, DATE, &rnd_send));
+        let proof = s.ok(&cmds::xfer_cancel_proof(&r.ok(&cmds::xfer_read_state(1))));
+        r.sw(&cmds::xfer_cancel_pending(&proof))
+    });
+    assert_eq!((good, bad), (OK, sw::SECURITY_NOT_SATISFIED), "the receiver refuses the untagged proof");
+}
+
+#[test]
+fn cancel_proof_unknown_session() {
+    let (mut good, mut bad) = xfer_pair(111, Defect::CancelProofUnknownSession);
+    let cmd = cmds::xfer_cancel_proof(&proof_request(100, DATE, &[9; 16], &[8; 16]));
+    assert_eq!(good.sw(&cmd), sw::REF_DATA_NOT_FOUND);
+    assert_eq!(bad.sw(&cmd), OK);
+}
+
+#[test]
+fn cancel_proof_ignores_amount() {
+    let (mut good, mut bad) = xfer_pair(112, Defect::CancelProofIgnoresAmount);
+    let other_amount = |b: &mut Bench| {
+        let rnd_send = b.ok(&cmds::xfer_send_permission(100, DATE));
+        b.sw(&cmds::xfer_cancel_proof(&proof_request(101, DATE, &rnd_send, &WRONG16)))
+    };
+    assert_eq!(other_amount(&mut good), sw::WRONG_DATA);
+    assert_eq!(other_amount(&mut bad), OK);
+}
+
+#[test]
+fn cancel_proof_for_debited() {
+    let k = keys();
+    let (good, bad) = with_peer(&k, &plan(113), &plan(114), Defect::CancelProofForDebited, |s, r| {
+        assert_eq!(transfer(s, r, 100, DATE), [OK, OK, OK, OK]);
+        let debit = s.ok(&cmds::xfer_read_state(2));
+        s.sw(&cmds::xfer_cancel_proof(&debit[..40]))
+    });
+    assert_eq!((good, bad), (sw::COMMAND_NOT_ALLOWED, OK));
+}
+
+#[test]
+fn cancel_proof_keeps_session() {
+    let k = keys();
+    let (good, bad) = with_peer(&k, &plan(115), &plan(116), Defect::CancelProofKeepsSession, |s, r| {
+        let rnd_send = s.ok(&cmds::xfer_send_permission(100, DATE));
+        let rb = r.ok(&cmds::xfer_receive_permission(100, DATE, &rnd_send));
+        s.ok(&cmds::xfer_cancel_proof(&r.ok(&cmds::xfer_read_state(1))));
+        (s.sw(&cmds::xfer_send(&rb[..16], &rb[16..])), s.info().balance)
+    });
+    assert_eq!(good, (sw::COMMAND_NOT_ALLOWED, 500));
+    assert_eq!(bad, (OK, 400), "debited after proving it never would");
+}
+
+#[test]
+fn cancel_proof_once() {
+    let (mut good, mut bad) = xfer_pair(117, Defect::CancelProofOnce);
+    let twice = |b: &mut Bench| {
+        let rnd_send = b.ok(&cmds::xfer_send_permission(100, DATE));
+        let cmd = cmds::xfer_cancel_proof(&proof_request(100, DATE, &rnd_send, &WRONG16));
+        b.ok(&cmd);
+        b.sw(&cmd)
+    };
+    assert_eq!(twice(&mut good), OK);
+    assert_eq!(twice(&mut bad), sw::COMMAND_NOT_ALLOWED);
+}
+
+#[test]
+fn send_session_kept_after_debit() {
+    let k = keys();
+    let (good, bad) = with_peer(&k, &plan(118), &plan(119), Defect::SendSessionKeptAfterDebit, |s, r| {
+        let rnd_send = s.ok(&cmds::xfer_send_permission(100, DATE));
+        let rb = r.ok(&cmds::xfer_receive_permission(100, DATE, &rnd_send));
+        s.ok(&cmds::xfer_send(&rb[..16], &rb[16..]));
+        (s.sw(&cmds::xfer_send(&rb[..16], &rb[16..])), s.info().balance)
+    });
+    assert_eq!(good, (sw::COMMAND_NOT_ALLOWED, 400));
+    assert_eq!(bad, (OK, 300), "debited twice for one credit");
+}
+
+#[test]
+fn send_permission_keeps_first_session() {
+    let k = keys();
+    let (good, bad) = with_peer(&k, &plan(120), &plan(121), Defect::SendPermissionKeepsFirstSession, |s, r| {
+        let first = s.ok(&cmds::xfer_send_permission(100, DATE));
+        s.ok(&cmds::xfer_send_permission(100, DATE));
+        let rb = r.ok(&cmds::xfer_receive_permission(100, DATE, &first));
+        s.sw(&cmds::xfer_send(&rb[..16], &rb[16..]))
+    });
+    assert_eq!((good, bad), (sw::SECURITY_NOT_SATISFIED, OK), "the replaced session still debits");
+}
+
+#[test]
+fn pending_credit_in_ram() {
+    let (mut good, mut bad) = xfer_pair(122, Defect::PendingCreditInRam);
+    for b in [&mut good, &mut bad] {
+        b.ok(&cmds::xfer_receive_permission(100, DATE, &[1; 16]));
+        assert!(b.info().pending);
+        b.power_cycle();
+        b.select(&AID_XFER);
+    }
+    assert!(good.info().pending);
+    assert!(!bad.info().pending, "the credit did not survive the power cycle");
+}
+
+#[test]
+fn multi_key_not_loaded() {
+    let k = keys();
+    let mut pa = plan_tk(123, 1);
+    pa.slots = vec![2];
+    let (good, bad) = with_peer(&k, &pa, &plan_tk(124, 2), Defect::MultiKeyNotLoaded, |a, b| {
+        assert_eq!(key_update(a, b, MODE_MULTI), OK);
+        // B proves A's key: B's cancel proof over A's pending credit verifies only under the same key.
+        let rnd_send = b.ok(&cmds::xfer_send_permission(100, DATE));
+        a.ok(&cmds::xfer_receive_permission(100, DATE, &rnd_send));
+        let proof = b.ok(&cmds::xfer_cancel_proof(&a.ok(&cmds::xfer_read_state(1))));
+        (a.info().tkid, a.sw(&cmds::xfer_cancel_pending(&proof)))
+    });
+    assert_eq!(good, (2, OK));
+    assert_eq!(bad, (2, sw::SECURITY_NOT_SATISFIED), "the ID moved, the key did not");
+}
+
+#[test]
+fn send_session_survives_select() {
+    let (mut good, mut bad) = xfer_pair(125, Defect::SendSessionSurvivesSelect);
+    for b in [&mut good, &mut bad] {
+        b.ok(&cmds::xfer_send_permission(100, DATE));
+        b.select(&AID_CPAY);
+        b.select(&AID_XFER);
+    }
+    assert_eq!(probe_session(&mut good), sw::COMMAND_NOT_ALLOWED);
+    assert_eq!(probe_session(&mut bad), sw::SECURITY_NOT_SATISFIED);
 }

@@ -39,12 +39,12 @@ const PRESENCE_TIMEOUT_S: u64 = 600;
 /// Everything a worker needs to make the next virtual card.
 struct Factory {
     dut: CardPlan,
-    dut_protocol: crate::card::Protocol,
+    dut_protocol: crate::spec::Protocol,
     dut_defects: Defects,
     /// The DUT template's allowed-variant options (ATR, randoms), given to every DUT card.
     dut_variant: crate::lab::CardVariant,
     peer: CardPlan,
-    peer_protocol: crate::card::Protocol,
+    peer_protocol: crate::spec::Protocol,
     prefix: [u8; 4],
     rules: Vec<(u64, u64, Defects)>,
 }

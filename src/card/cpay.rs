@@ -48,7 +48,9 @@ impl VirtualCard {
                 // A new reader invalidates any nonce issued under the previous one.
                 if !d.has(Defect::CpayRefusedPsoKeepsReader) {
                     self.ram.cpay_reader = None;
-                    self.ram.cpay_nonce = None;
+                    if !d.has(Defect::PsoKeepsNonce) {
+                        self.ram.cpay_nonce = None;
+                    }
                 }
                 let Some(center) = self.nvm.get().cpay.center_key else {
                     return status(sw::CONDITIONS_NOT_SATISFIED);
@@ -73,7 +75,9 @@ impl VirtualCard {
                 }
                 match c.public_key() {
                     Ok(k) => {
-                        self.ram.cpay_nonce = None;
+                        if !d.has(Defect::PsoKeepsNonce) {
+                            self.ram.cpay_nonce = None;
+                        }
                         self.ram.cpay_reader = Some(k);
                         status(sw::OK)
                     }
@@ -143,7 +147,12 @@ impl VirtualCard {
                 {
                     return status(sw::SECURITY_NOT_SATISFIED);
                 }
+                // Defect: only a bad signature is taken to burn the nonce.
+                let keep_nonce = d.has(Defect::CpayNonceKeptOnValueRefusal);
                 if price == 0 && !d.has(Defect::CpayDebitZeroPrice) {
+                    if keep_nonce {
+                        self.ram.cpay_nonce = Some(nonce);
+                    }
                     return status(sw::WRONG_DATA);
                 }
                 let overdraft = self.defects.has(Defect::CpayOverdraft);
@@ -165,7 +174,12 @@ impl VirtualCard {
                         }
                         Response::ok(a.to_be_bytes().to_vec()).into()
                     }
-                    Err(r) => r,
+                    Err(r) => {
+                        if keep_nonce && !matches!(r, Reply::Mute) {
+                            self.ram.cpay_nonce = Some(nonce);
+                        }
+                        r
+                    }
                 }
             }
             _ => status(sw::INS_NOT_SUPPORTED),

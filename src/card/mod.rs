@@ -16,38 +16,14 @@ pub mod purse;
 pub mod xfer;
 
 use crate::apdu::{Command, Response};
+pub use crate::spec::{applet::Applet, protocol::Protocol};
 use crate::sw;
-use defects::Defects;
+use defects::{Defect, Defects};
 use image::CardImage;
 use nvm::{Nvm, NvmFailure};
 use p256::ecdsa::VerifyingKey;
 use rand_chacha::ChaCha20Rng;
 use rand_core::{RngCore, SeedableRng};
-
-/// Transmission protocol the card announces in its ATR and follows for response delivery.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize, serde::Serialize)]
-pub enum Protocol {
-    #[serde(rename = "T=0")]
-    T0,
-    #[serde(rename = "T=1")]
-    T1,
-}
-
-impl Protocol {
-    pub fn name(self) -> &'static str {
-        match self {
-            Protocol::T0 => "T=0",
-            Protocol::T1 => "T=1",
-        }
-    }
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Applet {
-    Purse,
-    Cpay,
-    Xfer,
-}
 
 /// Volatile state: lost on every power-off or reset, like card RAM.
 #[derive(Debug, Default)]
@@ -186,14 +162,28 @@ impl VirtualCard {
     }
 
     pub fn power_on(&mut self) -> Vec<u8> {
-        self.ram = Ram::default();
+        self.clear_ram_at_power_event();
+        if self.defects.has(Defect::SendLogInRam) && !self.nvm.get().xfer.sends.is_empty() {
+            // A firmware that declared the log volatile: it starts empty after every reset.
+            let _ = self.nvm.update(|img| {
+                img.xfer.sends.clear();
+                Ok(())
+            });
+        }
         self.powered = true;
         self.atr()
     }
 
     pub fn power_off(&mut self) {
-        self.ram = Ram::default();
+        self.clear_ram_at_power_event();
         self.powered = false;
+    }
+
+    /// RAM is lost at power-on and power-off; two GEN defects keep a part of it.
+    fn clear_ram_at_power_event(&mut self) {
+        let selected = self.ram.selected.filter(|_| self.defects.has(Defect::ResetKeepsSelection));
+        let get_response = self.ram.get_response.take().filter(|_| self.defects.has(Defect::ResetKeepsGetResponse));
+        self.ram = Ram { selected, get_response, ..Ram::default() };
     }
 
     /// One command in, one response out; `None` when the card does not answer (unpowered,
@@ -202,15 +192,28 @@ impl VirtualCard {
         if !self.powered {
             return None;
         }
-        let cmd = match Command::parse(bytes) {
+        let cmd = match self.parse(bytes) {
             Ok(c) => c,
-            Err(_) => return Some(Response::status(sw::WRONG_LENGTH).to_bytes()),
+            Err(_) => {
+                if self.defects.has(Defect::UnparsableClearsGetResponse) {
+                    self.ram.get_response = None;
+                }
+                return Some(Response::status(sw::WRONG_LENGTH).to_bytes());
+            }
         };
         if cmd.cla == ins::CLA_ISO && cmd.ins == ins::GET_RESPONSE {
+            if self.defects.has(Defect::GetResponseNeedsApplet) && self.ram.selected.is_none() {
+                return Some(Response::status(sw::COMMAND_NOT_ALLOWED).to_bytes());
+            }
             return Some(self.get_response(&cmd).to_bytes());
         }
-        self.ram.get_response = None;
+        if !self.defects.has(Defect::GetResponseNotCleared) {
+            self.ram.get_response = None;
+        }
         match self.dispatch(&cmd) {
+            Reply::Answer(r) if r.sw == sw::INS_NOT_SUPPORTED && self.defects.has(Defect::RefusalWithData) => {
+                Some(Response::new(vec![cmd.ins], r.sw).to_bytes())
+            }
             Reply::Answer(r) => Some(self.deliver(&cmd, r).to_bytes()),
             Reply::Mute => {
                 self.power_off();
@@ -219,49 +222,113 @@ impl VirtualCard {
         }
     }
 
+    /// `Command::parse`, bent by the GEN defects that misparse.
+    fn parse(&self, bytes: &[u8]) -> Result<Command, crate::apdu::ApduError> {
+        let d = self.defects;
+        match Command::parse(bytes) {
+            Err(crate::apdu::ApduError::TrailingBytes(n)) if d.has(Defect::LenientApduParse) => {
+                Command::parse(&bytes[..bytes.len() - n])
+            }
+            // The extended form: Lc or Le introduced by a 00 byte, 7 bytes at least.
+            Ok(_) if d.has(Defect::ExtendedApdu6700) && bytes.len() >= 7 && bytes[4] == 0 => {
+                Err(crate::apdu::ApduError::TruncatedExtendedLength)
+            }
+            r => r,
+        }
+    }
+
     fn dispatch(&mut self, cmd: &Command) -> Reply {
+        let d = self.defects;
+        let perso_cla = cmd.cla == ins::CLA_PROP || (cmd.cla == ins::CLA_ISO && d.has(Defect::PersoAnyCla));
+        let perso_here = self.ram.selected.is_some() || !d.has(Defect::PersoNeedsApplet);
+        let select_here = self.ram.selected.is_none() || !d.has(Defect::SelectInsideApplet);
         match (cmd.cla, cmd.ins) {
-            (ins::CLA_ISO, ins::SELECT) => self.select(cmd),
-            (ins::CLA_PROP, ins::PERSO_PUT | ins::PERSO_LOCK | ins::PERSO_STATUS) => self.perso(cmd),
+            (ins::CLA_ISO, ins::SELECT) if select_here => self.select(cmd),
+            (_, ins::PERSO_PUT | ins::PERSO_LOCK | ins::PERSO_STATUS) if perso_cla && perso_here => self.perso(cmd),
             (ins::CLA_ISO | ins::CLA_PROP, _) => {
                 let Some(applet) = self.ram.selected else {
-                    return status(sw::COMMAND_NOT_ALLOWED);
+                    let sw = if d.has(Defect::NoApplet6D00) { sw::INS_NOT_SUPPORTED } else { sw::COMMAND_NOT_ALLOWED };
+                    return status(sw);
                 };
-                // Proprietary commands are CLA 80 only; the one interindustry command of an
-                // applet (PSO VERIFY CERTIFICATE in CPAY) is CLA 00 only.
-                let iso = applet == Applet::Cpay && cmd.ins == ins::CPAY_VERIFY_READER;
-                if (cmd.cla == ins::CLA_ISO) != iso {
-                    return status(sw::INS_NOT_SUPPORTED);
-                }
-                if !params_used(applet, cmd.ins) && (cmd.p1, cmd.p2) != (0, 0) {
-                    return status(sw::WRONG_P1P2);
-                }
-                // An issued card only: before LOCK the counter and keys are still settable.
-                if !self.nvm.get().locked {
-                    return status(sw::CONDITIONS_NOT_SATISFIED);
-                }
-                match applet {
-                    Applet::Purse => self.purse(cmd),
-                    Applet::Cpay => self.cpay(cmd),
-                    Applet::Xfer => self.xfer(cmd),
+                match self.common_checks(applet, cmd) {
+                    Some(sw) => {
+                        if d.has(Defect::RefusedCommandClearsRam) {
+                            self.ram = Ram { selected: Some(applet), ..Ram::default() };
+                        }
+                        status(sw)
+                    }
+                    None if d.has(Defect::ReadAllInEveryApplet) && cmd.ins == ins::PURSE_READ_ALL => self.purse(cmd),
+                    None => match applet {
+                        Applet::Purse => self.purse(cmd),
+                        Applet::Cpay => self.cpay(cmd),
+                        Applet::Xfer => self.xfer(cmd),
+                    },
                 }
             }
+            _ if d.has(Defect::UnknownCla6D00) => status(sw::INS_NOT_SUPPORTED),
             _ => status(sw::CLA_NOT_SUPPORTED),
         }
     }
 
+    /// Section 1.6 checks of an applet command, in order: the refusal, if any.
+    fn common_checks(&self, applet: Applet, cmd: &Command) -> Option<u16> {
+        let d = self.defects;
+        // Proprietary commands are CLA 80 only; the one interindustry command of an
+        // applet (PSO VERIFY CERTIFICATE in CPAY) is CLA 00 only.
+        let iso = applet == Applet::Cpay && cmd.ins == ins::CPAY_VERIFY_READER;
+        if (cmd.cla == ins::CLA_ISO) != iso && !d.has(Defect::ClaNotBound) {
+            return Some(sw::INS_NOT_SUPPORTED);
+        }
+        if d.has(Defect::UnknownInsBeforeP1p2) && !knows(applet, cmd.ins) {
+            return Some(sw::INS_NOT_SUPPORTED);
+        }
+        if !params_used(applet, cmd.ins) && (cmd.p1, cmd.p2) != (0, 0) {
+            return Some(sw::WRONG_P1P2);
+        }
+        // An issued card only: before LOCK the counter and keys are still settable.
+        if !self.nvm.get().locked {
+            return Some(sw::CONDITIONS_NOT_SATISFIED);
+        }
+        if d.has(Defect::UnknownIns6A81) && !knows(applet, cmd.ins) {
+            return Some(sw::FUNC_NOT_SUPPORTED);
+        }
+        None
+    }
+
     fn select(&mut self, cmd: &Command) -> Reply {
-        if cmd.p1 != 0x04 || cmd.p2 & 0xF3 != 0x00 {
+        let d = self.defects;
+        if cmd.p1 != 0x04 || (cmd.p2 & 0xF3 != 0x00 && !d.has(Defect::SelectP2Unchecked)) {
             return status(sw::WRONG_P1P2);
         }
-        let applet = match cmd.data.as_slice() {
-            a if a == ins::AID_PURSE => Applet::Purse,
-            a if a == ins::AID_CPAY => Applet::Cpay,
-            a if a == ins::AID_XFER => Applet::Xfer,
-            _ => return status(sw::FILE_NOT_FOUND),
+        let (cpay, xfer) = if d.has(Defect::CpayXferAidsSwapped) {
+            (ins::AID_XFER, ins::AID_CPAY)
+        } else {
+            (ins::AID_CPAY, ins::AID_XFER)
         };
-        // Selecting ends every session of the previously selected applet.
-        self.ram = Ram { selected: Some(applet), ..Ram::default() };
+        let partial =
+            |aid: &[u8]| d.has(Defect::SelectPartialAid) && !cmd.data.is_empty() && aid.starts_with(&cmd.data);
+        let aid = cmd.data.as_slice();
+        let applet = match () {
+            _ if aid == ins::AID_PURSE || partial(&ins::AID_PURSE) => Applet::Purse,
+            _ if aid == cpay => Applet::Cpay,
+            _ if aid == xfer => Applet::Xfer,
+            _ => {
+                if d.has(Defect::SelectUnknownAidDeselects) {
+                    self.ram = Ram::default();
+                }
+                return status(sw::FILE_NOT_FOUND);
+            }
+        };
+        if d.has(Defect::SelectKeepsRam) {
+            self.ram.selected = Some(applet);
+        } else {
+            // Selecting ends every session of the previously selected applet.
+            let kept_send = self.ram.send.take().filter(|_| d.has(Defect::SendSessionSurvivesSelect));
+            self.ram = Ram { selected: Some(applet), send: kept_send, ..Ram::default() };
+        }
+        if d.has(Defect::SelectReturnsFci) {
+            return Response::ok(cmd.data.clone()).into();
+        }
         status(sw::OK)
     }
 
@@ -269,12 +336,26 @@ impl VirtualCard {
     /// leaves the data for GET RESPONSE; a case-2 command with the wrong Le answers 6Cxx.
     /// T=1: data beyond Ne is left for GET RESPONSE with 61xx.
     fn deliver(&mut self, cmd: &Command, r: Response) -> Response {
+        let d = self.defects;
+        let t0 = self.protocol == Protocol::T0;
         if r.data.is_empty() {
+            if d.has(Defect::T0Case4Empty6100) && t0 && r.sw == sw::OK && !cmd.data.is_empty() && cmd.le.is_some() {
+                return Response::status(0x6100);
+            }
             return r;
         }
         let len = r.data.len();
+        if d.has(Defect::Case1DataNo61) && cmd.le.is_none() {
+            return r;
+        }
         match (self.protocol, cmd.data.is_empty(), cmd.le) {
-            (Protocol::T0, true, Some(le)) if le != len && len <= 256 => Response::status(0x6C00 | (len as u16 & 0xFF)),
+            (Protocol::T0, true, Some(le)) if le != len && len <= 256 && !d.has(Defect::T0WrongLeNo6C) => {
+                Response::status(0x6C00 | (len as u16 & 0xFF))
+            }
+            (Protocol::T0, true, Some(le)) if le == len && d.has(Defect::T0ExactLe61) => {
+                self.ram.get_response = Some(r.data);
+                Response::status(0x6100 | (len.min(256) as u16 & 0xFF))
+            }
             (Protocol::T0, false, _) | (_, _, None) => {
                 self.ram.get_response = Some(r.data);
                 Response::status(0x6100 | (len.min(256) as u16 & 0xFF))
@@ -282,6 +363,8 @@ impl VirtualCard {
             (_, _, Some(le)) => {
                 if len <= le {
                     r
+                } else if d.has(Defect::LongResponseTruncated) {
+                    Response::ok(r.data[..le].to_vec())
                 } else {
                     let (now, later) = r.data.split_at(le);
                     let rest = later.len();
@@ -293,20 +376,30 @@ impl VirtualCard {
     }
 
     fn get_response(&mut self, cmd: &Command) -> Response {
-        if (cmd.p1, cmd.p2) != (0, 0) {
+        let d = self.defects;
+        if (cmd.p1, cmd.p2) != (0, 0) && !d.has(Defect::GetResponseP1p2Unchecked) {
             return Response::status(sw::WRONG_P1P2);
         }
+        if !cmd.data.is_empty() && d.has(Defect::GetResponseData6700) {
+            return Response::status(sw::WRONG_LENGTH);
+        }
         let Some(mut pending) = self.ram.get_response.take() else {
+            if d.has(Defect::GetResponseEmpty9000) {
+                return Response::ok(Vec::new());
+            }
             return Response::status(sw::COMMAND_NOT_ALLOWED);
         };
         let le = cmd.le.unwrap_or(256).min(256);
         if le > pending.len() {
+            if d.has(Defect::GetResponseShort9000) {
+                return Response::ok(pending);
+            }
             let n = pending.len();
             self.ram.get_response = Some(pending);
             return Response::status(0x6C00 | (n as u16 & 0xFF));
         }
         let rest = pending.split_off(le);
-        if rest.is_empty() {
+        if rest.is_empty() || d.has(Defect::GetResponseDropsRest) {
             Response::ok(pending)
         } else {
             let sw = 0x6100 | (rest.len().min(256) as u16 & 0xFF);
@@ -343,6 +436,36 @@ fn params_used(applet: Applet, ins: u8) -> bool {
                 | ins::XFER_GET_TRANSFER_KEY
                 | ins::XFER_UPDATE_TRANSFER_KEY
                 | ins::XFER_READ_STATE
+        ),
+    }
+}
+
+/// Whether the applet has a command with this INS (any CLA): GEN defects that look an INS up
+/// out of order need it; the applets themselves answer 6D00 to the others.
+fn knows(applet: Applet, i: u8) -> bool {
+    match applet {
+        Applet::Purse => matches!(
+            i,
+            ins::PURSE_READ_ALL
+                | ins::READ_FIELD
+                | ins::PURSE_WRITE_VALUE
+                | ins::PURSE_WRITE_SIGNATURE
+                | ins::PURSE_WRITE_CERTIFICATE
+        ),
+        Applet::Cpay => matches!(i, ins::READ_FIELD | ins::CPAY_VERIFY_READER | ins::CPAY_SIGN | ins::CPAY_DEBIT),
+        Applet::Xfer => matches!(
+            i,
+            ins::XFER_GET_INFO
+                | ins::XFER_UPDATE_PERMISSION
+                | ins::XFER_GET_TRANSFER_KEY
+                | ins::XFER_UPDATE_TRANSFER_KEY
+                | ins::XFER_SEND_PERMISSION
+                | ins::XFER_RECEIVE_PERMISSION
+                | ins::XFER_SEND
+                | ins::XFER_RECEIVE
+                | ins::XFER_READ_STATE
+                | ins::XFER_CANCEL_PENDING
+                | ins::XFER_CANCEL_PROOF
         ),
     }
 }

@@ -9,12 +9,27 @@ use crate::sw;
 
 impl VirtualCard {
     pub(crate) fn perso(&mut self, cmd: &Command) -> Reply {
-        if cmd.ins != PERSO_PUT && (cmd.p1, cmd.p2) != (0, 0) {
+        let d = self.defects;
+        let p1p2_checked = match cmd.ins {
+            PERSO_PUT => false,
+            PERSO_LOCK => !(d.has(Defect::LockChecksLockedFirst) && self.nvm.get().locked),
+            _ => !d.has(Defect::PersoStatusP1p2Unchecked),
+        };
+        if p1p2_checked && (cmd.p1, cmd.p2) != (0, 0) {
             return status(sw::WRONG_P1P2);
         }
         if cmd.ins == PERSO_STATUS {
             let img = self.nvm.get();
-            return Response::ok(vec![u8::from(img.locked)]).into();
+            return Response::ok(vec![u8::from(img.locked != d.has(Defect::PersoStatusInverted))]).into();
+        }
+        if d.has(Defect::RelockAccepted) && cmd.ins == PERSO_LOCK && self.nvm.get().locked {
+            return status(sw::OK);
+        }
+        if d.has(Defect::PersoPutObjectCheckedFirst)
+            && cmd.ins == PERSO_PUT
+            && (cmd.p2 != 0 || !PERSO_OBJECTS.contains(&cmd.p1))
+        {
+            return status(sw::WRONG_P1P2);
         }
         // Defect: the lock check forgets the counter object.
         let counter_hole =
@@ -149,3 +164,23 @@ fn valid_scalar(d: &[u8]) -> Result<(), u16> {
 fn valid_point(d: &[u8]) -> Result<(), u16> {
     crate::crypto::sig::decode_point(d).map(|_| ()).map_err(|_| sw::WRONG_DATA)
 }
+
+/// The objects of card-spec 5.1 (a GEN defect looks P1 up before the lock check).
+const PERSO_OBJECTS: [u8; 16] = [
+    PO_CARD_ID,
+    PO_PURSE_COUNTER,
+    PO_CPAY_KEY,
+    PO_CPAY_CERT,
+    PO_CPAY_CENTER_KEY,
+    PO_CPAY_VALUE,
+    PO_XFER_VALIDITY,
+    PO_XFER_BALANCE,
+    PO_XFER_UPDATE_KEY,
+    PO_XFER_TRANSFER_KEY,
+    PO_XFER_LIMITS,
+    PO_XFER_CA_KEY,
+    PO_XFER_CERT,
+    PO_XFER_CARD_KEY,
+    PO_XFER_SLOT,
+    PO_XFER_MAX_BALANCE,
+];

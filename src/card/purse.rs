@@ -149,7 +149,7 @@ impl VirtualCard {
             r[12..20].rotate_left(4);
         }
         if self.defects.has(Defect::ReadAllPadsEmptySignature) && r[20] == 0 {
-            r.splice(20..21, std::iter::once(64).chain(std::iter::repeat(0).take(64)));
+            r.splice(20..21, std::iter::once(64).chain(std::iter::repeat_n(0, 64)));
         }
         if self.defects.has(Defect::ReadAllTruncatedAt256) {
             r.truncate(256);

@@ -326,7 +326,12 @@ impl VirtualCard {
                 *x.tk.as_ref().ok_or_else(|| status(sw::CONDITIONS_NOT_SATISFIED))?.expose()
             } else {
                 let slot = x.slots.iter().find(|(id, _)| *id == tkid);
-                *slot.ok_or_else(|| status(sw::REF_DATA_NOT_USABLE))?.1.expose()
+                let preloaded = *slot.ok_or_else(|| status(sw::REF_DATA_NOT_USABLE))?.1.expose();
+                match x.tk.as_ref() {
+                    // Defect: the slot is looked up, but only the ID is committed.
+                    Some(old) if d.has(Defect::MultiKeyNotLoaded) => *old.expose(),
+                    _ => preloaded,
+                }
             };
             (tkid, tk, None)
         };
@@ -449,6 +454,13 @@ impl VirtualCard {
             return Err(status(sw::COMMAND_NOT_ALLOWED));
         }
         if x.balance.checked_add(paid).is_none_or(|b| b > x.balance_cap()) && !d.has(Defect::BalanceCapUnchecked) {
+            if d.has(Defect::ReceivePermissionRefusalStores) {
+                // The record was written before the check and not rolled back (no random drawn).
+                self.commit(|img| {
+                    img.xfer.pending_credit = Some(PendingCredit { paid, date, rnd_send, rnd_recv: [0; 16] });
+                    Ok(())
+                })?;
+            }
             return Err(status(sw::NOT_ENOUGH_MEMORY));
         }
         let rnd_recv = self.xfer_random16();

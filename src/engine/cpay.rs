@@ -2,16 +2,17 @@
 
 use super::journal::Intent;
 use super::{
-    be32, exact_len, exec, journaled, no_open_intent, ok_data, reject, EngineError, Flow, Outcome, RejectKind, Terminal,
+    exec, journaled, no_data, no_open_intent, ok_data, parsed, reject, EngineError, Flow, Outcome, RejectKind, Terminal,
 };
 use crate::apdu::Response;
-use crate::card::cpay::{debit_message, sign_message};
-use crate::card::ins::{AID_CPAY, FIELD_CERTIFICATE};
 use crate::cmds;
 use crate::crypto::cert::{Certificate, Role};
 use crate::crypto::sig;
 use crate::keys::Party;
 use crate::link::Link;
+use crate::spec::codes::{AID_CPAY, FIELD_CERTIFICATE};
+use crate::spec::layout::{self, cpay::SignedPayment};
+use crate::spec::message::{debit_message, sign_message};
 use crate::sw;
 
 pub fn card_signed_payment(link: &mut Link, t: &mut Terminal, price: u32) -> Result<Outcome, EngineError> {
@@ -54,14 +55,16 @@ fn card_signed_payment_as(
 
 fn flow(link: &mut Link, t: &mut Terminal, price: u32, unchecked: bool, me: &Party) -> Flow<Outcome> {
     no_open_intent(t, link, "S21")?;
-    ok_data(link, "select", &cmds::select(&AID_CPAY))?;
+    super::select(link, "select", &AID_CPAY)?;
     // S21-S23 run on the card: it checks our certified key with the center key.
     let r: Response = exec(link, "S21", &cmds::cpay_verify_reader(me.cert.encode()))?;
     if r.sw != sw::OK {
         return reject("S22", RejectKind::CardRefused(r.sw), "card rejected the reader certificate (S23)");
     }
+    no_data("S22", &r.data, "PSO VERIFY CERTIFICATE")?;
     // S31-S33: we check the card's certified key.
     let cert_bytes = ok_data(link, "S31", &cmds::read_field(FIELD_CERTIFICATE, 256))?;
+    let cert_bytes = parsed("S32", layout::certificate("READ FIELD 05", &cert_bytes))?;
     let Ok(cert) = Certificate::parse(&cert_bytes) else {
         return reject("S32", RejectKind::CertificateInvalid, "card certificate does not parse (S33)");
     };
@@ -77,11 +80,8 @@ fn flow(link: &mut Link, t: &mut Terminal, price: u32, unchecked: bool, me: &Par
     // S34: our random; S24 on the card: it signs ID, date, amount and the random.
     let random = t.random16();
     let data = ok_data(link, "S34/S24", &cmds::cpay_sign(&random))?;
-    exact_len("S35", &data, 8 + 4 + 4 + 16 + 64, "SIGN PAYMENT response")?;
-    let id: [u8; 8] = data[..8].try_into().expect("length checked");
+    let SignedPayment { card_id: id, date, amount, nonce, signature } = parsed("S35", SignedPayment::parse(&data))?;
     link.card_id = hex::encode_upper(id);
-    let (date, amount) = (be32(&data, 8), be32(&data, 12));
-    let nonce = &data[16..32];
     if id != cert.body.subject {
         return reject(
             "S36",
@@ -89,7 +89,7 @@ fn flow(link: &mut Link, t: &mut Terminal, price: u32, unchecked: bool, me: &Par
             "signed card ID differs from the certificate subject (S37)",
         );
     }
-    if sig::verify(&card_key, &sign_message(&id, date, amount, &random), &data[32..]).is_err() {
+    if sig::verify(&card_key, &sign_message(&id, date, amount, &random), &signature).is_err() {
         return reject(
             "S36",
             RejectKind::CardSignatureInvalid,
@@ -101,7 +101,7 @@ fn flow(link: &mut Link, t: &mut Terminal, price: u32, unchecked: bool, me: &Par
     if amount < price && !unchecked {
         return reject("S38", RejectKind::InsufficientValue, format!("card value {amount} < price {price}"));
     }
-    let auth = sig::sign(&me.key, &debit_message(&id, price, t.now, nonce));
+    let auth = sig::sign(&me.key, &debit_message(&id, price, t.now, &nonce));
     // Recorded before it goes: if the answer is lost, recovery compares the card's value
     // with the signed one instead of debiting again.
     t.journal.record(Intent::CpayDebit {
@@ -113,8 +113,7 @@ fn flow(link: &mut Link, t: &mut Terminal, price: u32, unchecked: bool, me: &Par
         date_before: date,
     });
     let left = ok_data(link, "S38", &cmds::cpay_debit(price, t.now, &auth))?;
-    exact_len("S38", &left, 4, "DEBIT response")?;
-    let left = be32(&left, 0);
+    let left = parsed("S38", layout::u32_answer("DEBIT", &left))?;
     if Some(left) != amount.checked_sub(price) {
         return reject(
             "S38",

@@ -9,8 +9,8 @@
 //! one. A journal can also be rebuilt from the trace of an interrupted run
 //! (`Journal::from_trace`), which is how a later process learns what the terminal did.
 
-use crate::card::ins::*;
 use crate::event::{Exchange, RowKind};
+use crate::spec::codes::*;
 
 /// Which of the terminal's keys wrote a purse record (S1-S4 charge, S18 payment).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -7,11 +7,13 @@
 //! seed's figures.
 
 use super::revocation::{check_cards, read_certificate, require_certificate, CardCert};
-use super::{exec, finish, ok_data, reject, EngineError, Flow, Outcome, RejectKind, Terminal};
+use super::{exec, finish, no_data, ok_data, parsed, reject, EngineError, Flow, Outcome, RejectKind, Terminal};
 use crate::apdu::Response;
 use crate::cmds;
 use crate::link::Link;
 use crate::spec::codes::*;
+use crate::spec::layout::block16;
+use crate::spec::layout::xfer::transfer_key;
 pub use crate::spec::layout::xfer::CardInfo;
 use crate::sw;
 
@@ -57,19 +59,15 @@ impl UpdateMode {
 
 /// Select XFER and read the card information (S1101A/B and their twins).
 pub(crate) fn read_info(link: &mut Link, select_step: &str, step: &str) -> Flow<CardInfo> {
-    ok_data(link, select_step, &cmds::select(&AID_XFER))?;
+    super::select(link, select_step, &AID_XFER)?;
     read_info_selected(link, step)
 }
 
 pub(crate) fn read_info_selected(link: &mut Link, step: &str) -> Flow<CardInfo> {
     let data = ok_data(link, step, &cmds::xfer_info())?;
-    match CardInfo::parse(&data) {
-        Ok(i) => {
-            link.card_id = hex::encode_upper(i.card_id);
-            Ok(i)
-        }
-        Err(e) => reject(step, RejectKind::MalformedResponse, e.to_string()),
-    }
+    let i = parsed(step, CardInfo::parse(&data))?;
+    link.card_id = hex::encode_upper(i.card_id);
+    Ok(i)
 }
 
 pub fn key_update(a: &mut Link, b: &mut Link, t: &mut Terminal, mode: UpdateMode) -> Result<Outcome, EngineError> {
@@ -162,12 +160,11 @@ pub(crate) fn update_older(
     );
     // S?004 → A answers a fresh update random (S?102A).
     let random = ok_data(ta, &format!("S{e}004/S{e}102A"), &cmds::xfer_update_permission(card_mode, pa))?;
-    if random.len() != 16 {
-        return reject(&s(e, "102A"), RejectKind::MalformedResponse, "update random is not 16 bytes");
-    }
+    let random = parsed(&s(e, "102A"), block16("KEY UPDATE PERMISSION", &random))?;
     // S?005 → B exports its key protected for A (S?102B, plus S?103B signature in public modes).
     let b_step = if public { format!("S{e}005/S{e}102B-S{e}103B") } else { format!("S{e}005/S{e}102B") };
     let blob = ok_data(tb, &b_step, &cmds::xfer_get_transfer_key(card_mode, &random, pb))?;
+    let blob = parsed(&s(e, "102B"), transfer_key(card_mode, &blob))?;
     // S?006 → A authenticates, decrypts, range-checks and applies.
     let (auth_step, final_step) =
         if public { (format!("S{e}103A-S{e}104A"), s(e, "105A")) } else { (s(e, "103A"), s(e, "104A")) };
@@ -176,8 +173,32 @@ pub(crate) fn update_older(
         let at = if r.sw == sw::REF_DATA_NOT_USABLE { &final_step } else { &auth_step };
         return reject(at, RejectKind::CardRefused(r.sw), format!("card A refused the update: {}", sw::describe(r.sw)));
     }
+    no_data(&final_step, &r.data, "UPDATE TRANSFER KEY")?;
     let after = read_info_selected(ta, &final_step)?;
     let moved_uk = card_mode == MODE_PUBLIC_UK;
+    // Only the transfer key (and in mode 04 the update key) moves: 8.6 step 6.
+    let rest = |i: &CardInfo| {
+        (
+            i.card_id,
+            i.validity,
+            i.balance,
+            i.ukid_limit,
+            i.tkid_limit,
+            i.flags,
+            i.slots.clone(),
+            moved_uk || i.ukid == ia.ukid,
+        )
+    };
+    if rest(&after) != rest(ia) {
+        return reject(
+            &final_step,
+            RejectKind::StateMismatch,
+            format!(
+                "card A changed more than its key IDs: ID, validity, balance, limits, flags ({:02X} → {:02X}), slots or update key ID",
+                ia.flags, after.flags
+            ),
+        );
+    }
     if after.tkid != ib.tkid || (moved_uk && after.ukid != ib.ukid) {
         return reject(
             &final_step,

@@ -210,12 +210,34 @@ pub(crate) fn ok_data(link: &mut Link, step: &str, cmd: &Command) -> Flow<Vec<u8
     Ok(r.data)
 }
 
-/// Require an exact response length.
-pub(crate) fn exact_len(step: &str, data: &[u8], len: usize, what: &str) -> Flow<()> {
-    if data.len() != len {
-        return reject(step, RejectKind::MalformedResponse, format!("{what}: {} bytes, expected {len}", data.len()));
+/// Send a command that answers no data (case 1 or 3: SELECT, WRITE SIGNATURE, PSO VERIFY
+/// CERTIFICATE, …) and require 9000 with nothing else.
+pub(crate) fn ok_empty(link: &mut Link, step: &str, cmd: &Command, what: &str) -> Flow<()> {
+    let data = ok_data(link, step, cmd)?;
+    no_data(step, &data, what)
+}
+
+/// A `9000` that must carry no data.
+pub(crate) fn no_data(step: &str, data: &[u8], what: &str) -> Flow<()> {
+    if !data.is_empty() {
+        return reject(
+            step,
+            RejectKind::MalformedResponse,
+            format!("{what}: {} bytes of response data, expected none", data.len()),
+        );
     }
     Ok(())
+}
+
+/// SELECT an applet (card-spec 1.7: no response data).
+pub(crate) fn select(link: &mut Link, step: &str, aid: &[u8]) -> Flow<()> {
+    ok_empty(link, step, &crate::cmds::select(aid), "SELECT")
+}
+
+/// A response parsed with its spec layout; off the layout, the card is rejected at `step`
+/// naming the field.
+pub(crate) fn parsed<T>(step: &str, r: crate::spec::layout::Parsed<T>) -> Flow<T> {
+    r.or_else(|e| reject(step, RejectKind::MalformedResponse, e.to_string()))
 }
 
 pub(crate) fn be32(b: &[u8], off: usize) -> u32 {

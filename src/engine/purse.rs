@@ -1,7 +1,10 @@
 //! Seed 000: the charge machine (S1-S4) and the payment machine (S11-S18).
 
 use super::journal::{Intent, Writer};
-use super::{be32, journaled, no_open_intent, ok_data, reject, EngineError, Flow, Outcome, RejectKind, Stop, Terminal};
+use super::{
+    journaled, no_open_intent, ok_data, ok_empty, parsed, reject, EngineError, Flow, Outcome, RejectKind, Stop,
+    Terminal,
+};
 use crate::cmds;
 use crate::crypto::cert::{Certificate, Role};
 use crate::crypto::sig;
@@ -9,6 +12,7 @@ use crate::keys::Party;
 use crate::link::Link;
 use crate::spec::codes::AID_PURSE;
 pub use crate::spec::layout::purse::Record;
+use crate::spec::layout::u32_answer;
 pub use crate::spec::message::record_message;
 
 /// Whether a record verifies as S11-S16 check it: a center-issued charge or payment machine
@@ -34,13 +38,9 @@ pub fn writer_revoked(t: &Terminal, cert: &Certificate) -> bool {
 
 pub(crate) fn read_record(link: &mut Link, step: &str) -> Flow<Record> {
     let data = ok_data(link, step, &cmds::purse_read_all())?;
-    match Record::parse(&data) {
-        Ok(r) => {
-            link.card_id = hex::encode_upper(r.card_id);
-            Ok(r)
-        }
-        Err(e) => reject(step, RejectKind::MalformedResponse, e.to_string()),
-    }
+    let r = parsed(step, Record::parse(&data))?;
+    link.card_id = hex::encode_upper(r.card_id);
+    Ok(r)
 }
 
 /// S11-S16: check the writer's certificate with the center key, then the record signature
@@ -87,16 +87,19 @@ fn verify_record(link: &mut Link, t: &Terminal, prefix: &str) -> Flow<Record> {
 
 /// S1-S4 as one machine writes them: value + date, counter step checked, sign, certificate.
 /// The WRITE VALUE is recorded in the journal before it is sent: if S3/S4 never happen,
-/// recovery may re-sign exactly this record and no other.
+/// recovery may re-sign exactly this record and no other. `read` is the record as read
+/// before the write: the S3 read-back must show the same card with only the value, the date
+/// and the counter changed (card-spec 6.4: the signature and certificate areas stay).
 fn write_signed_value(
     link: &mut Link,
     t: &mut Terminal,
     who: Writer,
     me: &Party,
     amount: u32,
-    before: u32,
+    read: &Record,
     p: &str,
 ) -> Flow<u32> {
+    let before = read.counter;
     let step = |n: &str| format!("{p}{n}");
     let at = t.journal.record(Intent::PurseWrite {
         head: link.head_name(),
@@ -108,8 +111,7 @@ fn write_signed_value(
         date: t.now,
     });
     let data = ok_data(link, &step("S1/S2"), &cmds::purse_write_value(amount, t.now))?;
-    super::exact_len(&step("S2"), &data, 4, "new counter")?;
-    let counter = be32(&data, 0);
+    let counter = parsed(&step("S2"), u32_answer("WRITE VALUE", &data))?;
     if let Some(Intent::PurseWrite { counter_after, .. }) = t.journal.get_mut(at) {
         *counter_after = Some(counter);
     }
@@ -125,9 +127,27 @@ fn write_signed_value(
     if (rec.counter, rec.amount, rec.date) != (counter, amount, t.now) {
         return reject(&step("S3"), RejectKind::StateMismatch, "card does not hold the value just written");
     }
+    if rec.card_id != read.card_id {
+        return reject(
+            &step("S3"),
+            RejectKind::StateMismatch,
+            format!(
+                "card ID {} after the write, {} before",
+                hex::encode_upper(rec.card_id),
+                hex::encode_upper(read.card_id)
+            ),
+        );
+    }
+    if (&rec.signature, &rec.certificate) != (&read.signature, &read.certificate) {
+        return reject(
+            &step("S3"),
+            RejectKind::StateMismatch,
+            "WRITE VALUE changed the signature or certificate area (only value, date and counter may change)",
+        );
+    }
     let signature = sig::sign(&me.key, &record_message(&rec.card_id, counter, t.now, amount));
-    ok_data(link, &step("S3"), &cmds::purse_write_signature(&signature))?;
-    ok_data(link, &step("S4"), &cmds::purse_write_certificate(me.cert.encode()))?;
+    ok_empty(link, &step("S3"), &cmds::purse_write_signature(&signature), "WRITE SIGNATURE")?;
+    ok_empty(link, &step("S4"), &cmds::purse_write_certificate(me.cert.encode()), "WRITE CERTIFICATE")?;
     Ok(counter)
 }
 
@@ -211,7 +231,7 @@ fn charge_as(
 
 fn charge_flow(link: &mut Link, t: &mut Terminal, amount: u32, me: &Party) -> Flow<Outcome> {
     no_open_intent(t, link, "S1")?;
-    ok_data(link, "select", &cmds::select(&AID_PURSE))?;
+    super::select(link, "select", &AID_PURSE)?;
     let current = read_record(link, "S1")?;
     if current.is_unsigned_value() {
         return reject(
@@ -224,8 +244,8 @@ fn charge_flow(link: &mut Link, t: &mut Terminal, amount: u32, me: &Party) -> Fl
             ),
         );
     }
-    let (old, counter) = if current.is_blank() {
-        (0, current.counter)
+    let old = if current.is_blank() {
+        0
     } else {
         let r = verify_record(link, t, "charge.").map_err(|stop| match stop {
             // Adding needs a value the machine can trust; a record that does not verify
@@ -240,12 +260,12 @@ fn charge_flow(link: &mut Link, t: &mut Terminal, amount: u32, me: &Party) -> Fl
             }
             other => other,
         })?;
-        (r.amount, r.counter)
+        r.amount
     };
     let Some(new) = old.checked_add(amount) else {
         return reject("S1", RejectKind::InsufficientValue, "charge would overflow the value field");
     };
-    let counter = write_signed_value(link, t, Writer::Charge, me, new, counter, "")?;
+    let counter = write_signed_value(link, t, Writer::Charge, me, new, &current, "")?;
     Ok(Outcome::Success(format!("charged {amount} as {}: value {new}, counter {counter}", me.name)))
 }
 
@@ -254,7 +274,7 @@ fn charge_flow(link: &mut Link, t: &mut Terminal, amount: u32, me: &Party) -> Fl
 /// record no payment machine accepts is replaced by one that verifies.
 fn write_flow(link: &mut Link, t: &mut Terminal, value: u32, me: &Party) -> Flow<Outcome> {
     no_open_intent(t, link, "S1")?;
-    ok_data(link, "select", &cmds::select(&AID_PURSE))?;
+    super::select(link, "select", &AID_PURSE)?;
     let current = read_record(link, "S1")?;
     let replaced = if current.is_blank() && current.amount == 0 && current.date == 0 {
         "blank record".to_string()
@@ -264,7 +284,7 @@ fn write_flow(link: &mut Link, t: &mut Terminal, value: u32, me: &Party) -> Flow
         format!("unverified value {} (counter {})", current.amount, current.counter)
     };
     link.note_step("S1", &format!("charge machine writes value {value} over the {replaced}"));
-    let counter = write_signed_value(link, t, Writer::Charge, me, value, current.counter, "")?;
+    let counter = write_signed_value(link, t, Writer::Charge, me, value, &current, "")?;
     Ok(Outcome::Success(format!("wrote value {value} over the {replaced} as {}: counter {counter}", me.name)))
 }
 
@@ -287,13 +307,13 @@ fn pay_as(link: &mut Link, t: &mut Terminal, price: u32, me: &Party) -> Result<O
 
 fn pay_flow(link: &mut Link, t: &mut Terminal, price: u32, me: &Party) -> Flow<Outcome> {
     no_open_intent(t, link, "S11")?;
-    ok_data(link, "select", &cmds::select(&AID_PURSE))?;
+    super::select(link, "select", &AID_PURSE)?;
     let rec = verify_record(link, t, "")?;
     if rec.amount < price {
         return reject("S18", RejectKind::InsufficientValue, format!("value {} < price {price}", rec.amount));
     }
     link.note_step("S18", &format!("service provided, {price} subtracted"));
     let new = rec.amount - price;
-    let counter = write_signed_value(link, t, Writer::Payment, me, new, rec.counter, "S18.")?;
+    let counter = write_signed_value(link, t, Writer::Payment, me, new, &rec, "S18.")?;
     Ok(Outcome::Success(format!("paid {price} as {}: value {new}, counter {counter}", me.name)))
 }

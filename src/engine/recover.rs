@@ -34,10 +34,10 @@ use super::key_update::CardInfo;
 use super::purse::{record_message, record_verifies, Record};
 use super::{be32, exec, EngineError, Flow, Stop, Terminal};
 use crate::apdu::{Command, Response};
-use crate::card::ins::*;
 use crate::cmds;
 use crate::crypto::sig;
 use crate::link::Link;
+use crate::spec::codes::*;
 use crate::sw;
 use std::fmt;
 

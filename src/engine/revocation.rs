@@ -28,7 +28,7 @@ pub type CardCert = Option<Vec<u8>>;
 pub(crate) fn read_certificate(link: &mut Link, step: &str) -> Flow<CardCert> {
     let r = exec(link, step, &cmds::xfer_certificate())?;
     match r.sw {
-        sw::OK => Ok(Some(r.data)),
+        sw::OK => super::parsed(step, crate::spec::layout::certificate("GET CARD INFO 01", &r.data)).map(Some),
         sw::REF_DATA_NOT_FOUND => Ok(None),
         other => {
             reject(step, RejectKind::CardRefused(other), format!("card answered {other:04X}: {}", sw::describe(other)))

@@ -2,7 +2,9 @@
 
 use super::service::{wait_until, ServiceModel};
 use super::{Head, HeadError, HeadInfo, Wire};
-use crate::card::VirtualCard;
+/// The card a virtual head holds (the reference card). The runner, replay and timing move it
+/// between heads and snapshot it through this head's API, never through the card's code.
+pub use crate::card::VirtualCard;
 use std::time::{Duration, Instant};
 
 /// Where a scheduled power cut falls relative to one wire exchange.

@@ -230,7 +230,7 @@ pub fn assemble(records: &[Record], started: DateTime<Utc>, head: Option<&str>) 
 /// The card ID in a complete answer, when the command is one the runner identifies cards by
 /// (READ FIELD ID of the purse, GET CARD INFO of the transfer applet: card-spec).
 fn told_card_id(origin: &[u8], data: &[u8], sw: u16) -> Option<String> {
-    use crate::card::ins::{CLA_PROP, FIELD_ID, READ_FIELD, XFER_GET_INFO};
+    use crate::spec::codes::{CLA_PROP, FIELD_ID, READ_FIELD, XFER_GET_INFO};
     if sw != 0x9000 {
         return None;
     }

@@ -11,7 +11,7 @@
 //! (header, Lc, data, Le).
 
 use crate::apdu::Command;
-use crate::card::ins::*;
+use crate::spec::codes::*;
 
 pub(crate) type Ranges = Vec<(usize, usize)>;
 
@@ -111,7 +111,6 @@ pub(crate) fn command(command: &[u8]) -> Ranges {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::card::Protocol;
     use crate::engine::key_update::UpdateMode;
     use crate::engine::{self, Terminal};
     use crate::event::{Event, Exchange, Recorder, RowKind};
@@ -121,6 +120,7 @@ mod tests {
     use crate::keys::Keyset;
     use crate::link::Link;
     use crate::mask::{Mask, RowMasks};
+    use crate::spec::Protocol;
     use rand_chacha::ChaCha20Rng;
     use rand_core::SeedableRng;
     use std::collections::HashMap;

@@ -159,22 +159,25 @@ pub enum CaptureSpec {
     Bytes { from: usize, to: usize },
     /// The whole response data as hex.
     All,
+    /// The final status word, as an integer (`0x9000` = 36864).
+    Sw,
 }
 
 impl CaptureSpec {
     /// How many bytes of response data the capture needs.
     pub fn end(&self) -> usize {
         match self {
-            CaptureSpec::All => 0,
+            CaptureSpec::All | CaptureSpec::Sw => 0,
             CaptureSpec::Bytes { to, .. } => *to,
             CaptureSpec::Uint { bytes, at } => at + bytes,
         }
     }
 
-    /// The value this capture takes from response data; `None` when the data is too short.
-    pub fn take(&self, data: &[u8]) -> Option<template::Value> {
+    /// The value this capture takes from a response; `None` when the data is too short.
+    pub fn take(&self, data: &[u8], sw: u16) -> Option<template::Value> {
         use template::Value;
         match self {
+            CaptureSpec::Sw => Some(Value::Int(i64::from(sw))),
             CaptureSpec::All => Some(Value::Hex(hex::encode_upper(data))),
             CaptureSpec::Bytes { from, to } => data.get(*from..*to).map(|b| Value::Hex(hex::encode_upper(b))),
             CaptureSpec::Uint { bytes, at } => {
@@ -203,10 +206,12 @@ pub enum StepKind {
         /// Send the command's bytes exactly as written (`verbatim = true`), not re-encoded
         /// from the parsed APDU: malformed lengths and extended forms reach the card.
         verbatim: bool,
+        /// Sent as rendered, in one wire exchange: no APDU parsing, no `61xx`/`6Cxx` following.
+        raw: bool,
     },
     Select {
         head: String,
-        applet: crate::card::Applet,
+        applet: crate::spec::Applet,
     },
     Engine {
         action: Action,
@@ -255,7 +260,7 @@ pub enum StepKind {
     InsertCard {
         head: String,
         card: Box<crate::issuance::CardPlan>,
-        protocol: crate::card::Protocol,
+        protocol: crate::spec::Protocol,
     },
 }
 

@@ -3,9 +3,9 @@
 use super::expr_check::{self, Env, Ty};
 use super::template::{Expr, Template, Value};
 use super::*;
-use crate::card::Applet;
 use crate::profile::ConfigError;
 use crate::spec::requirements::Requirements;
+use crate::spec::Applet;
 use serde::Deserialize;
 use std::collections::{BTreeMap, HashSet};
 use std::path::Path;
@@ -93,6 +93,7 @@ struct StepRaw {
     vars: Option<Spanned<BTreeMap<String, Spanned<String>>>>,
     card: Option<Spanned<CardRaw>>,
     unchecked: Option<Spanned<bool>>,
+    raw: Option<Spanned<bool>>,
     machine: Option<Spanned<String>>,
     at: Option<Spanned<i64>>,
     point: Option<Spanned<String>>,
@@ -106,7 +107,7 @@ struct StepRaw {
 #[serde(deny_unknown_fields)]
 struct CardRaw {
     id: String,
-    protocol: Option<crate::card::Protocol>,
+    protocol: Option<crate::spec::Protocol>,
     purse_counter: Option<u32>,
     cpay_amount: Option<u32>,
     balance: Option<u32>,
@@ -486,7 +487,7 @@ fn check_name(src: &Src, span: Range<usize>, name: &str) -> Result<(), ConfigErr
 fn define(k: &StepKind, known: &mut Env) {
     match k {
         StepKind::Apdu { capture, .. } => known.extend(capture.iter().map(|(n, c)| {
-            let ty = if matches!(c, CaptureSpec::Uint { .. }) { Ty::Int } else { Ty::Str };
+            let ty = if matches!(c, CaptureSpec::Uint { .. } | CaptureSpec::Sw) { Ty::Int } else { Ty::Str };
             (n.clone(), ty)
         })),
         StepKind::Read { state, prefix, .. } => {
@@ -746,6 +747,7 @@ fn step(
         ("vars", r.vars.as_ref().map(|x| x.span())),
         ("card", r.card.as_ref().map(|x| x.span())),
         ("unchecked", r.unchecked.as_ref().map(|x| x.span())),
+        ("raw", r.raw.as_ref().map(|x| x.span())),
         ("machine", r.machine.as_ref().map(|x| x.span())),
         ("at", r.at.as_ref().map(|x| x.span())),
         ("point", r.point.as_ref().map(|x| x.span())),
@@ -755,7 +757,7 @@ fn step(
     .filter_map(|(n, s)| s.map(|s| (n, s)))
     .collect();
     let allowed: &[&str] = match kind_name {
-        "apdu" => &["head", "command", "sw", "data", "len", "capture", "verbatim"],
+        "apdu" => &["head", "command", "sw", "data", "len", "capture", "verbatim", "raw"],
         "select" => &["head", "applet"],
         "engine" => &["engine", "head", "heads", "from", "to", "amount", "mode", "expect", "unchecked", "machine"],
         "read" => &["head", "state", "as"],
@@ -868,7 +870,7 @@ fn step(
                         let spec = spec.get_ref();
                         src.err(
                             spec_span.clone(),
-                            format!("capture '{name}': '{spec}' is not u8@N, u16@N, u32@N, bytes@A..B or hex"),
+                            format!("capture '{name}': '{spec}' is not u8@N, u16@N, u32@N, bytes@A..B, hex or sw"),
                         )
                     })?;
                     if let Some((most, why)) = longest(&data) {
@@ -888,7 +890,8 @@ fn step(
                 }
             }
             let verbatim = r.verbatim.as_ref().is_some_and(|v| *v.get_ref());
-            StepKind::Apdu { head, command, sw, data, capture, verbatim }
+            let raw = r.raw.as_ref().is_some_and(|x| *x.get_ref());
+            StepKind::Apdu { head, command, sw, data, capture, verbatim, raw }
         }
         "select" => {
             let (head, hs) = need_head()?;
@@ -1221,7 +1224,7 @@ fn positive(src: &Src, v: &Spanned<i64>, what: &str) -> Result<u64, ConfigError>
 fn card_plan(
     src: &Src,
     c: &Spanned<CardRaw>,
-) -> Result<(crate::issuance::CardPlan, crate::card::Protocol), ConfigError> {
+) -> Result<(crate::issuance::CardPlan, crate::spec::Protocol), ConfigError> {
     let r = c.get_ref();
     let id: [u8; 8] = hex::decode(&r.id)
         .ok()
@@ -1263,12 +1266,15 @@ fn card_plan(
             ));
         }
     }
-    Ok((p, r.protocol.unwrap_or(crate::card::Protocol::T1)))
+    Ok((p, r.protocol.unwrap_or(crate::spec::Protocol::T1)))
 }
 
 pub(crate) fn capture_spec(s: &str) -> Option<CaptureSpec> {
     if s == "hex" {
         return Some(CaptureSpec::All);
+    }
+    if s == "sw" {
+        return Some(CaptureSpec::Sw);
     }
     let (kind, at) = s.split_once('@')?;
     match kind {

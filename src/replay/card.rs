@@ -408,8 +408,8 @@ fn reference_atr(plays: &[Play]) -> Vec<u8> {
         Play::Wire { answer: Some(a), .. } => matches!(a[a.len() - 2], 0x61 | 0x6C),
         _ => false,
     });
-    let protocol = if t0 { crate::card::Protocol::T0 } else { crate::card::Protocol::T1 };
-    crate::card::VirtualCard::blank(protocol, None).atr()
+    let protocol = if t0 { crate::spec::Protocol::T0 } else { crate::spec::Protocol::T1 };
+    crate::lab::reference_atr(protocol)
 }
 
 /// The terminal's random seed of the run that wrote `trace` (its `run.json` says

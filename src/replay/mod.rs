@@ -222,7 +222,7 @@ pub fn map_heads(
 /// defects its ID has in the replay's profile (how a trace is replayed on a defective card).
 pub(crate) fn profile_defects(
     loaded: &crate::profile::Loaded,
-) -> Result<HashMap<String, crate::card::defects::Defects>, crate::profile::ConfigError> {
+) -> Result<HashMap<String, crate::lab::Defects>, crate::profile::ConfigError> {
     let mut defects = HashMap::new();
     for spec in &loaded.profile.cards {
         defects.insert(spec.get_ref().id.get_ref().to_uppercase(), crate::lab::card_defects(loaded, spec)?);

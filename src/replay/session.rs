@@ -16,9 +16,9 @@
 //!   `lab::insert_card` on the mapped (virtual) head;
 //! - any other row outside a step (a recovery between cases): not re-run, listed.
 
-use crate::card::defects::Defects;
 use crate::event::{Event, Exchange, Recorder, RowKind};
 use crate::head::virtual_head::CutPoint;
+use crate::lab::Defects;
 use crate::lab::{InsertedCard, Lab};
 use crate::mask::{Mask, RowMasks};
 use crate::plan::template::Template;
@@ -543,13 +543,14 @@ fn step_of(unit: &Unit, p: &Params, names: &HashMap<String, String>) -> Result<O
                 data: Vec::new(),
                 capture: Vec::new(),
                 verbatim: p.get("verbatim") == Some("true"),
+                raw: p.get("raw") == Some("true"),
             }
         }
         "select" => {
             let applet = match p.need("applet")? {
-                "purse" => crate::card::Applet::Purse,
-                "cpay" => crate::card::Applet::Cpay,
-                "xfer" => crate::card::Applet::Xfer,
+                "purse" => crate::spec::Applet::Purse,
+                "cpay" => crate::spec::Applet::Cpay,
+                "xfer" => crate::spec::Applet::Xfer,
                 other => return Err(format!("step parameter applet={other} is not purse, cpay or xfer")),
             };
             StepKind::Select { head: head("head")?, applet }

@@ -4,8 +4,13 @@
 //! here, never from `crate::card`, so that the reference card is one device under test among
 //! others.
 
+pub mod applet;
 pub mod codes;
 pub mod layout;
 pub mod message;
+pub mod protocol;
 pub mod requirements;
 pub mod sw;
+
+pub use applet::Applet;
+pub use protocol::Protocol;

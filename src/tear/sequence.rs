@@ -37,7 +37,7 @@ pub struct Sequence {
 pub struct PlanCard {
     pub head: String,
     pub card: CardPlan,
-    pub protocol: crate::card::Protocol,
+    pub protocol: crate::spec::Protocol,
 }
 
 impl Sequence {

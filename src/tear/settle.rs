@@ -71,7 +71,7 @@ impl Settle for ReadBack {
 
     fn settle(&self, _seq: &Sequence, links: &mut [Link], _t: &mut Terminal) -> Result<Settled, EngineError> {
         for l in links.iter_mut() {
-            for aid in [crate::card::ins::AID_PURSE, crate::card::ins::AID_XFER] {
+            for aid in [crate::spec::codes::AID_PURSE, crate::spec::codes::AID_XFER] {
                 l.exec("settle", &crate::cmds::select(&aid))
                     .map_err(|source| EngineError::Head { head: l.head_name(), source })?;
             }

@@ -4,8 +4,6 @@
 //! Everything is read through ordinary commands, so the same snapshot works on any head;
 //! on a virtual head the campaign also checks the transfer key bytes against the keyset.
 
-use crate::card::image::{LastDebit, PendingCredit};
-use crate::card::ins;
 use crate::cmds;
 use crate::crypto::cert::{Certificate, Role};
 use crate::crypto::sig;
@@ -15,6 +13,8 @@ use crate::event::Recorder;
 use crate::head::Head;
 use crate::keys::Keyset;
 use crate::link::Link;
+use crate::spec::codes as ins;
+use crate::spec::layout::xfer::{LastDebit, PendingCredit};
 use crate::sw;
 
 /// Whether the PURSE record is one a payment machine accepts (card-spec 6.1, S11-S16).
@@ -127,10 +127,6 @@ fn be32(b: &[u8], off: usize) -> u32 {
     u32::from_be_bytes([b[off], b[off + 1], b[off + 2], b[off + 3]])
 }
 
-fn arr16(b: &[u8], off: usize) -> [u8; 16] {
-    b[off..off + 16].try_into().expect("length checked by the caller")
-}
-
 /// Power the card (cold reset if it is off) and read its whole state.
 pub fn snapshot(head: &mut dyn Head, keys: &Keyset, now: u32) -> Result<CardState, String> {
     let name = head.info().name.clone();
@@ -159,28 +155,18 @@ pub fn snapshot(head: &mut dyn Head, keys: &Keyset, now: u32) -> Result<CardStat
     ok("select xfer", &cmds::select(&ins::AID_XFER))?;
     let i = ok("GET CARD INFO", &cmds::xfer_info())?;
     let info = CardInfo::parse(&i).map_err(|e| format!("head {name}: {e}"))?;
-    let mut optional = |which: u8, len: usize| -> Result<Option<Vec<u8>>, String> {
+    let mut optional = |which: u8| -> Result<Option<Vec<u8>>, String> {
         let r =
             l.exec("READ TRANSFER STATE", &cmds::xfer_read_state(which)).map_err(|e| format!("head {name}: {e}"))?;
         match r.sw {
-            sw::OK if r.data.len() == len => Ok(Some(r.data)),
+            sw::OK => Ok(Some(r.data)),
             sw::REF_DATA_NOT_FOUND => Ok(None),
             other => Err(format!("head {name}: READ TRANSFER STATE {which:02X}: {other:04X}, {} bytes", r.data.len())),
         }
     };
-    let pending = optional(1, 40)?.map(|p| PendingCredit {
-        paid: be32(&p, 0),
-        date: be32(&p, 4),
-        rnd_send: arr16(&p, 8),
-        rnd_recv: arr16(&p, 24),
-    });
-    let last_debit = optional(2, 56)?.map(|p| LastDebit {
-        paid: be32(&p, 0),
-        date: be32(&p, 4),
-        rnd_send: arr16(&p, 8),
-        rnd_recv: arr16(&p, 24),
-        challenge: arr16(&p, 40),
-    });
+    let pending =
+        optional(1)?.map(|p| PendingCredit::parse(&p)).transpose().map_err(|e| format!("head {name}: {e}"))?;
+    let last_debit = optional(2)?.map(|p| LastDebit::parse(&p)).transpose().map_err(|e| format!("head {name}: {e}"))?;
     let keys_match = l.head.as_virtual().and_then(|v| v.card()).map(|c| {
         let x = &c.image().xfer;
         let same = |have: &Option<crate::secret::Key16>, want: Option<&crate::secret::Key16>| match (have, want) {

@@ -9,7 +9,6 @@
 use super::sample::Sample;
 use super::spec::{Limit, Measure, Op, Spec, Step};
 use crate::apdu::{Command, Response};
-use crate::card::ins;
 use crate::engine::{self, Outcome, Terminal};
 use crate::event::Recorder;
 use crate::head::tap::{Hook, Tapped};
@@ -19,6 +18,7 @@ use crate::lab::{find_head, LabHead};
 use crate::link::Link;
 use crate::plan::template::{Value, Vars};
 use crate::plan::{Action, Amount};
+use crate::spec::codes as ins;
 use rand_chacha::ChaCha20Rng;
 use rand_core::{RngCore, SeedableRng};
 use std::time::{Duration, Instant};
@@ -284,7 +284,7 @@ impl Bench<'_, '_> {
                 }
                 for (name, c) in capture {
                     let v = c
-                        .take(&r.data)
+                        .take(&r.data, r.sw)
                         .ok_or_else(|| Stop::Fail(format!("{phase}: capture '{name}': answer too short")))?;
                     vars.insert(name.clone(), v);
                 }
@@ -292,9 +292,9 @@ impl Bench<'_, '_> {
             }
             Step::Select { head, applet } => {
                 let aid = match applet {
-                    crate::card::Applet::Purse => ins::AID_PURSE,
-                    crate::card::Applet::Cpay => ins::AID_CPAY,
-                    crate::card::Applet::Xfer => ins::AID_XFER,
+                    crate::spec::Applet::Purse => ins::AID_PURSE,
+                    crate::spec::Applet::Cpay => ins::AID_CPAY,
+                    crate::spec::Applet::Xfer => ins::AID_XFER,
                 };
                 let (r, _) = self.apdu(sym(head), &crate::cmds::select(&aid), op, phase, k)?;
                 if !r.is_ok() {
@@ -323,7 +323,7 @@ impl Bench<'_, '_> {
         if !r.is_ok() {
             return Err(Stop::Fail(format!("limit: reading the {} answered SW {:04X}", l.what, r.sw)));
         }
-        match l.left.take(&r.data) {
+        match l.left.take(&r.data, r.sw) {
             Some(Value::Int(v)) => Ok(v as u64),
             _ => Err(Stop::Fail(format!("limit: the {} answer is too short: {}", l.what, hex::encode_upper(&r.data)))),
         }
@@ -533,7 +533,8 @@ impl GroupRun<'_> {
         for s in &op.prepare {
             b.step(s, &mut vars, name, "prepare", 0)?;
         }
-        let snapshot: Vec<(usize, crate::card::nvm::Nvm<crate::card::image::CardImage>)> = if restore {
+        // The virtual cards' NVM, put back after each iteration (the head's card, opaque here).
+        let snapshot: Vec<(usize, _)> = if restore {
             used.iter()
                 .filter_map(|&i| b.heads[i].as_virtual().and_then(|v| v.card()).map(|c| (i, c.nvm().clone())))
                 .collect()

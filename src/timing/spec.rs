@@ -109,7 +109,7 @@ pub enum Step {
     },
     Select {
         head: String,
-        applet: crate::card::Applet,
+        applet: crate::spec::Applet,
     },
     /// An engine flow; it must end in `success`.
     Engine(Action),
@@ -557,9 +557,9 @@ fn step_of(src: &Src, span: Range<usize>, r: &StepRaw, known: &mut Env) -> Resul
         "select" => {
             let a = r.select.as_ref().expect("kind select");
             let applet = match a.get_ref().as_str() {
-                "purse" => crate::card::Applet::Purse,
-                "cpay" => crate::card::Applet::Cpay,
-                "xfer" => crate::card::Applet::Xfer,
+                "purse" => crate::spec::Applet::Purse,
+                "cpay" => crate::spec::Applet::Cpay,
+                "xfer" => crate::spec::Applet::Xfer,
                 other => {
                     let hint = crate::suggest::hint(other, ["purse", "cpay", "xfer"], "'");
                     return Err(src.err(a.span(), format!("unknown applet '{other}'{hint}")));
