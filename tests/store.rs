@@ -84,7 +84,7 @@ fn sqlite_by_default_holds_the_batch_and_its_reports_come_back_byte_for_byte() {
         .unwrap();
     assert_eq!(o.status.code(), Some(0), "{}", String::from_utf8_lossy(&o.stderr));
     assert!(String::from_utf8_lossy(&o.stdout).starts_with("batch LOT-A: 8 cards"), "{o:?}");
-    for f in ["summary.csv", "junit.xml", "results.json"] {
+    for f in ["summary.csv", "junit.xml", "results.json", "coverage.csv"] {
         let file = std::fs::read(d.path().join("logs/LOT-A").join(f)).unwrap();
         let from_db = std::fs::read(back.join(f)).unwrap();
         assert!(file == from_db, "{f} from the store differs from the batch's file");

@@ -60,89 +60,89 @@ macro_rules! defects {
 defects! {
     // ---- GEN (card-spec 1-5: AIDs and SELECT, CLA, processing order, delivery and GET
     // RESPONSE, what SELECT and resets clear, NVM rules, personalization after LOCK) ----
-    CpayXferAidsSwapped = "cpay-xfer-aids-swapped", "GEN",
+    CpayXferAidsSwapped = "cpay-xfer-aids-swapped", "GEN", violates ["GEN-1.1-R1"],
         "the AIDs of CPAY and XFER are swapped: A0000007770002 selects XFER and A0000007770003 selects CPAY";
-    ReadAllInEveryApplet = "read-all-in-every-applet", "GEN",
+    ReadAllInEveryApplet = "read-all-in-every-applet", "GEN", violates ["GEN-1.1-R3"],
         "READ ALL (80 B0) is served whatever applet is selected, not only in PURSE";
-    SelectKeepsRam = "select-keeps-ram", "GEN",
+    SelectKeepsRam = "select-keeps-ram", "GEN", violates ["GEN-1.7-R5", "GEN-1.7-R6", "GEN-1.7-R7"],
         "a successful SELECT switches the applet but keeps the sessions: verified CPAY reader and nonce, key-update permission, send session";
-    SelectUnknownAidDeselects = "select-unknown-aid-deselects", "GEN",
+    SelectUnknownAidDeselects = "select-unknown-aid-deselects", "GEN", violates ["GEN-1.7-R8"],
         "SELECT of an unknown AID (6A82) deselects the current applet and ends its sessions";
-    SelectP2Unchecked = "select-p2-unchecked", "GEN",
+    SelectP2Unchecked = "select-p2-unchecked", "GEN", violates ["GEN-1.7-R1"],
         "SELECT checks P1 only: any P2 is accepted";
-    SelectPartialAid = "select-partial-aid", "GEN",
+    SelectPartialAid = "select-partial-aid", "GEN", violates ["GEN-1.7-R2"],
         "SELECT matches its data as the start of an AID (partial DF name): A00000077700 selects PURSE";
-    SelectReturnsFci = "select-returns-fci", "GEN",
+    SelectReturnsFci = "select-returns-fci", "GEN", violates ["GEN-1.7-R3"],
         "SELECT answers the AID as response data (a minimal FCI) instead of no data";
-    SelectInsideApplet = "select-inside-applet", "GEN",
+    SelectInsideApplet = "select-inside-applet", "GEN", violates ["GEN-1.6-R5", "GEN-1.7-R4"],
         "with an applet selected, SELECT is handed to the applet's dispatch (CLA 00 with INS A4 answers 6D00); it only works with no applet selected";
-    ResetKeepsSelection = "reset-keeps-selection", "GEN",
+    ResetKeepsSelection = "reset-keeps-selection", "GEN", violates ["GEN-2.1-R2"],
         "the selected applet is kept across a reset or power cycle (kept where power-on does not clear it)";
-    ResetKeepsGetResponse = "reset-keeps-get-response", "GEN",
+    ResetKeepsGetResponse = "reset-keeps-get-response", "GEN", violates ["GEN-2.1-R3"],
         "the bytes kept for GET RESPONSE survive a reset or power cycle";
-    UnknownCla6D00 = "unknown-cla-6d00", "GEN",
+    UnknownCla6D00 = "unknown-cla-6d00", "GEN", violates ["GEN-1.2-R4", "GEN-1.6-R12", "GEN-4-R1"],
         "a CLA other than 00 and 80 answers 6D00 instead of 6E00";
-    ClaNotBound = "cla-not-bound", "GEN",
+    ClaNotBound = "cla-not-bound", "GEN", violates ["GEN-1.2-R1", "GEN-1.2-R2", "GEN-1.6-R8"],
         "the applets accept CLA 00 and 80 for every INS (no CLA-per-INS check)";
-    PersoAnyCla = "perso-any-cla", "GEN",
+    PersoAnyCla = "perso-any-cla", "GEN", violates ["GEN-1.2-R3"],
         "the personalization commands are also recognized with CLA 00";
-    PersoNeedsApplet = "perso-needs-applet", "GEN",
+    PersoNeedsApplet = "perso-needs-applet", "GEN", violates ["GEN-1.6-R6"],
         "with no applet selected, the personalization commands answer 6986 like applet commands";
-    NoApplet6D00 = "no-applet-6d00", "GEN",
+    NoApplet6D00 = "no-applet-6d00", "GEN", violates ["GEN-1.6-R7"],
         "with no applet selected, applet commands answer 6D00 instead of 6986";
-    UnknownInsBeforeP1p2 = "unknown-ins-before-p1p2", "GEN",
+    UnknownInsBeforeP1p2 = "unknown-ins-before-p1p2", "GEN", violates ["GEN-1.6-R9"],
         "an INS the applet does not know answers 6D00 before P1-P2 are checked (80 FF 01 00 gets 6D00, not 6A86)";
-    UnknownIns6A81 = "unknown-ins-6a81", "GEN",
+    UnknownIns6A81 = "unknown-ins-6a81", "GEN", violates ["GEN-1.6-R11", "GEN-4-R1"],
         "an INS the selected applet does not know answers 6A81 (function not supported) instead of 6D00";
-    RefusalWithData = "refusal-with-data", "GEN",
+    RefusalWithData = "refusal-with-data", "GEN", violates ["GEN-2.2-R1"],
         "a 6D00 refusal of an unknown INS carries one data byte (the INS echoed)";
-    GetResponseNeedsApplet = "get-response-needs-applet", "GEN",
+    GetResponseNeedsApplet = "get-response-needs-applet", "GEN", violates ["GEN-1.6-R3"],
         "GET RESPONSE with no applet selected answers 6986 instead of the kept bytes";
-    UnparsableClearsGetResponse = "unparsable-clears-get-response", "GEN",
+    UnparsableClearsGetResponse = "unparsable-clears-get-response", "GEN", violates ["GEN-1.6-R2"],
         "an APDU that does not parse (6700) also discards the bytes kept for GET RESPONSE";
-    LenientApduParse = "lenient-apdu-parse", "GEN",
+    LenientApduParse = "lenient-apdu-parse", "GEN", violates ["GEN-1.6-R1"],
         "bytes after Le are ignored instead of making the APDU unparsable (6700)";
-    GetResponseNotCleared = "get-response-not-cleared", "GEN",
+    GetResponseNotCleared = "get-response-not-cleared", "GEN", violates ["GEN-1.6-R4", "GEN-2.4-R3"],
         "commands other than GET RESPONSE do not discard the bytes kept for GET RESPONSE";
-    ExtendedApdu6700 = "extended-apdu-6700", "GEN",
+    ExtendedApdu6700 = "extended-apdu-6700", "GEN", violates ["GEN-1.6-R13"],
         "extended-length APDUs are refused with 6700";
-    GetResponseEmpty9000 = "get-response-empty-9000", "GEN",
+    GetResponseEmpty9000 = "get-response-empty-9000", "GEN", violates ["GEN-2.4-R3"],
         "GET RESPONSE with nothing kept answers 9000 with no data instead of 6986";
-    GetResponseShort9000 = "get-response-short-9000", "GEN",
+    GetResponseShort9000 = "get-response-short-9000", "GEN", violates ["GEN-2.4-R4"],
         "GET RESPONSE with Le larger than what is kept answers the kept bytes with 9000 instead of 6Cxx";
-    GetResponseP1p2Unchecked = "get-response-p1p2-unchecked", "GEN",
+    GetResponseP1p2Unchecked = "get-response-p1p2-unchecked", "GEN", violates ["GEN-2.4-R2"],
         "GET RESPONSE ignores P1-P2 instead of answering 6A86";
-    GetResponseDropsRest = "get-response-drops-rest", "GEN",
+    GetResponseDropsRest = "get-response-drops-rest", "GEN", violates ["GEN-2.4-R5"],
         "GET RESPONSE with Le smaller than what is kept answers the first Le bytes with 9000 and drops the rest";
-    GetResponseData6700 = "get-response-data-6700", "GEN",
+    GetResponseData6700 = "get-response-data-6700", "GEN", violates ["GEN-2.4-R1"],
         "GET RESPONSE with a data field answers 6700 instead of ignoring the data";
-    Case1DataNo61 = "case1-data-no-61xx", "GEN",
+    Case1DataNo61 = "case1-data-no-61xx", "GEN", violates ["GEN-2.3-R3"],
         "a command sent without Le (case 1 or 3) that produces data answers data || 9000 instead of 61xx";
-    T0Case4Empty6100 = "t0-case4-empty-6100", "GEN",
+    T0Case4Empty6100 = "t0-case4-empty-6100", "GEN", violates ["GEN-2.3-R1"],
         "T=0: a case-4 command that succeeds with no response data answers 6100 instead of 9000";
-    T0WrongLeNo6C = "t0-wrong-le-no-6c", "GEN",
+    T0WrongLeNo6C = "t0-wrong-le-no-6c", "GEN", violates ["GEN-2.3-R2"],
         "T=0: a case-2 command with an Le other than the exact length is answered as on T=1 (data and 9000, or Le bytes and 61xx) instead of 6Cxx";
-    T0ExactLe61 = "t0-exact-le-61xx", "GEN",
+    T0ExactLe61 = "t0-exact-le-61xx", "GEN", violates ["GEN-2.3-R4"],
         "T=0: a case-2 command with the exact Le answers 61xx (data kept for GET RESPONSE) instead of the data";
-    LongResponseTruncated = "long-response-truncated", "GEN",
+    LongResponseTruncated = "long-response-truncated", "GEN", violates ["GEN-2.3-R5"],
         "a response longer than Ne is cut to its first Ne bytes with 9000 instead of 61xx with the rest kept";
-    PsoKeepsNonce = "pso-keeps-nonce", "GEN",
+    PsoKeepsNonce = "pso-keeps-nonce", "GEN", violates ["GEN-3.2-R2"],
         "PSO VERIFY CERTIFICATE does not discard the SIGN PAYMENT nonce";
-    RefusedCommandClearsRam = "refused-command-clears-ram", "GEN",
+    RefusedCommandClearsRam = "refused-command-clears-ram", "GEN", violates ["GEN-3.2-R5"],
         "a command refused by the common checks (6D00, 6A86) ends every session, as a SELECT would";
-    SendLogInRam = "send-log-in-ram", "GEN",
+    SendLogInRam = "send-log-in-ram", "GEN", violates ["GEN-3.1-R1"],
         "the send log is cleared at power-on (kept in RAM): after a reset CANCEL PROOF no longer finds a session";
-    ReceivePermissionRefusalStores = "receive-permission-refusal-stores", "GEN",
+    ReceivePermissionRefusalStores = "receive-permission-refusal-stores", "GEN", violates ["GEN-3.3-R1"],
         "VALUE RECEIVE PERMISSION stores the pending credit before its overflow check and keeps it when it answers 6A84";
-    LockChecksLockedFirst = "lock-checks-locked-first", "GEN",
+    LockChecksLockedFirst = "lock-checks-locked-first", "GEN", violates ["GEN-5.2-R1"],
         "PERSO LOCK checks the lock state before P1-P2: a locked card answers 6986 to 80 EE 01 00 instead of 6A86";
-    RelockAccepted = "relock-accepted", "GEN",
+    RelockAccepted = "relock-accepted", "GEN", violates ["GEN-5.2-R2"],
         "PERSO LOCK on a locked card answers 9000 instead of 6986";
-    PersoStatusP1p2Unchecked = "perso-status-p1p2-unchecked", "GEN",
+    PersoStatusP1p2Unchecked = "perso-status-p1p2-unchecked", "GEN", violates ["GEN-5.3-R1"],
         "PERSO STATUS ignores P1-P2 instead of answering 6A86";
-    PersoStatusInverted = "perso-status-inverted", "GEN",
+    PersoStatusInverted = "perso-status-inverted", "GEN", violates ["GEN-5.3-R2"],
         "PERSO STATUS answers 00 for a locked card and 01 for an unlocked one";
-    PersoPutObjectCheckedFirst = "perso-put-object-checked-first", "GEN",
+    PersoPutObjectCheckedFirst = "perso-put-object-checked-first", "GEN", violates ["GEN-5.4-R1"],
         "after LOCK, PERSO PUT checks P2 and the object before the lock: an unknown object or P2 gets 6A86 instead of 6986";
 
     /// Not a rule a case can fail on: the card stops answering, and the bench must end the
@@ -150,88 +150,88 @@ defects! {
     MuteAfterSelect = "mute-after-select", "GEN",
         "after answering a SELECT with 9000 the card hangs: no later command gets any answer until the card is powered off";
     // ---- PURSE (seed 000 S1-S2, card-spec 6.4) ----
-    CounterNotDecremented = "counter-not-decremented", "PURSE",
+    CounterNotDecremented = "counter-not-decremented", "PURSE", violates ["PURSE-6.4-R3", "PURSE-6.4-R4"],
         "WRITE VALUE writes amount and date but leaves the backward counter unchanged (and answers the unchanged counter)";
-    CounterDecrementedTwice = "counter-decremented-twice", "PURSE",
+    CounterDecrementedTwice = "counter-decremented-twice", "PURSE", violates ["PURSE-6.4-R3", "PURSE-6.4-R4"],
         "WRITE VALUE decrements the backward counter by two instead of one";
-    CounterWraps = "counter-wraps", "PURSE",
+    CounterWraps = "counter-wraps", "PURSE", violates ["PURSE-6.4-R2"],
         "WRITE VALUE with the counter at 0 is accepted and the counter wraps to FFFFFFFF instead of 6A84";
-    CounterSettableAfterLock = "counter-settable-after-lock", "PURSE",
+    CounterSettableAfterLock = "counter-settable-after-lock", "PURSE", violates ["PURSE-6-R1"],
         "PERSO PUT 10 (backward counter) is still accepted after PERSO LOCK, so the counter can be set back up";
-    CounterDecrementedOnRefusedWrite = "counter-decremented-on-refused-write", "PURSE",
+    CounterDecrementedOnRefusedWrite = "counter-decremented-on-refused-write", "PURSE", violates ["PURSE-6.4-R1"],
         "WRITE VALUE decrements the counter in its own transaction before the length check, so a refused write (6700) still costs a counter step";
     // PURSE responses and the other checks (card-spec 6.2-6.6), one rule each.
-    ReadAllRejectsData = "read-all-rejects-data", "PURSE",
+    ReadAllRejectsData = "read-all-rejects-data", "PURSE", violates ["PURSE-6.2-R1"],
         "READ ALL sent with a data field answers 6700 instead of ignoring the data";
-    ReadAllDateBeforeAmount = "read-all-date-before-amount", "PURSE",
+    ReadAllDateBeforeAmount = "read-all-date-before-amount", "PURSE", violates ["PURSE-6.2-R2"],
         "READ ALL lays out the value area date first (the order of the signed message) instead of amount then date";
-    ReadAllPadsEmptySignature = "read-all-pads-empty-signature", "PURSE",
+    ReadAllPadsEmptySignature = "read-all-pads-empty-signature", "PURSE", violates ["PURSE-6.2-R3"],
         "READ ALL of a never-signed record gives signature length 40 and 64 zero bytes instead of length 00 and nothing";
-    ReadAllTruncatedAt256 = "read-all-truncated-at-256", "PURSE",
+    ReadAllTruncatedAt256 = "read-all-truncated-at-256", "PURSE", violates ["PURSE-6.2-R4"],
         "READ ALL builds the record in a 256-byte buffer: a longer record (signature and certificate) is cut at 256 bytes";
-    ReadFieldDateBeforeAmount = "read-field-date-before-amount", "PURSE",
+    ReadFieldDateBeforeAmount = "read-field-date-before-amount", "PURSE", violates ["PURSE-6.3-R1"],
         "READ FIELD 03 (PURSE) answers date || amount instead of amount || date";
-    ReadFieldP2Ignored = "read-field-p2-ignored", "PURSE",
+    ReadFieldP2Ignored = "read-field-p2-ignored", "PURSE", violates ["PURSE-6.3-R2"],
         "READ FIELD (PURSE) ignores P2: P2 other than 00 answers the field instead of 6A86";
-    ReadFieldEmptyAreaZeros = "read-field-empty-area-zeros", "PURSE",
+    ReadFieldEmptyAreaZeros = "read-field-empty-area-zeros", "PURSE", violates ["PURSE-6.3-R3"],
         "READ FIELD 04 of a never-written signature area answers 64 zero bytes and 9000 instead of 6A88";
-    WriteValueExhaustionFirst = "write-value-exhaustion-checked-first", "PURSE",
+    WriteValueExhaustionFirst = "write-value-exhaustion-checked-first", "PURSE", violates ["PURSE-6.4-R1"],
         "WRITE VALUE checks the exhausted counter before the length: a wrong-length write on an exhausted purse answers 6A84 instead of 6700";
-    WriteValueAnswersOldCounter = "write-value-answers-old-counter", "PURSE",
+    WriteValueAnswersOldCounter = "write-value-answers-old-counter", "PURSE", violates ["PURSE-6.4-R4"],
         "WRITE VALUE decrements the counter but answers the counter from before the decrement";
-    WriteValueClearsSignature = "write-value-clears-signature", "PURSE",
+    WriteValueClearsSignature = "write-value-clears-signature", "PURSE", violates ["PURSE-6.4-R5"],
         "WRITE VALUE empties the signature area in the same commit instead of leaving it alone";
-    WriteSignatureAnyLength = "write-signature-any-length", "PURSE",
+    WriteSignatureAnyLength = "write-signature-any-length", "PURSE", violates ["PURSE-6.5-R1"],
         "WRITE SIGNATURE accepts and stores any data of 1 to 64 bytes instead of answering 6700 for Nc != 64";
-    WriteSignatureIntoCertificate = "write-signature-into-certificate-area", "PURSE",
+    WriteSignatureIntoCertificate = "write-signature-into-certificate-area", "PURSE", violates ["PURSE-6.5-R2"],
         "WRITE SIGNATURE stores its data in the certificate area (a copy-paste of WRITE CERTIFICATE); the signature area keeps its content";
-    WriteCertificateAcceptsEmpty = "write-certificate-accepts-empty", "PURSE",
+    WriteCertificateAcceptsEmpty = "write-certificate-accepts-empty", "PURSE", violates ["PURSE-6.6-R1"],
         "WRITE CERTIFICATE with Nc = 0 answers 9000 and empties the certificate area instead of 6700";
-    WriteCertificateParsed = "write-certificate-parsed", "PURSE",
+    WriteCertificateParsed = "write-certificate-parsed", "PURSE", violates ["PURSE-6.6-R2"],
         "WRITE CERTIFICATE parses the data as a CV certificate and refuses anything else with 6A80 instead of storing it as is";
     // ---- CPAY (seed 000 prior art S21-S24, S38; card-spec 7.3-7.5) ----
-    CpayReaderSignatureUnchecked = "cpay-reader-signature-unchecked", "CPAY",
+    CpayReaderSignatureUnchecked = "cpay-reader-signature-unchecked", "CPAY", violates ["CPAY-7.3-R5"],
         "PSO VERIFY CERTIFICATE does not verify the center's signature on the reader certificate: any well-formed payment-machine certificate is accepted";
-    CpayReaderRoleUnchecked = "cpay-reader-role-unchecked", "CPAY",
+    CpayReaderRoleUnchecked = "cpay-reader-role-unchecked", "CPAY", violates ["CPAY-7.3-R6"],
         "PSO VERIFY CERTIFICATE accepts a center-signed certificate of any role (charge machine, signing card) as a reader";
-    CpaySignsZeroRandom = "cpay-signs-zero-random", "CPAY",
+    CpaySignsZeroRandom = "cpay-signs-zero-random", "CPAY", violates ["CPAY-7.4-R6"],
         "SIGN PAYMENT signs 16 zero bytes in place of the reader's random, so its signature can be replayed";
-    CpayNonceReusable = "cpay-nonce-reusable", "CPAY",
+    CpayNonceReusable = "cpay-nonce-reusable", "CPAY", violates ["CPAY-7.5-R2", "CPAY-7.5-R3"],
         "DEBIT does not consume the SIGN PAYMENT nonce: the same authorized DEBIT can be replayed";
-    CpayDebitSignatureUnchecked = "cpay-debit-signature-unchecked", "CPAY",
+    CpayDebitSignatureUnchecked = "cpay-debit-signature-unchecked", "CPAY", violates ["CPAY-7.5-R4"],
         "DEBIT does not verify the reader's signature over the nonce: any 64 bytes authorize a debit";
-    CpayOverdraft = "cpay-overdraft", "CPAY",
+    CpayOverdraft = "cpay-overdraft", "CPAY", violates ["CPAY-7.5-R6"],
         "DEBIT with price > amount is accepted and the amount wraps below zero instead of 6A84";
     // CPAY responses, check order and RAM rules (card-spec 7.2-7.5), one rule each.
-    CpayReadFieldPurseValue = "cpay-read-field-purse-value", "CPAY",
+    CpayReadFieldPurseValue = "cpay-read-field-purse-value", "CPAY", violates ["CPAY-7.2-R1"],
         "CPAY READ FIELD 03 answers the PURSE value area (shared READ FIELD table) instead of the CPAY value";
-    CpayReadFieldCounter = "cpay-read-field-counter", "CPAY",
+    CpayReadFieldCounter = "cpay-read-field-counter", "CPAY", violates ["CPAY-7.2-R2"],
         "CPAY READ FIELD 02 answers the PURSE backward counter (shared READ FIELD table) instead of 6A86";
-    CpayPsoClearsBeforeP1P2 = "cpay-pso-clears-before-p1p2", "CPAY",
+    CpayPsoClearsBeforeP1P2 = "cpay-pso-clears-before-p1p2", "CPAY", violates ["CPAY-7.3-R1"],
         "PSO VERIFY CERTIFICATE clears the verified reader and the nonce before checking P1-P2, so a 6A86 ends the session";
-    CpayRefusedPsoKeepsReader = "cpay-refused-pso-keeps-reader", "CPAY",
+    CpayRefusedPsoKeepsReader = "cpay-refused-pso-keeps-reader", "CPAY", violates ["CPAY-7.3-R2"],
         "PSO VERIFY CERTIFICATE replaces the verified reader only on success: after a refused certificate the earlier reader and nonce stay usable";
-    CpayPsoUnparsable6982 = "cpay-pso-unparsable-6982", "CPAY",
+    CpayPsoUnparsable6982 = "cpay-pso-unparsable-6982", "CPAY", violates ["CPAY-7.3-R4"],
         "PSO VERIFY CERTIFICATE answers 6982 instead of 6A80 for data that is not a certificate";
-    CpayReaderSingleUse = "cpay-reader-single-use", "CPAY",
+    CpayReaderSingleUse = "cpay-reader-single-use", "CPAY", violates ["CPAY-7.3-R8"],
         "a successful DEBIT also ends the verified reader: the next SIGN PAYMENT answers 6986 without a new PSO VERIFY CERTIFICATE";
-    CpayReaderExpiryChecked = "cpay-reader-expiry-checked", "CPAY",
+    CpayReaderExpiryChecked = "cpay-reader-expiry-checked", "CPAY", violates ["CPAY-7.3-R9"],
         "PSO VERIFY CERTIFICATE refuses (6982) a reader certificate that expired before the card's CPAY value date, although the card checks no expiry";
-    CpaySignReaderCheckedFirst = "cpay-sign-reader-checked-first", "CPAY",
+    CpaySignReaderCheckedFirst = "cpay-sign-reader-checked-first", "CPAY", violates ["CPAY-7.4-R1"],
         "SIGN PAYMENT checks for a verified reader before the length: a wrong-length SIGN PAYMENT without reader answers 6986 instead of 6700";
-    CpaySignWithoutReader = "cpay-sign-without-reader", "CPAY",
+    CpaySignWithoutReader = "cpay-sign-without-reader", "CPAY", violates ["CPAY-7.4-R2"],
         "SIGN PAYMENT signs without a verified reader instead of answering 6986";
-    CpaySignAmountBeforeDate = "cpay-sign-amount-before-date", "CPAY",
+    CpaySignAmountBeforeDate = "cpay-sign-amount-before-date", "CPAY", violates ["CPAY-7.4-R4"],
         "the SIGN PAYMENT response carries amount then date (the order of READ FIELD 03) instead of date then amount; the signature is still over M_pay";
-    CpayNonceNotReplaced = "cpay-nonce-not-replaced", "CPAY",
+    CpayNonceNotReplaced = "cpay-nonce-not-replaced", "CPAY", violates ["CPAY-7.4-R5"],
         "SIGN PAYMENT keeps an outstanding nonce instead of replacing it: the next SIGN PAYMENT of the session answers the same nonce";
-    CpayDebitNonceConsumedByBadLength = "cpay-debit-nonce-consumed-by-bad-length", "CPAY",
+    CpayDebitNonceConsumedByBadLength = "cpay-debit-nonce-consumed-by-bad-length", "CPAY", violates ["CPAY-7.5-R1"],
         "DEBIT consumes the nonce before the length check, so a DEBIT refused with 6700 costs the nonce";
-    CpayDebitZeroPrice = "cpay-debit-zero-price", "CPAY",
+    CpayDebitZeroPrice = "cpay-debit-zero-price", "CPAY", violates ["CPAY-7.5-R5"],
         "DEBIT with price 0 (reader-signed) answers 9000 and moves the value date instead of 6A80";
-    CpayDebitKeepsDate = "cpay-debit-keeps-date", "CPAY",
+    CpayDebitKeepsDate = "cpay-debit-keeps-date", "CPAY", violates ["CPAY-7.5-R7"],
         "DEBIT takes the price from the amount but does not write the DEBIT's date";
-    CpayNonceKeptOnValueRefusal = "cpay-nonce-kept-on-value-refusal", "CPAY",
+    CpayNonceKeptOnValueRefusal = "cpay-nonce-kept-on-value-refusal", "CPAY", violates ["CPAY-7.5-R2"],
         "a DEBIT refused for its price (6A80 price 0, 6A84 insufficient value) puts the nonce back, so the authorization can be retried";
     // ---- XFER key update (seed 002 S1001-S8105A, card-spec 8.4-8.6) ----
     UpdatePermissionReusable = "update-permission-reusable", "XFER", violates ["XFER-8.6-R2"],

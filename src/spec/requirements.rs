@@ -166,7 +166,8 @@ fn code_spans(line: &str) -> Vec<(usize, usize)> {
 fn statement(after: &str) -> String {
     let after = after.trim_start_matches(|c: char| c == '*' || c == '_' || c == ':' || c.is_whitespace());
     let cells: Vec<&str> = after.split('|').map(str::trim).filter(|c| !c.is_empty()).collect();
-    cells.join(" | ").split_whitespace().collect::<Vec<_>>().join(" ")
+    // Bold inside a statement (`**nothing changes**`) is emphasis, not content.
+    cells.join(" | ").replace("**", "").split_whitespace().collect::<Vec<_>>().join(" ")
 }
 
 impl Requirements {
@@ -387,7 +388,7 @@ mod tests {
 
 [XFER-8.1-R1] Card information is 34 + 4n bytes. See GEN-1.7-R1.
 
-* [XFER-8.1-R2] Flags: bit 0 update key,
+* [XFER-8.1-R2] Flags: **bit 0** update key,
   other bits 0. [XFER-8.1-R3] Slot IDs
   ascending.
 * [XFER-8.1-R4]
