@@ -80,7 +80,7 @@ defects! {
         "the selected applet is kept across a reset or power cycle (kept where power-on does not clear it)";
     ResetKeepsGetResponse = "reset-keeps-get-response", "GEN", violates ["GEN-2.1-R3"],
         "the bytes kept for GET RESPONSE survive a reset or power cycle";
-    UnknownCla6D00 = "unknown-cla-6d00", "GEN", violates ["GEN-1.2-R4", "GEN-1.6-R12", "GEN-4-R1"],
+    UnknownCla6D00 = "unknown-cla-6d00", "GEN", violates ["GEN-1.2-R4", "GEN-1.6-R12"],
         "a CLA other than 00 and 80 answers 6D00 instead of 6E00";
     ClaNotBound = "cla-not-bound", "GEN", violates ["GEN-1.2-R1", "GEN-1.2-R2", "GEN-1.6-R8"],
         "the applets accept CLA 00 and 80 for every INS (no CLA-per-INS check)";
@@ -209,13 +209,13 @@ defects! {
         "CPAY READ FIELD 02 answers the PURSE backward counter (shared READ FIELD table) instead of 6A86";
     CpayPsoClearsBeforeP1P2 = "cpay-pso-clears-before-p1p2", "CPAY", violates ["CPAY-7.3-R1"],
         "PSO VERIFY CERTIFICATE clears the verified reader and the nonce before checking P1-P2, so a 6A86 ends the session";
-    CpayRefusedPsoKeepsReader = "cpay-refused-pso-keeps-reader", "CPAY", violates ["CPAY-7.3-R2"],
+    CpayRefusedPsoKeepsReader = "cpay-refused-pso-keeps-reader", "CPAY", violates ["CPAY-7.3-R2", "GEN-3.2-R1"],
         "PSO VERIFY CERTIFICATE replaces the verified reader only on success: after a refused certificate the earlier reader and nonce stay usable";
     CpayPsoUnparsable6982 = "cpay-pso-unparsable-6982", "CPAY", violates ["CPAY-7.3-R4"],
         "PSO VERIFY CERTIFICATE answers 6982 instead of 6A80 for data that is not a certificate";
     CpayReaderSingleUse = "cpay-reader-single-use", "CPAY", violates ["CPAY-7.3-R8"],
         "a successful DEBIT also ends the verified reader: the next SIGN PAYMENT answers 6986 without a new PSO VERIFY CERTIFICATE";
-    CpayReaderExpiryChecked = "cpay-reader-expiry-checked", "CPAY", violates ["CPAY-7.3-R9"],
+    CpayReaderExpiryChecked = "cpay-reader-expiry-checked", "CPAY", violates ["CPAY-7.3-R9", "GEN-1.3-R1"],
         "PSO VERIFY CERTIFICATE refuses (6982) a reader certificate that expired before the card's CPAY value date, although the card checks no expiry";
     CpaySignReaderCheckedFirst = "cpay-sign-reader-checked-first", "CPAY", violates ["CPAY-7.4-R1"],
         "SIGN PAYMENT checks for a verified reader before the length: a wrong-length SIGN PAYMENT without reader answers 6986 instead of 6700";
@@ -276,7 +276,7 @@ defects! {
         "GET CARD INFO always writes eight slot-ID entries (zeros for unused ones) after the slot count, so the card information is 66 bytes instead of 34 + 4n";
     InfoCertIsCpayCert = "info-cert-is-cpay-cert", "XFER", violates ["XFER-8.1-R2"],
         "GET CARD INFO P1 = 01 answers the CPAY card certificate (role 05) instead of the XFER one";
-    InfoCardIdSerialOnly = "info-card-id-serial-only", "XFER", violates ["XFER-8.1-R3"],
+    InfoCardIdSerialOnly = "info-card-id-serial-only", "XFER", violates ["XFER-8.1-R3", "GEN-1.1-R2"],
         "GET CARD INFO writes only the card ID's last 4 bytes (its serial), right-aligned after 4 zero bytes";
     InfoLimitsSwapped = "info-limits-swapped", "XFER", violates ["XFER-8.1-R4"],
         "GET CARD INFO writes the transfer-key ID limit at offset 24 and the update-key ID limit at offset 28";
@@ -294,7 +294,7 @@ defects! {
         "GET TRANSFER KEY (modes 02/04) signs \"CBXFERTK\" || mode || ct without the update random";
     PermissionDroppedBeforeModeCheck = "permission-dropped-before-mode-check", "XFER", violates ["XFER-8.4-R2", "XFER-8.6-R1"],
         "KEY UPDATE PERMISSION and UPDATE TRANSFER KEY drop the key-update permission before checking P1-P2, so a 6A86 loses it";
-    PermissionKeptOnRefusal = "permission-kept-on-refusal", "XFER", violates ["XFER-8.4-R3"],
+    PermissionKeptOnRefusal = "permission-kept-on-refusal", "XFER", violates ["XFER-8.4-R3", "GEN-3.2-R3"],
         "KEY UPDATE PERMISSION replaces the earlier permission only when it succeeds: a refused one leaves the earlier permission usable";
     CertParseError6982 = "cert-parse-error-6982", "XFER", violates ["XFER-8.4-R5", "XFER-8.5-R5"],
         "a peer certificate that does not parse (or is absent) answers 6982 instead of 6A80 in KEY UPDATE PERMISSION and GET TRANSFER KEY";
@@ -318,7 +318,7 @@ defects! {
         "UPDATE TRANSFER KEY mode 03 moves the transfer-key ID but keeps the old key, and needs no preloaded key with the new ID";
     MultiKeyNotLoaded = "multi-key-not-loaded", "XFER", violates ["XFER-8.6-R14"],
         "UPDATE TRANSFER KEY mode 03 checks the preloaded key with the new ID but commits only the ID: the old transfer key stays";
-    SendSessionKeptOnRefusal = "send-session-kept-on-refusal", "XFER", violates ["XFER-8.7-R2"],
+    SendSessionKeptOnRefusal = "send-session-kept-on-refusal", "XFER", violates ["XFER-8.7-R2", "GEN-3.2-R4"],
         "VALUE SEND PERMISSION discards the earlier send session only when it succeeds";
     TransferLengthsLenient = "transfer-lengths-lenient", "XFER", violates ["XFER-8.7-R3", "XFER-8.8-R3", "XFER-8.10-R2", "XFER-8.12-R1", "XFER-8.13-R2"],
         "the value-transfer commands (permissions, VALUE RECEIVE, CANCEL PENDING CREDIT, CANCEL PROOF) take longer data and ignore the excess instead of 6700";
