@@ -275,7 +275,7 @@ fn a_batch_cards_trace_replays_the_certification_suite() {
     let plan = Path::new(ROOT).join("test-plans/certification.toml");
     let (code, out, _) = run_cli(&plan, &profile, tmp.path(), "cert");
     assert_eq!(code, Some(0), "{out}");
-    assert!(out.contains("125 cases, 125 passed, 0 failed"), "{out}");
+    assert!(out.contains("148 cases, 148 passed, 0 failed"), "{out}");
     assert_eq!(std::fs::read_to_string(tmp.path().join("mm.jsonl")).unwrap(), "");
 }
 

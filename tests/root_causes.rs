@@ -50,6 +50,7 @@ fn one_root_cause_in_the_suite_is_one_failure_and_its_knock_ons_are_blocked() {
             "PURSE-PAY-02",
             "PURSE-CHG-02",
             "PURSE-READ-01",
+            "PURSE-WRITE-01",
             "PURSE-INSUF-01",
             "PURSE-TAMP-SIG-01",
             "PURSE-CERT-ROGUE-01",
@@ -73,9 +74,10 @@ fn one_root_cause_in_the_suite_is_one_failure_and_its_knock_ons_are_blocked() {
 fn a_case_whose_needs_passed_fails_on_its_own() {
     // The counter cannot be set after LOCK: PURSE-CTR-SET-01 is the root cause; the cases
     // that need the record intact after it are blocked by it, and nothing else is. The
-    // robustness case that sends PERSO PUT after LOCK catches the same defect on its own.
+    // general and robustness cases that send PERSO PUT after LOCK catch the same defect on
+    // their own.
     let r = suite_with(Defect::CounterSettableAfterLock);
-    assert_eq!(ids(&r, CaseStatus::Failed), ["PURSE-CTR-SET-01", "RB-PERSO-01"]);
+    assert_eq!(ids(&r, CaseStatus::Failed), ["GEN-PERSO-01", "PURSE-CTR-SET-01", "RB-PERSO-01"]);
     let blocked: Vec<(&str, &str)> = r.iter().filter_map(|c| Some((c.id.as_str(), c.blocked_by()?))).collect();
     // The end state is blocked by the robustness case, whose PERSO PUT set the counter again.
     let (end, rest): (Vec<_>, Vec<_>) = blocked.iter().partition(|(id, _)| *id == "CERT-END-01");

@@ -349,6 +349,9 @@ impl Replayer<'_> {
         let answer = match &cmd {
             Some(cmd) if raw => l.exec_raw(&first.protocol_step, cmd),
             Some(cmd) => l.exec(&first.protocol_step, cmd),
+            // A plan's `raw` step with a form that does not re-encode (an extended length):
+            // as written, and not followed, as it was.
+            None if raw => l.exec_bytes(&first.protocol_step, &first.command),
             None => l.exec_verbatim(&first.protocol_step, &first.command),
         };
         let wire_ns = timed.wire_ns;
