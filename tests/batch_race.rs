@@ -11,8 +11,7 @@ mod operator_lab;
 mod pcscd;
 
 use operator_lab::{insert_in, two_head_lab};
-use pcscd::{available, bin, Pcscd};
-use std::io::BufRead;
+use pcscd::{available, bin, lines_of, Pcscd};
 use std::process::{Child, Stdio};
 use std::time::Duration;
 
@@ -24,20 +23,6 @@ impl Drop for Batch {
         let _ = self.0.kill();
         let _ = self.0.wait();
     }
-}
-
-/// Lines of a child's stream, read on a thread.
-fn lines_of(r: impl std::io::Read + Send + 'static) -> crossbeam_channel::Receiver<String> {
-    let (tx, rx) = crossbeam_channel::unbounded();
-    std::thread::spawn(move || {
-        for l in std::io::BufReader::new(r).lines() {
-            let Ok(l) = l else { break };
-            if tx.send(l).is_err() {
-                break;
-            }
-        }
-    });
-    rx
 }
 
 /// The next line of `rx` (kept in `seen`); the bound only turns a hang into a failure.

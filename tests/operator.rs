@@ -14,8 +14,7 @@ mod operator_lab;
 mod pcscd;
 
 use operator_lab::{insert, one_head_lab};
-use pcscd::{available, bin, Bridge, Pcscd};
-use std::io::BufRead;
+use pcscd::{available, bin, lines_of, Bridge, Pcscd};
 use std::path::Path;
 use std::process::{Output, Stdio};
 use std::time::Duration;
@@ -121,20 +120,6 @@ fn heads_exits_2_when_a_listed_head_is_unusable() {
     assert!(err.contains("head C (pcsc reader 'cardbench vpcd 2 00 00'): reader gone"), "{err}");
     assert!(err.contains("`cardbench heads` lists the readers"), "{err}");
     assert!(!err.contains("head A ") && !err.contains("head B "), "{err}");
-}
-
-/// Lines of a child's stream, read on a thread.
-fn lines_of(r: impl std::io::Read + Send + 'static) -> crossbeam_channel::Receiver<String> {
-    let (tx, rx) = crossbeam_channel::unbounded();
-    std::thread::spawn(move || {
-        for l in std::io::BufReader::new(r).lines() {
-            let Ok(l) = l else { break };
-            if tx.send(l).is_err() {
-                break;
-            }
-        }
-    });
-    rx
 }
 
 /// Read lines until one contains `what` (every line read is kept in `seen`).

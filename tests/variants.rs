@@ -7,7 +7,7 @@
 #[path = "common/pcscd.rs"]
 mod pcscd;
 
-use pcscd::{available, bin, Pcscd};
+use pcscd::{available, bin, lines_of, Pcscd};
 use std::path::{Path, PathBuf};
 
 /// An allowed variant: its name, protocol, the `[[card]]` keys and tables that make it, and
@@ -187,21 +187,6 @@ fn vpcd_lab(dir: &Path, all: &[Variant]) -> PathBuf {
     let p = dir.join("variants-vpcd.toml");
     std::fs::write(&p, text).unwrap();
     p
-}
-
-/// Lines of a child's stream, read on a thread.
-fn lines_of(r: impl std::io::Read + Send + 'static) -> crossbeam_channel::Receiver<String> {
-    use std::io::BufRead;
-    let (tx, rx) = crossbeam_channel::unbounded();
-    std::thread::spawn(move || {
-        for l in std::io::BufReader::new(r).lines() {
-            let Ok(l) = l else { break };
-            if tx.send(l).is_err() {
-                break;
-            }
-        }
-    });
-    rx
 }
 
 /// Read lines until one contains `what` (kept in `seen`); the bound turns a hang into a failure.

@@ -169,3 +169,19 @@ pub fn wait_readers_with_cards(n: usize) -> String {
         std::thread::sleep(Duration::from_millis(100));
     }
 }
+
+/// Lines of a child's stream (a `cardbench batch` waiting for cards), read on a thread so a
+/// test can wait for the line that says a state was reached.
+pub fn lines_of(r: impl std::io::Read + Send + 'static) -> crossbeam_channel::Receiver<String> {
+    use std::io::BufRead;
+    let (tx, rx) = crossbeam_channel::unbounded();
+    std::thread::spawn(move || {
+        for l in std::io::BufReader::new(r).lines() {
+            let Ok(l) = l else { break };
+            if tx.send(l).is_err() {
+                break;
+            }
+        }
+    });
+    rx
+}
