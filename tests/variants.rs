@@ -181,7 +181,8 @@ fn vpcd_lab(dir: &Path, all: &[Variant]) -> PathBuf {
         "name = \"variants-vpcd\"\n{LAB_HEAD}\
          [[head]]\nname = \"E\"\ndriver = \"pcsc\"\nrole = \"dut\"\nreader = \"cardbench vpcd 4 00 00\"\n\n\
          {PEER_CARD}{cards}\
-         [batch]\ndut_card = \"t0\"\npeer_card = \"peer-ref\"\nid_prefix = \"CB00C000\"\ncount = {}\n",
+         [batch]\ndut_card = \"{}\"\npeer_card = \"peer-ref\"\nid_prefix = \"CB00C000\"\ncount = {}\n",
+        all[0].name,
         all.len()
     );
     let p = dir.join("variants-vpcd.toml");
@@ -214,22 +215,22 @@ impl Drop for Batch {
     }
 }
 
-#[test]
-fn the_certification_suite_passes_on_every_allowed_variant_through_pcscd_and_vpcd() {
-    if !available() {
-        return;
-    }
-    let tmp = tempfile::tempdir().unwrap();
-    let _pcscd = Pcscd::start(6, &tmp.path().join("pcscd"));
-    let all = variants();
-    let lab = vpcd_lab(tmp.path(), &all);
-    let logs = tmp.path().join("logs");
-    // One batch: the operator puts each variant card in head E in turn (`cardbench sim vpcd`
-    // serves it with its ATR, protocol, latency and randoms), as a lab certifies a lot.
+/// One batch on head E through pcscd + vpcd: the operator puts each card of `all` in E in
+/// turn (`cardbench sim vpcd` serves it with its ATR, protocol, latency, randoms and seeded
+/// defects), as a lab certifies a lot. The journal's cards, the logs folder, the exit status
+/// and the console lines.
+fn vpcd_batch(
+    dir: &Path,
+    all: &[Variant],
+    batch: &str,
+) -> (Vec<serde_json::Value>, PathBuf, std::process::ExitStatus, Vec<String>) {
+    let _pcscd = Pcscd::start(6, &dir.join("pcscd"));
+    let lab = vpcd_lab(dir, all);
+    let logs = dir.join("logs");
     let mut child = Batch(
         bin()
             .args(["batch", "--profile", lab.to_str().unwrap(), "--plan", "test-plans/certification.toml"])
-            .args(["--batch-id", "VARIANTS", "-q", "--logs"])
+            .args(["--batch-id", batch, "-q", "--logs"])
             .arg(&logs)
             .stdout(std::process::Stdio::null())
             .stderr(std::process::Stdio::piped())
@@ -263,9 +264,20 @@ fn the_certification_suite_passes_on_every_allowed_variant_through_pcscd_and_vpc
         // The bridge stops here: the card is taken out.
     }
     let status = child.0.wait().unwrap();
-    let journal = std::fs::read_to_string(logs.join("VARIANTS/journal.jsonl")).unwrap();
+    let journal = std::fs::read_to_string(logs.join(batch).join("journal.jsonl")).unwrap();
     let cards: Vec<serde_json::Value> = journal.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
     assert_eq!(cards.len(), all.len(), "{journal}");
+    (cards, logs, status, seen)
+}
+
+#[test]
+fn the_certification_suite_passes_on_every_allowed_variant_through_pcscd_and_vpcd() {
+    if !available() {
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let all = variants();
+    let (cards, logs, status, seen) = vpcd_batch(tmp.path(), &all, "VARIANTS");
     let mut false_failures = Vec::new();
     for (i, v) in all.iter().enumerate() {
         let c = cards.iter().find(|c| c["index"] == i as u64 + 1).unwrap();
@@ -336,4 +348,39 @@ fn a_variant_atr_that_is_malformed_or_announces_another_protocol_is_refused_with
         let at = format!("variant-bad.toml:{line}:");
         assert!(err.contains(&at) && err.contains(want), "{keys}: {at} … {want} in {err}");
     }
+}
+
+#[test]
+fn every_seeded_defect_fails_the_suite_through_pcscd_and_vpcd() {
+    // The in-process matrix (tests/suite.rs) names the cases that catch each defect; through
+    // real pcscd every defect must still make its card fail, so that no rule's check depends
+    // on the in-process head (delivery, GET RESPONSE, extended APDUs are the transport's).
+    // The mute card is the one defect that is not a failure: docs/defects.md, "A mute card".
+    if !available() {
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    use cardbench::card::defects::Defect;
+    let defects: Vec<Defect> = Defect::ALL.iter().copied().filter(|d| *d != Defect::MuteAfterSelect).collect();
+    let all: Vec<Variant> = defects
+        .iter()
+        .map(|d| Variant {
+            name: d.name(),
+            protocol: "T=0",
+            keys: format!("defects = [\"{}\"]\n", d.name()),
+            atr: REF_T0,
+        })
+        .collect();
+    let (cards, _logs, status, seen) = vpcd_batch(tmp.path(), &all, "DEFECTS");
+    let mut escaped = Vec::new();
+    for (i, d) in defects.iter().enumerate() {
+        let c = cards.iter().find(|c| c["index"] == i as u64 + 1).unwrap();
+        // A defective card fails cases; an aborted verdict would be the bench giving up.
+        if c["verdict"] != "fail" {
+            escaped.push(format!("{}: verdict {} ({})", d.name(), c["verdict"], c["reason"]));
+        }
+    }
+    eprintln!("seeded defects through pcscd + vpcd: {}, not failed: {}", defects.len(), escaped.len());
+    assert!(escaped.is_empty(), "defects the suite did not fail through PC/SC:\n{}", escaped.join("\n"));
+    assert_eq!(status.code(), Some(1), "{}", seen.join("\n"));
 }
