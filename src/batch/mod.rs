@@ -817,7 +817,6 @@ pub fn run_batch(l: &Loaded, lab: Lab, plan: &Plan, opts: &BatchOptions) -> Resu
                         }
                         Err(_) => {}
                     }
-                    queue.settled();
                     let card = match &r {
                         Ok(Certified::Card { result: c, .. }) => {
                             // Counted here so the head's `done` line below includes it.

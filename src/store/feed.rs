@@ -4,7 +4,7 @@
 
 use super::{Store, StoreError};
 use std::collections::VecDeque;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Mutex;
 
 pub struct Feed<'a> {
@@ -12,9 +12,6 @@ pub struct Feed<'a> {
     shared: Option<Shared<'a>>,
     /// Set when the batch stops taking cards (a bench error): no more claims.
     closed: AtomicBool,
-    /// Local indices taken and not yet settled: one may come back (`give_back`, a card that
-    /// did not answer at identification), so a waiting head must not conclude there is none.
-    in_flight: AtomicUsize,
 }
 
 struct Shared<'a> {
@@ -26,12 +23,7 @@ struct Shared<'a> {
 impl<'a> Feed<'a> {
     /// Cards from this process's own queue.
     pub fn local(indices: impl IntoIterator<Item = u64>) -> Feed<'a> {
-        Feed {
-            local: Mutex::new(indices.into_iter().collect()),
-            shared: None,
-            closed: AtomicBool::new(false),
-            in_flight: AtomicUsize::new(0),
-        }
+        Feed { local: Mutex::new(indices.into_iter().collect()), shared: None, closed: AtomicBool::new(false) }
     }
 
     /// Cards handed out by a shared store, to `station`.
@@ -40,7 +32,6 @@ impl<'a> Feed<'a> {
             local: Mutex::new(VecDeque::new()),
             shared: Some(Shared { store, batch_id: batch_id.into(), station: station.into() }),
             closed: AtomicBool::new(false),
-            in_flight: AtomicUsize::new(0),
         }
     }
 
@@ -54,24 +45,8 @@ impl<'a> Feed<'a> {
             return Ok(None);
         }
         match &self.shared {
-            None => {
-                let mut q = self.queue();
-                let i = q.pop_front();
-                if i.is_some() {
-                    // Counted under the queue's lock, so `has_more` never sees neither.
-                    self.in_flight.fetch_add(1, Ordering::SeqCst);
-                }
-                Ok(i)
-            }
+            None => Ok(self.queue().pop_front()),
             Some(s) => s.store.claim_next(&s.batch_id, &s.station),
-        }
-    }
-
-    /// The index a worker took is settled: certified, or given back first.
-    pub fn settled(&self) {
-        if self.shared.is_none() {
-            let _q = self.queue();
-            let _ = self.in_flight.fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1));
         }
     }
 
@@ -102,8 +77,7 @@ impl<'a> Feed<'a> {
         self.queue().clear();
     }
 
-    /// Whether another card may come: one is queued, or one is being certified and may be
-    /// given back (a real reader's worker then waits for this one to be
+    /// Whether another card may come (a real reader's worker then waits for this one to be
     /// taken out). A store that cannot say is taken as "yes": waiting costs the operator a
     /// card removal, not a card.
     pub fn has_more(&self) -> bool {
@@ -111,10 +85,7 @@ impl<'a> Feed<'a> {
             return false;
         }
         match &self.shared {
-            None => {
-                let q = self.queue();
-                !q.is_empty() || self.in_flight.load(Ordering::SeqCst) > 0
-            }
+            None => !self.queue().is_empty(),
             Some(s) => s.store.has_free(&s.batch_id).unwrap_or(true),
         }
     }
