@@ -11,7 +11,7 @@ mod operator_lab;
 mod pcscd;
 
 use operator_lab::{insert_in, two_head_lab};
-use pcscd::{available, bin, lines_of, Pcscd};
+use pcscd::{available, bin, lines_of, wait_readers_with_cards, Pcscd};
 use std::process::{Child, Stdio};
 use std::time::Duration;
 
@@ -98,6 +98,9 @@ fn one_card_two_heads(dir: &std::path::Path, into: &str) {
     assert_eq!(cards[0]["index"], 1, "{journal}");
     assert_eq!(cards[0]["head"], into, "{journal}");
     assert_eq!(cards[0]["verdict"], "pass", "{journal}");
+    // The next batch starts with both readers empty, as an operator would leave them.
+    drop(_card);
+    wait_readers_with_cards(0);
 }
 
 #[test]
@@ -110,4 +113,74 @@ fn one_card_in_either_of_two_heads_is_certified_with_count_1() {
     for into in ["F", "E"] {
         one_card_two_heads(tmp.path(), into);
     }
+}
+
+/// The other half of the race: F takes the only index for a card that then does not answer
+/// at identification, and gives the index back. E, waiting all along, must not conclude in
+/// the meantime that no card is left: the good card then goes into E and is certified there.
+#[test]
+fn a_waiting_head_keeps_waiting_while_its_sibling_holds_an_index_it_gives_back() {
+    if !available() {
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let _pcscd = Pcscd::start(6, &tmp.path().join("pcscd"));
+    let heads = [("E", 4), ("F", 5)];
+    let lab = two_head_lab(tmp.path());
+    let logs = tmp.path().join("logs");
+    let mut child = Batch(
+        bin()
+            .args(["batch", "--profile", lab.to_str().unwrap(), "--plan", "test-plans/certification.toml"])
+            .args(["--batch-id", "RACE", "--count", "1", "--logs"])
+            .arg(&logs)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap(),
+    );
+    let err = lines_of(child.0.stderr.take().unwrap());
+    let out = lines_of(child.0.stdout.take().unwrap());
+    let mut seen = Vec::new();
+    both_waiting(&err, &mut seen, &heads);
+    let port = pcscd::vpcd_port(5).to_string();
+    let lab_s = lab.to_str().unwrap();
+    let mute = pcscd::Bridge::spawn(&[
+        "sim",
+        "vpcd",
+        "--profile",
+        lab_s,
+        "--card",
+        "card-1",
+        "--port",
+        &port,
+        "--stall-after",
+        "0",
+    ]);
+    // F refuses the silent card and asks for it to be taken out.
+    loop {
+        let l = next_line(&err, &mut seen);
+        assert!(!l.starts_with("[E] done"), "E stopped while F held the index it gave back:\n{}", seen.join("\n"));
+        if l.starts_with("[F] remove card unidentified (refused)") {
+            break;
+        }
+    }
+    drop(mute);
+    wait_readers_with_cards(0);
+    let _card = insert_in(&lab, "card-1", 4);
+    let (mut tested, mut done_e, mut done_f) = (false, false, false);
+    while !(done_e && done_f) {
+        let l = next_line(&err, &mut seen);
+        tested |= l == "[E] card CB00C00000000011 detected: testing (#1)";
+        assert!(tested || !l.starts_with("[E] done"), "E stopped before the card came:\n{}", seen.join("\n"));
+        done_e |= l == "[E] done: 1 pass, 0 fail, 0 aborted";
+        done_f |= l == "[F] done: 0 pass, 0 fail, 0 aborted";
+    }
+    let status = child.0.wait().unwrap();
+    let stdout: Vec<String> = out.iter().collect();
+    assert_eq!(status.code(), Some(0), "{}\n{}", stdout.join("\n"), seen.join("\n"));
+    let journal = std::fs::read_to_string(logs.join("RACE/journal.jsonl")).unwrap();
+    let cards: Vec<serde_json::Value> = journal.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    assert_eq!(cards.len(), 1, "{journal}");
+    assert_eq!((cards[0]["index"].as_u64(), cards[0]["head"].as_str()), (Some(1), Some("E")), "{journal}");
+    assert_eq!(cards[0]["verdict"], "pass", "{journal}");
 }

@@ -463,23 +463,28 @@ fn next_detected(
     presence_timeout: std::time::Duration,
     announce: &dyn Fn(&LabHead, HeadState),
 ) -> Arrival {
-    if !queue.has_more() {
+    if !queue.may_come() {
         return Arrival::NoMore;
     }
     let next = queue.peek();
     announce(head, HeadState::Waiting { next });
-    match control.wait_for_card(head.head.as_mut(), true, presence_timeout, &|| !queue.has_more()) {
-        Ok(Some(true)) => {}
-        Ok(None) => return Arrival::NoMore,
-        Ok(Some(false)) => {
-            let secs = presence_timeout.as_secs();
-            let was = next.map(|n| format!(" (card #{n} was next)")).unwrap_or_default();
-            let why = format!("head {}: no card inserted within {secs} s{was}", head.name);
-            return Arrival::Stalled(why, HeadState::Fault(format!("no card inserted within {secs} s")));
-        }
-        Err(e) => {
-            let state = HeadState::Fault(e.to_string());
-            return Arrival::Failed(head_error(head, e), state);
+    loop {
+        match control.wait_for_card(head.head.as_mut(), true, presence_timeout, &|| !queue.may_come()) {
+            Ok(Some(true)) => break,
+            Ok(None) => return Arrival::NoMore,
+            // Nothing queued, only a card under test elsewhere that may be given back: the
+            // operator is not late, so no stall; keep waiting until it settles.
+            Ok(Some(false)) if queue.peek().is_none() => continue,
+            Ok(Some(false)) => {
+                let secs = presence_timeout.as_secs();
+                let was = next.map(|n| format!(" (card #{n} was next)")).unwrap_or_default();
+                let why = format!("head {}: no card inserted within {secs} s{was}", head.name);
+                return Arrival::Stalled(why, HeadState::Fault(format!("no card inserted within {secs} s")));
+            }
+            Err(e) => {
+                let state = HeadState::Fault(e.to_string());
+                return Arrival::Failed(head_error(head, e), state);
+            }
         }
     }
     let at = (Instant::now(), now_rfc3339());
@@ -817,6 +822,7 @@ pub fn run_batch(l: &Loaded, lab: Lab, plan: &Plan, opts: &BatchOptions) -> Resu
                         }
                         Err(_) => {}
                     }
+                    queue.settled();
                     let card = match &r {
                         Ok(Certified::Card { result: c, .. }) => {
                             // Counted here so the head's `done` line below includes it.

@@ -4,7 +4,7 @@
 
 use super::{Store, StoreError};
 use std::collections::VecDeque;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Mutex;
 
 pub struct Feed<'a> {
@@ -12,6 +12,9 @@ pub struct Feed<'a> {
     shared: Option<Shared<'a>>,
     /// Set when the batch stops taking cards (a bench error): no more claims.
     closed: AtomicBool,
+    /// Local indices handed out and not yet settled: one may come back (`give_back`: a card
+    /// silent at identification, a duplicate), so a head waiting for a card keeps waiting.
+    in_flight: AtomicUsize,
 }
 
 struct Shared<'a> {
@@ -23,7 +26,12 @@ struct Shared<'a> {
 impl<'a> Feed<'a> {
     /// Cards from this process's own queue.
     pub fn local(indices: impl IntoIterator<Item = u64>) -> Feed<'a> {
-        Feed { local: Mutex::new(indices.into_iter().collect()), shared: None, closed: AtomicBool::new(false) }
+        Feed {
+            local: Mutex::new(indices.into_iter().collect()),
+            shared: None,
+            closed: AtomicBool::new(false),
+            in_flight: AtomicUsize::new(0),
+        }
     }
 
     /// Cards handed out by a shared store, to `station`.
@@ -32,6 +40,7 @@ impl<'a> Feed<'a> {
             local: Mutex::new(VecDeque::new()),
             shared: Some(Shared { store, batch_id: batch_id.into(), station: station.into() }),
             closed: AtomicBool::new(false),
+            in_flight: AtomicUsize::new(0),
         }
     }
 
@@ -45,8 +54,25 @@ impl<'a> Feed<'a> {
             return Ok(None);
         }
         match &self.shared {
-            None => Ok(self.queue().pop_front()),
+            None => {
+                let mut q = self.queue();
+                let i = q.pop_front();
+                if i.is_some() {
+                    // Counted under the queue's lock: `may_come` never sees the index in neither.
+                    self.in_flight.fetch_add(1, Ordering::SeqCst);
+                }
+                Ok(i)
+            }
             Some(s) => s.store.claim_next(&s.batch_id, &s.station),
+        }
+    }
+
+    /// The index a worker took is settled: its card is certified, or the index was given back
+    /// first. Call once per index `next` handed out.
+    pub fn settled(&self) {
+        if self.shared.is_none() {
+            let _q = self.queue();
+            let _ = self.in_flight.fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1));
         }
     }
 
@@ -86,6 +112,22 @@ impl<'a> Feed<'a> {
         }
         match &self.shared {
             None => !self.queue().is_empty(),
+            Some(s) => s.store.has_free(&s.batch_id).unwrap_or(true),
+        }
+    }
+
+    /// Whether a head waiting for a card should go on waiting: an index is queued, or one that
+    /// another head took may still come back. `has_more` alone would let a waiting head stop
+    /// while its sibling holds the last index of a card that then does not answer.
+    pub fn may_come(&self) -> bool {
+        if self.closed.load(Ordering::Relaxed) {
+            return false;
+        }
+        match &self.shared {
+            None => {
+                let q = self.queue();
+                !q.is_empty() || self.in_flight.load(Ordering::SeqCst) > 0
+            }
             Some(s) => s.store.has_free(&s.batch_id).unwrap_or(true),
         }
     }
