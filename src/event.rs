@@ -98,6 +98,23 @@ pub struct Exchange {
     pub mask: crate::mask::Mask,
 }
 
+impl Exchange {
+    /// The command's name (`UNKNOWN` for fewer than two bytes).
+    pub fn command_name(&self) -> &'static str {
+        match self.command.as_slice() {
+            [cla, ins, ..] => crate::cmds::name(*cla, *ins),
+            _ => "UNKNOWN",
+        }
+    }
+
+    /// (command name, duration) of a row that times a command: a wire row that got its
+    /// answer. An in-doubt row's duration is the time until the failure, and power, card and
+    /// step rows carry no command.
+    pub fn command_time(&self) -> Option<(&'static str, u64)> {
+        (self.kind.is_wire() && self.kind != RowKind::InDoubt).then(|| (self.command_name(), self.duration_ns))
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Event {
     RunStarted {

@@ -291,6 +291,51 @@ fn columns_keep_everything_essential_at_80x24_and_all_of_it_at_200x60() {
     assert!(peer.contains(PEER), "{peer:?}");
 }
 
+/// Rows too fast to follow reach the UI as a summary (`batch::forward`): the window says
+/// where and how many, the counts and the Timing panel take every one of them.
+#[test]
+fn exchanges_not_shown_live_are_counted_timed_and_marked_in_the_window() {
+    let d = tempfile::tempdir().unwrap();
+    let mut b = Bench::new(1000);
+    start(&mut b, d.path(), 3);
+    let card = card_id(1);
+    b.run(
+        "D",
+        &card,
+        Event::Exchange(Box::new(x(1, "D", &card, "GEN-AID-01", "", &SELECT_XFER, &[], 0x9000, RowKind::Command))),
+    );
+    let name = cardbench::cmds::name(0x80, 0xD0);
+    let skipped = cardbench::batch::forward::Skipped {
+        exchanges: 4321,
+        times: vec![("D".into(), name, vec![1_000_000; 4000])],
+        protocol_step: Some("000 S7".into()),
+    };
+    b.batch(BatchEvent::Skipped { head: "D".into(), card_id: card.clone(), skipped });
+    assert_eq!(b.app.heads.iter().find(|h| h.name == "D").unwrap().step, "000 S7");
+    b.run(
+        "D",
+        &card,
+        Event::Exchange(Box::new(x(4323, "D", &card, "GEN-AID-02", "", &SELECT_XFER, &[], 0x9000, RowKind::Command))),
+    );
+    assert_eq!(b.app.trace.total, 4323);
+    let series = &b.app.timing.by_head["D"][name];
+    assert_eq!((series.count, series.min_ns, series.max_ns), (4000, 1_000_000, 1_000_000));
+    b.ch('3');
+    let s = screen(&b.app, 200, 60);
+    has(&s, "4323 exchanges");
+    let gap = line_with(&s, "4321 exchanges of passed cases not shown live");
+    assert!(!gap.contains("GEN-AID"), "{gap:?}");
+    // The marker is between the two rows, and a filter never matches it.
+    let (a, g, z) =
+        (s.find("GEN-AID-01").unwrap(), s.find("4321 exchanges of").unwrap(), s.find("GEN-AID-02").unwrap());
+    assert!(a < g && g < z, "{s}");
+    let fx = b.ch('H');
+    b.perform(fx);
+    let s = screen(&b.app, 200, 60);
+    has(&s, "GEN-AID-02");
+    lacks(&s, "not shown live");
+}
+
 #[test]
 fn only_the_exchange_a_failed_case_failed_on_is_marked() {
     let d = tempfile::tempdir().unwrap();
@@ -525,6 +570,87 @@ fn mini_profile(logs: &Path) -> String {
     format!("{head}{}{}", batch_lab::dut_heads(&["D1", "D2"], None), batch_lab::cards_and_batch(Some(200), 200, 1))
 }
 
+/// Run the batch of `b`'s form to its end through the real engine, as the run loop does.
+fn run_real_batch(b: &mut Bench) -> std::path::PathBuf {
+    let fx = b.ch('s');
+    let [Effect::Start(req)] = fx.as_slice() else { panic!("{fx:?}") };
+    let (done_tx, done_rx) = crossbeam_channel::unbounded();
+    let r = cardbench::tui::launch::start(req, done_tx).unwrap();
+    b.send(Msg::Launched { dir: r.dir.clone(), control: r.control.clone() });
+    let end = loop {
+        crossbeam_channel::select! {
+            recv(r.events) -> e => match e {
+                Ok(e) => { b.batch(e); }
+                Err(_) => break done_rx.recv().unwrap(),
+            },
+            recv(done_rx) -> m => break m.unwrap(),
+        }
+    };
+    for e in r.events.try_iter() {
+        b.batch(e);
+    }
+    b.send(end);
+    r.thread.join().unwrap();
+    r.dir
+}
+
+/// A virtual card answers far faster than the live budget (`batch::forward`): a passing
+/// case's rows past it are summed up, a failing case's rows all reach the window with the
+/// failing exchange marked, and every row is counted and timed.
+#[test]
+fn a_real_fast_batch_sums_up_passing_rows_and_shows_the_failing_case_whole() {
+    let d = tempfile::tempdir().unwrap();
+    let (profile, plan) = (d.path().join("lab.toml"), d.path().join("plan.toml"));
+    std::fs::write(&profile, mini_profile(&d.path().join("logs"))).unwrap();
+    let select = "00 A4 04 00 07 A0 00 00 07 77 00 01";
+    let fast = format!(
+        "[plan]\nid = \"fast\"\nversion = \"1\"\nroles = [\"dut\"]\n\n\
+         [[case]]\nid = \"MANY-OK\"\ntitle = \"many\"\nref = \"000 S1\"\n\
+         [[case.step]]\ndo = \"apdu\"\nhead = \"dut\"\ncommand = \"{select}\"\nsw = [\"9000\"]\nrepeat = 1500\n\n\
+         [[case]]\nid = \"MANY-BAD\"\ntitle = \"bad\"\nref = \"000 S1\"\n\
+         [[case.step]]\ndo = \"apdu\"\nhead = \"dut\"\ncommand = \"{select}\"\nsw = [\"9000\"]\nrepeat = 400\n\
+         [[case.step]]\ndo = \"apdu\"\nname = \"LAST\"\nhead = \"dut\"\ncommand = \"{select}\"\nsw = [\"6A82\"]\n"
+    );
+    std::fs::write(&plan, fast).unwrap();
+    let t0 = Now::current();
+    let cfg = Config {
+        plans: vec![plan.clone()],
+        profiles: vec![profile.clone()],
+        plan: None,
+        profile: None,
+        theme: Theme::colored(),
+        trace_window: 10_000,
+        traces: vec![],
+        specs: vec![],
+    };
+    let mut b = Bench { app: App::new(cfg, t0), t0, at: 0.0 };
+    b.app.form.count = "1".into();
+    let dir = run_real_batch(&mut b);
+    assert_eq!(b.app.results.len(), 1);
+    let rows = b.app.trace.rows();
+    let gaps: u64 = rows.iter().map(|r| r.gap).sum();
+    assert!(gaps > 1000, "most of MANY-OK is summed up: {gaps}");
+    let shown = rows.iter().filter(|r| r.gap == 0).count() as u64;
+    assert_eq!(shown + gaps, b.app.trace.total);
+    // The failing case's last rows are all there, ending with the exchange it failed on.
+    let failing: Vec<_> = rows.iter().filter(|r| r.failing).collect();
+    assert_eq!(failing.len(), 1);
+    assert_eq!((failing[0].x.test_step.as_str(), failing[0].x.sw), ("MANY-BAD", 0x9000));
+    assert!(failing[0].x.step.contains("LAST"), "{:?}", failing[0].x.step);
+    let bad = rows.iter().filter(|r| r.x.test_step == "MANY-BAD").count();
+    assert!(bad >= cardbench::batch::forward::CASE_KEEP, "{bad}");
+    // Every row counted, every command timed, as on disk.
+    let mut csv = csv::Reader::from_path(
+        std::fs::read_dir(dir.join("cards")).unwrap().next().unwrap().unwrap().path().join("trace.csv"),
+    )
+    .unwrap();
+    let kind = csv.headers().unwrap().iter().position(|h| h == "kind").unwrap();
+    let recs: Vec<_> = csv.records().map(|r| r.unwrap()).collect();
+    assert_eq!(b.app.trace.total, recs.len() as u64);
+    let timed = recs.iter().filter(|r| &r[kind] == "command").count() as u64;
+    assert_eq!(b.app.timing.rows().iter().map(|(_, _, s)| s.count).sum::<u64>(), timed);
+}
+
 #[test]
 fn a_real_200_card_batch_the_failing_filter_finds_card_1_in_its_trace_on_disk() {
     let d = tempfile::tempdir().unwrap();
@@ -567,6 +693,20 @@ fn a_real_200_card_batch_the_failing_filter_finds_card_1_in_its_trace_on_disk() 
     r.thread.join().unwrap();
     assert_eq!(b.app.results.len(), 200);
     assert!(b.app.trace.rows().iter().all(|r| !r.card.ends_with("00000001")), "card 1 left the window");
+    // Rows too fast to follow were summed up, not lost: the exchange count and the Timing
+    // panel's command count match the card traces on disk row for row.
+    let (mut rows, mut timed) = (0u64, 0u64);
+    for card in std::fs::read_dir(r.dir.join("cards")).unwrap() {
+        let mut csv = csv::Reader::from_path(card.unwrap().path().join("trace.csv")).unwrap();
+        let kind = csv.headers().unwrap().iter().position(|h| h == "kind").unwrap();
+        for rec in csv.records() {
+            rows += 1;
+            timed += ["command", "get-response", "resend-6c"].contains(&&rec.unwrap()[kind]) as u64;
+        }
+    }
+    assert_eq!(b.app.trace.total, rows);
+    let counted: u64 = b.app.timing.rows().iter().map(|(_, _, s)| s.count).sum();
+    assert_eq!(counted, timed);
     b.ch('3');
     let fx = b.ch('e');
     assert_eq!(b.perform(fx), 1);

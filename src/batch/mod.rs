@@ -2,6 +2,7 @@
 //! next card of the batch; every card gets the whole plan, its own trace and a verdict; the
 //! journal makes a killed batch resumable with no card lost and none certified twice.
 
+pub mod forward;
 pub mod header;
 pub mod interrupt;
 pub mod journal;
@@ -150,6 +151,12 @@ pub enum BatchEvent {
         card_id: String,
         event: Event,
     },
+    /// Exchanges of the run on one head that were not handed over one by one (`forward`).
+    Skipped {
+        head: String,
+        card_id: String,
+        skipped: forward::Skipped,
+    },
     CardDone(Box<CardResult>),
     /// What a DUT head is doing and what the operator must do for it (`operator`).
     Head {
@@ -216,25 +223,6 @@ impl Control {
             std::thread::sleep(std::time::Duration::from_millis(20));
         }
         !self.stop.load(Relaxed)
-    }
-}
-
-/// Forwards a card's run events to the observer, tagged with head and card.
-struct Forward {
-    tx: crossbeam_channel::Sender<BatchEvent>,
-    head: String,
-    card_id: String,
-}
-
-impl Sink for Forward {
-    fn event(&mut self, e: &Event) -> std::io::Result<()> {
-        self.event_owned(e.clone())
-    }
-
-    fn event_owned(&mut self, e: Event) -> std::io::Result<()> {
-        // A front end that went away must not stop the batch.
-        let _ = self.tx.send(BatchEvent::Run { head: self.head.clone(), card_id: self.card_id.clone(), event: e });
-        Ok(())
     }
 }
 
@@ -548,7 +536,7 @@ fn certify_card(
     let mut sink_list = vec![Box::new(trace) as Box<dyn Sink>];
     sink_list.extend(board);
     if let Some(tx) = observer {
-        sink_list.push(Box::new(Forward { tx: tx.clone(), head: heads[0].name.clone(), card_id: card_hex.clone() }));
+        sink_list.push(Box::new(forward::Forward::new(tx.clone(), &heads[0].name, &card_hex)));
     }
     let sinks = sinks::spawn(rx, sink_list);
     // The cards' making goes into the card's trace, so that a replay can make them again.

@@ -56,7 +56,7 @@ pub fn class(sw: u16) -> SwClass {
 }
 
 /// ```
-/// assert_eq!(cardbench::sw::describe(0x6C04), "wrong Le: exact length is 4");
+/// assert_eq!(cardbench::sw::describe(0x6C16), "wrong Le: exact length is 16 (22)");
 /// assert_eq!(cardbench::sw::describe(0x6A84), "not enough memory space in the file");
 /// ```
 ///
@@ -110,8 +110,11 @@ pub fn describe(sw: u16) -> String {
         return fixed.to_string();
     }
     match sw1 {
-        0x61 => format!("{sw2} response bytes still available (GET RESPONSE)"),
-        0x6C => format!("wrong Le: exact length is {sw2}"),
+        // Hex first, as the SW and the header show it; 00 stands for 256.
+        0x61 if sw2 == 0 => "256 or more response bytes still available (GET RESPONSE)".into(),
+        0x61 => format!("{sw2:02X} ({sw2}) response bytes still available (GET RESPONSE)"),
+        0x6C if sw2 == 0 => "wrong Le: exact length is 00 (256)".into(),
+        0x6C => format!("wrong Le: exact length is {sw2:02X} ({sw2})"),
         0x63 if sw2 & 0xF0 == 0xC0 => format!("verification failed, {} tries left", sw2 & 0x0F),
         0x62 | 0x63 => "warning (unlisted)".into(),
         0x64..=0x66 => "execution error (unlisted)".into(),
@@ -127,8 +130,9 @@ mod tests {
     #[test]
     fn catalogue_meanings() {
         assert_eq!(describe(0x9000), "normal processing");
-        assert_eq!(describe(0x6112), "18 response bytes still available (GET RESPONSE)");
-        assert_eq!(describe(0x6C08), "wrong Le: exact length is 8");
+        assert_eq!(describe(0x6112), "12 (18) response bytes still available (GET RESPONSE)");
+        assert_eq!(describe(0x6100), "256 or more response bytes still available (GET RESPONSE)");
+        assert_eq!(describe(0x6C08), "wrong Le: exact length is 08 (8)");
         assert_eq!(describe(0x63C2), "verification failed, 2 tries left");
         assert_eq!(describe(0x6982), "security status not satisfied");
         assert_eq!(class(0x6A80), SwClass::CheckingError);

@@ -1,7 +1,6 @@
 //! What the batch reports, applied to the app: heads, trace window, timing, results, events.
 
 use super::app::{App, HeadRow, LogKind, Phase};
-use super::trace::command_name;
 use crate::batch::operator::HeadState;
 use crate::batch::BatchEvent;
 use crate::event::Event;
@@ -73,6 +72,15 @@ impl App {
                 }
             }
             BatchEvent::Run { head, card_id, event } => self.run_event(&head, &card_id, event),
+            BatchEvent::Skipped { head, card_id, skipped } => {
+                if let (Some(h), Some(step)) = (self.head_mut(&head), skipped.protocol_step) {
+                    h.step = step;
+                }
+                for (head, cmd, ns) in &skipped.times {
+                    self.timing.record_all(head, cmd, ns);
+                }
+                self.trace.skipped(&head, &card_id, skipped.exchanges);
+            }
             BatchEvent::CardDone(card) => {
                 let card = *card;
                 self.batch.certified += 1;
@@ -194,10 +202,8 @@ impl App {
                         h.step.clone_from(&x.protocol_step);
                     }
                 }
-                // An in-doubt row's duration is the time until the failure, not a command time;
-                // power, card and step rows carry no command.
-                if x.kind.is_wire() && x.kind != crate::event::RowKind::InDoubt {
-                    self.timing.record(&x.head, command_name(&x.command), x.duration_ns);
+                if let Some((cmd, ns)) = x.command_time() {
+                    self.timing.record(&x.head, cmd, ns);
                 }
                 self.trace.push(head, card_id, x);
             }

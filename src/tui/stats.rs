@@ -195,6 +195,17 @@ pub struct Timing {
 }
 
 impl Timing {
+    /// Durations of one head and command, in order.
+    pub fn record_all(&mut self, head: &str, command: &'static str, ns: &[u64]) {
+        let series = match self.by_head.get_mut(head) {
+            Some(h) => h.entry(command).or_default(),
+            None => self.by_head.entry(head.to_string()).or_default().entry(command).or_default(),
+        };
+        for &n in ns {
+            series.push(n);
+        }
+    }
+
     pub fn record(&mut self, head: &str, command: &'static str, ns: u64) {
         if let Some(h) = self.by_head.get_mut(head) {
             h.entry(command).or_default().push(ns);

@@ -26,6 +26,8 @@ pub struct TraceRow {
     /// The row ends its command: no GET RESPONSE or re-send row follows it, so its SW is the
     /// command's final one. False for power, card and step rows.
     pub final_sw: bool,
+    /// Not an exchange: this many exchanges before it were not shown live (`batch::forward`).
+    pub gap: u64,
 }
 
 impl TraceRow {
@@ -55,7 +57,7 @@ impl TraceRow {
     /// A row as read back from a card's trace file.
     pub fn from_file(id: u64, worker: Arc<str>, card: Arc<str>, x: Exchange) -> TraceRow {
         let final_sw = x.kind.is_wire();
-        TraceRow { id, card, worker, x: Box::new(x), failed: false, failing: false, final_sw }
+        TraceRow { id, card, worker, x: Box::new(x), failed: false, failing: false, final_sw, gap: 0 }
     }
 }
 
@@ -64,6 +66,10 @@ pub fn command_name(cmd: &[u8]) -> &'static str {
         [cla, ins, ..] => crate::cmds::name(*cla, *ins),
         _ => "UNKNOWN",
     }
+}
+
+fn gap_note(n: u64) -> String {
+    format!("… {n} exchanges of passed cases not shown live (too fast to follow): in the card's trace CSV; filters and / read them")
 }
 
 #[derive(Debug, Clone)]
@@ -113,7 +119,52 @@ impl TraceLog {
             }
         }
         let final_sw = x.kind.is_wire();
-        self.rows.push_back(TraceRow { id: self.next_id, card, worker, x, failed: false, failing: false, final_sw });
+        self.rows.push_back(TraceRow {
+            id: self.next_id,
+            card,
+            worker,
+            x,
+            failed: false,
+            failing: false,
+            final_sw,
+            gap: 0,
+        });
+    }
+
+    /// `n` exchanges of `worker`'s card that were not handed over (`batch::forward`): counted,
+    /// and a row in the window says where they were.
+    pub fn skipped(&mut self, worker: &str, card: &str, n: u64) {
+        if n == 0 {
+            return;
+        }
+        self.total += n;
+        if let Some(last) = self.rows.back_mut().filter(|r| r.gap > 0 && &*r.worker == worker) {
+            last.gap += n;
+            last.x.note = gap_note(last.gap);
+            self.next_id += n;
+            return;
+        }
+        if self.rows.len() == self.cap {
+            self.rows.pop_front();
+        }
+        let (worker, card) = self.names(worker, card);
+        self.next_id += n;
+        let x = Box::new(Exchange {
+            head: worker.to_string(),
+            kind: RowKind::Step,
+            note: gap_note(n),
+            ..Exchange::default()
+        });
+        self.rows.push_back(TraceRow {
+            id: self.next_id,
+            card,
+            worker,
+            x,
+            failed: false,
+            failing: false,
+            final_sw: false,
+            gap: n,
+        });
     }
 
     fn names(&mut self, worker: &str, card: &str) -> (Arc<str>, Arc<str>) {
@@ -283,7 +334,8 @@ fn sw_pattern(pattern: &str, r: &TraceRow) -> bool {
 impl TraceFilter {
     pub fn matches(&self, r: &TraceRow) -> bool {
         let x = &r.x;
-        self.head.as_ref().is_none_or(|h| *h == x.head)
+        (r.gap == 0 || self.is_empty())
+            && self.head.as_ref().is_none_or(|h| *h == x.head)
             // A card's own rows and the rows made for it (its peer's).
             && self.card.as_deref().is_none_or(|c| c == r.card_shown() || c == &*r.card)
             && self.class.is_none_or(|c| r.is_final() && x.kind != RowKind::InDoubt && c == r.class())
