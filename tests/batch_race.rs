@@ -56,16 +56,17 @@ fn both_waiting(rx: &crossbeam_channel::Receiver<String>, seen: &mut Vec<String>
     }
 }
 
-/// One batch: both heads wait, then the card goes into `into`; it must be certified there.
-fn one_card_two_heads(dir: &std::path::Path, into: &str) {
-    let heads = [("E", 4), ("F", 5)];
-    let lab = two_head_lab(dir);
-    let logs = dir.join(format!("logs-{into}"));
+/// `cardbench batch --count 1` of the certification plan on `lab`, its stderr and stdout
+/// lines.
+fn race_batch(
+    lab: &std::path::Path,
+    logs: &std::path::Path,
+) -> (Batch, crossbeam_channel::Receiver<String>, crossbeam_channel::Receiver<String>) {
     let mut child = Batch(
         bin()
             .args(["batch", "--profile", lab.to_str().unwrap(), "--plan", "test-plans/certification.toml"])
             .args(["--batch-id", "RACE", "--count", "1", "--logs"])
-            .arg(&logs)
+            .arg(logs)
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()
@@ -73,6 +74,33 @@ fn one_card_two_heads(dir: &std::path::Path, into: &str) {
     );
     let err = lines_of(child.0.stderr.take().unwrap());
     let out = lines_of(child.0.stdout.take().unwrap());
+    (child, err, out)
+}
+
+/// The batch ended with exit 0 and its journal holds card #1 certified in `head`, passed.
+fn certified_once_in(
+    mut child: Batch,
+    out: &crossbeam_channel::Receiver<String>,
+    seen: &[String],
+    logs: &std::path::Path,
+    head: &str,
+) {
+    let status = child.0.wait().unwrap();
+    let stdout: Vec<String> = out.iter().collect();
+    assert_eq!(status.code(), Some(0), "{}\n{}", stdout.join("\n"), seen.join("\n"));
+    let journal = std::fs::read_to_string(logs.join("RACE/journal.jsonl")).unwrap();
+    let cards: Vec<serde_json::Value> = journal.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    assert_eq!(cards.len(), 1, "{journal}");
+    assert_eq!((cards[0]["index"].as_u64(), cards[0]["head"].as_str()), (Some(1), Some(head)), "{journal}");
+    assert_eq!(cards[0]["verdict"], "pass", "{journal}");
+}
+
+/// One batch: both heads wait, then the card goes into `into`; it must be certified there.
+fn one_card_two_heads(dir: &std::path::Path, into: &str) {
+    let heads = [("E", 4), ("F", 5)];
+    let lab = two_head_lab(dir);
+    let logs = dir.join(format!("logs-{into}"));
+    let (child, err, out) = race_batch(&lab, &logs);
     let mut seen = Vec::new();
     both_waiting(&err, &mut seen, &heads);
     let reader = heads.iter().find(|(h, _)| *h == into).unwrap().1;
@@ -89,15 +117,7 @@ fn one_card_two_heads(dir: &std::path::Path, into: &str) {
         done_other |= l == format!("[{other}] done: 0 pass, 0 fail, 0 aborted");
     }
     assert!(tested, "{}", seen.join("\n"));
-    let status = child.0.wait().unwrap();
-    let stdout: Vec<String> = out.iter().collect();
-    assert_eq!(status.code(), Some(0), "{}\n{}", stdout.join("\n"), seen.join("\n"));
-    let journal = std::fs::read_to_string(logs.join("RACE/journal.jsonl")).unwrap();
-    let cards: Vec<serde_json::Value> = journal.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
-    assert_eq!(cards.len(), 1, "{journal}");
-    assert_eq!(cards[0]["index"], 1, "{journal}");
-    assert_eq!(cards[0]["head"], into, "{journal}");
-    assert_eq!(cards[0]["verdict"], "pass", "{journal}");
+    certified_once_in(child, &out, &seen, &logs, into);
     // The next batch starts with both readers empty, as an operator would leave them.
     drop(_card);
     wait_readers_with_cards(0);
@@ -128,18 +148,7 @@ fn a_waiting_head_keeps_waiting_while_its_sibling_holds_an_index_it_gives_back()
     let heads = [("E", 4), ("F", 5)];
     let lab = two_head_lab(tmp.path());
     let logs = tmp.path().join("logs");
-    let mut child = Batch(
-        bin()
-            .args(["batch", "--profile", lab.to_str().unwrap(), "--plan", "test-plans/certification.toml"])
-            .args(["--batch-id", "RACE", "--count", "1", "--logs"])
-            .arg(&logs)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap(),
-    );
-    let err = lines_of(child.0.stderr.take().unwrap());
-    let out = lines_of(child.0.stdout.take().unwrap());
+    let (child, err, out) = race_batch(&lab, &logs);
     let mut seen = Vec::new();
     both_waiting(&err, &mut seen, &heads);
     let port = pcscd::vpcd_port(5).to_string();
@@ -175,12 +184,5 @@ fn a_waiting_head_keeps_waiting_while_its_sibling_holds_an_index_it_gives_back()
         done_e |= l == "[E] done: 1 pass, 0 fail, 0 aborted";
         done_f |= l == "[F] done: 0 pass, 0 fail, 0 aborted";
     }
-    let status = child.0.wait().unwrap();
-    let stdout: Vec<String> = out.iter().collect();
-    assert_eq!(status.code(), Some(0), "{}\n{}", stdout.join("\n"), seen.join("\n"));
-    let journal = std::fs::read_to_string(logs.join("RACE/journal.jsonl")).unwrap();
-    let cards: Vec<serde_json::Value> = journal.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
-    assert_eq!(cards.len(), 1, "{journal}");
-    assert_eq!((cards[0]["index"].as_u64(), cards[0]["head"].as_str()), (Some(1), Some("E")), "{journal}");
-    assert_eq!(cards[0]["verdict"], "pass", "{journal}");
+    certified_once_in(child, &out, &seen, &logs, "E");
 }

@@ -570,6 +570,41 @@ fn mini_profile(logs: &Path) -> String {
     format!("{head}{}{}", batch_lab::dut_heads(&["D1", "D2"], None), batch_lab::cards_and_batch(Some(200), 200, 1))
 }
 
+/// A UI on two virtual heads of a lab in `d`, running `plan` with a `window`-row trace.
+fn real_bench(d: &Path, plan: &str, window: usize, count: u64) -> Bench {
+    let (profile, plan_path) = (d.join("lab.toml"), d.join("plan.toml"));
+    std::fs::write(&profile, mini_profile(&d.join("logs"))).unwrap();
+    std::fs::write(&plan_path, plan).unwrap();
+    let t0 = Now::current();
+    let cfg = Config {
+        plans: vec![plan_path],
+        profiles: vec![profile],
+        plan: None,
+        profile: None,
+        theme: Theme::colored(),
+        trace_window: window,
+        traces: vec![],
+        specs: vec![],
+    };
+    let mut b = Bench { app: App::new(cfg, t0), t0, at: 0.0 };
+    b.app.form.count = count.to_string();
+    b
+}
+
+/// Rows, and rows that time a command, of every card trace of the batch in `dir`.
+fn disk_counts(dir: &Path) -> (u64, u64) {
+    let (mut rows, mut timed) = (0u64, 0u64);
+    for card in std::fs::read_dir(dir.join("cards")).unwrap() {
+        let mut csv = csv::Reader::from_path(card.unwrap().path().join("trace.csv")).unwrap();
+        let kind = csv.headers().unwrap().iter().position(|h| h == "kind").unwrap();
+        for rec in csv.records() {
+            rows += 1;
+            timed += ["command", "get-response", "resend-6c"].contains(&&rec.unwrap()[kind]) as u64;
+        }
+    }
+    (rows, timed)
+}
+
 /// Run the batch of `b`'s form to its end through the real engine, as the run loop does.
 fn run_real_batch(b: &mut Bench) -> std::path::PathBuf {
     let fx = b.ch('s');
@@ -600,8 +635,6 @@ fn run_real_batch(b: &mut Bench) -> std::path::PathBuf {
 #[test]
 fn a_real_fast_batch_sums_up_passing_rows_and_shows_the_failing_case_whole() {
     let d = tempfile::tempdir().unwrap();
-    let (profile, plan) = (d.path().join("lab.toml"), d.path().join("plan.toml"));
-    std::fs::write(&profile, mini_profile(&d.path().join("logs"))).unwrap();
     let select = "00 A4 04 00 07 A0 00 00 07 77 00 01";
     let fast = format!(
         "[plan]\nid = \"fast\"\nversion = \"1\"\nroles = [\"dut\"]\n\n\
@@ -611,20 +644,7 @@ fn a_real_fast_batch_sums_up_passing_rows_and_shows_the_failing_case_whole() {
          [[case.step]]\ndo = \"apdu\"\nhead = \"dut\"\ncommand = \"{select}\"\nsw = [\"9000\"]\nrepeat = 400\n\
          [[case.step]]\ndo = \"apdu\"\nname = \"LAST\"\nhead = \"dut\"\ncommand = \"{select}\"\nsw = [\"6A82\"]\n"
     );
-    std::fs::write(&plan, fast).unwrap();
-    let t0 = Now::current();
-    let cfg = Config {
-        plans: vec![plan.clone()],
-        profiles: vec![profile.clone()],
-        plan: None,
-        profile: None,
-        theme: Theme::colored(),
-        trace_window: 10_000,
-        traces: vec![],
-        specs: vec![],
-    };
-    let mut b = Bench { app: App::new(cfg, t0), t0, at: 0.0 };
-    b.app.form.count = "1".into();
+    let mut b = real_bench(d.path(), &fast, 10_000, 1);
     let dir = run_real_batch(&mut b);
     assert_eq!(b.app.results.len(), 1);
     let rows = b.app.trace.rows();
@@ -640,70 +660,22 @@ fn a_real_fast_batch_sums_up_passing_rows_and_shows_the_failing_case_whole() {
     let bad = rows.iter().filter(|r| r.x.test_step == "MANY-BAD").count();
     assert!(bad >= cardbench::batch::forward::CASE_KEEP, "{bad}");
     // Every row counted, every command timed, as on disk.
-    let mut csv = csv::Reader::from_path(
-        std::fs::read_dir(dir.join("cards")).unwrap().next().unwrap().unwrap().path().join("trace.csv"),
-    )
-    .unwrap();
-    let kind = csv.headers().unwrap().iter().position(|h| h == "kind").unwrap();
-    let recs: Vec<_> = csv.records().map(|r| r.unwrap()).collect();
-    assert_eq!(b.app.trace.total, recs.len() as u64);
-    let timed = recs.iter().filter(|r| &r[kind] == "command").count() as u64;
+    let (rows, timed) = disk_counts(&dir);
+    assert_eq!(b.app.trace.total, rows);
     assert_eq!(b.app.timing.rows().iter().map(|(_, _, s)| s.count).sum::<u64>(), timed);
 }
 
 #[test]
 fn a_real_200_card_batch_the_failing_filter_finds_card_1_in_its_trace_on_disk() {
     let d = tempfile::tempdir().unwrap();
-    let (profile, plan) = (d.path().join("lab.toml"), d.path().join("plan.toml"));
-    std::fs::write(&profile, mini_profile(&d.path().join("logs"))).unwrap();
-    std::fs::write(&plan, batch_lab::MINI_PLAN).unwrap();
-    let t0 = Now::current();
-    let cfg = Config {
-        plans: vec![plan.clone()],
-        profiles: vec![profile.clone()],
-        plan: None,
-        profile: None,
-        theme: Theme::colored(),
-        // Ten cards' worth at most: card 1's rows leave the window long before the end.
-        trace_window: 300,
-        traces: vec![],
-        specs: vec![],
-    };
-    let mut b = Bench { app: App::new(cfg, t0), t0, at: 0.0 };
-    b.app.form.count = "200".into();
-    let fx = b.ch('s');
-    let [Effect::Start(req)] = fx.as_slice() else { panic!("{fx:?}") };
-    let (done_tx, done_rx) = crossbeam_channel::unbounded();
-    let r = cardbench::tui::launch::start(req, done_tx).unwrap();
-    b.send(Msg::Launched { dir: r.dir.clone(), control: r.control.clone() });
-    // The loop's job: the batch's events in order, then its end.
-    let end = loop {
-        crossbeam_channel::select! {
-            recv(r.events) -> e => match e {
-                Ok(e) => { b.batch(e); }
-                Err(_) => break done_rx.recv().unwrap(),
-            },
-            recv(done_rx) -> m => break m.unwrap(),
-        }
-    };
-    for e in r.events.try_iter() {
-        b.batch(e);
-    }
-    b.send(end);
-    r.thread.join().unwrap();
+    // Ten cards' worth at most: card 1's rows leave the window long before the end.
+    let mut b = real_bench(d.path(), batch_lab::MINI_PLAN, 300, 200);
+    let dir = run_real_batch(&mut b);
     assert_eq!(b.app.results.len(), 200);
     assert!(b.app.trace.rows().iter().all(|r| !r.card.ends_with("00000001")), "card 1 left the window");
     // Rows too fast to follow were summed up, not lost: the exchange count and the Timing
     // panel's command count match the card traces on disk row for row.
-    let (mut rows, mut timed) = (0u64, 0u64);
-    for card in std::fs::read_dir(r.dir.join("cards")).unwrap() {
-        let mut csv = csv::Reader::from_path(card.unwrap().path().join("trace.csv")).unwrap();
-        let kind = csv.headers().unwrap().iter().position(|h| h == "kind").unwrap();
-        for rec in csv.records() {
-            rows += 1;
-            timed += ["command", "get-response", "resend-6c"].contains(&&rec.unwrap()[kind]) as u64;
-        }
-    }
+    let (rows, timed) = disk_counts(&dir);
     assert_eq!(b.app.trace.total, rows);
     let counted: u64 = b.app.timing.rows().iter().map(|(_, _, s)| s.count).sum();
     assert_eq!(counted, timed);

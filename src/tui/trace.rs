@@ -106,12 +106,7 @@ impl TraceLog {
     }
 
     pub fn push(&mut self, worker: &str, card: &str, x: Box<Exchange>) {
-        if self.rows.len() == self.cap {
-            self.rows.pop_front();
-        }
-        self.next_id += 1;
         self.total += 1;
-        let (worker, card) = self.names(worker, card);
         if matches!(x.kind, RowKind::GetResponse | RowKind::Resend6C) {
             // The command it continues no longer holds the final SW.
             if let Some(p) = self.rows.iter_mut().rev().take(FOLD_BACK).find(|r| r.x.head == x.head) {
@@ -119,16 +114,7 @@ impl TraceLog {
             }
         }
         let final_sw = x.kind.is_wire();
-        self.rows.push_back(TraceRow {
-            id: self.next_id,
-            card,
-            worker,
-            x,
-            failed: false,
-            failing: false,
-            final_sw,
-            gap: 0,
-        });
+        self.append(worker, card, 1, x, final_sw, 0);
     }
 
     /// `n` exchanges of `worker`'s card that were not handed over (`batch::forward`): counted,
@@ -144,17 +130,23 @@ impl TraceLog {
             self.next_id += n;
             return;
         }
-        if self.rows.len() == self.cap {
-            self.rows.pop_front();
-        }
-        let (worker, card) = self.names(worker, card);
-        self.next_id += n;
         let x = Box::new(Exchange {
             head: worker.to_string(),
             kind: RowKind::Step,
             note: gap_note(n),
             ..Exchange::default()
         });
+        self.append(worker, card, n, x, false, n);
+    }
+
+    /// A row at the end of the window (the oldest goes when it is full); ids advance by
+    /// `advance`, the exchanges it stands for.
+    fn append(&mut self, worker: &str, card: &str, advance: u64, x: Box<Exchange>, final_sw: bool, gap: u64) {
+        if self.rows.len() == self.cap {
+            self.rows.pop_front();
+        }
+        self.next_id += advance;
+        let (worker, card) = self.names(worker, card);
         self.rows.push_back(TraceRow {
             id: self.next_id,
             card,
@@ -162,8 +154,8 @@ impl TraceLog {
             x,
             failed: false,
             failing: false,
-            final_sw: false,
-            gap: n,
+            final_sw,
+            gap,
         });
     }
 
